@@ -1,0 +1,13 @@
+//! The candid interface of canvid's three canisters.
+//!
+//! One crate holds every type that crosses a canister boundary so that the canisters, the
+//! integration tests, the CLI and the generated `.did` files cannot disagree about a field.
+//! Each canister has its own module (`video`, `spawn`, `index`); `error` is shared because a
+//! caller should be able to match on the same variant whichever canister refused it.
+
+pub mod error;
+pub mod index;
+pub mod spawn;
+pub mod video;
+
+pub use error::{Error, Result};

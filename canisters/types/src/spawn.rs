@@ -1,0 +1,1 @@
+//! Candid types of the spawn canister. (Filled in by the spawn canister work.)
