@@ -1,1 +1,4 @@
-//! placeholder
+pub mod cycles;
+pub mod engine;
+pub mod ids;
+pub mod memory;

@@ -24,3 +24,64 @@ pub struct OwnerChange {
     /// older than one it has already applied, so retried notifications cannot reorder owners.
     pub transfer_seq: u64,
 }
+
+/// Page size when `ListArgs::limit` is absent.
+pub const DEFAULT_PAGE_LIMIT: u32 = 100;
+/// Largest page a listing returns (a larger `limit` is clamped to this; the answer then has a
+/// `next_cursor`, so nothing is silently dropped).
+pub const MAX_PAGE_LIMIT: u32 = 1000;
+
+/// Install (and upgrade) argument of the index canister.
+///
+/// `admins` empty means "the installer is the only admin". `registrars` are the principals
+/// (normally the spawn canister) allowed to call `register_video`. On upgrade the argument is
+/// optional; when given, it replaces both lists (an empty `admins` then keeps the current ones).
+#[derive(Clone, Debug, Default, PartialEq, Eq, CandidType, Deserialize, Serialize)]
+pub struct IndexInit {
+    pub admins: Vec<Principal>,
+    pub registrars: Vec<Principal>,
+}
+
+/// `videos_by_creator` / `videos_by_owner` argument: the videos of `principal`, in ascending
+/// order of the video canister id, strictly after `cursor` (the `next_cursor` of the previous
+/// page), at most `limit` (default `DEFAULT_PAGE_LIMIT`, clamped to `MAX_PAGE_LIMIT`).
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]
+pub struct ListArgs {
+    pub principal: Principal,
+    pub cursor: Option<Principal>,
+    pub limit: Option<u32>,
+}
+
+/// What the index knows about one video canister.
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]
+pub struct VideoEntry {
+    pub video: Principal,
+    pub creator: Principal,
+    pub owner: Principal,
+    /// Highest `OwnerChange::transfer_seq` applied (0 = never transferred).
+    pub transfer_seq: u64,
+    /// IC time (ns since the Unix epoch) of the registration.
+    pub registered_at: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]
+pub struct Page {
+    pub videos: Vec<VideoEntry>,
+    /// Pass as `cursor` to get the next page; `None` when this page reached the end.
+    pub next_cursor: Option<Principal>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]
+pub struct IndexStats {
+    /// Registered video canisters.
+    pub videos: u64,
+    /// Distinct creators / current owners with at least one video.
+    pub creators: u64,
+    pub owners: u64,
+    /// Ownership changes applied (stale or duplicate reports are not counted).
+    pub owner_changes_applied: u64,
+    pub admins: Vec<Principal>,
+    pub registrars: Vec<Principal>,
+    /// Version of the stable-memory layout (see the index canister's storage module).
+    pub layout_version: u32,
+}

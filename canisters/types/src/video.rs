@@ -2,9 +2,19 @@
 //!
 //! `VideoInit` is fixed first because the spawn canister encodes it when it installs a video
 //! canister; the rest of the video interface lives below it.
+//!
+//! Blobs that can be large (chunk data, read results) are `serde_bytes::ByteBuf`: candid encodes
+//! and decodes them as one `blob` instead of element by element, which matters for 2 MB chunks.
+//! Small blobs (SHA-256 digests) use the same type for uniformity.
+//!
+//! The limits below are part of the interface: clients (and the spawn canister, before it spends
+//! cycles creating a canister) can check an argument with the same code the video canister uses.
 
 use candid::{CandidType, Deserialize, Principal};
 use serde::Serialize;
+use serde_bytes::ByteBuf;
+
+use crate::error::{Error, Result};
 
 /// Install argument of a video canister (`install_code` arg, candid-encoded).
 ///
@@ -22,4 +32,251 @@ pub struct VideoInit {
     pub title: String,
     pub description: String,
     pub tags: Vec<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Limits (bytes unless stated). Changing one is an interface change: document it in
+// docs/video-canister.md.
+// ---------------------------------------------------------------------------------------------
+
+/// Largest chunk (and largest `read_range` / `get_chunk` answer): leaves room for candid framing
+/// inside the 2 MiB ingress and replicated-response limits.
+pub const MAX_CHUNK_SIZE: u32 = 2_000_000;
+/// Largest video: 400 GiB. Below the 500 GiB stable-memory limit of a canister and inside the
+/// 512 GiB the video canister's memory manager (16 MiB buckets) can address.
+pub const MAX_VIDEO_SIZE: u64 = 400 * 1024 * 1024 * 1024;
+/// Most chunks one video may have: bounds the chunk table and the work `finish_upload` does
+/// (it hashes 32 bytes per chunk and walks the table once, all in one message).
+pub const MAX_CHUNK_COUNT: u32 = 1_000_000;
+pub const MAX_TITLE_BYTES: usize = 256;
+pub const MAX_DESCRIPTION_BYTES: usize = 16 * 1024;
+pub const MAX_TAGS: usize = 32;
+pub const MAX_TAG_BYTES: usize = 64;
+pub const MAX_MIME_TYPE_BYTES: usize = 127;
+/// Most principals the owner may authorise to upload.
+pub const MAX_UPLOADERS: usize = 16;
+/// Largest page `missing_chunks` returns (and its default `limit`).
+pub const MAX_MISSING_PAGE: u32 = 10_000;
+
+/// Checks title/description/tags against the limits: the check `init` and `update_metadata` make.
+pub fn validate_text_fields(
+    title: Option<&str>,
+    description: Option<&str>,
+    tags: Option<&[String]>,
+) -> Result<()> {
+    if let Some(title) = title {
+        check_len(title.len(), MAX_TITLE_BYTES)?;
+    }
+    if let Some(description) = description {
+        check_len(description.len(), MAX_DESCRIPTION_BYTES)?;
+    }
+    if let Some(tags) = tags {
+        if tags.len() > MAX_TAGS {
+            return Err(Error::InvalidArgument {
+                reason: format!("{} tags, at most {MAX_TAGS} allowed", tags.len()),
+            });
+        }
+        for tag in tags {
+            if tag.is_empty() {
+                return Err(Error::InvalidArgument { reason: "empty tag".into() });
+            }
+            check_len(tag.len(), MAX_TAG_BYTES)?;
+        }
+    }
+    Ok(())
+}
+
+fn check_len(len: usize, limit: usize) -> Result<()> {
+    if len > limit {
+        return Err(Error::TooLarge { size: len as u64, limit: limit as u64 });
+    }
+    Ok(())
+}
+
+impl VideoInit {
+    /// The check the video canister's `init` makes (it traps, failing the install, if this errs).
+    pub fn validate(&self) -> Result<()> {
+        validate_text_fields(Some(&self.title), Some(&self.description), Some(&self.tags))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upload
+// ---------------------------------------------------------------------------------------------
+
+/// `begin_upload` argument: declares the file before any chunk is sent.
+///
+/// Chunk `i` covers file bytes `[i * chunk_size, min((i + 1) * chunk_size, total_size))`; every
+/// chunk but the last is exactly `chunk_size` long. `chunk_count = ceil(total_size / chunk_size)`.
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]
+pub struct UploadSpec {
+    /// e.g. "video/mp4"; served as the HTTP Content-Type.
+    pub mime_type: String,
+    /// File size in bytes, `1..=MAX_VIDEO_SIZE`.
+    pub total_size: u64,
+    /// `1..=MAX_CHUNK_SIZE`.
+    pub chunk_size: u32,
+    /// SHA-256 of each chunk, in index order (exactly `chunk_count` entries of 32 bytes). When
+    /// given, `put_chunk` refuses a chunk that does not match.
+    pub chunk_digests: Option<Vec<ByteBuf>>,
+    /// Expected file digest (see `VideoMetadata::digest` for the definition). When given,
+    /// `finish_upload` refuses to publish a file that does not match.
+    pub file_digest: Option<ByteBuf>,
+    pub duration_ms: Option<u64>,
+}
+
+/// `put_chunk` argument.
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]
+pub struct ChunkUpload {
+    pub index: u32,
+    pub data: ByteBuf,
+}
+
+/// `put_chunk` answer: what the canister stored, and the upload's progress.
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]
+pub struct ChunkReceipt {
+    pub index: u32,
+    pub len: u32,
+    /// SHA-256 of the chunk as stored.
+    pub sha256: ByteBuf,
+    pub uploaded_chunks: u32,
+    pub chunk_count: u32,
+}
+
+/// `missing_chunks` argument: a page of the missing chunk indices, from `start` (default 0),
+/// at most `limit` (default and maximum `MAX_MISSING_PAGE`) of them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, CandidType, Deserialize, Serialize)]
+pub struct MissingArgs {
+    pub start: Option<u32>,
+    pub limit: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]
+pub struct MissingChunks {
+    /// Missing indices `>= start`, ascending, at most `limit`.
+    pub missing: Vec<u32>,
+    /// How many chunks are missing in the whole file (not just this page).
+    pub missing_count: u32,
+    /// Pass as `start` to get the next page; `None` when this page reached the end.
+    pub next: Option<u32>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Metadata
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]
+pub enum VideoStatus {
+    /// Installed; no upload declared yet.
+    Empty,
+    /// `begin_upload` done; chunks are arriving. Readable by the owner and uploaders only.
+    Uploading,
+    /// `finish_upload` verified every chunk: the content is immutable and public.
+    Ready,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]
+pub struct VideoMetadata {
+    pub status: VideoStatus,
+    pub title: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    /// Empty until `begin_upload`.
+    pub mime_type: String,
+    /// File size in bytes (0 until `begin_upload`).
+    pub size: u64,
+    pub duration_ms: Option<u64>,
+    pub chunk_size: u32,
+    pub chunk_count: u32,
+    /// Chunks stored so far, and their total bytes (progress of an upload).
+    pub uploaded_chunks: u32,
+    pub uploaded_bytes: u64,
+    /// File digest, set when Ready:
+    /// `SHA-256(sha256(chunk_0) || sha256(chunk_1) || ... || sha256(chunk_{n-1}))`,
+    /// i.e. SHA-256 over the concatenation of the 32-byte chunk digests in index order.
+    pub digest: Option<ByteBuf>,
+    pub creator: Principal,
+    pub owner: Principal,
+    /// Operator (e.g. a marketplace) the owner approved to call `change_owner`.
+    pub operator: Option<Principal>,
+    /// Index canister notified of ownership changes.
+    pub index: Option<Principal>,
+    /// Nanoseconds since the Unix epoch (IC time).
+    pub created_at: u64,
+    pub updated_at: u64,
+    pub ready_at: Option<u64>,
+    /// Number of completed ownership transfers.
+    pub transfer_seq: u64,
+}
+
+/// `update_metadata` argument: fields left `None` are unchanged.
+#[derive(Clone, Debug, Default, PartialEq, Eq, CandidType, Deserialize, Serialize)]
+pub struct MetadataPatch {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub tags: Option<Vec<String>>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads
+// ---------------------------------------------------------------------------------------------
+
+/// `read_range` argument: file bytes `[offset, offset + length)`. `length <= MAX_CHUNK_SIZE`
+/// (else `TooLarge`); the range must lie inside the file (`offset + length <= size`, else
+/// `InvalidArgument`) — a range ending exactly at the end of the file is fine; nothing is
+/// clamped.
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]
+pub struct RangeArgs {
+    pub offset: u64,
+    pub length: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]
+pub struct CanisterInfo {
+    /// Cycle balance.
+    pub cycles: candid::Nat,
+    /// Size of the canister's stable memory (what storage is charged for).
+    pub stable_memory_bytes: u64,
+    /// Size of the wasm heap.
+    pub heap_bytes: u64,
+    /// Sum of the lengths of the chunks stored.
+    pub chunk_bytes_stored: u64,
+    pub chunks_stored: u32,
+    /// Version of the stable-memory layout (see the video canister's storage module).
+    pub layout_version: u32,
+    /// Largest video this canister accepts.
+    pub max_video_size: u64,
+    /// An ownership transfer is waiting for the management canister.
+    pub transfer_in_flight: bool,
+    /// An ownership change the index has not acknowledged yet (retried by a timer).
+    pub pending_index_notification: Option<PendingNotification>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]
+pub struct PendingNotification {
+    pub new_owner: Principal,
+    pub transfer_seq: u64,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ownership
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]
+pub struct ChangeOwnerArgs {
+    pub new_owner: Principal,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]
+pub struct ChangeOwnerResult {
+    /// The video's transfer counter after this transfer (the `transfer_seq` reported to the index).
+    pub transfer_seq: u64,
+    /// The canister's controllers as set by this transfer.
+    pub controllers: Vec<Principal>,
+    /// The index acknowledged the change in this call. False when no index is configured, or when
+    /// the call failed: then the notification stays in a stable outbox and a timer retries it
+    /// until the index accepts it (see `CanisterInfo::pending_index_notification`).
+    pub index_notified: bool,
 }

@@ -1,0 +1,325 @@
+//! Response certification (HTTP certification v2) of the video canister's answers.
+//!
+//! The canister keeps one [`Certifier`] in its heap. [`Certifier::certify_all`] builds the
+//! certification tree from the stored state (at `finish_upload`, at `init` and in
+//! `post_upgrade`), [`Certifier::certify_extras`] refreshes only the metadata/poster/404
+//! entries (after a metadata edit or a poster upload). Both return the tree's root hash, which
+//! the canister must pass to `ic_cdk::api::certified_data_set`.
+//!
+//! Which answers are certified, and why, is in `docs/http.md`. The mechanics:
+//! - every certified answer is produced by the same `serve::plan` that answers live requests,
+//!   from a synthetic request of the shape the gateway or a browser sends;
+//! - a video body's hash is the SHA-256 *chunk digest stored at upload* (the HTTP grid is the
+//!   upload chunk grid), so building the tree hashes no video bytes;
+//! - all response headers are certified (`response_header_exclusions: []`).
+
+use crate::serve::{self, Body, Plan};
+use crate::{sha256, VideoSource, VideoStatus, MAX_BODY, METADATA_PATH, POSTER_PATH, VIDEO_PATHS};
+use ic_http_certification::{
+    cel::{DefaultFullCelExpression, DefaultResponseOnlyCelExpression},
+    request_hash, response_hash,
+    utils::{build_v2_certificate_header_value, cbor_encode_to_base64},
+    DefaultCelBuilder, DefaultResponseCertification, HttpCertification, HttpCertificationPath,
+    HttpCertificationTree, HttpCertificationTreeEntry, HttpRequest, HttpResponse, Method, StatusCode,
+};
+use std::sync::OnceLock;
+
+/// Path used to build the wildcard 404 entry (any path no exact entry covers).
+const NOT_FOUND_PROBE_PATH: &str = "/.canvid-not-found";
+
+/// The four CEL expressions canvid uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CelKind {
+    /// Full certification with no request headers: binds method and (empty) request body,
+    /// any `Range` header is ignored. Chunk 0, whole-file, HEAD, metadata and poster answers.
+    Plain,
+    /// Full certification of the `Range` request header: chunks 1.. for `bytes=N-` (what the
+    /// IC gateway sends) and `bytes=N-M` (the exact chunk).
+    Range,
+    /// Full certification of the `If-None-Match` request header: the 304 answer.
+    IfNoneMatch,
+    /// Response-only certification: valid for any request to the path (404, 503).
+    ResponseOnly,
+}
+
+impl CelKind {
+    fn request_headers(self) -> &'static [&'static str] {
+        match self {
+            CelKind::Range => &["range"],
+            CelKind::IfNoneMatch => &["if-none-match"],
+            CelKind::Plain | CelKind::ResponseOnly => &[],
+        }
+    }
+
+    fn full_def(self) -> DefaultFullCelExpression<'static> {
+        DefaultCelBuilder::full_certification()
+            .with_request_headers(self.request_headers())
+            .with_response_certification(DefaultResponseCertification::response_header_exclusions(vec![]))
+            .build()
+    }
+
+    fn response_only_def() -> DefaultResponseOnlyCelExpression<'static> {
+        DefaultCelBuilder::response_only_certification()
+            .with_response_certification(DefaultResponseCertification::response_header_exclusions(vec![]))
+            .build()
+    }
+
+    /// The `IC-CertificateExpression` header value (computed once per kind).
+    pub(crate) fn cel_string(self) -> &'static str {
+        static CELS: [OnceLock<String>; 4] = [OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new()];
+        let (i, make): (usize, fn() -> String) = match self {
+            CelKind::Plain => (0, || CelKind::Plain.full_def().to_string()),
+            CelKind::Range => (1, || CelKind::Range.full_def().to_string()),
+            CelKind::IfNoneMatch => (2, || CelKind::IfNoneMatch.full_def().to_string()),
+            CelKind::ResponseOnly => (3, || CelKind::response_only_def().to_string()),
+        };
+        CELS[i].get_or_init(make)
+    }
+}
+
+/// Where in the tree an answer is certified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum CertPath {
+    Exact(String),
+    /// The wildcard entry for every path without an exact entry (404).
+    NotFound,
+}
+
+impl CertPath {
+    fn to_http_path(&self) -> HttpCertificationPath<'static> {
+        match self {
+            CertPath::Exact(p) => HttpCertificationPath::exact(p.clone()),
+            CertPath::NotFound => HttpCertificationPath::wildcard("/"),
+        }
+    }
+}
+
+/// The certification-tree entry an answer belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct CertSpec {
+    pub path: CertPath,
+    pub kind: CelKind,
+    /// The one request header `kind` certifies, with the value the request carried.
+    pub request_header: Option<(&'static str, String)>,
+}
+
+/// Why (part of) a tree could not be built. The canister still sets certified data to
+/// [`Certifier::root_hash`]: whatever is not in the tree is served through
+/// `http_request_update` instead.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CertifyError {
+    /// The upload chunk size is outside `1..=MAX_BODY`: HTTP bodies cannot be upload chunks,
+    /// so their hashes are unknown without re-hashing the video. Video answers stay uncertified.
+    ChunkSizeUnsupported { chunk_size: u64 },
+    /// A chunk digest the tree needs is missing.
+    MissingChunkDigest { index: u64 },
+    /// The certification library refused an entry (a bug).
+    Library(String),
+}
+
+impl std::fmt::Display for CertifyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CertifyError::ChunkSizeUnsupported { chunk_size } => {
+                write!(f, "chunk size {chunk_size} is not in 1..={MAX_BODY}: video responses are not certified")
+            }
+            CertifyError::MissingChunkDigest { index } => write!(f, "chunk digest {index} is missing"),
+            CertifyError::Library(e) => write!(f, "certification library error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for CertifyError {}
+
+/// One inserted entry with the labels of its leaf (to check a witness really contains it).
+#[derive(Clone, Debug)]
+struct Entry {
+    entry: HttpCertificationTreeEntry<'static>,
+    leaf: Vec<Vec<u8>>,
+}
+
+/// The canister's HTTP certification tree and the entries it holds.
+#[derive(Debug, Default)]
+pub struct Certifier {
+    tree: HttpCertificationTree,
+    video_entries: Vec<Entry>,
+    extra_entries: Vec<Entry>,
+}
+
+impl Certifier {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The value for `certified_data_set`.
+    pub fn root_hash(&self) -> [u8; 32] {
+        self.tree.root_hash()
+    }
+
+    /// How many answers are certified.
+    pub fn entry_count(&self) -> usize {
+        self.video_entries.len() + self.extra_entries.len()
+    }
+
+    /// Rebuilds the whole tree from `video`'s state; returns the new root hash.
+    ///
+    /// Cost: about 4 entries per chunk (2 paths × `bytes=N-` / `bytes=N-M`) plus a handful; an
+    /// entry is a few small SHA-256s and a tree insert — no video bytes are read or hashed.
+    /// On error the tree still holds everything else (see [`CertifyError`]).
+    pub fn certify_all(&mut self, video: &dyn VideoSource) -> Result<[u8; 32], CertifyError> {
+        self.tree.clear();
+        self.video_entries.clear();
+        self.extra_entries.clear();
+        let extras = self.certify_extras(video);
+        let videos = self.certify_video(video);
+        extras.and(videos).map(|()| self.root_hash())
+    }
+
+    /// Replaces the metadata, poster and 404 entries (after a metadata edit or poster upload).
+    pub fn certify_extras(&mut self, video: &dyn VideoSource) -> Result<[u8; 32], CertifyError> {
+        for e in self.extra_entries.drain(..) {
+            self.tree.delete(&e.entry);
+        }
+        let mut requests = vec![("GET", METADATA_PATH.to_string(), vec![]), ("GET", NOT_FOUND_PROBE_PATH.to_string(), vec![])];
+        if video.poster().is_some() {
+            requests.push(("GET", POSTER_PATH.to_string(), vec![]));
+        }
+        let mut entries = Vec::new();
+        for (method, path, headers) in requests {
+            entries.push(certify_request(method, &path, &headers, video)?);
+        }
+        for e in entries {
+            self.tree.insert(&e.entry);
+            self.extra_entries.push(e);
+        }
+        Ok(self.root_hash())
+    }
+
+    fn certify_video(&mut self, video: &dyn VideoSource) -> Result<(), CertifyError> {
+        for e in self.video_entries.drain(..) {
+            self.tree.delete(&e.entry);
+        }
+        let info = video.info().filter(|i| i.status == VideoStatus::Ready);
+        let mut requests: Vec<(&str, Vec<(String, String)>)> = vec![("GET", vec![])];
+        if let Some(info) = &info {
+            if !(1..=MAX_BODY).contains(&info.chunk_size) {
+                return Err(CertifyError::ChunkSizeUnsupported { chunk_size: info.chunk_size });
+            }
+            let grid = info.chunk_size;
+            let hdr = |n: &str, v: String| vec![(n.to_string(), v)];
+            requests.push(("GET", hdr("range", "bytes=0-".into())));
+            requests.push(("HEAD", vec![]));
+            requests.push(("GET", hdr("if-none-match", crate::etag(&info.digest))));
+            let chunks = info.size.div_ceil(grid);
+            for k in 1..chunks {
+                let start = k * grid;
+                let end = (start + grid).min(info.size) - 1;
+                requests.push(("GET", hdr("range", format!("bytes={start}-"))));
+                requests.push(("GET", hdr("range", format!("bytes={start}-{end}"))));
+            }
+        }
+        for path in VIDEO_PATHS {
+            for (method, headers) in &requests {
+                let e = certify_request(method, path, headers, video)?;
+                self.tree.insert(&e.entry);
+                self.video_entries.push(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// The `IC-Certificate` header value for an answer, or `None` if the tree does not hold
+    /// that answer (the caller then upgrades the request to an update call).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn certificate_header(
+        &self,
+        spec: &CertSpec,
+        method: &str,
+        path: &str,
+        response: &HttpResponse,
+        body: &Body,
+        video: &dyn VideoSource,
+        data_certificate: &[u8],
+    ) -> Option<String> {
+        let body_hash = body_hash(body, video).ok()?;
+        let e = entry(spec, method, response.status_code().as_u16(), response.headers(), body_hash).ok()?;
+        let witness = self.tree.witness(&e.entry, path).ok()?;
+        if !matches!(witness.lookup_path(&e.leaf), ic_certification::LookupResult::Found(_)) {
+            return None;
+        }
+        let expr_path = cbor_encode_to_base64(&e.entry.path.to_expr_path());
+        Some(build_v2_certificate_header_value(data_certificate, &witness, &expr_path))
+    }
+}
+
+/// Plans a synthetic request and turns its answer into a tree entry.
+fn certify_request(method: &str, path: &str, headers: &[(String, String)], video: &dyn VideoSource) -> Result<Entry, CertifyError> {
+    let plan: Plan = serve::plan(method, path, headers, video);
+    let spec = plan
+        .cert
+        .as_ref()
+        .ok_or_else(|| CertifyError::Library(format!("{method} {path} {headers:?} has no certifiable answer")))?;
+    let body_hash = body_hash(&plan.body, video)?;
+    entry(spec, method, plan.status, &plan.headers, body_hash)
+}
+
+/// SHA-256 of an answer's body; video bodies use the stored chunk digest.
+pub(crate) fn body_hash(body: &Body, video: &dyn VideoSource) -> Result<[u8; 32], CertifyError> {
+    Ok(match body {
+        Body::Empty => sha256(b""),
+        Body::Static(s) => sha256(s.as_bytes()),
+        Body::Bytes(b) => sha256(b),
+        Body::Prehashed(_, hash) => *hash,
+        Body::Video { offset, len } => {
+            let info = video.info().ok_or(CertifyError::MissingChunkDigest { index: 0 })?;
+            let c = info.chunk_size;
+            if !(1..=MAX_BODY).contains(&c) {
+                return Err(CertifyError::ChunkSizeUnsupported { chunk_size: c });
+            }
+            let index = offset / c;
+            let chunk_len = c.min(info.size - index * c);
+            if offset % c != 0 || *len != chunk_len {
+                return Err(CertifyError::Library(format!("body {offset}+{len} is not upload chunk {index}")));
+            }
+            video.chunk_digest(index).ok_or(CertifyError::MissingChunkDigest { index })?
+        }
+    })
+}
+
+fn entry(spec: &CertSpec, method: &str, status: u16, headers: &[(String, String)], body_hash: [u8; 32]) -> Result<Entry, CertifyError> {
+    let lib = |e: ic_http_certification::HttpCertificationError| CertifyError::Library(e.to_string());
+    let status = StatusCode::from_u16(status).map_err(|e| CertifyError::Library(e.to_string()))?;
+    let response = HttpResponse::builder().with_status_code(status).with_headers(headers.to_vec()).build();
+    let cel_hash = sha256(spec.kind.cel_string().as_bytes());
+    let (certification, request_label) = match spec.kind {
+        CelKind::ResponseOnly => {
+            let def = CelKind::response_only_def();
+            let rh = response_hash(&response, &def.response, Some(body_hash));
+            (HttpCertification::response_only_prehashed(cel_hash, rh), Vec::new())
+        }
+        kind => {
+            let def = kind.full_def();
+            let method = Method::from_bytes(method.as_bytes()).map_err(|e| CertifyError::Library(e.to_string()))?;
+            let path = match &spec.path {
+                CertPath::Exact(p) => p.clone(),
+                CertPath::NotFound => NOT_FOUND_PROBE_PATH.to_string(),
+            };
+            let request_headers = spec.request_header.iter().map(|(n, v)| (n.to_string(), v.clone())).collect();
+            let request = HttpRequest::builder().with_method(method).with_url(path).with_headers(request_headers).build();
+            let rq = request_hash(&request, &def.request).map_err(lib)?;
+            (HttpCertification::full(&def, &request, &response, Some(body_hash)).map_err(lib)?, rq.to_vec())
+        }
+    };
+    let resp_hash = response_hash(
+        &response,
+        &match spec.kind {
+            CelKind::ResponseOnly => CelKind::response_only_def().response,
+            kind => kind.full_def().response,
+        },
+        Some(body_hash),
+    );
+    let path = spec.path.to_http_path();
+    let mut leaf: Vec<Vec<u8>> = path.to_expr_path().into_iter().map(String::into_bytes).collect();
+    leaf.extend([cel_hash.to_vec(), request_label, resp_hash.to_vec()]);
+    Ok(Entry { entry: HttpCertificationTreeEntry::new(path, certification), leaf })
+}

@@ -1,0 +1,335 @@
+//! Routing and response construction.
+//!
+//! [`plan`] turns (method, path, headers) into a [`Plan`]: status, headers, a body *reference*
+//! (video bytes are read only once the plan is final) and, if the answer is one of the
+//! pre-certified shapes, the [`CertSpec`] that names its certification-tree entry. The query
+//! path, the update path and the certification-tree builder all use `plan`, so the response a
+//! client gets is by construction the one that was certified.
+
+use crate::certify::{CelKind, CertPath, CertSpec, Certifier};
+use crate::range::{self, RangeRequest};
+use crate::{
+    etag, HttpRequest, HttpResponse, HttpUpdateRequest, VideoInfo, VideoSource, VideoStatus,
+    MAX_BODY, METADATA_PATH, POSTER_PATH, VIDEO_PATHS,
+};
+
+pub(crate) const CACHE_IMMUTABLE: &str = "public, max-age=31536000, immutable";
+pub(crate) const NOT_FOUND_BODY: &str = "not found\n";
+pub(crate) const UPLOADING_BODY: &str = "this video is still being uploaded\n";
+/// Seconds a client should wait before asking again for a video that is still uploading.
+pub(crate) const RETRY_AFTER_SECS: &str = "30";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Body {
+    Empty,
+    Static(&'static str),
+    Bytes(Vec<u8>),
+    /// Bytes whose SHA-256 is already known (the poster: no hashing in queries).
+    Prehashed(Vec<u8>, [u8; 32]),
+    /// Bytes `offset..offset+len` of the video file.
+    Video {
+        offset: u64,
+        len: u64,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Plan {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Body,
+    pub cert: Option<CertSpec>,
+}
+
+impl Plan {
+    fn new(status: u16, headers: Vec<(String, String)>, body: Body) -> Self {
+        Plan { status, headers, body, cert: None }
+    }
+
+    fn certified(mut self, path: CertPath, kind: CelKind, request_header: Option<(&'static str, String)>) -> Self {
+        self.headers.push((
+            ic_http_certification::CERTIFICATE_EXPRESSION_HEADER_NAME.to_ascii_lowercase(),
+            kind.cel_string().to_string(),
+        ));
+        self.cert = Some(CertSpec { path, kind, request_header });
+        self
+    }
+}
+
+fn h(name: &str, value: impl Into<String>) -> (String, String) {
+    (name.to_string(), value.into())
+}
+
+/// The first header named `name` (case-insensitive).
+pub(crate) fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// The request path without query string, percent-decoded as the certification verifier
+/// decodes it. `None` for a URL that does not parse.
+pub(crate) fn request_path(url: &str) -> Option<String> {
+    HttpRequest::get(url.to_string()).build().get_path().ok()
+}
+
+/// The HTTP grid: upload chunks when they fit one body, else `MAX_BODY`-sized pieces.
+pub(crate) fn grid(info: &VideoInfo) -> u64 {
+    if (1..=MAX_BODY).contains(&info.chunk_size) {
+        info.chunk_size
+    } else {
+        MAX_BODY
+    }
+}
+
+/// Does `If-None-Match` (a list of entity tags or `*`) match `etag`? Weak comparison, as
+/// RFC 9110 §13.1.2 prescribes for If-None-Match.
+fn if_none_match_matches(value: &str, etag: &str) -> bool {
+    value.split(',').map(str::trim).any(|tag| {
+        tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag
+    })
+}
+
+/// Decides the answer to a request. `method` is compared case-sensitively, as HTTP methods are.
+pub(crate) fn plan(method: &str, url: &str, headers: &[(String, String)], video: &dyn VideoSource) -> Plan {
+    let is_head = match method {
+        "GET" => false,
+        "HEAD" => true,
+        _ => {
+            return Plan::new(
+                405,
+                vec![h("allow", "GET, HEAD"), h("content-type", "text/plain; charset=utf-8")],
+                Body::Static("method not allowed\n"),
+            )
+        }
+    };
+    let Some(path) = request_path(url) else {
+        return Plan::new(400, vec![h("content-type", "text/plain; charset=utf-8")], Body::Static("bad url\n"));
+    };
+
+    if VIDEO_PATHS.contains(&path.as_str()) {
+        return video_plan(is_head, path, headers, video);
+    }
+    if path == METADATA_PATH {
+        let json = video.metadata_json().into_bytes();
+        let plan = Plan::new(
+            200,
+            vec![
+                h("content-type", "application/json; charset=utf-8"),
+                h("content-length", json.len().to_string()),
+                // Metadata is editable: caches must revalidate.
+                h("cache-control", "no-cache"),
+            ],
+            if is_head { Body::Empty } else { Body::Bytes(json) },
+        );
+        return if is_head { plan } else { plan.certified(CertPath::Exact(path), CelKind::Plain, None) };
+    }
+    if path == POSTER_PATH {
+        if let Some(poster) = video.poster() {
+            let plan = Plan::new(
+                200,
+                vec![
+                    h("content-type", poster.mime_type),
+                    h("content-length", poster.bytes.len().to_string()),
+                    h("cache-control", "no-cache"),
+                ],
+                if is_head { Body::Empty } else { Body::Prehashed(poster.bytes, poster.sha256) },
+            );
+            return if is_head { plan } else { plan.certified(CertPath::Exact(path), CelKind::Plain, None) };
+        }
+    }
+    not_found(is_head)
+}
+
+fn not_found(is_head: bool) -> Plan {
+    let plan = Plan::new(
+        404,
+        vec![h("content-type", "text/plain; charset=utf-8"), h("cache-control", "no-cache")],
+        if is_head { Body::Empty } else { Body::Static(NOT_FOUND_BODY) },
+    );
+    if is_head {
+        plan
+    } else {
+        // One wildcard entry covers every unknown path. The verifier only accepts a wildcard
+        // when the witness proves no more specific path exists, so it cannot stand in for
+        // `/video` (whose exact entries exist).
+        plan.certified(CertPath::NotFound, CelKind::ResponseOnly, None)
+    }
+}
+
+fn video_plan(is_head: bool, path: String, headers: &[(String, String)], video: &dyn VideoSource) -> Plan {
+    let info = match video.info() {
+        Some(info) if info.status == VideoStatus::Ready => info,
+        _ => {
+            // 503 rather than 409: the resource exists and will be served; the client may retry.
+            let plan = Plan::new(
+                503,
+                vec![
+                    h("content-type", "text/plain; charset=utf-8"),
+                    h("cache-control", "no-store"),
+                    h("retry-after", RETRY_AFTER_SECS),
+                ],
+                if is_head { Body::Empty } else { Body::Static(UPLOADING_BODY) },
+            );
+            return if is_head { plan } else { plan.certified(CertPath::Exact(path), CelKind::ResponseOnly, None) };
+        }
+    };
+    let size = info.size;
+    let grid = grid(&info);
+    let tag = etag(&info.digest);
+    let mut common = vec![
+        h("content-type", info.mime_type.clone()),
+        h("accept-ranges", "bytes"),
+        h("etag", tag.clone()),
+        h("cache-control", CACHE_IMMUTABLE),
+    ];
+
+    // If-None-Match is evaluated before Range (RFC 9110 §13.2.2).
+    if let Some(inm) = header(headers, "if-none-match") {
+        if if_none_match_matches(inm, &tag) {
+            let plan = Plan::new(304, vec![h("etag", tag.clone()), h("cache-control", CACHE_IMMUTABLE)], Body::Empty);
+            // Only the exact form a browser echoes back (`"<hex>"`) is pre-certified.
+            return if !is_head && inm == tag {
+                plan.certified(CertPath::Exact(path), CelKind::IfNoneMatch, Some(("if-none-match", tag)))
+            } else {
+                plan
+            };
+        }
+    }
+
+    let range_header = header(headers, "range");
+    match range::evaluate(range_header, size) {
+        RangeRequest::Whole => {
+            if is_head {
+                // HEAD of the whole video: 200 with the full length (what `curl -I` expects);
+                // the 206-first-chunk answer of GET is a gateway streaming device, not a
+                // property of the resource.
+                common.push(h("content-length", size.to_string()));
+                return Plan::new(200, common, Body::Empty).certified(CertPath::Exact(path), CelKind::Plain, None);
+            }
+            let plan = if size <= grid {
+                common.push(h("content-length", size.to_string()));
+                Plan::new(200, common, Body::Video { offset: 0, len: size })
+            } else {
+                common.push(h("content-range", format!("bytes 0-{}/{}", grid - 1, size)));
+                common.push(h("content-length", grid.to_string()));
+                Plan::new(206, common, Body::Video { offset: 0, len: grid })
+            };
+            plan.certified(CertPath::Exact(path), CelKind::Plain, None)
+        }
+        RangeRequest::Unsatisfiable => Plan::new(
+            416,
+            vec![
+                h("content-range", format!("bytes */{size}")),
+                h("accept-ranges", "bytes"),
+                h("content-type", "text/plain; charset=utf-8"),
+            ],
+            if is_head { Body::Empty } else { Body::Static("range not satisfiable\n") },
+        ),
+        RangeRequest::Satisfiable { start, end } => {
+            // Cut the body at the end of the grid chunk holding `start`: at most one grid chunk
+            // (≤ MAX_BODY), and the client's next request starts on the grid, where answers
+            // are pre-certified.
+            let chunk_last = ((start / grid + 1) * grid - 1).min(size - 1);
+            let end = end.min(chunk_last);
+            let len = end - start + 1;
+            common.push(h("content-range", format!("bytes {start}-{end}/{size}")));
+            common.push(h("content-length", len.to_string()));
+            let plan = Plan::new(206, common, if is_head { Body::Empty } else { Body::Video { offset: start, len } });
+            let whole_chunk = start % grid == 0 && end == chunk_last;
+            if is_head || !whole_chunk {
+                return plan;
+            }
+            if start == 0 {
+                // The first chunk is certified without request certification, so `bytes=0-`
+                // (the first request of Chrome and Firefox media players) verifies too.
+                return plan.certified(CertPath::Exact(path), CelKind::Plain, None);
+            }
+            let value = range_header.unwrap_or_default();
+            if value == format!("bytes={start}-") || value == format!("bytes={start}-{end}") {
+                let value = value.to_string();
+                plan.certified(CertPath::Exact(path), CelKind::Range, Some(("range", value)))
+            } else {
+                plan
+            }
+        }
+    }
+}
+
+/// Materialises a plan (reads the video bytes) into a response without certificate header.
+fn materialise(plan: &Plan, video: &dyn VideoSource) -> HttpResponse<'static> {
+    let body = match &plan.body {
+        Body::Empty => Vec::new(),
+        Body::Static(s) => s.as_bytes().to_vec(),
+        Body::Bytes(b) | Body::Prehashed(b, _) => b.clone(),
+        Body::Video { offset, len } => match video.read(*offset, *len) {
+            Ok(bytes) if bytes.len() as u64 == *len => bytes,
+            Ok(bytes) => return internal_error(&format!("short read: {} of {len} bytes", bytes.len())),
+            Err(e) => return internal_error(&e.to_string()),
+        },
+    };
+    build(plan.status, plan.headers.clone(), body)
+}
+
+fn build(status: u16, headers: Vec<(String, String)>, body: Vec<u8>) -> HttpResponse<'static> {
+    let status = ic_http_certification::StatusCode::from_u16(status)
+        .unwrap_or(ic_http_certification::StatusCode::INTERNAL_SERVER_ERROR);
+    HttpResponse::builder().with_status_code(status).with_headers(headers).with_body(body).build()
+}
+
+fn internal_error(message: &str) -> HttpResponse<'static> {
+    build(
+        500,
+        vec![h("content-type", "text/plain; charset=utf-8"), h("cache-control", "no-store")],
+        format!("internal error: {message}\n").into_bytes(),
+    )
+}
+
+/// The `http_request` query.
+///
+/// Returns a certified response when the answer is one of the pre-certified shapes and the
+/// certification tree holds it; otherwise `upgrade = true`, so the gateway repeats the request
+/// as `http_request_update`, whose reply needs no certificate. `data_certificate` is
+/// `ic_cdk::api::data_certificate()` (always `Some` in a query).
+pub fn http_request(req: &HttpRequest, video: &dyn VideoSource, certifier: &Certifier, data_certificate: Option<&[u8]>) -> HttpResponse<'static> {
+    let plan = plan(req.method().as_str(), req.url(), req.headers(), video);
+    let Some(spec) = &plan.cert else {
+        return upgrade();
+    };
+    let Some(data_certificate) = data_certificate else {
+        return upgrade();
+    };
+    let mut response = materialise(&plan, video);
+    if response.status_code().as_u16() != plan.status {
+        // A read failed: the error response is not the certified one.
+        return response;
+    }
+    let path = request_path(req.url()).unwrap_or_default();
+    match certifier.certificate_header(spec, req.method().as_str(), &path, &response, &plan.body, video, data_certificate) {
+        Some(value) => {
+            response.add_header((ic_http_certification::CERTIFICATE_HEADER_NAME.to_string(), value));
+            response
+        }
+        // Not in the tree (e.g. no tree built yet): let consensus vouch for the answer instead.
+        None => upgrade(),
+    }
+}
+
+/// The `http_request_update` update: the same answers, uncertified (consensus certifies them).
+pub fn http_request_update(req: &HttpUpdateRequest, video: &dyn VideoSource) -> HttpResponse<'static> {
+    serve_uncertified(req.method().as_str(), req.url(), req.headers(), video)
+}
+
+/// The answer to a request without any certification header: what `http_request_update`
+/// returns, and what tests and local tools compare bodies against.
+pub fn serve_uncertified(method: &str, url: &str, headers: &[(String, String)], video: &dyn VideoSource) -> HttpResponse<'static> {
+    materialise(&plan(method, url, headers, video), video)
+}
+
+fn upgrade() -> HttpResponse<'static> {
+    HttpResponse::builder().with_upgrade(true).build()
+}
+
+#[cfg(test)]
+mod tests;

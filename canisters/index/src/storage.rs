@@ -1,0 +1,487 @@
+//! Stable-memory state of the index canister, and the plain-Rust model operating on it.
+//!
+//! Everything that matters lives in stable memory (nothing on the heap survives or needs to
+//! survive an upgrade), so `pre_upgrade` does nothing and `post_upgrade` just reopens the maps.
+//!
+//! # Layout (version 1)
+//!
+//! The stable memory is split by `ic-stable-structures`' `MemoryManager` (default buckets) into
+//! virtual memories:
+//!
+//! | id | structure | key | value |
+//! | -- | --------- | --- | ----- |
+//! | 0  | `StableCell<Header>` | – | header, below |
+//! | 1  | `StableBTreeMap` videos | `PKey` (video) | `Entry` (106 bytes) |
+//! | 2  | `StableBTreeMap` by creator | `PairKey` (creator, video) | `()` |
+//! | 3  | `StableBTreeMap` by owner | `PairKey` (owner, video) | `()` |
+//! | 4  | `StableBTreeMap` creator counts | `PKey` (creator) | `u64` videos |
+//! | 5  | `StableBTreeMap` owner counts | `PKey` (owner) | `u64` videos |
+//!
+//! `PKey` (30 bytes, fixed): bytes `0..29` the principal's bytes left-aligned and zero-padded,
+//! byte 29 its length (0..=29). Ordering is byte-wise; pagination cursors use the same encoding,
+//! so the order is consistent across pages.
+//!
+//! `PairKey` (60 bytes, fixed): `PKey(first) || PKey(video)`; all videos of one principal are a
+//! contiguous key range.
+//!
+//! `Entry` (106 bytes, fixed): `PKey(creator)` [0..30] · `PKey(owner)` [30..60] ·
+//! `PKey(registered owner)` [60..90] · `transfer_seq` u64 LE [90..98] · `registered_at` u64 LE
+//! (ns) [98..106]. The registered owner is kept so a retried registration is recognised as
+//! identical even after the video changed hands.
+//!
+//! `Header` (variable, little endian): magic `b"CVIX"` [0..4] · layout version u32 [4..8] ·
+//! owner changes applied u64 [8..16] · admin count u16 [16..18] · admins `PKey` × n ·
+//! registrar count u16 · registrars `PKey` × m. At most `MAX_PRINCIPALS` of each.
+//!
+//! The cell (`StableCell`) adds its own 8-byte header in front of these bytes.
+
+use std::borrow::Cow;
+use std::ops::Bound;
+
+use candid::Principal;
+use canvid_types::index::{
+    IndexStats, ListArgs, OwnerChange, Page, VideoEntry, VideoRegistration, DEFAULT_PAGE_LIMIT,
+    MAX_PAGE_LIMIT,
+};
+use canvid_types::{Error, Result};
+use ic_stable_structures::memory_manager::{MemoryId, MemoryManager, VirtualMemory};
+use ic_stable_structures::storable::Bound as StorableBound;
+use ic_stable_structures::{Memory, StableBTreeMap, StableCell, Storable};
+
+pub const LAYOUT_VERSION: u32 = 1;
+const MAGIC: &[u8; 4] = b"CVIX";
+/// Most admins / registrars: bounds the header and the linear membership checks.
+pub const MAX_PRINCIPALS: usize = 64;
+
+// ---------------------------------------------------------------------------------------------
+// Keys and values
+// ---------------------------------------------------------------------------------------------
+
+const PKEY_LEN: usize = 30;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PKey([u8; PKEY_LEN]);
+
+impl PKey {
+    pub fn new(p: &Principal) -> Self {
+        let bytes = p.as_slice();
+        let mut k = [0u8; PKEY_LEN];
+        // A principal is at most 29 bytes (Principal enforces it).
+        k[..bytes.len()].copy_from_slice(bytes);
+        k[PKEY_LEN - 1] = bytes.len() as u8;
+        PKey(k)
+    }
+
+    /// The smallest key: sorts before every real principal.
+    const MIN: PKey = PKey([0u8; PKEY_LEN]);
+
+    pub fn principal(&self) -> Principal {
+        // Clamp: a corrupted length must not make `from_slice` panic.
+        let len = (self.0[PKEY_LEN - 1] as usize).min(PKEY_LEN - 1);
+        Principal::from_slice(&self.0[..len])
+    }
+
+    fn from_slice(b: &[u8]) -> Self {
+        let mut k = [0u8; PKEY_LEN];
+        k.copy_from_slice(&b[..PKEY_LEN]);
+        PKey(k)
+    }
+}
+
+impl Storable for PKey {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.0)
+    }
+    fn into_bytes(self) -> Vec<u8> {
+        self.0.to_vec()
+    }
+    fn from_bytes(bytes: Cow<[u8]>) -> Self {
+        PKey::from_slice(&bytes)
+    }
+    const BOUND: StorableBound =
+        StorableBound::Bounded { max_size: PKEY_LEN as u32, is_fixed_size: true };
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PairKey([u8; 2 * PKEY_LEN]);
+
+impl PairKey {
+    fn new(first: PKey, video: PKey) -> Self {
+        let mut k = [0u8; 2 * PKEY_LEN];
+        k[..PKEY_LEN].copy_from_slice(&first.0);
+        k[PKEY_LEN..].copy_from_slice(&video.0);
+        PairKey(k)
+    }
+    fn first(&self) -> PKey {
+        PKey::from_slice(&self.0[..PKEY_LEN])
+    }
+    fn video(&self) -> PKey {
+        PKey::from_slice(&self.0[PKEY_LEN..])
+    }
+}
+
+impl Storable for PairKey {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.0)
+    }
+    fn into_bytes(self) -> Vec<u8> {
+        self.0.to_vec()
+    }
+    fn from_bytes(bytes: Cow<[u8]>) -> Self {
+        let mut k = [0u8; 2 * PKEY_LEN];
+        k.copy_from_slice(&bytes[..2 * PKEY_LEN]);
+        PairKey(k)
+    }
+    const BOUND: StorableBound =
+        StorableBound::Bounded { max_size: 2 * PKEY_LEN as u32, is_fixed_size: true };
+}
+
+const ENTRY_LEN: usize = 3 * PKEY_LEN + 16;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub creator: Principal,
+    pub owner: Principal,
+    pub registered_owner: Principal,
+    pub transfer_seq: u64,
+    pub registered_at: u64,
+}
+
+impl Entry {
+    fn encode(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(ENTRY_LEN);
+        b.extend_from_slice(&PKey::new(&self.creator).0);
+        b.extend_from_slice(&PKey::new(&self.owner).0);
+        b.extend_from_slice(&PKey::new(&self.registered_owner).0);
+        b.extend_from_slice(&self.transfer_seq.to_le_bytes());
+        b.extend_from_slice(&self.registered_at.to_le_bytes());
+        b
+    }
+    fn to_video_entry(&self, video: Principal) -> VideoEntry {
+        VideoEntry {
+            video,
+            creator: self.creator,
+            owner: self.owner,
+            transfer_seq: self.transfer_seq,
+            registered_at: self.registered_at,
+        }
+    }
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(a)
+}
+
+impl Storable for Entry {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.encode())
+    }
+    fn into_bytes(self) -> Vec<u8> {
+        self.encode()
+    }
+    fn from_bytes(bytes: Cow<[u8]>) -> Self {
+        let b = &bytes;
+        Entry {
+            creator: PKey::from_slice(&b[0..]).principal(),
+            owner: PKey::from_slice(&b[PKEY_LEN..]).principal(),
+            registered_owner: PKey::from_slice(&b[2 * PKEY_LEN..]).principal(),
+            transfer_seq: u64_at(b, 3 * PKEY_LEN),
+            registered_at: u64_at(b, 3 * PKEY_LEN + 8),
+        }
+    }
+    const BOUND: StorableBound =
+        StorableBound::Bounded { max_size: ENTRY_LEN as u32, is_fixed_size: true };
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Header {
+    pub version: u32,
+    pub owner_changes_applied: u64,
+    pub admins: Vec<Principal>,
+    pub registrars: Vec<Principal>,
+}
+
+impl Header {
+    fn encode(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(20 + PKEY_LEN * (self.admins.len() + self.registrars.len()));
+        b.extend_from_slice(MAGIC);
+        b.extend_from_slice(&self.version.to_le_bytes());
+        b.extend_from_slice(&self.owner_changes_applied.to_le_bytes());
+        for list in [&self.admins, &self.registrars] {
+            b.extend_from_slice(&(list.len() as u16).to_le_bytes());
+            for p in list {
+                b.extend_from_slice(&PKey::new(p).0);
+            }
+        }
+        b
+    }
+
+    /// Decodes; `Err` names what is wrong (an unknown layout must stop an upgrade, not be
+    /// silently reinterpreted).
+    fn decode(b: &[u8]) -> std::result::Result<Header, String> {
+        if b.len() < 16 || &b[0..4] != MAGIC {
+            return Err("index header: bad magic".into());
+        }
+        let version = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+        if version != LAYOUT_VERSION {
+            return Err(format!("index header: unsupported layout version {version}"));
+        }
+        let owner_changes_applied = u64_at(b, 8);
+        let mut at = 16;
+        let mut lists = Vec::new();
+        for _ in 0..2 {
+            if b.len() < at + 2 {
+                return Err("index header: truncated".into());
+            }
+            let n = u16::from_le_bytes([b[at], b[at + 1]]) as usize;
+            at += 2;
+            if b.len() < at + n * PKEY_LEN {
+                return Err("index header: truncated".into());
+            }
+            let list: Vec<Principal> =
+                (0..n).map(|i| PKey::from_slice(&b[at + i * PKEY_LEN..]).principal()).collect();
+            at += n * PKEY_LEN;
+            lists.push(list);
+        }
+        let registrars = lists.pop().unwrap_or_default();
+        let admins = lists.pop().unwrap_or_default();
+        Ok(Header { version, owner_changes_applied, admins, registrars })
+    }
+}
+
+impl Storable for Header {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.encode())
+    }
+    fn into_bytes(self) -> Vec<u8> {
+        self.encode()
+    }
+    fn from_bytes(bytes: Cow<[u8]>) -> Self {
+        // Trapping here aborts init/post_upgrade, which keeps the previous module installed.
+        Header::decode(&bytes).unwrap_or_else(|e| panic!("{e}"))
+    }
+    const BOUND: StorableBound = StorableBound::Unbounded;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The model
+// ---------------------------------------------------------------------------------------------
+
+pub struct Index<M: Memory> {
+    header: StableCell<Header, VirtualMemory<M>>,
+    videos: StableBTreeMap<PKey, Entry, VirtualMemory<M>>,
+    by_creator: StableBTreeMap<PairKey, (), VirtualMemory<M>>,
+    by_owner: StableBTreeMap<PairKey, (), VirtualMemory<M>>,
+    creator_counts: StableBTreeMap<PKey, u64, VirtualMemory<M>>,
+    owner_counts: StableBTreeMap<PKey, u64, VirtualMemory<M>>,
+}
+
+pub fn validate_principals(what: &str, list: &[Principal]) -> Result<Vec<Principal>> {
+    if list.len() > MAX_PRINCIPALS {
+        return Err(Error::InvalidArgument {
+            reason: format!("{} {what}, at most {MAX_PRINCIPALS}", list.len()),
+        });
+    }
+    let mut out: Vec<Principal> = Vec::with_capacity(list.len());
+    for p in list {
+        if !out.contains(p) {
+            out.push(*p);
+        }
+    }
+    Ok(out)
+}
+
+fn inc(map: &mut StableBTreeMap<PKey, u64, impl Memory>, k: PKey) {
+    let n = map.get(&k).unwrap_or(0);
+    map.insert(k, n + 1);
+}
+
+fn dec(map: &mut StableBTreeMap<PKey, u64, impl Memory>, k: PKey) {
+    match map.get(&k).unwrap_or(0) {
+        0 | 1 => {
+            map.remove(&k);
+        }
+        n => {
+            map.insert(k, n - 1);
+        }
+    }
+}
+
+impl<M: Memory + Clone> Index<M> {
+    /// Opens the state in `memory`, creating an empty layout (with `installer` as admin) if the
+    /// memory is empty. Traps (through `Header::from_bytes`) on an unknown layout.
+    pub fn open(memory: M, installer: Principal) -> Self {
+        let mm = MemoryManager::init(memory);
+        let m = |id| mm.get(MemoryId::new(id));
+        let default = Header {
+            version: LAYOUT_VERSION,
+            owner_changes_applied: 0,
+            admins: vec![installer],
+            registrars: vec![],
+        };
+        Index {
+            header: StableCell::init(m(0), default),
+            videos: StableBTreeMap::init(m(1)),
+            by_creator: StableBTreeMap::init(m(2)),
+            by_owner: StableBTreeMap::init(m(3)),
+            creator_counts: StableBTreeMap::init(m(4)),
+            owner_counts: StableBTreeMap::init(m(5)),
+        }
+    }
+}
+
+impl<M: Memory> Index<M> {
+    pub fn is_admin(&self, p: &Principal) -> bool {
+        self.header.get().admins.contains(p)
+    }
+    pub fn is_registrar(&self, p: &Principal) -> bool {
+        self.header.get().registrars.contains(p)
+    }
+
+    /// Replaces the admins. An empty list is refused: nobody could ever change the config again.
+    pub fn set_admins(&mut self, admins: &[Principal]) -> Result<()> {
+        let admins = validate_principals("admins", admins)?;
+        if admins.is_empty() {
+            return Err(Error::InvalidArgument { reason: "the admin list may not be empty".into() });
+        }
+        let mut h = self.header.get().clone();
+        h.admins = admins;
+        self.header.set(h);
+        Ok(())
+    }
+
+    pub fn set_registrars(&mut self, registrars: &[Principal]) -> Result<()> {
+        let registrars = validate_principals("registrars", registrars)?;
+        let mut h = self.header.get().clone();
+        h.registrars = registrars;
+        self.header.set(h);
+        Ok(())
+    }
+
+    /// Registers a video. Idempotent: the same registration again is Ok; a different one for the
+    /// same video is a `Conflict`.
+    pub fn register(&mut self, reg: &VideoRegistration, now: u64) -> Result<VideoEntry> {
+        let vk = PKey::new(&reg.video);
+        if let Some(e) = self.videos.get(&vk) {
+            if e.creator == reg.creator && e.registered_owner == reg.owner {
+                return Ok(e.to_video_entry(reg.video));
+            }
+            return Err(Error::Conflict {
+                reason: format!(
+                    "video {} is already registered with creator {} and owner {}",
+                    reg.video, e.creator, e.registered_owner
+                ),
+            });
+        }
+        let entry = Entry {
+            creator: reg.creator,
+            owner: reg.owner,
+            registered_owner: reg.owner,
+            transfer_seq: 0,
+            registered_at: now,
+        };
+        let ck = PKey::new(&reg.creator);
+        let ok = PKey::new(&reg.owner);
+        self.videos.insert(vk, entry.clone());
+        self.by_creator.insert(PairKey::new(ck, vk), ());
+        self.by_owner.insert(PairKey::new(ok, vk), ());
+        inc(&mut self.creator_counts, ck);
+        inc(&mut self.owner_counts, ok);
+        Ok(entry.to_video_entry(reg.video))
+    }
+
+    /// Applies an ownership change reported by `video` itself. Returns whether it changed
+    /// anything: a report not newer than the stored one is acknowledged without effect, so a
+    /// retried or reordered notification cannot move ownership backwards.
+    pub fn report_owner_change(&mut self, video: &Principal, change: &OwnerChange) -> Result<bool> {
+        let vk = PKey::new(video);
+        let Some(mut e) = self.videos.get(&vk) else {
+            return Err(Error::NotFound { what: format!("registered video {video}") });
+        };
+        if change.transfer_seq <= e.transfer_seq {
+            return Ok(false);
+        }
+        let old = PKey::new(&e.owner);
+        let new = PKey::new(&change.new_owner);
+        if old != new {
+            self.by_owner.remove(&PairKey::new(old, vk));
+            dec(&mut self.owner_counts, old);
+            self.by_owner.insert(PairKey::new(new, vk), ());
+            inc(&mut self.owner_counts, new);
+        }
+        e.owner = change.new_owner;
+        e.transfer_seq = change.transfer_seq;
+        self.videos.insert(vk, e);
+        let mut h = self.header.get().clone();
+        h.owner_changes_applied += 1;
+        self.header.set(h);
+        Ok(true)
+    }
+
+    pub fn get(&self, video: &Principal) -> Option<VideoEntry> {
+        self.videos.get(&PKey::new(video)).map(|e| e.to_video_entry(*video))
+    }
+
+    pub fn by_creator(&self, args: &ListArgs) -> Page {
+        self.list(&self.by_creator, args)
+    }
+    pub fn by_owner(&self, args: &ListArgs) -> Page {
+        self.list(&self.by_owner, args)
+    }
+
+    fn list(&self, set: &StableBTreeMap<PairKey, (), VirtualMemory<M>>, args: &ListArgs) -> Page {
+        let limit = page_limit(args.limit);
+        let pk = PKey::new(&args.principal);
+        let start = match &args.cursor {
+            Some(c) => Bound::Excluded(PairKey::new(pk, PKey::new(c))),
+            None => Bound::Included(PairKey::new(pk, PKey::MIN)),
+        };
+        let mut videos = Vec::new();
+        let mut more = false;
+        for key in set.keys_range((start, Bound::Unbounded)) {
+            if key.first() != pk {
+                break;
+            }
+            if videos.len() == limit {
+                more = true;
+                break;
+            }
+            let vk = key.video();
+            let video = vk.principal();
+            // The sets and the video map are written together, so the entry exists; skipping a
+            // missing one (instead of trapping) keeps the listing available if it ever did not.
+            if let Some(e) = self.videos.get(&vk) {
+                videos.push(e.to_video_entry(video));
+            }
+        }
+        let next_cursor = if more { videos.last().map(|v| v.video) } else { None };
+        Page { videos, next_cursor }
+    }
+
+    pub fn count_by_creator(&self, p: &Principal) -> u64 {
+        self.creator_counts.get(&PKey::new(p)).unwrap_or(0)
+    }
+    pub fn count_by_owner(&self, p: &Principal) -> u64 {
+        self.owner_counts.get(&PKey::new(p)).unwrap_or(0)
+    }
+
+    pub fn stats(&self) -> IndexStats {
+        let h = self.header.get();
+        IndexStats {
+            videos: self.videos.len(),
+            creators: self.creator_counts.len(),
+            owners: self.owner_counts.len(),
+            owner_changes_applied: h.owner_changes_applied,
+            admins: h.admins.clone(),
+            registrars: h.registrars.clone(),
+            layout_version: h.version,
+        }
+    }
+}
+
+/// `limit` → page size: default `DEFAULT_PAGE_LIMIT`, clamped to `1..=MAX_PAGE_LIMIT`.
+pub fn page_limit(limit: Option<u32>) -> usize {
+    limit.unwrap_or(DEFAULT_PAGE_LIMIT).clamp(1, MAX_PAGE_LIMIT) as usize
+}

@@ -1,0 +1,196 @@
+//! Plain decisions over the video's [`State`]: who may do what, and the ownership-transfer state
+//! machine. No system API here, so all of it is unit-tested natively.
+
+use candid::Principal;
+use canvid_types::video::{PendingNotification, VideoStatus};
+use canvid_types::{Error, Result};
+
+use crate::storage::{InFlight, State};
+
+/// What a caller is to this video.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Owner,
+    Uploader,
+    Operator,
+    Other,
+}
+
+pub fn role(s: &State, caller: &Principal) -> Role {
+    if *caller == s.owner {
+        Role::Owner
+    } else if s.uploaders.contains(caller) {
+        Role::Uploader
+    } else if s.operator.as_ref() == Some(caller) {
+        Role::Operator
+    } else {
+        Role::Other
+    }
+}
+
+/// Every update (and the restricted queries) the canister exposes, for one authorisation table
+/// shared by the endpoints and `canister_inspect_message`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// begin_upload, put_chunk, finish_upload, missing_chunks.
+    Upload,
+    /// update_metadata, add_uploader, remove_uploader, approve.
+    OwnerWrite,
+    /// change_owner.
+    Transfer,
+    /// get_chunk, read_range: public once Ready.
+    ReadContent,
+}
+
+impl Action {
+    /// The action a method name needs, for `inspect_message`; `None` = public / unknown.
+    pub fn of_method(method: &str) -> Option<Action> {
+        Some(match method {
+            "begin_upload" | "put_chunk" | "finish_upload" | "missing_chunks" => Action::Upload,
+            "update_metadata" | "add_uploader" | "remove_uploader" | "approve" => Action::OwnerWrite,
+            "change_owner" => Action::Transfer,
+            "get_chunk" | "read_range" => Action::ReadContent,
+            _ => return None,
+        })
+    }
+}
+
+fn denied(caller: &Principal, reason: &str) -> Error {
+    Error::NotAuthorized { caller: *caller, reason: reason.into() }
+}
+
+/// May `caller` perform `action` now? The same answer `inspect_message` acts on.
+pub fn authorize(s: &State, caller: &Principal, action: Action) -> Result<()> {
+    let r = role(s, caller);
+    match action {
+        Action::Upload => match r {
+            Role::Owner | Role::Uploader => Ok(()),
+            _ => Err(denied(caller, "only the owner and its uploaders may upload")),
+        },
+        Action::OwnerWrite => match r {
+            Role::Owner => Ok(()),
+            _ => Err(denied(caller, "only the owner may do this")),
+        },
+        Action::Transfer => match r {
+            Role::Owner | Role::Operator => Ok(()),
+            _ => Err(denied(caller, "only the owner or the approved operator may transfer")),
+        },
+        Action::ReadContent => match (s.status(), r) {
+            (VideoStatus::Ready, _) | (_, Role::Owner | Role::Uploader) => Ok(()),
+            _ => Err(Error::NotReady { reason: "the video is not published until its upload is finished".into() }),
+        },
+    }
+}
+
+/// Could an ingress call of `method` by `caller` succeed? Cheap: no argument decoding. Unknown
+/// method names are refused (the system would reject them anyway); public methods accepted.
+pub fn inspect(s: &State, caller: &Principal, method: &str) -> bool {
+    let Some(action) = Action::of_method(method) else {
+        return matches!(method, "metadata" | "canister_info" | "uploaders");
+    };
+    if authorize(s, caller, action).is_err() {
+        return false;
+    }
+    match method {
+        // Content is immutable once Ready: these cannot succeed.
+        "begin_upload" | "put_chunk" | "finish_upload" => s.status() != VideoStatus::Ready,
+        "change_owner" => s.transfer_in_flight.is_none(),
+        _ => true,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ownership transfer
+// ---------------------------------------------------------------------------------------------
+
+/// Step 1 of `change_owner`: checks and records the in-flight transfer (persisted before the
+/// first await, so a second call meanwhile gets `Busy`).
+pub fn begin_transfer(
+    s: &mut State,
+    caller: &Principal,
+    new_owner: Principal,
+    self_id: Principal,
+    now: u64,
+) -> Result<()> {
+    authorize(s, caller, Action::Transfer)?;
+    if let Some(t) = &s.transfer_in_flight {
+        return Err(Error::Busy { reason: format!("a transfer to {} is in progress", t.new_owner) });
+    }
+    if new_owner == Principal::anonymous() || new_owner == Principal::management_canister() {
+        return Err(Error::InvalidArgument { reason: "the new owner must be a real principal".into() });
+    }
+    if new_owner == self_id {
+        return Err(Error::InvalidArgument { reason: "a video cannot own itself".into() });
+    }
+    if new_owner == s.owner {
+        return Err(Error::InvalidArgument { reason: "the new owner already owns the video".into() });
+    }
+    s.transfer_in_flight = Some(InFlight { new_owner, requested_by: *caller, started_at: now });
+    Ok(())
+}
+
+/// Is `p` a canister id (an opaque id, class byte 0x01) rather than a user's key-derived
+/// principal? Used to keep the spawn canister, never the old owner's dfx identity.
+pub fn is_canister_id(p: &Principal) -> bool {
+    p.as_slice().last() == Some(&0x01)
+}
+
+/// The controllers after a transfer: the new owner, the video itself, and the installer (the
+/// spawn canister) if it is a canister currently among the controllers. Everyone else — the old
+/// owner included — is dropped.
+pub fn target_controllers(s: &State, current: &[Principal], self_id: Principal, new_owner: Principal) -> Vec<Principal> {
+    let mut out = vec![new_owner, self_id];
+    let installer = s.installer;
+    if is_canister_id(&installer) && current.contains(&installer) && installer != s.owner && !out.contains(&installer) {
+        out.push(installer);
+    }
+    out
+}
+
+/// Step 3 (after `update_settings` succeeded): the app-level handoff. Trap-free. Returns the
+/// new `transfer_seq`.
+pub fn commit_transfer(s: &mut State, new_owner: Principal, now: u64) -> u64 {
+    s.owner = new_owner;
+    s.transfer_seq = s.transfer_seq.saturating_add(1);
+    s.operator = None;
+    s.uploaders.clear();
+    s.transfer_in_flight = None;
+    s.updated_at = now;
+    if s.index.is_some() {
+        // Replaces an older unsent notification: the index keeps only the newest seq.
+        s.pending_notification =
+            Some(PendingNotification { new_owner, transfer_seq: s.transfer_seq, attempts: 0, last_error: None });
+    }
+    s.transfer_seq
+}
+
+/// After an upgrade cut a transfer's callback off: did `update_settings` apply? Yes iff the new
+/// owner is a controller and the old owner no longer is.
+pub fn transfer_took_effect(controllers: &[Principal], old_owner: Principal, new_owner: Principal) -> bool {
+    controllers.contains(&new_owner) && !controllers.contains(&old_owner)
+}
+
+/// `update_settings` (or `canister_status`) failed: nothing changed but the in-flight marker.
+pub fn abort_transfer(s: &mut State) {
+    s.transfer_in_flight = None;
+}
+
+/// The index acknowledged `transfer_seq`: drop the notification unless a newer one replaced it.
+pub fn notification_delivered(s: &mut State, transfer_seq: u64) {
+    if s.pending_notification.as_ref().is_some_and(|p| p.transfer_seq <= transfer_seq) {
+        s.pending_notification = None;
+    }
+}
+
+/// A delivery attempt failed: count it, keep the reason for `canister_info`.
+pub fn notification_failed(s: &mut State, transfer_seq: u64, error: String) {
+    if let Some(p) = s.pending_notification.as_mut().filter(|p| p.transfer_seq == transfer_seq) {
+        p.attempts = p.attempts.saturating_add(1);
+        p.last_error = Some(error);
+    }
+}
+
+/// Delay before retry number `attempts` (1 min doubling, capped at 1 hour).
+pub fn retry_delay_secs(attempts: u32) -> u64 {
+    60u64.saturating_mul(1u64 << attempts.min(6)).min(3600)
+}

@@ -1,0 +1,162 @@
+//! `change_owner` and the index notification outbox: the only endpoints that await.
+//!
+//! Order of effects (see docs/video-canister.md):
+//! 1. record the in-flight transfer in stable state (a concurrent call now gets `Busy`);
+//! 2. read the current controllers (`canister_status` on itself), then `update_settings` with
+//!    controllers = [new owner, this canister, spawn canister if it is one now];
+//! 3. only if that succeeded: the app-level owner changes, `transfer_seq` is bumped, operator and
+//!    uploaders are cleared, and the notification is queued in the stable outbox;
+//! 4. the index is called; a failure leaves the notification in the outbox for a timer.
+//!
+//! Code after each await only touches the small state cell through `model` functions that
+//! cannot fail, so it does not trap: a trap there would roll back the callback while the
+//! management canister has already applied the controllers.
+
+use std::cell::Cell;
+use std::time::Duration;
+
+use canvid_types::index::OwnerChange;
+use canvid_types::video::{ChangeOwnerArgs, ChangeOwnerResult};
+use canvid_types::{Error, Result};
+use ic_cdk::api::{canister_self, msg_caller, time};
+use ic_cdk::call::Call;
+use ic_cdk_management_canister::{canister_status, update_settings, CanisterSettings, CanisterStatusArgs, UpdateSettingsArgs};
+
+use crate::{model, storage};
+
+thread_local! {
+    /// A retry timer is armed (heap only: re-armed by `post_upgrade`).
+    static RETRY_ARMED: Cell<bool> = const { Cell::new(false) };
+}
+
+fn mutate<T>(f: impl FnOnce(&mut storage::State) -> T) -> T {
+    storage::with_mut(|s| {
+        let mut out = None;
+        // `update_state` only fails if the closure does; this one never does.
+        let _ = s.update_state(|st| {
+            out = Some(f(st));
+            Ok(())
+        });
+        out.expect("state closure ran")
+    })
+}
+
+fn call_failed(method: &str, reason: impl ToString) -> Error {
+    Error::CallFailed {
+        target: candid::Principal::management_canister(),
+        method: method.into(),
+        reason: reason.to_string(),
+    }
+}
+
+#[ic_cdk::update]
+async fn change_owner(args: ChangeOwnerArgs) -> Result<ChangeOwnerResult> {
+    let caller = msg_caller();
+    let self_id = canister_self();
+    let new_owner = args.new_owner;
+    storage::with_mut(|s| s.update_state(|st| model::begin_transfer(st, &caller, new_owner, self_id, time())))?;
+
+    // From here every path either aborts or commits the in-flight transfer.
+    let current = match canister_status(&CanisterStatusArgs { canister_id: self_id }).await {
+        Ok(status) => status.settings.controllers,
+        Err(e) => {
+            mutate(model::abort_transfer);
+            return Err(call_failed("canister_status", e));
+        }
+    };
+    let controllers = storage::with(|s| model::target_controllers(s.state(), &current, self_id, new_owner));
+    let settings = CanisterSettings { controllers: Some(controllers.clone()), ..Default::default() };
+    let update = UpdateSettingsArgs { canister_id: self_id, settings, sender_canister_version: None };
+    // Unbounded wait: the answer is always the real outcome, never "unknown".
+    if let Err(e) = update_settings(&update).await {
+        mutate(model::abort_transfer);
+        return Err(call_failed("update_settings", e));
+    }
+    let transfer_seq = mutate(|st| model::commit_transfer(st, new_owner, time()));
+    let index_notified = notify_index().await;
+    Ok(ChangeOwnerResult { transfer_seq, controllers, index_notified })
+}
+
+/// Sends the outbox's notification to the index. True iff the index acknowledged it.
+async fn notify_index() -> bool {
+    let Some((index, pending)) = storage::with(|s| {
+        let st = s.state();
+        Some((st.index?, st.pending_notification.clone()?))
+    }) else {
+        return false;
+    };
+    let change = OwnerChange { new_owner: pending.new_owner, transfer_seq: pending.transfer_seq };
+    let outcome = match Call::bounded_wait(index, "report_owner_change").with_arg(&change).await {
+        Ok(response) => match response.candid::<Result<()>>() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(e.to_string()),
+        },
+        Err(e) => Err(e.to_string()),
+    };
+    match outcome {
+        Ok(()) => {
+            mutate(|st| model::notification_delivered(st, pending.transfer_seq));
+            true
+        }
+        Err(reason) => {
+            mutate(|st| model::notification_failed(st, pending.transfer_seq, reason));
+            arm_retry();
+            false
+        }
+    }
+}
+
+/// Arms one retry timer (backoff from the attempt count) unless one is armed already.
+fn arm_retry() {
+    if RETRY_ARMED.with(|a| a.replace(true)) {
+        return;
+    }
+    let attempts = storage::with(|s| s.state().pending_notification.as_ref().map(|p| p.attempts));
+    let Some(attempts) = attempts else {
+        RETRY_ARMED.with(|a| a.set(false));
+        return;
+    };
+    ic_cdk_timers::set_timer(Duration::from_secs(model::retry_delay_secs(attempts)), async {
+        RETRY_ARMED.with(|a| a.set(false));
+        notify_index().await;
+    });
+}
+
+/// After an upgrade: re-arm the notification retry, and settle a transfer whose callback the
+/// upgrade cut off (its marker would otherwise answer `Busy` forever).
+pub fn after_upgrade() {
+    if storage::with(|s| s.state().pending_notification.is_some()) {
+        ic_cdk_timers::set_timer(Duration::ZERO, async {
+            notify_index().await;
+        });
+    }
+    if storage::with(|s| s.state().transfer_in_flight.is_some()) {
+        ic_cdk_timers::set_timer(Duration::ZERO, reconcile_transfer());
+    }
+}
+
+/// Finds out from the controllers whether an interrupted transfer took effect, and commits or
+/// aborts it accordingly.
+async fn reconcile_transfer() {
+    let self_id = canister_self();
+    let Some(inflight) = storage::with(|s| s.state().transfer_in_flight.clone()) else {
+        return;
+    };
+    match canister_status(&CanisterStatusArgs { canister_id: self_id }).await {
+        Ok(status) => {
+            let controllers = status.settings.controllers;
+            let old_owner = storage::with(|s| s.state().owner);
+            if model::transfer_took_effect(&controllers, old_owner, inflight.new_owner) {
+                mutate(|st| model::commit_transfer(st, inflight.new_owner, time()));
+                notify_index().await;
+            } else {
+                mutate(model::abort_transfer);
+            }
+        }
+        // Try again later; the marker stays (Busy) until the controllers can be read.
+        Err(_) => {
+            ic_cdk_timers::set_timer(Duration::from_secs(60), reconcile_transfer());
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! Query endpoints.
+
+use candid::Principal;
+use canvid_types::video::{
+    CanisterInfo, MissingArgs, MissingChunks, RangeArgs, VideoMetadata, MAX_VIDEO_SIZE,
+};
+use canvid_types::Result;
+use ic_cdk::api::msg_caller;
+use serde_bytes::ByteBuf;
+
+use crate::model::{authorize, Action};
+use crate::storage;
+
+#[ic_cdk::query]
+fn metadata() -> VideoMetadata {
+    storage::metadata()
+}
+
+/// Chunk `index` as uploaded. Public once Ready; before, owner and uploaders only.
+#[ic_cdk::query]
+fn get_chunk(index: u32) -> Result<ByteBuf> {
+    let caller = msg_caller();
+    storage::with(|s| {
+        authorize(s.state(), &caller, Action::ReadContent)?;
+        s.get_chunk(index).map(ByteBuf::from)
+    })
+}
+
+/// File bytes `[offset, offset + length)`, `length <= 2_000_000`, inside the file.
+#[ic_cdk::query]
+fn read_range(args: RangeArgs) -> Result<ByteBuf> {
+    let caller = msg_caller();
+    storage::with(|s| {
+        authorize(s.state(), &caller, Action::ReadContent)?;
+        s.read_range(args.offset, args.length).map(ByteBuf::from)
+    })
+}
+
+/// Missing chunk indices, for resuming an upload (owner and uploaders).
+#[ic_cdk::query]
+fn missing_chunks(args: MissingArgs) -> Result<MissingChunks> {
+    let caller = msg_caller();
+    storage::with(|s| {
+        authorize(s.state(), &caller, Action::Upload)?;
+        s.missing_chunks(&args)
+    })
+}
+
+#[ic_cdk::query]
+fn uploaders() -> Vec<Principal> {
+    storage::with(|s| s.state().uploaders.clone())
+}
+
+#[ic_cdk::query]
+fn canister_info() -> CanisterInfo {
+    let heap_bytes = {
+        #[cfg(target_arch = "wasm32")]
+        {
+            core::arch::wasm32::memory_size(0) as u64 * 65_536
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            0
+        }
+    };
+    storage::with(|s| {
+        let st = s.state();
+        CanisterInfo {
+            cycles: ic_cdk::api::canister_cycle_balance().into(),
+            stable_memory_bytes: ic_cdk::api::stable_size().saturating_mul(65_536),
+            heap_bytes,
+            chunk_bytes_stored: st.uploaded_bytes,
+            chunks_stored: s.chunks_stored(),
+            layout_version: s.layout_version(),
+            max_video_size: MAX_VIDEO_SIZE,
+            transfer_in_flight: st.transfer_in_flight.is_some(),
+            pending_index_notification: st.pending_notification.clone(),
+        }
+    })
+}

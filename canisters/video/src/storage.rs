@@ -1,0 +1,810 @@
+//! Stable-memory state of a video canister, and the upload / read logic over it.
+//!
+//! Everything lives in stable memory from the first message on, so an upgrade moves no data:
+//! `pre_upgrade` does nothing and `post_upgrade` only re-opens the structures below (O(1) work,
+//! whatever the size of the video).
+//!
+//! # Layout (version 1)
+//!
+//! ## Raw stable memory
+//!
+//! The whole stable memory belongs to an `ic_stable_structures` `MemoryManager` created with a
+//! bucket size of [`BUCKET_SIZE_PAGES`] = 256 Wasm pages (16 MiB). Its own layout:
+//!
+//! ```text
+//! offset        size            field
+//! 0             3               magic "MGR"
+//! 3             1               memory-manager layout version (1)
+//! 4             2               number of allocated buckets (u16 LE)
+//! 6             2               bucket size in pages (u16 LE) = 256
+//! 8             32              reserved
+//! 40            255 * 8         size in pages of virtual memories 0..=254 (u64 LE each)
+//! 2080          32768           owner (memory id) of each bucket, 1 byte each (255 = free)
+//! 34848         30688           unused
+//! 65536 (page 1) ...            buckets, 16 MiB each, in allocation order
+//! ```
+//!
+//! 32768 buckets of 16 MiB address 512 GiB: enough for [`MAX_VIDEO_SIZE`] (400 GiB) plus the
+//! small memories, and above the 500 GiB stable-memory limit of a canister. (The default 128-page
+//! buckets would stop at 256 GiB.) The price is that every virtual memory in use occupies at
+//! least 16 MiB of stable memory; five memories ≈ 80 MiB ≈ 26 B cycles per 30 days.
+//!
+//! ## Virtual memories
+//!
+//! ```text
+//! id  name      structure                          contents
+//! 0   header    raw                                the canvid header below
+//! 1   state     StableCell<State>                  owner, metadata, upload declaration, ...
+//! 2   chunks    StableBTreeMap<u32, ChunkEntry>    which chunks are stored: index -> (len, sha256)
+//! 3   declared  raw                                declared chunk digests: 32 bytes at 32 * index
+//! 4   arena     raw                                chunk bytes: chunk i at offset i * chunk_size
+//! ```
+//!
+//! ### Memory 0: header (16 bytes)
+//!
+//! ```text
+//! offset  size  field
+//! 0       4     magic "CVID"
+//! 4       4     canvid layout version (u32 LE) = 1
+//! 8       2     memory-manager bucket size in pages (u16 LE) = 256 (the one this layout assumes)
+//! 10      6     reserved, zero
+//! ```
+//!
+//! `post_upgrade` refuses (traps, so the upgrade is rolled back) a header with another magic or a
+//! newer version; a future version 2 migrates from 1 here.
+//!
+//! ### Memory 1: state cell
+//!
+//! `StableCell` framing: magic "SCL" (3), cell version 1 (1), value length (u32 LE), value. The
+//! value is [`State`] encoded with candid, which lets later versions append `Option` fields
+//! without a migration. It is small (bounded by the metadata limits, < 20 KiB).
+//!
+//! ### Memory 2: chunk table
+//!
+//! `StableBTreeMap<u32, ChunkEntry>` with fixed-size 36-byte values: `len` (u32 LE) then the
+//! chunk's SHA-256 (32 bytes). An entry exists iff chunk `index` is stored in the arena. Chunk
+//! bytes are never stored as map values (a BTreeMap costs ~12 instructions per byte written).
+//!
+//! ### Memory 3: declared digests
+//!
+//! When `begin_upload` declares `chunk_digests`, digest `i` is at bytes `[32 i, 32 i + 32)`.
+//!
+//! ### Memory 4: arena
+//!
+//! Chunk `i` occupies `[i * chunk_size, i * chunk_size + len_i)`; since every chunk but the last is
+//! exactly `chunk_size` long, **arena offset = file offset**. A put writes in place, so puts are
+//! idempotent, can arrive in any order, and never move data. The arena grows (whole 16 MiB
+//! buckets) only as far as the highest chunk written.
+//!
+//! # File digest
+//!
+//! `digest = SHA-256(sha256(chunk_0) || ... || sha256(chunk_{n-1}))` with the chunks of the
+//! declared `chunk_size`. A single SHA-256 over a multi-GiB file does not fit one message
+//! (~75 instructions/byte on wasm32); this definition needs 32 bytes per chunk at finish time,
+//! and a client computes it while it hashes the chunks it uploads.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+
+use candid::{CandidType, Decode, Deserialize, Encode, Principal};
+use canvid_types::video::{
+    validate_text_fields, ChunkReceipt, MetadataPatch, MissingArgs, MissingChunks, PendingNotification,
+    UploadSpec, VideoInit, VideoMetadata, VideoStatus, MAX_CHUNK_COUNT, MAX_CHUNK_SIZE, MAX_MIME_TYPE_BYTES,
+    MAX_MISSING_PAGE, MAX_UPLOADERS, MAX_VIDEO_SIZE,
+};
+use canvid_types::{Error, Result};
+use ic_stable_structures::memory_manager::{MemoryId, MemoryManager, VirtualMemory};
+use ic_stable_structures::storable::Bound;
+use ic_stable_structures::{Cell as StableCell, DefaultMemoryImpl, Memory, StableBTreeMap, Storable};
+use serde_bytes::ByteBuf;
+use sha2::{Digest, Sha256};
+
+pub const MAGIC: &[u8; 4] = b"CVID";
+pub const LAYOUT_VERSION: u32 = 1;
+pub const BUCKET_SIZE_PAGES: u16 = 256;
+const HEADER_LEN: usize = 16;
+const WASM_PAGE: u64 = 65_536;
+
+const HEADER_MEM: MemoryId = MemoryId::new(0);
+const STATE_MEM: MemoryId = MemoryId::new(1);
+const CHUNKS_MEM: MemoryId = MemoryId::new(2);
+const DECLARED_MEM: MemoryId = MemoryId::new(3);
+const ARENA_MEM: MemoryId = MemoryId::new(4);
+
+/// How many present chunk-table entries one `missing_chunks` call may walk past: keeps the query
+/// far below the 5 B instruction limit even for a 1,000,000-chunk file. A page may therefore hold
+/// fewer than `limit` indices; `next` says where to continue.
+pub const MISSING_SCAN_BUDGET: u32 = 200_000;
+/// How many missing indices an `Incomplete` error lists.
+pub const INCOMPLETE_LIST: u32 = 100;
+
+pub type Digest32 = [u8; 32];
+
+/// One chunk-table value: 36 bytes, fixed size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkEntry {
+    pub len: u32,
+    pub sha256: Digest32,
+}
+
+impl Storable for ChunkEntry {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.into_bytes())
+    }
+    fn into_bytes(self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(36);
+        out.extend_from_slice(&self.len.to_le_bytes());
+        out.extend_from_slice(&self.sha256);
+        out
+    }
+    fn from_bytes(bytes: Cow<[u8]>) -> Self {
+        // The map only ever holds values written by `into_bytes` (36 bytes); the BTreeMap checks
+        // the bound on insert.
+        let mut len = [0u8; 4];
+        len.copy_from_slice(&bytes[0..4]);
+        let mut sha256 = [0u8; 32];
+        sha256.copy_from_slice(&bytes[4..36]);
+        ChunkEntry { len: u32::from_le_bytes(len), sha256 }
+    }
+    const BOUND: Bound = Bound::Bounded { max_size: 36, is_fixed_size: true };
+}
+
+/// The upload declared by `begin_upload` (the digests of the chunks are in memory 3).
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
+pub struct UploadDecl {
+    pub mime_type: String,
+    pub total_size: u64,
+    pub chunk_size: u32,
+    pub chunk_count: u32,
+    pub has_chunk_digests: bool,
+    pub file_digest: Option<ByteBuf>,
+    pub duration_ms: Option<u64>,
+}
+
+/// An ownership transfer waiting for the management canister (set before the first await).
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
+pub struct InFlight {
+    pub new_owner: Principal,
+    pub requested_by: Principal,
+    pub started_at: u64,
+}
+
+/// Everything but the chunk bytes and tables. Candid-encoded in the state cell (memory 1).
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
+pub struct State {
+    pub owner: Principal,
+    pub creator: Principal,
+    /// Who called `install_code` (the spawn canister, or the developer's dfx identity).
+    pub installer: Principal,
+    pub index: Option<Principal>,
+    pub title: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub created_at: u64,
+    pub updated_at: u64,
+    pub upload: Option<UploadDecl>,
+    pub uploaded_bytes: u64,
+    /// Set by `finish_upload`: the video is Ready.
+    pub digest: Option<ByteBuf>,
+    pub ready_at: Option<u64>,
+    pub uploaders: Vec<Principal>,
+    pub operator: Option<Principal>,
+    pub transfer_seq: u64,
+    pub transfer_in_flight: Option<InFlight>,
+    /// Outbox of one: the latest ownership change the index has not acknowledged. One slot is
+    /// enough because the index only keeps the newest `transfer_seq`: a newer change replaces an
+    /// unsent older one.
+    pub pending_notification: Option<PendingNotification>,
+}
+
+impl Storable for State {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.clone().into_bytes())
+    }
+    fn into_bytes(self) -> Vec<u8> {
+        // Encoding a plain struct of candid types cannot fail.
+        Encode!(&self).expect("candid encoding of the video state")
+    }
+    fn from_bytes(bytes: Cow<[u8]>) -> Self {
+        // Only `into_bytes` wrote this cell; a decode failure means corrupted or incompatible
+        // state, and trapping (failing the upgrade) is the only safe reaction.
+        Decode!(&bytes, State).expect("decoding the video state (stable memory 1)")
+    }
+    const BOUND: Bound = Bound::Unbounded;
+}
+
+impl State {
+    pub fn status(&self) -> VideoStatus {
+        match (&self.upload, &self.digest) {
+            (None, _) => VideoStatus::Empty,
+            (Some(_), None) => VideoStatus::Uploading,
+            (Some(_), Some(_)) => VideoStatus::Ready,
+        }
+    }
+}
+
+/// The video canister's stable state over any `Memory` (the canister uses `DefaultMemoryImpl`,
+/// native tests a `VectorMemory` or a sparse test memory).
+pub struct Storage<M: Memory> {
+    header: VirtualMemory<M>,
+    state: StableCell<State, VirtualMemory<M>>,
+    chunks: StableBTreeMap<u32, ChunkEntry, VirtualMemory<M>>,
+    declared: VirtualMemory<M>,
+    arena: VirtualMemory<M>,
+}
+
+/// Grows `mem` so that `[0, end)` is addressable. On failure nothing was grown.
+fn ensure_size<M: Memory>(mem: &M, end: u64) -> Result<()> {
+    let have = mem.size().saturating_mul(WASM_PAGE);
+    if end <= have {
+        return Ok(());
+    }
+    let pages = (end - have).div_ceil(WASM_PAGE);
+    if mem.grow(pages) < 0 {
+        return Err(Error::TooLarge { size: end, limit: have });
+    }
+    Ok(())
+}
+
+fn sha256(data: &[u8]) -> Digest32 {
+    Sha256::digest(data).into()
+}
+
+fn digest32(blob: &[u8], what: &str) -> Result<Digest32> {
+    blob.try_into().map_err(|_| Error::InvalidArgument {
+        reason: format!("{what} must be a 32-byte SHA-256 digest, got {} bytes", blob.len()),
+    })
+}
+
+impl<M: Memory> Storage<M> {
+    /// Lays out a fresh stable memory (`init`).
+    pub fn init(memory: M, init: &VideoInit, installer: Principal, now: u64) -> Result<Self> {
+        init.validate()?;
+        let mm = MemoryManager::init_with_bucket_size(memory, BUCKET_SIZE_PAGES);
+        let header = mm.get(HEADER_MEM);
+        if header.size() != 0 {
+            return Err(Error::Conflict { reason: "stable memory is not empty".into() });
+        }
+        ensure_size(&header, HEADER_LEN as u64)?;
+        let mut bytes = [0u8; HEADER_LEN];
+        bytes[0..4].copy_from_slice(MAGIC);
+        bytes[4..8].copy_from_slice(&LAYOUT_VERSION.to_le_bytes());
+        bytes[8..10].copy_from_slice(&BUCKET_SIZE_PAGES.to_le_bytes());
+        header.write(0, &bytes);
+        let state = State {
+            owner: init.owner,
+            creator: init.creator,
+            installer,
+            index: init.index,
+            title: init.title.clone(),
+            description: init.description.clone(),
+            tags: init.tags.clone(),
+            created_at: now,
+            updated_at: now,
+            upload: None,
+            uploaded_bytes: 0,
+            digest: None,
+            ready_at: None,
+            uploaders: Vec::new(),
+            operator: None,
+            transfer_seq: 0,
+            transfer_in_flight: None,
+            pending_notification: None,
+        };
+        Ok(Storage {
+            header,
+            state: StableCell::new(mm.get(STATE_MEM), state),
+            chunks: StableBTreeMap::new(mm.get(CHUNKS_MEM)),
+            declared: mm.get(DECLARED_MEM),
+            arena: mm.get(ARENA_MEM),
+        })
+    }
+
+    /// Re-opens the structures after an upgrade; checks the header first.
+    pub fn load(memory: M) -> Result<Self> {
+        if memory.size() == 0 {
+            return Err(Error::NotFound { what: "video canister stable memory (empty)".into() });
+        }
+        let mm = MemoryManager::init_with_bucket_size(memory, BUCKET_SIZE_PAGES);
+        let header = mm.get(HEADER_MEM);
+        if header.size() == 0 {
+            return Err(Error::NotFound { what: "canvid header (stable memory 0)".into() });
+        }
+        let mut bytes = [0u8; HEADER_LEN];
+        header.read(0, &mut bytes);
+        if &bytes[0..4] != MAGIC {
+            return Err(Error::InvalidArgument { reason: "stable memory has no canvid header".into() });
+        }
+        let version = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
+        if version != LAYOUT_VERSION {
+            return Err(Error::InvalidArgument {
+                reason: format!("stable layout version {version}, this build reads {LAYOUT_VERSION}"),
+            });
+        }
+        let state_mem = mm.get(STATE_MEM);
+        if state_mem.size() == 0 {
+            return Err(Error::NotFound { what: "video state (stable memory 1)".into() });
+        }
+        // `Cell::init` keeps the stored value when the memory holds a cell; the placeholder is
+        // never written because the memory is not empty and the magic is checked by the cell.
+        let placeholder = State {
+            owner: Principal::anonymous(),
+            creator: Principal::anonymous(),
+            installer: Principal::anonymous(),
+            index: None,
+            title: String::new(),
+            description: String::new(),
+            tags: vec![],
+            created_at: 0,
+            updated_at: 0,
+            upload: None,
+            uploaded_bytes: 0,
+            digest: None,
+            ready_at: None,
+            uploaders: vec![],
+            operator: None,
+            transfer_seq: 0,
+            transfer_in_flight: None,
+            pending_notification: None,
+        };
+        let mut magic = [0u8; 3];
+        state_mem.read(0, &mut magic);
+        if &magic != b"SCL" {
+            return Err(Error::InvalidArgument { reason: "state cell (stable memory 1) is corrupt".into() });
+        }
+        Ok(Storage {
+            header,
+            state: StableCell::init(state_mem, placeholder),
+            chunks: StableBTreeMap::init(mm.get(CHUNKS_MEM)),
+            declared: mm.get(DECLARED_MEM),
+            arena: mm.get(ARENA_MEM),
+        })
+    }
+
+    pub fn layout_version(&self) -> u32 {
+        let mut v = [0u8; 4];
+        self.header.read(4, &mut v);
+        u32::from_le_bytes(v)
+    }
+
+    pub fn state(&self) -> &State {
+        self.state.get()
+    }
+
+    /// Applies `f` to a copy of the state and stores it only if `f` succeeds.
+    pub fn update_state<T>(&mut self, f: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
+        let mut s = self.state.get().clone();
+        let out = f(&mut s)?;
+        self.state.set(s);
+        Ok(out)
+    }
+
+    pub fn status(&self) -> VideoStatus {
+        self.state().status()
+    }
+
+    pub fn chunks_stored(&self) -> u32 {
+        // At most MAX_CHUNK_COUNT entries: fits u32.
+        self.chunks.len() as u32
+    }
+
+    pub fn metadata(&self) -> VideoMetadata {
+        let s = self.state();
+        let (mime_type, size, duration_ms, chunk_size, chunk_count) = match &s.upload {
+            Some(u) => (u.mime_type.clone(), u.total_size, u.duration_ms, u.chunk_size, u.chunk_count),
+            None => (String::new(), 0, None, 0, 0),
+        };
+        VideoMetadata {
+            status: s.status(),
+            title: s.title.clone(),
+            description: s.description.clone(),
+            tags: s.tags.clone(),
+            mime_type,
+            size,
+            duration_ms,
+            chunk_size,
+            chunk_count,
+            uploaded_chunks: self.chunks_stored(),
+            uploaded_bytes: s.uploaded_bytes,
+            digest: s.digest.clone(),
+            creator: s.creator,
+            owner: s.owner,
+            operator: s.operator,
+            index: s.index,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+            ready_at: s.ready_at,
+            transfer_seq: s.transfer_seq,
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Upload
+    // -----------------------------------------------------------------------------------------
+
+    /// Declares (or re-declares, to resume) the file. See `UploadSpec`.
+    pub fn begin_upload(&mut self, spec: &UploadSpec, now: u64) -> Result<VideoMetadata> {
+        let decl = validate_spec(spec)?;
+        match (&self.state().upload, self.status()) {
+            (_, VideoStatus::Ready) => return Err(Error::AlreadyFinished),
+            (Some(existing), _) if *existing == decl => {
+                // Resume: identical declaration. The declared digests must match too.
+                if let Some(digests) = &spec.chunk_digests {
+                    for (i, d) in digests.iter().enumerate() {
+                        if self.declared_digest(i as u32) != digest32(d, "chunk digest")? {
+                            return Err(Error::Conflict {
+                                reason: format!("chunk digest {i} differs from the declared upload"),
+                            });
+                        }
+                    }
+                }
+                return Ok(self.metadata());
+            }
+            (Some(_), _) if !self.chunks.is_empty() => {
+                return Err(Error::Conflict {
+                    reason: "an upload with a different declaration already has chunks".into(),
+                });
+            }
+            _ => {}
+        }
+        if let Some(digests) = &spec.chunk_digests {
+            ensure_size(&self.declared, (digests.len() as u64) * 32)?;
+            for (i, d) in digests.iter().enumerate() {
+                self.declared.write(i as u64 * 32, &digest32(d, "chunk digest")?);
+            }
+        }
+        self.update_state(|s| {
+            s.upload = Some(decl);
+            s.uploaded_bytes = 0;
+            s.updated_at = now;
+            Ok(())
+        })?;
+        Ok(self.metadata())
+    }
+
+    fn declared_digest(&self, index: u32) -> Digest32 {
+        let mut d = [0u8; 32];
+        self.declared.read(index as u64 * 32, &mut d);
+        d
+    }
+
+    fn uploading(&self) -> Result<UploadDecl> {
+        match (self.status(), &self.state().upload) {
+            (VideoStatus::Ready, _) => Err(Error::AlreadyFinished),
+            (_, Some(u)) => Ok(u.clone()),
+            (_, None) => Err(Error::NotReady { reason: "no upload declared: call begin_upload first".into() }),
+        }
+    }
+
+    /// Stores chunk `index`. Idempotent; any order.
+    pub fn put_chunk(&mut self, index: u32, data: &[u8], now: u64) -> Result<ChunkReceipt> {
+        let u = self.uploading()?;
+        if index >= u.chunk_count {
+            return Err(Error::ChunkOutOfRange { index, chunk_count: u.chunk_count });
+        }
+        let expected = chunk_len(u.total_size, u.chunk_size, index);
+        if data.len() as u64 != expected {
+            return Err(Error::WrongChunkSize { index, expected, actual: data.len() as u64 });
+        }
+        let digest = sha256(data);
+        if u.has_chunk_digests {
+            let want = self.declared_digest(index);
+            if want != digest {
+                return Err(Error::WrongDigest { index: Some(index), expected: want.to_vec(), actual: digest.to_vec() });
+            }
+        }
+        let entry = ChunkEntry { len: expected as u32, sha256: digest };
+        let previous = self.chunks.get(&index);
+        if previous != Some(entry) {
+            let offset = index as u64 * u.chunk_size as u64;
+            ensure_size(&self.arena, offset + expected)?;
+            self.arena.write(offset, data);
+            self.chunks.insert(index, entry);
+            if previous.is_none() {
+                self.update_state(|s| {
+                    s.uploaded_bytes += expected;
+                    s.updated_at = now;
+                    Ok(())
+                })?;
+            }
+        }
+        Ok(ChunkReceipt {
+            index,
+            len: entry.len,
+            sha256: ByteBuf::from(digest.to_vec()),
+            uploaded_chunks: self.chunks_stored(),
+            chunk_count: u.chunk_count,
+        })
+    }
+
+    /// A page of missing chunk indices (see `MissingArgs`).
+    pub fn missing_chunks(&self, args: &MissingArgs) -> Result<MissingChunks> {
+        let u = match (&self.state().upload, self.status()) {
+            (Some(u), _) => u.clone(),
+            (None, _) => return Err(Error::NotReady { reason: "no upload declared".into() }),
+        };
+        let count = u.chunk_count;
+        let start = args.start.unwrap_or(0);
+        let limit = args.limit.unwrap_or(MAX_MISSING_PAGE).clamp(1, MAX_MISSING_PAGE) as usize;
+        let missing_count = count - self.chunks_stored();
+        let (missing, next) = self.scan_missing(start, count, limit, MISSING_SCAN_BUDGET);
+        Ok(MissingChunks { missing, missing_count, next })
+    }
+
+    /// Missing indices in `[start, count)`: at most `limit`, walking at most `budget` present
+    /// entries. Returns where to continue, if anywhere.
+    fn scan_missing(&self, start: u32, count: u32, limit: usize, budget: u32) -> (Vec<u32>, Option<u32>) {
+        let mut out = Vec::new();
+        let mut cursor = start;
+        let mut walked = 0u32;
+        if start >= count {
+            return (out, None);
+        }
+        for present in self.chunks.keys_range(start..count) {
+            while cursor < present {
+                if out.len() == limit {
+                    return (out, Some(cursor));
+                }
+                out.push(cursor);
+                cursor += 1;
+            }
+            cursor = present + 1;
+            walked += 1;
+            if walked >= budget && cursor < count {
+                return (out, Some(cursor));
+            }
+        }
+        while cursor < count {
+            if out.len() == limit {
+                return (out, Some(cursor));
+            }
+            out.push(cursor);
+            cursor += 1;
+        }
+        (out, None)
+    }
+
+    /// Verifies every chunk, computes the file digest and makes the video Ready.
+    pub fn finish_upload(&mut self, now: u64) -> Result<VideoMetadata> {
+        let u = self.uploading()?;
+        let stored = self.chunks_stored();
+        if stored != u.chunk_count {
+            let (missing, _) = self.scan_missing(0, u.chunk_count, INCOMPLETE_LIST as usize, MISSING_SCAN_BUDGET);
+            return Err(Error::Incomplete { missing, missing_count: u.chunk_count - stored });
+        }
+        let mut hasher = Sha256::new();
+        // Keys are exactly 0..chunk_count (all present, none out of range): in-order values.
+        for entry in self.chunks.values() {
+            hasher.update(entry.sha256);
+        }
+        let digest: Digest32 = hasher.finalize().into();
+        if let Some(want) = &u.file_digest {
+            if want.as_slice() != digest {
+                return Err(Error::WrongDigest { index: None, expected: want.to_vec(), actual: digest.to_vec() });
+            }
+        }
+        self.update_state(|s| {
+            s.digest = Some(ByteBuf::from(digest.to_vec()));
+            s.ready_at = Some(now);
+            s.updated_at = now;
+            Ok(())
+        })?;
+        Ok(self.metadata())
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Metadata and roles
+    // -----------------------------------------------------------------------------------------
+
+    pub fn update_metadata(&mut self, patch: &MetadataPatch, now: u64) -> Result<VideoMetadata> {
+        validate_text_fields(patch.title.as_deref(), patch.description.as_deref(), patch.tags.as_deref())?;
+        self.update_state(|s| {
+            if let Some(t) = &patch.title {
+                s.title = t.clone();
+            }
+            if let Some(d) = &patch.description {
+                s.description = d.clone();
+            }
+            if let Some(t) = &patch.tags {
+                s.tags = t.clone();
+            }
+            s.updated_at = now;
+            Ok(())
+        })?;
+        Ok(self.metadata())
+    }
+
+    pub fn add_uploader(&mut self, p: Principal, now: u64) -> Result<()> {
+        if p == Principal::anonymous() {
+            return Err(Error::InvalidArgument { reason: "the anonymous principal cannot upload".into() });
+        }
+        self.update_state(|s| {
+            if s.uploaders.contains(&p) || p == s.owner {
+                return Ok(());
+            }
+            if s.uploaders.len() >= MAX_UPLOADERS {
+                return Err(Error::InvalidArgument { reason: format!("at most {MAX_UPLOADERS} uploaders") });
+            }
+            s.uploaders.push(p);
+            s.updated_at = now;
+            Ok(())
+        })
+    }
+
+    pub fn remove_uploader(&mut self, p: Principal, now: u64) -> Result<()> {
+        self.update_state(|s| {
+            s.uploaders.retain(|u| *u != p);
+            s.updated_at = now;
+            Ok(())
+        })
+    }
+
+    pub fn approve(&mut self, operator: Option<Principal>, now: u64) -> Result<()> {
+        if operator == Some(Principal::anonymous()) {
+            return Err(Error::InvalidArgument { reason: "the anonymous principal cannot be an operator".into() });
+        }
+        self.update_state(|s| {
+            s.operator = operator;
+            s.updated_at = now;
+            Ok(())
+        })
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Reads (no authorisation here: callers check `crate::model::auth` first)
+    // -----------------------------------------------------------------------------------------
+
+    pub fn get_chunk(&self, index: u32) -> Result<Vec<u8>> {
+        let u = self.declared_upload()?;
+        if index >= u.chunk_count {
+            return Err(Error::ChunkOutOfRange { index, chunk_count: u.chunk_count });
+        }
+        let entry = self.chunks.get(&index).ok_or_else(|| Error::NotFound { what: format!("chunk {index}") })?;
+        let mut buf = vec![0u8; entry.len as usize];
+        self.arena.read(index as u64 * u.chunk_size as u64, &mut buf);
+        Ok(buf)
+    }
+
+    /// File bytes `[offset, offset + length)`; see `RangeArgs` for the rules.
+    pub fn read_range(&self, offset: u64, length: u64) -> Result<Vec<u8>> {
+        let u = self.declared_upload()?;
+        if length > MAX_CHUNK_SIZE as u64 {
+            return Err(Error::TooLarge { size: length, limit: MAX_CHUNK_SIZE as u64 });
+        }
+        let end = offset.checked_add(length).filter(|end| *end <= u.total_size).ok_or_else(|| {
+            Error::InvalidArgument {
+                reason: format!("range {offset}+{length} is outside the file ({} bytes)", u.total_size),
+            }
+        })?;
+        if length == 0 {
+            return Ok(Vec::new());
+        }
+        if self.status() != VideoStatus::Ready {
+            // Before Ready only stored chunks may be read.
+            let first = (offset / u.chunk_size as u64) as u32;
+            let last = ((end - 1) / u.chunk_size as u64) as u32;
+            for i in first..=last {
+                if !self.chunks.contains_key(&i) {
+                    return Err(Error::NotFound { what: format!("chunk {i}") });
+                }
+            }
+        }
+        let mut buf = vec![0u8; length as usize];
+        self.arena.read(offset, &mut buf);
+        Ok(buf)
+    }
+
+    fn declared_upload(&self) -> Result<UploadDecl> {
+        self.state().upload.clone().ok_or_else(|| Error::NotReady { reason: "no upload declared".into() })
+    }
+}
+
+/// Length of chunk `index` (every chunk is `chunk_size` long except a shorter last one).
+pub fn chunk_len(total_size: u64, chunk_size: u32, index: u32) -> u64 {
+    let start = index as u64 * chunk_size as u64;
+    total_size.saturating_sub(start).min(chunk_size as u64)
+}
+
+/// `ceil(total_size / chunk_size)`.
+pub fn chunk_count(total_size: u64, chunk_size: u32) -> u64 {
+    total_size.div_ceil(chunk_size.max(1) as u64)
+}
+
+/// Checks an `UploadSpec` against the limits and turns it into the stored declaration.
+pub fn validate_spec(spec: &UploadSpec) -> Result<UploadDecl> {
+    if spec.mime_type.is_empty() || spec.mime_type.len() > MAX_MIME_TYPE_BYTES || !spec.mime_type.is_ascii() {
+        return Err(Error::InvalidArgument {
+            reason: format!("mime_type must be 1..={MAX_MIME_TYPE_BYTES} ASCII bytes"),
+        });
+    }
+    if spec.total_size == 0 {
+        return Err(Error::InvalidArgument { reason: "total_size must be at least 1".into() });
+    }
+    if spec.total_size > MAX_VIDEO_SIZE {
+        return Err(Error::TooLarge { size: spec.total_size, limit: MAX_VIDEO_SIZE });
+    }
+    if spec.chunk_size == 0 || spec.chunk_size > MAX_CHUNK_SIZE {
+        return Err(Error::InvalidArgument { reason: format!("chunk_size must be 1..={MAX_CHUNK_SIZE}") });
+    }
+    let count = chunk_count(spec.total_size, spec.chunk_size);
+    if count > MAX_CHUNK_COUNT as u64 {
+        return Err(Error::InvalidArgument {
+            reason: format!("{count} chunks; at most {MAX_CHUNK_COUNT} (use a larger chunk_size)"),
+        });
+    }
+    let has_chunk_digests = match &spec.chunk_digests {
+        None => false,
+        Some(d) => {
+            if d.len() as u64 != count {
+                return Err(Error::InvalidArgument {
+                    reason: format!("{} chunk digests declared for {count} chunks", d.len()),
+                });
+            }
+            for blob in d {
+                digest32(blob, "chunk digest")?;
+            }
+            true
+        }
+    };
+    if let Some(f) = &spec.file_digest {
+        digest32(f, "file_digest")?;
+    }
+    Ok(UploadDecl {
+        mime_type: spec.mime_type.clone(),
+        total_size: spec.total_size,
+        chunk_size: spec.chunk_size,
+        chunk_count: count as u32,
+        has_chunk_digests,
+        file_digest: spec.file_digest.clone(),
+        duration_ms: spec.duration_ms,
+    })
+}
+
+/// The file digest of a sequence of chunk digests (the definition in the module docs); clients
+/// and tests use it to predict `VideoMetadata::digest`.
+pub fn file_digest<'a>(chunk_digests: impl IntoIterator<Item = &'a Digest32>) -> Digest32 {
+    let mut hasher = Sha256::new();
+    for d in chunk_digests {
+        hasher.update(d);
+    }
+    hasher.finalize().into()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The canister's instance
+// ---------------------------------------------------------------------------------------------
+
+thread_local! {
+    static STORAGE: RefCell<Option<Storage<DefaultMemoryImpl>>> = const { RefCell::new(None) };
+}
+
+/// Installs the canister's storage (called by `init` / `post_upgrade`).
+pub fn install(storage: Storage<DefaultMemoryImpl>) {
+    STORAGE.with(|s| *s.borrow_mut() = Some(storage));
+}
+
+/// Runs `f` on the canister's storage. Every entry point runs after `init`/`post_upgrade`, which
+/// install it; a missing storage is a bug and traps (nothing to lose: nothing was changed).
+pub fn with<T>(f: impl FnOnce(&Storage<DefaultMemoryImpl>) -> T) -> T {
+    STORAGE.with(|s| f(s.borrow().as_ref().expect("video storage not initialised")))
+}
+
+pub fn with_mut<T>(f: impl FnOnce(&mut Storage<DefaultMemoryImpl>) -> T) -> T {
+    STORAGE.with(|s| f(s.borrow_mut().as_mut().expect("video storage not initialised")))
+}
+
+/// Public read API for `http_request` (and any other public reader): the video's metadata.
+pub fn metadata() -> VideoMetadata {
+    with(|s| s.metadata())
+}
+
+/// Public read API for `http_request`: file bytes `[offset, offset + length)` of a Ready video
+/// (`NotReady` before; `TooLarge` above `MAX_CHUNK_SIZE`; `InvalidArgument` past the end).
+pub fn read_range(offset: u64, length: u64) -> Result<Vec<u8>> {
+    with(|s| {
+        if s.status() != VideoStatus::Ready {
+            return Err(Error::NotReady { reason: "the video is not published yet".into() });
+        }
+        s.read_range(offset, length)
+    })
+}

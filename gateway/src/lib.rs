@@ -1,0 +1,1 @@
+//! canvid gateway (work in progress).

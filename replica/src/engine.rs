@@ -1,0 +1,312 @@
+//! Module preparation: gzip decoding, rewriting, compilation cache, instantiation.
+//!
+//! A canister module is rewritten before compilation so that the host can
+//! * call reply/reject/cleanup callbacks: ic-cdk passes function pointers (indices into the funcref
+//!   table) to `ic0.call_new`/`call_on_cleanup`, but the compiled module does not export its table;
+//!   the rewrite exports table 0 as [`TABLE_EXPORT`];
+//! * restore mutable globals (e.g. the shadow stack pointer) after a trap: every mutable global is
+//!   exported as `__canvid_global_<index>` so it can be snapshotted and restored.
+//! Only the export section changes; every other section is copied byte for byte.
+//!
+//! Each distinct module (SHA-256 of the decompressed wasm) is compiled once and instantiated per
+//! canister.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::Read;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use wasm_encoder::{ExportKind, ExportSection, RawSection};
+use wasmparser::{ExternalKind, Parser, Payload, TypeRef};
+
+pub const TABLE_EXPORT: &str = "__canvid_table";
+pub const GLOBAL_EXPORT_PREFIX: &str = "__canvid_global_";
+/// Largest module accepted after decompression (the IC's limit).
+pub const MAX_MODULE_BYTES: usize = 100 * 1024 * 1024;
+
+/// Returns the raw wasm: gunzips modules starting with the gzip magic `1f 8b`.
+pub fn decode_module(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(bytes)
+            .take(MAX_MODULE_BYTES as u64 + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| format!("invalid gzip-compressed module: {e}"))?;
+        if out.len() > MAX_MODULE_BYTES {
+            return Err("decompressed module exceeds 100 MiB".into());
+        }
+        Ok(out)
+    } else {
+        if bytes.len() > MAX_MODULE_BYTES {
+            return Err("module exceeds 100 MiB".into());
+        }
+        Ok(bytes.to_vec())
+    }
+}
+
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// What the rewrite added.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RewriteInfo {
+    /// Export names of the mutable globals, in index order.
+    pub globals: Vec<String>,
+    /// Whether a funcref table was exported as [`TABLE_EXPORT`].
+    pub table: bool,
+}
+
+fn export_kind(k: ExternalKind) -> ExportKind {
+    match k {
+        ExternalKind::Func | ExternalKind::FuncExact => ExportKind::Func,
+        ExternalKind::Table => ExportKind::Table,
+        ExternalKind::Memory => ExportKind::Memory,
+        ExternalKind::Global => ExportKind::Global,
+        ExternalKind::Tag => ExportKind::Tag,
+    }
+}
+
+/// Rewrites `wasm` to export table 0 and every mutable global (see the module docs).
+pub fn rewrite(wasm: &[u8]) -> Result<(Vec<u8>, RewriteInfo), String> {
+    let err = |e: wasmparser::BinaryReaderError| format!("invalid wasm module: {e}");
+    let mut sections: Vec<(u8, std::ops::Range<usize>)> = Vec::new();
+    let mut mutable_globals: Vec<u32> = Vec::new();
+    let mut n_globals = 0u32;
+    let mut n_tables = 0u32;
+    let mut exports: Vec<(String, ExportKind, u32)> = Vec::new();
+    let mut export_pos: Option<usize> = None;
+    for payload in Parser::new(0).parse_all(wasm) {
+        let payload = payload.map_err(err)?;
+        match &payload {
+            Payload::ImportSection(r) => {
+                for imp in r.clone().into_imports() {
+                    match imp.map_err(err)?.ty {
+                        TypeRef::Global(g) => {
+                            if g.mutable {
+                                mutable_globals.push(n_globals);
+                            }
+                            n_globals += 1;
+                        }
+                        TypeRef::Table(_) => n_tables += 1,
+                        _ => {}
+                    }
+                }
+            }
+            Payload::TableSection(r) => n_tables += r.count(),
+            Payload::GlobalSection(r) => {
+                for g in r.clone() {
+                    if g.map_err(err)?.ty.mutable {
+                        mutable_globals.push(n_globals);
+                    }
+                    n_globals += 1;
+                }
+            }
+            Payload::ExportSection(r) => {
+                for e in r.clone() {
+                    let e = e.map_err(err)?;
+                    exports.push((e.name.to_string(), export_kind(e.kind), e.index));
+                }
+            }
+            _ => {}
+        }
+        if let Some((id, range)) = payload.as_section() {
+            if id == 7 {
+                export_pos = Some(sections.len());
+            }
+            sections.push((id, range.start as usize..range.end as usize));
+        }
+    }
+    let mut info = RewriteInfo::default();
+    let mut names: BTreeSet<String> = exports.iter().map(|e| e.0.clone()).collect();
+    let mut section = ExportSection::new();
+    for (name, kind, index) in &exports {
+        section.export(name, *kind, *index);
+    }
+    if n_tables > 0 && names.insert(TABLE_EXPORT.to_string()) {
+        section.export(TABLE_EXPORT, ExportKind::Table, 0);
+        info.table = true;
+    }
+    for g in mutable_globals {
+        let name = format!("{GLOBAL_EXPORT_PREFIX}{g}");
+        if names.insert(name.clone()) {
+            section.export(&name, ExportKind::Global, g);
+            info.globals.push(name);
+        }
+    }
+    // The export section goes after the global section (id 6) and before start (8), element (9),
+    // data count (12), code (10) and data (11).
+    let insert_at = export_pos.unwrap_or_else(|| {
+        sections
+            .iter()
+            .position(|(id, _)| matches!(id, 8..=12))
+            .unwrap_or(sections.len())
+    });
+    let mut module = wasm_encoder::Module::new();
+    for (i, (id, range)) in sections.iter().enumerate() {
+        if i == insert_at {
+            module.section(&section);
+        }
+        if Some(i) == export_pos {
+            continue;
+        }
+        module.section(&RawSection {
+            id: *id,
+            data: &wasm[range.clone()],
+        });
+    }
+    if insert_at == sections.len() {
+        module.section(&section);
+    }
+    Ok((module.finish(), info))
+}
+
+/// A compiled, rewritten module shared by every canister running it.
+pub struct CompiledModule {
+    pub module: wasmi::Module,
+    /// SHA-256 of the decompressed, unmodified module (what `module_hash` reports).
+    pub hash: [u8; 32],
+    pub info: RewriteInfo,
+    /// Exported function names (`canister_update foo`, ...).
+    pub functions: BTreeSet<String>,
+    /// Size of the decompressed module.
+    pub size: usize,
+}
+
+impl CompiledModule {
+    pub fn exports(&self, name: &str) -> bool {
+        self.functions.contains(name)
+    }
+}
+
+/// Compiles each distinct module once.
+#[derive(Default)]
+pub struct ModuleCache {
+    modules: HashMap<[u8; 32], Arc<CompiledModule>>,
+}
+
+impl ModuleCache {
+    /// Decodes (gunzip), rewrites and compiles `bytes`, or returns the cached module.
+    pub fn get_or_compile(
+        &mut self,
+        engine: &wasmi::Engine,
+        bytes: &[u8],
+    ) -> Result<Arc<CompiledModule>, String> {
+        let wasm = decode_module(bytes)?;
+        let hash = sha256(&wasm);
+        if let Some(m) = self.modules.get(&hash) {
+            return Ok(m.clone());
+        }
+        let (rewritten, info) = rewrite(&wasm)?;
+        let module = wasmi::Module::new(engine, &rewritten)
+            .map_err(|e| format!("Wasm module is invalid: {e}"))?;
+        let functions = module
+            .exports()
+            .filter(|e| matches!(e.ty(), wasmi::ExternType::Func(_)))
+            .map(|e| e.name().to_string())
+            .collect();
+        let compiled = Arc::new(CompiledModule {
+            module,
+            hash,
+            info,
+            functions,
+            size: wasm.len(),
+        });
+        self.modules.insert(hash, compiled.clone());
+        Ok(compiled)
+    }
+
+    pub fn len(&self) -> usize {
+        self.modules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.modules.is_empty()
+    }
+}
+
+/// The wasmi engine configuration: fuel metering on, lazy compilation.
+pub fn new_engine() -> wasmi::Engine {
+    let mut config = wasmi::Config::default();
+    config.consume_fuel(true);
+    wasmi::Engine::new(&config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WAT: &str = r#"
+        (module
+          (type $cb (func (param i32)))
+          (global $sp (mut i32) (i32.const 1024))
+          (global $k i32 (i32.const 7))
+          (global $g2 (mut i64) (i64.const 5))
+          (memory (export "memory") 1)
+          (table 2 funcref)
+          (elem (i32.const 1) $f)
+          (func $f (type $cb) (global.set $sp (local.get 0)))
+          (func (export "canister_update go") (call_indirect (type $cb) (i32.const 9) (i32.const 1))))
+    "#;
+
+    #[test]
+    fn rewrite_exports_table_and_mutable_globals() {
+        let wasm = wat::parse_str(WAT).unwrap();
+        let (out, info) = rewrite(&wasm).unwrap();
+        assert_eq!(info.globals, vec!["__canvid_global_0", "__canvid_global_2"]);
+        assert!(info.table);
+        let engine = new_engine();
+        let module = wasmi::Module::new(&engine, &out).unwrap();
+        let names: Vec<String> = module.exports().map(|e| e.name().to_string()).collect();
+        assert!(names.contains(&"memory".to_string()));
+        assert!(names.contains(&"canister_update go".to_string()));
+        assert!(names.contains(&TABLE_EXPORT.to_string()));
+        assert!(names.contains(&"__canvid_global_2".to_string()));
+        assert!(!names.contains(&"__canvid_global_1".to_string()));
+    }
+
+    #[test]
+    fn rewrite_adds_export_section_when_missing() {
+        let wasm = wat::parse_str("(module (global (mut i32) (i32.const 0)) (func))").unwrap();
+        let (out, info) = rewrite(&wasm).unwrap();
+        assert_eq!(info.globals, vec!["__canvid_global_0"]);
+        assert!(!info.table);
+        wasmparser::validate(&out).unwrap();
+    }
+
+    #[test]
+    fn callbacks_callable_by_table_index() {
+        let wasm = wat::parse_str(WAT).unwrap();
+        let mut cache = ModuleCache::default();
+        let engine = new_engine();
+        let m = cache.get_or_compile(&engine, &wasm).unwrap();
+        let m2 = cache.get_or_compile(&engine, &wasm).unwrap();
+        assert!(Arc::ptr_eq(&m, &m2));
+        assert_eq!(cache.len(), 1);
+        let mut store = wasmi::Store::new(&engine, ());
+        store.set_fuel(1_000_000).unwrap();
+        let inst = wasmi::Linker::new(&engine)
+            .instantiate_and_start(&mut store, &m.module)
+            .unwrap();
+        let table = inst.get_table(&store, TABLE_EXPORT).unwrap();
+        let f = match table.get(&store, 1).unwrap() {
+            wasmi::Ref::Func(f) => Option::<wasmi::Func>::from(f).unwrap(),
+            _ => panic!("not a funcref"),
+        };
+        f.typed::<i32, ()>(&store).unwrap().call(&mut store, 42).unwrap();
+        let g = inst.get_global(&store, "__canvid_global_0").unwrap();
+        assert_eq!(g.get(&store).i32(), Some(42));
+    }
+
+    #[test]
+    fn gzip_modules_are_decoded() {
+        use std::io::Write;
+        let wasm = wat::parse_str("(module)").unwrap();
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(&wasm).unwrap();
+        let gz = enc.finish().unwrap();
+        assert_eq!(decode_module(&gz).unwrap(), wasm);
+        assert_eq!(decode_module(&wasm).unwrap(), wasm);
+        assert!(decode_module(&[0x1f, 0x8b, 0, 1]).is_err());
+    }
+}

@@ -1,0 +1,241 @@
+//! Stable memory: lazily allocated 64 KiB pages plus an undo journal.
+//!
+//! Rolling back a trapped message must not copy the whole stable memory (a canister may hold
+//! hundreds of GiB). Instead, the first write of a message to a page saves that page's previous
+//! content in a journal; a trap restores the saved pages, a successful message drops the journal.
+//! Pages never written read as zeros and take no host memory.
+
+use std::collections::HashMap;
+
+/// Wasm page size (64 KiB): the unit of `stable64_grow` and of the journal.
+pub const PAGE: u64 = 65536;
+/// 500 GiB addressable, as on the IC.
+pub const MAX_PAGES: u64 = 500 * 1024 * 1024 * 1024 / PAGE;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum StableError {
+    #[error("stable memory access out of bounds")]
+    OutOfBounds,
+    #[error("stable memory pages touched by this message exceed the limit of {0} bytes")]
+    TouchLimit(u64),
+}
+
+#[derive(Default)]
+struct Journal {
+    size_pages: u64,
+    /// Previous content of every page this message wrote (`None`: the page was all zeros).
+    originals: HashMap<u64, Option<Box<[u8]>>>,
+    /// Bytes of distinct pages this message may touch (write) before it traps.
+    touch_limit: u64,
+}
+
+/// Paged stable memory with an optional per-message undo journal.
+#[derive(Default)]
+pub struct StableMemory {
+    pages: HashMap<u64, Box<[u8]>>,
+    size_pages: u64,
+    journal: Option<Journal>,
+}
+
+impl StableMemory {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Size in 64 KiB pages.
+    pub fn size_pages(&self) -> u64 {
+        self.size_pages
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.size_pages * PAGE
+    }
+
+    /// Grows by `n` pages; returns the old size, or `None` when over [`MAX_PAGES`].
+    pub fn grow(&mut self, n: u64) -> Option<u64> {
+        let old = self.size_pages;
+        let new = old.checked_add(n)?;
+        if new > MAX_PAGES {
+            return None;
+        }
+        self.size_pages = new;
+        Some(old)
+    }
+
+    fn check(&self, offset: u64, len: u64) -> Result<(), StableError> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.size_bytes() => Ok(()),
+            _ => Err(StableError::OutOfBounds),
+        }
+    }
+
+    pub fn read(&self, offset: u64, buf: &mut [u8]) -> Result<(), StableError> {
+        self.check(offset, buf.len() as u64)?;
+        let mut done = 0usize;
+        while done < buf.len() {
+            let pos = offset + done as u64;
+            let page = pos / PAGE;
+            let in_page = (pos % PAGE) as usize;
+            let n = (PAGE as usize - in_page).min(buf.len() - done);
+            match self.pages.get(&page) {
+                Some(p) => buf[done..done + n].copy_from_slice(&p[in_page..in_page + n]),
+                None => buf[done..done + n].fill(0),
+            }
+            done += n;
+        }
+        Ok(())
+    }
+
+    pub fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), StableError> {
+        self.check(offset, data.len() as u64)?;
+        let mut done = 0usize;
+        while done < data.len() {
+            let pos = offset + done as u64;
+            let page = pos / PAGE;
+            let in_page = (pos % PAGE) as usize;
+            let n = (PAGE as usize - in_page).min(data.len() - done);
+            if let Some(j) = self.journal.as_mut() {
+                if !j.originals.contains_key(&page) {
+                    if (j.originals.len() as u64 + 1) * PAGE > j.touch_limit {
+                        return Err(StableError::TouchLimit(j.touch_limit));
+                    }
+                    j.originals.insert(page, self.pages.get(&page).cloned());
+                }
+            }
+            let p = self
+                .pages
+                .entry(page)
+                .or_insert_with(|| vec![0u8; PAGE as usize].into_boxed_slice());
+            p[in_page..in_page + n].copy_from_slice(&data[done..done + n]);
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Starts journaling a message that may write at most `touch_limit` bytes of distinct pages.
+    pub fn begin(&mut self, touch_limit: u64) {
+        self.journal = Some(Journal {
+            size_pages: self.size_pages,
+            originals: HashMap::new(),
+            touch_limit,
+        });
+    }
+
+    /// Keeps the message's writes.
+    pub fn commit(&mut self) {
+        self.journal = None;
+    }
+
+    /// Undoes every write and growth since [`StableMemory::begin`].
+    pub fn rollback(&mut self) {
+        if let Some(j) = self.journal.take() {
+            self.size_pages = j.size_pages;
+            for (page, original) in j.originals {
+                match original {
+                    Some(p) => {
+                        self.pages.insert(page, p);
+                    }
+                    None => {
+                        self.pages.remove(&page);
+                    }
+                }
+            }
+            // Pages beyond the restored size can only have been created by this message.
+            let limit = self.size_pages;
+            self.pages.retain(|p, _| *p < limit);
+        }
+    }
+
+    /// Number of pages the running message has written so far.
+    pub fn journal_pages(&self) -> usize {
+        self.journal.as_ref().map_or(0, |j| j.originals.len())
+    }
+
+    /// The whole stable memory as bytes (for inspection in tests).
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = vec![0u8; self.size_bytes() as usize];
+        for (page, p) in &self.pages {
+            let start = (*page * PAGE) as usize;
+            if start < v.len() {
+                v[start..start + PAGE as usize].copy_from_slice(p);
+            }
+        }
+        v
+    }
+
+    /// Host memory actually allocated for pages (not the addressable size).
+    pub fn allocated_bytes(&self) -> u64 {
+        self.pages.len() as u64 * PAGE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_write_across_pages() {
+        let mut m = StableMemory::new();
+        assert_eq!(m.grow(3), Some(0));
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        m.write(PAGE - 10, &data).unwrap();
+        let mut back = vec![0u8; data.len()];
+        m.read(PAGE - 10, &mut back).unwrap();
+        assert_eq!(back, data);
+        let mut zeros = [1u8; 10];
+        m.read(0, &mut zeros).unwrap();
+        assert_eq!(zeros, [0u8; 10]);
+        assert_eq!(m.write(3 * PAGE - 1, &[1, 2]), Err(StableError::OutOfBounds));
+        assert_eq!(m.read(u64::MAX, &mut [0u8; 2]), Err(StableError::OutOfBounds));
+    }
+
+    #[test]
+    fn rollback_restores_pages_and_size() {
+        let mut m = StableMemory::new();
+        m.grow(1);
+        m.write(0, b"committed").unwrap();
+        m.begin(u64::MAX);
+        m.write(0, b"scratched").unwrap();
+        m.grow(2);
+        m.write(2 * PAGE, b"new page").unwrap();
+        assert_eq!(m.journal_pages(), 2);
+        m.rollback();
+        assert_eq!(m.size_pages(), 1);
+        let mut buf = [0u8; 9];
+        m.read(0, &mut buf).unwrap();
+        assert_eq!(&buf, b"committed");
+        assert_eq!(m.allocated_bytes(), PAGE);
+    }
+
+    #[test]
+    fn commit_keeps_writes_and_drops_journal() {
+        let mut m = StableMemory::new();
+        m.grow(1);
+        m.begin(u64::MAX);
+        m.write(5, b"kept").unwrap();
+        m.commit();
+        m.rollback(); // no journal: no effect
+        let mut buf = [0u8; 4];
+        m.read(5, &mut buf).unwrap();
+        assert_eq!(&buf, b"kept");
+    }
+
+    #[test]
+    fn touch_limit_is_enforced() {
+        let mut m = StableMemory::new();
+        m.grow(4);
+        m.begin(2 * PAGE);
+        m.write(0, &[1]).unwrap();
+        m.write(PAGE, &[1]).unwrap();
+        m.write(PAGE + 5, &[1]).unwrap(); // same page again: fine
+        assert!(matches!(m.write(2 * PAGE, &[1]), Err(StableError::TouchLimit(_))));
+    }
+
+    #[test]
+    fn grow_is_bounded() {
+        let mut m = StableMemory::new();
+        assert_eq!(m.grow(MAX_PAGES + 1), None);
+        assert_eq!(m.grow(MAX_PAGES), Some(0));
+        assert_eq!(m.allocated_bytes(), 0);
+    }
+}
