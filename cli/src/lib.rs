@@ -1,4 +1,13 @@
 //! canvid's command-line tool as a library: the upload pipeline ([`upload`]) and the pieces the
 //! `canvid` binary is made of, so integration tests and other tools can reuse them.
 
+pub mod cli;
+pub mod demo;
+pub mod embedded;
+pub mod error;
+pub mod fmt;
+pub mod identity;
+pub mod progress;
+pub mod serve;
 pub mod upload;
+pub mod video_gen;

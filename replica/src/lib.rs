@@ -1,4 +1,480 @@
+//! # canvid-replica: an embedded Internet Computer replica
+//!
+//! Runs real compiled canister wasm (ic-cdk 0.20 canisters) in-process with the
+//! [wasmi](https://docs.rs/wasmi) interpreter (fuel metering on), following the IC interface
+//! specification: System API (`ic0`) with its availability rules, entry points, callbacks,
+//! inter-canister calls, upgrades, the management canister, cycles, timers and data certificates.
+//! The API is shaped like the `pocket-ic` crate's so the same tests can target either.
+//!
+//! ## Design
+//!
+//! * **State** ([`state`]): one `Mutex` around canisters, call contexts, callbacks, the message
+//!   queue and the ingress history. A round ([`Replica::tick`]) executes every message queued
+//!   before it started; messages produced during a round wait for the next one. Time advances by
+//!   1 ns per round (strictly increasing) and can be set or advanced.
+//! * **Modules** ([`engine`]): each distinct module (SHA-256 of the gunzipped wasm) is compiled
+//!   once and instantiated per canister. Before compilation the module is *rewritten* to export
+//!   its funcref table (ic-cdk passes callbacks to `call_new` as table indices, and the host must
+//!   call them) and all mutable globals (the shadow stack pointer must be restored after a trap).
+//!   Only the export section changes.
+//! * **Rollback** ([`canister`], [`memory`]): a trap rolls back the message's heap, stable memory,
+//!   mutable globals, cycle balance, certified data and timer. Stable memory can be hundreds of
+//!   GiB, so it is never copied: the first write of a message to a 64 KiB page saves that page in
+//!   an undo *journal*, dropped on commit and replayed on trap. The heap is restored from a
+//!   committed copy refreshed after each committed message (heaps are small). Queries always roll
+//!   back. An update's state is committed at each await point exactly as on the IC: the
+//!   execution up to `call_perform`'s return is one message, each callback another. A callback
+//!   that traps is rolled back and then its cleanup callback runs (and is committed).
+//! * **System API** ([`system_api`]): every `ic0` import an ic-cdk 0.20 canister uses, with the
+//!   spec's per-context availability (misuse traps); unknown `ic0` imports link to a stub that
+//!   traps "not implemented", so such modules still install.
+//! * **Calls**: unbounded-wait and bounded-wait (`call_with_best_effort_response`; an expired
+//!   deadline answers `SYS_UNKNOWN`), attached cycles with refunds of unaccepted cycles, calls to
+//!   query methods (executed as replicated queries), and rejects with the IC's codes
+//!   (`DestinationInvalid` for unknown canisters, `CanisterError` for traps / missing methods /
+//!   stopped canisters, `CanisterReject` for `msg_reject`). Error codes follow the IC (IC0301 not
+//!   found, IC0406 rejected, IC0502 trapped, IC0503 called trap, IC0504 contract violation, IC0506
+//!   no reply, IC0508 stopped, IC0512 not a controller, IC0522 instruction limit, IC0536 no such
+//!   method, IC0537 no module, IC0207 out of cycles); the reject code follows from the error
+//!   code's class as on the IC.
+//! * **Management canister** ([`management`]): create_canister (500 B cycles fee from attached
+//!   cycles for canister callers; the API's `create_canister*` is provisional and free, like
+//!   pocket-ic), install_code (install / reinstall / upgrade = pre_upgrade → new module →
+//!   post_upgrade keeping stable memory; a failed upgrade leaves the old module and state
+//!   untouched), uninstall_code, update_settings, canister_status, canister_info,
+//!   deposit_cycles, start/stop/delete_canister, raw_rand (deterministic), provisional_* methods.
+//!   Candid types are those of `ic-management-canister-types` (the spec's candid, as
+//!   ic-cdk-management-canister uses it).
+//! * **Cycles** ([`cycles`]): see that module for the model (ingress, execution, call fees,
+//!   freezing reserve, creation fee).
+//! * **Limits**: instructions per message (40 B update/callback/timer, 5 B query, 300 B
+//!   install/upgrade, 200 M inspect_message), reply size (2 MiB replicated, 3 MiB query), ingress
+//!   argument (2 MiB, rejected before execution), inter-canister payload (10 MiB), stable memory
+//!   touched per message (2 GiB update, 8 GiB upgrade), 500 GiB stable memory, `wasm_memory_limit`.
+//! * **Certification** ([`certificate`]): non-replicated queries see a CBOR certificate whose
+//!   hash tree holds `/time` and `/canister/<id>/certified_data`. Its signature is a documented
+//!   placeholder (not BLS).
+//!
+//! ## Not implemented
+//!
+//! No consensus, no subnet topology (one subnet, every call is local), no HTTP outcalls, no
+//! threshold signatures (ECDSA/Schnorr/vetKD), no canister snapshots, no chunked code install,
+//! no canister logs API, no composite-query calls (a composite query runs, but calls it makes are
+//! not executed), no query charging / query stats, no memory allocation or compute allocation,
+//! no BLS signature on certificates. Instruction counts are wasmi fuel ("instructions
+//! (embedded)"), not the IC's weighted counts.
+
+pub mod canister;
+pub mod certificate;
 pub mod cycles;
 pub mod engine;
 pub mod ids;
+pub mod management;
 pub mod memory;
+pub mod state;
+pub mod system_api;
+mod types;
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub use candid::Principal;
+pub use types::*;
+
+use state::State;
+
+/// Rounds after which `run_until_idle`/`await_call` give up (a message loop).
+const MAX_ROUNDS: usize = 100_000;
+
+/// The embedded replica. All methods take `&self`; the state sits behind one mutex.
+pub struct Replica {
+    state: Mutex<State>,
+}
+
+impl Default for Replica {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn anon(sender: Option<Principal>) -> Principal {
+    sender.unwrap_or_else(Principal::anonymous)
+}
+
+impl Replica {
+    pub fn new() -> Self {
+        Replica {
+            state: Mutex::new(State::new()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic inside the replica leaves the state as consistent as a panic allows; keep
+        // going rather than poisoning every later call.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    // ------------------------------------------------------------------ canisters
+
+    /// Creates a canister controlled by the anonymous principal, with 0 cycles (like pocket-ic).
+    pub fn create_canister(&self) -> Principal {
+        self.create_canister_with_settings(None, None)
+    }
+
+    /// Provisional creation (no fee): controllers default to `[sender]`.
+    pub fn create_canister_with_settings(
+        &self,
+        sender: Option<Principal>,
+        settings: Option<CanisterSettings>,
+    ) -> Principal {
+        self.lock()
+            .create_canister_with(anon(sender), settings, 0, 0)
+            .unwrap_or_else(|e| panic!("create_canister failed: {e}"))
+    }
+
+    pub fn add_cycles(&self, canister: Principal, amount: u128) -> u128 {
+        let mut s = self.lock();
+        match s.canisters.get_mut(&canister) {
+            Some(c) => {
+                c.ctx_mut().balance += amount;
+                c.ctx().balance
+            }
+            None => panic!("add_cycles: canister {canister} not found"),
+        }
+    }
+
+    pub fn cycle_balance(&self, canister: Principal) -> u128 {
+        self.lock()
+            .canisters
+            .get(&canister)
+            .map_or(0, |c| c.ctx().balance)
+    }
+
+    /// Installs code; panics on failure, like pocket-ic.
+    pub fn install_canister(
+        &self,
+        canister: Principal,
+        wasm: Vec<u8>,
+        arg: Vec<u8>,
+        sender: Option<Principal>,
+    ) {
+        if let Err(e) = self.install_code(InstallMode::Install, canister, wasm, arg, sender) {
+            panic!("install_canister failed: {e}");
+        }
+    }
+
+    pub fn install_code(
+        &self,
+        mode: InstallMode,
+        canister: Principal,
+        wasm: Vec<u8>,
+        arg: Vec<u8>,
+        sender: Option<Principal>,
+    ) -> Result<CallStats, RejectResponse> {
+        self.lock()
+            .install_code(anon(sender), mode, canister, &wasm, arg, false)
+    }
+
+    pub fn upgrade_canister(
+        &self,
+        canister: Principal,
+        wasm: Vec<u8>,
+        arg: Vec<u8>,
+        sender: Option<Principal>,
+    ) -> Result<(), RejectResponse> {
+        self.install_code(InstallMode::Upgrade, canister, wasm, arg, sender)
+            .map(|_| ())
+    }
+
+    pub fn reinstall_canister(
+        &self,
+        canister: Principal,
+        wasm: Vec<u8>,
+        arg: Vec<u8>,
+        sender: Option<Principal>,
+    ) -> Result<(), RejectResponse> {
+        self.install_code(InstallMode::Reinstall, canister, wasm, arg, sender)
+            .map(|_| ())
+    }
+
+    pub fn set_controllers(
+        &self,
+        canister: Principal,
+        sender: Option<Principal>,
+        new_controllers: Vec<Principal>,
+    ) -> Result<(), RejectResponse> {
+        self.update_canister_settings(
+            canister,
+            sender,
+            CanisterSettings {
+                controllers: Some(new_controllers),
+                ..CanisterSettings::default()
+            },
+        )
+    }
+
+    pub fn get_controllers(&self, canister: Principal) -> Vec<Principal> {
+        self.lock()
+            .canisters
+            .get(&canister)
+            .map(|c| c.ctx().controllers.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn update_canister_settings(
+        &self,
+        canister: Principal,
+        sender: Option<Principal>,
+        settings: CanisterSettings,
+    ) -> Result<(), RejectResponse> {
+        self.lock()
+            .update_settings(anon(sender), canister, settings)
+    }
+
+    pub fn canister_status(
+        &self,
+        canister: Principal,
+        sender: Option<Principal>,
+    ) -> Result<CanisterStatus, RejectResponse> {
+        self.lock().status(anon(sender), canister)
+    }
+
+    pub fn start_canister(
+        &self,
+        canister: Principal,
+        sender: Option<Principal>,
+    ) -> Result<(), RejectResponse> {
+        self.lock().start(anon(sender), canister)
+    }
+
+    /// Stops the canister, running rounds until its open call contexts are closed.
+    pub fn stop_canister(
+        &self,
+        canister: Principal,
+        sender: Option<Principal>,
+    ) -> Result<(), RejectResponse> {
+        if self.lock().begin_stop(anon(sender), canister, None)? {
+            return Ok(());
+        }
+        for _ in 0..MAX_ROUNDS {
+            let mut s = self.lock();
+            match s.canisters.get(&canister).map(|c| c.status) {
+                Some(CanisterStatusKind::Stopped) => return Ok(()),
+                Some(CanisterStatusKind::Stopping) => {}
+                // Started again or deleted meanwhile.
+                _ => {
+                    return Err(RejectResponse::ic(
+                        511,
+                        format!("Canister {canister}'s stop request was cancelled."),
+                    ))
+                }
+            }
+            if !s.has_work() {
+                if let Some(d) = s.next_deadline() {
+                    s.time = s.time.max(d);
+                }
+            }
+            s.tick();
+        }
+        Err(RejectResponse::ic(
+            206,
+            format!("Stop canister request for {canister} timed out"),
+        ))
+    }
+
+    pub fn delete_canister(
+        &self,
+        canister: Principal,
+        sender: Option<Principal>,
+    ) -> Result<(), RejectResponse> {
+        self.lock().delete(anon(sender), canister)
+    }
+
+    pub fn canister_exists(&self, canister: Principal) -> bool {
+        self.lock().canisters.contains_key(&canister)
+    }
+
+    pub fn module_hash(&self, canister: Principal) -> Option<[u8; 32]> {
+        self.lock()
+            .canisters
+            .get(&canister)
+            .and_then(|c| c.module.as_ref().map(|m| m.hash))
+    }
+
+    pub fn get_stable_memory(&self, canister: Principal) -> Vec<u8> {
+        self.lock()
+            .canisters
+            .get(&canister)
+            .map(|c| c.ctx().stable.to_vec())
+            .unwrap_or_default()
+    }
+
+    /// `debug_print` lines of the canister, in order.
+    pub fn debug_log(&self, canister: Principal) -> Vec<String> {
+        self.lock()
+            .canisters
+            .get(&canister)
+            .map(|c| c.ctx().log.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn canister_ids(&self) -> Vec<Principal> {
+        self.lock().canisters.keys().copied().collect()
+    }
+
+    // ------------------------------------------------------------------ messages
+
+    pub fn update_call(
+        &self,
+        canister: Principal,
+        sender: Principal,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> Result<Vec<u8>, RejectResponse> {
+        self.update_call_with_stats(canister, sender, method, arg).0
+    }
+
+    pub fn update_call_with_stats(
+        &self,
+        canister: Principal,
+        sender: Principal,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> (Result<Vec<u8>, RejectResponse>, CallStats) {
+        let id = match self.submit_call(canister, sender, method, arg) {
+            Ok(id) => id,
+            Err(e) => return (Err(e), CallStats::default()),
+        };
+        let r = self.await_call(id);
+        let stats = self.lock().stats.remove(&id.0).unwrap_or_default();
+        (r, stats)
+    }
+
+    pub fn query_call(
+        &self,
+        canister: Principal,
+        sender: Principal,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> Result<Vec<u8>, RejectResponse> {
+        self.query_call_with_stats(canister, sender, method, arg).0
+    }
+
+    pub fn query_call_with_stats(
+        &self,
+        canister: Principal,
+        sender: Principal,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> (Result<Vec<u8>, RejectResponse>, CallStats) {
+        self.lock().query(canister, sender, method, arg)
+    }
+
+    /// Enqueues an ingress update without executing it (inspect_message refusals, unknown
+    /// canisters or methods, frozen canisters and oversized arguments are returned here).
+    pub fn submit_call(
+        &self,
+        canister: Principal,
+        sender: Principal,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> Result<MessageId, RejectResponse> {
+        self.lock()
+            .submit(canister, sender, method, arg)
+            .map(MessageId)
+    }
+
+    /// Runs rounds until the submitted message is answered.
+    pub fn await_call(&self, id: MessageId) -> Result<Vec<u8>, RejectResponse> {
+        for _ in 0..MAX_ROUNDS {
+            let mut s = self.lock();
+            if let Some(r) = s.ingress_result(id.0) {
+                return r;
+            }
+            if !s.ingress.contains_key(&id.0) {
+                return Err(RejectResponse::ic(
+                    100,
+                    format!("unknown message id {}", id.0),
+                ));
+            }
+            if !s.has_work() {
+                match s.next_deadline() {
+                    // Only a best-effort call is pending: let time reach its deadline.
+                    Some(d) => s.time = s.time.max(d),
+                    None => {
+                        return Err(RejectResponse::ic(
+                            100,
+                            format!("message {} can never complete: nothing is queued", id.0),
+                        ))
+                    }
+                }
+            }
+            s.tick();
+        }
+        Err(RejectResponse::ic(
+            202,
+            format!("message {} did not complete within {MAX_ROUNDS} rounds", id.0),
+        ))
+    }
+
+    /// One round (see [`state::State::tick`]).
+    pub fn tick(&self) {
+        self.lock().tick();
+    }
+
+    /// `tick()` until no message is queued; panics after a large bound to expose loops.
+    pub fn run_until_idle(&self) {
+        for _ in 0..MAX_ROUNDS {
+            let mut s = self.lock();
+            if !s.has_work() {
+                return;
+            }
+            s.tick();
+        }
+        panic!("run_until_idle: still busy after {MAX_ROUNDS} rounds (a message loop?)");
+    }
+
+    // ------------------------------------------------------------------ time
+
+    pub fn get_time(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_nanos(self.lock().time)
+    }
+
+    pub fn set_time(&self, time: SystemTime) {
+        let ns = time
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        self.lock().time = ns;
+    }
+
+    pub fn advance_time(&self, by: Duration) {
+        let mut s = self.lock();
+        s.time = s.time.saturating_add(by.as_nanos() as u64);
+    }
+
+    // ------------------------------------------------------------------ extras
+
+    /// The certified data last set by the canister.
+    pub fn certified_data(&self, canister: Principal) -> Vec<u8> {
+        self.lock()
+            .canisters
+            .get(&canister)
+            .map(|c| c.ctx().certified_data.clone())
+            .unwrap_or_default()
+    }
+
+    /// Number of distinct compiled modules in the cache.
+    pub fn compiled_modules(&self) -> usize {
+        self.lock().cache.len()
+    }
+}
+
+#[cfg(test)]
+mod send_sync {
+    #[test]
+    fn replica_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<super::Replica>();
+    }
+}

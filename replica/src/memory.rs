@@ -121,6 +121,11 @@ impl StableMemory {
         });
     }
 
+    /// Whether a journal is open.
+    pub fn journaling(&self) -> bool {
+        self.journal.is_some()
+    }
+
     /// Keeps the message's writes.
     pub fn commit(&mut self) {
         self.journal = None;

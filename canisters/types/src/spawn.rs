@@ -82,6 +82,9 @@ pub struct QuotaStatus {
     /// Parked canisters (install failed) the caller already paid for; the next `create_video`
     /// of this caller reuses one without charging its cycles again.
     pub spares: Vec<Principal>,
+    /// Cycles the caller paid for a creation that failed before a canister existed; spent first
+    /// by the caller's next `create_video`.
+    pub credit: u128,
 }
 
 /// `create_video` argument. The text fields are checked with the video canister's limits

@@ -1,0 +1,488 @@
+use super::*;
+use crate::certify::Certifier;
+use crate::testutil::MemVideo;
+use crate::{etag, sha256, Poster, VideoStatus};
+use base64::{engine::general_purpose::STANDARD as B64, Engine};
+use ic_certification::{HashTree, LookupResult, SubtreeLookupResult};
+use ic_http_certification::{
+    cel::DefaultFullCelExpression, filter_response_headers, request_hash, response_headers_hash,
+    DefaultCelBuilder, DefaultResponseCertification, HttpRequest,
+};
+
+const C: u64 = 1_000;
+const FAKE_CERT: &[u8] = b"data-certificate";
+
+fn req(method: &str, url: &str, headers: &[(&str, &str)]) -> HttpRequest<'static> {
+    let headers = headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+    HttpRequest::builder()
+        .with_method(ic_http_certification::Method::from_bytes(method.as_bytes()).unwrap())
+        .with_url(url)
+        .with_headers(headers)
+        .with_certificate_version(2)
+        .build()
+}
+
+fn get(video: &MemVideo, url: &str, headers: &[(&str, &str)]) -> HttpResponse<'static> {
+    serve_uncertified("GET", url, &req("GET", url, headers).headers().to_vec(), video)
+}
+
+fn hdr<'a>(r: &'a HttpResponse, name: &str) -> Option<&'a str> {
+    header(r.headers(), name)
+}
+
+fn status(r: &HttpResponse) -> u16 {
+    r.status_code().as_u16()
+}
+
+/// Asserts a 206 for bytes `start..=end` of `video`.
+fn assert_partial(video: &MemVideo, r: &HttpResponse, start: u64, end: u64) {
+    let size = video.bytes.len();
+    assert_eq!(status(r), 206);
+    assert_eq!(hdr(r, "content-range"), Some(format!("bytes {start}-{end}/{size}").as_str()));
+    assert_eq!(hdr(r, "content-length"), Some((end - start + 1).to_string().as_str()));
+    assert_eq!(r.body(), &video.bytes[start as usize..=end as usize]);
+}
+
+#[test]
+fn small_video_plain_get_is_200_with_all_headers() {
+    let v = MemVideo::new(700, C);
+    for path in ["/", "/video", "/video?autoplay=1", "/?x"] {
+        let r = get(&v, path, &[]);
+        assert_eq!(status(&r), 200, "{path}");
+        assert_eq!(r.body(), v.bytes.as_slice());
+        assert_eq!(hdr(&r, "content-type"), Some("video/mp4"));
+        assert_eq!(hdr(&r, "accept-ranges"), Some("bytes"));
+        assert_eq!(hdr(&r, "content-length"), Some("700"));
+        assert_eq!(hdr(&r, "etag"), Some(etag(&v.digest()).as_str()));
+        assert_eq!(hdr(&r, "cache-control"), Some("public, max-age=31536000, immutable"));
+        assert_eq!(hdr(&r, "content-range"), None);
+        assert_eq!(r.upgrade(), None);
+    }
+    assert_eq!(etag(&v.digest()).len(), 66);
+    assert!(etag(&v.digest()).starts_with('"'));
+}
+
+#[test]
+fn large_video_plain_get_is_206_first_chunk() {
+    let v = MemVideo::new(3_500, C);
+    let r = get(&v, "/video", &[]);
+    assert_partial(&v, &r, 0, C - 1);
+    assert_eq!(hdr(&r, "etag"), Some(etag(&v.digest()).as_str()));
+}
+
+#[test]
+fn max_body_sized_chunks_are_served_whole() {
+    let v = MemVideo::new(2_000_001, crate::MAX_BODY);
+    let r = get(&v, "/", &[]);
+    assert_partial(&v, &r, 0, 1_999_999);
+    let r = get(&v, "/", &[("Range", "bytes=2000000-")]);
+    assert_partial(&v, &r, 2_000_000, 2_000_000);
+}
+
+#[test]
+fn range_forms() {
+    let v = MemVideo::new(3_500, C);
+    assert_partial(&v, &get(&v, "/video", &[("Range", "bytes=10-19")]), 10, 19);
+    assert_partial(&v, &get(&v, "/video", &[("range", "bytes=3000-")]), 3000, 3499);
+    assert_partial(&v, &get(&v, "/video", &[("Range", "bytes=-100")]), 3400, 3499);
+    assert_partial(&v, &get(&v, "/video", &[("Range", "bytes=-100000")]), 3000, 3499);
+    // Larger than one chunk: cut at the end of the chunk holding the start.
+    assert_partial(&v, &get(&v, "/video", &[("Range", "bytes=1500-3200")]), 1500, 1999);
+    assert_partial(&v, &get(&v, "/video", &[("Range", "bytes=0-")]), 0, 999);
+    // Multi-range: the first satisfiable range, single part.
+    let r = get(&v, "/video", &[("Range", "bytes=5-9, 20-29")]);
+    assert_partial(&v, &r, 5, 9);
+    assert!(!hdr(&r, "content-type").unwrap().starts_with("multipart"));
+    // Malformed: ignored, served like a plain GET.
+    let r = get(&v, "/video", &[("Range", "bytes=9-5")]);
+    assert_partial(&v, &r, 0, 999);
+    let small = MemVideo::new(10, C);
+    assert_eq!(status(&get(&small, "/", &[("Range", "lines=1-2")])), 200);
+}
+
+#[test]
+fn unsatisfiable_range_is_416() {
+    let v = MemVideo::new(3_500, C);
+    for range in ["bytes=3500-", "bytes=4000-5000", "bytes=-0"] {
+        let r = get(&v, "/video", &[("Range", range)]);
+        assert_eq!(status(&r), 416, "{range}");
+        assert_eq!(hdr(&r, "content-range"), Some("bytes */3500"));
+    }
+}
+
+#[test]
+fn head_has_get_headers_and_no_body() {
+    let v = MemVideo::new(3_500, C);
+    let r = serve_uncertified("HEAD", "/video", &[], &v);
+    assert_eq!(status(&r), 200);
+    assert_eq!(hdr(&r, "content-length"), Some("3500"));
+    assert_eq!(hdr(&r, "etag"), Some(etag(&v.digest()).as_str()));
+    assert!(r.body().is_empty());
+    let range = vec![("range".to_string(), "bytes=5-9".to_string())];
+    let (h, g) = (serve_uncertified("HEAD", "/video", &range, &v), serve_uncertified("GET", "/video", &range, &v));
+    assert_eq!(status(&h), 206);
+    assert_eq!(h.headers(), g.headers());
+    assert!(h.body().is_empty());
+}
+
+#[test]
+fn if_none_match_gives_304() {
+    let v = MemVideo::new(3_500, C);
+    let tag = etag(&v.digest());
+    for inm in [tag.clone(), format!("W/{tag}"), format!("\"x\", {tag}"), "*".to_string()] {
+        let r = get(&v, "/video", &[("If-None-Match", &inm)]);
+        assert_eq!(status(&r), 304, "{inm}");
+        assert!(r.body().is_empty());
+        assert_eq!(hdr(&r, "etag"), Some(tag.as_str()));
+    }
+    let r = get(&v, "/video", &[("If-None-Match", "\"other\"")]);
+    assert_eq!(status(&r), 206);
+}
+
+#[test]
+fn unfinished_video_is_503() {
+    let mut v = MemVideo::new(3_500, C);
+    v.status = VideoStatus::Uploading;
+    for path in ["/", "/video"] {
+        let r = get(&v, path, &[("Range", "bytes=0-")]);
+        assert_eq!(status(&r), 503);
+        assert_eq!(hdr(&r, "retry-after"), Some("30"));
+        assert_eq!(hdr(&r, "cache-control"), Some("no-store"));
+        assert!(r.body() != &v.bytes[..1000]);
+    }
+    v.declared = false;
+    assert_eq!(status(&get(&v, "/video", &[])), 503);
+}
+
+#[test]
+fn metadata_poster_404_405() {
+    let mut v = MemVideo::new(100, C);
+    let r = get(&v, "/metadata.json?x=1", &[]);
+    assert_eq!(status(&r), 200);
+    assert_eq!(r.body(), br#"{"title":"t"}"#);
+    assert_eq!(hdr(&r, "content-type"), Some("application/json; charset=utf-8"));
+    assert_eq!(status(&get(&v, "/poster", &[])), 404);
+    v.poster = Some(Poster { mime_type: "image/png".into(), bytes: vec![1, 2, 3], sha256: sha256(&[1, 2, 3]) });
+    let r = get(&v, "/poster", &[]);
+    assert_eq!((status(&r), r.body(), hdr(&r, "content-type")), (200, &[1u8, 2, 3][..], Some("image/png")));
+    for path in ["/nope", "/video/", "/videos", "/metadata.json/x"] {
+        assert_eq!(status(&get(&v, path, &[])), 404, "{path}");
+    }
+    for method in ["POST", "PUT", "DELETE", "OPTIONS", "get"] {
+        let r = serve_uncertified(method, "/video", &[], &v);
+        assert_eq!(status(&r), 405, "{method}");
+        assert_eq!(hdr(&r, "allow"), Some("GET, HEAD"));
+    }
+}
+
+#[test]
+fn read_failure_is_500() {
+    struct Broken(MemVideo);
+    impl crate::VideoSource for Broken {
+        fn info(&self) -> Option<crate::VideoInfo> { self.0.info() }
+        fn read(&self, _: u64, _: u64) -> Result<Vec<u8>, crate::ReadError> { Err(crate::ReadError("disk on fire".into())) }
+        fn chunk_digest(&self, i: u64) -> Option<[u8; 32]> { self.0.chunk_digest(i) }
+        fn metadata_json(&self) -> String { self.0.metadata_json() }
+        fn poster(&self) -> Option<Poster> { None }
+    }
+    let v = Broken(MemVideo::new(100, C));
+    let r = serve_uncertified("GET", "/video", &[], &v);
+    assert_eq!(status(&r), 500);
+}
+
+/// Seeded xorshift so failures reproduce.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+#[test]
+fn random_ranges_return_exact_slices() {
+    let mut rng = Rng(0x5eed_cafe_f00d);
+    for &(size, chunk) in &[(10_007usize, 1_000u64), (1usize, 1_000), (5_000, 1_000), (12_345, 977)] {
+        let v = MemVideo::new(size, chunk);
+        let s = size as u64;
+        for _ in 0..2_000 {
+            let (a, b) = (rng.below(s + 50), rng.below(s + 50));
+            let (header, expect) = match rng.below(3) {
+                0 => (format!("bytes={}-{}", a.min(b), a.max(b)), (a.min(b) < s).then(|| (a.min(b), a.max(b).min(s - 1)))),
+                1 => (format!("bytes={a}-"), (a < s).then(|| (a, s - 1))),
+                _ => (format!("bytes=-{a}"), (a > 0).then(|| (s - a.min(s), s - 1))),
+            };
+            let r = get(&v, "/video", &[("Range", &header)]);
+            match expect {
+                None => {
+                    assert_eq!(status(&r), 416, "{header}");
+                    assert_eq!(hdr(&r, "content-range"), Some(format!("bytes */{s}").as_str()));
+                }
+                Some((start, end)) => {
+                    let end = end.min((start / chunk + 1) * chunk - 1);
+                    assert_partial(&v, &r, start, end);
+                    assert!(r.body().len() as u64 <= chunk);
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- certification
+
+/// A verifier written against the HTTP gateway protocol spec (what `ic-response-verification`
+/// does after checking the certificate's signature, which needs the IC root key): the witness
+/// must hash to the certified root, the expression path must be the most specific one for the
+/// request path, and (expr hash, request hash, response hash) must be a leaf under it.
+fn verify(request: &HttpRequest, response: &HttpResponse, certified_root: [u8; 32]) -> Result<(), String> {
+    let cert_header = hdr(response, "ic-certificate").ok_or("no IC-Certificate header")?;
+    let mut fields = std::collections::HashMap::new();
+    for part in cert_header.split(", ") {
+        let (k, v) = part.split_once('=').ok_or("malformed header")?;
+        fields.insert(k, v.trim_matches(':'));
+    }
+    if fields.get("version") != Some(&"2") {
+        return Err("not version 2".into());
+    }
+    if B64.decode(fields["certificate"]).unwrap() != FAKE_CERT {
+        return Err("certificate not passed through".into());
+    }
+    let witness: HashTree = serde_cbor::from_slice(&B64.decode(fields["tree"]).unwrap()).map_err(|e| e.to_string())?;
+    let expr_path: Vec<String> = serde_cbor::from_slice(&B64.decode(fields["expr_path"]).unwrap()).map_err(|e| e.to_string())?;
+    if witness.digest() != certified_root {
+        return Err("witness does not hash to the certified root".into());
+    }
+    // Expression path: the exact path if the tree has it, else a wildcard the tree proves is
+    // the most specific (canvid only uses the root wildcard).
+    let path = request.get_path().unwrap();
+    let mut exact: Vec<String> = vec!["http_expr".into()];
+    exact.extend(path.split('/').filter(|s| !s.is_empty()).map(String::from));
+    if path.ends_with('/') {
+        exact.push(String::new());
+    }
+    exact.push("<$>".into());
+    if expr_path != exact {
+        let root_wildcard = vec!["http_expr".to_string(), "".into(), "<*>".into()];
+        if expr_path != root_wildcard {
+            return Err(format!("unexpected expression path {expr_path:?}"));
+        }
+        if !matches!(witness.lookup_subtree(&exact), SubtreeLookupResult::Absent) {
+            return Err("wildcard used although the exact path may exist".into());
+        }
+    }
+    let cel = hdr(response, "ic-certificateexpression").ok_or("no IC-CertificateExpression")?;
+    let full = |headers: &'static [&'static str]| -> DefaultFullCelExpression<'static> {
+        DefaultCelBuilder::full_certification()
+            .with_request_headers(headers)
+            .with_response_certification(DefaultResponseCertification::response_header_exclusions(vec![]))
+            .build()
+    };
+    let ro = DefaultCelBuilder::response_only_certification()
+        .with_response_certification(DefaultResponseCertification::response_header_exclusions(vec![]))
+        .build();
+    let (request_label, response_cert) = if cel == ro.to_string() {
+        (Vec::new(), ro.response)
+    } else {
+        let def = [full(&[]), full(&["range"]), full(&["if-none-match"])]
+            .into_iter()
+            .find(|d| d.to_string() == cel)
+            .ok_or("unknown CEL expression")?;
+        (request_hash(request, &def.request).unwrap().to_vec(), def.response)
+    };
+    let filtered = filter_response_headers(response, &response_cert);
+    let headers_hash = response_headers_hash(&response.status_code().as_u16().into(), &filtered);
+    let response_hash = sha256(&[headers_hash, sha256(response.body())].concat());
+    let mut leaf: Vec<Vec<u8>> = expr_path.iter().map(|s| s.as_bytes().to_vec()).collect();
+    leaf.extend([sha256(cel.as_bytes()).to_vec(), request_label, response_hash.to_vec()]);
+    match witness.lookup_path(&leaf) {
+        LookupResult::Found(_) => Ok(()),
+        other => Err(format!("response not in the tree: {other:?}")),
+    }
+}
+
+fn certified(v: &MemVideo) -> Certifier {
+    let mut c = Certifier::new();
+    c.certify_all(v).unwrap();
+    c
+}
+
+fn query(c: &Certifier, v: &MemVideo, request: &HttpRequest) -> HttpResponse<'static> {
+    http_request(request, v, c, Some(FAKE_CERT))
+}
+
+/// The shapes the IC gateway and browsers send are certified and verify; their bodies equal
+/// the uncertified answers.
+#[test]
+fn certified_shapes_verify() {
+    let mut v = MemVideo::new(3_500, C);
+    v.poster = Some(Poster { mime_type: "image/jpeg".into(), bytes: vec![9; 50], sha256: sha256(&[9; 50]) });
+    let c = certified(&v);
+    let tag = etag(&v.digest());
+    let mut cases: Vec<(&str, String, Vec<(&str, String)>, u16)> = vec![];
+    for path in ["/", "/video", "/video?t=3"] {
+        cases.push(("GET", path.into(), vec![], 206));
+        cases.push(("GET", path.into(), vec![("Range", "bytes=0-".into())], 206));
+        cases.push(("GET", path.into(), vec![("Range", "bytes=0-999".into())], 206));
+        cases.push(("GET", path.into(), vec![("Range", "bytes=0-5000".into())], 206));
+        cases.push(("GET", path.into(), vec![("Range", "bytes=1000-".into())], 206));
+        cases.push(("GET", path.into(), vec![("Range", "bytes=2000-2999".into())], 206));
+        cases.push(("GET", path.into(), vec![("Range", "bytes=3000-".into())], 206));
+        cases.push(("GET", path.into(), vec![("Range", "bytes=3000-3499".into())], 206));
+        cases.push(("HEAD", path.into(), vec![], 200));
+        cases.push(("GET", path.into(), vec![("If-None-Match", tag.clone())], 304));
+    }
+    cases.push(("GET", "/metadata.json".into(), vec![], 200));
+    cases.push(("GET", "/poster".into(), vec![], 200));
+    cases.push(("GET", "/nothing/here".into(), vec![], 404));
+    cases.push(("GET", "/video/".into(), vec![], 404));
+    for (method, url, headers, expect) in cases {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let request = req(method, &url, &headers);
+        let r = query(&c, &v, &request);
+        assert_eq!(status(&r), expect, "{method} {url} {headers:?}");
+        assert_eq!(r.upgrade(), None);
+        verify(&request, &r, c.root_hash()).unwrap_or_else(|e| panic!("{method} {url} {headers:?}: {e}"));
+        let plain = serve_uncertified(method, &url, request.headers(), &v);
+        assert_eq!(r.body(), plain.body());
+    }
+}
+
+#[test]
+fn small_video_and_uploading_video_verify() {
+    let small = MemVideo::new(700, C);
+    let c = certified(&small);
+    for headers in [vec![], vec![("Range", "bytes=0-")], vec![("Range", "bytes=0-699")]] {
+        let request = req("GET", "/video", &headers);
+        let r = query(&c, &small, &request);
+        verify(&request, &r, c.root_hash()).unwrap();
+        assert_eq!(r.body(), small.bytes.as_slice());
+    }
+    let mut up = MemVideo::new(3_500, C);
+    up.status = VideoStatus::Uploading;
+    let c = certified(&up);
+    for headers in [vec![], vec![("Range", "bytes=1000-")]] {
+        let request = req("GET", "/", &headers);
+        let r = query(&c, &up, &request);
+        assert_eq!(status(&r), 503);
+        verify(&request, &r, c.root_hash()).unwrap();
+    }
+}
+
+/// What is not pre-certified is upgraded, and the update answers it exactly.
+#[test]
+fn uncertified_shapes_upgrade() {
+    let v = MemVideo::new(3_500, C);
+    let c = certified(&v);
+    let cases: Vec<(&str, &str, Vec<(&str, &str)>)> = vec![
+        ("GET", "/video", vec![("Range", "bytes=1234-")]),
+        ("GET", "/video", vec![("Range", "bytes=1000-1099")]),
+        ("GET", "/video", vec![("Range", "bytes=-10")]),
+        ("GET", "/video", vec![("Range", "bytes=99999-")]),
+        ("GET", "/video", vec![("Range", "bytes=1000-2999")]),
+        ("GET", "/video", vec![("If-None-Match", "*")]),
+        ("HEAD", "/video", vec![("Range", "bytes=0-")]),
+        ("POST", "/video", vec![]),
+        ("HEAD", "/metadata.json", vec![]),
+    ];
+    for (method, url, headers) in cases {
+        let request = req(method, url, &headers);
+        let r = query(&c, &v, &request);
+        assert_eq!(r.upgrade(), Some(true), "{method} {url} {headers:?}");
+        assert!(r.body().is_empty());
+        let update: ic_http_certification::HttpUpdateRequest = request.clone().into();
+        let u = http_request_update(&update, &v);
+        assert_eq!(u.upgrade(), None);
+        assert_eq!(u, serve_uncertified(method, url, request.headers(), &v));
+        assert_ne!(status(&u), 200 * u16::from(method == "POST"));
+    }
+    // An empty certifier (e.g. before init built it) upgrades everything.
+    let request = req("GET", "/video", &[]);
+    assert_eq!(query(&Certifier::new(), &v, &request).upgrade(), Some(true));
+}
+
+/// The verifier is not a rubber stamp: tampering with body, status, headers or the request
+/// shape is detected.
+#[test]
+fn tampering_is_detected() {
+    let v = MemVideo::new(3_500, C);
+    let c = certified(&v);
+    let request = req("GET", "/video", &[("Range", "bytes=1000-")]);
+    let good = query(&c, &v, &request);
+    verify(&request, &good, c.root_hash()).unwrap();
+
+    let mut body = good.body().to_vec();
+    body[10] ^= 1;
+    let bad = HttpResponse::builder().with_status_code(good.status_code()).with_headers(good.headers().to_vec()).with_body(body).build();
+    assert!(verify(&request, &bad, c.root_hash()).is_err());
+
+    let bad = HttpResponse::builder().with_status_code(crate::StatusCode::OK).with_headers(good.headers().to_vec()).with_body(good.body().to_vec()).build();
+    assert!(verify(&request, &bad, c.root_hash()).is_err());
+
+    let mut headers = good.headers().to_vec();
+    headers.iter_mut().find(|(n, _)| n == "content-type").unwrap().1 = "text/html".into();
+    let bad = HttpResponse::builder().with_status_code(good.status_code()).with_headers(headers).with_body(good.body().to_vec()).build();
+    assert!(verify(&request, &bad, c.root_hash()).is_err());
+
+    // The chunk-1 answer replayed for a request of chunk 2 fails (Range is certified).
+    let other = req("GET", "/video", &[("Range", "bytes=2000-")]);
+    assert!(verify(&other, &good, c.root_hash()).is_err());
+    // A different root (another canister state) fails.
+    assert!(verify(&request, &good, [0; 32]).is_err());
+}
+
+#[test]
+fn metadata_edit_recertifies_only_extras() {
+    let mut v = MemVideo::new(3_500, C);
+    let mut c = certified(&v);
+    let count = c.entry_count();
+    let request = req("GET", "/metadata.json", &[]);
+    let old = query(&c, &v, &request);
+    v.metadata = r#"{"title":"new"}"#.into();
+    v.poster = Some(Poster { mime_type: "image/png".into(), bytes: vec![7; 9], sha256: sha256(&[7; 9]) });
+    // Not recertified yet: the new answer is not in the tree, so the query upgrades.
+    assert_eq!(query(&c, &v, &request).upgrade(), Some(true));
+    let root = c.certify_extras(&v).unwrap();
+    assert_eq!(root, c.root_hash());
+    assert_eq!(c.entry_count(), count + 1);
+    let new = query(&c, &v, &request);
+    assert_eq!(new.body(), br#"{"title":"new"}"#);
+    verify(&request, &new, root).unwrap();
+    assert!(verify(&request, &old, root).is_err());
+    let poster = req("GET", "/poster", &[]);
+    verify(&poster, &query(&c, &v, &poster), root).unwrap();
+    // Video entries survived.
+    let chunk = req("GET", "/video", &[("Range", "bytes=2000-")]);
+    verify(&chunk, &query(&c, &v, &chunk), root).unwrap();
+}
+
+#[test]
+fn tree_size_and_unsupported_chunk_size() {
+    let v = MemVideo::new(10 * C as usize + 1, C); // 11 chunks
+    let c = certified(&v);
+    // per video path: GET, bytes=0-, HEAD, 304, and 2 per further chunk; plus metadata and 404.
+    assert_eq!(c.entry_count(), 2 * (4 + 2 * 10) + 2);
+    let big = MemVideo::new(10, crate::MAX_BODY + 1);
+    let mut c = Certifier::new();
+    assert_eq!(c.certify_all(&big), Err(crate::CertifyError::ChunkSizeUnsupported { chunk_size: crate::MAX_BODY + 1 }));
+    let request = req("GET", "/video", &[]);
+    assert_eq!(query(&c, &big, &request).upgrade(), Some(true));
+    let meta = req("GET", "/metadata.json", &[]);
+    verify(&meta, &query(&c, &big, &meta), c.root_hash()).unwrap();
+}
+
+#[test]
+fn candid_round_trip_of_request_and_response() {
+    let request = req("GET", "/video", &[("Range", "bytes=0-")]);
+    let bytes = candid::encode_one(&request).unwrap();
+    let back: HttpRequest = candid::decode_one(&bytes).unwrap();
+    assert_eq!(back, request);
+    let v = MemVideo::new(100, C);
+    let r = serve_uncertified("GET", "/video", &[], &v);
+    let back: HttpResponse = candid::decode_one(&candid::encode_one(&r).unwrap()).unwrap();
+    assert_eq!(back, r);
+}

@@ -1,0 +1,290 @@
+//! Plain-Rust decisions of the spawn canister: the cycles formula, who pays, quota accounting,
+//! and the transitions of the creation state machine. No system API here, so all of it has
+//! native unit tests; the endpoints gather inputs (balance, attached cycles, fees) and apply
+//! the decisions.
+
+use candid::Principal;
+use canvid_types::spawn::{CyclesConfig, Payer, QuotaArgs, SpawnStatus};
+use canvid_types::video::{validate_text_fields, MAX_VIDEO_SIZE};
+use canvid_types::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// Ingress fee per byte the video canister pays while its file is uploaded (13-node subnet).
+pub const INGRESS_PER_BYTE: u128 = 2_000;
+/// Execution of `put_chunk` per byte: stable writes (~1.25 instr/byte) + SHA-256 (~75/byte) on
+/// wasm32, rounded up.
+pub const EXECUTION_PER_BYTE: u128 = 100;
+/// Storage for 30 days (the default freezing threshold): 127,000 cycles per GiB per second
+/// x 2,592,000 s / 2^30 bytes = 306.6, rounded up.
+pub const STORAGE_30_DAYS_PER_BYTE: u128 = 307;
+
+/// The defaults (see docs/spawn-and-index.md):
+/// - `base` 200 B: installing the video module (a few B instructions), metadata updates,
+///   index notifications (260 K per call + bytes) and the freezing reserve of the empty canister.
+/// - `per_byte` = ingress + execution + 30 days of storage = 2,407.
+/// - `reserve` 2 T: the spawn canister keeps this for its own operation.
+pub fn default_cycles_config() -> CyclesConfig {
+    CyclesConfig {
+        base: 200_000_000_000,
+        per_byte: INGRESS_PER_BYTE + EXECUTION_PER_BYTE + STORAGE_30_DAYS_PER_BYTE,
+        reserve: 2_000_000_000_000,
+    }
+}
+
+/// Cycles the new canister receives (on top of the creation fee):
+/// `base + declared_size * per_byte`. Checked: an overflow is an argument error, not a wrap.
+pub fn cycles_to_give(cfg: &CyclesConfig, declared_size: u64) -> Result<u128> {
+    (declared_size as u128)
+        .checked_mul(cfg.per_byte)
+        .and_then(|c| c.checked_add(cfg.base))
+        .ok_or_else(|| Error::InvalidArgument { reason: "cycles formula overflows".into() })
+}
+
+/// Validates a `create_video` request with the video canister's own limits, so a request the
+/// video's `init` would refuse is refused before any cycles are spent.
+pub fn validate_create(title: &str, description: &str, tags: &[String], declared_size: u64) -> Result<()> {
+    validate_text_fields(Some(title), Some(description), Some(tags))?;
+    if declared_size > MAX_VIDEO_SIZE {
+        return Err(Error::TooLarge { size: declared_size, limit: MAX_VIDEO_SIZE });
+    }
+    Ok(())
+}
+
+/// Pool use and credit of one caller (stable, per principal).
+#[derive(Clone, Debug, Default, PartialEq, Eq, candid::CandidType, Serialize, Deserialize)]
+pub struct Account {
+    pub used_videos: u64,
+    pub used_cycles: u128,
+    /// Cycles paid for a creation that failed before a canister existed.
+    pub credit: u128,
+}
+
+/// What the caller must be charged for one creation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Charge {
+    /// Cycles this creation costs the caller: `fee + give` for a new canister, or what a reused
+    /// spare lacks (`give - spare's cycles`, never negative) — the spare was paid for already.
+    pub amount: u128,
+    /// A new canister counts against the caller's `max_videos`; a reused spare does not.
+    pub new_video: bool,
+}
+
+pub fn charge_for_new(creation_fee: u128, give: u128) -> Result<Charge> {
+    let amount = creation_fee
+        .checked_add(give)
+        .ok_or_else(|| Error::InvalidArgument { reason: "cycles formula overflows".into() })?;
+    Ok(Charge { amount, new_video: true })
+}
+
+pub fn charge_for_spare(give: u128, spare_cycles: u128) -> Charge {
+    Charge { amount: give.saturating_sub(spare_cycles), new_video: false }
+}
+
+/// How a creation is funded. All amounts come out of different places:
+/// `credit_used` from the caller's credit, `accept` from the cycles the calling canister attached,
+/// `pool` from the spawn canister's own balance (charged to the caller's quota).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Funding {
+    pub payer: Payer,
+    pub credit_used: u128,
+    pub accept: u128,
+    pub pool: u128,
+}
+
+/// Inputs of the funding decision, gathered by the endpoint before anything is created.
+#[derive(Clone, Debug)]
+pub struct FundingInput<'a> {
+    pub charge: Charge,
+    pub account: &'a Account,
+    /// `msg_cycles_available()`: non-zero when the caller is a canister that attached cycles.
+    pub attached: u128,
+    /// The caller's own quota, else the default quota (None = no quota at all).
+    pub quota: Option<&'a QuotaArgs>,
+    /// The spawn canister's balance and the reserve it keeps for itself.
+    pub balance: u128,
+    pub reserve: u128,
+}
+
+/// Decides who pays. Rules (docs/spawn-and-index.md, "Who pays"):
+/// 1. The caller's credit is spent first.
+/// 2. If the caller attached cycles, they pay the rest: attached < rest → InsufficientCycles;
+///    else exactly the rest is accepted (the IC refunds the remainder). Quotas do not apply.
+/// 3. Otherwise the operator's pool pays, within the caller's quota (cycles first, then the
+///    video count) and never below the reserve.
+pub fn decide_funding(input: &FundingInput<'_>, caller: Principal) -> Result<Funding> {
+    let credit_used = input.account.credit.min(input.charge.amount);
+    let rest = input.charge.amount - credit_used;
+    if input.attached > 0 {
+        if input.attached < rest {
+            return Err(Error::InsufficientCycles { required: rest, available: input.attached });
+        }
+        return Ok(Funding { payer: Payer::Attached, credit_used, accept: rest, pool: 0 });
+    }
+    let zero = QuotaArgs::default();
+    let quota = input.quota.unwrap_or(&zero);
+    if rest > 0 {
+        let quota_left = quota.max_cycles.saturating_sub(input.account.used_cycles);
+        if rest > quota_left {
+            return Err(Error::InsufficientCycles { required: rest, available: quota_left });
+        }
+    }
+    if input.charge.new_video && input.account.used_videos >= quota.max_videos {
+        return Err(Error::NotAuthorized {
+            caller,
+            reason: format!(
+                "pool quota of {} video(s) used up; attach cycles or ask an admin for a quota",
+                quota.max_videos
+            ),
+        });
+    }
+    let pool_available = input.balance.saturating_sub(input.reserve);
+    if rest > pool_available {
+        return Err(Error::InsufficientCycles { required: rest, available: pool_available });
+    }
+    Ok(Funding { payer: Payer::Pool, credit_used, accept: 0, pool: rest })
+}
+
+/// Account after the funding is committed (before the first await).
+pub fn commit_funding(account: &Account, f: &Funding, new_video: bool) -> Account {
+    let mut a = account.clone();
+    a.credit -= f.credit_used.min(a.credit);
+    if f.payer == Payer::Pool {
+        a.used_cycles = a.used_cycles.saturating_add(f.pool);
+        if new_video {
+            a.used_videos += 1;
+        }
+    }
+    a
+}
+
+/// Account after a creation failed before any canister existed (or a spare could not be topped
+/// up): pool use is given back, and everything the caller paid (credit used + accepted cycles)
+/// becomes credit, so nothing is lost.
+pub fn refund_funding(account: &Account, f: &Funding, new_video: bool) -> Account {
+    let mut a = account.clone();
+    a.credit = a.credit.saturating_add(f.credit_used).saturating_add(f.accept);
+    if f.payer == Payer::Pool {
+        a.used_cycles = a.used_cycles.saturating_sub(f.pool);
+        if new_video {
+            a.used_videos = a.used_videos.saturating_sub(1);
+        }
+    }
+    a
+}
+
+/// Install attempts before a created canister is parked as a spare.
+pub const INSTALL_ATTEMPTS: u32 = 2;
+
+/// What to do after an install attempt failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AfterInstallFailure {
+    Retry,
+    Park,
+}
+
+pub fn after_install_failure(attempts_made: u32) -> AfterInstallFailure {
+    if attempts_made < INSTALL_ATTEMPTS {
+        AfterInstallFailure::Retry
+    } else {
+        AfterInstallFailure::Park
+    }
+}
+
+/// The next step the driver (create flow, timer, `retry_pending`) must take for a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NextStep {
+    /// Controllers are still [owner, spawn]: set [owner, video, spawn].
+    SetControllers,
+    /// Register with the index.
+    Register,
+    /// Nothing (done, parked, or waiting for install by the create call that owns it).
+    None,
+}
+
+pub fn next_step(status: SpawnStatus, has_index: bool) -> NextStep {
+    match status {
+        SpawnStatus::Installed => NextStep::SetControllers,
+        SpawnStatus::ControllersSet | SpawnStatus::IndexPending if has_index => NextStep::Register,
+        _ => NextStep::None,
+    }
+}
+
+/// Status after `next_step`'s action succeeded / failed.
+pub fn after_step(status: SpawnStatus, step: NextStep, ok: bool, has_index: bool) -> SpawnStatus {
+    match (step, ok) {
+        (NextStep::SetControllers, true) if has_index => SpawnStatus::ControllersSet,
+        (NextStep::SetControllers, true) => SpawnStatus::Registered,
+        (NextStep::SetControllers, false) => SpawnStatus::Installed,
+        (NextStep::Register, true) => SpawnStatus::Registered,
+        (NextStep::Register, false) => SpawnStatus::IndexPending,
+        (NextStep::None, _) => status,
+    }
+}
+
+/// Statuses the driver still has work for (kept in the outbox).
+pub fn needs_work(status: SpawnStatus, has_index: bool) -> bool {
+    next_step(status, has_index) != NextStep::None
+}
+
+/// Controllers of a freshly spawned video canister once set up: the owner (to manage it), the
+/// video canister itself (it rewrites its controllers on ownership transfer), and the spawn
+/// canister (upgrades and top-ups). The order is the documented one.
+pub fn final_controllers(owner: Principal, video: Principal, spawn: Principal) -> Vec<Principal> {
+    let mut c = vec![owner];
+    for p in [video, spawn] {
+        if !c.contains(&p) {
+            c.push(p);
+        }
+    }
+    c
+}
+
+/// Controllers at `create_canister`: owner and spawn (the video does not exist yet).
+pub fn initial_controllers(owner: Principal, spawn: Principal) -> Vec<Principal> {
+    if owner == spawn {
+        vec![spawn]
+    } else {
+        vec![owner, spawn]
+    }
+}
+
+/// Checks a video module: wasm (`\0asm`) or gzip (`1f 8b`) magic, size limit, SHA-256.
+pub fn check_wasm(wasm: &[u8], sha256: &[u8], actual_sha256: &[u8]) -> Result<()> {
+    if wasm.len() as u64 > MAX_WASM_SIZE {
+        return Err(Error::TooLarge { size: wasm.len() as u64, limit: MAX_WASM_SIZE });
+    }
+    if !(wasm.starts_with(b"\0asm") || wasm.starts_with(&[0x1f, 0x8b])) {
+        return Err(Error::InvalidArgument { reason: "not a wasm module (or gzip of one)".into() });
+    }
+    if sha256 != actual_sha256 {
+        return Err(Error::WrongDigest {
+            index: None,
+            expected: sha256.to_vec(),
+            actual: actual_sha256.to_vec(),
+        });
+    }
+    Ok(())
+}
+
+/// Largest video module: one `install_code` message must fit 2 MiB with its argument
+/// (docs/ic-notes); larger modules would need chunked installation, which is not implemented.
+pub const MAX_WASM_SIZE: u64 = 2_000_000;
+
+pub fn is_gzip(wasm: &[u8]) -> bool {
+    wasm.starts_with(&[0x1f, 0x8b])
+}
+
+/// The video's creator: the caller, unless the caller is a canister (an app creating a video on
+/// behalf of `owner`), in which case the owner. Canister ids are "opaque" principals, whose last
+/// byte is 0x01 (IC interface spec, "Principals").
+pub fn creator_for(caller: Principal, owner: Principal) -> Principal {
+    if is_canister_id(&caller) {
+        owner
+    } else {
+        caller
+    }
+}
+
+pub fn is_canister_id(p: &Principal) -> bool {
+    p.as_slice().last() == Some(&0x01)
+}

@@ -1,0 +1,317 @@
+//! Stable-memory state of the spawn canister.
+//!
+//! Nothing that matters is kept on the heap: every creation step is recorded here before the
+//! await that follows it, so an upgrade, a trap in a later callback, or a concurrent call cannot
+//! lose a canister or a caller's cycles.
+//!
+//! # Layout (version 1)
+//!
+//! `MemoryManager` (default buckets) virtual memories:
+//!
+//! | id | structure | key | value |
+//! | -- | --------- | --- | ----- |
+//! | 0  | `StableCell<Header>` | – | header, below |
+//! | 1  | raw region | – | bytes `[0, wasm.size)`: the current video module, exactly as set |
+//! | 2  | `StableBTreeMap` videos | `PKey` (canister) | candid `SpawnedVideo` |
+//! | 3  | `StableBTreeMap` in flight | `u64` op id (BE) | candid `InFlight` |
+//! | 4  | `StableBTreeMap` quotas | `PKey` (caller) | candid `QuotaArgs` |
+//! | 5  | `StableBTreeMap` accounts | `PKey` (caller) | candid `logic::Account` |
+//! | 6  | `StableBTreeMap` spares | `PairKey` (payer, canister) | `()` |
+//! | 7  | `StableBTreeMap` outbox | `PKey` (canister) | `()` |
+//!
+//! `PKey` (30 bytes, fixed): the principal's bytes left-aligned, zero-padded to 29, then its
+//! length in byte 29. `PairKey` (60 bytes): `PKey(payer) || PKey(canister)`.
+//!
+//! `Header` bytes: magic `b"CVSP"` [0..4] · layout version u32 LE [4..8] · candid encoding of
+//! `Config` [8..]. Candid keeps the config extensible (new `opt` fields decode from old bytes).
+//! The `StableCell` adds its own 8-byte header in front.
+//!
+//! Candid values in the maps are small records (< 1 KiB); a value that does not decode means
+//! the layout is not ours, and the canister traps rather than guessing.
+
+use std::borrow::Cow;
+
+use candid::{CandidType, Decode, Encode, Principal};
+use canvid_types::spawn::{CyclesConfig, InFlight, QuotaArgs, SpawnedVideo};
+use ic_stable_structures::memory_manager::{MemoryId, MemoryManager, VirtualMemory};
+use ic_stable_structures::storable::Bound;
+use ic_stable_structures::{Memory, StableBTreeMap, StableCell, Storable};
+use serde::Deserialize;
+
+use crate::logic::{default_cycles_config, Account};
+
+pub const LAYOUT_VERSION: u32 = 1;
+const MAGIC: &[u8; 4] = b"CVSP";
+const WASM_PAGE: u64 = 65536;
+
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
+pub struct WasmMeta {
+    pub sha256: Vec<u8>,
+    pub size: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
+pub struct Config {
+    pub admins: Vec<Principal>,
+    pub index: Option<Principal>,
+    pub default_quota: Option<QuotaArgs>,
+    pub cycles: CyclesConfig,
+    pub wasm: Option<WasmMeta>,
+    pub next_op: u64,
+    pub videos_created: u64,
+}
+
+impl Config {
+    pub fn new(admin: Principal) -> Self {
+        Config {
+            admins: vec![admin],
+            index: None,
+            default_quota: None,
+            cycles: default_cycles_config(),
+            wasm: None,
+            next_op: 0,
+            videos_created: 0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header(pub Config);
+
+impl Storable for Header {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.clone().into_bytes())
+    }
+    fn into_bytes(self) -> Vec<u8> {
+        let mut b = MAGIC.to_vec();
+        b.extend_from_slice(&LAYOUT_VERSION.to_le_bytes());
+        b.extend(Encode!(&self.0).expect("candid encoding of Config cannot fail"));
+        b
+    }
+    fn from_bytes(bytes: Cow<[u8]>) -> Self {
+        // Trapping aborts init/post_upgrade and keeps the previous module: an unknown layout
+        // must never be reinterpreted.
+        if bytes.len() < 8 || &bytes[0..4] != MAGIC {
+            panic!("spawn header: bad magic");
+        }
+        let version = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
+        if version != LAYOUT_VERSION {
+            panic!("spawn header: unsupported layout version {version}");
+        }
+        Header(Decode!(&bytes[8..], Config).unwrap_or_else(|e| panic!("spawn header: {e}")))
+    }
+    const BOUND: Bound = Bound::Unbounded;
+}
+
+/// A candid-encoded map value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cand<T>(pub T);
+
+impl<T: CandidType + for<'de> Deserialize<'de> + Clone> Storable for Cand<T> {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(Encode!(&self.0).expect("candid encoding of a record cannot fail"))
+    }
+    fn into_bytes(self) -> Vec<u8> {
+        Encode!(&self.0).expect("candid encoding of a record cannot fail")
+    }
+    fn from_bytes(bytes: Cow<[u8]>) -> Self {
+        Cand(Decode!(&bytes, T).unwrap_or_else(|e| panic!("spawn state: undecodable value: {e}")))
+    }
+    const BOUND: Bound = Bound::Unbounded;
+}
+
+const PKEY_LEN: usize = 30;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PKey(pub [u8; PKEY_LEN]);
+
+impl PKey {
+    pub fn new(p: &Principal) -> Self {
+        let bytes = p.as_slice();
+        let mut k = [0u8; PKEY_LEN];
+        k[..bytes.len()].copy_from_slice(bytes);
+        k[PKEY_LEN - 1] = bytes.len() as u8;
+        PKey(k)
+    }
+    pub const MIN: PKey = PKey([0u8; PKEY_LEN]);
+    pub fn principal(&self) -> Principal {
+        let len = (self.0[PKEY_LEN - 1] as usize).min(PKEY_LEN - 1);
+        Principal::from_slice(&self.0[..len])
+    }
+    fn from_slice(b: &[u8]) -> Self {
+        let mut k = [0u8; PKEY_LEN];
+        k.copy_from_slice(&b[..PKEY_LEN]);
+        PKey(k)
+    }
+}
+
+impl Storable for PKey {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.0)
+    }
+    fn into_bytes(self) -> Vec<u8> {
+        self.0.to_vec()
+    }
+    fn from_bytes(bytes: Cow<[u8]>) -> Self {
+        PKey::from_slice(&bytes)
+    }
+    const BOUND: Bound = Bound::Bounded { max_size: PKEY_LEN as u32, is_fixed_size: true };
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PairKey(pub [u8; 2 * PKEY_LEN]);
+
+impl PairKey {
+    pub fn new(a: &Principal, b: &Principal) -> Self {
+        Self::from_keys(PKey::new(a), PKey::new(b))
+    }
+    pub fn from_keys(a: PKey, b: PKey) -> Self {
+        let mut k = [0u8; 2 * PKEY_LEN];
+        k[..PKEY_LEN].copy_from_slice(&a.0);
+        k[PKEY_LEN..].copy_from_slice(&b.0);
+        PairKey(k)
+    }
+    pub fn first(&self) -> PKey {
+        PKey::from_slice(&self.0[..PKEY_LEN])
+    }
+    pub fn second(&self) -> PKey {
+        PKey::from_slice(&self.0[PKEY_LEN..])
+    }
+}
+
+impl Storable for PairKey {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.0)
+    }
+    fn into_bytes(self) -> Vec<u8> {
+        self.0.to_vec()
+    }
+    fn from_bytes(bytes: Cow<[u8]>) -> Self {
+        let mut k = [0u8; 2 * PKEY_LEN];
+        k.copy_from_slice(&bytes[..2 * PKEY_LEN]);
+        PairKey(k)
+    }
+    const BOUND: Bound = Bound::Bounded { max_size: 2 * PKEY_LEN as u32, is_fixed_size: true };
+}
+
+pub struct State<M: Memory> {
+    header: StableCell<Header, VirtualMemory<M>>,
+    wasm: VirtualMemory<M>,
+    pub videos: StableBTreeMap<PKey, Cand<SpawnedVideo>, VirtualMemory<M>>,
+    pub in_flight: StableBTreeMap<u64, Cand<InFlight>, VirtualMemory<M>>,
+    pub quotas: StableBTreeMap<PKey, Cand<QuotaArgs>, VirtualMemory<M>>,
+    pub accounts: StableBTreeMap<PKey, Cand<Account>, VirtualMemory<M>>,
+    pub spares: StableBTreeMap<PairKey, (), VirtualMemory<M>>,
+    pub outbox: StableBTreeMap<PKey, (), VirtualMemory<M>>,
+}
+
+impl<M: Memory + Clone> State<M> {
+    /// Opens the state; an empty memory gets a fresh layout with `installer` as the admin.
+    pub fn open(memory: M, installer: Principal) -> Self {
+        let mm = MemoryManager::init(memory);
+        let m = |id| mm.get(MemoryId::new(id));
+        State {
+            header: StableCell::init(m(0), Header(Config::new(installer))),
+            wasm: m(1),
+            videos: StableBTreeMap::init(m(2)),
+            in_flight: StableBTreeMap::init(m(3)),
+            quotas: StableBTreeMap::init(m(4)),
+            accounts: StableBTreeMap::init(m(5)),
+            spares: StableBTreeMap::init(m(6)),
+            outbox: StableBTreeMap::init(m(7)),
+        }
+    }
+}
+
+impl<M: Memory> State<M> {
+    pub fn config(&self) -> &Config {
+        &self.header.get().0
+    }
+
+    pub fn update_config(&mut self, f: impl FnOnce(&mut Config)) {
+        let mut c = self.config().clone();
+        f(&mut c);
+        self.header.set(Header(c));
+    }
+
+    /// Allocates an operation id (persisted, so ids are never reused across upgrades).
+    pub fn next_op(&mut self) -> u64 {
+        let mut id = 0;
+        self.update_config(|c| {
+            id = c.next_op;
+            c.next_op += 1;
+        });
+        id
+    }
+
+    /// Stores a new video module (already checked) and its metadata.
+    pub fn set_wasm(&mut self, wasm: &[u8], sha256: Vec<u8>) {
+        let needed_pages = (wasm.len() as u64).div_ceil(WASM_PAGE);
+        let have = self.wasm.size();
+        if needed_pages > have {
+            // Growing a virtual memory only fails when stable memory is exhausted; then nothing
+            // is written and the header still names the old module.
+            if self.wasm.grow(needed_pages - have) < 0 {
+                panic!("out of stable memory storing the video wasm");
+            }
+        }
+        self.wasm.write(0, wasm);
+        self.update_config(|c| c.wasm = Some(WasmMeta { sha256, size: wasm.len() as u64 }));
+    }
+
+    /// The current video module and its SHA-256, copied out of stable memory.
+    pub fn wasm(&self) -> Option<(Vec<u8>, Vec<u8>)> {
+        let meta = self.config().wasm.clone()?;
+        let mut buf = vec![0u8; meta.size as usize];
+        self.wasm.read(0, &mut buf);
+        Some((buf, meta.sha256))
+    }
+
+    pub fn account(&self, p: &Principal) -> Account {
+        self.accounts.get(&PKey::new(p)).map(|c| c.0).unwrap_or_default()
+    }
+
+    pub fn set_account(&mut self, p: &Principal, a: Account) {
+        if a == Account::default() {
+            self.accounts.remove(&PKey::new(p));
+        } else {
+            self.accounts.insert(PKey::new(p), Cand(a));
+        }
+    }
+
+    pub fn quota(&self, p: &Principal) -> (Option<QuotaArgs>, bool) {
+        match self.quotas.get(&PKey::new(p)) {
+            Some(q) => (Some(q.0), false),
+            None => (self.config().default_quota.clone(), true),
+        }
+    }
+
+    pub fn video(&self, id: &Principal) -> Option<SpawnedVideo> {
+        self.videos.get(&PKey::new(id)).map(|c| c.0)
+    }
+
+    pub fn put_video(&mut self, v: SpawnedVideo) {
+        self.videos.insert(PKey::new(&v.canister_id), Cand(v));
+    }
+
+    /// Spares parked for `payer`, in key order.
+    pub fn spares_of(&self, payer: &Principal) -> Vec<Principal> {
+        let pk = PKey::new(payer);
+        self.spares
+            .keys_range(PairKey::from_keys(pk, PKey::MIN)..)
+            .take_while(|k| k.first() == pk)
+            .map(|k| k.second().principal())
+            .collect()
+    }
+
+    /// Takes (removes) one of `payer`'s spares, so a concurrent call cannot take it too.
+    pub fn claim_spare(&mut self, payer: &Principal) -> Option<SpawnedVideo> {
+        let id = *self.spares_of(payer).first()?;
+        self.spares.remove(&PairKey::new(payer, &id));
+        self.video(&id)
+    }
+
+    pub fn park_spare(&mut self, payer: &Principal, id: &Principal) {
+        self.spares.insert(PairKey::new(payer, id), ());
+    }
+}

@@ -1,0 +1,350 @@
+//! The embedded replica as the CLI uses it: locating the canister wasm, deploying the index and
+//! spawn canisters, typed candid calls that report their cost, and a [`VideoClient`] for the
+//! upload pipeline.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use candid::utils::{ArgumentDecoder, ArgumentEncoder};
+use candid::{CandidType, Principal};
+use canvid_replica::{CallStats, CanisterSettings, Replica};
+use canvid_types::index::IndexInit;
+use canvid_types::spawn::{QuotaArgs, SpawnInit};
+use canvid_types::video::{
+    ChunkReceipt, ChunkUpload, MissingArgs, MissingChunks, UploadSpec, VideoMetadata,
+};
+use serde::de::DeserializeOwned;
+use serde_bytes::ByteBuf;
+
+use crate::error::{Error, Result};
+use crate::upload::{Digest, UploadPlan, VideoClient};
+
+/// Cycles the demo deployment gives the spawn canister's pool (it pays for each video canister:
+/// creation fee + base + per-byte reserve) and the index (it pays for its own execution).
+pub const SPAWN_CYCLES: u128 = 1_000_000_000_000_000; // 1,000 T
+pub const INDEX_CYCLES: u128 = 10_000_000_000_000; // 10 T
+
+/// The compiled canisters the CLI deploys.
+pub struct Wasms {
+    pub dir: PathBuf,
+    pub video: Vec<u8>,
+    pub spawn: Vec<u8>,
+    pub index: Vec<u8>,
+}
+
+/// Where the canister wasm lives: `$CANVID_WASM_DIR`, else `target/canisters` in the nearest
+/// ancestor of the current directory that has one, else in the workspace this binary was built
+/// from.
+pub fn wasm_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CANVID_WASM_DIR") {
+        return PathBuf::from(dir);
+    }
+    if let Ok(cwd) = std::env::current_dir() {
+        for dir in cwd.ancestors() {
+            let candidate = dir.join("target/canisters");
+            if candidate.join("video.wasm").is_file() {
+                return candidate;
+            }
+        }
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/canisters")
+}
+
+impl Wasms {
+    pub fn load() -> Result<Self> {
+        Self::load_from(&wasm_dir())
+    }
+
+    pub fn load_from(dir: &Path) -> Result<Self> {
+        let read = |name: &str| -> Result<Vec<u8>> {
+            let path = dir.join(format!("{name}.wasm"));
+            match std::fs::read(&path) {
+                Ok(bytes) => Ok(bytes),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::WasmMissing { path }),
+                Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
+            }
+        };
+        Ok(Self { dir: dir.to_path_buf(), video: read("video")?, spawn: read("spawn")?, index: read("index")? })
+    }
+}
+
+/// A deterministic demo principal (self-authenticating form, like a real key's) for `name`.
+pub fn demo_identity(name: &str) -> Principal {
+    Principal::self_authenticating(format!("canvid demo identity {name}"))
+}
+
+/// Cost of what the CLI did, accumulated over calls.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cost {
+    pub calls: u64,
+    pub instructions: u64,
+    pub cycles: u128,
+}
+
+impl Cost {
+    pub fn add(&mut self, s: CallStats) {
+        self.calls += 1;
+        self.instructions += s.instructions;
+        self.cycles += s.cycles_charged;
+    }
+    pub fn of(s: CallStats) -> Self {
+        let mut c = Cost::default();
+        c.add(s);
+        c
+    }
+}
+
+impl std::fmt::Display for Cost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let calls = if self.calls == 1 { String::new() } else { format!("{} calls, ", self.calls) };
+        write!(
+            f,
+            "{calls}{} instructions (embedded), {} cycles",
+            crate::fmt::count(self.instructions as u128),
+            crate::fmt::count(self.cycles)
+        )
+    }
+}
+
+/// Candid-encodes `args` (a tuple).
+fn encode(args: impl ArgumentEncoder, canister: Principal, method: &str) -> Result<Vec<u8>> {
+    candid::encode_args(args).map_err(|e| Error::BadReply {
+        canister,
+        method: method.into(),
+        reason: format!("cannot encode the argument: {e}"),
+    })
+}
+
+fn decode<R: for<'a> ArgumentDecoder<'a>>(bytes: &[u8], canister: Principal, method: &str) -> Result<R> {
+    candid::decode_args(bytes).map_err(|e| Error::BadReply { canister, method: method.into(), reason: e.to_string() })
+}
+
+/// An ingress update call; returns the decoded single reply and its cost.
+pub fn update<R>(
+    replica: &Replica,
+    canister: Principal,
+    sender: Principal,
+    method: &str,
+    args: impl ArgumentEncoder,
+) -> Result<(R, CallStats)>
+where
+    R: CandidType + DeserializeOwned,
+{
+    let arg = encode(args, canister, method)?;
+    let (res, stats) = replica.update_call_with_stats(canister, sender, method, arg);
+    let bytes = res.map_err(|reject| Error::Rejected { canister, method: method.into(), reject })?;
+    let (r,): (R,) = decode(&bytes, canister, method)?;
+    Ok((r, stats))
+}
+
+/// [`update`] for methods returning `Result<T, canvid_types::Error>`: a canister error becomes
+/// [`Error::Refused`].
+pub fn update_ok<T>(
+    replica: &Replica,
+    canister: Principal,
+    sender: Principal,
+    method: &str,
+    args: impl ArgumentEncoder,
+) -> Result<(T, CallStats)>
+where
+    T: CandidType + DeserializeOwned,
+{
+    let (r, stats): (std::result::Result<T, canvid_types::Error>, _) = update(replica, canister, sender, method, args)?;
+    r.map(|v| (v, stats)).map_err(|error| Error::Refused { canister, method: method.into(), error })
+}
+
+/// A query call (free on the IC); returns the decoded reply and the instructions it took.
+pub fn query<R>(
+    replica: &Replica,
+    canister: Principal,
+    sender: Principal,
+    method: &str,
+    args: impl ArgumentEncoder,
+) -> Result<(R, CallStats)>
+where
+    R: CandidType + DeserializeOwned,
+{
+    let arg = encode(args, canister, method)?;
+    let (res, stats) = replica.query_call_with_stats(canister, sender, method, arg);
+    let bytes = res.map_err(|reject| Error::Rejected { canister, method: method.into(), reject })?;
+    let (r,): (R,) = decode(&bytes, canister, method)?;
+    Ok((r, stats))
+}
+
+/// [`query`] for methods returning `Result<T, canvid_types::Error>`.
+pub fn query_ok<T>(
+    replica: &Replica,
+    canister: Principal,
+    sender: Principal,
+    method: &str,
+    args: impl ArgumentEncoder,
+) -> Result<(T, CallStats)>
+where
+    T: CandidType + DeserializeOwned,
+{
+    let (r, stats): (std::result::Result<T, canvid_types::Error>, _) = query(replica, canister, sender, method, args)?;
+    r.map(|v| (v, stats)).map_err(|error| Error::Refused { canister, method: method.into(), error })
+}
+
+/// The index and spawn canisters deployed on an embedded replica.
+pub struct Deployment {
+    pub replica: Arc<Replica>,
+    /// Controller of both canisters and admin of both.
+    pub admin: Principal,
+    pub index: Principal,
+    pub spawn: Principal,
+    /// Cost of installing each canister.
+    pub index_install: CallStats,
+    pub spawn_install: CallStats,
+    /// Size of the (gzip-compressed) video wasm handed to the spawn canister.
+    pub video_wasm_size: usize,
+}
+
+/// Deploys index and spawn: the index's registrar is the spawn canister; the spawn canister holds
+/// the (gzipped) video wasm, registers videos with the index, and funds creations from its pool
+/// with a default quota so any caller can create videos.
+pub fn deploy(replica: Arc<Replica>, wasms: &Wasms, admin: Principal) -> Result<Deployment> {
+    let settings = || Some(CanisterSettings { controllers: Some(vec![admin]), ..CanisterSettings::default() });
+    // Both ids first: each canister's init argument names the other.
+    let index = replica.create_canister_with_settings(Some(admin), settings());
+    let spawn = replica.create_canister_with_settings(Some(admin), settings());
+    replica.add_cycles(index, INDEX_CYCLES);
+    replica.add_cycles(spawn, SPAWN_CYCLES);
+
+    let index_arg = candid::encode_one(Some(IndexInit { admins: vec![admin], registrars: vec![spawn] }))
+        .map_err(|e| Error::Deploy(e.to_string()))?;
+    let index_install = replica
+        .install_code(canvid_replica::InstallMode::Install, index, wasms.index.clone(), index_arg, Some(admin))
+        .map_err(|r| Error::Deploy(format!("installing the index canister: {}", crate::error::one_line(&r.reject_message))))?;
+
+    let video_gz = gzip(&wasms.video).map_err(|e| Error::io("compressing the video wasm", e))?;
+    let video_wasm_size = video_gz.len();
+    let spawn_init = SpawnInit {
+        admins: vec![admin],
+        index: Some(index),
+        video_wasm: Some(ByteBuf::from(video_gz)),
+        default_quota: Some(QuotaArgs { max_videos: 1_000, max_cycles: SPAWN_CYCLES / 2 }),
+        cycles: None,
+    };
+    let spawn_arg = candid::encode_one(Some(spawn_init)).map_err(|e| Error::Deploy(e.to_string()))?;
+    let spawn_install = replica
+        .install_code(canvid_replica::InstallMode::Install, spawn, wasms.spawn.clone(), spawn_arg, Some(admin))
+        .map_err(|r| Error::Deploy(format!("installing the spawn canister: {}", crate::error::one_line(&r.reject_message))))?;
+
+    Ok(Deployment { replica, admin, index, spawn, index_install, spawn_install, video_wasm_size })
+}
+
+fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(bytes)?;
+    enc.finish()
+}
+
+/// Chunk digests go into `begin_upload` (so each `put_chunk` is checked on arrival) while the
+/// declaration fits comfortably in one 2 MiB ingress message: 33 candid bytes per digest.
+/// Larger files are checked by the file digest at `finish_upload` only.
+pub const MAX_DECLARED_DIGESTS: usize = 45_000;
+
+/// The upload pipeline's client for a video canister on the embedded replica.
+///
+/// Synchronous underneath: each call runs to completion inside the `async fn`, so the pipeline
+/// runs sequentially whatever its concurrency (the replica executes one message at a time).
+pub struct EmbeddedVideo<'a> {
+    pub replica: &'a Replica,
+    pub video: Principal,
+    pub sender: Principal,
+    pub mime_type: String,
+    /// Cost of every call made through this client.
+    pub cost: Mutex<Cost>,
+}
+
+impl<'a> EmbeddedVideo<'a> {
+    pub fn new(replica: &'a Replica, video: Principal, sender: Principal, mime_type: impl Into<String>) -> Self {
+        Self { replica, video, sender, mime_type: mime_type.into(), cost: Mutex::new(Cost::default()) }
+    }
+
+    fn record(&self, s: CallStats) {
+        self.cost.lock().unwrap_or_else(|p| p.into_inner()).add(s);
+    }
+
+    pub fn total_cost(&self) -> Cost {
+        *self.cost.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn upd<T: CandidType + DeserializeOwned>(&self, method: &str, args: impl ArgumentEncoder) -> Result<T> {
+        let (v, s) = update_ok(self.replica, self.video, self.sender, method, args)?;
+        self.record(s);
+        Ok(v)
+    }
+}
+
+impl VideoClient for EmbeddedVideo<'_> {
+    type Error = Error;
+
+    async fn begin(&self, plan: &UploadPlan) -> Result<()> {
+        let chunk_size = u32::try_from(plan.chunk_size)
+            .map_err(|_| Error::Upload(format!("chunk size {} does not fit the interface", plan.chunk_size)))?;
+        let digests = (plan.chunk_digests.len() <= MAX_DECLARED_DIGESTS)
+            .then(|| plan.chunk_digests.iter().map(|d| ByteBuf::from(d.to_vec())).collect());
+        let spec = UploadSpec {
+            mime_type: self.mime_type.clone(),
+            total_size: plan.size,
+            chunk_size,
+            chunk_digests: digests,
+            file_digest: Some(ByteBuf::from(plan.file_digest.to_vec())),
+            duration_ms: None,
+        };
+        let _: VideoMetadata = self.upd("begin_upload", (spec,))?;
+        Ok(())
+    }
+
+    async fn put(&self, index: u32, bytes: Vec<u8>) -> Result<()> {
+        let _: ChunkReceipt = self.upd("put_chunk", (ChunkUpload { index, data: ByteBuf::from(bytes) },))?;
+        Ok(())
+    }
+
+    async fn missing(&self) -> Result<Vec<u32>> {
+        let mut all = Vec::new();
+        let mut start = None;
+        loop {
+            let (page, _): (MissingChunks, _) =
+                query_ok(self.replica, self.video, self.sender, "missing_chunks", (MissingArgs { start, limit: None },))?;
+            all.extend(page.missing);
+            match page.next {
+                // A page must advance; a canister that answers otherwise would loop forever.
+                Some(next) if start.is_none_or(|s| next > s) => start = Some(next),
+                Some(next) => {
+                    return Err(Error::BadReply {
+                        canister: self.video,
+                        method: "missing_chunks".into(),
+                        reason: format!("page cursor did not advance ({next})"),
+                    })
+                }
+                None => return Ok(all),
+            }
+        }
+    }
+
+    async fn finish(&self) -> Result<Digest> {
+        let meta: VideoMetadata = self.upd("finish_upload", ())?;
+        let digest = meta.digest.ok_or_else(|| Error::BadReply {
+            canister: self.video,
+            method: "finish_upload".into(),
+            reason: "the video is not Ready after finish_upload".into(),
+        })?;
+        <[u8; 32]>::try_from(digest.as_slice()).map_err(|_| Error::BadReply {
+            canister: self.video,
+            method: "finish_upload".into(),
+            reason: format!("digest has {} bytes, expected 32", digest.len()),
+        })
+    }
+
+    fn is_transient(&self, error: &Error) -> bool {
+        match error {
+            Error::Rejected { reject, .. } => reject.reject_code == canvid_replica::RejectCode::SysTransient,
+            Error::Refused { error: canvid_types::Error::Busy { .. }, .. } => true,
+            _ => false,
+        }
+    }
+}

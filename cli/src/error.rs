@@ -1,0 +1,147 @@
+//! The CLI's errors: each one renders as a single line saying what happened and what to do,
+//! and maps to an exit code (see [`Error::exit_code`] and `canvid --help`).
+
+use std::fmt;
+use std::path::PathBuf;
+
+use candid::Principal;
+use canvid_replica::RejectResponse;
+
+/// Exit codes (also listed in `canvid --help`).
+pub mod exit {
+    /// A canister refused, an upload or a verification failed, an I/O error.
+    pub const FAILURE: i32 = 1;
+    /// Bad command line (clap's own code).
+    pub const USAGE: i32 = 2;
+    /// A bad input: missing or unreadable file, identity or principal.
+    pub const INPUT: i32 = 3;
+    /// Something the machine lacks: canister wasm not built, ffmpeg not installed.
+    pub const ENVIRONMENT: i32 = 4;
+    /// The network cannot be reached, or this command does not support it yet.
+    pub const UNAVAILABLE: i32 = 5;
+}
+
+#[derive(Debug)]
+pub enum Error {
+    FileNotFound(PathBuf),
+    FileUnreadable { path: PathBuf, reason: String },
+    EmptyFile(PathBuf),
+    Identity { path: PathBuf, reason: String },
+    InvalidPrincipal { what: &'static str, text: String, reason: String },
+    WasmMissing { path: PathBuf },
+    FfmpegMissing,
+    Ffmpeg(String),
+    /// A canister answered with a canvid error.
+    Refused { canister: Principal, method: String, error: canvid_types::Error },
+    /// The replica rejected the call (trap, missing canister, out of cycles ...).
+    Rejected { canister: Principal, method: String, reject: RejectResponse },
+    /// A reply that does not decode as the expected candid type.
+    BadReply { canister: Principal, method: String, reason: String },
+    /// Deploying the canisters failed.
+    Deploy(String),
+    Upload(String),
+    /// Data read back differs from what was uploaded, or an invariant the demo checks fails.
+    Verify(String),
+    NotSupported(String),
+    Io { what: String, reason: String },
+    Gateway(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::FileNotFound(_)
+            | Error::FileUnreadable { .. }
+            | Error::EmptyFile(_)
+            | Error::Identity { .. }
+            | Error::InvalidPrincipal { .. } => exit::INPUT,
+            Error::WasmMissing { .. } | Error::FfmpegMissing => exit::ENVIRONMENT,
+            Error::NotSupported(_) => exit::UNAVAILABLE,
+            Error::Ffmpeg(_)
+            | Error::Refused { .. }
+            | Error::Rejected { .. }
+            | Error::BadReply { .. }
+            | Error::Deploy(_)
+            | Error::Upload(_)
+            | Error::Verify(_)
+            | Error::Io { .. }
+            | Error::Gateway(_) => exit::FAILURE,
+        }
+    }
+
+    pub fn io(what: impl Into<String>, e: std::io::Error) -> Self {
+        Error::Io { what: what.into(), reason: e.to_string() }
+    }
+
+    /// Opening a file the user named: "not found" and "unreadable" are different mistakes.
+    pub fn from_open(path: &std::path::Path, e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::FileNotFound(path.to_path_buf())
+        } else {
+            Error::FileUnreadable { path: path.to_path_buf(), reason: e.to_string() }
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::FileNotFound(p) => write!(f, "file not found: {} (check the path)", p.display()),
+            Error::FileUnreadable { path, reason } => {
+                write!(f, "cannot read {}: {reason} (check that it is a readable file)", path.display())
+            }
+            Error::EmptyFile(p) => write!(f, "{} is empty: a video needs at least one byte", p.display()),
+            Error::Identity { path, reason } => write!(
+                f,
+                "cannot use identity {}: {reason} (pass a PEM private key, e.g. one made by `dfx identity new`)",
+                path.display()
+            ),
+            Error::InvalidPrincipal { what, text, reason } => {
+                write!(f, "invalid {what} '{text}': {reason} (expected a principal like aaaaa-aa)")
+            }
+            Error::WasmMissing { path } => write!(
+                f,
+                "canister wasm not found at {}: run scripts/build-wasm.sh (or set CANVID_WASM_DIR)",
+                path.display()
+            ),
+            Error::FfmpegMissing => write!(
+                f,
+                "ffmpeg is not installed, so no test video can be generated: run scripts/setup.sh or pass a video FILE"
+            ),
+            Error::Ffmpeg(reason) => write!(f, "ffmpeg failed to generate the test video: {reason}"),
+            Error::Refused { canister, method, error } => {
+                write!(f, "canister {canister} refused {method}: {error}")
+            }
+            Error::Rejected { canister, method, reject } => write!(
+                f,
+                "call to {canister}.{method} was rejected ({:?}, {}): {}",
+                reject.reject_code,
+                reject.error_code,
+                one_line(&reject.reject_message)
+            ),
+            Error::BadReply { canister, method, reason } => {
+                write!(f, "unexpected reply from {canister}.{method}: {reason} (is the canister wasm up to date? run scripts/build-wasm.sh)")
+            }
+            Error::Deploy(reason) => write!(f, "deploying the canisters failed: {reason}"),
+            Error::Upload(reason) => write!(f, "upload failed: {reason} (run the same upload again to resume it)"),
+            Error::Verify(reason) => write!(f, "verification failed: {reason}"),
+            Error::NotSupported(what) => write!(f, "not yet supported: {what}"),
+            Error::Io { what, reason } => write!(f, "{what}: {reason}"),
+            Error::Gateway(reason) => write!(f, "HTTP gateway: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Keeps an error one line: trap messages can contain newlines (backtraces, wasm frames).
+pub fn one_line(s: &str) -> String {
+    let first = s.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+    if s.lines().filter(|l| !l.trim().is_empty()).count() > 1 {
+        format!("{first} …")
+    } else {
+        first.to_string()
+    }
+}

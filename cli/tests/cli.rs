@@ -1,0 +1,220 @@
+//! The `canvid` binary end to end: the demo on a generated video, and the one-line errors and
+//! exit codes of bad inputs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn canvid() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_canvid"));
+    c.env_remove("RUST_BACKTRACE");
+    c
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("the canvid binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Asserts the process failed with `code` and printed exactly one `error: ...` line containing
+/// `needle` on stderr, and no panic or backtrace.
+fn assert_one_line_error(o: &Output, code: i32, needle: &str) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(code), "exit code; stderr: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "exactly one line on stderr, got: {err:?}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    assert!(lines[0].contains(needle), "expected {needle:?} in {err:?}");
+    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+}
+
+/// The canister wasm directory: `CANVID_WASM_DIR` or the workspace's `target/canisters`.
+fn wasm_dir() -> PathBuf {
+    std::env::var_os("CANVID_WASM_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/canisters"))
+}
+
+fn require_wasm() {
+    let dir = wasm_dir();
+    for name in ["video", "spawn", "index"] {
+        assert!(
+            dir.join(format!("{name}.wasm")).is_file(),
+            "{}/{name}.wasm is missing: run scripts/build-wasm.sh (or scripts/setup.sh) first",
+            dir.display()
+        );
+    }
+}
+
+fn require_ffmpeg() {
+    let ok = Command::new("ffmpeg").arg("-version").output().is_ok_and(|o| o.status.success());
+    assert!(ok, "ffmpeg is not installed: run scripts/setup.sh (it installs ffmpeg and builds the canister wasm)");
+}
+
+#[test]
+fn demo_runs_end_to_end_on_a_generated_video() {
+    require_ffmpeg();
+    require_wasm();
+    let o = run(canvid().args(["demo", "--no-serve", "--seconds", "6"]).env("CANVID_WASM_DIR", wasm_dir()));
+    let out = stdout(&o);
+    assert!(o.status.success(), "demo failed: {}\n{out}", stderr(&o));
+    // Each step ran and reported its result and cost.
+    for needle in [
+        "[1/9] Video file",
+        "generated 6 s of H.264/AAC test video",
+        "[3/9] create_video",
+        "sent 3 chunk(s)",
+        "read back byte-exact",
+        "videos_by_owner(bob):     1",
+        "videos_by_owner(alice):   0",
+        "videos_by_creator(alice): 1",
+        "instructions (embedded)",
+        "Done:",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in demo output:\n{out}");
+    }
+    // Local and canister digests are printed and equal.
+    let digest = |prefix: &str| {
+        out.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix).map(|d| d.trim().to_string()))
+            .unwrap_or_else(|| panic!("no {prefix} line in:\n{out}"))
+    };
+    let local = digest("local");
+    assert_eq!(local.len(), 64);
+    assert_eq!(local, digest("canister"));
+}
+
+#[test]
+fn demo_uploads_a_given_file_byte_exact() {
+    require_wasm();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("noise.bin");
+    // 2 full chunks and a 1-byte tail: exercises the last-chunk boundary.
+    let bytes: Vec<u8> = (0..4_000_001u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    std::fs::write(&path, &bytes).unwrap();
+    let o = run(canvid().arg("demo").arg(&path).arg("--no-serve").env("CANVID_WASM_DIR", wasm_dir()));
+    let out = stdout(&o);
+    assert!(o.status.success(), "demo failed: {}\n{out}", stderr(&o));
+    assert!(out.contains("sent 3 chunk(s), 4.00 MB"), "{out}");
+    assert!(out.contains("application/octet-stream"), "{out}");
+    assert!(out.contains("read back byte-exact"), "{out}");
+}
+
+#[test]
+fn demo_with_a_missing_file_says_so() {
+    let o = run(canvid().args(["demo", "--no-serve", "/no/such/video.mp4"]));
+    assert_one_line_error(&o, 3, "file not found: /no/such/video.mp4");
+}
+
+#[test]
+fn demo_with_an_empty_file_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.mp4");
+    std::fs::write(&path, b"").unwrap();
+    let o = run(canvid().arg("demo").arg(&path).arg("--no-serve"));
+    assert_one_line_error(&o, 3, "is empty");
+}
+
+#[test]
+fn demo_without_wasm_says_to_build_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let video = dir.path().join("v.mp4");
+    std::fs::write(&video, b"not really a video").unwrap();
+    let o = run(canvid().arg("demo").arg(&video).arg("--no-serve").env("CANVID_WASM_DIR", dir.path().join("none")));
+    assert_one_line_error(&o, 4, "run scripts/build-wasm.sh");
+}
+
+#[test]
+fn demo_without_ffmpeg_and_without_a_file_says_to_install_it() {
+    require_wasm();
+    let empty_path = tempfile::tempdir().unwrap();
+    let o = run(canvid().args(["demo", "--no-serve"]).env("PATH", empty_path.path()).env("CANVID_WASM_DIR", wasm_dir()));
+    assert_one_line_error(&o, 4, "ffmpeg is not installed");
+    assert!(stderr(&o).contains("scripts/setup.sh"));
+}
+
+#[test]
+fn upload_of_a_missing_file_says_so() {
+    let o = run(canvid().args(["upload", "/no/such/file.mp4"]));
+    assert_one_line_error(&o, 3, "file not found: /no/such/file.mp4");
+}
+
+#[test]
+fn upload_of_a_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(canvid().arg("upload").arg(dir.path()));
+    assert_one_line_error(&o, 3, "directory");
+}
+
+#[test]
+fn an_unreadable_identity_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let video = dir.path().join("v.mp4");
+    std::fs::write(&video, b"bytes").unwrap();
+    let o = run(canvid().arg("upload").arg(&video).args(["--identity", "/no/such/identity.pem"]));
+    assert_one_line_error(&o, 3, "cannot use identity /no/such/identity.pem: file not found");
+
+    let not_pem = dir.path().join("id.pem");
+    std::fs::write(&not_pem, "just some text").unwrap();
+    let o = run(canvid().arg("upload").arg(&video).arg("--identity").arg(&not_pem));
+    assert_one_line_error(&o, 3, "not a PEM file");
+}
+
+#[test]
+fn an_invalid_principal_is_reported() {
+    let o = run(canvid().args(["transfer", "not-a-principal!", "aaaaa-aa"]));
+    assert_one_line_error(&o, 3, "invalid video id 'not-a-principal!'");
+    let o = run(canvid().args(["transfer", "aaaaa-aa", "bogus"]));
+    assert_one_line_error(&o, 3, "invalid new owner 'bogus'");
+    let o = run(canvid().args(["ls", "--creator", "xyz"]));
+    assert_one_line_error(&o, 3, "invalid creator 'xyz'");
+}
+
+#[test]
+fn commands_that_need_a_network_client_say_not_yet_supported() {
+    let dir = tempfile::tempdir().unwrap();
+    let video = dir.path().join("v.mp4");
+    std::fs::write(&video, b"bytes").unwrap();
+    let video = video.to_str().unwrap();
+    for (args, net) in [
+        (vec!["upload", video], "embedded network"),
+        (vec!["upload", video, "--network", "ic"], "ic-agent"),
+        (vec!["get", "aaaaa-aa", "--network", "local"], "ic-agent"),
+        (vec!["ls", "--network", "http://127.0.0.1:8080"], "ic-agent"),
+        (vec!["info", "aaaaa-aa"], "embedded network"),
+        (vec!["transfer", "aaaaa-aa", "2vxsx-fae"], "embedded network"),
+    ] {
+        let o = run(canvid().args(&args));
+        assert_one_line_error(&o, 5, "not yet supported");
+        assert!(stderr(&o).contains(net), "{args:?}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn bad_command_lines_are_usage_errors() {
+    let o = run(canvid().args(["ls", "--network", "moon"]));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("not embedded, local, ic or an http(s):// URL"), "{}", stderr(&o));
+    let o = run(canvid().args(["ls", "--creator", "aaaaa-aa", "--owner", "aaaaa-aa"]));
+    assert_eq!(o.status.code(), Some(2));
+    let o = run(canvid().arg("frobnicate"));
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn help_documents_commands_exit_codes_and_persistence() {
+    let o = run(canvid().arg("--help"));
+    assert!(o.status.success());
+    let out = stdout(&o);
+    for cmd in ["demo", "serve", "upload", "get", "ls", "transfer", "info", "Exit codes", "scripts/build-wasm.sh"] {
+        assert!(out.contains(cmd), "--help lacks {cmd}:\n{out}");
+    }
+    let o = run(canvid().args(["serve", "--help"]));
+    assert!(stdout(&o).contains("no snapshot support"), "{}", stdout(&o));
+}

@@ -1,0 +1,629 @@
+//! The management canister (`aaaaa-aa`): the same implementation serves the replica's API (acting
+//! for an ingress sender) and canisters' calls (candid-encoded, with the calling canister as
+//! sender and attached cycles).
+
+use candid::{CandidType, Nat, Principal};
+use ic_management_canister_types as mc;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use crate::canister::{instantiate, link_stubs, Canister, Entry, Finish};
+use crate::cycles;
+use crate::state::{reject_of, State, LIMIT_INSTALL, TOUCH_UPGRADE};
+use crate::system_api::{Exec, ExecKind, HostCtx};
+use crate::types::*;
+
+pub const MAX_CONTROLLERS: usize = 10;
+
+fn decode<T: DeserializeOwned + CandidType>(arg: &[u8]) -> Result<T, RejectResponse> {
+    candid::decode_one(arg).map_err(|e| {
+        RejectResponse::ic(
+            408,
+            format!("Error decoding candid payload of the management canister call: {e}"),
+        )
+    })
+}
+
+fn encode<T: CandidType>(v: &T) -> Vec<u8> {
+    candid::encode_one(v).expect("encoding management results cannot fail")
+}
+
+fn nat_u64(n: &Nat, what: &str) -> Result<u64, RejectResponse> {
+    u64::try_from(n.0.clone())
+        .map_err(|_| RejectResponse::ic(408, format!("{what} does not fit 64 bits")))
+}
+
+fn settings_from(s: mc::CanisterSettings) -> Result<CanisterSettings, RejectResponse> {
+    Ok(CanisterSettings {
+        controllers: s.controllers,
+        freezing_threshold: s
+            .freezing_threshold
+            .as_ref()
+            .map(|n| nat_u64(n, "freezing_threshold"))
+            .transpose()?,
+        wasm_memory_limit: s
+            .wasm_memory_limit
+            .as_ref()
+            .map(|n| nat_u64(n, "wasm_memory_limit"))
+            .transpose()?,
+    })
+}
+
+fn status_kind(s: CanisterStatusKind) -> mc::CanisterStatusType {
+    match s {
+        CanisterStatusKind::Running => mc::CanisterStatusType::Running,
+        CanisterStatusKind::Stopping => mc::CanisterStatusType::Stopping,
+        CanisterStatusKind::Stopped => mc::CanisterStatusType::Stopped,
+    }
+}
+
+impl State {
+    fn controlled(&self, caller: Principal, cid: Principal) -> Result<&Canister, RejectResponse> {
+        let c = self.canister(cid)?;
+        if !c.ctx().controllers.contains(&caller) {
+            return Err(RejectResponse::ic(
+                512,
+                format!(
+                    "Only the controllers of the canister {cid} can control it.\nCanister's controllers: {}\nSender's ID: {caller}",
+                    c.ctx()
+                        .controllers
+                        .iter()
+                        .map(|p| p.to_text())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+            ));
+        }
+        Ok(c)
+    }
+
+    fn validate_settings(s: &CanisterSettings) -> Result<(), RejectResponse> {
+        if let Some(c) = &s.controllers {
+            if c.len() > MAX_CONTROLLERS {
+                return Err(RejectResponse::ic(
+                    408,
+                    format!(
+                        "Invalid settings: {} controllers given, at most {MAX_CONTROLLERS} are allowed",
+                        c.len()
+                    ),
+                ));
+            }
+        }
+        if let Some(l) = s.wasm_memory_limit {
+            if l > 1 << 48 {
+                return Err(RejectResponse::ic(
+                    408,
+                    "Invalid settings: wasm_memory_limit must be at most 2^48",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_settings(&mut self, cid: Principal, s: CanisterSettings) {
+        let Some(c) = self.canisters.get_mut(&cid) else {
+            return;
+        };
+        if let Some(ctrl) = s.controllers {
+            let mut dedup: Vec<Principal> = Vec::new();
+            for p in ctrl {
+                if !dedup.contains(&p) {
+                    dedup.push(p);
+                }
+            }
+            c.ctx_mut().controllers = dedup;
+        }
+        if let Some(t) = s.freezing_threshold {
+            c.freezing_threshold = t;
+        }
+        if let Some(l) = s.wasm_memory_limit {
+            c.wasm_memory_limit = if l == 0 { u64::MAX } else { l };
+            let limit = usize::try_from(c.wasm_memory_limit).unwrap_or(usize::MAX);
+            c.ctx_mut().limits = wasmi::StoreLimitsBuilder::new().memory_size(limit).build();
+        }
+        c.ctx_mut().canister_version += 1;
+    }
+
+    /// `create_canister`. `fee` is the creation fee taken from `cycles` (0 for the provisional API).
+    pub fn create_canister_with(
+        &mut self,
+        caller: Principal,
+        settings: Option<CanisterSettings>,
+        cycles: u128,
+        fee: u128,
+    ) -> Result<Principal, RejectResponse> {
+        if cycles < fee {
+            return Err(RejectResponse::ic(
+                403,
+                format!(
+                    "Creating a canister requires a fee of {fee} that is deducted from the canister's initial balance but only {cycles} cycles were received with the create_canister request."
+                ),
+            ));
+        }
+        let settings = settings.unwrap_or_default();
+        Self::validate_settings(&settings)?;
+        let id = self.new_canister(vec![caller], cycles - fee);
+        if settings != CanisterSettings::default() {
+            self.apply_settings(id, settings);
+        }
+        if let Some(c) = self.canisters.get_mut(&id) {
+            c.ctx_mut().canister_version = 0;
+        }
+        Ok(id)
+    }
+
+    pub fn update_settings(
+        &mut self,
+        caller: Principal,
+        cid: Principal,
+        settings: CanisterSettings,
+    ) -> Result<(), RejectResponse> {
+        self.controlled(caller, cid)?;
+        Self::validate_settings(&settings)?;
+        self.apply_settings(cid, settings);
+        Ok(())
+    }
+
+    pub fn status(&self, caller: Principal, cid: Principal) -> Result<CanisterStatus, RejectResponse> {
+        let c = self.canister(cid)?;
+        if caller != cid {
+            self.controlled(caller, cid)?;
+        }
+        Ok(CanisterStatus {
+            status: c.status,
+            controllers: c.ctx().controllers.clone(),
+            module_hash: c.module.as_ref().map(|m| m.hash),
+            cycles: c.ctx().balance,
+            memory_size: c.heap_bytes() + c.ctx().stable.size_bytes(),
+            freezing_threshold: c.freezing_threshold,
+            canister_version: c.ctx().canister_version,
+        })
+    }
+
+    fn status_candid(&self, caller: Principal, cid: Principal) -> Result<Vec<u8>, RejectResponse> {
+        let s = self.status(caller, cid)?;
+        let c = self.canister(cid)?;
+        let heap = c.heap_bytes();
+        let stable = c.ctx().stable.size_bytes();
+        let binary = c.module.as_ref().map_or(0, |m| m.size as u64);
+        let idle = cycles::freezing_reserve(c.memory_size(), 86_400);
+        let r = mc::CanisterStatusResult {
+            status: status_kind(s.status),
+            ready_for_migration: false,
+            version: s.canister_version,
+            settings: mc::DefiniteCanisterSettings {
+                controllers: s.controllers,
+                compute_allocation: Nat::from(0u8),
+                memory_allocation: Nat::from(0u8),
+                freezing_threshold: Nat::from(s.freezing_threshold),
+                reserved_cycles_limit: Nat::from(5_000_000_000_000u64),
+                minimum_incoming_canister_call_cycles: Nat::from(0u8),
+                log_visibility: mc::LogVisibility::Controllers,
+                log_memory_limit: Nat::from(0u8),
+                snapshot_visibility: Default::default(),
+                status_visibility: Default::default(),
+                wasm_memory_limit: Nat::from(c.wasm_memory_limit),
+                wasm_memory_threshold: Nat::from(0u8),
+                environment_variables: Vec::new(),
+            },
+            module_hash: s.module_hash.map(|h| h.to_vec()),
+            memory_size: Nat::from(s.memory_size + binary),
+            memory_metrics: mc::MemoryMetrics {
+                wasm_memory_size: Nat::from(heap),
+                stable_memory_size: Nat::from(stable),
+                global_memory_size: Nat::from(0u8),
+                wasm_binary_size: Nat::from(binary),
+                custom_sections_size: Nat::from(0u8),
+                canister_history_size: Nat::from(0u8),
+                wasm_chunk_store_size: Nat::from(0u8),
+                snapshots_size: Nat::from(0u8),
+                log_memory_store_size: Nat::from(0u8),
+            },
+            cycles: Nat::from(s.cycles),
+            reserved_cycles: Nat::from(0u8),
+            idle_cycles_burned_per_day: Nat::from(idle),
+            query_stats: mc::QueryStats {
+                num_calls_total: Nat::from(0u8),
+                num_instructions_total: Nat::from(0u8),
+                request_payload_bytes_total: Nat::from(0u8),
+                response_payload_bytes_total: Nat::from(0u8),
+            },
+        };
+        Ok(encode(&r))
+    }
+
+    pub fn start(&mut self, caller: Principal, cid: Principal) -> Result<(), RejectResponse> {
+        self.controlled(caller, cid)?;
+        let c = self.canisters.get_mut(&cid).expect("checked");
+        if c.status != CanisterStatusKind::Running {
+            c.status = CanisterStatusKind::Running;
+            c.ctx_mut().status = 1;
+            // Pending stop requests are cancelled.
+            for callback in self.stop_waiters.remove(&cid).unwrap_or_default() {
+                self.queue.push_back(crate::state::Msg::Response {
+                    callback,
+                    result: Err((
+                        RejectCode::CanisterError as u32,
+                        format!("Canister {cid}'s stop request was cancelled."),
+                    )),
+                    refund: 0,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts stopping `cid`; `Ok(true)` when it is stopped already.
+    pub fn begin_stop(
+        &mut self,
+        caller: Principal,
+        cid: Principal,
+        waiter: Option<u64>,
+    ) -> Result<bool, RejectResponse> {
+        self.controlled(caller, cid)?;
+        let c = self.canisters.get_mut(&cid).expect("checked");
+        if c.status == CanisterStatusKind::Stopped {
+            return Ok(true);
+        }
+        c.status = CanisterStatusKind::Stopping;
+        c.ctx_mut().status = 2;
+        if let Some(w) = waiter {
+            self.stop_waiters.entry(cid).or_default().push(w);
+        }
+        let before = self.queue.len();
+        self.check_stopped(cid);
+        let stopped = self.canisters[&cid].status == CanisterStatusKind::Stopped;
+        if stopped && waiter.is_some() {
+            // check_stopped queued the waiter's answer; it is answered by the caller instead.
+            self.queue.truncate(before);
+        }
+        Ok(stopped)
+    }
+
+    pub fn delete(&mut self, caller: Principal, cid: Principal) -> Result<(), RejectResponse> {
+        let c = self.controlled(caller, cid)?;
+        if c.status != CanisterStatusKind::Stopped {
+            return Err(RejectResponse::ic(
+                510,
+                format!("Canister {cid} must be stopped before it is deleted."),
+            ));
+        }
+        // Remaining cycles are lost, as on the IC.
+        self.canisters.remove(&cid);
+        Ok(())
+    }
+
+    pub fn uninstall(&mut self, caller: Principal, cid: Principal) -> Result<(), RejectResponse> {
+        self.controlled(caller, cid)?;
+        let engine = self.engine.clone();
+        let c = self.canisters.get_mut(&cid).expect("checked");
+        let old = std::mem::replace(&mut c.store, crate::canister::new_store(&engine, HostCtx::new(cid)));
+        let old = old.into_data();
+        let h = c.ctx_mut();
+        h.balance = old.balance;
+        h.controllers = old.controllers;
+        h.log = old.log;
+        h.canister_version = old.canister_version + 1;
+        h.status = old.status;
+        h.limits = old.limits;
+        c.instance = None;
+        c.module = None;
+        c.globals.clear();
+        c.table = None;
+        c.committed_heap = Vec::new();
+        c.committed_globals.clear();
+        c.generation += 1;
+        Ok(())
+    }
+
+    pub fn raw_rand(&mut self) -> Vec<u8> {
+        self.rng_counter += 1;
+        let mut h = Sha256::new();
+        h.update(b"canvid-replica raw_rand");
+        h.update(self.rng_counter.to_le_bytes());
+        h.finalize().to_vec()
+    }
+
+    /// `install_code` in any mode. Failure leaves the canister exactly as it was (minus the
+    /// execution cycles spent).
+    pub fn install_code(
+        &mut self,
+        caller: Principal,
+        mode: InstallMode,
+        cid: Principal,
+        wasm: &[u8],
+        arg: Vec<u8>,
+        skip_pre_upgrade: bool,
+    ) -> Result<CallStats, RejectResponse> {
+        let c = self.controlled(caller, cid)?;
+        match mode {
+            InstallMode::Install if c.module.is_some() => {
+                return Err(RejectResponse::ic(
+                    514,
+                    format!("Canister {cid} cannot be installed because the canister is not empty. Try installing with mode='reinstall' instead."),
+                ))
+            }
+            InstallMode::Upgrade if c.module.is_none() => {
+                return Err(RejectResponse::ic(
+                    537,
+                    format!("Error from Canister {cid}: Attempted to upgrade a canister that contains no Wasm module."),
+                ))
+            }
+            _ => {}
+        }
+        let module = self
+            .cache
+            .get_or_compile(&self.engine, wasm)
+            .map_err(|e| RejectResponse::ic(505, format!("Error from Canister {cid}: {e}")))?;
+        link_stubs(&mut self.linker, &mut self.stubs, &module);
+        let mut stats = CallStats::default();
+        let mut budget = LIMIT_INSTALL;
+        let engine = self.engine.clone();
+        let time = self.time;
+        let c = self.canisters.get_mut(&cid).expect("checked");
+        let old_version = c.ctx().canister_version;
+        let balance_before = c.ctx().balance;
+        let reserve = c.reserve();
+        let liquid = cycles::liquid(balance_before, reserve);
+        if liquid < cycles::EXECUTION_BASE {
+            return Err(reject_of(cid, &crate::canister::ExecError::OutOfCycles));
+        }
+        let cap = u64::try_from(liquid - cycles::EXECUTION_BASE).unwrap_or(u64::MAX);
+        // A helper to charge execution to the canister that ends up holding the state.
+        let fee_for = |instr: u64| cycles::execution_fee(instr);
+
+        // --- pre_upgrade on the old instance (changes kept until the upgrade completes) ---
+        if mode == InstallMode::Upgrade && !skip_pre_upgrade && c.exports("canister_pre_upgrade") {
+            let exec = Exec {
+                kind: ExecKind::PreUpgrade,
+                caller,
+                time,
+                reserve,
+                fuel_limit: budget,
+                ..Exec::default()
+            };
+            let out = c.run(
+                &engine,
+                &self.linker,
+                Entry::Export("canister_pre_upgrade".into()),
+                exec,
+                Finish::Keep,
+                cap,
+                TOUCH_UPGRADE,
+            );
+            stats.instructions += out.instructions;
+            budget -= out.instructions.min(budget);
+            if let Err(e) = out.result {
+                let fee = fee_for(stats.instructions).min(c.ctx().balance);
+                c.ctx_mut().balance -= fee;
+                let mut r = reject_of(cid, &e);
+                r.reject_message = format!("{} (in canister_pre_upgrade)", r.reject_message);
+                return Err(r);
+            }
+        }
+
+        // --- the new instance ---
+        let new_ctx = {
+            let h = c.ctx_mut();
+            let mut n = HostCtx::new(cid);
+            n.balance = h.balance;
+            n.controllers = h.controllers.clone();
+            n.log = std::mem::take(&mut h.log);
+            n.echo = h.echo;
+            n.canister_version = old_version;
+            n.status = h.status;
+            n.limits = wasmi::StoreLimitsBuilder::new()
+                .memory_size(usize::try_from(c.wasm_memory_limit).unwrap_or(usize::MAX))
+                .build();
+            if mode == InstallMode::Upgrade {
+                n.stable = std::mem::take(&mut h.stable);
+                n.certified_data = h.certified_data.clone();
+            }
+            n
+        };
+        // Undo everything on the old canister after a failure past pre_upgrade.
+        let fail = |c: &mut Canister, mut ctx: HostCtx, linker: &wasmi::Linker<HostCtx>, instr: u64, r: RejectResponse| {
+            ctx.stable.rollback();
+            let h = c.ctx_mut();
+            h.log.append(&mut ctx.log);
+            if mode == InstallMode::Upgrade {
+                h.stable = std::mem::take(&mut ctx.stable);
+            }
+            h.balance = balance_before;
+            c.restore_committed(&engine, linker);
+            let fee = fee_for(instr).min(c.ctx().balance);
+            c.ctx_mut().balance -= fee;
+            Err(r)
+        };
+        let start_fuel = budget.min(cap.saturating_sub(stats.instructions));
+        let (store, instance, globals, table, used) =
+            match instantiate(&engine, &self.linker, &module, new_ctx, start_fuel) {
+                Ok(x) => x,
+                Err((ctx, msg)) => {
+                    let r = RejectResponse::ic(505, format!("Error from Canister {cid}: {msg}"));
+                    let instr = stats.instructions;
+                    return fail(c, ctx, &self.linker, instr, r);
+                }
+            };
+        stats.instructions += used;
+        budget -= used.min(budget);
+        let mut fresh = Canister::new(&engine, cid);
+        fresh.freezing_threshold = c.freezing_threshold;
+        fresh.wasm_memory_limit = c.wasm_memory_limit;
+        fresh.status = c.status;
+        fresh.open_contexts = c.open_contexts;
+        fresh.generation = if mode == InstallMode::Upgrade {
+            c.generation
+        } else {
+            c.generation + 1
+        };
+        fresh.adopt(module.clone(), store, instance, globals, table);
+
+        // --- canister_init / canister_post_upgrade ---
+        let (entry, kind) = match mode {
+            InstallMode::Upgrade => ("canister_post_upgrade", ExecKind::PostUpgrade),
+            _ => ("canister_init", ExecKind::Init),
+        };
+        if fresh.exports(entry) {
+            let exec = Exec {
+                kind,
+                caller,
+                arg,
+                time,
+                reserve,
+                fuel_limit: budget,
+                ..Exec::default()
+            };
+            let out = fresh.run(
+                &engine,
+                &self.linker,
+                Entry::Export(entry.into()),
+                exec,
+                Finish::Commit,
+                cap.saturating_sub(stats.instructions),
+                TOUCH_UPGRADE,
+            );
+            stats.instructions += out.instructions;
+            if let Err(e) = out.result {
+                let ctx = std::mem::replace(
+                    &mut fresh.store,
+                    crate::canister::new_store(&engine, HostCtx::new(cid)),
+                )
+                .into_data();
+                let mut r = reject_of(cid, &e);
+                r.reject_message = format!("{} (in {entry})", r.reject_message);
+                let instr = stats.instructions;
+                return fail(c, ctx, &self.linker, instr, r);
+            }
+        } else {
+            fresh.ctx_mut().stable.commit();
+        }
+        let fee = fee_for(stats.instructions).min(fresh.ctx().balance);
+        fresh.ctx_mut().balance -= fee;
+        stats.cycles_charged = fee;
+        fresh.ctx_mut().canister_version = old_version + 1;
+        fresh.ctx_mut().global_timer = 0;
+        *c = fresh;
+        Ok(stats)
+    }
+
+    /// Dispatches a call to the management canister. Returns the result and the cycles refunded
+    /// to the caller, or `None` when the answer comes later (a `stop_canister` that waits for
+    /// open call contexts; `waiter` is the caller's callback).
+    pub fn management_call(
+        &mut self,
+        caller: Principal,
+        method: &str,
+        arg: &[u8],
+        cycles: u128,
+        waiter: Option<u64>,
+    ) -> Option<(Result<Vec<u8>, RejectResponse>, u128)> {
+        let unit = || candid::encode_args(()).expect("encoding () cannot fail");
+        if method == "stop_canister" {
+            let a: Result<mc::CanisterIdRecord, _> = decode(arg);
+            return match a.and_then(|a| self.begin_stop(caller, a.canister_id, waiter)) {
+                Ok(true) => Some((Ok(unit()), cycles)),
+                Ok(false) if waiter.is_some() => None,
+                Ok(false) => Some((Ok(unit()), cycles)),
+                Err(e) => Some((Err(e), cycles)),
+            };
+        }
+        let r: Result<(Vec<u8>, u128), RejectResponse> = (|| match method {
+            "create_canister" => {
+                let a: mc::CreateCanisterArgs = decode(arg)?;
+                let settings = a.settings.map(settings_from).transpose()?;
+                let id = self.create_canister_with(caller, settings, cycles, cycles::CREATION_FEE)?;
+                Ok((encode(&mc::CanisterIdRecord { canister_id: id }), 0))
+            }
+            "provisional_create_canister_with_cycles" => {
+                let a: mc::ProvisionalCreateCanisterWithCyclesArgs = decode(arg)?;
+                let settings = a.settings.map(settings_from).transpose()?;
+                let amount = a
+                    .amount
+                    .map(|n| u128::try_from(n.0).unwrap_or(u128::MAX))
+                    .unwrap_or(100_000_000_000_000);
+                let id = self.create_canister_with(caller, settings, amount, 0)?;
+                Ok((encode(&mc::CanisterIdRecord { canister_id: id }), cycles))
+            }
+            "provisional_top_up_canister" => {
+                let a: mc::ProvisionalTopUpCanisterArgs = decode(arg)?;
+                let amount = u128::try_from(a.amount.0).unwrap_or(u128::MAX);
+                let c = self
+                    .canisters
+                    .get_mut(&a.canister_id)
+                    .ok_or_else(|| State::not_found(a.canister_id))?;
+                c.ctx_mut().balance += amount;
+                Ok((unit(), cycles))
+            }
+            "update_settings" => {
+                let a: mc::UpdateSettingsArgs = decode(arg)?;
+                self.update_settings(caller, a.canister_id, settings_from(a.settings)?)?;
+                Ok((unit(), cycles))
+            }
+            "install_code" => {
+                let a: mc::InstallCodeArgs = decode(arg)?;
+                let (mode, skip) = match a.mode {
+                    mc::CanisterInstallMode::Install => (InstallMode::Install, false),
+                    mc::CanisterInstallMode::Reinstall => (InstallMode::Reinstall, false),
+                    mc::CanisterInstallMode::Upgrade(flags) => (
+                        InstallMode::Upgrade,
+                        flags.and_then(|f| f.skip_pre_upgrade).unwrap_or(false),
+                    ),
+                };
+                self.install_code(caller, mode, a.canister_id, &a.wasm_module, a.arg, skip)?;
+                Ok((unit(), cycles))
+            }
+            "uninstall_code" => {
+                let a: mc::UninstallCodeArgs = decode(arg)?;
+                self.uninstall(caller, a.canister_id)?;
+                Ok((unit(), cycles))
+            }
+            "canister_status" => {
+                let a: mc::CanisterIdRecord = decode(arg)?;
+                Ok((self.status_candid(caller, a.canister_id)?, cycles))
+            }
+            "canister_info" => {
+                let a: mc::CanisterInfoArgs = decode(arg)?;
+                let c = self.canister(a.canister_id)?;
+                let r = mc::CanisterInfoResult {
+                    total_num_changes: c.ctx().canister_version,
+                    recent_changes: Vec::new(),
+                    module_hash: c.module.as_ref().map(|m| m.hash.to_vec()),
+                    controllers: c.ctx().controllers.clone(),
+                };
+                Ok((encode(&r), cycles))
+            }
+            "deposit_cycles" => {
+                let a: mc::CanisterIdRecord = decode(arg)?;
+                let c = self
+                    .canisters
+                    .get_mut(&a.canister_id)
+                    .ok_or_else(|| State::not_found(a.canister_id))?;
+                c.ctx_mut().balance += cycles;
+                Ok((unit(), 0))
+            }
+            "start_canister" => {
+                let a: mc::CanisterIdRecord = decode(arg)?;
+                self.start(caller, a.canister_id)?;
+                Ok((unit(), cycles))
+            }
+            "delete_canister" => {
+                let a: mc::CanisterIdRecord = decode(arg)?;
+                self.delete(caller, a.canister_id)?;
+                Ok((unit(), cycles))
+            }
+            "raw_rand" => {
+                let bytes = self.raw_rand();
+                Ok((encode(&serde_bytes::ByteBuf::from(bytes)), cycles))
+            }
+            other => Err(RejectResponse::ic(
+                536,
+                format!("Management canister has no method '{other}'"),
+            )),
+        })();
+        Some(match r {
+            Ok((bytes, refund)) => (Ok(bytes), refund),
+            Err(e) => (Err(e), cycles),
+        })
+    }
+}

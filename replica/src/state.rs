@@ -1,0 +1,923 @@
+//! The replica's state and scheduler: canisters, call contexts, callbacks, the message queue,
+//! ingress history, time and timers.
+//!
+//! A round ([`State::tick`]) executes every message queued before it started (ingress,
+//! inter-canister requests and responses), the responses of best-effort calls whose deadline
+//! passed, due global timers and heartbeats. Messages produced in a round wait for the next one.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use candid::Principal;
+use wasmi::{Engine, Linker};
+
+use crate::canister::{Canister, Entry, ExecError, Finish, Outcome};
+use crate::cycles;
+use crate::engine::{new_engine, ModuleCache};
+use crate::ids;
+use crate::system_api::{self, Exec, ExecKind, HostCtx, OutCall, Response};
+use crate::types::*;
+
+pub const MAX_INGRESS_PAYLOAD: usize = 2 * 1024 * 1024;
+pub const LIMIT_UPDATE: u64 = 40_000_000_000;
+pub const LIMIT_QUERY: u64 = 5_000_000_000;
+pub const LIMIT_INSTALL: u64 = 300_000_000_000;
+pub const LIMIT_INSPECT: u64 = 200_000_000;
+/// Stable memory a message may touch: 2 GiB (update), 8 GiB (upgrade).
+pub const TOUCH_UPDATE: u64 = 2 << 30;
+pub const TOUCH_UPGRADE: u64 = 8 << 30;
+
+#[derive(Clone, Debug)]
+pub enum Origin {
+    Ingress(u64),
+    Canister { callback: u64 },
+    /// Timers and heartbeats: nobody waits for an answer.
+    System,
+}
+
+pub struct CallContext {
+    pub canister: Principal,
+    pub origin: Origin,
+    pub caller: Principal,
+    pub method: String,
+    pub cycles: u128,
+    pub responded: bool,
+    pub outstanding: u32,
+    pub deadline: u64,
+    pub instructions: u64,
+    pub root: Option<u64>,
+    pub last_error: Option<RejectResponse>,
+}
+
+pub struct Callback {
+    pub caller: Principal,
+    pub context: u64,
+    pub reply: (u32, u32),
+    pub reject: (u32, u32),
+    pub cleanup: Option<(u32, u32)>,
+    pub deadline: Option<u64>,
+    pub generation: u64,
+}
+
+pub enum Msg {
+    Ingress {
+        id: u64,
+        canister: Principal,
+        sender: Principal,
+        method: String,
+        arg: Vec<u8>,
+    },
+    Request {
+        caller: Principal,
+        callee: Principal,
+        method: String,
+        arg: Vec<u8>,
+        cycles: u128,
+        callback: u64,
+        deadline: u64,
+        root: Option<u64>,
+    },
+    Response {
+        callback: u64,
+        result: Result<Vec<u8>, (u32, String)>,
+        refund: u128,
+    },
+}
+
+pub enum IngressState {
+    Pending,
+    Done(Result<Vec<u8>, RejectResponse>),
+}
+
+/// Waiters on a `stop_canister` that has not completed yet (canister callers' callbacks).
+pub type StopWaiters = HashMap<Principal, Vec<u64>>;
+
+pub struct State {
+    pub engine: Engine,
+    pub linker: Linker<HostCtx>,
+    pub stubs: HashSet<String>,
+    pub cache: ModuleCache,
+    pub canisters: BTreeMap<Principal, Canister>,
+    pub next_canister: u64,
+    pub time: u64,
+    pub queue: VecDeque<Msg>,
+    pub next_msg: u64,
+    pub ingress: HashMap<u64, IngressState>,
+    pub stats: HashMap<u64, CallStats>,
+    pub contexts: HashMap<u64, CallContext>,
+    pub next_ctx: u64,
+    pub callbacks: HashMap<u64, Callback>,
+    pub next_cb: u64,
+    pub rng_counter: u64,
+    pub stop_waiters: StopWaiters,
+}
+
+pub fn reject_of(canister: Principal, e: &ExecError) -> RejectResponse {
+    match e {
+        ExecError::CalledTrap(m) => RejectResponse::ic(
+            503,
+            format!("Error from Canister {canister}: Canister called `ic0.trap` with message: '{m}'."),
+        ),
+        ExecError::Trapped(m) => RejectResponse::ic(
+            502,
+            format!("Error from Canister {canister}: Canister trapped: {m}."),
+        ),
+        ExecError::Violation(m) => RejectResponse::ic(
+            504,
+            format!("Error from Canister {canister}: Canister violated contract: {m}."),
+        ),
+        ExecError::InstructionLimit => RejectResponse::ic(
+            522,
+            format!("Error from Canister {canister}: Canister exceeded the limit of instructions for single message execution."),
+        ),
+        ExecError::OutOfCycles => RejectResponse::ic(
+            207,
+            format!("Canister {canister} is out of cycles: it cannot pay for the execution of this message."),
+        ),
+        ExecError::StableTouchLimit(m) => RejectResponse::ic(
+            524,
+            format!("Error from Canister {canister}: {m}."),
+        ),
+        ExecError::Missing(m) => RejectResponse::ic(
+            536,
+            format!("Error from Canister {canister}: {m}."),
+        ),
+    }
+}
+
+fn method_kind(c: &Canister, method: &str) -> Option<(String, ExecKind)> {
+    let update = format!("canister_update {method}");
+    if c.exports(&update) {
+        return Some((update, ExecKind::Update));
+    }
+    let query = format!("canister_query {method}");
+    if c.exports(&query) {
+        return Some((query, ExecKind::ReplicatedQuery));
+    }
+    None
+}
+
+impl State {
+    pub fn new() -> Self {
+        let engine = new_engine();
+        let mut linker = Linker::new(&engine);
+        system_api::define(&mut linker).expect("ic0 imports are defined once each");
+        let time = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1_700_000_000_000_000_000);
+        State {
+            engine,
+            linker,
+            stubs: HashSet::new(),
+            cache: ModuleCache::default(),
+            canisters: BTreeMap::new(),
+            next_canister: 0,
+            time,
+            queue: VecDeque::new(),
+            next_msg: 0,
+            ingress: HashMap::new(),
+            stats: HashMap::new(),
+            contexts: HashMap::new(),
+            next_ctx: 0,
+            callbacks: HashMap::new(),
+            next_cb: 0,
+            rng_counter: 0,
+            stop_waiters: HashMap::new(),
+        }
+    }
+
+    pub fn not_found(id: Principal) -> RejectResponse {
+        RejectResponse::ic(301, format!("Canister {id} not found"))
+    }
+
+    pub fn canister(&self, id: Principal) -> Result<&Canister, RejectResponse> {
+        self.canisters.get(&id).ok_or_else(|| Self::not_found(id))
+    }
+
+    pub fn new_canister(&mut self, controllers: Vec<Principal>, cycles: u128) -> Principal {
+        let id = ids::canister_id(self.next_canister);
+        self.next_canister += 1;
+        let mut c = Canister::new(&self.engine, id);
+        c.ctx_mut().controllers = controllers;
+        c.ctx_mut().balance = cycles;
+        self.canisters.insert(id, c);
+        id
+    }
+
+    fn stat(&mut self, root: Option<u64>, instructions: u64, cycles: u128) {
+        if let Some(r) = root {
+            let s = self.stats.entry(r).or_default();
+            s.instructions += instructions;
+            s.cycles_charged += cycles;
+        }
+    }
+
+    /// Runs one execution on canister `cid`, charging cycles for replicated kinds.
+    #[allow(clippy::too_many_arguments)]
+    pub fn execute(
+        &mut self,
+        cid: Principal,
+        entry: Entry,
+        mut exec: Exec,
+        finish: Finish,
+        fuel_limit: u64,
+        touch_limit: u64,
+        root: Option<u64>,
+    ) -> Outcome {
+        let charged = exec.kind.persists();
+        let c = self.canisters.get_mut(&cid).expect("caller checked existence");
+        let reserve = c.reserve();
+        exec.reserve = reserve;
+        exec.time = self.time;
+        exec.fuel_limit = fuel_limit;
+        let cap = if charged {
+            let liquid = cycles::liquid(c.ctx().balance, reserve);
+            if liquid < cycles::EXECUTION_BASE {
+                return Outcome {
+                    result: Err(ExecError::OutOfCycles),
+                    exec,
+                    instructions: 0,
+                };
+            }
+            u64::try_from(liquid - cycles::EXECUTION_BASE).unwrap_or(u64::MAX)
+        } else {
+            u64::MAX
+        };
+        let out = c.run(
+            &self.engine,
+            &self.linker,
+            entry,
+            exec,
+            finish,
+            cap,
+            touch_limit,
+        );
+        let mut cost = out.exec.call_fees;
+        if charged {
+            let fee = cycles::execution_fee(out.instructions);
+            let h = c.ctx_mut();
+            let fee = fee.min(h.balance);
+            h.balance -= fee;
+            cost += fee;
+        }
+        self.stat(root, out.instructions, cost);
+        out
+    }
+
+    // ------------------------------------------------------------------ call contexts
+
+    fn new_context(
+        &mut self,
+        canister: Principal,
+        origin: Origin,
+        caller: Principal,
+        method: &str,
+        cycles: u128,
+        deadline: u64,
+        root: Option<u64>,
+    ) -> u64 {
+        let id = self.next_ctx;
+        self.next_ctx += 1;
+        let responded = matches!(origin, Origin::System);
+        self.contexts.insert(
+            id,
+            CallContext {
+                canister,
+                origin,
+                caller,
+                method: method.to_string(),
+                cycles,
+                responded,
+                outstanding: 0,
+                deadline,
+                instructions: 0,
+                root,
+                last_error: None,
+            },
+        );
+        if let Some(c) = self.canisters.get_mut(&canister) {
+            c.open_contexts += 1;
+        }
+        id
+    }
+
+    /// Answers a call context.
+    fn respond(&mut self, ctx_id: u64, result: Result<Vec<u8>, RejectResponse>) {
+        let Some(ctx) = self.contexts.get_mut(&ctx_id) else {
+            return;
+        };
+        if ctx.responded {
+            return;
+        }
+        ctx.responded = true;
+        let refund = std::mem::take(&mut ctx.cycles);
+        match ctx.origin.clone() {
+            Origin::Ingress(id) => {
+                self.ingress.insert(id, IngressState::Done(result));
+            }
+            Origin::Canister { callback } => {
+                let result = result.map_err(|r| (r.reject_code as u32, r.reject_message));
+                self.queue.push_back(Msg::Response {
+                    callback,
+                    result,
+                    refund,
+                });
+            }
+            Origin::System => {}
+        }
+    }
+
+    /// Closes a context without outstanding callbacks (answering it if nobody did).
+    fn maybe_close(&mut self, ctx_id: u64) {
+        let Some(ctx) = self.contexts.get(&ctx_id) else {
+            return;
+        };
+        if ctx.outstanding > 0 {
+            return;
+        }
+        if !ctx.responded {
+            let err = ctx.last_error.clone().unwrap_or_else(|| {
+                RejectResponse::ic(
+                    506,
+                    format!(
+                        "Error from Canister {}: Canister did not reply to the call.",
+                        ctx.canister
+                    ),
+                )
+            });
+            self.respond(ctx_id, Err(err));
+        }
+        if let Some(ctx) = self.contexts.remove(&ctx_id) {
+            if let Some(c) = self.canisters.get_mut(&ctx.canister) {
+                c.open_contexts = c.open_contexts.saturating_sub(1);
+            }
+            self.check_stopped(ctx.canister);
+        }
+    }
+
+    fn enqueue_call(&mut self, caller: Principal, ctx_id: u64, call: OutCall) {
+        let cb = self.next_cb;
+        self.next_cb += 1;
+        let generation = self.canisters.get(&caller).map_or(0, |c| c.generation);
+        let deadline = call
+            .timeout_seconds
+            .map(|t| self.time + t as u64 * 1_000_000_000);
+        let root = self.contexts.get_mut(&ctx_id).map(|ctx| {
+            ctx.outstanding += 1;
+            ctx.root
+        });
+        self.callbacks.insert(
+            cb,
+            Callback {
+                caller,
+                context: ctx_id,
+                reply: call.reply,
+                reject: call.reject,
+                cleanup: call.cleanup,
+                deadline,
+                generation,
+            },
+        );
+        self.queue.push_back(Msg::Request {
+            caller,
+            callee: call.callee,
+            method: call.method,
+            arg: call.arg,
+            cycles: call.cycles,
+            callback: cb,
+            deadline: deadline.unwrap_or(0),
+            root: root.flatten(),
+        });
+    }
+
+    /// Executes `entry` in call context `ctx_id` and applies the outcome (calls, response).
+    #[allow(clippy::too_many_arguments)]
+    fn run_in_context(
+        &mut self,
+        cid: Principal,
+        ctx_id: u64,
+        kind: ExecKind,
+        entry: Entry,
+        arg: Vec<u8>,
+        reject: Option<(u32, String)>,
+        refunded: u128,
+    ) -> Result<(), ExecError> {
+        let Some(ctx) = self.contexts.get(&ctx_id) else {
+            return Ok(());
+        };
+        let exec = Exec {
+            kind,
+            caller: ctx.caller,
+            method: ctx.method.clone(),
+            arg,
+            reject,
+            deadline: ctx.deadline,
+            replied_before: ctx.responded,
+            cycles_available: ctx.cycles,
+            cycles_refunded: refunded,
+            context_instructions: ctx.instructions,
+            ..Exec::default()
+        };
+        let root = ctx.root;
+        let (finish, limit) = match kind {
+            ExecKind::ReplicatedQuery => (Finish::Rollback, LIMIT_QUERY),
+            _ => (Finish::Commit, LIMIT_UPDATE),
+        };
+        let out = self.execute(cid, entry, exec, finish, limit, TOUCH_UPDATE, root);
+        if let Some(ctx) = self.contexts.get_mut(&ctx_id) {
+            ctx.instructions += out.instructions;
+        }
+        match out.result {
+            Ok(()) => {
+                if let Some(ctx) = self.contexts.get_mut(&ctx_id) {
+                    ctx.cycles -= out.exec.cycles_accepted.min(ctx.cycles);
+                }
+                for call in out.exec.calls {
+                    self.enqueue_call(cid, ctx_id, call);
+                }
+                match out.exec.response {
+                    Some(Response::Reply(b)) => self.respond(ctx_id, Ok(b)),
+                    Some(Response::Reject(m)) => {
+                        self.respond(ctx_id, Err(RejectResponse::ic(406, m)))
+                    }
+                    None => {}
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let r = reject_of(cid, &e);
+                if let Some(ctx) = self.contexts.get_mut(&ctx_id) {
+                    ctx.last_error = Some(r);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ message handlers
+
+    /// Checks that `cid` can receive a message for `method`; returns the export and kind.
+    fn check_target(
+        &self,
+        cid: Principal,
+        method: &str,
+    ) -> Result<(String, ExecKind), RejectResponse> {
+        let c = self.canister(cid)?;
+        match c.status {
+            CanisterStatusKind::Running => {}
+            CanisterStatusKind::Stopping => {
+                return Err(RejectResponse::ic(509, format!("Canister {cid} is stopping")))
+            }
+            CanisterStatusKind::Stopped => {
+                return Err(RejectResponse::ic(508, format!("Canister {cid} is stopped")))
+            }
+        }
+        if c.module.is_none() {
+            return Err(RejectResponse::ic(
+                537,
+                format!("Error from Canister {cid}: Attempted to execute a message, but the canister contains no Wasm module."),
+            ));
+        }
+        method_kind(c, method).ok_or_else(|| {
+            RejectResponse::ic(
+                536,
+                format!("Error from Canister {cid}: Canister has no update method '{method}'."),
+            )
+        })
+    }
+
+    fn frozen_check(&self, cid: Principal, fee: u128) -> Result<(), RejectResponse> {
+        let c = self.canister(cid)?;
+        let reserve = c.reserve();
+        if cycles::liquid(c.ctx().balance, reserve) < fee {
+            return Err(RejectResponse::ic(
+                207,
+                format!(
+                    "Canister {cid} is out of cycles: please top up the canister with at least {} additional cycles",
+                    (reserve + fee).saturating_sub(c.ctx().balance)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn handle_ingress(
+        &mut self,
+        id: u64,
+        cid: Principal,
+        sender: Principal,
+        method: String,
+        arg: Vec<u8>,
+    ) {
+        let (export, kind) = match self.check_target(cid, &method) {
+            Ok(t) => t,
+            Err(e) => {
+                self.ingress.insert(id, IngressState::Done(Err(e)));
+                return;
+            }
+        };
+        let ctx = self.new_context(cid, Origin::Ingress(id), sender, &method, 0, 0, Some(id));
+        let _ = self.run_in_context(cid, ctx, kind, Entry::Export(export), arg, None, 0);
+        self.maybe_close(ctx);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn handle_request(
+        &mut self,
+        caller: Principal,
+        callee: Principal,
+        method: String,
+        arg: Vec<u8>,
+        cycles: u128,
+        callback: u64,
+        deadline: u64,
+        root: Option<u64>,
+    ) {
+        let reply = |s: &mut State, result: Result<Vec<u8>, RejectResponse>, refund: u128| {
+            s.queue.push_back(Msg::Response {
+                callback,
+                result: result.map_err(|r| (r.reject_code as u32, r.reject_message)),
+                refund,
+            });
+        };
+        if callee == ids::management() {
+            match self.management_call(caller, &method, &arg, cycles, Some(callback)) {
+                Some((result, refund)) => reply(self, result, refund),
+                None => {} // answered later (stop_canister)
+            }
+            return;
+        }
+        let target = self
+            .check_target(callee, &method)
+            .and_then(|t| self.frozen_check(callee, 0).map(|_| t));
+        let (export, kind) = match target {
+            Ok(t) => t,
+            Err(e) => return reply(self, Err(e), cycles),
+        };
+        let ctx = self.new_context(
+            callee,
+            Origin::Canister { callback },
+            caller,
+            &method,
+            cycles,
+            deadline,
+            root,
+        );
+        let _ = self.run_in_context(callee, ctx, kind, Entry::Export(export), arg, None, 0);
+        self.maybe_close(ctx);
+    }
+
+    fn handle_response(
+        &mut self,
+        callback: u64,
+        result: Result<Vec<u8>, (u32, String)>,
+        refund: u128,
+    ) {
+        let Some(cb) = self.callbacks.remove(&callback) else {
+            return; // already answered (best-effort deadline) — the late response is dropped
+        };
+        let Some(c) = self.canisters.get_mut(&cb.caller) else {
+            return;
+        };
+        c.ctx_mut().balance += refund;
+        let current = c.generation == cb.generation && c.module.is_some();
+        if let Some(ctx) = self.contexts.get_mut(&cb.context) {
+            ctx.outstanding = ctx.outstanding.saturating_sub(1);
+        }
+        if current {
+            let (kind, fun, arg, reject) = match result {
+                Ok(bytes) => (ExecKind::ReplyCallback, cb.reply, bytes, None),
+                Err((code, msg)) => (ExecKind::RejectCallback, cb.reject, Vec::new(), Some((code, msg))),
+            };
+            let r = self.run_in_context(
+                cb.caller,
+                cb.context,
+                kind,
+                Entry::Callback(fun.0, fun.1),
+                arg,
+                reject,
+                refund,
+            );
+            if r.is_err() {
+                if let Some((f, env)) = cb.cleanup {
+                    self.run_cleanup(cb.caller, cb.context, f, env);
+                }
+            }
+        }
+        self.maybe_close(cb.context);
+    }
+
+    fn run_cleanup(&mut self, cid: Principal, ctx_id: u64, f: u32, env: u32) {
+        let Some(ctx) = self.contexts.get(&ctx_id) else {
+            return;
+        };
+        let exec = Exec {
+            kind: ExecKind::Cleanup,
+            caller: ctx.caller,
+            method: ctx.method.clone(),
+            replied_before: ctx.responded,
+            context_instructions: ctx.instructions,
+            ..Exec::default()
+        };
+        let root = ctx.root;
+        let out = self.execute(
+            cid,
+            Entry::Callback(f, env),
+            exec,
+            Finish::Commit,
+            LIMIT_UPDATE,
+            TOUCH_UPDATE,
+            root,
+        );
+        if let Some(ctx) = self.contexts.get_mut(&ctx_id) {
+            ctx.instructions += out.instructions;
+        }
+    }
+
+    fn run_system_task(&mut self, cid: Principal, export: &str) {
+        let ctx = self.new_context(cid, Origin::System, cid, "", 0, 0, None);
+        let _ = self.run_in_context(
+            cid,
+            ctx,
+            ExecKind::Timer,
+            Entry::Export(export.to_string()),
+            Vec::new(),
+            None,
+            0,
+        );
+        self.maybe_close(ctx);
+    }
+
+    // ------------------------------------------------------------------ rounds
+
+    pub fn tick(&mut self) {
+        self.time += 1;
+        let mut batch: Vec<Msg> = self.queue.drain(..).collect();
+        let now = self.time;
+        let mut expired: Vec<u64> = self
+            .callbacks
+            .iter()
+            .filter(|(_, cb)| cb.deadline.is_some_and(|d| d <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        expired.sort_unstable();
+        for id in expired {
+            if let Some(cb) = self.callbacks.get_mut(&id) {
+                cb.deadline = None;
+            }
+            batch.push(Msg::Response {
+                callback: id,
+                result: Err((RejectCode::SysUnknown as u32, "Call deadline has expired.".into())),
+                refund: 0,
+            });
+        }
+        let mut timers = Vec::new();
+        let mut heartbeats = Vec::new();
+        for (id, c) in self.canisters.iter_mut() {
+            if c.status != CanisterStatusKind::Running || c.module.is_none() {
+                continue;
+            }
+            let t = c.ctx().global_timer;
+            if t != 0 && now >= t && c.exports("canister_global_timer") {
+                // One-shot: the timer is deactivated before it runs.
+                c.ctx_mut().global_timer = 0;
+                timers.push(*id);
+            }
+            if c.exports("canister_heartbeat") {
+                heartbeats.push(*id);
+            }
+        }
+        for msg in batch {
+            match msg {
+                Msg::Ingress {
+                    id,
+                    canister,
+                    sender,
+                    method,
+                    arg,
+                } => self.handle_ingress(id, canister, sender, method, arg),
+                Msg::Request {
+                    caller,
+                    callee,
+                    method,
+                    arg,
+                    cycles,
+                    callback,
+                    deadline,
+                    root,
+                } => self.handle_request(caller, callee, method, arg, cycles, callback, deadline, root),
+                Msg::Response {
+                    callback,
+                    result,
+                    refund,
+                } => self.handle_response(callback, result, refund),
+            }
+        }
+        for id in heartbeats {
+            if self.canisters.contains_key(&id) {
+                self.run_system_task(id, "canister_heartbeat");
+            }
+        }
+        for id in timers {
+            if self.canisters.contains_key(&id) {
+                self.run_system_task(id, "canister_global_timer");
+            }
+        }
+    }
+
+    /// Whether a round would do anything besides timers/heartbeats.
+    pub fn has_work(&self) -> bool {
+        !self.queue.is_empty()
+    }
+
+    /// Earliest best-effort deadline still pending.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.callbacks.values().filter_map(|cb| cb.deadline).min()
+    }
+
+    // ------------------------------------------------------------------ ingress
+
+    pub fn submit(
+        &mut self,
+        cid: Principal,
+        sender: Principal,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> Result<u64, RejectResponse> {
+        if arg.len() > MAX_INGRESS_PAYLOAD {
+            return Err(RejectResponse::ic(
+                504,
+                format!(
+                    "Ingress message to {cid} is too large: argument of {} bytes exceeds the limit of {MAX_INGRESS_PAYLOAD} bytes",
+                    arg.len()
+                ),
+            ));
+        }
+        let id = self.next_msg;
+        self.next_msg += 1;
+        if cid == ids::management() {
+            let result = self
+                .management_call(sender, method, &arg, 0, None)
+                .map(|r| r.0)
+                .unwrap_or_else(|| Ok(candid::encode_args(()).unwrap_or_default()));
+            self.ingress.insert(id, IngressState::Done(result));
+            return Ok(id);
+        }
+        let (_, kind) = self.check_target(cid, method)?;
+        let _ = kind;
+        if self.canister(cid)?.exports("canister_inspect_message") {
+            let exec = Exec {
+                kind: ExecKind::InspectMessage,
+                caller: sender,
+                method: method.to_string(),
+                arg: arg.clone(),
+                ..Exec::default()
+            };
+            let out = self.execute(
+                cid,
+                Entry::Export("canister_inspect_message".into()),
+                exec,
+                Finish::Rollback,
+                LIMIT_INSPECT,
+                TOUCH_UPDATE,
+                None,
+            );
+            match out.result {
+                Err(e) => return Err(reject_of(cid, &e)),
+                Ok(()) if !out.exec.accepted_message => {
+                    return Err(RejectResponse::ic(
+                        406,
+                        format!("Canister {cid} rejected the message in inspect_message (it did not call ic0.accept_message)"),
+                    ))
+                }
+                Ok(()) => {}
+            }
+        }
+        let fee = cycles::ingress_fee(method.len(), arg.len());
+        self.frozen_check(cid, fee)?;
+        if let Some(c) = self.canisters.get_mut(&cid) {
+            c.ctx_mut().balance -= fee;
+        }
+        self.stat(Some(id), 0, fee);
+        self.ingress.insert(id, IngressState::Pending);
+        self.queue.push_back(Msg::Ingress {
+            id,
+            canister: cid,
+            sender,
+            method: method.to_string(),
+            arg,
+        });
+        Ok(id)
+    }
+
+    pub fn ingress_result(&self, id: u64) -> Option<Result<Vec<u8>, RejectResponse>> {
+        match self.ingress.get(&id) {
+            Some(IngressState::Done(r)) => Some(r.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn query(
+        &mut self,
+        cid: Principal,
+        sender: Principal,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> (Result<Vec<u8>, RejectResponse>, CallStats) {
+        let c = match self.canister(cid) {
+            Ok(c) => c,
+            Err(e) => return (Err(e), CallStats::default()),
+        };
+        if c.status == CanisterStatusKind::Stopped {
+            return (
+                Err(RejectResponse::ic(508, format!("Canister {cid} is stopped"))),
+                CallStats::default(),
+            );
+        }
+        if c.module.is_none() {
+            return (
+                Err(RejectResponse::ic(
+                    537,
+                    format!("Error from Canister {cid}: Attempted to execute a message, but the canister contains no Wasm module."),
+                )),
+                CallStats::default(),
+            );
+        }
+        let (export, kind) = if c.exports(&format!("canister_query {method}")) {
+            (format!("canister_query {method}"), ExecKind::NonReplicatedQuery)
+        } else if c.exports(&format!("canister_composite_query {method}")) {
+            (
+                format!("canister_composite_query {method}"),
+                ExecKind::CompositeQuery,
+            )
+        } else {
+            return (
+                Err(RejectResponse::ic(
+                    536,
+                    format!("Error from Canister {cid}: Canister has no query method '{method}'."),
+                )),
+                CallStats::default(),
+            );
+        };
+        let cert = crate::certificate::certificate(cid, &c.ctx().certified_data, self.time);
+        let exec = Exec {
+            kind,
+            caller: sender,
+            method: method.to_string(),
+            arg,
+            certificate: Some(cert),
+            ..Exec::default()
+        };
+        let out = self.execute(
+            cid,
+            Entry::Export(export),
+            exec,
+            Finish::Rollback,
+            LIMIT_QUERY,
+            TOUCH_UPDATE,
+            None,
+        );
+        let stats = CallStats {
+            instructions: out.instructions,
+            cycles_charged: 0,
+        };
+        let result = match out.result {
+            Err(e) => Err(reject_of(cid, &e)),
+            Ok(()) => match out.exec.response {
+                Some(Response::Reply(b)) => Ok(b),
+                Some(Response::Reject(m)) => Err(RejectResponse::ic(406, m)),
+                None => Err(RejectResponse::ic(
+                    506,
+                    format!("Error from Canister {cid}: Canister did not reply to the call."),
+                )),
+            },
+        };
+        (result, stats)
+    }
+
+    // ------------------------------------------------------------------ stopping
+
+    /// Moves a stopping canister without open call contexts to stopped and answers waiters.
+    pub fn check_stopped(&mut self, cid: Principal) {
+        let Some(c) = self.canisters.get_mut(&cid) else {
+            return;
+        };
+        if c.status == CanisterStatusKind::Stopping && c.open_contexts == 0 {
+            c.status = CanisterStatusKind::Stopped;
+            c.ctx_mut().status = 3;
+            for callback in self.stop_waiters.remove(&cid).unwrap_or_default() {
+                self.queue.push_back(Msg::Response {
+                    callback,
+                    result: Ok(candid::encode_args(()).unwrap_or_default()),
+                    refund: 0,
+                });
+            }
+        }
+    }
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,132 @@
+//! Ownership transfers: three in a row, one of them through an approved marketplace operator.
+//! Afterwards only the last owner (with the video itself and the spawn canister) controls the
+//! canister; earlier owners are refused as controllers and as app owners; the index agrees.
+
+use canvid_tests::clients::{ok, rejected, Video};
+use canvid_tests::deploy::{deploy, Deployment};
+use canvid_tests::{backend_tests, principal, wasm, Backend, BackendExt, GenFile, Principal};
+use canvid_types::spawn::CreateVideoArgs;
+use canvid_types::video::MetadataPatch;
+use std::collections::BTreeSet;
+
+const IC0406: &str = "IC0406";
+
+fn set(v: impl IntoIterator<Item = Principal>) -> BTreeSet<Principal> {
+    v.into_iter().collect()
+}
+
+fn create(d: &Deployment, owner: Principal) -> Principal {
+    ok(
+        "create_video",
+        d.spawn_client().create_video(
+            owner,
+            &CreateVideoArgs {
+                title: "for sale".into(),
+                description: String::new(),
+                tags: vec![],
+                declared_size: 500_000,
+                owner: None,
+            },
+        ),
+    )
+    .canister_id
+}
+
+/// Transfers and checks the immediate result.
+fn transfer(d: &Deployment, v: &Video, by: Principal, to: Principal, seq: u64) {
+    let r = ok("change_owner", v.change_owner(by, to));
+    assert_eq!(r.transfer_seq, seq);
+    assert!(r.index_notified, "the index acknowledged transfer {seq}");
+    assert_eq!(set(r.controllers.clone()), set([to, v.id, d.spawn]));
+    assert_eq!(set(d.b.controllers(v.id)), set([to, v.id, d.spawn]));
+    let m = v.metadata();
+    assert_eq!(m.owner, to);
+    assert_eq!(m.transfer_seq, seq);
+    assert_eq!(m.operator, None, "a transfer clears the operator");
+}
+
+fn three_transfers(b: &dyn Backend) {
+    let d = deploy(b);
+    let creator = principal("creator");
+    let (a, bb, c) = (principal("A"), principal("B"), principal("C"));
+    let market = principal("marketplace");
+    let id = create(&d, creator);
+    let v = d.video(id);
+    let file = GenFile::new(21, 250_000, 100_000);
+    v.upload(creator, &file);
+
+    // creator -> A (by the owner)
+    transfer(&d, &v, creator, a, 1);
+    // A -> B through the marketplace A approved
+    ok("approve", v.approve(a, Some(market)));
+    assert_eq!(v.metadata().operator, Some(market));
+    transfer(&d, &v, market, bb, 2);
+    // the operator approval died with the transfer
+    let r = rejected("stale operator", v.change_owner(market, market));
+    assert_eq!(r.error_code, IC0406, "{r}");
+    // B -> C
+    transfer(&d, &v, bb, c, 3);
+
+    // Controllers: C, the video, the spawn canister; nobody else.
+    let controllers = set(b.controllers(id));
+    assert_eq!(controllers, set([c, id, d.spawn]));
+    for old in [creator, a, bb] {
+        assert!(!controllers.contains(&old));
+        // Old owners are refused by the management canister...
+        assert!(b.set_controllers(id, Some(old), vec![old]).is_err(), "{old} can no longer set controllers");
+        assert!(b.stop(id, Some(old)).is_err(), "{old} can no longer stop the canister");
+        assert!(b.status(id, Some(old)).is_err(), "{old} can no longer read canister_status");
+        assert!(
+            b.upgrade(id, wasm::video(), candid::encode_args(()).unwrap(), Some(old)).is_err(),
+            "{old} can no longer upgrade the canister"
+        );
+        // ...and by the app.
+        let r = rejected("old owner update_metadata", v.update_metadata(old, &MetadataPatch::default()));
+        assert_eq!(r.error_code, IC0406, "{r}");
+        let r = rejected("old owner approve", v.approve(old, Some(old)));
+        assert_eq!(r.error_code, IC0406, "{r}");
+        let r = rejected("old owner change_owner", v.change_owner(old, old));
+        assert_eq!(r.error_code, IC0406, "{r}");
+    }
+    let r = rejected("operator after transfer", v.change_owner(market, a));
+    assert_eq!(r.error_code, IC0406, "{r}");
+
+    // C is in charge: metadata, management, upgrade — data intact.
+    let patch = MetadataPatch { title: Some("C's now".into()), ..Default::default() };
+    assert_eq!(ok("update_metadata by C", v.update_metadata(c, &patch)).title, "C's now");
+    assert!(b.status(id, Some(c)).is_ok());
+    b.upgrade(id, wasm::video(), candid::encode_args(()).unwrap(), Some(c))
+        .unwrap_or_else(|e| panic!("C upgrades its canister: {e}"));
+    v.verify_chunks(principal("viewer"), &file);
+
+    // The index: C owns it, the creator created it.
+    let idx = d.index_client();
+    let e = idx.get_video(id).expect("indexed");
+    assert_eq!((e.creator, e.owner, e.transfer_seq), (creator, c, 3));
+    assert_eq!(idx.by_owner(c).iter().map(|e| e.video).collect::<Vec<_>>(), vec![id]);
+    assert_eq!(idx.by_creator(creator).iter().map(|e| e.video).collect::<Vec<_>>(), vec![id]);
+    for old in [creator, a, bb] {
+        assert!(idx.by_owner(old).is_empty(), "{old} is no longer listed as owner");
+    }
+    let m = v.metadata();
+    assert_eq!((m.creator, m.owner, m.transfer_seq), (creator, c, 3));
+    assert!(v.canister_info().pending_index_notification.is_none());
+}
+
+/// Transfer refusals that reach the endpoint.
+fn transfer_refusals(b: &dyn Backend) {
+    let d = deploy(b);
+    let owner = principal("owner");
+    let id = create(&d, owner);
+    let v = d.video(id);
+    for bad in [Principal::anonymous(), owner, id] {
+        match v.change_owner(owner, bad) {
+            Ok(Err(canvid_types::Error::InvalidArgument { .. })) => {}
+            other => panic!("change_owner to {bad}: expected InvalidArgument, got {other:?}"),
+        }
+    }
+    assert_eq!(v.metadata().transfer_seq, 0);
+    assert_eq!(set(b.controllers(id)), set([owner, id, d.spawn]));
+}
+
+backend_tests!(three_transfers, transfer_refusals);

@@ -1,0 +1,265 @@
+//! The spawn canister: creating video canisters, paying for them, failing safely.
+
+use canvid_tests::clients::{err, ok, rejected, CallOutcome, Relay};
+use canvid_tests::deploy::{deploy, deploy_with, Deployment, T};
+use canvid_tests::{backend_tests, principal, wasm, Backend, BackendExt, GenFile, Principal};
+use canvid_types::spawn::{CreateVideoArgs, CreatedVideo, Payer, QuotaArgs, SpawnStatus};
+use canvid_types::video::{VideoStatus, MAX_VIDEO_SIZE};
+use canvid_types::Error;
+use std::collections::BTreeSet;
+
+fn args(title: &str, declared_size: u64) -> CreateVideoArgs {
+    CreateVideoArgs {
+        title: title.into(),
+        description: format!("{title}, created by canvid-tests"),
+        tags: vec!["test".into()],
+        declared_size,
+        owner: None,
+    }
+}
+
+/// Checks everything a finished creation promises.
+fn assert_spawned(d: &Deployment, created: &CreatedVideo, owner: Principal) {
+    let id = created.canister_id;
+    assert!(d.b.canister_exists(id));
+    assert_eq!(
+        d.b.controllers(id).into_iter().collect::<BTreeSet<_>>(),
+        [owner, id, d.spawn].into_iter().collect::<BTreeSet<_>>(),
+        "controllers of a spawned video: owner, itself, the spawn canister"
+    );
+    assert!(created.indexed, "the index acknowledged the registration");
+    let rec = d.spawn_client().get_video(id).expect("spawn keeps a record");
+    assert_eq!(rec.status, SpawnStatus::Registered);
+    assert_eq!(rec.owner, owner);
+    assert!(rec.wasm_sha256.is_some());
+    let entry = d.index_client().get_video(id).expect("index entry");
+    assert_eq!(entry.owner, owner);
+    assert_eq!(entry.creator, owner);
+    let meta = d.video(id).metadata();
+    assert_eq!(meta.owner, owner);
+    assert_eq!(meta.creator, owner);
+    assert_eq!(meta.index, Some(d.index));
+    assert_eq!(meta.status, VideoStatus::Empty);
+}
+
+fn spawn_creates_a_working_video(b: &dyn Backend) {
+    let d = deploy(b);
+    let alice = principal("alice");
+    let before = b.canister_count();
+    let estimate = d.spawn_client().estimate_cycles(1_000_000);
+    let pool_before = b.cycle_balance(d.spawn);
+    let created = ok("create_video", d.spawn_client().create_video(alice, &args("first", 1_000_000)));
+    assert_eq!(b.canister_count(), before + 1);
+    assert_spawned(&d, &created, alice);
+    // The pool paid the estimate (creation fee + cycles given), within the quota.
+    let q = d.spawn_client().quota_of(alice);
+    assert_eq!(q.used_videos, 1);
+    assert_eq!(q.used_cycles, estimate);
+    assert!(b.cycle_balance(d.spawn) <= pool_before - estimate);
+    let rec = d.spawn_client().get_video(created.canister_id).expect("record");
+    assert_eq!(rec.payer, Payer::Pool);
+    assert_eq!(rec.caller, alice);
+
+    // The new canister works: alice uploads into it; the index lists it.
+    let v = d.video(created.canister_id);
+    let file = GenFile::new(11, 300_000, 100_000);
+    v.upload(alice, &file);
+    v.verify_chunks(principal("viewer"), &file);
+    let listed: Vec<Principal> = d.index_client().by_creator(alice).into_iter().map(|e| e.video).collect();
+    assert_eq!(listed, vec![created.canister_id]);
+
+    // Anonymous callers are refused at the door.
+    let r = rejected("anonymous create_video", d.spawn_client().create_video(Principal::anonymous(), &args("x", 1)));
+    assert_eq!(r.error_code, "IC0406", "{r}");
+}
+
+fn spawn_refuses_without_cycles(b: &dyn Backend) {
+    let d = deploy(b);
+    let sp = d.spawn_client();
+    let bob = principal("bob");
+    let estimate = sp.estimate_cycles(5_000_000);
+    let before = b.canister_count();
+    let created_before = sp.stats().videos_created;
+
+    // 1. The caller's quota is smaller than the price.
+    ok("set_quota", sp.set_quota(d.admin, bob, QuotaArgs { max_videos: 5, max_cycles: estimate - 1 }));
+    match err("create_video over quota", sp.create_video(bob, &args("too dear", 5_000_000))) {
+        Error::InsufficientCycles { required, available } => {
+            assert_eq!(required, estimate);
+            assert_eq!(available, estimate - 1);
+        }
+        e => panic!("expected InsufficientCycles, got {e:?}"),
+    }
+    // 2. The quota's video count is used up.
+    ok("set_quota", sp.set_quota(d.admin, bob, QuotaArgs { max_videos: 0, max_cycles: 100 * T }));
+    match err("create_video over video quota", sp.create_video(bob, &args("too many", 1))) {
+        Error::NotAuthorized { caller, .. } => assert_eq!(caller, bob),
+        e => panic!("expected NotAuthorized, got {e:?}"),
+    }
+    // 3. A declared size the video canister could never hold.
+    match err("create_video too large", sp.create_video(bob, &args("huge", MAX_VIDEO_SIZE + 1))) {
+        Error::TooLarge { size, limit } => assert_eq!((size, limit), (MAX_VIDEO_SIZE + 1, MAX_VIDEO_SIZE)),
+        e => panic!("expected TooLarge, got {e:?}"),
+    }
+    // 4. A canister caller attaching too few cycles: refused, and the cycles come back.
+    let relay = Relay::deploy(b, principal("relay-controller"), 20 * T);
+    let attached = estimate / 2;
+    let outcome = relay.call_raw(d.spawn, "create_video", candid::encode_one(args("cheap", 5_000_000)).unwrap(), attached);
+    match outcome {
+        CallOutcome::Reply { data, refunded } => {
+            let res: canvid_types::Result<CreatedVideo> = candid::decode_one(&data).expect("decode");
+            match res {
+                Err(Error::InsufficientCycles { required, available }) => {
+                    assert_eq!(required, estimate);
+                    assert_eq!(available, attached);
+                }
+                other => panic!("expected InsufficientCycles, got {other:?}"),
+            }
+            assert_eq!(refunded, attached, "refused creation keeps none of the attached cycles");
+        }
+        other => panic!("create_video via relay: {other:?}"),
+    }
+    // Nothing was created, nothing charged.
+    let count_mid = before + 1; // the relay itself
+    assert_eq!(b.canister_count(), count_mid, "no video canister was created");
+    assert_eq!(sp.stats().videos_created, created_before);
+    let q = sp.quota_of(bob);
+    assert_eq!((q.used_videos, q.used_cycles, q.credit), (0, 0, 0));
+    assert!(q.spares.is_empty());
+    assert!(sp.stats().in_flight.is_empty());
+
+    // 5. The pool itself is too small (an operator that funded only its reserve).
+    let poor = deploy_with(b, Some(canvid_tests::deploy::default_quota()), 2 * T + T / 10);
+    let before = b.canister_count();
+    match err("create_video from an empty pool", poor.spawn_client().create_video(bob, &args("poor", 1_000_000))) {
+        Error::InsufficientCycles { required, available } => {
+            assert_eq!(required, poor.spawn_client().estimate_cycles(1_000_000));
+            assert!(available < required);
+        }
+        e => panic!("expected InsufficientCycles, got {e:?}"),
+    }
+    assert_eq!(b.canister_count(), before, "no video canister was created");
+    assert_eq!(poor.spawn_client().stats().videos_created, 0);
+}
+
+/// An installable-looking module that is not valid wasm: its hash matches, install fails.
+fn broken_wasm() -> Vec<u8> {
+    let mut w = b"\0asm\x01\0\0\0".to_vec();
+    w.extend_from_slice(&[0x7f; 64]); // no valid section id
+    w
+}
+
+fn spawn_failed_install_parks_and_reuses(b: &dyn Backend) {
+    let d = deploy(b);
+    let sp = d.spawn_client();
+    let carol = principal("carol");
+    let info = ok("set_video_wasm (broken)", sp.set_video_wasm(d.admin, broken_wasm()));
+    assert_eq!(info.sha256.as_slice(), wasm::sha256(&broken_wasm()).as_slice());
+
+    let before = b.canister_count();
+    let failed = err("create_video with a broken module", sp.create_video(carol, &args("broken", 1_000_000)));
+    match &failed {
+        Error::CallFailed { method, .. } => assert_eq!(method, "install_code"),
+        e => panic!("expected CallFailed(install_code), got {e:?}"),
+    }
+    // One canister exists, and it is no orphan: parked for carol, on the spawn's books.
+    assert_eq!(b.canister_count(), before + 1);
+    let q = sp.quota_of(carol);
+    assert_eq!(q.spares.len(), 1, "the failed canister is parked for the caller: {q:?}");
+    let spare = q.spares[0];
+    let rec = sp.get_video(spare).expect("record of the parked canister");
+    assert_eq!(rec.status, SpawnStatus::Spare);
+    assert!(rec.last_error.is_some());
+    assert_eq!(b.module_hash(spare, Some(carol)), None, "nothing is installed in the spare");
+    assert!(b.controllers(spare).contains(&d.spawn));
+    assert!(d.index_client().get_video(spare).is_none(), "a failed creation is not indexed");
+    assert_eq!(sp.stats().spares, 1);
+    let used_after_failure = q.used_cycles;
+
+    // The admin fixes the module; carol retries and gets the parked canister, not a new one.
+    ok("set_video_wasm (good)", sp.set_video_wasm(d.admin, wasm::gzip(&wasm::video())));
+    let created = ok("create_video retry", sp.create_video(carol, &args("fixed", 1_000_000)));
+    assert_eq!(created.canister_id, spare, "the retry reuses the parked canister");
+    assert_eq!(b.canister_count(), before + 1, "no second canister");
+    assert_spawned(&d, &created, carol);
+    let q = sp.quota_of(carol);
+    assert!(q.spares.is_empty());
+    assert_eq!(q.used_videos, 1, "the spare is one video, not two");
+    assert_eq!(q.used_cycles, used_after_failure, "the spare's cycles are not charged twice");
+    assert_eq!(sp.stats().spares, 0);
+    assert!(sp.stats().in_flight.is_empty());
+}
+
+fn spawn_concurrent_creates(b: &dyn Backend) {
+    let d = deploy(b);
+    let sp = d.spawn_client();
+    let users = [principal("u1"), principal("u2"), principal("u3"), principal("u1")];
+    let before = b.canister_count();
+    // All submitted before any executes: their awaits interleave inside the spawn canister.
+    let ids: Vec<_> = users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| {
+            sp.submit_create_video(*u, &args(&format!("concurrent {i}"), 100_000))
+                .unwrap_or_else(|e| panic!("submit {i}: {e}"))
+        })
+        .collect();
+    let created: Vec<CreatedVideo> = ids
+        .into_iter()
+        .enumerate()
+        .map(|(i, id)| ok(&format!("create_video {i}"), sp.await_create_video(id)))
+        .collect();
+    let distinct: BTreeSet<Principal> = created.iter().map(|c| c.canister_id).collect();
+    assert_eq!(distinct.len(), users.len(), "every request got its own canister");
+    assert_eq!(b.canister_count(), before + users.len() as u64);
+    for (c, u) in created.iter().zip(users) {
+        assert_spawned(&d, c, u);
+    }
+    let stats = sp.stats();
+    assert_eq!(stats.videos_created, users.len() as u64);
+    assert!(stats.in_flight.is_empty());
+    assert_eq!(stats.outbox, 0);
+    assert_eq!(sp.quota_of(principal("u1")).used_videos, 2);
+    assert_eq!(sp.quota_of(principal("u2")).used_videos, 1);
+    let records = sp.all_videos(d.admin);
+    assert_eq!(records.iter().map(|r| r.canister_id).collect::<BTreeSet<_>>(), distinct);
+    assert_eq!(d.index_client().stats().videos, users.len() as u64);
+    assert_eq!(d.index_client().by_creator(principal("u1")).len(), 2);
+}
+
+/// Only admins administer the spawn canister.
+fn spawn_admin_only(b: &dyn Backend) {
+    let d = deploy(b);
+    let sp = d.spawn_client();
+    let eve = principal("eve");
+    let r = rejected("set_video_wasm by a user", sp.set_video_wasm(eve, broken_wasm()));
+    assert_eq!(r.error_code, "IC0406", "{r}");
+    match err("list_videos by a user", sp.list_videos(eve, &Default::default())) {
+        Error::NotAuthorized { caller, .. } => assert_eq!(caller, eve),
+        e => panic!("expected NotAuthorized, got {e:?}"),
+    }
+    // A wrong hash is refused even for an admin.
+    let res: canvid_types::Result<canvid_types::spawn::WasmInfo> = b
+        .update1(
+            d.spawn,
+            d.admin,
+            "set_video_wasm",
+            &canvid_types::spawn::SetWasmArgs {
+                wasm: serde_bytes::ByteBuf::from(broken_wasm()),
+                sha256: serde_bytes::ByteBuf::from(vec![0u8; 32]),
+            },
+        )
+        .expect("set_video_wasm answered");
+    match res {
+        Err(Error::WrongDigest { index: None, .. }) => {}
+        other => panic!("expected WrongDigest, got {other:?}"),
+    }
+}
+
+backend_tests!(
+    spawn_creates_a_working_video,
+    spawn_refuses_without_cycles,
+    spawn_failed_install_parks_and_reuses,
+    spawn_concurrent_creates,
+    spawn_admin_only,
+);

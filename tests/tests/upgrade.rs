@@ -1,0 +1,128 @@
+//! Upgrading every canister with data in place: the index's listings, the spawn canister's
+//! records and the video bytes are identical afterwards, and everything keeps working.
+
+use canvid_tests::clients::{ok, Video};
+use canvid_tests::deploy::{deploy, Deployment};
+use canvid_tests::{backend_tests, principal, wasm, Backend, BackendExt, GenFile, Principal};
+use canvid_types::index::IndexInit;
+use canvid_types::spawn::{CreateVideoArgs, SpawnInit, UpgradeArgs};
+
+fn create(d: &Deployment, owner: Principal, title: &str) -> Principal {
+    ok(
+        "create_video",
+        d.spawn_client().create_video(
+            owner,
+            &CreateVideoArgs {
+                title: title.into(),
+                description: "upgrade test".into(),
+                tags: vec!["upgrade".into()],
+                declared_size: 1_000_000,
+                owner: None,
+            },
+        ),
+    )
+    .canister_id
+}
+
+/// Everything observable about the deployment, for before/after comparison.
+#[derive(Debug, PartialEq)]
+struct Snapshot {
+    index_entries: Vec<canvid_types::index::VideoEntry>,
+    index_by_owner: Vec<Vec<canvid_types::index::VideoEntry>>,
+    index_stats: canvid_types::index::IndexStats,
+    spawn_records: Vec<canvid_types::spawn::SpawnedVideo>,
+    spawn_created: u64,
+    spawn_quotas: Vec<canvid_types::spawn::QuotaStatus>,
+    video_meta: Vec<canvid_types::video::VideoMetadata>,
+}
+
+fn snapshot(d: &Deployment, videos: &[Principal], people: &[Principal]) -> Snapshot {
+    let idx = d.index_client();
+    let sp = d.spawn_client();
+    Snapshot {
+        index_entries: videos.iter().map(|v| idx.get_video(*v).expect("indexed")).collect(),
+        index_by_owner: people.iter().map(|p| idx.by_owner(*p)).collect(),
+        index_stats: idx.stats(),
+        spawn_records: sp.all_videos(d.admin),
+        spawn_created: sp.stats().videos_created,
+        spawn_quotas: people.iter().map(|p| sp.quota_of(*p)).collect(),
+        video_meta: videos.iter().map(|v| d.video(*v).metadata()).collect(),
+    }
+}
+
+fn upgrade_everything_with_data_in_place(b: &dyn Backend) {
+    let d = deploy(b);
+    let (alice, bob, carol) = (principal("alice"), principal("bob"), principal("carol"));
+    let v1 = create(&d, alice, "one");
+    let v2 = create(&d, bob, "two");
+    let f1 = GenFile::new(31, 3 * 100_000 + 5, 100_000);
+    let f2 = GenFile::new(32, 2 * 100_000, 100_000);
+    d.video(v1).upload(alice, &f1);
+    // v2: an upload in progress (partial), and a transfer to carol.
+    ok("begin_upload", d.video(v2).begin_upload(bob, &canvid_tests::clients::spec_for(&f2, true)));
+    ok("put_chunk", d.video(v2).put_chunk(bob, 1, f2.chunk(1)));
+    ok("change_owner", d.video(v2).change_owner(bob, carol));
+
+    let videos = [v1, v2];
+    let people = [alice, bob, carol];
+    let before = snapshot(&d, &videos, &people);
+    let v1_stable = d.video(v1).canister_info();
+
+    // Index: upgraded by its controller, without an argument (keeps admins and registrars).
+    b.upgrade(d.index, wasm::index(), candid::encode_one(None::<IndexInit>).unwrap(), Some(d.admin))
+        .unwrap_or_else(|e| panic!("upgrading the index: {e}"));
+    // Spawn: upgraded by its controller, without an argument.
+    b.upgrade(d.spawn, wasm::spawn(), candid::encode_one(None::<SpawnInit>).unwrap(), Some(d.admin))
+        .unwrap_or_else(|e| panic!("upgrading the spawn canister: {e}"));
+    // Videos: all of them through the spawn canister (it is a controller of each)...
+    let outcomes = ok("upgrade_videos", d.spawn_client().upgrade_videos(d.admin, &UpgradeArgs::default()));
+    assert_eq!(outcomes.len(), 2);
+    for o in &outcomes {
+        assert_eq!(o.result, Ok(()), "upgrade of {}", o.video);
+    }
+    // ...and v1 once more directly by its owner.
+    b.upgrade(v1, wasm::video(), candid::encode_args(()).unwrap(), Some(alice))
+        .unwrap_or_else(|e| panic!("alice upgrades her video: {e}"));
+
+    let after = snapshot(&d, &videos, &people);
+    // `updated_at` and `wasm_sha256` of spawn records legitimately change with upgrade_videos.
+    let strip = |s: &Snapshot| {
+        s.spawn_records
+            .iter()
+            .map(|r| (r.canister_id, r.owner, r.creator, r.status, r.payer, r.caller, r.cycles_given, r.created_at))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(strip(&after), strip(&before), "spawn records");
+    assert_eq!(after.index_entries, before.index_entries, "index entries");
+    assert_eq!(after.index_by_owner, before.index_by_owner, "index listings");
+    assert_eq!(after.index_stats, before.index_stats, "index stats");
+    assert_eq!(after.spawn_created, before.spawn_created);
+    assert_eq!(after.spawn_quotas, before.spawn_quotas, "spawn quotas");
+    assert_eq!(after.video_meta, before.video_meta, "video metadata");
+    let v1_after = d.video(v1).canister_info();
+    assert_eq!(v1_after.chunks_stored, v1_stable.chunks_stored);
+    assert_eq!(v1_after.chunk_bytes_stored, v1_stable.chunk_bytes_stored);
+    assert_eq!(v1_after.layout_version, v1_stable.layout_version);
+
+    // Video bytes identical.
+    let viewer = principal("viewer");
+    d.video(v1).verify_chunks(viewer, &f1);
+    assert_eq!(d.video(v1).read_all_ranges(viewer, f1.size, 99_999), f1.sha256());
+
+    // Everything still works: v2's upload resumes (carol owns it now) and finishes, a new video
+    // is created and indexed, v1 changes hands and the index hears of it.
+    let v2c: Video = d.video(v2);
+    let missing = ok("missing_chunks", v2c.missing_chunks(carol, &Default::default()));
+    assert_eq!(missing.missing, vec![0]);
+    ok("put_chunk", v2c.put_chunk(carol, 0, f2.chunk(0)));
+    ok("finish_upload", v2c.finish_upload(carol));
+    v2c.verify_chunks(viewer, &f2);
+    let v3 = create(&d, alice, "three");
+    assert_eq!(d.index_client().by_creator(alice).len(), 2);
+    let r = ok("change_owner", d.video(v1).change_owner(alice, bob));
+    assert!(r.index_notified);
+    assert_eq!(d.index_client().get_video(v1).expect("indexed").owner, bob);
+    assert!(d.spawn_client().get_video(v3).is_some());
+}
+
+backend_tests!(upgrade_everything_with_data_in_place);

@@ -1,0 +1,384 @@
+//! Uploading into a video canister: out of order, retried, resumed; and every refusal, with
+//! its exact typed error.
+
+use canvid_tests::clients::{err, ok, rejected, spec_for, Relay, Video};
+use canvid_tests::deploy::{standalone_video, T};
+use canvid_tests::{backend_tests, principal, Backend, GenFile, Principal, Rng};
+use canvid_types::video::{MissingArgs, VideoStatus, MAX_CHUNK_SIZE, MAX_VIDEO_SIZE};
+use canvid_types::Error;
+
+/// inspect_message refused the ingress message.
+const IC0406: &str = "IC0406";
+
+fn owner() -> Principal {
+    principal("owner")
+}
+
+/// Ten 100,000-byte chunks and a short last one.
+fn small_file(seed: u64) -> GenFile {
+    GenFile::new(seed, 10 * 100_000 + 12_345, 100_000)
+}
+
+fn upload_out_of_order_with_retries_and_resume(b: &dyn Backend) {
+    let v = standalone_video(b, owner(), None, 50 * T);
+    let file = small_file(1);
+    let n = file.chunk_count();
+    assert_eq!(n, 11);
+
+    let meta = ok("begin_upload", v.begin_upload(owner(), &spec_for(&file, true)));
+    assert_eq!(meta.status, VideoStatus::Uploading);
+    assert_eq!(meta.chunk_count, n);
+    assert_eq!(meta.size, file.size);
+
+    // First "session": a shuffled half of the chunks, some sent twice (client retries).
+    let mut order: Vec<u32> = (0..n).collect();
+    Rng::new(42).shuffle(&mut order);
+    let (first, rest) = order.split_at(6);
+    v.upload_chunks(owner(), &file, Some(first));
+    for &i in &first[..2] {
+        let r = ok("retried put_chunk", v.put_chunk(owner(), i, file.chunk(i)));
+        assert_eq!(r.uploaded_chunks, 6, "a repeated chunk is not counted twice");
+    }
+
+    // Finishing now is refused with exactly the missing chunks.
+    let mut want_missing: Vec<u32> = rest.to_vec();
+    want_missing.sort();
+    match err("early finish_upload", v.finish_upload(owner())) {
+        Error::Incomplete {
+            missing,
+            missing_count,
+        } => {
+            assert_eq!(missing_count, want_missing.len() as u32);
+            assert_eq!(missing, want_missing);
+        }
+        e => panic!("expected Incomplete, got {e:?}"),
+    }
+
+    // "Interruption": the client lost its state. It re-declares the same upload (resume) and
+    // asks what is missing, page by page.
+    let meta = ok("begin_upload (resume)", v.begin_upload(owner(), &spec_for(&file, true)));
+    assert_eq!(meta.uploaded_chunks, 6, "resuming keeps the chunks already stored");
+    let mut found = Vec::new();
+    let mut start = None;
+    loop {
+        let page = ok(
+            "missing_chunks",
+            v.missing_chunks(owner(), &MissingArgs { start, limit: Some(2) }),
+        );
+        assert!(page.missing.len() <= 2);
+        assert_eq!(page.missing_count, want_missing.len() as u32);
+        found.extend(page.missing);
+        match page.next {
+            Some(next) => start = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(found, want_missing);
+
+    // Second session: the missing chunks, in reverse order.
+    let mut second = want_missing.clone();
+    second.reverse();
+    v.upload_chunks(owner(), &file, Some(&second));
+    let page = ok("missing_chunks", v.missing_chunks(owner(), &MissingArgs::default()));
+    assert_eq!(page.missing_count, 0);
+    assert!(page.missing.is_empty());
+
+    let meta = ok("finish_upload", v.finish_upload(owner()));
+    assert_eq!(meta.status, VideoStatus::Ready);
+    assert_eq!(meta.uploaded_bytes, file.size);
+    let want_digest = spec_for(&file, true).file_digest.expect("declared");
+    assert_eq!(meta.digest.as_ref(), Some(&want_digest));
+
+    // Read back: anyone may read a Ready video.
+    let reader = principal("viewer");
+    v.verify_chunks(reader, &file);
+    // Windows that straddle every chunk boundary.
+    assert_eq!(v.read_all_ranges(reader, file.size, 77_777), file.sha256());
+    // A range ending exactly at the end of the file, and one past it.
+    let tail = ok("read_range tail", v.read_range(reader, file.size - 10, 10));
+    assert_eq!(tail.as_slice(), file.range(file.size - 10, 10).as_slice());
+    match err("read_range past the end", v.read_range(reader, file.size - 10, 11)) {
+        Error::InvalidArgument { .. } => {}
+        e => panic!("expected InvalidArgument, got {e:?}"),
+    }
+    match err("read_range too long", v.read_range(reader, 0, MAX_CHUNK_SIZE as u64 + 1)) {
+        Error::TooLarge { size, limit } => {
+            assert_eq!(size, MAX_CHUNK_SIZE as u64 + 1);
+            assert_eq!(limit, MAX_CHUNK_SIZE as u64);
+        }
+        e => panic!("expected TooLarge, got {e:?}"),
+    }
+}
+
+fn chunk_refusals(b: &dyn Backend) {
+    let v = standalone_video(b, owner(), None, 50 * T);
+    let file = small_file(2);
+
+    // Before begin_upload.
+    match err("put_chunk before begin", v.put_chunk(owner(), 0, file.chunk(0))) {
+        Error::NotReady { .. } => {}
+        e => panic!("expected NotReady, got {e:?}"),
+    }
+
+    // Declarations out of bounds.
+    let mut spec = spec_for(&file, false);
+    spec.total_size = MAX_VIDEO_SIZE + 1;
+    match err("begin_upload oversize", v.begin_upload(owner(), &spec)) {
+        Error::TooLarge { size, limit } => {
+            assert_eq!(size, MAX_VIDEO_SIZE + 1);
+            assert_eq!(limit, MAX_VIDEO_SIZE);
+        }
+        e => panic!("expected TooLarge, got {e:?}"),
+    }
+    let mut spec = spec_for(&file, false);
+    spec.chunk_size = MAX_CHUNK_SIZE + 1;
+    match err("begin_upload chunk_size > 2,000,000", v.begin_upload(owner(), &spec)) {
+        Error::InvalidArgument { .. } => {}
+        e => panic!("expected InvalidArgument, got {e:?}"),
+    }
+    let mut spec = spec_for(&file, true);
+    spec.chunk_digests.as_mut().expect("declared").pop();
+    match err("begin_upload with a digest missing", v.begin_upload(owner(), &spec)) {
+        Error::InvalidArgument { .. } => {}
+        e => panic!("expected InvalidArgument, got {e:?}"),
+    }
+
+    ok("begin_upload", v.begin_upload(owner(), &spec_for(&file, true)));
+
+    // A chunk whose bytes do not match its declared digest.
+    let mut bad = file.chunk(3);
+    bad[17] ^= 0xff;
+    match err("put_chunk wrong digest", v.put_chunk(owner(), 3, bad.clone())) {
+        Error::WrongDigest {
+            index,
+            expected,
+            actual,
+        } => {
+            assert_eq!(index, Some(3));
+            assert_eq!(expected, file.chunk_digest(3).to_vec());
+            assert_eq!(actual, canvid_tests::wasm::sha256(&bad).to_vec());
+        }
+        e => panic!("expected WrongDigest, got {e:?}"),
+    }
+    // Wrong length (one byte short, one byte long), and a short last chunk sent full-size.
+    let mut short = file.chunk(4);
+    short.pop();
+    match err("put_chunk short", v.put_chunk(owner(), 4, short)) {
+        Error::WrongChunkSize {
+            index,
+            expected,
+            actual,
+        } => assert_eq!((index, expected, actual), (4, 100_000, 99_999)),
+        e => panic!("expected WrongChunkSize, got {e:?}"),
+    }
+    let last = file.chunk_count() - 1;
+    match err("put_chunk long last", v.put_chunk(owner(), last, vec![0; 100_000])) {
+        Error::WrongChunkSize {
+            index,
+            expected,
+            actual,
+        } => assert_eq!((index, expected, actual), (last, 12_345, 100_000)),
+        e => panic!("expected WrongChunkSize, got {e:?}"),
+    }
+    match err("put_chunk out of range", v.put_chunk(owner(), last + 1, vec![0; 10])) {
+        Error::ChunkOutOfRange { index, chunk_count } => {
+            assert_eq!((index, chunk_count), (last + 1, file.chunk_count()))
+        }
+        e => panic!("expected ChunkOutOfRange, got {e:?}"),
+    }
+    // Nothing refused was stored.
+    let m = ok("missing_chunks", v.missing_chunks(owner(), &MissingArgs::default()));
+    assert_eq!(m.missing_count, file.chunk_count());
+
+    // A different declaration once chunks exist.
+    ok("put_chunk", v.put_chunk(owner(), 0, file.chunk(0)));
+    let other = GenFile::new(3, file.size + 1, 100_000);
+    match err("re-declare differently", v.begin_upload(owner(), &spec_for(&other, true))) {
+        Error::Conflict { .. } => {}
+        e => panic!("expected Conflict, got {e:?}"),
+    }
+}
+
+/// A chunk larger than 2,000,000 bytes in a video declared with the largest chunk size.
+fn oversize_chunk(b: &dyn Backend) {
+    let v = standalone_video(b, owner(), None, 50 * T);
+    let file = GenFile::new(4, 2 * MAX_CHUNK_SIZE as u64, MAX_CHUNK_SIZE as u64);
+    ok("begin_upload", v.begin_upload(owner(), &spec_for(&file, false)));
+    let mut big = file.chunk(0);
+    big.push(0);
+    match err("put_chunk 2,000,001 bytes", v.put_chunk(owner(), 0, big)) {
+        Error::WrongChunkSize {
+            index,
+            expected,
+            actual,
+        } => assert_eq!((index, expected, actual), (0, 2_000_000, 2_000_001)),
+        e => panic!("expected WrongChunkSize, got {e:?}"),
+    }
+}
+
+/// Declared file digest that the chunks do not produce: finish_upload refuses to publish.
+fn wrong_file_digest(b: &dyn Backend) {
+    let v = standalone_video(b, owner(), None, 50 * T);
+    let file = small_file(5);
+    let mut spec = spec_for(&file, false);
+    let good = spec_for(&file, true).file_digest.expect("declared");
+    let mut wrong = good.to_vec();
+    wrong[0] ^= 1;
+    spec.file_digest = Some(serde_bytes::ByteBuf::from(wrong.clone()));
+    ok("begin_upload", v.begin_upload(owner(), &spec));
+    v.upload_chunks(owner(), &file, None);
+    match err("finish_upload", v.finish_upload(owner())) {
+        Error::WrongDigest {
+            index,
+            expected,
+            actual,
+        } => {
+            assert_eq!(index, None);
+            assert_eq!(expected, wrong);
+            assert_eq!(actual, good.to_vec());
+        }
+        e => panic!("expected WrongDigest, got {e:?}"),
+    }
+    assert_eq!(v.metadata().status, VideoStatus::Uploading);
+}
+
+/// Non-owners: refused by inspect_message as ingress (IC0406), and with `NotAuthorized` when the
+/// endpoint itself is reached (a query, or a call from a canister).
+fn non_owner_writes(b: &dyn Backend) {
+    let v = standalone_video(b, owner(), None, 50 * T);
+    let file = small_file(6);
+    let mallory = principal("mallory");
+
+    let r = rejected("begin_upload by a stranger", v.begin_upload(mallory, &spec_for(&file, true)));
+    assert_eq!(r.error_code, IC0406, "{r}");
+    ok("begin_upload", v.begin_upload(owner(), &spec_for(&file, true)));
+    let r = rejected("put_chunk by a stranger", v.put_chunk(mallory, 0, file.chunk(0)));
+    assert_eq!(r.error_code, IC0406, "{r}");
+    let r = rejected("finish_upload by a stranger", v.finish_upload(mallory));
+    assert_eq!(r.error_code, IC0406, "{r}");
+    let r = rejected("approve by a stranger", v.approve(mallory, Some(mallory)));
+    assert_eq!(r.error_code, IC0406, "{r}");
+    let r = rejected("change_owner by a stranger", v.change_owner(mallory, mallory));
+    assert_eq!(r.error_code, IC0406, "{r}");
+    // Also when submitted without waiting (the refusal comes at submission).
+    let e = b
+        .submit(
+            v.id,
+            mallory,
+            "put_chunk",
+            candid::encode_one(canvid_types::video::ChunkUpload {
+                index: 0,
+                data: serde_bytes::ByteBuf::from(file.chunk(0)),
+            })
+            .expect("encode"),
+        )
+        .expect_err("inspect_message refuses a submitted put_chunk");
+    assert_eq!(e.error_code, IC0406, "{e}");
+
+    // Queries skip inspect_message: the endpoint's own check answers.
+    match err("missing_chunks by a stranger", v.missing_chunks(mallory, &MissingArgs::default())) {
+        Error::NotAuthorized { caller, .. } => assert_eq!(caller, mallory),
+        e => panic!("expected NotAuthorized, got {e:?}"),
+    }
+    match err("get_chunk before Ready", v.get_chunk(mallory, 0)) {
+        Error::NotReady { .. } => {}
+        e => panic!("expected NotReady, got {e:?}"),
+    }
+
+    // A canister caller skips inspect_message too.
+    let relay = Relay::deploy(b, principal("relay-controller"), 10 * T);
+    let chunk0 = canvid_types::video::ChunkUpload {
+        index: 0,
+        data: serde_bytes::ByteBuf::from(file.chunk(0)),
+    };
+    let res: canvid_types::Result<canvid_types::video::ChunkReceipt> =
+        relay.call(v.id, "put_chunk", &chunk0, 0);
+    match res {
+        Err(Error::NotAuthorized { caller, .. }) => assert_eq!(caller, relay.id),
+        other => panic!("expected NotAuthorized for a canister caller, got {other:?}"),
+    }
+    let m = ok("missing_chunks", v.missing_chunks(owner(), &MissingArgs::default()));
+    assert_eq!(m.missing_count, file.chunk_count(), "nothing a stranger sent was stored");
+
+    // An uploader the owner authorised may upload, but not administer.
+    let helper = principal("uploader");
+    ok("add_uploader", v.add_uploader(owner(), helper));
+    ok("put_chunk by uploader", v.put_chunk(helper, 0, file.chunk(0)));
+    let r = rejected("approve by an uploader", v.approve(helper, Some(helper)));
+    assert_eq!(r.error_code, IC0406, "{r}");
+}
+
+/// After finish_upload the content is immutable: writes are refused as ingress (IC0406) and, from
+/// a canister owner, with `AlreadyFinished`.
+fn post_finish_writes(b: &dyn Backend) {
+    // The relay canister owns this video so that its calls reach the endpoints' logic.
+    let relay = Relay::deploy(b, principal("relay-controller"), 10 * T);
+    let v = standalone_video(b, owner(), None, 50 * T);
+    let file = small_file(7);
+    v.upload(owner(), &file);
+
+    let r = rejected("put_chunk after finish", v.put_chunk(owner(), 0, file.chunk(0)));
+    assert_eq!(r.error_code, IC0406, "{r}");
+    let r = rejected("begin_upload after finish", v.begin_upload(owner(), &spec_for(&file, true)));
+    assert_eq!(r.error_code, IC0406, "{r}");
+    let r = rejected("finish_upload twice", v.finish_upload(owner()));
+    assert_eq!(r.error_code, IC0406, "{r}");
+
+    // Hand the video to the relay canister, then write as the (canister) owner.
+    ok("change_owner to the relay", v.change_owner(owner(), relay.id));
+    let chunk0 = canvid_types::video::ChunkUpload {
+        index: 0,
+        data: serde_bytes::ByteBuf::from(file.chunk(0)),
+    };
+    let res: canvid_types::Result<canvid_types::video::ChunkReceipt> =
+        relay.call(v.id, "put_chunk", &chunk0, 0);
+    assert_eq!(res, Err(Error::AlreadyFinished));
+    let res: canvid_types::Result<canvid_types::video::VideoMetadata> =
+        relay.call(v.id, "begin_upload", &spec_for(&file, true), 0);
+    assert_eq!(res.map(|_| ()), Err(Error::AlreadyFinished));
+    let res: canvid_types::Result<canvid_types::video::VideoMetadata> = match relay.call_raw(
+        v.id,
+        "finish_upload",
+        candid::encode_args(()).expect("()"),
+        0,
+    ) {
+        canvid_tests::clients::CallOutcome::Reply { data, .. } => {
+            candid::decode_one(&data).expect("finish_upload reply")
+        }
+        other => panic!("finish_upload via relay: {other:?}"),
+    };
+    assert_eq!(res.map(|_| ()), Err(Error::AlreadyFinished));
+
+    // Content unchanged.
+    let reader = principal("viewer");
+    v.verify_chunks(reader, &file);
+}
+
+/// Whoever is not owner or uploader cannot read an unfinished upload; nobody needs to be anybody
+/// to read a finished one.
+fn read_access(b: &dyn Backend) {
+    let v: Video = standalone_video(b, owner(), None, 50 * T);
+    let file = small_file(8);
+    ok("begin_upload", v.begin_upload(owner(), &spec_for(&file, true)));
+    ok("put_chunk", v.put_chunk(owner(), 0, file.chunk(0)));
+    let got = ok("owner reads own upload", v.get_chunk(owner(), 0));
+    assert_eq!(got.as_slice(), file.chunk(0).as_slice());
+    match err("stranger reads upload", v.read_range(Principal::anonymous(), 0, 10)) {
+        Error::NotReady { .. } => {}
+        e => panic!("expected NotReady, got {e:?}"),
+    }
+    match err("owner reads a missing chunk", v.get_chunk(owner(), 1)) {
+        Error::NotFound { .. } => {}
+        e => panic!("expected NotFound, got {e:?}"),
+    }
+}
+
+backend_tests!(
+    upload_out_of_order_with_retries_and_resume,
+    chunk_refusals,
+    oversize_chunk,
+    wrong_file_digest,
+    non_owner_writes,
+    post_finish_writes,
+    read_access,
+);
