@@ -1,1 +1,703 @@
-//! canvid gateway (work in progress).
+//! A loopback-only HTTP gateway for canisters running in the embedded replica.
+//!
+//! It plays the role of the IC's HTTP gateway for local tests and demos, without response
+//! verification (like the `raw` domains): `http://<canister-id>.localhost:<port>/path` (or any
+//! host with `?canisterId=<id>`) becomes an `http_request` query on that canister with the
+//! anonymous caller; `upgrade = true` answers are repeated as `http_request_update` updates.
+//! Like the IC gateway, a plain `GET` answered with 206 is completed by fetching the rest with
+//! `Range: bytes=N-` queries and streamed to the client as one 200 response; a client's own
+//! `Range` request gets the canister's 206 as is.
+//!
+//! Every canister call is recorded in an in-memory [`LogEntry`] list ([`GatewayHandle::log`]).
+//! The server binds loopback addresses only; it is a test tool, not a public endpoint.
+
+use candid::Principal;
+use ic_http_certification::{HttpRequest, HttpResponse, HttpUpdateRequest, Method};
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Worker threads serving connections (a browser opens several for one video).
+const WORKERS: usize = 4;
+/// Largest request body forwarded (the IC's ingress limit).
+const MAX_REQUEST_BODY: u64 = 2 * 1024 * 1024;
+/// Chunks fetched for one streamed 206 answer before giving up (as the IC gateway bounds it).
+const MAX_STREAM_CHUNKS: usize = 100_000;
+
+/// Why a canister call failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallError {
+    /// No such canister (or it has no Wasm module): answered 404.
+    CanisterNotFound(String),
+    /// The canister rejected or trapped: answered 502 with the message.
+    Rejected(String),
+}
+
+/// What the gateway needs from a replica: anonymous query and update calls.
+pub trait Backend: Send + Sync + 'static {
+    fn query(&self, canister: Principal, method: &str, arg: Vec<u8>) -> Result<Vec<u8>, CallError>;
+    fn update(&self, canister: Principal, method: &str, arg: Vec<u8>)
+        -> Result<Vec<u8>, CallError>;
+}
+
+#[cfg(feature = "replica")]
+mod replica_backend {
+    use super::{Backend, CallError};
+    use candid::Principal;
+    use canvid_replica::{RejectCode, RejectResponse, Replica};
+
+    fn map(e: RejectResponse) -> CallError {
+        // IC0301: canister not found; IC0537: no Wasm module (the IC gateway answers 404 too).
+        if e.reject_code == RejectCode::DestinationInvalid
+            || e.error_code == "IC0301"
+            || e.error_code == "IC0537"
+        {
+            CallError::CanisterNotFound(e.reject_message)
+        } else {
+            CallError::Rejected(format!(
+                "{} ({:?}): {}",
+                e.error_code, e.reject_code, e.reject_message
+            ))
+        }
+    }
+
+    impl Backend for Replica {
+        fn query(
+            &self,
+            canister: Principal,
+            method: &str,
+            arg: Vec<u8>,
+        ) -> Result<Vec<u8>, CallError> {
+            self.query_call(canister, Principal::anonymous(), method, arg)
+                .map_err(map)
+        }
+        fn update(
+            &self,
+            canister: Principal,
+            method: &str,
+            arg: Vec<u8>,
+        ) -> Result<Vec<u8>, CallError> {
+            self.update_call(canister, Principal::anonymous(), method, arg)
+                .map_err(map)
+        }
+    }
+
+    /// Starts a gateway in front of an embedded replica (see [`super::serve_backend`]).
+    pub fn serve(
+        replica: std::sync::Arc<Replica>,
+        addr: std::net::SocketAddr,
+    ) -> std::io::Result<super::GatewayHandle> {
+        super::serve_backend(replica, addr)
+    }
+}
+#[cfg(feature = "replica")]
+pub use replica_backend::serve;
+
+/// One canister call made by the gateway.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogEntry {
+    pub method: String,
+    /// Path and query as sent to the canister.
+    pub url: String,
+    pub canister: Option<Principal>,
+    /// The `Range` header sent to the canister, if any.
+    pub range: Option<String>,
+    /// Status the canister answered (or the gateway's own error status).
+    pub status: u16,
+    pub body_len: u64,
+    /// The answer came from `http_request_update`.
+    pub upgraded: bool,
+    /// The gateway made this call itself to complete a 206 answer (not a client request).
+    pub streamed: bool,
+}
+
+/// A running gateway.
+pub struct GatewayHandle {
+    port: u16,
+    log: Arc<Mutex<Vec<LogEntry>>>,
+    stop: Arc<AtomicBool>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl GatewayHandle {
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Base URL of `canister` behind this gateway (browsers resolve `*.localhost` to loopback).
+    pub fn url_for(&self, canister: Principal) -> String {
+        format!("http://{canister}.localhost:{}/", self.port)
+    }
+
+    /// Calls made so far, oldest first.
+    pub fn log(&self) -> Vec<LogEntry> {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Stops accepting requests and waits for the workers (each finishes its current request).
+    pub fn shutdown(mut self) {
+        self.stop_workers();
+    }
+
+    fn stop_workers(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+impl Drop for GatewayHandle {
+    fn drop(&mut self) {
+        self.stop_workers();
+    }
+}
+
+/// Starts a gateway over any [`Backend`] on `addr` (port 0 picks a free port). Refuses
+/// non-loopback addresses.
+pub fn serve_backend<B: Backend>(backend: Arc<B>, addr: SocketAddr) -> io::Result<GatewayHandle> {
+    if !addr.ip().is_loopback() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("the gateway binds loopback addresses only, not {addr}"),
+        ));
+    }
+    let server = tiny_http::Server::http(addr).map_err(|e| io::Error::other(e.to_string()))?;
+    let port = server
+        .server_addr()
+        .to_ip()
+        .map(|a| a.port())
+        .ok_or_else(|| io::Error::other("no IP listen address"))?;
+    let server = Arc::new(server);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let verbose = std::env::var_os("CANVID_GATEWAY_LOG").is_some();
+    let workers = (0..WORKERS)
+        .map(|_| {
+            let (server, backend, log, stop) =
+                (server.clone(), backend.clone(), log.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let ctx = Ctx {
+                    backend,
+                    log,
+                    verbose,
+                };
+                while !stop.load(Ordering::SeqCst) {
+                    match server.recv_timeout(Duration::from_millis(50)) {
+                        Ok(Some(request)) => handle(&ctx, request),
+                        Ok(None) => {}
+                        Err(_) => break,
+                    }
+                }
+            })
+        })
+        .collect();
+    Ok(GatewayHandle {
+        port,
+        log,
+        stop,
+        workers,
+    })
+}
+
+struct Ctx<B: Backend> {
+    backend: Arc<B>,
+    log: Arc<Mutex<Vec<LogEntry>>>,
+    verbose: bool,
+}
+
+impl<B: Backend> Clone for Ctx<B> {
+    fn clone(&self) -> Self {
+        Ctx {
+            backend: self.backend.clone(),
+            log: self.log.clone(),
+            verbose: self.verbose,
+        }
+    }
+}
+
+impl<B: Backend> Ctx<B> {
+    fn record(&self, entry: LogEntry) {
+        if self.verbose {
+            eprintln!(
+                "[gateway] {} {} range={:?} -> {} ({} bytes){}{}",
+                entry.method,
+                entry.url,
+                entry.range,
+                entry.status,
+                entry.body_len,
+                if entry.upgraded { " [update]" } else { "" },
+                if entry.streamed { " [stream]" } else { "" }
+            );
+        }
+        if let Ok(mut log) = self.log.lock() {
+            log.push(entry);
+        }
+    }
+
+    /// One `http_request` (and `http_request_update` if asked), logged.
+    fn call(
+        &self,
+        canister: Principal,
+        request: &HttpRequest<'static>,
+        streamed: bool,
+    ) -> Result<HttpResponse<'static>, (u16, String)> {
+        let mut entry = LogEntry {
+            method: request.method().to_string(),
+            url: request.url().to_string(),
+            canister: Some(canister),
+            range: header(request.headers(), "range").map(str::to_string),
+            status: 0,
+            body_len: 0,
+            upgraded: false,
+            streamed,
+        };
+        let result = call_canister(&*self.backend, canister, request, &mut entry.upgraded);
+        match &result {
+            Ok(r) => {
+                entry.status = r.status_code().as_u16();
+                entry.body_len = r.body().len() as u64;
+            }
+            Err((status, message)) => {
+                entry.status = *status;
+                entry.body_len = message.len() as u64;
+            }
+        }
+        self.record(entry);
+        result
+    }
+}
+
+/// Queries `http_request`; repeats as `http_request_update` when the answer says `upgrade`.
+/// Errors are (status, message) for the client.
+pub fn call_canister(
+    backend: &dyn Backend,
+    canister: Principal,
+    request: &HttpRequest<'static>,
+    upgraded: &mut bool,
+) -> Result<HttpResponse<'static>, (u16, String)> {
+    let arg =
+        candid::encode_one(request).map_err(|e| (500, format!("candid encoding failed: {e}")))?;
+    let reply = backend
+        .query(canister, "http_request", arg)
+        .map_err(call_error)?;
+    let response = decode_response(&reply)?;
+    if response.upgrade() != Some(true) {
+        return Ok(response);
+    }
+    *upgraded = true;
+    let update: HttpUpdateRequest<'static> = request.clone().into();
+    let arg =
+        candid::encode_one(&update).map_err(|e| (500, format!("candid encoding failed: {e}")))?;
+    let reply = backend
+        .update(canister, "http_request_update", arg)
+        .map_err(call_error)?;
+    decode_response(&reply)
+}
+
+fn call_error(e: CallError) -> (u16, String) {
+    match e {
+        CallError::CanisterNotFound(m) => (404, format!("canister not found: {m}")),
+        CallError::Rejected(m) => (502, format!("canister error: {m}")),
+    }
+}
+
+/// Decodes an `HttpResponse` reply (a `streaming_strategy` field, if present, is ignored).
+pub fn decode_response(reply: &[u8]) -> Result<HttpResponse<'static>, (u16, String)> {
+    candid::decode_one::<HttpResponse<'static>>(reply)
+        .map_err(|e| (502, format!("malformed http_request reply: {e}")))
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// The canister a request is for: the first label of a `<id>.localhost[:port]` (or
+/// `<id>.raw.localhost`) Host, else a `canisterId` query parameter.
+pub fn resolve_canister(host: Option<&str>, url: &str) -> Option<Principal> {
+    if let Some(host) = host {
+        let host = host
+            .rsplit_once(':')
+            .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+            .map_or(host, |(h, _)| h);
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        if let Some(id) = host
+            .strip_suffix(".raw.localhost")
+            .or_else(|| host.strip_suffix(".localhost"))
+        {
+            if !id.contains('.') {
+                if let Ok(p) = Principal::from_text(id) {
+                    return Some(p);
+                }
+            }
+        }
+    }
+    let query = url.split_once('?')?.1;
+    let query = query.split_once('#').map_or(query, |(q, _)| q);
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == "canisterId")
+            .then(|| Principal::from_text(v).ok())
+            .flatten()
+    })
+}
+
+/// The candid `HttpRequest` for a client request: method, path-and-query, all headers (as the
+/// IC gateway forwards them), body, and `certificate_version = 2`.
+pub fn to_canister_request(
+    method: &str,
+    url: &str,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+) -> Result<HttpRequest<'static>, String> {
+    let method = Method::from_bytes(method.as_bytes()).map_err(|e| format!("bad method: {e}"))?;
+    // tiny_http gives origin-form URLs; an absolute-form one is reduced to its path and query.
+    let url = match url.split_once("://") {
+        Some((_, rest)) => rest
+            .find('/')
+            .map_or("/".to_string(), |i| rest[i..].to_string()),
+        None => url.to_string(),
+    };
+    Ok(HttpRequest::builder()
+        .with_method(method)
+        .with_url(url)
+        .with_headers(headers)
+        .with_body(body)
+        .with_certificate_version(2)
+        .build())
+}
+
+/// `(start, end, total)` of a `Content-Range: bytes start-end/total` header.
+pub fn parse_content_range(value: &str) -> Option<(u64, u64, u64)> {
+    let rest = value.trim().strip_prefix("bytes")?.trim_start();
+    let (range, total) = rest.split_once('/')?;
+    let (start, end) = range.split_once('-')?;
+    let (start, end, total) = (
+        start.trim().parse().ok()?,
+        end.trim().parse().ok()?,
+        total.trim().parse().ok()?,
+    );
+    (start <= end && end < total).then_some((start, end, total))
+}
+
+fn handle<B: Backend>(ctx: &Ctx<B>, mut request: tiny_http::Request) {
+    let headers: Vec<(String, String)> = request
+        .headers()
+        .iter()
+        .map(|h| {
+            (
+                h.field.as_str().as_str().to_string(),
+                h.value.as_str().to_string(),
+            )
+        })
+        .collect();
+    let method = request.method().as_str().to_string();
+    let url = request.url().to_string();
+    let reply = match prepare(ctx, &mut request, &method, &url, headers) {
+        Ok(reply) => reply,
+        Err((status, message)) => {
+            // Errors before any canister call are logged too, without a canister.
+            ctx.record(LogEntry {
+                method: method.clone(),
+                url: url.clone(),
+                canister: None,
+                range: None,
+                status,
+                body_len: message.len() as u64,
+                upgraded: false,
+                streamed: false,
+            });
+            Reply::error(status, &message)
+        }
+    };
+    let _ = request.respond(reply.into_tiny());
+}
+
+fn prepare<B: Backend>(
+    ctx: &Ctx<B>,
+    request: &mut tiny_http::Request,
+    method: &str,
+    url: &str,
+    headers: Vec<(String, String)>,
+) -> Result<Reply, (u16, String)> {
+    let canister = resolve_canister(header(&headers, "host"), url).ok_or((
+        400,
+        "no canister: use http://<canister-id>.localhost:<port>/ or ?canisterId=<id>".to_string(),
+    ))?;
+    let mut body = Vec::new();
+    request
+        .as_reader()
+        .take(MAX_REQUEST_BODY + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| (400, format!("reading the request body: {e}")))?;
+    if body.len() as u64 > MAX_REQUEST_BODY {
+        return Err((413, "request body too large".into()));
+    }
+    let is_range_request = header(&headers, "range").is_some();
+    let canister_request = to_canister_request(method, url, headers, body).map_err(|e| (400, e))?;
+    let response = match ctx.call(canister, &canister_request, false) {
+        Ok(r) => r,
+        Err(e) => return Err(e),
+    };
+    let status = response.status_code().as_u16();
+    let mut out_headers: Vec<(String, String)> = response.headers().to_vec();
+    if status == 206 && !is_range_request && method == "GET" {
+        // The canister answered a plain GET with its first chunk: stream the whole file.
+        if let Some((0, end, total)) =
+            header(response.headers(), "content-range").and_then(parse_content_range)
+        {
+            if response.body().len() as u64 == end + 1 {
+                out_headers.retain(|(n, _)| {
+                    !n.eq_ignore_ascii_case("content-range")
+                        && !n.eq_ignore_ascii_case("content-length")
+                });
+                let stream = Stream {
+                    ctx: ctx.clone(),
+                    canister,
+                    request: canister_request,
+                    buf: response.body().to_vec(),
+                    pos: 0,
+                    fetched: end + 1,
+                    total,
+                    chunks: 1,
+                };
+                return Ok(Reply {
+                    status: 200,
+                    headers: out_headers,
+                    body: Body::Stream(Box::new(stream), total),
+                    head: false,
+                });
+            }
+        }
+    }
+    let head = method == "HEAD";
+    Ok(Reply {
+        status,
+        headers: out_headers,
+        body: Body::Bytes(response.body().to_vec()),
+        head,
+    })
+}
+
+/// Lazily fetches `Range: bytes=N-` chunks while the client reads.
+struct Stream<B: Backend> {
+    ctx: Ctx<B>,
+    canister: Principal,
+    request: HttpRequest<'static>,
+    buf: Vec<u8>,
+    pos: usize,
+    fetched: u64,
+    total: u64,
+    chunks: usize,
+}
+
+impl<B: Backend> Read for Stream<B> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.buf.len() {
+            if self.fetched >= self.total {
+                return Ok(0);
+            }
+            if self.chunks >= MAX_STREAM_CHUNKS {
+                return Err(io::Error::other("too many chunks"));
+            }
+            let mut headers: Vec<(String, String)> = self
+                .request
+                .headers()
+                .iter()
+                .filter(|(n, _)| !n.eq_ignore_ascii_case("range"))
+                .cloned()
+                .collect();
+            headers.push(("Range".into(), format!("bytes={}-", self.fetched)));
+            let mut request = self.request.clone();
+            *request.headers_mut() = headers;
+            let response = self
+                .ctx
+                .call(self.canister, &request, true)
+                .map_err(|(s, m)| io::Error::other(format!("{s}: {m}")))?;
+            // Only a 206 continuing exactly where the previous chunk ended is accepted: anything
+            // else would corrupt the stream silently.
+            let ok = response.status_code().as_u16() == 206
+                && header(response.headers(), "content-range")
+                    .and_then(parse_content_range)
+                    .is_some_and(|(s, e, t)| {
+                        s == self.fetched
+                            && t == self.total
+                            && e - s + 1 == response.body().len() as u64
+                    });
+            if !ok || response.body().is_empty() {
+                return Err(io::Error::other(format!(
+                    "bad continuation at byte {}",
+                    self.fetched
+                )));
+            }
+            self.fetched += response.body().len() as u64;
+            self.buf = response.body().to_vec();
+            self.pos = 0;
+            self.chunks += 1;
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+enum Body {
+    Bytes(Vec<u8>),
+    Stream(Box<dyn Read + Send>, u64),
+}
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Body,
+    /// HEAD: keep the canister's Content-Length (tiny_http sends no body for HEAD).
+    head: bool,
+}
+
+impl Reply {
+    fn error(status: u16, message: &str) -> Reply {
+        Reply {
+            status,
+            headers: vec![("content-type".into(), "text/plain; charset=utf-8".into())],
+            body: Body::Bytes(format!("{message}\n").into_bytes()),
+            head: false,
+        }
+    }
+
+    fn into_tiny(self) -> tiny_http::Response<Box<dyn Read + Send>> {
+        let (reader, len): (Box<dyn Read + Send>, Option<usize>) = match self.body {
+            Body::Bytes(b) => {
+                let len = b.len();
+                (Box::new(io::Cursor::new(b)), Some(len))
+            }
+            Body::Stream(r, len) => (r, usize::try_from(len).ok()),
+        };
+        let mut headers = Vec::new();
+        let mut head_length = None;
+        for (n, v) in &self.headers {
+            if n.eq_ignore_ascii_case("content-length") {
+                // tiny_http derives Content-Length from the body length, except for HEAD.
+                head_length = v.parse::<usize>().ok();
+                continue;
+            }
+            if let Ok(h) = tiny_http::Header::from_bytes(n.as_bytes(), v.as_bytes()) {
+                headers.push(h);
+            }
+        }
+        let len = if self.head { head_length.or(len) } else { len };
+        tiny_http::Response::new(
+            tiny_http::StatusCode(self.status),
+            headers,
+            reader,
+            len,
+            None,
+        )
+        .with_chunked_threshold(usize::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_canister_from_host_and_query() {
+        let id = Principal::from_text("rrkah-fqaaa-aaaaa-aaaaq-cai").unwrap();
+        assert_eq!(
+            resolve_canister(Some("rrkah-fqaaa-aaaaa-aaaaq-cai.localhost:4943"), "/"),
+            Some(id)
+        );
+        assert_eq!(
+            resolve_canister(Some("RRKAH-FQAAA-AAAAA-AAAAQ-CAI.localhost"), "/"),
+            Some(id)
+        );
+        assert_eq!(
+            resolve_canister(Some("rrkah-fqaaa-aaaaa-aaaaq-cai.raw.localhost:80"), "/x"),
+            Some(id)
+        );
+        assert_eq!(
+            resolve_canister(
+                Some("127.0.0.1:4943"),
+                "/video?canisterId=rrkah-fqaaa-aaaaa-aaaaq-cai"
+            ),
+            Some(id)
+        );
+        assert_eq!(
+            resolve_canister(
+                Some("localhost:1"),
+                "/?a=1&canisterId=rrkah-fqaaa-aaaaa-aaaaq-cai#frag"
+            ),
+            Some(id)
+        );
+        assert_eq!(resolve_canister(Some("localhost:1"), "/"), None);
+        assert_eq!(resolve_canister(Some("a.b.localhost"), "/"), None);
+        assert_eq!(
+            resolve_canister(Some("not-a-principal.localhost"), "/"),
+            None
+        );
+        assert_eq!(resolve_canister(None, "/?canisterId=garbage"), None);
+    }
+
+    #[test]
+    fn builds_the_canister_request() {
+        let headers = vec![
+            ("Range".to_string(), "bytes=0-".to_string()),
+            ("X-Other".to_string(), "1".to_string()),
+        ];
+        let r = to_canister_request("GET", "/video?t=1", headers.clone(), vec![]).unwrap();
+        assert_eq!(r.method().as_str(), "GET");
+        assert_eq!(r.url(), "/video?t=1");
+        assert_eq!(r.headers(), headers.as_slice());
+        assert_eq!(r.certificate_version(), Some(2));
+        assert_eq!(
+            to_canister_request("GET", "http://x.localhost:1/a?b", vec![], vec![])
+                .unwrap()
+                .url(),
+            "/a?b"
+        );
+        assert!(to_canister_request("BAD METHOD", "/", vec![], vec![]).is_err());
+        // The candid encoding decodes back as the IC's HttpRequest record.
+        let bytes = candid::encode_one(&r).unwrap();
+        assert_eq!(candid::decode_one::<HttpRequest>(&bytes).unwrap(), r);
+    }
+
+    #[test]
+    fn parses_content_range() {
+        assert_eq!(parse_content_range("bytes 0-99/1000"), Some((0, 99, 1000)));
+        assert_eq!(parse_content_range("bytes  5-5/6"), Some((5, 5, 6)));
+        assert_eq!(parse_content_range("bytes */1000"), None);
+        assert_eq!(parse_content_range("bytes 9-5/10"), None);
+        assert_eq!(parse_content_range("bytes 0-10/10"), None);
+        assert_eq!(parse_content_range("items 0-1/2"), None);
+    }
+
+    #[test]
+    fn refuses_non_loopback() {
+        struct Nothing;
+        impl Backend for Nothing {
+            fn query(&self, _: Principal, _: &str, _: Vec<u8>) -> Result<Vec<u8>, CallError> {
+                Err(CallError::Rejected("x".into()))
+            }
+            fn update(&self, _: Principal, _: &str, _: Vec<u8>) -> Result<Vec<u8>, CallError> {
+                Err(CallError::Rejected("x".into()))
+            }
+        }
+        let err = serve_backend(Arc::new(Nothing), "0.0.0.0:0".parse().unwrap())
+            .err()
+            .unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        let handle = serve_backend(Arc::new(Nothing), "127.0.0.1:0".parse().unwrap()).unwrap();
+        assert!(handle.port() > 0);
+        assert!(handle
+            .url_for(Principal::anonymous())
+            .starts_with("http://2vxsx-fae.localhost:"));
+        handle.shutdown();
+    }
+}

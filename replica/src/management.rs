@@ -372,6 +372,13 @@ impl State {
         // A helper to charge execution to the canister that ends up holding the state.
         let fee_for = |instr: u64| cycles::execution_fee(instr);
 
+        let certified_before = c.ctx().certified_data.clone();
+        let timer_before = c.ctx().global_timer;
+        if mode == InstallMode::Upgrade && !c.ctx().stable.journaling() {
+            // One journal spans pre_upgrade, the start function and post_upgrade, so a failure
+            // anywhere restores the stable memory the old module left.
+            c.ctx_mut().stable.begin(TOUCH_UPGRADE);
+        }
         // --- pre_upgrade on the old instance (changes kept until the upgrade completes) ---
         if mode == InstallMode::Upgrade && !skip_pre_upgrade && c.exports("canister_pre_upgrade") {
             let exec = Exec {
@@ -430,6 +437,8 @@ impl State {
                 h.stable = std::mem::take(&mut ctx.stable);
             }
             h.balance = balance_before;
+            h.certified_data = certified_before.clone();
+            h.global_timer = timer_before;
             c.restore_committed(&engine, linker);
             let fee = fee_for(instr).min(c.ctx().balance);
             c.ctx_mut().balance -= fee;

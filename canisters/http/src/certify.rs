@@ -20,7 +20,8 @@ use ic_http_certification::{
     request_hash, response_hash,
     utils::{build_v2_certificate_header_value, cbor_encode_to_base64},
     DefaultCelBuilder, DefaultResponseCertification, HttpCertification, HttpCertificationPath,
-    HttpCertificationTree, HttpCertificationTreeEntry, HttpRequest, HttpResponse, Method, StatusCode,
+    HttpCertificationTree, HttpCertificationTreeEntry, HttpRequest, HttpResponse, Method,
+    StatusCode,
 };
 use std::sync::OnceLock;
 
@@ -54,19 +55,28 @@ impl CelKind {
     fn full_def(self) -> DefaultFullCelExpression<'static> {
         DefaultCelBuilder::full_certification()
             .with_request_headers(self.request_headers())
-            .with_response_certification(DefaultResponseCertification::response_header_exclusions(vec![]))
+            .with_response_certification(DefaultResponseCertification::response_header_exclusions(
+                vec![],
+            ))
             .build()
     }
 
     fn response_only_def() -> DefaultResponseOnlyCelExpression<'static> {
         DefaultCelBuilder::response_only_certification()
-            .with_response_certification(DefaultResponseCertification::response_header_exclusions(vec![]))
+            .with_response_certification(DefaultResponseCertification::response_header_exclusions(
+                vec![],
+            ))
             .build()
     }
 
     /// The `IC-CertificateExpression` header value (computed once per kind).
     pub(crate) fn cel_string(self) -> &'static str {
-        static CELS: [OnceLock<String>; 4] = [OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new()];
+        static CELS: [OnceLock<String>; 4] = [
+            OnceLock::new(),
+            OnceLock::new(),
+            OnceLock::new(),
+            OnceLock::new(),
+        ];
         let (i, make): (usize, fn() -> String) = match self {
             CelKind::Plain => (0, || CelKind::Plain.full_def().to_string()),
             CelKind::Range => (1, || CelKind::Range.full_def().to_string()),
@@ -123,7 +133,9 @@ impl std::fmt::Display for CertifyError {
             CertifyError::ChunkSizeUnsupported { chunk_size } => {
                 write!(f, "chunk size {chunk_size} is not in 1..={MAX_BODY}: video responses are not certified")
             }
-            CertifyError::MissingChunkDigest { index } => write!(f, "chunk digest {index} is missing"),
+            CertifyError::MissingChunkDigest { index } => {
+                write!(f, "chunk digest {index} is missing")
+            }
             CertifyError::Library(e) => write!(f, "certification library error: {e}"),
         }
     }
@@ -180,7 +192,10 @@ impl Certifier {
         for e in self.extra_entries.drain(..) {
             self.tree.delete(&e.entry);
         }
-        let mut requests = vec![("GET", METADATA_PATH.to_string(), vec![]), ("GET", NOT_FOUND_PROBE_PATH.to_string(), vec![])];
+        let mut requests = vec![
+            ("GET", METADATA_PATH.to_string(), vec![]),
+            ("GET", NOT_FOUND_PROBE_PATH.to_string(), vec![]),
+        ];
         if video.poster().is_some() {
             requests.push(("GET", POSTER_PATH.to_string(), vec![]));
         }
@@ -203,7 +218,9 @@ impl Certifier {
         let mut requests: Vec<(&str, Vec<(String, String)>)> = vec![("GET", vec![])];
         if let Some(info) = &info {
             if !(1..=MAX_BODY).contains(&info.chunk_size) {
-                return Err(CertifyError::ChunkSizeUnsupported { chunk_size: info.chunk_size });
+                return Err(CertifyError::ChunkSizeUnsupported {
+                    chunk_size: info.chunk_size,
+                });
             }
             let grid = info.chunk_size;
             let hdr = |n: &str, v: String| vec![(n.to_string(), v)];
@@ -242,23 +259,43 @@ impl Certifier {
         data_certificate: &[u8],
     ) -> Option<String> {
         let body_hash = body_hash(body, video).ok()?;
-        let e = entry(spec, method, response.status_code().as_u16(), response.headers(), body_hash).ok()?;
+        let e = entry(
+            spec,
+            method,
+            response.status_code().as_u16(),
+            response.headers(),
+            body_hash,
+        )
+        .ok()?;
         let witness = self.tree.witness(&e.entry, path).ok()?;
-        if !matches!(witness.lookup_path(&e.leaf), ic_certification::LookupResult::Found(_)) {
+        if !matches!(
+            witness.lookup_path(&e.leaf),
+            ic_certification::LookupResult::Found(_)
+        ) {
             return None;
         }
         let expr_path = cbor_encode_to_base64(&e.entry.path.to_expr_path());
-        Some(build_v2_certificate_header_value(data_certificate, &witness, &expr_path))
+        Some(build_v2_certificate_header_value(
+            data_certificate,
+            &witness,
+            &expr_path,
+        ))
     }
 }
 
 /// Plans a synthetic request and turns its answer into a tree entry.
-fn certify_request(method: &str, path: &str, headers: &[(String, String)], video: &dyn VideoSource) -> Result<Entry, CertifyError> {
+fn certify_request(
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    video: &dyn VideoSource,
+) -> Result<Entry, CertifyError> {
     let plan: Plan = serve::plan(method, path, headers, video);
-    let spec = plan
-        .cert
-        .as_ref()
-        .ok_or_else(|| CertifyError::Library(format!("{method} {path} {headers:?} has no certifiable answer")))?;
+    let spec = plan.cert.as_ref().ok_or_else(|| {
+        CertifyError::Library(format!(
+            "{method} {path} {headers:?} has no certifiable answer"
+        ))
+    })?;
     let body_hash = body_hash(&plan.body, video)?;
     entry(spec, method, plan.status, &plan.headers, body_hash)
 }
@@ -271,7 +308,9 @@ pub(crate) fn body_hash(body: &Body, video: &dyn VideoSource) -> Result<[u8; 32]
         Body::Bytes(b) => sha256(b),
         Body::Prehashed(_, hash) => *hash,
         Body::Video { offset, len } => {
-            let info = video.info().ok_or(CertifyError::MissingChunkDigest { index: 0 })?;
+            let info = video
+                .info()
+                .ok_or(CertifyError::MissingChunkDigest { index: 0 })?;
             let c = info.chunk_size;
             if !(1..=MAX_BODY).contains(&c) {
                 return Err(CertifyError::ChunkSizeUnsupported { chunk_size: c });
@@ -279,35 +318,64 @@ pub(crate) fn body_hash(body: &Body, video: &dyn VideoSource) -> Result<[u8; 32]
             let index = offset / c;
             let chunk_len = c.min(info.size - index * c);
             if offset % c != 0 || *len != chunk_len {
-                return Err(CertifyError::Library(format!("body {offset}+{len} is not upload chunk {index}")));
+                return Err(CertifyError::Library(format!(
+                    "body {offset}+{len} is not upload chunk {index}"
+                )));
             }
-            video.chunk_digest(index).ok_or(CertifyError::MissingChunkDigest { index })?
+            video
+                .chunk_digest(index)
+                .ok_or(CertifyError::MissingChunkDigest { index })?
         }
     })
 }
 
-fn entry(spec: &CertSpec, method: &str, status: u16, headers: &[(String, String)], body_hash: [u8; 32]) -> Result<Entry, CertifyError> {
-    let lib = |e: ic_http_certification::HttpCertificationError| CertifyError::Library(e.to_string());
+fn entry(
+    spec: &CertSpec,
+    method: &str,
+    status: u16,
+    headers: &[(String, String)],
+    body_hash: [u8; 32],
+) -> Result<Entry, CertifyError> {
+    let lib =
+        |e: ic_http_certification::HttpCertificationError| CertifyError::Library(e.to_string());
     let status = StatusCode::from_u16(status).map_err(|e| CertifyError::Library(e.to_string()))?;
-    let response = HttpResponse::builder().with_status_code(status).with_headers(headers.to_vec()).build();
+    let response = HttpResponse::builder()
+        .with_status_code(status)
+        .with_headers(headers.to_vec())
+        .build();
     let cel_hash = sha256(spec.kind.cel_string().as_bytes());
     let (certification, request_label) = match spec.kind {
         CelKind::ResponseOnly => {
             let def = CelKind::response_only_def();
             let rh = response_hash(&response, &def.response, Some(body_hash));
-            (HttpCertification::response_only_prehashed(cel_hash, rh), Vec::new())
+            (
+                HttpCertification::response_only_prehashed(cel_hash, rh),
+                Vec::new(),
+            )
         }
         kind => {
             let def = kind.full_def();
-            let method = Method::from_bytes(method.as_bytes()).map_err(|e| CertifyError::Library(e.to_string()))?;
+            let method = Method::from_bytes(method.as_bytes())
+                .map_err(|e| CertifyError::Library(e.to_string()))?;
             let path = match &spec.path {
                 CertPath::Exact(p) => p.clone(),
                 CertPath::NotFound => NOT_FOUND_PROBE_PATH.to_string(),
             };
-            let request_headers = spec.request_header.iter().map(|(n, v)| (n.to_string(), v.clone())).collect();
-            let request = HttpRequest::builder().with_method(method).with_url(path).with_headers(request_headers).build();
+            let request_headers = spec
+                .request_header
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.clone()))
+                .collect();
+            let request = HttpRequest::builder()
+                .with_method(method)
+                .with_url(path)
+                .with_headers(request_headers)
+                .build();
             let rq = request_hash(&request, &def.request).map_err(lib)?;
-            (HttpCertification::full(&def, &request, &response, Some(body_hash)).map_err(lib)?, rq.to_vec())
+            (
+                HttpCertification::full(&def, &request, &response, Some(body_hash)).map_err(lib)?,
+                rq.to_vec(),
+            )
         }
     };
     let resp_hash = response_hash(
@@ -319,7 +387,14 @@ fn entry(spec: &CertSpec, method: &str, status: u16, headers: &[(String, String)
         Some(body_hash),
     );
     let path = spec.path.to_http_path();
-    let mut leaf: Vec<Vec<u8>> = path.to_expr_path().into_iter().map(String::into_bytes).collect();
+    let mut leaf: Vec<Vec<u8>> = path
+        .to_expr_path()
+        .into_iter()
+        .map(String::into_bytes)
+        .collect();
     leaf.extend([cel_hash.to_vec(), request_label, resp_hash.to_vec()]);
-    Ok(Entry { entry: HttpCertificationTreeEntry::new(path, certification), leaf })
+    Ok(Entry {
+        entry: HttpCertificationTreeEntry::new(path, certification),
+        leaf,
+    })
 }

@@ -25,7 +25,7 @@ pub mod certify;
 pub mod range;
 mod serve;
 
-pub use certify::{CertifyError, Certifier};
+pub use certify::{Certifier, CertifyError};
 pub use ic_http_certification::{HttpRequest, HttpResponse, HttpUpdateRequest, StatusCode};
 pub use serve::{http_request, http_request_update, serve_uncertified};
 

@@ -111,20 +111,42 @@ mod tests {
 
     #[test]
     fn parses_the_three_forms() {
-        assert_eq!(parse_range_header("bytes=0-99"), Some(vec![RangeSpec::FromTo(0, 99)]));
-        assert_eq!(parse_range_header("bytes=100-"), Some(vec![RangeSpec::From(100)]));
-        assert_eq!(parse_range_header("bytes=-5"), Some(vec![RangeSpec::Suffix(5)]));
+        assert_eq!(
+            parse_range_header("bytes=0-99"),
+            Some(vec![RangeSpec::FromTo(0, 99)])
+        );
+        assert_eq!(
+            parse_range_header("bytes=100-"),
+            Some(vec![RangeSpec::From(100)])
+        );
+        assert_eq!(
+            parse_range_header("bytes=-5"),
+            Some(vec![RangeSpec::Suffix(5)])
+        );
         assert_eq!(
             parse_range_header(" Bytes = 0-1, 5-, -3 "),
-            Some(vec![RangeSpec::FromTo(0, 1), RangeSpec::From(5), RangeSpec::Suffix(3)])
+            Some(vec![
+                RangeSpec::FromTo(0, 1),
+                RangeSpec::From(5),
+                RangeSpec::Suffix(3)
+            ])
         );
     }
 
     #[test]
     fn malformed_headers_are_ignored() {
         for bad in [
-            "", "bytes", "bytes=", "bytes=-", "bytes=a-b", "bytes=5-1", "items=0-1", "bytes=+1-2",
-            "bytes=1-2-3", "bytes=99999999999999999999-", "bytes 0-1",
+            "",
+            "bytes",
+            "bytes=",
+            "bytes=-",
+            "bytes=a-b",
+            "bytes=5-1",
+            "items=0-1",
+            "bytes=+1-2",
+            "bytes=1-2-3",
+            "bytes=99999999999999999999-",
+            "bytes 0-1",
         ] {
             assert_eq!(parse_range_header(bad), None, "{bad:?}");
             assert_eq!(evaluate(Some(bad), 10), RangeRequest::Whole, "{bad:?}");

@@ -43,15 +43,29 @@ pub(crate) struct Plan {
 
 impl Plan {
     fn new(status: u16, headers: Vec<(String, String)>, body: Body) -> Self {
-        Plan { status, headers, body, cert: None }
+        Plan {
+            status,
+            headers,
+            body,
+            cert: None,
+        }
     }
 
-    fn certified(mut self, path: CertPath, kind: CelKind, request_header: Option<(&'static str, String)>) -> Self {
+    fn certified(
+        mut self,
+        path: CertPath,
+        kind: CelKind,
+        request_header: Option<(&'static str, String)>,
+    ) -> Self {
         self.headers.push((
             ic_http_certification::CERTIFICATE_EXPRESSION_HEADER_NAME.to_ascii_lowercase(),
             kind.cel_string().to_string(),
         ));
-        self.cert = Some(CertSpec { path, kind, request_header });
+        self.cert = Some(CertSpec {
+            path,
+            kind,
+            request_header,
+        });
         self
     }
 }
@@ -86,26 +100,39 @@ pub(crate) fn grid(info: &VideoInfo) -> u64 {
 /// Does `If-None-Match` (a list of entity tags or `*`) match `etag`? Weak comparison, as
 /// RFC 9110 §13.1.2 prescribes for If-None-Match.
 fn if_none_match_matches(value: &str, etag: &str) -> bool {
-    value.split(',').map(str::trim).any(|tag| {
-        tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag
-    })
+    value
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
 }
 
 /// Decides the answer to a request. `method` is compared case-sensitively, as HTTP methods are.
-pub(crate) fn plan(method: &str, url: &str, headers: &[(String, String)], video: &dyn VideoSource) -> Plan {
+pub(crate) fn plan(
+    method: &str,
+    url: &str,
+    headers: &[(String, String)],
+    video: &dyn VideoSource,
+) -> Plan {
     let is_head = match method {
         "GET" => false,
         "HEAD" => true,
         _ => {
             return Plan::new(
                 405,
-                vec![h("allow", "GET, HEAD"), h("content-type", "text/plain; charset=utf-8")],
+                vec![
+                    h("allow", "GET, HEAD"),
+                    h("content-type", "text/plain; charset=utf-8"),
+                ],
                 Body::Static("method not allowed\n"),
             )
         }
     };
     let Some(path) = request_path(url) else {
-        return Plan::new(400, vec![h("content-type", "text/plain; charset=utf-8")], Body::Static("bad url\n"));
+        return Plan::new(
+            400,
+            vec![h("content-type", "text/plain; charset=utf-8")],
+            Body::Static("bad url\n"),
+        );
     };
 
     if VIDEO_PATHS.contains(&path.as_str()) {
@@ -121,9 +148,17 @@ pub(crate) fn plan(method: &str, url: &str, headers: &[(String, String)], video:
                 // Metadata is editable: caches must revalidate.
                 h("cache-control", "no-cache"),
             ],
-            if is_head { Body::Empty } else { Body::Bytes(json) },
+            if is_head {
+                Body::Empty
+            } else {
+                Body::Bytes(json)
+            },
         );
-        return if is_head { plan } else { plan.certified(CertPath::Exact(path), CelKind::Plain, None) };
+        return if is_head {
+            plan
+        } else {
+            plan.certified(CertPath::Exact(path), CelKind::Plain, None)
+        };
     }
     if path == POSTER_PATH {
         if let Some(poster) = video.poster() {
@@ -134,9 +169,17 @@ pub(crate) fn plan(method: &str, url: &str, headers: &[(String, String)], video:
                     h("content-length", poster.bytes.len().to_string()),
                     h("cache-control", "no-cache"),
                 ],
-                if is_head { Body::Empty } else { Body::Prehashed(poster.bytes, poster.sha256) },
+                if is_head {
+                    Body::Empty
+                } else {
+                    Body::Prehashed(poster.bytes, poster.sha256)
+                },
             );
-            return if is_head { plan } else { plan.certified(CertPath::Exact(path), CelKind::Plain, None) };
+            return if is_head {
+                plan
+            } else {
+                plan.certified(CertPath::Exact(path), CelKind::Plain, None)
+            };
         }
     }
     not_found(is_head)
@@ -145,8 +188,15 @@ pub(crate) fn plan(method: &str, url: &str, headers: &[(String, String)], video:
 fn not_found(is_head: bool) -> Plan {
     let plan = Plan::new(
         404,
-        vec![h("content-type", "text/plain; charset=utf-8"), h("cache-control", "no-cache")],
-        if is_head { Body::Empty } else { Body::Static(NOT_FOUND_BODY) },
+        vec![
+            h("content-type", "text/plain; charset=utf-8"),
+            h("cache-control", "no-cache"),
+        ],
+        if is_head {
+            Body::Empty
+        } else {
+            Body::Static(NOT_FOUND_BODY)
+        },
     );
     if is_head {
         plan
@@ -158,7 +208,12 @@ fn not_found(is_head: bool) -> Plan {
     }
 }
 
-fn video_plan(is_head: bool, path: String, headers: &[(String, String)], video: &dyn VideoSource) -> Plan {
+fn video_plan(
+    is_head: bool,
+    path: String,
+    headers: &[(String, String)],
+    video: &dyn VideoSource,
+) -> Plan {
     let info = match video.info() {
         Some(info) if info.status == VideoStatus::Ready => info,
         _ => {
@@ -170,9 +225,17 @@ fn video_plan(is_head: bool, path: String, headers: &[(String, String)], video: 
                     h("cache-control", "no-store"),
                     h("retry-after", RETRY_AFTER_SECS),
                 ],
-                if is_head { Body::Empty } else { Body::Static(UPLOADING_BODY) },
+                if is_head {
+                    Body::Empty
+                } else {
+                    Body::Static(UPLOADING_BODY)
+                },
             );
-            return if is_head { plan } else { plan.certified(CertPath::Exact(path), CelKind::ResponseOnly, None) };
+            return if is_head {
+                plan
+            } else {
+                plan.certified(CertPath::Exact(path), CelKind::ResponseOnly, None)
+            };
         }
     };
     let size = info.size;
@@ -188,10 +251,18 @@ fn video_plan(is_head: bool, path: String, headers: &[(String, String)], video: 
     // If-None-Match is evaluated before Range (RFC 9110 §13.2.2).
     if let Some(inm) = header(headers, "if-none-match") {
         if if_none_match_matches(inm, &tag) {
-            let plan = Plan::new(304, vec![h("etag", tag.clone()), h("cache-control", CACHE_IMMUTABLE)], Body::Empty);
+            let plan = Plan::new(
+                304,
+                vec![h("etag", tag.clone()), h("cache-control", CACHE_IMMUTABLE)],
+                Body::Empty,
+            );
             // Only the exact form a browser echoes back (`"<hex>"`) is pre-certified.
             return if !is_head && inm == tag {
-                plan.certified(CertPath::Exact(path), CelKind::IfNoneMatch, Some(("if-none-match", tag)))
+                plan.certified(
+                    CertPath::Exact(path),
+                    CelKind::IfNoneMatch,
+                    Some(("if-none-match", tag)),
+                )
             } else {
                 plan
             };
@@ -206,15 +277,33 @@ fn video_plan(is_head: bool, path: String, headers: &[(String, String)], video: 
                 // the 206-first-chunk answer of GET is a gateway streaming device, not a
                 // property of the resource.
                 common.push(h("content-length", size.to_string()));
-                return Plan::new(200, common, Body::Empty).certified(CertPath::Exact(path), CelKind::Plain, None);
+                return Plan::new(200, common, Body::Empty).certified(
+                    CertPath::Exact(path),
+                    CelKind::Plain,
+                    None,
+                );
             }
             let plan = if size <= grid {
                 common.push(h("content-length", size.to_string()));
-                Plan::new(200, common, Body::Video { offset: 0, len: size })
+                Plan::new(
+                    200,
+                    common,
+                    Body::Video {
+                        offset: 0,
+                        len: size,
+                    },
+                )
             } else {
                 common.push(h("content-range", format!("bytes 0-{}/{}", grid - 1, size)));
                 common.push(h("content-length", grid.to_string()));
-                Plan::new(206, common, Body::Video { offset: 0, len: grid })
+                Plan::new(
+                    206,
+                    common,
+                    Body::Video {
+                        offset: 0,
+                        len: grid,
+                    },
+                )
             };
             plan.certified(CertPath::Exact(path), CelKind::Plain, None)
         }
@@ -225,7 +314,11 @@ fn video_plan(is_head: bool, path: String, headers: &[(String, String)], video: 
                 h("accept-ranges", "bytes"),
                 h("content-type", "text/plain; charset=utf-8"),
             ],
-            if is_head { Body::Empty } else { Body::Static("range not satisfiable\n") },
+            if is_head {
+                Body::Empty
+            } else {
+                Body::Static("range not satisfiable\n")
+            },
         ),
         RangeRequest::Satisfiable { start, end } => {
             // Cut the body at the end of the grid chunk holding `start`: at most one grid chunk
@@ -236,7 +329,15 @@ fn video_plan(is_head: bool, path: String, headers: &[(String, String)], video: 
             let len = end - start + 1;
             common.push(h("content-range", format!("bytes {start}-{end}/{size}")));
             common.push(h("content-length", len.to_string()));
-            let plan = Plan::new(206, common, if is_head { Body::Empty } else { Body::Video { offset: start, len } });
+            let plan = Plan::new(
+                206,
+                common,
+                if is_head {
+                    Body::Empty
+                } else {
+                    Body::Video { offset: start, len }
+                },
+            );
             let whole_chunk = start % grid == 0 && end == chunk_last;
             if is_head || !whole_chunk {
                 return plan;
@@ -249,7 +350,11 @@ fn video_plan(is_head: bool, path: String, headers: &[(String, String)], video: 
             let value = range_header.unwrap_or_default();
             if value == format!("bytes={start}-") || value == format!("bytes={start}-{end}") {
                 let value = value.to_string();
-                plan.certified(CertPath::Exact(path), CelKind::Range, Some(("range", value)))
+                plan.certified(
+                    CertPath::Exact(path),
+                    CelKind::Range,
+                    Some(("range", value)),
+                )
             } else {
                 plan
             }
@@ -265,7 +370,9 @@ fn materialise(plan: &Plan, video: &dyn VideoSource) -> HttpResponse<'static> {
         Body::Bytes(b) | Body::Prehashed(b, _) => b.clone(),
         Body::Video { offset, len } => match video.read(*offset, *len) {
             Ok(bytes) if bytes.len() as u64 == *len => bytes,
-            Ok(bytes) => return internal_error(&format!("short read: {} of {len} bytes", bytes.len())),
+            Ok(bytes) => {
+                return internal_error(&format!("short read: {} of {len} bytes", bytes.len()))
+            }
             Err(e) => return internal_error(&e.to_string()),
         },
     };
@@ -275,13 +382,20 @@ fn materialise(plan: &Plan, video: &dyn VideoSource) -> HttpResponse<'static> {
 fn build(status: u16, headers: Vec<(String, String)>, body: Vec<u8>) -> HttpResponse<'static> {
     let status = ic_http_certification::StatusCode::from_u16(status)
         .unwrap_or(ic_http_certification::StatusCode::INTERNAL_SERVER_ERROR);
-    HttpResponse::builder().with_status_code(status).with_headers(headers).with_body(body).build()
+    HttpResponse::builder()
+        .with_status_code(status)
+        .with_headers(headers)
+        .with_body(body)
+        .build()
 }
 
 fn internal_error(message: &str) -> HttpResponse<'static> {
     build(
         500,
-        vec![h("content-type", "text/plain; charset=utf-8"), h("cache-control", "no-store")],
+        vec![
+            h("content-type", "text/plain; charset=utf-8"),
+            h("cache-control", "no-store"),
+        ],
         format!("internal error: {message}\n").into_bytes(),
     )
 }
@@ -292,7 +406,12 @@ fn internal_error(message: &str) -> HttpResponse<'static> {
 /// certification tree holds it; otherwise `upgrade = true`, so the gateway repeats the request
 /// as `http_request_update`, whose reply needs no certificate. `data_certificate` is
 /// `ic_cdk::api::data_certificate()` (always `Some` in a query).
-pub fn http_request(req: &HttpRequest, video: &dyn VideoSource, certifier: &Certifier, data_certificate: Option<&[u8]>) -> HttpResponse<'static> {
+pub fn http_request(
+    req: &HttpRequest,
+    video: &dyn VideoSource,
+    certifier: &Certifier,
+    data_certificate: Option<&[u8]>,
+) -> HttpResponse<'static> {
     let plan = plan(req.method().as_str(), req.url(), req.headers(), video);
     let Some(spec) = &plan.cert else {
         return upgrade();
@@ -306,9 +425,20 @@ pub fn http_request(req: &HttpRequest, video: &dyn VideoSource, certifier: &Cert
         return response;
     }
     let path = request_path(req.url()).unwrap_or_default();
-    match certifier.certificate_header(spec, req.method().as_str(), &path, &response, &plan.body, video, data_certificate) {
+    match certifier.certificate_header(
+        spec,
+        req.method().as_str(),
+        &path,
+        &response,
+        &plan.body,
+        video,
+        data_certificate,
+    ) {
         Some(value) => {
-            response.add_header((ic_http_certification::CERTIFICATE_HEADER_NAME.to_string(), value));
+            response.add_header((
+                ic_http_certification::CERTIFICATE_HEADER_NAME.to_string(),
+                value,
+            ));
             response
         }
         // Not in the tree (e.g. no tree built yet): let consensus vouch for the answer instead.
@@ -317,13 +447,21 @@ pub fn http_request(req: &HttpRequest, video: &dyn VideoSource, certifier: &Cert
 }
 
 /// The `http_request_update` update: the same answers, uncertified (consensus certifies them).
-pub fn http_request_update(req: &HttpUpdateRequest, video: &dyn VideoSource) -> HttpResponse<'static> {
+pub fn http_request_update(
+    req: &HttpUpdateRequest,
+    video: &dyn VideoSource,
+) -> HttpResponse<'static> {
     serve_uncertified(req.method().as_str(), req.url(), req.headers(), video)
 }
 
 /// The answer to a request without any certification header: what `http_request_update`
 /// returns, and what tests and local tools compare bodies against.
-pub fn serve_uncertified(method: &str, url: &str, headers: &[(String, String)], video: &dyn VideoSource) -> HttpResponse<'static> {
+pub fn serve_uncertified(
+    method: &str,
+    url: &str,
+    headers: &[(String, String)],
+    video: &dyn VideoSource,
+) -> HttpResponse<'static> {
     materialise(&plan(method, url, headers, video), video)
 }
 

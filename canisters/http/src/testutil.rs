@@ -36,7 +36,10 @@ impl MemVideo {
     }
 
     pub fn chunk_digests(&self) -> Vec<[u8; 32]> {
-        self.bytes.chunks(self.chunk_size as usize).map(sha256).collect()
+        self.bytes
+            .chunks(self.chunk_size as usize)
+            .map(sha256)
+            .collect()
     }
 
     pub fn digest(&self) -> [u8; 32] {
@@ -57,11 +60,17 @@ impl VideoSource for MemVideo {
 
     fn read(&self, offset: u64, len: u64) -> Result<Vec<u8>, ReadError> {
         let (start, end) = (offset as usize, (offset + len) as usize);
-        self.bytes.get(start..end).map(<[u8]>::to_vec).ok_or_else(|| ReadError(format!("{start}..{end} out of range")))
+        self.bytes
+            .get(start..end)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| ReadError(format!("{start}..{end} out of range")))
     }
 
     fn chunk_digest(&self, index: u64) -> Option<[u8; 32]> {
-        self.bytes.chunks(self.chunk_size as usize).nth(index as usize).map(sha256)
+        self.bytes
+            .chunks(self.chunk_size as usize)
+            .nth(index as usize)
+            .map(sha256)
     }
 
     fn metadata_json(&self) -> String {

@@ -106,7 +106,7 @@ pub struct FundingInput<'a> {
 }
 
 /// Decides who pays. Rules (docs/spawn-and-index.md, "Who pays"):
-/// 1. The caller's credit is spent first.
+/// 1. The caller's credit is spent first; a creation it pays entirely is `Payer::Attached`.
 /// 2. If the caller attached cycles, they pay the rest: attached < rest → InsufficientCycles;
 ///    else exactly the rest is accepted (the IC refunds the remainder). Quotas do not apply.
 /// 3. Otherwise the operator's pool pays, within the caller's quota (cycles first, then the
@@ -114,7 +114,9 @@ pub struct FundingInput<'a> {
 pub fn decide_funding(input: &FundingInput<'_>, caller: Principal) -> Result<Funding> {
     let credit_used = input.account.credit.min(input.charge.amount);
     let rest = input.charge.amount - credit_used;
-    if input.attached > 0 {
+    // Fully paid by credit (the caller's own cycles from a failed attempt): like attached
+    // cycles, no quota applies.
+    if input.attached > 0 || rest == 0 {
         if input.attached < rest {
             return Err(Error::InsufficientCycles { required: rest, available: input.attached });
         }

@@ -80,7 +80,7 @@ fn credit_is_spent_first() {
     // Credit alone can pay, even with no quota and an empty pool.
     let rich = Account { credit: 900, ..Default::default() };
     let f = decide_funding(&input(500, &rich, 0, None, 0), user(1)).unwrap();
-    assert_eq!((f.payer, f.credit_used, f.pool), (Payer::Pool, 500, 0));
+    assert_eq!((f.payer, f.credit_used, f.pool, f.accept), (Payer::Attached, 500, 0, 0));
     assert_eq!(commit_funding(&rich, &f, true).credit, 400);
 }
 

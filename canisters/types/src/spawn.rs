@@ -115,7 +115,8 @@ pub struct CreatedVideo {
 /// Who paid for a creation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]
 pub enum Payer {
-    /// The calling canister attached the cycles.
+    /// The caller's own cycles: attached to the call by a calling canister, or credit left from
+    /// an earlier failed attempt.
     Attached,
     /// The operator's pool (the spawn canister's balance), charged to the caller's quota.
     Pool,

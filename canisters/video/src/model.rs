@@ -194,3 +194,140 @@ pub fn notification_failed(s: &mut State, transfer_seq: u64, error: String) {
 pub fn retry_delay_secs(attempts: u32) -> u64 {
     60u64.saturating_mul(1u64 << attempts.min(6)).min(3600)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Storage;
+    use canvid_types::video::VideoInit;
+    use ic_stable_structures::VectorMemory;
+
+    fn user(n: u8) -> Principal {
+        Principal::from_slice(&[n, 0x02])
+    }
+    fn canister(n: u8) -> Principal {
+        Principal::from_slice(&[0, 0, 0, 0, 0, 0, 0, n, 0x01, 0x01])
+    }
+
+    const OWNER: u8 = 1;
+    const UPLOADER: u8 = 2;
+    const OPERATOR: u8 = 3;
+    const STRANGER: u8 = 4;
+
+    fn state() -> State {
+        let init = VideoInit {
+            owner: user(OWNER),
+            creator: user(OWNER),
+            index: Some(canister(7)),
+            title: String::new(),
+            description: String::new(),
+            tags: vec![],
+        };
+        let mut s = Storage::init(VectorMemory::default(), &init, canister(8), 0).unwrap().state().clone();
+        s.uploaders.push(user(UPLOADER));
+        s.operator = Some(user(OPERATOR));
+        s
+    }
+
+    #[test]
+    fn authorization_table() {
+        let s = state();
+        let ok = |who: u8, a: Action| authorize(&s, &user(who), a).is_ok();
+        assert!(ok(OWNER, Action::Upload) && ok(UPLOADER, Action::Upload));
+        assert!(!ok(OPERATOR, Action::Upload) && !ok(STRANGER, Action::Upload));
+        assert!(ok(OWNER, Action::OwnerWrite));
+        assert!(!ok(UPLOADER, Action::OwnerWrite) && !ok(OPERATOR, Action::OwnerWrite));
+        assert!(ok(OWNER, Action::Transfer) && ok(OPERATOR, Action::Transfer));
+        assert!(!ok(UPLOADER, Action::Transfer) && !ok(STRANGER, Action::Transfer));
+        // Content before Ready: owner and uploaders only, others get NotReady.
+        assert!(ok(OWNER, Action::ReadContent) && ok(UPLOADER, Action::ReadContent));
+        assert!(matches!(authorize(&s, &user(STRANGER), Action::ReadContent), Err(Error::NotReady { .. })));
+        assert!(matches!(
+            authorize(&s, &user(STRANGER), Action::OwnerWrite),
+            Err(Error::NotAuthorized { caller, .. }) if caller == user(STRANGER)
+        ));
+    }
+
+    #[test]
+    fn inspect_refuses_what_cannot_succeed() {
+        let mut s = state();
+        assert!(inspect(&s, &user(STRANGER), "metadata"));
+        assert!(!inspect(&s, &user(STRANGER), "put_chunk"));
+        assert!(inspect(&s, &user(UPLOADER), "put_chunk"));
+        assert!(!inspect(&s, &user(UPLOADER), "approve"));
+        assert!(!inspect(&s, &user(OWNER), "no_such_method"));
+        assert!(inspect(&s, &user(OPERATOR), "change_owner"));
+        s.transfer_in_flight = Some(InFlight { new_owner: user(9), requested_by: user(OWNER), started_at: 0 });
+        assert!(!inspect(&s, &user(OWNER), "change_owner"));
+        // Ready: uploads are pointless.
+        s.upload = Some(crate::storage::validate_spec(&canvid_types::video::UploadSpec {
+            mime_type: "video/mp4".into(),
+            total_size: 1,
+            chunk_size: 1,
+            chunk_digests: None,
+            file_digest: None,
+            duration_ms: None,
+        })
+        .unwrap());
+        assert!(inspect(&s, &user(OWNER), "put_chunk"));
+        s.digest = Some(serde_bytes::ByteBuf::from(vec![0; 32]));
+        assert!(!inspect(&s, &user(OWNER), "put_chunk"));
+        assert!(inspect(&s, &user(STRANGER), "read_range"));
+    }
+
+    #[test]
+    fn transfer_state_machine() {
+        let mut s = state();
+        let me = canister(5);
+        let new = user(6);
+        assert!(matches!(begin_transfer(&mut s, &user(STRANGER), new, me, 1), Err(Error::NotAuthorized { .. })));
+        assert!(matches!(
+            begin_transfer(&mut s, &user(OWNER), user(OWNER), me, 1),
+            Err(Error::InvalidArgument { .. })
+        ));
+        assert!(matches!(begin_transfer(&mut s, &user(OWNER), me, me, 1), Err(Error::InvalidArgument { .. })));
+        begin_transfer(&mut s, &user(OPERATOR), new, me, 1).unwrap();
+        assert!(matches!(begin_transfer(&mut s, &user(OWNER), user(9), me, 2), Err(Error::Busy { .. })));
+        abort_transfer(&mut s);
+        assert_eq!(s.owner, user(OWNER));
+        begin_transfer(&mut s, &user(OWNER), new, me, 3).unwrap();
+        assert_eq!(commit_transfer(&mut s, new, 4), 1);
+        assert_eq!(s.owner, new);
+        assert!(s.operator.is_none() && s.uploaders.is_empty() && s.transfer_in_flight.is_none());
+        assert_eq!(s.creator, user(OWNER));
+        let p = s.pending_notification.clone().unwrap();
+        assert_eq!((p.new_owner, p.transfer_seq), (new, 1));
+        // The old owner lost every right.
+        assert!(authorize(&s, &user(OWNER), Action::OwnerWrite).is_err());
+        notification_failed(&mut s, 1, "down".into());
+        assert_eq!(s.pending_notification.as_ref().unwrap().attempts, 1);
+        notification_delivered(&mut s, 0);
+        assert!(s.pending_notification.is_some(), "an older ack must not clear a newer notification");
+        notification_delivered(&mut s, 1);
+        assert!(s.pending_notification.is_none());
+    }
+
+    #[test]
+    fn controllers_after_transfer() {
+        let s = state(); // installer = canister(8), the spawn canister
+        let me = canister(5);
+        let new = user(6);
+        let current = vec![user(OWNER), me, canister(8), user(42)];
+        assert_eq!(target_controllers(&s, &current, me, new), vec![new, me, canister(8)]);
+        // Spawn no longer a controller: not re-added.
+        assert_eq!(target_controllers(&s, &[user(OWNER), me], me, new), vec![new, me]);
+        // Installed by hand by a user identity: that identity is never kept.
+        let mut by_hand = s.clone();
+        by_hand.installer = user(OWNER);
+        assert_eq!(target_controllers(&by_hand, &current, me, new), vec![new, me]);
+        assert!(transfer_took_effect(&[new, me], user(OWNER), new));
+        assert!(!transfer_took_effect(&current, user(OWNER), new));
+    }
+
+    #[test]
+    fn retry_backoff_is_bounded() {
+        assert_eq!(retry_delay_secs(0), 60);
+        assert_eq!(retry_delay_secs(1), 120);
+        assert_eq!(retry_delay_secs(100), 3600);
+    }
+}

@@ -66,7 +66,7 @@ async fn change_owner(args: ChangeOwnerArgs) -> Result<ChangeOwnerResult> {
     };
     let controllers = storage::with(|s| model::target_controllers(s.state(), &current, self_id, new_owner));
     let settings = CanisterSettings { controllers: Some(controllers.clone()), ..Default::default() };
-    let update = UpdateSettingsArgs { canister_id: self_id, settings, sender_canister_version: None };
+    let update = UpdateSettingsArgs { canister_id: self_id, settings };
     // Unbounded wait: the answer is always the real outcome, never "unknown".
     if let Err(e) = update_settings(&update).await {
         mutate(model::abort_transfer);

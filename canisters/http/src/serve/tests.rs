@@ -13,7 +13,10 @@ const C: u64 = 1_000;
 const FAKE_CERT: &[u8] = b"data-certificate";
 
 fn req(method: &str, url: &str, headers: &[(&str, &str)]) -> HttpRequest<'static> {
-    let headers = headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+    let headers = headers
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
     HttpRequest::builder()
         .with_method(ic_http_certification::Method::from_bytes(method.as_bytes()).unwrap())
         .with_url(url)
@@ -23,7 +26,12 @@ fn req(method: &str, url: &str, headers: &[(&str, &str)]) -> HttpRequest<'static
 }
 
 fn get(video: &MemVideo, url: &str, headers: &[(&str, &str)]) -> HttpResponse<'static> {
-    serve_uncertified("GET", url, &req("GET", url, headers).headers().to_vec(), video)
+    serve_uncertified(
+        "GET",
+        url,
+        &req("GET", url, headers).headers().to_vec(),
+        video,
+    )
 }
 
 fn hdr<'a>(r: &'a HttpResponse, name: &str) -> Option<&'a str> {
@@ -38,8 +46,14 @@ fn status(r: &HttpResponse) -> u16 {
 fn assert_partial(video: &MemVideo, r: &HttpResponse, start: u64, end: u64) {
     let size = video.bytes.len();
     assert_eq!(status(r), 206);
-    assert_eq!(hdr(r, "content-range"), Some(format!("bytes {start}-{end}/{size}").as_str()));
-    assert_eq!(hdr(r, "content-length"), Some((end - start + 1).to_string().as_str()));
+    assert_eq!(
+        hdr(r, "content-range"),
+        Some(format!("bytes {start}-{end}/{size}").as_str())
+    );
+    assert_eq!(
+        hdr(r, "content-length"),
+        Some((end - start + 1).to_string().as_str())
+    );
     assert_eq!(r.body(), &video.bytes[start as usize..=end as usize]);
 }
 
@@ -54,7 +68,10 @@ fn small_video_plain_get_is_200_with_all_headers() {
         assert_eq!(hdr(&r, "accept-ranges"), Some("bytes"));
         assert_eq!(hdr(&r, "content-length"), Some("700"));
         assert_eq!(hdr(&r, "etag"), Some(etag(&v.digest()).as_str()));
-        assert_eq!(hdr(&r, "cache-control"), Some("public, max-age=31536000, immutable"));
+        assert_eq!(
+            hdr(&r, "cache-control"),
+            Some("public, max-age=31536000, immutable")
+        );
         assert_eq!(hdr(&r, "content-range"), None);
         assert_eq!(r.upgrade(), None);
     }
@@ -83,11 +100,32 @@ fn max_body_sized_chunks_are_served_whole() {
 fn range_forms() {
     let v = MemVideo::new(3_500, C);
     assert_partial(&v, &get(&v, "/video", &[("Range", "bytes=10-19")]), 10, 19);
-    assert_partial(&v, &get(&v, "/video", &[("range", "bytes=3000-")]), 3000, 3499);
-    assert_partial(&v, &get(&v, "/video", &[("Range", "bytes=-100")]), 3400, 3499);
-    assert_partial(&v, &get(&v, "/video", &[("Range", "bytes=-100000")]), 3000, 3499);
+    assert_partial(
+        &v,
+        &get(&v, "/video", &[("range", "bytes=3000-")]),
+        3000,
+        3499,
+    );
+    assert_partial(
+        &v,
+        &get(&v, "/video", &[("Range", "bytes=-100")]),
+        3400,
+        3499,
+    );
+    // A suffix longer than the file starts at 0, then is cut at the first chunk end.
+    assert_partial(
+        &v,
+        &get(&v, "/video", &[("Range", "bytes=-100000")]),
+        0,
+        999,
+    );
     // Larger than one chunk: cut at the end of the chunk holding the start.
-    assert_partial(&v, &get(&v, "/video", &[("Range", "bytes=1500-3200")]), 1500, 1999);
+    assert_partial(
+        &v,
+        &get(&v, "/video", &[("Range", "bytes=1500-3200")]),
+        1500,
+        1999,
+    );
     assert_partial(&v, &get(&v, "/video", &[("Range", "bytes=0-")]), 0, 999);
     // Multi-range: the first satisfiable range, single part.
     let r = get(&v, "/video", &[("Range", "bytes=5-9, 20-29")]);
@@ -119,7 +157,10 @@ fn head_has_get_headers_and_no_body() {
     assert_eq!(hdr(&r, "etag"), Some(etag(&v.digest()).as_str()));
     assert!(r.body().is_empty());
     let range = vec![("range".to_string(), "bytes=5-9".to_string())];
-    let (h, g) = (serve_uncertified("HEAD", "/video", &range, &v), serve_uncertified("GET", "/video", &range, &v));
+    let (h, g) = (
+        serve_uncertified("HEAD", "/video", &range, &v),
+        serve_uncertified("GET", "/video", &range, &v),
+    );
     assert_eq!(status(&h), 206);
     assert_eq!(h.headers(), g.headers());
     assert!(h.body().is_empty());
@@ -129,7 +170,12 @@ fn head_has_get_headers_and_no_body() {
 fn if_none_match_gives_304() {
     let v = MemVideo::new(3_500, C);
     let tag = etag(&v.digest());
-    for inm in [tag.clone(), format!("W/{tag}"), format!("\"x\", {tag}"), "*".to_string()] {
+    for inm in [
+        tag.clone(),
+        format!("W/{tag}"),
+        format!("\"x\", {tag}"),
+        "*".to_string(),
+    ] {
         let r = get(&v, "/video", &[("If-None-Match", &inm)]);
         assert_eq!(status(&r), 304, "{inm}");
         assert!(r.body().is_empty());
@@ -160,11 +206,21 @@ fn metadata_poster_404_405() {
     let r = get(&v, "/metadata.json?x=1", &[]);
     assert_eq!(status(&r), 200);
     assert_eq!(r.body(), br#"{"title":"t"}"#);
-    assert_eq!(hdr(&r, "content-type"), Some("application/json; charset=utf-8"));
+    assert_eq!(
+        hdr(&r, "content-type"),
+        Some("application/json; charset=utf-8")
+    );
     assert_eq!(status(&get(&v, "/poster", &[])), 404);
-    v.poster = Some(Poster { mime_type: "image/png".into(), bytes: vec![1, 2, 3], sha256: sha256(&[1, 2, 3]) });
+    v.poster = Some(Poster {
+        mime_type: "image/png".into(),
+        bytes: vec![1, 2, 3],
+        sha256: sha256(&[1, 2, 3]),
+    });
     let r = get(&v, "/poster", &[]);
-    assert_eq!((status(&r), r.body(), hdr(&r, "content-type")), (200, &[1u8, 2, 3][..], Some("image/png")));
+    assert_eq!(
+        (status(&r), r.body(), hdr(&r, "content-type")),
+        (200, &[1u8, 2, 3][..], Some("image/png"))
+    );
     for path in ["/nope", "/video/", "/videos", "/metadata.json/x"] {
         assert_eq!(status(&get(&v, path, &[])), 404, "{path}");
     }
@@ -179,11 +235,21 @@ fn metadata_poster_404_405() {
 fn read_failure_is_500() {
     struct Broken(MemVideo);
     impl crate::VideoSource for Broken {
-        fn info(&self) -> Option<crate::VideoInfo> { self.0.info() }
-        fn read(&self, _: u64, _: u64) -> Result<Vec<u8>, crate::ReadError> { Err(crate::ReadError("disk on fire".into())) }
-        fn chunk_digest(&self, i: u64) -> Option<[u8; 32]> { self.0.chunk_digest(i) }
-        fn metadata_json(&self) -> String { self.0.metadata_json() }
-        fn poster(&self) -> Option<Poster> { None }
+        fn info(&self) -> Option<crate::VideoInfo> {
+            self.0.info()
+        }
+        fn read(&self, _: u64, _: u64) -> Result<Vec<u8>, crate::ReadError> {
+            Err(crate::ReadError("disk on fire".into()))
+        }
+        fn chunk_digest(&self, i: u64) -> Option<[u8; 32]> {
+            self.0.chunk_digest(i)
+        }
+        fn metadata_json(&self) -> String {
+            self.0.metadata_json()
+        }
+        fn poster(&self) -> Option<Poster> {
+            None
+        }
     }
     let v = Broken(MemVideo::new(100, C));
     let r = serve_uncertified("GET", "/video", &[], &v);
@@ -207,21 +273,35 @@ impl Rng {
 #[test]
 fn random_ranges_return_exact_slices() {
     let mut rng = Rng(0x5eed_cafe_f00d);
-    for &(size, chunk) in &[(10_007usize, 1_000u64), (1usize, 1_000), (5_000, 1_000), (12_345, 977)] {
+    for &(size, chunk) in &[
+        (10_007usize, 1_000u64),
+        (1usize, 1_000),
+        (5_000, 1_000),
+        (12_345, 977),
+    ] {
         let v = MemVideo::new(size, chunk);
         let s = size as u64;
         for _ in 0..2_000 {
             let (a, b) = (rng.below(s + 50), rng.below(s + 50));
             let (header, expect) = match rng.below(3) {
-                0 => (format!("bytes={}-{}", a.min(b), a.max(b)), (a.min(b) < s).then(|| (a.min(b), a.max(b).min(s - 1)))),
+                0 => (
+                    format!("bytes={}-{}", a.min(b), a.max(b)),
+                    (a.min(b) < s).then(|| (a.min(b), a.max(b).min(s - 1))),
+                ),
                 1 => (format!("bytes={a}-"), (a < s).then(|| (a, s - 1))),
-                _ => (format!("bytes=-{a}"), (a > 0).then(|| (s - a.min(s), s - 1))),
+                _ => (
+                    format!("bytes=-{a}"),
+                    (a > 0).then(|| (s - a.min(s), s - 1)),
+                ),
             };
             let r = get(&v, "/video", &[("Range", &header)]);
             match expect {
                 None => {
                     assert_eq!(status(&r), 416, "{header}");
-                    assert_eq!(hdr(&r, "content-range"), Some(format!("bytes */{s}").as_str()));
+                    assert_eq!(
+                        hdr(&r, "content-range"),
+                        Some(format!("bytes */{s}").as_str())
+                    );
                 }
                 Some((start, end)) => {
                     let end = end.min((start / chunk + 1) * chunk - 1);
@@ -239,7 +319,11 @@ fn random_ranges_return_exact_slices() {
 /// does after checking the certificate's signature, which needs the IC root key): the witness
 /// must hash to the certified root, the expression path must be the most specific one for the
 /// request path, and (expr hash, request hash, response hash) must be a leaf under it.
-fn verify(request: &HttpRequest, response: &HttpResponse, certified_root: [u8; 32]) -> Result<(), String> {
+fn verify(
+    request: &HttpRequest,
+    response: &HttpResponse,
+    certified_root: [u8; 32],
+) -> Result<(), String> {
     let cert_header = hdr(response, "ic-certificate").ok_or("no IC-Certificate header")?;
     let mut fields = std::collections::HashMap::new();
     for part in cert_header.split(", ") {
@@ -252,8 +336,10 @@ fn verify(request: &HttpRequest, response: &HttpResponse, certified_root: [u8; 3
     if B64.decode(fields["certificate"]).unwrap() != FAKE_CERT {
         return Err("certificate not passed through".into());
     }
-    let witness: HashTree = serde_cbor::from_slice(&B64.decode(fields["tree"]).unwrap()).map_err(|e| e.to_string())?;
-    let expr_path: Vec<String> = serde_cbor::from_slice(&B64.decode(fields["expr_path"]).unwrap()).map_err(|e| e.to_string())?;
+    let witness: HashTree =
+        serde_cbor::from_slice(&B64.decode(fields["tree"]).unwrap()).map_err(|e| e.to_string())?;
+    let expr_path: Vec<String> = serde_cbor::from_slice(&B64.decode(fields["expr_path"]).unwrap())
+        .map_err(|e| e.to_string())?;
     if witness.digest() != certified_root {
         return Err("witness does not hash to the certified root".into());
     }
@@ -279,11 +365,15 @@ fn verify(request: &HttpRequest, response: &HttpResponse, certified_root: [u8; 3
     let full = |headers: &'static [&'static str]| -> DefaultFullCelExpression<'static> {
         DefaultCelBuilder::full_certification()
             .with_request_headers(headers)
-            .with_response_certification(DefaultResponseCertification::response_header_exclusions(vec![]))
+            .with_response_certification(DefaultResponseCertification::response_header_exclusions(
+                vec![],
+            ))
             .build()
     };
     let ro = DefaultCelBuilder::response_only_certification()
-        .with_response_certification(DefaultResponseCertification::response_header_exclusions(vec![]))
+        .with_response_certification(DefaultResponseCertification::response_header_exclusions(
+            vec![],
+        ))
         .build();
     let (request_label, response_cert) = if cel == ro.to_string() {
         (Vec::new(), ro.response)
@@ -292,13 +382,20 @@ fn verify(request: &HttpRequest, response: &HttpResponse, certified_root: [u8; 3
             .into_iter()
             .find(|d| d.to_string() == cel)
             .ok_or("unknown CEL expression")?;
-        (request_hash(request, &def.request).unwrap().to_vec(), def.response)
+        (
+            request_hash(request, &def.request).unwrap().to_vec(),
+            def.response,
+        )
     };
     let filtered = filter_response_headers(response, &response_cert);
     let headers_hash = response_headers_hash(&response.status_code().as_u16().into(), &filtered);
     let response_hash = sha256(&[headers_hash, sha256(response.body())].concat());
     let mut leaf: Vec<Vec<u8>> = expr_path.iter().map(|s| s.as_bytes().to_vec()).collect();
-    leaf.extend([sha256(cel.as_bytes()).to_vec(), request_label, response_hash.to_vec()]);
+    leaf.extend([
+        sha256(cel.as_bytes()).to_vec(),
+        request_label,
+        response_hash.to_vec(),
+    ]);
     match witness.lookup_path(&leaf) {
         LookupResult::Found(_) => Ok(()),
         other => Err(format!("response not in the tree: {other:?}")),
@@ -320,21 +417,60 @@ fn query(c: &Certifier, v: &MemVideo, request: &HttpRequest) -> HttpResponse<'st
 #[test]
 fn certified_shapes_verify() {
     let mut v = MemVideo::new(3_500, C);
-    v.poster = Some(Poster { mime_type: "image/jpeg".into(), bytes: vec![9; 50], sha256: sha256(&[9; 50]) });
+    v.poster = Some(Poster {
+        mime_type: "image/jpeg".into(),
+        bytes: vec![9; 50],
+        sha256: sha256(&[9; 50]),
+    });
     let c = certified(&v);
     let tag = etag(&v.digest());
     let mut cases: Vec<(&str, String, Vec<(&str, String)>, u16)> = vec![];
     for path in ["/", "/video", "/video?t=3"] {
         cases.push(("GET", path.into(), vec![], 206));
         cases.push(("GET", path.into(), vec![("Range", "bytes=0-".into())], 206));
-        cases.push(("GET", path.into(), vec![("Range", "bytes=0-999".into())], 206));
-        cases.push(("GET", path.into(), vec![("Range", "bytes=0-5000".into())], 206));
-        cases.push(("GET", path.into(), vec![("Range", "bytes=1000-".into())], 206));
-        cases.push(("GET", path.into(), vec![("Range", "bytes=2000-2999".into())], 206));
-        cases.push(("GET", path.into(), vec![("Range", "bytes=3000-".into())], 206));
-        cases.push(("GET", path.into(), vec![("Range", "bytes=3000-3499".into())], 206));
+        cases.push((
+            "GET",
+            path.into(),
+            vec![("Range", "bytes=0-999".into())],
+            206,
+        ));
+        cases.push((
+            "GET",
+            path.into(),
+            vec![("Range", "bytes=0-5000".into())],
+            206,
+        ));
+        cases.push((
+            "GET",
+            path.into(),
+            vec![("Range", "bytes=1000-".into())],
+            206,
+        ));
+        cases.push((
+            "GET",
+            path.into(),
+            vec![("Range", "bytes=2000-2999".into())],
+            206,
+        ));
+        cases.push((
+            "GET",
+            path.into(),
+            vec![("Range", "bytes=3000-".into())],
+            206,
+        ));
+        cases.push((
+            "GET",
+            path.into(),
+            vec![("Range", "bytes=3000-3499".into())],
+            206,
+        ));
         cases.push(("HEAD", path.into(), vec![], 200));
-        cases.push(("GET", path.into(), vec![("If-None-Match", tag.clone())], 304));
+        cases.push((
+            "GET",
+            path.into(),
+            vec![("If-None-Match", tag.clone())],
+            304,
+        ));
     }
     cases.push(("GET", "/metadata.json".into(), vec![], 200));
     cases.push(("GET", "/poster".into(), vec![], 200));
@@ -346,7 +482,8 @@ fn certified_shapes_verify() {
         let r = query(&c, &v, &request);
         assert_eq!(status(&r), expect, "{method} {url} {headers:?}");
         assert_eq!(r.upgrade(), None);
-        verify(&request, &r, c.root_hash()).unwrap_or_else(|e| panic!("{method} {url} {headers:?}: {e}"));
+        verify(&request, &r, c.root_hash())
+            .unwrap_or_else(|e| panic!("{method} {url} {headers:?}: {e}"));
         let plain = serve_uncertified(method, &url, request.headers(), &v);
         assert_eq!(r.body(), plain.body());
     }
@@ -356,7 +493,11 @@ fn certified_shapes_verify() {
 fn small_video_and_uploading_video_verify() {
     let small = MemVideo::new(700, C);
     let c = certified(&small);
-    for headers in [vec![], vec![("Range", "bytes=0-")], vec![("Range", "bytes=0-699")]] {
+    for headers in [
+        vec![],
+        vec![("Range", "bytes=0-")],
+        vec![("Range", "bytes=0-699")],
+    ] {
         let request = req("GET", "/video", &headers);
         let r = query(&c, &small, &request);
         verify(&request, &r, c.root_hash()).unwrap();
@@ -417,15 +558,31 @@ fn tampering_is_detected() {
 
     let mut body = good.body().to_vec();
     body[10] ^= 1;
-    let bad = HttpResponse::builder().with_status_code(good.status_code()).with_headers(good.headers().to_vec()).with_body(body).build();
+    let bad = HttpResponse::builder()
+        .with_status_code(good.status_code())
+        .with_headers(good.headers().to_vec())
+        .with_body(body)
+        .build();
     assert!(verify(&request, &bad, c.root_hash()).is_err());
 
-    let bad = HttpResponse::builder().with_status_code(crate::StatusCode::OK).with_headers(good.headers().to_vec()).with_body(good.body().to_vec()).build();
+    let bad = HttpResponse::builder()
+        .with_status_code(crate::StatusCode::OK)
+        .with_headers(good.headers().to_vec())
+        .with_body(good.body().to_vec())
+        .build();
     assert!(verify(&request, &bad, c.root_hash()).is_err());
 
     let mut headers = good.headers().to_vec();
-    headers.iter_mut().find(|(n, _)| n == "content-type").unwrap().1 = "text/html".into();
-    let bad = HttpResponse::builder().with_status_code(good.status_code()).with_headers(headers).with_body(good.body().to_vec()).build();
+    headers
+        .iter_mut()
+        .find(|(n, _)| n == "content-type")
+        .unwrap()
+        .1 = "text/html".into();
+    let bad = HttpResponse::builder()
+        .with_status_code(good.status_code())
+        .with_headers(headers)
+        .with_body(good.body().to_vec())
+        .build();
     assert!(verify(&request, &bad, c.root_hash()).is_err());
 
     // The chunk-1 answer replayed for a request of chunk 2 fails (Range is certified).
@@ -443,7 +600,11 @@ fn metadata_edit_recertifies_only_extras() {
     let request = req("GET", "/metadata.json", &[]);
     let old = query(&c, &v, &request);
     v.metadata = r#"{"title":"new"}"#.into();
-    v.poster = Some(Poster { mime_type: "image/png".into(), bytes: vec![7; 9], sha256: sha256(&[7; 9]) });
+    v.poster = Some(Poster {
+        mime_type: "image/png".into(),
+        bytes: vec![7; 9],
+        sha256: sha256(&[7; 9]),
+    });
     // Not recertified yet: the new answer is not in the tree, so the query upgrades.
     assert_eq!(query(&c, &v, &request).upgrade(), Some(true));
     let root = c.certify_extras(&v).unwrap();
@@ -468,7 +629,12 @@ fn tree_size_and_unsupported_chunk_size() {
     assert_eq!(c.entry_count(), 2 * (4 + 2 * 10) + 2);
     let big = MemVideo::new(10, crate::MAX_BODY + 1);
     let mut c = Certifier::new();
-    assert_eq!(c.certify_all(&big), Err(crate::CertifyError::ChunkSizeUnsupported { chunk_size: crate::MAX_BODY + 1 }));
+    assert_eq!(
+        c.certify_all(&big),
+        Err(crate::CertifyError::ChunkSizeUnsupported {
+            chunk_size: crate::MAX_BODY + 1
+        })
+    );
     let request = req("GET", "/video", &[]);
     assert_eq!(query(&c, &big, &request).upgrade(), Some(true));
     let meta = req("GET", "/metadata.json", &[]);

@@ -1,0 +1,65 @@
+//! Cost of building the certification tree for a large video (no video bytes involved).
+//! Run with `cargo test -p canvid-http --release --test tree_cost -- --ignored --nocapture`.
+
+use canvid_http::{Certifier, Poster, ReadError, VideoInfo, VideoSource, VideoStatus, MAX_BODY};
+use std::time::Instant;
+
+struct Synthetic {
+    chunks: u64,
+}
+
+impl VideoSource for Synthetic {
+    fn info(&self) -> Option<VideoInfo> {
+        Some(VideoInfo {
+            mime_type: "video/mp4".into(),
+            size: self.chunks * MAX_BODY,
+            chunk_size: MAX_BODY,
+            digest: [7; 32],
+            status: VideoStatus::Ready,
+        })
+    }
+    fn read(&self, _: u64, _: u64) -> Result<Vec<u8>, ReadError> {
+        Err(ReadError(
+            "the tree builder must not read video bytes".into(),
+        ))
+    }
+    fn chunk_digest(&self, index: u64) -> Option<[u8; 32]> {
+        let mut d = [0u8; 32];
+        d[..8].copy_from_slice(&index.to_le_bytes());
+        (index < self.chunks).then_some(d)
+    }
+    fn metadata_json(&self) -> String {
+        "{}".into()
+    }
+    fn poster(&self) -> Option<Poster> {
+        None
+    }
+}
+
+#[test]
+#[ignore = "timing; run explicitly"]
+fn tree_build_cost() {
+    for chunks in [500u64, 5_000] {
+        let video = Synthetic { chunks };
+        let mut c = Certifier::new();
+        let t = Instant::now();
+        c.certify_all(&video).unwrap();
+        let dt = t.elapsed();
+        println!(
+            "{chunks} chunks ({} GB): {} entries in {:?} ({:.1} µs/entry native)",
+            chunks * MAX_BODY / 1_000_000_000,
+            c.entry_count(),
+            dt,
+            dt.as_secs_f64() * 1e6 / c.entry_count() as f64
+        );
+    }
+}
+
+/// The builder never reads video bytes (it would fail here) and covers every chunk.
+#[test]
+fn builds_without_reading_video_bytes() {
+    let video = Synthetic { chunks: 50 };
+    let mut c = Certifier::new();
+    c.certify_all(&video).unwrap();
+    assert_eq!(c.entry_count(), 2 * (4 + 2 * 49) + 2);
+}
