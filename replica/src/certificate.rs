@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 #[derive(Serialize)]
 struct Certificate<'a> {
-    tree: &'a HashTree<Vec<u8>>,
+    tree: &'a HashTree,
     #[serde(with = "serde_bytes")]
     signature: Vec<u8>,
 }
@@ -37,7 +37,7 @@ fn leb128(mut v: u64) -> Vec<u8> {
 }
 
 /// The hash tree certified for `canister` at `time`.
-pub fn tree(canister: Principal, certified_data: &[u8], time: u64) -> HashTree<Vec<u8>> {
+pub fn tree(canister: Principal, certified_data: &[u8], time: u64) -> HashTree {
     fork(
         label(
             b"canister".to_vec(),

@@ -37,9 +37,11 @@ mod tests {
 
     #[test]
     fn first_canister_id_matches_the_ic() {
-        // Canister 0 of the IC's first range is the well-known rrkah-fqaaa-aaaaa-aaaaq-cai.
-        assert_eq!(canister_id(0).to_text(), "rrkah-fqaaa-aaaaa-aaaaq-cai");
-        assert_eq!(canister_id(1).to_text(), "ryjl3-tyaaa-aaaaa-aaaba-cai");
+        // The NNS canisters are the first ids of the IC's first range: registry (0),
+        // governance (1), ledger (2).
+        assert_eq!(canister_id(0).to_text(), "rwlgt-iiaaa-aaaaa-aaaaa-cai");
+        assert_eq!(canister_id(1).to_text(), "rrkah-fqaaa-aaaaa-aaaaq-cai");
+        assert_eq!(canister_id(2).to_text(), "ryjl3-tyaaa-aaaaa-aaaba-cai");
     }
 
     #[test]

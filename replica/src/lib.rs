@@ -478,3 +478,5 @@ mod send_sync {
         check::<super::Replica>();
     }
 }
+#[cfg(test)]
+mod tests;

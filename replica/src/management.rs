@@ -410,6 +410,7 @@ impl State {
         }
 
         // --- the new instance ---
+        let mem_limit = usize::try_from(c.wasm_memory_limit).unwrap_or(usize::MAX);
         let new_ctx = {
             let h = c.ctx_mut();
             let mut n = HostCtx::new(cid);
@@ -420,7 +421,7 @@ impl State {
             n.canister_version = old_version;
             n.status = h.status;
             n.limits = wasmi::StoreLimitsBuilder::new()
-                .memory_size(usize::try_from(c.wasm_memory_limit).unwrap_or(usize::MAX))
+                .memory_size(mem_limit)
                 .build();
             if mode == InstallMode::Upgrade {
                 n.stable = std::mem::take(&mut h.stable);

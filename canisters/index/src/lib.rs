@@ -28,11 +28,19 @@ thread_local! {
 }
 
 fn with<R>(f: impl FnOnce(&Index<DefaultMemoryImpl>) -> R) -> R {
-    STATE.with(|s| f(s.borrow().as_ref().expect("index state is opened in init/post_upgrade")))
+    STATE.with(|s| {
+        f(s.borrow()
+            .as_ref()
+            .expect("index state is opened in init/post_upgrade"))
+    })
 }
 
 fn with_mut<R>(f: impl FnOnce(&mut Index<DefaultMemoryImpl>) -> R) -> R {
-    STATE.with(|s| f(s.borrow_mut().as_mut().expect("index state is opened in init/post_upgrade")))
+    STATE.with(|s| {
+        f(s.borrow_mut()
+            .as_mut()
+            .expect("index state is opened in init/post_upgrade"))
+    })
 }
 
 /// Opens the stable state and applies an install/upgrade argument (admins default to the
@@ -43,9 +51,13 @@ fn open(arg: Option<IndexInit>) {
     if let Some(arg) = arg {
         // Trapping on a bad argument fails the install/upgrade: nothing is changed.
         if !arg.admins.is_empty() {
-            index.set_admins(&arg.admins).unwrap_or_else(|e| ic_cdk::trap(e.to_string()));
+            index
+                .set_admins(&arg.admins)
+                .unwrap_or_else(|e| ic_cdk::trap(e.to_string()));
         }
-        index.set_registrars(&arg.registrars).unwrap_or_else(|e| ic_cdk::trap(e.to_string()));
+        index
+            .set_registrars(&arg.registrars)
+            .unwrap_or_else(|e| ic_cdk::trap(e.to_string()));
     }
     STATE.with(|s| *s.borrow_mut() = Some(index));
 }
@@ -64,7 +76,10 @@ fn require_admin(caller: Principal) -> Result<()> {
     if with(|s| s.is_admin(&caller)) {
         Ok(())
     } else {
-        Err(Error::NotAuthorized { caller, reason: "only an admin may do this".into() })
+        Err(Error::NotAuthorized {
+            caller,
+            reason: "only an admin may do this".into(),
+        })
     }
 }
 
@@ -83,7 +98,10 @@ fn inspect_message() {
 fn register_video(reg: VideoRegistration) -> Result<()> {
     let caller = msg_caller();
     if !with(|s| s.is_registrar(&caller)) {
-        return Err(Error::NotAuthorized { caller, reason: "only a registrar may register videos".into() });
+        return Err(Error::NotAuthorized {
+            caller,
+            reason: "only a registrar may register videos".into(),
+        });
     }
     with_mut(|s| s.register(&reg, time())).map(|_| ())
 }

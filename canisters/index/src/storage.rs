@@ -98,8 +98,10 @@ impl Storable for PKey {
     fn from_bytes(bytes: Cow<[u8]>) -> Self {
         PKey::from_slice(&bytes)
     }
-    const BOUND: StorableBound =
-        StorableBound::Bounded { max_size: PKEY_LEN as u32, is_fixed_size: true };
+    const BOUND: StorableBound = StorableBound::Bounded {
+        max_size: PKEY_LEN as u32,
+        is_fixed_size: true,
+    };
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -132,8 +134,10 @@ impl Storable for PairKey {
         k.copy_from_slice(&bytes[..2 * PKEY_LEN]);
         PairKey(k)
     }
-    const BOUND: StorableBound =
-        StorableBound::Bounded { max_size: 2 * PKEY_LEN as u32, is_fixed_size: true };
+    const BOUND: StorableBound = StorableBound::Bounded {
+        max_size: 2 * PKEY_LEN as u32,
+        is_fixed_size: true,
+    };
 }
 
 const ENTRY_LEN: usize = 3 * PKEY_LEN + 16;
@@ -191,8 +195,10 @@ impl Storable for Entry {
             registered_at: u64_at(b, 3 * PKEY_LEN + 8),
         }
     }
-    const BOUND: StorableBound =
-        StorableBound::Bounded { max_size: ENTRY_LEN as u32, is_fixed_size: true };
+    const BOUND: StorableBound = StorableBound::Bounded {
+        max_size: ENTRY_LEN as u32,
+        is_fixed_size: true,
+    };
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -226,7 +232,9 @@ impl Header {
         }
         let version = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
         if version != LAYOUT_VERSION {
-            return Err(format!("index header: unsupported layout version {version}"));
+            return Err(format!(
+                "index header: unsupported layout version {version}"
+            ));
         }
         let owner_changes_applied = u64_at(b, 8);
         let mut at = 16;
@@ -240,14 +248,20 @@ impl Header {
             if b.len() < at + n * PKEY_LEN {
                 return Err("index header: truncated".into());
             }
-            let list: Vec<Principal> =
-                (0..n).map(|i| PKey::from_slice(&b[at + i * PKEY_LEN..]).principal()).collect();
+            let list: Vec<Principal> = (0..n)
+                .map(|i| PKey::from_slice(&b[at + i * PKEY_LEN..]).principal())
+                .collect();
             at += n * PKEY_LEN;
             lists.push(list);
         }
         let registrars = lists.pop().unwrap_or_default();
         let admins = lists.pop().unwrap_or_default();
-        Ok(Header { version, owner_changes_applied, admins, registrars })
+        Ok(Header {
+            version,
+            owner_changes_applied,
+            admins,
+            registrars,
+        })
     }
 }
 
@@ -344,7 +358,9 @@ impl<M: Memory> Index<M> {
     pub fn set_admins(&mut self, admins: &[Principal]) -> Result<()> {
         let admins = validate_principals("admins", admins)?;
         if admins.is_empty() {
-            return Err(Error::InvalidArgument { reason: "the admin list may not be empty".into() });
+            return Err(Error::InvalidArgument {
+                reason: "the admin list may not be empty".into(),
+            });
         }
         let mut h = self.header.get().clone();
         h.admins = admins;
@@ -398,7 +414,9 @@ impl<M: Memory> Index<M> {
     pub fn report_owner_change(&mut self, video: &Principal, change: &OwnerChange) -> Result<bool> {
         let vk = PKey::new(video);
         let Some(mut e) = self.videos.get(&vk) else {
-            return Err(Error::NotFound { what: format!("registered video {video}") });
+            return Err(Error::NotFound {
+                what: format!("registered video {video}"),
+            });
         };
         if change.transfer_seq <= e.transfer_seq {
             return Ok(false);
@@ -421,7 +439,9 @@ impl<M: Memory> Index<M> {
     }
 
     pub fn get(&self, video: &Principal) -> Option<VideoEntry> {
-        self.videos.get(&PKey::new(video)).map(|e| e.to_video_entry(*video))
+        self.videos
+            .get(&PKey::new(video))
+            .map(|e| e.to_video_entry(*video))
     }
 
     pub fn by_creator(&self, args: &ListArgs) -> Page {
@@ -456,8 +476,15 @@ impl<M: Memory> Index<M> {
                 videos.push(e.to_video_entry(video));
             }
         }
-        let next_cursor = if more { videos.last().map(|v| v.video) } else { None };
-        Page { videos, next_cursor }
+        let next_cursor = if more {
+            videos.last().map(|v| v.video)
+        } else {
+            None
+        };
+        Page {
+            videos,
+            next_cursor,
+        }
     }
 
     pub fn count_by_creator(&self, p: &Principal) -> u64 {

@@ -18,7 +18,11 @@ fn p(n: u64) -> Principal {
 }
 
 fn reg(video: u64, creator: u64, owner: u64) -> VideoRegistration {
-    VideoRegistration { video: p(video), creator: p(creator), owner: p(owner) }
+    VideoRegistration {
+        video: p(video),
+        creator: p(creator),
+        owner: p(owner),
+    }
 }
 
 fn all_pages(f: impl Fn(Option<Principal>) -> canvid_types::index::Page) -> Vec<Principal> {
@@ -35,7 +39,11 @@ fn all_pages(f: impl Fn(Option<Principal>) -> canvid_types::index::Page) -> Vec<
 }
 
 fn list_args(principal: Principal, cursor: Option<Principal>, limit: Option<u32>) -> ListArgs {
-    ListArgs { principal, cursor, limit }
+    ListArgs {
+        principal,
+        cursor,
+        limit,
+    }
 }
 
 #[test]
@@ -44,23 +52,42 @@ fn installer_is_default_admin_and_lists_are_replaced() {
     assert!(ix.is_admin(&p(1)));
     assert!(!ix.is_registrar(&p(1)));
     ix.set_registrars(&[p(5), p(5), p(6)]).unwrap();
-    assert_eq!(ix.stats().registrars, vec![p(5), p(6)], "duplicates are dropped");
-    assert!(matches!(ix.set_admins(&[]), Err(Error::InvalidArgument { .. })));
+    assert_eq!(
+        ix.stats().registrars,
+        vec![p(5), p(6)],
+        "duplicates are dropped"
+    );
+    assert!(matches!(
+        ix.set_admins(&[]),
+        Err(Error::InvalidArgument { .. })
+    ));
     ix.set_admins(&[p(2)]).unwrap();
     assert!(!ix.is_admin(&p(1)) && ix.is_admin(&p(2)));
     let too_many: Vec<_> = (0..65).map(|i| p(100 + i)).collect();
-    assert!(matches!(ix.set_registrars(&too_many), Err(Error::InvalidArgument { .. })));
+    assert!(matches!(
+        ix.set_registrars(&too_many),
+        Err(Error::InvalidArgument { .. })
+    ));
 }
 
 #[test]
 fn register_is_idempotent_and_conflicts_on_different_data() {
     let mut ix = Index::open(DefaultMemoryImpl::default(), p(1));
     let e = ix.register(&reg(10, 20, 30), 7).unwrap();
-    assert_eq!((e.creator, e.owner, e.transfer_seq, e.registered_at), (p(20), p(30), 0, 7));
+    assert_eq!(
+        (e.creator, e.owner, e.transfer_seq, e.registered_at),
+        (p(20), p(30), 0, 7)
+    );
     // Same data again (a retried registration): Ok, and the first timestamp is kept.
     assert_eq!(ix.register(&reg(10, 20, 30), 99).unwrap().registered_at, 7);
-    assert!(matches!(ix.register(&reg(10, 21, 30), 8), Err(Error::Conflict { .. })));
-    assert!(matches!(ix.register(&reg(10, 20, 31), 8), Err(Error::Conflict { .. })));
+    assert!(matches!(
+        ix.register(&reg(10, 21, 30), 8),
+        Err(Error::Conflict { .. })
+    ));
+    assert!(matches!(
+        ix.register(&reg(10, 20, 31), 8),
+        Err(Error::Conflict { .. })
+    ));
     assert_eq!(ix.stats().videos, 1);
     assert_eq!(ix.count_by_creator(&p(20)), 1);
     assert_eq!(ix.count_by_owner(&p(30)), 1);
@@ -70,24 +97,60 @@ fn register_is_idempotent_and_conflicts_on_different_data() {
 fn owner_changes_apply_in_order_only() {
     let mut ix = Index::open(DefaultMemoryImpl::default(), p(1));
     ix.register(&reg(10, 20, 30), 0).unwrap();
-    let unknown = ix.report_owner_change(&p(11), &OwnerChange { new_owner: p(40), transfer_seq: 1 });
+    let unknown = ix.report_owner_change(
+        &p(11),
+        &OwnerChange {
+            new_owner: p(40),
+            transfer_seq: 1,
+        },
+    );
     assert!(matches!(unknown, Err(Error::NotFound { .. })));
 
-    assert!(ix.report_owner_change(&p(10), &OwnerChange { new_owner: p(40), transfer_seq: 2 }).unwrap());
+    assert!(ix
+        .report_owner_change(
+            &p(10),
+            &OwnerChange {
+                new_owner: p(40),
+                transfer_seq: 2
+            }
+        )
+        .unwrap());
     // Older and duplicate reports are acknowledged without effect.
-    assert!(!ix.report_owner_change(&p(10), &OwnerChange { new_owner: p(50), transfer_seq: 1 }).unwrap());
-    assert!(!ix.report_owner_change(&p(10), &OwnerChange { new_owner: p(40), transfer_seq: 2 }).unwrap());
+    assert!(!ix
+        .report_owner_change(
+            &p(10),
+            &OwnerChange {
+                new_owner: p(50),
+                transfer_seq: 1
+            }
+        )
+        .unwrap());
+    assert!(!ix
+        .report_owner_change(
+            &p(10),
+            &OwnerChange {
+                new_owner: p(40),
+                transfer_seq: 2
+            }
+        )
+        .unwrap());
     let e = ix.get(&p(10)).unwrap();
     assert_eq!((e.owner, e.transfer_seq, e.creator), (p(40), 2, p(20)));
     assert_eq!(ix.count_by_owner(&p(30)), 0);
     assert_eq!(ix.count_by_owner(&p(40)), 1);
     assert!(ix.by_owner(&list_args(p(30), None, None)).videos.is_empty());
-    assert_eq!(ix.by_owner(&list_args(p(40), None, None)).videos[0].video, p(10));
+    assert_eq!(
+        ix.by_owner(&list_args(p(40), None, None)).videos[0].video,
+        p(10)
+    );
     // A re-registration by the spawn canister's outbox after the transfer is still idempotent.
     assert!(ix.register(&reg(10, 20, 30), 5).is_ok());
     assert_eq!(ix.get(&p(10)).unwrap().owner, p(40));
     let s = ix.stats();
-    assert_eq!((s.videos, s.creators, s.owners, s.owner_changes_applied), (1, 1, 1, 1));
+    assert_eq!(
+        (s.videos, s.creators, s.owners, s.owner_changes_applied),
+        (1, 1, 1, 1)
+    );
 }
 
 #[test]
@@ -96,7 +159,11 @@ fn pagination_visits_every_video_once_and_stays_inside_one_principal() {
     // Creator 20 has 25 videos, creator 21 has 3; principals of different lengths interleave.
     let mut expected = BTreeSet::new();
     for i in 0..25u64 {
-        let v = if i % 2 == 0 { 1000 + i } else { 0x0100_0000_0000 + i };
+        let v = if i % 2 == 0 {
+            1000 + i
+        } else {
+            0x0100_0000_0000 + i
+        };
         ix.register(&reg(v, 20, 30 + (i % 3)), i).unwrap();
         expected.insert(p(v));
     }
@@ -106,7 +173,11 @@ fn pagination_visits_every_video_once_and_stays_inside_one_principal() {
     for limit in [Some(1), Some(7), Some(25), None, Some(0), Some(5000)] {
         let got = all_pages(|c| ix.by_creator(&list_args(p(20), c, limit)));
         assert_eq!(got.len(), 25, "limit {limit:?}");
-        assert_eq!(got.iter().copied().collect::<BTreeSet<_>>(), expected, "limit {limit:?}");
+        assert_eq!(
+            got.iter().copied().collect::<BTreeSet<_>>(),
+            expected,
+            "limit {limit:?}"
+        );
     }
     let page = ix.by_creator(&list_args(p(20), None, Some(7)));
     assert_eq!(page.videos.len(), 7);
@@ -116,9 +187,14 @@ fn pagination_visits_every_video_once_and_stays_inside_one_principal() {
     assert_eq!((page.videos.len(), page.next_cursor), (3, None));
     assert_eq!(ix.count_by_creator(&p(20)), 25);
     assert_eq!(ix.count_by_owner(&p(30)), 9 + 3);
-    let owners: usize = (30..33).map(|o| all_pages(|c| ix.by_owner(&list_args(p(o), c, Some(4)))).len()).sum();
+    let owners: usize = (30..33)
+        .map(|o| all_pages(|c| ix.by_owner(&list_args(p(o), c, Some(4)))).len())
+        .sum();
     assert_eq!(owners, 28);
-    assert!(ix.by_creator(&list_args(p(99), None, None)).videos.is_empty());
+    assert!(ix
+        .by_creator(&list_args(p(99), None, None))
+        .videos
+        .is_empty());
 }
 
 #[test]
@@ -130,7 +206,10 @@ fn limit_is_clamped_to_max() {
     let page = ix.by_creator(&list_args(p(20), None, Some(u32::MAX)));
     assert_eq!(page.videos.len(), 1000);
     assert!(page.next_cursor.is_some());
-    assert_eq!(ix.by_creator(&list_args(p(20), None, None)).videos.len(), 100);
+    assert_eq!(
+        ix.by_creator(&list_args(p(20), None, None)).videos.len(),
+        100
+    );
 }
 
 #[test]
@@ -143,8 +222,14 @@ fn state_survives_reopening_the_memory_like_an_upgrade() {
             ix.register(&reg(100 + v, 20 + v % 2, 30), v).unwrap();
         }
         for seq in 1..=3u64 {
-            ix.report_owner_change(&p(100), &OwnerChange { new_owner: p(40 + seq), transfer_seq: seq })
-                .unwrap();
+            ix.report_owner_change(
+                &p(100),
+                &OwnerChange {
+                    new_owner: p(40 + seq),
+                    transfer_seq: seq,
+                },
+            )
+            .unwrap();
         }
     }
     assert!(mem.size() > 0);
@@ -154,12 +239,28 @@ fn state_survives_reopening_the_memory_like_an_upgrade() {
     let e = ix.get(&p(100)).unwrap();
     assert_eq!((e.owner, e.transfer_seq), (p(43), 3));
     let s = ix.stats();
-    assert_eq!((s.videos, s.creators, s.owners, s.owner_changes_applied, s.layout_version), (10, 2, 2, 3, LAYOUT_VERSION));
+    assert_eq!(
+        (
+            s.videos,
+            s.creators,
+            s.owners,
+            s.owner_changes_applied,
+            s.layout_version
+        ),
+        (10, 2, 2, 3, LAYOUT_VERSION)
+    );
     assert_eq!(ix.count_by_owner(&p(30)), 9);
     assert_eq!(ix.count_by_owner(&p(43)), 1);
     assert_eq!(ix.count_by_owner(&p(41)), 0);
     // And it keeps working after the reopen.
-    ix.report_owner_change(&p(100), &OwnerChange { new_owner: p(30), transfer_seq: 4 }).unwrap();
+    ix.report_owner_change(
+        &p(100),
+        &OwnerChange {
+            new_owner: p(30),
+            transfer_seq: 4,
+        },
+    )
+    .unwrap();
     assert_eq!(ix.count_by_owner(&p(30)), 10);
     assert_eq!(ix.stats().owners, 1);
 }
@@ -173,9 +274,14 @@ fn unknown_layout_version_refuses_to_open() {
     // the first bucket after its own header (one 64 KiB page).
     let mut page = vec![0u8; 65536 * 2];
     mem.read(0, &mut page);
-    let pos = page.windows(4).position(|w| w == b"CVIX").expect("header magic in memory");
+    let pos = page
+        .windows(4)
+        .position(|w| w == b"CVIX")
+        .expect("header magic in memory");
     mem.write((pos + 4) as u64, &99u32.to_le_bytes());
-    let reopened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(Index::open(mem.clone(), p(1)))));
+    let reopened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        drop(Index::open(mem.clone(), p(1)))
+    }));
     assert!(reopened.is_err());
 }
 

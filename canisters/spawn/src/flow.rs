@@ -70,11 +70,18 @@ struct Prepared {
 /// claiming a spare, recording the in-flight operation) — all without an await, so a refusal
 /// leaves nothing behind and concurrent calls see each other's commitments.
 fn prepare(caller: Principal, owner: Principal, args: &CreateVideoArgs) -> Result<Prepared> {
-    logic::validate_create(&args.title, &args.description, &args.tags, args.declared_size)?;
+    logic::validate_create(
+        &args.title,
+        &args.description,
+        &args.tags,
+        args.declared_size,
+    )?;
     with_mut(|s| {
         let cfg = s.config().clone();
         if cfg.wasm.is_none() {
-            return Err(Error::NotReady { reason: "no video wasm has been set".into() });
+            return Err(Error::NotReady {
+                reason: "no video wasm has been set".into(),
+            });
         }
         let give = logic::cycles_to_give(&cfg.cycles, args.declared_size)?;
         let spare_id = s.spares_of(&caller).first().copied();
@@ -100,11 +107,21 @@ fn prepare(caller: Principal, owner: Principal, args: &CreateVideoArgs) -> Resul
             let got = msg_cycles_accept(funding.accept);
             if got != funding.accept {
                 // Cannot happen (available >= accept was checked); refuse rather than under-fund.
-                return Err(Error::InsufficientCycles { required: funding.accept, available: got });
+                return Err(Error::InsufficientCycles {
+                    required: funding.accept,
+                    available: got,
+                });
             }
         }
-        s.set_account(&caller, logic::commit_funding(&account, &funding, charge.new_video));
-        let spare = if spare.is_some() { s.claim_spare(&caller) } else { None };
+        s.set_account(
+            &caller,
+            logic::commit_funding(&account, &funding, charge.new_video),
+        );
+        let spare = if spare.is_some() {
+            s.claim_spare(&caller)
+        } else {
+            None
+        };
         let op = s.next_op();
         s.in_flight.insert(
             op,
@@ -116,10 +133,21 @@ fn prepare(caller: Principal, owner: Principal, args: &CreateVideoArgs) -> Resul
                 cycles: charge.amount,
                 started_at: time(),
                 canister_id: spare.as_ref().map(|v| v.canister_id),
-                step: if spare.is_some() { "topping up spare" } else { "creating" }.into(),
+                step: if spare.is_some() {
+                    "topping up spare"
+                } else {
+                    "creating"
+                }
+                .into(),
             }),
         );
-        Ok(Prepared { op, funding, new_video: charge.new_video, give, spare })
+        Ok(Prepared {
+            op,
+            funding,
+            new_video: charge.new_video,
+            give,
+            spare,
+        })
     })
 }
 
@@ -139,7 +167,9 @@ fn abandon(caller: Principal, p: &Prepared) {
 pub async fn create_video(caller: Principal, args: CreateVideoArgs) -> Result<CreatedVideo> {
     let owner = args.owner.unwrap_or(caller);
     if owner == Principal::anonymous() {
-        return Err(Error::InvalidArgument { reason: "the anonymous principal cannot own a video".into() });
+        return Err(Error::InvalidArgument {
+            reason: "the anonymous principal cannot own a video".into(),
+        });
     }
     let spawn = canister_self();
     let creator = logic::creator_for(caller, owner);
@@ -174,8 +204,13 @@ pub async fn create_video(caller: Principal, args: CreateVideoArgs) -> Result<Cr
                 controllers: Some(logic::initial_controllers(owner, spawn)),
                 ..Default::default()
             };
-            let created =
-                create_canister_with_extra_cycles(&CreateCanisterArgs { settings: Some(settings) }, p.give).await;
+            let created = create_canister_with_extra_cycles(
+                &CreateCanisterArgs {
+                    settings: Some(settings),
+                },
+                p.give,
+            )
+            .await;
             let id = match created {
                 Ok(r) => r.canister_id,
                 Err(e) => {
@@ -215,18 +250,27 @@ pub async fn create_video(caller: Principal, args: CreateVideoArgs) -> Result<Cr
         description: args.description,
         tags: args.tags,
     };
-    let arg = Encode!(&init).map_err(|e| Error::InvalidArgument { reason: e.to_string() })?;
+    let arg = Encode!(&init).map_err(|e| Error::InvalidArgument {
+        reason: e.to_string(),
+    })?;
     let mut attempts = 0;
     loop {
         attempts += 1;
         let Some((wasm, sha)) = with(|s| s.wasm()) else {
             // The wasm cannot be unset, but do not trap holding a canister.
             park(caller, p.op, id, "no video wasm".into());
-            return Err(Error::NotReady { reason: "no video wasm has been set".into() });
+            return Err(Error::NotReady {
+                reason: "no video wasm has been set".into(),
+            });
         };
         set_step(p.op, Some(id), &format!("installing (attempt {attempts})"));
-        let result =
-            install_code(&InstallCodeArgs { mode, canister_id: id, wasm_module: wasm, arg: arg.clone() }).await;
+        let result = install_code(&InstallCodeArgs {
+            mode,
+            canister_id: id,
+            wasm_module: wasm,
+            arg: arg.clone(),
+        })
+        .await;
         match result {
             Ok(()) => {
                 with_mut(|s| {
@@ -301,7 +345,9 @@ fn rank(s: SpawnStatus) -> u8 {
 pub async fn drive(id: Principal) -> SpawnStatus {
     let spawn = canister_self();
     loop {
-        let Some(v) = with(|s| s.video(&id)) else { return SpawnStatus::Created };
+        let Some(v) = with(|s| s.video(&id)) else {
+            return SpawnStatus::Created;
+        };
         let index = with(|s| s.config().index);
         let step = logic::next_step(v.status, index.is_some());
         let outcome: std::result::Result<(), String> = match step {
@@ -314,14 +360,24 @@ pub async fn drive(id: Principal) -> SpawnStatus {
                     controllers: Some(logic::final_controllers(v.owner, id, spawn)),
                     ..Default::default()
                 };
-                update_settings(&UpdateSettingsArgs { canister_id: id, settings })
-                    .await
-                    .map_err(|e| format!("update_settings: {e}"))
+                update_settings(&UpdateSettingsArgs {
+                    canister_id: id,
+                    settings,
+                })
+                .await
+                .map_err(|e| format!("update_settings: {e}"))
             }
             NextStep::Register => {
                 let index = index.unwrap_or(Principal::anonymous());
-                let reg = VideoRegistration { video: id, creator: v.creator, owner: v.owner };
-                match Call::bounded_wait(index, "register_video").with_arg(&reg).await {
+                let reg = VideoRegistration {
+                    video: id,
+                    creator: v.creator,
+                    owner: v.owner,
+                };
+                match Call::bounded_wait(index, "register_video")
+                    .with_arg(&reg)
+                    .await
+                {
                     Ok(resp) => match resp.candid::<Result<()>>() {
                         Ok(Ok(())) => Ok(()),
                         Ok(Err(e)) => Err(format!("register_video: {e}")),
@@ -333,7 +389,9 @@ pub async fn drive(id: Principal) -> SpawnStatus {
         };
         let ok = outcome.is_ok();
         let progressed = with_mut(|s| {
-            let Some(mut cur) = s.video(&id) else { return false };
+            let Some(mut cur) = s.video(&id) else {
+                return false;
+            };
             let has_index = s.config().index.is_some();
             let new = logic::after_step(v.status, step, ok, has_index);
             if rank(new) > rank(cur.status) || (!ok && cur.status == v.status) {
@@ -366,8 +424,13 @@ thread_local! {
 
 /// Drives up to `RETRY_BATCH` outbox entries; returns their records afterwards.
 pub async fn retry_outbox() -> Vec<SpawnedVideo> {
-    let ids: Vec<Principal> =
-        with(|s| s.outbox.keys().take(RETRY_BATCH).map(|k| k.principal()).collect());
+    let ids: Vec<Principal> = with(|s| {
+        s.outbox
+            .keys()
+            .take(RETRY_BATCH)
+            .map(|k| k.principal())
+            .collect()
+    });
     let mut out = Vec::new();
     for id in ids {
         drive(id).await;

@@ -13,7 +13,9 @@ use canvid_types::spawn::{
     WasmInfo, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT,
 };
 use canvid_types::{Error, Result};
-use ic_cdk::api::{canister_cycle_balance, canister_liquid_cycle_balance, msg_caller, msg_method_name};
+use ic_cdk::api::{
+    canister_cycle_balance, canister_liquid_cycle_balance, msg_caller, msg_method_name,
+};
 use ic_cdk::{init, inspect_message, post_upgrade, query, update};
 use ic_cdk_management_canister::{
     deposit_cycles, install_code, CanisterIdRecord, CanisterInstallMode, InstallCodeArgs,
@@ -33,11 +35,19 @@ thread_local! {
 }
 
 pub(crate) fn with<R>(f: impl FnOnce(&State<DefaultMemoryImpl>) -> R) -> R {
-    STATE.with(|s| f(s.borrow().as_ref().expect("spawn state is opened in init/post_upgrade")))
+    STATE.with(|s| {
+        f(s.borrow()
+            .as_ref()
+            .expect("spawn state is opened in init/post_upgrade"))
+    })
 }
 
 pub(crate) fn with_mut<R>(f: impl FnOnce(&mut State<DefaultMemoryImpl>) -> R) -> R {
-    STATE.with(|s| f(s.borrow_mut().as_mut().expect("spawn state is opened in init/post_upgrade")))
+    STATE.with(|s| {
+        f(s.borrow_mut()
+            .as_mut()
+            .expect("spawn state is opened in init/post_upgrade"))
+    })
 }
 
 /// Applies an install/upgrade argument. Errors trap, which fails the install/upgrade and so
@@ -69,7 +79,9 @@ const MAX_ADMINS: usize = 64;
 
 fn dedup(list: &[Principal]) -> Result<Vec<Principal>> {
     if list.len() > MAX_ADMINS {
-        return Err(Error::InvalidArgument { reason: format!("{} admins, at most {MAX_ADMINS}", list.len()) });
+        return Err(Error::InvalidArgument {
+            reason: format!("{} admins, at most {MAX_ADMINS}", list.len()),
+        });
     }
     let mut out: Vec<Principal> = Vec::new();
     for p in list {
@@ -111,7 +123,10 @@ fn require_admin() -> Result<Principal> {
     if is_admin(&caller) {
         Ok(caller)
     } else {
-        Err(Error::NotAuthorized { caller, reason: "only an admin may do this".into() })
+        Err(Error::NotAuthorized {
+            caller,
+            reason: "only an admin may do this".into(),
+        })
     }
 }
 
@@ -137,7 +152,10 @@ fn inspect_message() {
 async fn create_video(args: CreateVideoArgs) -> Result<CreatedVideo> {
     let caller = msg_caller();
     if caller == Principal::anonymous() {
-        return Err(Error::NotAuthorized { caller, reason: "anonymous callers cannot create videos".into() });
+        return Err(Error::NotAuthorized {
+            caller,
+            reason: "anonymous callers cannot create videos".into(),
+        });
     }
     flow::create_video(caller, args).await
 }
@@ -177,7 +195,11 @@ fn video_wasm_info() -> Option<WasmInfo> {
     with(|s| {
         let meta = s.config().wasm.clone()?;
         let gzipped = s.wasm().map(|(w, _)| logic::is_gzip(&w)).unwrap_or(false);
-        Some(WasmInfo { sha256: ByteBuf::from(meta.sha256), size: meta.size, gzipped })
+        Some(WasmInfo {
+            sha256: ByteBuf::from(meta.sha256),
+            size: meta.size,
+            gzipped,
+        })
     })
 }
 
@@ -199,7 +221,11 @@ fn stats() -> SpawnStats {
             videos_created: c.videos_created,
             spares: s.spares.len(),
             outbox: s.outbox.len(),
-            in_flight: s.in_flight.iter().map(|e| e.value().0).collect::<Vec<InFlight>>(),
+            in_flight: s
+                .in_flight
+                .iter()
+                .map(|e| e.value().0)
+                .collect::<Vec<InFlight>>(),
             layout_version: storage::LAYOUT_VERSION,
         }
     })
@@ -215,7 +241,11 @@ fn set_video_wasm(args: SetWasmArgs) -> Result<WasmInfo> {
     let actual = Sha256::digest(&args.wasm).to_vec();
     logic::check_wasm(&args.wasm, &args.sha256, &actual)?;
     with_mut(|s| s.set_wasm(&args.wasm, actual.clone()));
-    Ok(WasmInfo { sha256: ByteBuf::from(actual), size: args.wasm.len() as u64, gzipped: logic::is_gzip(&args.wasm) })
+    Ok(WasmInfo {
+        sha256: ByteBuf::from(actual),
+        size: args.wasm.len() as u64,
+        gzipped: logic::is_gzip(&args.wasm),
+    })
 }
 
 #[update]
@@ -223,7 +253,9 @@ fn set_admins(admins: Vec<Principal>) -> Result<()> {
     require_admin()?;
     let admins = dedup(&admins)?;
     if admins.is_empty() {
-        return Err(Error::InvalidArgument { reason: "the admin list may not be empty".into() });
+        return Err(Error::InvalidArgument {
+            reason: "the admin list may not be empty".into(),
+        });
     }
     with_mut(|s| s.update_config(|c| c.admins = admins));
     Ok(())
@@ -265,21 +297,32 @@ async fn top_up(args: TopUpArgs) -> Result<()> {
     let reserve = with(|s| s.config().cycles.reserve);
     let available = canister_liquid_cycle_balance().saturating_sub(reserve);
     if args.amount > available {
-        return Err(Error::InsufficientCycles { required: args.amount, available });
+        return Err(Error::InsufficientCycles {
+            required: args.amount,
+            available,
+        });
     }
-    deposit_cycles(&CanisterIdRecord { canister_id: args.video }, args.amount).await.map_err(|e| {
-        Error::CallFailed {
-            target: Principal::management_canister(),
-            method: "deposit_cycles".into(),
-            reason: e.to_string(),
-        }
+    deposit_cycles(
+        &CanisterIdRecord {
+            canister_id: args.video,
+        },
+        args.amount,
+    )
+    .await
+    .map_err(|e| Error::CallFailed {
+        target: Principal::management_canister(),
+        method: "deposit_cycles".into(),
+        reason: e.to_string(),
     })
 }
 
 #[query]
 fn list_videos(args: SpawnListArgs) -> Result<SpawnPage> {
     require_admin()?;
-    let limit = args.limit.unwrap_or(DEFAULT_PAGE_LIMIT).clamp(1, MAX_PAGE_LIMIT) as usize;
+    let limit = args
+        .limit
+        .unwrap_or(DEFAULT_PAGE_LIMIT)
+        .clamp(1, MAX_PAGE_LIMIT) as usize;
     Ok(with(|s| {
         let start = match args.cursor {
             Some(c) => std::ops::Bound::Excluded(PKey::new(&c)),
@@ -294,8 +337,15 @@ fn list_videos(args: SpawnListArgs) -> Result<SpawnPage> {
             }
             videos.push(e.value().0);
         }
-        let next_cursor = if more { videos.last().map(|v| v.canister_id) } else { None };
-        SpawnPage { videos, next_cursor }
+        let next_cursor = if more {
+            videos.last().map(|v| v.canister_id)
+        } else {
+            None
+        };
+        SpawnPage {
+            videos,
+            next_cursor,
+        }
     }))
 }
 
@@ -318,7 +368,9 @@ async fn retry_pending() -> Result<Vec<SpawnedVideo>> {
 async fn upgrade_videos(args: UpgradeArgs) -> Result<Vec<UpgradeOutcome>> {
     require_admin()?;
     let Some((wasm, sha)) = with(|s| s.wasm()) else {
-        return Err(Error::NotReady { reason: "no video wasm has been set".into() });
+        return Err(Error::NotReady {
+            reason: "no video wasm has been set".into(),
+        });
     };
     let targets: Vec<Principal> = match args.videos {
         Some(v) => v,
@@ -326,14 +378,26 @@ async fn upgrade_videos(args: UpgradeArgs) -> Result<Vec<UpgradeOutcome>> {
     };
     let arg = match args.arg {
         Some(a) => a.into_vec(),
-        None => Encode!().map_err(|e| Error::InvalidArgument { reason: e.to_string() })?,
+        None => Encode!().map_err(|e| Error::InvalidArgument {
+            reason: e.to_string(),
+        })?,
     };
     let mut out = Vec::with_capacity(targets.len());
     for video in targets {
         let result = match with(|s| s.video(&video)) {
-            None => Err(Error::NotFound { what: format!("video canister {video} created by this spawn canister") }),
-            Some(v) if matches!(v.status, canvid_types::spawn::SpawnStatus::Created | canvid_types::spawn::SpawnStatus::Spare) => {
-                Err(Error::NotReady { reason: format!("{video} has no video module installed") })
+            None => Err(Error::NotFound {
+                what: format!("video canister {video} created by this spawn canister"),
+            }),
+            Some(v)
+                if matches!(
+                    v.status,
+                    canvid_types::spawn::SpawnStatus::Created
+                        | canvid_types::spawn::SpawnStatus::Spare
+                ) =>
+            {
+                Err(Error::NotReady {
+                    reason: format!("{video} has no video module installed"),
+                })
             }
             Some(_) => install_code(&InstallCodeArgs {
                 mode: CanisterInstallMode::Upgrade(None),

@@ -37,15 +37,25 @@ pub fn cycles_to_give(cfg: &CyclesConfig, declared_size: u64) -> Result<u128> {
     (declared_size as u128)
         .checked_mul(cfg.per_byte)
         .and_then(|c| c.checked_add(cfg.base))
-        .ok_or_else(|| Error::InvalidArgument { reason: "cycles formula overflows".into() })
+        .ok_or_else(|| Error::InvalidArgument {
+            reason: "cycles formula overflows".into(),
+        })
 }
 
 /// Validates a `create_video` request with the video canister's own limits, so a request the
 /// video's `init` would refuse is refused before any cycles are spent.
-pub fn validate_create(title: &str, description: &str, tags: &[String], declared_size: u64) -> Result<()> {
+pub fn validate_create(
+    title: &str,
+    description: &str,
+    tags: &[String],
+    declared_size: u64,
+) -> Result<()> {
     validate_text_fields(Some(title), Some(description), Some(tags))?;
     if declared_size > MAX_VIDEO_SIZE {
-        return Err(Error::TooLarge { size: declared_size, limit: MAX_VIDEO_SIZE });
+        return Err(Error::TooLarge {
+            size: declared_size,
+            limit: MAX_VIDEO_SIZE,
+        });
     }
     Ok(())
 }
@@ -72,12 +82,20 @@ pub struct Charge {
 pub fn charge_for_new(creation_fee: u128, give: u128) -> Result<Charge> {
     let amount = creation_fee
         .checked_add(give)
-        .ok_or_else(|| Error::InvalidArgument { reason: "cycles formula overflows".into() })?;
-    Ok(Charge { amount, new_video: true })
+        .ok_or_else(|| Error::InvalidArgument {
+            reason: "cycles formula overflows".into(),
+        })?;
+    Ok(Charge {
+        amount,
+        new_video: true,
+    })
 }
 
 pub fn charge_for_spare(give: u128, spare_cycles: u128) -> Charge {
-    Charge { amount: give.saturating_sub(spare_cycles), new_video: false }
+    Charge {
+        amount: give.saturating_sub(spare_cycles),
+        new_video: false,
+    }
 }
 
 /// How a creation is funded. All amounts come out of different places:
@@ -118,16 +136,27 @@ pub fn decide_funding(input: &FundingInput<'_>, caller: Principal) -> Result<Fun
     // cycles, no quota applies.
     if input.attached > 0 || rest == 0 {
         if input.attached < rest {
-            return Err(Error::InsufficientCycles { required: rest, available: input.attached });
+            return Err(Error::InsufficientCycles {
+                required: rest,
+                available: input.attached,
+            });
         }
-        return Ok(Funding { payer: Payer::Attached, credit_used, accept: rest, pool: 0 });
+        return Ok(Funding {
+            payer: Payer::Attached,
+            credit_used,
+            accept: rest,
+            pool: 0,
+        });
     }
     let zero = QuotaArgs::default();
     let quota = input.quota.unwrap_or(&zero);
     if rest > 0 {
         let quota_left = quota.max_cycles.saturating_sub(input.account.used_cycles);
         if rest > quota_left {
-            return Err(Error::InsufficientCycles { required: rest, available: quota_left });
+            return Err(Error::InsufficientCycles {
+                required: rest,
+                available: quota_left,
+            });
         }
     }
     if input.charge.new_video && input.account.used_videos >= quota.max_videos {
@@ -141,9 +170,17 @@ pub fn decide_funding(input: &FundingInput<'_>, caller: Principal) -> Result<Fun
     }
     let pool_available = input.balance.saturating_sub(input.reserve);
     if rest > pool_available {
-        return Err(Error::InsufficientCycles { required: rest, available: pool_available });
+        return Err(Error::InsufficientCycles {
+            required: rest,
+            available: pool_available,
+        });
     }
-    Ok(Funding { payer: Payer::Pool, credit_used, accept: 0, pool: rest })
+    Ok(Funding {
+        payer: Payer::Pool,
+        credit_used,
+        accept: 0,
+        pool: rest,
+    })
 }
 
 /// Account after the funding is committed (before the first await).
@@ -164,7 +201,10 @@ pub fn commit_funding(account: &Account, f: &Funding, new_video: bool) -> Accoun
 /// becomes credit, so nothing is lost.
 pub fn refund_funding(account: &Account, f: &Funding, new_video: bool) -> Account {
     let mut a = account.clone();
-    a.credit = a.credit.saturating_add(f.credit_used).saturating_add(f.accept);
+    a.credit = a
+        .credit
+        .saturating_add(f.credit_used)
+        .saturating_add(f.accept);
     if f.payer == Payer::Pool {
         a.used_cycles = a.used_cycles.saturating_sub(f.pool);
         if new_video {
@@ -253,10 +293,15 @@ pub fn initial_controllers(owner: Principal, spawn: Principal) -> Vec<Principal>
 /// Checks a video module: wasm (`\0asm`) or gzip (`1f 8b`) magic, size limit, SHA-256.
 pub fn check_wasm(wasm: &[u8], sha256: &[u8], actual_sha256: &[u8]) -> Result<()> {
     if wasm.len() as u64 > MAX_WASM_SIZE {
-        return Err(Error::TooLarge { size: wasm.len() as u64, limit: MAX_WASM_SIZE });
+        return Err(Error::TooLarge {
+            size: wasm.len() as u64,
+            limit: MAX_WASM_SIZE,
+        });
     }
     if !(wasm.starts_with(b"\0asm") || wasm.starts_with(&[0x1f, 0x8b])) {
-        return Err(Error::InvalidArgument { reason: "not a wasm module (or gzip of one)".into() });
+        return Err(Error::InvalidArgument {
+            reason: "not a wasm module (or gzip of one)".into(),
+        });
     }
     if sha256 != actual_sha256 {
         return Err(Error::WrongDigest {

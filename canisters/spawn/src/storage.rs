@@ -155,7 +155,10 @@ impl Storable for PKey {
     fn from_bytes(bytes: Cow<[u8]>) -> Self {
         PKey::from_slice(&bytes)
     }
-    const BOUND: Bound = Bound::Bounded { max_size: PKEY_LEN as u32, is_fixed_size: true };
+    const BOUND: Bound = Bound::Bounded {
+        max_size: PKEY_LEN as u32,
+        is_fixed_size: true,
+    };
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -191,7 +194,10 @@ impl Storable for PairKey {
         k.copy_from_slice(&bytes[..2 * PKEY_LEN]);
         PairKey(k)
     }
-    const BOUND: Bound = Bound::Bounded { max_size: 2 * PKEY_LEN as u32, is_fixed_size: true };
+    const BOUND: Bound = Bound::Bounded {
+        max_size: 2 * PKEY_LEN as u32,
+        is_fixed_size: true,
+    };
 }
 
 pub struct State<M: Memory> {
@@ -256,7 +262,12 @@ impl<M: Memory> State<M> {
             }
         }
         self.wasm.write(0, wasm);
-        self.update_config(|c| c.wasm = Some(WasmMeta { sha256, size: wasm.len() as u64 }));
+        self.update_config(|c| {
+            c.wasm = Some(WasmMeta {
+                sha256,
+                size: wasm.len() as u64,
+            })
+        });
     }
 
     /// The current video module and its SHA-256, copied out of stable memory.
@@ -268,7 +279,10 @@ impl<M: Memory> State<M> {
     }
 
     pub fn account(&self, p: &Principal) -> Account {
-        self.accounts.get(&PKey::new(p)).map(|c| c.0).unwrap_or_default()
+        self.accounts
+            .get(&PKey::new(p))
+            .map(|c| c.0)
+            .unwrap_or_default()
     }
 
     pub fn set_account(&mut self, p: &Principal, a: Account) {

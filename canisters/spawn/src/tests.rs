@@ -29,14 +29,45 @@ fn formula_matches_the_documented_constants() {
     assert_eq!(c.per_byte, 2_000 + 100 + 307);
     assert_eq!(cycles_to_give(&c, 0).unwrap(), 200_000_000_000);
     // 1 GiB: 200 B + 2^30 * 2,407.
-    assert_eq!(cycles_to_give(&c, 1 << 30).unwrap(), 200_000_000_000 + (1u128 << 30) * 2_407);
-    let huge = CyclesConfig { base: u128::MAX, per_byte: 1, reserve: 0 };
-    assert!(matches!(cycles_to_give(&huge, 1), Err(Error::InvalidArgument { .. })));
-    assert!(matches!(charge_for_new(u128::MAX, 1), Err(Error::InvalidArgument { .. })));
-    assert_eq!(charge_for_new(FEE, 7).unwrap(), Charge { amount: FEE + 7, new_video: true });
+    assert_eq!(
+        cycles_to_give(&c, 1 << 30).unwrap(),
+        200_000_000_000 + (1u128 << 30) * 2_407
+    );
+    let huge = CyclesConfig {
+        base: u128::MAX,
+        per_byte: 1,
+        reserve: 0,
+    };
+    assert!(matches!(
+        cycles_to_give(&huge, 1),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        charge_for_new(u128::MAX, 1),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert_eq!(
+        charge_for_new(FEE, 7).unwrap(),
+        Charge {
+            amount: FEE + 7,
+            new_video: true
+        }
+    );
     // A spare already holds cycles: only the difference is charged, and never a negative one.
-    assert_eq!(charge_for_spare(100, 30), Charge { amount: 70, new_video: false });
-    assert_eq!(charge_for_spare(100, 300), Charge { amount: 0, new_video: false });
+    assert_eq!(
+        charge_for_spare(100, 30),
+        Charge {
+            amount: 70,
+            new_video: false
+        }
+    );
+    assert_eq!(
+        charge_for_spare(100, 300),
+        Charge {
+            amount: 0,
+            new_video: false
+        }
+    );
 }
 
 #[test]
@@ -49,38 +80,83 @@ fn storage_per_byte_is_the_30_day_cost_from_the_cost_table() {
 #[test]
 fn validation_uses_video_limits() {
     assert!(validate_create("t", "d", &["a".into()], 10).is_ok());
-    assert!(matches!(validate_create(&"x".repeat(257), "", &[], 1), Err(Error::TooLarge { .. })));
+    assert!(matches!(
+        validate_create(&"x".repeat(257), "", &[], 1),
+        Err(Error::TooLarge { .. })
+    ));
     assert!(matches!(
         validate_create("t", "", &[], canvid_types::video::MAX_VIDEO_SIZE + 1),
         Err(Error::TooLarge { .. })
     ));
-    assert!(matches!(validate_create("t", "", &["".into()], 1), Err(Error::InvalidArgument { .. })));
+    assert!(matches!(
+        validate_create("t", "", &["".into()], 1),
+        Err(Error::InvalidArgument { .. })
+    ));
 }
 
-fn input<'a>(amount: u128, account: &'a Account, attached: u128, quota: Option<&'a QuotaArgs>, balance: u128) -> FundingInput<'a> {
-    FundingInput { charge: Charge { amount, new_video: true }, account, attached, quota, balance, reserve: 1_000 }
+fn input<'a>(
+    amount: u128,
+    account: &'a Account,
+    attached: u128,
+    quota: Option<&'a QuotaArgs>,
+    balance: u128,
+) -> FundingInput<'a> {
+    FundingInput {
+        charge: Charge {
+            amount,
+            new_video: true,
+        },
+        account,
+        attached,
+        quota,
+        balance,
+        reserve: 1_000,
+    }
 }
 
 #[test]
 fn attached_cycles_pay_exactly_the_required_amount() {
     let a = Account::default();
     let f = decide_funding(&input(500, &a, 800, None, 0), canister(1)).unwrap();
-    assert_eq!(f, Funding { payer: Payer::Attached, credit_used: 0, accept: 500, pool: 0 });
+    assert_eq!(
+        f,
+        Funding {
+            payer: Payer::Attached,
+            credit_used: 0,
+            accept: 500,
+            pool: 0
+        }
+    );
     let e = decide_funding(&input(500, &a, 499, None, u128::MAX), canister(1)).unwrap_err();
-    assert_eq!(e, Error::InsufficientCycles { required: 500, available: 499 });
+    assert_eq!(
+        e,
+        Error::InsufficientCycles {
+            required: 500,
+            available: 499
+        }
+    );
 }
 
 #[test]
 fn credit_is_spent_first() {
-    let a = Account { credit: 200, ..Default::default() };
+    let a = Account {
+        credit: 200,
+        ..Default::default()
+    };
     let f = decide_funding(&input(500, &a, 300, None, 0), canister(1)).unwrap();
     assert_eq!((f.credit_used, f.accept), (200, 300));
     let after = commit_funding(&a, &f, true);
     assert_eq!(after.credit, 0);
     // Credit alone can pay, even with no quota and an empty pool.
-    let rich = Account { credit: 900, ..Default::default() };
+    let rich = Account {
+        credit: 900,
+        ..Default::default()
+    };
     let f = decide_funding(&input(500, &rich, 0, None, 0), user(1)).unwrap();
-    assert_eq!((f.payer, f.credit_used, f.pool, f.accept), (Payer::Attached, 500, 0, 0));
+    assert_eq!(
+        (f.payer, f.credit_used, f.pool, f.accept),
+        (Payer::Attached, 500, 0, 0)
+    );
     assert_eq!(commit_funding(&rich, &f, true).credit, 400);
 }
 
@@ -89,29 +165,82 @@ fn pool_respects_quota_and_reserve() {
     let a = Account::default();
     // No quota (default 0): refused as insufficient cycles before anything is created.
     let e = decide_funding(&input(500, &a, 0, None, 1 << 40), user(1)).unwrap_err();
-    assert_eq!(e, Error::InsufficientCycles { required: 500, available: 0 });
-    let q = QuotaArgs { max_videos: 2, max_cycles: 1_200 };
+    assert_eq!(
+        e,
+        Error::InsufficientCycles {
+            required: 500,
+            available: 0
+        }
+    );
+    let q = QuotaArgs {
+        max_videos: 2,
+        max_cycles: 1_200,
+    };
     let f = decide_funding(&input(500, &a, 0, Some(&q), 10_000), user(1)).unwrap();
-    assert_eq!(f, Funding { payer: Payer::Pool, credit_used: 0, accept: 0, pool: 500 });
+    assert_eq!(
+        f,
+        Funding {
+            payer: Payer::Pool,
+            credit_used: 0,
+            accept: 0,
+            pool: 500
+        }
+    );
     let a1 = commit_funding(&a, &f, true);
     assert_eq!((a1.used_videos, a1.used_cycles), (1, 500));
-    let a2 = commit_funding(&a1, &decide_funding(&input(500, &a1, 0, Some(&q), 10_000), user(1)).unwrap(), true);
+    let a2 = commit_funding(
+        &a1,
+        &decide_funding(&input(500, &a1, 0, Some(&q), 10_000), user(1)).unwrap(),
+        true,
+    );
     // Third: 1,200 - 1,000 = 200 cycles of quota left.
     let e = decide_funding(&input(500, &a2, 0, Some(&q), 10_000), user(1)).unwrap_err();
-    assert_eq!(e, Error::InsufficientCycles { required: 500, available: 200 });
+    assert_eq!(
+        e,
+        Error::InsufficientCycles {
+            required: 500,
+            available: 200
+        }
+    );
     // Enough cycles but the video count is used up.
-    let q3 = QuotaArgs { max_videos: 2, max_cycles: 10_000 };
-    assert!(matches!(decide_funding(&input(500, &a2, 0, Some(&q3), 10_000), user(1)), Err(Error::NotAuthorized { .. })));
+    let q3 = QuotaArgs {
+        max_videos: 2,
+        max_cycles: 10_000,
+    };
+    assert!(matches!(
+        decide_funding(&input(500, &a2, 0, Some(&q3), 10_000), user(1)),
+        Err(Error::NotAuthorized { .. })
+    ));
     // The pool keeps its reserve (1,000): balance 1,400 leaves 400.
     let e = decide_funding(&input(500, &a, 0, Some(&q3), 1_400), user(1)).unwrap_err();
-    assert_eq!(e, Error::InsufficientCycles { required: 500, available: 400 });
+    assert_eq!(
+        e,
+        Error::InsufficientCycles {
+            required: 500,
+            available: 400
+        }
+    );
 }
 
 #[test]
 fn reusing_a_spare_does_not_count_as_a_new_video() {
-    let a = Account { used_videos: 2, used_cycles: 1_000, credit: 0 };
-    let q = QuotaArgs { max_videos: 2, max_cycles: 1_000 };
-    let i = FundingInput { charge: charge_for_spare(100, 100), account: &a, attached: 0, quota: Some(&q), balance: 0, reserve: 0 };
+    let a = Account {
+        used_videos: 2,
+        used_cycles: 1_000,
+        credit: 0,
+    };
+    let q = QuotaArgs {
+        max_videos: 2,
+        max_cycles: 1_000,
+    };
+    let i = FundingInput {
+        charge: charge_for_spare(100, 100),
+        account: &a,
+        attached: 0,
+        quota: Some(&q),
+        balance: 0,
+        reserve: 0,
+    };
     let f = decide_funding(&i, user(1)).unwrap();
     assert_eq!((f.pool, f.accept, f.credit_used), (0, 0, 0));
     assert_eq!(commit_funding(&a, &f, false), a);
@@ -119,15 +248,44 @@ fn reusing_a_spare_does_not_count_as_a_new_video() {
 
 #[test]
 fn refund_turns_payment_into_credit_and_returns_quota() {
-    let a = Account { used_videos: 1, used_cycles: 100, credit: 50 };
-    let f = Funding { payer: Payer::Pool, credit_used: 50, accept: 0, pool: 400 };
+    let a = Account {
+        used_videos: 1,
+        used_cycles: 100,
+        credit: 50,
+    };
+    let f = Funding {
+        payer: Payer::Pool,
+        credit_used: 50,
+        accept: 0,
+        pool: 400,
+    };
     let committed = commit_funding(&a, &f, true);
-    assert_eq!(committed, Account { used_videos: 2, used_cycles: 500, credit: 0 });
+    assert_eq!(
+        committed,
+        Account {
+            used_videos: 2,
+            used_cycles: 500,
+            credit: 0
+        }
+    );
     assert_eq!(refund_funding(&committed, &f, true), a);
-    let f = Funding { payer: Payer::Attached, credit_used: 0, accept: 700, pool: 0 };
+    let f = Funding {
+        payer: Payer::Attached,
+        credit_used: 0,
+        accept: 700,
+        pool: 0,
+    };
     let committed = commit_funding(&Account::default(), &f, true);
-    assert_eq!(committed, Account::default(), "attached payers do not use the quota");
-    assert_eq!(refund_funding(&committed, &f, true).credit, 700, "accepted cycles become credit");
+    assert_eq!(
+        committed,
+        Account::default(),
+        "attached payers do not use the quota"
+    );
+    assert_eq!(
+        refund_funding(&committed, &f, true).credit,
+        700,
+        "accepted cycles become credit"
+    );
 }
 
 #[test]
@@ -139,19 +297,40 @@ fn install_is_retried_once_then_parked() {
 #[test]
 fn state_machine_transitions() {
     use SpawnStatus::*;
-    assert_eq!(next_step(Created, true), NextStep::None, "install belongs to the create call");
+    assert_eq!(
+        next_step(Created, true),
+        NextStep::None,
+        "install belongs to the create call"
+    );
     assert_eq!(next_step(Installed, true), NextStep::SetControllers);
     assert_eq!(next_step(ControllersSet, true), NextStep::Register);
     assert_eq!(next_step(IndexPending, true), NextStep::Register);
     assert_eq!(next_step(ControllersSet, false), NextStep::None);
     assert_eq!(next_step(Registered, true), NextStep::None);
     assert_eq!(next_step(Spare, true), NextStep::None);
-    assert_eq!(after_step(Installed, NextStep::SetControllers, true, true), ControllersSet);
-    assert_eq!(after_step(Installed, NextStep::SetControllers, true, false), Registered);
-    assert_eq!(after_step(Installed, NextStep::SetControllers, false, true), Installed);
-    assert_eq!(after_step(ControllersSet, NextStep::Register, false, true), IndexPending);
-    assert_eq!(after_step(IndexPending, NextStep::Register, true, true), Registered);
-    assert!(needs_work(IndexPending, true) && !needs_work(Registered, true) && !needs_work(Spare, true));
+    assert_eq!(
+        after_step(Installed, NextStep::SetControllers, true, true),
+        ControllersSet
+    );
+    assert_eq!(
+        after_step(Installed, NextStep::SetControllers, true, false),
+        Registered
+    );
+    assert_eq!(
+        after_step(Installed, NextStep::SetControllers, false, true),
+        Installed
+    );
+    assert_eq!(
+        after_step(ControllersSet, NextStep::Register, false, true),
+        IndexPending
+    );
+    assert_eq!(
+        after_step(IndexPending, NextStep::Register, true, true),
+        Registered
+    );
+    assert!(
+        needs_work(IndexPending, true) && !needs_work(Registered, true) && !needs_work(Spare, true)
+    );
 }
 
 #[test]
@@ -160,8 +339,16 @@ fn controllers_and_creator() {
     assert_eq!(final_controllers(o, v, s), vec![o, v, s]);
     assert_eq!(final_controllers(s, v, s), vec![s, v], "no duplicates");
     assert_eq!(initial_controllers(o, s), vec![o, s]);
-    assert_eq!(creator_for(user(4), o), user(4), "a user creating for someone else is the creator");
-    assert_eq!(creator_for(canister(9), o), o, "an app canister creates on behalf of the owner");
+    assert_eq!(
+        creator_for(user(4), o),
+        user(4),
+        "a user creating for someone else is the creator"
+    );
+    assert_eq!(
+        creator_for(canister(9), o),
+        o,
+        "an app canister creates on behalf of the owner"
+    );
 }
 
 #[test]
@@ -171,10 +358,19 @@ fn wasm_checks() {
     assert!(check_wasm(&wasm, &h, &h).is_ok());
     assert!(check_wasm(&[0x1f, 0x8b, 8, 0], &h, &h).is_ok());
     assert!(is_gzip(&[0x1f, 0x8b, 8, 0]) && !is_gzip(&wasm));
-    assert!(matches!(check_wasm(b"hello", &h, &h), Err(Error::InvalidArgument { .. })));
-    assert!(matches!(check_wasm(&wasm, &h, &[2u8; 32]), Err(Error::WrongDigest { .. })));
+    assert!(matches!(
+        check_wasm(b"hello", &h, &h),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert!(matches!(
+        check_wasm(&wasm, &h, &[2u8; 32]),
+        Err(Error::WrongDigest { .. })
+    ));
     let big = [b"\0asm".to_vec(), vec![0u8; MAX_WASM_SIZE as usize]].concat();
-    assert!(matches!(check_wasm(&big, &h, &h), Err(Error::TooLarge { .. })));
+    assert!(matches!(
+        check_wasm(&big, &h, &h),
+        Err(Error::TooLarge { .. })
+    ));
 }
 
 fn video(id: Principal, owner: Principal, status: SpawnStatus) -> SpawnedVideo {
@@ -209,15 +405,41 @@ fn storage_survives_reopen_and_spares_are_claimed_once() {
         s.put_video(video(canister(11), user(2), SpawnStatus::Spare));
         s.park_spare(&user(2), &canister(10));
         s.park_spare(&user(2), &canister(11));
-        s.set_account(&user(2), Account { used_videos: 2, used_cycles: 20, credit: 5 });
-        s.quotas.insert(crate::storage::PKey::new(&user(2)), Cand(QuotaArgs { max_videos: 3, max_cycles: 30 }));
+        s.set_account(
+            &user(2),
+            Account {
+                used_videos: 2,
+                used_cycles: 20,
+                credit: 5,
+            },
+        );
+        s.quotas.insert(
+            crate::storage::PKey::new(&user(2)),
+            Cand(QuotaArgs {
+                max_videos: 3,
+                max_cycles: 30,
+            }),
+        );
         s.in_flight.insert(
             2,
-            Cand(InFlight { op: 2, caller: user(2), owner: user(2), payer: Payer::Pool, cycles: 1, started_at: 0, canister_id: None, step: "creating".into() }),
+            Cand(InFlight {
+                op: 2,
+                caller: user(2),
+                owner: user(2),
+                payer: Payer::Pool,
+                cycles: 1,
+                started_at: 0,
+                canister_id: None,
+                step: "creating".into(),
+            }),
         );
     }
     let mut s = State::open(mem.clone(), user(9));
-    assert_eq!(s.config().admins, vec![admin], "stored admins win over the new installer");
+    assert_eq!(
+        s.config().admins,
+        vec![admin],
+        "stored admins win over the new installer"
+    );
     let (w, sha) = s.wasm().unwrap();
     assert_eq!((w.len(), sha), (1000, vec![8; 32]));
     assert_eq!(w[999], 999u32 as u8);

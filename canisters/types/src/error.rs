@@ -24,17 +24,32 @@ pub enum Error {
     /// A chunk index outside `0..chunk_count`.
     ChunkOutOfRange { index: u32, chunk_count: u32 },
     /// A chunk's length is not what the declared size and chunk size require.
-    WrongChunkSize { index: u32, expected: u64, actual: u64 },
+    WrongChunkSize {
+        index: u32,
+        expected: u64,
+        actual: u64,
+    },
     /// A chunk or the file does not hash to the declared SHA-256 digest.
-    WrongDigest { index: Option<u32>, expected: Vec<u8>, actual: Vec<u8> },
+    WrongDigest {
+        index: Option<u32>,
+        expected: Vec<u8>,
+        actual: Vec<u8>,
+    },
     /// Some chunks are still missing; `missing` lists (a prefix of) them.
-    Incomplete { missing: Vec<u32>, missing_count: u32 },
+    Incomplete {
+        missing: Vec<u32>,
+        missing_count: u32,
+    },
     /// The request exceeds a size limit (`limit` bytes).
     TooLarge { size: u64, limit: u64 },
     /// Not enough cycles attached / left in a pool or quota to do this; nothing was created.
     InsufficientCycles { required: u128, available: u128 },
     /// A call to another canister (including the management canister) failed.
-    CallFailed { target: Principal, method: String, reason: String },
+    CallFailed {
+        target: Principal,
+        method: String,
+        reason: String,
+    },
     /// Another operation on the same object is in progress; retry later.
     Busy { reason: String },
     /// A state conflict that is not one of the above (e.g. a canister already registered).
@@ -52,21 +67,44 @@ impl std::fmt::Display for Error {
             Error::AlreadyFinished => write!(f, "the upload is already finished"),
             Error::NotReady { reason } => write!(f, "not ready: {reason}"),
             Error::ChunkOutOfRange { index, chunk_count } => {
-                write!(f, "chunk {index} is out of range (chunk count {chunk_count})")
+                write!(
+                    f,
+                    "chunk {index} is out of range (chunk count {chunk_count})"
+                )
             }
-            Error::WrongChunkSize { index, expected, actual } => {
+            Error::WrongChunkSize {
+                index,
+                expected,
+                actual,
+            } => {
                 write!(f, "chunk {index} has {actual} bytes, expected {expected}")
             }
-            Error::WrongDigest { index: Some(i), .. } => write!(f, "chunk {i} has the wrong SHA-256 digest"),
-            Error::WrongDigest { index: None, .. } => write!(f, "the file has the wrong SHA-256 digest"),
+            Error::WrongDigest { index: Some(i), .. } => {
+                write!(f, "chunk {i} has the wrong SHA-256 digest")
+            }
+            Error::WrongDigest { index: None, .. } => {
+                write!(f, "the file has the wrong SHA-256 digest")
+            }
             Error::Incomplete { missing_count, .. } => {
                 write!(f, "{missing_count} chunk(s) are still missing")
             }
-            Error::TooLarge { size, limit } => write!(f, "{size} bytes exceeds the limit of {limit}"),
-            Error::InsufficientCycles { required, available } => {
-                write!(f, "insufficient cycles: {required} required, {available} available")
+            Error::TooLarge { size, limit } => {
+                write!(f, "{size} bytes exceeds the limit of {limit}")
             }
-            Error::CallFailed { target, method, reason } => {
+            Error::InsufficientCycles {
+                required,
+                available,
+            } => {
+                write!(
+                    f,
+                    "insufficient cycles: {required} required, {available} available"
+                )
+            }
+            Error::CallFailed {
+                target,
+                method,
+                reason,
+            } => {
                 write!(f, "call to {target}.{method} failed: {reason}")
             }
             Error::Busy { reason } => write!(f, "busy: {reason}"),

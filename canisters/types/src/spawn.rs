@@ -29,7 +29,8 @@ pub struct SpawnInit {
     pub video_wasm: Option<ByteBuf>,
     /// Quota of callers without a quota of their own (pool-funded creations). Default: none.
     pub default_quota: Option<QuotaArgs>,
-    /// Cycle formula parameters; default `CyclesConfig::default()` in the spawn canister.
+    /// Cycle formula parameters; default base 200 B, per_byte 2,407, reserve 2 T
+    /// (docs/spawn-and-index.md).
     pub cycles: Option<CyclesConfig>,
 }
 
@@ -178,7 +179,7 @@ pub struct TopUpArgs {
 }
 
 /// `upgrade_videos` argument: `videos` default all canisters the spawn canister created;
-/// `arg` is the raw (candid-encoded) upgrade argument, default empty.
+/// `arg` is the raw (candid-encoded) upgrade argument, default the encoding of `()`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, CandidType, Deserialize, Serialize)]
 pub struct UpgradeArgs {
     pub videos: Option<Vec<Principal>>,

@@ -78,7 +78,9 @@ pub fn validate_text_fields(
         }
         for tag in tags {
             if tag.is_empty() {
-                return Err(Error::InvalidArgument { reason: "empty tag".into() });
+                return Err(Error::InvalidArgument {
+                    reason: "empty tag".into(),
+                });
             }
             check_len(tag.len(), MAX_TAG_BYTES)?;
         }
@@ -88,7 +90,10 @@ pub fn validate_text_fields(
 
 fn check_len(len: usize, limit: usize) -> Result<()> {
     if len > limit {
-        return Err(Error::TooLarge { size: len as u64, limit: limit as u64 });
+        return Err(Error::TooLarge {
+            size: len as u64,
+            limit: limit as u64,
+        });
     }
     Ok(())
 }
@@ -234,7 +239,7 @@ pub struct RangeArgs {
 #[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]
 pub struct CanisterInfo {
     /// Cycle balance.
-    pub cycles: candid::Nat,
+    pub cycles: u128,
     /// Size of the canister's stable memory (what storage is charged for).
     pub stable_memory_bytes: u64,
     /// Size of the wasm heap.

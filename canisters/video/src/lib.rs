@@ -22,8 +22,8 @@ mod updates;
 use candid::Principal;
 #[allow(unused_imports)]
 use canvid_types::video::{
-    CanisterInfo, ChangeOwnerArgs, ChangeOwnerResult, ChunkReceipt, ChunkUpload, MetadataPatch, MissingArgs,
-    MissingChunks, RangeArgs, UploadSpec, VideoInit, VideoMetadata,
+    CanisterInfo, ChangeOwnerArgs, ChangeOwnerResult, ChunkReceipt, ChunkUpload, MetadataPatch,
+    MissingArgs, MissingChunks, RangeArgs, UploadSpec, VideoInit, VideoMetadata,
 };
 #[allow(unused_imports)]
 use canvid_types::Result;

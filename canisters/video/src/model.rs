@@ -47,7 +47,9 @@ impl Action {
     pub fn of_method(method: &str) -> Option<Action> {
         Some(match method {
             "begin_upload" | "put_chunk" | "finish_upload" | "missing_chunks" => Action::Upload,
-            "update_metadata" | "add_uploader" | "remove_uploader" | "approve" => Action::OwnerWrite,
+            "update_metadata" | "add_uploader" | "remove_uploader" | "approve" => {
+                Action::OwnerWrite
+            }
             "change_owner" => Action::Transfer,
             "get_chunk" | "read_range" => Action::ReadContent,
             _ => return None,
@@ -56,7 +58,10 @@ impl Action {
 }
 
 fn denied(caller: &Principal, reason: &str) -> Error {
-    Error::NotAuthorized { caller: *caller, reason: reason.into() }
+    Error::NotAuthorized {
+        caller: *caller,
+        reason: reason.into(),
+    }
 }
 
 /// May `caller` perform `action` now? The same answer `inspect_message` acts on.
@@ -65,7 +70,10 @@ pub fn authorize(s: &State, caller: &Principal, action: Action) -> Result<()> {
     match action {
         Action::Upload => match r {
             Role::Owner | Role::Uploader => Ok(()),
-            _ => Err(denied(caller, "only the owner and its uploaders may upload")),
+            _ => Err(denied(
+                caller,
+                "only the owner and its uploaders may upload",
+            )),
         },
         Action::OwnerWrite => match r {
             Role::Owner => Ok(()),
@@ -73,11 +81,16 @@ pub fn authorize(s: &State, caller: &Principal, action: Action) -> Result<()> {
         },
         Action::Transfer => match r {
             Role::Owner | Role::Operator => Ok(()),
-            _ => Err(denied(caller, "only the owner or the approved operator may transfer")),
+            _ => Err(denied(
+                caller,
+                "only the owner or the approved operator may transfer",
+            )),
         },
         Action::ReadContent => match (s.status(), r) {
             (VideoStatus::Ready, _) | (_, Role::Owner | Role::Uploader) => Ok(()),
-            _ => Err(Error::NotReady { reason: "the video is not published until its upload is finished".into() }),
+            _ => Err(Error::NotReady {
+                reason: "the video is not published until its upload is finished".into(),
+            }),
         },
     }
 }
@@ -114,18 +127,30 @@ pub fn begin_transfer(
 ) -> Result<()> {
     authorize(s, caller, Action::Transfer)?;
     if let Some(t) = &s.transfer_in_flight {
-        return Err(Error::Busy { reason: format!("a transfer to {} is in progress", t.new_owner) });
+        return Err(Error::Busy {
+            reason: format!("a transfer to {} is in progress", t.new_owner),
+        });
     }
     if new_owner == Principal::anonymous() || new_owner == Principal::management_canister() {
-        return Err(Error::InvalidArgument { reason: "the new owner must be a real principal".into() });
+        return Err(Error::InvalidArgument {
+            reason: "the new owner must be a real principal".into(),
+        });
     }
     if new_owner == self_id {
-        return Err(Error::InvalidArgument { reason: "a video cannot own itself".into() });
+        return Err(Error::InvalidArgument {
+            reason: "a video cannot own itself".into(),
+        });
     }
     if new_owner == s.owner {
-        return Err(Error::InvalidArgument { reason: "the new owner already owns the video".into() });
+        return Err(Error::InvalidArgument {
+            reason: "the new owner already owns the video".into(),
+        });
     }
-    s.transfer_in_flight = Some(InFlight { new_owner, requested_by: *caller, started_at: now });
+    s.transfer_in_flight = Some(InFlight {
+        new_owner,
+        requested_by: *caller,
+        started_at: now,
+    });
     Ok(())
 }
 
@@ -138,10 +163,19 @@ pub fn is_canister_id(p: &Principal) -> bool {
 /// The controllers after a transfer: the new owner, the video itself, and the installer (the
 /// spawn canister) if it is a canister currently among the controllers. Everyone else — the old
 /// owner included — is dropped.
-pub fn target_controllers(s: &State, current: &[Principal], self_id: Principal, new_owner: Principal) -> Vec<Principal> {
+pub fn target_controllers(
+    s: &State,
+    current: &[Principal],
+    self_id: Principal,
+    new_owner: Principal,
+) -> Vec<Principal> {
     let mut out = vec![new_owner, self_id];
     let installer = s.installer;
-    if is_canister_id(&installer) && current.contains(&installer) && installer != s.owner && !out.contains(&installer) {
+    if is_canister_id(&installer)
+        && current.contains(&installer)
+        && installer != s.owner
+        && !out.contains(&installer)
+    {
         out.push(installer);
     }
     out
@@ -158,15 +192,23 @@ pub fn commit_transfer(s: &mut State, new_owner: Principal, now: u64) -> u64 {
     s.updated_at = now;
     if s.index.is_some() {
         // Replaces an older unsent notification: the index keeps only the newest seq.
-        s.pending_notification =
-            Some(PendingNotification { new_owner, transfer_seq: s.transfer_seq, attempts: 0, last_error: None });
+        s.pending_notification = Some(PendingNotification {
+            new_owner,
+            transfer_seq: s.transfer_seq,
+            attempts: 0,
+            last_error: None,
+        });
     }
     s.transfer_seq
 }
 
 /// After an upgrade cut a transfer's callback off: did `update_settings` apply? Yes iff the new
 /// owner is a controller and the old owner no longer is.
-pub fn transfer_took_effect(controllers: &[Principal], old_owner: Principal, new_owner: Principal) -> bool {
+pub fn transfer_took_effect(
+    controllers: &[Principal],
+    old_owner: Principal,
+    new_owner: Principal,
+) -> bool {
     controllers.contains(&new_owner) && !controllers.contains(&old_owner)
 }
 
@@ -177,14 +219,21 @@ pub fn abort_transfer(s: &mut State) {
 
 /// The index acknowledged `transfer_seq`: drop the notification unless a newer one replaced it.
 pub fn notification_delivered(s: &mut State, transfer_seq: u64) {
-    if s.pending_notification.as_ref().is_some_and(|p| p.transfer_seq <= transfer_seq) {
+    if s.pending_notification
+        .as_ref()
+        .is_some_and(|p| p.transfer_seq <= transfer_seq)
+    {
         s.pending_notification = None;
     }
 }
 
 /// A delivery attempt failed: count it, keep the reason for `canister_info`.
 pub fn notification_failed(s: &mut State, transfer_seq: u64, error: String) {
-    if let Some(p) = s.pending_notification.as_mut().filter(|p| p.transfer_seq == transfer_seq) {
+    if let Some(p) = s
+        .pending_notification
+        .as_mut()
+        .filter(|p| p.transfer_seq == transfer_seq)
+    {
         p.attempts = p.attempts.saturating_add(1);
         p.last_error = Some(error);
     }
@@ -223,7 +272,10 @@ mod tests {
             description: String::new(),
             tags: vec![],
         };
-        let mut s = Storage::init(VectorMemory::default(), &init, canister(8), 0).unwrap().state().clone();
+        let mut s = Storage::init(VectorMemory::default(), &init, canister(8), 0)
+            .unwrap()
+            .state()
+            .clone();
         s.uploaders.push(user(UPLOADER));
         s.operator = Some(user(OPERATOR));
         s
@@ -241,7 +293,10 @@ mod tests {
         assert!(!ok(UPLOADER, Action::Transfer) && !ok(STRANGER, Action::Transfer));
         // Content before Ready: owner and uploaders only, others get NotReady.
         assert!(ok(OWNER, Action::ReadContent) && ok(UPLOADER, Action::ReadContent));
-        assert!(matches!(authorize(&s, &user(STRANGER), Action::ReadContent), Err(Error::NotReady { .. })));
+        assert!(matches!(
+            authorize(&s, &user(STRANGER), Action::ReadContent),
+            Err(Error::NotReady { .. })
+        ));
         assert!(matches!(
             authorize(&s, &user(STRANGER), Action::OwnerWrite),
             Err(Error::NotAuthorized { caller, .. }) if caller == user(STRANGER)
@@ -257,18 +312,24 @@ mod tests {
         assert!(!inspect(&s, &user(UPLOADER), "approve"));
         assert!(!inspect(&s, &user(OWNER), "no_such_method"));
         assert!(inspect(&s, &user(OPERATOR), "change_owner"));
-        s.transfer_in_flight = Some(InFlight { new_owner: user(9), requested_by: user(OWNER), started_at: 0 });
+        s.transfer_in_flight = Some(InFlight {
+            new_owner: user(9),
+            requested_by: user(OWNER),
+            started_at: 0,
+        });
         assert!(!inspect(&s, &user(OWNER), "change_owner"));
         // Ready: uploads are pointless.
-        s.upload = Some(crate::storage::validate_spec(&canvid_types::video::UploadSpec {
-            mime_type: "video/mp4".into(),
-            total_size: 1,
-            chunk_size: 1,
-            chunk_digests: None,
-            file_digest: None,
-            duration_ms: None,
-        })
-        .unwrap());
+        s.upload = Some(
+            crate::storage::validate_spec(&canvid_types::video::UploadSpec {
+                mime_type: "video/mp4".into(),
+                total_size: 1,
+                chunk_size: 1,
+                chunk_digests: None,
+                file_digest: None,
+                duration_ms: None,
+            })
+            .unwrap(),
+        );
         assert!(inspect(&s, &user(OWNER), "put_chunk"));
         s.digest = Some(serde_bytes::ByteBuf::from(vec![0; 32]));
         assert!(!inspect(&s, &user(OWNER), "put_chunk"));
@@ -280,14 +341,23 @@ mod tests {
         let mut s = state();
         let me = canister(5);
         let new = user(6);
-        assert!(matches!(begin_transfer(&mut s, &user(STRANGER), new, me, 1), Err(Error::NotAuthorized { .. })));
+        assert!(matches!(
+            begin_transfer(&mut s, &user(STRANGER), new, me, 1),
+            Err(Error::NotAuthorized { .. })
+        ));
         assert!(matches!(
             begin_transfer(&mut s, &user(OWNER), user(OWNER), me, 1),
             Err(Error::InvalidArgument { .. })
         ));
-        assert!(matches!(begin_transfer(&mut s, &user(OWNER), me, me, 1), Err(Error::InvalidArgument { .. })));
+        assert!(matches!(
+            begin_transfer(&mut s, &user(OWNER), me, me, 1),
+            Err(Error::InvalidArgument { .. })
+        ));
         begin_transfer(&mut s, &user(OPERATOR), new, me, 1).unwrap();
-        assert!(matches!(begin_transfer(&mut s, &user(OWNER), user(9), me, 2), Err(Error::Busy { .. })));
+        assert!(matches!(
+            begin_transfer(&mut s, &user(OWNER), user(9), me, 2),
+            Err(Error::Busy { .. })
+        ));
         abort_transfer(&mut s);
         assert_eq!(s.owner, user(OWNER));
         begin_transfer(&mut s, &user(OWNER), new, me, 3).unwrap();
@@ -302,7 +372,10 @@ mod tests {
         notification_failed(&mut s, 1, "down".into());
         assert_eq!(s.pending_notification.as_ref().unwrap().attempts, 1);
         notification_delivered(&mut s, 0);
-        assert!(s.pending_notification.is_some(), "an older ack must not clear a newer notification");
+        assert!(
+            s.pending_notification.is_some(),
+            "an older ack must not clear a newer notification"
+        );
         notification_delivered(&mut s, 1);
         assert!(s.pending_notification.is_none());
     }
@@ -313,13 +386,22 @@ mod tests {
         let me = canister(5);
         let new = user(6);
         let current = vec![user(OWNER), me, canister(8), user(42)];
-        assert_eq!(target_controllers(&s, &current, me, new), vec![new, me, canister(8)]);
+        assert_eq!(
+            target_controllers(&s, &current, me, new),
+            vec![new, me, canister(8)]
+        );
         // Spawn no longer a controller: not re-added.
-        assert_eq!(target_controllers(&s, &[user(OWNER), me], me, new), vec![new, me]);
+        assert_eq!(
+            target_controllers(&s, &[user(OWNER), me], me, new),
+            vec![new, me]
+        );
         // Installed by hand by a user identity: that identity is never kept.
         let mut by_hand = s.clone();
         by_hand.installer = user(OWNER);
-        assert_eq!(target_controllers(&by_hand, &current, me, new), vec![new, me]);
+        assert_eq!(
+            target_controllers(&by_hand, &current, me, new),
+            vec![new, me]
+        );
         assert!(transfer_took_effect(&[new, me], user(OWNER), new));
         assert!(!transfer_took_effect(&current, user(OWNER), new));
     }

@@ -20,7 +20,9 @@ use canvid_types::video::{ChangeOwnerArgs, ChangeOwnerResult};
 use canvid_types::{Error, Result};
 use ic_cdk::api::{canister_self, msg_caller, time};
 use ic_cdk::call::Call;
-use ic_cdk_management_canister::{canister_status, update_settings, CanisterSettings, CanisterStatusArgs, UpdateSettingsArgs};
+use ic_cdk_management_canister::{
+    canister_status, update_settings, CanisterSettings, CanisterStatusArgs, UpdateSettingsArgs,
+};
 
 use crate::{model, storage};
 
@@ -41,6 +43,27 @@ fn mutate<T>(f: impl FnOnce(&mut storage::State) -> T) -> T {
     })
 }
 
+/// The part of `canister_status`'s answer this canister reads. Candid ignores the other fields,
+/// so the (large) decoder for the full `CanisterStatusResult` is not linked into the wasm.
+#[derive(CandidType, Deserialize)]
+struct StatusControllers {
+    settings: SettingsControllers,
+}
+#[derive(CandidType, Deserialize)]
+struct SettingsControllers {
+    controllers: Vec<Principal>,
+}
+
+/// This canister's current controllers (it must be one of them to ask).
+async fn current_controllers(self_id: Principal) -> std::result::Result<Vec<Principal>, String> {
+    let response = Call::bounded_wait(Principal::management_canister(), "canister_status")
+        .with_arg(CanisterStatusArgs { canister_id: self_id })
+        .await
+        .map_err(|e| e.to_string())?;
+    let status: StatusControllers = response.candid().map_err(|e| e.to_string())?;
+    Ok(status.settings.controllers)
+}
+
 fn call_failed(method: &str, reason: impl ToString) -> Error {
     Error::CallFailed {
         target: candid::Principal::management_canister(),
@@ -54,19 +77,32 @@ async fn change_owner(args: ChangeOwnerArgs) -> Result<ChangeOwnerResult> {
     let caller = msg_caller();
     let self_id = canister_self();
     let new_owner = args.new_owner;
-    storage::with_mut(|s| s.update_state(|st| model::begin_transfer(st, &caller, new_owner, self_id, time())))?;
+    storage::with_mut(|s| {
+        s.update_state(|st| model::begin_transfer(st, &caller, new_owner, self_id, time()))
+    })?;
 
     // From here every path either aborts or commits the in-flight transfer.
-    let current = match canister_status(&CanisterStatusArgs { canister_id: self_id }).await {
+    let current = match canister_status(&CanisterStatusArgs {
+        canister_id: self_id,
+    })
+    .await
+    {
         Ok(status) => status.settings.controllers,
         Err(e) => {
             mutate(model::abort_transfer);
             return Err(call_failed("canister_status", e));
         }
     };
-    let controllers = storage::with(|s| model::target_controllers(s.state(), &current, self_id, new_owner));
-    let settings = CanisterSettings { controllers: Some(controllers.clone()), ..Default::default() };
-    let update = UpdateSettingsArgs { canister_id: self_id, settings };
+    let controllers =
+        storage::with(|s| model::target_controllers(s.state(), &current, self_id, new_owner));
+    let settings = CanisterSettings {
+        controllers: Some(controllers.clone()),
+        ..Default::default()
+    };
+    let update = UpdateSettingsArgs {
+        canister_id: self_id,
+        settings,
+    };
     // Unbounded wait: the answer is always the real outcome, never "unknown".
     if let Err(e) = update_settings(&update).await {
         mutate(model::abort_transfer);
@@ -74,7 +110,11 @@ async fn change_owner(args: ChangeOwnerArgs) -> Result<ChangeOwnerResult> {
     }
     let transfer_seq = mutate(|st| model::commit_transfer(st, new_owner, time()));
     let index_notified = notify_index().await;
-    Ok(ChangeOwnerResult { transfer_seq, controllers, index_notified })
+    Ok(ChangeOwnerResult {
+        transfer_seq,
+        controllers,
+        index_notified,
+    })
 }
 
 /// Sends the outbox's notification to the index. True iff the index acknowledged it.
@@ -85,11 +125,19 @@ async fn notify_index() -> bool {
     }) else {
         return false;
     };
-    let change = OwnerChange { new_owner: pending.new_owner, transfer_seq: pending.transfer_seq };
-    let outcome = match Call::bounded_wait(index, "report_owner_change").with_arg(&change).await {
-        Ok(response) => match response.candid::<Result<()>>() {
+    let change = OwnerChange {
+        new_owner: pending.new_owner,
+        transfer_seq: pending.transfer_seq,
+    };
+    let outcome = match Call::bounded_wait(index, "report_owner_change")
+        .with_arg(&change)
+        .await
+    {
+        // The error's payload is skipped (`Reserved`): decoding the whole `Error` enum would
+        // link a sizeable decoder for a detail only shown in `canister_info`.
+        Ok(response) => match response.candid::<std::result::Result<(), Reserved>>() {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
+            Ok(Err(_)) => Err("the index refused the report (see its logs)".to_string()),
             Err(e) => Err(e.to_string()),
         },
         Err(e) => Err(e.to_string()),
@@ -117,10 +165,13 @@ fn arm_retry() {
         RETRY_ARMED.with(|a| a.set(false));
         return;
     };
-    ic_cdk_timers::set_timer(Duration::from_secs(model::retry_delay_secs(attempts)), async {
-        RETRY_ARMED.with(|a| a.set(false));
-        notify_index().await;
-    });
+    ic_cdk_timers::set_timer(
+        Duration::from_secs(model::retry_delay_secs(attempts)),
+        async {
+            RETRY_ARMED.with(|a| a.set(false));
+            notify_index().await;
+        },
+    );
 }
 
 /// After an upgrade: re-arm the notification retry, and settle a transfer whose callback the
@@ -143,7 +194,11 @@ async fn reconcile_transfer() {
     let Some(inflight) = storage::with(|s| s.state().transfer_in_flight.clone()) else {
         return;
     };
-    match canister_status(&CanisterStatusArgs { canister_id: self_id }).await {
+    match canister_status(&CanisterStatusArgs {
+        canister_id: self_id,
+    })
+    .await
+    {
         Ok(status) => {
             let controllers = status.settings.controllers;
             let old_owner = storage::with(|s| s.state().owner);

@@ -66,7 +66,7 @@ fn canister_info() -> CanisterInfo {
     storage::with(|s| {
         let st = s.state();
         CanisterInfo {
-            cycles: ic_cdk::api::canister_cycle_balance().into(),
+            cycles: ic_cdk::api::canister_cycle_balance(),
             stable_memory_bytes: ic_cdk::api::stable_size().saturating_mul(65_536),
             heap_bytes,
             chunk_bytes_stored: st.uploaded_bytes,

@@ -88,14 +88,16 @@ use std::cell::RefCell;
 
 use candid::{CandidType, Decode, Deserialize, Encode, Principal};
 use canvid_types::video::{
-    validate_text_fields, ChunkReceipt, MetadataPatch, MissingArgs, MissingChunks, PendingNotification,
-    UploadSpec, VideoInit, VideoMetadata, VideoStatus, MAX_CHUNK_COUNT, MAX_CHUNK_SIZE, MAX_MIME_TYPE_BYTES,
-    MAX_MISSING_PAGE, MAX_UPLOADERS, MAX_VIDEO_SIZE,
+    validate_text_fields, ChunkReceipt, MetadataPatch, MissingArgs, MissingChunks,
+    PendingNotification, UploadSpec, VideoInit, VideoMetadata, VideoStatus, MAX_CHUNK_COUNT,
+    MAX_CHUNK_SIZE, MAX_MIME_TYPE_BYTES, MAX_MISSING_PAGE, MAX_UPLOADERS, MAX_VIDEO_SIZE,
 };
 use canvid_types::{Error, Result};
 use ic_stable_structures::memory_manager::{MemoryId, MemoryManager, VirtualMemory};
 use ic_stable_structures::storable::Bound;
-use ic_stable_structures::{Cell as StableCell, DefaultMemoryImpl, Memory, StableBTreeMap, Storable};
+use ic_stable_structures::{
+    Cell as StableCell, DefaultMemoryImpl, Memory, StableBTreeMap, Storable,
+};
 use serde_bytes::ByteBuf;
 use sha2::{Digest, Sha256};
 
@@ -144,9 +146,15 @@ impl Storable for ChunkEntry {
         len.copy_from_slice(&bytes[0..4]);
         let mut sha256 = [0u8; 32];
         sha256.copy_from_slice(&bytes[4..36]);
-        ChunkEntry { len: u32::from_le_bytes(len), sha256 }
+        ChunkEntry {
+            len: u32::from_le_bytes(len),
+            sha256,
+        }
     }
-    const BOUND: Bound = Bound::Bounded { max_size: 36, is_fixed_size: true };
+    const BOUND: Bound = Bound::Bounded {
+        max_size: 36,
+        is_fixed_size: true,
+    };
 }
 
 /// The upload declared by `begin_upload` (the digests of the chunks are in memory 3).
@@ -241,7 +249,10 @@ fn ensure_size<M: Memory>(mem: &M, end: u64) -> Result<()> {
     }
     let pages = (end - have).div_ceil(WASM_PAGE);
     if mem.grow(pages) < 0 {
-        return Err(Error::TooLarge { size: end, limit: have });
+        return Err(Error::TooLarge {
+            size: end,
+            limit: have,
+        });
     }
     Ok(())
 }
@@ -252,7 +263,10 @@ fn sha256(data: &[u8]) -> Digest32 {
 
 fn digest32(blob: &[u8], what: &str) -> Result<Digest32> {
     blob.try_into().map_err(|_| Error::InvalidArgument {
-        reason: format!("{what} must be a 32-byte SHA-256 digest, got {} bytes", blob.len()),
+        reason: format!(
+            "{what} must be a 32-byte SHA-256 digest, got {} bytes",
+            blob.len()
+        ),
     })
 }
 
@@ -263,7 +277,9 @@ impl<M: Memory> Storage<M> {
         let mm = MemoryManager::init_with_bucket_size(memory, BUCKET_SIZE_PAGES);
         let header = mm.get(HEADER_MEM);
         if header.size() != 0 {
-            return Err(Error::Conflict { reason: "stable memory is not empty".into() });
+            return Err(Error::Conflict {
+                reason: "stable memory is not empty".into(),
+            });
         }
         ensure_size(&header, HEADER_LEN as u64)?;
         let mut bytes = [0u8; HEADER_LEN];
@@ -303,27 +319,37 @@ impl<M: Memory> Storage<M> {
     /// Re-opens the structures after an upgrade; checks the header first.
     pub fn load(memory: M) -> Result<Self> {
         if memory.size() == 0 {
-            return Err(Error::NotFound { what: "video canister stable memory (empty)".into() });
+            return Err(Error::NotFound {
+                what: "video canister stable memory (empty)".into(),
+            });
         }
         let mm = MemoryManager::init_with_bucket_size(memory, BUCKET_SIZE_PAGES);
         let header = mm.get(HEADER_MEM);
         if header.size() == 0 {
-            return Err(Error::NotFound { what: "canvid header (stable memory 0)".into() });
+            return Err(Error::NotFound {
+                what: "canvid header (stable memory 0)".into(),
+            });
         }
         let mut bytes = [0u8; HEADER_LEN];
         header.read(0, &mut bytes);
         if &bytes[0..4] != MAGIC {
-            return Err(Error::InvalidArgument { reason: "stable memory has no canvid header".into() });
+            return Err(Error::InvalidArgument {
+                reason: "stable memory has no canvid header".into(),
+            });
         }
         let version = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
         if version != LAYOUT_VERSION {
             return Err(Error::InvalidArgument {
-                reason: format!("stable layout version {version}, this build reads {LAYOUT_VERSION}"),
+                reason: format!(
+                    "stable layout version {version}, this build reads {LAYOUT_VERSION}"
+                ),
             });
         }
         let state_mem = mm.get(STATE_MEM);
         if state_mem.size() == 0 {
-            return Err(Error::NotFound { what: "video state (stable memory 1)".into() });
+            return Err(Error::NotFound {
+                what: "video state (stable memory 1)".into(),
+            });
         }
         // `Cell::init` keeps the stored value when the memory holds a cell; the placeholder is
         // never written because the memory is not empty and the magic is checked by the cell.
@@ -350,7 +376,9 @@ impl<M: Memory> Storage<M> {
         let mut magic = [0u8; 3];
         state_mem.read(0, &mut magic);
         if &magic != b"SCL" {
-            return Err(Error::InvalidArgument { reason: "state cell (stable memory 1) is corrupt".into() });
+            return Err(Error::InvalidArgument {
+                reason: "state cell (stable memory 1) is corrupt".into(),
+            });
         }
         Ok(Storage {
             header,
@@ -391,7 +419,13 @@ impl<M: Memory> Storage<M> {
     pub fn metadata(&self) -> VideoMetadata {
         let s = self.state();
         let (mime_type, size, duration_ms, chunk_size, chunk_count) = match &s.upload {
-            Some(u) => (u.mime_type.clone(), u.total_size, u.duration_ms, u.chunk_size, u.chunk_count),
+            Some(u) => (
+                u.mime_type.clone(),
+                u.total_size,
+                u.duration_ms,
+                u.chunk_size,
+                u.chunk_count,
+            ),
             None => (String::new(), 0, None, 0, 0),
         };
         VideoMetadata {
@@ -433,7 +467,9 @@ impl<M: Memory> Storage<M> {
                     for (i, d) in digests.iter().enumerate() {
                         if self.declared_digest(i as u32) != digest32(d, "chunk digest")? {
                             return Err(Error::Conflict {
-                                reason: format!("chunk digest {i} differs from the declared upload"),
+                                reason: format!(
+                                    "chunk digest {i} differs from the declared upload"
+                                ),
                             });
                         }
                     }
@@ -450,7 +486,8 @@ impl<M: Memory> Storage<M> {
         if let Some(digests) = &spec.chunk_digests {
             ensure_size(&self.declared, (digests.len() as u64) * 32)?;
             for (i, d) in digests.iter().enumerate() {
-                self.declared.write(i as u64 * 32, &digest32(d, "chunk digest")?);
+                self.declared
+                    .write(i as u64 * 32, &digest32(d, "chunk digest")?);
             }
         }
         self.update_state(|s| {
@@ -472,7 +509,9 @@ impl<M: Memory> Storage<M> {
         match (self.status(), &self.state().upload) {
             (VideoStatus::Ready, _) => Err(Error::AlreadyFinished),
             (_, Some(u)) => Ok(u.clone()),
-            (_, None) => Err(Error::NotReady { reason: "no upload declared: call begin_upload first".into() }),
+            (_, None) => Err(Error::NotReady {
+                reason: "no upload declared: call begin_upload first".into(),
+            }),
         }
     }
 
@@ -480,20 +519,34 @@ impl<M: Memory> Storage<M> {
     pub fn put_chunk(&mut self, index: u32, data: &[u8], now: u64) -> Result<ChunkReceipt> {
         let u = self.uploading()?;
         if index >= u.chunk_count {
-            return Err(Error::ChunkOutOfRange { index, chunk_count: u.chunk_count });
+            return Err(Error::ChunkOutOfRange {
+                index,
+                chunk_count: u.chunk_count,
+            });
         }
         let expected = chunk_len(u.total_size, u.chunk_size, index);
         if data.len() as u64 != expected {
-            return Err(Error::WrongChunkSize { index, expected, actual: data.len() as u64 });
+            return Err(Error::WrongChunkSize {
+                index,
+                expected,
+                actual: data.len() as u64,
+            });
         }
         let digest = sha256(data);
         if u.has_chunk_digests {
             let want = self.declared_digest(index);
             if want != digest {
-                return Err(Error::WrongDigest { index: Some(index), expected: want.to_vec(), actual: digest.to_vec() });
+                return Err(Error::WrongDigest {
+                    index: Some(index),
+                    expected: want.to_vec(),
+                    actual: digest.to_vec(),
+                });
             }
         }
-        let entry = ChunkEntry { len: expected as u32, sha256: digest };
+        let entry = ChunkEntry {
+            len: expected as u32,
+            sha256: digest,
+        };
         let previous = self.chunks.get(&index);
         if previous != Some(entry) {
             let offset = index as u64 * u.chunk_size as u64;
@@ -521,19 +574,36 @@ impl<M: Memory> Storage<M> {
     pub fn missing_chunks(&self, args: &MissingArgs) -> Result<MissingChunks> {
         let u = match (&self.state().upload, self.status()) {
             (Some(u), _) => u.clone(),
-            (None, _) => return Err(Error::NotReady { reason: "no upload declared".into() }),
+            (None, _) => {
+                return Err(Error::NotReady {
+                    reason: "no upload declared".into(),
+                })
+            }
         };
         let count = u.chunk_count;
         let start = args.start.unwrap_or(0);
-        let limit = args.limit.unwrap_or(MAX_MISSING_PAGE).clamp(1, MAX_MISSING_PAGE) as usize;
+        let limit = args
+            .limit
+            .unwrap_or(MAX_MISSING_PAGE)
+            .clamp(1, MAX_MISSING_PAGE) as usize;
         let missing_count = count - self.chunks_stored();
         let (missing, next) = self.scan_missing(start, count, limit, MISSING_SCAN_BUDGET);
-        Ok(MissingChunks { missing, missing_count, next })
+        Ok(MissingChunks {
+            missing,
+            missing_count,
+            next,
+        })
     }
 
     /// Missing indices in `[start, count)`: at most `limit`, walking at most `budget` present
     /// entries. Returns where to continue, if anywhere.
-    fn scan_missing(&self, start: u32, count: u32, limit: usize, budget: u32) -> (Vec<u32>, Option<u32>) {
+    fn scan_missing(
+        &self,
+        start: u32,
+        count: u32,
+        limit: usize,
+        budget: u32,
+    ) -> (Vec<u32>, Option<u32>) {
         let mut out = Vec::new();
         let mut cursor = start;
         let mut walked = 0u32;
@@ -569,8 +639,16 @@ impl<M: Memory> Storage<M> {
         let u = self.uploading()?;
         let stored = self.chunks_stored();
         if stored != u.chunk_count {
-            let (missing, _) = self.scan_missing(0, u.chunk_count, INCOMPLETE_LIST as usize, MISSING_SCAN_BUDGET);
-            return Err(Error::Incomplete { missing, missing_count: u.chunk_count - stored });
+            let (missing, _) = self.scan_missing(
+                0,
+                u.chunk_count,
+                INCOMPLETE_LIST as usize,
+                MISSING_SCAN_BUDGET,
+            );
+            return Err(Error::Incomplete {
+                missing,
+                missing_count: u.chunk_count - stored,
+            });
         }
         let mut hasher = Sha256::new();
         // Keys are exactly 0..chunk_count (all present, none out of range): in-order values.
@@ -580,7 +658,11 @@ impl<M: Memory> Storage<M> {
         let digest: Digest32 = hasher.finalize().into();
         if let Some(want) = &u.file_digest {
             if want.as_slice() != digest {
-                return Err(Error::WrongDigest { index: None, expected: want.to_vec(), actual: digest.to_vec() });
+                return Err(Error::WrongDigest {
+                    index: None,
+                    expected: want.to_vec(),
+                    actual: digest.to_vec(),
+                });
             }
         }
         self.update_state(|s| {
@@ -597,7 +679,11 @@ impl<M: Memory> Storage<M> {
     // -----------------------------------------------------------------------------------------
 
     pub fn update_metadata(&mut self, patch: &MetadataPatch, now: u64) -> Result<VideoMetadata> {
-        validate_text_fields(patch.title.as_deref(), patch.description.as_deref(), patch.tags.as_deref())?;
+        validate_text_fields(
+            patch.title.as_deref(),
+            patch.description.as_deref(),
+            patch.tags.as_deref(),
+        )?;
         self.update_state(|s| {
             if let Some(t) = &patch.title {
                 s.title = t.clone();
@@ -616,14 +702,18 @@ impl<M: Memory> Storage<M> {
 
     pub fn add_uploader(&mut self, p: Principal, now: u64) -> Result<()> {
         if p == Principal::anonymous() {
-            return Err(Error::InvalidArgument { reason: "the anonymous principal cannot upload".into() });
+            return Err(Error::InvalidArgument {
+                reason: "the anonymous principal cannot upload".into(),
+            });
         }
         self.update_state(|s| {
             if s.uploaders.contains(&p) || p == s.owner {
                 return Ok(());
             }
             if s.uploaders.len() >= MAX_UPLOADERS {
-                return Err(Error::InvalidArgument { reason: format!("at most {MAX_UPLOADERS} uploaders") });
+                return Err(Error::InvalidArgument {
+                    reason: format!("at most {MAX_UPLOADERS} uploaders"),
+                });
             }
             s.uploaders.push(p);
             s.updated_at = now;
@@ -641,7 +731,9 @@ impl<M: Memory> Storage<M> {
 
     pub fn approve(&mut self, operator: Option<Principal>, now: u64) -> Result<()> {
         if operator == Some(Principal::anonymous()) {
-            return Err(Error::InvalidArgument { reason: "the anonymous principal cannot be an operator".into() });
+            return Err(Error::InvalidArgument {
+                reason: "the anonymous principal cannot be an operator".into(),
+            });
         }
         self.update_state(|s| {
             s.operator = operator;
@@ -657,11 +749,17 @@ impl<M: Memory> Storage<M> {
     pub fn get_chunk(&self, index: u32) -> Result<Vec<u8>> {
         let u = self.declared_upload()?;
         if index >= u.chunk_count {
-            return Err(Error::ChunkOutOfRange { index, chunk_count: u.chunk_count });
+            return Err(Error::ChunkOutOfRange {
+                index,
+                chunk_count: u.chunk_count,
+            });
         }
-        let entry = self.chunks.get(&index).ok_or_else(|| Error::NotFound { what: format!("chunk {index}") })?;
+        let entry = self.chunks.get(&index).ok_or_else(|| Error::NotFound {
+            what: format!("chunk {index}"),
+        })?;
         let mut buf = vec![0u8; entry.len as usize];
-        self.arena.read(index as u64 * u.chunk_size as u64, &mut buf);
+        self.arena
+            .read(index as u64 * u.chunk_size as u64, &mut buf);
         Ok(buf)
     }
 
@@ -669,13 +767,20 @@ impl<M: Memory> Storage<M> {
     pub fn read_range(&self, offset: u64, length: u64) -> Result<Vec<u8>> {
         let u = self.declared_upload()?;
         if length > MAX_CHUNK_SIZE as u64 {
-            return Err(Error::TooLarge { size: length, limit: MAX_CHUNK_SIZE as u64 });
+            return Err(Error::TooLarge {
+                size: length,
+                limit: MAX_CHUNK_SIZE as u64,
+            });
         }
-        let end = offset.checked_add(length).filter(|end| *end <= u.total_size).ok_or_else(|| {
-            Error::InvalidArgument {
-                reason: format!("range {offset}+{length} is outside the file ({} bytes)", u.total_size),
-            }
-        })?;
+        let end = offset
+            .checked_add(length)
+            .filter(|end| *end <= u.total_size)
+            .ok_or_else(|| Error::InvalidArgument {
+                reason: format!(
+                    "range {offset}+{length} is outside the file ({} bytes)",
+                    u.total_size
+                ),
+            })?;
         if length == 0 {
             return Ok(Vec::new());
         }
@@ -685,7 +790,9 @@ impl<M: Memory> Storage<M> {
             let last = ((end - 1) / u.chunk_size as u64) as u32;
             for i in first..=last {
                 if !self.chunks.contains_key(&i) {
-                    return Err(Error::NotFound { what: format!("chunk {i}") });
+                    return Err(Error::NotFound {
+                        what: format!("chunk {i}"),
+                    });
                 }
             }
         }
@@ -695,7 +802,9 @@ impl<M: Memory> Storage<M> {
     }
 
     fn declared_upload(&self) -> Result<UploadDecl> {
-        self.state().upload.clone().ok_or_else(|| Error::NotReady { reason: "no upload declared".into() })
+        self.state().upload.clone().ok_or_else(|| Error::NotReady {
+            reason: "no upload declared".into(),
+        })
     }
 }
 
@@ -712,19 +821,29 @@ pub fn chunk_count(total_size: u64, chunk_size: u32) -> u64 {
 
 /// Checks an `UploadSpec` against the limits and turns it into the stored declaration.
 pub fn validate_spec(spec: &UploadSpec) -> Result<UploadDecl> {
-    if spec.mime_type.is_empty() || spec.mime_type.len() > MAX_MIME_TYPE_BYTES || !spec.mime_type.is_ascii() {
+    if spec.mime_type.is_empty()
+        || spec.mime_type.len() > MAX_MIME_TYPE_BYTES
+        || !spec.mime_type.is_ascii()
+    {
         return Err(Error::InvalidArgument {
             reason: format!("mime_type must be 1..={MAX_MIME_TYPE_BYTES} ASCII bytes"),
         });
     }
     if spec.total_size == 0 {
-        return Err(Error::InvalidArgument { reason: "total_size must be at least 1".into() });
+        return Err(Error::InvalidArgument {
+            reason: "total_size must be at least 1".into(),
+        });
     }
     if spec.total_size > MAX_VIDEO_SIZE {
-        return Err(Error::TooLarge { size: spec.total_size, limit: MAX_VIDEO_SIZE });
+        return Err(Error::TooLarge {
+            size: spec.total_size,
+            limit: MAX_VIDEO_SIZE,
+        });
     }
     if spec.chunk_size == 0 || spec.chunk_size > MAX_CHUNK_SIZE {
-        return Err(Error::InvalidArgument { reason: format!("chunk_size must be 1..={MAX_CHUNK_SIZE}") });
+        return Err(Error::InvalidArgument {
+            reason: format!("chunk_size must be 1..={MAX_CHUNK_SIZE}"),
+        });
     }
     let count = chunk_count(spec.total_size, spec.chunk_size);
     if count > MAX_CHUNK_COUNT as u64 {
@@ -790,7 +909,11 @@ pub fn with<T>(f: impl FnOnce(&Storage<DefaultMemoryImpl>) -> T) -> T {
 }
 
 pub fn with_mut<T>(f: impl FnOnce(&mut Storage<DefaultMemoryImpl>) -> T) -> T {
-    STORAGE.with(|s| f(s.borrow_mut().as_mut().expect("video storage not initialised")))
+    STORAGE.with(|s| {
+        f(s.borrow_mut()
+            .as_mut()
+            .expect("video storage not initialised"))
+    })
 }
 
 /// Public read API for `http_request` (and any other public reader): the video's metadata.
@@ -803,7 +926,9 @@ pub fn metadata() -> VideoMetadata {
 pub fn read_range(offset: u64, length: u64) -> Result<Vec<u8>> {
     with(|s| {
         if s.status() != VideoStatus::Ready {
-            return Err(Error::NotReady { reason: "the video is not published yet".into() });
+            return Err(Error::NotReady {
+                reason: "the video is not published yet".into(),
+            });
         }
         s.read_range(offset, length)
     })
@@ -868,7 +993,10 @@ mod tests {
         assert_eq!(s.metadata().uploaded_chunks, 3);
         assert_eq!(s.metadata().uploaded_bytes, 1000 + 3000 + 3000);
         match s.finish_upload(4) {
-            Err(Error::Incomplete { missing, missing_count }) => {
+            Err(Error::Incomplete {
+                missing,
+                missing_count,
+            }) => {
                 assert_eq!(missing, vec![2]);
                 assert_eq!(missing_count, 1);
             }
@@ -884,7 +1012,10 @@ mod tests {
         assert_eq!(s.get_chunk(3).unwrap(), parts[3]);
         // Immutable once Ready.
         assert_eq!(s.put_chunk(0, parts[0], 7), Err(Error::AlreadyFinished));
-        assert_eq!(s.begin_upload(&spec(10_000, 3000), 7), Err(Error::AlreadyFinished));
+        assert_eq!(
+            s.begin_upload(&spec(10_000, 3000), 7),
+            Err(Error::AlreadyFinished)
+        );
         assert_eq!(s.finish_upload(7), Err(Error::AlreadyFinished));
     }
 
@@ -915,9 +1046,16 @@ mod tests {
         s.put_chunk(0, b"ab", 1).unwrap();
         s.put_chunk(1, b"cd", 1).unwrap();
         match s.finish_upload(2) {
-            Err(Error::WrongDigest { index: None, expected, actual }) => {
+            Err(Error::WrongDigest {
+                index: None,
+                expected,
+                actual,
+            }) => {
                 assert_eq!(expected, vec![7u8; 32]);
-                assert_eq!(actual, file_digest(&[sha256(b"ab"), sha256(b"cd")]).to_vec());
+                assert_eq!(
+                    actual,
+                    file_digest(&[sha256(b"ab"), sha256(b"cd")]).to_vec()
+                );
             }
             other => panic!("expected WrongDigest, got {other:?}"),
         }
@@ -934,9 +1072,29 @@ mod tests {
             ByteBuf::from(sha256(b"e").to_vec()),
         ]);
         s.begin_upload(&sp, 1).unwrap();
-        assert_eq!(s.put_chunk(3, b"x", 1), Err(Error::ChunkOutOfRange { index: 3, chunk_count: 3 }));
-        assert_eq!(s.put_chunk(0, b"abc", 1), Err(Error::WrongChunkSize { index: 0, expected: 2, actual: 3 }));
-        assert_eq!(s.put_chunk(2, b"ef", 1), Err(Error::WrongChunkSize { index: 2, expected: 1, actual: 2 }));
+        assert_eq!(
+            s.put_chunk(3, b"x", 1),
+            Err(Error::ChunkOutOfRange {
+                index: 3,
+                chunk_count: 3
+            })
+        );
+        assert_eq!(
+            s.put_chunk(0, b"abc", 1),
+            Err(Error::WrongChunkSize {
+                index: 0,
+                expected: 2,
+                actual: 3
+            })
+        );
+        assert_eq!(
+            s.put_chunk(2, b"ef", 1),
+            Err(Error::WrongChunkSize {
+                index: 2,
+                expected: 1,
+                actual: 2
+            })
+        );
         match s.put_chunk(1, b"cx", 1) {
             Err(Error::WrongDigest { index: Some(1), .. }) => {}
             other => panic!("expected WrongDigest, got {other:?}"),
@@ -950,20 +1108,41 @@ mod tests {
     #[test]
     fn spec_validation() {
         let mut s = fresh();
-        assert!(matches!(s.begin_upload(&spec(0, 1), 1), Err(Error::InvalidArgument { .. })));
-        assert!(matches!(s.begin_upload(&spec(10, 0), 1), Err(Error::InvalidArgument { .. })));
-        assert!(matches!(s.begin_upload(&spec(10, MAX_CHUNK_SIZE + 1), 1), Err(Error::InvalidArgument { .. })));
+        assert!(matches!(
+            s.begin_upload(&spec(0, 1), 1),
+            Err(Error::InvalidArgument { .. })
+        ));
+        assert!(matches!(
+            s.begin_upload(&spec(10, 0), 1),
+            Err(Error::InvalidArgument { .. })
+        ));
+        assert!(matches!(
+            s.begin_upload(&spec(10, MAX_CHUNK_SIZE + 1), 1),
+            Err(Error::InvalidArgument { .. })
+        ));
         assert_eq!(
             s.begin_upload(&spec(MAX_VIDEO_SIZE + 1, MAX_CHUNK_SIZE), 1),
-            Err(Error::TooLarge { size: MAX_VIDEO_SIZE + 1, limit: MAX_VIDEO_SIZE })
+            Err(Error::TooLarge {
+                size: MAX_VIDEO_SIZE + 1,
+                limit: MAX_VIDEO_SIZE
+            })
         );
         // 400 GiB in 1-byte chunks: too many chunks.
-        assert!(matches!(s.begin_upload(&spec(MAX_VIDEO_SIZE, 1), 1), Err(Error::InvalidArgument { .. })));
+        assert!(matches!(
+            s.begin_upload(&spec(MAX_VIDEO_SIZE, 1), 1),
+            Err(Error::InvalidArgument { .. })
+        ));
         let mut bad = spec(10, 5);
         bad.chunk_digests = Some(vec![ByteBuf::from(vec![0; 32])]);
-        assert!(matches!(s.begin_upload(&bad, 1), Err(Error::InvalidArgument { .. })));
+        assert!(matches!(
+            s.begin_upload(&bad, 1),
+            Err(Error::InvalidArgument { .. })
+        ));
         bad.chunk_digests = Some(vec![ByteBuf::from(vec![0; 32]), ByteBuf::from(vec![0; 31])]);
-        assert!(matches!(s.begin_upload(&bad, 1), Err(Error::InvalidArgument { .. })));
+        assert!(matches!(
+            s.begin_upload(&bad, 1),
+            Err(Error::InvalidArgument { .. })
+        ));
         assert_eq!(s.status(), VideoStatus::Empty);
     }
 
@@ -978,7 +1157,10 @@ mod tests {
         // Identical: resume, chunk kept.
         s.begin_upload(&spec(12, 5), 2).unwrap();
         assert_eq!(s.chunks_stored(), 1);
-        assert!(matches!(s.begin_upload(&spec(12, 4), 2), Err(Error::Conflict { .. })));
+        assert!(matches!(
+            s.begin_upload(&spec(12, 4), 2),
+            Err(Error::Conflict { .. })
+        ));
         assert_eq!(s.metadata().chunk_size, 5);
     }
 
@@ -989,18 +1171,33 @@ mod tests {
         for i in [0u32, 2, 3, 50, 99] {
             s.put_chunk(i, &[i as u8], 1).unwrap();
         }
-        let page = s.missing_chunks(&MissingArgs { start: None, limit: Some(3) }).unwrap();
+        let page = s
+            .missing_chunks(&MissingArgs {
+                start: None,
+                limit: Some(3),
+            })
+            .unwrap();
         assert_eq!(page.missing, vec![1, 4, 5]);
         assert_eq!(page.missing_count, 95);
         assert_eq!(page.next, Some(6));
-        let page = s.missing_chunks(&MissingArgs { start: Some(48), limit: Some(100) }).unwrap();
+        let page = s
+            .missing_chunks(&MissingArgs {
+                start: Some(48),
+                limit: Some(100),
+            })
+            .unwrap();
         let want: Vec<u32> = (48..99).filter(|i| *i != 50).collect();
         assert_eq!(page.missing, want);
         assert_eq!(page.next, None);
         // Walking budget: stops early with a resumable cursor.
         let (m, next) = s.scan_missing(0, 100, 1000, 2);
         assert_eq!((m, next), (vec![1], Some(3)));
-        let all = s.missing_chunks(&MissingArgs { start: Some(100), limit: None }).unwrap();
+        let all = s
+            .missing_chunks(&MissingArgs {
+                start: Some(100),
+                limit: None,
+            })
+            .unwrap();
         assert!(all.missing.is_empty() && all.next.is_none());
     }
 
@@ -1014,17 +1211,32 @@ mod tests {
         assert_eq!(s.read_range(1, 3).unwrap(), b"123");
         assert!(matches!(s.read_range(2, 4), Err(Error::NotFound { .. })));
         assert!(matches!(s.get_chunk(1), Err(Error::NotFound { .. })));
-        assert_eq!(s.get_chunk(3), Err(Error::ChunkOutOfRange { index: 3, chunk_count: 3 }));
+        assert_eq!(
+            s.get_chunk(3),
+            Err(Error::ChunkOutOfRange {
+                index: 3,
+                chunk_count: 3
+            })
+        );
         s.put_chunk(1, b"4567", 1).unwrap();
         s.put_chunk(2, b"89", 1).unwrap();
         s.finish_upload(2).unwrap();
         assert_eq!(s.read_range(6, 4).unwrap(), b"6789"); // ends exactly at the end
         assert_eq!(s.read_range(10, 0).unwrap(), b"");
-        assert!(matches!(s.read_range(7, 4), Err(Error::InvalidArgument { .. })));
-        assert!(matches!(s.read_range(u64::MAX, 2), Err(Error::InvalidArgument { .. })));
+        assert!(matches!(
+            s.read_range(7, 4),
+            Err(Error::InvalidArgument { .. })
+        ));
+        assert!(matches!(
+            s.read_range(u64::MAX, 2),
+            Err(Error::InvalidArgument { .. })
+        ));
         assert_eq!(
             s.read_range(0, MAX_CHUNK_SIZE as u64 + 1),
-            Err(Error::TooLarge { size: MAX_CHUNK_SIZE as u64 + 1, limit: MAX_CHUNK_SIZE as u64 })
+            Err(Error::TooLarge {
+                size: MAX_CHUNK_SIZE as u64 + 1,
+                limit: MAX_CHUNK_SIZE as u64
+            })
         );
     }
 
@@ -1032,17 +1244,39 @@ mod tests {
     fn metadata_edits_and_limits() {
         let mut s = fresh();
         let m = s
-            .update_metadata(&MetadataPatch { title: Some("new".into()), description: None, tags: None }, 5)
+            .update_metadata(
+                &MetadataPatch {
+                    title: Some("new".into()),
+                    description: None,
+                    tags: None,
+                },
+                5,
+            )
             .unwrap();
-        assert_eq!((m.title.as_str(), m.description.as_str(), m.updated_at), ("new", "d", 5));
+        assert_eq!(
+            (m.title.as_str(), m.description.as_str(), m.updated_at),
+            ("new", "d", 5)
+        );
         let long = "x".repeat(canvid_types::video::MAX_TITLE_BYTES + 1);
         assert!(matches!(
-            s.update_metadata(&MetadataPatch { title: Some(long), ..Default::default() }, 6),
+            s.update_metadata(
+                &MetadataPatch {
+                    title: Some(long),
+                    ..Default::default()
+                },
+                6
+            ),
             Err(Error::TooLarge { .. })
         ));
         let many = vec!["t".to_string(); canvid_types::video::MAX_TAGS + 1];
         assert!(matches!(
-            s.update_metadata(&MetadataPatch { tags: Some(many), ..Default::default() }, 6),
+            s.update_metadata(
+                &MetadataPatch {
+                    tags: Some(many),
+                    ..Default::default()
+                },
+                6
+            ),
             Err(Error::InvalidArgument { .. })
         ));
         assert_eq!(s.metadata().title, "new");
@@ -1086,19 +1320,30 @@ mod tests {
         }
         fn read(&self, offset: u64, dst: &mut [u8]) {
             let inner = self.0.borrow();
-            assert!(offset + dst.len() as u64 <= inner.0 * WASM_PAGE, "read out of bounds");
+            assert!(
+                offset + dst.len() as u64 <= inner.0 * WASM_PAGE,
+                "read out of bounds"
+            );
             for (i, b) in dst.iter_mut().enumerate() {
                 let a = offset + i as u64;
-                *b = inner.1.get(&(a / WASM_PAGE)).map_or(0, |p| p[(a % WASM_PAGE) as usize]);
+                *b = inner
+                    .1
+                    .get(&(a / WASM_PAGE))
+                    .map_or(0, |p| p[(a % WASM_PAGE) as usize]);
             }
         }
         fn write(&self, offset: u64, src: &[u8]) {
             let mut inner = self.0.borrow_mut();
-            assert!(offset + src.len() as u64 <= inner.0 * WASM_PAGE, "write out of bounds");
+            assert!(
+                offset + src.len() as u64 <= inner.0 * WASM_PAGE,
+                "write out of bounds"
+            );
             for (i, b) in src.iter().enumerate() {
                 let a = offset + i as u64;
-                inner.1.entry(a / WASM_PAGE).or_insert_with(|| vec![0; WASM_PAGE as usize])[(a % WASM_PAGE) as usize] =
-                    *b;
+                inner
+                    .1
+                    .entry(a / WASM_PAGE)
+                    .or_insert_with(|| vec![0; WASM_PAGE as usize])[(a % WASM_PAGE) as usize] = *b;
             }
         }
     }
@@ -1119,9 +1364,17 @@ mod tests {
         let mid = 3000u32; // offset 6 GB
         s.put_chunk(mid, &vec![9u8; chunk as usize], 1).unwrap();
         assert_eq!(s.read_range(total - 3, 3).unwrap(), tail[tail.len() - 3..]);
-        assert_eq!(s.read_range(mid as u64 * chunk as u64 + 5, 2).unwrap(), vec![9, 9]);
+        assert_eq!(
+            s.read_range(mid as u64 * chunk as u64 + 5, 2).unwrap(),
+            vec![9, 9]
+        );
         assert_eq!(s.get_chunk(last).unwrap(), tail);
-        let page = s.missing_chunks(&MissingArgs { start: Some(last - 2), limit: None }).unwrap();
+        let page = s
+            .missing_chunks(&MissingArgs {
+                start: Some(last - 2),
+                limit: None,
+            })
+            .unwrap();
         assert_eq!(page.missing, vec![last - 2, last - 1]);
         assert_eq!(page.missing_count, count - 2);
     }

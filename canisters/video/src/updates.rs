@@ -8,7 +8,10 @@ use ic_cdk::api::{msg_caller, time};
 use crate::model::{authorize, Action};
 use crate::storage;
 
-fn authorized<T>(action: Action, f: impl FnOnce(&mut storage::Storage<ic_stable_structures::DefaultMemoryImpl>) -> Result<T>) -> Result<T> {
+fn authorized<T>(
+    action: Action,
+    f: impl FnOnce(&mut storage::Storage<ic_stable_structures::DefaultMemoryImpl>) -> Result<T>,
+) -> Result<T> {
     let caller = msg_caller();
     storage::with_mut(|s| {
         authorize(s.state(), &caller, action)?;
@@ -23,7 +26,9 @@ fn begin_upload(spec: UploadSpec) -> Result<VideoMetadata> {
 
 #[ic_cdk::update]
 fn put_chunk(chunk: ChunkUpload) -> Result<ChunkReceipt> {
-    authorized(Action::Upload, |s| s.put_chunk(chunk.index, &chunk.data, time()))
+    authorized(Action::Upload, |s| {
+        s.put_chunk(chunk.index, &chunk.data, time())
+    })
 }
 
 #[ic_cdk::update]
