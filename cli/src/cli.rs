@@ -150,20 +150,44 @@ pub fn parse_network(s: &str) -> std::result::Result<Network, String> {
         "embedded" => Ok(Network::Embedded),
         "local" => Ok(Network::Local),
         "ic" => Ok(Network::Ic),
-        u if (u.starts_with("http://") || u.starts_with("https://")) && u.len() > "https://".len() => {
+        u if (u.starts_with("http://") || u.starts_with("https://"))
+            && u.len() > "https://".len() =>
+        {
             Ok(Network::Url(u.to_string()))
         }
-        other => Err(format!("'{other}' is not embedded, local, ic or an http(s):// URL")),
+        other => Err(format!(
+            "'{other}' is not embedded, local, ic or an http(s):// URL"
+        )),
     }
 }
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Demo { file, no_serve, port, seconds } => {
-            crate::demo::run(crate::demo::DemoOptions { file, serve: !no_serve, port, seconds })
-        }
-        Command::Serve { port, state, upload } => crate::serve::run(crate::serve::ServeOptions { port, state, upload }),
-        Command::Upload { file, title: _, net } => {
+        Command::Demo {
+            file,
+            no_serve,
+            port,
+            seconds,
+        } => crate::demo::run(crate::demo::DemoOptions {
+            file,
+            serve: !no_serve,
+            port,
+            seconds,
+        }),
+        Command::Serve {
+            port,
+            state,
+            upload,
+        } => crate::serve::run(crate::serve::ServeOptions {
+            port,
+            state,
+            upload,
+        }),
+        Command::Upload {
+            file,
+            title: _,
+            net,
+        } => {
             check_readable_file(&file)?;
             check_identity(&net)?;
             not_yet("upload", &net.network)
@@ -176,7 +200,11 @@ pub fn run(cli: Cli) -> Result<()> {
             check_identity(&net)?;
             not_yet("get", &net.network)
         }
-        Command::Ls { creator, owner, net } => {
+        Command::Ls {
+            creator,
+            owner,
+            net,
+        } => {
             if let Some(c) = &creator {
                 principal("creator", c)?;
             }
@@ -214,14 +242,21 @@ fn not_yet(command: &str, network: &Network) -> Result<()> {
 }
 
 pub fn principal(what: &'static str, text: &str) -> Result<Principal> {
-    Principal::from_text(text).map_err(|e| Error::InvalidPrincipal { what, text: text.into(), reason: e.to_string() })
+    Principal::from_text(text).map_err(|e| Error::InvalidPrincipal {
+        what,
+        text: text.into(),
+        reason: e.to_string(),
+    })
 }
 
 fn check_readable_file(path: &Path) -> Result<()> {
     let f = std::fs::File::open(path).map_err(|e| Error::from_open(path, e))?;
     let meta = f.metadata().map_err(|e| Error::from_open(path, e))?;
     if meta.is_dir() {
-        return Err(Error::FileUnreadable { path: path.into(), reason: "it is a directory".into() });
+        return Err(Error::FileUnreadable {
+            path: path.into(),
+            reason: "it is a directory".into(),
+        });
     }
     if meta.len() == 0 {
         return Err(Error::EmptyFile(path.into()));
@@ -230,7 +265,10 @@ fn check_readable_file(path: &Path) -> Result<()> {
 }
 
 fn check_output(path: &Path) -> Result<()> {
-    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     if !parent.is_dir() {
         return Err(Error::Io {
             what: format!("cannot write {}", path.display()),
@@ -243,11 +281,20 @@ fn check_output(path: &Path) -> Result<()> {
 /// Checks that `--identity` names a readable PEM private key. (Signing with it needs the agent;
 /// checking it now gives the user the right error first.)
 fn check_identity(net: &NetArgs) -> Result<()> {
-    let Some(path) = &net.identity else { return Ok(()) };
-    let bad = |reason: String| Error::Identity { path: path.clone(), reason };
+    let Some(path) = &net.identity else {
+        return Ok(());
+    };
+    let bad = |reason: String| Error::Identity {
+        path: path.clone(),
+        reason,
+    };
     let text = match std::fs::read(path) {
-        Ok(bytes) => String::from_utf8(bytes).map_err(|_| bad("it is not a text (PEM) file".into()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(bad("file not found".into())),
+        Ok(bytes) => {
+            String::from_utf8(bytes).map_err(|_| bad("it is not a text (PEM) file".into()))?
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(bad("file not found".into()))
+        }
         Err(e) => return Err(bad(e.to_string())),
     };
     crate::identity::check_pem(&text).map_err(bad)

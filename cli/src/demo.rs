@@ -9,10 +9,14 @@ use candid::Principal;
 use canvid_replica::Replica;
 use canvid_types::index::{ListArgs, Page};
 use canvid_types::spawn::{CreateVideoArgs, CreatedVideo};
-use canvid_types::video::{ChangeOwnerArgs, ChangeOwnerResult, RangeArgs, VideoMetadata, VideoStatus};
+use canvid_types::video::{
+    ChangeOwnerArgs, ChangeOwnerResult, RangeArgs, VideoMetadata, VideoStatus,
+};
 use serde_bytes::ByteBuf;
 
-use crate::embedded::{self, demo_identity, query, query_ok, update_ok, Cost, EmbeddedVideo, Wasms};
+use crate::embedded::{
+    self, demo_identity, query, query_ok, update_ok, Cost, EmbeddedVideo, Wasms,
+};
 use crate::error::{Error, Result};
 use crate::fmt;
 use crate::upload::{self, ChunkSource, FileSource, UploadOptions, CHUNK_SIZE};
@@ -60,7 +64,8 @@ pub fn run(opts: DemoOptions) -> Result<()> {
             if !crate::video_gen::ffmpeg_available() {
                 return Err(Error::FfmpegMissing);
             }
-            tmp = tempfile::tempdir().map_err(|e| Error::io("creating a temporary directory", e))?;
+            tmp =
+                tempfile::tempdir().map_err(|e| Error::io("creating a temporary directory", e))?;
             (tmp.path().join("canvid-demo.mp4"), true)
         }
     };
@@ -119,7 +124,10 @@ pub fn run(opts: DemoOptions) -> Result<()> {
     println!("      second identity  bob   = {bob}");
 
     steps.next("create_video (spawn canister creates and installs a video canister)");
-    let title = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "video".into());
+    let title = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "video".into());
     let pool_before = replica.cycle_balance(d.spawn);
     let args = CreateVideoArgs {
         title: title.clone(),
@@ -128,15 +136,22 @@ pub fn run(opts: DemoOptions) -> Result<()> {
         declared_size: source.size(),
         owner: None,
     };
-    let (created, stats): (CreatedVideo, _) = update_ok(&replica, d.spawn, alice, "create_video", (args,))?;
+    let (created, stats): (CreatedVideo, _) =
+        update_ok(&replica, d.spawn, alice, "create_video", (args,))?;
     let video = created.canister_id;
-    println!("      video canister {video} (indexed: {})", created.indexed);
+    println!(
+        "      video canister {video} (indexed: {})",
+        created.indexed
+    );
     println!(
         "      cycles given to it: {}; spawn pool paid {}",
         fmt::cycles(created.cycles_given),
         fmt::cycles(pool_before.saturating_sub(replica.cycle_balance(d.spawn)))
     );
-    println!("      controllers: {}", join(&replica.get_controllers(video)));
+    println!(
+        "      controllers: {}",
+        join(&replica.get_controllers(video))
+    );
     cost_line(Cost::of(stats));
 
     steps.next("Upload (begin_upload, put_chunk ..., finish_upload)");
@@ -144,7 +159,8 @@ pub fn run(opts: DemoOptions) -> Result<()> {
     let video_cycles_before = replica.cycle_balance(video);
     let bar = crate::progress::BarProgress::new(source.size());
     let t = Instant::now();
-    let plan = upload::plan(&source, CHUNK_SIZE, &bar).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    let plan = upload::plan(&source, CHUNK_SIZE, &bar)
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
     let hash_secs = t.elapsed().as_secs_f64();
     println!(
         "      SHA-256 of {} chunk(s) in {:.2} s ({})",
@@ -153,10 +169,15 @@ pub fn run(opts: DemoOptions) -> Result<()> {
         fmt::rate(plan.size, hash_secs)
     );
     // The embedded replica runs one message at a time: more puts in flight would not overlap.
-    let options = UploadOptions { concurrency: 1, ..UploadOptions::default() };
+    let options = UploadOptions {
+        concurrency: 1,
+        ..UploadOptions::default()
+    };
     let t = Instant::now();
-    let report = futures::executor::block_on(upload::upload_planned(&client, &source, plan, &options, &bar))
-        .map_err(|e| Error::Upload(e.to_string()))?;
+    let report = futures::executor::block_on(upload::upload_planned(
+        &client, &source, plan, &options, &bar,
+    ))
+    .map_err(|e| Error::Upload(e.to_string()))?;
     drop(bar);
     let secs = t.elapsed().as_secs_f64();
     println!(
@@ -176,7 +197,8 @@ pub fn run(opts: DemoOptions) -> Result<()> {
     );
 
     steps.next("Verify the digest");
-    let (meta, stats): (VideoMetadata, _) = query(&replica, video, Principal::anonymous(), "metadata", ())?;
+    let (meta, stats): (VideoMetadata, _) =
+        query(&replica, video, Principal::anonymous(), "metadata", ())?;
     let expected = report.plan.file_digest;
     let actual = meta.digest.as_ref().map(|d| d.to_vec()).unwrap_or_default();
     println!("      definition: SHA-256 over the concatenated SHA-256 digests of the chunks");
@@ -190,8 +212,14 @@ pub fn run(opts: DemoOptions) -> Result<()> {
             hex::encode(expected)
         )));
     }
-    println!("      status Ready, {} bytes, {}", meta.size, meta.mime_type);
-    println!("      cost: {} instructions (embedded), query: free", fmt::count(stats.instructions as u128));
+    println!(
+        "      status Ready, {} bytes, {}",
+        meta.size, meta.mime_type
+    );
+    println!(
+        "      cost: {} instructions (embedded), query: free",
+        fmt::count(stats.instructions as u128)
+    );
 
     steps.next("Read it back (read_range queries, anonymous caller)");
     let t = Instant::now();
@@ -203,18 +231,29 @@ pub fn run(opts: DemoOptions) -> Result<()> {
         secs,
         fmt::rate(source.size(), secs)
     );
-    println!("      cost: {} queries, {} instructions (embedded), free", read_cost.calls, fmt::count(read_cost.instructions as u128));
+    println!(
+        "      cost: {} queries, {} instructions (embedded), free",
+        read_cost.calls,
+        fmt::count(read_cost.instructions as u128)
+    );
 
     steps.next("List the creator's videos from the index");
     let by_creator = list(&replica, d.index, "videos_by_creator", alice)?;
     print_entries(&by_creator);
     if !by_creator.videos.iter().any(|e| e.video == video) {
-        return Err(Error::Verify(format!("the index does not list {video} for its creator {alice}")));
+        return Err(Error::Verify(format!(
+            "the index does not list {video} for its creator {alice}"
+        )));
     }
 
     steps.next("Transfer ownership to bob (change_owner)");
-    let (moved, stats): (ChangeOwnerResult, _) =
-        update_ok(&replica, video, alice, "change_owner", (ChangeOwnerArgs { new_owner: bob },))?;
+    let (moved, stats): (ChangeOwnerResult, _) = update_ok(
+        &replica,
+        video,
+        alice,
+        "change_owner",
+        (ChangeOwnerArgs { new_owner: bob },),
+    )?;
     if !moved.index_notified {
         // The notification waits in the video's outbox for its retry timer: let time pass and
         // the replica run the timer, as it would on the IC.
@@ -229,14 +268,19 @@ pub fn run(opts: DemoOptions) -> Result<()> {
         moved.index_notified
     );
     cost_line(Cost::of(stats));
-    let (meta, _): (VideoMetadata, _) = query(&replica, video, Principal::anonymous(), "metadata", ())?;
+    let (meta, _): (VideoMetadata, _) =
+        query(&replica, video, Principal::anonymous(), "metadata", ())?;
     if meta.owner != bob || meta.creator != alice {
         return Err(Error::Verify(format!(
             "after the transfer the video reports owner {} and creator {}",
             meta.owner, meta.creator
         )));
     }
-    println!("      video metadata: owner {}, creator {} (unchanged)", short(bob), short(alice));
+    println!(
+        "      video metadata: owner {}, creator {} (unchanged)",
+        short(bob),
+        short(alice)
+    );
 
     steps.next("The index follows the new owner");
     let bob_owns = list(&replica, d.index, "videos_by_owner", bob)?;
@@ -244,16 +288,30 @@ pub fn run(opts: DemoOptions) -> Result<()> {
     let alice_created = list(&replica, d.index, "videos_by_creator", alice)?;
     println!("      videos_by_owner(bob):     {}", bob_owns.videos.len());
     print_entries(&bob_owns);
-    println!("      videos_by_owner(alice):   {}", alice_owns.videos.len());
-    println!("      videos_by_creator(alice): {}", alice_created.videos.len());
-    let follows = bob_owns.videos.iter().any(|e| e.video == video && e.owner == bob)
+    println!(
+        "      videos_by_owner(alice):   {}",
+        alice_owns.videos.len()
+    );
+    println!(
+        "      videos_by_creator(alice): {}",
+        alice_created.videos.len()
+    );
+    let follows = bob_owns
+        .videos
+        .iter()
+        .any(|e| e.video == video && e.owner == bob)
         && !alice_owns.videos.iter().any(|e| e.video == video)
         && alice_created.videos.iter().any(|e| e.video == video);
     if !follows {
-        return Err(Error::Verify("the index did not follow the ownership transfer".into()));
+        return Err(Error::Verify(
+            "the index did not follow the ownership transfer".into(),
+        ));
     }
 
-    println!("\nDone: {} uploaded, verified, read back and transferred.", fmt::bytes(source.size()));
+    println!(
+        "\nDone: {} uploaded, verified, read back and transferred.",
+        fmt::bytes(source.size())
+    );
     println!("  upload cost: {}", upload_cost);
     println!(
         "  spawn pool: {} left; video canister: {}",
@@ -274,14 +332,23 @@ pub fn read_back(replica: &Replica, video: Principal, source: &impl ChunkSource)
     let mut offset = 0u64;
     while offset < size {
         let length = CHUNK_SIZE.min(size - offset);
-        let (bytes, stats): (ByteBuf, _) =
-            query_ok(replica, video, Principal::anonymous(), "read_range", (RangeArgs { offset, length },))?;
+        let (bytes, stats): (ByteBuf, _) = query_ok(
+            replica,
+            video,
+            Principal::anonymous(),
+            "read_range",
+            (RangeArgs { offset, length },),
+        )?;
         cost.add(stats);
         let want = source
             .read(offset..offset + length)
             .map_err(|e| Error::io("reading the file again", e))?;
         if bytes.as_slice() != want.as_slice() {
-            let at = bytes.iter().zip(&want).position(|(a, b)| a != b).unwrap_or(bytes.len().min(want.len()));
+            let at = bytes
+                .iter()
+                .zip(&want)
+                .position(|(a, b)| a != b)
+                .unwrap_or(bytes.len().min(want.len()));
             return Err(Error::Verify(format!(
                 "bytes read back differ from the file at offset {} ({} bytes asked, {} returned)",
                 offset + at as u64,
@@ -295,8 +362,17 @@ pub fn read_back(replica: &Replica, video: Principal, source: &impl ChunkSource)
 }
 
 fn list(replica: &Replica, index: Principal, method: &str, who: Principal) -> Result<Page> {
-    let (page, _): (Page, _) =
-        query(replica, index, Principal::anonymous(), method, (ListArgs { principal: who, cursor: None, limit: None },))?;
+    let (page, _): (Page, _) = query(
+        replica,
+        index,
+        Principal::anonymous(),
+        method,
+        (ListArgs {
+            principal: who,
+            cursor: None,
+            limit: None,
+        },),
+    )?;
     Ok(page)
 }
 

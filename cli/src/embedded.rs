@@ -60,11 +60,18 @@ impl Wasms {
             let path = dir.join(format!("{name}.wasm"));
             match std::fs::read(&path) {
                 Ok(bytes) => Ok(bytes),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::WasmMissing { path }),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    Err(Error::WasmMissing { path })
+                }
                 Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
             }
         };
-        Ok(Self { dir: dir.to_path_buf(), video: read("video")?, spawn: read("spawn")?, index: read("index")? })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            video: read("video")?,
+            spawn: read("spawn")?,
+            index: read("index")?,
+        })
     }
 }
 
@@ -96,7 +103,11 @@ impl Cost {
 
 impl std::fmt::Display for Cost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let calls = if self.calls == 1 { String::new() } else { format!("{} calls, ", self.calls) };
+        let calls = if self.calls == 1 {
+            String::new()
+        } else {
+            format!("{} calls, ", self.calls)
+        };
         write!(
             f,
             "{calls}{} instructions (embedded), {} cycles",
@@ -115,8 +126,16 @@ fn encode(args: impl ArgumentEncoder, canister: Principal, method: &str) -> Resu
     })
 }
 
-fn decode<R: for<'a> ArgumentDecoder<'a>>(bytes: &[u8], canister: Principal, method: &str) -> Result<R> {
-    candid::decode_args(bytes).map_err(|e| Error::BadReply { canister, method: method.into(), reason: e.to_string() })
+fn decode<R: for<'a> ArgumentDecoder<'a>>(
+    bytes: &[u8],
+    canister: Principal,
+    method: &str,
+) -> Result<R> {
+    candid::decode_args(bytes).map_err(|e| Error::BadReply {
+        canister,
+        method: method.into(),
+        reason: e.to_string(),
+    })
 }
 
 /// An ingress update call; returns the decoded single reply and its cost.
@@ -132,7 +151,11 @@ where
 {
     let arg = encode(args, canister, method)?;
     let (res, stats) = replica.update_call_with_stats(canister, sender, method, arg);
-    let bytes = res.map_err(|reject| Error::Rejected { canister, method: method.into(), reject })?;
+    let bytes = res.map_err(|reject| Error::Rejected {
+        canister,
+        method: method.into(),
+        reject: Box::new(reject),
+    })?;
     let (r,): (R,) = decode(&bytes, canister, method)?;
     Ok((r, stats))
 }
@@ -149,8 +172,13 @@ pub fn update_ok<T>(
 where
     T: CandidType + DeserializeOwned,
 {
-    let (r, stats): (std::result::Result<T, canvid_types::Error>, _) = update(replica, canister, sender, method, args)?;
-    r.map(|v| (v, stats)).map_err(|error| Error::Refused { canister, method: method.into(), error })
+    let (r, stats): (std::result::Result<T, canvid_types::Error>, _) =
+        update(replica, canister, sender, method, args)?;
+    r.map(|v| (v, stats)).map_err(|error| Error::Refused {
+        canister,
+        method: method.into(),
+        error: Box::new(error),
+    })
 }
 
 /// A query call (free on the IC); returns the decoded reply and the instructions it took.
@@ -166,7 +194,11 @@ where
 {
     let arg = encode(args, canister, method)?;
     let (res, stats) = replica.query_call_with_stats(canister, sender, method, arg);
-    let bytes = res.map_err(|reject| Error::Rejected { canister, method: method.into(), reject })?;
+    let bytes = res.map_err(|reject| Error::Rejected {
+        canister,
+        method: method.into(),
+        reject: Box::new(reject),
+    })?;
     let (r,): (R,) = decode(&bytes, canister, method)?;
     Ok((r, stats))
 }
@@ -182,8 +214,13 @@ pub fn query_ok<T>(
 where
     T: CandidType + DeserializeOwned,
 {
-    let (r, stats): (std::result::Result<T, canvid_types::Error>, _) = query(replica, canister, sender, method, args)?;
-    r.map(|v| (v, stats)).map_err(|error| Error::Refused { canister, method: method.into(), error })
+    let (r, stats): (std::result::Result<T, canvid_types::Error>, _) =
+        query(replica, canister, sender, method, args)?;
+    r.map(|v| (v, stats)).map_err(|error| Error::Refused {
+        canister,
+        method: method.into(),
+        error: Box::new(error),
+    })
 }
 
 /// The index and spawn canisters deployed on an embedded replica.
@@ -204,18 +241,37 @@ pub struct Deployment {
 /// the (gzipped) video wasm, registers videos with the index, and funds creations from its pool
 /// with a default quota so any caller can create videos.
 pub fn deploy(replica: Arc<Replica>, wasms: &Wasms, admin: Principal) -> Result<Deployment> {
-    let settings = || Some(CanisterSettings { controllers: Some(vec![admin]), ..CanisterSettings::default() });
+    let settings = || {
+        Some(CanisterSettings {
+            controllers: Some(vec![admin]),
+            ..CanisterSettings::default()
+        })
+    };
     // Both ids first: each canister's init argument names the other.
     let index = replica.create_canister_with_settings(Some(admin), settings());
     let spawn = replica.create_canister_with_settings(Some(admin), settings());
     replica.add_cycles(index, INDEX_CYCLES);
     replica.add_cycles(spawn, SPAWN_CYCLES);
 
-    let index_arg = candid::encode_one(Some(IndexInit { admins: vec![admin], registrars: vec![spawn] }))
-        .map_err(|e| Error::Deploy(e.to_string()))?;
+    let index_arg = candid::encode_one(Some(IndexInit {
+        admins: vec![admin],
+        registrars: vec![spawn],
+    }))
+    .map_err(|e| Error::Deploy(e.to_string()))?;
     let index_install = replica
-        .install_code(canvid_replica::InstallMode::Install, index, wasms.index.clone(), index_arg, Some(admin))
-        .map_err(|r| Error::Deploy(format!("installing the index canister: {}", crate::error::one_line(&r.reject_message))))?;
+        .install_code(
+            canvid_replica::InstallMode::Install,
+            index,
+            wasms.index.clone(),
+            index_arg,
+            Some(admin),
+        )
+        .map_err(|r| {
+            Error::Deploy(format!(
+                "installing the index canister: {}",
+                crate::error::one_line(&r.reject_message)
+            ))
+        })?;
 
     let video_gz = gzip(&wasms.video).map_err(|e| Error::io("compressing the video wasm", e))?;
     let video_wasm_size = video_gz.len();
@@ -223,15 +279,38 @@ pub fn deploy(replica: Arc<Replica>, wasms: &Wasms, admin: Principal) -> Result<
         admins: vec![admin],
         index: Some(index),
         video_wasm: Some(ByteBuf::from(video_gz)),
-        default_quota: Some(QuotaArgs { max_videos: 1_000, max_cycles: SPAWN_CYCLES / 2 }),
+        default_quota: Some(QuotaArgs {
+            max_videos: 1_000,
+            max_cycles: SPAWN_CYCLES / 2,
+        }),
         cycles: None,
     };
-    let spawn_arg = candid::encode_one(Some(spawn_init)).map_err(|e| Error::Deploy(e.to_string()))?;
+    let spawn_arg =
+        candid::encode_one(Some(spawn_init)).map_err(|e| Error::Deploy(e.to_string()))?;
     let spawn_install = replica
-        .install_code(canvid_replica::InstallMode::Install, spawn, wasms.spawn.clone(), spawn_arg, Some(admin))
-        .map_err(|r| Error::Deploy(format!("installing the spawn canister: {}", crate::error::one_line(&r.reject_message))))?;
+        .install_code(
+            canvid_replica::InstallMode::Install,
+            spawn,
+            wasms.spawn.clone(),
+            spawn_arg,
+            Some(admin),
+        )
+        .map_err(|r| {
+            Error::Deploy(format!(
+                "installing the spawn canister: {}",
+                crate::error::one_line(&r.reject_message)
+            ))
+        })?;
 
-    Ok(Deployment { replica, admin, index, spawn, index_install, spawn_install, video_wasm_size })
+    Ok(Deployment {
+        replica,
+        admin,
+        index,
+        spawn,
+        index_install,
+        spawn_install,
+        video_wasm_size,
+    })
 }
 
 fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
@@ -260,8 +339,19 @@ pub struct EmbeddedVideo<'a> {
 }
 
 impl<'a> EmbeddedVideo<'a> {
-    pub fn new(replica: &'a Replica, video: Principal, sender: Principal, mime_type: impl Into<String>) -> Self {
-        Self { replica, video, sender, mime_type: mime_type.into(), cost: Mutex::new(Cost::default()) }
+    pub fn new(
+        replica: &'a Replica,
+        video: Principal,
+        sender: Principal,
+        mime_type: impl Into<String>,
+    ) -> Self {
+        Self {
+            replica,
+            video,
+            sender,
+            mime_type: mime_type.into(),
+            cost: Mutex::new(Cost::default()),
+        }
     }
 
     fn record(&self, s: CallStats) {
@@ -272,7 +362,11 @@ impl<'a> EmbeddedVideo<'a> {
         *self.cost.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn upd<T: CandidType + DeserializeOwned>(&self, method: &str, args: impl ArgumentEncoder) -> Result<T> {
+    fn upd<T: CandidType + DeserializeOwned>(
+        &self,
+        method: &str,
+        args: impl ArgumentEncoder,
+    ) -> Result<T> {
         let (v, s) = update_ok(self.replica, self.video, self.sender, method, args)?;
         self.record(s);
         Ok(v)
@@ -283,10 +377,18 @@ impl VideoClient for EmbeddedVideo<'_> {
     type Error = Error;
 
     async fn begin(&self, plan: &UploadPlan) -> Result<()> {
-        let chunk_size = u32::try_from(plan.chunk_size)
-            .map_err(|_| Error::Upload(format!("chunk size {} does not fit the interface", plan.chunk_size)))?;
-        let digests = (plan.chunk_digests.len() <= MAX_DECLARED_DIGESTS)
-            .then(|| plan.chunk_digests.iter().map(|d| ByteBuf::from(d.to_vec())).collect());
+        let chunk_size = u32::try_from(plan.chunk_size).map_err(|_| {
+            Error::Upload(format!(
+                "chunk size {} does not fit the interface",
+                plan.chunk_size
+            ))
+        })?;
+        let digests = (plan.chunk_digests.len() <= MAX_DECLARED_DIGESTS).then(|| {
+            plan.chunk_digests
+                .iter()
+                .map(|d| ByteBuf::from(d.to_vec()))
+                .collect()
+        });
         let spec = UploadSpec {
             mime_type: self.mime_type.clone(),
             total_size: plan.size,
@@ -300,7 +402,13 @@ impl VideoClient for EmbeddedVideo<'_> {
     }
 
     async fn put(&self, index: u32, bytes: Vec<u8>) -> Result<()> {
-        let _: ChunkReceipt = self.upd("put_chunk", (ChunkUpload { index, data: ByteBuf::from(bytes) },))?;
+        let _: ChunkReceipt = self.upd(
+            "put_chunk",
+            (ChunkUpload {
+                index,
+                data: ByteBuf::from(bytes),
+            },),
+        )?;
         Ok(())
     }
 
@@ -308,8 +416,13 @@ impl VideoClient for EmbeddedVideo<'_> {
         let mut all = Vec::new();
         let mut start = None;
         loop {
-            let (page, _): (MissingChunks, _) =
-                query_ok(self.replica, self.video, self.sender, "missing_chunks", (MissingArgs { start, limit: None },))?;
+            let (page, _): (MissingChunks, _) = query_ok(
+                self.replica,
+                self.video,
+                self.sender,
+                "missing_chunks",
+                (MissingArgs { start, limit: None },),
+            )?;
             all.extend(page.missing);
             match page.next {
                 // A page must advance; a canister that answers otherwise would loop forever.
@@ -342,8 +455,10 @@ impl VideoClient for EmbeddedVideo<'_> {
 
     fn is_transient(&self, error: &Error) -> bool {
         match error {
-            Error::Rejected { reject, .. } => reject.reject_code == canvid_replica::RejectCode::SysTransient,
-            Error::Refused { error: canvid_types::Error::Busy { .. }, .. } => true,
+            Error::Rejected { reject, .. } => {
+                reject.reject_code == canvid_replica::RejectCode::SysTransient
+            }
+            Error::Refused { error, .. } => matches!(**error, canvid_types::Error::Busy { .. }),
             _ => false,
         }
     }

@@ -24,26 +24,53 @@ pub mod exit {
 #[derive(Debug)]
 pub enum Error {
     FileNotFound(PathBuf),
-    FileUnreadable { path: PathBuf, reason: String },
+    FileUnreadable {
+        path: PathBuf,
+        reason: String,
+    },
     EmptyFile(PathBuf),
-    Identity { path: PathBuf, reason: String },
-    InvalidPrincipal { what: &'static str, text: String, reason: String },
-    WasmMissing { path: PathBuf },
+    Identity {
+        path: PathBuf,
+        reason: String,
+    },
+    InvalidPrincipal {
+        what: &'static str,
+        text: String,
+        reason: String,
+    },
+    WasmMissing {
+        path: PathBuf,
+    },
     FfmpegMissing,
     Ffmpeg(String),
     /// A canister answered with a canvid error.
-    Refused { canister: Principal, method: String, error: canvid_types::Error },
+    Refused {
+        canister: Principal,
+        method: String,
+        error: Box<canvid_types::Error>,
+    },
     /// The replica rejected the call (trap, missing canister, out of cycles ...).
-    Rejected { canister: Principal, method: String, reject: RejectResponse },
+    Rejected {
+        canister: Principal,
+        method: String,
+        reject: Box<RejectResponse>,
+    },
     /// A reply that does not decode as the expected candid type.
-    BadReply { canister: Principal, method: String, reason: String },
+    BadReply {
+        canister: Principal,
+        method: String,
+        reason: String,
+    },
     /// Deploying the canisters failed.
     Deploy(String),
     Upload(String),
     /// Data read back differs from what was uploaded, or an invariant the demo checks fails.
     Verify(String),
     NotSupported(String),
-    Io { what: String, reason: String },
+    Io {
+        what: String,
+        reason: String,
+    },
     Gateway(String),
 }
 
@@ -72,7 +99,10 @@ impl Error {
     }
 
     pub fn io(what: impl Into<String>, e: std::io::Error) -> Self {
-        Error::Io { what: what.into(), reason: e.to_string() }
+        Error::Io {
+            what: what.into(),
+            reason: e.to_string(),
+        }
     }
 
     /// Opening a file the user named: "not found" and "unreadable" are different mistakes.
@@ -80,7 +110,10 @@ impl Error {
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::FileNotFound(path.to_path_buf())
         } else {
-            Error::FileUnreadable { path: path.to_path_buf(), reason: e.to_string() }
+            Error::FileUnreadable {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            }
         }
     }
 }
@@ -138,7 +171,11 @@ impl std::error::Error for Error {}
 
 /// Keeps an error one line: trap messages can contain newlines (backtraces, wasm frames).
 pub fn one_line(s: &str) -> String {
-    let first = s.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+    let first = s
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
     if s.lines().filter(|l| !l.trim().is_empty()).count() > 1 {
         format!("{first} …")
     } else {

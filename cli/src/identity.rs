@@ -5,7 +5,9 @@
 
 /// Checks that `text` holds one PEM private key block with a base64 body.
 pub fn check_pem(text: &str) -> Result<(), String> {
-    let begin = text.find("-----BEGIN ").ok_or("it is not a PEM file (no -----BEGIN line)")?;
+    let begin = text
+        .find("-----BEGIN ")
+        .ok_or("it is not a PEM file (no -----BEGIN line)")?;
     let rest = &text[begin + "-----BEGIN ".len()..];
     let label_end = rest.find("-----").ok_or("malformed PEM header")?;
     let label = &rest[..label_end];
@@ -14,12 +16,18 @@ pub fn check_pem(text: &str) -> Result<(), String> {
     }
     let body_and_end = &rest[label_end + 5..];
     let end_marker = format!("-----END {label}-----");
-    let end = body_and_end.find(&end_marker).ok_or_else(|| format!("missing {end_marker}"))?;
+    let end = body_and_end
+        .find(&end_marker)
+        .ok_or_else(|| format!("missing {end_marker}"))?;
     let body: String = body_and_end[..end].split_whitespace().collect();
     if body.is_empty() {
         return Err("the PEM block is empty".into());
     }
-    if !body.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=')) || body.len() % 4 != 0 {
+    if !body
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+        || !body.len().is_multiple_of(4)
+    {
         return Err("the PEM body is not valid base64".into());
     }
     Ok(())
@@ -34,15 +42,30 @@ mod tests {
     #[test]
     fn accepts_a_private_key() {
         assert_eq!(check_pem(ED25519), Ok(()));
-        assert_eq!(check_pem(&ED25519.replace("PRIVATE KEY", "EC PRIVATE KEY")), Ok(()));
+        assert_eq!(
+            check_pem(&ED25519.replace("PRIVATE KEY", "EC PRIVATE KEY")),
+            Ok(())
+        );
     }
 
     #[test]
     fn rejects_other_files() {
         assert!(check_pem("hello").unwrap_err().contains("not a PEM"));
-        assert!(check_pem(&ED25519.replace("PRIVATE KEY", "CERTIFICATE")).unwrap_err().contains("not a private key"));
-        assert!(check_pem("-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----").unwrap_err().contains("empty"));
-        assert!(check_pem("-----BEGIN PRIVATE KEY-----\nab!d\n-----END PRIVATE KEY-----").unwrap_err().contains("base64"));
-        assert!(check_pem("-----BEGIN PRIVATE KEY-----\nabcd\n").unwrap_err().contains("missing"));
+        assert!(check_pem(&ED25519.replace("PRIVATE KEY", "CERTIFICATE"))
+            .unwrap_err()
+            .contains("not a private key"));
+        assert!(
+            check_pem("-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----")
+                .unwrap_err()
+                .contains("empty")
+        );
+        assert!(
+            check_pem("-----BEGIN PRIVATE KEY-----\nab!d\n-----END PRIVATE KEY-----")
+                .unwrap_err()
+                .contains("base64")
+        );
+        assert!(check_pem("-----BEGIN PRIVATE KEY-----\nabcd\n")
+            .unwrap_err()
+            .contains("missing"));
     }
 }

@@ -25,11 +25,20 @@ fn style(verb: &str) -> ProgressStyle {
 impl BarProgress {
     pub fn new(total: u64) -> Self {
         let hash = ProgressBar::new(total).with_style(style("hashing"));
-        Self { total, hash, upload: Mutex::new(None) }
+        Self {
+            total,
+            hash,
+            upload: Mutex::new(None),
+        }
     }
 
     fn with_upload(&self, f: impl FnOnce(&ProgressBar)) {
-        if let Some(bar) = self.upload.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        if let Some(bar) = self
+            .upload
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
             f(bar)
         }
     }

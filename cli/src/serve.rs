@@ -37,13 +37,17 @@ pub fn run(opts: ServeOptions) -> Result<()> {
         sources.push((path.clone(), source));
     }
     if let Some(dir) = &opts.state {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     }
 
     let replica = Arc::new(Replica::new());
     let admin = demo_identity("admin");
     let d = embedded::deploy(replica.clone(), &wasms, admin)?;
-    println!("embedded replica: index {} spawn {} (admin {admin})", d.index, d.spawn);
+    println!(
+        "embedded replica: index {} spawn {} (admin {admin})",
+        d.index, d.spawn
+    );
     println!("note: state is in memory only; it is lost when this process stops");
 
     let alice = demo_identity("alice");
@@ -68,7 +72,10 @@ pub fn upload_file(
     path: &Path,
     source: &FileSource,
 ) -> Result<Principal> {
-    let title = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let title = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let args = CreateVideoArgs {
         title,
         description: String::new(),
@@ -76,10 +83,20 @@ pub fn upload_file(
         declared_size: source.size(),
         owner: None,
     };
-    let (created, _): (CreatedVideo, _) = update_ok(replica, d.spawn, owner, "create_video", (args,))?;
-    let client = EmbeddedVideo::new(replica, created.canister_id, owner, crate::video_gen::mime_type(path));
+    let (created, _): (CreatedVideo, _) =
+        update_ok(replica, d.spawn, owner, "create_video", (args,))?;
+    let client = EmbeddedVideo::new(
+        replica,
+        created.canister_id,
+        owner,
+        crate::video_gen::mime_type(path),
+    );
     let bar = crate::progress::BarProgress::new(source.size());
-    let options = UploadOptions { concurrency: 1, chunk_size: CHUNK_SIZE, ..UploadOptions::default() };
+    let options = UploadOptions {
+        concurrency: 1,
+        chunk_size: CHUNK_SIZE,
+        ..UploadOptions::default()
+    };
     let report = futures::executor::block_on(upload::upload(&client, source, &options, &bar))
         .map_err(|e| Error::Upload(e.to_string()))?;
     drop(bar);
@@ -104,9 +121,13 @@ pub fn write_canister_ids(dir: &Path, d: &Deployment, videos: &[Principal]) -> R
         map.insert(format!("video_{i}"), entry(*v));
     }
     let path = dir.join("canister_ids.json");
-    let text = serde_json::to_string_pretty(&serde_json::Value::Object(map))
-        .map_err(|e| Error::Io { what: "encoding canister_ids.json".into(), reason: e.to_string() })?;
-    std::fs::write(&path, text + "\n").map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+    let text =
+        serde_json::to_string_pretty(&serde_json::Value::Object(map)).map_err(|e| Error::Io {
+            what: "encoding canister_ids.json".into(),
+            reason: e.to_string(),
+        })?;
+    std::fs::write(&path, text + "\n")
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
     Ok(path)
 }
 
@@ -114,7 +135,8 @@ pub fn write_canister_ids(dir: &Path, d: &Deployment, videos: &[Principal]) -> R
 #[cfg(feature = "gateway")]
 pub fn serve_until_ctrl_c(d: &Deployment, port: u16, videos: &[Principal]) -> Result<()> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let handle = canvid_gateway::serve(d.replica.clone(), addr).map_err(|e| Error::Gateway(format!("cannot listen on {addr}: {e}")))?;
+    let handle = canvid_gateway::serve(d.replica.clone(), addr)
+        .map_err(|e| Error::Gateway(format!("cannot listen on {addr}: {e}")))?;
     println!("\nHTTP gateway on http://{addr}/ (loopback only)");
     for v in videos {
         println!("  video  {}", handle.url_for(*v));

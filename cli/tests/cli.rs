@@ -31,7 +31,10 @@ fn assert_one_line_error(o: &Output, code: i32, needle: &str) {
     assert_eq!(lines.len(), 1, "exactly one line on stderr, got: {err:?}");
     assert!(lines[0].starts_with("error: "), "{err}");
     assert!(lines[0].contains(needle), "expected {needle:?} in {err:?}");
-    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
 }
 
 /// The canister wasm directory: `CANVID_WASM_DIR` or the workspace's `target/canisters`.
@@ -53,7 +56,10 @@ fn require_wasm() {
 }
 
 fn require_ffmpeg() {
-    let ok = Command::new("ffmpeg").arg("-version").output().is_ok_and(|o| o.status.success());
+    let ok = Command::new("ffmpeg")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     assert!(ok, "ffmpeg is not installed: run scripts/setup.sh (it installs ffmpeg and builds the canister wasm)");
 }
 
@@ -61,7 +67,9 @@ fn require_ffmpeg() {
 fn demo_runs_end_to_end_on_a_generated_video() {
     require_ffmpeg();
     require_wasm();
-    let o = run(canvid().args(["demo", "--no-serve", "--seconds", "6"]).env("CANVID_WASM_DIR", wasm_dir()));
+    let o = run(canvid()
+        .args(["demo", "--no-serve", "--seconds", "6"])
+        .env("CANVID_WASM_DIR", wasm_dir()));
     let out = stdout(&o);
     assert!(o.status.success(), "demo failed: {}\n{out}", stderr(&o));
     // Each step ran and reported its result and cost.
@@ -77,7 +85,10 @@ fn demo_runs_end_to_end_on_a_generated_video() {
         "instructions (embedded)",
         "Done:",
     ] {
-        assert!(out.contains(needle), "missing {needle:?} in demo output:\n{out}");
+        assert!(
+            out.contains(needle),
+            "missing {needle:?} in demo output:\n{out}"
+        );
     }
     // Local and canister digests are printed and equal.
     let digest = |prefix: &str| {
@@ -96,9 +107,15 @@ fn demo_uploads_a_given_file_byte_exact() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("noise.bin");
     // 2 full chunks and a 1-byte tail: exercises the last-chunk boundary.
-    let bytes: Vec<u8> = (0..4_000_001u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let bytes: Vec<u8> = (0..4_000_001u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     std::fs::write(&path, &bytes).unwrap();
-    let o = run(canvid().arg("demo").arg(&path).arg("--no-serve").env("CANVID_WASM_DIR", wasm_dir()));
+    let o = run(canvid()
+        .arg("demo")
+        .arg(&path)
+        .arg("--no-serve")
+        .env("CANVID_WASM_DIR", wasm_dir()));
     let out = stdout(&o);
     assert!(o.status.success(), "demo failed: {}\n{out}", stderr(&o));
     assert!(out.contains("sent 3 chunk(s), 4.00 MB"), "{out}");
@@ -126,7 +143,11 @@ fn demo_without_wasm_says_to_build_it() {
     let dir = tempfile::tempdir().unwrap();
     let video = dir.path().join("v.mp4");
     std::fs::write(&video, b"not really a video").unwrap();
-    let o = run(canvid().arg("demo").arg(&video).arg("--no-serve").env("CANVID_WASM_DIR", dir.path().join("none")));
+    let o = run(canvid()
+        .arg("demo")
+        .arg(&video)
+        .arg("--no-serve")
+        .env("CANVID_WASM_DIR", dir.path().join("none")));
     assert_one_line_error(&o, 4, "run scripts/build-wasm.sh");
 }
 
@@ -134,7 +155,10 @@ fn demo_without_wasm_says_to_build_it() {
 fn demo_without_ffmpeg_and_without_a_file_says_to_install_it() {
     require_wasm();
     let empty_path = tempfile::tempdir().unwrap();
-    let o = run(canvid().args(["demo", "--no-serve"]).env("PATH", empty_path.path()).env("CANVID_WASM_DIR", wasm_dir()));
+    let o = run(canvid()
+        .args(["demo", "--no-serve"])
+        .env("PATH", empty_path.path())
+        .env("CANVID_WASM_DIR", wasm_dir()));
     assert_one_line_error(&o, 4, "ffmpeg is not installed");
     assert!(stderr(&o).contains("scripts/setup.sh"));
 }
@@ -157,12 +181,23 @@ fn an_unreadable_identity_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let video = dir.path().join("v.mp4");
     std::fs::write(&video, b"bytes").unwrap();
-    let o = run(canvid().arg("upload").arg(&video).args(["--identity", "/no/such/identity.pem"]));
-    assert_one_line_error(&o, 3, "cannot use identity /no/such/identity.pem: file not found");
+    let o = run(canvid()
+        .arg("upload")
+        .arg(&video)
+        .args(["--identity", "/no/such/identity.pem"]));
+    assert_one_line_error(
+        &o,
+        3,
+        "cannot use identity /no/such/identity.pem: file not found",
+    );
 
     let not_pem = dir.path().join("id.pem");
     std::fs::write(&not_pem, "just some text").unwrap();
-    let o = run(canvid().arg("upload").arg(&video).arg("--identity").arg(&not_pem));
+    let o = run(canvid()
+        .arg("upload")
+        .arg(&video)
+        .arg("--identity")
+        .arg(&not_pem));
     assert_one_line_error(&o, 3, "not a PEM file");
 }
 
@@ -188,7 +223,10 @@ fn commands_that_need_a_network_client_say_not_yet_supported() {
         (vec!["get", "aaaaa-aa", "--network", "local"], "ic-agent"),
         (vec!["ls", "--network", "http://127.0.0.1:8080"], "ic-agent"),
         (vec!["info", "aaaaa-aa"], "embedded network"),
-        (vec!["transfer", "aaaaa-aa", "2vxsx-fae"], "embedded network"),
+        (
+            vec!["transfer", "aaaaa-aa", "2vxsx-fae"],
+            "embedded network",
+        ),
     ] {
         let o = run(canvid().args(&args));
         assert_one_line_error(&o, 5, "not yet supported");
@@ -200,7 +238,11 @@ fn commands_that_need_a_network_client_say_not_yet_supported() {
 fn bad_command_lines_are_usage_errors() {
     let o = run(canvid().args(["ls", "--network", "moon"]));
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("not embedded, local, ic or an http(s):// URL"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not embedded, local, ic or an http(s):// URL"),
+        "{}",
+        stderr(&o)
+    );
     let o = run(canvid().args(["ls", "--creator", "aaaaa-aa", "--owner", "aaaaa-aa"]));
     assert_eq!(o.status.code(), Some(2));
     let o = run(canvid().arg("frobnicate"));
@@ -212,7 +254,17 @@ fn help_documents_commands_exit_codes_and_persistence() {
     let o = run(canvid().arg("--help"));
     assert!(o.status.success());
     let out = stdout(&o);
-    for cmd in ["demo", "serve", "upload", "get", "ls", "transfer", "info", "Exit codes", "scripts/build-wasm.sh"] {
+    for cmd in [
+        "demo",
+        "serve",
+        "upload",
+        "get",
+        "ls",
+        "transfer",
+        "info",
+        "Exit codes",
+        "scripts/build-wasm.sh",
+    ] {
         assert!(out.contains(cmd), "--help lacks {cmd}:\n{out}");
     }
     let o = run(canvid().args(["serve", "--help"]));

@@ -441,10 +441,7 @@ fn prepare<B: Backend>(
     }
     let is_range_request = header(&headers, "range").is_some();
     let canister_request = to_canister_request(method, url, headers, body).map_err(|e| (400, e))?;
-    let response = match ctx.call(canister, &canister_request, false) {
-        Ok(r) => r,
-        Err(e) => return Err(e),
-    };
+    let response = ctx.call(canister, &canister_request, false)?;
     let status = response.status_code().as_u16();
     let mut out_headers: Vec<(String, String)> = response.headers().to_vec();
     if status == 206 && !is_range_request && method == "GET" {

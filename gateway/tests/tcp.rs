@@ -80,7 +80,7 @@ impl Backend for Fake {
         assert_eq!((canister, method), (self.canister, "http_request_update"));
         let req: HttpUpdateRequest =
             candid::decode_one(&arg).map_err(|e| CallError::Rejected(e.to_string()))?;
-        Ok(candid::encode_one(&canvid_http::http_request_update(&req, &self.video)).unwrap())
+        Ok(candid::encode_one(canvid_http::http_request_update(&req, &self.video)).unwrap())
     }
 }
 

@@ -9,6 +9,7 @@
 //! (through [`model`]) and call the plain logic in [`storage`] / [`model`], which is unit-tested
 //! natively. See docs/video-canister.md.
 
+pub mod http;
 pub mod model;
 pub mod storage;
 
@@ -27,6 +28,8 @@ use canvid_types::video::{
 };
 #[allow(unused_imports)]
 use canvid_types::Result;
+#[allow(unused_imports)]
+use http::PosterArgs;
 #[allow(unused_imports)]
 use serde_bytes::ByteBuf;
 

@@ -4,7 +4,7 @@ use canvid_types::video::VideoInit;
 use ic_cdk::api::{accept_message, msg_caller, msg_method_name, time};
 use ic_stable_structures::DefaultMemoryImpl;
 
-use crate::{model, ownership, storage};
+use crate::{http, model, ownership, storage};
 
 /// `caller` is whoever called `install_code`: usually the spawn canister, not the owner.
 #[ic_cdk::init]
@@ -14,6 +14,7 @@ fn init(arg: VideoInit) {
         // Failing the install is the only way to refuse bad init arguments.
         Err(e) => ic_cdk::trap(format!("video canister init: {e}")),
     }
+    http::recertify();
 }
 
 /// Nothing to save: all state already lives in stable memory.
@@ -27,6 +28,10 @@ fn post_upgrade() {
         // Trapping rolls the upgrade back to the previous module with its state intact.
         Err(e) => ic_cdk::trap(format!("video canister post_upgrade: {e}")),
     }
+    // The certification tree lived on the old heap: rebuild it from stable memory (reads only
+    // the stored chunk digests; see docs/http.md "Cost") and publish its root again.
+    http::reset();
+    http::recertify();
     // Timers do not survive an upgrade: re-arm the index notification and the check of an
     // interrupted transfer.
     ownership::after_upgrade();

@@ -47,7 +47,7 @@ impl Action {
     pub fn of_method(method: &str) -> Option<Action> {
         Some(match method {
             "begin_upload" | "put_chunk" | "finish_upload" | "missing_chunks" => Action::Upload,
-            "update_metadata" | "add_uploader" | "remove_uploader" | "approve" => {
+            "update_metadata" | "add_uploader" | "remove_uploader" | "approve" | "set_poster" => {
                 Action::OwnerWrite
             }
             "change_owner" => Action::Transfer,
@@ -99,7 +99,12 @@ pub fn authorize(s: &State, caller: &Principal, action: Action) -> Result<()> {
 /// method names are refused (the system would reject them anyway); public methods accepted.
 pub fn inspect(s: &State, caller: &Principal, method: &str) -> bool {
     let Some(action) = Action::of_method(method) else {
-        return matches!(method, "metadata" | "canister_info" | "uploaders");
+        // `http_request_update` is how an HTTP gateway (calling anonymously) gets answers that
+        // could not be certified in advance: everyone may call it.
+        return matches!(
+            method,
+            "metadata" | "canister_info" | "uploaders" | "http_request" | "http_request_update"
+        );
     };
     if authorize(s, caller, action).is_err() {
         return false;
@@ -311,6 +316,11 @@ mod tests {
         assert!(inspect(&s, &user(UPLOADER), "put_chunk"));
         assert!(!inspect(&s, &user(UPLOADER), "approve"));
         assert!(!inspect(&s, &user(OWNER), "no_such_method"));
+        assert!(inspect(&s, &Principal::anonymous(), "http_request_update"));
+        assert!(inspect(&s, &user(STRANGER), "http_request_update"));
+        assert!(!inspect(&s, &user(STRANGER), "set_poster"));
+        assert!(!inspect(&s, &user(UPLOADER), "set_poster"));
+        assert!(inspect(&s, &user(OWNER), "set_poster"));
         assert!(inspect(&s, &user(OPERATOR), "change_owner"));
         s.transfer_in_flight = Some(InFlight {
             new_owner: user(9),

@@ -15,13 +15,14 @@
 use std::cell::Cell;
 use std::time::Duration;
 
+use candid::{CandidType, Deserialize, Principal, Reserved};
 use canvid_types::index::OwnerChange;
 use canvid_types::video::{ChangeOwnerArgs, ChangeOwnerResult};
 use canvid_types::{Error, Result};
 use ic_cdk::api::{canister_self, msg_caller, time};
 use ic_cdk::call::Call;
 use ic_cdk_management_canister::{
-    canister_status, update_settings, CanisterSettings, CanisterStatusArgs, UpdateSettingsArgs,
+    update_settings, CanisterSettings, CanisterStatusArgs, UpdateSettingsArgs,
 };
 
 use crate::{model, storage};
@@ -32,7 +33,7 @@ thread_local! {
 }
 
 fn mutate<T>(f: impl FnOnce(&mut storage::State) -> T) -> T {
-    storage::with_mut(|s| {
+    let out = storage::with_mut(|s| {
         let mut out = None;
         // `update_state` only fails if the closure does; this one never does.
         let _ = s.update_state(|st| {
@@ -40,7 +41,11 @@ fn mutate<T>(f: impl FnOnce(&mut storage::State) -> T) -> T {
             Ok(())
         });
         out.expect("state closure ran")
-    })
+    });
+    // Owner / transfer fields are in /metadata.json. Does not trap (see `http::recertify`),
+    // which matters here: this runs after awaits.
+    crate::http::recertify();
+    out
 }
 
 /// The part of `canister_status`'s answer this canister reads. Candid ignores the other fields,
@@ -57,7 +62,9 @@ struct SettingsControllers {
 /// This canister's current controllers (it must be one of them to ask).
 async fn current_controllers(self_id: Principal) -> std::result::Result<Vec<Principal>, String> {
     let response = Call::bounded_wait(Principal::management_canister(), "canister_status")
-        .with_arg(CanisterStatusArgs { canister_id: self_id })
+        .with_arg(CanisterStatusArgs {
+            canister_id: self_id,
+        })
         .await
         .map_err(|e| e.to_string())?;
     let status: StatusControllers = response.candid().map_err(|e| e.to_string())?;
@@ -66,7 +73,7 @@ async fn current_controllers(self_id: Principal) -> std::result::Result<Vec<Prin
 
 fn call_failed(method: &str, reason: impl ToString) -> Error {
     Error::CallFailed {
-        target: candid::Principal::management_canister(),
+        target: Principal::management_canister(),
         method: method.into(),
         reason: reason.to_string(),
     }
@@ -82,12 +89,8 @@ async fn change_owner(args: ChangeOwnerArgs) -> Result<ChangeOwnerResult> {
     })?;
 
     // From here every path either aborts or commits the in-flight transfer.
-    let current = match canister_status(&CanisterStatusArgs {
-        canister_id: self_id,
-    })
-    .await
-    {
-        Ok(status) => status.settings.controllers,
+    let current = match current_controllers(self_id).await {
+        Ok(controllers) => controllers,
         Err(e) => {
             mutate(model::abort_transfer);
             return Err(call_failed("canister_status", e));
@@ -194,13 +197,8 @@ async fn reconcile_transfer() {
     let Some(inflight) = storage::with(|s| s.state().transfer_in_flight.clone()) else {
         return;
     };
-    match canister_status(&CanisterStatusArgs {
-        canister_id: self_id,
-    })
-    .await
-    {
-        Ok(status) => {
-            let controllers = status.settings.controllers;
+    match current_controllers(self_id).await {
+        Ok(controllers) => {
             let old_owner = storage::with(|s| s.state().owner);
             if model::transfer_took_effect(&controllers, old_owner, inflight.new_owner) {
                 mutate(|st| model::commit_transfer(st, inflight.new_owner, time()));

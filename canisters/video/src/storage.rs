@@ -4,7 +4,7 @@
 //! `pre_upgrade` does nothing and `post_upgrade` only re-opens the structures below (O(1) work,
 //! whatever the size of the video).
 //!
-//! # Layout (version 1)
+//! # Layout (version 2)
 //!
 //! ## Raw stable memory
 //!
@@ -38,6 +38,7 @@
 //! 2   chunks    StableBTreeMap<u32, ChunkEntry>    which chunks are stored: index -> (len, sha256)
 //! 3   declared  raw                                declared chunk digests: 32 bytes at 32 * index
 //! 4   arena     raw                                chunk bytes: chunk i at offset i * chunk_size
+//! 5   poster    raw                                the poster image (layout version 2)
 //! ```
 //!
 //! ### Memory 0: header (16 bytes)
@@ -45,13 +46,17 @@
 //! ```text
 //! offset  size  field
 //! 0       4     magic "CVID"
-//! 4       4     canvid layout version (u32 LE) = 1
+//! 4       4     canvid layout version (u32 LE) = 2
 //! 8       2     memory-manager bucket size in pages (u16 LE) = 256 (the one this layout assumes)
 //! 10      6     reserved, zero
 //! ```
 //!
 //! `post_upgrade` refuses (traps, so the upgrade is rolled back) a header with another magic or a
-//! newer version; a future version 2 migrates from 1 here.
+//! newer version. Versions:
+//! - **1**: memories 0–4.
+//! - **2**: adds memory 5 (poster). Migration 1 → 2 (in [`Storage::load`]): rewrite the version
+//!   field; nothing else, because an absent memory 5 (size 0) means "no poster". A version-1
+//!   build refuses a version-2 memory, so a downgrade is rolled back instead of losing the poster.
 //!
 //! ### Memory 1: state cell
 //!
@@ -75,6 +80,25 @@
 //! exactly `chunk_size` long, **arena offset = file offset**. A put writes in place, so puts are
 //! idempotent, can arrive in any order, and never move data. The arena grows (whole 16 MiB
 //! buckets) only as far as the highest chunk written.
+//!
+//! ### Memory 5: poster (layout version 2)
+//!
+//! Absent (never grown) until the owner first calls `set_poster`. Then:
+//!
+//! ```text
+//! offset  size  field
+//! 0       4     magic "CVPO"
+//! 4       4     poster length L (u32 LE), 0..=2,000,000; 0 = no poster (cleared)
+//! 8       32    SHA-256 of the poster bytes (so HTTP certification never hashes them again)
+//! 40      1     MIME type length m (u8), 1..=127 (0 when L = 0)
+//! 41      127   MIME type, ASCII, zero padded
+//! 168     88    reserved, zero
+//! 256     L     poster bytes
+//! ```
+//!
+//! A new poster overwrites the old one in place (bytes first, then the header; both in one
+//! message, which the IC applies atomically). The memory never shrinks: at most 256 + 2,000,000
+//! bytes, one 16 MiB bucket.
 //!
 //! # File digest
 //!
@@ -102,7 +126,9 @@ use serde_bytes::ByteBuf;
 use sha2::{Digest, Sha256};
 
 pub const MAGIC: &[u8; 4] = b"CVID";
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
+/// Oldest layout [`Storage::load`] migrates from.
+pub const OLDEST_LAYOUT_VERSION: u32 = 1;
 pub const BUCKET_SIZE_PAGES: u16 = 256;
 const HEADER_LEN: usize = 16;
 const WASM_PAGE: u64 = 65_536;
@@ -112,6 +138,14 @@ const STATE_MEM: MemoryId = MemoryId::new(1);
 const CHUNKS_MEM: MemoryId = MemoryId::new(2);
 const DECLARED_MEM: MemoryId = MemoryId::new(3);
 const ARENA_MEM: MemoryId = MemoryId::new(4);
+const POSTER_MEM: MemoryId = MemoryId::new(5);
+
+pub const POSTER_MAGIC: &[u8; 4] = b"CVPO";
+/// Largest poster: one HTTP body (and one ingress message with framing to spare).
+pub const MAX_POSTER_BYTES: u64 = 2_000_000;
+/// Offset of the poster bytes in memory 5 (after the fixed header).
+const POSTER_DATA_OFFSET: u64 = 256;
+const POSTER_MIME_FIELD: usize = 127;
 
 /// How many present chunk-table entries one `missing_chunks` call may walk past: keeps the query
 /// far below the 5 B instruction limit even for a 1,000,000-chunk file. A page may therefore hold
@@ -239,6 +273,30 @@ pub struct Storage<M: Memory> {
     chunks: StableBTreeMap<u32, ChunkEntry, VirtualMemory<M>>,
     declared: VirtualMemory<M>,
     arena: VirtualMemory<M>,
+    poster: VirtualMemory<M>,
+}
+
+/// The stored poster image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredPoster {
+    pub mime_type: String,
+    pub bytes: Vec<u8>,
+    pub sha256: Digest32,
+}
+
+/// A poster MIME type must be an `image/...` type of printable ASCII: it becomes a
+/// `Content-Type` header, so control characters (header injection) are refused.
+pub fn validate_poster_mime(mime: &str) -> Result<()> {
+    let printable = mime.bytes().all(|b| (0x21..=0x7e).contains(&b) || b == b' ');
+    if mime.len() > POSTER_MIME_FIELD || !printable || !mime.starts_with("image/") || mime.len() <= 6
+    {
+        return Err(Error::InvalidArgument {
+            reason: format!(
+                "poster mime_type must be an image/... type of 7..={POSTER_MIME_FIELD} printable ASCII bytes"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Grows `mem` so that `[0, end)` is addressable. On failure nothing was grown.
@@ -313,6 +371,7 @@ impl<M: Memory> Storage<M> {
             chunks: StableBTreeMap::new(mm.get(CHUNKS_MEM)),
             declared: mm.get(DECLARED_MEM),
             arena: mm.get(ARENA_MEM),
+            poster: mm.get(POSTER_MEM),
         })
     }
 
@@ -338,10 +397,11 @@ impl<M: Memory> Storage<M> {
             });
         }
         let version = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
-        if version != LAYOUT_VERSION {
+        if !(OLDEST_LAYOUT_VERSION..=LAYOUT_VERSION).contains(&version) {
             return Err(Error::InvalidArgument {
                 reason: format!(
-                    "stable layout version {version}, this build reads {LAYOUT_VERSION}"
+                    "stable layout version {version}, this build reads \
+                     {OLDEST_LAYOUT_VERSION}..={LAYOUT_VERSION}"
                 ),
             });
         }
@@ -380,12 +440,18 @@ impl<M: Memory> Storage<M> {
                 reason: "state cell (stable memory 1) is corrupt".into(),
             });
         }
+        if version < 2 {
+            // 1 -> 2: memory 5 (poster) is new and absent means "no poster"; only the version
+            // field changes. Done last, after every check above passed.
+            header.write(4, &LAYOUT_VERSION.to_le_bytes());
+        }
         Ok(Storage {
             header,
             state: StableCell::init(state_mem, placeholder),
             chunks: StableBTreeMap::init(mm.get(CHUNKS_MEM)),
             declared: mm.get(DECLARED_MEM),
             arena: mm.get(ARENA_MEM),
+            poster: mm.get(POSTER_MEM),
         })
     }
 
@@ -799,6 +865,86 @@ impl<M: Memory> Storage<M> {
         let mut buf = vec![0u8; length as usize];
         self.arena.read(offset, &mut buf);
         Ok(buf)
+    }
+
+    /// Upload chunk `index`'s SHA-256 as verified by `put_chunk` (`None` if not stored).
+    pub fn chunk_digest(&self, index: u32) -> Option<Digest32> {
+        self.chunks.get(&index).map(|e| e.sha256)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Poster (memory 5)
+    // -----------------------------------------------------------------------------------------
+
+    /// Stores (replaces) the poster; empty `data` removes it. Authorisation is the caller's job.
+    pub fn set_poster(&mut self, mime_type: &str, data: &[u8], now: u64) -> Result<()> {
+        if data.len() as u64 > MAX_POSTER_BYTES {
+            return Err(Error::TooLarge {
+                size: data.len() as u64,
+                limit: MAX_POSTER_BYTES,
+            });
+        }
+        let mut header = [0u8; POSTER_DATA_OFFSET as usize];
+        header[0..4].copy_from_slice(POSTER_MAGIC);
+        if !data.is_empty() {
+            validate_poster_mime(mime_type)?;
+            header[4..8].copy_from_slice(&(data.len() as u32).to_le_bytes());
+            header[8..40].copy_from_slice(&sha256(data));
+            header[40] = mime_type.len() as u8;
+            header[41..41 + mime_type.len()].copy_from_slice(mime_type.as_bytes());
+        } else if self.poster.size() == 0 {
+            // Nothing to clear, and no reason to allocate a bucket for it.
+            return Ok(());
+        }
+        ensure_size(&self.poster, POSTER_DATA_OFFSET + data.len() as u64)?;
+        self.poster.write(POSTER_DATA_OFFSET, data);
+        self.poster.write(0, &header);
+        self.update_state(|s| {
+            s.updated_at = now;
+            Ok(())
+        })
+    }
+
+    /// The poster, if one is stored.
+    pub fn poster(&self) -> Option<StoredPoster> {
+        if self.poster.size() == 0 {
+            return None;
+        }
+        let mut header = [0u8; POSTER_DATA_OFFSET as usize];
+        self.poster.read(0, &mut header);
+        if &header[0..4] != POSTER_MAGIC {
+            return None;
+        }
+        let len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as u64;
+        if len == 0 || len > MAX_POSTER_BYTES {
+            return None;
+        }
+        let mut sha = [0u8; 32];
+        sha.copy_from_slice(&header[8..40]);
+        let m = (header[40] as usize).min(POSTER_MIME_FIELD);
+        let mime_type = String::from_utf8_lossy(&header[41..41 + m]).into_owned();
+        let mut bytes = vec![0u8; len as usize];
+        self.poster.read(POSTER_DATA_OFFSET, &mut bytes);
+        Some(StoredPoster {
+            mime_type,
+            bytes,
+            sha256: sha,
+        })
+    }
+
+    /// `(mime type, length)` of the poster without reading its bytes.
+    pub fn poster_info(&self) -> Option<(String, u64)> {
+        if self.poster.size() == 0 {
+            return None;
+        }
+        let mut header = [0u8; 168];
+        self.poster.read(0, &mut header);
+        let len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as u64;
+        if &header[0..4] != POSTER_MAGIC || len == 0 {
+            return None;
+        }
+        let m = (header[40] as usize).min(POSTER_MIME_FIELD);
+        Some((String::from_utf8_lossy(&header[41..41 + m]).into_owned(), len))
     }
 
     fn declared_upload(&self) -> Result<UploadDecl> {
@@ -1306,7 +1452,10 @@ mod tests {
 
     /// A memory that only stores the pages written: lets a test address hundreds of GiB.
     #[derive(Clone, Default)]
-    struct SparseMemory(Rc<std::cell::RefCell<(u64, HashMap<u64, Vec<u8>>)>>);
+    struct SparseMemory(Rc<std::cell::RefCell<SparsePages>>);
+
+    /// (size in pages, written pages by page number)
+    type SparsePages = (u64, HashMap<u64, Vec<u8>>);
 
     impl Memory for SparseMemory {
         fn size(&self) -> u64 {

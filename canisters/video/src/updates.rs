@@ -8,15 +8,19 @@ use ic_cdk::api::{msg_caller, time};
 use crate::model::{authorize, Action};
 use crate::storage;
 
-fn authorized<T>(
+/// Authorises the caller, runs `f` and, if it changed anything (`Ok`), brings the HTTP
+/// certification up to date (an `Err` leaves the state as it was).
+pub(crate) fn authorized<T>(
     action: Action,
     f: impl FnOnce(&mut storage::Storage<ic_stable_structures::DefaultMemoryImpl>) -> Result<T>,
 ) -> Result<T> {
     let caller = msg_caller();
-    storage::with_mut(|s| {
+    let out = storage::with_mut(|s| {
         authorize(s.state(), &caller, action)?;
         f(s)
-    })
+    })?;
+    crate::http::recertify();
+    Ok(out)
 }
 
 #[ic_cdk::update]

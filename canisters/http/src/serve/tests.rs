@@ -10,6 +10,15 @@ use ic_http_certification::{
 };
 
 const C: u64 = 1_000;
+
+/// (method, url, headers).
+type Case = (
+    &'static str,
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+);
+/// (method, url, headers, expected status).
+type OwnedCase = (&'static str, String, Vec<(&'static str, String)>, u16);
 const FAKE_CERT: &[u8] = b"data-certificate";
 
 fn req(method: &str, url: &str, headers: &[(&str, &str)]) -> HttpRequest<'static> {
@@ -26,12 +35,7 @@ fn req(method: &str, url: &str, headers: &[(&str, &str)]) -> HttpRequest<'static
 }
 
 fn get(video: &MemVideo, url: &str, headers: &[(&str, &str)]) -> HttpResponse<'static> {
-    serve_uncertified(
-        "GET",
-        url,
-        &req("GET", url, headers).headers().to_vec(),
-        video,
-    )
+    serve_uncertified("GET", url, req("GET", url, headers).headers(), video)
 }
 
 fn hdr<'a>(r: &'a HttpResponse, name: &str) -> Option<&'a str> {
@@ -424,7 +428,7 @@ fn certified_shapes_verify() {
     });
     let c = certified(&v);
     let tag = etag(&v.digest());
-    let mut cases: Vec<(&str, String, Vec<(&str, String)>, u16)> = vec![];
+    let mut cases: Vec<OwnedCase> = vec![];
     for path in ["/", "/video", "/video?t=3"] {
         cases.push(("GET", path.into(), vec![], 206));
         cases.push(("GET", path.into(), vec![("Range", "bytes=0-".into())], 206));
@@ -519,7 +523,7 @@ fn small_video_and_uploading_video_verify() {
 fn uncertified_shapes_upgrade() {
     let v = MemVideo::new(3_500, C);
     let c = certified(&v);
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>)> = vec![
+    let cases: Vec<Case> = vec![
         ("GET", "/video", vec![("Range", "bytes=1234-")]),
         ("GET", "/video", vec![("Range", "bytes=1000-1099")]),
         ("GET", "/video", vec![("Range", "bytes=-10")]),

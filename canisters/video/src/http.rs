@@ -1,0 +1,393 @@
+//! HTTP serving: the canister side of `canvid-http` (docs/http.md).
+//!
+//! [`Source`] is `canvid_http::VideoSource` over [`Storage`]; the endpoints `http_request`
+//! (query) and `http_request_update` (update) hand requests to `canvid-http`, and `set_poster`
+//! stores the poster image. The certification tree lives on the heap ([`HTTP_CERT`]): it is
+//! rebuilt by `init`, `post_upgrade` and after every successful state change ([`recertify`]),
+//! and its root is what `certified_data_set` publishes.
+
+use std::cell::{Cell, RefCell};
+
+use candid::{CandidType, Deserialize};
+use canvid_http::{Certifier, Poster, ReadError, VideoInfo, VideoSource};
+use canvid_types::video::VideoStatus;
+use canvid_types::Result;
+use ic_stable_structures::Memory;
+use serde::Serialize;
+use serde_bytes::ByteBuf;
+
+use crate::storage::{self, Storage};
+
+/// `set_poster` argument. `data` is the image (≤ 2,000,000 bytes; empty removes the poster),
+/// `mime_type` an `image/...` type.
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
+pub struct PosterArgs {
+    pub mime_type: String,
+    pub data: ByteBuf,
+}
+
+/// `canvid_http::VideoSource` over a [`Storage`].
+pub struct Source<'a, M: Memory>(pub &'a Storage<M>);
+
+impl<M: Memory> VideoSource for Source<'_, M> {
+    fn info(&self) -> Option<VideoInfo> {
+        let st = self.0.state();
+        let upload = st.upload.as_ref()?;
+        let (status, digest) = match (st.status(), &st.digest) {
+            (VideoStatus::Ready, Some(d)) => match <[u8; 32]>::try_from(d.as_slice()) {
+                Ok(d) => (canvid_http::VideoStatus::Ready, d),
+                // finish_upload only stores 32-byte digests; anything else is not servable.
+                Err(_) => (canvid_http::VideoStatus::Uploading, [0; 32]),
+            },
+            _ => (canvid_http::VideoStatus::Uploading, [0; 32]),
+        };
+        Some(VideoInfo {
+            mime_type: upload.mime_type.clone(),
+            size: upload.total_size,
+            chunk_size: upload.chunk_size as u64,
+            digest,
+            status,
+        })
+    }
+
+    fn read(&self, offset: u64, len: u64) -> std::result::Result<Vec<u8>, ReadError> {
+        self.0
+            .read_range(offset, len)
+            .map_err(|e| ReadError(e.to_string()))
+    }
+
+    fn chunk_digest(&self, index: u64) -> Option<[u8; 32]> {
+        u32::try_from(index)
+            .ok()
+            .and_then(|i| self.0.chunk_digest(i))
+    }
+
+    fn metadata_json(&self) -> String {
+        metadata_json(self.0)
+    }
+
+    fn poster(&self) -> Option<Poster> {
+        self.0.poster().map(|p| Poster {
+            mime_type: p.mime_type,
+            bytes: p.bytes,
+            sha256: p.sha256,
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct PosterJson {
+    mime_type: String,
+    size: u64,
+    url: &'static str,
+}
+
+/// The document at `/metadata.json`. Only fields that change in update calls (each followed by
+/// [`recertify`]), so the certified copy stays current; upload progress is left out on purpose.
+#[derive(Serialize)]
+struct MetadataJson {
+    title: String,
+    description: String,
+    tags: Vec<String>,
+    status: &'static str,
+    mime_type: String,
+    size: u64,
+    duration_ms: Option<u64>,
+    chunk_size: u32,
+    chunk_count: u32,
+    /// Hex of the file digest (the ETag without quotes), once Ready.
+    digest: Option<String>,
+    owner: String,
+    creator: String,
+    created_at: u64,
+    updated_at: u64,
+    ready_at: Option<u64>,
+    transfer_seq: u64,
+    poster: Option<PosterJson>,
+    video_url: &'static str,
+}
+
+pub fn metadata_json<M: Memory>(s: &Storage<M>) -> String {
+    let m = s.metadata();
+    let doc = MetadataJson {
+        title: m.title,
+        description: m.description,
+        tags: m.tags,
+        status: match m.status {
+            VideoStatus::Empty => "empty",
+            VideoStatus::Uploading => "uploading",
+            VideoStatus::Ready => "ready",
+        },
+        mime_type: m.mime_type,
+        size: m.size,
+        duration_ms: m.duration_ms,
+        chunk_size: m.chunk_size,
+        chunk_count: m.chunk_count,
+        digest: m.digest.map(|d| hex::encode(d.as_slice())),
+        owner: m.owner.to_text(),
+        creator: m.creator.to_text(),
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+        ready_at: m.ready_at,
+        transfer_seq: m.transfer_seq,
+        poster: s.poster_info().map(|(mime_type, size)| PosterJson {
+            mime_type,
+            size,
+            url: canvid_http::POSTER_PATH,
+        }),
+        video_url: "/video",
+    };
+    // Serialising strings and numbers into a String cannot fail.
+    serde_json::to_string(&doc).unwrap_or_else(|_| "{}".into())
+}
+
+thread_local! {
+    /// The HTTP certification tree (heap: rebuilt by `init` / `post_upgrade`).
+    static HTTP_CERT: RefCell<Certifier> = RefCell::new(Certifier::new());
+    /// The tree holds the video entries of a Ready video: later changes (metadata, poster,
+    /// owner) only need the small "extras" rebuilt.
+    static READY_CERTIFIED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Which part of the tree a change invalidates, decided from the state alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rebuild {
+    /// Metadata, poster, 404 entries only (video entries of a Ready video are kept).
+    Extras,
+    /// Everything: the video entries change (upload state moved, or nothing certified yet).
+    All,
+}
+
+pub fn rebuild_needed(ready: bool, ready_certified: bool) -> Rebuild {
+    if ready && ready_certified {
+        Rebuild::Extras
+    } else {
+        Rebuild::All
+    }
+}
+
+/// Brings the certification tree up to date with the stored state and publishes its root with
+/// `certified_data_set`. Never traps: a part that cannot be certified is logged and then served
+/// through `http_request_update` (see `canvid_http::CertifyError`).
+pub fn recertify() {
+    storage::with(|s| {
+        let ready = s.status() == VideoStatus::Ready;
+        let source = Source(s);
+        HTTP_CERT.with_borrow_mut(|c| {
+            let result = match rebuild_needed(ready, READY_CERTIFIED.get()) {
+                Rebuild::Extras => c.certify_extras(&source),
+                Rebuild::All => {
+                    READY_CERTIFIED.set(ready);
+                    c.certify_all(&source)
+                }
+            };
+            if let Err(e) = result {
+                ic_cdk::println!("http certification: {e}");
+            }
+            ic_cdk::api::certified_data_set(c.root_hash());
+        });
+    });
+}
+
+/// The pre-upgrade tree is gone with the old heap: forget that a Ready video was certified.
+pub fn reset() {
+    READY_CERTIFIED.set(false);
+    HTTP_CERT.with_borrow_mut(|c| *c = Certifier::new());
+}
+
+#[ic_cdk::query]
+fn http_request(req: canvid_http::HttpRequest<'static>) -> canvid_http::HttpResponse<'static> {
+    let certificate = ic_cdk::api::data_certificate();
+    storage::with(|s| {
+        HTTP_CERT.with_borrow(|c| {
+            canvid_http::http_request(&req, &Source(s), c, certificate.as_deref())
+        })
+    })
+}
+
+/// Anyone may call this (the gateway does, anonymously): it only reads.
+#[ic_cdk::update]
+fn http_request_update(
+    req: canvid_http::HttpUpdateRequest<'static>,
+) -> canvid_http::HttpResponse<'static> {
+    storage::with(|s| canvid_http::http_request_update(&req, &Source(s)))
+}
+
+/// Owner only. Sets (replaces) the poster served at `/poster`; empty `data` removes it.
+#[ic_cdk::update]
+fn set_poster(args: PosterArgs) -> Result<()> {
+    crate::updates::authorized(crate::model::Action::OwnerWrite, |s| {
+        s.set_poster(&args.mime_type, &args.data, ic_cdk::api::time())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candid::Principal;
+    use canvid_types::video::{UploadSpec, VideoInit};
+    use canvid_types::Error;
+    use ic_stable_structures::VectorMemory;
+
+    fn header<'a>(r: &'a canvid_http::HttpResponse, name: &str) -> Option<&'a str> {
+        r.headers()
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn storage() -> Storage<VectorMemory> {
+        let owner = Principal::from_slice(&[1, 2]);
+        let init = VideoInit {
+            owner,
+            creator: owner,
+            index: None,
+            title: "A \"quoted\" title\n".into(),
+            description: "d".into(),
+            tags: vec![],
+        };
+        Storage::init(VectorMemory::default(), &init, owner, 1).unwrap()
+    }
+
+    fn data(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 7 % 253) as u8).collect()
+    }
+
+    fn upload(s: &mut Storage<VectorMemory>, bytes: &[u8], chunk: u32) {
+        s.begin_upload(
+            &UploadSpec {
+                mime_type: "video/mp4".into(),
+                total_size: bytes.len() as u64,
+                chunk_size: chunk,
+                chunk_digests: None,
+                file_digest: None,
+                duration_ms: Some(6000),
+            },
+            2,
+        )
+        .unwrap();
+        for (i, c) in bytes.chunks(chunk as usize).enumerate() {
+            s.put_chunk(i as u32, c, 3).unwrap();
+        }
+    }
+
+    fn get(s: &Storage<VectorMemory>, url: &str, range: Option<&str>) -> canvid_http::HttpResponse<'static> {
+        let headers: Vec<(String, String)> = range
+            .map(|r| vec![("Range".to_string(), r.to_string())])
+            .unwrap_or_default();
+        canvid_http::serve_uncertified("GET", url, &headers, &Source(s))
+    }
+
+    #[test]
+    fn serves_the_stored_video_and_its_ranges() {
+        let mut s = storage();
+        let bytes = data(2_500);
+        upload(&mut s, &bytes, 1_000);
+        // Not finished: 503, whatever is stored.
+        assert_eq!(get(&s, "/video", None).status_code().as_u16(), 503);
+        s.finish_upload(4).unwrap();
+        let r = get(&s, "/video", None);
+        assert_eq!(r.status_code().as_u16(), 206);
+        assert_eq!(r.body(), &bytes[..1_000]);
+        assert_eq!(header(&r, "content-range"), Some("bytes 0-999/2500"));
+        let r = get(&s, "/video", Some("bytes=1500-"));
+        assert_eq!(r.status_code().as_u16(), 206);
+        assert_eq!(r.body(), &bytes[1_500..2_000]);
+        let r = get(&s, "/", Some("bytes=2400-2600"));
+        assert_eq!(r.body(), &bytes[2_400..]);
+        assert_eq!(get(&s, "/video", Some("bytes=9999-")).status_code().as_u16(), 416);
+        // The ETag is the stored file digest.
+        let digest = s.metadata().digest.unwrap();
+        assert_eq!(
+            header(&r, "etag").map(str::to_string),
+            Some(format!("\"{}\"", hex::encode(digest.as_slice())))
+        );
+    }
+
+    #[test]
+    fn metadata_json_is_valid_json_and_tracks_the_poster() {
+        let mut s = storage();
+        upload(&mut s, &data(10), 4);
+        s.finish_upload(5).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&metadata_json(&s)).unwrap();
+        assert_eq!(doc["title"], "A \"quoted\" title\n");
+        assert_eq!(doc["status"], "ready");
+        assert_eq!(doc["size"], 10);
+        assert!(doc["poster"].is_null());
+        assert_eq!(get(&s, "/poster", None).status_code().as_u16(), 404);
+
+        s.set_poster("image/png", b"\x89PNG fake", 6).unwrap();
+        let doc: serde_json::Value = serde_json::from_str(&metadata_json(&s)).unwrap();
+        assert_eq!(doc["poster"]["mime_type"], "image/png");
+        assert_eq!(doc["poster"]["size"], 9);
+        let r = get(&s, "/poster", None);
+        assert_eq!(r.status_code().as_u16(), 200);
+        assert_eq!(r.body(), b"\x89PNG fake");
+        assert_eq!(header(&r, "content-type"), Some("image/png"));
+
+        let r = get(&s, "/metadata.json", None);
+        assert_eq!(r.status_code().as_u16(), 200);
+        assert_eq!(r.body(), metadata_json(&s).as_bytes());
+    }
+
+    #[test]
+    fn poster_limits_and_replacement() {
+        let mut s = storage();
+        let too_big = vec![0u8; storage::MAX_POSTER_BYTES as usize + 1];
+        assert!(matches!(
+            s.set_poster("image/png", &too_big, 1),
+            Err(Error::TooLarge { size, limit }) if size == too_big.len() as u64 && limit == storage::MAX_POSTER_BYTES
+        ));
+        for bad in ["video/mp4", "image/", "image/png\r\nX: y", "", &"image/".repeat(30)] {
+            assert!(
+                matches!(s.set_poster(bad, b"x", 1), Err(Error::InvalidArgument { .. })),
+                "{bad:?} accepted"
+            );
+        }
+        assert!(s.poster().is_none());
+        // Nothing stored: clearing allocates nothing.
+        s.set_poster("", b"", 1).unwrap();
+        assert!(s.poster().is_none());
+
+        let max = vec![7u8; storage::MAX_POSTER_BYTES as usize];
+        s.set_poster("image/jpeg", &max, 2).unwrap();
+        let p = s.poster().unwrap();
+        assert_eq!(p.bytes, max);
+        assert_eq!(p.mime_type, "image/jpeg");
+        let want: [u8; 32] = sha2::Digest::digest(&max[..]).into();
+        assert_eq!(p.sha256, want);
+        // A shorter replacement: only its bytes are served.
+        s.set_poster("image/webp", b"short", 3).unwrap();
+        let p = s.poster().unwrap();
+        assert_eq!((p.mime_type.as_str(), p.bytes.as_slice()), ("image/webp", &b"short"[..]));
+        assert_eq!(s.poster_info(), Some(("image/webp".into(), 5)));
+        s.set_poster("", b"", 4).unwrap();
+        assert!(s.poster().is_none() && s.poster_info().is_none());
+    }
+
+    #[test]
+    fn certification_covers_the_served_answers() {
+        let mut s = storage();
+        upload(&mut s, &data(3_000), 1_000);
+        let mut c = Certifier::new();
+        c.certify_all(&Source(&s)).unwrap();
+        let uploading = c.entry_count();
+        s.finish_upload(5).unwrap();
+        c.certify_all(&Source(&s)).unwrap();
+        // About four entries per chunk once Ready (docs/http.md), far more than while uploading.
+        assert!(c.entry_count() >= uploading + 3 * 4, "{} entries", c.entry_count());
+        let root = c.root_hash();
+        s.set_poster("image/png", b"p", 6).unwrap();
+        c.certify_extras(&Source(&s)).unwrap();
+        assert_ne!(c.root_hash(), root, "the poster changes the tree");
+    }
+
+    #[test]
+    fn rebuild_rule() {
+        assert_eq!(rebuild_needed(false, false), Rebuild::All);
+        assert_eq!(rebuild_needed(true, false), Rebuild::All);
+        assert_eq!(rebuild_needed(true, true), Rebuild::Extras);
+        // Not ready any more cannot happen, but would be rebuilt in full.
+        assert_eq!(rebuild_needed(false, true), Rebuild::All);
+    }
+}
