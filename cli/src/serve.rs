@@ -137,7 +137,10 @@ pub fn serve_until_ctrl_c(d: &Deployment, port: u16, videos: &[Principal]) -> Re
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let handle = canvid_gateway::serve(d.replica.clone(), addr)
         .map_err(|e| Error::Gateway(format!("cannot listen on {addr}: {e}")))?;
-    println!("\nHTTP gateway on http://{addr}/ (loopback only)");
+    println!(
+        "\nHTTP gateway on http://127.0.0.1:{}/ (loopback only)",
+        handle.port()
+    );
     for v in videos {
         println!("  video  {}", handle.url_for(*v));
     }

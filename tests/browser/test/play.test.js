@@ -1,0 +1,203 @@
+// Plays and seeks a video served by a canvid video canister in real Chromium.
+//
+// For each format (H.264 MP4, VP9 WebM): ffmpeg generates a ~6 s test video, the Rust example
+// `serve_video` deploys canvid on the embedded replica, uploads the file in small chunks (so
+// playback and seeking need many Range requests) and starts canvid-gateway; a tiny page served
+// from 127.0.0.1 holds `<video src="http://<id>.localhost:<port>/video">`. Chromium (through
+// playwright-core) must load the metadata, seek to the middle and near the end, play, and the
+// gateway log must show the Range requests answered with 206.
+//
+// Environment: SERVE_VIDEO_BIN (prebuilt example; else `cargo run -p canvid-tests --example
+// serve_video`), CHROMIUM (default /usr/bin/chromium), CANVID_WASM_DIR / CARGO_TARGET_DIR are
+// passed through. Screenshots go to <repo>/test-output/browser/.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import { mkdtempSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repo = resolve(here, '../../..');
+const outDir = join(repo, 'test-output', 'browser');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const SECONDS = 6;
+const CHUNK_SIZE = 65536;
+
+const FORMATS = [
+  {
+    name: 'mp4-h264',
+    ext: 'mp4',
+    codecs: 'video/mp4; codecs="avc1.640028"',
+    ffmpeg: ['-c:v', 'libx264', '-preset', 'veryfast', '-pix_fmt', 'yuv420p', '-profile:v', 'high',
+      '-g', '30', '-keyint_min', '30', '-sc_threshold', '0', '-b:v', '1M', '-movflags', '+faststart'],
+  },
+  {
+    name: 'webm-vp9',
+    ext: 'webm',
+    codecs: 'video/webm; codecs="vp9"',
+    ffmpeg: ['-c:v', 'libvpx-vp9', '-deadline', 'realtime', '-cpu-used', '8', '-b:v', '1M',
+      '-g', '30', '-keyint_min', '30'],
+  },
+];
+
+function generate(fmt, dir) {
+  const file = join(dir, `test.${fmt.ext}`);
+  execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i',
+    `testsrc2=size=640x360:rate=30:duration=${SECONDS}`, ...fmt.ffmpeg, file], { stdio: 'inherit' });
+  return file;
+}
+
+/** Starts serve_video; resolves with its first JSON line, the child, and a promise of the log. */
+async function startServer(file) {
+  const [cmd, args] = process.env.SERVE_VIDEO_BIN
+    ? [process.env.SERVE_VIDEO_BIN, []]
+    : ['cargo', ['run', '-q', '-p', 'canvid-tests', '--example', 'serve_video', '--']];
+  const child = spawn(cmd, [...args, file, '--chunk-size', String(CHUNK_SIZE)], {
+    cwd: repo,
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout });
+  const rest = [];
+  let first;
+  const firstLine = new Promise((res, rej) => {
+    first = res;
+    child.on('exit', (code) => rej(new Error(`serve_video exited early (${code})`)));
+  });
+  let gotFirst = false;
+  const done = new Promise((res) => {
+    lines.on('line', (l) => {
+      if (!gotFirst) {
+        gotFirst = true;
+        first(JSON.parse(l));
+      } else {
+        rest.push(JSON.parse(l));
+      }
+    });
+    lines.on('close', () => res(rest));
+  });
+  const info = await firstLine;
+  return { info, child, log: done };
+}
+
+function servePage(videoUrl) {
+  const html = `<!doctype html><html><head><meta charset="utf-8"><title>canvid</title>
+<style>body{margin:0;background:#222}video{width:640px;height:360px;display:block}</style></head>
+<body><video id="v" src="${videoUrl}" muted playsinline preload="metadata"></video></body></html>`;
+  const server = createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(html);
+  });
+  return new Promise((res) => server.listen(0, '127.0.0.1', () => res(server)));
+}
+
+/** Resolves when `event` fires on the video (or `ready()` already holds), rejects on error. */
+function waitFor(page, event, ready) {
+  return page.evaluate(
+    ({ event, ready }) =>
+      new Promise((res, rej) => {
+        const v = document.getElementById('v');
+        if (ready && new Function('v', `return ${ready}`)(v)) return res(true);
+        const t = setTimeout(() => rej(new Error(`timeout waiting for ${event}`)), 60000);
+        v.addEventListener(event, () => { clearTimeout(t); res(true); }, { once: true });
+        v.addEventListener('error', () => { clearTimeout(t); rej(new Error(`media error ${v.error && v.error.code}: ${v.error && v.error.message}`)); }, { once: true });
+      }),
+    { event, ready },
+  );
+}
+
+async function seek(page, to) {
+  const seeked = waitFor(page, 'seeked');
+  await page.evaluate((to) => { document.getElementById('v').currentTime = to; }, to);
+  await seeked;
+  return page.evaluate(() => document.getElementById('v').currentTime);
+}
+
+mkdirSync(outDir, { recursive: true });
+
+for (const fmt of FORMATS) {
+  test(`plays and seeks ${fmt.name} served by a video canister`, { timeout: 600000 }, async (t) => {
+    const work = mkdtempSync(join(tmpdir(), 'canvid-browser-'));
+    const file = generate(fmt, work);
+    const size = statSync(file).size;
+    assert.ok(size > 4 * CHUNK_SIZE, `${fmt.name}: ${size} bytes is not several chunks`);
+
+    const { info, child, log } = await startServer(file);
+    assert.match(info.url, /^http:\/\/[a-z0-9-]+\.localhost:\d+\/$/);
+    assert.equal(info.size, size);
+    const page_server = await servePage(info.video_url);
+    const pageUrl = `http://127.0.0.1:${page_server.address().port}/`;
+
+    const profile = mkdtempSync(join(tmpdir(), 'canvid-chromium-'));
+    const context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
+        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      viewport: { width: 640, height: 360 },
+    });
+    let entries;
+    try {
+      const page = context.pages()[0] || (await context.newPage());
+      await page.goto(pageUrl);
+      const canPlay = await page.evaluate((c) => document.createElement('video').canPlayType(c), fmt.codecs);
+      if (!canPlay) {
+        t.skip(`this Chromium cannot play ${fmt.codecs}`);
+        return;
+      }
+      await waitFor(page, 'loadedmetadata', 'v.readyState >= 1');
+      const duration = await page.evaluate(() => document.getElementById('v').duration);
+      assert.ok(Math.abs(duration - SECONDS) < 0.25, `duration ${duration}, generated ${SECONDS} s`);
+
+      const mid = await seek(page, duration / 2);
+      assert.ok(Math.abs(mid - duration / 2) < 0.1, `seeked to ${mid}`);
+      await waitFor(page, 'canplay', 'v.readyState >= 3');
+      const midShot = await page.screenshot({ path: join(outDir, `${fmt.name}-middle.png`) });
+
+      const end = await seek(page, duration - 0.4);
+      assert.ok(Math.abs(end - (duration - 0.4)) < 0.1, `seeked to ${end}`);
+
+      const start = await seek(page, 1);
+      await page.evaluate(() => document.getElementById('v').play());
+      await page.waitForFunction((s) => document.getElementById('v').currentTime > s + 1.0, start, { timeout: 60000 });
+      const playing = await page.evaluate(() => {
+        const v = document.getElementById('v');
+        return { time: v.currentTime, paused: v.paused, w: v.videoWidth, h: v.videoHeight, err: v.error };
+      });
+      assert.equal(playing.paused, false);
+      assert.equal(playing.err, null);
+      assert.deepEqual([playing.w, playing.h], [640, 360]);
+      const playShot = await page.screenshot({ path: join(outDir, `${fmt.name}-playing.png`) });
+      // testsrc2 draws a running clock: frames 1 s apart must differ.
+      assert.ok(!midShot.equals(playShot), 'the screenshots at two times are identical');
+    } finally {
+      await context.close();
+      page_server.close();
+      child.stdin.end();
+      entries = await log;
+      rmSync(profile, { recursive: true, force: true });
+      rmSync(work, { recursive: true, force: true });
+    }
+
+    const done = entries.pop();
+    assert.deepEqual(done, { done: true, requests: entries.length });
+    const clientRanges = entries.filter((e) => !e.streamed && e.range);
+    assert.ok(clientRanges.length >= 3, `few Range requests: ${JSON.stringify(entries)}`);
+    for (const e of clientRanges) {
+      assert.equal(e.canister, info.canister);
+      assert.equal(e.status, 206, `Range ${e.range} answered ${e.status}`);
+      assert.ok(e.body_len > 0 && e.body_len <= CHUNK_SIZE, `Range ${e.range}: ${e.body_len} bytes`);
+    }
+    // Seeking reads from the middle of the file, not only sequentially from the start.
+    const offsets = clientRanges.map((e) => Number(/^bytes=(\d+)-/.exec(e.range)?.[1] ?? -1));
+    assert.ok(offsets.some((o) => o > size / 2), `no Range past the middle: ${offsets}`);
+    assert.ok(entries.every((e) => e.status < 500), `server errors: ${JSON.stringify(entries.filter((e) => e.status >= 500))}`);
+    const upgraded = clientRanges.filter((e) => e.upgraded).length;
+    t.diagnostic(`${fmt.name}: ${size} bytes, ${clientRanges.length} Range requests (${upgraded} via http_request_update), ${entries.length} canister calls`);
+  });
+}
