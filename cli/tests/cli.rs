@@ -270,3 +270,76 @@ fn help_documents_commands_exit_codes_and_persistence() {
     let o = run(canvid().args(["serve", "--help"]));
     assert!(stdout(&o).contains("no snapshot support"), "{}", stdout(&o));
 }
+
+/// Kills the child when the test ends, even if an assertion fails first.
+struct KillOnDrop(std::process::Child);
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn serve_uploads_and_serves_the_video_over_http() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    require_wasm();
+    let dir = tempfile::tempdir().unwrap();
+    let video = dir.path().join("clip.mp4");
+    let bytes: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8)
+        .collect();
+    std::fs::write(&video, &bytes).unwrap();
+    let state = dir.path().join("state");
+    let mut child = KillOnDrop(
+        canvid()
+            .args(["serve", "--port", "0", "--upload"])
+            .arg(&video)
+            .arg("--state")
+            .arg(&state)
+            .env("CANVID_WASM_DIR", wasm_dir())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("serve printed the video URL before exiting")
+            .unwrap();
+        if let Some(u) = line.trim().strip_prefix("video  ") {
+            break u.to_string();
+        }
+    };
+    // http://<id>.localhost:<port>/
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, _) = rest.split_once('/').unwrap();
+    let (_, port) = host.rsplit_once(':').unwrap();
+    let ids: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state.join("canister_ids.json")).unwrap())
+            .unwrap();
+    assert!(
+        host.starts_with(ids["video_0"]["embedded"].as_str().unwrap()),
+        "{url} vs {ids}"
+    );
+
+    let mut stream =
+        std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).unwrap();
+    write!(
+        stream,
+        "GET / HTTP/1.1\r\nHost: {host}\r\nRange: bytes=100-199\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("HTTP header end")
+        + 4;
+    let head = String::from_utf8_lossy(&response[..split]);
+    assert!(head.starts_with("HTTP/1.1 206"), "{head}");
+    assert_eq!(&response[split..], &bytes[100..200]);
+}

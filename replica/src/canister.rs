@@ -68,6 +68,8 @@ pub struct Canister {
     pub store: Store<HostCtx>,
     pub instance: Option<Instance>,
     pub module: Option<Arc<CompiledModule>>,
+    /// SHA-256 of the module as supplied to install_code (gzipped or not), as the IC reports it.
+    pub module_hash: Option<[u8; 32]>,
     pub globals: Vec<Global>,
     pub table: Option<Table>,
     pub committed_heap: Vec<u8>,
@@ -105,14 +107,18 @@ pub fn link_stubs(
     }
 }
 
-/// Instantiates `module` in a fresh store holding `ctx` (runs the start function).
+/// A fresh instance: store, instance, exported mutable globals, table, start-function fuel.
+pub type Instantiated = (Store<HostCtx>, Instance, Vec<Global>, Option<Table>, u64);
+
+/// Instantiates `module` in a fresh store holding `ctx` (runs the start function). On failure the
+/// host state comes back (boxed) so nothing it holds (e.g. stable memory) is lost.
 pub fn instantiate(
     engine: &Engine,
     linker: &Linker<HostCtx>,
     module: &Arc<CompiledModule>,
     mut ctx: HostCtx,
     start_fuel: u64,
-) -> Result<(Store<HostCtx>, Instance, Vec<Global>, Option<Table>, u64), (HostCtx, String)> {
+) -> Result<Instantiated, Box<(HostCtx, String)>> {
     ctx.exec = Exec {
         kind: ExecKind::Start,
         fuel_limit: start_fuel,
@@ -120,13 +126,16 @@ pub fn instantiate(
     };
     let mut store = new_store(engine, ctx);
     if store.set_fuel(start_fuel).is_err() {
-        return Err((store.into_data(), "fuel metering disabled".into()));
+        return Err(Box::new((
+            store.into_data(),
+            "fuel metering disabled".into(),
+        )));
     }
     let instance = match linker.instantiate_and_start(&mut store, &module.module) {
         Ok(i) => i,
         Err(e) => {
             let msg = format!("Wasm module could not be instantiated: {e}");
-            return Err((store.into_data(), msg));
+            return Err(Box::new((store.into_data(), msg)));
         }
     };
     let used = start_fuel - store.get_fuel().unwrap_or(0);
@@ -148,6 +157,7 @@ impl Canister {
             store: new_store(engine, HostCtx::new(id)),
             instance: None,
             module: None,
+            module_hash: None,
             globals: Vec::new(),
             table: None,
             committed_heap: Vec::new(),
@@ -246,7 +256,8 @@ impl Canister {
                     self.globals = globals;
                     self.table = table;
                 }
-                Err((ctx, _)) => {
+                Err(failed) => {
+                    let (ctx, _) = *failed;
                     // Cannot happen for a module that instantiated before; keep the state
                     // reachable rather than losing it.
                     self.store = new_store(engine, ctx);
@@ -260,6 +271,7 @@ impl Canister {
 
     /// Runs one execution. `exec.fuel_limit` bounds the instructions; `cycles_cap` is the number
     /// of instructions the canister can pay for (if lower, running out means out of cycles).
+    #[allow(clippy::too_many_arguments)]
     pub fn run(
         &mut self,
         engine: &Engine,
@@ -292,12 +304,13 @@ impl Canister {
         let _ = self.store.set_fuel(fuel);
         let func = match &entry {
             Entry::Export(name) => instance.get_func(&self.store, name),
-            Entry::Callback(idx, _) => self.table.and_then(|t| {
-                match t.get(&self.store, *idx as u64) {
-                    Some(wasmi::Ref::Func(f)) => Option::<wasmi::Func>::from(f),
-                    _ => None,
-                }
-            }),
+            Entry::Callback(idx, _) => {
+                self.table
+                    .and_then(|t| match t.get(&self.store, *idx as u64) {
+                        Some(wasmi::Ref::Func(f)) => Option::<wasmi::Func>::from(f),
+                        _ => None,
+                    })
+            }
         };
         let result = match func {
             None => Err(ExecError::Missing(match &entry {

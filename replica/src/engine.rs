@@ -6,6 +6,7 @@
 //!   the rewrite exports table 0 as [`TABLE_EXPORT`];
 //! * restore mutable globals (e.g. the shadow stack pointer) after a trap: every mutable global is
 //!   exported as `__canvid_global_<index>` so it can be snapshotted and restored.
+//!
 //! Only the export section changes; every other section is copied byte for byte.
 //!
 //! Each distinct module (SHA-256 of the decompressed wasm) is compiled once and instantiated per
@@ -164,7 +165,8 @@ pub fn rewrite(wasm: &[u8]) -> Result<(Vec<u8>, RewriteInfo), String> {
 /// A compiled, rewritten module shared by every canister running it.
 pub struct CompiledModule {
     pub module: wasmi::Module,
-    /// SHA-256 of the decompressed, unmodified module (what `module_hash` reports).
+    /// SHA-256 of the decompressed, unmodified module (the cache key; `module_hash` reports the
+    /// hash of the module as supplied, see `Canister::module_hash`).
     pub hash: [u8; 32],
     pub info: RewriteInfo,
     /// Exported function names (`canister_update foo`, ...).
@@ -293,7 +295,10 @@ mod tests {
             wasmi::Ref::Func(f) => Option::<wasmi::Func>::from(f).unwrap(),
             _ => panic!("not a funcref"),
         };
-        f.typed::<i32, ()>(&store).unwrap().call(&mut store, 42).unwrap();
+        f.typed::<i32, ()>(&store)
+            .unwrap()
+            .call(&mut store, 42)
+            .unwrap();
         let g = inst.get_global(&store, "__canvid_global_0").unwrap();
         assert_eq!(g.get(&store).i32(), Some(42));
     }

@@ -298,7 +298,7 @@ impl Replica {
         self.lock()
             .canisters
             .get(&canister)
-            .and_then(|c| c.module.as_ref().map(|m| m.hash))
+            .and_then(|c| c.module_hash)
     }
 
     pub fn get_stable_memory(&self, canister: Principal) -> Vec<u8> {
@@ -413,7 +413,10 @@ impl Replica {
         }
         Err(RejectResponse::ic(
             202,
-            format!("message {} did not complete within {MAX_ROUNDS} rounds", id.0),
+            format!(
+                "message {} did not complete within {MAX_ROUNDS} rounds",
+                id.0
+            ),
         ))
     }
 

@@ -164,7 +164,11 @@ impl State {
         Ok(())
     }
 
-    pub fn status(&self, caller: Principal, cid: Principal) -> Result<CanisterStatus, RejectResponse> {
+    pub fn status(
+        &self,
+        caller: Principal,
+        cid: Principal,
+    ) -> Result<CanisterStatus, RejectResponse> {
         let c = self.canister(cid)?;
         if caller != cid {
             self.controlled(caller, cid)?;
@@ -172,7 +176,7 @@ impl State {
         Ok(CanisterStatus {
             status: c.status,
             controllers: c.ctx().controllers.clone(),
-            module_hash: c.module.as_ref().map(|m| m.hash),
+            module_hash: c.module_hash,
             cycles: c.ctx().balance,
             memory_size: c.heap_bytes() + c.ctx().stable.size_bytes(),
             freezing_threshold: c.freezing_threshold,
@@ -297,7 +301,10 @@ impl State {
         self.controlled(caller, cid)?;
         let engine = self.engine.clone();
         let c = self.canisters.get_mut(&cid).expect("checked");
-        let old = std::mem::replace(&mut c.store, crate::canister::new_store(&engine, HostCtx::new(cid)));
+        let old = std::mem::replace(
+            &mut c.store,
+            crate::canister::new_store(&engine, HostCtx::new(cid)),
+        );
         let old = old.into_data();
         let h = c.ctx_mut();
         h.balance = old.balance;
@@ -308,6 +315,7 @@ impl State {
         h.limits = old.limits;
         c.instance = None;
         c.module = None;
+        c.module_hash = None;
         c.globals.clear();
         c.table = None;
         c.committed_heap = Vec::new();
@@ -430,7 +438,11 @@ impl State {
             n
         };
         // Undo everything on the old canister after a failure past pre_upgrade.
-        let fail = |c: &mut Canister, mut ctx: HostCtx, linker: &wasmi::Linker<HostCtx>, instr: u64, r: RejectResponse| {
+        let fail = |c: &mut Canister,
+                    mut ctx: HostCtx,
+                    linker: &wasmi::Linker<HostCtx>,
+                    instr: u64,
+                    r: RejectResponse| {
             ctx.stable.rollback();
             let h = c.ctx_mut();
             h.log.append(&mut ctx.log);
@@ -449,7 +461,8 @@ impl State {
         let (store, instance, globals, table, used) =
             match instantiate(&engine, &self.linker, &module, new_ctx, start_fuel) {
                 Ok(x) => x,
-                Err((ctx, msg)) => {
+                Err(failed) => {
+                    let (ctx, msg) = *failed;
                     let r = RejectResponse::ic(505, format!("Error from Canister {cid}: {msg}"));
                     let instr = stats.instructions;
                     return fail(c, ctx, &self.linker, instr, r);
@@ -468,6 +481,7 @@ impl State {
             c.generation + 1
         };
         fresh.adopt(module.clone(), store, instance, globals, table);
+        fresh.module_hash = Some(crate::engine::sha256(wasm));
 
         // --- canister_init / canister_post_upgrade ---
         let (entry, kind) = match mode {
@@ -542,7 +556,8 @@ impl State {
             "create_canister" => {
                 let a: mc::CreateCanisterArgs = decode(arg)?;
                 let settings = a.settings.map(settings_from).transpose()?;
-                let id = self.create_canister_with(caller, settings, cycles, cycles::CREATION_FEE)?;
+                let id =
+                    self.create_canister_with(caller, settings, cycles, cycles::CREATION_FEE)?;
                 Ok((encode(&mc::CanisterIdRecord { canister_id: id }), 0))
             }
             "provisional_create_canister_with_cycles" => {
@@ -598,7 +613,7 @@ impl State {
                 let r = mc::CanisterInfoResult {
                     total_num_changes: c.ctx().canister_version,
                     recent_changes: Vec::new(),
-                    module_hash: c.module.as_ref().map(|m| m.hash.to_vec()),
+                    module_hash: c.module_hash.map(|h| h.to_vec()),
                     controllers: c.ctx().controllers.clone(),
                 };
                 Ok((encode(&r), cycles))

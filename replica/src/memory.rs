@@ -190,8 +190,14 @@ mod tests {
         let mut zeros = [1u8; 10];
         m.read(0, &mut zeros).unwrap();
         assert_eq!(zeros, [0u8; 10]);
-        assert_eq!(m.write(3 * PAGE - 1, &[1, 2]), Err(StableError::OutOfBounds));
-        assert_eq!(m.read(u64::MAX, &mut [0u8; 2]), Err(StableError::OutOfBounds));
+        assert_eq!(
+            m.write(3 * PAGE - 1, &[1, 2]),
+            Err(StableError::OutOfBounds)
+        );
+        assert_eq!(
+            m.read(u64::MAX, &mut [0u8; 2]),
+            Err(StableError::OutOfBounds)
+        );
     }
 
     #[test]
@@ -233,7 +239,10 @@ mod tests {
         m.write(0, &[1]).unwrap();
         m.write(PAGE, &[1]).unwrap();
         m.write(PAGE + 5, &[1]).unwrap(); // same page again: fine
-        assert!(matches!(m.write(2 * PAGE, &[1]), Err(StableError::TouchLimit(_))));
+        assert!(matches!(
+            m.write(2 * PAGE, &[1]),
+            Err(StableError::TouchLimit(_))
+        ));
     }
 
     #[test]

@@ -29,7 +29,9 @@ pub const TOUCH_UPGRADE: u64 = 8 << 30;
 #[derive(Clone, Debug)]
 pub enum Origin {
     Ingress(u64),
-    Canister { callback: u64 },
+    Canister {
+        callback: u64,
+    },
     /// Timers and heartbeats: nobody waits for an answer.
     System,
 }
@@ -225,7 +227,10 @@ impl State {
         root: Option<u64>,
     ) -> Outcome {
         let charged = exec.kind.persists();
-        let c = self.canisters.get_mut(&cid).expect("caller checked existence");
+        let c = self
+            .canisters
+            .get_mut(&cid)
+            .expect("caller checked existence");
         let reserve = c.reserve();
         exec.reserve = reserve;
         exec.time = self.time;
@@ -266,6 +271,7 @@ impl State {
 
     // ------------------------------------------------------------------ call contexts
 
+    #[allow(clippy::too_many_arguments)]
     fn new_context(
         &mut self,
         canister: Principal,
@@ -466,10 +472,16 @@ impl State {
         match c.status {
             CanisterStatusKind::Running => {}
             CanisterStatusKind::Stopping => {
-                return Err(RejectResponse::ic(509, format!("Canister {cid} is stopping")))
+                return Err(RejectResponse::ic(
+                    509,
+                    format!("Canister {cid} is stopping"),
+                ))
             }
             CanisterStatusKind::Stopped => {
-                return Err(RejectResponse::ic(508, format!("Canister {cid} is stopped")))
+                return Err(RejectResponse::ic(
+                    508,
+                    format!("Canister {cid} is stopped"),
+                ))
             }
         }
         if c.module.is_none() {
@@ -489,7 +501,8 @@ impl State {
     fn frozen_check(&self, cid: Principal, fee: u128) -> Result<(), RejectResponse> {
         let c = self.canister(cid)?;
         let reserve = c.reserve();
-        if cycles::liquid(c.ctx().balance, reserve) < fee {
+        // Frozen: the balance is below the freezing reserve (plus the fee at hand).
+        if c.ctx().balance < reserve.saturating_add(fee) {
             return Err(RejectResponse::ic(
                 207,
                 format!(
@@ -541,9 +554,11 @@ impl State {
             });
         };
         if callee == ids::management() {
-            match self.management_call(caller, &method, &arg, cycles, Some(callback)) {
-                Some((result, refund)) => reply(self, result, refund),
-                None => {} // answered later (stop_canister)
+            // `None`: answered later (a stop_canister waiting for open call contexts).
+            if let Some((result, refund)) =
+                self.management_call(caller, &method, &arg, cycles, Some(callback))
+            {
+                reply(self, result, refund);
             }
             return;
         }
@@ -587,7 +602,12 @@ impl State {
         if current {
             let (kind, fun, arg, reject) = match result {
                 Ok(bytes) => (ExecKind::ReplyCallback, cb.reply, bytes, None),
-                Err((code, msg)) => (ExecKind::RejectCallback, cb.reject, Vec::new(), Some((code, msg))),
+                Err((code, msg)) => (
+                    ExecKind::RejectCallback,
+                    cb.reject,
+                    Vec::new(),
+                    Some((code, msg)),
+                ),
             };
             let r = self.run_in_context(
                 cb.caller,
@@ -667,7 +687,10 @@ impl State {
             }
             batch.push(Msg::Response {
                 callback: id,
-                result: Err((RejectCode::SysUnknown as u32, "Call deadline has expired.".into())),
+                result: Err((
+                    RejectCode::SysUnknown as u32,
+                    "Call deadline has expired.".into(),
+                )),
                 refund: 0,
             });
         }
@@ -705,7 +728,9 @@ impl State {
                     callback,
                     deadline,
                     root,
-                } => self.handle_request(caller, callee, method, arg, cycles, callback, deadline, root),
+                } => self.handle_request(
+                    caller, callee, method, arg, cycles, callback, deadline, root,
+                ),
                 Msg::Response {
                     callback,
                     result,
@@ -830,7 +855,10 @@ impl State {
         };
         if c.status == CanisterStatusKind::Stopped {
             return (
-                Err(RejectResponse::ic(508, format!("Canister {cid} is stopped"))),
+                Err(RejectResponse::ic(
+                    508,
+                    format!("Canister {cid} is stopped"),
+                )),
                 CallStats::default(),
             );
         }
@@ -844,7 +872,10 @@ impl State {
             );
         }
         let (export, kind) = if c.exports(&format!("canister_query {method}")) {
-            (format!("canister_query {method}"), ExecKind::NonReplicatedQuery)
+            (
+                format!("canister_query {method}"),
+                ExecKind::NonReplicatedQuery,
+            )
         } else if c.exports(&format!("canister_composite_query {method}")) {
             (
                 format!("canister_composite_query {method}"),

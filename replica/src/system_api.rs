@@ -440,10 +440,14 @@ pub fn define(linker: &mut Linker<HostCtx>) -> Result<(), wasmi::errors::LinkerE
         avail(&c, "msg_reject_code", RY | RT)?;
         Ok(c.data().exec.reject.as_ref().map_or(0, |r| r.0))
     })?;
-    linker.func_wrap(M, "msg_reject_msg_size", |c: Cx<'_>| -> Result<u32, Error> {
-        avail(&c, "msg_reject_msg_size", RT)?;
-        Ok(c.data().exec.reject.as_ref().map_or(0, |r| r.1.len()) as u32)
-    })?;
+    linker.func_wrap(
+        M,
+        "msg_reject_msg_size",
+        |c: Cx<'_>| -> Result<u32, Error> {
+            avail(&c, "msg_reject_msg_size", RT)?;
+            Ok(c.data().exec.reject.as_ref().map_or(0, |r| r.1.len()) as u32)
+        },
+    )?;
     linker.func_wrap(
         M,
         "msg_reject_msg_copy",
@@ -615,10 +619,14 @@ pub fn define(linker: &mut Linker<HostCtx>) -> Result<(), wasmi::errors::LinkerE
             })
         },
     )?;
-    linker.func_wrap(M, "msg_method_name_size", |c: Cx<'_>| -> Result<u32, Error> {
-        avail(&c, "msg_method_name_size", F)?;
-        Ok(c.data().exec.method.len() as u32)
-    })?;
+    linker.func_wrap(
+        M,
+        "msg_method_name_size",
+        |c: Cx<'_>| -> Result<u32, Error> {
+            avail(&c, "msg_method_name_size", F)?;
+            Ok(c.data().exec.method.len() as u32)
+        },
+    )?;
     linker.func_wrap(
         M,
         "msg_method_name_copy",
@@ -633,7 +641,9 @@ pub fn define(linker: &mut Linker<HostCtx>) -> Result<(), wasmi::errors::LinkerE
         avail(&c, "accept_message", F)?;
         let e = &mut c.data_mut().exec;
         if e.accepted_message {
-            return Err(violation("ic0.accept_message: the message was already accepted"));
+            return Err(violation(
+                "ic0.accept_message: the message was already accepted",
+            ));
         }
         e.accepted_message = true;
         Ok(())
@@ -788,8 +798,10 @@ pub fn define(linker: &mut Linker<HostCtx>) -> Result<(), wasmi::errors::LinkerE
             charge(&mut c, SYSCALL_BASE.saturating_add(size))?;
             let m = memory(&c)?;
             let (data, h) = m.data_and_store_mut(&mut c);
-            let s = usize::try_from(src).map_err(|_| violation("stable64_write: heap out of bounds"))?;
-            let n = usize::try_from(size).map_err(|_| violation("stable64_write: heap out of bounds"))?;
+            let s = usize::try_from(src)
+                .map_err(|_| violation("stable64_write: heap out of bounds"))?;
+            let n = usize::try_from(size)
+                .map_err(|_| violation("stable64_write: heap out of bounds"))?;
             let bytes = s
                 .checked_add(n)
                 .and_then(|end| data.get(s..end))
@@ -805,8 +817,10 @@ pub fn define(linker: &mut Linker<HostCtx>) -> Result<(), wasmi::errors::LinkerE
             charge(&mut c, SYSCALL_BASE.saturating_add(size))?;
             let m = memory(&c)?;
             let (data, h) = m.data_and_store_mut(&mut c);
-            let d = usize::try_from(dst).map_err(|_| violation("stable64_read: heap out of bounds"))?;
-            let n = usize::try_from(size).map_err(|_| violation("stable64_read: heap out of bounds"))?;
+            let d =
+                usize::try_from(dst).map_err(|_| violation("stable64_read: heap out of bounds"))?;
+            let n = usize::try_from(size)
+                .map_err(|_| violation("stable64_read: heap out of bounds"))?;
             let out = d
                 .checked_add(n)
                 .and_then(|end| data.get_mut(d..end))
@@ -830,26 +844,36 @@ pub fn define(linker: &mut Linker<HostCtx>) -> Result<(), wasmi::errors::LinkerE
             Ok(())
         },
     )?;
-    linker.func_wrap(M, "data_certificate_present", |c: Cx<'_>| -> Result<u32, Error> {
-        avail(&c, "data_certificate_present", ALL)?;
-        Ok(c.data().exec.certificate.is_some() as u32)
-    })?;
-    linker.func_wrap(M, "data_certificate_size", |c: Cx<'_>| -> Result<u32, Error> {
-        avail(&c, "data_certificate_size", NRQ | CQ)?;
-        c.data()
-            .exec
-            .certificate
-            .as_ref()
-            .map(|v| v.len() as u32)
-            .ok_or_else(|| violation("ic0.data_certificate_size: no certificate is present"))
-    })?;
+    linker.func_wrap(
+        M,
+        "data_certificate_present",
+        |c: Cx<'_>| -> Result<u32, Error> {
+            avail(&c, "data_certificate_present", ALL)?;
+            Ok(c.data().exec.certificate.is_some() as u32)
+        },
+    )?;
+    linker.func_wrap(
+        M,
+        "data_certificate_size",
+        |c: Cx<'_>| -> Result<u32, Error> {
+            avail(&c, "data_certificate_size", NRQ | CQ)?;
+            c.data()
+                .exec
+                .certificate
+                .as_ref()
+                .map(|v| v.len() as u32)
+                .ok_or_else(|| violation("ic0.data_certificate_size: no certificate is present"))
+        },
+    )?;
     linker.func_wrap(
         M,
         "data_certificate_copy",
         |mut c: Cx<'_>, dst: u32, off: u32, size: u32| -> Result<(), Error> {
             avail(&c, "data_certificate_copy", NRQ | CQ)?;
             if c.data().exec.certificate.is_none() {
-                return Err(violation("ic0.data_certificate_copy: no certificate is present"));
+                return Err(violation(
+                    "ic0.data_certificate_copy: no certificate is present",
+                ));
             }
             copy_out(&mut c, dst, off, size, "data_certificate_copy", |h| {
                 h.exec.certificate.as_deref().unwrap_or(&[])
@@ -897,20 +921,29 @@ pub fn define(linker: &mut Linker<HostCtx>) -> Result<(), wasmi::errors::LinkerE
             Ok(c.data().controllers.contains(&p) as u32)
         },
     )?;
-    linker.func_wrap(M, "in_replicated_execution", |c: Cx<'_>| -> Result<u32, Error> {
-        avail(&c, "in_replicated_execution", ALL_S)?;
-        let k = c.data().exec.kind;
-        Ok(!matches!(
-            k,
-            ExecKind::NonReplicatedQuery | ExecKind::CompositeQuery | ExecKind::InspectMessage
-        ) as u32)
-    })?;
+    linker.func_wrap(
+        M,
+        "in_replicated_execution",
+        |c: Cx<'_>| -> Result<u32, Error> {
+            avail(&c, "in_replicated_execution", ALL_S)?;
+            let k = c.data().exec.kind;
+            Ok(!matches!(
+                k,
+                ExecKind::NonReplicatedQuery | ExecKind::CompositeQuery | ExecKind::InspectMessage
+            ) as u32)
+        },
+    )?;
     linker.func_wrap(
         M,
         "cost_call",
         |mut c: Cx<'_>, method_len: u64, payload_len: u64, dst: u32| -> Result<(), Error> {
             avail(&c, "cost_call", ALL_S)?;
-            write_u128(&mut c, dst, cycles::call_fee(method_len, payload_len), "cost_call")
+            write_u128(
+                &mut c,
+                dst,
+                cycles::call_fee(method_len, payload_len),
+                "cost_call",
+            )
         },
     )?;
     linker.func_wrap(

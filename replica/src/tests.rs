@@ -80,9 +80,18 @@ const T: u128 = 1_000_000_000_000;
 fn update_commits_and_query_reads() {
     let (r, id) = setup(T);
     let user = Principal::anonymous();
-    assert_eq!(state(&r.update_call(id, user, "inc", vec![]).unwrap()), (1, 1, 1));
-    assert_eq!(state(&r.update_call(id, user, "inc", vec![]).unwrap()), (2, 2, 2));
-    assert_eq!(state(&r.query_call(id, user, "read", vec![]).unwrap()), (2, 2, 2));
+    assert_eq!(
+        state(&r.update_call(id, user, "inc", vec![]).unwrap()),
+        (1, 1, 1)
+    );
+    assert_eq!(
+        state(&r.update_call(id, user, "inc", vec![]).unwrap()),
+        (2, 2, 2)
+    );
+    assert_eq!(
+        state(&r.query_call(id, user, "read", vec![]).unwrap()),
+        (2, 2, 2)
+    );
     assert_eq!(r.get_stable_memory(id)[..4], [2, 0, 0, 0]);
 }
 
@@ -95,15 +104,24 @@ fn trap_rolls_back_heap_globals_and_stable() {
     assert_eq!(err.reject_code, RejectCode::CanisterError);
     assert_eq!(err.error_code, "IC0503");
     assert!(err.reject_message.contains("inc"), "{}", err.reject_message);
-    assert_eq!(state(&r.query_call(id, user, "read", vec![]).unwrap()), (1, 1, 1));
+    assert_eq!(
+        state(&r.query_call(id, user, "read", vec![]).unwrap()),
+        (1, 1, 1)
+    );
 }
 
 #[test]
 fn queries_never_persist() {
     let (r, id) = setup(T);
     let user = Principal::anonymous();
-    assert_eq!(state(&r.query_call(id, user, "query_inc", vec![]).unwrap()), (1, 1, 1));
-    assert_eq!(state(&r.query_call(id, user, "read", vec![]).unwrap()), (0, 0, 0));
+    assert_eq!(
+        state(&r.query_call(id, user, "query_inc", vec![]).unwrap()),
+        (1, 1, 1)
+    );
+    assert_eq!(
+        state(&r.query_call(id, user, "read", vec![]).unwrap()),
+        (0, 0, 0)
+    );
 }
 
 #[test]
@@ -111,13 +129,20 @@ fn missing_method_and_no_reply_and_double_reply() {
     let (r, id) = setup(T);
     let user = Principal::anonymous();
     let e = r.update_call(id, user, "nope", vec![]).unwrap_err();
-    assert_eq!((e.reject_code, e.error_code.as_str()), (RejectCode::CanisterError, "IC0536"));
+    assert_eq!(
+        (e.reject_code, e.error_code.as_str()),
+        (RejectCode::CanisterError, "IC0536")
+    );
     let e = r.update_call(id, user, "no_reply", vec![]).unwrap_err();
     assert_eq!(e.error_code, "IC0506");
     let e = r.update_call(id, user, "reply_twice", vec![]).unwrap_err();
     assert_eq!(e.error_code, "IC0504");
     let e = r.update_call(id, user, "unknown", vec![]).unwrap_err();
-    assert!(e.reject_message.contains("not implemented"), "{}", e.reject_message);
+    assert!(
+        e.reject_message.contains("not implemented"),
+        "{}",
+        e.reject_message
+    );
     let e = r
         .update_call(crate::ids::canister_id(99), user, "inc", vec![])
         .unwrap_err();
@@ -154,7 +179,13 @@ fn frozen_canister_rejects_ingress() {
     let r = Replica::new();
     let id = r.create_canister();
     let e = r
-        .install_code(InstallMode::Install, id, wat::parse_str(COUNTER).unwrap(), vec![], None)
+        .install_code(
+            InstallMode::Install,
+            id,
+            wat::parse_str(COUNTER).unwrap(),
+            vec![],
+            None,
+        )
         .unwrap_err();
     assert_eq!(e.error_code, "IC0207");
     r.add_cycles(id, T);
@@ -171,7 +202,10 @@ fn frozen_canister_rejects_ingress() {
     let e = r
         .update_call(id, Principal::anonymous(), "inc", vec![])
         .unwrap_err();
-    assert_eq!((e.reject_code, e.error_code.as_str()), (RejectCode::SysTransient, "IC0207"));
+    assert_eq!(
+        (e.reject_code, e.error_code.as_str()),
+        (RejectCode::SysTransient, "IC0207")
+    );
 }
 
 #[test]
@@ -182,14 +216,27 @@ fn inter_canister_call_with_callback() {
     r.install_canister(b, wat::parse_str(COUNTER).unwrap(), vec![], None);
     assert_eq!(r.compiled_modules(), 1);
     let user = Principal::anonymous();
-    let out = r.update_call(a, user, "call_inc", b.as_slice().to_vec()).unwrap();
+    let out = r
+        .update_call(a, user, "call_inc", b.as_slice().to_vec())
+        .unwrap();
     assert_eq!(state(&out), (1, 1, 1));
     // The callee's state changed; the caller's did not.
-    assert_eq!(state(&r.query_call(b, user, "read", vec![]).unwrap()), (1, 1, 1));
-    assert_eq!(state(&r.query_call(a, user, "read", vec![]).unwrap()), (0, 0, 0));
+    assert_eq!(
+        state(&r.query_call(b, user, "read", vec![]).unwrap()),
+        (1, 1, 1)
+    );
+    assert_eq!(
+        state(&r.query_call(a, user, "read", vec![]).unwrap()),
+        (0, 0, 0)
+    );
     // A call to a missing canister is rejected (the callback traps on a reject).
     let e = r
-        .update_call(a, user, "call_inc", crate::ids::canister_id(77).as_slice().to_vec())
+        .update_call(
+            a,
+            user,
+            "call_inc",
+            crate::ids::canister_id(77).as_slice().to_vec(),
+        )
         .unwrap_err();
     assert_eq!(e.error_code, "IC0503");
 }
@@ -204,7 +251,10 @@ fn stop_start_delete_and_controllers() {
     let e = r.delete_canister(id, None).unwrap_err();
     assert_eq!(e.error_code, "IC0510");
     r.stop_canister(id, None).unwrap();
-    assert_eq!(r.canister_status(id, None).unwrap().status, CanisterStatusKind::Stopped);
+    assert_eq!(
+        r.canister_status(id, None).unwrap().status,
+        CanisterStatusKind::Stopped
+    );
     let e = r.update_call(id, user, "inc", vec![]).unwrap_err();
     assert_eq!(e.error_code, "IC0508");
     r.start_canister(id, None).unwrap();
@@ -237,11 +287,17 @@ fn upgrade_keeps_stable_and_failed_upgrade_changes_nothing() {
     let e = r.upgrade_canister(id, bad, vec![], None).unwrap_err();
     assert_eq!(e.error_code, "IC0503");
     assert_eq!(r.module_hash(id), Some(hash));
-    assert_eq!(state(&r.query_call(id, user, "read", vec![]).unwrap()), (1, 1, 1));
+    assert_eq!(
+        state(&r.query_call(id, user, "read", vec![]).unwrap()),
+        (1, 1, 1)
+    );
     // A real upgrade: heap and globals are fresh, stable memory is kept.
     r.upgrade_canister(id, wat::parse_str(COUNTER).unwrap(), vec![], None)
         .unwrap();
-    assert_eq!(state(&r.query_call(id, user, "read", vec![]).unwrap()), (0, 0, 1));
+    assert_eq!(
+        state(&r.query_call(id, user, "read", vec![]).unwrap()),
+        (0, 0, 1)
+    );
     assert_eq!(r.canister_status(id, None).unwrap().canister_version, v + 1);
 }
 
@@ -249,7 +305,12 @@ fn upgrade_keeps_stable_and_failed_upgrade_changes_nothing() {
 fn ingress_argument_limit() {
     let (r, id) = setup(T);
     let e = r
-        .update_call(id, Principal::anonymous(), "inc", vec![0; 2 * 1024 * 1024 + 1])
+        .update_call(
+            id,
+            Principal::anonymous(),
+            "inc",
+            vec![0; 2 * 1024 * 1024 + 1],
+        )
         .unwrap_err();
     assert!(e.reject_message.contains("too large"));
 }

@@ -65,7 +65,9 @@ pub fn deploy_with(b: &dyn Backend, default_quota: Option<QuotaArgs>, pool: u128
         default_quota,
         cycles: None,
     };
-    b.install(spawn, wasm::spawn(), spawn_init_arg(&spawn_init), Some(admin))
+    // gzip: the spawn module plus an argument holding the video module must fit one 2 MiB
+    // install message.
+    b.install(spawn, wasm::gzip(&wasm::spawn()), spawn_init_arg(&spawn_init), Some(admin))
         .unwrap_or_else(|e| panic!("installing the spawn canister: {e}"));
 
     Deployment {

@@ -199,9 +199,8 @@ pub fn reset() {
 fn http_request(req: canvid_http::HttpRequest<'static>) -> canvid_http::HttpResponse<'static> {
     let certificate = ic_cdk::api::data_certificate();
     storage::with(|s| {
-        HTTP_CERT.with_borrow(|c| {
-            canvid_http::http_request(&req, &Source(s), c, certificate.as_deref())
-        })
+        HTTP_CERT
+            .with_borrow(|c| canvid_http::http_request(&req, &Source(s), c, certificate.as_deref()))
     })
 }
 
@@ -271,7 +270,11 @@ mod tests {
         }
     }
 
-    fn get(s: &Storage<VectorMemory>, url: &str, range: Option<&str>) -> canvid_http::HttpResponse<'static> {
+    fn get(
+        s: &Storage<VectorMemory>,
+        url: &str,
+        range: Option<&str>,
+    ) -> canvid_http::HttpResponse<'static> {
         let headers: Vec<(String, String)> = range
             .map(|r| vec![("Range".to_string(), r.to_string())])
             .unwrap_or_default();
@@ -295,7 +298,12 @@ mod tests {
         assert_eq!(r.body(), &bytes[1_500..2_000]);
         let r = get(&s, "/", Some("bytes=2400-2600"));
         assert_eq!(r.body(), &bytes[2_400..]);
-        assert_eq!(get(&s, "/video", Some("bytes=9999-")).status_code().as_u16(), 416);
+        assert_eq!(
+            get(&s, "/video", Some("bytes=9999-"))
+                .status_code()
+                .as_u16(),
+            416
+        );
         // The ETag is the stored file digest.
         let digest = s.metadata().digest.unwrap();
         assert_eq!(
@@ -338,9 +346,18 @@ mod tests {
             s.set_poster("image/png", &too_big, 1),
             Err(Error::TooLarge { size, limit }) if size == too_big.len() as u64 && limit == storage::MAX_POSTER_BYTES
         ));
-        for bad in ["video/mp4", "image/", "image/png\r\nX: y", "", &"image/".repeat(30)] {
+        for bad in [
+            "video/mp4",
+            "image/",
+            "image/png\r\nX: y",
+            "",
+            &"image/".repeat(30),
+        ] {
             assert!(
-                matches!(s.set_poster(bad, b"x", 1), Err(Error::InvalidArgument { .. })),
+                matches!(
+                    s.set_poster(bad, b"x", 1),
+                    Err(Error::InvalidArgument { .. })
+                ),
                 "{bad:?} accepted"
             );
         }
@@ -354,12 +371,15 @@ mod tests {
         let p = s.poster().unwrap();
         assert_eq!(p.bytes, max);
         assert_eq!(p.mime_type, "image/jpeg");
-        let want: [u8; 32] = sha2::Digest::digest(&max[..]).into();
+        let want: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(&max[..]).into();
         assert_eq!(p.sha256, want);
         // A shorter replacement: only its bytes are served.
         s.set_poster("image/webp", b"short", 3).unwrap();
         let p = s.poster().unwrap();
-        assert_eq!((p.mime_type.as_str(), p.bytes.as_slice()), ("image/webp", &b"short"[..]));
+        assert_eq!(
+            (p.mime_type.as_str(), p.bytes.as_slice()),
+            ("image/webp", &b"short"[..])
+        );
         assert_eq!(s.poster_info(), Some(("image/webp".into(), 5)));
         s.set_poster("", b"", 4).unwrap();
         assert!(s.poster().is_none() && s.poster_info().is_none());
@@ -375,7 +395,11 @@ mod tests {
         s.finish_upload(5).unwrap();
         c.certify_all(&Source(&s)).unwrap();
         // About four entries per chunk once Ready (docs/http.md), far more than while uploading.
-        assert!(c.entry_count() >= uploading + 3 * 4, "{} entries", c.entry_count());
+        assert!(
+            c.entry_count() >= uploading + 3 * 4,
+            "{} entries",
+            c.entry_count()
+        );
         let root = c.root_hash();
         s.set_poster("image/png", b"p", 6).unwrap();
         c.certify_extras(&Source(&s)).unwrap();

@@ -287,8 +287,13 @@ pub struct StoredPoster {
 /// A poster MIME type must be an `image/...` type of printable ASCII: it becomes a
 /// `Content-Type` header, so control characters (header injection) are refused.
 pub fn validate_poster_mime(mime: &str) -> Result<()> {
-    let printable = mime.bytes().all(|b| (0x21..=0x7e).contains(&b) || b == b' ');
-    if mime.len() > POSTER_MIME_FIELD || !printable || !mime.starts_with("image/") || mime.len() <= 6
+    let printable = mime
+        .bytes()
+        .all(|b| (0x21..=0x7e).contains(&b) || b == b' ');
+    if mime.len() > POSTER_MIME_FIELD
+        || !printable
+        || !mime.starts_with("image/")
+        || mime.len() <= 6
     {
         return Err(Error::InvalidArgument {
             reason: format!(
@@ -944,7 +949,10 @@ impl<M: Memory> Storage<M> {
             return None;
         }
         let m = (header[40] as usize).min(POSTER_MIME_FIELD);
-        Some((String::from_utf8_lossy(&header[41..41 + m]).into_owned(), len))
+        Some((
+            String::from_utf8_lossy(&header[41..41 + m]).into_owned(),
+            len,
+        ))
     }
 
     fn declared_upload(&self) -> Result<UploadDecl> {
@@ -1448,6 +1456,38 @@ mod tests {
         other.grow(1);
         other.write(0, b"not a memory manager");
         assert!(Storage::load(other).is_err());
+    }
+
+    #[test]
+    fn layout_1_is_migrated_to_2_and_newer_layouts_are_refused() {
+        let mem = VectorMemory::default();
+        let mut s = Storage::init(mem.clone(), &init_arg(), p(9), 1).unwrap();
+        s.begin_upload(&spec(6, 3), 1).unwrap();
+        s.put_chunk(0, b"abc", 2).unwrap();
+        // Make it a version-1 memory: header field rewritten, memory 5 never grown.
+        s.header.write(4, &1u32.to_le_bytes());
+        assert_eq!(s.layout_version(), 1);
+        assert!(s.poster().is_none());
+        drop(s);
+        let mut s = Storage::load(mem.clone()).unwrap();
+        assert_eq!(s.layout_version(), 2, "version 1 is migrated on load");
+        assert_eq!(s.read_range(0, 3).unwrap(), b"abc");
+        assert!(s.poster().is_none(), "an absent memory 5 is no poster");
+        s.set_poster("image/png", b"img", 3).unwrap();
+        drop(s);
+        let s = Storage::load(mem.clone()).unwrap();
+        let poster = s.poster().expect("the poster survives a reload");
+        assert_eq!(
+            (poster.mime_type.as_str(), &poster.bytes[..]),
+            ("image/png", &b"img"[..])
+        );
+        // A layout from the future is refused, not reinterpreted.
+        s.header.write(4, &3u32.to_le_bytes());
+        drop(s);
+        assert!(matches!(
+            Storage::load(mem),
+            Err(Error::InvalidArgument { .. })
+        ));
     }
 
     /// A memory that only stores the pages written: lets a test address hundreds of GiB.

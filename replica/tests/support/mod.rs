@@ -124,7 +124,8 @@ pub fn dec<R: DeserializeOwned + CandidType>(bytes: &[u8], what: &str) -> R {
 }
 
 pub fn dec_args<R: for<'a> ArgumentDecoder<'a>>(bytes: &[u8], what: &str) -> R {
-    candid::utils::decode_args(bytes).unwrap_or_else(|e| panic!("decoding the reply of {what}: {e}"))
+    candid::utils::decode_args(bytes)
+        .unwrap_or_else(|e| panic!("decoding the reply of {what}: {e}"))
 }
 
 /// Ingress update from [`user`], decoding one Candid return value.
@@ -238,9 +239,18 @@ impl CallSpec {
 
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub enum CallOutcome {
-    Reply { data: ByteBuf, refunded: u128 },
-    Reject { code: u32, message: String, refunded: u128 },
-    NotSent { message: String },
+    Reply {
+        data: ByteBuf,
+        refunded: u128,
+    },
+    Reject {
+        code: u32,
+        message: String,
+        refunded: u128,
+    },
+    NotSent {
+        message: String,
+    },
 }
 
 impl CallOutcome {
