@@ -16,3 +16,6 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 step "cargo test"
 cargo test --workspace
+
+step "browser test (headless Chromium)"
+./scripts/browser-test.sh

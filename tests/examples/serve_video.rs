@@ -86,7 +86,12 @@ fn parse_args() -> Args {
 }
 
 fn mime_for(path: &str) -> &'static str {
-    match path.rsplit('.').next().map(str::to_ascii_lowercase).as_deref() {
+    match path
+        .rsplit('.')
+        .next()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         Some("mp4" | "m4v") => "video/mp4",
         Some("webm") => "video/webm",
         Some("ogv") => "video/ogg",

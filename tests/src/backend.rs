@@ -226,10 +226,7 @@ pub trait BackendExt: Backend {
     ) -> (Result<R, Reject>, Option<Cost>) {
         let bytes = candid::encode_one(arg).expect("candid-encoding the argument");
         let (res, cost) = self.update_raw_with_cost(canister, sender, method, bytes);
-        (
-            res.map(|b| decode_reply::<(R,)>(method, &b).0),
-            cost,
-        )
+        (res.map(|b| decode_reply::<(R,)>(method, &b).0), cost)
     }
 
     fn query1_with_cost<A: CandidType, R: CandidType + DeserializeOwned>(
@@ -241,10 +238,7 @@ pub trait BackendExt: Backend {
     ) -> (Result<R, Reject>, Option<Cost>) {
         let bytes = candid::encode_one(arg).expect("candid-encoding the argument");
         let (res, cost) = self.query_raw_with_cost(canister, sender, method, bytes);
-        (
-            res.map(|b| decode_reply::<(R,)>(method, &b).0),
-            cost,
-        )
+        (res.map(|b| decode_reply::<(R,)>(method, &b).0), cost)
     }
 
     fn submit1<A: CandidType>(

@@ -77,10 +77,17 @@ pub fn file_digest(chunk_digests: impl IntoIterator<Item = [u8; 32]>) -> [u8; 32
 pub fn spec_for(file: &GenFile, with_digests: bool) -> UploadSpec {
     let chunk_size = u32::try_from(file.chunk_size).expect("chunk size fits u32");
     let (chunk_digests, file_digest_) = if with_digests {
-        let digests: Vec<[u8; 32]> = (0..file.chunk_count()).map(|i| file.chunk_digest(i)).collect();
+        let digests: Vec<[u8; 32]> = (0..file.chunk_count())
+            .map(|i| file.chunk_digest(i))
+            .collect();
         let fd = file_digest(digests.iter().copied());
         (
-            Some(digests.into_iter().map(|d| ByteBuf::from(d.to_vec())).collect()),
+            Some(
+                digests
+                    .into_iter()
+                    .map(|d| ByteBuf::from(d.to_vec()))
+                    .collect(),
+            ),
             Some(ByteBuf::from(fd.to_vec())),
         )
     } else {
@@ -128,9 +135,14 @@ impl<'a> Video<'a> {
             .map(|(r,)| r)
     }
 
-    pub fn finish_upload_with_cost(&self, sender: Principal) -> (Answer<VideoMetadata>, Option<Cost>) {
+    pub fn finish_upload_with_cost(
+        &self,
+        sender: Principal,
+    ) -> (Answer<VideoMetadata>, Option<Cost>) {
         let arg = candid::encode_args(()).expect("encode ()");
-        let (r, c) = self.b.update_raw_with_cost(self.id, sender, "finish_upload", arg);
+        let (r, c) = self
+            .b
+            .update_raw_with_cost(self.id, sender, "finish_upload", arg);
         (
             r.map(|bytes| {
                 candid::decode_one::<CResult<VideoMetadata>>(&bytes)
@@ -148,8 +160,13 @@ impl<'a> Video<'a> {
         self.b.query1(self.id, sender, "get_chunk", &index)
     }
 
-    pub fn get_chunk_with_cost(&self, sender: Principal, index: u32) -> (Answer<ByteBuf>, Option<Cost>) {
-        self.b.query1_with_cost(self.id, sender, "get_chunk", &index)
+    pub fn get_chunk_with_cost(
+        &self,
+        sender: Principal,
+        index: u32,
+    ) -> (Answer<ByteBuf>, Option<Cost>) {
+        self.b
+            .query1_with_cost(self.id, sender, "get_chunk", &index)
     }
 
     pub fn read_range(&self, sender: Principal, offset: u64, length: u64) -> Answer<ByteBuf> {
@@ -171,7 +188,11 @@ impl<'a> Video<'a> {
             .0
     }
 
-    pub fn update_metadata(&self, sender: Principal, patch: &MetadataPatch) -> Answer<VideoMetadata> {
+    pub fn update_metadata(
+        &self,
+        sender: Principal,
+        patch: &MetadataPatch,
+    ) -> Answer<VideoMetadata> {
         self.b.update1(self.id, sender, "update_metadata", patch)
     }
 
@@ -183,9 +204,17 @@ impl<'a> Video<'a> {
         self.b.update1(self.id, sender, "approve", &operator)
     }
 
-    pub fn change_owner(&self, sender: Principal, new_owner: Principal) -> Answer<ChangeOwnerResult> {
-        self.b
-            .update1(self.id, sender, "change_owner", &ChangeOwnerArgs { new_owner })
+    pub fn change_owner(
+        &self,
+        sender: Principal,
+        new_owner: Principal,
+    ) -> Answer<ChangeOwnerResult> {
+        self.b.update1(
+            self.id,
+            sender,
+            "change_owner",
+            &ChangeOwnerArgs { new_owner },
+        )
     }
 
     /// Uploads `file` in the given chunk order (`None` = ascending), checking every receipt's
@@ -208,7 +237,11 @@ impl<'a> Video<'a> {
             let receipt = ok(&format!("put_chunk {i}"), r);
             assert_eq!(receipt.index, i);
             assert_eq!(receipt.len, len, "receipt length of chunk {i}");
-            assert_eq!(receipt.sha256.as_slice(), digest.as_slice(), "receipt digest of chunk {i}");
+            assert_eq!(
+                receipt.sha256.as_slice(),
+                digest.as_slice(),
+                "receipt digest of chunk {i}"
+            );
             assert_eq!(receipt.chunk_count, file.chunk_count());
             instructions += cost.map_or(0, |c| c.instructions);
         }
@@ -217,7 +250,10 @@ impl<'a> Video<'a> {
 
     /// begin_upload (with digests) + every chunk + finish_upload: a Ready video holding `file`.
     pub fn upload(&self, sender: Principal, file: &GenFile) -> VideoMetadata {
-        ok("begin_upload", self.begin_upload(sender, &spec_for(file, true)));
+        ok(
+            "begin_upload",
+            self.begin_upload(sender, &spec_for(file, true)),
+        );
         self.upload_chunks(sender, file, None);
         ok("finish_upload", self.finish_upload(sender))
     }
@@ -230,7 +266,12 @@ impl<'a> Video<'a> {
             let (r, cost) = self.get_chunk_with_cost(reader, i);
             let got = ok(&format!("get_chunk {i}"), r);
             let want = file.chunk(i);
-            assert!(got.as_slice() == want.as_slice(), "chunk {i} differs from what was uploaded (len {} vs {})", got.len(), want.len());
+            assert!(
+                got.as_slice() == want.as_slice(),
+                "chunk {i} differs from what was uploaded (len {} vs {})",
+                got.len(),
+                want.len()
+            );
             instructions += cost.map_or(0, |c| c.instructions);
         }
         instructions
@@ -243,7 +284,10 @@ impl<'a> Video<'a> {
         let mut offset = 0u64;
         while offset < size {
             let len = window.min(size - offset);
-            let got = ok(&format!("read_range {offset}+{len}"), self.read_range(reader, offset, len));
+            let got = ok(
+                &format!("read_range {offset}+{len}"),
+                self.read_range(reader, offset, len),
+            );
             assert_eq!(got.len() as u64, len, "read_range {offset}+{len} length");
             h.update(&got);
             offset += len;
@@ -267,7 +311,11 @@ impl<'a> Spawn<'a> {
         self.b.update1(self.id, sender, "create_video", args)
     }
 
-    pub fn submit_create_video(&self, sender: Principal, args: &CreateVideoArgs) -> Result<CallId, Reject> {
+    pub fn submit_create_video(
+        &self,
+        sender: Principal,
+        args: &CreateVideoArgs,
+    ) -> Result<CallId, Reject> {
         self.b.submit1(self.id, sender, "create_video", args)
     }
 
@@ -310,7 +358,16 @@ impl<'a> Spawn<'a> {
         let mut out = Vec::new();
         let mut cursor = None;
         loop {
-            let page = ok("list_videos", self.list_videos(sender, &SpawnListArgs { cursor, limit: None }));
+            let page = ok(
+                "list_videos",
+                self.list_videos(
+                    sender,
+                    &SpawnListArgs {
+                        cursor,
+                        limit: None,
+                    },
+                ),
+            );
             out.extend(page.videos);
             match page.next_cursor {
                 Some(c) => cursor = Some(c),
@@ -328,8 +385,12 @@ impl<'a> Spawn<'a> {
     pub fn estimate_cycles(&self, declared_size: u64) -> u128 {
         ok(
             "estimate_cycles",
-            self.b
-                .query1(self.id, Principal::anonymous(), "estimate_cycles", &declared_size),
+            self.b.query1(
+                self.id,
+                Principal::anonymous(),
+                "estimate_cycles",
+                &declared_size,
+            ),
         )
     }
 
@@ -350,7 +411,11 @@ impl<'a> Spawn<'a> {
             .0
     }
 
-    pub fn upgrade_videos(&self, sender: Principal, args: &UpgradeArgs) -> Answer<Vec<UpgradeOutcome>> {
+    pub fn upgrade_videos(
+        &self,
+        sender: Principal,
+        args: &UpgradeArgs,
+    ) -> Answer<Vec<UpgradeOutcome>> {
         self.b.update1(self.id, sender, "upgrade_videos", args)
     }
 }
@@ -371,11 +436,13 @@ impl<'a> Index<'a> {
     }
 
     pub fn report_owner_change(&self, sender: Principal, change: &OwnerChange) -> Answer<()> {
-        self.b.update1(self.id, sender, "report_owner_change", change)
+        self.b
+            .update1(self.id, sender, "report_owner_change", change)
     }
 
     pub fn set_registrars(&self, sender: Principal, registrars: Vec<Principal>) -> Answer<()> {
-        self.b.update1(self.id, sender, "set_registrars", &registrars)
+        self.b
+            .update1(self.id, sender, "set_registrars", &registrars)
     }
 
     pub fn get_video(&self, video: Principal) -> Option<VideoEntry> {
@@ -444,9 +511,18 @@ struct CallSpec {
 /// What the probe saw come back.
 #[derive(Clone, Debug, PartialEq, Eq, candid::CandidType, serde::Deserialize)]
 pub enum CallOutcome {
-    Reply { data: ByteBuf, refunded: u128 },
-    Reject { code: u32, message: String, refunded: u128 },
-    NotSent { message: String },
+    Reply {
+        data: ByteBuf,
+        refunded: u128,
+    },
+    Reject {
+        code: u32,
+        message: String,
+        refunded: u128,
+    },
+    NotSent {
+        message: String,
+    },
 }
 
 /// A canister that forwards calls (the probe fixture's `call_other`). Inter-canister calls do not
@@ -462,13 +538,24 @@ impl<'a> Relay<'a> {
     /// Creates and installs a relay controlled by `controller`, with `cycles`.
     pub fn deploy(b: &'a dyn Backend, controller: Principal, cycles: u128) -> Self {
         let id = b.create_canister(Some(controller), Some(vec![controller]), cycles);
-        b.install(id, crate::wasm::load("replica-probe"), candid::encode_args(()).expect("()"), Some(controller))
-            .unwrap_or_else(|e| panic!("installing the relay (probe) canister: {e}"));
+        b.install(
+            id,
+            crate::wasm::load("replica-probe"),
+            candid::encode_args(()).expect("()"),
+            Some(controller),
+        )
+        .unwrap_or_else(|e| panic!("installing the relay (probe) canister: {e}"));
         Self { b, id }
     }
 
     /// `target.method(arg)` made by the relay with `cycles` attached; the raw outcome.
-    pub fn call_raw(&self, target: Principal, method: &str, arg: Vec<u8>, cycles: u128) -> CallOutcome {
+    pub fn call_raw(
+        &self,
+        target: Principal,
+        method: &str,
+        arg: Vec<u8>,
+        cycles: u128,
+    ) -> CallOutcome {
         let spec = CallSpec {
             target,
             method: method.into(),
@@ -489,7 +576,12 @@ impl<'a> Relay<'a> {
         arg: &A,
         cycles: u128,
     ) -> R {
-        match self.call_raw(target, method, candid::encode_one(arg).expect("encode"), cycles) {
+        match self.call_raw(
+            target,
+            method,
+            candid::encode_one(arg).expect("encode"),
+            cycles,
+        ) {
             CallOutcome::Reply { data, .. } => candid::decode_one(&data)
                 .unwrap_or_else(|e| panic!("relay: reply of {method} does not decode: {e}")),
             other => panic!("relay: {method} was not answered: {other:?}"),

@@ -41,7 +41,11 @@ pub fn deploy(b: &dyn Backend) -> Deployment<'_> {
     deploy_with(b, Some(default_quota()), SPAWN_POOL)
 }
 
-pub fn deploy_with(b: &dyn Backend, default_quota: Option<QuotaArgs>, pool: u128) -> Deployment<'_> {
+pub fn deploy_with(
+    b: &dyn Backend,
+    default_quota: Option<QuotaArgs>,
+    pool: u128,
+) -> Deployment<'_> {
     let admin = principal("admin");
     let index = b.create_canister(Some(admin), Some(vec![admin]), 10 * T);
     let spawn = b.create_canister(Some(admin), Some(vec![admin]), pool);
@@ -67,8 +71,13 @@ pub fn deploy_with(b: &dyn Backend, default_quota: Option<QuotaArgs>, pool: u128
     };
     // gzip: the spawn module plus an argument holding the video module must fit one 2 MiB
     // install message.
-    b.install(spawn, wasm::gzip(&wasm::spawn()), spawn_init_arg(&spawn_init), Some(admin))
-        .unwrap_or_else(|e| panic!("installing the spawn canister: {e}"));
+    b.install(
+        spawn,
+        wasm::gzip(&wasm::spawn()),
+        spawn_init_arg(&spawn_init),
+        Some(admin),
+    )
+    .unwrap_or_else(|e| panic!("installing the spawn canister: {e}"));
 
     Deployment {
         b,

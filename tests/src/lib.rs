@@ -28,7 +28,9 @@ pub mod pocket_backend;
 pub mod replica_backend;
 pub mod wasm;
 
-pub use backend::{Backend, BackendExt, CallId, Cost, InstallMode, Reject, RejectCode, RunState, Status};
+pub use backend::{
+    Backend, BackendExt, CallId, Cost, InstallMode, Reject, RejectCode, RunState, Status,
+};
 pub use candid::Principal;
 pub use data::{principal, GenFile, Rng};
 pub use pocket_backend::{pocket_ic_unavailable, PocketIcBackend};

@@ -139,9 +139,7 @@ impl Backend for ReplicaBackend {
     }
 
     fn stop(&self, canister: Principal, sender: Option<Principal>) -> Result<(), Reject> {
-        self.replica
-            .stop_canister(canister, sender)
-            .map_err(reject)
+        self.replica.stop_canister(canister, sender).map_err(reject)
     }
 
     fn canister_exists(&self, canister: Principal) -> bool {

@@ -14,7 +14,9 @@ use std::time::Duration;
 use candid::{CandidType, Deserialize};
 use canvid_tests::clients::{err, ok, rejected, spec_for, Video};
 use canvid_tests::deploy::{standalone_video, T};
-use canvid_tests::{backend_tests, principal, Backend, BackendExt, GenFile, Principal, ReplicaBackend, Rng};
+use canvid_tests::{
+    backend_tests, principal, Backend, BackendExt, GenFile, Principal, ReplicaBackend, Rng,
+};
 use canvid_types::Error;
 use serde_bytes::ByteBuf;
 
@@ -72,17 +74,38 @@ struct Fetched {
 impl Fetched {
     /// A query answer with the certification headers of response certification v2.
     fn assert_certified(&self, what: &str) {
-        assert!(!self.upgraded, "{what}: expected a certified query answer, got an upgrade");
-        let cert = self.resp.header("ic-certificate").unwrap_or_else(|| panic!("{what}: no IC-Certificate header"));
-        assert!(cert.contains("certificate=:") && cert.contains("tree=:"), "{what}: IC-Certificate {cert}");
+        assert!(
+            !self.upgraded,
+            "{what}: expected a certified query answer, got an upgrade"
+        );
+        let cert = self
+            .resp
+            .header("ic-certificate")
+            .unwrap_or_else(|| panic!("{what}: no IC-Certificate header"));
+        assert!(
+            cert.contains("certificate=:") && cert.contains("tree=:"),
+            "{what}: IC-Certificate {cert}"
+        );
         assert!(cert.contains("version=2"), "{what}: IC-Certificate {cert}");
-        assert!(self.resp.header("ic-certificateexpression").is_some(), "{what}: no IC-CertificateExpression");
+        assert!(
+            self.resp.header("ic-certificateexpression").is_some(),
+            "{what}: no IC-CertificateExpression"
+        );
     }
 }
 
 /// What an HTTP gateway does: the query first (anonymously), the update if asked to upgrade.
-fn fetch(b: &dyn Backend, canister: Principal, method: &str, url: &str, headers: &[(&str, &str)]) -> Fetched {
-    let headers: Vec<(String, String)> = headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+fn fetch(
+    b: &dyn Backend,
+    canister: Principal,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> Fetched {
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
     let req = HttpRequest {
         method: method.into(),
         url: url.into(),
@@ -94,9 +117,15 @@ fn fetch(b: &dyn Backend, canister: Principal, method: &str, url: &str, headers:
         .query1(canister, Principal::anonymous(), "http_request", &req)
         .unwrap_or_else(|e| panic!("http_request {method} {url}: {e}"));
     if resp.upgrade != Some(true) {
-        return Fetched { resp, upgraded: false };
+        return Fetched {
+            resp,
+            upgraded: false,
+        };
     }
-    assert!(resp.header("ic-certificate").is_none(), "an upgrade answer carries no certificate");
+    assert!(
+        resp.header("ic-certificate").is_none(),
+        "an upgrade answer carries no certificate"
+    );
     let upd = HttpUpdateRequest {
         method: method.into(),
         url: url.into(),
@@ -105,10 +134,22 @@ fn fetch(b: &dyn Backend, canister: Principal, method: &str, url: &str, headers:
     };
     // Anonymous ingress: inspect_message must let it through.
     let resp: HttpResponse = b
-        .update1(canister, Principal::anonymous(), "http_request_update", &upd)
+        .update1(
+            canister,
+            Principal::anonymous(),
+            "http_request_update",
+            &upd,
+        )
         .unwrap_or_else(|e| panic!("http_request_update {method} {url}: {e}"));
-    assert_ne!(resp.upgrade, Some(true), "the update path never asks to upgrade again");
-    Fetched { resp, upgraded: true }
+    assert_ne!(
+        resp.upgrade,
+        Some(true),
+        "the update path never asks to upgrade again"
+    );
+    Fetched {
+        resp,
+        upgraded: true,
+    }
 }
 
 fn get(b: &dyn Backend, c: Principal, url: &str, headers: &[(&str, &str)]) -> Fetched {
@@ -133,13 +174,24 @@ fn expected_end(start: u64, last: u64) -> u64 {
 fn check_206(f: &Fetched, file: &GenFile, start: u64, end: u64, what: &str) {
     let r = &f.resp;
     assert_eq!(r.status_code, 206, "{what}: status");
-    assert_eq!(r.header("content-range"), Some(format!("bytes {start}-{end}/{SIZE}").as_str()), "{what}");
+    assert_eq!(
+        r.header("content-range"),
+        Some(format!("bytes {start}-{end}/{SIZE}").as_str()),
+        "{what}"
+    );
     let len = end - start + 1;
-    assert_eq!(r.header("content-length"), Some(len.to_string().as_str()), "{what}");
+    assert_eq!(
+        r.header("content-length"),
+        Some(len.to_string().as_str()),
+        "{what}"
+    );
     assert_eq!(r.header("accept-ranges"), Some("bytes"), "{what}");
     assert_eq!(r.header("content-type"), Some("video/mp4"), "{what}");
     assert_eq!(r.body.len() as u64, len, "{what}: body length");
-    assert!(r.body.as_slice() == file.range(start, len).as_slice(), "{what}: body bytes differ from the file");
+    assert!(
+        r.body.as_slice() == file.range(start, len).as_slice(),
+        "{what}: body bytes differ from the file"
+    );
 }
 
 fn uploaded_video(b: &dyn Backend) -> (Video<'_>, GenFile) {
@@ -157,7 +209,11 @@ fn uploaded_video(b: &dyn Backend) -> (Video<'_>, GenFile) {
             let got = get(b, v.id, url, &[("Range", "bytes=0-")]);
             assert_eq!(got.resp.status_code, 503, "{stage} {url}");
             assert_eq!(got.resp.header("retry-after"), Some("30"), "{stage} {url}");
-            assert_eq!(got.resp.header("cache-control"), Some("no-store"), "{stage} {url}");
+            assert_eq!(
+                got.resp.header("cache-control"),
+                Some("no-store"),
+                "{stage} {url}"
+            );
             assert!(!got.resp.body.is_empty());
             assert!(got.resp.body.as_slice() != f.range(0, got.resp.body.len() as u64).as_slice());
             if stage == "uploading" {
@@ -173,14 +229,20 @@ fn uploaded_video(b: &dyn Backend) -> (Video<'_>, GenFile) {
 fn http_routes_statuses_and_certification(b: &dyn Backend) {
     let (v, f) = uploaded_video(b);
     let c = v.id;
-    let etag = format!("\"{}\"", hex::encode(v.metadata().digest.expect("digest").as_slice()));
+    let etag = format!(
+        "\"{}\"",
+        hex::encode(v.metadata().digest.expect("digest").as_slice())
+    );
 
     // Plain GET: 206 with chunk 0 (the gateway completes it), certified, on both paths.
     for url in ["/", "/video", "/video?t=30"] {
         let got = get(b, c, url, &[]);
         check_206(&got, &f, 0, CHUNK - 1, url);
         assert_eq!(got.resp.header("etag"), Some(etag.as_str()));
-        assert_eq!(got.resp.header("cache-control"), Some("public, max-age=31536000, immutable"));
+        assert_eq!(
+            got.resp.header("cache-control"),
+            Some("public, max-age=31536000, immutable")
+        );
         got.assert_certified(url);
     }
     // The browser's first request and the gateway's continuation requests: certified.
@@ -225,20 +287,35 @@ fn http_routes_statuses_and_certification(b: &dyn Backend) {
             }
         };
         let got = get(b, c, "/video", &[("Range", header.as_str())]);
-        check_206(&got, &f, start, expected_end(start, last), &format!("#{i} {header}"));
+        check_206(
+            &got,
+            &f,
+            start,
+            expected_end(start, last),
+            &format!("#{i} {header}"),
+        );
         upgraded += got.upgraded as u32;
     }
-    assert!(upgraded > 0, "off-grid ranges cannot be pre-certified: they must use the update path");
+    assert!(
+        upgraded > 0,
+        "off-grid ranges cannot be pre-certified: they must use the update path"
+    );
 
     // Multi-range: the first satisfiable one, single part.
     let got = get(b, c, "/video", &[("Range", "bytes=9000000-9000001, 10-19")]);
     check_206(&got, &f, 10, 19, "multi-range");
 
     // Unsatisfiable: 416 with the size.
-    for range in [format!("bytes={SIZE}-"), "bytes=9999999-10000000".to_string()] {
+    for range in [
+        format!("bytes={SIZE}-"),
+        "bytes=9999999-10000000".to_string(),
+    ] {
         let got = get(b, c, "/video", &[("Range", range.as_str())]);
         assert_eq!(got.resp.status_code, 416, "{range}");
-        assert_eq!(got.resp.header("content-range"), Some(format!("bytes */{SIZE}").as_str()));
+        assert_eq!(
+            got.resp.header("content-range"),
+            Some(format!("bytes */{SIZE}").as_str())
+        );
     }
     // Malformed Range / other unit: ignored, served as a plain GET.
     let got = get(b, c, "/video", &[("Range", "items=0-5")]);
@@ -247,13 +324,19 @@ fn http_routes_statuses_and_certification(b: &dyn Backend) {
     // HEAD: the headers of the whole file, no body; certified.
     let got = fetch(b, c, "HEAD", "/video", &[]);
     assert_eq!(got.resp.status_code, 200);
-    assert_eq!(got.resp.header("content-length"), Some(SIZE.to_string().as_str()));
+    assert_eq!(
+        got.resp.header("content-length"),
+        Some(SIZE.to_string().as_str())
+    );
     assert_eq!(got.resp.header("etag"), Some(etag.as_str()));
     assert!(got.resp.body.is_empty());
     got.assert_certified("HEAD /video");
     let got = fetch(b, c, "HEAD", "/video", &[("Range", "bytes=10-20")]);
     assert_eq!(got.resp.status_code, 206);
-    assert_eq!(got.resp.header("content-range"), Some(format!("bytes 10-20/{SIZE}").as_str()));
+    assert_eq!(
+        got.resp.header("content-range"),
+        Some(format!("bytes 10-20/{SIZE}").as_str())
+    );
     assert!(got.resp.body.is_empty());
 
     // Conditional GET.
@@ -283,7 +366,8 @@ fn http_routes_statuses_and_certification(b: &dyn Backend) {
     assert_eq!(got.resp.status_code, 200);
     assert_eq!(got.resp.header("cache-control"), Some("no-cache"));
     got.assert_certified("/metadata.json");
-    let doc: serde_json::Value = serde_json::from_slice(&got.resp.body).expect("metadata.json is JSON");
+    let doc: serde_json::Value =
+        serde_json::from_slice(&got.resp.body).expect("metadata.json is JSON");
     assert_eq!(doc["status"], "ready");
     assert_eq!(doc["size"], SIZE);
     assert_eq!(doc["title"], "test video");
@@ -297,22 +381,34 @@ fn http_routes_statuses_and_certification(b: &dyn Backend) {
         data: ByteBuf::from(b"\x89PNG\r\n\x1a\n fake poster".to_vec()),
     };
     // Not the owner: refused by inspect_message (and by the endpoint for inter-canister calls).
-    let r = rejected::<()>("set_poster by a stranger", b.update1(c, principal("stranger"), "set_poster", &png));
+    let r = rejected::<()>(
+        "set_poster by a stranger",
+        b.update1(c, principal("stranger"), "set_poster", &png),
+    );
     assert_eq!(r.error_code, "IC0406", "{r}");
     let too_big = PosterArgs {
         mime_type: "image/png".into(),
         data: ByteBuf::from(vec![1u8; 2_000_001]),
     };
     assert_eq!(
-        err::<()>("set_poster too big", b.update1(c, owner(), "set_poster", &too_big)),
-        Error::TooLarge { size: 2_000_001, limit: 2_000_000 }
+        err::<()>(
+            "set_poster too big",
+            b.update1(c, owner(), "set_poster", &too_big)
+        ),
+        Error::TooLarge {
+            size: 2_000_001,
+            limit: 2_000_000
+        }
     );
     let bad_mime = PosterArgs {
         mime_type: "text/html".into(),
         data: png.data.clone(),
     };
     assert!(matches!(
-        err::<()>("set_poster text/html", b.update1(c, owner(), "set_poster", &bad_mime)),
+        err::<()>(
+            "set_poster text/html",
+            b.update1(c, owner(), "set_poster", &bad_mime)
+        ),
         Error::InvalidArgument { .. }
     ));
     ok::<()>("set_poster", b.update1(c, owner(), "set_poster", &png));
@@ -330,7 +426,12 @@ fn http_routes_statuses_and_certification(b: &dyn Backend) {
     // An upgrade drops the heap tree: post_upgrade rebuilds it; the poster is in stable memory.
     b.upgrade(c, canvid_tests::wasm::video(), vec![], Some(owner()))
         .unwrap_or_else(|e| panic!("upgrade: {e}"));
-    let got = get(b, c, "/video", &[("Range", &format!("bytes={}-", 2 * CHUNK))]);
+    let got = get(
+        b,
+        c,
+        "/video",
+        &[("Range", &format!("bytes={}-", 2 * CHUNK))],
+    );
     check_206(&got, &f, 2 * CHUNK, 3 * CHUNK - 1, "after upgrade");
     got.assert_certified("after upgrade");
     let got = get(b, c, "/poster", &[]);
@@ -349,10 +450,20 @@ backend_tests!(http_routes_statuses_and_certification);
 struct Gw(Arc<ReplicaBackend>);
 
 impl canvid_gateway::Backend for Gw {
-    fn query(&self, canister: Principal, method: &str, arg: Vec<u8>) -> Result<Vec<u8>, canvid_gateway::CallError> {
+    fn query(
+        &self,
+        canister: Principal,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> Result<Vec<u8>, canvid_gateway::CallError> {
         canvid_gateway::Backend::query(&self.0.replica, canister, method, arg)
     }
-    fn update(&self, canister: Principal, method: &str, arg: Vec<u8>) -> Result<Vec<u8>, canvid_gateway::CallError> {
+    fn update(
+        &self,
+        canister: Principal,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> Result<Vec<u8>, canvid_gateway::CallError> {
         canvid_gateway::Backend::update(&self.0.replica, canister, method, arg)
     }
 }
@@ -365,7 +476,10 @@ struct RawResponse {
 
 impl RawResponse {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -381,28 +495,48 @@ fn http(port: u16, host: &str, method: &str, path: &str, extra: &[(&str, &str)])
     s.write_all(req.as_bytes()).unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).expect("read the answer");
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("end of headers");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of headers");
     let head = String::from_utf8_lossy(&raw[..split]).to_string();
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap();
-    let status: u16 = status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status");
+    let status: u16 = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
     let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':').map(|(n, v)| (n.trim().to_string(), v.trim().to_string())))
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        })
         .collect();
     let mut body = raw[split + 4..].to_vec();
-    let chunked = headers.iter().any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
     if chunked {
         body = dechunk(&body);
     }
-    RawResponse { status, headers, body }
+    RawResponse {
+        status,
+        headers,
+        body,
+    }
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
-        let line_end = data.windows(2).position(|w| w == b"\r\n").expect("chunk size line");
+        let line_end = data
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("chunk size line");
         let size_str = String::from_utf8_lossy(&data[..line_end]);
-        let size = usize::from_str_radix(size_str.split(';').next().unwrap().trim(), 16).expect("chunk size");
+        let size = usize::from_str_radix(size_str.split(';').next().unwrap().trim(), 16)
+            .expect("chunk size");
         data = &data[line_end + 2..];
         if size == 0 {
             return out;
@@ -417,8 +551,9 @@ fn gateway_end_to_end_over_tcp() {
     let rb = Arc::new(ReplicaBackend::new());
     let b: &dyn Backend = &*rb;
     let (v, f) = uploaded_video(b);
-    let gw = canvid_gateway::serve_backend(Arc::new(Gw(rb.clone())), "127.0.0.1:0".parse().unwrap())
-        .expect("start the gateway");
+    let gw =
+        canvid_gateway::serve_backend(Arc::new(Gw(rb.clone())), "127.0.0.1:0".parse().unwrap())
+            .expect("start the gateway");
     let port = gw.port();
     let host = format!("{}.localhost:{port}", v.id);
     assert_eq!(gw.url_for(v.id), format!("http://{host}/"));
@@ -426,9 +561,21 @@ fn gateway_end_to_end_over_tcp() {
     // A client Range is passed through as the canister's 206.
     let r = http(port, &host, "GET", "/video", &[("Range", "bytes=1500000-")]);
     assert_eq!(r.status, 206);
-    assert_eq!(r.header("content-range"), Some(format!("bytes 1500000-1999999/{SIZE}").as_str()));
-    assert!(r.body == f.range(1_500_000, 500_000), "206 body through the gateway");
-    let r = http(port, &host, "GET", "/video", &[("Range", &format!("bytes={}-", 4 * CHUNK))]);
+    assert_eq!(
+        r.header("content-range"),
+        Some(format!("bytes 1500000-1999999/{SIZE}").as_str())
+    );
+    assert!(
+        r.body == f.range(1_500_000, 500_000),
+        "206 body through the gateway"
+    );
+    let r = http(
+        port,
+        &host,
+        "GET",
+        "/video",
+        &[("Range", &format!("bytes={}-", 4 * CHUNK))],
+    );
     assert_eq!(r.status, 206);
     assert!(r.body == f.range(4 * CHUNK, CHUNK));
 
@@ -440,26 +587,57 @@ fn gateway_end_to_end_over_tcp() {
 
     // Other statuses pass through; canisterId query parameter works too.
     assert_eq!(http(port, &host, "GET", "/nope", &[]).status, 404);
-    assert_eq!(http(port, &host, "GET", "/video", &[("Range", "bytes=99999999-")]).status, 416);
-    let r = http(port, "127.0.0.1", "GET", &format!("/metadata.json?canisterId={}", v.id), &[]);
+    assert_eq!(
+        http(
+            port,
+            &host,
+            "GET",
+            "/video",
+            &[("Range", "bytes=99999999-")]
+        )
+        .status,
+        416
+    );
+    let r = http(
+        port,
+        "127.0.0.1",
+        "GET",
+        &format!("/metadata.json?canisterId={}", v.id),
+        &[],
+    );
     assert_eq!(r.status, 200);
     let doc: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(doc["size"], SIZE);
 
     let log = gw.log();
-    let ranged: Vec<_> = log.iter().filter(|e| !e.streamed && e.range.as_deref() == Some("bytes=1500000-")).collect();
+    let ranged: Vec<_> = log
+        .iter()
+        .filter(|e| !e.streamed && e.range.as_deref() == Some("bytes=1500000-"))
+        .collect();
     assert_eq!(ranged.len(), 1, "{log:#?}");
     assert_eq!(ranged[0].status, 206);
-    assert!(ranged[0].upgraded, "an off-grid range goes through http_request_update");
+    assert!(
+        ranged[0].upgraded,
+        "an off-grid range goes through http_request_update"
+    );
     assert_eq!(ranged[0].canister, Some(v.id));
     let on_grid = format!("bytes={}-", 4 * CHUNK);
-    let e = log.iter().find(|e| !e.streamed && e.range.as_deref() == Some(on_grid.as_str())).expect("on-grid request logged");
-    assert!(!e.upgraded && e.status == 206 && e.body_len == CHUNK, "{e:?}");
+    let e = log
+        .iter()
+        .find(|e| !e.streamed && e.range.as_deref() == Some(on_grid.as_str()))
+        .expect("on-grid request logged");
+    assert!(
+        !e.upgraded && e.status == 206 && e.body_len == CHUNK,
+        "{e:?}"
+    );
     // The plain GET: one client call answered 206 plus five streamed continuations.
     let streamed: Vec<_> = log.iter().filter(|e| e.streamed).collect();
     assert_eq!(streamed.len(), 5, "{log:#?}");
     for (k, e) in streamed.iter().enumerate() {
-        assert_eq!(e.range.as_deref(), Some(format!("bytes={}-", (k as u64 + 1) * CHUNK).as_str()));
+        assert_eq!(
+            e.range.as_deref(),
+            Some(format!("bytes={}-", (k as u64 + 1) * CHUNK).as_str())
+        );
         assert_eq!(e.status, 206);
         assert!(!e.upgraded, "continuations are certified queries");
     }

@@ -18,7 +18,10 @@ fn index_authorisation(b: &dyn Backend) {
     };
 
     // A user cannot register a video: refused at ingress...
-    let r = rejected("register_video by a user", idx.register_video(mallory, &reg));
+    let r = rejected(
+        "register_video by a user",
+        idx.register_video(mallory, &reg),
+    );
     assert_eq!(r.error_code, "IC0406", "{r}");
     // ...an admin is not a registrar either...
     match idx.register_video(d.admin, &reg) {
@@ -37,12 +40,17 @@ fn index_authorisation(b: &dyn Backend) {
         new_owner: mallory,
         transfer_seq: 1,
     };
-    let r = rejected("report_owner_change by a user", idx.report_owner_change(mallory, &change));
+    let r = rejected(
+        "report_owner_change by a user",
+        idx.report_owner_change(mallory, &change),
+    );
     assert_eq!(r.error_code, "IC0406", "{r}");
     let res: canvid_types::Result<()> = relay.call(d.index, "report_owner_change", &change, 0);
     match res {
         Err(Error::NotFound { .. }) => {}
-        other => panic!("report_owner_change by an unregistered canister: expected NotFound, got {other:?}"),
+        other => panic!(
+            "report_owner_change by an unregistered canister: expected NotFound, got {other:?}"
+        ),
     }
     assert_eq!(idx.stats().videos, 0);
     assert!(idx.by_owner(mallory).is_empty());
@@ -70,17 +78,29 @@ fn index_authorisation(b: &dyn Backend) {
     };
     let res: canvid_types::Result<()> = relay.call(d.index, "register_video", &steal, 0);
     assert!(matches!(res, Err(Error::NotAuthorized { .. })), "{res:?}");
-    let e = idx.get_video(created.canister_id).expect("registered by the spawn canister");
+    let e = idx
+        .get_video(created.canister_id)
+        .expect("registered by the spawn canister");
     assert_eq!((e.creator, e.owner, e.transfer_seq), (alice, alice, 0));
 
     // Once the admin makes the relay a registrar it may register (itself, as a video), and
     // then, being that video, report its owner changes; stale reports are ignored.
-    canvid_tests::clients::ok("set_registrars", idx.set_registrars(d.admin, vec![d.spawn, relay.id]));
+    canvid_tests::clients::ok(
+        "set_registrars",
+        idx.set_registrars(d.admin, vec![d.spawn, relay.id]),
+    );
     let res: canvid_types::Result<()> = relay.call(d.index, "register_video", &reg, 0);
     assert_eq!(res, Ok(()));
     let bob = principal("bob");
-    let res: canvid_types::Result<()> =
-        relay.call(d.index, "report_owner_change", &OwnerChange { new_owner: bob, transfer_seq: 2 }, 0);
+    let res: canvid_types::Result<()> = relay.call(
+        d.index,
+        "report_owner_change",
+        &OwnerChange {
+            new_owner: bob,
+            transfer_seq: 2,
+        },
+        0,
+    );
     assert_eq!(res, Ok(()));
     let res: canvid_types::Result<()> = relay.call(d.index, "report_owner_change", &change, 0);
     assert_eq!(res, Ok(()), "a stale report is acknowledged without effect");

@@ -21,7 +21,10 @@ fn large_video(b: &dyn Backend, size: u64, seed: u64) {
     let n = file.chunk_count();
 
     let t0 = Instant::now();
-    ok("begin_upload", v.begin_upload(owner, &spec_for(&file, true)));
+    ok(
+        "begin_upload",
+        v.begin_upload(owner, &spec_for(&file, true)),
+    );
     let put_instructions = v.upload_chunks(owner, &file, None);
     let (meta, finish_cost) = v.finish_upload_with_cost(owner);
     let meta = ok("finish_upload", meta);
@@ -35,7 +38,11 @@ fn large_video(b: &dyn Backend, size: u64, seed: u64) {
     let info = v.canister_info();
     assert_eq!(info.chunks_stored, n);
     assert_eq!(info.chunk_bytes_stored, size);
-    assert!(info.stable_memory_bytes >= size, "stable memory {} < file {size}", info.stable_memory_bytes);
+    assert!(
+        info.stable_memory_bytes >= size,
+        "stable memory {} < file {size}",
+        info.stable_memory_bytes
+    );
 
     // Read back as a stranger: whole chunks, then windows that straddle chunk boundaries.
     let reader = principal("viewer");
@@ -69,7 +76,10 @@ canvid_tests::backend_tests!(video_200_mb);
 const GIB: u64 = 1 << 30;
 
 #[test]
-#[cfg_attr(not(canvid_large), ignore = "benchmark: set CANVID_LARGE=1 to upload 1 GiB")]
+#[cfg_attr(
+    not(canvid_large),
+    ignore = "benchmark: set CANVID_LARGE=1 to upload 1 GiB"
+)]
 fn replica_video_1_gib() {
     canvid_tests::on_replica(|b| large_video(b, GIB, 1024));
 }

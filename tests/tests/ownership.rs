@@ -73,15 +73,33 @@ fn three_transfers(b: &dyn Backend) {
     for old in [creator, a, bb] {
         assert!(!controllers.contains(&old));
         // Old owners are refused by the management canister...
-        assert!(b.set_controllers(id, Some(old), vec![old]).is_err(), "{old} can no longer set controllers");
-        assert!(b.stop(id, Some(old)).is_err(), "{old} can no longer stop the canister");
-        assert!(b.status(id, Some(old)).is_err(), "{old} can no longer read canister_status");
         assert!(
-            b.upgrade(id, wasm::video(), candid::encode_args(()).unwrap(), Some(old)).is_err(),
+            b.set_controllers(id, Some(old), vec![old]).is_err(),
+            "{old} can no longer set controllers"
+        );
+        assert!(
+            b.stop(id, Some(old)).is_err(),
+            "{old} can no longer stop the canister"
+        );
+        assert!(
+            b.status(id, Some(old)).is_err(),
+            "{old} can no longer read canister_status"
+        );
+        assert!(
+            b.upgrade(
+                id,
+                wasm::video(),
+                candid::encode_args(()).unwrap(),
+                Some(old)
+            )
+            .is_err(),
             "{old} can no longer upgrade the canister"
         );
         // ...and by the app.
-        let r = rejected("old owner update_metadata", v.update_metadata(old, &MetadataPatch::default()));
+        let r = rejected(
+            "old owner update_metadata",
+            v.update_metadata(old, &MetadataPatch::default()),
+        );
         assert_eq!(r.error_code, IC0406, "{r}");
         let r = rejected("old owner approve", v.approve(old, Some(old)));
         assert_eq!(r.error_code, IC0406, "{r}");
@@ -92,8 +110,14 @@ fn three_transfers(b: &dyn Backend) {
     assert_eq!(r.error_code, IC0406, "{r}");
 
     // C is in charge: metadata, management, upgrade — data intact.
-    let patch = MetadataPatch { title: Some("C's now".into()), ..Default::default() };
-    assert_eq!(ok("update_metadata by C", v.update_metadata(c, &patch)).title, "C's now");
+    let patch = MetadataPatch {
+        title: Some("C's now".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        ok("update_metadata by C", v.update_metadata(c, &patch)).title,
+        "C's now"
+    );
     assert!(b.status(id, Some(c)).is_ok());
     b.upgrade(id, wasm::video(), candid::encode_args(()).unwrap(), Some(c))
         .unwrap_or_else(|e| panic!("C upgrades its canister: {e}"));
@@ -103,10 +127,22 @@ fn three_transfers(b: &dyn Backend) {
     let idx = d.index_client();
     let e = idx.get_video(id).expect("indexed");
     assert_eq!((e.creator, e.owner, e.transfer_seq), (creator, c, 3));
-    assert_eq!(idx.by_owner(c).iter().map(|e| e.video).collect::<Vec<_>>(), vec![id]);
-    assert_eq!(idx.by_creator(creator).iter().map(|e| e.video).collect::<Vec<_>>(), vec![id]);
+    assert_eq!(
+        idx.by_owner(c).iter().map(|e| e.video).collect::<Vec<_>>(),
+        vec![id]
+    );
+    assert_eq!(
+        idx.by_creator(creator)
+            .iter()
+            .map(|e| e.video)
+            .collect::<Vec<_>>(),
+        vec![id]
+    );
     for old in [creator, a, bb] {
-        assert!(idx.by_owner(old).is_empty(), "{old} is no longer listed as owner");
+        assert!(
+            idx.by_owner(old).is_empty(),
+            "{old} is no longer listed as owner"
+        );
     }
     let m = v.metadata();
     assert_eq!((m.creator, m.owner, m.transfer_seq), (creator, c, 3));

@@ -28,7 +28,10 @@ fn assert_spawned(d: &Deployment, created: &CreatedVideo, owner: Principal) {
         "controllers of a spawned video: owner, itself, the spawn canister"
     );
     assert!(created.indexed, "the index acknowledged the registration");
-    let rec = d.spawn_client().get_video(id).expect("spawn keeps a record");
+    let rec = d
+        .spawn_client()
+        .get_video(id)
+        .expect("spawn keeps a record");
     assert_eq!(rec.status, SpawnStatus::Registered);
     assert_eq!(rec.owner, owner);
     assert!(rec.wasm_sha256.is_some());
@@ -48,7 +51,11 @@ fn spawn_creates_a_working_video(b: &dyn Backend) {
     let before = b.canister_count();
     let estimate = d.spawn_client().estimate_cycles(1_000_000);
     let pool_before = b.cycle_balance(d.spawn);
-    let created = ok("create_video", d.spawn_client().create_video(alice, &args("first", 1_000_000)));
+    let created = ok(
+        "create_video",
+        d.spawn_client()
+            .create_video(alice, &args("first", 1_000_000)),
+    );
     assert_eq!(b.canister_count(), before + 1);
     assert_spawned(&d, &created, alice);
     // The pool paid the estimate (creation fee + cycles given), within the quota.
@@ -56,7 +63,10 @@ fn spawn_creates_a_working_video(b: &dyn Backend) {
     assert_eq!(q.used_videos, 1);
     assert_eq!(q.used_cycles, estimate);
     assert!(b.cycle_balance(d.spawn) <= pool_before - estimate);
-    let rec = d.spawn_client().get_video(created.canister_id).expect("record");
+    let rec = d
+        .spawn_client()
+        .get_video(created.canister_id)
+        .expect("record");
     assert_eq!(rec.payer, Payer::Pool);
     assert_eq!(rec.caller, alice);
 
@@ -65,11 +75,20 @@ fn spawn_creates_a_working_video(b: &dyn Backend) {
     let file = GenFile::new(11, 300_000, 100_000);
     v.upload(alice, &file);
     v.verify_chunks(principal("viewer"), &file);
-    let listed: Vec<Principal> = d.index_client().by_creator(alice).into_iter().map(|e| e.video).collect();
+    let listed: Vec<Principal> = d
+        .index_client()
+        .by_creator(alice)
+        .into_iter()
+        .map(|e| e.video)
+        .collect();
     assert_eq!(listed, vec![created.canister_id]);
 
     // Anonymous callers are refused at the door.
-    let r = rejected("anonymous create_video", d.spawn_client().create_video(Principal::anonymous(), &args("x", 1)));
+    let r = rejected(
+        "anonymous create_video",
+        d.spawn_client()
+            .create_video(Principal::anonymous(), &args("x", 1)),
+    );
     assert_eq!(r.error_code, "IC0406", "{r}");
 }
 
@@ -82,46 +101,96 @@ fn spawn_refuses_without_cycles(b: &dyn Backend) {
     let created_before = sp.stats().videos_created;
 
     // 1. The caller's quota is smaller than the price.
-    ok("set_quota", sp.set_quota(d.admin, bob, QuotaArgs { max_videos: 5, max_cycles: estimate - 1 }));
-    match err("create_video over quota", sp.create_video(bob, &args("too dear", 5_000_000))) {
-        Error::InsufficientCycles { required, available } => {
+    ok(
+        "set_quota",
+        sp.set_quota(
+            d.admin,
+            bob,
+            QuotaArgs {
+                max_videos: 5,
+                max_cycles: estimate - 1,
+            },
+        ),
+    );
+    match err(
+        "create_video over quota",
+        sp.create_video(bob, &args("too dear", 5_000_000)),
+    ) {
+        Error::InsufficientCycles {
+            required,
+            available,
+        } => {
             assert_eq!(required, estimate);
             assert_eq!(available, estimate - 1);
         }
         e => panic!("expected InsufficientCycles, got {e:?}"),
     }
     // 2. The quota's video count is used up.
-    ok("set_quota", sp.set_quota(d.admin, bob, QuotaArgs { max_videos: 0, max_cycles: 100 * T }));
-    match err("create_video over video quota", sp.create_video(bob, &args("too many", 1))) {
+    ok(
+        "set_quota",
+        sp.set_quota(
+            d.admin,
+            bob,
+            QuotaArgs {
+                max_videos: 0,
+                max_cycles: 100 * T,
+            },
+        ),
+    );
+    match err(
+        "create_video over video quota",
+        sp.create_video(bob, &args("too many", 1)),
+    ) {
         Error::NotAuthorized { caller, .. } => assert_eq!(caller, bob),
         e => panic!("expected NotAuthorized, got {e:?}"),
     }
     // 3. A declared size the video canister could never hold.
-    match err("create_video too large", sp.create_video(bob, &args("huge", MAX_VIDEO_SIZE + 1))) {
-        Error::TooLarge { size, limit } => assert_eq!((size, limit), (MAX_VIDEO_SIZE + 1, MAX_VIDEO_SIZE)),
+    match err(
+        "create_video too large",
+        sp.create_video(bob, &args("huge", MAX_VIDEO_SIZE + 1)),
+    ) {
+        Error::TooLarge { size, limit } => {
+            assert_eq!((size, limit), (MAX_VIDEO_SIZE + 1, MAX_VIDEO_SIZE))
+        }
         e => panic!("expected TooLarge, got {e:?}"),
     }
     // 4. A canister caller attaching too few cycles: refused, and the cycles come back.
     let relay = Relay::deploy(b, principal("relay-controller"), 20 * T);
     let attached = estimate / 2;
-    let outcome = relay.call_raw(d.spawn, "create_video", candid::encode_one(args("cheap", 5_000_000)).unwrap(), attached);
+    let outcome = relay.call_raw(
+        d.spawn,
+        "create_video",
+        candid::encode_one(args("cheap", 5_000_000)).unwrap(),
+        attached,
+    );
     match outcome {
         CallOutcome::Reply { data, refunded } => {
-            let res: canvid_types::Result<CreatedVideo> = candid::decode_one(&data).expect("decode");
+            let res: canvid_types::Result<CreatedVideo> =
+                candid::decode_one(&data).expect("decode");
             match res {
-                Err(Error::InsufficientCycles { required, available }) => {
+                Err(Error::InsufficientCycles {
+                    required,
+                    available,
+                }) => {
                     assert_eq!(required, estimate);
                     assert_eq!(available, attached);
                 }
                 other => panic!("expected InsufficientCycles, got {other:?}"),
             }
-            assert_eq!(refunded, attached, "refused creation keeps none of the attached cycles");
+            assert_eq!(
+                refunded, attached,
+                "refused creation keeps none of the attached cycles"
+            );
         }
         other => panic!("create_video via relay: {other:?}"),
     }
     // Nothing was created, nothing charged.
     let count_mid = before + 1; // the relay itself
-    assert_eq!(b.canister_count(), count_mid, "no video canister was created");
+    assert_eq!(
+        b.canister_count(),
+        count_mid,
+        "no video canister was created"
+    );
     assert_eq!(sp.stats().videos_created, created_before);
     let q = sp.quota_of(bob);
     assert_eq!((q.used_videos, q.used_cycles, q.credit), (0, 0, 0));
@@ -129,10 +198,21 @@ fn spawn_refuses_without_cycles(b: &dyn Backend) {
     assert!(sp.stats().in_flight.is_empty());
 
     // 5. The pool itself is too small (an operator that funded only its reserve).
-    let poor = deploy_with(b, Some(canvid_tests::deploy::default_quota()), 2 * T + T / 10);
+    let poor = deploy_with(
+        b,
+        Some(canvid_tests::deploy::default_quota()),
+        2 * T + T / 10,
+    );
     let before = b.canister_count();
-    match err("create_video from an empty pool", poor.spawn_client().create_video(bob, &args("poor", 1_000_000))) {
-        Error::InsufficientCycles { required, available } => {
+    match err(
+        "create_video from an empty pool",
+        poor.spawn_client()
+            .create_video(bob, &args("poor", 1_000_000)),
+    ) {
+        Error::InsufficientCycles {
+            required,
+            available,
+        } => {
             assert_eq!(required, poor.spawn_client().estimate_cycles(1_000_000));
             assert!(available < required);
         }
@@ -153,11 +233,20 @@ fn spawn_failed_install_parks_and_reuses(b: &dyn Backend) {
     let d = deploy(b);
     let sp = d.spawn_client();
     let carol = principal("carol");
-    let info = ok("set_video_wasm (broken)", sp.set_video_wasm(d.admin, broken_wasm()));
-    assert_eq!(info.sha256.as_slice(), wasm::sha256(&broken_wasm()).as_slice());
+    let info = ok(
+        "set_video_wasm (broken)",
+        sp.set_video_wasm(d.admin, broken_wasm()),
+    );
+    assert_eq!(
+        info.sha256.as_slice(),
+        wasm::sha256(&broken_wasm()).as_slice()
+    );
 
     let before = b.canister_count();
-    let failed = err("create_video with a broken module", sp.create_video(carol, &args("broken", 1_000_000)));
+    let failed = err(
+        "create_video with a broken module",
+        sp.create_video(carol, &args("broken", 1_000_000)),
+    );
     match &failed {
         Error::CallFailed { method, .. } => assert_eq!(method, "install_code"),
         e => panic!("expected CallFailed(install_code), got {e:?}"),
@@ -165,27 +254,50 @@ fn spawn_failed_install_parks_and_reuses(b: &dyn Backend) {
     // One canister exists, and it is no orphan: parked for carol, on the spawn's books.
     assert_eq!(b.canister_count(), before + 1);
     let q = sp.quota_of(carol);
-    assert_eq!(q.spares.len(), 1, "the failed canister is parked for the caller: {q:?}");
+    assert_eq!(
+        q.spares.len(),
+        1,
+        "the failed canister is parked for the caller: {q:?}"
+    );
     let spare = q.spares[0];
     let rec = sp.get_video(spare).expect("record of the parked canister");
     assert_eq!(rec.status, SpawnStatus::Spare);
     assert!(rec.last_error.is_some());
-    assert_eq!(b.module_hash(spare, Some(carol)), None, "nothing is installed in the spare");
+    assert_eq!(
+        b.module_hash(spare, Some(carol)),
+        None,
+        "nothing is installed in the spare"
+    );
     assert!(b.controllers(spare).contains(&d.spawn));
-    assert!(d.index_client().get_video(spare).is_none(), "a failed creation is not indexed");
+    assert!(
+        d.index_client().get_video(spare).is_none(),
+        "a failed creation is not indexed"
+    );
     assert_eq!(sp.stats().spares, 1);
     let used_after_failure = q.used_cycles;
 
     // The admin fixes the module; carol retries and gets the parked canister, not a new one.
-    ok("set_video_wasm (good)", sp.set_video_wasm(d.admin, wasm::gzip(&wasm::video())));
-    let created = ok("create_video retry", sp.create_video(carol, &args("fixed", 1_000_000)));
-    assert_eq!(created.canister_id, spare, "the retry reuses the parked canister");
+    ok(
+        "set_video_wasm (good)",
+        sp.set_video_wasm(d.admin, wasm::gzip(&wasm::video())),
+    );
+    let created = ok(
+        "create_video retry",
+        sp.create_video(carol, &args("fixed", 1_000_000)),
+    );
+    assert_eq!(
+        created.canister_id, spare,
+        "the retry reuses the parked canister"
+    );
     assert_eq!(b.canister_count(), before + 1, "no second canister");
     assert_spawned(&d, &created, carol);
     let q = sp.quota_of(carol);
     assert!(q.spares.is_empty());
     assert_eq!(q.used_videos, 1, "the spare is one video, not two");
-    assert_eq!(q.used_cycles, used_after_failure, "the spare's cycles are not charged twice");
+    assert_eq!(
+        q.used_cycles, used_after_failure,
+        "the spare's cycles are not charged twice"
+    );
     assert_eq!(sp.stats().spares, 0);
     assert!(sp.stats().in_flight.is_empty());
 }
@@ -193,7 +305,12 @@ fn spawn_failed_install_parks_and_reuses(b: &dyn Backend) {
 fn spawn_concurrent_creates(b: &dyn Backend) {
     let d = deploy(b);
     let sp = d.spawn_client();
-    let users = [principal("u1"), principal("u2"), principal("u3"), principal("u1")];
+    let users = [
+        principal("u1"),
+        principal("u2"),
+        principal("u3"),
+        principal("u1"),
+    ];
     let before = b.canister_count();
     // All submitted before any executes: their awaits interleave inside the spawn canister.
     let ids: Vec<_> = users
@@ -210,7 +327,11 @@ fn spawn_concurrent_creates(b: &dyn Backend) {
         .map(|(i, id)| ok(&format!("create_video {i}"), sp.await_create_video(id)))
         .collect();
     let distinct: BTreeSet<Principal> = created.iter().map(|c| c.canister_id).collect();
-    assert_eq!(distinct.len(), users.len(), "every request got its own canister");
+    assert_eq!(
+        distinct.len(),
+        users.len(),
+        "every request got its own canister"
+    );
     assert_eq!(b.canister_count(), before + users.len() as u64);
     for (c, u) in created.iter().zip(users) {
         assert_spawned(&d, c, u);
@@ -222,7 +343,13 @@ fn spawn_concurrent_creates(b: &dyn Backend) {
     assert_eq!(sp.quota_of(principal("u1")).used_videos, 2);
     assert_eq!(sp.quota_of(principal("u2")).used_videos, 1);
     let records = sp.all_videos(d.admin);
-    assert_eq!(records.iter().map(|r| r.canister_id).collect::<BTreeSet<_>>(), distinct);
+    assert_eq!(
+        records
+            .iter()
+            .map(|r| r.canister_id)
+            .collect::<BTreeSet<_>>(),
+        distinct
+    );
     assert_eq!(d.index_client().stats().videos, users.len() as u64);
     assert_eq!(d.index_client().by_creator(principal("u1")).len(), 2);
 }
@@ -232,9 +359,15 @@ fn spawn_admin_only(b: &dyn Backend) {
     let d = deploy(b);
     let sp = d.spawn_client();
     let eve = principal("eve");
-    let r = rejected("set_video_wasm by a user", sp.set_video_wasm(eve, broken_wasm()));
+    let r = rejected(
+        "set_video_wasm by a user",
+        sp.set_video_wasm(eve, broken_wasm()),
+    );
     assert_eq!(r.error_code, "IC0406", "{r}");
-    match err("list_videos by a user", sp.list_videos(eve, &Default::default())) {
+    match err(
+        "list_videos by a user",
+        sp.list_videos(eve, &Default::default()),
+    ) {
         Error::NotAuthorized { caller, .. } => assert_eq!(caller, eve),
         e => panic!("expected NotAuthorized, got {e:?}"),
     }

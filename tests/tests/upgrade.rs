@@ -40,7 +40,10 @@ fn snapshot(d: &Deployment, videos: &[Principal], people: &[Principal]) -> Snaps
     let idx = d.index_client();
     let sp = d.spawn_client();
     Snapshot {
-        index_entries: videos.iter().map(|v| idx.get_video(*v).expect("indexed")).collect(),
+        index_entries: videos
+            .iter()
+            .map(|v| idx.get_video(*v).expect("indexed"))
+            .collect(),
         index_by_owner: people.iter().map(|p| idx.by_owner(*p)).collect(),
         index_stats: idx.stats(),
         spawn_records: sp.all_videos(d.admin),
@@ -59,7 +62,11 @@ fn upgrade_everything_with_data_in_place(b: &dyn Backend) {
     let f2 = GenFile::new(32, 2 * 100_000, 100_000);
     d.video(v1).upload(alice, &f1);
     // v2: an upload in progress (partial), and a transfer to carol.
-    ok("begin_upload", d.video(v2).begin_upload(bob, &canvid_tests::clients::spec_for(&f2, true)));
+    ok(
+        "begin_upload",
+        d.video(v2)
+            .begin_upload(bob, &canvid_tests::clients::spec_for(&f2, true)),
+    );
     ok("put_chunk", d.video(v2).put_chunk(bob, 1, f2.chunk(1)));
     ok("change_owner", d.video(v2).change_owner(bob, carol));
 
@@ -69,32 +76,65 @@ fn upgrade_everything_with_data_in_place(b: &dyn Backend) {
     let v1_stable = d.video(v1).canister_info();
 
     // Index: upgraded by its controller, without an argument (keeps admins and registrars).
-    b.upgrade(d.index, wasm::index(), candid::encode_one(None::<IndexInit>).unwrap(), Some(d.admin))
-        .unwrap_or_else(|e| panic!("upgrading the index: {e}"));
+    b.upgrade(
+        d.index,
+        wasm::index(),
+        candid::encode_one(None::<IndexInit>).unwrap(),
+        Some(d.admin),
+    )
+    .unwrap_or_else(|e| panic!("upgrading the index: {e}"));
     // Spawn: upgraded by its controller, without an argument.
-    b.upgrade(d.spawn, wasm::spawn(), candid::encode_one(None::<SpawnInit>).unwrap(), Some(d.admin))
-        .unwrap_or_else(|e| panic!("upgrading the spawn canister: {e}"));
+    b.upgrade(
+        d.spawn,
+        wasm::spawn(),
+        candid::encode_one(None::<SpawnInit>).unwrap(),
+        Some(d.admin),
+    )
+    .unwrap_or_else(|e| panic!("upgrading the spawn canister: {e}"));
     // Videos: all of them through the spawn canister (it is a controller of each)...
-    let outcomes = ok("upgrade_videos", d.spawn_client().upgrade_videos(d.admin, &UpgradeArgs::default()));
+    let outcomes = ok(
+        "upgrade_videos",
+        d.spawn_client()
+            .upgrade_videos(d.admin, &UpgradeArgs::default()),
+    );
     assert_eq!(outcomes.len(), 2);
     for o in &outcomes {
         assert_eq!(o.result, Ok(()), "upgrade of {}", o.video);
     }
     // ...and v1 once more directly by its owner.
-    b.upgrade(v1, wasm::video(), candid::encode_args(()).unwrap(), Some(alice))
-        .unwrap_or_else(|e| panic!("alice upgrades her video: {e}"));
+    b.upgrade(
+        v1,
+        wasm::video(),
+        candid::encode_args(()).unwrap(),
+        Some(alice),
+    )
+    .unwrap_or_else(|e| panic!("alice upgrades her video: {e}"));
 
     let after = snapshot(&d, &videos, &people);
     // `updated_at` and `wasm_sha256` of spawn records legitimately change with upgrade_videos.
     let strip = |s: &Snapshot| {
         s.spawn_records
             .iter()
-            .map(|r| (r.canister_id, r.owner, r.creator, r.status, r.payer, r.caller, r.cycles_given, r.created_at))
+            .map(|r| {
+                (
+                    r.canister_id,
+                    r.owner,
+                    r.creator,
+                    r.status,
+                    r.payer,
+                    r.caller,
+                    r.cycles_given,
+                    r.created_at,
+                )
+            })
             .collect::<Vec<_>>()
     };
     assert_eq!(strip(&after), strip(&before), "spawn records");
     assert_eq!(after.index_entries, before.index_entries, "index entries");
-    assert_eq!(after.index_by_owner, before.index_by_owner, "index listings");
+    assert_eq!(
+        after.index_by_owner, before.index_by_owner,
+        "index listings"
+    );
     assert_eq!(after.index_stats, before.index_stats, "index stats");
     assert_eq!(after.spawn_created, before.spawn_created);
     assert_eq!(after.spawn_quotas, before.spawn_quotas, "spawn quotas");
@@ -107,12 +147,18 @@ fn upgrade_everything_with_data_in_place(b: &dyn Backend) {
     // Video bytes identical.
     let viewer = principal("viewer");
     d.video(v1).verify_chunks(viewer, &f1);
-    assert_eq!(d.video(v1).read_all_ranges(viewer, f1.size, 99_999), f1.sha256());
+    assert_eq!(
+        d.video(v1).read_all_ranges(viewer, f1.size, 99_999),
+        f1.sha256()
+    );
 
     // Everything still works: v2's upload resumes (carol owns it now) and finishes, a new video
     // is created and indexed, v1 changes hands and the index hears of it.
     let v2c: Video = d.video(v2);
-    let missing = ok("missing_chunks", v2c.missing_chunks(carol, &Default::default()));
+    let missing = ok(
+        "missing_chunks",
+        v2c.missing_chunks(carol, &Default::default()),
+    );
     assert_eq!(missing.missing, vec![0]);
     ok("put_chunk", v2c.put_chunk(carol, 0, f2.chunk(0)));
     ok("finish_upload", v2c.finish_upload(carol));

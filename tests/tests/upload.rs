@@ -25,7 +25,10 @@ fn upload_out_of_order_with_retries_and_resume(b: &dyn Backend) {
     let n = file.chunk_count();
     assert_eq!(n, 11);
 
-    let meta = ok("begin_upload", v.begin_upload(owner(), &spec_for(&file, true)));
+    let meta = ok(
+        "begin_upload",
+        v.begin_upload(owner(), &spec_for(&file, true)),
+    );
     assert_eq!(meta.status, VideoStatus::Uploading);
     assert_eq!(meta.chunk_count, n);
     assert_eq!(meta.size, file.size);
@@ -37,7 +40,10 @@ fn upload_out_of_order_with_retries_and_resume(b: &dyn Backend) {
     v.upload_chunks(owner(), &file, Some(first));
     for &i in &first[..2] {
         let r = ok("retried put_chunk", v.put_chunk(owner(), i, file.chunk(i)));
-        assert_eq!(r.uploaded_chunks, 6, "a repeated chunk is not counted twice");
+        assert_eq!(
+            r.uploaded_chunks, 6,
+            "a repeated chunk is not counted twice"
+        );
     }
 
     // Finishing now is refused with exactly the missing chunks.
@@ -56,14 +62,26 @@ fn upload_out_of_order_with_retries_and_resume(b: &dyn Backend) {
 
     // "Interruption": the client lost its state. It re-declares the same upload (resume) and
     // asks what is missing, page by page.
-    let meta = ok("begin_upload (resume)", v.begin_upload(owner(), &spec_for(&file, true)));
-    assert_eq!(meta.uploaded_chunks, 6, "resuming keeps the chunks already stored");
+    let meta = ok(
+        "begin_upload (resume)",
+        v.begin_upload(owner(), &spec_for(&file, true)),
+    );
+    assert_eq!(
+        meta.uploaded_chunks, 6,
+        "resuming keeps the chunks already stored"
+    );
     let mut found = Vec::new();
     let mut start = None;
     loop {
         let page = ok(
             "missing_chunks",
-            v.missing_chunks(owner(), &MissingArgs { start, limit: Some(2) }),
+            v.missing_chunks(
+                owner(),
+                &MissingArgs {
+                    start,
+                    limit: Some(2),
+                },
+            ),
         );
         assert!(page.missing.len() <= 2);
         assert_eq!(page.missing_count, want_missing.len() as u32);
@@ -79,7 +97,10 @@ fn upload_out_of_order_with_retries_and_resume(b: &dyn Backend) {
     let mut second = want_missing.clone();
     second.reverse();
     v.upload_chunks(owner(), &file, Some(&second));
-    let page = ok("missing_chunks", v.missing_chunks(owner(), &MissingArgs::default()));
+    let page = ok(
+        "missing_chunks",
+        v.missing_chunks(owner(), &MissingArgs::default()),
+    );
     assert_eq!(page.missing_count, 0);
     assert!(page.missing.is_empty());
 
@@ -97,11 +118,17 @@ fn upload_out_of_order_with_retries_and_resume(b: &dyn Backend) {
     // A range ending exactly at the end of the file, and one past it.
     let tail = ok("read_range tail", v.read_range(reader, file.size - 10, 10));
     assert_eq!(tail.as_slice(), file.range(file.size - 10, 10).as_slice());
-    match err("read_range past the end", v.read_range(reader, file.size - 10, 11)) {
+    match err(
+        "read_range past the end",
+        v.read_range(reader, file.size - 10, 11),
+    ) {
         Error::InvalidArgument { .. } => {}
         e => panic!("expected InvalidArgument, got {e:?}"),
     }
-    match err("read_range too long", v.read_range(reader, 0, MAX_CHUNK_SIZE as u64 + 1)) {
+    match err(
+        "read_range too long",
+        v.read_range(reader, 0, MAX_CHUNK_SIZE as u64 + 1),
+    ) {
         Error::TooLarge { size, limit } => {
             assert_eq!(size, MAX_CHUNK_SIZE as u64 + 1);
             assert_eq!(limit, MAX_CHUNK_SIZE as u64);
@@ -115,7 +142,10 @@ fn chunk_refusals(b: &dyn Backend) {
     let file = small_file(2);
 
     // Before begin_upload.
-    match err("put_chunk before begin", v.put_chunk(owner(), 0, file.chunk(0))) {
+    match err(
+        "put_chunk before begin",
+        v.put_chunk(owner(), 0, file.chunk(0)),
+    ) {
         Error::NotReady { .. } => {}
         e => panic!("expected NotReady, got {e:?}"),
     }
@@ -132,23 +162,35 @@ fn chunk_refusals(b: &dyn Backend) {
     }
     let mut spec = spec_for(&file, false);
     spec.chunk_size = MAX_CHUNK_SIZE + 1;
-    match err("begin_upload chunk_size > 2,000,000", v.begin_upload(owner(), &spec)) {
+    match err(
+        "begin_upload chunk_size > 2,000,000",
+        v.begin_upload(owner(), &spec),
+    ) {
         Error::InvalidArgument { .. } => {}
         e => panic!("expected InvalidArgument, got {e:?}"),
     }
     let mut spec = spec_for(&file, true);
     spec.chunk_digests.as_mut().expect("declared").pop();
-    match err("begin_upload with a digest missing", v.begin_upload(owner(), &spec)) {
+    match err(
+        "begin_upload with a digest missing",
+        v.begin_upload(owner(), &spec),
+    ) {
         Error::InvalidArgument { .. } => {}
         e => panic!("expected InvalidArgument, got {e:?}"),
     }
 
-    ok("begin_upload", v.begin_upload(owner(), &spec_for(&file, true)));
+    ok(
+        "begin_upload",
+        v.begin_upload(owner(), &spec_for(&file, true)),
+    );
 
     // A chunk whose bytes do not match its declared digest.
     let mut bad = file.chunk(3);
     bad[17] ^= 0xff;
-    match err("put_chunk wrong digest", v.put_chunk(owner(), 3, bad.clone())) {
+    match err(
+        "put_chunk wrong digest",
+        v.put_chunk(owner(), 3, bad.clone()),
+    ) {
         Error::WrongDigest {
             index,
             expected,
@@ -172,7 +214,10 @@ fn chunk_refusals(b: &dyn Backend) {
         e => panic!("expected WrongChunkSize, got {e:?}"),
     }
     let last = file.chunk_count() - 1;
-    match err("put_chunk long last", v.put_chunk(owner(), last, vec![0; 100_000])) {
+    match err(
+        "put_chunk long last",
+        v.put_chunk(owner(), last, vec![0; 100_000]),
+    ) {
         Error::WrongChunkSize {
             index,
             expected,
@@ -180,20 +225,29 @@ fn chunk_refusals(b: &dyn Backend) {
         } => assert_eq!((index, expected, actual), (last, 12_345, 100_000)),
         e => panic!("expected WrongChunkSize, got {e:?}"),
     }
-    match err("put_chunk out of range", v.put_chunk(owner(), last + 1, vec![0; 10])) {
+    match err(
+        "put_chunk out of range",
+        v.put_chunk(owner(), last + 1, vec![0; 10]),
+    ) {
         Error::ChunkOutOfRange { index, chunk_count } => {
             assert_eq!((index, chunk_count), (last + 1, file.chunk_count()))
         }
         e => panic!("expected ChunkOutOfRange, got {e:?}"),
     }
     // Nothing refused was stored.
-    let m = ok("missing_chunks", v.missing_chunks(owner(), &MissingArgs::default()));
+    let m = ok(
+        "missing_chunks",
+        v.missing_chunks(owner(), &MissingArgs::default()),
+    );
     assert_eq!(m.missing_count, file.chunk_count());
 
     // A different declaration once chunks exist.
     ok("put_chunk", v.put_chunk(owner(), 0, file.chunk(0)));
     let other = GenFile::new(3, file.size + 1, 100_000);
-    match err("re-declare differently", v.begin_upload(owner(), &spec_for(&other, true))) {
+    match err(
+        "re-declare differently",
+        v.begin_upload(owner(), &spec_for(&other, true)),
+    ) {
         Error::Conflict { .. } => {}
         e => panic!("expected Conflict, got {e:?}"),
     }
@@ -203,7 +257,10 @@ fn chunk_refusals(b: &dyn Backend) {
 fn oversize_chunk(b: &dyn Backend) {
     let v = standalone_video(b, owner(), None, 50 * T);
     let file = GenFile::new(4, 2 * MAX_CHUNK_SIZE as u64, MAX_CHUNK_SIZE as u64);
-    ok("begin_upload", v.begin_upload(owner(), &spec_for(&file, false)));
+    ok(
+        "begin_upload",
+        v.begin_upload(owner(), &spec_for(&file, false)),
+    );
     let mut big = file.chunk(0);
     big.push(0);
     match err("put_chunk 2,000,001 bytes", v.put_chunk(owner(), 0, big)) {
@@ -249,16 +306,28 @@ fn non_owner_writes(b: &dyn Backend) {
     let file = small_file(6);
     let mallory = principal("mallory");
 
-    let r = rejected("begin_upload by a stranger", v.begin_upload(mallory, &spec_for(&file, true)));
+    let r = rejected(
+        "begin_upload by a stranger",
+        v.begin_upload(mallory, &spec_for(&file, true)),
+    );
     assert_eq!(r.error_code, IC0406, "{r}");
-    ok("begin_upload", v.begin_upload(owner(), &spec_for(&file, true)));
-    let r = rejected("put_chunk by a stranger", v.put_chunk(mallory, 0, file.chunk(0)));
+    ok(
+        "begin_upload",
+        v.begin_upload(owner(), &spec_for(&file, true)),
+    );
+    let r = rejected(
+        "put_chunk by a stranger",
+        v.put_chunk(mallory, 0, file.chunk(0)),
+    );
     assert_eq!(r.error_code, IC0406, "{r}");
     let r = rejected("finish_upload by a stranger", v.finish_upload(mallory));
     assert_eq!(r.error_code, IC0406, "{r}");
     let r = rejected("approve by a stranger", v.approve(mallory, Some(mallory)));
     assert_eq!(r.error_code, IC0406, "{r}");
-    let r = rejected("change_owner by a stranger", v.change_owner(mallory, mallory));
+    let r = rejected(
+        "change_owner by a stranger",
+        v.change_owner(mallory, mallory),
+    );
     assert_eq!(r.error_code, IC0406, "{r}");
     // Also when submitted without waiting (the refusal comes at submission).
     let e = b
@@ -276,7 +345,10 @@ fn non_owner_writes(b: &dyn Backend) {
     assert_eq!(e.error_code, IC0406, "{e}");
 
     // Queries skip inspect_message: the endpoint's own check answers.
-    match err("missing_chunks by a stranger", v.missing_chunks(mallory, &MissingArgs::default())) {
+    match err(
+        "missing_chunks by a stranger",
+        v.missing_chunks(mallory, &MissingArgs::default()),
+    ) {
         Error::NotAuthorized { caller, .. } => assert_eq!(caller, mallory),
         e => panic!("expected NotAuthorized, got {e:?}"),
     }
@@ -297,13 +369,23 @@ fn non_owner_writes(b: &dyn Backend) {
         Err(Error::NotAuthorized { caller, .. }) => assert_eq!(caller, relay.id),
         other => panic!("expected NotAuthorized for a canister caller, got {other:?}"),
     }
-    let m = ok("missing_chunks", v.missing_chunks(owner(), &MissingArgs::default()));
-    assert_eq!(m.missing_count, file.chunk_count(), "nothing a stranger sent was stored");
+    let m = ok(
+        "missing_chunks",
+        v.missing_chunks(owner(), &MissingArgs::default()),
+    );
+    assert_eq!(
+        m.missing_count,
+        file.chunk_count(),
+        "nothing a stranger sent was stored"
+    );
 
     // An uploader the owner authorised may upload, but not administer.
     let helper = principal("uploader");
     ok("add_uploader", v.add_uploader(owner(), helper));
-    ok("put_chunk by uploader", v.put_chunk(helper, 0, file.chunk(0)));
+    ok(
+        "put_chunk by uploader",
+        v.put_chunk(helper, 0, file.chunk(0)),
+    );
     let r = rejected("approve by an uploader", v.approve(helper, Some(helper)));
     assert_eq!(r.error_code, IC0406, "{r}");
 }
@@ -317,15 +399,24 @@ fn post_finish_writes(b: &dyn Backend) {
     let file = small_file(7);
     v.upload(owner(), &file);
 
-    let r = rejected("put_chunk after finish", v.put_chunk(owner(), 0, file.chunk(0)));
+    let r = rejected(
+        "put_chunk after finish",
+        v.put_chunk(owner(), 0, file.chunk(0)),
+    );
     assert_eq!(r.error_code, IC0406, "{r}");
-    let r = rejected("begin_upload after finish", v.begin_upload(owner(), &spec_for(&file, true)));
+    let r = rejected(
+        "begin_upload after finish",
+        v.begin_upload(owner(), &spec_for(&file, true)),
+    );
     assert_eq!(r.error_code, IC0406, "{r}");
     let r = rejected("finish_upload twice", v.finish_upload(owner()));
     assert_eq!(r.error_code, IC0406, "{r}");
 
     // Hand the video to the relay canister, then write as the (canister) owner.
-    ok("change_owner to the relay", v.change_owner(owner(), relay.id));
+    ok(
+        "change_owner to the relay",
+        v.change_owner(owner(), relay.id),
+    );
     let chunk0 = canvid_types::video::ChunkUpload {
         index: 0,
         data: serde_bytes::ByteBuf::from(file.chunk(0)),
@@ -359,11 +450,17 @@ fn post_finish_writes(b: &dyn Backend) {
 fn read_access(b: &dyn Backend) {
     let v: Video = standalone_video(b, owner(), None, 50 * T);
     let file = small_file(8);
-    ok("begin_upload", v.begin_upload(owner(), &spec_for(&file, true)));
+    ok(
+        "begin_upload",
+        v.begin_upload(owner(), &spec_for(&file, true)),
+    );
     ok("put_chunk", v.put_chunk(owner(), 0, file.chunk(0)));
     let got = ok("owner reads own upload", v.get_chunk(owner(), 0));
     assert_eq!(got.as_slice(), file.chunk(0).as_slice());
-    match err("stranger reads upload", v.read_range(Principal::anonymous(), 0, 10)) {
+    match err(
+        "stranger reads upload",
+        v.read_range(Principal::anonymous(), 0, 10),
+    ) {
         Error::NotReady { .. } => {}
         e => panic!("expected NotReady, got {e:?}"),
     }
