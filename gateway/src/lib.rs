@@ -20,6 +20,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+/// The HTTP server library the gateway is written against: [`Gateway::handle`] takes its
+/// requests, so a server embedding the gateway uses this exact version.
+pub use tiny_http;
+
 /// Worker threads serving connections (a browser opens several for one video).
 const WORKERS: usize = 4;
 /// Largest request body forwarded (the IC's ingress limit).
@@ -172,22 +176,16 @@ pub fn serve_backend<B: Backend>(backend: Arc<B>, addr: SocketAddr) -> io::Resul
         .map(|a| a.port())
         .ok_or_else(|| io::Error::other("no IP listen address"))?;
     let server = Arc::new(server);
-    let log = Arc::new(Mutex::new(Vec::new()));
+    let gateway = Gateway::new(backend);
+    let log = gateway.ctx.log.clone();
     let stop = Arc::new(AtomicBool::new(false));
-    let verbose = std::env::var_os("CANVID_GATEWAY_LOG").is_some();
     let workers = (0..WORKERS)
         .map(|_| {
-            let (server, backend, log, stop) =
-                (server.clone(), backend.clone(), log.clone(), stop.clone());
+            let (server, gateway, stop) = (server.clone(), gateway.clone(), stop.clone());
             std::thread::spawn(move || {
-                let ctx = Ctx {
-                    backend,
-                    log,
-                    verbose,
-                };
                 while !stop.load(Ordering::SeqCst) {
                     match server.recv_timeout(Duration::from_millis(50)) {
-                        Ok(Some(request)) => handle(&ctx, request),
+                        Ok(Some(request)) => gateway.handle(request),
                         Ok(None) => {}
                         Err(_) => break,
                     }
@@ -201,6 +199,45 @@ pub fn serve_backend<B: Backend>(backend: Arc<B>, addr: SocketAddr) -> io::Resul
         stop,
         workers,
     })
+}
+
+/// The gateway's request handling, without a server of its own: a server that also answers
+/// other paths (the IC HTTP interface of `canvid-replica-http`) hands it every request it does
+/// not serve itself. Cloning is cheap and shares the backend and the log.
+pub struct Gateway<B: Backend> {
+    ctx: Ctx<B>,
+}
+
+impl<B: Backend> Clone for Gateway<B> {
+    fn clone(&self) -> Self {
+        Gateway {
+            ctx: self.ctx.clone(),
+        }
+    }
+}
+
+impl<B: Backend> Gateway<B> {
+    /// A gateway over `backend` with an empty log. Setting `CANVID_GATEWAY_LOG` prints every
+    /// canister call to stderr.
+    pub fn new(backend: Arc<B>) -> Self {
+        Gateway {
+            ctx: Ctx {
+                backend,
+                log: Arc::new(Mutex::new(Vec::new())),
+                verbose: std::env::var_os("CANVID_GATEWAY_LOG").is_some(),
+            },
+        }
+    }
+
+    /// Answers one HTTP request (`<canister-id>.localhost` host or `?canisterId=`).
+    pub fn handle(&self, request: tiny_http::Request) {
+        handle(&self.ctx, request)
+    }
+
+    /// Calls made so far, oldest first.
+    pub fn log(&self) -> Vec<LogEntry> {
+        self.ctx.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
 }
 
 struct Ctx<B: Backend> {

@@ -1,119 +1,110 @@
-//! Data certificates for `ic0.data_certificate_copy` in non-replicated queries.
+//! Certificates: the state tree ([`crate::state_tree`]) pruned to the requested paths and signed
+//! with the root key ([`crate::keys`]), as `read_state` returns them and as non-replicated queries
+//! see them through `ic0.data_certificate_copy`.
 //!
-//! The certificate is the CBOR map `{tree, signature}` of the interface specification (tagged with
-//! the self-describing CBOR tag 55799). Its hash tree holds `/time` (LEB128 nanoseconds) and
-//! `/canister/<canister id>/certified_data`, so canisters and clients can look up their
-//! certified data exactly as on the IC (`ic-certification`'s `HashTree::lookup_path`).
+//! A certificate is the CBOR map `{tree, signature}` of the interface specification, tagged with
+//! the self-describing CBOR tag 55799, with no `delegation` (this replica is one subnet that
+//! holds the root key, like the IC's NNS subnet). The signature is BLS12-381 (min-sig) over
+//! `\x0Dic-state-root` ++ the tree's root hash, so agents verify it with the root key they fetch
+//! from `/api/v2/status` (ic-agent's `Agent::verify`, `@icp-sdk/core`'s `Certificate.verify`).
 //!
-//! **Signature: placeholder.** No well-kept BLS12-381 crate is available to this build, so the
-//! `signature` field holds 48 bytes derived with SHA-256 from the domain separator
-//! `\x0Dic-state-root` and the tree's root hash. It has the right length and changes with the
-//! tree, but it is *not* a BLS signature: a client that verifies certificates against a root key
-//! must skip verification (as with a local replica whose root key is untrusted).
+//! A query's data certificate reveals `/time` and `/canister/<id>/certified_data` and prunes the
+//! rest, as on the IC, so canisters and clients look up their certified data as on the IC.
 
 use candid::Principal;
-use ic_certification::{fork, label, leaf, HashTree};
+use ic_certification::HashTree;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
+
+use crate::state::State;
+use crate::state_tree::{witness, Paths};
 
 #[derive(Serialize)]
 struct Certificate<'a> {
     tree: &'a HashTree,
     #[serde(with = "serde_bytes")]
-    signature: Vec<u8>,
+    signature: &'a [u8],
 }
 
-fn leb128(mut v: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let byte = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(byte);
-            return out;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
-/// The hash tree certified for `canister` at `time`.
-pub fn tree(canister: Principal, certified_data: &[u8], time: u64) -> HashTree {
-    fork(
-        label(
-            b"canister".to_vec(),
-            label(
-                canister.as_slice().to_vec(),
-                label(b"certified_data".to_vec(), leaf(certified_data.to_vec())),
-            ),
-        ),
-        label(b"time".to_vec(), leaf(leb128(time))),
-    )
-}
-
-/// Placeholder signature (see the module docs).
-fn placeholder_signature(root: &[u8; 32]) -> Vec<u8> {
-    let mut msg = b"\x0Dic-state-root".to_vec();
-    msg.extend_from_slice(root);
-    let a = Sha256::digest(&msg);
-    let b = Sha256::digest(a);
-    let mut sig = a.to_vec();
-    sig.extend_from_slice(&b[..16]);
-    sig
-}
-
-/// The CBOR-encoded certificate.
-pub fn certificate(canister: Principal, certified_data: &[u8], time: u64) -> Vec<u8> {
-    let tree = tree(canister, certified_data, time);
-    let signature = placeholder_signature(&tree.digest());
+/// CBOR encoding (self-describe tag 55799) of `{tree, signature}`.
+pub fn encode(tree: &HashTree, signature: &[u8]) -> Vec<u8> {
     let mut ser = serde_cbor::Serializer::new(Vec::new());
     ser.self_describe().expect("writing to a Vec cannot fail");
-    Certificate {
-        tree: &tree,
-        signature,
-    }
-    .serialize(&mut ser)
-    .expect("serializing a certificate to a Vec cannot fail");
+    Certificate { tree, signature }
+        .serialize(&mut ser)
+        .expect("serializing a certificate to a Vec cannot fail");
     ser.into_inner()
+}
+
+impl State {
+    /// The signed certificate of the state tree pruned to `paths` (`/time` always included, as
+    /// the spec requires of read_state responses).
+    pub fn certificate(&mut self, paths: &[Vec<Vec<u8>>]) -> Vec<u8> {
+        let mut p = Paths::from_paths(paths);
+        p.insert(&[b"time".to_vec()]);
+        let tree = self.state_tree(&p);
+        let witness = witness(&tree, &p);
+        let signature = self.keys.sign_state_root(&witness.digest());
+        encode(&witness, &signature)
+    }
+
+    /// The data certificate a non-replicated query of `canister` sees.
+    pub fn data_certificate(&mut self, canister: Principal) -> Vec<u8> {
+        self.certificate(&[vec![
+            b"canister".to_vec(),
+            canister.as_slice().to_vec(),
+            b"certified_data".to_vec(),
+        ]])
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::STATE_ROOT_DOMAIN;
     use ic_certification::LookupResult;
 
-    #[test]
-    fn tree_contains_certified_data_and_time() {
-        let id = crate::ids::canister_id(7);
-        let t = tree(id, b"hello", 300);
-        match t.lookup_path([b"canister".as_ref(), id.as_slice(), b"certified_data"]) {
-            LookupResult::Found(v) => assert_eq!(v, b"hello"),
-            _ => panic!("certified_data not found"),
-        }
-        match t.lookup_path([b"time".as_ref()]) {
-            LookupResult::Found(v) => assert_eq!(v, &[0xac, 0x02]),
-            _ => panic!("time not found"),
-        }
+    #[derive(serde::Deserialize)]
+    struct Decoded {
+        tree: HashTree,
+        #[serde(with = "serde_bytes")]
+        signature: Vec<u8>,
+        delegation: Option<serde_cbor::Value>,
     }
 
     #[test]
-    fn certificate_is_tagged_cbor_with_tree_and_signature() {
-        let cert = certificate(crate::ids::canister_id(1), b"x", 5);
+    fn data_certificate_is_signed_and_reveals_certified_data_and_time() {
+        let mut s = State::new();
+        s.keys = crate::keys::Keys::from_seed([5; 32]);
+        let id = s.new_canister(vec![Principal::anonymous()], 0);
+        s.canisters.get_mut(&id).unwrap().ctx_mut().certified_data = b"hello".to_vec();
+        s.time = 300;
+        let cert = s.data_certificate(id);
         assert_eq!(&cert[..3], &[0xd9, 0xd9, 0xf7]);
-        let v: serde_cbor::Value = serde_cbor::from_slice(&cert).unwrap();
-        let serde_cbor::Value::Map(m) = v else {
-            panic!("not a map")
-        };
-        assert!(m.contains_key(&serde_cbor::Value::Text("tree".into())));
-        match m.get(&serde_cbor::Value::Text("signature".into())) {
-            Some(serde_cbor::Value::Bytes(b)) => assert_eq!(b.len(), 48),
-            _ => panic!("no signature"),
-        }
-    }
-
-    #[test]
-    fn leb128_encoding() {
-        assert_eq!(leb128(0), vec![0]);
-        assert_eq!(leb128(127), vec![127]);
-        assert_eq!(leb128(128), vec![0x80, 1]);
+        let d: Decoded = serde_cbor::from_slice(&cert).unwrap();
+        assert!(d.delegation.is_none());
+        assert_eq!(d.signature.len(), 48);
+        assert_eq!(
+            d.tree
+                .lookup_path([b"canister".as_ref(), id.as_slice(), b"certified_data"]),
+            LookupResult::Found(b"hello")
+        );
+        assert_eq!(
+            d.tree.lookup_path([b"time".as_ref()]),
+            LookupResult::Found(&[0xac, 0x02])
+        );
+        // Everything else is pruned.
+        assert_eq!(
+            d.tree
+                .lookup_path([b"canister".as_ref(), id.as_slice(), b"controllers"]),
+            LookupResult::Unknown
+        );
+        let mut msg = STATE_ROOT_DOMAIN.to_vec();
+        msg.extend_from_slice(&d.tree.digest());
+        assert!(ic_verify_bls_signature::verify_bls_signature(
+            &d.signature,
+            &msg,
+            &s.keys.root_public_key()
+        )
+        .is_ok());
     }
 }

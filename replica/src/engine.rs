@@ -173,6 +173,11 @@ pub struct CompiledModule {
     pub functions: BTreeSet<String>,
     /// Size of the decompressed module.
     pub size: usize,
+    /// The decompressed, unmodified module (what a replica snapshot stores; shared, so one copy
+    /// per distinct module).
+    pub wasm: Arc<[u8]>,
+    /// `icp:public` / `icp:private` custom sections (certified as `/canister/<id>/metadata`).
+    pub metadata: std::collections::BTreeMap<String, crate::state_tree::MetadataSection>,
 }
 
 impl CompiledModule {
@@ -213,6 +218,8 @@ impl ModuleCache {
             info,
             functions,
             size: wasm.len(),
+            wasm: wasm.as_slice().into(),
+            metadata: crate::state_tree::wasm_metadata(&wasm),
         });
         self.modules.insert(hash, compiled.clone());
         Ok(compiled)

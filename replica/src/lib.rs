@@ -68,10 +68,16 @@ pub mod canister;
 pub mod certificate;
 pub mod cycles;
 pub mod engine;
+pub mod http_support;
 pub mod ids;
+pub mod ingress_api;
+pub mod keys;
+pub mod limits;
 pub mod management;
 pub mod memory;
+pub mod snapshot;
 pub mod state;
+pub mod state_tree;
 pub mod system_api;
 mod types;
 
@@ -79,6 +85,9 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use candid::Principal;
+pub use ingress_api::RequestStatus;
+pub use keys::Keys;
+pub use limits::Limits;
 pub use types::*;
 
 use state::State;
@@ -481,5 +490,7 @@ mod send_sync {
         check::<super::Replica>();
     }
 }
+#[cfg(test)]
+mod cert_tests;
 #[cfg(test)]
 mod tests;

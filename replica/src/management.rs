@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::canister::{instantiate, link_stubs, Canister, Entry, Finish};
 use crate::cycles;
-use crate::state::{reject_of, State, LIMIT_INSTALL, TOUCH_UPGRADE};
+use crate::state::{reject_of, State, TOUCH_UPGRADE};
 use crate::system_api::{Exec, ExecKind, HostCtx};
 use crate::types::*;
 
@@ -365,7 +365,7 @@ impl State {
             .map_err(|e| RejectResponse::ic(505, format!("Error from Canister {cid}: {e}")))?;
         link_stubs(&mut self.linker, &mut self.stubs, &module);
         let mut stats = CallStats::default();
-        let mut budget = LIMIT_INSTALL;
+        let mut budget = self.limits.install_instructions;
         let engine = self.engine.clone();
         let time = self.time;
         let c = self.canisters.get_mut(&cid).expect("checked");

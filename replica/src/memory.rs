@@ -5,7 +5,7 @@
 //! content in a journal; a trap restores the saved pages, a successful message drops the journal.
 //! Pages never written read as zeros and take no host memory.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Wasm page size (64 KiB): the unit of `stable64_grow` and of the journal.
 pub const PAGE: u64 = 65536;
@@ -35,6 +35,14 @@ pub struct StableMemory {
     pages: HashMap<u64, Box<[u8]>>,
     size_pages: u64,
     journal: Option<Journal>,
+    /// Pages written since the last snapshot capture (see `crate::snapshot`). A write that is
+    /// rolled back leaves its page listed: the snapshot then saves the restored content again,
+    /// which is redundant but never wrong.
+    dirty: HashSet<u64>,
+    /// The snapshot (store id, sequence number) whose stable file plus `dirty` equals this
+    /// memory. `None` for a memory never saved (a new canister, a reinstall): its next snapshot
+    /// writes every allocated page.
+    synced_with: Option<(u128, u64)>,
 }
 
 impl StableMemory {
@@ -102,6 +110,7 @@ impl StableMemory {
                     j.originals.insert(page, self.pages.get(&page).cloned());
                 }
             }
+            self.dirty.insert(page);
             let p = self
                 .pages
                 .entry(page)
@@ -171,6 +180,50 @@ impl StableMemory {
     /// Host memory actually allocated for pages (not the addressable size).
     pub fn allocated_bytes(&self) -> u64 {
         self.pages.len() as u64 * PAGE
+    }
+
+    // --- snapshot support (`crate::snapshot`) ---
+
+    /// Content of page `n` if it was ever written (`None` reads as zeros).
+    pub fn page(&self, n: u64) -> Option<&[u8]> {
+        self.pages.get(&n).map(|p| &p[..])
+    }
+
+    /// Indices of the allocated pages, ascending.
+    pub fn allocated_pages(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = self.pages.keys().copied().collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// The snapshot this memory is in sync with (plus its dirty pages).
+    pub fn synced_with(&self) -> Option<(u128, u64)> {
+        self.synced_with
+    }
+
+    /// Returns the pages written since the last call (ascending) and records that the memory
+    /// is now in sync with snapshot `sync`.
+    pub fn take_dirty(&mut self, sync: (u128, u64)) -> Vec<u64> {
+        let mut v: Vec<u64> = self.dirty.drain().collect();
+        v.sort_unstable();
+        self.synced_with = Some(sync);
+        v
+    }
+
+    /// Number of pages written since the last snapshot capture.
+    pub fn dirty_pages(&self) -> usize {
+        self.dirty.len()
+    }
+
+    /// A memory loaded from snapshot `sync`: `size_pages` pages of which `pages` are allocated.
+    pub fn restored(size_pages: u64, pages: HashMap<u64, Box<[u8]>>, sync: (u128, u64)) -> Self {
+        StableMemory {
+            pages,
+            size_pages,
+            journal: None,
+            dirty: HashSet::new(),
+            synced_with: Some(sync),
+        }
     }
 }
 

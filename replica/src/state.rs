@@ -111,6 +111,12 @@ pub struct State {
     pub next_cb: u64,
     pub rng_counter: u64,
     pub stop_waiters: StopWaiters,
+    /// Root (certificate) and node keys.
+    pub keys: crate::keys::Keys,
+    /// Ingress messages by the agent's request id (see `ingress_api`).
+    pub requests: crate::ingress_api::IngressRecords,
+    /// Instruction and reply-size limits per message (the IC's unless a test set others).
+    pub limits: crate::limits::Limits,
 }
 
 pub fn reject_of(canister: Principal, e: &ExecError) -> RejectResponse {
@@ -185,6 +191,9 @@ impl State {
             next_cb: 0,
             rng_counter: 0,
             stop_waiters: HashMap::new(),
+            keys: crate::keys::Keys::generate(),
+            requests: Default::default(),
+            limits: crate::limits::Limits::IC,
         }
     }
 
@@ -235,6 +244,7 @@ impl State {
         exec.reserve = reserve;
         exec.time = self.time;
         exec.fuel_limit = fuel_limit;
+        exec.max_reply = self.limits.reply_bytes(exec.kind);
         let cap = if charged {
             let liquid = cycles::liquid(c.ctx().balance, reserve);
             if liquid < cycles::EXECUTION_BASE {
@@ -426,8 +436,8 @@ impl State {
         };
         let root = ctx.root;
         let (finish, limit) = match kind {
-            ExecKind::ReplicatedQuery => (Finish::Rollback, LIMIT_QUERY),
-            _ => (Finish::Commit, LIMIT_UPDATE),
+            ExecKind::ReplicatedQuery => (Finish::Rollback, self.limits.query_instructions),
+            _ => (Finish::Commit, self.limits.update_instructions),
         };
         let out = self.execute(cid, entry, exec, finish, limit, TOUCH_UPDATE, root);
         if let Some(ctx) = self.contexts.get_mut(&ctx_id) {
@@ -645,7 +655,7 @@ impl State {
             Entry::Callback(f, env),
             exec,
             Finish::Commit,
-            LIMIT_UPDATE,
+            self.limits.update_instructions,
             TOUCH_UPDATE,
             root,
         );
@@ -803,7 +813,7 @@ impl State {
                 Entry::Export("canister_inspect_message".into()),
                 exec,
                 Finish::Rollback,
-                LIMIT_INSPECT,
+                self.limits.inspect_instructions,
                 TOUCH_UPDATE,
                 None,
             );
@@ -890,7 +900,7 @@ impl State {
                 CallStats::default(),
             );
         };
-        let cert = crate::certificate::certificate(cid, &c.ctx().certified_data, self.time);
+        let cert = self.data_certificate(cid);
         let exec = Exec {
             kind,
             caller: sender,
@@ -904,7 +914,7 @@ impl State {
             Entry::Export(export),
             exec,
             Finish::Rollback,
-            LIMIT_QUERY,
+            self.limits.query_instructions,
             TOUCH_UPDATE,
             None,
         );

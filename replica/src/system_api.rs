@@ -166,6 +166,9 @@ pub struct Exec {
     pub accepted_message: bool,
     pub certificate: Option<Vec<u8>>,
     pub fuel_limit: u64,
+    /// Largest reply this execution may build, in bytes (`State::execute` sets it from the
+    /// replica's `Limits`).
+    pub max_reply: usize,
     /// Instructions already spent by the call context before this execution.
     pub context_instructions: u64,
     pub reserve: u128,
@@ -193,6 +196,7 @@ impl Default for Exec {
             accepted_message: false,
             certificate: None,
             fuel_limit: 0,
+            max_reply: MAX_REPLY_REPLICATED,
             context_instructions: 0,
             reserve: 0,
         }
@@ -326,14 +330,6 @@ fn copy_out(
 fn responded(c: &Cx<'_>) -> bool {
     let e = &c.data().exec;
     e.replied_before || e.response.is_some()
-}
-
-fn reply_limit(kind: ExecKind) -> usize {
-    if kind == ExecKind::NonReplicatedQuery || kind == ExecKind::CompositeQuery {
-        MAX_REPLY_QUERY
-    } else {
-        MAX_REPLY_REPLICATED
-    }
 }
 
 fn stable_err(e: StableError) -> Error {
@@ -475,7 +471,7 @@ pub fn define(linker: &mut Linker<HostCtx>) -> Result<(), wasmi::errors::LinkerE
             }
             let bytes = read_mem(&mut c, src, size, "msg_reply_data_append")?;
             let e = &mut c.data_mut().exec;
-            let limit = reply_limit(e.kind);
+            let limit = e.max_reply;
             if e.reply_buf.len() + bytes.len() > limit {
                 return Err(violation(format!(
                     "ic0.msg_reply_data_append: application payload size ({}) cannot be larger than {limit}",

@@ -26,28 +26,6 @@ use canvid_types::video::{UploadSpec, MAX_CHUNK_SIZE};
 use serde_bytes::ByteBuf;
 use sha2::{Digest, Sha256};
 
-/// `canvid_gateway::Backend` over the harness's replica (shared with the gateway's threads).
-struct Gw(Arc<ReplicaBackend>);
-
-impl canvid_gateway::Backend for Gw {
-    fn query(
-        &self,
-        canister: Principal,
-        method: &str,
-        arg: Vec<u8>,
-    ) -> Result<Vec<u8>, canvid_gateway::CallError> {
-        canvid_gateway::Backend::query(&self.0.replica, canister, method, arg)
-    }
-    fn update(
-        &self,
-        canister: Principal,
-        method: &str,
-        arg: Vec<u8>,
-    ) -> Result<Vec<u8>, canvid_gateway::CallError> {
-        canvid_gateway::Backend::update(&self.0.replica, canister, method, arg)
-    }
-}
-
 struct Args {
     file: String,
     chunk_size: u32,
@@ -162,7 +140,7 @@ fn main() {
     );
 
     let gw = canvid_gateway::serve_backend(
-        Arc::new(Gw(rb.clone())),
+        rb.clone(),
         "127.0.0.1:0".parse().expect("loopback address"),
     )
     .unwrap_or_else(|e| {

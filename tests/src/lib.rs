@@ -24,6 +24,7 @@ pub mod backend;
 pub mod clients;
 pub mod data;
 pub mod deploy;
+pub mod gateway;
 pub mod pocket_backend;
 pub mod replica_backend;
 pub mod wasm;

@@ -446,28 +446,6 @@ backend_tests!(http_routes_statuses_and_certification);
 // End to end through canvid-gateway on a TCP socket (embedded replica only)
 // ---------------------------------------------------------------------------------------------
 
-/// `canvid_gateway::Backend` over the test harness's replica.
-struct Gw(Arc<ReplicaBackend>);
-
-impl canvid_gateway::Backend for Gw {
-    fn query(
-        &self,
-        canister: Principal,
-        method: &str,
-        arg: Vec<u8>,
-    ) -> Result<Vec<u8>, canvid_gateway::CallError> {
-        canvid_gateway::Backend::query(&self.0.replica, canister, method, arg)
-    }
-    fn update(
-        &self,
-        canister: Principal,
-        method: &str,
-        arg: Vec<u8>,
-    ) -> Result<Vec<u8>, canvid_gateway::CallError> {
-        canvid_gateway::Backend::update(&self.0.replica, canister, method, arg)
-    }
-}
-
 struct RawResponse {
     status: u16,
     headers: Vec<(String, String)>,
@@ -552,7 +530,7 @@ fn gateway_end_to_end_over_tcp() {
     let b: &dyn Backend = &*rb;
     let (v, f) = uploaded_video(b);
     let gw =
-        canvid_gateway::serve_backend(Arc::new(Gw(rb.clone())), "127.0.0.1:0".parse().unwrap())
+        canvid_gateway::serve_backend(rb.clone(), "127.0.0.1:0".parse().unwrap())
             .expect("start the gateway");
     let port = gw.port();
     let host = format!("{}.localhost:{port}", v.id);

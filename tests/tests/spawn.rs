@@ -354,6 +354,68 @@ fn spawn_concurrent_creates(b: &dyn Backend) {
     assert_eq!(d.index_client().by_creator(principal("u1")).len(), 2);
 }
 
+/// A creation whose future is lost mid-install (here: the spawn canister is upgraded while it
+/// awaits `install_code`; a trap in a callback loses it the same way) is not stranded in
+/// `Created`: it is parked as a spare for its caller, and the caller's next `create_video`
+/// finishes that very canister without charging its cycles again.
+fn spawn_interrupted_creation_is_resumed(b: &dyn Backend) {
+    let d = deploy(b);
+    let sp = d.spawn_client();
+    let dave = principal("dave");
+    let before = b.canister_count();
+    let call = sp
+        .submit_create_video(dave, &args("interrupted", 1_000_000))
+        .unwrap_or_else(|e| panic!("submit: {e}"));
+    // Run rounds until the creation awaits install_code (its canister exists).
+    let mut rounds = 0;
+    let id = loop {
+        b.tick();
+        rounds += 1;
+        let stats = sp.stats();
+        if let Some(f) = stats.in_flight.first() {
+            if f.step.starts_with("installing") {
+                break f.canister_id.expect("a canister is recorded before installing");
+            }
+        }
+        assert!(rounds < 50, "the creation never reached install_code: {stats:?}");
+    };
+    assert_eq!(sp.get_video(id).expect("record").status, SpawnStatus::Created);
+    let used = sp.quota_of(dave).used_cycles;
+
+    // The upgrade drops every future; post_upgrade finishes what they left in flight.
+    b.upgrade(
+        d.spawn,
+        wasm::spawn(),
+        candid::encode_one(None::<canvid_types::spawn::SpawnInit>).unwrap(),
+        Some(d.admin),
+    )
+    .unwrap_or_else(|e| panic!("upgrade: {e}"));
+    // The interrupted call gets no CreatedVideo (its answer, if any, is a failure).
+    if let Ok(Ok(v)) = sp.await_create_video(call) {
+        panic!("the interrupted creation claims success: {v:?}");
+    }
+    let stats = sp.stats();
+    assert!(stats.in_flight.is_empty(), "{stats:?}");
+    let rec = sp.get_video(id).expect("record");
+    assert_eq!(rec.status, SpawnStatus::Spare, "{rec:?}");
+    assert!(rec.last_error.unwrap_or_default().contains("interrupted"));
+    assert_eq!(sp.quota_of(dave).spares, vec![id]);
+
+    // Dave's next creation gets that canister, installed and registered, paid once.
+    let created = ok(
+        "create_video after the interruption",
+        sp.create_video(dave, &args("resumed", 1_000_000)),
+    );
+    assert_eq!(created.canister_id, id, "the parked canister is reused");
+    assert_eq!(b.canister_count(), before + 1, "no second canister");
+    assert_spawned(&d, &created, dave);
+    let q = sp.quota_of(dave);
+    assert!(q.spares.is_empty());
+    assert_eq!(q.used_videos, 1);
+    assert_eq!(q.used_cycles, used, "the parked canister's cycles are not charged twice");
+    assert!(sp.stats().in_flight.is_empty());
+}
+
 /// Only admins administer the spawn canister.
 fn spawn_admin_only(b: &dyn Backend) {
     let d = deploy(b);
@@ -394,5 +456,6 @@ backend_tests!(
     spawn_refuses_without_cycles,
     spawn_failed_install_parks_and_reuses,
     spawn_concurrent_creates,
+    spawn_interrupted_creation_is_resumed,
     spawn_admin_only,
 );

@@ -1,10 +1,13 @@
 //! Response certification (HTTP certification v2) of the video canister's answers.
 //!
 //! The canister keeps one [`Certifier`] in its heap. [`Certifier::certify_all`] builds the
-//! certification tree from the stored state (at `finish_upload`, at `init` and in
-//! `post_upgrade`), [`Certifier::certify_extras`] refreshes only the metadata/poster/404
-//! entries (after a metadata edit or a poster upload). Both return the tree's root hash, which
-//! the canister must pass to `ic_cdk::api::certified_data_set`.
+//! certification tree from the stored state in one go; [`Certifier::start`] +
+//! [`Certifier::resume`] build the same tree in budgeted steps (the canister spreads a large
+//! video's entries over several messages: at `finish_upload` and in `post_upgrade`, then
+//! timers), and [`Certifier::certify_extras`] refreshes only the metadata/poster/404 entries
+//! (after a metadata edit or a poster upload). After each, the canister passes
+//! [`Certifier::root_hash`] to `ic_cdk::api::certified_data_set`. A chunk whose entries are
+//! not in the tree yet is served through the update path, so a partial tree is never wrong.
 //!
 //! Which answers are certified, and why, is in `docs/http.md`. The mechanics:
 //! - every certified answer is produced by the same `serve::plan` that answers live requests,
@@ -85,6 +88,24 @@ impl CelKind {
         };
         CELS[i].get_or_init(make)
     }
+
+    /// SHA-256 of [`Self::cel_string`], the first label under an entry's path (computed once
+    /// per kind instead of once per entry).
+    fn cel_hash(self) -> [u8; 32] {
+        static HASHES: [OnceLock<[u8; 32]>; 4] = [
+            OnceLock::new(),
+            OnceLock::new(),
+            OnceLock::new(),
+            OnceLock::new(),
+        ];
+        let i = match self {
+            CelKind::Plain => 0,
+            CelKind::Range => 1,
+            CelKind::IfNoneMatch => 2,
+            CelKind::ResponseOnly => 3,
+        };
+        *HASHES[i].get_or_init(|| sha256(self.cel_string().as_bytes()))
+    }
 }
 
 /// Where in the tree an answer is certified.
@@ -143,19 +164,32 @@ impl std::fmt::Display for CertifyError {
 
 impl std::error::Error for CertifyError {}
 
-/// One inserted entry with the labels of its leaf (to check a witness really contains it).
+/// An entry as the query path rebuilds it, with the labels of its leaf (to check that a
+/// witness really contains it). The tree builder does not need the labels.
 #[derive(Clone, Debug)]
 struct Entry {
     entry: HttpCertificationTreeEntry<'static>,
     leaf: Vec<Vec<u8>>,
 }
 
+/// The chunk entries still to insert (see [`Certifier::resume`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Pending {
+    /// Next chunk index to certify (chunk 0 is certified by [`Certifier::start`]).
+    next: u64,
+    /// Number of chunks of the video.
+    chunks: u64,
+}
+
 /// The canister's HTTP certification tree and the entries it holds.
 #[derive(Debug, Default)]
 pub struct Certifier {
     tree: HttpCertificationTree,
-    video_entries: Vec<Entry>,
-    extra_entries: Vec<Entry>,
+    /// Video entries in the tree (they are only ever removed all together, by `clear`).
+    video_entries: usize,
+    /// Metadata, poster and 404 entries: replaced one by one by [`Certifier::certify_extras`].
+    extra_entries: Vec<HttpCertificationTreeEntry<'static>>,
+    pending: Option<Pending>,
 }
 
 impl Certifier {
@@ -170,29 +204,81 @@ impl Certifier {
 
     /// How many answers are certified.
     pub fn entry_count(&self) -> usize {
-        self.video_entries.len() + self.extra_entries.len()
+        self.video_entries + self.extra_entries.len()
     }
 
-    /// Rebuilds the whole tree from `video`'s state; returns the new root hash.
+    /// Chunks whose entries [`Certifier::resume`] has still to insert (0 when the tree is
+    /// complete).
+    pub fn pending_chunks(&self) -> u64 {
+        self.pending.map_or(0, |p| p.chunks - p.next)
+    }
+
+    /// Rebuilds the whole tree from `video`'s state in one go; returns the new root hash.
     ///
     /// Cost: about 4 entries per chunk (2 paths × `bytes=N-` / `bytes=N-M`) plus a handful; an
-    /// entry is a few small SHA-256s and a tree insert — no video bytes are read or hashed.
-    /// Measured in wasm: ≈ 2.4 M instructions per entry, ≈ 10 M per chunk, so one 40 B
-    /// update certifies ≈ 4,000 chunks (docs/http.md, "Cost").
-    /// On error the tree still holds everything else (see [`CertifyError`]).
+    /// entry is a few small SHA-256s and a tree insert — no video bytes are read or hashed
+    /// (docs/http.md, "Cost"). A canister should use [`Certifier::start`] and
+    /// [`Certifier::resume`] instead, so that no single message has to certify a whole large
+    /// video. On error the tree still holds everything else (see [`CertifyError`]).
     pub fn certify_all(&mut self, video: &dyn VideoSource) -> Result<[u8; 32], CertifyError> {
+        let started = self.start(video);
+        let resumed = self.resume(video, &mut || true);
+        started.and(resumed).map(|_| self.root_hash())
+    }
+
+    /// Clears the tree and certifies everything but the video's chunks 1.. : the metadata,
+    /// poster and 404 entries, and per video path the answers that do not depend on a chunk
+    /// index (plain `GET`, `bytes=0-`, `HEAD`, the 304; or the 503 while uploading). The chunk
+    /// entries are left to [`Certifier::resume`]. Returns the root hash of the partial tree.
+    ///
+    /// On error the tree holds everything that could be certified and nothing is pending.
+    pub fn start(&mut self, video: &dyn VideoSource) -> Result<[u8; 32], CertifyError> {
         self.tree.clear();
-        self.video_entries.clear();
+        self.video_entries = 0;
         self.extra_entries.clear();
+        self.pending = None;
         let extras = self.certify_extras(video);
-        let videos = self.certify_video(video);
+        let videos = self.certify_video_fixed(video);
         extras.and(videos).map(|()| self.root_hash())
+    }
+
+    /// Inserts the entries of the pending chunks, one chunk (both video paths, `bytes=kC-` and
+    /// `bytes=kC-e_k`) at a time, while `keep_going()` says so; at least one chunk is certified
+    /// per call if any is pending, so repeated calls always finish. Returns the number of
+    /// chunks still pending. The tree is valid after every chunk: the caller may publish its
+    /// root whenever this returns.
+    ///
+    /// A chunk that cannot be certified (missing digest) stops the build: nothing more is
+    /// pending, those chunks are served through the update path, and the error is returned.
+    pub fn resume(
+        &mut self,
+        video: &dyn VideoSource,
+        keep_going: &mut dyn FnMut() -> bool,
+    ) -> Result<u64, CertifyError> {
+        while let Some(p) = self.pending {
+            if p.next >= p.chunks {
+                self.pending = None;
+                break;
+            }
+            if let Err(e) = self.certify_chunk(video, p.next) {
+                self.pending = None;
+                return Err(e);
+            }
+            self.pending = Some(Pending {
+                next: p.next + 1,
+                ..p
+            });
+            if !keep_going() {
+                break;
+            }
+        }
+        Ok(self.pending_chunks())
     }
 
     /// Replaces the metadata, poster and 404 entries (after a metadata edit or poster upload).
     pub fn certify_extras(&mut self, video: &dyn VideoSource) -> Result<[u8; 32], CertifyError> {
         for e in self.extra_entries.drain(..) {
-            self.tree.delete(&e.entry);
+            self.tree.delete(&e);
         }
         let mut requests = vec![
             ("GET", METADATA_PATH.to_string(), vec![]),
@@ -206,45 +292,61 @@ impl Certifier {
             entries.push(certify_request(method, &path, &headers, video)?);
         }
         for e in entries {
-            self.tree.insert(&e.entry);
+            self.tree.insert(&e);
             self.extra_entries.push(e);
         }
         Ok(self.root_hash())
     }
 
-    fn certify_video(&mut self, video: &dyn VideoSource) -> Result<(), CertifyError> {
-        for e in self.video_entries.drain(..) {
-            self.tree.delete(&e.entry);
-        }
+    /// The video answers that do not depend on a chunk index; sets up [`Pending`] for the rest.
+    fn certify_video_fixed(&mut self, video: &dyn VideoSource) -> Result<(), CertifyError> {
         let info = video.info().filter(|i| i.status == VideoStatus::Ready);
         let mut requests: Vec<(&str, Vec<(String, String)>)> = vec![("GET", vec![])];
+        let mut chunks = 0;
         if let Some(info) = &info {
             if !(1..=MAX_BODY).contains(&info.chunk_size) {
                 return Err(CertifyError::ChunkSizeUnsupported {
                     chunk_size: info.chunk_size,
                 });
             }
-            let grid = info.chunk_size;
-            let hdr = |n: &str, v: String| vec![(n.to_string(), v)];
             requests.push(("GET", hdr("range", "bytes=0-".into())));
             requests.push(("HEAD", vec![]));
             requests.push(("GET", hdr("if-none-match", crate::etag(&info.digest))));
-            let chunks = info.size.div_ceil(grid);
-            for k in 1..chunks {
-                let start = k * grid;
-                let end = (start + grid).min(info.size) - 1;
-                requests.push(("GET", hdr("range", format!("bytes={start}-"))));
-                requests.push(("GET", hdr("range", format!("bytes={start}-{end}"))));
-            }
+            chunks = info.size.div_ceil(info.chunk_size);
         }
         for path in VIDEO_PATHS {
             for (method, headers) in &requests {
-                let e = certify_request(method, path, headers, video)?;
-                self.tree.insert(&e.entry);
-                self.video_entries.push(e);
+                self.insert_video(certify_request(method, path, headers, video)?);
+            }
+        }
+        if chunks > 1 {
+            self.pending = Some(Pending { next: 1, chunks });
+        }
+        Ok(())
+    }
+
+    /// The entries of chunk `k` ≥ 1: `bytes=kC-` and `bytes=kC-e_k` on every video path.
+    fn certify_chunk(&mut self, video: &dyn VideoSource, k: u64) -> Result<(), CertifyError> {
+        let info = video
+            .info()
+            .filter(|i| i.status == VideoStatus::Ready)
+            .ok_or(CertifyError::MissingChunkDigest { index: k })?;
+        let grid = info.chunk_size;
+        let start = k * grid;
+        let end = (start + grid).min(info.size) - 1;
+        let ranges = [format!("bytes={start}-"), format!("bytes={start}-{end}")];
+        for path in VIDEO_PATHS {
+            for range in &ranges {
+                let e = certify_request("GET", path, &hdr("range", range.clone()), video)?;
+                self.insert_video(e);
             }
         }
         Ok(())
+    }
+
+    fn insert_video(&mut self, e: HttpCertificationTreeEntry<'static>) {
+        self.tree.insert(&e);
+        self.video_entries += 1;
     }
 
     /// The `IC-Certificate` header value for an answer, or `None` if the tree does not hold
@@ -285,13 +387,17 @@ impl Certifier {
     }
 }
 
+fn hdr(name: &str, value: String) -> Vec<(String, String)> {
+    vec![(name.to_string(), value)]
+}
+
 /// Plans a synthetic request and turns its answer into a tree entry.
 fn certify_request(
     method: &str,
     path: &str,
     headers: &[(String, String)],
     video: &dyn VideoSource,
-) -> Result<Entry, CertifyError> {
+) -> Result<HttpCertificationTreeEntry<'static>, CertifyError> {
     let plan: Plan = serve::plan(method, path, headers, video);
     let spec = plan.cert.as_ref().ok_or_else(|| {
         CertifyError::Library(format!(
@@ -299,7 +405,8 @@ fn certify_request(
         ))
     })?;
     let body_hash = body_hash(&plan.body, video)?;
-    entry(spec, method, plan.status, &plan.headers, body_hash)
+    let response = response(plan.status, &plan.headers)?;
+    Ok(tree_entry(spec, method, &response, body_hash)?.0)
 }
 
 /// SHA-256 of an answer's body; video bodies use the stored chunk digest.
@@ -331,27 +438,30 @@ pub(crate) fn body_hash(body: &Body, video: &dyn VideoSource) -> Result<[u8; 32]
     })
 }
 
-fn entry(
-    spec: &CertSpec,
-    method: &str,
-    status: u16,
-    headers: &[(String, String)],
-    body_hash: [u8; 32],
-) -> Result<Entry, CertifyError> {
-    let lib =
-        |e: ic_http_certification::HttpCertificationError| CertifyError::Library(e.to_string());
+fn response(status: u16, headers: &[(String, String)]) -> Result<HttpResponse<'static>, CertifyError> {
     let status = StatusCode::from_u16(status).map_err(|e| CertifyError::Library(e.to_string()))?;
-    let response = HttpResponse::builder()
+    Ok(HttpResponse::builder()
         .with_status_code(status)
         .with_headers(headers.to_vec())
-        .build();
-    let cel_hash = sha256(spec.kind.cel_string().as_bytes());
+        .build())
+}
+
+/// The tree entry of an answer whose body hashes to `body_hash`, and the request label of its
+/// leaf (empty for response-only certification).
+fn tree_entry(
+    spec: &CertSpec,
+    method: &str,
+    response: &HttpResponse,
+    body_hash: [u8; 32],
+) -> Result<(HttpCertificationTreeEntry<'static>, Vec<u8>), CertifyError> {
+    let lib =
+        |e: ic_http_certification::HttpCertificationError| CertifyError::Library(e.to_string());
     let (certification, request_label) = match spec.kind {
         CelKind::ResponseOnly => {
             let def = CelKind::response_only_def();
-            let rh = response_hash(&response, &def.response, Some(body_hash));
+            let rh = response_hash(response, &def.response, Some(body_hash));
             (
-                HttpCertification::response_only_prehashed(cel_hash, rh),
+                HttpCertification::response_only_prehashed(spec.kind.cel_hash(), rh),
                 Vec::new(),
             )
         }
@@ -373,30 +483,46 @@ fn entry(
                 .with_url(path)
                 .with_headers(request_headers)
                 .build();
+            // `HttpCertification::full` hashes the request as well, but keeps the hash private;
+            // the leaf check of the query path needs it (the tree builder does not use it).
             let rq = request_hash(&request, &def.request).map_err(lib)?;
             (
-                HttpCertification::full(&def, &request, &response, Some(body_hash)).map_err(lib)?,
+                HttpCertification::full(&def, &request, response, Some(body_hash)).map_err(lib)?,
                 rq.to_vec(),
             )
         }
     };
-    let resp_hash = response_hash(
-        &response,
-        &match spec.kind {
-            CelKind::ResponseOnly => CelKind::response_only_def().response,
-            kind => kind.full_def().response,
-        },
-        Some(body_hash),
-    );
-    let path = spec.path.to_http_path();
-    let mut leaf: Vec<Vec<u8>> = path
+    Ok((
+        HttpCertificationTreeEntry::new(spec.path.to_http_path(), certification),
+        request_label,
+    ))
+}
+
+/// [`tree_entry`] with the labels of its leaf, for the query path's witness check.
+fn entry(
+    spec: &CertSpec,
+    method: &str,
+    status: u16,
+    headers: &[(String, String)],
+    body_hash: [u8; 32],
+) -> Result<Entry, CertifyError> {
+    let response = response(status, headers)?;
+    let (entry, request_label) = tree_entry(spec, method, &response, body_hash)?;
+    let def_response = match spec.kind {
+        CelKind::ResponseOnly => CelKind::response_only_def().response,
+        kind => kind.full_def().response,
+    };
+    let resp_hash = response_hash(&response, &def_response, Some(body_hash));
+    let mut leaf: Vec<Vec<u8>> = entry
+        .path
         .to_expr_path()
         .into_iter()
         .map(String::into_bytes)
         .collect();
-    leaf.extend([cel_hash.to_vec(), request_label, resp_hash.to_vec()]);
-    Ok(Entry {
-        entry: HttpCertificationTreeEntry::new(path, certification),
-        leaf,
-    })
+    leaf.extend([
+        spec.kind.cel_hash().to_vec(),
+        request_label,
+        resp_hash.to_vec(),
+    ]);
+    Ok(Entry { entry, leaf })
 }

@@ -22,7 +22,8 @@
 //! so the order is consistent across pages.
 //!
 //! `PairKey` (60 bytes, fixed): `PKey(first) || PKey(video)`; all videos of one principal are a
-//! contiguous key range.
+//! contiguous key range. Both keys and the header's magic + version prefix are implemented in
+//! `canvid-stable-common` (shared with the spawn canister, byte-identical).
 //!
 //! `Entry` (106 bytes, fixed): `PKey(creator)` [0..30] · `PKey(owner)` [30..60] ·
 //! `PKey(registered owner)` [60..90] · `transfer_seq` u64 LE [90..98] · `registered_at` u64 LE
@@ -43,6 +44,9 @@ use canvid_types::index::{
     IndexStats, ListArgs, OwnerChange, Page, VideoEntry, VideoRegistration, DEFAULT_PAGE_LIMIT,
     MAX_PAGE_LIMIT,
 };
+use canvid_stable_common::{
+    dedup_principals, header_body, header_prefix, u64_at, PKey, PairKey, PKEY_LEN,
+};
 use canvid_types::{Error, Result};
 use ic_stable_structures::memory_manager::{MemoryId, MemoryManager, VirtualMemory};
 use ic_stable_structures::storable::Bound as StorableBound;
@@ -54,91 +58,8 @@ const MAGIC: &[u8; 4] = b"CVIX";
 pub const MAX_PRINCIPALS: usize = 64;
 
 // ---------------------------------------------------------------------------------------------
-// Keys and values
+// Values (the keys, `PKey` and `PairKey`, are `canvid_stable_common`'s)
 // ---------------------------------------------------------------------------------------------
-
-const PKEY_LEN: usize = 30;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct PKey([u8; PKEY_LEN]);
-
-impl PKey {
-    pub fn new(p: &Principal) -> Self {
-        let bytes = p.as_slice();
-        let mut k = [0u8; PKEY_LEN];
-        // A principal is at most 29 bytes (Principal enforces it).
-        k[..bytes.len()].copy_from_slice(bytes);
-        k[PKEY_LEN - 1] = bytes.len() as u8;
-        PKey(k)
-    }
-
-    /// The smallest key: sorts before every real principal.
-    const MIN: PKey = PKey([0u8; PKEY_LEN]);
-
-    pub fn principal(&self) -> Principal {
-        // Clamp: a corrupted length must not make `from_slice` panic.
-        let len = (self.0[PKEY_LEN - 1] as usize).min(PKEY_LEN - 1);
-        Principal::from_slice(&self.0[..len])
-    }
-
-    fn from_slice(b: &[u8]) -> Self {
-        let mut k = [0u8; PKEY_LEN];
-        k.copy_from_slice(&b[..PKEY_LEN]);
-        PKey(k)
-    }
-}
-
-impl Storable for PKey {
-    fn to_bytes(&self) -> Cow<'_, [u8]> {
-        Cow::Borrowed(&self.0)
-    }
-    fn into_bytes(self) -> Vec<u8> {
-        self.0.to_vec()
-    }
-    fn from_bytes(bytes: Cow<[u8]>) -> Self {
-        PKey::from_slice(&bytes)
-    }
-    const BOUND: StorableBound = StorableBound::Bounded {
-        max_size: PKEY_LEN as u32,
-        is_fixed_size: true,
-    };
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct PairKey([u8; 2 * PKEY_LEN]);
-
-impl PairKey {
-    fn new(first: PKey, video: PKey) -> Self {
-        let mut k = [0u8; 2 * PKEY_LEN];
-        k[..PKEY_LEN].copy_from_slice(&first.0);
-        k[PKEY_LEN..].copy_from_slice(&video.0);
-        PairKey(k)
-    }
-    fn first(&self) -> PKey {
-        PKey::from_slice(&self.0[..PKEY_LEN])
-    }
-    fn video(&self) -> PKey {
-        PKey::from_slice(&self.0[PKEY_LEN..])
-    }
-}
-
-impl Storable for PairKey {
-    fn to_bytes(&self) -> Cow<'_, [u8]> {
-        Cow::Borrowed(&self.0)
-    }
-    fn into_bytes(self) -> Vec<u8> {
-        self.0.to_vec()
-    }
-    fn from_bytes(bytes: Cow<[u8]>) -> Self {
-        let mut k = [0u8; 2 * PKEY_LEN];
-        k.copy_from_slice(&bytes[..2 * PKEY_LEN]);
-        PairKey(k)
-    }
-    const BOUND: StorableBound = StorableBound::Bounded {
-        max_size: 2 * PKEY_LEN as u32,
-        is_fixed_size: true,
-    };
-}
 
 const ENTRY_LEN: usize = 3 * PKEY_LEN + 16;
 
@@ -170,12 +91,6 @@ impl Entry {
             registered_at: self.registered_at,
         }
     }
-}
-
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(a)
 }
 
 impl Storable for Entry {
@@ -211,9 +126,8 @@ pub struct Header {
 
 impl Header {
     fn encode(&self) -> Vec<u8> {
-        let mut b = Vec::with_capacity(20 + PKEY_LEN * (self.admins.len() + self.registrars.len()));
-        b.extend_from_slice(MAGIC);
-        b.extend_from_slice(&self.version.to_le_bytes());
+        let mut b = header_prefix(MAGIC, self.version);
+        b.reserve(12 + PKEY_LEN * (self.admins.len() + self.registrars.len()));
         b.extend_from_slice(&self.owner_changes_applied.to_le_bytes());
         for list in [&self.admins, &self.registrars] {
             b.extend_from_slice(&(list.len() as u16).to_le_bytes());
@@ -227,17 +141,13 @@ impl Header {
     /// Decodes; `Err` names what is wrong (an unknown layout must stop an upgrade, not be
     /// silently reinterpreted).
     fn decode(b: &[u8]) -> std::result::Result<Header, String> {
-        if b.len() < 16 || &b[0..4] != MAGIC {
-            return Err("index header: bad magic".into());
+        let version = LAYOUT_VERSION;
+        let b = header_body(b, MAGIC, version, "index")?;
+        if b.len() < 8 {
+            return Err("index header: truncated".into());
         }
-        let version = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
-        if version != LAYOUT_VERSION {
-            return Err(format!(
-                "index header: unsupported layout version {version}"
-            ));
-        }
-        let owner_changes_applied = u64_at(b, 8);
-        let mut at = 16;
+        let owner_changes_applied = u64_at(b, 0);
+        let mut at = 8;
         let mut lists = Vec::new();
         for _ in 0..2 {
             if b.len() < at + 2 {
@@ -292,19 +202,9 @@ pub struct Index<M: Memory> {
     owner_counts: StableBTreeMap<PKey, u64, VirtualMemory<M>>,
 }
 
+/// At most `MAX_PRINCIPALS`, duplicates dropped.
 pub fn validate_principals(what: &str, list: &[Principal]) -> Result<Vec<Principal>> {
-    if list.len() > MAX_PRINCIPALS {
-        return Err(Error::InvalidArgument {
-            reason: format!("{} {what}, at most {MAX_PRINCIPALS}", list.len()),
-        });
-    }
-    let mut out: Vec<Principal> = Vec::with_capacity(list.len());
-    for p in list {
-        if !out.contains(p) {
-            out.push(*p);
-        }
-    }
-    Ok(out)
+    dedup_principals(what, list, MAX_PRINCIPALS)
 }
 
 fn inc(map: &mut StableBTreeMap<PKey, u64, impl Memory>, k: PKey) {
@@ -401,8 +301,8 @@ impl<M: Memory> Index<M> {
         let ck = PKey::new(&reg.creator);
         let ok = PKey::new(&reg.owner);
         self.videos.insert(vk, entry.clone());
-        self.by_creator.insert(PairKey::new(ck, vk), ());
-        self.by_owner.insert(PairKey::new(ok, vk), ());
+        self.by_creator.insert(PairKey::from_keys(ck, vk), ());
+        self.by_owner.insert(PairKey::from_keys(ok, vk), ());
         inc(&mut self.creator_counts, ck);
         inc(&mut self.owner_counts, ok);
         Ok(entry.to_video_entry(reg.video))
@@ -424,9 +324,9 @@ impl<M: Memory> Index<M> {
         let old = PKey::new(&e.owner);
         let new = PKey::new(&change.new_owner);
         if old != new {
-            self.by_owner.remove(&PairKey::new(old, vk));
+            self.by_owner.remove(&PairKey::from_keys(old, vk));
             dec(&mut self.owner_counts, old);
-            self.by_owner.insert(PairKey::new(new, vk), ());
+            self.by_owner.insert(PairKey::from_keys(new, vk), ());
             inc(&mut self.owner_counts, new);
         }
         e.owner = change.new_owner;
@@ -455,8 +355,8 @@ impl<M: Memory> Index<M> {
         let limit = page_limit(args.limit);
         let pk = PKey::new(&args.principal);
         let start = match &args.cursor {
-            Some(c) => Bound::Excluded(PairKey::new(pk, PKey::new(c))),
-            None => Bound::Included(PairKey::new(pk, PKey::MIN)),
+            Some(c) => Bound::Excluded(PairKey::from_keys(pk, PKey::new(c))),
+            None => Bound::Included(PairKey::from_keys(pk, PKey::MIN)),
         };
         let mut videos = Vec::new();
         let mut more = false;
@@ -468,7 +368,7 @@ impl<M: Memory> Index<M> {
                 more = true;
                 break;
             }
-            let vk = key.video();
+            let vk = key.second();
             let video = vk.principal();
             // The sets and the video map are written together, so the entry exists; skipping a
             // missing one (instead of trapping) keeps the listing available if it ever did not.

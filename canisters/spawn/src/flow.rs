@@ -13,8 +13,17 @@
 //!     | fails: stays Installed (outbox)                 | fails: IndexPending (outbox)
 //! ```
 //! Records in the outbox are driven again by a timer and by `retry_pending`.
+//!
+//! A creation whose future is gone before it finished (a callback trapped — the trap rolls back
+//! that callback, then ic-cdk's cleanup drops the future — or the spawn canister was upgraded
+//! while it awaited) is resumed from its in-flight record: [`LiveOp`] recovers it in the cleanup
+//! itself, and every `create_video`, `retry_pending`, timer run and `post_upgrade` recovers the
+//! in-flight operations no live future drives (`State::recover_op`): a canister without code is
+//! parked as a spare for the caller (their next `create_video` reuses it without charging its
+//! cycles again), an installed one goes to the outbox.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use candid::{Encode, Principal};
@@ -55,6 +64,40 @@ fn set_step(op: u64, id: Option<Principal>, step: &str) {
             s.in_flight.insert(op, crate::storage::Cand(f));
         }
     });
+}
+
+thread_local! {
+    /// In-flight operations a live `create_video` future drives. Heap only: empty after an
+    /// upgrade, when no future survives.
+    static LIVE: RefCell<BTreeSet<u64>> = const { RefCell::new(BTreeSet::new()) };
+}
+
+/// Marks an operation as driven by the current `create_video` future for as long as it lives.
+/// Dropped when the future ends, or by ic-cdk's cleanup after a trap in one of its callbacks:
+/// then the trap rolled that callback back and the operation is recovered at once.
+struct LiveOp(u64);
+
+impl LiveOp {
+    fn new(op: u64) -> Self {
+        LIVE.with(|l| l.borrow_mut().insert(op));
+        LiveOp(op)
+    }
+}
+
+impl Drop for LiveOp {
+    fn drop(&mut self) {
+        LIVE.with(|l| l.borrow_mut().remove(&self.0));
+        if ic_cdk::futures::is_recovering_from_trap() {
+            with_mut(|s| s.recover_op(self.0, time(), "a callback trapped"));
+        }
+    }
+}
+
+/// Recovers the in-flight operations no live future drives (see the module docs); returns how
+/// many it touched.
+pub fn recover_stale(why: &str) -> usize {
+    let live = LIVE.with(|l| l.borrow().clone());
+    with_mut(|s| s.recover_stale(&live, time(), why).len())
 }
 
 /// What `prepare` committed before the first await.
@@ -173,7 +216,24 @@ pub async fn create_video(caller: Principal, args: CreateVideoArgs) -> Result<Cr
     }
     let spawn = canister_self();
     let creator = logic::creator_for(caller, owner);
+    // Everything that can fail without a call fails before anything is committed: once a
+    // canister exists, every way out parks it or finishes it.
+    let init = VideoInit {
+        owner,
+        creator,
+        index: with(|s| s.config().index),
+        title: args.title.clone(),
+        description: args.description.clone(),
+        tags: args.tags.clone(),
+    };
+    let arg = Encode!(&init).map_err(|e| Error::InvalidArgument {
+        reason: e.to_string(),
+    })?;
+    // Creations interrupted earlier (e.g. this caller's) are parked first, so a spare they left
+    // is reused by this very call.
+    recover_stale("found interrupted by a later create_video");
     let p = prepare(caller, owner, &args)?;
+    let _live = LiveOp::new(p.op);
 
     // Step 1: a canister, new or a parked spare (topped up to what this video needs).
     let (id, mode) = match &p.spare {
@@ -242,17 +302,6 @@ pub async fn create_video(caller: Principal, args: CreateVideoArgs) -> Result<Cr
     };
 
     // Step 2: install the video module (retried once, then parked as a spare).
-    let init = VideoInit {
-        owner,
-        creator,
-        index: with(|s| s.config().index),
-        title: args.title,
-        description: args.description,
-        tags: args.tags,
-    };
-    let arg = Encode!(&init).map_err(|e| Error::InvalidArgument {
-        reason: e.to_string(),
-    })?;
     let mut attempts = 0;
     loop {
         attempts += 1;
@@ -283,6 +332,9 @@ pub async fn create_video(caller: Principal, args: CreateVideoArgs) -> Result<Cr
                     }
                     s.outbox.insert(crate::storage::PKey::new(&id), ());
                 });
+                // Armed before the next await: if a later callback traps, the timer still
+                // finishes this canister.
+                arm_timer();
                 break;
             }
             Err(e) => match logic::after_install_failure(attempts) {
@@ -422,8 +474,10 @@ thread_local! {
     static TIMER_ARMED: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Drives up to `RETRY_BATCH` outbox entries; returns their records afterwards.
+/// Recovers interrupted creations, then drives up to `RETRY_BATCH` outbox entries; returns
+/// their records afterwards.
 pub async fn retry_outbox() -> Vec<SpawnedVideo> {
+    recover_stale("found interrupted by the outbox driver");
     let ids: Vec<Principal> = with(|s| {
         s.outbox
             .keys()

@@ -78,18 +78,7 @@ fn apply_init(state: &mut State<DefaultMemoryImpl>, arg: SpawnInit) -> Result<()
 const MAX_ADMINS: usize = 64;
 
 fn dedup(list: &[Principal]) -> Result<Vec<Principal>> {
-    if list.len() > MAX_ADMINS {
-        return Err(Error::InvalidArgument {
-            reason: format!("{} admins, at most {MAX_ADMINS}", list.len()),
-        });
-    }
-    let mut out: Vec<Principal> = Vec::new();
-    for p in list {
-        if !out.contains(p) {
-            out.push(*p);
-        }
-    }
-    Ok(out)
+    canvid_stable_common::dedup_principals("admins", list, MAX_ADMINS)
 }
 
 fn open(arg: Option<SpawnInit>) {
@@ -108,6 +97,8 @@ fn init(arg: Option<SpawnInit>) {
 #[post_upgrade]
 fn post_upgrade(arg: Option<SpawnInit>) {
     open(arg);
+    // No create_video future survives an upgrade: finish what they left in flight.
+    flow::recover_stale("the spawn canister was upgraded");
     // Timers do not survive an upgrade.
     if with(|s| !s.outbox.is_empty()) {
         flow::arm_timer();

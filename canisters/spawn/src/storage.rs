@@ -20,7 +20,9 @@
 //! | 7  | `StableBTreeMap` outbox | `PKey` (canister) | `()` |
 //!
 //! `PKey` (30 bytes, fixed): the principal's bytes left-aligned, zero-padded to 29, then its
-//! length in byte 29. `PairKey` (60 bytes): `PKey(payer) || PKey(canister)`.
+//! length in byte 29. `PairKey` (60 bytes): `PKey(payer) || PKey(canister)`. Both keys and the
+//! header's magic + version prefix are implemented in `canvid-stable-common` (shared with the
+//! index canister, byte-identical).
 //!
 //! `Header` bytes: magic `b"CVSP"` [0..4] · layout version u32 LE [4..8] · candid encoding of
 //! `Config` [8..]. Candid keeps the config extensible (new `opt` fields decode from old bytes).
@@ -30,9 +32,12 @@
 //! the layout is not ours, and the canister traps rather than guessing.
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 
 use candid::{CandidType, Decode, Encode, Principal};
-use canvid_types::spawn::{CyclesConfig, InFlight, QuotaArgs, SpawnedVideo};
+pub use canvid_stable_common::{PKey, PairKey};
+use canvid_stable_common::{header_body, header_prefix};
+use canvid_types::spawn::{CyclesConfig, InFlight, QuotaArgs, SpawnStatus, SpawnedVideo};
 use ic_stable_structures::memory_manager::{MemoryId, MemoryManager, VirtualMemory};
 use ic_stable_structures::storable::Bound;
 use ic_stable_structures::{Memory, StableBTreeMap, StableCell, Storable};
@@ -83,22 +88,16 @@ impl Storable for Header {
         Cow::Owned(self.clone().into_bytes())
     }
     fn into_bytes(self) -> Vec<u8> {
-        let mut b = MAGIC.to_vec();
-        b.extend_from_slice(&LAYOUT_VERSION.to_le_bytes());
+        let mut b = header_prefix(MAGIC, LAYOUT_VERSION);
         b.extend(Encode!(&self.0).expect("candid encoding of Config cannot fail"));
         b
     }
     fn from_bytes(bytes: Cow<[u8]>) -> Self {
         // Trapping aborts init/post_upgrade and keeps the previous module: an unknown layout
         // must never be reinterpreted.
-        if bytes.len() < 8 || &bytes[0..4] != MAGIC {
-            panic!("spawn header: bad magic");
-        }
-        let version = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
-        if version != LAYOUT_VERSION {
-            panic!("spawn header: unsupported layout version {version}");
-        }
-        Header(Decode!(&bytes[8..], Config).unwrap_or_else(|e| panic!("spawn header: {e}")))
+        let body =
+            header_body(&bytes, MAGIC, LAYOUT_VERSION, "spawn").unwrap_or_else(|e| panic!("{e}"));
+        Header(Decode!(body, Config).unwrap_or_else(|e| panic!("spawn header: {e}")))
     }
     const BOUND: Bound = Bound::Unbounded;
 }
@@ -118,86 +117,6 @@ impl<T: CandidType + for<'de> Deserialize<'de> + Clone> Storable for Cand<T> {
         Cand(Decode!(&bytes, T).unwrap_or_else(|e| panic!("spawn state: undecodable value: {e}")))
     }
     const BOUND: Bound = Bound::Unbounded;
-}
-
-const PKEY_LEN: usize = 30;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct PKey(pub [u8; PKEY_LEN]);
-
-impl PKey {
-    pub fn new(p: &Principal) -> Self {
-        let bytes = p.as_slice();
-        let mut k = [0u8; PKEY_LEN];
-        k[..bytes.len()].copy_from_slice(bytes);
-        k[PKEY_LEN - 1] = bytes.len() as u8;
-        PKey(k)
-    }
-    pub const MIN: PKey = PKey([0u8; PKEY_LEN]);
-    pub fn principal(&self) -> Principal {
-        let len = (self.0[PKEY_LEN - 1] as usize).min(PKEY_LEN - 1);
-        Principal::from_slice(&self.0[..len])
-    }
-    fn from_slice(b: &[u8]) -> Self {
-        let mut k = [0u8; PKEY_LEN];
-        k.copy_from_slice(&b[..PKEY_LEN]);
-        PKey(k)
-    }
-}
-
-impl Storable for PKey {
-    fn to_bytes(&self) -> Cow<'_, [u8]> {
-        Cow::Borrowed(&self.0)
-    }
-    fn into_bytes(self) -> Vec<u8> {
-        self.0.to_vec()
-    }
-    fn from_bytes(bytes: Cow<[u8]>) -> Self {
-        PKey::from_slice(&bytes)
-    }
-    const BOUND: Bound = Bound::Bounded {
-        max_size: PKEY_LEN as u32,
-        is_fixed_size: true,
-    };
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct PairKey(pub [u8; 2 * PKEY_LEN]);
-
-impl PairKey {
-    pub fn new(a: &Principal, b: &Principal) -> Self {
-        Self::from_keys(PKey::new(a), PKey::new(b))
-    }
-    pub fn from_keys(a: PKey, b: PKey) -> Self {
-        let mut k = [0u8; 2 * PKEY_LEN];
-        k[..PKEY_LEN].copy_from_slice(&a.0);
-        k[PKEY_LEN..].copy_from_slice(&b.0);
-        PairKey(k)
-    }
-    pub fn first(&self) -> PKey {
-        PKey::from_slice(&self.0[..PKEY_LEN])
-    }
-    pub fn second(&self) -> PKey {
-        PKey::from_slice(&self.0[PKEY_LEN..])
-    }
-}
-
-impl Storable for PairKey {
-    fn to_bytes(&self) -> Cow<'_, [u8]> {
-        Cow::Borrowed(&self.0)
-    }
-    fn into_bytes(self) -> Vec<u8> {
-        self.0.to_vec()
-    }
-    fn from_bytes(bytes: Cow<[u8]>) -> Self {
-        let mut k = [0u8; 2 * PKEY_LEN];
-        k.copy_from_slice(&bytes[..2 * PKEY_LEN]);
-        PairKey(k)
-    }
-    const BOUND: Bound = Bound::Bounded {
-        max_size: 2 * PKEY_LEN as u32,
-        is_fixed_size: true,
-    };
 }
 
 pub struct State<M: Memory> {
@@ -328,4 +247,78 @@ impl<M: Memory> State<M> {
     pub fn park_spare(&mut self, payer: &Principal, id: &Principal) {
         self.spares.insert(PairKey::new(payer, id), ());
     }
+
+    /// Finishes, without any call, an in-flight creation whose `create_video` future is gone (a
+    /// callback trapped, or the spawn canister was upgraded while it awaited), so its canister and
+    /// the caller's payment are not stranded in `Created`:
+    /// - no code installed yet (`Created`, or a claimed `Spare`): parked as a spare for the
+    ///   caller; their next `create_video` reinstalls it without charging its cycles again;
+    /// - installed: put in the outbox, whose driver sets the controllers and registers it;
+    /// - no canister known (`create_canister` never answered in a callback that committed): the
+    ///   operation stays in flight, its step saying so, for an admin to see in `stats`.
+    ///
+    /// Must only be called for operations no live future drives (`flow` tracks those).
+    pub fn recover_op(&mut self, op: u64, now: u64, why: &str) -> Recovery {
+        let Some(f) = self.in_flight.get(&op).map(|c| c.0) else {
+            return Recovery::NotInFlight;
+        };
+        let Some(mut v) = f.canister_id.and_then(|id| self.video(&id)) else {
+            let mut f = f;
+            f.step = format!("interrupted before a canister was recorded ({why}); cycles paid: {}", f.cycles);
+            self.in_flight.insert(op, Cand(f));
+            return Recovery::NoCanister;
+        };
+        let id = v.canister_id;
+        let recovery = match v.status {
+            SpawnStatus::Created | SpawnStatus::Spare => {
+                v.status = SpawnStatus::Spare;
+                v.last_error = Some(format!(
+                    "creation interrupted ({why}); parked as a spare for the caller's next create_video"
+                ));
+                v.updated_at = now;
+                self.put_video(v);
+                self.park_spare(&f.caller, &id);
+                Recovery::Parked(id)
+            }
+            SpawnStatus::Installed | SpawnStatus::ControllersSet | SpawnStatus::IndexPending => {
+                self.outbox.insert(PKey::new(&id), ());
+                Recovery::Outbox(id)
+            }
+            SpawnStatus::Registered => Recovery::Done(id),
+        };
+        self.in_flight.remove(&op);
+        recovery
+    }
+
+    /// [`State::recover_op`] for every in-flight operation not in `live`.
+    pub fn recover_stale(
+        &mut self,
+        live: &BTreeSet<u64>,
+        now: u64,
+        why: &str,
+    ) -> Vec<(u64, Recovery)> {
+        let stale: Vec<u64> = self
+            .in_flight
+            .keys()
+            .filter(|op| !live.contains(op))
+            .collect();
+        stale
+            .into_iter()
+            .map(|op| (op, self.recover_op(op, now, why)))
+            .collect()
+    }
+}
+
+/// What [`State::recover_op`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recovery {
+    NotInFlight,
+    /// Kept in flight: no canister is known for it.
+    NoCanister,
+    /// Parked as a spare for the caller.
+    Parked(Principal),
+    /// Installed: left to the outbox driver.
+    Outbox(Principal),
+    /// Already complete; only the in-flight record was dropped.
+    Done(Principal),
 }

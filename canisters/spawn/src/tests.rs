@@ -458,6 +458,79 @@ fn storage_survives_reopen_and_spares_are_claimed_once() {
     assert!(s.accounts.is_empty(), "empty accounts are not stored");
 }
 
+fn in_flight(op: u64, caller: Principal, id: Option<Principal>) -> Cand<InFlight> {
+    Cand(InFlight {
+        op,
+        caller,
+        owner: caller,
+        payer: Payer::Caller,
+        cycles: 7,
+        started_at: 0,
+        canister_id: id,
+        step: "installing (attempt 1)".into(),
+    })
+}
+
+/// An interrupted creation is resumed from its records: a canister without code is parked for
+/// the caller (and their next creation claims it), an installed one goes to the outbox, one
+/// without a known canister stays visible in flight; live operations are not touched.
+#[test]
+fn interrupted_creations_are_recovered_not_stranded() {
+    use crate::storage::Recovery;
+    use std::collections::BTreeSet;
+    let mut s = State::open(DefaultMemoryImpl::default(), user(1));
+    let caller = user(2);
+    // op 1: created, install interrupted. op 2: a claimed spare whose top-up was interrupted.
+    // op 3: installed, controllers interrupted. op 4: no canister yet. op 5: registered.
+    // op 6: created but still driven by a live future.
+    s.put_video(video(canister(1), caller, SpawnStatus::Created));
+    s.put_video(video(canister(2), caller, SpawnStatus::Spare));
+    s.put_video(video(canister(3), caller, SpawnStatus::Installed));
+    s.put_video(video(canister(5), caller, SpawnStatus::Registered));
+    s.put_video(video(canister(6), caller, SpawnStatus::Created));
+    for (op, id) in [
+        (1, Some(canister(1))),
+        (2, Some(canister(2))),
+        (3, Some(canister(3))),
+        (4, None),
+        (5, Some(canister(5))),
+        (6, Some(canister(6))),
+    ] {
+        s.in_flight.insert(op, in_flight(op, caller, id));
+    }
+    let live = BTreeSet::from([6u64]);
+    let got = s.recover_stale(&live, 99, "test");
+    assert_eq!(
+        got,
+        vec![
+            (1, Recovery::Parked(canister(1))),
+            (2, Recovery::Parked(canister(2))),
+            (3, Recovery::Outbox(canister(3))),
+            (4, Recovery::NoCanister),
+            (5, Recovery::Done(canister(5))),
+        ]
+    );
+    let v = s.video(&canister(1)).unwrap();
+    assert_eq!(v.status, SpawnStatus::Spare);
+    assert_eq!(v.updated_at, 99);
+    assert!(v.last_error.unwrap().contains("interrupted (test)"));
+    assert_eq!(s.spares_of(&caller), vec![canister(1), canister(2)]);
+    assert!(s.outbox.contains_key(&crate::storage::PKey::new(&canister(3))));
+    assert_eq!(s.video(&canister(3)).unwrap().status, SpawnStatus::Installed);
+    // Only the unknown-canister op and the live one remain in flight.
+    let left: Vec<u64> = s.in_flight.keys().collect();
+    assert_eq!(left, vec![4, 6]);
+    let four = s.in_flight.get(&4).unwrap().0;
+    assert!(four.step.contains("interrupted before a canister was recorded"), "{}", four.step);
+    assert_eq!(s.video(&canister(6)).unwrap().status, SpawnStatus::Created);
+    // Idempotent: a second pass changes nothing but the unknown op's step.
+    assert_eq!(s.recover_stale(&live, 100, "again"), vec![(4, Recovery::NoCanister)]);
+    assert_eq!(s.recover_op(1, 100, "gone"), Recovery::NotInFlight);
+    assert_eq!(s.spares_of(&caller).len(), 2);
+    // The caller's next creation claims the parked canister.
+    assert_eq!(s.claim_spare(&caller).unwrap().canister_id, canister(1));
+}
+
 #[test]
 fn candid_interface_matches_checked_in_file() {
     let generated = crate::__export_service();

@@ -144,10 +144,18 @@ pub fn metadata_json<M: Memory>(s: &Storage<M>) -> String {
 thread_local! {
     /// The HTTP certification tree (heap: rebuilt by `init` / `post_upgrade`).
     static HTTP_CERT: RefCell<Certifier> = RefCell::new(Certifier::new());
-    /// The tree holds the video entries of a Ready video: later changes (metadata, poster,
-    /// owner) only need the small "extras" rebuilt.
+    /// The tree holds (or is being given) the video entries of a Ready video: later changes
+    /// (metadata, poster, owner) only need the small "extras" rebuilt.
     static READY_CERTIFIED: Cell<bool> = const { Cell::new(false) };
+    /// Bumped by every full rebuild, so that a timer continuing an older build stops.
+    static BUILD_GENERATION: Cell<u64> = const { Cell::new(0) };
 }
+
+/// Instructions one message may spend on certification-tree entries before the rest of the
+/// build moves to the next message (a timer). Under the 2 B slice of deterministic time
+/// slicing, so a build step runs in one round; ≈ 1,000 chunks (2 GB of video) per message at
+/// the measured cost per chunk (docs/http.md, "Cost").
+pub const CERT_STEP_INSTRUCTIONS: u64 = 1_500_000_000;
 
 /// Which part of the tree a change invalidates, decided from the state alone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -166,32 +174,97 @@ pub fn rebuild_needed(ready: bool, ready_certified: bool) -> Rebuild {
     }
 }
 
+/// `keep_going` for [`Certifier::resume`]: true while this message has spent fewer than
+/// `budget` instructions since `start` (a `performance_counter(0)` reading).
+pub fn within_budget(start: u64, now: u64, budget: u64) -> bool {
+    now.saturating_sub(start) < budget
+}
+
 /// Brings the certification tree up to date with the stored state and publishes its root with
 /// `certified_data_set`. Never traps: a part that cannot be certified is logged and then served
 /// through `http_request_update` (see `canvid_http::CertifyError`).
+///
+/// A full rebuild certifies as many chunks as [`CERT_STEP_INSTRUCTIONS`] allows in this
+/// message and leaves the rest to a timer ([`continue_build`]); until a chunk's entries are in
+/// the tree, its requests take the (correct, slower) update path.
 pub fn recertify() {
-    storage::with(|s| {
+    let more = storage::with(|s| {
         let ready = s.status() == VideoStatus::Ready;
         let source = Source(s);
         HTTP_CERT.with_borrow_mut(|c| {
+            let mut more = false;
             let result = match rebuild_needed(ready, READY_CERTIFIED.get()) {
-                Rebuild::Extras => c.certify_extras(&source),
+                Rebuild::Extras => c.certify_extras(&source).map(|_| ()),
                 Rebuild::All => {
                     READY_CERTIFIED.set(ready);
-                    c.certify_all(&source)
+                    BUILD_GENERATION.set(BUILD_GENERATION.get() + 1);
+                    let started = c.start(&source).map(|_| ());
+                    let resumed = step(c, &source).map(|pending| more = pending > 0);
+                    started.and(resumed)
                 }
             };
             if let Err(e) = result {
                 ic_cdk::println!("http certification: {e}");
             }
             ic_cdk::api::certified_data_set(c.root_hash());
-        });
+            more
+        })
     });
+    if more {
+        schedule_continuation();
+    }
+}
+
+/// One budgeted build step; returns the number of chunks still pending.
+fn step<M: Memory>(
+    c: &mut Certifier,
+    source: &Source<'_, M>,
+) -> std::result::Result<u64, canvid_http::CertifyError> {
+    let start = ic_cdk::api::performance_counter(0);
+    c.resume(source, &mut || {
+        within_budget(
+            start,
+            ic_cdk::api::performance_counter(0),
+            CERT_STEP_INSTRUCTIONS,
+        )
+    })
+}
+
+fn schedule_continuation() {
+    let generation = BUILD_GENERATION.get();
+    ic_cdk_timers::set_timer(std::time::Duration::ZERO, async move {
+        continue_build(generation)
+    });
+}
+
+/// Timer: certifies the next batch of chunks of build `generation` (nothing if a newer full
+/// rebuild or an upgrade replaced it), publishes the root, and re-arms itself until done.
+fn continue_build(generation: u64) {
+    if generation != BUILD_GENERATION.get() {
+        return;
+    }
+    let more = storage::with(|s| {
+        HTTP_CERT.with_borrow_mut(|c| {
+            let more = match step(c, &Source(s)) {
+                Ok(pending) => pending > 0,
+                Err(e) => {
+                    ic_cdk::println!("http certification: {e}");
+                    false
+                }
+            };
+            ic_cdk::api::certified_data_set(c.root_hash());
+            more
+        })
+    });
+    if more {
+        schedule_continuation();
+    }
 }
 
 /// The pre-upgrade tree is gone with the old heap: forget that a Ready video was certified.
 pub fn reset() {
     READY_CERTIFIED.set(false);
+    BUILD_GENERATION.set(BUILD_GENERATION.get() + 1);
     HTTP_CERT.with_borrow_mut(|c| *c = Certifier::new());
 }
 
@@ -413,5 +486,70 @@ mod tests {
         assert_eq!(rebuild_needed(true, true), Rebuild::Extras);
         // Not ready any more cannot happen, but would be rebuilt in full.
         assert_eq!(rebuild_needed(false, true), Rebuild::All);
+    }
+
+    #[test]
+    fn budget_rule() {
+        assert!(within_budget(100, 100, 10));
+        assert!(within_budget(100, 109, 10));
+        assert!(!within_budget(100, 110, 10));
+        // A counter reading below the start (cannot happen) is not an overrun.
+        assert!(within_budget(100, 50, 10));
+    }
+
+    /// The budgeted build of the real storage ends in the same tree as a one-shot build, and
+    /// chunks not yet certified are upgraded to the update path, not served uncertified.
+    #[test]
+    fn stepwise_build_matches_the_one_shot_tree() {
+        let mut s = storage();
+        let bytes = data(10_500);
+        upload(&mut s, &bytes, 1_000);
+        s.finish_upload(5).unwrap();
+        let mut whole = Certifier::new();
+        let root = whole.certify_all(&Source(&s)).unwrap();
+
+        let mut c = Certifier::new();
+        c.start(&Source(&s)).unwrap();
+        assert_eq!(c.pending_chunks(), 10);
+        let request = |range: &str| {
+            canvid_http::HttpRequest::get("/video")
+                .with_headers(vec![("Range".into(), range.into())])
+                .build()
+        };
+        let cert = Some(&b"certificate"[..]);
+        // Chunk 0 is in the tree from the start; chunk 3 is not yet: upgrade.
+        let r = canvid_http::http_request(&request("bytes=0-"), &Source(&s), &c, cert);
+        assert_eq!(r.status_code().as_u16(), 206);
+        let r = canvid_http::http_request(&request("bytes=3000-"), &Source(&s), &c, cert);
+        assert_eq!(r.upgrade(), Some(true));
+        // Three chunks per step.
+        let mut steps = 0;
+        loop {
+            let mut budget = 3;
+            let pending = c
+                .resume(&Source(&s), &mut || {
+                    budget -= 1;
+                    budget > 0
+                })
+                .unwrap();
+            steps += 1;
+            if steps == 1 {
+                assert_eq!(pending, 7);
+                let r = canvid_http::http_request(&request("bytes=3000-"), &Source(&s), &c, cert);
+                assert_eq!(r.status_code().as_u16(), 206, "chunk 3 certified by step 1");
+                assert_eq!(r.body(), &bytes[3_000..4_000]);
+                let r = canvid_http::http_request(&request("bytes=4000-"), &Source(&s), &c, cert);
+                assert_eq!(r.upgrade(), Some(true), "chunk 4 not yet");
+            }
+            if pending == 0 {
+                break;
+            }
+        }
+        assert_eq!(steps, 4);
+        assert_eq!(c.root_hash(), root);
+        assert_eq!(c.entry_count(), whole.entry_count());
+        // A finished build stays finished.
+        assert_eq!(c.resume(&Source(&s), &mut || true).unwrap(), 0);
+        assert_eq!(c.root_hash(), root);
     }
 }

@@ -34,7 +34,7 @@ pub fn role(s: &State, caller: &Principal) -> Role {
 pub enum Action {
     /// begin_upload, put_chunk, finish_upload, missing_chunks.
     Upload,
-    /// update_metadata, add_uploader, remove_uploader, approve.
+    /// update_metadata, add_uploader, remove_uploader, approve, set_poster, reset_upload.
     OwnerWrite,
     /// change_owner.
     Transfer,
@@ -47,9 +47,8 @@ impl Action {
     pub fn of_method(method: &str) -> Option<Action> {
         Some(match method {
             "begin_upload" | "put_chunk" | "finish_upload" | "missing_chunks" => Action::Upload,
-            "update_metadata" | "add_uploader" | "remove_uploader" | "approve" | "set_poster" => {
-                Action::OwnerWrite
-            }
+            "update_metadata" | "add_uploader" | "remove_uploader" | "approve" | "set_poster"
+            | "reset_upload" => Action::OwnerWrite,
             "change_owner" => Action::Transfer,
             "get_chunk" | "read_range" => Action::ReadContent,
             _ => return None,

@@ -570,6 +570,27 @@ impl<M: Memory> Storage<M> {
         Ok(self.metadata())
     }
 
+    /// Abandons the upload in progress so that `begin_upload` may declare another file: forgets
+    /// the declaration and every stored chunk. Refused once the video is `Ready` (a finished
+    /// video is immutable); a no-op on an empty video. O(1) whatever was uploaded: the chunk
+    /// table is reset, not walked, and the arena and declared digests are not cleared — nothing
+    /// reads them without a chunk entry or a declaration, and the next upload overwrites them.
+    pub fn reset_upload(&mut self, now: u64) -> Result<VideoMetadata> {
+        match self.status() {
+            VideoStatus::Ready => return Err(Error::AlreadyFinished),
+            VideoStatus::Empty => return Ok(self.metadata()),
+            VideoStatus::Uploading => {}
+        }
+        self.chunks.clear_new();
+        self.update_state(|s| {
+            s.upload = None;
+            s.uploaded_bytes = 0;
+            s.updated_at = now;
+            Ok(())
+        })?;
+        Ok(self.metadata())
+    }
+
     fn declared_digest(&self, index: u32) -> Digest32 {
         let mut d = [0u8; 32];
         self.declared.read(index as u64 * 32, &mut d);
@@ -1171,6 +1192,52 @@ mod tests {
             Err(Error::AlreadyFinished)
         );
         assert_eq!(s.finish_upload(7), Err(Error::AlreadyFinished));
+    }
+
+    /// An abandoned upload leaves nothing behind: another file (other size, chunk size and
+    /// digests) uploads and reads back exactly, with no chunk of the first one counted or read.
+    #[test]
+    fn reset_upload_abandons_and_allows_another_file() {
+        let mut s = fresh();
+        assert_eq!(s.reset_upload(1).unwrap().status, VideoStatus::Empty, "no-op when empty");
+        let first = file(10_000);
+        s.begin_upload(&spec(10_000, 3000), 2).unwrap();
+        for (i, c) in chunks(&first, 3000).iter().enumerate().take(3) {
+            s.put_chunk(i as u32, c, 3).unwrap();
+        }
+        // A different declaration is refused while chunks are stored...
+        assert!(matches!(
+            s.begin_upload(&spec(7_000, 2000), 4),
+            Err(Error::Conflict { .. })
+        ));
+        // ...and accepted after a reset.
+        let m = s.reset_upload(5).unwrap();
+        assert_eq!(m.status, VideoStatus::Empty);
+        assert_eq!((m.uploaded_chunks, m.uploaded_bytes, m.size), (0, 0, 0));
+        assert_eq!(m.updated_at, 5);
+        assert!(matches!(s.put_chunk(0, &first[..3000], 6), Err(Error::NotReady { .. })));
+
+        let second: Vec<u8> = file(7_000).iter().map(|b| b ^ 0x5a).collect();
+        let parts = chunks(&second, 2000);
+        let mut sp = spec(7_000, 2000);
+        sp.chunk_digests = Some(parts.iter().map(|c| ByteBuf::from(sha256(c).to_vec())).collect());
+        s.begin_upload(&sp, 7).unwrap();
+        assert_eq!(s.metadata().uploaded_chunks, 0);
+        match s.finish_upload(8) {
+            Err(Error::Incomplete { missing_count, .. }) => assert_eq!(missing_count, 4),
+            other => panic!("expected Incomplete, got {other:?}"),
+        }
+        for (i, c) in parts.iter().enumerate() {
+            s.put_chunk(i as u32, c, 9).unwrap();
+        }
+        let m = s.finish_upload(10).unwrap();
+        assert_eq!((m.status, m.size, m.uploaded_bytes), (VideoStatus::Ready, 7_000, 7_000));
+        let digests: Vec<Digest32> = parts.iter().map(|c| sha256(c)).collect();
+        assert_eq!(m.digest.unwrap().as_slice(), file_digest(&digests));
+        assert_eq!(s.read_range(0, 7_000).unwrap(), second);
+        // A finished video cannot be reset.
+        assert_eq!(s.reset_upload(11), Err(Error::AlreadyFinished));
+        assert_eq!(s.read_range(0, 7_000).unwrap(), second);
     }
 
     #[test]

@@ -40,6 +40,13 @@ fn finish_upload() -> Result<VideoMetadata> {
     authorized(Action::Upload, |s| s.finish_upload(time()))
 }
 
+/// Owner only, before `finish_upload`: abandons the upload (declaration and chunks) so another
+/// file can be declared.
+#[ic_cdk::update]
+fn reset_upload() -> Result<VideoMetadata> {
+    authorized(Action::OwnerWrite, |s| s.reset_upload(time()))
+}
+
 #[ic_cdk::update]
 fn update_metadata(patch: MetadataPatch) -> Result<VideoMetadata> {
     authorized(Action::OwnerWrite, |s| s.update_metadata(&patch, time()))

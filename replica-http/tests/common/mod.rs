@@ -1,0 +1,87 @@
+//! Shared setup of the HTTP interface tests: a replica with the probe canister installed,
+//! served on a loopback port, and a minimal HTTP/1.1 client for hand-built requests.
+
+#![allow(dead_code)]
+
+use canvid_replica::{CanisterSettings, Principal, Replica};
+use canvid_replica_http::ServerHandle;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// `<workspace>/target/canisters/` (or `$CANVID_WASM_DIR`), as built by `scripts/build-wasm.sh`.
+pub fn wasm(name: &str) -> Vec<u8> {
+    let dir = match std::env::var_os("CANVID_WASM_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/canisters/")),
+    };
+    let path = dir.join(format!("{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read {}: {e}\nBuild the canisters first: scripts/build-wasm.sh",
+            path.display()
+        )
+    })
+}
+
+pub struct Setup {
+    pub replica: Arc<Replica>,
+    pub server: ServerHandle,
+    pub canister: Principal,
+    pub wasm: Vec<u8>,
+}
+
+/// A replica with the probe canister (controlled by `controllers`), served on 127.0.0.1:0.
+pub fn setup(controllers: Vec<Principal>) -> Setup {
+    let replica = Arc::new(Replica::with_seed([42; 32]));
+    let canister = replica.create_canister_with_settings(
+        None,
+        Some(CanisterSettings {
+            controllers: Some(controllers.clone()),
+            ..CanisterSettings::default()
+        }),
+    );
+    replica.add_cycles(canister, 100_000_000_000_000);
+    let wasm = wasm("replica-probe");
+    replica.install_canister(canister, wasm.clone(), candid::encode_args(()).unwrap(), controllers.first().copied());
+    let server = canvid_replica_http::serve(replica.clone(), "127.0.0.1:0".parse().unwrap())
+        .expect("serve");
+    Setup {
+        replica,
+        server,
+        canister,
+        wasm,
+    }
+}
+
+/// Answer to a hand-made HTTP request: status and body.
+pub fn http(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/cbor\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP response");
+    let head = String::from_utf8_lossy(&out[..split]).to_string();
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status code");
+    (status, out[split + 4..].to_vec())
+}
+
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}

@@ -1,0 +1,75 @@
+//! Per-message execution limits, configurable so tests can prove enforcement at small scale.
+//!
+//! The defaults ([`Limits::IC`]) are the IC's: 40 B instructions per update / callback / cleanup
+//! / timer / heartbeat message, 5 B per query, 300 B per install or upgrade, 200 M per
+//! `inspect_message`, replies of 2 MiB (replicated) and 3 MiB (non-replicated queries). Burning
+//! 40 B instructions takes minutes in an interpreter, so a test that wants to see the update
+//! limit enforced runs a replica with a small limit instead ([`Replica::with_limits`]): the
+//! enforcement code is the same, only the number differs.
+
+use crate::state::{LIMIT_INSPECT, LIMIT_INSTALL, LIMIT_QUERY, LIMIT_UPDATE};
+use crate::system_api::{ExecKind, MAX_REPLY_QUERY, MAX_REPLY_REPLICATED};
+use crate::Replica;
+
+/// Instruction and reply-size limits of one message (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Update calls, reply/reject callbacks, cleanup callbacks, timers and heartbeats.
+    pub update_instructions: u64,
+    /// Queries (replicated and non-replicated).
+    pub query_instructions: u64,
+    /// One install / reinstall / upgrade (pre_upgrade + start + init/post_upgrade together).
+    pub install_instructions: u64,
+    /// `canister_inspect_message`.
+    pub inspect_instructions: u64,
+    /// Reply of a replicated execution (update, callback, replicated query), in bytes.
+    pub reply_replicated_bytes: usize,
+    /// Reply of a non-replicated (or composite) query, in bytes.
+    pub reply_query_bytes: usize,
+}
+
+impl Limits {
+    /// The IC's limits (the default).
+    pub const IC: Limits = Limits {
+        update_instructions: LIMIT_UPDATE,
+        query_instructions: LIMIT_QUERY,
+        install_instructions: LIMIT_INSTALL,
+        inspect_instructions: LIMIT_INSPECT,
+        reply_replicated_bytes: MAX_REPLY_REPLICATED,
+        reply_query_bytes: MAX_REPLY_QUERY,
+    };
+
+    /// The reply-size limit of an execution of `kind`.
+    pub fn reply_bytes(&self, kind: ExecKind) -> usize {
+        if kind == ExecKind::NonReplicatedQuery || kind == ExecKind::CompositeQuery {
+            self.reply_query_bytes
+        } else {
+            self.reply_replicated_bytes
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::IC
+    }
+}
+
+impl Replica {
+    /// A replica (fresh keys, like [`Replica::new`]) enforcing `limits` instead of the IC's.
+    pub fn with_limits(limits: Limits) -> Replica {
+        let r = Replica::new();
+        r.set_limits(limits);
+        r
+    }
+
+    /// Replaces the limits; applies to messages executed from now on.
+    pub fn set_limits(&self, limits: Limits) {
+        self.lock().limits = limits;
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> Limits {
+        self.lock().limits
+    }
+}

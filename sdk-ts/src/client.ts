@@ -1,0 +1,370 @@
+// `CanvidClient`: the SDK's entry point, wiring the pure logic (upload, download, list) to the
+// canisters through `@icp-sdk/core` actors.
+import { Actor, type ActorSubclass, type Agent, HttpAgent, type Identity } from '@icp-sdk/core/agent';
+import { Principal } from '@icp-sdk/core/principal';
+import { idlFactory as indexIdl, type _SERVICE as IndexService } from './bindings/index.did.js';
+import { idlFactory as spawnIdl, type _SERVICE as SpawnService } from './bindings/spawn.did.js';
+import {
+  type ChangeOwnerResult,
+  type MetadataPatch,
+  type VideoMetadata,
+  idlFactory as videoIdl,
+  type _SERVICE as VideoService,
+} from './bindings/video.did.js';
+import { fromHex } from './bytes.js';
+import type { UploadInput } from './chunking.js';
+import { type DownloadOptions, type VideoReadApi, downloadAll, downloadStream } from './download.js';
+import { AbortError, type CallSite, UsageError, fromAgentError, unwrap } from './errors.js';
+import { type ListOptions, type Page, type VideoListing, paginate, principalText, toListing } from './list.js';
+import { type RetryPolicy, retryPolicy, withRetry } from './retry.js';
+import {
+  type CreateVideoRequest,
+  type UploadOptions,
+  type UploadResult,
+  type UploadTransport,
+  type VideoInfo,
+  type VideoUploadApi,
+  uploadVideo,
+} from './upload.js';
+import { type VideoUrlOptions, videoUrl } from './url.js';
+
+/** Mainnet API boundary node. */
+export const IC_HOST = 'https://icp-api.io';
+
+export interface ClientOptions {
+  /** An agent you built (its identity signs every call). Either this or `host`. */
+  agent?: Agent;
+  /** Replica / boundary node URL when the SDK builds the agent. Default `https://icp-api.io`. */
+  host?: string;
+  /** Identity for the agent the SDK builds; default anonymous (can read and list, not upload). */
+  identity?: Identity;
+  /**
+   * The network is a local replica (`canvid serve`, dfx, PocketIC): fetch its root key from
+   * `/api/v2/status` (never do this on mainnet: a man in the middle could hand you its own key).
+   * Prefer `rootKey` when you have the key (canvid serve writes it to serve.json).
+   */
+  local?: boolean;
+  /** The replica's root key (DER bytes or hex), for local networks. */
+  rootKey?: Uint8Array | string;
+  /** The spawn canister (creates video canisters). */
+  spawnId: string | Principal;
+  /** The index canister (listing by creator/owner); optional. */
+  indexId?: string | Principal;
+  /** Default retry policy for every call. */
+  retry?: Partial<RetryPolicy>;
+  /** `fetch` for the agent (tests, proxies). */
+  fetch?: typeof fetch;
+  /** Passed to `HttpAgent` (default true): verify the node signatures of query answers. */
+  verifyQuerySignatures?: boolean;
+}
+
+/** Metadata of a video, with principals as text, sizes as numbers and times as `Date`. */
+export interface VideoDetails {
+  videoId: string;
+  status: 'Empty' | 'Uploading' | 'Ready';
+  title: string;
+  description: string;
+  tags: string[];
+  mimeType: string;
+  size: number;
+  durationMs?: number;
+  chunkSize: number;
+  chunkCount: number;
+  uploadedChunks: number;
+  uploadedBytes: number;
+  /** File digest (SHA-256 over the chunk digests), hex; set when Ready. */
+  digest?: string;
+  owner: string;
+  creator: string;
+  /** Marketplace / operator approved to transfer the video. */
+  operator?: string;
+  transferSeq: bigint;
+  createdAt: Date;
+  updatedAt: Date;
+  readyAt?: Date;
+  /** The raw candid record. */
+  raw: VideoMetadata;
+}
+
+function nsToDate(ns: bigint): Date {
+  return new Date(Number(ns / 1_000_000n));
+}
+
+function hexOf(b: Uint8Array): string {
+  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+}
+
+export function toDetails(videoId: string, m: VideoMetadata): VideoDetails {
+  return {
+    videoId,
+    status: Object.keys(m.status)[0] as VideoDetails['status'],
+    title: m.title,
+    description: m.description,
+    tags: m.tags,
+    mimeType: m.mime_type,
+    size: Number(m.size),
+    durationMs: m.duration_ms.length ? Number(m.duration_ms[0]) : undefined,
+    chunkSize: m.chunk_size,
+    chunkCount: m.chunk_count,
+    uploadedChunks: m.uploaded_chunks,
+    uploadedBytes: Number(m.uploaded_bytes),
+    digest: m.digest.length ? hexOf(m.digest[0]!) : undefined,
+    owner: m.owner.toText(),
+    creator: m.creator.toText(),
+    operator: m.operator.length ? m.operator[0]!.toText() : undefined,
+    transferSeq: m.transfer_seq,
+    createdAt: nsToDate(m.created_at),
+    updatedAt: nsToDate(m.updated_at),
+    readyAt: m.ready_at.length ? nsToDate(m.ready_at[0]!) : undefined,
+    raw: m,
+  };
+}
+
+export interface TransferResult {
+  /** Transfers so far, this one included. */
+  transferSeq: bigint;
+  /** Controllers of the video canister after the transfer. */
+  controllers: string[];
+  /** The index acknowledged the new owner in this call (else a timer in the canister retries). */
+  indexNotified: boolean;
+}
+
+/** Options for one call: cancellation and retries. */
+export interface CallOptions {
+  signal?: AbortSignal;
+  retry?: Partial<RetryPolicy>;
+}
+
+/** Awaits `f()`, turning agent errors into typed `CanvidError`s. */
+async function guard<T>(site: CallSite, f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (err) {
+    throw fromAgentError(err, site);
+  }
+}
+
+/** Client for the canvid canisters. Create it with `CanvidClient.create`. */
+export class CanvidClient {
+  /** The agent every call goes through. */
+  readonly agent: Agent;
+  readonly spawnId: Principal;
+  readonly indexId?: Principal;
+  private readonly retry: RetryPolicy;
+  private readonly spawn: ActorSubclass<SpawnService>;
+  private readonly index?: ActorSubclass<IndexService>;
+  private readonly videos = new Map<string, ActorSubclass<VideoService>>();
+
+  private constructor(agent: Agent, options: ClientOptions) {
+    this.agent = agent;
+    this.spawnId = Principal.from(options.spawnId);
+    this.indexId = options.indexId !== undefined ? Principal.from(options.indexId) : undefined;
+    this.retry = retryPolicy(options.retry);
+    this.spawn = Actor.createActor<SpawnService>(spawnIdl, { agent, canisterId: this.spawnId });
+    if (this.indexId) this.index = Actor.createActor<IndexService>(indexIdl, { agent, canisterId: this.indexId });
+  }
+
+  /**
+   * Creates a client. Pass `agent`, or `host` + `identity`. The root key is fetched only when
+   * `local: true` (and not when `rootKey` is given).
+   */
+  static async create(options: ClientOptions): Promise<CanvidClient> {
+    if (options.agent && (options.host || options.identity)) {
+      throw new UsageError('pass either `agent` or `host`/`identity`, not both');
+    }
+    const rootKey = typeof options.rootKey === 'string' ? fromHex(options.rootKey) : options.rootKey;
+    let agent: Agent;
+    if (options.agent) {
+      agent = options.agent;
+      if (rootKey && agent instanceof HttpAgent) agent.rootKey = rootKey;
+      else if (options.local && !rootKey) await guard({ method: 'fetchRootKey' }, () => agent.fetchRootKey());
+    } else {
+      agent = await guard({ method: 'HttpAgent.create' }, () =>
+        HttpAgent.create({
+          host: options.host ?? IC_HOST,
+          identity: options.identity,
+          fetch: options.fetch,
+          rootKey,
+          shouldFetchRootKey: options.local === true && !rootKey,
+          verifyQuerySignatures: options.verifyQuerySignatures,
+        }),
+      );
+    }
+    return new CanvidClient(agent, options);
+  }
+
+  /** The principal the agent signs as. */
+  async principal(): Promise<Principal> {
+    return this.agent.getPrincipal();
+  }
+
+  private video(videoId: string): ActorSubclass<VideoService> {
+    let a = this.videos.get(videoId);
+    if (!a) {
+      a = Actor.createActor<VideoService>(videoIdl, { agent: this.agent, canisterId: Principal.fromText(videoId) });
+      this.videos.set(videoId, a);
+    }
+    return a;
+  }
+
+  private call<T>(videoId: string, method: string, f: () => Promise<T>, opts: CallOptions = {}): Promise<T> {
+    const policy = opts.retry ? retryPolicy({ ...this.retry, ...opts.retry }) : this.retry;
+    return withRetry(() => guard({ canisterId: videoId, method }, f), { policy, signal: opts.signal });
+  }
+
+  /** The upload calls on one video canister. */
+  videoUploadApi(videoId: string): VideoUploadApi {
+    const v = this.video(videoId);
+    const site = (method: string): CallSite => ({ canisterId: videoId, method });
+    return {
+      metadata: () => guard(site('metadata'), () => v.metadata()),
+      beginUpload: async (spec) => unwrap(await guard(site('begin_upload'), () => v.begin_upload(spec)), site('begin_upload')),
+      putChunk: async (index, data) => unwrap(await guard(site('put_chunk'), () => v.put_chunk({ index, data })), site('put_chunk')),
+      missingChunks: async (start, limit) =>
+        unwrap(
+          await guard(site('missing_chunks'), () =>
+            v.missing_chunks({ start: start === undefined ? [] : [start], limit: limit === undefined ? [] : [limit] }),
+          ),
+          site('missing_chunks'),
+        ),
+      finishUpload: async () => unwrap(await guard(site('finish_upload'), () => v.finish_upload()), site('finish_upload')),
+    };
+  }
+
+  /** The read calls on one video canister. */
+  videoReadApi(videoId: string): VideoReadApi {
+    const v = this.video(videoId);
+    const site = (method: string): CallSite => ({ canisterId: videoId, method });
+    return {
+      metadata: () => guard(site('metadata'), () => v.metadata()),
+      getChunk: async (index) => unwrap(await guard(site('get_chunk'), () => v.get_chunk(index)), site('get_chunk')),
+    };
+  }
+
+  /** Creates a video canister through the spawn canister; returns its id. */
+  async createVideo(req: CreateVideoRequest, opts: { signal?: AbortSignal } = {}): Promise<string> {
+    const site = { canisterId: this.spawnId.toText(), method: 'create_video' };
+    if (opts.signal?.aborted) throw new AbortError(opts.signal.reason);
+    const r = await guard(site, () =>
+      this.spawn.create_video({
+        title: req.title,
+        description: req.description,
+        tags: req.tags,
+        owner: req.owner ? [Principal.fromText(req.owner)] : [],
+        declared_size: BigInt(req.declaredSize),
+      }),
+    );
+    return unwrap(r, site).canister_id.toText();
+  }
+
+  /**
+   * Uploads a video: creates its canister through spawn (or continues `options.resume`), hashes
+   * the chunks with WebCrypto SHA-256, sends the missing ones with bounded concurrency and
+   * retries, finishes and verifies the file digest. On failure the thrown error carries
+   * `videoId` (when the canister exists) to resume with.
+   */
+  upload(input: UploadInput, info: VideoInfo, options: UploadOptions = {}): Promise<UploadResult> {
+    const transport: UploadTransport = {
+      createVideo: (req) => this.createVideo(req, { signal: options.signal }),
+      video: (id) => this.videoUploadApi(id),
+    };
+    return uploadVideo(transport, input, info, { ...options, retry: { ...this.retry, ...(options.retry ?? {}) } });
+  }
+
+  /** The video's metadata. */
+  async getMetadata(videoId: string, opts: CallOptions = {}): Promise<VideoDetails> {
+    const v = this.video(videoId);
+    return toDetails(videoId, await this.call(videoId, 'metadata', () => v.metadata(), opts));
+  }
+
+  /** The whole video in memory, each chunk and the file digest verified. */
+  download(videoId: string, options: DownloadOptions = {}): Promise<Uint8Array> {
+    return downloadAll(videoId, this.videoReadApi(videoId), { ...options, retry: { ...this.retry, ...(options.retry ?? {}) } });
+  }
+
+  /** The video as a `ReadableStream` of its chunks, verified as they arrive (see `DownloadOptions`). */
+  downloadStream(videoId: string, options: DownloadOptions = {}): ReadableStream<Uint8Array> {
+    return downloadStream(videoId, this.videoReadApi(videoId), { ...options, retry: { ...this.retry, ...(options.retry ?? {}) } });
+  }
+
+  /** URL of the video on an HTTP gateway, for `<video src>` (see `videoUrl`). */
+  videoUrl(videoId: string, gateway: string, options?: VideoUrlOptions): string {
+    return videoUrl(videoId, gateway, options);
+  }
+
+  private requireIndex(): ActorSubclass<IndexService> {
+    if (!this.index) throw new UsageError('this client has no index canister (pass `indexId` to CanvidClient.create)');
+    return this.index;
+  }
+
+  /** One page of the videos created by / owned by `principal`. */
+  async listPage(by: 'creator' | 'owner', principal: Principal | string, options: ListOptions = {}): Promise<Page<VideoListing>> {
+    const index = this.requireIndex();
+    const args = {
+      principal: Principal.from(principalText(principal)),
+      cursor: options.cursor ? [Principal.fromText(options.cursor)] as [Principal] : [] as [],
+      limit: options.pageSize !== undefined ? [options.pageSize] as [number] : [] as [],
+    };
+    const method = by === 'creator' ? 'videos_by_creator' : 'videos_by_owner';
+    const page = await withRetry(
+      () => guard({ canisterId: this.indexId!.toText(), method }, () => (by === 'creator' ? index.videos_by_creator(args) : index.videos_by_owner(args))),
+      { policy: this.retry, signal: options.signal },
+    );
+    return {
+      items: page.videos.map(toListing),
+      nextCursor: page.next_cursor.length ? page.next_cursor[0]!.toText() : undefined,
+    };
+  }
+
+  /** Every video created by `creator` (ascending by video id), fetched page by page. */
+  listByCreator(creator: Principal | string, options: ListOptions = {}): AsyncGenerator<VideoListing, void, undefined> {
+    return paginate((cursor) => this.listPage('creator', creator, { ...options, cursor }), options);
+  }
+
+  /** Every video currently owned by `owner` (ascending by video id), fetched page by page. */
+  listByOwner(owner: Principal | string, options: ListOptions = {}): AsyncGenerator<VideoListing, void, undefined> {
+    return paginate((cursor) => this.listPage('owner', owner, { ...options, cursor }), options);
+  }
+
+  /**
+   * Hands the video to `newOwner` (owner or approved operator only): app-level owner,
+   * controllers and the index all change. Not retried automatically: `Busy` means a transfer is
+   * already in flight.
+   */
+  async transferOwnership(videoId: string, newOwner: Principal | string, opts: { signal?: AbortSignal } = {}): Promise<TransferResult> {
+    const v = this.video(videoId);
+    const site = { canisterId: videoId, method: 'change_owner' };
+    if (opts.signal?.aborted) throw new AbortError(opts.signal.reason);
+    const r: ChangeOwnerResult = unwrap(
+      await guard(site, () => v.change_owner({ new_owner: Principal.from(principalText(newOwner)) })),
+      site,
+    );
+    return { transferSeq: r.transfer_seq, controllers: r.controllers.map((p) => p.toText()), indexNotified: r.index_notified };
+  }
+
+  /**
+   * Approves `operator` (e.g. a marketplace canister) to call `transferOwnership` on the owner's
+   * behalf, or clears the approval with `null`. Owner only; a transfer clears it.
+   */
+  async approveOperator(videoId: string, operator: Principal | string | null, opts: CallOptions = {}): Promise<void> {
+    const v = this.video(videoId);
+    const arg: [] | [Principal] = operator === null ? [] : [Principal.from(principalText(operator))];
+    const site = { canisterId: videoId, method: 'approve' };
+    unwrap(await this.call(videoId, 'approve', () => v.approve(arg), opts), site);
+  }
+
+  /** Changes title / description / tags (owner only; allowed after Ready). */
+  async updateMetadata(videoId: string, patch: { title?: string; description?: string; tags?: string[] }, opts: CallOptions = {}): Promise<VideoDetails> {
+    const v = this.video(videoId);
+    const arg: MetadataPatch = {
+      title: patch.title !== undefined ? [patch.title] : [],
+      description: patch.description !== undefined ? [patch.description] : [],
+      tags: patch.tags !== undefined ? [patch.tags] : [],
+    };
+    const site = { canisterId: videoId, method: 'update_metadata' };
+    return toDetails(videoId, unwrap(await this.call(videoId, 'update_metadata', () => v.update_metadata(arg), opts), site));
+  }
+}
+
+/** Options for `DownloadOptions` re-exported for convenience. */
+export type { DownloadOptions };

@@ -1,0 +1,75 @@
+/**
+ * `@canvid/sdk`: store, stream, list and transfer videos on the Internet Computer with canvid.
+ *
+ * ```ts
+ * import { CanvidClient } from '@canvid/sdk';
+ * const canvid = await CanvidClient.create({ identity, spawnId, indexId });
+ * const { videoId } = await canvid.upload(file, { title: 'Holiday' }, { onProgress: console.log });
+ * video.src = canvid.videoUrl(videoId, 'icp0.io');
+ * ```
+ * @packageDocumentation
+ */
+export { CanvidClient, IC_HOST, toDetails } from './client.js';
+export type { CallOptions, ClientOptions, TransferResult, VideoDetails } from './client.js';
+export { uploadVideo, allMissing, MAX_DECLARED_DIGESTS } from './upload.js';
+export type {
+  CreateVideoRequest,
+  UploadOptions,
+  UploadResult,
+  UploadTransport,
+  VideoInfo,
+  VideoUploadApi,
+} from './upload.js';
+export { downloadAll, downloadStream, readyGrid } from './download.js';
+export type { DownloadOptions, VideoReadApi } from './download.js';
+export { paginate, toListing } from './list.js';
+export type { ListOptions, Page, VideoListing } from './list.js';
+export { videoUrl } from './url.js';
+export type { VideoUrlOptions } from './url.js';
+export { ProgressTracker } from './progress.js';
+export type { UploadPhase, UploadProgress } from './progress.js';
+export { DEFAULT_RETRY, backoffDelay, retryPolicy, sleep, withRetry, abortable } from './retry.js';
+export type { RetryContext, RetryPolicy } from './retry.js';
+export { runPool } from './concurrency.js';
+export {
+  DEFAULT_CHUNK_SIZE,
+  MAX_CHUNK_SIZE,
+  chunkCount,
+  chunkRange,
+  rechunk,
+  toSource,
+} from './chunking.js';
+export type { ByteSource, RandomAccessSource, SequentialSource, UploadInput } from './chunking.js';
+export { fileDigest, sha256, toHex, fromHex, equalBytes } from './bytes.js';
+export {
+  AbortError,
+  AlreadyFinishedError,
+  BusyError,
+  CallFailedError,
+  CanisterError,
+  CanvidError,
+  ChunkOutOfRangeError,
+  ConflictError,
+  IncompleteError,
+  InsufficientCyclesError,
+  IntegrityError,
+  InvalidArgumentError,
+  NetworkError,
+  NotAuthorizedError,
+  NotFoundError,
+  NotReadyError,
+  RejectedError,
+  TooLargeError,
+  UnexpectedError,
+  UsageError,
+  WrongChunkSizeError,
+  WrongDigestError,
+  describeCandidError,
+  fromAgentError,
+  fromCandidError,
+  isTransient,
+  unwrap,
+} from './errors.js';
+export type { CallSite, CandidError, CandidErrorKind } from './errors.js';
+export type { VideoMetadata, UploadSpec, ChunkReceipt, MissingChunks } from './bindings/video.did.js';
+export type { VideoEntry } from './bindings/index.did.js';

@@ -1,0 +1,244 @@
+// End-to-end: the SDK in Node against `canvid serve` (real canister wasm in the embedded replica,
+// spoken to over the IC HTTP interface by the unmodified @icp-sdk/core agent with its default
+// verification). Needs ffmpeg and either $CANVID_BIN or cargo. Fails (never skips) when the
+// server cannot be started.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { createReadStream, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Ed25519KeyIdentity } from '@icp-sdk/core/identity';
+import { HttpAgent } from '@icp-sdk/core/agent';
+import {
+  AbortError,
+  CanvidClient,
+  NotAuthorizedError,
+  RejectedError,
+  toHex,
+  type UploadProgress,
+  type UploadResult,
+} from '../../src/index.js';
+import { gatewayGet, startServe, type Served } from '../support/serve.js';
+import { randomBytes } from '../support/fake.js';
+
+let served: Served;
+let work: string;
+let videoFile: string;
+let video: Uint8Array<ArrayBuffer>;
+const alice = Ed25519KeyIdentity.generate();
+const bob = Ed25519KeyIdentity.generate();
+const carol = Ed25519KeyIdentity.generate();
+const market = Ed25519KeyIdentity.generate();
+const aliceId = alice.getPrincipal().toText();
+const bobId = bob.getPrincipal().toText();
+
+async function client(identity?: Ed25519KeyIdentity): Promise<CanvidClient> {
+  return CanvidClient.create({
+    host: served.url,
+    identity,
+    rootKey: served.rootKey,
+    spawnId: served.spawnId,
+    indexId: served.indexId,
+  });
+}
+
+before(async () => {
+  work = mkdtempSync(join(tmpdir(), 'canvid-sdk-video-'));
+  videoFile = join(work, 'out.mp4');
+  execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=duration=4:size=320x240:rate=25',
+    '-pix_fmt', 'yuv420p', '-c:v', 'libx264', videoFile]);
+  video = new Uint8Array(readFileSync(videoFile));
+  assert.ok(video.length > 20_000, `ffmpeg made only ${video.length} bytes`);
+  served = await startServe();
+});
+
+after(async () => {
+  await served?.stop();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+let first: UploadResult;
+
+test('upload a real MP4, read its metadata, download it byte-exact (whole and streamed)', { timeout: 300_000 }, async () => {
+  const canvid = await client(alice);
+  const progress: UploadProgress[] = [];
+  // 16 KiB chunks: the small test video still spans several chunks.
+  first = await canvid.upload(new Blob([video], { type: 'video/mp4' }), { title: 'testsrc', description: 'ffmpeg test pattern', tags: ['test'], durationMs: 4000 }, {
+    chunkSize: 16 * 1024,
+    concurrency: 3,
+    onProgress: (p) => progress.push(p),
+  });
+  assert.ok(first.metadata.chunk_count > 2, `only ${first.metadata.chunk_count} chunks`);
+  assert.equal(progress[progress.length - 1]!.phase, 'done');
+  assert.equal(progress[progress.length - 1]!.bytesUploaded, video.length);
+
+  const meta = await canvid.getMetadata(first.videoId);
+  assert.equal(meta.status, 'Ready');
+  assert.equal(meta.title, 'testsrc');
+  assert.deepEqual(meta.tags, ['test']);
+  assert.equal(meta.mimeType, 'video/mp4');
+  assert.equal(meta.size, video.length);
+  assert.equal(meta.durationMs, 4000);
+  assert.equal(meta.owner, aliceId);
+  assert.equal(meta.creator, aliceId);
+  assert.equal(meta.digest, toHex(first.fileDigest));
+
+  // Anyone (here: anonymous) can read a Ready video.
+  const reader = await client();
+  const bytes = await reader.download(first.videoId);
+  assert.equal(Buffer.compare(Buffer.from(bytes), Buffer.from(video)), 0);
+  const parts: Uint8Array[] = [];
+  const stream = reader.downloadStream(first.videoId, { expectedChunkDigests: first.chunkDigests, prefetch: 2 });
+  for await (const c of stream as unknown as AsyncIterable<Uint8Array>) parts.push(c);
+  assert.equal(parts.length, first.metadata.chunk_count);
+  assert.equal(Buffer.compare(Buffer.concat(parts), Buffer.from(video)), 0);
+});
+
+test('the gateway URL serves the uploaded bytes (what a <video> tag loads)', async () => {
+  const url = (await client()).videoUrl(first.videoId, served.url);
+  assert.equal(url, `http://${first.videoId}.localhost:${served.port}/video`);
+  const whole = await gatewayGet(served.port, first.videoId, '/video');
+  assert.equal(whole.status, 200);
+  assert.equal(Buffer.compare(whole.body, Buffer.from(video)), 0);
+  const ranged = await gatewayGet(served.port, first.videoId, '/video', { range: 'bytes=100-199' });
+  assert.equal(ranged.status, 206);
+  assert.equal(Buffer.compare(ranged.body, Buffer.from(video.subarray(100, 200))), 0);
+});
+
+test('a Node stream with a size uploads without buffering', { timeout: 300_000 }, async () => {
+  const canvid = await client(alice);
+  const size = statSync(videoFile).size;
+  const r = await canvid.upload(createReadStream(videoFile), { title: 'from a stream', mimeType: 'video/mp4' }, { size, chunkSize: 20_000 });
+  const back = await canvid.download(r.videoId, { expectedChunkDigests: r.chunkDigests });
+  assert.equal(Buffer.compare(Buffer.from(back), Buffer.from(video)), 0);
+});
+
+test('list by creator and by owner, paginated', { timeout: 300_000 }, async () => {
+  const canvid = await client(alice);
+  // Two more small videos so that pages of 2 need several requests.
+  const extra = [];
+  for (const n of [1, 2]) extra.push((await canvid.upload(randomBytes(5000 + n, n), { title: `extra ${n}`, mimeType: 'application/octet-stream' })).videoId);
+  const byCreator = [];
+  for await (const v of canvid.listByCreator(aliceId, { pageSize: 2 })) byCreator.push(v);
+  const ids = byCreator.map((v) => v.videoId);
+  for (const id of [first.videoId, ...extra]) assert.ok(ids.includes(id), `${id} not listed`);
+  assert.ok(byCreator.length >= 4);
+  assert.deepEqual([...ids].sort(), ids); // ascending by id, no duplicates across pages
+  assert.equal(new Set(ids).size, ids.length);
+  const page = await canvid.listPage('creator', aliceId, { pageSize: 2 });
+  assert.equal(page.items.length, 2);
+  assert.ok(page.nextCursor);
+  const owned = [];
+  for await (const v of canvid.listByOwner(aliceId, { pageSize: 3 })) owned.push(v.videoId);
+  assert.deepEqual(owned, ids);
+});
+
+test('transfer ownership; the old owner and strangers get NotAuthorizedError', { timeout: 300_000 }, async () => {
+  const asAlice = await client(alice);
+  const asBob = await client(bob);
+  const asCarol = await client(carol);
+  // A stranger cannot take the video.
+  await assert.rejects(asCarol.transferOwnership(first.videoId, carol.getPrincipal()), (e: unknown) => {
+    assert.ok(e instanceof NotAuthorizedError, `got ${(e as Error).name}: ${(e as Error).message}`);
+    return true;
+  });
+  const t = await asAlice.transferOwnership(first.videoId, bobId);
+  assert.equal(t.transferSeq, 1n);
+  assert.ok(t.controllers.includes(bobId));
+  assert.ok(!t.controllers.includes(aliceId));
+  const meta = await asBob.getMetadata(first.videoId);
+  assert.equal(meta.owner, bobId);
+  assert.equal(meta.creator, aliceId);
+  // The old owner lost every right.
+  await assert.rejects(asAlice.transferOwnership(first.videoId, aliceId), NotAuthorizedError);
+  await assert.rejects(asAlice.updateMetadata(first.videoId, { title: 'mine again' }), NotAuthorizedError);
+  // The new owner has them.
+  assert.equal((await asBob.updateMetadata(first.videoId, { title: 'bought' })).title, 'bought');
+  // The index follows (the video notifies it in the transfer call, or soon after by timer).
+  let bobs: string[] = [];
+  for (let i = 0; i < 50; i++) {
+    bobs = [];
+    for await (const v of asBob.listByOwner(bobId)) bobs.push(v.videoId);
+    if (bobs.includes(first.videoId)) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.deepEqual(bobs, [first.videoId]);
+  const alices = [];
+  for await (const v of asAlice.listByOwner(aliceId)) alices.push(v.videoId);
+  assert.ok(!alices.includes(first.videoId));
+  const created = [];
+  for await (const v of asAlice.listByCreator(aliceId)) created.push(v.videoId);
+  assert.ok(created.includes(first.videoId));
+});
+
+test('an approved operator (marketplace) can transfer on the owner\'s behalf', { timeout: 300_000 }, async () => {
+  const asBob = await client(bob);
+  const asMarket = await client(market);
+  await assert.rejects(asMarket.transferOwnership(first.videoId, carol.getPrincipal()), NotAuthorizedError);
+  await asBob.approveOperator(first.videoId, market.getPrincipal());
+  assert.equal((await asBob.getMetadata(first.videoId)).operator, market.getPrincipal().toText());
+  const t = await asMarket.transferOwnership(first.videoId, carol.getPrincipal());
+  assert.equal(t.transferSeq, 2n);
+  const meta = await asBob.getMetadata(first.videoId);
+  assert.equal(meta.owner, carol.getPrincipal().toText());
+  assert.equal(meta.operator, undefined); // a transfer clears the approval
+});
+
+test('abort mid-upload, then resume by video id: only missing chunks are sent', { timeout: 600_000 }, async () => {
+  const canvid = await client(alice);
+  const data = randomBytes(1_500_000, 77);
+  const chunkSize = 50_000; // 30 chunks
+  const ac = new AbortController();
+  let videoId = '';
+  await assert.rejects(
+    canvid.upload(new Blob([data], { type: 'video/mp4' }), { title: 'interrupted' }, {
+      chunkSize,
+      concurrency: 2,
+      signal: ac.signal,
+      onProgress: (p) => {
+        if (p.phase === 'uploading' && p.chunksUploaded >= 8) ac.abort(new Error('test aborts'));
+      },
+    }),
+    (e: unknown) => {
+      assert.ok(e instanceof AbortError, `got ${(e as Error).name}: ${(e as Error).message}`);
+      videoId = (e as AbortError).videoId!;
+      return true;
+    },
+  );
+  assert.ok(videoId);
+  await new Promise((r) => setTimeout(r, 500)); // the calls already sent land
+  const mid = await canvid.getMetadata(videoId);
+  assert.equal(mid.status, 'Uploading');
+  assert.ok(mid.uploadedChunks >= 8 && mid.uploadedChunks < 30, `uploaded ${mid.uploadedChunks}`);
+
+  // A stranger cannot resume into it (inspect_message or the canister refuses).
+  const asCarol = await client(carol);
+  await assert.rejects(asCarol.upload(data, { title: 'x' }, { resume: videoId, retry: { retries: 0 } }), NotAuthorizedError);
+
+  const r = await canvid.upload(new Blob([data], { type: 'video/mp4' }), { title: 'interrupted' }, { resume: videoId });
+  assert.equal(r.videoId, videoId);
+  assert.equal(r.resumed, true);
+  assert.equal(r.chunksSkipped, mid.uploadedChunks);
+  assert.equal(r.bytesSent, data.length - mid.uploadedBytes);
+  const back = await canvid.download(videoId);
+  assert.equal(Buffer.compare(Buffer.from(back), Buffer.from(data)), 0);
+});
+
+test('anonymous callers cannot upload; a canister that does not exist is a RejectedError', async () => {
+  const anon = await client();
+  await assert.rejects(anon.upload(randomBytes(100), { title: 'anon' }, { retry: { retries: 0 } }), NotAuthorizedError);
+  await assert.rejects(anon.getMetadata('rdmx6-jaaaa-aaaaa-aaadq-cai', { retry: { retries: 0 } }), (e: unknown) => {
+    assert.ok(e instanceof RejectedError, `got ${(e as Error).name}: ${(e as Error).message}`);
+    assert.equal(e.rejectCode, 3);
+    return true;
+  });
+});
+
+test('client from an agent with local: true fetches the root key; without it nothing is fetched', async () => {
+  const agent = await HttpAgent.create({ host: served.url, identity: alice });
+  assert.equal(agent.rootKey === null || toHex(agent.rootKey) !== served.rootKey, true);
+  const canvid = await CanvidClient.create({ agent, local: true, spawnId: served.spawnId, indexId: served.indexId });
+  assert.equal(toHex((canvid.agent as HttpAgent).rootKey!), served.rootKey);
+  assert.equal((await canvid.getMetadata(first.videoId)).status, 'Ready');
+});

@@ -1,0 +1,246 @@
+// In-memory stand-ins for the spawn and video canisters, following the rules of
+// docs/video-canister.md (begin/put/missing/finish, digests, pagination), with fault injection:
+// scripted failures per method, latency, and a record of every call and of the concurrency seen.
+import { createHash } from 'node:crypto';
+import { Principal } from '@icp-sdk/core/principal';
+import type { ChunkReceipt, MissingChunks, UploadSpec, VideoMetadata } from '../../src/bindings/video.did.js';
+import { fromCandidError, type CandidError } from '../../src/errors.js';
+import type { CreateVideoRequest, UploadTransport, VideoUploadApi } from '../../src/upload.js';
+import type { VideoReadApi } from '../../src/download.js';
+
+export const OWNER = Principal.fromText('2vxsx-fae');
+
+/** Node's own SHA-256 (independent of the SDK's WebCrypto path). */
+export function nodeSha256(b: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(b).digest());
+}
+
+export function nodeFileDigest(bytes: Uint8Array, chunkSize: number): Uint8Array {
+  const h = createHash('sha256');
+  for (let s = 0; s < bytes.length; s += chunkSize) h.update(nodeSha256(bytes.subarray(s, s + chunkSize)));
+  return new Uint8Array(h.digest());
+}
+
+export function randomBytes(n: number, seed = 1): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(n);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+type Method = 'metadata' | 'begin_upload' | 'put_chunk' | 'missing_chunks' | 'finish_upload' | 'get_chunk' | 'create_video';
+
+const eq = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+export class FakeVideo implements VideoUploadApi, VideoReadApi {
+  spec?: UploadSpec;
+  chunks = new Map<number, Uint8Array>();
+  ready = false;
+  digest?: Uint8Array;
+  calls: Array<{ method: Method; index?: number }> = [];
+  inFlight = 0;
+  maxInFlight = 0;
+  latencyMs = 0;
+  /** Scripted failures: method -> queue of errors thrown by the next calls (before any effect). */
+  failures = new Map<Method, unknown[]>();
+  /** Failures thrown after the call took effect (a lost reply). */
+  lostReplies = new Map<Method, number>();
+  /** Called on every put_chunk before it takes effect (e.g. to abort). */
+  onPut?: (index: number) => void;
+  /** Corrupts what get_chunk returns for this index. */
+  corruptChunk?: number;
+  /** Page size limit of missing_chunks (to exercise pagination). */
+  missingPage = 10_000;
+
+  constructor(readonly id: string, readonly title = 't') {}
+
+  failNext(method: Method, ...errors: unknown[]): void {
+    this.failures.set(method, [...(this.failures.get(method) ?? []), ...errors]);
+  }
+
+  private async enter<T>(method: Method, index: number | undefined, f: () => T): Promise<T> {
+    this.calls.push({ method, index });
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    try {
+      await new Promise((r) => setTimeout(r, this.latencyMs));
+      const q = this.failures.get(method);
+      if (q && q.length) throw q.shift();
+      const out = f();
+      const lost = this.lostReplies.get(method) ?? 0;
+      if (lost > 0) {
+        this.lostReplies.set(method, lost - 1);
+        throw fromCandidError({ Busy: { reason: 'reply lost (simulated)' } });
+      }
+      return out;
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  private err(e: CandidError): never {
+    throw fromCandidError(e);
+  }
+
+  count(): number {
+    return this.spec ? Math.ceil(Number(this.spec.total_size) / this.spec.chunk_size) : 0;
+  }
+
+  meta(): VideoMetadata {
+    let bytes = 0n;
+    for (const c of this.chunks.values()) bytes += BigInt(c.length);
+    return {
+      status: this.ready ? { Ready: null } : this.spec ? { Uploading: null } : { Empty: null },
+      title: this.title,
+      updated_at: 0n,
+      creator: OWNER,
+      transfer_seq: 0n,
+      owner: OWNER,
+      operator: [],
+      size: this.spec?.total_size ?? 0n,
+      tags: [],
+      mime_type: this.spec?.mime_type ?? '',
+      description: '',
+      created_at: 0n,
+      ready_at: this.ready ? [1n] : [],
+      chunk_count: this.count(),
+      digest: this.digest ? [this.digest] : [],
+      index: [],
+      chunk_size: this.spec?.chunk_size ?? 0,
+      duration_ms: this.spec?.duration_ms ?? [],
+      uploaded_bytes: bytes,
+      uploaded_chunks: this.chunks.size,
+    };
+  }
+
+  metadata(): Promise<VideoMetadata> {
+    return this.enter('metadata', undefined, () => this.meta());
+  }
+
+  beginUpload(spec: UploadSpec): Promise<VideoMetadata> {
+    return this.enter('begin_upload', undefined, () => {
+      if (this.ready) this.err({ AlreadyFinished: null });
+      if (this.spec && this.chunks.size > 0 && JSON.stringify(this.spec, replacer) !== JSON.stringify(spec, replacer)) {
+        this.err({ Conflict: { reason: 'a different upload is in progress' } });
+      }
+      this.spec = spec;
+      return this.meta();
+    });
+  }
+
+  putChunk(index: number, data: Uint8Array): Promise<ChunkReceipt> {
+    return this.enter('put_chunk', index, () => {
+      this.onPut?.(index);
+      if (this.ready) this.err({ AlreadyFinished: null });
+      const spec = this.spec ?? this.err({ NotReady: { reason: 'no upload declared' } });
+      const n = this.count();
+      if (index >= n) this.err({ ChunkOutOfRange: { index, chunk_count: n } });
+      const expected = Math.min(spec.chunk_size, Number(spec.total_size) - index * spec.chunk_size);
+      if (data.length !== expected) this.err({ WrongChunkSize: { index, actual: BigInt(data.length), expected: BigInt(expected) } });
+      const d = nodeSha256(data);
+      if (spec.chunk_digests.length && !eq(spec.chunk_digests[0]![index]!, d)) {
+        this.err({ WrongDigest: { index: [index], actual: d, expected: spec.chunk_digests[0]![index]! } });
+      }
+      this.chunks.set(index, data.slice());
+      return { len: data.length, sha256: d, chunk_count: n, index, uploaded_chunks: this.chunks.size };
+    });
+  }
+
+  missingChunks(start: number | undefined, limit: number | undefined): Promise<MissingChunks> {
+    return this.enter('missing_chunks', undefined, () => {
+      const lim = Math.min(limit ?? this.missingPage, this.missingPage);
+      const n = this.count();
+      const all = [];
+      for (let i = 0; i < n; i++) if (!this.chunks.has(i)) all.push(i);
+      const from = all.filter((i) => i >= (start ?? 0));
+      const page = from.slice(0, lim);
+      const more = from.length > lim;
+      return {
+        missing_count: all.length,
+        missing: Uint32Array.from(page),
+        next: more ? [from[lim]!] : [],
+      } as unknown as MissingChunks;
+    });
+  }
+
+  finishUpload(): Promise<VideoMetadata> {
+    return this.enter('finish_upload', undefined, () => {
+      if (this.ready) this.err({ AlreadyFinished: null });
+      const spec = this.spec ?? this.err({ NotReady: { reason: 'no upload declared' } });
+      const n = this.count();
+      const missing = [];
+      for (let i = 0; i < n; i++) if (!this.chunks.has(i)) missing.push(i);
+      if (missing.length) this.err({ Incomplete: { missing_count: missing.length, missing: Uint32Array.from(missing.slice(0, 100)) } });
+      const h = createHash('sha256');
+      for (let i = 0; i < n; i++) h.update(nodeSha256(this.chunks.get(i)!));
+      const digest = new Uint8Array(h.digest());
+      if (spec.file_digest.length && !eq(spec.file_digest[0]!, digest)) {
+        this.err({ WrongDigest: { index: [], actual: digest, expected: spec.file_digest[0]! } });
+      }
+      this.digest = digest;
+      this.ready = true;
+      return this.meta();
+    });
+  }
+
+  getChunk(index: number): Promise<Uint8Array> {
+    return this.enter('get_chunk', index, () => {
+      const c = this.chunks.get(index) ?? this.err({ NotFound: { what: `chunk ${index}` } });
+      if (index === this.corruptChunk) {
+        const bad = c.slice();
+        bad[0] = bad[0]! ^ 0xff;
+        return bad;
+      }
+      return c;
+    });
+  }
+
+  /** All stored bytes in order. */
+  bytes(): Uint8Array {
+    const parts = Array.from({ length: this.count() }, (_, i) => this.chunks.get(i)!);
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let o = 0;
+    for (const p of parts) {
+      out.set(p, o);
+      o += p.length;
+    }
+    return out;
+  }
+}
+
+function replacer(_k: string, v: unknown) {
+  if (typeof v === 'bigint') return v.toString();
+  if (v instanceof Uint8Array) return Array.from(v);
+  return v;
+}
+
+export class FakeNetwork implements UploadTransport {
+  videos = new Map<string, FakeVideo>();
+  created: CreateVideoRequest[] = [];
+  createFailures: unknown[] = [];
+  private next = 1;
+
+  async createVideo(args: CreateVideoRequest): Promise<string> {
+    const f = this.createFailures.shift();
+    if (f) throw f;
+    this.created.push(args);
+    // Distinct, syntactically valid canister ids.
+    const id = Principal.fromUint8Array(new Uint8Array([0, 0, 0, 0, 0, 0x10, this.next++, 1, 1, 1])).toText();
+    this.videos.set(id, new FakeVideo(id, args.title));
+    return id;
+  }
+
+  video(id: string): FakeVideo {
+    const v = this.videos.get(id);
+    if (!v) throw fromCandidError({ NotFound: { what: `canister ${id}` } });
+    return v;
+  }
+}
+
+/** A fast retry policy for tests (no real waiting beyond a millisecond). */
+export const FAST_RETRY = { retries: 5, baseDelayMs: 1, maxDelayMs: 2, factor: 2, jitter: 0.5 };
