@@ -8,10 +8,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::error::{Error, Result};
 
 const AFTER_HELP: &str = "\
-Exit codes: 0 ok · 1 a canister refused, or an upload/verification failed · 2 bad command line ·
-3 bad input (missing file, unreadable identity, invalid principal) · 4 missing tool or build
-(canister wasm not built: run scripts/build-wasm.sh; ffmpeg missing: run scripts/setup.sh) ·
-5 network unavailable or not yet supported.
+Exit codes: 0 ok · 1 an upload or verification failed, I/O error · 2 bad command line ·
+3 bad input (missing file, invalid principal) · 4 missing tool or build (canister wasm not
+built: run scripts/build-wasm.sh; ffmpeg missing: run scripts/setup.sh) · 5 network unreachable
+(`canvid serve` not running) or not supported · 6 unusable identity file · 7 a canister refused
+(not authorized, invalid request, quota).
 
 Canister wasm is read from target/canisters/ under the workspace (override: CANVID_WASM_DIR).";
 
@@ -52,30 +53,46 @@ pub enum Command {
         #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=600))]
         seconds: u32,
     },
-    /// Run the embedded replica with the index and spawn canisters behind an HTTP gateway.
+    /// Run the embedded replica (index and spawn canisters deployed) on one loopback port:
+    /// the IC HTTP interface for agents and the HTTP gateway for browsers.
     ///
-    /// Prints the gateway URL and the canister ids. The replica's state lives in memory only:
-    /// the embedded replica has no snapshot support yet, so nothing survives a restart and
-    /// every start deploys fresh canisters. --state DIR only receives canister_ids.json for the
-    /// running deployment. Other canvid commands cannot reach this replica yet (it has no HTTP
-    /// API for calls); use --upload to serve your own videos.
+    /// State persists in DIR: a snapshot of the replica is saved every --save-interval seconds
+    /// when something changed (only the stable-memory pages written since the last save), and on
+    /// Ctrl-C / SIGTERM. A restart on the same DIR restores the same canisters, ids, root key and
+    /// videos; a kill -9 loses at most what happened since the last save (docs/serve.md). The
+    /// first start deploys fresh canisters. Writes DIR/canister_ids.json and, while running,
+    /// DIR/serve.json (URL, pid, root key) which `canvid upload|get|ls|transfer|info` read.
     Serve {
-        /// Gateway port on 127.0.0.1 (0 picks a free port).
+        /// Port on 127.0.0.1 (0 picks a free port).
         #[arg(long, default_value_t = 4944)]
         port: u16,
-        /// Directory that receives canister_ids.json (no state is restored from it).
-        #[arg(long, value_name = "DIR")]
-        state: Option<PathBuf>,
-        /// Upload this video before serving (repeatable).
+        /// State directory (snapshot, canister_ids.json, serve.json).
+        #[arg(long, value_name = "DIR", default_value = DEFAULT_STATE)]
+        state: PathBuf,
+        /// Upload this video (as the demo identity "alice") before serving (repeatable).
         #[arg(long, value_name = "FILE")]
         upload: Vec<PathBuf>,
+        /// Seconds between snapshot saves (a save with nothing changed writes nothing).
+        #[arg(long, value_name = "SECS", default_value_t = 5)]
+        save_interval: u64,
     },
-    /// Upload a video: create its canister through the spawn canister and send it in chunks.
+    /// Upload a video: create its canister through the spawn canister, send the chunks the
+    /// canister is missing (4 in flight), finish and verify the digest.
+    ///
+    /// An interrupted upload resumes when the same file is uploaded again to the same network
+    /// (the canister is remembered in DIR/uploads.json), or into --resume ID: only the chunks
+    /// the canister does not have are sent. Prints the video canister id as the last line.
     Upload {
         file: PathBuf,
         /// Title (default: the file name).
         #[arg(long)]
         title: Option<String>,
+        /// Continue the upload into this video canister.
+        #[arg(long, value_name = "ID")]
+        resume: Option<String>,
+        /// Test hook: stop after this many chunks were stored (an interrupted upload).
+        #[arg(long, hide = true)]
+        stop_after_chunks: Option<u32>,
         #[command(flatten)]
         net: NetArgs,
     },
@@ -116,14 +133,33 @@ pub enum Command {
     },
 }
 
+/// Default state directory of `serve` and of the other commands.
+pub const DEFAULT_STATE: &str = ".canvid";
+
 #[derive(Debug, Clone, Args)]
 pub struct NetArgs {
-    /// Network: embedded, local (a replica on 127.0.0.1:4943), ic, or a replica URL.
+    /// Network: embedded (a running `canvid serve --state DIR`), local (127.0.0.1:4943), ic
+    /// (icp-api.io), or a replica URL.
     #[arg(long, default_value = "embedded", value_parser = parse_network)]
     pub network: Network,
-    /// PEM private key of the identity to call with (default: anonymous).
+    /// PEM private key (Ed25519 or secp256k1, as dfx writes) to call with. Default:
+    /// DIR/identity.pem, created on first use.
     #[arg(long, value_name = "PEM")]
     pub identity: Option<PathBuf>,
+    /// State directory: serve.json and canister_ids.json of `canvid serve`, the default
+    /// identity, unfinished uploads.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_STATE)]
+    pub state: PathBuf,
+    /// Index canister id (default: from DIR/canister_ids.json).
+    #[arg(long, value_name = "ID", value_parser = parse_principal)]
+    pub index: Option<Principal>,
+    /// Spawn canister id (default: from DIR/canister_ids.json).
+    #[arg(long, value_name = "ID", value_parser = parse_principal)]
+    pub spawn: Option<Principal>,
+}
+
+fn parse_principal(s: &str) -> std::result::Result<Principal, String> {
+    Principal::from_text(s).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,67 +214,87 @@ pub fn run(cli: Cli) -> Result<()> {
             port,
             state,
             upload,
+            save_interval,
         } => crate::serve::run(crate::serve::ServeOptions {
             port,
             state,
             upload,
+            save_interval: std::time::Duration::from_secs(save_interval.max(1)),
         }),
         Command::Upload {
             file,
-            title: _,
+            title,
+            resume,
+            stop_after_chunks,
             net,
         } => {
             check_readable_file(&file)?;
+            let resume = resume.map(|r| principal("video id", &r)).transpose()?;
             check_identity(&net)?;
-            not_yet("upload", &net.network)
+            with_client(&net, |c| async move {
+                crate::commands::upload(
+                    &c,
+                    crate::commands::UploadArgs {
+                        file,
+                        title,
+                        resume,
+                        stop_after_chunks,
+                    },
+                )
+                .await
+            })
         }
         Command::Get { id, output, net } => {
-            principal("video id", &id)?;
+            let id = principal("video id", &id)?;
             if let Some(out) = &output {
                 check_output(out)?;
             }
             check_identity(&net)?;
-            not_yet("get", &net.network)
+            with_client(&net, |c| async move { crate::commands::get(&c, id, output).await })
         }
         Command::Ls {
             creator,
             owner,
             net,
         } => {
-            if let Some(c) = &creator {
-                principal("creator", c)?;
-            }
-            if let Some(o) = &owner {
-                principal("owner", o)?;
-            }
+            let creator = creator.map(|c| principal("creator", &c)).transpose()?;
+            let owner = owner.map(|o| principal("owner", &o)).transpose()?;
             check_identity(&net)?;
-            not_yet("ls", &net.network)
+            with_client(&net, |c| async move {
+                crate::commands::ls(&c, creator, owner).await
+            })
         }
         Command::Transfer { id, new_owner, net } => {
-            principal("video id", &id)?;
-            principal("new owner", &new_owner)?;
+            let id = principal("video id", &id)?;
+            let new_owner = principal("new owner", &new_owner)?;
             check_identity(&net)?;
-            not_yet("transfer", &net.network)
+            with_client(&net, |c| async move {
+                crate::commands::transfer(&c, id, new_owner).await
+            })
         }
         Command::Info { id, net } => {
-            principal("video id", &id)?;
+            let id = principal("video id", &id)?;
             check_identity(&net)?;
-            not_yet("info", &net.network)
+            with_client(&net, |c| async move { crate::commands::info(&c, id).await })
         }
     }
 }
 
-fn not_yet(command: &str, network: &Network) -> Result<()> {
-    Err(Error::NotSupported(match network {
-        Network::Embedded => format!(
-            "`canvid {command}` on the embedded network: the embedded replica lives inside one process and has no \
-             call API for other processes yet; use `canvid demo FILE` or `canvid serve --upload FILE`"
-        ),
-        other => format!(
-            "`canvid {command}` on {other}: real networks need the ic-agent client, which is not built in yet; \
-             use `canvid demo FILE` to run the same flow on the embedded replica"
-        ),
-    }))
+/// Runs `f` with an agent for `net` on a tokio runtime (the agent is async).
+fn with_client<F, Fut>(net: &NetArgs, f: F) -> Result<()>
+where
+    F: FnOnce(std::sync::Arc<crate::network::Client>) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting the async runtime", e))?;
+    rt.block_on(async {
+        let client = crate::network::Client::connect(net).await?;
+        f(std::sync::Arc::new(client)).await
+    })
 }
 
 pub fn principal(what: &'static str, text: &str) -> Result<Principal> {

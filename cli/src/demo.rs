@@ -320,7 +320,7 @@ pub fn run(opts: DemoOptions) -> Result<()> {
     );
 
     if opts.serve {
-        crate::serve::serve_until_ctrl_c(&d, opts.port, &[video])?;
+        crate::serve::serve_until_ctrl_c(&replica, opts.port, &[video])?;
     }
     Ok(())
 }

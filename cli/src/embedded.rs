@@ -5,18 +5,17 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use candid::utils::{ArgumentDecoder, ArgumentEncoder};
+use candid::utils::ArgumentEncoder;
 use candid::{CandidType, Principal};
 use canvid_replica::{CallStats, CanisterSettings, Replica};
 use canvid_types::index::IndexInit;
 use canvid_types::spawn::{QuotaArgs, SpawnInit};
-use canvid_types::video::{
-    ChunkReceipt, ChunkUpload, MissingArgs, MissingChunks, UploadSpec, VideoMetadata,
-};
+use canvid_types::video::{ChunkReceipt, ChunkUpload, MissingArgs, MissingChunks, VideoMetadata};
 use serde::de::DeserializeOwned;
 use serde_bytes::ByteBuf;
 
 use crate::error::{Error, Result};
+pub use crate::network::Kind;
 use crate::upload::{Digest, UploadPlan, VideoClient};
 
 /// Cycles the demo deployment gives the spawn canister's pool (it pays for each video canister:
@@ -118,7 +117,7 @@ impl std::fmt::Display for Cost {
 }
 
 /// Candid-encodes `args` (a tuple).
-fn encode(args: impl ArgumentEncoder, canister: Principal, method: &str) -> Result<Vec<u8>> {
+pub fn encode(args: impl ArgumentEncoder, canister: Principal, method: &str) -> Result<Vec<u8>> {
     candid::encode_args(args).map_err(|e| Error::BadReply {
         canister,
         method: method.into(),
@@ -126,44 +125,42 @@ fn encode(args: impl ArgumentEncoder, canister: Principal, method: &str) -> Resu
     })
 }
 
-fn decode<R: for<'a> ArgumentDecoder<'a>>(
-    bytes: &[u8],
+/// One typed call on the embedded replica (update or query, see [`Kind`]); returns the decoded
+/// single reply and its cost.
+pub fn call<R>(
+    replica: &Replica,
+    kind: Kind,
     canister: Principal,
+    sender: Principal,
     method: &str,
-) -> Result<R> {
-    candid::decode_args(bytes).map_err(|e| Error::BadReply {
+    args: impl ArgumentEncoder,
+) -> Result<(R, CallStats)>
+where
+    R: CandidType + DeserializeOwned,
+{
+    let arg = encode(args, canister, method)?;
+    let (res, stats) = match kind {
+        Kind::Update => replica.update_call_with_stats(canister, sender, method, arg),
+        Kind::Query => replica.query_call_with_stats(canister, sender, method, arg),
+    };
+    let bytes = res.map_err(|reject| Error::Rejected {
+        canister,
+        method: method.into(),
+        reject: Box::new(reject),
+    })?;
+    let (r,): (R,) = candid::decode_args(&bytes).map_err(|e| Error::BadReply {
         canister,
         method: method.into(),
         reason: e.to_string(),
-    })
-}
-
-/// An ingress update call; returns the decoded single reply and its cost.
-pub fn update<R>(
-    replica: &Replica,
-    canister: Principal,
-    sender: Principal,
-    method: &str,
-    args: impl ArgumentEncoder,
-) -> Result<(R, CallStats)>
-where
-    R: CandidType + DeserializeOwned,
-{
-    let arg = encode(args, canister, method)?;
-    let (res, stats) = replica.update_call_with_stats(canister, sender, method, arg);
-    let bytes = res.map_err(|reject| Error::Rejected {
-        canister,
-        method: method.into(),
-        reject: Box::new(reject),
     })?;
-    let (r,): (R,) = decode(&bytes, canister, method)?;
     Ok((r, stats))
 }
 
-/// [`update`] for methods returning `Result<T, canvid_types::Error>`: a canister error becomes
-/// [`Error::Refused`].
-pub fn update_ok<T>(
+/// [`call`] for methods returning `Result<T, canvid_types::Error>`: a canister error becomes
+/// [`Error::Refused`] (or [`Error::NotAuthorized`]).
+pub fn call_ok<T>(
     replica: &Replica,
+    kind: Kind,
     canister: Principal,
     sender: Principal,
     method: &str,
@@ -173,53 +170,84 @@ where
     T: CandidType + DeserializeOwned,
 {
     let (r, stats): (std::result::Result<T, canvid_types::Error>, _) =
-        update(replica, canister, sender, method, args)?;
-    r.map(|v| (v, stats)).map_err(|error| Error::Refused {
-        canister,
-        method: method.into(),
-        error: Box::new(error),
-    })
+        call(replica, kind, canister, sender, method, args)?;
+    r.map(|v| (v, stats))
+        .map_err(|error| crate::network::refused(canister, method, error))
 }
 
-/// A query call (free on the IC); returns the decoded reply and the instructions it took.
-pub fn query<R>(
+/// An ingress update call (see [`call`]).
+pub fn update<R: CandidType + DeserializeOwned>(
     replica: &Replica,
     canister: Principal,
     sender: Principal,
     method: &str,
     args: impl ArgumentEncoder,
-) -> Result<(R, CallStats)>
-where
-    R: CandidType + DeserializeOwned,
-{
-    let arg = encode(args, canister, method)?;
-    let (res, stats) = replica.query_call_with_stats(canister, sender, method, arg);
-    let bytes = res.map_err(|reject| Error::Rejected {
-        canister,
-        method: method.into(),
-        reject: Box::new(reject),
+) -> Result<(R, CallStats)> {
+    call(replica, Kind::Update, canister, sender, method, args)
+}
+
+/// An update returning `Result<T, canvid_types::Error>` (see [`call_ok`]).
+pub fn update_ok<T: CandidType + DeserializeOwned>(
+    replica: &Replica,
+    canister: Principal,
+    sender: Principal,
+    method: &str,
+    args: impl ArgumentEncoder,
+) -> Result<(T, CallStats)> {
+    call_ok(replica, Kind::Update, canister, sender, method, args)
+}
+
+/// A query call, free on the IC (see [`call`]).
+pub fn query<R: CandidType + DeserializeOwned>(
+    replica: &Replica,
+    canister: Principal,
+    sender: Principal,
+    method: &str,
+    args: impl ArgumentEncoder,
+) -> Result<(R, CallStats)> {
+    call(replica, Kind::Query, canister, sender, method, args)
+}
+
+/// A query returning `Result<T, canvid_types::Error>` (see [`call_ok`]).
+pub fn query_ok<T: CandidType + DeserializeOwned>(
+    replica: &Replica,
+    canister: Principal,
+    sender: Principal,
+    method: &str,
+    args: impl ArgumentEncoder,
+) -> Result<(T, CallStats)> {
+    call_ok(replica, Kind::Query, canister, sender, method, args)
+}
+
+/// The next `missing_chunks` page start, refusing a cursor that does not advance (a canister
+/// answering so would make the client loop forever).
+pub fn next_missing_page(
+    video: Principal,
+    start: Option<u32>,
+    next: Option<u32>,
+) -> Result<Option<u32>> {
+    match next {
+        Some(n) if start.is_none_or(|s| n > s) => Ok(Some(n)),
+        Some(n) => Err(Error::BadReply {
+            canister: video,
+            method: "missing_chunks".into(),
+            reason: format!("page cursor did not advance ({n})"),
+        }),
+        None => Ok(None),
+    }
+}
+
+/// The digest of a video `finish_upload` made Ready.
+pub fn ready_digest(video: Principal, meta: &VideoMetadata) -> Result<Digest> {
+    let digest = meta.digest.as_ref().ok_or_else(|| Error::BadReply {
+        canister: video,
+        method: "finish_upload".into(),
+        reason: "the video is not Ready after finish_upload".into(),
     })?;
-    let (r,): (R,) = decode(&bytes, canister, method)?;
-    Ok((r, stats))
-}
-
-/// [`query`] for methods returning `Result<T, canvid_types::Error>`.
-pub fn query_ok<T>(
-    replica: &Replica,
-    canister: Principal,
-    sender: Principal,
-    method: &str,
-    args: impl ArgumentEncoder,
-) -> Result<(T, CallStats)>
-where
-    T: CandidType + DeserializeOwned,
-{
-    let (r, stats): (std::result::Result<T, canvid_types::Error>, _) =
-        query(replica, canister, sender, method, args)?;
-    r.map(|v| (v, stats)).map_err(|error| Error::Refused {
-        canister,
-        method: method.into(),
-        error: Box::new(error),
+    <[u8; 32]>::try_from(digest.as_slice()).map_err(|_| Error::BadReply {
+        canister: video,
+        method: "finish_upload".into(),
+        reason: format!("digest has {} bytes, expected 32", digest.len()),
     })
 }
 
@@ -377,26 +405,7 @@ impl VideoClient for EmbeddedVideo<'_> {
     type Error = Error;
 
     async fn begin(&self, plan: &UploadPlan) -> Result<()> {
-        let chunk_size = u32::try_from(plan.chunk_size).map_err(|_| {
-            Error::Upload(format!(
-                "chunk size {} does not fit the interface",
-                plan.chunk_size
-            ))
-        })?;
-        let digests = (plan.chunk_digests.len() <= MAX_DECLARED_DIGESTS).then(|| {
-            plan.chunk_digests
-                .iter()
-                .map(|d| ByteBuf::from(d.to_vec()))
-                .collect()
-        });
-        let spec = UploadSpec {
-            mime_type: self.mime_type.clone(),
-            total_size: plan.size,
-            chunk_size,
-            chunk_digests: digests,
-            file_digest: Some(ByteBuf::from(plan.file_digest.to_vec())),
-            duration_ms: None,
-        };
+        let spec = crate::network::upload_spec(plan, &self.mime_type)?;
         let _: VideoMetadata = self.upd("begin_upload", (spec,))?;
         Ok(())
     }
@@ -424,16 +433,8 @@ impl VideoClient for EmbeddedVideo<'_> {
                 (MissingArgs { start, limit: None },),
             )?;
             all.extend(page.missing);
-            match page.next {
-                // A page must advance; a canister that answers otherwise would loop forever.
-                Some(next) if start.is_none_or(|s| next > s) => start = Some(next),
-                Some(next) => {
-                    return Err(Error::BadReply {
-                        canister: self.video,
-                        method: "missing_chunks".into(),
-                        reason: format!("page cursor did not advance ({next})"),
-                    })
-                }
+            match next_missing_page(self.video, start, page.next)? {
+                Some(next) => start = Some(next),
                 None => return Ok(all),
             }
         }
@@ -441,25 +442,10 @@ impl VideoClient for EmbeddedVideo<'_> {
 
     async fn finish(&self) -> Result<Digest> {
         let meta: VideoMetadata = self.upd("finish_upload", ())?;
-        let digest = meta.digest.ok_or_else(|| Error::BadReply {
-            canister: self.video,
-            method: "finish_upload".into(),
-            reason: "the video is not Ready after finish_upload".into(),
-        })?;
-        <[u8; 32]>::try_from(digest.as_slice()).map_err(|_| Error::BadReply {
-            canister: self.video,
-            method: "finish_upload".into(),
-            reason: format!("digest has {} bytes, expected 32", digest.len()),
-        })
+        ready_digest(self.video, &meta)
     }
 
     fn is_transient(&self, error: &Error) -> bool {
-        match error {
-            Error::Rejected { reject, .. } => {
-                reject.reject_code == canvid_replica::RejectCode::SysTransient
-            }
-            Error::Refused { error, .. } => matches!(**error, canvid_types::Error::Busy { .. }),
-            _ => false,
-        }
+        crate::network::is_transient(error)
     }
 }

@@ -17,8 +17,13 @@ pub mod exit {
     pub const INPUT: i32 = 3;
     /// Something the machine lacks: canister wasm not built, ffmpeg not installed.
     pub const ENVIRONMENT: i32 = 4;
-    /// The network cannot be reached, or this command does not support it yet.
+    /// The network cannot be reached (`canvid serve` not running), or this command does not
+    /// support it yet.
     pub const UNAVAILABLE: i32 = 5;
+    /// The identity file cannot be used.
+    pub const IDENTITY: i32 = 6;
+    /// A canister refused the call (not authorized, invalid request, quota, ...).
+    pub const REFUSED: i32 = 7;
 }
 
 #[derive(Debug)]
@@ -72,6 +77,27 @@ pub enum Error {
         reason: String,
     },
     Gateway(String),
+    /// The caller may not do this (a canister's `NotAuthorized`, or an `inspect_message`
+    /// refusal: IC0406).
+    NotAuthorized {
+        canister: Principal,
+        method: String,
+        detail: String,
+    },
+    /// The network cannot be reached.
+    Unavailable {
+        url: String,
+        reason: String,
+        hint: String,
+    },
+    /// `--network embedded` without a running `canvid serve` for the state directory.
+    NotServing(PathBuf),
+    /// Another agent-level failure (certificate, signing, protocol).
+    Agent(String),
+    /// The upload was stopped on purpose (`--stop-after-chunks`).
+    Interrupted(String),
+    /// The state directory holds something unusable.
+    State(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -82,14 +108,19 @@ impl Error {
             Error::FileNotFound(_)
             | Error::FileUnreadable { .. }
             | Error::EmptyFile(_)
-            | Error::Identity { .. }
             | Error::InvalidPrincipal { .. } => exit::INPUT,
+            Error::Identity { .. } => exit::IDENTITY,
+            Error::Refused { .. } | Error::Rejected { .. } | Error::NotAuthorized { .. } => {
+                exit::REFUSED
+            }
+            Error::Unavailable { .. } | Error::NotServing(_) => exit::UNAVAILABLE,
             Error::WasmMissing { .. } | Error::FfmpegMissing => exit::ENVIRONMENT,
             Error::NotSupported(_) => exit::UNAVAILABLE,
             Error::Ffmpeg(_)
-            | Error::Refused { .. }
-            | Error::Rejected { .. }
             | Error::BadReply { .. }
+            | Error::Agent(_)
+            | Error::Interrupted(_)
+            | Error::State(_)
             | Error::Deploy(_)
             | Error::Upload(_)
             | Error::Verify(_)
@@ -163,6 +194,22 @@ impl fmt::Display for Error {
             Error::NotSupported(what) => write!(f, "not yet supported: {what}"),
             Error::Io { what, reason } => write!(f, "{what}: {reason}"),
             Error::Gateway(reason) => write!(f, "HTTP gateway: {reason}"),
+            Error::NotAuthorized { canister, method, detail } => write!(
+                f,
+                "not authorized: {canister} refused {method} for this identity ({detail}); use --identity with the owner's key"
+            ),
+            Error::Unavailable { url, reason, hint } => {
+                write!(f, "cannot reach {url}: {reason} ({hint})")
+            }
+            Error::NotServing(dir) => write!(
+                f,
+                "no running `canvid serve` for {}: start it with `canvid serve --state {}` (or pass --network local|ic|URL)",
+                dir.display(),
+                dir.display()
+            ),
+            Error::Agent(reason) => write!(f, "agent: {reason}"),
+            Error::Interrupted(reason) => write!(f, "upload interrupted: {reason} (run the same upload again to resume it)"),
+            Error::State(reason) => write!(f, "state directory: {reason}"),
         }
     }
 }

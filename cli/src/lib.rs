@@ -2,11 +2,13 @@
 //! `canvid` binary is made of, so integration tests and other tools can reuse them.
 
 pub mod cli;
+pub mod commands;
 pub mod demo;
 pub mod embedded;
 pub mod error;
 pub mod fmt;
 pub mod identity;
+pub mod network;
 pub mod progress;
 pub mod serve;
 pub mod upload;

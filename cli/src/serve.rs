@@ -1,32 +1,90 @@
-//! `canvid serve` and the serving end of `canvid demo`: the embedded replica behind the HTTP
-//! gateway on loopback.
+//! `canvid serve` and the serving end of `canvid demo`: the embedded replica on one loopback
+//! port, with the IC HTTP interface (agents: `canvid upload`, dfx, icp-cli, @icp-sdk/core) and
+//! the HTTP gateway (browsers) — `canvid-replica-http`.
 //!
-//! Persistence: the embedded replica keeps its state in memory only (it has no snapshot API
-//! yet), so every start deploys fresh canisters. `--state DIR` receives `canister_ids.json`
-//! describing the running deployment; it does not restore anything.
+//! ## Persistence (`--state DIR`, default `.canvid`)
+//! * `DIR/replica/`: the replica snapshot (format and guarantees: `canvid_replica::snapshot`
+//!   and docs/serve.md). Saved every `--save-interval` seconds when something changed — only
+//!   the stable-memory pages written since the last save go to disk — and on Ctrl-C / SIGTERM.
+//!   A save needs the replica idle (no queued message); a busy replica is saved at the next
+//!   tick.
+//! * `DIR/canister_ids.json`: `{"index": {"embedded": id}, "spawn": {"embedded": id}, ...}`.
+//! * `DIR/serve.json` while running: `{"url", "pid", "root_key"}` (hex DER) for the other
+//!   commands' `--network embedded`. Removed on a clean stop.
+//!
+//! A start on a DIR holding a snapshot restores it (same canister ids, root key, videos);
+//! otherwise the index and spawn canisters are deployed fresh and saved at once.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use candid::Principal;
+use canvid_replica::snapshot::SnapshotError;
 use canvid_replica::Replica;
 use canvid_types::spawn::{CreateVideoArgs, CreatedVideo};
 
-use crate::embedded::{self, demo_identity, update_ok, Deployment, EmbeddedVideo, Wasms};
+use crate::embedded::{self, demo_identity, update_ok, EmbeddedVideo, Wasms};
 use crate::error::{Error, Result};
 use crate::fmt;
+use crate::network::{read_canister_ids, serve_json, ServeInfo};
 use crate::upload::{self, ChunkSource, FileSource, UploadOptions, CHUNK_SIZE};
 
 pub struct ServeOptions {
     pub port: u16,
-    pub state: Option<PathBuf>,
+    pub state: PathBuf,
     /// Videos to upload (as the demo identity "alice") before serving.
     pub upload: Vec<PathBuf>,
+    pub save_interval: Duration,
+}
+
+/// Where the snapshot lives inside the state directory.
+pub fn snapshot_dir(state: &Path) -> PathBuf {
+    state.join("replica")
+}
+
+fn snapshot_error(e: SnapshotError) -> Error {
+    Error::State(format!("snapshot: {e}"))
+}
+
+/// Refuses a state directory another live `canvid serve` is using (two writers would corrupt
+/// each other's snapshots).
+fn check_not_served(dir: &Path) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(serve_json(dir)) else {
+        return Ok(());
+    };
+    let Ok(info) = serde_json::from_str::<ServeInfo>(&text) else {
+        return Ok(());
+    };
+    let alive = Path::new("/proc").join(info.pid.to_string()).exists();
+    if alive && info.pid != std::process::id() {
+        return Err(Error::State(format!(
+            "{} is in use by `canvid serve` pid {} at {}: stop it first or use another --state",
+            dir.display(),
+            info.pid,
+            info.url
+        )));
+    }
+    Ok(())
+}
+
+/// Saves the snapshot, retrying while the replica is busy, for at most `patience`.
+pub fn save(replica: &Replica, state: &Path, patience: Duration) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        match replica.save_snapshot(&snapshot_dir(state)) {
+            Ok(_) => return Ok(()),
+            Err(SnapshotError::Busy) if start.elapsed() < patience => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(e) => return Err(snapshot_error(e)),
+        }
+    }
 }
 
 pub fn run(opts: ServeOptions) -> Result<()> {
-    let wasms = Wasms::load()?;
+    let dir = &opts.state;
     // Open every file first: a typo should fail before anything is deployed.
     let mut sources = Vec::new();
     for path in &opts.upload {
@@ -36,38 +94,56 @@ pub fn run(opts: ServeOptions) -> Result<()> {
         }
         sources.push((path.clone(), source));
     }
-    if let Some(dir) = &opts.state {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    check_not_served(dir)?;
 
-    let replica = Arc::new(Replica::new());
-    let admin = demo_identity("admin");
-    let d = embedded::deploy(replica.clone(), &wasms, admin)?;
-    println!(
-        "embedded replica: index {} spawn {} (admin {admin})",
-        d.index, d.spawn
-    );
-    println!("note: state is in memory only; it is lost when this process stops");
+    let snap = snapshot_dir(dir);
+    let (replica, index, spawn) = if Replica::snapshot_exists(&snap) {
+        let started = Instant::now();
+        let replica = Arc::new(Replica::load_snapshot(&snap).map_err(snapshot_error)?);
+        let (index, spawn) = match read_canister_ids(dir, "embedded")? {
+            (Some(i), Some(s)) if replica.canister_exists(i) && replica.canister_exists(s) => {
+                (i, s)
+            }
+            _ => {
+                return Err(Error::State(format!(
+                    "{} does not name the restored index and spawn canisters",
+                    dir.join("canister_ids.json").display()
+                )))
+            }
+        };
+        println!(
+            "restored the replica from {} ({} canisters) in {:.2} s",
+            snap.display(),
+            replica.canister_ids().len(),
+            started.elapsed().as_secs_f64()
+        );
+        (replica, index, spawn)
+    } else {
+        let wasms = Wasms::load()?;
+        let replica = Arc::new(Replica::new());
+        let d = embedded::deploy(replica.clone(), &wasms, demo_identity("admin"))?;
+        println!("deployed fresh canisters (no snapshot in {})", snap.display());
+        (replica, d.index, d.spawn)
+    };
+    println!("embedded replica: index {index} spawn {spawn}");
 
     let alice = demo_identity("alice");
     let mut videos = Vec::new();
     for (path, source) in &sources {
-        let video = upload_file(&replica, &d, alice, path, source)?;
-        videos.push(video);
+        videos.push(upload_file(&replica, spawn, alice, path, source)?);
     }
-
-    if let Some(dir) = &opts.state {
-        let file = write_canister_ids(dir, &d, &videos)?;
-        println!("wrote {}", file.display());
-    }
-    serve_until_ctrl_c(&d, opts.port, &videos)
+    let ids = write_canister_ids(dir, index, spawn, &videos)?;
+    println!("wrote {}", ids.display());
+    save(&replica, dir, Duration::from_secs(10))?;
+    serve_until_stopped(&replica, dir, opts.port, opts.save_interval, &videos)
 }
 
 /// Creates a video canister through the spawn canister and uploads `source` into it.
 pub fn upload_file(
     replica: &Replica,
-    d: &Deployment,
+    spawn: Principal,
     owner: Principal,
     path: &Path,
     source: &FileSource,
@@ -84,7 +160,7 @@ pub fn upload_file(
         owner: None,
     };
     let (created, _): (CreatedVideo, _) =
-        update_ok(replica, d.spawn, owner, "create_video", (args,))?;
+        update_ok(replica, spawn, owner, "create_video", (args,))?;
     let client = EmbeddedVideo::new(
         replica,
         created.canister_id,
@@ -111,57 +187,127 @@ pub fn upload_file(
 }
 
 /// `DIR/canister_ids.json`, in dfx's shape (`{"name": {"network": "id"}}`) so tools that read
-/// dfx's file can read it.
-pub fn write_canister_ids(dir: &Path, d: &Deployment, videos: &[Principal]) -> Result<PathBuf> {
-    let mut map = serde_json::Map::new();
-    let entry = |id: Principal| serde_json::json!({ "embedded": id.to_text() });
-    map.insert("index".into(), entry(d.index));
-    map.insert("spawn".into(), entry(d.spawn));
-    for (i, v) in videos.iter().enumerate() {
-        map.insert(format!("video_{i}"), entry(*v));
-    }
+/// dfx's file can read it. Entries already there (e.g. other networks, earlier videos) are kept.
+pub fn write_canister_ids(
+    dir: &Path,
+    index: Principal,
+    spawn: Principal,
+    videos: &[Principal],
+) -> Result<PathBuf> {
     let path = dir.join("canister_ids.json");
+    let mut map = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&t).ok())
+        .unwrap_or_default();
+    let mut set = |name: String, id: Principal| {
+        let entry = map
+            .entry(name)
+            .or_insert_with(|| serde_json::json!({}));
+        if !entry.is_object() {
+            *entry = serde_json::json!({});
+        }
+        entry["embedded"] = serde_json::Value::String(id.to_text());
+    };
+    set("index".into(), index);
+    set("spawn".into(), spawn);
+    let mut n = 0;
+    for v in videos {
+        while map.contains_key(&format!("video_{n}")) {
+            n += 1;
+        }
+        map.insert(
+            format!("video_{n}"),
+            serde_json::json!({ "embedded": v.to_text() }),
+        );
+    }
     let text =
         serde_json::to_string_pretty(&serde_json::Value::Object(map)).map_err(|e| Error::Io {
             what: "encoding canister_ids.json".into(),
             reason: e.to_string(),
         })?;
-    std::fs::write(&path, text + "\n")
+    let tmp = dir.join("canister_ids.json.tmp");
+    std::fs::write(&tmp, text + "\n")
+        .and_then(|_| std::fs::rename(&tmp, &path))
         .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
     Ok(path)
 }
 
-/// Serves the gateway on 127.0.0.1:`port` until Ctrl-C.
-#[cfg(feature = "gateway")]
-pub fn serve_until_ctrl_c(d: &Deployment, port: u16, videos: &[Principal]) -> Result<()> {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let handle = canvid_gateway::serve(d.replica.clone(), addr)
-        .map_err(|e| Error::Gateway(format!("cannot listen on {addr}: {e}")))?;
-    println!(
-        "\nHTTP gateway on http://127.0.0.1:{}/ (loopback only)",
-        handle.port()
-    );
-    for v in videos {
-        println!("  video  {}", handle.url_for(*v));
-    }
-    println!("  index  {}", d.index);
-    println!("  spawn  {}", d.spawn);
-    println!("Press Ctrl-C to stop.");
+/// Ctrl-C and SIGTERM as a channel.
+fn stop_signal() -> Result<std::sync::mpsc::Receiver<()>> {
     let (tx, rx) = std::sync::mpsc::channel();
     ctrlc::set_handler(move || {
         let _ = tx.send(());
     })
     .map_err(|e| Error::Gateway(format!("cannot install the Ctrl-C handler: {e}")))?;
-    let _ = rx.recv();
-    println!("\nstopping the gateway");
-    handle.shutdown();
-    Ok(())
+    Ok(rx)
 }
 
-#[cfg(not(feature = "gateway"))]
-pub fn serve_until_ctrl_c(_d: &Deployment, port: u16, _videos: &[Principal]) -> Result<()> {
-    let _ = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    Err(Error::NotSupported(
-        "serving over HTTP: this build has no gateway (build canvid-cli with the `gateway` feature); use --no-serve".into(),
-    ))
+fn listen(replica: &Arc<Replica>, port: u16) -> Result<canvid_replica_http::ServerHandle> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    canvid_replica_http::serve(replica.clone(), addr)
+        .map_err(|e| Error::Gateway(format!("cannot listen on {addr}: {e}")))
+}
+
+/// Serves `replica` on 127.0.0.1:`port`, saving it to `state` every `interval` and on Ctrl-C /
+/// SIGTERM; writes `state/serve.json` while running.
+pub fn serve_until_stopped(
+    replica: &Arc<Replica>,
+    state: &Path,
+    port: u16,
+    interval: Duration,
+    videos: &[Principal],
+) -> Result<()> {
+    let handle = listen(replica, port)?;
+    let info = ServeInfo {
+        url: handle.url(),
+        pid: std::process::id(),
+        root_key: hex::encode(replica.root_key_der()),
+    };
+    let json_path = serve_json(state);
+    let text = serde_json::to_string_pretty(&info).map_err(|e| Error::State(e.to_string()))?;
+    let tmp = state.join("serve.json.tmp");
+    std::fs::write(&tmp, text + "\n")
+        .and_then(|_| std::fs::rename(&tmp, &json_path))
+        .map_err(|e| Error::io(format!("writing {}", json_path.display()), e))?;
+    let rx = stop_signal()?;
+    println!("listening on {}", handle.url());
+    for v in videos {
+        println!("  video  {}", handle.url_for(*v));
+    }
+    println!("state in {} (saved every {} s and on Ctrl-C)", state.display(), interval.as_secs());
+    println!("Press Ctrl-C to stop.");
+    let result = loop {
+        match rx.recv_timeout(interval) {
+            Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break Ok(()),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                // Busy now: the next tick saves. Other failures are reported and retried.
+                match replica.save_snapshot(&snapshot_dir(state)) {
+                    Ok(_) | Err(SnapshotError::Busy) => {}
+                    Err(e) => eprintln!("warning: saving the snapshot failed: {e}"),
+                }
+            }
+        }
+    };
+    println!("\nstopping: saving the state");
+    handle.shutdown();
+    let saved = save(replica, state, Duration::from_secs(30));
+    let _ = std::fs::remove_file(&json_path);
+    saved?;
+    println!("saved to {}", snapshot_dir(state).display());
+    result
+}
+
+/// Serves without persistence until Ctrl-C (the end of `canvid demo`).
+pub fn serve_until_ctrl_c(replica: &Arc<Replica>, port: u16, videos: &[Principal]) -> Result<()> {
+    let handle = listen(replica, port)?;
+    println!("\nlistening on {} (loopback only)", handle.url());
+    for v in videos {
+        println!("  video  {}", handle.url_for(*v));
+    }
+    println!("Press Ctrl-C to stop.");
+    let rx = stop_signal()?;
+    let _ = rx.recv();
+    println!("\nstopping");
+    handle.shutdown();
+    Ok(())
 }

@@ -182,11 +182,11 @@ fn effective_canister_id(
     if canister != Principal::management_canister() {
         return Ok(Some(canister));
     }
-    #[derive(candid::Deserialize)]
+    #[derive(candid::CandidType, candid::Deserialize)]
     struct WithCanisterId {
         canister_id: Principal,
     }
-    #[derive(candid::Deserialize)]
+    #[derive(candid::CandidType, candid::Deserialize)]
     struct WithTarget {
         target_canister: Principal,
     }

@@ -397,7 +397,7 @@ fn verify_canister_signature(
     struct CanisterSig {
         #[serde(with = "serde_bytes")]
         certificate: Vec<u8>,
-        tree: HashTree<Vec<u8>>,
+        tree: HashTree,
     }
     let sig: CanisterSig =
         serde_cbor::from_slice(sig).map_err(|e| format!("bad canister signature: {e}"))?;

@@ -90,13 +90,13 @@ struct CanisterIdRecord {
     canister_id: Principal,
 }
 
-#[derive(Deserialize, Debug)]
+#[derive(CandidType, Deserialize, Debug)]
 struct StatusPart {
     module_hash: Option<Vec<u8>>,
     settings: SettingsPart,
 }
 
-#[derive(Deserialize, Debug)]
+#[derive(CandidType, Deserialize, Debug)]
 struct SettingsPart {
     controllers: Vec<Principal>,
 }
@@ -251,7 +251,7 @@ async fn canister_signature_delegation() {
         targets: None,
         permissions: None,
     };
-    let tree: HashTree = label(
+    let tree: HashTree<Vec<u8>> = label(
         "sig",
         label(
             Sha256::digest(&seed).to_vec(),
@@ -277,7 +277,7 @@ async fn canister_signature_delegation() {
     struct CanisterSig {
         #[serde(with = "serde_bytes")]
         certificate: Vec<u8>,
-        tree: HashTree,
+        tree: HashTree<Vec<u8>>,
     }
     let mut signature = Vec::new();
     let mut ser = serde_cbor::Serializer::new(&mut signature);

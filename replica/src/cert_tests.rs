@@ -6,7 +6,7 @@
 use candid::Principal;
 use ic_certification::{LookupResult, SubtreeLookupResult};
 
-type Certificate = ic_certification::Certificate<Vec<u8>>;
+use ic_certification::Certificate;
 
 use crate::*;
 
@@ -170,14 +170,16 @@ fn read_state_serves_every_path_kind_and_verifies() {
         .as_nanos() as u64;
     assert_eq!(t, now);
 
-    let canister = |l: &[u8]| [b"canister".as_ref(), id.as_slice(), l];
-    assert_eq!(found(&c, &canister(b"certified_data")), b"data");
+    fn canister<'a>(id: &'a Principal, l: &'a [u8]) -> [&'a [u8]; 3] {
+        [b"canister", id.as_slice(), l]
+    }
+    assert_eq!(found(&c, &canister(&id, b"certified_data")), b"data");
     assert_eq!(
-        found(&c, &canister(b"module_hash")),
+        found(&c, &canister(&id, b"module_hash")),
         r.module_hash(id).unwrap()
     );
     // Controllers: tagged CBOR array of principals' bytes.
-    let ctl = found(&c, &canister(b"controllers"));
+    let ctl = found(&c, &canister(&id, b"controllers"));
     assert_eq!(&ctl[..3], &[0xd9, 0xd9, 0xf7]);
     let ctl: Vec<serde_bytes::ByteBuf> = serde_cbor::from_slice(ctl).unwrap();
     assert_eq!(ctl, vec![serde_bytes::ByteBuf::from(vec![4u8])]); // anonymous

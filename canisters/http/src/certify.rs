@@ -438,7 +438,10 @@ pub(crate) fn body_hash(body: &Body, video: &dyn VideoSource) -> Result<[u8; 32]
     })
 }
 
-fn response(status: u16, headers: &[(String, String)]) -> Result<HttpResponse<'static>, CertifyError> {
+fn response(
+    status: u16,
+    headers: &[(String, String)],
+) -> Result<HttpResponse<'static>, CertifyError> {
     let status = StatusCode::from_u16(status).map_err(|e| CertifyError::Library(e.to_string()))?;
     Ok(HttpResponse::builder()
         .with_status_code(status)

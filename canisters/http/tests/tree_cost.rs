@@ -1,5 +1,6 @@
 //! Cost of building the certification tree for a large video (no video bytes involved).
-//! Run with `cargo test -p canvid-http --release --test tree_cost -- --ignored --nocapture`.
+//! Run with `cargo test -p canvid-http --release --test tree_cost -- --ignored --nocapture`
+//! (`CANVID_TREE_CHUNKS=100,1000` picks the video sizes, in 2 MB chunks).
 
 use canvid_http::{Certifier, Poster, ReadError, VideoInfo, VideoSource, VideoStatus, MAX_BODY};
 use std::time::Instant;
@@ -39,7 +40,11 @@ impl VideoSource for Synthetic {
 #[test]
 #[ignore = "timing; run explicitly"]
 fn tree_build_cost() {
-    for chunks in [500u64, 5_000] {
+    let sizes: Vec<u64> = std::env::var("CANVID_TREE_CHUNKS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![500, 5_000]);
+    for chunks in sizes {
         let video = Synthetic { chunks };
         let mut c = Certifier::new();
         let t = Instant::now();

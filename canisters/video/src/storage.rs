@@ -1199,7 +1199,11 @@ mod tests {
     #[test]
     fn reset_upload_abandons_and_allows_another_file() {
         let mut s = fresh();
-        assert_eq!(s.reset_upload(1).unwrap().status, VideoStatus::Empty, "no-op when empty");
+        assert_eq!(
+            s.reset_upload(1).unwrap().status,
+            VideoStatus::Empty,
+            "no-op when empty"
+        );
         let first = file(10_000);
         s.begin_upload(&spec(10_000, 3000), 2).unwrap();
         for (i, c) in chunks(&first, 3000).iter().enumerate().take(3) {
@@ -1215,12 +1219,20 @@ mod tests {
         assert_eq!(m.status, VideoStatus::Empty);
         assert_eq!((m.uploaded_chunks, m.uploaded_bytes, m.size), (0, 0, 0));
         assert_eq!(m.updated_at, 5);
-        assert!(matches!(s.put_chunk(0, &first[..3000], 6), Err(Error::NotReady { .. })));
+        assert!(matches!(
+            s.put_chunk(0, &first[..3000], 6),
+            Err(Error::NotReady { .. })
+        ));
 
         let second: Vec<u8> = file(7_000).iter().map(|b| b ^ 0x5a).collect();
         let parts = chunks(&second, 2000);
         let mut sp = spec(7_000, 2000);
-        sp.chunk_digests = Some(parts.iter().map(|c| ByteBuf::from(sha256(c).to_vec())).collect());
+        sp.chunk_digests = Some(
+            parts
+                .iter()
+                .map(|c| ByteBuf::from(sha256(c).to_vec()))
+                .collect(),
+        );
         s.begin_upload(&sp, 7).unwrap();
         assert_eq!(s.metadata().uploaded_chunks, 0);
         match s.finish_upload(8) {
@@ -1231,7 +1243,10 @@ mod tests {
             s.put_chunk(i as u32, c, 9).unwrap();
         }
         let m = s.finish_upload(10).unwrap();
-        assert_eq!((m.status, m.size, m.uploaded_bytes), (VideoStatus::Ready, 7_000, 7_000));
+        assert_eq!(
+            (m.status, m.size, m.uploaded_bytes),
+            (VideoStatus::Ready, 7_000, 7_000)
+        );
         let digests: Vec<Digest32> = parts.iter().map(|c| sha256(c)).collect();
         assert_eq!(m.digest.unwrap().as_slice(), file_digest(&digests));
         assert_eq!(s.read_range(0, 7_000).unwrap(), second);
