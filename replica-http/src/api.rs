@@ -117,9 +117,7 @@ pub fn handle(
             }
             let id = match Principal::from_text(id) {
                 Ok(p) => p,
-                Err(e) => {
-                    return Response::text(400, format!("invalid {kind} id in the URL: {e}"))
-                }
+                Err(e) => return Response::text(400, format!("invalid {kind} id in the URL: {e}")),
             };
             if body.len() > MAX_BODY {
                 return Response::text(413, "request body too large");
@@ -132,10 +130,7 @@ pub fn handle(
                 Ok(r) => r,
                 Err(e @ AuthError::Expiry(_)) => return Response::text(400, e.to_string()),
                 Err(e) => {
-                    return Response::text(
-                        400,
-                        format!("Failed to authenticate request: {e}"),
-                    )
+                    return Response::text(400, format!("Failed to authenticate request: {e}"))
                 }
             };
             match (*version, *kind, *endpoint) {
@@ -148,10 +143,7 @@ pub fn handle(
                 ("v2" | "v3", "subnet", "read_state") => {
                     read_state(replica, state, Target::Subnet(id), &req)
                 }
-                _ => Response::text(
-                    404,
-                    format!("/{path} is not an endpoint of this replica"),
-                ),
+                _ => Response::text(404, format!("/{path} is not an endpoint of this replica")),
             }
         }
         _ => Response::text(404, format!("/{path} is not an endpoint of this replica")),
@@ -295,7 +287,10 @@ fn query(replica: &Replica, ecid: Principal, req: &Authenticated) -> Response {
         Value::Array(vec![map(vec![
             ("timestamp", Value::Integer(timestamp as i128)),
             ("signature", Value::Bytes(signature.to_vec())),
-            ("identity", Value::Bytes(replica.node_id().as_slice().to_vec())),
+            (
+                "identity",
+                Value::Bytes(replica.node_id().as_slice().to_vec()),
+            ),
         ])]),
     ));
     Response::cbor(200, &map(fields))
@@ -378,7 +373,12 @@ fn forbidden(message: String) -> Response {
 
 /// Authorises each requested path (interface specification, "Request: Read state") and answers
 /// with a certificate of the pruned state tree.
-fn read_state(replica: &Replica, state: &ApiState, target: Target, req: &Authenticated) -> Response {
+fn read_state(
+    replica: &Replica,
+    state: &ApiState,
+    target: Target,
+    req: &Authenticated,
+) -> Response {
     let EnvelopeContent::ReadState { paths, .. } = &req.content else {
         return Response::text(
             400,
@@ -491,10 +491,7 @@ fn read_state(replica: &Replica, state: &ApiState, target: Target, req: &Authent
         labels.push(vec![b"time".to_vec()]);
     }
     let certificate = replica.read_state_certificate(&labels);
-    Response::cbor(
-        200,
-        &map(vec![("certificate", Value::Bytes(certificate))]),
-    )
+    Response::cbor(200, &map(vec![("certificate", Value::Bytes(certificate))]))
 }
 
 #[cfg(test)]

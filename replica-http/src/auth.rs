@@ -43,7 +43,10 @@ pub enum AuthError {
     #[error("missing {0}: a request from a non-anonymous sender must be signed")]
     MissingSignature(&'static str),
     #[error("sender {sender} does not match the public key (which authenticates {expected})")]
-    SenderMismatch { sender: Principal, expected: Principal },
+    SenderMismatch {
+        sender: Principal,
+        expected: Principal,
+    },
     #[error("unsupported public key: {0}")]
     UnsupportedKey(String),
     #[error("invalid signature: {0}")]
@@ -226,7 +229,11 @@ fn verify_delegations(
             .ok_or_else(|| bad(format!("delegation {i}: missing `pubkey`")))?;
         let expiration = match field(delegation, "expiration") {
             Some(Value::Integer(e)) if *e >= 0 => u64::try_from(*e).unwrap_or(u64::MAX),
-            _ => return Err(bad(format!("delegation {i}: missing or invalid `expiration`"))),
+            _ => {
+                return Err(bad(format!(
+                    "delegation {i}: missing or invalid `expiration`"
+                )))
+            }
         };
         if expiration < v.now_ns {
             return Err(bad(format!(
@@ -420,7 +427,11 @@ fn verify_canister_signature(
         b"certified_data".as_slice(),
     ]) {
         LookupResult::Found(d) => d,
-        _ => return Err(format!("the certificate holds no certified data of {canister}")),
+        _ => {
+            return Err(format!(
+                "the certificate holds no certified data of {canister}"
+            ))
+        }
     };
     if certified != sig.tree.digest().as_slice() {
         return Err("the signature tree is not the canister's certified data".into());
@@ -453,12 +464,18 @@ mod tests {
         let k = k256::SecretKey::from_slice(&[7; 32]).unwrap().public_key();
         let der = k.to_public_key_der().unwrap();
         let s = parse_spki(der.as_bytes()).unwrap();
-        assert_eq!((s.algorithm, s.parameter), (EC_PUBLIC_KEY_OID, Some(SECP256K1_OID)));
+        assert_eq!(
+            (s.algorithm, s.parameter),
+            (EC_PUBLIC_KEY_OID, Some(SECP256K1_OID))
+        );
 
         let p = p256::SecretKey::from_slice(&[7; 32]).unwrap().public_key();
         let der = p256::pkcs8::EncodePublicKey::to_public_key_der(&p).unwrap();
         let s = parse_spki(der.as_bytes()).unwrap();
-        assert_eq!((s.algorithm, s.parameter), (EC_PUBLIC_KEY_OID, Some(P256_OID)));
+        assert_eq!(
+            (s.algorithm, s.parameter),
+            (EC_PUBLIC_KEY_OID, Some(P256_OID))
+        );
 
         assert!(parse_spki(&ed[..40]).is_none());
         assert!(parse_spki(&[]).is_none());

@@ -160,12 +160,18 @@ mod tests {
         // The interface specification's example: hash of
         // {request_type: "call", canister_id: 00000000000004D2, method_name: "hello", arg: "DIDL\0\xFD*"}.
         let mut m = std::collections::BTreeMap::new();
-        m.insert(Value::Text("request_type".into()), Value::Text("call".into()));
+        m.insert(
+            Value::Text("request_type".into()),
+            Value::Text("call".into()),
+        );
         m.insert(
             Value::Text("canister_id".into()),
             Value::Bytes(vec![0, 0, 0, 0, 0, 0, 0x04, 0xD2]),
         );
-        m.insert(Value::Text("method_name".into()), Value::Text("hello".into()));
+        m.insert(
+            Value::Text("method_name".into()),
+            Value::Text("hello".into()),
+        );
         m.insert(
             Value::Text("arg".into()),
             Value::Bytes(b"DIDL\x00\xFD*".to_vec()),

@@ -6,7 +6,7 @@ mod common;
 
 use candid::{CandidType, Decode, Deserialize, Encode, Principal};
 use ic_agent::identity::{
-    AnonymousIdentity, BasicIdentity, Delegation, DelegatedIdentity, Secp256k1Identity,
+    AnonymousIdentity, BasicIdentity, DelegatedIdentity, Delegation, Secp256k1Identity,
     SignedDelegation,
 };
 use ic_agent::{Agent, AgentError, Identity};
@@ -22,7 +22,11 @@ fn secp256k1(seed: u8) -> Secp256k1Identity {
 
 /// An Ed25519 root key delegating to an Ed25519 session key, as Internet Identity's clients do
 /// (with an Ed25519 root instead of a canister signature).
-fn delegated(root_seed: u8, session_seed: u8, targets: Option<Vec<Principal>>) -> DelegatedIdentity {
+fn delegated(
+    root_seed: u8,
+    session_seed: u8,
+    targets: Option<Vec<Principal>>,
+) -> DelegatedIdentity {
     let root = ed25519(root_seed);
     let session = ed25519(session_seed);
     let delegation = Delegation {
@@ -142,7 +146,9 @@ async fn agents_with_every_identity_kind() {
     assert_eq!(controllers, vec![controller.sender().unwrap()]);
 
     // The management canister, effective canister id taken from the argument.
-    let status = canister_status(&a, canister).await.expect("canister_status");
+    let status = canister_status(&a, canister)
+        .await
+        .expect("canister_status");
     assert_eq!(status.module_hash.as_deref(), Some(&module_hash[..]));
     assert_eq!(status.settings.controllers, controllers);
 
@@ -204,9 +210,11 @@ async fn query_data_certificate_verifies() {
     let cert_bytes = Decode!(&reply, Option<serde_bytes::ByteBuf>)
         .unwrap()
         .expect("a certificate in a query");
-    let cert: ic_agent::Certificate = serde_cbor::from_slice(&cert_bytes).expect("CBOR certificate");
+    let cert: ic_agent::Certificate =
+        serde_cbor::from_slice(&cert_bytes).expect("CBOR certificate");
     // BLS signature against the fetched root key, and freshness against the agent's clock.
-    a.verify(&cert, s.canister).expect("the certificate verifies");
+    a.verify(&cert, s.canister)
+        .expect("the certificate verifies");
     let certified = ic_agent::hash_tree::LookupResult::Found(&data[..]);
     assert_eq!(
         cert.tree.lookup_path([

@@ -85,18 +85,42 @@ fn well_formed_requests_are_accepted() {
     // refusals below could pass for the wrong reason.
     let t = setup();
     let a = key(1);
-    let content = call(a.sender().unwrap(), t.s.canister, "whoami_update", common::now_ns() + 2 * MINUTE);
+    let content = call(
+        a.sender().unwrap(),
+        t.s.canister,
+        "whoami_update",
+        common::now_ns() + 2 * MINUTE,
+    );
     let (status, body) = t.post("v2/canister/{c}/call", &signed(&content, &a));
     assert_eq!(status, 202, "{body}");
-    let (status, _) = t.post("v4/canister/{c}/call", &signed(&call(a.sender().unwrap(), t.s.canister, "whoami_update", common::now_ns() + 2 * MINUTE), &a));
+    let (status, _) = t.post(
+        "v4/canister/{c}/call",
+        &signed(
+            &call(
+                a.sender().unwrap(),
+                t.s.canister,
+                "whoami_update",
+                common::now_ns() + 2 * MINUTE,
+            ),
+            &a,
+        ),
+    );
     assert_eq!(status, 200);
     let (status, body) = t.post(
         "v3/canister/{c}/read_state",
-        &signed(&read_status(a.sender().unwrap(), &*content.to_request_id()), &a),
+        &signed(
+            &read_status(a.sender().unwrap(), &*content.to_request_id()),
+            &a,
+        ),
     );
     assert_eq!(status, 200, "{body}");
     // Anonymous requests need no signature.
-    let anon = call(Principal::anonymous(), t.s.canister, "whoami_update", common::now_ns() + 2 * MINUTE);
+    let anon = call(
+        Principal::anonymous(),
+        t.s.canister,
+        "whoami_update",
+        common::now_ns() + 2 * MINUTE,
+    );
     assert_eq!(t.post("v2/canister/{c}/call", &unsigned(&anon)).0, 202);
 }
 
@@ -104,7 +128,12 @@ fn well_formed_requests_are_accepted() {
 fn signature_by_another_key_is_refused() {
     let t = setup();
     let (a, b) = (key(1), key(2));
-    let content = call(a.sender().unwrap(), t.s.canister, "whoami_update", common::now_ns() + 2 * MINUTE);
+    let content = call(
+        a.sender().unwrap(),
+        t.s.canister,
+        "whoami_update",
+        common::now_ns() + 2 * MINUTE,
+    );
     let mut env = signed(&content, &a);
     env.sender_sig = signed(&content, &b).sender_sig;
     let (status, body) = t.post("v4/canister/{c}/call", &env);
@@ -117,20 +146,28 @@ fn sender_not_matching_the_public_key_is_refused() {
     let t = setup();
     let (a, b) = (key(1), key(2));
     // b's principal, signed by a with a's key.
-    let content = call(b.sender().unwrap(), t.s.canister, "whoami_update", common::now_ns() + 2 * MINUTE);
+    let content = call(
+        b.sender().unwrap(),
+        t.s.canister,
+        "whoami_update",
+        common::now_ns() + 2 * MINUTE,
+    );
     let (status, body) = t.post("v4/canister/{c}/call", &signed(&content, &a));
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("does not match"), "{body}");
     // b's principal without any signature (as if anonymous).
-    let (status, _) = t.post("v3/canister/{c}/query", &unsigned(&EnvelopeContent::Query {
-        ingress_expiry: common::now_ns() + 2 * MINUTE,
-        sender: b.sender().unwrap(),
-        canister_id: t.s.canister,
-        method_name: "whoami".into(),
-        arg: Encode!().unwrap(),
-        nonce: None,
-        sender_info: None,
-    }));
+    let (status, _) = t.post(
+        "v3/canister/{c}/query",
+        &unsigned(&EnvelopeContent::Query {
+            ingress_expiry: common::now_ns() + 2 * MINUTE,
+            sender: b.sender().unwrap(),
+            canister_id: t.s.canister,
+            method_name: "whoami".into(),
+            arg: Encode!().unwrap(),
+            nonce: None,
+            sender_info: None,
+        }),
+    );
     assert_eq!(status, 400);
 }
 
@@ -138,11 +175,21 @@ fn sender_not_matching_the_public_key_is_refused() {
 fn expired_and_far_future_requests_are_refused() {
     let t = setup();
     let a = key(1);
-    let past = call(a.sender().unwrap(), t.s.canister, "whoami_update", common::now_ns() - MINUTE);
+    let past = call(
+        a.sender().unwrap(),
+        t.s.canister,
+        "whoami_update",
+        common::now_ns() - MINUTE,
+    );
     let (status, body) = t.post("v4/canister/{c}/call", &signed(&past, &a));
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("Invalid request expiry: "), "{body}");
-    let far = call(a.sender().unwrap(), t.s.canister, "whoami_update", common::now_ns() + 30 * MINUTE);
+    let far = call(
+        a.sender().unwrap(),
+        t.s.canister,
+        "whoami_update",
+        common::now_ns() + 30 * MINUTE,
+    );
     let (status, body) = t.post("v4/canister/{c}/call", &signed(&far, &a));
     assert_eq!(status, 400, "{body}");
 }
@@ -151,7 +198,12 @@ fn expired_and_far_future_requests_are_refused() {
 fn content_tampered_after_signing_is_refused() {
     let t = setup();
     let a = key(1);
-    let content = call(a.sender().unwrap(), t.s.canister, "whoami_update", common::now_ns() + 2 * MINUTE);
+    let content = call(
+        a.sender().unwrap(),
+        t.s.canister,
+        "whoami_update",
+        common::now_ns() + 2 * MINUTE,
+    );
     let mut env = signed(&content, &a);
     let EnvelopeContent::Call { method_name, .. } = env.content.to_mut() else {
         unreachable!()
@@ -180,7 +232,12 @@ fn bad_delegations_are_refused() {
     let t = setup();
     let (root, session, stranger) = (key(1), key(2), key(3));
     let sender = root.sender().unwrap();
-    let content = call(sender, t.s.canister, "whoami_update", common::now_ns() + 2 * MINUTE);
+    let content = call(
+        sender,
+        t.s.canister,
+        "whoami_update",
+        common::now_ns() + 2 * MINUTE,
+    );
     let with_chain = |d: Delegation, signer: &BasicIdentity| {
         let sig = signer.sign_delegation(&d).unwrap().signature.unwrap();
         let mut env = signed(&content, &session);
@@ -191,9 +248,15 @@ fn bad_delegations_are_refused() {
         }]);
         env
     };
-    let valid = with_chain(delegation_to(&session, common::now_ns() + 60 * MINUTE), &root);
+    let valid = with_chain(
+        delegation_to(&session, common::now_ns() + 60 * MINUTE),
+        &root,
+    );
     // Signed by a key other than the root's.
-    let forged = with_chain(delegation_to(&session, common::now_ns() + 60 * MINUTE), &stranger);
+    let forged = with_chain(
+        delegation_to(&session, common::now_ns() + 60 * MINUTE),
+        &stranger,
+    );
     let (status, body) = t.post("v4/canister/{c}/call", &forged);
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("delegation"), "{body}");
@@ -204,7 +267,9 @@ fn bad_delegations_are_refused() {
     assert!(body.contains("expired"), "{body}");
     // Delegation content changed after signing (a longer expiry).
     let mut stretched = valid.clone();
-    stretched.sender_delegation.as_mut().unwrap()[0].delegation.expiration += MINUTE;
+    stretched.sender_delegation.as_mut().unwrap()[0]
+        .delegation
+        .expiration += MINUTE;
     let (status, _) = t.post("v4/canister/{c}/call", &stretched);
     assert_eq!(status, 400);
     // The intact chain is accepted.
@@ -216,7 +281,12 @@ fn bad_delegations_are_refused() {
 fn request_status_is_only_for_its_sender() {
     let t = setup();
     let (a, b) = (key(1), key(2));
-    let content = call(a.sender().unwrap(), t.s.canister, "whoami_update", common::now_ns() + 2 * MINUTE);
+    let content = call(
+        a.sender().unwrap(),
+        t.s.canister,
+        "whoami_update",
+        common::now_ns() + 2 * MINUTE,
+    );
     assert_eq!(t.post("v2/canister/{c}/call", &signed(&content, &a)).0, 202);
     let id = content.to_request_id();
     let (status, body) = t.post(
@@ -242,7 +312,12 @@ fn request_status_is_only_for_its_sender() {
 fn wrong_effective_canister_id_and_malformed_requests() {
     let t = setup();
     let a = key(1);
-    let content = call(a.sender().unwrap(), t.s.canister, "whoami_update", common::now_ns() + 2 * MINUTE);
+    let content = call(
+        a.sender().unwrap(),
+        t.s.canister,
+        "whoami_update",
+        common::now_ns() + 2 * MINUTE,
+    );
     let env = signed(&content, &a);
     let other = Principal::from_slice(&[0, 0, 0, 0, 0, 0, 0, 7, 1, 1]);
     let (status, _) = t.post(&format!("v4/canister/{other}/call"), &env);
@@ -254,12 +329,18 @@ fn wrong_effective_canister_id_and_malformed_requests() {
     assert_eq!(status, 400);
     // Not CBOR.
     let path = format!("/api/v4/canister/{}/call", t.s.canister);
-    assert_eq!(common::http(t.s.server.port(), "POST", &path, b"hello").0, 400);
+    assert_eq!(
+        common::http(t.s.server.port(), "POST", &path, b"hello").0,
+        400
+    );
     // Too large.
     let big = vec![0u8; 5 * 1024 * 1024];
     assert_eq!(common::http(t.s.server.port(), "POST", &path, &big).0, 413);
     // Unknown endpoint, wrong method.
-    assert_eq!(common::http(t.s.server.port(), "GET", "/api/v9/nothing", b"").0, 404);
+    assert_eq!(
+        common::http(t.s.server.port(), "GET", "/api/v9/nothing", b"").0,
+        404
+    );
     assert_eq!(common::http(t.s.server.port(), "GET", &path, b"").0, 405);
     // A signed anonymous request.
     let mut anon = signed(&content, &a);
@@ -275,7 +356,9 @@ fn status_reports_the_root_key() {
     let (status, body) = common::http(t.s.server.port(), "GET", "/api/v2/status", b"");
     assert_eq!(status, 200);
     let v: serde_cbor::Value = serde_cbor::from_slice(&body).unwrap();
-    let serde_cbor::Value::Map(m) = v else { panic!("{v:?}") };
+    let serde_cbor::Value::Map(m) = v else {
+        panic!("{v:?}")
+    };
     assert_eq!(
         m.get(&serde_cbor::Value::Text("root_key".into())),
         Some(&serde_cbor::Value::Bytes(t.s.replica.root_key_der()))

@@ -236,9 +236,15 @@ fn read_state_serves_every_path_kind_and_verifies() {
         SubtreeLookupResult::Found(t) => {
             let paths = t.list_paths();
             assert_eq!(paths.len(), 1);
-            let shard: Vec<(Principal, Principal)> =
-                serde_cbor::from_slice(found(&c, &[b"canister_ranges", subnet.as_slice(), paths[0][0].as_bytes()]))
-                    .unwrap();
+            let shard: Vec<(Principal, Principal)> = serde_cbor::from_slice(found(
+                &c,
+                &[
+                    b"canister_ranges",
+                    subnet.as_slice(),
+                    paths[0][0].as_bytes(),
+                ],
+            ))
+            .unwrap();
             assert_eq!(shard, ranges);
         }
         _ => panic!("no canister_ranges subtree"),
@@ -279,11 +285,7 @@ fn absent_paths_are_provably_absent() {
 #[test]
 fn tampered_certificates_fail_verification() {
     let (r, id) = setup();
-    let cert = r.read_state_certificate(&[labels(&[
-        b"canister",
-        id.as_slice(),
-        b"controllers",
-    ])]);
+    let cert = r.read_state_certificate(&[labels(&[b"canister", id.as_slice(), b"controllers"])]);
     assert!(verify(&cert, &r.root_key_der()).is_ok());
     // Another replica's root key.
     assert!(verify(&cert, &Replica::with_seed([9; 32]).root_key_der()).is_err());
@@ -303,7 +305,11 @@ fn tampered_certificates_fail_verification() {
     let c: Certificate = serde_cbor::from_slice(&cert).unwrap();
     let mut sig = c.signature.clone();
     sig[10] ^= 1;
-    assert!(verify(&crate::certificate::encode(&c.tree, &sig), &r.root_key_der()).is_err());
+    assert!(verify(
+        &crate::certificate::encode(&c.tree, &sig),
+        &r.root_key_der()
+    )
+    .is_err());
 }
 
 #[test]
@@ -358,7 +364,10 @@ fn request_status_lifecycle_replied() {
     r.submit_ingress(rid, sender, id, "echo", b"other".to_vec())
         .unwrap();
     r.tick();
-    assert_eq!(r.request_status(&rid), RequestStatus::Replied(b"hi".to_vec()));
+    assert_eq!(
+        r.request_status(&rid),
+        RequestStatus::Replied(b"hi".to_vec())
+    );
     let cert = r.read_state_certificate(&[labels(&[b"request_status", &rid])]);
     let c = verify(&cert, &r.root_key_der()).unwrap();
     assert_eq!(found(&c, &[b"request_status", &rid, b"status"]), b"replied");
@@ -369,10 +378,16 @@ fn request_status_lifecycle_replied() {
     );
     // Nothing else ran: the duplicate was not queued.
     r.run_until_idle();
-    assert_eq!(r.request_status(&rid), RequestStatus::Replied(b"hi".to_vec()));
+    assert_eq!(
+        r.request_status(&rid),
+        RequestStatus::Replied(b"hi".to_vec())
+    );
     // A second submit after completion is still a no-op.
     r.submit_ingress(rid, sender, id, "fail", vec![]).unwrap();
-    assert_eq!(r.request_status(&rid), RequestStatus::Replied(b"hi".to_vec()));
+    assert_eq!(
+        r.request_status(&rid),
+        RequestStatus::Replied(b"hi".to_vec())
+    );
     // The u64 message id API sees the same message.
     let m = r.request_message_id(&rid).unwrap();
     assert_eq!(r.await_call(m), Ok(b"hi".to_vec()));
@@ -396,9 +411,18 @@ fn request_status_lifecycle_rejected_and_processing() {
     assert_eq!(rej.error_code, "IC0503");
     let cert = r.read_state_certificate(&[labels(&[b"request_status", &bad])]);
     let c = verify(&cert, &r.root_key_der()).unwrap();
-    assert_eq!(found(&c, &[b"request_status", &bad, b"status"]), b"rejected");
-    assert_eq!(leb(found(&c, &[b"request_status", &bad, b"reject_code"])), 5);
-    assert_eq!(found(&c, &[b"request_status", &bad, b"error_code"]), b"IC0503");
+    assert_eq!(
+        found(&c, &[b"request_status", &bad, b"status"]),
+        b"rejected"
+    );
+    assert_eq!(
+        leb(found(&c, &[b"request_status", &bad, b"reject_code"])),
+        5
+    );
+    assert_eq!(
+        found(&c, &[b"request_status", &bad, b"error_code"]),
+        b"IC0503"
+    );
     assert_eq!(
         found(&c, &[b"request_status", &bad, b"reject_message"]),
         rej.reject_message.as_bytes()
@@ -406,8 +430,14 @@ fn request_status_lifecycle_rejected_and_processing() {
 
     // A relay waits on a downstream call: processing between rounds.
     let relay = [3u8; 32];
-    r.submit_ingress(relay, Principal::anonymous(), id, "relay", other.as_slice().to_vec())
-        .unwrap();
+    r.submit_ingress(
+        relay,
+        Principal::anonymous(),
+        id,
+        "relay",
+        other.as_slice().to_vec(),
+    )
+    .unwrap();
     assert_eq!(status_in_tree(&r, &relay).as_deref(), Some("received"));
     r.tick();
     assert_eq!(r.request_status(&relay), RequestStatus::Processing);
@@ -421,8 +451,14 @@ fn request_status_lifecycle_rejected_and_processing() {
         labels(&[b"request_status", &relay]),
     ]);
     let c = verify(&cert, &r.root_key_der()).unwrap();
-    assert_eq!(found(&c, &[b"request_status", &bad, b"status"]), b"rejected");
-    assert_eq!(found(&c, &[b"request_status", &relay, b"status"]), b"replied");
+    assert_eq!(
+        found(&c, &[b"request_status", &bad, b"status"]),
+        b"rejected"
+    );
+    assert_eq!(
+        found(&c, &[b"request_status", &relay, b"status"]),
+        b"replied"
+    );
 }
 
 #[test]
@@ -441,12 +477,17 @@ fn refused_ingress_is_not_recorded() {
 fn management_canister_by_ingress() {
     let (r, id) = setup();
     let rid = [5u8; 32];
-    let arg = candid::encode_one(ic_management_canister_types::CanisterIdRecord {
-        canister_id: id,
-    })
+    let arg =
+        candid::encode_one(ic_management_canister_types::CanisterIdRecord { canister_id: id })
+            .unwrap();
+    r.submit_ingress(
+        rid,
+        Principal::anonymous(),
+        Principal::management_canister(),
+        "canister_status",
+        arg,
+    )
     .unwrap();
-    r.submit_ingress(rid, Principal::anonymous(), Principal::management_canister(), "canister_status", arg)
-        .unwrap();
     let RequestStatus::Replied(reply) = r.request_status(&rid) else {
         panic!("{:?}", r.request_status(&rid));
     };
@@ -468,4 +509,28 @@ fn private_metadata_is_flagged() {
         found(&c, &[b"canister", id.as_slice(), b"metadata", b"secret"]),
         b"hidden"
     );
+}
+
+#[test]
+#[ignore]
+fn bench_query_certificates() {
+    let (r, id) = setup();
+    for i in 0..2000u32 {
+        let mut rid = [0u8; 32];
+        rid[..4].copy_from_slice(&i.to_le_bytes());
+        r.submit_ingress(rid, Principal::anonymous(), id, "echo", vec![1; 100])
+            .unwrap();
+    }
+    r.run_until_idle();
+    let t = std::time::Instant::now();
+    for _ in 0..100 {
+        r.tick();
+        r.query_call(id, Principal::anonymous(), "cert", vec![]).unwrap();
+    }
+    eprintln!("per query with fresh signature: {:?}", t.elapsed() / 100);
+    let t = std::time::Instant::now();
+    for _ in 0..100 {
+        r.query_call(id, Principal::anonymous(), "cert", vec![]).unwrap();
+    }
+    eprintln!("per query, same round: {:?}", t.elapsed() / 100);
 }

@@ -104,7 +104,10 @@ impl Keys {
 
     /// BLS signature (compressed G1, 48 bytes) of a certificate whose tree has root hash `root`.
     pub fn sign_state_root(&self, root: &[u8; 32]) -> [u8; 48] {
-        let mut last = self.last_signature.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last = self
+            .last_signature
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if let Some((r, sig)) = *last {
             if &r == root {
                 return sig;

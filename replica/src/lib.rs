@@ -51,9 +51,18 @@
 //!   install/upgrade, 200 M inspect_message), reply size (2 MiB replicated, 3 MiB query), ingress
 //!   argument (2 MiB, rejected before execution), inter-canister payload (10 MiB), stable memory
 //!   touched per message (2 GiB update, 8 GiB upgrade), 500 GiB stable memory, `wasm_memory_limit`.
-//! * **Certification** ([`certificate`]): non-replicated queries see a CBOR certificate whose
-//!   hash tree holds `/time` and `/canister/<id>/certified_data`. Its signature is a documented
-//!   placeholder (not BLS).
+//! * **Certification** ([`keys`], [`state_tree`], [`certificate`]): a BLS12-381 root key (the
+//!   IC's min-sig scheme, DER as `/api/v2/status` reports it) derived from a 32-byte seed
+//!   ([`Replica::with_seed`]; [`Replica::new`] draws one from the OS) signs certificates of the
+//!   system state tree (`/time`, `/request_status`, `/canister/<id>/{certified_data,
+//!   module_hash, controllers, metadata}`, `/subnet`, `/canister_ranges`), pruned to the
+//!   requested paths with absence proofs ([`Replica::read_state_certificate`]). Non-replicated
+//!   queries see the same kind of certificate (`/time` + their `certified_data`). An Ed25519
+//!   node key ([`Replica::node_sign`]) signs query responses; its key is certified under
+//!   `/subnet/<subnet>/node/<node>/public_key`.
+//! * **Ingress by request id** ([`ingress_api`]): [`Replica::submit_ingress`] records an update
+//!   under the agent's request id; its status (received → processing → replied/rejected) is
+//!   certified under `/request_status/<id>`.
 //!
 //! ## Not implemented
 //!
@@ -61,8 +70,9 @@
 //! threshold signatures (ECDSA/Schnorr/vetKD), no canister snapshots, no chunked code install,
 //! no canister logs API, no composite-query calls (a composite query runs, but calls it makes are
 //! not executed), no query charging / query stats, no memory allocation or compute allocation,
-//! no BLS signature on certificates. Instruction counts are wasmi fuel ("instructions
-//! (embedded)"), not the IC's weighted counts.
+//! no certificate delegations (one subnet holds the root key), no `done` status (the ingress
+//! history keeps every reply). Instruction counts are wasmi fuel ("instructions (embedded)"),
+//! not the IC's weighted counts.
 
 pub mod canister;
 pub mod certificate;

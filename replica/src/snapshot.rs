@@ -479,7 +479,11 @@ impl Manifest {
                         globals,
                     })
                 }
-                t => return Err(SnapshotError::Corrupt(format!("bad module tag {t} of {id}"))),
+                t => {
+                    return Err(SnapshotError::Corrupt(format!(
+                        "bad module tag {t} of {id}"
+                    )))
+                }
             };
             let stable_pages = d.u64()?;
             let stable_file = d.u64()?;
@@ -917,7 +921,8 @@ impl Replica {
             if c.full {
                 let name = stable_name(&c.record.id, seq);
                 let tmp = dir.join(format!("{name}.tmp"));
-                let mut f = File::create(&tmp).map_err(io(format!("creating {}", tmp.display())))?;
+                let mut f =
+                    File::create(&tmp).map_err(io(format!("creating {}", tmp.display())))?;
                 write_pages(&mut f, &c.pages, &tmp.display().to_string())?;
                 f.sync_all()
                     .map_err(io(format!("syncing {}", tmp.display())))?;
@@ -1015,7 +1020,10 @@ fn restore_canister(
     rec: &CanisterRecord,
     sync: (u128, u64),
 ) -> Result<Canister> {
-    let pages = read_stable(&dir.join(stable_name(&rec.id, rec.stable_file)), rec.stable_pages)?;
+    let pages = read_stable(
+        &dir.join(stable_name(&rec.id, rec.stable_file)),
+        rec.stable_pages,
+    )?;
     let mut ctx = HostCtx::new(rec.id);
     ctx.stable = StableMemory::restored(rec.stable_pages, pages, sync);
     ctx.balance = rec.balance;
@@ -1063,7 +1071,10 @@ fn restore_canister(
     }
     let (mut store, instance, globals, table, _) =
         instantiate(&engine, &s.linker, &module, ctx, RESTORE_START_FUEL).map_err(|f| {
-            SnapshotError::Corrupt(format!("module of {} does not instantiate: {}", rec.id, f.1))
+            SnapshotError::Corrupt(format!(
+                "module of {} does not instantiate: {}",
+                rec.id, f.1
+            ))
         })?;
     if let Some(mem) = store.data().memory {
         let have = mem.data_size(&store) as u64;

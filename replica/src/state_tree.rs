@@ -284,7 +284,10 @@ pub fn wasm_metadata(wasm: &[u8]) -> BTreeMap<String, MetadataSection> {
 
 /// The canister ranges this one-subnet replica hosts: every id `ids::canister_id` can make.
 pub fn canister_ranges() -> Vec<(Principal, Principal)> {
-    vec![(crate::ids::canister_id(0), crate::ids::canister_id(u64::MAX))]
+    vec![(
+        crate::ids::canister_id(0),
+        crate::ids::canister_id(u64::MAX),
+    )]
 }
 
 /// The subtree of one request's status.
@@ -372,10 +375,7 @@ impl State {
         let mut canisters = Node::sub();
         for (id, c) in &self.canisters {
             let mut n = Node::sub();
-            n.insert(
-                "certified_data",
-                Node::Leaf(c.ctx().certified_data.clone()),
-            );
+            n.insert("certified_data", Node::Leaf(c.ctx().certified_data.clone()));
             n.insert("controllers", Node::Leaf(cbor_tagged(&c.ctx().controllers)));
             if let Some(h) = c.module_hash {
                 n.insert("module_hash", Node::Leaf(h.to_vec()));
@@ -398,10 +398,7 @@ impl State {
         let ranges = canister_ranges();
         let ranges_cbor = serde_cbor::to_vec(&ranges).expect("principals serialize");
         let mut node = Node::sub();
-        node.insert(
-            "public_key",
-            Node::Leaf(self.keys.node_public_key_der()),
-        );
+        node.insert("public_key", Node::Leaf(self.keys.node_public_key_der()));
         let mut nodes = Node::sub();
         nodes.insert(self.keys.node_id().as_slice(), node);
         let mut subnet = Node::sub();
@@ -460,10 +457,19 @@ mod tests {
         let t = sample();
         let w = witness(&t, &paths(&[&[b"c", b"f", b"x"]]));
         assert_eq!(w.digest(), t.digest());
-        assert_eq!(w.lookup_path([b"c".as_ref(), b"f", b"x"]), LookupResult::Found(b"f"));
+        assert_eq!(
+            w.lookup_path([b"c".as_ref(), b"f", b"x"]),
+            LookupResult::Found(b"f")
+        );
         // Not requested: unknown (pruned), not absent.
-        assert_eq!(w.lookup_path([b"c".as_ref(), b"f", b"y"]), LookupResult::Unknown);
-        assert_eq!(w.lookup_path([b"c".as_ref(), b"d", b"x"]), LookupResult::Unknown);
+        assert_eq!(
+            w.lookup_path([b"c".as_ref(), b"f", b"y"]),
+            LookupResult::Unknown
+        );
+        assert_eq!(
+            w.lookup_path([b"c".as_ref(), b"d", b"x"]),
+            LookupResult::Unknown
+        );
         assert_eq!(w.lookup_path([b"time".as_ref()]), LookupResult::Unknown);
         assert_eq!(w.lookup_path([b"z".as_ref()]), LookupResult::Unknown);
     }
@@ -481,13 +487,22 @@ mod tests {
                 "label {missing:?}"
             );
             // Others stay unknown.
-            assert_eq!(w.lookup_path([b"c".as_ref(), b"h", b"x"]), LookupResult::Unknown);
+            assert_eq!(
+                w.lookup_path([b"c".as_ref(), b"h", b"x"]),
+                LookupResult::Unknown
+            );
         }
         let w = witness(&t, &paths(&[&[b"nope"], &[b"c", b"d", b"q"]]));
         assert_eq!(w.digest(), t.digest());
         assert_eq!(w.lookup_path([b"nope".as_ref()]), LookupResult::Absent);
-        assert_eq!(w.lookup_path([b"c".as_ref(), b"d", b"q"]), LookupResult::Absent);
-        assert_eq!(w.lookup_path([b"c".as_ref(), b"d", b"x"]), LookupResult::Unknown);
+        assert_eq!(
+            w.lookup_path([b"c".as_ref(), b"d", b"q"]),
+            LookupResult::Absent
+        );
+        assert_eq!(
+            w.lookup_path([b"c".as_ref(), b"d", b"x"]),
+            LookupResult::Unknown
+        );
     }
 
     #[test]
@@ -495,7 +510,10 @@ mod tests {
         let t = sample();
         let w = witness(&t, &paths(&[&[b"c", b"d"], &[b"c", b"d", b"x"]]));
         assert_eq!(w.digest(), t.digest());
-        assert_eq!(w.lookup_path([b"c".as_ref(), b"d", b"y"]), LookupResult::Found(&[9; 3]));
+        assert_eq!(
+            w.lookup_path([b"c".as_ref(), b"d", b"y"]),
+            LookupResult::Found(&[9; 3])
+        );
         match w.lookup_subtree([b"c".as_ref(), b"d"]) {
             SubtreeLookupResult::Found(sub) => assert_eq!(sub.list_paths().len(), 2),
             _ => panic!("subtree not found"),

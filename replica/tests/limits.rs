@@ -112,7 +112,12 @@ fn timer_over_the_instruction_limit_is_rolled_back() {
     let r = small();
     let c = install_probe(&r);
     update_unit(&r, c, "set_heap", (5u64,));
-    update_unit(&r, c, "set_burning_timer", (1_000u64, 6u64, UPDATE + 10_000_000));
+    update_unit(
+        &r,
+        c,
+        "set_burning_timer",
+        (1_000u64, 6u64, UPDATE + 10_000_000),
+    );
     r.advance_time(Duration::from_secs(1));
     for _ in 0..10 {
         r.tick();
@@ -210,12 +215,7 @@ fn reply_size_limits_follow_the_settings() {
     let blob: ByteBuf = query_ok(&r, c, "reply_of_size_query", (REPLY as u64,));
     assert_eq!(blob.len(), REPLY);
     expect_reject(
-        r.query_call(
-            c,
-            user(),
-            "reply_of_size_query",
-            enc((REPLY_QUERY as u64,)),
-        ),
+        r.query_call(c, user(), "reply_of_size_query", enc((REPLY_QUERY as u64,))),
         RejectCode::CanisterError,
         "IC0504",
     );

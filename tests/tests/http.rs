@@ -529,9 +529,8 @@ fn gateway_end_to_end_over_tcp() {
     let rb = Arc::new(ReplicaBackend::new());
     let b: &dyn Backend = &*rb;
     let (v, f) = uploaded_video(b);
-    let gw =
-        canvid_gateway::serve_backend(rb.clone(), "127.0.0.1:0".parse().unwrap())
-            .expect("start the gateway");
+    let gw = canvid_gateway::serve_backend(rb.clone(), "127.0.0.1:0".parse().unwrap())
+        .expect("start the gateway");
     let port = gw.port();
     let host = format!("{}.localhost:{port}", v.id);
     assert_eq!(gw.url_for(v.id), format!("http://{host}/"));

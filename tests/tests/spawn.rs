@@ -374,12 +374,20 @@ fn spawn_interrupted_creation_is_resumed(b: &dyn Backend) {
         let stats = sp.stats();
         if let Some(f) = stats.in_flight.first() {
             if f.step.starts_with("installing") {
-                break f.canister_id.expect("a canister is recorded before installing");
+                break f
+                    .canister_id
+                    .expect("a canister is recorded before installing");
             }
         }
-        assert!(rounds < 50, "the creation never reached install_code: {stats:?}");
+        assert!(
+            rounds < 50,
+            "the creation never reached install_code: {stats:?}"
+        );
     };
-    assert_eq!(sp.get_video(id).expect("record").status, SpawnStatus::Created);
+    assert_eq!(
+        sp.get_video(id).expect("record").status,
+        SpawnStatus::Created
+    );
     let used = sp.quota_of(dave).used_cycles;
 
     // The upgrade drops every future; post_upgrade finishes what they left in flight.
@@ -412,7 +420,10 @@ fn spawn_interrupted_creation_is_resumed(b: &dyn Backend) {
     let q = sp.quota_of(dave);
     assert!(q.spares.is_empty());
     assert_eq!(q.used_videos, 1);
-    assert_eq!(q.used_cycles, used, "the parked canister's cycles are not charged twice");
+    assert_eq!(
+        q.used_cycles, used,
+        "the parked canister's cycles are not charged twice"
+    );
     assert!(sp.stats().in_flight.is_empty());
 }
 

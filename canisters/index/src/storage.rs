@@ -40,12 +40,12 @@ use std::borrow::Cow;
 use std::ops::Bound;
 
 use candid::Principal;
+use canvid_stable_common::{
+    dedup_principals, header_body, header_prefix, u64_at, PKey, PairKey, PKEY_LEN,
+};
 use canvid_types::index::{
     IndexStats, ListArgs, OwnerChange, Page, VideoEntry, VideoRegistration, DEFAULT_PAGE_LIMIT,
     MAX_PAGE_LIMIT,
-};
-use canvid_stable_common::{
-    dedup_principals, header_body, header_prefix, u64_at, PKey, PairKey, PKEY_LEN,
 };
 use canvid_types::{Error, Result};
 use ic_stable_structures::memory_manager::{MemoryId, MemoryManager, VirtualMemory};

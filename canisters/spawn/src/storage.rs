@@ -35,8 +35,8 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use candid::{CandidType, Decode, Encode, Principal};
-pub use canvid_stable_common::{PKey, PairKey};
 use canvid_stable_common::{header_body, header_prefix};
+pub use canvid_stable_common::{PKey, PairKey};
 use canvid_types::spawn::{CyclesConfig, InFlight, QuotaArgs, SpawnStatus, SpawnedVideo};
 use ic_stable_structures::memory_manager::{MemoryId, MemoryManager, VirtualMemory};
 use ic_stable_structures::storable::Bound;
@@ -264,7 +264,10 @@ impl<M: Memory> State<M> {
         };
         let Some(mut v) = f.canister_id.and_then(|id| self.video(&id)) else {
             let mut f = f;
-            f.step = format!("interrupted before a canister was recorded ({why}); cycles paid: {}", f.cycles);
+            f.step = format!(
+                "interrupted before a canister was recorded ({why}); cycles paid: {}",
+                f.cycles
+            );
             self.in_flight.insert(op, Cand(f));
             return Recovery::NoCanister;
         };

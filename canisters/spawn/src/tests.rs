@@ -515,16 +515,29 @@ fn interrupted_creations_are_recovered_not_stranded() {
     assert_eq!(v.updated_at, 99);
     assert!(v.last_error.unwrap().contains("interrupted (test)"));
     assert_eq!(s.spares_of(&caller), vec![canister(1), canister(2)]);
-    assert!(s.outbox.contains_key(&crate::storage::PKey::new(&canister(3))));
-    assert_eq!(s.video(&canister(3)).unwrap().status, SpawnStatus::Installed);
+    assert!(s
+        .outbox
+        .contains_key(&crate::storage::PKey::new(&canister(3))));
+    assert_eq!(
+        s.video(&canister(3)).unwrap().status,
+        SpawnStatus::Installed
+    );
     // Only the unknown-canister op and the live one remain in flight.
     let left: Vec<u64> = s.in_flight.keys().collect();
     assert_eq!(left, vec![4, 6]);
     let four = s.in_flight.get(&4).unwrap().0;
-    assert!(four.step.contains("interrupted before a canister was recorded"), "{}", four.step);
+    assert!(
+        four.step
+            .contains("interrupted before a canister was recorded"),
+        "{}",
+        four.step
+    );
     assert_eq!(s.video(&canister(6)).unwrap().status, SpawnStatus::Created);
     // Idempotent: a second pass changes nothing but the unknown op's step.
-    assert_eq!(s.recover_stale(&live, 100, "again"), vec![(4, Recovery::NoCanister)]);
+    assert_eq!(
+        s.recover_stale(&live, 100, "again"),
+        vec![(4, Recovery::NoCanister)]
+    );
     assert_eq!(s.recover_op(1, 100, "gone"), Recovery::NotInFlight);
     assert_eq!(s.spares_of(&caller).len(), 2);
     // The caller's next creation claims the parked canister.

@@ -184,7 +184,11 @@ mod tests {
         assert_eq!(k.to_bytes().as_ref(), &want);
         assert_eq!(PKey::from_bytes(Cow::Borrowed(&want)).principal(), p(7, 10));
         // The longest principal (29 bytes) and the anonymous one round-trip.
-        for q in [p(0xff, 29), Principal::anonymous(), Principal::management_canister()] {
+        for q in [
+            p(0xff, 29),
+            Principal::anonymous(),
+            Principal::management_canister(),
+        ] {
             assert_eq!(PKey::new(&q).principal(), q);
         }
         // A corrupted length byte does not panic.

@@ -44,9 +44,14 @@ pub fn setup(controllers: Vec<Principal>) -> Setup {
     );
     replica.add_cycles(canister, 100_000_000_000_000);
     let wasm = wasm("replica-probe");
-    replica.install_canister(canister, wasm.clone(), candid::encode_args(()).unwrap(), controllers.first().copied());
-    let server = canvid_replica_http::serve(replica.clone(), "127.0.0.1:0".parse().unwrap())
-        .expect("serve");
+    replica.install_canister(
+        canister,
+        wasm.clone(),
+        candid::encode_args(()).unwrap(),
+        controllers.first().copied(),
+    );
+    let server =
+        canvid_replica_http::serve(replica.clone(), "127.0.0.1:0".parse().unwrap()).expect("serve");
     Setup {
         replica,
         server,

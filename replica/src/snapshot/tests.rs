@@ -214,13 +214,19 @@ fn crash_after_commit_is_repaired_from_the_delta() {
     write_atomic(dir.path(), &delta_name(rep.seq), &delta.seal()).unwrap();
     m.pending_delta = Some(rep.seq);
     write_manifest(dir.path(), &m).unwrap();
-    let stable = dir.path().join(stable_name(&id, m.canisters[0].stable_file));
+    let stable = dir
+        .path()
+        .join(stable_name(&id, m.canisters[0].stable_file));
     page[..4].copy_from_slice(b"torn");
     std::fs::write(&stable, &page[..10]).unwrap();
 
     let l = Replica::load_snapshot(dir.path()).unwrap();
     assert_eq!(&l.get_stable_memory(id)[..4], b"next");
-    assert!(read_manifest(dir.path()).unwrap().unwrap().pending_delta.is_none());
+    assert!(read_manifest(dir.path())
+        .unwrap()
+        .unwrap()
+        .pending_delta
+        .is_none());
 }
 
 #[test]

@@ -568,6 +568,11 @@ export interface _SERVICE {
   'read_range' : ActorMethod<[RangeArgs], Result_3>,
   'remove_uploader' : ActorMethod<[Principal], Result>,
   /**
+   * Owner only, before `finish_upload`: abandons the upload (declaration and chunks) so another
+   * file can be declared.
+   */
+  'reset_upload' : ActorMethod<[], Result_1>,
+  /**
    * Owner only. Sets (replaces) the poster served at `/poster`; empty `data` removes it.
    */
   'set_poster' : ActorMethod<[PosterArgs], Result>,
@@ -752,6 +757,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'put_chunk' : IDL.Func([ChunkUpload], [Result_5], []),
     'read_range' : IDL.Func([RangeArgs], [Result_3], ['query']),
     'remove_uploader' : IDL.Func([IDL.Principal], [Result], []),
+    'reset_upload' : IDL.Func([], [Result_1], []),
     'set_poster' : IDL.Func([PosterArgs], [Result], []),
     'update_metadata' : IDL.Func([MetadataPatch], [Result_1], []),
     'uploaders' : IDL.Func([], [IDL.Vec(IDL.Principal)], ['query']),
