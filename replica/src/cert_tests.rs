@@ -533,4 +533,55 @@ fn bench_query_certificates() {
         r.query_call(id, Principal::anonymous(), "cert", vec![]).unwrap();
     }
     eprintln!("per query, same round: {:?}", t.elapsed() / 100);
+    let t = std::time::Instant::now();
+    for _ in 0..100 {
+        r.read_state_certificate(&[]);
+    }
+    eprintln!("per read_state(time): {:?}", t.elapsed() / 100);
+    let t = std::time::Instant::now();
+    for _ in 0..100 {
+        r.query_call(id, Principal::anonymous(), "echo", vec![]).unwrap_err();
+    }
+    eprintln!("per failing query: {:?}", t.elapsed() / 100);
+    let t = std::time::Instant::now();
+    for _ in 0..100 {
+        let mut s = r.lock();
+        let p = crate::state_tree::Paths::from_paths(&[]);
+        let tree = s.state_tree(&p);
+        drop(s);
+        std::hint::black_box(tree);
+    }
+    eprintln!("per state_tree: {:?}", t.elapsed() / 100);
+    let mut s = r.lock();
+    let p = crate::state_tree::Paths::from_paths(&[vec![b"time".to_vec()]]);
+    let tree = s.state_tree(&p);
+    drop(s);
+    let t = std::time::Instant::now();
+    let d = tree.digest();
+    eprintln!("node digest: {:?}", t.elapsed());
+    let t = std::time::Instant::now();
+    let w = crate::state_tree::witness(&tree, &p);
+    eprintln!("witness: {:?}", t.elapsed());
+    let t = std::time::Instant::now();
+    assert_eq!(w.digest(), d);
+    eprintln!("witness digest: {:?}", t.elapsed());
+    let t = std::time::Instant::now();
+    let sig = r.lock().keys.sign_state_root(&[1; 32]);
+    eprintln!("sign: {:?}", t.elapsed());
+    let t = std::time::Instant::now();
+    crate::certificate::encode(&w, &sig);
+    eprintln!("encode: {:?}", t.elapsed());
+    let t = std::time::Instant::now();
+    let mut h = [0u8; 32];
+    for _ in 0..4000 {
+        h = ic_certification::labeled_hash(&h, &h);
+    }
+    eprintln!("4000 labeled_hash: {:?}", t.elapsed());
+    if let crate::state_tree::Node::Sub(m) = &tree {
+        for (k, c) in m {
+            let t = std::time::Instant::now();
+            c.digest();
+            eprintln!("{}: {:?}", String::from_utf8_lossy(k), t.elapsed());
+        }
+    }
 }

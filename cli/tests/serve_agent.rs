@@ -1,0 +1,274 @@
+//! `canvid serve` + the agent commands, run as processes: upload/get round trip on a real
+//! generated video, ls by creator and owner, transfer, an interrupted upload resumed with only
+//! the missing chunks, a restart on the same state directory, and the one-line errors.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn canvid() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_canvid"));
+    c.env("CANVID_WASM_DIR", wasm_dir());
+    c
+}
+
+fn wasm_dir() -> PathBuf {
+    std::env::var_os("CANVID_WASM_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/canisters"))
+}
+
+fn require_wasm() {
+    assert!(
+        wasm_dir().join("video.wasm").is_file(),
+        "canister wasm missing in {}: run scripts/build-wasm.sh",
+        wasm_dir().display()
+    );
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Runs a command and asserts success; returns stdout.
+fn ok(cmd: &mut Command) -> String {
+    let o = cmd.output().unwrap();
+    assert!(
+        o.status.success(),
+        "{cmd:?} failed ({:?}):\nstdout: {}\nstderr: {}",
+        o.status,
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+    text(&o.stdout)
+}
+
+fn fails(cmd: &mut Command, code: i32, needle: &str) -> Output {
+    let o = cmd.output().unwrap();
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(code), "{cmd:?}: stderr {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(lines.len(), 1, "one error line expected: {err}");
+    assert!(lines[0].contains(needle), "{needle:?} not in {err}");
+    o
+}
+
+/// A running `canvid serve`, stopped (Ctrl-C → saves) when dropped.
+struct Serve(Child);
+
+impl Serve {
+    fn start(state: &Path) -> Serve {
+        let _ = std::fs::remove_file(state.join("serve.json"));
+        let child = canvid()
+            .args(["serve", "--port", "0", "--save-interval", "1", "--state"])
+            .arg(state)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut s = Serve(child);
+        let start = Instant::now();
+        while !state.join("serve.json").is_file() {
+            if let Some(status) = s.0.try_wait().unwrap() {
+                panic!("canvid serve exited early: {status}");
+            }
+            assert!(start.elapsed() < Duration::from_secs(120), "serve.json never appeared");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        s
+    }
+
+    /// SIGTERM (saves the state) and wait.
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        let status = self.0.wait().unwrap();
+        assert!(status.success(), "serve exit status {status}");
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn net(cmd: &mut Command, state: &Path) -> &mut Command {
+    cmd.arg("--state").arg(state)
+}
+
+fn last_line(s: &str) -> String {
+    s.lines().last().unwrap_or_default().trim().to_string()
+}
+
+fn principal_of(pem: &Path, state: &Path) -> String {
+    // `ls` without --creator/--owner lists the caller's videos and names the caller on stderr.
+    let o = net(canvid().args(["ls", "--identity"]).arg(pem), state)
+        .output()
+        .unwrap();
+    let err = text(&o.stderr);
+    err.lines()
+        .find_map(|l| l.split(" by ").nth(1))
+        .unwrap_or_else(|| panic!("no principal in {err}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn serve_upload_get_ls_transfer_resume_restart() {
+    require_wasm();
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    // A real small video (ffmpeg), about 4.8 MB: three chunks.
+    let video = tmp.path().join("clip.mp4");
+    canvid_cli::video_gen::generate(&video, 6, "6M").unwrap();
+    let bytes = std::fs::read(&video).unwrap();
+    assert!(bytes.len() > 4_000_000);
+
+    let serve = Serve::start(&state);
+    let ids: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state.join("canister_ids.json")).unwrap())
+            .unwrap();
+    let index = ids["index"]["embedded"].as_str().unwrap().to_string();
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state.join("serve.json")).unwrap()).unwrap();
+    let root_key = info["root_key"].as_str().unwrap().to_string();
+    assert!(info["url"].as_str().unwrap().starts_with("http://127.0.0.1:"));
+
+    // Upload (default identity, created in the state dir) and get, byte-exact.
+    let out = ok(net(canvid().arg("upload").arg(&video), &state));
+    let id = last_line(&out);
+    assert!(out.contains("sent 3 of 3 chunk(s)"), "{out}");
+    assert!(state.join("identity.pem").is_file());
+    let back = tmp.path().join("back.mp4");
+    ok(net(canvid().args(["get", &id, "-o"]).arg(&back), &state));
+    assert_eq!(std::fs::read(&back).unwrap(), bytes);
+
+    // ls --creator shows it.
+    let me = principal_of(&state.join("identity.pem"), &state);
+    let listed = ok(net(canvid().args(["ls", "--creator", &me]), &state));
+    assert!(listed.contains(&id), "{listed}");
+
+    // Transfer to a second identity; the index follows.
+    let bob_pem = tmp.path().join("bob.pem");
+    std::fs::write(&bob_pem, canvid_cli::identity::ed25519_pem(&[42u8; 32])).unwrap();
+    let bob = principal_of(&bob_pem, &state);
+    ok(net(canvid().args(["transfer", &id, &bob]), &state));
+    let owned = ok(net(canvid().args(["ls", "--owner", &bob]), &state));
+    assert!(owned.contains(&id), "{owned}");
+    let mine = ok(net(canvid().args(["ls", "--owner", &me]), &state));
+    assert!(!mine.contains(&id), "{mine}");
+    let info_out = ok(net(canvid().args(["info", &id]), &state));
+    assert!(info_out.contains(&format!("owner      {bob}")), "{info_out}");
+    // The old owner may no longer transfer it: a refusal with its own exit code.
+    fails(
+        net(canvid().args(["transfer", &id, &me]), &state),
+        7,
+        "not authorized",
+    );
+
+    // An upload interrupted after 2 of 5 chunks, then resumed: only 3 chunks are sent.
+    let big = tmp.path().join("big.bin");
+    let big_bytes: Vec<u8> = (0..9_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    std::fs::write(&big, &big_bytes).unwrap();
+    let o = fails(
+        net(
+            canvid()
+                .args(["upload", "--stop-after-chunks", "2"])
+                .arg(&big),
+            &state,
+        ),
+        1,
+        "upload interrupted",
+    );
+    assert!(text(&o.stderr).contains("run the same upload again"));
+    let out = ok(net(canvid().arg("upload").arg(&big), &state));
+    assert!(out.contains("sent 3 of 5 chunk(s)"), "{out}");
+    let big_id = last_line(&out);
+    let big_back = tmp.path().join("big_back.bin");
+    ok(net(canvid().args(["get", &big_id, "-o"]).arg(&big_back), &state));
+    assert_eq!(std::fs::read(&big_back).unwrap(), big_bytes);
+
+    // Restart on the same state directory: same ids, same root key, same bytes.
+    serve.stop();
+    assert!(!state.join("serve.json").exists());
+    fails(
+        net(canvid().args(["get", &id]), &state),
+        5,
+        "no running `canvid serve`",
+    );
+    let serve = Serve::start(&state);
+    let info2: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state.join("serve.json")).unwrap()).unwrap();
+    assert_eq!(info2["root_key"].as_str().unwrap(), root_key);
+    let ids2: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state.join("canister_ids.json")).unwrap())
+            .unwrap();
+    assert_eq!(ids2["index"]["embedded"].as_str().unwrap(), index);
+    let back2 = tmp.path().join("back2.mp4");
+    ok(net(canvid().args(["get", &id, "-o"]).arg(&back2), &state));
+    assert_eq!(std::fs::read(&back2).unwrap(), bytes);
+    let owned = ok(net(canvid().args(["ls", "--owner", &bob]), &state));
+    assert!(owned.contains(&id), "{owned}");
+    // New uploads keep working after the restore.
+    let small = tmp.path().join("small.bin");
+    std::fs::write(&small, b"after the restart").unwrap();
+    let out = ok(net(canvid().arg("upload").arg(&small), &state));
+    let small_id = last_line(&out);
+    let got = ok(net(canvid().args(["get", &small_id]), &state));
+    assert_eq!(got, "after the restart");
+    serve.stop();
+}
+
+#[test]
+fn agent_commands_report_bad_inputs_in_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    // No serve running for this state dir.
+    fails(
+        net(canvid().args(["ls"]), &state),
+        5,
+        "no running `canvid serve`",
+    );
+    // A serve.json pointing at a dead port: network down.
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(
+        state.join("serve.json"),
+        r#"{"url": "http://127.0.0.1:9", "pid": 1, "root_key": "00"}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        state.join("canister_ids.json"),
+        r#"{"index": {"embedded": "aaaaa-aa"}, "spawn": {"embedded": "aaaaa-aa"}}"#,
+    )
+    .unwrap();
+    fails(
+        net(canvid().args(["info", "aaaaa-aa"]), &state),
+        5,
+        "cannot reach http://127.0.0.1:9",
+    );
+    // Missing file, unreadable identity.
+    fails(
+        net(canvid().args(["upload", "/no/such/file.mp4"]), &state),
+        3,
+        "file not found",
+    );
+    let f = tmp.path().join("v.bin");
+    std::fs::write(&f, b"x").unwrap();
+    fails(
+        net(
+            canvid()
+                .arg("upload")
+                .arg(&f)
+                .args(["--identity", "/no/such.pem"]),
+            &state,
+        ),
+        6,
+        "cannot use identity",
+    );
+}
