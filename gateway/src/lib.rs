@@ -436,20 +436,24 @@ fn handle<B: Backend>(ctx: &Ctx<B>, mut request: tiny_http::Request) {
         .collect();
     let method = request.method().as_str().to_string();
     let url = request.url().to_string();
-    let reply = match prepare(ctx, &mut request, &method, &url, headers) {
+    let mut called = false;
+    let reply = match prepare(ctx, &mut request, &method, &url, headers, &mut called) {
         Ok(reply) => reply,
         Err((status, message)) => {
-            // Errors before any canister call are logged too, without a canister.
-            ctx.record(LogEntry {
-                method: method.clone(),
-                url: url.clone(),
-                canister: None,
-                range: None,
-                status,
-                body_len: message.len() as u64,
-                upgraded: false,
-                streamed: false,
-            });
+            // A failed canister call is already in the log (`Ctx::call`); errors before any
+            // canister call are logged here, without a canister.
+            if !called {
+                ctx.record(LogEntry {
+                    method: method.clone(),
+                    url: url.clone(),
+                    canister: None,
+                    range: None,
+                    status,
+                    body_len: message.len() as u64,
+                    upgraded: false,
+                    streamed: false,
+                });
+            }
             Reply::error(status, &message)
         }
     };
@@ -462,6 +466,7 @@ fn prepare<B: Backend>(
     method: &str,
     url: &str,
     headers: Vec<(String, String)>,
+    called: &mut bool,
 ) -> Result<Reply, (u16, String)> {
     let canister = resolve_canister(header(&headers, "host"), url).ok_or((
         400,
@@ -478,6 +483,7 @@ fn prepare<B: Backend>(
     }
     let is_range_request = header(&headers, "range").is_some();
     let canister_request = to_canister_request(method, url, headers, body).map_err(|e| (400, e))?;
+    *called = true;
     let response = ctx.call(canister, &canister_request, false)?;
     let status = response.status_code().as_u16();
     let mut out_headers: Vec<(String, String)> = response.headers().to_vec();

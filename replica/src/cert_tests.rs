@@ -512,76 +512,30 @@ fn private_metadata_is_flagged() {
 }
 
 #[test]
-#[ignore]
-fn bench_query_certificates() {
+fn pruned_and_full_request_status_certify_the_same_root() {
     let (r, id) = setup();
-    for i in 0..2000u32 {
-        let mut rid = [0u8; 32];
-        rid[..4].copy_from_slice(&i.to_le_bytes());
-        r.submit_ingress(rid, Principal::anonymous(), id, "echo", vec![1; 100])
-            .unwrap();
-    }
+    let digest = |paths: &[Vec<Vec<u8>>]| {
+        verify(&r.read_state_certificate(paths), &r.root_key_der())
+            .unwrap()
+            .tree
+            .digest()
+    };
+    let all = [labels(&[b"request_status"])];
+    r.submit_ingress([1; 32], Principal::anonymous(), id, "echo", vec![1])
+        .unwrap();
     r.run_until_idle();
-    let t = std::time::Instant::now();
-    for _ in 0..100 {
-        r.tick();
-        r.query_call(id, Principal::anonymous(), "cert", vec![]).unwrap();
-    }
-    eprintln!("per query with fresh signature: {:?}", t.elapsed() / 100);
-    let t = std::time::Instant::now();
-    for _ in 0..100 {
-        r.query_call(id, Principal::anonymous(), "cert", vec![]).unwrap();
-    }
-    eprintln!("per query, same round: {:?}", t.elapsed() / 100);
-    let t = std::time::Instant::now();
-    for _ in 0..100 {
-        r.read_state_certificate(&[]);
-    }
-    eprintln!("per read_state(time): {:?}", t.elapsed() / 100);
-    let t = std::time::Instant::now();
-    for _ in 0..100 {
-        r.query_call(id, Principal::anonymous(), "echo", vec![]).unwrap_err();
-    }
-    eprintln!("per failing query: {:?}", t.elapsed() / 100);
-    let t = std::time::Instant::now();
-    for _ in 0..100 {
-        let mut s = r.lock();
-        let p = crate::state_tree::Paths::from_paths(&[]);
-        let tree = s.state_tree(&p);
-        drop(s);
-        std::hint::black_box(tree);
-    }
-    eprintln!("per state_tree: {:?}", t.elapsed() / 100);
-    let mut s = r.lock();
-    let p = crate::state_tree::Paths::from_paths(&[vec![b"time".to_vec()]]);
-    let tree = s.state_tree(&p);
-    drop(s);
-    let t = std::time::Instant::now();
-    let d = tree.digest();
-    eprintln!("node digest: {:?}", t.elapsed());
-    let t = std::time::Instant::now();
-    let w = crate::state_tree::witness(&tree, &p);
-    eprintln!("witness: {:?}", t.elapsed());
-    let t = std::time::Instant::now();
-    assert_eq!(w.digest(), d);
-    eprintln!("witness digest: {:?}", t.elapsed());
-    let t = std::time::Instant::now();
-    let sig = r.lock().keys.sign_state_root(&[1; 32]);
-    eprintln!("sign: {:?}", t.elapsed());
-    let t = std::time::Instant::now();
-    crate::certificate::encode(&w, &sig);
-    eprintln!("encode: {:?}", t.elapsed());
-    let t = std::time::Instant::now();
-    let mut h = [0u8; 32];
-    for _ in 0..4000 {
-        h = ic_certification::labeled_hash(&h, &h);
-    }
-    eprintln!("4000 labeled_hash: {:?}", t.elapsed());
-    if let crate::state_tree::Node::Sub(m) = &tree {
-        for (k, c) in m {
-            let t = std::time::Instant::now();
-            c.digest();
-            eprintln!("{}: {:?}", String::from_utf8_lossy(k), t.elapsed());
-        }
-    }
+    // All final: the pruned form uses the cached /request_status digest.
+    let before = digest(&[]);
+    assert_eq!(before, digest(&all));
+    assert_eq!(before, digest(&[]));
+    // A new record invalidates it (same round, so only /request_status differs).
+    r.submit_ingress([2; 32], Principal::anonymous(), id, "echo", vec![2])
+        .unwrap();
+    let after = digest(&[]);
+    assert_ne!(before, after);
+    assert_eq!(after, digest(&all));
+    r.run_until_idle();
+    let done = digest(&[]);
+    assert_eq!(done, digest(&all));
+    assert_eq!(done, digest(&[]));
 }

@@ -45,6 +45,9 @@ pub(crate) struct Record {
 #[derive(Default)]
 pub struct IngressRecords {
     pub(crate) records: HashMap<[u8; 32], Record>,
+    /// `(number of records, digest of /request_status)` when every record was final: valid as
+    /// long as no record is added (final statuses never change, records are never removed).
+    pub(crate) all_final: Option<(usize, [u8; 32])>,
 }
 
 impl IngressRecords {

@@ -51,6 +51,8 @@
 //!   install/upgrade, 200 M inspect_message), reply size (2 MiB replicated, 3 MiB query), ingress
 //!   argument (2 MiB, rejected before execution), inter-canister payload (10 MiB), stable memory
 //!   touched per message (2 GiB update, 8 GiB upgrade), 500 GiB stable memory, `wasm_memory_limit`.
+//!   The instruction and reply-size limits are the IC's by default and configurable
+//!   ([`Replica::with_limits`], [`limits`]) so tests can see them enforced at small scale.
 //! * **Certification** ([`keys`], [`state_tree`], [`certificate`]): a BLS12-381 root key (the
 //!   IC's min-sig scheme, DER as `/api/v2/status` reports it) derived from a 32-byte seed
 //!   ([`Replica::with_seed`]; [`Replica::new`] draws one from the OS) signs certificates of the

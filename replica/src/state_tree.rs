@@ -336,15 +336,10 @@ impl State {
         }
     }
 
-    /// The state tree, with every part a path in `paths` enters built in full (other finished
-    /// request statuses stand as cached digests).
-    pub fn state_tree(&mut self, paths: &Paths) -> Node {
-        let mut root = Node::sub();
-        root.insert("time", Node::Leaf(leb128(self.time)));
-
-        // /request_status
+    /// `/request_status`: entries a path in `wanted` enters in full, other final ones as their
+    /// cached digests.
+    fn request_status_tree(&mut self, wanted: Option<&Paths>) -> Node {
         let queued = self.queued_ingress();
-        let wanted = paths.child(b"request_status");
         let mut requests = Node::sub();
         let ids: Vec<([u8; 32], u64)> = self
             .requests
@@ -369,7 +364,32 @@ impl State {
             }
             requests.insert(id.to_vec(), node);
         }
-        root.insert("request_status", requests);
+        requests
+    }
+
+    /// The state tree, with every part a path in `paths` enters built in full (other finished
+    /// request statuses stand as cached digests).
+    pub fn state_tree(&mut self, paths: &Paths) -> Node {
+        let mut root = Node::sub();
+        root.insert("time", Node::Leaf(leb128(self.time)));
+
+        // /request_status
+        let wanted = paths.child(b"request_status");
+        let n_records = self.requests.records.len();
+        match self.requests.all_final {
+            // Nothing asked under /request_status and nothing changed there: queries' data
+            // certificates do not rehash the whole ingress history.
+            Some((n, d)) if wanted.is_none() && n == n_records => {
+                root.insert("request_status", Node::Digest(d));
+            }
+            _ => {
+                let requests = self.request_status_tree(wanted);
+                if self.requests.records.values().all(|r| r.digest.is_some()) {
+                    self.requests.all_final = Some((n_records, requests.digest()));
+                }
+                root.insert("request_status", requests);
+            }
+        }
 
         // /canister
         let mut canisters = Node::sub();

@@ -371,7 +371,9 @@ fn query_instruction_limit_is_5_billion() {
 /// than a query (6 B), and more than 40 B fails with IC0522 and rolls back.
 ///
 /// Burns 47 B instructions (over 10 minutes with wasmi on a loaded 2-core machine), so it only
-/// runs on request: `cargo test -p canvid-replica --test conformance -- --ignored`.
+/// runs on request: `cargo test -p canvid-replica --test conformance -- --ignored`. The same
+/// enforcement (IC0522 and rollback, for updates, callbacks, timers and queries) runs by default
+/// at small limits in `tests/limits.rs`; this test is the full-scale check of the IC's number.
 #[test]
 #[ignore = "slow: burns 47 B instructions; run with --ignored"]
 fn update_instruction_limit_is_40_billion() {

@@ -16,7 +16,7 @@ const WAT: &str = r#"
   (import "ic0" "stable64_size" (func $ssize (result i64)))
   (import "ic0" "stable64_grow" (func $sgrow (param i64) (result i64)))
   (import "ic0" "stable64_write" (func $swrite (param i64 i64 i64)))
-  (memory (export "memory") 1)
+  (memory (export "memory") 48)
   (global $g (mut i32) (i32.const 0))
   (func (export "canister_init") (i32.store (i32.const 16) (i32.const 1)))
   (func (export "canister_post_upgrade") (i32.store (i32.const 16) (i32.const 2)))
