@@ -286,20 +286,7 @@ pub fn deploy(replica: Arc<Replica>, wasms: &Wasms, admin: Principal) -> Result<
         registrars: vec![spawn],
     }))
     .map_err(|e| Error::Deploy(e.to_string()))?;
-    let index_install = replica
-        .install_code(
-            canvid_replica::InstallMode::Install,
-            index,
-            wasms.index.clone(),
-            index_arg,
-            Some(admin),
-        )
-        .map_err(|r| {
-            Error::Deploy(format!(
-                "installing the index canister: {}",
-                crate::error::one_line(&r.reject_message)
-            ))
-        })?;
+    let index_install = install(&replica, "index", index, &wasms.index, index_arg, admin)?;
 
     let video_gz = gzip(&wasms.video).map_err(|e| Error::io("compressing the video wasm", e))?;
     let video_wasm_size = video_gz.len();
@@ -315,20 +302,7 @@ pub fn deploy(replica: Arc<Replica>, wasms: &Wasms, admin: Principal) -> Result<
     };
     let spawn_arg =
         candid::encode_one(Some(spawn_init)).map_err(|e| Error::Deploy(e.to_string()))?;
-    let spawn_install = replica
-        .install_code(
-            canvid_replica::InstallMode::Install,
-            spawn,
-            wasms.spawn.clone(),
-            spawn_arg,
-            Some(admin),
-        )
-        .map_err(|r| {
-            Error::Deploy(format!(
-                "installing the spawn canister: {}",
-                crate::error::one_line(&r.reject_message)
-            ))
-        })?;
+    let spawn_install = install(&replica, "spawn", spawn, &wasms.spawn, spawn_arg, admin)?;
 
     Ok(Deployment {
         replica,
@@ -339,6 +313,31 @@ pub fn deploy(replica: Arc<Replica>, wasms: &Wasms, admin: Principal) -> Result<
         spawn_install,
         video_wasm_size,
     })
+}
+
+/// Installs `wasm` into `canister` as `admin`; a failure names the canister.
+fn install(
+    replica: &Replica,
+    name: &str,
+    canister: Principal,
+    wasm: &[u8],
+    arg: Vec<u8>,
+    admin: Principal,
+) -> Result<CallStats> {
+    replica
+        .install_code(
+            canvid_replica::InstallMode::Install,
+            canister,
+            wasm.to_vec(),
+            arg,
+            Some(admin),
+        )
+        .map_err(|r| {
+            Error::Deploy(format!(
+                "installing the {name} canister: {}",
+                crate::error::one_line(&r.reject_message)
+            ))
+        })
 }
 
 fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {

@@ -302,7 +302,6 @@ fn reject_code(code: ic_agent::agent::RejectCode) -> canvid_replica::RejectCode 
         A::DestinationInvalid => R::DestinationInvalid,
         A::CanisterReject => R::CanisterReject,
         A::CanisterError => R::CanisterError,
-        A::SysUnknown => R::SysUnknown,
     }
 }
 

@@ -96,7 +96,7 @@ impl Drop for Serve {
     }
 }
 
-fn net(cmd: &mut Command, state: &Path) -> &mut Command {
+fn net<'a>(cmd: &'a mut Command, state: &Path) -> &'a mut Command {
     cmd.arg("--state").arg(state)
 }
 
