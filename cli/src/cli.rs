@@ -250,7 +250,9 @@ pub fn run(cli: Cli) -> Result<()> {
                 check_output(out)?;
             }
             check_identity(&net)?;
-            with_client(&net, |c| async move { crate::commands::get(&c, id, output).await })
+            with_client(&net, |c| async move {
+                crate::commands::get(&c, id, output).await
+            })
         }
         Command::Ls {
             creator,

@@ -74,9 +74,7 @@ pub async fn upload(client: &Client, args: UploadArgs) -> Result<()> {
     let dir = &client.target.state_dir;
     let key = pending_key(client, &plan.file_digest);
     let mut pending = read_pending(dir);
-    let remembered = pending
-        .get(&key)
-        .and_then(|t| Principal::from_text(t).ok());
+    let remembered = pending.get(&key).and_then(|t| Principal::from_text(t).ok());
     let mut video = None;
     for candidate in args.resume.into_iter().chain(remembered) {
         match client
@@ -253,7 +251,11 @@ pub async fn get(client: &Client, video: Principal, output: Option<PathBuf>) -> 
 }
 
 /// Lists the index's videos by creator or owner (default: the caller's own), every page.
-pub async fn ls(client: &Client, creator: Option<Principal>, owner: Option<Principal>) -> Result<()> {
+pub async fn ls(
+    client: &Client,
+    creator: Option<Principal>,
+    owner: Option<Principal>,
+) -> Result<()> {
     let index = client.index()?;
     let (method, who) = match (creator, owner) {
         (Some(c), _) => ("videos_by_creator", c),
@@ -287,7 +289,11 @@ pub async fn ls(client: &Client, creator: Option<Principal>, owner: Option<Princ
             _ => break,
         }
     }
-    let by = if creator.is_some() { "created" } else { "owned" };
+    let by = if creator.is_some() {
+        "created"
+    } else {
+        "owned"
+    };
     eprintln!("{n} video(s) {by} by {who}");
     Ok(())
 }

@@ -52,7 +52,10 @@ pub struct Target {
 }
 
 /// Reads `DIR/canister_ids.json` (dfx's shape) for `network`: (index, spawn).
-pub fn read_canister_ids(dir: &Path, network: &str) -> Result<(Option<Principal>, Option<Principal>)> {
+pub fn read_canister_ids(
+    dir: &Path,
+    network: &str,
+) -> Result<(Option<Principal>, Option<Principal>)> {
     let path = dir.join("canister_ids.json");
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
@@ -64,9 +67,9 @@ pub fn read_canister_ids(dir: &Path, network: &str) -> Result<(Option<Principal>
     let id = |name: &str| -> Result<Option<Principal>> {
         match v[name][network].as_str() {
             None => Ok(None),
-            Some(t) => Principal::from_text(t).map(Some).map_err(|e| {
-                Error::State(format!("{}: bad {name} id '{t}': {e}", path.display()))
-            }),
+            Some(t) => Principal::from_text(t)
+                .map(Some)
+                .map_err(|e| Error::State(format!("{}: bad {name} id '{t}': {e}", path.display()))),
         }
     };
     Ok((id("index")?, id("spawn")?))
@@ -90,7 +93,8 @@ pub fn resolve(net: &NetArgs) -> Result<Target> {
     let (url, name, root_key, fetch) = match &net.network {
         Network::Embedded => {
             let path = serve_json(&dir);
-            let text = std::fs::read_to_string(&path).map_err(|_| Error::NotServing(dir.clone()))?;
+            let text =
+                std::fs::read_to_string(&path).map_err(|_| Error::NotServing(dir.clone()))?;
             let info: ServeInfo = serde_json::from_str(&text)
                 .map_err(|e| Error::State(format!("{} is not valid: {e}", path.display())))?;
             let key = hex::decode(&info.root_key)
@@ -219,7 +223,12 @@ impl Client {
     }
 
     /// Raw update call.
-    pub async fn update_raw(&self, canister: Principal, method: &str, arg: Vec<u8>) -> Result<Vec<u8>> {
+    pub async fn update_raw(
+        &self,
+        canister: Principal,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> Result<Vec<u8>> {
         self.agent
             .update(&canister, method)
             .with_arg(arg)
@@ -229,7 +238,12 @@ impl Client {
     }
 
     /// Raw query call.
-    pub async fn query_raw(&self, canister: Principal, method: &str, arg: Vec<u8>) -> Result<Vec<u8>> {
+    pub async fn query_raw(
+        &self,
+        canister: Principal,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> Result<Vec<u8>> {
         self.agent
             .query(&canister, method)
             .with_arg(arg)
@@ -239,7 +253,13 @@ impl Client {
     }
 
     /// A typed call (update or query) returning one value.
-    pub async fn call<R>(&self, kind: Kind, canister: Principal, method: &str, args: impl ArgumentEncoder) -> Result<R>
+    pub async fn call<R>(
+        &self,
+        kind: Kind,
+        canister: Principal,
+        method: &str,
+        args: impl ArgumentEncoder,
+    ) -> Result<R>
     where
         R: CandidType + DeserializeOwned,
     {
@@ -253,7 +273,13 @@ impl Client {
     }
 
     /// [`Client::call`] for methods returning `Result<T, canvid_types::Error>`.
-    pub async fn call_ok<T>(&self, kind: Kind, canister: Principal, method: &str, args: impl ArgumentEncoder) -> Result<T>
+    pub async fn call_ok<T>(
+        &self,
+        kind: Kind,
+        canister: Principal,
+        method: &str,
+        args: impl ArgumentEncoder,
+    ) -> Result<T>
     where
         T: CandidType + DeserializeOwned,
     {
@@ -269,7 +295,11 @@ pub enum Kind {
     Query,
 }
 
-fn decode<R: for<'a> ArgumentDecoder<'a>>(bytes: &[u8], canister: Principal, method: &str) -> Result<R> {
+fn decode<R: for<'a> ArgumentDecoder<'a>>(
+    bytes: &[u8],
+    canister: Principal,
+    method: &str,
+) -> Result<R> {
     candid::decode_args(bytes).map_err(|e| Error::BadReply {
         canister,
         method: method.into(),
@@ -309,7 +339,8 @@ fn reject_code(code: ic_agent::agent::RejectCode) -> canvid_replica::RejectCode 
 /// `inspect_message`, or IC0512 not a controller), other rejects, the rest.
 pub fn map_agent(target: &Target, canister: Principal, method: &str, e: AgentError) -> Error {
     match e {
-        AgentError::CertifiedReject { reject, .. } | AgentError::UncertifiedReject { reject, .. } => {
+        AgentError::CertifiedReject { reject, .. }
+        | AgentError::UncertifiedReject { reject, .. } => {
             let code = reject.error_code.clone().unwrap_or_default();
             if code == "IC0406" || code == "IC0512" {
                 return Error::NotAuthorized {
@@ -366,7 +397,9 @@ fn unavailable_hint(target: &Target) -> String {
 pub fn is_transient(error: &Error) -> bool {
     match error {
         Error::Unavailable { .. } => true,
-        Error::Rejected { reject, .. } => reject.reject_code == canvid_replica::RejectCode::SysTransient,
+        Error::Rejected { reject, .. } => {
+            reject.reject_code == canvid_replica::RejectCode::SysTransient
+        }
         Error::Refused { error, .. } => matches!(**error, canvid_types::Error::Busy { .. }),
         Error::Agent(m) => m.contains("HTTP 429") || m.contains("HTTP 5"),
         _ => false,

@@ -124,7 +124,10 @@ pub fn run(opts: ServeOptions) -> Result<()> {
         let wasms = Wasms::load()?;
         let replica = Arc::new(Replica::new());
         let d = embedded::deploy(replica.clone(), &wasms, demo_identity("admin"))?;
-        println!("deployed fresh canisters (no snapshot in {})", snap.display());
+        println!(
+            "deployed fresh canisters (no snapshot in {})",
+            snap.display()
+        );
         (replica, d.index, d.spawn)
     };
     println!("embedded replica: index {index} spawn {spawn}");
@@ -200,9 +203,7 @@ pub fn write_canister_ids(
         .and_then(|t| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&t).ok())
         .unwrap_or_default();
     let mut set = |name: String, id: Principal| {
-        let entry = map
-            .entry(name)
-            .or_insert_with(|| serde_json::json!({}));
+        let entry = map.entry(name).or_insert_with(|| serde_json::json!({}));
         if !entry.is_object() {
             *entry = serde_json::json!({});
         }
@@ -274,7 +275,11 @@ pub fn serve_until_stopped(
     for v in videos {
         println!("  video  {}", handle.url_for(*v));
     }
-    println!("state in {} (saved every {} s and on Ctrl-C)", state.display(), interval.as_secs());
+    println!(
+        "state in {} (saved every {} s and on Ctrl-C)",
+        state.display(),
+        interval.as_secs()
+    );
     println!("Press Ctrl-C to stop.");
     let result = loop {
         match rx.recv_timeout(interval) {

@@ -72,7 +72,10 @@ impl Serve {
             if let Some(status) = s.0.try_wait().unwrap() {
                 panic!("canvid serve exited early: {status}");
             }
-            assert!(start.elapsed() < Duration::from_secs(120), "serve.json never appeared");
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "serve.json never appeared"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         s
@@ -136,7 +139,10 @@ fn serve_upload_get_ls_transfer_resume_restart() {
     let info: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(state.join("serve.json")).unwrap()).unwrap();
     let root_key = info["root_key"].as_str().unwrap().to_string();
-    assert!(info["url"].as_str().unwrap().starts_with("http://127.0.0.1:"));
+    assert!(info["url"]
+        .as_str()
+        .unwrap()
+        .starts_with("http://127.0.0.1:"));
 
     // Upload (default identity, created in the state dir) and get, byte-exact.
     let out = ok(net(canvid().arg("upload").arg(&video), &state));
@@ -162,7 +168,10 @@ fn serve_upload_get_ls_transfer_resume_restart() {
     let mine = ok(net(canvid().args(["ls", "--owner", &me]), &state));
     assert!(!mine.contains(&id), "{mine}");
     let info_out = ok(net(canvid().args(["info", &id]), &state));
-    assert!(info_out.contains(&format!("owner      {bob}")), "{info_out}");
+    assert!(
+        info_out.contains(&format!("owner      {bob}")),
+        "{info_out}"
+    );
     // The old owner may no longer transfer it: a refusal with its own exit code.
     fails(
         net(canvid().args(["transfer", &id, &me]), &state),
@@ -191,7 +200,10 @@ fn serve_upload_get_ls_transfer_resume_restart() {
     assert!(out.contains("sent 3 of 5 chunk(s)"), "{out}");
     let big_id = last_line(&out);
     let big_back = tmp.path().join("big_back.bin");
-    ok(net(canvid().args(["get", &big_id, "-o"]).arg(&big_back), &state));
+    ok(net(
+        canvid().args(["get", &big_id, "-o"]).arg(&big_back),
+        &state,
+    ));
     assert_eq!(std::fs::read(&big_back).unwrap(), big_bytes);
 
     // Restart on the same state directory: same ids, same root key, same bytes.

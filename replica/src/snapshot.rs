@@ -597,6 +597,8 @@ fn write_pages(f: &mut File, pages: &[(u64, Option<Vec<u8>>)], what: &str) -> Re
 }
 
 type DeltaRecords = Vec<(Principal, u64, Vec<u8>)>;
+/// Pages to write: (page index, content; `None` = zeros).
+type Pages = Vec<(u64, Option<Vec<u8>>)>;
 
 fn read_delta(dir: &Path, seq: u64) -> Result<DeltaRecords> {
     let path = dir.join(delta_name(seq));
@@ -628,7 +630,7 @@ fn finish_pending(dir: &Path, m: &mut Manifest) -> Result<()> {
     let records = read_delta(dir, seq)?;
     let files: HashMap<Principal, u64> =
         m.canisters.iter().map(|c| (c.id, c.stable_file)).collect();
-    let mut by_canister: HashMap<Principal, Vec<(u64, Option<Vec<u8>>)>> = HashMap::new();
+    let mut by_canister: HashMap<Principal, Pages> = HashMap::new();
     for (id, page, data) in records {
         by_canister.entry(id).or_default().push((page, Some(data)));
     }
@@ -693,7 +695,7 @@ struct CapturedCanister {
     wasm: Option<Arc<[u8]>>,
     heap: Vec<u8>,
     /// Full write: every allocated page. Incremental: the dirty pages (content `None` = zeros).
-    pages: Vec<(u64, Option<Vec<u8>>)>,
+    pages: Pages,
     full: bool,
 }
 

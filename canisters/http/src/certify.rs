@@ -20,7 +20,7 @@ use crate::serve::{self, Body, Plan};
 use crate::{sha256, VideoSource, VideoStatus, MAX_BODY, METADATA_PATH, POSTER_PATH, VIDEO_PATHS};
 use ic_http_certification::{
     cel::{DefaultFullCelExpression, DefaultResponseOnlyCelExpression},
-    request_hash, response_hash,
+    response_hash,
     utils::{build_v2_certificate_header_value, cbor_encode_to_base64},
     DefaultCelBuilder, DefaultResponseCertification, HttpCertification, HttpCertificationPath,
     HttpCertificationTree, HttpCertificationTreeEntry, HttpRequest, HttpResponse, Method,
@@ -163,14 +163,6 @@ impl std::fmt::Display for CertifyError {
 }
 
 impl std::error::Error for CertifyError {}
-
-/// An entry as the query path rebuilds it, with the labels of its leaf (to check that a
-/// witness really contains it). The tree builder does not need the labels.
-#[derive(Clone, Debug)]
-struct Entry {
-    entry: HttpCertificationTreeEntry<'static>,
-    leaf: Vec<Vec<u8>>,
-}
 
 /// The chunk entries still to insert (see [`Certifier::resume`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -363,22 +355,27 @@ impl Certifier {
         data_certificate: &[u8],
     ) -> Option<String> {
         let body_hash = body_hash(body, video).ok()?;
-        let e = entry(
-            spec,
-            method,
-            response.status_code().as_u16(),
-            response.headers(),
-            body_hash,
-        )
-        .ok()?;
-        let witness = self.tree.witness(&e.entry, path).ok()?;
-        if !matches!(
-            witness.lookup_path(&e.leaf),
-            ic_certification::LookupResult::Found(_)
-        ) {
+        // The served response (its body is not hashed again: `body_hash` is given).
+        let e = tree_entry(spec, method, response, body_hash).ok()?;
+        let witness = self.tree.witness(&e, path).ok()?;
+        // Is the entry in the tree? A witness only holds a leaf when every label on the
+        // entry's path was found (an absent label is proven by pruned neighbours), so a leaf
+        // at depth expr_path + (CEL, request, response) under this CEL hash is this entry. This
+        // avoids hashing the request and response a second time just to name the leaf
+        // (SHA-256 is most of this function's cost in wasm; docs/performance.md).
+        let expr = e.path.to_expr_path();
+        let cel = spec.kind.cel_hash();
+        let present = witness.list_paths().iter().any(|p| {
+            p.len() == expr.len() + 3
+                && p.iter()
+                    .zip(&expr)
+                    .all(|(label, want)| label.as_bytes() == want.as_bytes())
+                && p[expr.len()].as_bytes() == cel.as_slice()
+        });
+        if !present {
             return None;
         }
-        let expr_path = cbor_encode_to_base64(&e.entry.path.to_expr_path());
+        let expr_path = cbor_encode_to_base64(&expr);
         Some(build_v2_certificate_header_value(
             data_certificate,
             &witness,
@@ -406,7 +403,7 @@ fn certify_request(
     })?;
     let body_hash = body_hash(&plan.body, video)?;
     let response = response(plan.status, &plan.headers)?;
-    Ok(tree_entry(spec, method, &response, body_hash)?.0)
+    tree_entry(spec, method, &response, body_hash)
 }
 
 /// SHA-256 of an answer's body; video bodies use the stored chunk digest.
@@ -449,24 +446,20 @@ fn response(
         .build())
 }
 
-/// The tree entry of an answer whose body hashes to `body_hash`, and the request label of its
-/// leaf (empty for response-only certification).
+/// The tree entry of an answer whose body hashes to `body_hash`.
 fn tree_entry(
     spec: &CertSpec,
     method: &str,
     response: &HttpResponse,
     body_hash: [u8; 32],
-) -> Result<(HttpCertificationTreeEntry<'static>, Vec<u8>), CertifyError> {
+) -> Result<HttpCertificationTreeEntry<'static>, CertifyError> {
     let lib =
         |e: ic_http_certification::HttpCertificationError| CertifyError::Library(e.to_string());
-    let (certification, request_label) = match spec.kind {
+    let certification = match spec.kind {
         CelKind::ResponseOnly => {
             let def = CelKind::response_only_def();
             let rh = response_hash(response, &def.response, Some(body_hash));
-            (
-                HttpCertification::response_only_prehashed(spec.kind.cel_hash(), rh),
-                Vec::new(),
-            )
+            HttpCertification::response_only_prehashed(spec.kind.cel_hash(), rh)
         }
         kind => {
             let def = kind.full_def();
@@ -486,46 +479,11 @@ fn tree_entry(
                 .with_url(path)
                 .with_headers(request_headers)
                 .build();
-            // `HttpCertification::full` hashes the request as well, but keeps the hash private;
-            // the leaf check of the query path needs it (the tree builder does not use it).
-            let rq = request_hash(&request, &def.request).map_err(lib)?;
-            (
-                HttpCertification::full(&def, &request, response, Some(body_hash)).map_err(lib)?,
-                rq.to_vec(),
-            )
+            HttpCertification::full(&def, &request, response, Some(body_hash)).map_err(lib)?
         }
     };
-    Ok((
-        HttpCertificationTreeEntry::new(spec.path.to_http_path(), certification),
-        request_label,
+    Ok(HttpCertificationTreeEntry::new(
+        spec.path.to_http_path(),
+        certification,
     ))
-}
-
-/// [`tree_entry`] with the labels of its leaf, for the query path's witness check.
-fn entry(
-    spec: &CertSpec,
-    method: &str,
-    status: u16,
-    headers: &[(String, String)],
-    body_hash: [u8; 32],
-) -> Result<Entry, CertifyError> {
-    let response = response(status, headers)?;
-    let (entry, request_label) = tree_entry(spec, method, &response, body_hash)?;
-    let def_response = match spec.kind {
-        CelKind::ResponseOnly => CelKind::response_only_def().response,
-        kind => kind.full_def().response,
-    };
-    let resp_hash = response_hash(&response, &def_response, Some(body_hash));
-    let mut leaf: Vec<Vec<u8>> = entry
-        .path
-        .to_expr_path()
-        .into_iter()
-        .map(String::into_bytes)
-        .collect();
-    leaf.extend([
-        spec.kind.cel_hash().to_vec(),
-        request_label,
-        resp_hash.to_vec(),
-    ]);
-    Ok(Entry { entry, leaf })
 }

@@ -68,3 +68,61 @@ fn builds_without_reading_video_bytes() {
     c.certify_all(&video).unwrap();
     assert_eq!(c.entry_count(), 2 * (4 + 2 * 49) + 2);
 }
+
+/// A ready video held in memory, with real bytes (for the query path's cost).
+struct InMemory {
+    bytes: Vec<u8>,
+    digests: Vec<[u8; 32]>,
+}
+
+impl VideoSource for InMemory {
+    fn info(&self) -> Option<VideoInfo> {
+        Some(VideoInfo {
+            mime_type: "video/mp4".into(),
+            size: self.bytes.len() as u64,
+            chunk_size: MAX_BODY,
+            digest: [7; 32],
+            status: VideoStatus::Ready,
+        })
+    }
+    fn read(&self, offset: u64, len: u64) -> Result<Vec<u8>, ReadError> {
+        Ok(self.bytes[offset as usize..(offset + len) as usize].to_vec())
+    }
+    fn chunk_digest(&self, index: u64) -> Option<[u8; 32]> {
+        self.digests.get(index as usize).copied()
+    }
+    fn metadata_json(&self) -> String {
+        "{}".into()
+    }
+    fn poster(&self) -> Option<Poster> {
+        None
+    }
+}
+
+/// The query path for a certified 2,000,000-byte range, natively (profile it with callgrind:
+/// `valgrind --tool=callgrind <tree_cost binary> --ignored http_request_cost`).
+#[test]
+#[ignore = "profiling harness; run explicitly"]
+fn http_request_cost() {
+    use sha2::Digest;
+    let chunks = 6u64;
+    let bytes: Vec<u8> = (0..chunks * MAX_BODY)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
+    let digests = bytes
+        .chunks(MAX_BODY as usize)
+        .map(|c| sha2::Sha256::digest(c).into())
+        .collect();
+    let video = InMemory { bytes, digests };
+    let mut c = Certifier::new();
+    c.certify_all(&video).unwrap();
+    for k in 1..chunks {
+        let request = canvid_http::HttpRequest::get("/video")
+            .with_headers(vec![("Range".into(), format!("bytes={}-", k * MAX_BODY))])
+            .build();
+        let r = canvid_http::http_request(&request, &video, &c, Some(b"cert"));
+        assert_eq!(r.status_code().as_u16(), 206);
+        assert_eq!(r.body().len() as u64, MAX_BODY);
+        assert!(r.upgrade().is_none());
+    }
+}

@@ -463,7 +463,7 @@ fn in_flight(op: u64, caller: Principal, id: Option<Principal>) -> Cand<InFlight
         op,
         caller,
         owner: caller,
-        payer: Payer::Caller,
+        payer: Payer::Attached,
         cycles: 7,
         started_at: 0,
         canister_id: id,
