@@ -735,7 +735,6 @@ fn fingerprint(s: &State) -> [u8; 32] {
         }
         h.update(c.module_hash.unwrap_or_default());
         h.update(x.stable.size_pages().to_le_bytes());
-        h.update((x.stable.dirty_pages() as u64).to_le_bytes());
         h.update((c.committed_heap.len() as u64).to_le_bytes());
     }
     h.finalize().into()

@@ -153,7 +153,7 @@ thread_local! {
 
 /// Instructions one message may spend on certification-tree entries before the rest of the
 /// build moves to the next message (a timer). Under the 2 B slice of deterministic time
-/// slicing, so a build step runs in one round; ≈ 1,000 chunks (2 GB of video) per message at
+/// slicing, so a build step runs in one round; ≈ 190 chunks (380 MB of video) per message at
 /// the measured cost per chunk (docs/http.md, "Cost").
 pub const CERT_STEP_INSTRUCTIONS: u64 = 1_500_000_000;
 
