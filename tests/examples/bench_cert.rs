@@ -8,7 +8,7 @@
 //! The tree's cost depends on the number of chunks, not on their size, so the videos here use
 //! 1,000-byte chunks (uploading thousands of 2 MB chunks would take the embedded replica many
 //! minutes and measure nothing more). Every chunk is checked to be certified at the end.
-//! `CANVID_CERT_CHUNKS=50,150` picks the chunk counts (default 50, 150, 1000).
+//! `CANVID_CERT_CHUNKS=50,150,600` picks the chunk counts (default 50, 150, 1000; the docs used 50,150,600).
 //! Figures are the embedded replica's instruction counts (wasmi fuel).
 
 use candid::{CandidType, Deserialize};

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use canvid_tests::clients::ok;
 use canvid_tests::deploy::deploy;
-use canvid_tests::{principal, Backend, Principal, ReplicaBackend};
+use canvid_tests::{principal, Backend, ReplicaBackend};
 use canvid_types::spawn::CreateVideoArgs;
 use canvid_types::video::{UploadSpec, MAX_CHUNK_SIZE};
 use serde_bytes::ByteBuf;
