@@ -15,7 +15,7 @@
 #
 # Installs what it needs when missing: chromium and ffmpeg (apt-get; SKIP_APT=1 to skip).
 # Builds the canister wasm (scripts/build-wasm.sh) unless CANVID_WASM_DIR is set, and the
-# `canvid` binary (release) unless CANVID_BIN is set. Screenshots: test-output/sdk-browser/.
+# `canvid` binary (debug) unless CANVID_BIN is set. Screenshots: test-output/sdk-browser/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -57,11 +57,13 @@ if [ -z "${CANVID_WASM_DIR:-}" ]; then
 fi
 
 if [ -z "${CANVID_BIN:-}" ]; then
-  step "cargo build --release -p canvid-cli"
-  cargo build --quiet --release -p canvid-cli
+  # The debug build: `cargo test --workspace` has already built it (the interpreter and the
+  # replica are optimised even in dev, see Cargo.toml), so CI does not compile everything twice.
+  step "cargo build -p canvid-cli"
+  cargo build --quiet -p canvid-cli
   target_dir=$(cargo metadata --format-version 1 --no-deps | node -e \
     'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
-  export CANVID_BIN="$target_dir/release/canvid"
+  export CANVID_BIN="$target_dir/debug/canvid"
 fi
 
 step "end-to-end tests against canvid serve (sdk-ts)"

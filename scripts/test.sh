@@ -17,5 +17,14 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 step "cargo test"
 cargo test --workspace
 
+# The wasm is fresh from setup.sh; the scripts below need not rebuild it.
+export CANVID_WASM_DIR="$PWD/target/canisters"
+
 step "browser test (headless Chromium)"
 ./scripts/browser-test.sh
+
+step "IC HTTP interface with the unmodified JS agent (@icp-sdk/core)"
+./scripts/agent-js-test.sh
+
+step "TypeScript SDK: unit, end-to-end against canvid serve, browser"
+./scripts/sdk-test.sh
