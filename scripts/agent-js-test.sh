@@ -19,11 +19,13 @@ if [ -z "${CANVID_WASM_DIR:-}" ]; then
   ./scripts/build-wasm.sh >/dev/null
 fi
 
-step "cargo build --example agent_test_server"
-cargo build --quiet -p canvid-replica-http --example agent_test_server
-target_dir=$(cargo metadata --format-version 1 --no-deps | node -e \
-  'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
-export AGENT_TEST_SERVER="$target_dir/debug/examples/agent_test_server"
+if [ -z "${AGENT_TEST_SERVER:-}" ]; then
+  step "cargo build --example agent_test_server"
+  cargo build --quiet -p canvid-replica-http --example agent_test_server
+  target_dir=$(cargo metadata --format-version 1 --no-deps | node -e \
+    'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
+  export AGENT_TEST_SERVER="$target_dir/debug/examples/agent_test_server"
+fi
 
 step "npm ci (replica-http/js-test)"
 (cd replica-http/js-test && npm ci --no-audit --no-fund --loglevel=error)

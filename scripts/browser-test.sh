@@ -30,11 +30,13 @@ if [ -z "${CANVID_WASM_DIR:-}" ]; then
   ./scripts/build-wasm.sh >/dev/null
 fi
 
-step "cargo build --example serve_video"
-cargo build --quiet -p canvid-tests --example serve_video
-target_dir=$(cargo metadata --format-version 1 --no-deps | node -e \
-  'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
-export SERVE_VIDEO_BIN="$target_dir/debug/examples/serve_video"
+if [ -z "${SERVE_VIDEO_BIN:-}" ]; then
+  step "cargo build --example serve_video"
+  cargo build --quiet -p canvid-tests --example serve_video
+  target_dir=$(cargo metadata --format-version 1 --no-deps | node -e \
+    'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
+  export SERVE_VIDEO_BIN="$target_dir/debug/examples/serve_video"
+fi
 
 step "npm ci (tests/browser)"
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)

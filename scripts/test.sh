@@ -17,8 +17,17 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 step "cargo test"
 cargo test --workspace
 
-# The wasm is fresh from setup.sh; the scripts below need not rebuild it.
+# The wasm is fresh from setup.sh, and `cargo test --workspace` has built the binaries the scripts
+# below run. Building them again with `-p <pkg>` would recompile dependencies with a different
+# feature set (minutes on 2 cores), so build them once with the workspace's features and pass them on.
 export CANVID_WASM_DIR="$PWD/target/canisters"
+step "binaries for the Node and browser tests"
+cargo build --quiet --workspace --examples --bins
+target_dir=$(cargo metadata --format-version 1 --no-deps | node -e \
+  'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
+export SERVE_VIDEO_BIN="$target_dir/debug/examples/serve_video"
+export AGENT_TEST_SERVER="$target_dir/debug/examples/agent_test_server"
+export CANVID_BIN="$target_dir/debug/canvid"
 
 step "browser test (headless Chromium)"
 ./scripts/browser-test.sh
