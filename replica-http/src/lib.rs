@@ -175,6 +175,18 @@ fn answer_api(
 ) {
     let method = request.method().as_str().to_string();
     let url = request.url().to_string();
+    if method == "OPTIONS" {
+        // A CORS preflight: dApp pages on another origin (a dev server) call the API from
+        // browsers, as they do through the IC's boundary nodes, which answer the same way.
+        let mut reply = tiny_http::Response::empty(204);
+        for (name, value) in CORS_HEADERS.iter().chain(CORS_PREFLIGHT_HEADERS) {
+            if let Ok(h) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+                reply = reply.with_header(h);
+            }
+        }
+        let _ = request.respond(reply);
+        return;
+    }
     let mut body = Vec::new();
     let read = request
         .as_reader()
@@ -190,5 +202,20 @@ fn answer_api(
     if let Ok(h) = tiny_http::Header::from_bytes(&b"Content-Type"[..], response.content_type) {
         reply = reply.with_header(h);
     }
+    for (name, value) in CORS_HEADERS {
+        if let Ok(h) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            reply = reply.with_header(h);
+        }
+    }
     let _ = request.respond(reply);
 }
+
+/// Sent with every API answer: any origin may call the API (requests are authenticated by
+/// their signatures, not by cookies), as on the IC's boundary nodes.
+const CORS_HEADERS: &[(&str, &str)] = &[("Access-Control-Allow-Origin", "*")];
+/// Added to preflight (`OPTIONS`) answers.
+const CORS_PREFLIGHT_HEADERS: &[(&str, &str)] = &[
+    ("Access-Control-Allow-Methods", "GET, POST, OPTIONS"),
+    ("Access-Control-Allow-Headers", "Content-Type"),
+    ("Access-Control-Max-Age", "600"),
+];

@@ -368,3 +368,38 @@ fn status_reports_the_root_key() {
         Some(&serde_cbor::Value::Text("healthy".into()))
     );
 }
+
+#[test]
+fn api_answers_cors_preflights_and_allows_any_origin() {
+    let t = setup();
+    let port = t.s.server.port();
+    let (status, head, _) = common::http_with_head(port, "OPTIONS", "/api/v2/status", b"");
+    assert_eq!(status, 204, "{head}");
+    let head = head.to_ascii_lowercase();
+    assert!(head.contains("access-control-allow-origin: *"), "{head}");
+    assert!(
+        head.contains("access-control-allow-methods: get, post, options"),
+        "{head}"
+    );
+    assert!(
+        head.contains("access-control-allow-headers: content-type"),
+        "{head}"
+    );
+
+    let (status, head, _) = common::http_with_head(port, "GET", "/api/v2/status", b"");
+    assert_eq!(status, 200);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("access-control-allow-origin: *"),
+        "{head}"
+    );
+    // Refusals carry it too, so a browser page can read the reason.
+    let (status, head, _) =
+        common::http_with_head(port, "POST", "/api/v2/canister/aaaaa-aa/query", b"x");
+    assert_eq!(status, 400);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("access-control-allow-origin: *"),
+        "{head}"
+    );
+}

@@ -62,6 +62,12 @@ pub fn setup(controllers: Vec<Principal>) -> Setup {
 
 /// Answer to a hand-made HTTP request: status and body.
 pub fn http(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    let (status, _, body) = http_with_head(port, method, path, body);
+    (status, body)
+}
+
+/// Answer to a hand-made HTTP request: status, the response head (status line and headers), body.
+pub fn http_with_head(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/cbor\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -81,7 +87,7 @@ pub fn http(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) 
         .nth(1)
         .and_then(|s| s.parse().ok())
         .expect("a status code");
-    (status, out[split + 4..].to_vec())
+    (status, head, out[split + 4..].to_vec())
 }
 
 pub fn now_ns() -> u64 {
