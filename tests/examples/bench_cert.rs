@@ -11,32 +11,15 @@
 //! `CANVID_CERT_CHUNKS=50,150,600` picks the chunk counts (default 50, 150, 1000; the docs used 50,150,600).
 //! Figures are the embedded replica's instruction counts (wasmi fuel).
 
-use candid::{CandidType, Deserialize};
 use canvid_tests::backend::{Backend, BackendExt};
 use canvid_tests::clients::{ok, spec_for};
 use canvid_tests::data::{principal, GenFile};
 use canvid_tests::deploy::standalone_video;
+use canvid_tests::http_types::{HttpRequest, HttpResponse};
 use canvid_tests::ReplicaBackend;
 use serde_bytes::ByteBuf;
 
 const CHUNK: u64 = 1_000;
-
-#[derive(CandidType)]
-struct HttpRequest {
-    method: String,
-    url: String,
-    headers: Vec<(String, String)>,
-    body: ByteBuf,
-    certificate_version: Option<u16>,
-}
-
-#[derive(CandidType, Deserialize)]
-struct HttpResponse {
-    status_code: u16,
-    headers: Vec<(String, String)>,
-    body: ByteBuf,
-    upgrade: Option<bool>,
-}
 
 /// Does the query answer `GET /video` with `Range: bytes=<start>-` from the tree (a certified
 /// 206) rather than upgrading it to an update call?

@@ -9,30 +9,15 @@
 //! Figures are the embedded replica's instruction counts (wasmi fuel), reported in
 //! docs/performance.md. The target: `http_request` within 1.5x of the raw read.
 
-use candid::{CandidType, Deserialize};
 use canvid_tests::backend::{Backend, BackendExt};
 use canvid_tests::data::{principal, GenFile};
 use canvid_tests::deploy::standalone_video;
+use canvid_tests::http_types::{HttpRequest, HttpResponse};
 use canvid_tests::{wasm, ReplicaBackend};
 use serde_bytes::ByteBuf;
 
 const CHUNK: u64 = 2_000_000;
 const CHUNKS: u64 = 6;
-
-#[derive(CandidType)]
-struct HttpRequest {
-    method: String,
-    url: String,
-    headers: Vec<(String, String)>,
-    body: ByteBuf,
-    certificate_version: Option<u16>,
-}
-
-#[derive(CandidType, Deserialize)]
-struct HttpResponse {
-    status_code: u16,
-    body: ByteBuf,
-}
 
 fn per_byte(instructions: u64, bytes: u64) -> f64 {
     instructions as f64 / bytes as f64

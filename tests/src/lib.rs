@@ -25,6 +25,7 @@ pub mod clients;
 pub mod data;
 pub mod deploy;
 pub mod gateway;
+pub mod http_types;
 pub mod pocket_backend;
 pub mod replica_backend;
 pub mod wasm;

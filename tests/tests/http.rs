@@ -14,6 +14,7 @@ use std::time::Duration;
 use candid::{CandidType, Deserialize};
 use canvid_tests::clients::{err, ok, rejected, spec_for, Video};
 use canvid_tests::deploy::{standalone_video, T};
+use canvid_tests::http_types::{HttpRequest, HttpResponse, HttpUpdateRequest};
 use canvid_tests::{
     backend_tests, principal, Backend, BackendExt, GenFile, Principal, ReplicaBackend, Rng,
 };
@@ -22,40 +23,6 @@ use serde_bytes::ByteBuf;
 
 const SIZE: u64 = 5_000_123;
 const CHUNK: u64 = 1_000_000;
-
-#[derive(CandidType, Deserialize, Clone, Debug)]
-struct HttpRequest {
-    method: String,
-    url: String,
-    headers: Vec<(String, String)>,
-    body: ByteBuf,
-    certificate_version: Option<u16>,
-}
-
-#[derive(CandidType, Deserialize, Clone, Debug)]
-struct HttpUpdateRequest {
-    method: String,
-    url: String,
-    headers: Vec<(String, String)>,
-    body: ByteBuf,
-}
-
-#[derive(CandidType, Deserialize, Clone, Debug)]
-struct HttpResponse {
-    status_code: u16,
-    headers: Vec<(String, String)>,
-    body: ByteBuf,
-    upgrade: Option<bool>,
-}
-
-impl HttpResponse {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
 
 #[derive(CandidType, Deserialize, Clone, Debug)]
 struct PosterArgs {
