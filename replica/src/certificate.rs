@@ -35,6 +35,21 @@ pub fn encode(tree: &HashTree, signature: &[u8]) -> Vec<u8> {
     ser.into_inner()
 }
 
+/// What a canister's data certificate depends on (besides the rest of the state, which it prunes).
+#[derive(Clone, PartialEq, Eq)]
+struct DataCertificateKey {
+    seed: [u8; 32],
+    time: u64,
+    certified_data: Vec<u8>,
+}
+
+/// A data certificate kept for reuse (see [`State::data_certificate`]).
+#[derive(Clone)]
+pub struct CachedDataCertificate {
+    key: DataCertificateKey,
+    certificate: Vec<u8>,
+}
+
 impl State {
     /// The signed certificate of the state tree pruned to `paths` (`/time` always included, as
     /// the spec requires of read_state responses).
@@ -48,12 +63,42 @@ impl State {
     }
 
     /// The data certificate a non-replicated query of `canister` sees.
+    ///
+    /// Building the state tree and signing it costs milliseconds, and every non-replicated query
+    /// needs one, so the last certificate per canister is reused while the key, the time and the
+    /// canister's certified data are unchanged. What else changed meanwhile (request statuses of
+    /// new ingress messages) is pruned from it anyway; it remains a signed certificate of a
+    /// consistent state with the same time — as on the IC, where queries see the state certified
+    /// at the end of the last round, not a fresh signature per query.
     pub fn data_certificate(&mut self, canister: Principal) -> Vec<u8> {
-        self.certificate(&[vec![
+        let certified_data = self
+            .canisters
+            .get(&canister)
+            .map(|c| c.ctx().certified_data.clone())
+            .unwrap_or_default();
+        let key = DataCertificateKey {
+            seed: self.keys.seed(),
+            time: self.time,
+            certified_data,
+        };
+        if let Some(cached) = self.data_certs.get(&canister) {
+            if cached.key == key {
+                return cached.certificate.clone();
+            }
+        }
+        let certificate = self.certificate(&[vec![
             b"canister".to_vec(),
             canister.as_slice().to_vec(),
             b"certified_data".to_vec(),
-        ]])
+        ]]);
+        self.data_certs.insert(
+            canister,
+            CachedDataCertificate {
+                key,
+                certificate: certificate.clone(),
+            },
+        );
+        certificate
     }
 }
 
@@ -69,6 +114,24 @@ mod tests {
         #[serde(with = "serde_bytes")]
         signature: Vec<u8>,
         delegation: Option<serde_cbor::Value>,
+    }
+
+    #[test]
+    fn data_certificate_is_reused_until_time_key_or_certified_data_change() {
+        let mut s = State::new();
+        s.keys = crate::keys::Keys::from_seed([5; 32]);
+        let id = s.new_canister(vec![Principal::anonymous()], 0);
+        s.time = 300;
+        let first = s.data_certificate(id);
+        assert_eq!(s.data_certificate(id), first);
+        s.canisters.get_mut(&id).unwrap().ctx_mut().certified_data = b"new".to_vec();
+        let second = s.data_certificate(id);
+        assert_ne!(second, first);
+        s.time = 301;
+        let third = s.data_certificate(id);
+        assert_ne!(third, second);
+        s.keys = crate::keys::Keys::from_seed([6; 32]);
+        assert_ne!(s.data_certificate(id), third);
     }
 
     #[test]

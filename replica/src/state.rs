@@ -117,6 +117,8 @@ pub struct State {
     pub requests: crate::ingress_api::IngressRecords,
     /// Instruction and reply-size limits per message (the IC's unless a test set others).
     pub limits: crate::limits::Limits,
+    /// The last data certificate made for each canister (see `State::data_certificate`).
+    pub data_certs: HashMap<Principal, crate::certificate::CachedDataCertificate>,
 }
 
 pub fn reject_of(canister: Principal, e: &ExecError) -> RejectResponse {
@@ -193,6 +195,7 @@ impl State {
             stop_waiters: HashMap::new(),
             keys: crate::keys::Keys::generate(),
             requests: Default::default(),
+            data_certs: HashMap::new(),
             limits: crate::limits::Limits::IC,
         }
     }
