@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step prints the seconds elapsed since the start, so a slow CI run shows where its time went.
+start=$SECONDS
+step() { printf '\n==> [%ss] %s\n' "$((SECONDS - start))" "$*"; }
 
 ./scripts/setup.sh
 
@@ -37,3 +39,5 @@ step "IC HTTP interface with the unmodified JS agent (@icp-sdk/core)"
 
 step "TypeScript SDK: unit, end-to-end against canvid serve, browser"
 ./scripts/sdk-test.sh
+
+step "all checks passed"
