@@ -14,7 +14,10 @@
 //!   from a synthetic request of the shape the gateway or a browser sends;
 //! - a video body's hash is the SHA-256 *chunk digest stored at upload* (the HTTP grid is the
 //!   upload chunk grid), so building the tree hashes no video bytes;
-//! - all response headers are certified (`response_header_exclusions: []`).
+//! - all response headers are certified (`response_header_exclusions: []`);
+//! - the certifier keeps every entry's [`HttpCertification`] (its three hashes) beside the
+//!   tree, so a query names its answer's tree entry by lookup and hashes nothing but the
+//!   witness path (docs/http.md, "Serving without hashing").
 
 use crate::serve::{self, Body, Plan};
 use crate::{sha256, VideoSource, VideoStatus, MAX_BODY, METADATA_PATH, POSTER_PATH, VIDEO_PATHS};
@@ -132,6 +135,37 @@ pub(crate) struct CertSpec {
     pub kind: CelKind,
     /// The one request header `kind` certifies, with the value the request carried.
     pub request_header: Option<(&'static str, String)>,
+    /// For a `Range` answer of chunk k ≥ 1: which one (the certifier stores those by index).
+    pub chunk: Option<ChunkRange>,
+}
+
+/// A pre-certified `Range` answer: chunk `index` (≥ 1), asked for as `bytes=kC-` (open) or as
+/// `bytes=kC-e_k` (closed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ChunkRange {
+    pub index: u64,
+    pub closed: bool,
+}
+
+/// A certified answer other than a chunk ≥ 1: the request it answers and its certification.
+#[derive(Clone, Debug)]
+struct Certified {
+    method: &'static str,
+    spec: CertSpec,
+    /// Tells apart answers with the same spec: for a one-chunk video, plain `GET` (200) and
+    /// `bytes=0-` (206) are both certified without request headers.
+    status: u16,
+    certification: HttpCertification,
+    /// Metadata, poster and 404 answers are hashed again when served and must match: their
+    /// source can change, and a stale certificate must turn into an upgrade, not a response
+    /// that fails verification. Video answers are immutable once Ready and are not re-hashed.
+    check_when_served: bool,
+}
+
+impl Certified {
+    fn entry(&self) -> HttpCertificationTreeEntry<'static> {
+        HttpCertificationTreeEntry::new(self.spec.path.to_http_path(), self.certification)
+    }
 }
 
 /// Why (part of) a tree could not be built. The canister still sets certified data to
@@ -174,13 +208,21 @@ struct Pending {
 }
 
 /// The canister's HTTP certification tree and the entries it holds.
+///
+/// Besides the tree it keeps each entry's [`HttpCertification`] (≈ 100 bytes), so that a query
+/// can name its answer's entry without hashing the request and response again. An entry is
+/// kept exactly while it is in the tree: finding it means the tree holds it.
 #[derive(Debug, Default)]
 pub struct Certifier {
     tree: HttpCertificationTree,
-    /// Video entries in the tree (they are only ever removed all together, by `clear`).
-    video_entries: usize,
-    /// Metadata, poster and 404 entries: replaced one by one by [`Certifier::certify_extras`].
-    extra_entries: Vec<HttpCertificationTreeEntry<'static>>,
+    /// Video answers that do not depend on a chunk index (per video path: plain GET,
+    /// `bytes=0-`, HEAD, 304; or the 503). Only ever removed all together, by `start`.
+    video_fixed: Vec<Certified>,
+    /// `chunks[k - 1]` = the certifications of chunk k's `[open, closed]` range answers. They
+    /// are the same for every video path: a request hash does not cover the path.
+    chunks: Vec<[HttpCertification; 2]>,
+    /// Metadata, poster and 404 entries: replaced together by [`Certifier::certify_extras`].
+    extra_entries: Vec<Certified>,
     pending: Option<Pending>,
 }
 
@@ -196,7 +238,9 @@ impl Certifier {
 
     /// How many answers are certified.
     pub fn entry_count(&self) -> usize {
-        self.video_entries + self.extra_entries.len()
+        self.video_fixed.len()
+            + self.chunks.len() * 2 * VIDEO_PATHS.len()
+            + self.extra_entries.len()
     }
 
     /// Chunks whose entries [`Certifier::resume`] has still to insert (0 when the tree is
@@ -226,7 +270,8 @@ impl Certifier {
     /// On error the tree holds everything that could be certified and nothing is pending.
     pub fn start(&mut self, video: &dyn VideoSource) -> Result<[u8; 32], CertifyError> {
         self.tree.clear();
-        self.video_entries = 0;
+        self.video_fixed.clear();
+        self.chunks.clear();
         self.extra_entries.clear();
         self.pending = None;
         let extras = self.certify_extras(video);
@@ -270,21 +315,22 @@ impl Certifier {
     /// Replaces the metadata, poster and 404 entries (after a metadata edit or poster upload).
     pub fn certify_extras(&mut self, video: &dyn VideoSource) -> Result<[u8; 32], CertifyError> {
         for e in self.extra_entries.drain(..) {
-            self.tree.delete(&e);
+            self.tree.delete(&e.entry());
         }
-        let mut requests = vec![
-            ("GET", METADATA_PATH.to_string(), vec![]),
-            ("GET", NOT_FOUND_PROBE_PATH.to_string(), vec![]),
-        ];
+        let mut paths = vec![METADATA_PATH, NOT_FOUND_PROBE_PATH];
         if video.poster().is_some() {
-            requests.push(("GET", POSTER_PATH.to_string(), vec![]));
+            paths.push(POSTER_PATH);
         }
-        let mut entries = Vec::new();
-        for (method, path, headers) in requests {
-            entries.push(certify_request(method, &path, &headers, video)?);
-        }
+        let entries = paths
+            .into_iter()
+            .map(|path| {
+                let mut e = certify_request("GET", path, &[], video)?;
+                e.check_when_served = true;
+                Ok(e)
+            })
+            .collect::<Result<Vec<_>, CertifyError>>()?;
         for e in entries {
-            self.tree.insert(&e);
+            self.tree.insert(&e.entry());
             self.extra_entries.push(e);
         }
         Ok(self.root_hash())
@@ -293,7 +339,7 @@ impl Certifier {
     /// The video answers that do not depend on a chunk index; sets up [`Pending`] for the rest.
     fn certify_video_fixed(&mut self, video: &dyn VideoSource) -> Result<(), CertifyError> {
         let info = video.info().filter(|i| i.status == VideoStatus::Ready);
-        let mut requests: Vec<(&str, Vec<(String, String)>)> = vec![("GET", vec![])];
+        let mut requests: Vec<(&'static str, Vec<(String, String)>)> = vec![("GET", vec![])];
         let mut chunks = 0;
         if let Some(info) = &info {
             if !(1..=MAX_BODY).contains(&info.chunk_size) {
@@ -308,7 +354,9 @@ impl Certifier {
         }
         for path in VIDEO_PATHS {
             for (method, headers) in &requests {
-                self.insert_video(certify_request(method, path, headers, video)?);
+                let e = certify_request(method, path, headers, video)?;
+                self.tree.insert(&e.entry());
+                self.video_fixed.push(e);
             }
         }
         if chunks > 1 {
@@ -327,55 +375,76 @@ impl Certifier {
         let start = k * grid;
         let end = (start + grid).min(info.size) - 1;
         let ranges = [format!("bytes={start}-"), format!("bytes={start}-{end}")];
+        let mut certifications = Vec::with_capacity(2);
+        for range in ranges {
+            // The request hash does not cover the path: one certification serves every path.
+            let e = certify_request("GET", VIDEO_PATHS[0], &hdr("range", range), video)?;
+            certifications.push(e.certification);
+        }
+        let certifications: [HttpCertification; 2] = [certifications[0], certifications[1]];
         for path in VIDEO_PATHS {
-            for range in &ranges {
-                let e = certify_request("GET", path, &hdr("range", range.clone()), video)?;
-                self.insert_video(e);
+            for certification in certifications {
+                let e = HttpCertificationTreeEntry::new(
+                    HttpCertificationPath::exact(path),
+                    certification,
+                );
+                self.tree.insert(&e);
             }
         }
+        debug_assert_eq!(
+            self.chunks.len() as u64 + 1,
+            k,
+            "chunks are certified in order"
+        );
+        self.chunks.push(certifications);
         Ok(())
     }
 
-    fn insert_video(&mut self, e: HttpCertificationTreeEntry<'static>) {
-        self.tree.insert(&e);
-        self.video_entries += 1;
+    /// The certification of a planned answer, if the tree holds it.
+    fn certification(
+        &self,
+        spec: &CertSpec,
+        method: &str,
+        plan: &Plan,
+        video: &dyn VideoSource,
+    ) -> Option<HttpCertification> {
+        if let Some(chunk) = spec.chunk {
+            let index = usize::try_from(chunk.index.checked_sub(1)?).ok()?;
+            return Some(self.chunks.get(index)?[usize::from(chunk.closed)]);
+        }
+        let kept = self
+            .video_fixed
+            .iter()
+            .chain(&self.extra_entries)
+            .find(|e| e.method == method && e.status == plan.status && &e.spec == spec)?;
+        if kept.check_when_served {
+            let served = certify_plan(method, spec, plan, video).ok()?;
+            if served != kept.certification {
+                return None;
+            }
+        }
+        Some(kept.certification)
     }
 
     /// The `IC-Certificate` header value for an answer, or `None` if the tree does not hold
     /// that answer (the caller then upgrades the request to an update call).
-    #[allow(clippy::too_many_arguments)]
+    ///
+    /// No video answer is hashed here: the entry's certification was kept when it was
+    /// inserted, so the only hashing left is the witness's path through the tree
+    /// (docs/performance.md, "HTTP serving").
     pub(crate) fn certificate_header(
         &self,
-        spec: &CertSpec,
         method: &str,
         path: &str,
-        response: &HttpResponse,
-        body: &Body,
+        plan: &Plan,
         video: &dyn VideoSource,
         data_certificate: &[u8],
     ) -> Option<String> {
-        let body_hash = body_hash(body, video).ok()?;
-        // The served response (its body is not hashed again: `body_hash` is given).
-        let e = tree_entry(spec, method, response, body_hash).ok()?;
+        let spec = plan.cert.as_ref()?;
+        let certification = self.certification(spec, method, plan, video)?;
+        let e = HttpCertificationTreeEntry::new(spec.path.to_http_path(), certification);
         let witness = self.tree.witness(&e, path).ok()?;
-        // Is the entry in the tree? A witness only holds a leaf when every label on the
-        // entry's path was found (an absent label is proven by pruned neighbours), so a leaf
-        // at depth expr_path + (CEL, request, response) under this CEL hash is this entry. This
-        // avoids hashing the request and response a second time just to name the leaf
-        // (SHA-256 is most of this function's cost in wasm; docs/performance.md).
-        let expr = e.path.to_expr_path();
-        let cel = spec.kind.cel_hash();
-        let present = witness.list_paths().iter().any(|p| {
-            p.len() == expr.len() + 3
-                && p.iter()
-                    .zip(&expr)
-                    .all(|(label, want)| label.as_bytes() == want.as_bytes())
-                && p[expr.len()].as_bytes() == cel.as_slice()
-        });
-        if !present {
-            return None;
-        }
-        let expr_path = cbor_encode_to_base64(&expr);
+        let expr_path = cbor_encode_to_base64(&e.path.to_expr_path());
         Some(build_v2_certificate_header_value(
             data_certificate,
             &witness,
@@ -388,22 +457,38 @@ fn hdr(name: &str, value: String) -> Vec<(String, String)> {
     vec![(name.to_string(), value)]
 }
 
-/// Plans a synthetic request and turns its answer into a tree entry.
+/// Plans a synthetic request and certifies its answer.
 fn certify_request(
-    method: &str,
+    method: &'static str,
     path: &str,
     headers: &[(String, String)],
     video: &dyn VideoSource,
-) -> Result<HttpCertificationTreeEntry<'static>, CertifyError> {
+) -> Result<Certified, CertifyError> {
     let plan: Plan = serve::plan(method, path, headers, video);
-    let spec = plan.cert.as_ref().ok_or_else(|| {
+    let spec = plan.cert.clone().ok_or_else(|| {
         CertifyError::Library(format!(
             "{method} {path} {headers:?} has no certifiable answer"
         ))
     })?;
+    Ok(Certified {
+        method,
+        certification: certify_plan(method, &spec, &plan, video)?,
+        spec,
+        status: plan.status,
+        check_when_served: false,
+    })
+}
+
+/// The certification of a planned answer (`spec` is the plan's).
+fn certify_plan(
+    method: &str,
+    spec: &CertSpec,
+    plan: &Plan,
+    video: &dyn VideoSource,
+) -> Result<HttpCertification, CertifyError> {
     let body_hash = body_hash(&plan.body, video)?;
     let response = response(plan.status, &plan.headers)?;
-    tree_entry(spec, method, &response, body_hash)
+    certification(spec, method, &response, body_hash)
 }
 
 /// SHA-256 of an answer's body; video bodies use the stored chunk digest.
@@ -446,13 +531,13 @@ fn response(
         .build())
 }
 
-/// The tree entry of an answer whose body hashes to `body_hash`.
-fn tree_entry(
+/// The certification of an answer whose body hashes to `body_hash`.
+fn certification(
     spec: &CertSpec,
     method: &str,
     response: &HttpResponse,
     body_hash: [u8; 32],
-) -> Result<HttpCertificationTreeEntry<'static>, CertifyError> {
+) -> Result<HttpCertification, CertifyError> {
     let lib =
         |e: ic_http_certification::HttpCertificationError| CertifyError::Library(e.to_string());
     let certification = match spec.kind {
@@ -482,8 +567,5 @@ fn tree_entry(
             HttpCertification::full(&def, &request, response, Some(body_hash)).map_err(lib)?
         }
     };
-    Ok(HttpCertificationTreeEntry::new(
-        spec.path.to_http_path(),
-        certification,
-    ))
+    Ok(certification)
 }

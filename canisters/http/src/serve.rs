@@ -6,7 +6,7 @@
 //! path, the update path and the certification-tree builder all use `plan`, so the response a
 //! client gets is by construction the one that was certified.
 
-use crate::certify::{CelKind, CertPath, CertSpec, Certifier};
+use crate::certify::{CelKind, CertPath, CertSpec, Certifier, ChunkRange};
 use crate::range::{self, RangeRequest};
 use crate::{
     etag, HttpRequest, HttpResponse, HttpUpdateRequest, VideoInfo, VideoSource, VideoStatus,
@@ -65,7 +65,17 @@ impl Plan {
             path,
             kind,
             request_header,
+            chunk: None,
         });
+        self
+    }
+
+    /// Marks a certified `Range` answer as the one for upload chunk `index` (≥ 1), so the
+    /// query finds its certification by index instead of by value.
+    fn for_chunk(mut self, index: u64, closed: bool) -> Self {
+        if let Some(spec) = &mut self.cert {
+            spec.chunk = Some(ChunkRange { index, closed });
+        }
         self
     }
 }
@@ -348,13 +358,15 @@ fn video_plan(
                 return plan.certified(CertPath::Exact(path), CelKind::Plain, None);
             }
             let value = range_header.unwrap_or_default();
-            if value == format!("bytes={start}-") || value == format!("bytes={start}-{end}") {
+            let open = value == format!("bytes={start}-");
+            if open || value == format!("bytes={start}-{end}") {
                 let value = value.to_string();
                 plan.certified(
                     CertPath::Exact(path),
                     CelKind::Range,
                     Some(("range", value)),
                 )
+                .for_chunk(start / grid, !open)
             } else {
                 plan
             }
@@ -413,10 +425,18 @@ pub fn http_request(
     data_certificate: Option<&[u8]>,
 ) -> HttpResponse<'static> {
     let plan = plan(req.method().as_str(), req.url(), req.headers(), video);
-    let Some(spec) = &plan.cert else {
+    if plan.cert.is_none() {
+        return upgrade();
+    }
+    let Some(data_certificate) = data_certificate else {
         return upgrade();
     };
-    let Some(data_certificate) = data_certificate else {
+    let path = request_path(req.url()).unwrap_or_default();
+    // Look the certificate up before reading any video bytes: an answer the tree does not hold
+    // (yet) is upgraded to an update call, which vouches for it through consensus.
+    let Some(certificate) =
+        certifier.certificate_header(req.method().as_str(), &path, &plan, video, data_certificate)
+    else {
         return upgrade();
     };
     let mut response = materialise(&plan, video);
@@ -424,26 +444,11 @@ pub fn http_request(
         // A read failed: the error response is not the certified one.
         return response;
     }
-    let path = request_path(req.url()).unwrap_or_default();
-    match certifier.certificate_header(
-        spec,
-        req.method().as_str(),
-        &path,
-        &response,
-        &plan.body,
-        video,
-        data_certificate,
-    ) {
-        Some(value) => {
-            response.add_header((
-                ic_http_certification::CERTIFICATE_HEADER_NAME.to_string(),
-                value,
-            ));
-            response
-        }
-        // Not in the tree (e.g. no tree built yet): let consensus vouch for the answer instead.
-        None => upgrade(),
-    }
+    response.add_header((
+        ic_http_certification::CERTIFICATE_HEADER_NAME.to_string(),
+        certificate,
+    ));
+    response
 }
 
 /// The `http_request_update` update: the same answers, uncertified (consensus certifies them).
