@@ -292,6 +292,11 @@ impl Backend for PocketIcBackend {
         self.pic.tick()
     }
 
+    fn root_key(&self) -> Option<Vec<u8>> {
+        // The instance has only an application subnet: PocketIC reports no root key then.
+        self.pic.root_key()
+    }
+
     fn time(&self) -> SystemTime {
         UNIX_EPOCH + Duration::from_nanos(self.pic.get_time().as_nanos_since_unix_epoch())
     }

@@ -223,6 +223,10 @@ impl Backend for ReplicaBackend {
         self.replica.tick()
     }
 
+    fn root_key(&self) -> Option<Vec<u8>> {
+        Some(self.replica.root_key_der())
+    }
+
     fn time(&self) -> SystemTime {
         self.replica.get_time()
     }
