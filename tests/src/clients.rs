@@ -12,8 +12,8 @@ use canvid_types::spawn::{
     SpawnStats, SpawnedVideo, UpgradeArgs, UpgradeOutcome, WasmInfo,
 };
 use canvid_types::video::{
-    CanisterInfo, ChangeOwnerArgs, ChangeOwnerResult, ChunkReceipt, ChunkUpload, MetadataPatch,
-    MissingArgs, MissingChunks, RangeArgs, UploadSpec, VideoMetadata,
+    CanisterInfo, ChangeOwnerArgs, ChangeOwnerResult, ChunkDigests, ChunkReceipt, ChunkUpload,
+    DigestsArgs, MetadataPatch, MissingArgs, MissingChunks, RangeArgs, UploadSpec, VideoMetadata,
 };
 use canvid_types::Result as CResult;
 use serde_bytes::ByteBuf;
@@ -154,6 +154,10 @@ impl<'a> Video<'a> {
 
     pub fn missing_chunks(&self, sender: Principal, args: &MissingArgs) -> Answer<MissingChunks> {
         self.b.query1(self.id, sender, "missing_chunks", args)
+    }
+
+    pub fn chunk_digests(&self, sender: Principal, args: &DigestsArgs) -> Answer<ChunkDigests> {
+        self.b.query1(self.id, sender, "chunk_digests", args)
     }
 
     pub fn get_chunk(&self, sender: Principal, index: u32) -> Answer<ByteBuf> {

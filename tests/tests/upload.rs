@@ -4,7 +4,7 @@
 use canvid_tests::clients::{err, ok, rejected, spec_for, Relay, Video};
 use canvid_tests::deploy::{standalone_video, T};
 use canvid_tests::{backend_tests, principal, Backend, GenFile, Principal, Rng};
-use canvid_types::video::{MissingArgs, VideoStatus, MAX_CHUNK_SIZE, MAX_VIDEO_SIZE};
+use canvid_types::video::{DigestsArgs, MissingArgs, VideoStatus, MAX_CHUNK_SIZE, MAX_VIDEO_SIZE};
 use canvid_types::Error;
 
 /// inspect_message refused the ingress message.
@@ -70,6 +70,27 @@ fn upload_out_of_order_with_retries_and_resume(b: &dyn Backend) {
         meta.uploaded_chunks, 6,
         "resuming keeps the chunks already stored"
     );
+    // The digests of what is stored, with gaps where chunks are missing; a stranger cannot
+    // read them before the video is Ready.
+    let page = ok(
+        "chunk_digests while uploading",
+        v.chunk_digests(owner(), &DigestsArgs::default()),
+    );
+    assert_eq!(page.digests.len() as u32, file.chunk_count());
+    for (i, d) in page.digests.iter().enumerate() {
+        match d {
+            Some(d) => assert_eq!(d.as_slice(), file.chunk_digest(i as u32), "chunk {i}"),
+            None => assert!(want_missing.contains(&(i as u32)), "chunk {i} is stored"),
+        }
+    }
+    match err(
+        "chunk_digests by a stranger while uploading",
+        v.chunk_digests(principal("stranger"), &DigestsArgs::default()),
+    ) {
+        // As for get_chunk: to others the video does not exist as content yet.
+        Error::NotReady { .. } => {}
+        e => panic!("expected NotReady, got {e:?}"),
+    }
     let mut found = Vec::new();
     let mut start = None;
     loop {
@@ -110,8 +131,39 @@ fn upload_out_of_order_with_retries_and_resume(b: &dyn Backend) {
     let want_digest = spec_for(&file, true).file_digest.expect("declared");
     assert_eq!(meta.digest.as_ref(), Some(&want_digest));
 
-    // Read back: anyone may read a Ready video.
+    // Read back: anyone may read a Ready video, and check every chunk against its digest
+    // (paged: 3 digests per page here).
     let reader = principal("viewer");
+    let mut digests = Vec::new();
+    let mut start = 0;
+    loop {
+        let page = ok(
+            "chunk_digests",
+            v.chunk_digests(
+                reader,
+                &DigestsArgs {
+                    start,
+                    limit: Some(3),
+                },
+            ),
+        );
+        assert_eq!(page.start, start);
+        assert!(page.digests.len() <= 3);
+        digests.extend(
+            page.digests
+                .into_iter()
+                .map(|d| d.expect("Ready: all stored")),
+        );
+        match page.next {
+            Some(next) => start = next,
+            None => break,
+        }
+    }
+    let want: Vec<[u8; 32]> = (0..file.chunk_count())
+        .map(|i| file.chunk_digest(i))
+        .collect();
+    let got: Vec<&[u8]> = digests.iter().map(|d| d.as_slice()).collect();
+    assert_eq!(got, want.iter().map(|d| d.as_slice()).collect::<Vec<_>>());
     v.verify_chunks(reader, &file);
     // Windows that straddle every chunk boundary.
     assert_eq!(v.read_all_ranges(reader, file.size, 77_777), file.sha256());

@@ -57,6 +57,8 @@ pub const MAX_MIME_TYPE_BYTES: usize = 127;
 pub const MAX_UPLOADERS: usize = 16;
 /// Largest page `missing_chunks` returns (and its default `limit`).
 pub const MAX_MISSING_PAGE: u32 = 10_000;
+/// Largest page `chunk_digests` returns (and its default `limit`): ≈ 350 KB of reply.
+pub const MAX_DIGEST_PAGE: u32 = 10_000;
 
 /// Checks title/description/tags against the limits: the check `init` and `update_metadata` make.
 pub fn validate_text_fields(
@@ -154,6 +156,27 @@ pub struct ChunkReceipt {
 pub struct MissingArgs {
     pub start: Option<u32>,
     pub limit: Option<u32>,
+}
+
+/// `chunk_digests` argument: the digests of chunks `start..`, at most `limit` (default and
+/// maximum `MAX_DIGEST_PAGE`) of them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, CandidType, Deserialize, Serialize)]
+pub struct DigestsArgs {
+    pub start: u32,
+    pub limit: Option<u32>,
+}
+
+/// A page of chunk SHA-256 digests, as `put_chunk` verified and stored them: what a download
+/// checks each chunk against before trusting it (the file digest only covers the whole file).
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]
+pub struct ChunkDigests {
+    /// Index of the first digest in `digests`.
+    pub start: u32,
+    /// One entry per chunk from `start`; `null` for a chunk not uploaded yet.
+    pub digests: Vec<Option<ByteBuf>>,
+    pub chunk_count: u32,
+    /// Pass as `start` to get the next page; absent when this page reached the last chunk.
+    pub next: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]

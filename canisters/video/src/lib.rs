@@ -2,7 +2,7 @@
 //!
 //! The file is declared (`begin_upload`), uploaded in chunks (`put_chunk`, any order, resumable
 //! with `missing_chunks`), verified and published (`finish_upload`), then read by queries
-//! (`get_chunk`, `read_range`) — and later streamed by `http_request`, which builds on
+//! (`get_chunk`, `read_range`, `chunk_digests`) — and later streamed by `http_request`, which builds on
 //! [`storage::read_range`] and [`storage::metadata`]. Ownership moves with `change_owner`.
 //!
 //! Layout: endpoints (`lifecycle`, `updates`, `queries`, `ownership`) only decode, authorise
@@ -23,8 +23,9 @@ mod updates;
 use candid::Principal;
 #[allow(unused_imports)]
 use canvid_types::video::{
-    CanisterInfo, ChangeOwnerArgs, ChangeOwnerResult, ChunkReceipt, ChunkUpload, MetadataPatch,
-    MissingArgs, MissingChunks, RangeArgs, UploadSpec, VideoInit, VideoMetadata,
+    CanisterInfo, ChangeOwnerArgs, ChangeOwnerResult, ChunkDigests, ChunkReceipt, ChunkUpload,
+    DigestsArgs, MetadataPatch, MissingArgs, MissingChunks, RangeArgs, UploadSpec, VideoInit,
+    VideoMetadata,
 };
 #[allow(unused_imports)]
 use canvid_types::Result;

@@ -50,7 +50,7 @@ impl Action {
             "update_metadata" | "add_uploader" | "remove_uploader" | "approve" | "set_poster"
             | "reset_upload" => Action::OwnerWrite,
             "change_owner" => Action::Transfer,
-            "get_chunk" | "read_range" => Action::ReadContent,
+            "get_chunk" | "read_range" | "chunk_digests" => Action::ReadContent,
             _ => return None,
         })
     }

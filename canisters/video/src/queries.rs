@@ -2,7 +2,8 @@
 
 use candid::Principal;
 use canvid_types::video::{
-    CanisterInfo, MissingArgs, MissingChunks, RangeArgs, VideoMetadata, MAX_VIDEO_SIZE,
+    CanisterInfo, ChunkDigests, DigestsArgs, MissingArgs, MissingChunks, RangeArgs, VideoMetadata,
+    MAX_VIDEO_SIZE,
 };
 use canvid_types::Result;
 use ic_cdk::api::msg_caller;
@@ -33,6 +34,17 @@ fn read_range(args: RangeArgs) -> Result<ByteBuf> {
     storage::with(|s| {
         authorize(s.state(), &caller, Action::ReadContent)?;
         s.read_range(args.offset, args.length).map(ByteBuf::from)
+    })
+}
+
+/// SHA-256 digests of chunks `start..` as `put_chunk` verified them (at most 10,000 per page), so a
+/// download can check every chunk as it arrives. Public once Ready; before, owner and uploaders.
+#[ic_cdk::query]
+fn chunk_digests(args: DigestsArgs) -> Result<ChunkDigests> {
+    let caller = msg_caller();
+    storage::with(|s| {
+        authorize(s.state(), &caller, Action::ReadContent)?;
+        s.chunk_digests(&args)
     })
 }
 

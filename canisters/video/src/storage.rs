@@ -112,9 +112,10 @@ use std::cell::RefCell;
 
 use candid::{CandidType, Decode, Deserialize, Encode, Principal};
 use canvid_types::video::{
-    validate_text_fields, ChunkReceipt, MetadataPatch, MissingArgs, MissingChunks,
-    PendingNotification, UploadSpec, VideoInit, VideoMetadata, VideoStatus, MAX_CHUNK_COUNT,
-    MAX_CHUNK_SIZE, MAX_MIME_TYPE_BYTES, MAX_MISSING_PAGE, MAX_UPLOADERS, MAX_VIDEO_SIZE,
+    validate_text_fields, ChunkDigests, ChunkReceipt, DigestsArgs, MetadataPatch, MissingArgs,
+    MissingChunks, PendingNotification, UploadSpec, VideoInit, VideoMetadata, VideoStatus,
+    MAX_CHUNK_COUNT, MAX_CHUNK_SIZE, MAX_DIGEST_PAGE, MAX_MIME_TYPE_BYTES, MAX_MISSING_PAGE,
+    MAX_UPLOADERS, MAX_VIDEO_SIZE,
 };
 use canvid_types::{Error, Result};
 use ic_stable_structures::memory_manager::{MemoryId, MemoryManager, VirtualMemory};
@@ -684,6 +685,42 @@ impl<M: Memory> Storage<M> {
             missing,
             missing_count,
             next,
+        })
+    }
+
+    /// A page of stored chunk digests (see `DigestsArgs`). One B-tree range scan: a page costs
+    /// its length, not the chunk count.
+    pub fn chunk_digests(&self, args: &DigestsArgs) -> Result<ChunkDigests> {
+        let Some(u) = &self.state().upload else {
+            return Err(Error::NotReady {
+                reason: "no upload declared".into(),
+            });
+        };
+        let count = u.chunk_count;
+        if args.start > count {
+            return Err(Error::ChunkOutOfRange {
+                index: args.start,
+                chunk_count: count,
+            });
+        }
+        let limit = args
+            .limit
+            .unwrap_or(MAX_DIGEST_PAGE)
+            .clamp(1, MAX_DIGEST_PAGE);
+        let end = args.start.saturating_add(limit).min(count);
+        let mut digests: Vec<Option<ByteBuf>> = vec![None; (end - args.start) as usize];
+        for (index, entry) in self
+            .chunks
+            .range(args.start..end)
+            .map(|e| (*e.key(), e.value()))
+        {
+            digests[(index - args.start) as usize] = Some(ByteBuf::from(entry.sha256.to_vec()));
+        }
+        Ok(ChunkDigests {
+            start: args.start,
+            digests,
+            chunk_count: count,
+            next: (end < count).then_some(end),
         })
     }
 
@@ -1398,6 +1435,54 @@ mod tests {
             Err(Error::Conflict { .. })
         ));
         assert_eq!(s.metadata().chunk_size, 5);
+    }
+
+    #[test]
+    fn digest_pages() {
+        let mut s = fresh();
+        assert!(matches!(
+            s.chunk_digests(&DigestsArgs::default()),
+            Err(Error::NotReady { .. })
+        ));
+        s.begin_upload(&spec(10, 1), 1).unwrap();
+        for i in [0u32, 3, 4, 9] {
+            s.put_chunk(i, &[i as u8], 1).unwrap();
+        }
+        let digest = |i: u8| Some(ByteBuf::from(Sha256::digest([i]).to_vec()));
+        let page = s
+            .chunk_digests(&DigestsArgs {
+                start: 2,
+                limit: Some(3),
+            })
+            .unwrap();
+        assert_eq!(page.start, 2);
+        assert_eq!(page.digests, vec![None, digest(3), digest(4)]);
+        assert_eq!((page.chunk_count, page.next), (10, Some(5)));
+        let rest = s
+            .chunk_digests(&DigestsArgs {
+                start: 5,
+                limit: None,
+            })
+            .unwrap();
+        assert_eq!(rest.digests.len(), 5);
+        assert_eq!(rest.digests[4], digest(9));
+        assert!(rest.digests[..4].iter().all(Option::is_none));
+        assert_eq!(rest.next, None);
+        // The end is a valid (empty) page; past it is an error.
+        let end = s
+            .chunk_digests(&DigestsArgs {
+                start: 10,
+                limit: Some(0),
+            })
+            .unwrap();
+        assert!(end.digests.is_empty() && end.next.is_none());
+        assert!(matches!(
+            s.chunk_digests(&DigestsArgs {
+                start: 11,
+                limit: None
+            }),
+            Err(Error::ChunkOutOfRange { .. })
+        ));
     }
 
     #[test]
