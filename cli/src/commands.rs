@@ -16,7 +16,8 @@ use candid::Principal;
 use canvid_types::index::{ListArgs, Page};
 use canvid_types::spawn::{CreateVideoArgs, CreatedVideo};
 use canvid_types::video::{
-    CanisterInfo, ChangeOwnerArgs, ChangeOwnerResult, VideoMetadata, VideoStatus,
+    CanisterInfo, ChangeOwnerArgs, ChangeOwnerResult, ChunkDigests, DigestsArgs, VideoMetadata,
+    VideoStatus,
 };
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_bytes::ByteBuf;
@@ -170,8 +171,9 @@ pub async fn upload(client: &Client, args: UploadArgs) -> Result<()> {
     Ok(())
 }
 
-/// Downloads a Ready video chunk by chunk (`get_chunk`, several in flight, written in order),
-/// hashing each chunk, and checks the file digest against the canister's.
+/// Downloads a Ready video chunk by chunk (`get_chunk`, several in flight, written in order).
+/// Every chunk is checked against the canister's `chunk_digests` before it is written (so not
+/// even stdout gets a bad chunk), and those digests against the published file digest.
 pub async fn get(client: &Client, video: Principal, output: Option<PathBuf>) -> Result<()> {
     let meta: VideoMetadata = client.call(Kind::Query, video, "metadata", ()).await?;
     if meta.status != VideoStatus::Ready {
@@ -181,6 +183,7 @@ pub async fn get(client: &Client, video: Principal, output: Option<PathBuf>) -> 
         )));
     }
     let expected = crate::embedded::ready_digest(video, &meta)?;
+    let chunk_digests = fetch_chunk_digests(client, video, meta.chunk_count, &expected).await?;
     let (mut out, tmp): (Box<dyn Write>, Option<tempfile::NamedTempFile>) = match &output {
         Some(p) => {
             let dir = p
@@ -220,7 +223,15 @@ pub async fn get(client: &Client, video: Principal, output: Option<PathBuf>) -> 
                 bytes.len()
             )));
         }
-        digests.push(upload::sha256(&bytes));
+        let digest = upload::sha256(&bytes);
+        if digest != chunk_digests[i as usize] {
+            return Err(Error::Verify(format!(
+                "chunk {i} of {video} hashes to {} but its stored digest is {} (stopped before writing it)",
+                hex::encode(digest),
+                hex::encode(chunk_digests[i as usize])
+            )));
+        }
+        digests.push(digest);
         out.write_all(&bytes)
             .map_err(|e| Error::io("writing the video", e))?;
         written += bytes.len() as u64;
@@ -248,6 +259,56 @@ pub async fn get(client: &Client, video: Principal, output: Option<PathBuf>) -> 
         );
     }
     Ok(())
+}
+
+/// All chunk digests of a Ready video, page by page, checked against its file digest.
+async fn fetch_chunk_digests(
+    client: &Client,
+    video: Principal,
+    chunk_count: u32,
+    file_digest: &[u8; 32],
+) -> Result<Vec<[u8; 32]>> {
+    let mut digests = Vec::with_capacity(chunk_count as usize);
+    let mut start = 0;
+    loop {
+        let page: ChunkDigests = client
+            .call_ok(
+                Kind::Query,
+                video,
+                "chunk_digests",
+                (DigestsArgs { start, limit: None },),
+            )
+            .await?;
+        for (offset, d) in page.digests.iter().enumerate() {
+            let index = start as usize + offset;
+            let d = d
+                .as_ref()
+                .and_then(|d| <[u8; 32]>::try_from(d.as_slice()).ok())
+                .ok_or_else(|| {
+                    Error::Verify(format!(
+                        "video {video} has no 32-byte digest for chunk {index} although it is Ready"
+                    ))
+                })?;
+            digests.push(d);
+        }
+        match page.next {
+            Some(next) if next > start => start = next,
+            Some(_) => {
+                return Err(Error::Verify(format!(
+                    "chunk_digests of {video} did not advance past chunk {start}"
+                )))
+            }
+            None => break,
+        }
+    }
+    if digests.len() != chunk_count as usize || upload::file_digest(&digests) != *file_digest {
+        return Err(Error::Verify(format!(
+            "the chunk digests of {video} ({} of {chunk_count}) do not combine into its file digest {}",
+            digests.len(),
+            hex::encode(file_digest)
+        )));
+    }
+    Ok(digests)
 }
 
 /// Lists the index's videos by creator or owner (default: the caller's own), every page.

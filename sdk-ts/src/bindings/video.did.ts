@@ -61,6 +61,25 @@ export interface ChangeOwnerResult {
   'index_notified' : boolean,
 }
 /**
+ * A page of chunk SHA-256 digests, as `put_chunk` verified and stored them: what a download
+ * checks each chunk against before trusting it (the file digest only covers the whole file).
+ */
+export interface ChunkDigests {
+  /**
+   * Pass as `start` to get the next page; absent when this page reached the last chunk.
+   */
+  'next' : [] | [number],
+  /**
+   * Index of the first digest in `digests`.
+   */
+  'start' : number,
+  'chunk_count' : number,
+  /**
+   * One entry per chunk from `start`; `null` for a chunk not uploaded yet.
+   */
+  'digests' : Array<[] | [Uint8Array]>,
+}
+/**
  * `put_chunk` answer: what the canister stored, and the upload's progress.
  */
 export interface ChunkReceipt {
@@ -77,6 +96,11 @@ export interface ChunkReceipt {
  * `put_chunk` argument.
  */
 export interface ChunkUpload { 'data' : Uint8Array, 'index' : number }
+/**
+ * `chunk_digests` argument: the digests of chunks `start..`, at most `limit` (default and
+ * maximum `MAX_DIGEST_PAGE`) of them.
+ */
+export interface DigestsArgs { 'limit' : [] | [number], 'start' : number }
 export type Error = {
     /**
      * An upload was already declared / the video is finished and therefore immutable.
@@ -408,11 +432,13 @@ export type Result_1 = { 'Ok' : VideoMetadata } |
   { 'Err' : Error };
 export type Result_2 = { 'Ok' : ChangeOwnerResult } |
   { 'Err' : Error };
-export type Result_3 = { 'Ok' : Uint8Array } |
+export type Result_3 = { 'Ok' : ChunkDigests } |
   { 'Err' : Error };
-export type Result_4 = { 'Ok' : MissingChunks } |
+export type Result_4 = { 'Ok' : Uint8Array } |
   { 'Err' : Error };
-export type Result_5 = { 'Ok' : ChunkReceipt } |
+export type Result_5 = { 'Ok' : MissingChunks } |
+  { 'Err' : Error };
+export type Result_6 = { 'Ok' : ChunkReceipt } |
   { 'Err' : Error };
 /**
  * `begin_upload` argument: declares the file before any chunk is sent.
@@ -546,11 +572,16 @@ export interface _SERVICE {
   'begin_upload' : ActorMethod<[UploadSpec], Result_1>,
   'canister_info' : ActorMethod<[], CanisterInfo>,
   'change_owner' : ActorMethod<[ChangeOwnerArgs], Result_2>,
+  /**
+   * SHA-256 digests of chunks `start..` as `put_chunk` verified them (at most 10,000 per page), so a
+   * download can check every chunk as it arrives. Public once Ready; before, owner and uploaders.
+   */
+  'chunk_digests' : ActorMethod<[DigestsArgs], Result_3>,
   'finish_upload' : ActorMethod<[], Result_1>,
   /**
    * Chunk `index` as uploaded. Public once Ready; before, owner and uploaders only.
    */
-  'get_chunk' : ActorMethod<[number], Result_3>,
+  'get_chunk' : ActorMethod<[number], Result_4>,
   'http_request' : ActorMethod<[HttpRequest], HttpResponse>,
   /**
    * Anyone may call this (the gateway does, anonymously): it only reads.
@@ -560,12 +591,12 @@ export interface _SERVICE {
   /**
    * Missing chunk indices, for resuming an upload (owner and uploaders).
    */
-  'missing_chunks' : ActorMethod<[MissingArgs], Result_4>,
-  'put_chunk' : ActorMethod<[ChunkUpload], Result_5>,
+  'missing_chunks' : ActorMethod<[MissingArgs], Result_5>,
+  'put_chunk' : ActorMethod<[ChunkUpload], Result_6>,
   /**
    * File bytes `[offset, offset + length)`, `length <= 2_000_000`, inside the file.
    */
-  'read_range' : ActorMethod<[RangeArgs], Result_3>,
+  'read_range' : ActorMethod<[RangeArgs], Result_4>,
   'remove_uploader' : ActorMethod<[Principal], Result>,
   /**
    * Owner only, before `finish_upload`: abandons the upload (declaration and chunks) so another
@@ -689,7 +720,18 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'index_notified' : IDL.Bool,
   });
   const Result_2 = IDL.Variant({ 'Ok' : ChangeOwnerResult, 'Err' : Error });
-  const Result_3 = IDL.Variant({ 'Ok' : IDL.Vec(IDL.Nat8), 'Err' : Error });
+  const DigestsArgs = IDL.Record({
+    'limit' : IDL.Opt(IDL.Nat32),
+    'start' : IDL.Nat32,
+  });
+  const ChunkDigests = IDL.Record({
+    'next' : IDL.Opt(IDL.Nat32),
+    'start' : IDL.Nat32,
+    'chunk_count' : IDL.Nat32,
+    'digests' : IDL.Vec(IDL.Opt(IDL.Vec(IDL.Nat8))),
+  });
+  const Result_3 = IDL.Variant({ 'Ok' : ChunkDigests, 'Err' : Error });
+  const Result_4 = IDL.Variant({ 'Ok' : IDL.Vec(IDL.Nat8), 'Err' : Error });
   const HttpRequest = IDL.Record({
     'url' : IDL.Text,
     'method' : IDL.Text,
@@ -718,7 +760,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'missing' : IDL.Vec(IDL.Nat32),
     'next' : IDL.Opt(IDL.Nat32),
   });
-  const Result_4 = IDL.Variant({ 'Ok' : MissingChunks, 'Err' : Error });
+  const Result_5 = IDL.Variant({ 'Ok' : MissingChunks, 'Err' : Error });
   const ChunkUpload = IDL.Record({
     'data' : IDL.Vec(IDL.Nat8),
     'index' : IDL.Nat32,
@@ -730,7 +772,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'index' : IDL.Nat32,
     'uploaded_chunks' : IDL.Nat32,
   });
-  const Result_5 = IDL.Variant({ 'Ok' : ChunkReceipt, 'Err' : Error });
+  const Result_6 = IDL.Variant({ 'Ok' : ChunkReceipt, 'Err' : Error });
   const RangeArgs = IDL.Record({ 'offset' : IDL.Nat64, 'length' : IDL.Nat64 });
   const PosterArgs = IDL.Record({
     'data' : IDL.Vec(IDL.Nat8),
@@ -748,14 +790,15 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'begin_upload' : IDL.Func([UploadSpec], [Result_1], []),
     'canister_info' : IDL.Func([], [CanisterInfo], ['query']),
     'change_owner' : IDL.Func([ChangeOwnerArgs], [Result_2], []),
+    'chunk_digests' : IDL.Func([DigestsArgs], [Result_3], ['query']),
     'finish_upload' : IDL.Func([], [Result_1], []),
-    'get_chunk' : IDL.Func([IDL.Nat32], [Result_3], ['query']),
+    'get_chunk' : IDL.Func([IDL.Nat32], [Result_4], ['query']),
     'http_request' : IDL.Func([HttpRequest], [HttpResponse], ['query']),
     'http_request_update' : IDL.Func([HttpUpdateRequest], [HttpResponse], []),
     'metadata' : IDL.Func([], [VideoMetadata], ['query']),
-    'missing_chunks' : IDL.Func([MissingArgs], [Result_4], ['query']),
-    'put_chunk' : IDL.Func([ChunkUpload], [Result_5], []),
-    'read_range' : IDL.Func([RangeArgs], [Result_3], ['query']),
+    'missing_chunks' : IDL.Func([MissingArgs], [Result_5], ['query']),
+    'put_chunk' : IDL.Func([ChunkUpload], [Result_6], []),
+    'read_range' : IDL.Func([RangeArgs], [Result_4], ['query']),
     'remove_uploader' : IDL.Func([IDL.Principal], [Result], []),
     'reset_upload' : IDL.Func([], [Result_1], []),
     'set_poster' : IDL.Func([PosterArgs], [Result], []),
