@@ -16,10 +16,18 @@ cargo fmt --all -- --check
 step "cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-step "cargo test"
-cargo test --workspace
+# nextest runs test binaries in parallel (see .config/nextest.toml); it does not run doctests.
+if cargo nextest --version >/dev/null 2>&1; then
+  step "cargo nextest run (all Rust tests)"
+  cargo nextest run --workspace
+  step "cargo test --doc"
+  cargo test --workspace --doc
+else
+  step "cargo test"
+  cargo test --workspace
+fi
 
-# The wasm is fresh from setup.sh, and `cargo test --workspace` has built the binaries the scripts
+# The wasm is fresh from setup.sh, and the Rust tests have built the binaries the scripts
 # below run. Building them again with `-p <pkg>` would recompile dependencies with a different
 # feature set (minutes on 2 cores), so build them once with the workspace's features and pass them on.
 export CANVID_WASM_DIR="$PWD/target/canisters"
