@@ -13,7 +13,7 @@ import {
 } from './bindings/video.did.js';
 import { fromHex } from './bytes.js';
 import type { UploadInput } from './chunking.js';
-import { type DownloadOptions, type VideoReadApi, downloadAll, downloadStream } from './download.js';
+import { type ChunkDigestPage, type DownloadOptions, type VideoReadApi, downloadAll, downloadStream, toDigestPage } from './download.js';
 import { AbortError, type CallSite, UsageError, fromAgentError, unwrap } from './errors.js';
 import { type ListOptions, type Page, type VideoListing, paginate, principalText, toListing } from './list.js';
 import { type RetryPolicy, retryPolicy, withRetry } from './retry.js';
@@ -238,6 +238,11 @@ export class CanvidClient {
     return {
       metadata: () => guard(site('metadata'), () => v.metadata()),
       getChunk: async (index) => unwrap(await guard(site('get_chunk'), () => v.get_chunk(index)), site('get_chunk')),
+      chunkDigests: async (start, limit) =>
+        unwrap(
+          await guard(site('chunk_digests'), () => v.chunk_digests({ start, limit: limit === undefined ? [] : [limit] })),
+          site('chunk_digests'),
+        ),
     };
   }
 
@@ -277,12 +282,60 @@ export class CanvidClient {
     return toDetails(videoId, await this.call(videoId, 'metadata', () => v.metadata(), opts));
   }
 
-  /** The whole video in memory, each chunk and the file digest verified. */
+  /**
+   * Abandons the declared upload of a video that is not Ready yet: its declaration and every
+   * stored chunk are dropped (status back to `Empty`), so a different file can be uploaded into
+   * the same canister (`upload(..., { resume: videoId })`). Owner only (`NotAuthorizedError`);
+   * `AlreadyFinishedError` once the video is Ready; a no-op on an `Empty` video (so a retry
+   * after a lost reply is harmless).
+   */
+  async resetUpload(videoId: string, opts: CallOptions = {}): Promise<VideoDetails> {
+    const v = this.video(videoId);
+    const site = { canisterId: videoId, method: 'reset_upload' };
+    // Unwrapped inside the retry: a `Busy` answer is retried like a network error.
+    return toDetails(videoId, await this.call(videoId, 'reset_upload', async () => unwrap(await v.reset_upload(), site), opts));
+  }
+
+  /**
+   * One page of the chunk SHA-256 digests the canister stored, as `put_chunk` verified them:
+   * chunks `start..` (default 0), at most `limit` (the canister caps pages at 10,000). Public once
+   * the video is Ready; before, only the owner and uploaders may ask (`NotReadyError` for others),
+   * and chunks not uploaded yet are `null`. The page's shape is checked (`IntegrityError`).
+   */
+  async chunkDigestsPage(videoId: string, options: CallOptions & { start?: number; limit?: number } = {}): Promise<ChunkDigestPage> {
+    const start = options.start ?? 0;
+    const api = this.videoReadApi(videoId);
+    return toDigestPage(videoId, start, await this.call(videoId, 'chunk_digests', () => api.chunkDigests(start, options.limit), options));
+  }
+
+  /**
+   * Every chunk digest of the video (`chunkDigestsPage` page after page), in chunk order; `null`
+   * for a chunk not uploaded yet. Downloads check chunks against these by themselves; this is for
+   * callers who keep or compare digests (combine them with `fileDigest`).
+   */
+  async chunkDigests(videoId: string, opts: CallOptions = {}): Promise<Array<Uint8Array | null>> {
+    const out: Array<Uint8Array | null> = [];
+    let start: number | undefined = 0;
+    while (start !== undefined) {
+      const page: ChunkDigestPage = await this.chunkDigestsPage(videoId, { ...opts, start });
+      out.push(...page.digests);
+      start = page.next;
+    }
+    return out;
+  }
+
+  /**
+   * The whole video in memory. Each chunk is checked against the canister's `chunk_digests`
+   * (or `options.expectedChunkDigests`) and those against the file digest (see `DownloadOptions`).
+   */
   download(videoId: string, options: DownloadOptions = {}): Promise<Uint8Array> {
     return downloadAll(videoId, this.videoReadApi(videoId), { ...options, retry: { ...this.retry, ...(options.retry ?? {}) } });
   }
 
-  /** The video as a `ReadableStream` of its chunks, verified as they arrive (see `DownloadOptions`). */
+  /**
+   * The video as a `ReadableStream` of its chunks, each verified before it is delivered (see
+   * `DownloadOptions`); the stream errors instead of closing if the file digest does not match.
+   */
   downloadStream(videoId: string, options: DownloadOptions = {}): ReadableStream<Uint8Array> {
     return downloadStream(videoId, this.videoReadApi(videoId), { ...options, retry: { ...this.retry, ...(options.retry ?? {}) } });
   }

@@ -1,13 +1,22 @@
 // Download by canister queries (`get_chunk`), chunk by chunk, with a bounded prefetch window and
 // verification:
 // - every chunk must have the length the grid says (no silent truncation);
-// - every chunk is hashed on arrival and compared with the expected chunk digest when the caller
-//   has the digests (`UploadResult.chunkDigests`, or saved elsewhere) — a bad chunk then errors
-//   the stream before it is delivered;
-// - the chunk digests are combined into the file digest and compared with the canister's
+// - every chunk is hashed on arrival and compared, *before it is delivered*, with its expected
+//   SHA-256: the caller's (`expectedChunkDigests`, e.g. `UploadResult.chunkDigests`) when given,
+//   else the digest the canister stored when `put_chunk` verified it (`chunk_digests` query).
+//   Those digests are fetched a page at a time as the download advances (a page covers up to
+//   10,000 chunks: the first before anything is delivered, the next ones alongside the chunk
+//   prefetch), never all up front, so a huge video costs neither a long wait nor the whole list in
+//   memory;
+// - the digest list itself must be consistent with the published file digest (see `fileDigest`):
+//   the caller's list is checked before the first chunk is fetched, the canister's as soon as its
+//   last page has arrived — for a video whose digests fit in one page (10,000 chunks, 20 GB with
+//   the default chunk size) that is before anything is delivered. A missing (`null`) or
+//   wrong-length digest of a Ready video, or a page that does not line up, is an `IntegrityError`;
+// - the verified chunk digests are combined into the file digest and compared with the canister's
 //   `metadata().digest` before the stream closes: a mismatch errors the stream instead of ending
 //   it normally, so a consumer that reads to the end never accepts a corrupt file silently.
-import type { VideoMetadata } from './bindings/video.did.js';
+import type { ChunkDigests, VideoMetadata } from './bindings/video.did.js';
 import { concatBytes, equalBytes, fileDigest, sha256, toHex } from './bytes.js';
 import { chunkCount, chunkRange } from './chunking.js';
 import { AbortError, IntegrityError, NotReadyError, UsageError } from './errors.js';
@@ -17,6 +26,8 @@ import { type RetryPolicy, abortable, retryPolicy, withRetry } from './retry.js'
 export interface VideoReadApi {
   metadata(): Promise<VideoMetadata>;
   getChunk(index: number): Promise<Uint8Array>;
+  /** The `chunk_digests` query: stored SHA-256 of chunks `start..`, at most `limit` (canister default: 10,000). */
+  chunkDigests(start: number, limit?: number): Promise<ChunkDigests>;
 }
 
 export interface DownloadOptions {
@@ -24,12 +35,55 @@ export interface DownloadOptions {
   /** Chunks fetched ahead of the consumer. Default 4. */
   prefetch?: number;
   retry?: Partial<RetryPolicy>;
-  /** SHA-256 of each chunk (e.g. `UploadResult.chunkDigests`): verified before a chunk is delivered. */
+  /**
+   * SHA-256 of each chunk (e.g. `UploadResult.chunkDigests`, saved at upload). When given they
+   * win: each chunk is checked against them before it is delivered, the list against the
+   * published file digest before the first chunk is fetched, and the canister's `chunk_digests`
+   * is not asked. Default: the canister's `chunk_digests`, fetched page by page.
+   */
   expectedChunkDigests?: readonly Uint8Array[];
-  /** Skip the digest checks (not recommended). Default false. */
+  /** Skip every digest check (the chunk lengths are still checked). Not recommended. Default false. */
   skipVerification?: boolean;
   /** Called after each delivered chunk. */
   onProgress?: (p: { bytesReceived: number; totalBytes: number; chunksReceived: number; chunkCount: number }) => void;
+}
+
+/** A page of the chunk digests a video canister stored (`chunk_digests`), checked for shape. */
+export interface ChunkDigestPage {
+  /** Index of the chunk `digests[0]` belongs to. */
+  start: number;
+  /** Chunks in the video. */
+  chunkCount: number;
+  /** SHA-256 (32 bytes) of chunks `start`, `start + 1`, ...; `null` for a chunk not uploaded yet. */
+  digests: (Uint8Array | null)[];
+  /** `start` of the next page; `undefined` when this page reaches the last chunk. */
+  next?: number;
+}
+
+const NONE = new Uint8Array();
+
+/**
+ * Checks a `chunk_digests` answer against the request (`start`) and against itself — the page
+ * starts where asked, is not empty unless `start` is the chunk count, stays inside the video,
+ * `next` continues right after it, every digest present is 32 bytes — and converts it. Throws
+ * `IntegrityError` otherwise (`index` set for a bad digest).
+ */
+export function toDigestPage(videoId: string, start: number, raw: ChunkDigests): ChunkDigestPage {
+  const bad = (what: string, index?: number) =>
+    new IntegrityError(`video ${videoId}: chunk_digests from ${start}: ${what}`, NONE, NONE, index);
+  const count = raw.chunk_count;
+  const end = raw.start + raw.digests.length;
+  if (raw.start !== start) throw bad(`the page starts at ${raw.start}`);
+  if (end > count) throw bad(`the page ends at ${end}, beyond the ${count} chunks`);
+  if (raw.digests.length === 0 && start < count) throw bad('empty page');
+  const next = raw.next.length ? raw.next[0]! : undefined;
+  if (end < count ? next !== end : next !== undefined) throw bad(`next is ${next ?? 'absent'} after a page ending at ${end} of ${count}`);
+  const digests = raw.digests.map((d, k) => {
+    if (d.length === 0) return null;
+    if (d[0]!.length !== 32) throw bad(`the digest of chunk ${start + k} is ${d[0]!.length} bytes, not 32`, start + k);
+    return d[0]!;
+  });
+  return { start, chunkCount: count, digests, next };
 }
 
 function statusOf(m: VideoMetadata): string {
@@ -49,7 +103,8 @@ export function readyGrid(videoId: string, m: VideoMetadata): { size: number; ch
 
 /**
  * The video's bytes as a `ReadableStream` of its chunks (one `Uint8Array` per upload chunk, in
- * order). Errors with `IntegrityError` on a bad chunk or file digest, `AbortError` on abort.
+ * order). Each chunk is verified before it is delivered (see `DownloadOptions.expectedChunkDigests`).
+ * Errors with `IntegrityError` on a bad chunk, digest list or file digest, `AbortError` on abort.
  */
 export function downloadStream(videoId: string, api: VideoReadApi, options: DownloadOptions = {}): ReadableStream<Uint8Array> {
   const policy = retryPolicy(options.retry);
@@ -57,13 +112,67 @@ export function downloadStream(videoId: string, api: VideoReadApi, options: Down
   if (!Number.isInteger(prefetch) || prefetch < 1) throw new UsageError(`prefetch must be an integer >= 1, got ${prefetch}`);
   const { signal } = options;
   const call = <T>(f: () => Promise<T>) => withRetry(f, { policy, signal });
+  const verify = !options.skipVerification;
+  const expected = options.expectedChunkDigests;
+  const useCanister = verify && !expected;
 
   let grid: ReturnType<typeof readyGrid> | undefined;
   let nextToFetch = 0;
   let nextToDeliver = 0;
   let received = 0;
   const inFlight = new Map<number, Promise<Uint8Array>>();
+  // Digests of the chunks delivered so far (each verified), for the file digest at the end.
   const digests: Uint8Array[] = [];
+
+  // The canister's digests of the chunks not delivered yet: [nextToDeliver, digestEnd) are in
+  // `stored`; delivered ones are dropped (their digest is then in `digests`, equal to it).
+  const stored = new Map<number, Uint8Array>();
+  let digestEnd = 0;
+  let pageInFlight: Promise<void> | undefined;
+
+  // Fetches the page starting at `digestEnd` (one at a time). A failed page stays in
+  // `pageInFlight` so that whoever waits for it next gets the error.
+  const loadPage = (): Promise<void> => {
+    if (pageInFlight) return pageInFlight;
+    const g = grid!;
+    const start = digestEnd;
+    const p = (async () => {
+      const page = toDigestPage(videoId, start, await call(() => api.chunkDigests(start)));
+      if (page.chunkCount !== g.count) {
+        throw new IntegrityError(`video ${videoId}: chunk_digests reports ${page.chunkCount} chunks, metadata ${g.count}`, NONE, NONE);
+      }
+      page.digests.forEach((d, k) => {
+        if (d === null) {
+          throw new IntegrityError(`video ${videoId} is Ready but chunk_digests has no digest for chunk ${start + k}`, NONE, NONE, start + k);
+        }
+      });
+      page.digests.forEach((d, k) => stored.set(start + k, d!));
+      const end = start + page.digests.length;
+      if (end === g.count) {
+        // The whole list is known: delivered chunks (verified against it) + the rest.
+        const all = digests.slice(0, nextToDeliver);
+        for (let i = nextToDeliver; i < g.count; i++) all.push(stored.get(i)!);
+        const combined = await fileDigest(all);
+        if (!equalBytes(combined, g.digest)) {
+          throw new IntegrityError(
+            `video ${videoId}: the canister's chunk digests combine to ${toHex(combined)}, not its published file digest ${toHex(g.digest)}`,
+            g.digest,
+            combined,
+          );
+        }
+      }
+      digestEnd = end;
+      pageInFlight = undefined;
+    })();
+    p.catch(() => undefined); // handled by whoever waits for it
+    pageInFlight = p;
+    return p;
+  };
+  /** The canister's digest of chunk `i`, fetching pages up to it. */
+  const storedDigest = async (i: number): Promise<Uint8Array> => {
+    while (digestEnd <= i) await abortable(loadPage(), signal);
+    return stored.get(i)!;
+  };
 
   const fetchChunk = (i: number): Promise<Uint8Array> => {
     const p = call(() => api.getChunk(i));
@@ -75,21 +184,36 @@ export function downloadStream(videoId: string, api: VideoReadApi, options: Down
       inFlight.set(nextToFetch, fetchChunk(nextToFetch));
       nextToFetch++;
     }
+    // The next digest page as soon as the chunk window reaches past the known digests.
+    if (useCanister && grid && nextToFetch > digestEnd && digestEnd < grid.count) loadPage();
   };
 
   return new ReadableStream<Uint8Array>(
     {
       async start() {
-        grid = readyGrid(videoId, await call(() => api.metadata()));
-        if (options.expectedChunkDigests && options.expectedChunkDigests.length !== grid.count) {
-          throw new UsageError(`expectedChunkDigests has ${options.expectedChunkDigests.length} entries, the video ${grid.count} chunks`);
+        const g = (grid = readyGrid(videoId, await call(() => api.metadata())));
+        if (expected && expected.length !== g.count) {
+          throw new UsageError(`expectedChunkDigests has ${expected.length} entries, the video ${g.count} chunks`);
         }
+        if (verify && expected) {
+          const combined = await fileDigest(expected);
+          if (!equalBytes(combined, g.digest)) {
+            throw new IntegrityError(
+              `video ${videoId}: expectedChunkDigests combine to ${toHex(combined)}, not the published file digest ${toHex(g.digest)}`,
+              g.digest,
+              combined,
+            );
+          }
+        }
+        // The first page before anything is delivered (and with it, for a video of at most one
+        // page, the check of the whole list against the file digest).
+        if (useCanister) await storedDigest(0);
       },
       async pull(controller) {
         if (signal?.aborted) throw new AbortError(signal.reason);
         const g = grid!;
         if (nextToDeliver >= g.count) {
-          if (!options.skipVerification) {
+          if (verify) {
             const actual = await fileDigest(digests);
             if (!equalBytes(actual, g.digest)) {
               throw new IntegrityError(`video ${videoId}: file digest ${toHex(actual)} != published ${toHex(g.digest)}`, g.digest, actual);
@@ -106,13 +230,14 @@ export function downloadStream(videoId: string, api: VideoReadApi, options: Down
         if (data.length !== e - s) {
           throw new IntegrityError(`video ${videoId}: chunk ${i} is ${data.length} bytes, expected ${e - s}`, new Uint8Array(), new Uint8Array(), i);
         }
-        if (!options.skipVerification) {
-          const d = await sha256(data);
-          const want = options.expectedChunkDigests?.[i];
-          if (want && !equalBytes(d, want)) {
-            throw new IntegrityError(`video ${videoId}: chunk ${i} hashes to ${toHex(d)}, expected ${toHex(want)}`, want, d, i);
+        if (verify) {
+          const [d, want] = await Promise.all([sha256(data), expected ? expected[i]! : storedDigest(i)]);
+          if (!equalBytes(d, want)) {
+            const source = expected ? 'expectedChunkDigests' : "the canister's chunk_digests";
+            throw new IntegrityError(`video ${videoId}: chunk ${i} hashes to ${toHex(d)}, ${source} says ${toHex(want)}`, want, d, i);
           }
           digests.push(d);
+          stored.delete(i);
         }
         nextToDeliver++;
         received += data.length;

@@ -20,8 +20,8 @@ export type {
   VideoInfo,
   VideoUploadApi,
 } from './upload.js';
-export { downloadAll, downloadStream, readyGrid } from './download.js';
-export type { DownloadOptions, VideoReadApi } from './download.js';
+export { downloadAll, downloadStream, readyGrid, toDigestPage } from './download.js';
+export type { ChunkDigestPage, DownloadOptions, VideoReadApi } from './download.js';
 export { paginate, toListing } from './list.js';
 export type { ListOptions, Page, VideoListing } from './list.js';
 export { videoUrl } from './url.js';
@@ -71,5 +71,5 @@ export {
   unwrap,
 } from './errors.js';
 export type { CallSite, CandidError, CandidErrorKind } from './errors.js';
-export type { VideoMetadata, UploadSpec, ChunkReceipt, MissingChunks } from './bindings/video.did.js';
+export type { VideoMetadata, UploadSpec, ChunkReceipt, MissingChunks, ChunkDigests } from './bindings/video.did.js';
 export type { VideoEntry } from './bindings/index.did.js';

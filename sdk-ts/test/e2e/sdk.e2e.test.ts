@@ -14,14 +14,17 @@ import { Principal } from '@icp-sdk/core/principal';
 import {
   AbortError,
   CanvidClient,
+  IntegrityError,
   NotAuthorizedError,
+  NotReadyError,
   RejectedError,
+  downloadStream,
   toHex,
   type UploadProgress,
   type UploadResult,
 } from '../../src/index.js';
 import { gatewayGet, startServe, type Served } from '../support/serve.js';
-import { randomBytes } from '../support/fake.js';
+import { nodeSha256, randomBytes } from '../support/fake.js';
 
 let served: Served;
 let work: string;
@@ -94,6 +97,33 @@ test('upload a real MP4, read its metadata, download it byte-exact (whole and st
   for await (const c of stream as unknown as AsyncIterable<Uint8Array>) parts.push(c);
   assert.equal(parts.length, first.metadata.chunk_count);
   assert.equal(Buffer.compare(Buffer.concat(parts), Buffer.from(video)), 0);
+});
+
+test('downloads check every chunk against the canister\'s chunk_digests before delivering it', { timeout: 300_000 }, async () => {
+  const reader = await client();
+  // The canister lists exactly the digests the upload computed, page by page.
+  assert.deepEqual(await reader.chunkDigests(first.videoId), first.chunkDigests);
+  const page = await reader.chunkDigestsPage(first.videoId, { start: 1, limit: 2 });
+  assert.deepEqual(page, { start: 1, chunkCount: first.metadata.chunk_count, digests: first.chunkDigests.slice(1, 3), next: 3 });
+  // A chunk altered in transit (here: by a wrapper around the real read calls) is refused
+  // against the real canister's digests, without the caller passing any, before delivery.
+  const real = reader.videoReadApi(first.videoId);
+  const delivered: Uint8Array[] = [];
+  const tampered = downloadStream(first.videoId, {
+    ...real,
+    getChunk: async (i) => {
+      const c = await real.getChunk(i);
+      if (i === 1) c[0] = c[0]! ^ 0xff;
+      return c;
+    },
+  });
+  await assert.rejects(
+    (async () => {
+      for await (const c of tampered as unknown as AsyncIterable<Uint8Array>) delivered.push(c);
+    })(),
+    (e: unknown) => e instanceof IntegrityError && e.index === 1 && /chunk_digests/.test(e.message),
+  );
+  assert.equal(delivered.length, 1);
 });
 
 test('the gateway URL serves the uploaded bytes (what a <video> tag loads)', async () => {
@@ -228,10 +258,39 @@ test('abort mid-upload, then resume by video id: only missing chunks are sent', 
   assert.equal(Buffer.compare(Buffer.from(back), Buffer.from(data)), 0);
 });
 
+test('resetUpload abandons an unfinished upload; the canister then takes another file', { timeout: 300_000 }, async () => {
+  const canvid = await client(alice);
+  const asCarol = await client(carol);
+  const firstFile = randomBytes(9000, 31);
+  const videoId = await canvid.createVideo({ title: 'reset me', description: '', tags: [], declaredSize: firstFile.length });
+  const api = canvid.videoUploadApi(videoId);
+  await api.beginUpload({ mime_type: 'video/mp4', total_size: BigInt(firstFile.length), chunk_size: 3000, chunk_digests: [], file_digest: [], duration_ms: [] });
+  await api.putChunk(1, firstFile.subarray(3000, 6000));
+  // Before Ready the owner sees the digests stored so far; others may not read them yet.
+  assert.deepEqual(await canvid.chunkDigests(videoId), [null, nodeSha256(firstFile.subarray(3000, 6000)), null]);
+  await assert.rejects(asCarol.chunkDigestsPage(videoId, { retry: { retries: 0 } }), NotReadyError);
+  // Only the owner may reset.
+  await assert.rejects(asCarol.resetUpload(videoId, { retry: { retries: 0 } }), NotAuthorizedError);
+  assert.equal((await canvid.getMetadata(videoId)).uploadedChunks, 1);
+
+  const reset = await canvid.resetUpload(videoId);
+  assert.equal(reset.status, 'Empty');
+  assert.equal(reset.uploadedChunks, 0);
+  // Another file (other size and chunking) goes into the same canister.
+  const second = randomBytes(7000, 32);
+  const r = await canvid.upload(second, { title: 'reset me' }, { resume: videoId, chunkSize: 2000 });
+  assert.equal(r.videoId, videoId);
+  assert.equal(Buffer.compare(Buffer.from(await canvid.download(videoId)), Buffer.from(second)), 0);
+  assert.deepEqual(await canvid.chunkDigests(videoId), r.chunkDigests);
+});
+
 test('anonymous callers cannot upload; a canister that does not exist is a RejectedError', async () => {
   const anon = await client();
   await assert.rejects(anon.upload(randomBytes(100), { title: 'anon' }, { retry: { retries: 0 } }), NotAuthorizedError);
-  await assert.rejects(anon.getMetadata('rdmx6-jaaaa-aaaaa-aaadq-cai', { retry: { retries: 0 } }), (e: unknown) => {
+  // Canister sequence number 0xffff: in the replica's range, far beyond the ids this run allocates
+  // (a small one such as rdmx6-jaaaa-aaaaa-aaadq-cai, number 7, exists once enough videos do).
+  const nowhere = Principal.fromUint8Array(new Uint8Array([0, 0, 0, 0, 0, 0, 0xff, 0xff, 1, 1])).toText();
+  await assert.rejects(anon.getMetadata(nowhere, { retry: { retries: 0 } }), (e: unknown) => {
     assert.ok(e instanceof RejectedError, `got ${(e as Error).name}: ${(e as Error).message}`);
     assert.equal(e.rejectCode, 3);
     return true;

@@ -1,14 +1,17 @@
 // In-memory stand-ins for the spawn and video canisters, following the rules of
-// docs/video-canister.md (begin/put/missing/finish, digests, pagination), with fault injection:
-// scripted failures per method, latency, and a record of every call and of the concurrency seen.
+// docs/video-canister.md (begin/put/missing/finish/reset, digests, pagination, who may read before
+// Ready), with fault injection: scripted failures per method, latency, corrupt chunks and digest
+// lists, and a record of every call and of the concurrency seen.
 import { createHash } from 'node:crypto';
 import { Principal } from '@icp-sdk/core/principal';
-import type { ChunkReceipt, MissingChunks, UploadSpec, VideoMetadata } from '../../src/bindings/video.did.js';
-import { fromCandidError, type CandidError } from '../../src/errors.js';
+import type { ChunkDigests, ChunkReceipt, MissingChunks, UploadSpec, VideoMetadata, _SERVICE as VideoService } from '../../src/bindings/video.did.js';
+import { CanisterError, fromCandidError, type CandidError } from '../../src/errors.js';
 import type { CreateVideoRequest, UploadTransport, VideoUploadApi } from '../../src/upload.js';
 import type { VideoReadApi } from '../../src/download.js';
 
 export const OWNER = Principal.fromText('2vxsx-fae');
+/** Who calls when `FakeVideo.caller` is `'stranger'`. */
+export const STRANGER = Principal.fromText('aaaaa-aa');
 
 /** Node's own SHA-256 (independent of the SDK's WebCrypto path). */
 export function nodeSha256(b: Uint8Array): Uint8Array {
@@ -33,7 +36,16 @@ export function randomBytes(n: number, seed = 1): Uint8Array<ArrayBuffer> {
   return out;
 }
 
-type Method = 'metadata' | 'begin_upload' | 'put_chunk' | 'missing_chunks' | 'finish_upload' | 'get_chunk' | 'create_video';
+type Method =
+  | 'metadata'
+  | 'begin_upload'
+  | 'put_chunk'
+  | 'missing_chunks'
+  | 'finish_upload'
+  | 'get_chunk'
+  | 'chunk_digests'
+  | 'reset_upload'
+  | 'create_video';
 
 const eq = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
 
@@ -56,6 +68,20 @@ export class FakeVideo implements VideoUploadApi, VideoReadApi {
   corruptChunk?: number;
   /** Page size limit of missing_chunks (to exercise pagination). */
   missingPage = 10_000;
+  /** Page size limit of chunk_digests (the canister's MAX_DIGEST_PAGE; small to exercise paging). */
+  digestPage = 10_000;
+  /**
+   * A forged chunk: get_chunk returns it altered and chunk_digests the digest of the altered
+   * bytes, so each chunk matches its listed digest but the list no longer matches the file digest.
+   */
+  forgedChunk?: number;
+  /** What chunk_digests answers for these chunks instead of the stored digest (`[]` = null). */
+  digestOverride = new Map<number, [] | [Uint8Array]>();
+  /**
+   * Who calls: the owner (default), or a stranger, who may read content only once the video is
+   * Ready (else NotReady, as the canister's ReadContent rule) and may not reset the upload.
+   */
+  caller: 'owner' | 'stranger' = 'owner';
 
   constructor(readonly id: string, readonly title = 't') {}
 
@@ -188,15 +214,46 @@ export class FakeVideo implements VideoUploadApi, VideoReadApi {
     });
   }
 
+  private readContent(): void {
+    if (!this.ready && this.caller !== 'owner') {
+      this.err({ NotReady: { reason: 'the video is not published until its upload is finished' } });
+    }
+  }
+
   getChunk(index: number): Promise<Uint8Array> {
     return this.enter('get_chunk', index, () => {
+      this.readContent();
       const c = this.chunks.get(index) ?? this.err({ NotFound: { what: `chunk ${index}` } });
-      if (index === this.corruptChunk) {
-        const bad = c.slice();
-        bad[0] = bad[0]! ^ 0xff;
-        return bad;
-      }
+      if (index === this.corruptChunk || index === this.forgedChunk) return altered(c);
       return c;
+    });
+  }
+
+  chunkDigests(start: number, limit?: number): Promise<ChunkDigests> {
+    return this.enter('chunk_digests', start, () => {
+      this.readContent();
+      if (!this.spec) this.err({ NotReady: { reason: 'no upload declared' } });
+      const n = this.count();
+      if (start > n) this.err({ ChunkOutOfRange: { index: start, chunk_count: n } });
+      const lim = Math.min(Math.max(limit ?? this.digestPage, 1), this.digestPage);
+      const end = Math.min(start + lim, n);
+      const digests: Array<[] | [Uint8Array]> = [];
+      for (let i = start; i < end; i++) {
+        const c = this.chunks.get(i);
+        const d: [] | [Uint8Array] = c ? [nodeSha256(i === this.forgedChunk ? altered(c) : c)] : [];
+        digests.push(this.digestOverride.get(i) ?? d);
+      }
+      return { start, chunk_count: n, digests, next: end < n ? [end] : [] };
+    });
+  }
+
+  resetUpload(): Promise<VideoMetadata> {
+    return this.enter('reset_upload', undefined, () => {
+      if (this.caller !== 'owner') this.err({ NotAuthorized: { caller: STRANGER, reason: 'only the owner may do this' } });
+      if (this.ready) this.err({ AlreadyFinished: null });
+      this.spec = undefined;
+      this.chunks.clear();
+      return this.meta();
     });
   }
 
@@ -211,6 +268,13 @@ export class FakeVideo implements VideoUploadApi, VideoReadApi {
     }
     return out;
   }
+}
+
+/** `c` with its first byte flipped. */
+function altered(c: Uint8Array): Uint8Array {
+  const bad = c.slice();
+  bad[0] = bad[0]! ^ 0xff;
+  return bad;
 }
 
 function replacer(_k: string, v: unknown) {
@@ -240,6 +304,30 @@ export class FakeNetwork implements UploadTransport {
     if (!v) throw fromCandidError({ NotFound: { what: `canister ${id}` } });
     return v;
   }
+}
+
+/**
+ * `v` as the candid-level actor `CanvidClient` talks to (the read calls and `reset_upload`), so
+ * that the client's own wiring — argument encoding, `Result` unwrapping, typed errors, retries —
+ * runs against the fake: the fake's thrown `CanisterError`s become `{ Err }` again.
+ */
+export type FakeActor = { [K in keyof VideoService]?: (...args: Parameters<VideoService[K]>) => ReturnType<VideoService[K]> };
+
+export function fakeVideoActor(v: FakeVideo): FakeActor {
+  const result = async <T>(f: () => Promise<T>): Promise<{ Ok: T } | { Err: CandidError }> => {
+    try {
+      return { Ok: await f() };
+    } catch (e) {
+      if (e instanceof CanisterError) return { Err: { [e.kind]: e.details } as CandidError };
+      throw e;
+    }
+  };
+  return {
+    metadata: () => v.metadata(),
+    get_chunk: (index) => result(() => v.getChunk(index)),
+    chunk_digests: (args) => result(() => v.chunkDigests(args.start, args.limit[0])),
+    reset_upload: () => result(() => v.resetUpload()),
+  };
 }
 
 /** A fast retry policy for tests (no real waiting beyond a millisecond). */
