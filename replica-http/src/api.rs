@@ -80,7 +80,41 @@ fn map(entries: Vec<(&str, Value)>) -> Value {
 /// message was sent to (read_state answers a request's status only at that canister's endpoint).
 #[derive(Default)]
 pub struct ApiState {
-    ingress_targets: Mutex<HashMap<[u8; 32], Principal>>,
+    ingress_targets: Mutex<Targets>,
+}
+
+/// Entries younger than this (replica time) survive a sweep even if the replica does not know
+/// their request id: the call that added one may not have reached `submit_ingress` yet.
+const TARGET_GRACE_NS: u64 = 60_000_000_000;
+
+/// Effective canister ids by request id. The replica forgets request ids after a while (see
+/// `canvid_replica::ingress_api`); entries of forgotten (or refused) requests are swept out once
+/// the map has doubled since the last sweep, so a long-running server's map stays bounded at
+/// O(1) amortised cost per call.
+#[derive(Default)]
+struct Targets {
+    /// Effective canister id and the replica time the entry was added.
+    by_request: HashMap<[u8; 32], (Principal, u64)>,
+    /// Size at which the next sweep runs.
+    sweep_at: usize,
+}
+
+impl Targets {
+    /// Remembers the first effective canister id `request_id` was sent to (a resubmission is a
+    /// no-op, as on the replica).
+    fn add(&mut self, replica: &Replica, request_id: [u8; 32], ecid: Principal, now: u64) {
+        if self.by_request.len() >= self.sweep_at {
+            self.by_request.retain(|id, (_, added)| {
+                now.saturating_sub(*added) < TARGET_GRACE_NS || replica.request_sender(id).is_some()
+            });
+            self.sweep_at = (2 * self.by_request.len()).max(1024);
+        }
+        self.by_request.entry(request_id).or_insert((ecid, now));
+    }
+
+    fn get(&self, request_id: &[u8; 32]) -> Option<Principal> {
+        self.by_request.get(request_id).map(|(p, _)| *p)
+    }
 }
 
 /// The current time for validation: the replica's clock, which the driver keeps at or ahead of
@@ -324,7 +358,7 @@ fn call(
     }
     if let Ok(mut t) = state.ingress_targets.lock() {
         // The first submission of a request id counts (a resubmission is a no-op).
-        t.entry(req.request_id).or_insert(ecid);
+        t.add(replica, req.request_id, ecid, now_ns(replica));
     }
     if let Err(r) = replica.submit_ingress(
         req.request_id,
@@ -431,11 +465,7 @@ fn read_state(
                                 hex::encode(id)
                             ));
                         }
-                        let sent_to = state
-                            .ingress_targets
-                            .lock()
-                            .ok()
-                            .and_then(|t| t.get(&id).copied());
+                        let sent_to = state.ingress_targets.lock().ok().and_then(|t| t.get(&id));
                         if sent_to.is_some_and(|t| t != *ecid) {
                             return forbidden(format!(
                                 "request {} was sent to another effective canister id",
@@ -498,6 +528,30 @@ fn read_state(
 mod tests {
     use super::*;
     use candid::Encode;
+
+    #[test]
+    fn targets_of_forgotten_requests_are_swept() {
+        let replica = Replica::new();
+        let c = Principal::from_text("rrkah-fqaaa-aaaaa-aaaaq-cai").unwrap();
+        let mut t = Targets::default();
+        // None of these request ids is known to the replica (as once it forgot them).
+        for i in 0..1024u32 {
+            let mut id = [0u8; 32];
+            id[..4].copy_from_slice(&i.to_le_bytes());
+            t.add(&replica, id, c, 0);
+        }
+        assert_eq!(t.by_request.len(), 1024);
+        // Within the grace period nothing is swept (a submission may still be on its way).
+        t.add(&replica, [0xff; 32], c, TARGET_GRACE_NS - 1);
+        assert_eq!(t.by_request.len(), 1025);
+        assert_eq!(t.get(&[0xff; 32]), Some(c));
+        // The next sweep drops the unknown, old entries and keeps the recent one.
+        t.sweep_at = 0;
+        t.add(&replica, [0xfe; 32], c, TARGET_GRACE_NS + 1);
+        assert_eq!(t.by_request.len(), 2);
+        assert_eq!(t.get(&[0xff; 32]), Some(c));
+        assert_eq!(t.get(&[0u8; 32]), None);
+    }
 
     #[test]
     fn effective_ids_of_management_calls() {

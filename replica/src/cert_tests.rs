@@ -539,3 +539,239 @@ fn pruned_and_full_request_status_certify_the_same_root() {
     assert_eq!(done, digest(&all));
     assert_eq!(done, digest(&[]));
 }
+
+// ---------------------------------------------------------------- retention (`done`, forgotten)
+
+use crate::ingress_api::{FORGET_AFTER_NS, REPLY_RETENTION_NS};
+use std::time::Duration;
+
+/// Bytes of replies and rejects the ingress history holds.
+fn reply_bytes(r: &Replica) -> usize {
+    r.lock()
+        .ingress
+        .values()
+        .map(|e| match e {
+            state::IngressState::Done(Ok(b)) => b.len(),
+            state::IngressState::Done(Err(e)) => e.reject_message.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
+#[test]
+fn replies_turn_done_after_the_retention_window_then_are_forgotten() {
+    let (r, id) = setup();
+    let sender = Principal::from_slice(&[0xaa; 29]);
+    let rid = [7u8; 32];
+    r.submit_ingress(rid, sender, id, "echo", b"hi".to_vec())
+        .unwrap();
+    r.tick();
+    assert_eq!(
+        r.request_status(&rid),
+        RequestStatus::Replied(b"hi".to_vec())
+    );
+    let msg = r.request_message_id(&rid).unwrap();
+
+    // Just inside the window (the tick adds 1 ns): still replied, in the tree too.
+    r.advance_time(Duration::from_nanos(REPLY_RETENTION_NS - 2));
+    r.tick();
+    assert_eq!(
+        r.request_status(&rid),
+        RequestStatus::Replied(b"hi".to_vec())
+    );
+    assert_eq!(status_in_tree(&r, &rid).as_deref(), Some("replied"));
+    assert_eq!(r.await_call(msg), Ok(b"hi".to_vec()));
+
+    // Past it: done — only the `status` leaf, no reply; the reply bytes are gone.
+    r.advance_time(Duration::from_secs(1));
+    r.tick();
+    assert_eq!(r.request_status(&rid), RequestStatus::Done);
+    let cert = r.read_state_certificate(&[labels(&[b"request_status", &rid])]);
+    let c = verify(&cert, &r.root_key_der()).unwrap();
+    assert_eq!(found(&c, &[b"request_status", &rid, b"status"]), b"done");
+    for leaf in [
+        b"reply".as_ref(),
+        b"reject_code",
+        b"reject_message",
+        b"error_code",
+    ] {
+        assert_eq!(
+            lookup(&c, &[b"request_status", &rid, leaf]),
+            LookupResult::Absent,
+            "{leaf:?}"
+        );
+    }
+    assert_eq!(reply_bytes(&r), 0);
+    // The sender is still known (read_state access checks keep working while `done`).
+    assert_eq!(r.request_sender(&rid), Some(sender));
+    // The harness gets a clear reject, not the reply and not a panic.
+    let e = r.await_call(msg).unwrap_err();
+    assert_eq!(e.error_code, "IC0100");
+    assert!(e.reject_message.contains("dropped"), "{e}");
+    // A resubmission within the window is still deduplicated: nothing new runs.
+    r.submit_ingress(rid, sender, id, "echo", b"again".to_vec())
+        .unwrap();
+    assert!(!r.has_pending_work());
+    assert_eq!(r.request_status(&rid), RequestStatus::Done);
+
+    // Forgotten after FORGET_AFTER_NS: unknown everywhere.
+    r.advance_time(Duration::from_nanos(FORGET_AFTER_NS - REPLY_RETENTION_NS));
+    r.tick();
+    assert_eq!(r.request_status(&rid), RequestStatus::Unknown);
+    assert_eq!(status_in_tree(&r, &rid), None);
+    assert_eq!(r.request_sender(&rid), None);
+    assert!(r.lock().requests.is_empty());
+    let e = r.await_call(msg).unwrap_err();
+    assert!(e.reject_message.contains("unknown message id"), "{e}");
+    assert!(r.lock().ingress.is_empty());
+    assert!(r.lock().stats.is_empty());
+}
+
+#[test]
+fn rejects_turn_done_too() {
+    let (r, id) = setup();
+    let rid = [8u8; 32];
+    r.submit_ingress(rid, Principal::anonymous(), id, "fail", vec![])
+        .unwrap();
+    r.tick();
+    assert!(matches!(r.request_status(&rid), RequestStatus::Rejected(_)));
+    r.advance_time(Duration::from_nanos(REPLY_RETENTION_NS));
+    r.tick();
+    assert_eq!(r.request_status(&rid), RequestStatus::Done);
+    assert_eq!(status_in_tree(&r, &rid).as_deref(), Some("done"));
+}
+
+#[test]
+fn pruning_keeps_the_certified_request_status_caches_consistent() {
+    let (r, id) = setup();
+    let digest = |paths: &[Vec<Vec<u8>>]| {
+        verify(&r.read_state_certificate(paths), &r.root_key_der())
+            .unwrap()
+            .tree
+            .digest()
+    };
+    let all = [labels(&[b"request_status"])];
+    let (early, late) = ([1u8; 32], [2u8; 32]);
+    r.submit_ingress(early, Principal::anonymous(), id, "echo", vec![1])
+        .unwrap();
+    r.run_until_idle();
+    r.advance_time(Duration::from_secs(180));
+    r.submit_ingress(late, Principal::anonymous(), id, "echo", vec![2])
+        .unwrap();
+    r.run_until_idle();
+    // Both final: every record digest and the whole-subtree digest are cached now.
+    assert_eq!(digest(&[]), digest(&all));
+    let one = [labels(&[b"request_status", &late])];
+    assert_eq!(digest(&one), digest(&all));
+
+    // `early` turns done, `late` is still replied. Each form of the certificate (cached
+    // /request_status digest, cached per-record digests, everything rebuilt) certifies the same
+    // root in the same round: a stale cache would certify `early` as still replied.
+    r.advance_time(Duration::from_nanos(REPLY_RETENTION_NS - 180_000_000_000));
+    r.tick();
+    assert_eq!(r.request_status(&early), RequestStatus::Done);
+    assert_eq!(r.request_status(&late), RequestStatus::Replied(vec![2]));
+    let cached_whole = digest(&[]);
+    let cached_records = digest(&one);
+    let rebuilt = digest(&all);
+    assert_eq!(cached_whole, rebuilt);
+    assert_eq!(cached_records, rebuilt);
+    assert_eq!(status_in_tree(&r, &early).as_deref(), Some("done"));
+    assert_eq!(status_in_tree(&r, &late).as_deref(), Some("replied"));
+
+    // `early` forgotten, `late` done: the same again (a removal, not only an addition, must
+    // invalidate the whole-subtree digest).
+    r.advance_time(Duration::from_nanos(FORGET_AFTER_NS - REPLY_RETENTION_NS));
+    r.tick();
+    assert_eq!(r.request_status(&early), RequestStatus::Unknown);
+    assert_eq!(r.request_status(&late), RequestStatus::Done);
+    let cached_whole = digest(&[]);
+    assert_eq!(cached_whole, digest(&all));
+    assert_eq!(digest(&one), digest(&all));
+    assert_eq!(status_in_tree(&r, &early), None);
+}
+
+#[test]
+fn big_replies_are_freed_after_the_window() {
+    // Many large replies (a dev server's video Range requests): held while within the window,
+    // none held after it, and the history is empty once they are forgotten.
+    let (r, id) = setup();
+    const N: usize = 24;
+    const SIZE: usize = 100_000; // the echo canister's heap is 2 pages
+    let mut ids = Vec::new();
+    for i in 0..N {
+        let arg = vec![i as u8; SIZE];
+        if i % 2 == 0 {
+            ids.push(
+                r.submit_call(id, Principal::anonymous(), "echo", arg)
+                    .unwrap(),
+            );
+        } else {
+            let mut rid = [0u8; 32];
+            rid[0] = i as u8;
+            rid[1] = 0xee;
+            r.submit_ingress(rid, Principal::anonymous(), id, "echo", arg)
+                .unwrap();
+        }
+    }
+    r.run_until_idle();
+    assert_eq!(reply_bytes(&r), N * SIZE);
+    assert_eq!(r.lock().retention.replies_kept(), N);
+    r.advance_time(Duration::from_nanos(REPLY_RETENTION_NS));
+    r.tick();
+    assert_eq!(reply_bytes(&r), 0);
+    assert_eq!(r.lock().retention.replies_kept(), 0);
+    assert_eq!(
+        r.lock().ingress.len(),
+        N,
+        "done entries remain until forgotten"
+    );
+    for m in &ids {
+        assert_eq!(r.await_call(*m).unwrap_err().error_code, "IC0100");
+    }
+    r.advance_time(Duration::from_nanos(FORGET_AFTER_NS));
+    r.tick();
+    let s = r.lock();
+    assert!(s.ingress.is_empty());
+    assert!(s.requests.is_empty());
+    assert!(s.stats.is_empty());
+}
+
+#[test]
+fn update_call_keeps_no_reply() {
+    let (r, id) = setup();
+    for i in 0..5u8 {
+        assert_eq!(
+            r.update_call(id, Principal::anonymous(), "echo", vec![i; 1000]),
+            Ok(vec![i; 1000])
+        );
+    }
+    assert_eq!(reply_bytes(&r), 0);
+    assert!(r.lock().ingress.is_empty());
+    assert!(r.lock().stats.is_empty());
+    // The retention queue's leftovers are harmless when their time comes.
+    r.advance_time(Duration::from_nanos(FORGET_AFTER_NS));
+    r.tick();
+    assert_eq!(r.lock().retention.replies_kept(), 0);
+}
+
+#[test]
+fn a_clock_set_back_delays_pruning_but_never_loses_a_fresh_reply() {
+    let (r, id) = setup();
+    let start = r.get_time();
+    let m = r
+        .submit_call(id, Principal::anonymous(), "echo", vec![1])
+        .unwrap();
+    r.run_until_idle();
+    // Back one hour: the reply was final "in the future"; the next message is final earlier.
+    r.set_time(start - Duration::from_secs(3600));
+    let m2 = r
+        .submit_call(id, Principal::anonymous(), "echo", vec![2])
+        .unwrap();
+    r.run_until_idle();
+    r.advance_time(Duration::from_nanos(REPLY_RETENTION_NS));
+    r.tick();
+    // m2 is due; m is not (it became final an hour "later").
+    assert_eq!(r.await_call(m2).unwrap_err().error_code, "IC0100");
+    assert_eq!(r.await_call(m), Ok(vec![1]));
+}

@@ -7,15 +7,57 @@
 //! [`Replica::submit_call`] (inspect_message, existence checks, ingress fee) and remembers the
 //! request id; the status follows the message through the queue: `received` while it waits for a
 //! round, `processing` once it executed and waits on downstream calls, then `replied`/`rejected`
-//! with the reply or reject. The ingress history is kept for the replica's lifetime (no `done`
-//! transition yet: replies are never dropped).
+//! with the reply or reject.
+//!
+//! ## Retention: `done`, then forgotten
+//!
+//! A long-running replica (`canvid serve`) answers a browser's video Range requests with update
+//! calls whose replies are up to 2 MiB each, so the ingress history must not keep replies
+//! forever. Every message (by request id or by [`crate::MessageId`] alike) is enrolled, when it
+//! becomes final, in a time-ordered queue keyed by the replica time it became final; each round
+//! ([`State::tick`]) pops what is due — no scan of the history:
+//!
+//! 1. [`REPLY_RETENTION_NS`] (6 min) after it became final, the reply or reject is dropped and
+//!    the status becomes `done` (the interface specification's "the call has been completed, and
+//!    it has been long enough that the reply/reject data has been purged"):
+//!    `/request_status/<id>/status` reads `done` with no other leaf, [`Replica::request_status`]
+//!    is [`RequestStatus::Done`], and [`Replica::await_call`] answers a clear reject (SysFatal,
+//!    `IC0100`) instead of the reply. Agents treat `done` as "reply no longer available"
+//!    (ic-agent: `RequestStatusDoneNoReply`). Why 6 minutes: the HTTP interface accepts requests
+//!    expiring up to 5 minutes (`MAX_INGRESS_TTL`) plus 60 s of drift after the replica's time at
+//!    submission, and agents stop polling at their request's expiry. A message becomes final no
+//!    earlier than it was submitted, so keeping the reply 5 min + 60 s after that point outlives
+//!    every request's expiry: an agent polling within its expiry always finds the reply. (The IC
+//!    keeps a final status for `MAX_INGRESS_TTL` = 5 min after it became final, turning replies
+//!    into `done` earlier only under memory pressure; the extra minute covers the drift the
+//!    expiry check allows.)
+//! 2. [`FORGET_AFTER_NS`] (15 min) after it became final, the message is forgotten entirely: its
+//!    request id reads as absent (`unknown`), [`Replica::await_call`] answers "unknown message".
+//!    By then every request submitted before the message became final has expired, so the HTTP
+//!    interface refuses a replay of it (the IC forgets final statuses after 5 min for the same
+//!    reason); until then a late poller gets the precise `done`. Forgetting bounds the memory of
+//!    a long session to the messages of the last 15 minutes (a `done` entry is ~200 bytes) and
+//!    keeps `/request_status` certificates, which walk every known request id, cheap.
+//!
+//! Times are the replica's (`Replica::advance_time`/`set_time` move them): tests that submit a
+//! message, advance time by more than the retention window and only then await it get the
+//! `done` reject. [`Replica::update_call`] drops its message's entry as soon as it returns the
+//! reply (nobody else holds its id). Snapshots never save the ingress history.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use candid::Principal;
 
 use crate::keys::Keys;
+use crate::state::{IngressState, State};
 use crate::{RejectResponse, Replica};
+
+/// How long a final ingress status keeps its reply or reject (replica time, ns): the 5-minute
+/// maximum ingress TTL plus the 60 s drift the expiry check permits (see the module docs).
+pub const REPLY_RETENTION_NS: u64 = 6 * 60 * 1_000_000_000;
+/// How long after becoming final an ingress message is forgotten entirely (ns): it stays `done`
+/// from [`REPLY_RETENTION_NS`] until then.
+pub const FORGET_AFTER_NS: u64 = 15 * 60 * 1_000_000_000;
 
 /// The status of an ingress message, as `/request_status/<id>/status` certifies it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,7 +79,8 @@ pub(crate) struct Record {
     /// The message id of the ingress queue ([`crate::MessageId`]).
     pub msg: u64,
     pub sender: Principal,
-    /// Digest of the `/request_status/<id>` subtree once final (it never changes again).
+    /// Digest of the `/request_status/<id>` subtree once final. A final status changes once more
+    /// (to `done`, see [`IngressRecords::mark_done`]), which clears it.
     pub digest: Option<[u8; 32]>,
 }
 
@@ -45,12 +88,42 @@ pub(crate) struct Record {
 #[derive(Default)]
 pub struct IngressRecords {
     pub(crate) records: HashMap<[u8; 32], Record>,
-    /// `(number of records, digest of /request_status)` when every record was final: valid as
-    /// long as no record is added (final statuses never change, records are never removed).
-    pub(crate) all_final: Option<(usize, [u8; 32])>,
+    /// The request id of each message submitted by request id (to find the record when the
+    /// message's reply is dropped or the message forgotten).
+    by_msg: HashMap<u64, [u8; 32]>,
+    /// Digest of `/request_status` when every record was final. Cleared by every change of the
+    /// set of records or of a final status (a record added, turned `done`, forgotten); a status
+    /// becoming final needs no clearing (the digest is only set while all records are final).
+    pub(crate) all_final: Option<[u8; 32]>,
 }
 
 impl IngressRecords {
+    pub(crate) fn insert(&mut self, request_id: [u8; 32], record: Record) {
+        self.by_msg.insert(record.msg, request_id);
+        self.records.insert(request_id, record);
+        self.all_final = None;
+    }
+
+    /// Message `msg`'s reply was dropped: its status is now `done` (cached digests are stale).
+    pub(crate) fn mark_done(&mut self, msg: u64) {
+        if let Some(r) = self
+            .by_msg
+            .get(&msg)
+            .and_then(|id| self.records.get_mut(id))
+        {
+            r.digest = None;
+            self.all_final = None;
+        }
+    }
+
+    /// Message `msg` is forgotten: its request id becomes unknown.
+    pub(crate) fn forget(&mut self, msg: u64) {
+        if let Some(id) = self.by_msg.remove(&msg) {
+            self.records.remove(&id);
+            self.all_final = None;
+        }
+    }
+
     pub(crate) fn digest(&self, id: &[u8; 32]) -> Option<[u8; 32]> {
         self.records.get(id).and_then(|r| r.digest)
     }
@@ -133,7 +206,7 @@ impl Replica {
             return Ok(());
         }
         let msg = s.submit(canister, sender, method, arg)?;
-        s.requests.records.insert(
+        s.requests.insert(
             request_id,
             Record {
                 msg,
@@ -194,5 +267,68 @@ impl Replica {
             .ok()
             .and_then(|n| m.metadata.get(n))
             .is_some_and(|sec| !sec.public)
+    }
+}
+
+/// The retention queues of the ingress history (a field of [`State`]): final messages by the
+/// replica time they became final, `(time, message id)`, ordered by time (a `BTreeSet`, so a
+/// clock set backwards delays pruning but never reorders it).
+#[derive(Default)]
+pub struct Retention {
+    /// Final messages still holding their reply or reject.
+    with_reply: BTreeSet<(u64, u64)>,
+    /// Messages turned `done`, waiting to be forgotten.
+    done: BTreeSet<(u64, u64)>,
+}
+
+impl Retention {
+    /// Final messages whose reply-drop is still ahead (for tests and diagnostics). Includes
+    /// messages whose entry [`Replica::update_call`] already removed: their queue slot (16 bytes)
+    /// stays until the window ends.
+    pub fn replies_kept(&self) -> usize {
+        self.with_reply.len()
+    }
+}
+
+/// Pops the entries of `queue` that became final at least `window` ns before `now`.
+fn due(queue: &mut BTreeSet<(u64, u64)>, now: u64, window: u64) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    while let Some(&(t, id)) = queue.first() {
+        if t.saturating_add(window) > now {
+            break;
+        }
+        queue.pop_first();
+        out.push((t, id));
+    }
+    out
+}
+
+impl State {
+    /// Records the answer of ingress message `id` (now final) and enrols it for pruning.
+    pub(crate) fn finish_ingress(&mut self, id: u64, result: Result<Vec<u8>, RejectResponse>) {
+        self.ingress.insert(id, IngressState::Done(result));
+        self.retention.with_reply.insert((self.time, id));
+    }
+
+    /// Drops the replies of messages final for [`REPLY_RETENTION_NS`] (status `done`) and
+    /// forgets messages final for [`FORGET_AFTER_NS`]. Runs every round; costs O(log n) per
+    /// message due (and O(1) when none is).
+    pub(crate) fn prune_ingress(&mut self) {
+        let now = self.time;
+        for (t, id) in due(&mut self.retention.with_reply, now, REPLY_RETENTION_NS) {
+            // Absent: already removed (`update_call` drops its entry once it has the reply).
+            if let Some(e @ IngressState::Done(_)) = self.ingress.get_mut(&id) {
+                *e = IngressState::Pruned;
+                self.requests.mark_done(id);
+                self.retention.done.insert((t, id));
+            }
+        }
+        for (_, id) in due(&mut self.retention.done, now, FORGET_AFTER_NS) {
+            if matches!(self.ingress.get(&id), Some(IngressState::Pruned)) {
+                self.ingress.remove(&id);
+            }
+            self.stats.remove(&id);
+            self.requests.forget(id);
+        }
     }
 }

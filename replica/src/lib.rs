@@ -63,8 +63,10 @@
 //!   node key ([`Replica::node_sign`]) signs query responses; its key is certified under
 //!   `/subnet/<subnet>/node/<node>/public_key`.
 //! * **Ingress by request id** ([`ingress_api`]): [`Replica::submit_ingress`] records an update
-//!   under the agent's request id; its status (received → processing → replied/rejected) is
-//!   certified under `/request_status/<id>`.
+//!   under the agent's request id; its status (received → processing → replied/rejected → done)
+//!   is certified under `/request_status/<id>`. Replies are dropped 6 minutes (replica time)
+//!   after a message completes (status `done`) and the message is forgotten after 15 minutes,
+//!   so a long-running replica's memory stays bounded (see [`ingress_api`] for the reasons).
 //!
 //! ## Not implemented
 //!
@@ -72,8 +74,8 @@
 //! threshold signatures (ECDSA/Schnorr/vetKD), no canister snapshots, no chunked code install,
 //! no canister logs API, no composite-query calls (a composite query runs, but calls it makes are
 //! not executed), no query charging / query stats, no memory allocation or compute allocation,
-//! no certificate delegations (one subnet holds the root key), no `done` status (the ingress
-//! history keeps every reply). Instruction counts are wasmi fuel ("instructions (embedded)"),
+//! no certificate delegations (one subnet holds the root key), no ingress-history memory cap
+//! (replies are dropped by age only). Instruction counts are wasmi fuel ("instructions (embedded)"),
 //! not the IC's weighted counts.
 
 pub mod canister;
@@ -367,7 +369,13 @@ impl Replica {
             Err(e) => return (Err(e), CallStats::default()),
         };
         let r = self.await_call(id);
-        let stats = self.lock().stats.remove(&id.0).unwrap_or_default();
+        let mut s = self.lock();
+        let stats = s.stats.remove(&id.0).unwrap_or_default();
+        // Nobody else knows this message id: drop the reply now rather than when its retention
+        // window ends (a dev server's gateway makes many 2 MiB `http_request_update` calls).
+        if matches!(s.ingress.get(&id.0), Some(state::IngressState::Done(_))) {
+            s.ingress.remove(&id.0);
+        }
         (r, stats)
     }
 
@@ -405,7 +413,10 @@ impl Replica {
             .map(MessageId)
     }
 
-    /// Runs rounds until the submitted message is answered.
+    /// Runs rounds until the submitted message is answered. Answers are kept for
+    /// [`ingress_api::REPLY_RETENTION_NS`] of replica time after the message completes: awaiting
+    /// it later gives a reject (`IC0100`, "reply has been dropped"), and after
+    /// [`ingress_api::FORGET_AFTER_NS`] the message id is unknown.
     pub fn await_call(&self, id: MessageId) -> Result<Vec<u8>, RejectResponse> {
         for _ in 0..MAX_ROUNDS {
             let mut s = self.lock();
@@ -413,9 +424,18 @@ impl Replica {
                 return r;
             }
             if !s.ingress.contains_key(&id.0) {
+                let why = if id.0 < s.next_msg {
+                    format!(
+                        "it was refused at submission, or it completed more than {} s (replica \
+                         time) ago and was forgotten",
+                        ingress_api::FORGET_AFTER_NS / 1_000_000_000
+                    )
+                } else {
+                    "it was never submitted".to_string()
+                };
                 return Err(RejectResponse::ic(
                     100,
-                    format!("unknown message id {}", id.0),
+                    format!("unknown message id {}: {why}", id.0),
                 ));
             }
             if !s.has_work() {

@@ -94,7 +94,9 @@
 //!   created since. With periodic saves every `T` seconds a kill loses at most the last `T`
 //!   seconds. A clean stop (Ctrl-C, SIGTERM in `canvid serve`) saves first and loses nothing.
 //! * Not saved: the ingress history (request statuses agents poll: a call in flight at the kill
-//!   is gone, the agent times out and the client retries), debug logs, compiled-module caches
+//!   is gone, the agent times out and the client retries; a loaded replica starts with an empty
+//!   history, so replies dropped by the retention rules of [`crate::ingress_api`] cannot come
+//!   back, and pruning does not change the fingerprint), debug logs, compiled-module caches
 //!   (recompiled on load), the replica's configurable limits.
 //! * A canister's funcref table is rebuilt from the module's element segments: a module that
 //!   changes its table at run time (`table.set`/`table.grow`, which Rust canisters do not emit)

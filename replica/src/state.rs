@@ -88,6 +88,9 @@ pub enum Msg {
 pub enum IngressState {
     Pending,
     Done(Result<Vec<u8>, RejectResponse>),
+    /// Answered, and the answer dropped after the retention window (status `done`; see
+    /// [`crate::ingress_api`]).
+    Pruned,
 }
 
 /// Waiters on a `stop_canister` that has not completed yet (canister callers' callbacks).
@@ -104,6 +107,8 @@ pub struct State {
     pub queue: VecDeque<Msg>,
     pub next_msg: u64,
     pub ingress: HashMap<u64, IngressState>,
+    /// When final ingress messages lose their replies and are forgotten (see `ingress_api`).
+    pub retention: crate::ingress_api::Retention,
     pub stats: HashMap<u64, CallStats>,
     pub contexts: HashMap<u64, CallContext>,
     pub next_ctx: u64,
@@ -186,6 +191,7 @@ impl State {
             queue: VecDeque::new(),
             next_msg: 0,
             ingress: HashMap::new(),
+            retention: Default::default(),
             stats: HashMap::new(),
             contexts: HashMap::new(),
             next_ctx: 0,
@@ -220,9 +226,12 @@ impl State {
 
     fn stat(&mut self, root: Option<u64>, instructions: u64, cycles: u128) {
         if let Some(r) = root {
-            let s = self.stats.entry(r).or_default();
-            s.instructions += instructions;
-            s.cycles_charged += cycles;
+            // Only while the message's entry exists: executions of a call context that outlives
+            // its ingress message's retention (or `update_call`'s removal) must not re-create it.
+            if let Some(s) = self.stats.get_mut(&r) {
+                s.instructions += instructions;
+                s.cycles_charged += cycles;
+            }
         }
     }
 
@@ -331,9 +340,7 @@ impl State {
         ctx.responded = true;
         let refund = std::mem::take(&mut ctx.cycles);
         match ctx.origin.clone() {
-            Origin::Ingress(id) => {
-                self.ingress.insert(id, IngressState::Done(result));
-            }
+            Origin::Ingress(id) => self.finish_ingress(id, result),
             Origin::Canister { callback } => {
                 let result = result.map_err(|r| (r.reject_code as u32, r.reject_message));
                 self.queue.push_back(Msg::Response {
@@ -537,10 +544,7 @@ impl State {
     ) {
         let (export, kind) = match self.check_target(cid, &method) {
             Ok(t) => t,
-            Err(e) => {
-                self.ingress.insert(id, IngressState::Done(Err(e)));
-                return;
-            }
+            Err(e) => return self.finish_ingress(id, Err(e)),
         };
         let ctx = self.new_context(cid, Origin::Ingress(id), sender, &method, 0, 0, Some(id));
         let _ = self.run_in_context(cid, ctx, kind, Entry::Export(export), arg, None, 0);
@@ -685,6 +689,7 @@ impl State {
 
     pub fn tick(&mut self) {
         self.time += 1;
+        self.prune_ingress();
         let mut batch: Vec<Msg> = self.queue.drain(..).collect();
         let now = self.time;
         let mut expired: Vec<u64> = self
@@ -798,7 +803,7 @@ impl State {
                 .management_call(sender, method, &arg, 0, None)
                 .map(|r| r.0)
                 .unwrap_or_else(|| Ok(candid::encode_args(()).unwrap_or_default()));
-            self.ingress.insert(id, IngressState::Done(result));
+            self.finish_ingress(id, result);
             return Ok(id);
         }
         let (_, kind) = self.check_target(cid, method)?;
@@ -836,7 +841,13 @@ impl State {
         if let Some(c) = self.canisters.get_mut(&cid) {
             c.ctx_mut().balance -= fee;
         }
-        self.stat(Some(id), 0, fee);
+        self.stats.insert(
+            id,
+            CallStats {
+                instructions: 0,
+                cycles_charged: fee,
+            },
+        );
         self.ingress.insert(id, IngressState::Pending);
         self.queue.push_back(Msg::Ingress {
             id,
@@ -848,9 +859,20 @@ impl State {
         Ok(id)
     }
 
+    /// The answer of ingress message `id`: `None` while it is pending or unknown; a reject
+    /// explaining it when the answer was already dropped (status `done`).
     pub fn ingress_result(&self, id: u64) -> Option<Result<Vec<u8>, RejectResponse>> {
         match self.ingress.get(&id) {
             Some(IngressState::Done(r)) => Some(r.clone()),
+            Some(IngressState::Pruned) => Some(Err(RejectResponse::ic(
+                100,
+                format!(
+                    "message {id} was answered more than {} s ago (replica time) and its reply \
+                     has been dropped (request status `done`): await a message within that \
+                     window after it completes",
+                    crate::ingress_api::REPLY_RETENTION_NS / 1_000_000_000
+                ),
+            ))),
             _ => None,
         }
     }

@@ -333,6 +333,7 @@ impl State {
             Some(IngressState::Pending) => RequestStatus::Processing,
             Some(IngressState::Done(Ok(reply))) => RequestStatus::Replied(reply.clone()),
             Some(IngressState::Done(Err(r))) => RequestStatus::Rejected(r.clone()),
+            Some(IngressState::Pruned) => RequestStatus::Done,
         }
     }
 
@@ -359,7 +360,8 @@ impl State {
                 status,
                 RequestStatus::Replied(_) | RequestStatus::Rejected(_) | RequestStatus::Done
             ) {
-                // Final: the subtree never changes again.
+                // Final: the subtree changes only when the reply is dropped (`done`), which
+                // clears this digest (`IngressRecords::mark_done`).
                 self.requests.set_digest(&id, node.digest());
             }
             requests.insert(id.to_vec(), node);
@@ -375,17 +377,16 @@ impl State {
 
         // /request_status
         let wanted = paths.child(b"request_status");
-        let n_records = self.requests.records.len();
         match self.requests.all_final {
             // Nothing asked under /request_status and nothing changed there: queries' data
             // certificates do not rehash the whole ingress history.
-            Some((n, d)) if wanted.is_none() && n == n_records => {
+            Some(d) if wanted.is_none() => {
                 root.insert("request_status", Node::Digest(d));
             }
             _ => {
                 let requests = self.request_status_tree(wanted);
                 if self.requests.records.values().all(|r| r.digest.is_some()) {
-                    self.requests.all_final = Some((n_records, requests.digest()));
+                    self.requests.all_final = Some(requests.digest());
                 }
                 root.insert("request_status", requests);
             }
