@@ -36,17 +36,6 @@ fn read_status(sender: Principal, request_id: &[u8]) -> EnvelopeContent {
     }
 }
 
-/// Envelope signed by `signer` (its key as `sender_pubkey`).
-fn signed(content: &EnvelopeContent, signer: &dyn Identity) -> Envelope<'static> {
-    let sig = signer.sign(content).unwrap();
-    Envelope {
-        content: Cow::Owned(content.clone()),
-        sender_pubkey: sig.public_key,
-        sender_sig: sig.signature,
-        sender_delegation: sig.delegations,
-    }
-}
-
 fn unsigned(content: &EnvelopeContent) -> Envelope<'static> {
     Envelope {
         content: Cow::Owned(content.clone()),
@@ -91,11 +80,11 @@ fn well_formed_requests_are_accepted() {
         "whoami_update",
         common::now_ns() + 2 * MINUTE,
     );
-    let (status, body) = t.post("v2/canister/{c}/call", &signed(&content, &a));
+    let (status, body) = t.post("v2/canister/{c}/call", &common::signed(&content, &a));
     assert_eq!(status, 202, "{body}");
     let (status, _) = t.post(
         "v4/canister/{c}/call",
-        &signed(
+        &common::signed(
             &call(
                 a.sender().unwrap(),
                 t.s.canister,
@@ -108,7 +97,7 @@ fn well_formed_requests_are_accepted() {
     assert_eq!(status, 200);
     let (status, body) = t.post(
         "v3/canister/{c}/read_state",
-        &signed(
+        &common::signed(
             &read_status(a.sender().unwrap(), &*content.to_request_id()),
             &a,
         ),
@@ -134,8 +123,8 @@ fn signature_by_another_key_is_refused() {
         "whoami_update",
         common::now_ns() + 2 * MINUTE,
     );
-    let mut env = signed(&content, &a);
-    env.sender_sig = signed(&content, &b).sender_sig;
+    let mut env = common::signed(&content, &a);
+    env.sender_sig = common::signed(&content, &b).sender_sig;
     let (status, body) = t.post("v4/canister/{c}/call", &env);
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("signature"), "{body}");
@@ -152,7 +141,7 @@ fn sender_not_matching_the_public_key_is_refused() {
         "whoami_update",
         common::now_ns() + 2 * MINUTE,
     );
-    let (status, body) = t.post("v4/canister/{c}/call", &signed(&content, &a));
+    let (status, body) = t.post("v4/canister/{c}/call", &common::signed(&content, &a));
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("does not match"), "{body}");
     // b's principal without any signature (as if anonymous).
@@ -181,7 +170,7 @@ fn expired_and_far_future_requests_are_refused() {
         "whoami_update",
         common::now_ns() - MINUTE,
     );
-    let (status, body) = t.post("v4/canister/{c}/call", &signed(&past, &a));
+    let (status, body) = t.post("v4/canister/{c}/call", &common::signed(&past, &a));
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("Invalid request expiry: "), "{body}");
     let far = call(
@@ -190,7 +179,7 @@ fn expired_and_far_future_requests_are_refused() {
         "whoami_update",
         common::now_ns() + 30 * MINUTE,
     );
-    let (status, body) = t.post("v4/canister/{c}/call", &signed(&far, &a));
+    let (status, body) = t.post("v4/canister/{c}/call", &common::signed(&far, &a));
     assert_eq!(status, 400, "{body}");
 }
 
@@ -204,7 +193,7 @@ fn content_tampered_after_signing_is_refused() {
         "whoami_update",
         common::now_ns() + 2 * MINUTE,
     );
-    let mut env = signed(&content, &a);
+    let mut env = common::signed(&content, &a);
     let EnvelopeContent::Call { method_name, .. } = env.content.to_mut() else {
         unreachable!()
     };
@@ -240,7 +229,7 @@ fn bad_delegations_are_refused() {
     );
     let with_chain = |d: Delegation, signer: &BasicIdentity| {
         let sig = signer.sign_delegation(&d).unwrap().signature.unwrap();
-        let mut env = signed(&content, &session);
+        let mut env = common::signed(&content, &session);
         env.sender_pubkey = root.public_key();
         env.sender_delegation = Some(vec![SignedDelegation {
             delegation: d,
@@ -287,11 +276,15 @@ fn request_status_is_only_for_its_sender() {
         "whoami_update",
         common::now_ns() + 2 * MINUTE,
     );
-    assert_eq!(t.post("v2/canister/{c}/call", &signed(&content, &a)).0, 202);
+    assert_eq!(
+        t.post("v2/canister/{c}/call", &common::signed(&content, &a))
+            .0,
+        202
+    );
     let id = content.to_request_id();
     let (status, body) = t.post(
         "v3/canister/{c}/read_state",
-        &signed(&read_status(b.sender().unwrap(), &*id), &b),
+        &common::signed(&read_status(b.sender().unwrap(), &*id), &b),
     );
     assert_eq!(status, 403, "{body}");
     // Anonymous cannot read it either.
@@ -303,7 +296,7 @@ fn request_status_is_only_for_its_sender() {
     // Its sender can.
     let (status, _) = t.post(
         "v3/canister/{c}/read_state",
-        &signed(&read_status(a.sender().unwrap(), &*id), &a),
+        &common::signed(&read_status(a.sender().unwrap(), &*id), &a),
     );
     assert_eq!(status, 200);
 }
@@ -318,7 +311,7 @@ fn wrong_effective_canister_id_and_malformed_requests() {
         "whoami_update",
         common::now_ns() + 2 * MINUTE,
     );
-    let env = signed(&content, &a);
+    let env = common::signed(&content, &a);
     let other = Principal::from_slice(&[0, 0, 0, 0, 0, 0, 0, 7, 1, 1]);
     let (status, _) = t.post(&format!("v4/canister/{other}/call"), &env);
     assert_eq!(status, 400);
@@ -343,7 +336,7 @@ fn wrong_effective_canister_id_and_malformed_requests() {
     );
     assert_eq!(common::http(t.s.server.port(), "GET", &path, b"").0, 405);
     // A signed anonymous request.
-    let mut anon = signed(&content, &a);
+    let mut anon = common::signed(&content, &a);
     if let EnvelopeContent::Call { sender, .. } = anon.content.to_mut() {
         *sender = Principal::anonymous();
     }

@@ -12,25 +12,13 @@ use canvid_replica::Replica;
 use ic_agent::identity::BasicIdentity;
 use ic_agent::Identity;
 use ic_certification::{Certificate, LookupResult};
-use ic_transport_types::{Envelope, EnvelopeContent};
-use std::borrow::Cow;
+use ic_transport_types::EnvelopeContent;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 const MINUTE: u64 = 60_000_000_000;
 
 fn replica_now(r: &Replica) -> u64 {
     r.get_time().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64
-}
-
-fn signed(content: &EnvelopeContent, signer: &dyn Identity) -> Vec<u8> {
-    let sig = signer.sign(content).unwrap();
-    Envelope {
-        content: Cow::Owned(content.clone()),
-        sender_pubkey: sig.public_key,
-        sender_sig: sig.signature,
-        sender_delegation: sig.delegations,
-    }
-    .encode_bytes()
 }
 
 /// `/request_status/<id>/<leaf>` for each leaf, read by `signer` through read_state (expiry
@@ -48,7 +36,12 @@ fn read_status(
         paths: vec![vec!["request_status".into(), request_id.to_vec().into()]],
     };
     let path = format!("/api/v3/canister/{}/read_state", s.canister);
-    let (status, body) = common::http(s.server.port(), "POST", &path, &signed(&content, signer));
+    let (status, body) = common::http(
+        s.server.port(),
+        "POST",
+        &path,
+        &common::signed(&content, signer).encode_bytes(),
+    );
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     #[derive(serde::Deserialize)]
     struct Answer {
@@ -109,7 +102,12 @@ fn request_status_reads_done_after_the_retention_window_then_is_forgotten() {
     };
     let request_id = content.to_request_id();
     let path = format!("/api/v4/canister/{}/call", s.canister);
-    let (status, body) = common::http(s.server.port(), "POST", &path, &signed(&content, &a));
+    let (status, body) = common::http(
+        s.server.port(),
+        "POST",
+        &path,
+        &common::signed(&content, &a).encode_bytes(),
+    );
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
 
     let got = read_status(&s, &a, &*request_id, &["status", "reply"]);
@@ -134,7 +132,12 @@ fn request_status_reads_done_after_the_retention_window_then_is_forgotten() {
         paths: vec![vec!["request_status".into(), request_id.to_vec().into()]],
     };
     let path_rs = format!("/api/v3/canister/{}/read_state", s.canister);
-    let (status, _) = common::http(s.server.port(), "POST", &path_rs, &signed(&content_b, &b));
+    let (status, _) = common::http(
+        s.server.port(),
+        "POST",
+        &path_rs,
+        &common::signed(&content_b, &b).encode_bytes(),
+    );
     assert_eq!(status, 403);
 
     s.replica

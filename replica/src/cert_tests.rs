@@ -511,15 +511,18 @@ fn private_metadata_is_flagged() {
     );
 }
 
+/// Root digest of a verified read_state certificate for `paths` (pruned forms must keep it).
+fn certified_root(r: &Replica, paths: &[Vec<Vec<u8>>]) -> [u8; 32] {
+    verify(&r.read_state_certificate(paths), &r.root_key_der())
+        .unwrap()
+        .tree
+        .digest()
+}
+
 #[test]
 fn pruned_and_full_request_status_certify_the_same_root() {
     let (r, id) = setup();
-    let digest = |paths: &[Vec<Vec<u8>>]| {
-        verify(&r.read_state_certificate(paths), &r.root_key_der())
-            .unwrap()
-            .tree
-            .digest()
-    };
+    let digest = |paths: &[Vec<Vec<u8>>]| certified_root(&r, paths);
     let all = [labels(&[b"request_status"])];
     r.submit_ingress([1; 32], Principal::anonymous(), id, "echo", vec![1])
         .unwrap();
@@ -644,12 +647,7 @@ fn rejects_turn_done_too() {
 #[test]
 fn pruning_keeps_the_certified_request_status_caches_consistent() {
     let (r, id) = setup();
-    let digest = |paths: &[Vec<Vec<u8>>]| {
-        verify(&r.read_state_certificate(paths), &r.root_key_der())
-            .unwrap()
-            .tree
-            .digest()
-    };
+    let digest = |paths: &[Vec<Vec<u8>>]| certified_root(&r, paths);
     let all = [labels(&[b"request_status"])];
     let (early, late) = ([1u8; 32], [2u8; 32]);
     r.submit_ingress(early, Principal::anonymous(), id, "echo", vec![1])

@@ -96,3 +96,17 @@ pub fn now_ns() -> u64 {
         .unwrap()
         .as_nanos() as u64
 }
+
+/// Envelope of `content` signed by `signer` (its key as `sender_pubkey`, its delegations).
+pub fn signed(
+    content: &ic_transport_types::EnvelopeContent,
+    signer: &dyn ic_agent::Identity,
+) -> ic_transport_types::Envelope<'static> {
+    let sig = signer.sign(content).unwrap();
+    ic_transport_types::Envelope {
+        content: std::borrow::Cow::Owned(content.clone()),
+        sender_pubkey: sig.public_key,
+        sender_sig: sig.signature,
+        sender_delegation: sig.delegations,
+    }
+}
