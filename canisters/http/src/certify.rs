@@ -40,8 +40,7 @@ pub(crate) enum CelKind {
     /// Full certification with no request headers: binds method and (empty) request body,
     /// any `Range` header is ignored. Chunk 0, whole-file, HEAD, metadata and poster answers.
     Plain,
-    /// Full certification of the `Range` request header: chunks 1.. for `bytes=N-` (what the
-    /// IC gateway sends) and `bytes=N-M` (the exact chunk).
+    /// Full certification of the `Range` request header: chunks 1.. in each [`RangeForm`].
     Range,
     /// Full certification of the `If-None-Match` request header: the 304 answer.
     IfNoneMatch,
@@ -139,12 +138,37 @@ pub(crate) struct CertSpec {
     pub chunk: Option<ChunkRange>,
 }
 
-/// A pre-certified `Range` answer: chunk `index` (≥ 1), asked for as `bytes=kC-` (open) or as
-/// `bytes=kC-e_k` (closed).
+/// A pre-certified `Range` answer: chunk `index` (≥ 1), asked for in one of the [`RangeForm`]s.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ChunkRange {
     pub index: u64,
-    pub closed: bool,
+    pub form: RangeForm,
+}
+
+/// How a client asks for chunk k ≥ 1 (`C` the chunk size, `e_k` its last byte, `S` the file
+/// size). Each form has its own entry: the `Range` header is part of the certified request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RangeForm {
+    /// `bytes=kC-`: the IC gateway's continuation requests, Firefox, Chromium's seeks.
+    Open = 0,
+    /// `bytes=kC-e_k`: exactly the chunk (clients that know the grid).
+    Closed = 1,
+    /// `bytes=kC-(S-1)`: Chromium's media loader, after an answer shorter than it asked for,
+    /// asks again from where it ended up to the last byte. For the last chunk it is `Closed`.
+    ToEnd = 2,
+}
+
+impl RangeForm {
+    pub(crate) const ALL: [RangeForm; 3] = [RangeForm::Open, RangeForm::Closed, RangeForm::ToEnd];
+
+    /// The `Range` header value of this form for the chunk `start..=end` of a `size`-byte file.
+    pub(crate) fn header_value(self, start: u64, end: u64, size: u64) -> String {
+        match self {
+            RangeForm::Open => format!("bytes={start}-"),
+            RangeForm::Closed => format!("bytes={start}-{end}"),
+            RangeForm::ToEnd => format!("bytes={start}-{}", size - 1),
+        }
+    }
 }
 
 /// A certified answer other than a chunk ≥ 1: the request it answers and its certification.
@@ -218,9 +242,10 @@ pub struct Certifier {
     /// Video answers that do not depend on a chunk index (per video path: plain GET,
     /// `bytes=0-`, HEAD, 304; or the 503). Only ever removed all together, by `start`.
     video_fixed: Vec<Certified>,
-    /// `chunks[k - 1]` = the certifications of chunk k's `[open, closed]` range answers. They
-    /// are the same for every video path: a request hash does not cover the path.
-    chunks: Vec<[HttpCertification; 2]>,
+    /// `chunks[k - 1][form]` = the certification of chunk k's answer to a [`RangeForm`]. They
+    /// are the same for every video path: a request hash does not cover the path. For the last
+    /// chunk `ToEnd` and `Closed` are the same request, hence the same entry.
+    chunks: Vec<[HttpCertification; 3]>,
     /// Metadata, poster and 404 entries: replaced together by [`Certifier::certify_extras`].
     extra_entries: Vec<Certified>,
     pending: Option<Pending>,
@@ -239,7 +264,11 @@ impl Certifier {
     /// How many answers are certified.
     pub fn entry_count(&self) -> usize {
         self.video_fixed.len()
-            + self.chunks.len() * 2 * VIDEO_PATHS.len()
+            + self
+                .chunks
+                .iter()
+                .map(|c| distinct_forms(c) * VIDEO_PATHS.len())
+                .sum::<usize>()
             + self.extra_entries.len()
     }
 
@@ -251,7 +280,7 @@ impl Certifier {
 
     /// Rebuilds the whole tree from `video`'s state in one go; returns the new root hash.
     ///
-    /// Cost: about 4 entries per chunk (2 paths × `bytes=N-` / `bytes=N-M`) plus a handful; an
+    /// Cost: about 6 entries per chunk (2 paths × 3 [`RangeForm`]s) plus a handful; an
     /// entry is a few small SHA-256s and a tree insert — no video bytes are read or hashed
     /// (docs/http.md, "Cost"). A canister should use [`Certifier::start`] and
     /// [`Certifier::resume`] instead, so that no single message has to certify a whole large
@@ -279,8 +308,8 @@ impl Certifier {
         extras.and(videos).map(|()| self.root_hash())
     }
 
-    /// Inserts the entries of the pending chunks, one chunk (both video paths, `bytes=kC-` and
-    /// `bytes=kC-e_k`) at a time, while `keep_going()` says so; at least one chunk is certified
+    /// Inserts the entries of the pending chunks, one chunk (both video paths, every
+    /// [`RangeForm`]) at a time, while `keep_going()` says so; at least one chunk is certified
     /// per call if any is pending, so repeated calls always finish. Returns the number of
     /// chunks still pending. The tree is valid after every chunk: the caller may publish its
     /// root whenever this returns.
@@ -365,7 +394,7 @@ impl Certifier {
         Ok(())
     }
 
-    /// The entries of chunk `k` ≥ 1: `bytes=kC-` and `bytes=kC-e_k` on every video path.
+    /// The entries of chunk `k` ≥ 1: every [`RangeForm`] on every video path.
     fn certify_chunk(&mut self, video: &dyn VideoSource, k: u64) -> Result<(), CertifyError> {
         let info = video
             .info()
@@ -374,19 +403,24 @@ impl Certifier {
         let grid = info.chunk_size;
         let start = k * grid;
         let end = (start + grid).min(info.size) - 1;
-        let ranges = [format!("bytes={start}-"), format!("bytes={start}-{end}")];
-        let mut certifications = Vec::with_capacity(2);
-        for range in ranges {
+        let mut certifications = Vec::with_capacity(RangeForm::ALL.len());
+        for form in RangeForm::ALL {
+            let range = form.header_value(start, end, info.size);
+            if form == RangeForm::ToEnd && end == info.size - 1 {
+                certifications.push(certifications[RangeForm::Closed as usize]);
+                continue;
+            }
             // The request hash does not cover the path: one certification serves every path.
             let e = certify_request("GET", VIDEO_PATHS[0], &hdr("range", range), video)?;
             certifications.push(e.certification);
         }
-        let certifications: [HttpCertification; 2] = [certifications[0], certifications[1]];
+        let certifications: [HttpCertification; 3] =
+            [certifications[0], certifications[1], certifications[2]];
         for path in VIDEO_PATHS {
-            for certification in certifications {
+            for certification in &certifications[..distinct_forms(&certifications)] {
                 let e = HttpCertificationTreeEntry::new(
                     HttpCertificationPath::exact(path),
-                    certification,
+                    *certification,
                 );
                 self.tree.insert(&e);
             }
@@ -410,7 +444,7 @@ impl Certifier {
     ) -> Option<HttpCertification> {
         if let Some(chunk) = spec.chunk {
             let index = usize::try_from(chunk.index.checked_sub(1)?).ok()?;
-            return Some(self.chunks.get(index)?[usize::from(chunk.closed)]);
+            return Some(self.chunks.get(index)?[chunk.form as usize]);
         }
         let kept = self
             .video_fixed
@@ -450,6 +484,16 @@ impl Certifier {
             &witness,
             &expr_path,
         ))
+    }
+}
+
+/// How many of a chunk's [`RangeForm`] certifications are distinct entries (2 for the last
+/// chunk, whose `ToEnd` request is its `Closed` one; else 3).
+fn distinct_forms(c: &[HttpCertification; 3]) -> usize {
+    if c[RangeForm::ToEnd as usize] == c[RangeForm::Closed as usize] {
+        2
+    } else {
+        3
     }
 }
 

@@ -6,7 +6,7 @@
 //! path, the update path and the certification-tree builder all use `plan`, so the response a
 //! client gets is by construction the one that was certified.
 
-use crate::certify::{CelKind, CertPath, CertSpec, Certifier, ChunkRange};
+use crate::certify::{CelKind, CertPath, CertSpec, Certifier, ChunkRange, RangeForm};
 use crate::range::{self, RangeRequest};
 use crate::{
     etag, HttpRequest, HttpResponse, HttpUpdateRequest, VideoInfo, VideoSource, VideoStatus,
@@ -72,9 +72,9 @@ impl Plan {
 
     /// Marks a certified `Range` answer as the one for upload chunk `index` (≥ 1), so the
     /// query finds its certification by index instead of by value.
-    fn for_chunk(mut self, index: u64, closed: bool) -> Self {
+    fn for_chunk(mut self, index: u64, form: RangeForm) -> Self {
         if let Some(spec) = &mut self.cert {
-            spec.chunk = Some(ChunkRange { index, closed });
+            spec.chunk = Some(ChunkRange { index, form });
         }
         self
     }
@@ -357,18 +357,21 @@ fn video_plan(
                 // (the first request of Chrome and Firefox media players) verifies too.
                 return plan.certified(CertPath::Exact(path), CelKind::Plain, None);
             }
+            // Only the exact header strings of the forms are certified: the request hash covers
+            // the header's bytes, so `bytes=N-` and `bytes= N-` are different requests.
             let value = range_header.unwrap_or_default();
-            let open = value == format!("bytes={start}-");
-            if open || value == format!("bytes={start}-{end}") {
-                let value = value.to_string();
-                plan.certified(
-                    CertPath::Exact(path),
-                    CelKind::Range,
-                    Some(("range", value)),
-                )
-                .for_chunk(start / grid, !open)
-            } else {
-                plan
+            let form = RangeForm::ALL
+                .into_iter()
+                .find(|f| value == f.header_value(start, end, size));
+            match form {
+                Some(form) => plan
+                    .certified(
+                        CertPath::Exact(path),
+                        CelKind::Range,
+                        Some(("range", value.to_string())),
+                    )
+                    .for_chunk(start / grid, form),
+                None => plan,
             }
         }
     }

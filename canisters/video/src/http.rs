@@ -467,9 +467,9 @@ mod tests {
         let uploading = c.entry_count();
         s.finish_upload(5).unwrap();
         c.certify_all(&Source(&s)).unwrap();
-        // About four entries per chunk once Ready (docs/http.md), far more than while uploading.
+        // About six entries per chunk once Ready (docs/http.md), far more than while uploading.
         assert!(
-            c.entry_count() >= uploading + 3 * 4,
+            c.entry_count() >= uploading + 3 * 5,
             "{} entries",
             c.entry_count()
         );

@@ -15,7 +15,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import { createServer } from 'node:http';
-import { mkdtempSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -184,6 +184,7 @@ for (const fmt of FORMATS) {
       rmSync(work, { recursive: true, force: true });
     }
 
+    writeFileSync(join(outDir, `${fmt.name}-gateway.jsonl`), entries.map((e) => JSON.stringify(e)).join('\n') + '\n');
     const done = entries.pop();
     assert.deepEqual(done, { done: true, requests: entries.length });
     const clientRanges = entries.filter((e) => !e.streamed && e.range);
@@ -197,6 +198,10 @@ for (const fmt of FORMATS) {
     const offsets = clientRanges.map((e) => Number(/^bytes=(\d+)-/.exec(e.range)?.[1] ?? -1));
     assert.ok(offsets.some((o) => o > size / 2), `no Range past the middle: ${offsets}`);
     assert.ok(entries.every((e) => e.status < 500), `server errors: ${JSON.stringify(entries.filter((e) => e.status >= 500))}`);
+    // Every request the browser starts on the chunk grid (its reads after the first answer of a
+    // seek, in whichever Range form it uses) is answered by a certified query, not an update.
+    const onGridUpgraded = clientRanges.filter((e, i) => e.upgraded && offsets[i] % CHUNK_SIZE === 0);
+    assert.deepEqual(onGridUpgraded, [], 'on-grid Range requests went through http_request_update');
     const upgraded = clientRanges.filter((e) => e.upgraded).length;
     t.diagnostic(`${fmt.name}: ${size} bytes, ${clientRanges.length} Range requests (${upgraded} via http_request_update), ${entries.length} canister calls`);
   });

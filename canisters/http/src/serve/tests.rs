@@ -450,12 +450,15 @@ fn certified_shapes_verify() {
             vec![("Range", "bytes=1000-".into())],
             206,
         ));
-        cases.push((
-            "GET",
-            path.into(),
-            vec![("Range", "bytes=2000-2999".into())],
-            206,
-        ));
+        // Chromium's follow-up after a short answer: from the chunk start to the last byte.
+        for range in [
+            "bytes=1000-1999",
+            "bytes=1000-3499",
+            "bytes=2000-2999",
+            "bytes=2000-3499",
+        ] {
+            cases.push(("GET", path.into(), vec![("Range", range.into())], 206));
+        }
         cases.push((
             "GET",
             path.into(),
@@ -629,8 +632,9 @@ fn metadata_edit_recertifies_only_extras() {
 fn tree_size_and_unsupported_chunk_size() {
     let v = MemVideo::new(10 * C as usize + 1, C); // 11 chunks
     let c = certified(&v);
-    // per video path: GET, bytes=0-, HEAD, 304, and 2 per further chunk; plus metadata and 404.
-    assert_eq!(c.entry_count(), 2 * (4 + 2 * 10) + 2);
+    // Per video path: GET, bytes=0-, HEAD, 304; 3 range forms for chunks 1..=9 and 2 for the
+    // last chunk (its bytes=kC-(S-1) is its exact range); plus metadata and 404.
+    assert_eq!(c.entry_count(), 2 * (4 + 3 * 9 + 2) + 2);
     let big = MemVideo::new(10, crate::MAX_BODY + 1);
     let mut c = Certifier::new();
     assert_eq!(
