@@ -306,6 +306,24 @@ fn http_routes_statuses_and_certification(b: &dyn Backend) {
         }
     }
 
+    // A <video> element's seek (Sec-Fetch-Dest: video, from an off-grid byte to the end): the
+    // whole grid chunk holding the byte, from a certified query. Without the header: exact.
+    for a in [1, CHUNK + 17, 2 * CHUNK + CHUNK / 2, SIZE - 5] {
+        let first = a / CHUNK * CHUNK;
+        for range in [format!("bytes={a}-"), format!("bytes={a}-{}", SIZE - 1)] {
+            let media = [("Range", range.as_str()), ("Sec-Fetch-Dest", "video")];
+            let got = get(b, c, "/video", &media);
+            check_206(&got, &f, first, expected_end(first, u64::MAX), &range);
+            got.assert_certified(&range);
+            let exact = get(b, c, "/video", &media[..1]);
+            check_206(&exact, &f, a, expected_end(a, u64::MAX), &range);
+            assert!(
+                exact.upgraded,
+                "{range}: not a media element, not pre-certified"
+            );
+        }
+    }
+
     // Many random ranges (seeded): byte-exact against the generated file.
     let mut rng = Rng::new(2026);
     let mut upgraded = 0;
@@ -530,6 +548,27 @@ fn tampered_answers_fail_verification(b: &dyn Backend) {
         id,
         &root_key,
         now,
+    );
+    // A media element's answer (chunk 1 for a seek inside it) is certified for media element
+    // requests only.
+    let seek = format!("bytes={}-", CHUNK + 99);
+    let media = get(
+        b,
+        v.id,
+        "/video",
+        &[("Range", seek.as_str()), ("Sec-Fetch-Dest", "video")],
+    );
+    check_206(&media, &f, CHUNK, 2 * CHUNK - 1, &seek);
+    media.assert_certified(&seek);
+    let mut not_media = media.request.clone();
+    not_media.headers.retain(|(n, _)| n != "Sec-Fetch-Dest");
+    check(
+        "media answer for a request without Sec-Fetch-Dest",
+        &not_media,
+        &media.resp,
+        id,
+        &root_key,
+        media.time,
     );
     let mut other_path = req.clone();
     other_path.url = "/metadata.json".into();

@@ -34,7 +34,7 @@ use std::sync::OnceLock;
 /// Path used to build the wildcard 404 entry (any path no exact entry covers).
 const NOT_FOUND_PROBE_PATH: &str = "/.canvid-not-found";
 
-/// The four CEL expressions canvid uses.
+/// The five CEL expressions canvid uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum CelKind {
     /// Full certification with no request headers: binds method and (empty) request body,
@@ -44,6 +44,9 @@ pub(crate) enum CelKind {
     Range,
     /// Full certification of the `If-None-Match` request header: the 304 answer.
     IfNoneMatch,
+    /// Full certification of the `Sec-Fetch-Dest` request header (not of `Range`): chunk k's
+    /// answer to a media element's off-grid request (docs/http.md, "Seeking").
+    Media,
     /// Response-only certification: valid for any request to the path (404, 503).
     ResponseOnly,
 }
@@ -53,6 +56,7 @@ impl CelKind {
         match self {
             CelKind::Range => &["range"],
             CelKind::IfNoneMatch => &["if-none-match"],
+            CelKind::Media => &["sec-fetch-dest"],
             CelKind::Plain | CelKind::ResponseOnly => &[],
         }
     }
@@ -76,7 +80,8 @@ impl CelKind {
 
     /// The `IC-CertificateExpression` header value (computed once per kind).
     pub(crate) fn cel_string(self) -> &'static str {
-        static CELS: [OnceLock<String>; 4] = [
+        static CELS: [OnceLock<String>; 5] = [
+            OnceLock::new(),
             OnceLock::new(),
             OnceLock::new(),
             OnceLock::new(),
@@ -87,6 +92,7 @@ impl CelKind {
             CelKind::Range => (1, || CelKind::Range.full_def().to_string()),
             CelKind::IfNoneMatch => (2, || CelKind::IfNoneMatch.full_def().to_string()),
             CelKind::ResponseOnly => (3, || CelKind::response_only_def().to_string()),
+            CelKind::Media => (4, || CelKind::Media.full_def().to_string()),
         };
         CELS[i].get_or_init(make)
     }
@@ -94,7 +100,8 @@ impl CelKind {
     /// SHA-256 of [`Self::cel_string`], the first label under an entry's path (computed once
     /// per kind instead of once per entry).
     fn cel_hash(self) -> [u8; 32] {
-        static HASHES: [OnceLock<[u8; 32]>; 4] = [
+        static HASHES: [OnceLock<[u8; 32]>; 5] = [
+            OnceLock::new(),
             OnceLock::new(),
             OnceLock::new(),
             OnceLock::new(),
@@ -105,6 +112,7 @@ impl CelKind {
             CelKind::Range => 1,
             CelKind::IfNoneMatch => 2,
             CelKind::ResponseOnly => 3,
+            CelKind::Media => 4,
         };
         *HASHES[i].get_or_init(|| sha256(self.cel_string().as_bytes()))
     }
@@ -156,17 +164,26 @@ pub(crate) enum RangeForm {
     /// `bytes=kC-(S-1)`: Chromium's media loader, after an answer shorter than it asked for,
     /// asks again from where it ended up to the last byte. For the last chunk it is `Closed`.
     ToEnd = 2,
+    /// A media element's request from a byte B of chunk k that reaches at least to the chunk's
+    /// end, in a shape not named above (`bytes=B-` off the grid, `bytes=kC-M` filling a gap),
+    /// answered with the whole chunk k ([`CelKind::Media`]; the `Range` value is not certified).
+    Media = 3,
 }
 
 impl RangeForm {
-    pub(crate) const ALL: [RangeForm; 3] = [RangeForm::Open, RangeForm::Closed, RangeForm::ToEnd];
+    /// The forms named by their exact `Range` header value.
+    pub(crate) const BY_HEADER: [RangeForm; 3] =
+        [RangeForm::Open, RangeForm::Closed, RangeForm::ToEnd];
 
-    /// The `Range` header value of this form for the chunk `start..=end` of a `size`-byte file.
+    /// The `Range` header value of this form for the chunk `start..=end` of a `size`-byte file;
+    /// for `Media`, one of the many values it answers (one past the file's end, which no other
+    /// form uses).
     pub(crate) fn header_value(self, start: u64, end: u64, size: u64) -> String {
         match self {
             RangeForm::Open => format!("bytes={start}-"),
             RangeForm::Closed => format!("bytes={start}-{end}"),
             RangeForm::ToEnd => format!("bytes={start}-{}", size - 1),
+            RangeForm::Media => format!("bytes={start}-{size}"),
         }
     }
 }
@@ -243,9 +260,9 @@ pub struct Certifier {
     /// `bytes=0-`, HEAD, 304; or the 503). Only ever removed all together, by `start`.
     video_fixed: Vec<Certified>,
     /// `chunks[k - 1][form]` = the certification of chunk k's answer to a [`RangeForm`]. They
-    /// are the same for every video path: a request hash does not cover the path. For the last
-    /// chunk `ToEnd` and `Closed` are the same request, hence the same entry.
-    chunks: Vec<[HttpCertification; 3]>,
+    /// are the same for every video path: a request hash does not cover the path. `None` for
+    /// `ToEnd` of the last chunk: it is that chunk's `Closed` request.
+    chunks: Vec<[Option<HttpCertification>; 4]>,
     /// Metadata, poster and 404 entries: replaced together by [`Certifier::certify_extras`].
     extra_entries: Vec<Certified>,
     pending: Option<Pending>,
@@ -267,7 +284,7 @@ impl Certifier {
             + self
                 .chunks
                 .iter()
-                .map(|c| distinct_forms(c) * VIDEO_PATHS.len())
+                .map(|c| c.iter().flatten().count() * VIDEO_PATHS.len())
                 .sum::<usize>()
             + self.extra_entries.len()
     }
@@ -280,7 +297,7 @@ impl Certifier {
 
     /// Rebuilds the whole tree from `video`'s state in one go; returns the new root hash.
     ///
-    /// Cost: about 6 entries per chunk (2 paths × 3 [`RangeForm`]s) plus a handful; an
+    /// Cost: about 8 entries per chunk (2 paths × 4 [`RangeForm`]s) plus a handful; an
     /// entry is a few small SHA-256s and a tree insert — no video bytes are read or hashed
     /// (docs/http.md, "Cost"). A canister should use [`Certifier::start`] and
     /// [`Certifier::resume`] instead, so that no single message has to certify a whole large
@@ -403,21 +420,31 @@ impl Certifier {
         let grid = info.chunk_size;
         let start = k * grid;
         let end = (start + grid).min(info.size) - 1;
-        let mut certifications = Vec::with_capacity(RangeForm::ALL.len());
-        for form in RangeForm::ALL {
-            let range = form.header_value(start, end, info.size);
+        let mut certifications = [None; 4];
+        for form in [
+            RangeForm::Open,
+            RangeForm::Closed,
+            RangeForm::ToEnd,
+            RangeForm::Media,
+        ] {
             if form == RangeForm::ToEnd && end == info.size - 1 {
-                certifications.push(certifications[RangeForm::Closed as usize]);
                 continue;
             }
+            let mut headers = hdr("range", form.header_value(start, end, info.size));
+            if form == RangeForm::Media {
+                headers.push(("sec-fetch-dest".into(), serve::MEDIA_DEST.into()));
+            }
             // The request hash does not cover the path: one certification serves every path.
-            let e = certify_request("GET", VIDEO_PATHS[0], &hdr("range", range), video)?;
-            certifications.push(e.certification);
+            let e = certify_request("GET", VIDEO_PATHS[0], &headers, video)?;
+            if e.spec.chunk != Some(ChunkRange { index: k, form }) {
+                return Err(CertifyError::Library(format!(
+                    "chunk {k}: {headers:?} is not planned as its {form:?} answer"
+                )));
+            }
+            certifications[form as usize] = Some(e.certification);
         }
-        let certifications: [HttpCertification; 3] =
-            [certifications[0], certifications[1], certifications[2]];
         for path in VIDEO_PATHS {
-            for certification in &certifications[..distinct_forms(&certifications)] {
+            for certification in certifications.iter().flatten() {
                 let e = HttpCertificationTreeEntry::new(
                     HttpCertificationPath::exact(path),
                     *certification,
@@ -444,7 +471,7 @@ impl Certifier {
     ) -> Option<HttpCertification> {
         if let Some(chunk) = spec.chunk {
             let index = usize::try_from(chunk.index.checked_sub(1)?).ok()?;
-            return Some(self.chunks.get(index)?[chunk.form as usize]);
+            return self.chunks.get(index)?[chunk.form as usize];
         }
         let kept = self
             .video_fixed
@@ -484,16 +511,6 @@ impl Certifier {
             &witness,
             &expr_path,
         ))
-    }
-}
-
-/// How many of a chunk's [`RangeForm`] certifications are distinct entries (2 for the last
-/// chunk, whose `ToEnd` request is its `Closed` one; else 3).
-fn distinct_forms(c: &[HttpCertification; 3]) -> usize {
-    if c[RangeForm::ToEnd as usize] == c[RangeForm::Closed as usize] {
-        2
-    } else {
-        3
     }
 }
 

@@ -16,6 +16,9 @@ use crate::{
 pub(crate) const CACHE_IMMUTABLE: &str = "public, max-age=31536000, immutable";
 pub(crate) const NOT_FOUND_BODY: &str = "not found\n";
 pub(crate) const UPLOADING_BODY: &str = "this video is still being uploaded\n";
+/// The `Sec-Fetch-Dest` value of a `<video>` element's requests (set by the browser; page
+/// scripts cannot set it).
+pub(crate) const MEDIA_DEST: &str = "video";
 /// Seconds a client should wait before asking again for a video that is still uploading.
 pub(crate) const RETRY_AFTER_SECS: &str = "30";
 
@@ -105,6 +108,14 @@ pub(crate) fn grid(info: &VideoInfo) -> u64 {
     } else {
         MAX_BODY
     }
+}
+
+/// Is this a media element's request that may be answered from an earlier byte? Safari's media
+/// stack (AVFoundation, whose requests carry `X-Playback-Session-Id`) is left out: it was not
+/// tested with such answers.
+fn is_media_element_request(headers: &[(String, String)]) -> bool {
+    header(headers, "sec-fetch-dest") == Some(MEDIA_DEST)
+        && header(headers, "x-playback-session-id").is_none()
 }
 
 /// Does `If-None-Match` (a list of entity tags or `*`) match `etag`? Weak comparison, as
@@ -331,6 +342,17 @@ fn video_plan(
             },
         ),
         RangeRequest::Satisfiable { start, end } => {
+            // A `<video>` element's request that reaches at least to the end of the grid chunk
+            // holding `start` (a seek, `bytes=B-`, or filling a gap before bytes it has) gets
+            // that whole chunk: the answer may start before the byte asked for, which
+            // Chromium's and Firefox's media loaders accept (they place the bytes by
+            // `Content-Range`), and it is pre-certified, so it costs a query, not an update.
+            // Other clients get exactly what they asked for (docs/http.md, "Seeking").
+            let chunk_first = start / grid * grid;
+            let realign = !is_head
+                && end >= (chunk_first + grid - 1).min(size - 1)
+                && is_media_element_request(headers);
+            let start = if realign { chunk_first } else { start };
             // Cut the body at the end of the grid chunk holding `start`: at most one grid chunk
             // (≤ MAX_BODY), and the client's next request starts on the grid, where answers
             // are pre-certified.
@@ -360,7 +382,7 @@ fn video_plan(
             // Only the exact header strings of the forms are certified: the request hash covers
             // the header's bytes, so `bytes=N-` and `bytes= N-` are different requests.
             let value = range_header.unwrap_or_default();
-            let form = RangeForm::ALL
+            let form = RangeForm::BY_HEADER
                 .into_iter()
                 .find(|f| value == f.header_value(start, end, size));
             match form {
@@ -371,6 +393,13 @@ fn video_plan(
                         Some(("range", value.to_string())),
                     )
                     .for_chunk(start / grid, form),
+                None if realign => plan
+                    .certified(
+                        CertPath::Exact(path),
+                        CelKind::Media,
+                        Some(("sec-fetch-dest", MEDIA_DEST.to_string())),
+                    )
+                    .for_chunk(start / grid, RangeForm::Media),
                 None => plan,
             }
         }

@@ -66,8 +66,9 @@ fn builds_without_reading_video_bytes() {
     let video = Synthetic { chunks: 50 };
     let mut c = Certifier::new();
     c.certify_all(&video).unwrap();
-    // Per path: 4 fixed answers, 3 range forms for chunks 1..=48, 2 for the last chunk.
-    assert_eq!(c.entry_count(), 2 * (4 + 3 * 48 + 2) + 2);
+    // Per path: 4 fixed answers, 4 range forms for chunks 1..=48, 3 for the last chunk (its
+    // to-the-end form is its exact range).
+    assert_eq!(c.entry_count(), 2 * (4 + 4 * 48 + 3) + 2);
 }
 
 /// A ready video held in memory, with real bytes (for the query path's cost).

@@ -382,10 +382,15 @@ fn verify(
     let (request_label, response_cert) = if cel == ro.to_string() {
         (Vec::new(), ro.response)
     } else {
-        let def = [full(&[]), full(&["range"]), full(&["if-none-match"])]
-            .into_iter()
-            .find(|d| d.to_string() == cel)
-            .ok_or("unknown CEL expression")?;
+        let def = [
+            full(&[]),
+            full(&["range"]),
+            full(&["if-none-match"]),
+            full(&["sec-fetch-dest"]),
+        ]
+        .into_iter()
+        .find(|d| d.to_string() == cel)
+        .ok_or("unknown CEL expression")?;
         (
             request_hash(request, &def.request).unwrap().to_vec(),
             def.response,
@@ -521,6 +526,85 @@ fn small_video_and_uploading_video_verify() {
     }
 }
 
+/// A `<video>` element's off-grid request to the end (a seek) gets the whole grid chunk that
+/// holds the byte, from a certified query; every other client still gets exactly its range.
+#[test]
+fn media_element_seeks_get_the_whole_chunk_certified() {
+    let v = MemVideo::new(3_500, C);
+    let c = certified(&v);
+    let media = ("Sec-Fetch-Dest", "video");
+    // (range asked, chunk answered)
+    for (range, first, last) in [
+        ("bytes=1234-", 1_000, 1_999),
+        ("bytes=1001-3499", 1_000, 1_999),
+        ("bytes=2999-", 2_000, 2_999),
+        ("bytes=3200-", 3_000, 3_499),
+        ("bytes=3499-3499", 3_000, 3_499),
+        ("bytes=10-", 0, 999),
+        ("bytes=999-3499", 0, 999),
+        // Filling a gap: from the grid to a byte past the chunk's end.
+        ("bytes=1000-2500", 1_000, 1_999),
+        ("bytes=1500-2000", 1_000, 1_999),
+    ] {
+        for path in ["/", "/video"] {
+            let request = req("GET", path, &[("Range", range), media]);
+            let r = query(&c, &v, &request);
+            assert_eq!(r.upgrade(), None, "{path} {range}");
+            assert_partial(&v, &r, first, last);
+            verify(&request, &r, c.root_hash()).unwrap_or_else(|e| panic!("{range}: {e}"));
+            // The same request from anything but a media element is answered exactly.
+            let plain = req("GET", path, &[("Range", range)]);
+            let exact = query(&c, &v, &plain);
+            assert_eq!(
+                exact.upgrade(),
+                Some(true),
+                "{path} {range} without Sec-Fetch-Dest"
+            );
+            let update: ic_http_certification::HttpUpdateRequest = plain.clone().into();
+            let start: u64 = range[6..range.find('-').unwrap()].parse().unwrap();
+            let exact_last = last.min(
+                range[range.find('-').unwrap() + 1..]
+                    .parse()
+                    .unwrap_or(last),
+            );
+            assert_partial(&v, &http_request_update(&update, &v), start, exact_last);
+            // The media answer does not verify for that request (Sec-Fetch-Dest is certified);
+            // chunk 0's answer is certified for every request, like the plain GET's.
+            assert_eq!(
+                verify(&plain, &r, c.root_hash()).is_err(),
+                first > 0,
+                "{range}"
+            );
+        }
+    }
+    // Not realigned: ranges ending inside the chunk, HEAD, Safari's media stack, other
+    // destinations.
+    for headers in [
+        vec![("Range", "bytes=1234-1300"), media],
+        vec![("Range", "bytes=1234-1998"), media],
+        vec![
+            ("Range", "bytes=1234-"),
+            media,
+            ("X-Playback-Session-Id", "A1"),
+        ],
+        vec![("Range", "bytes=1234-"), ("Sec-Fetch-Dest", "audio")],
+        vec![("Range", "bytes=1234-"), ("Sec-Fetch-Dest", "document")],
+    ] {
+        let request = req("GET", "/video", &headers);
+        let r = query(&c, &v, &request);
+        assert_eq!(r.upgrade(), Some(true), "{headers:?}");
+        let update: ic_http_certification::HttpUpdateRequest = request.clone().into();
+        let u = http_request_update(&update, &v);
+        assert_eq!(
+            hdr(&u, "content-range").map(|r| &r[..11]),
+            Some("bytes 1234-")
+        );
+    }
+    let head_request = req("HEAD", "/video", &[("Range", "bytes=1234-"), media]);
+    let head = serve_uncertified("HEAD", "/video", head_request.headers(), &v);
+    assert_eq!(hdr(&head, "content-range"), Some("bytes 1234-1999/3500"));
+}
+
 /// What is not pre-certified is upgraded, and the update answers it exactly.
 #[test]
 fn uncertified_shapes_upgrade() {
@@ -632,9 +716,9 @@ fn metadata_edit_recertifies_only_extras() {
 fn tree_size_and_unsupported_chunk_size() {
     let v = MemVideo::new(10 * C as usize + 1, C); // 11 chunks
     let c = certified(&v);
-    // Per video path: GET, bytes=0-, HEAD, 304; 3 range forms for chunks 1..=9 and 2 for the
-    // last chunk (its bytes=kC-(S-1) is its exact range); plus metadata and 404.
-    assert_eq!(c.entry_count(), 2 * (4 + 3 * 9 + 2) + 2);
+    // Per video path: GET, bytes=0-, HEAD, 304; 4 range forms for chunks 1..=9 and 3 for the
+    // last chunk (its to-the-end form is its exact range); plus metadata and 404.
+    assert_eq!(c.entry_count(), 2 * (4 + 4 * 9 + 3) + 2);
     let big = MemVideo::new(10, crate::MAX_BODY + 1);
     let mut c = Certifier::new();
     assert_eq!(
