@@ -1,9 +1,13 @@
 //! A loopback-only HTTP gateway for canisters running in the embedded replica.
 //!
-//! It plays the role of the IC's HTTP gateway for local tests and demos, without response
-//! verification (like the `raw` domains): `http://<canister-id>.localhost:<port>/path` (or any
-//! host with `?canisterId=<id>`) becomes an `http_request` query on that canister with the
-//! anonymous caller; `upgrade = true` answers are repeated as `http_request_update` updates.
+//! It plays the role of the IC's HTTP gateway for local tests and demos:
+//! `http://<canister-id>.localhost:<port>/path` (or any host with `?canisterId=<id>`) becomes an
+//! `http_request` query on that canister with the anonymous caller; `upgrade = true` answers are
+//! repeated as `http_request_update` updates. Like the IC's verified domains (`<id>.icp0.io`),
+//! query answers are checked with `ic-response-verification` (HTTP certification v2) against the
+//! backend's root key when the backend gives one ([`Backend::verification`]); an answer that
+//! fails is replaced by a 503. `<id>.raw.localhost` skips the check, like `<id>.raw.icp0.io`.
+//! Update answers went through consensus and are not checked, as on the IC.
 //! Like the IC gateway, a plain `GET` answered with 206 is completed by fetching the rest with
 //! `Range: bytes=N-` queries and streamed to the client as one 200 response; a client's own
 //! `Range` request gets the canister's 206 as is.
@@ -40,12 +44,31 @@ pub enum CallError {
     Rejected(String),
 }
 
-/// What the gateway needs from a replica: anonymous query and update calls.
+/// What the gateway needs from a replica: anonymous query and update calls, and what to
+/// verify certified answers against.
 pub trait Backend: Send + Sync + 'static {
     fn query(&self, canister: Principal, method: &str, arg: Vec<u8>) -> Result<Vec<u8>, CallError>;
     fn update(&self, canister: Principal, method: &str, arg: Vec<u8>)
         -> Result<Vec<u8>, CallError>;
+    /// The root key and the current time to verify query answers with; `None` serves them
+    /// unverified on every domain.
+    fn verification(&self) -> Option<Verification> {
+        None
+    }
 }
+
+/// What a certified answer is verified against.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verification {
+    /// The IC's (or the embedded replica's) root public key, DER.
+    pub root_key_der: Vec<u8>,
+    /// Now, in nanoseconds since the Unix epoch, in the replica's time (certificates are accepted
+    /// up to [`MAX_CERT_AGE_NS`] old, as by the IC's gateways).
+    pub now_ns: u128,
+}
+
+/// How old a certificate may be: the IC gateways' default, 5 minutes.
+pub const MAX_CERT_AGE_NS: u128 = 5 * 60 * 1_000_000_000;
 
 #[cfg(feature = "replica")]
 mod replica_backend {
@@ -87,6 +110,13 @@ mod replica_backend {
             self.update_call(canister, Principal::anonymous(), method, arg)
                 .map_err(map)
         }
+        fn verification(&self) -> Option<super::Verification> {
+            let now = self.get_time().duration_since(std::time::UNIX_EPOCH).ok()?;
+            Some(super::Verification {
+                root_key_der: self.root_key_der(),
+                now_ns: now.as_nanos(),
+            })
+        }
     }
 
     /// Starts a gateway in front of an embedded replica (see [`super::serve_backend`]).
@@ -116,6 +146,9 @@ pub struct LogEntry {
     pub upgraded: bool,
     /// The gateway made this call itself to complete a 206 answer (not a client request).
     pub streamed: bool,
+    /// The query answer passed response verification (false for updates, the raw domain,
+    /// errors, and backends without a root key).
+    pub verified: bool,
 }
 
 /// A running gateway.
@@ -260,14 +293,15 @@ impl<B: Backend> Ctx<B> {
     fn record(&self, entry: LogEntry) {
         if self.verbose {
             eprintln!(
-                "[gateway] {} {} range={:?} -> {} ({} bytes){}{}",
+                "[gateway] {} {} range={:?} -> {} ({} bytes){}{}{}",
                 entry.method,
                 entry.url,
                 entry.range,
                 entry.status,
                 entry.body_len,
                 if entry.upgraded { " [update]" } else { "" },
-                if entry.streamed { " [stream]" } else { "" }
+                if entry.streamed { " [stream]" } else { "" },
+                if entry.verified { " [verified]" } else { "" }
             );
         }
         if let Ok(mut log) = self.log.lock() {
@@ -275,12 +309,14 @@ impl<B: Backend> Ctx<B> {
         }
     }
 
-    /// One `http_request` (and `http_request_update` if asked), logged.
+    /// One `http_request` (and `http_request_update` if asked), verified if `verify` and the
+    /// backend gives a root key, logged.
     fn call(
         &self,
         canister: Principal,
         request: &HttpRequest<'static>,
         streamed: bool,
+        verify: bool,
     ) -> Result<HttpResponse<'static>, (u16, String)> {
         let mut entry = LogEntry {
             method: request.method().to_string(),
@@ -291,8 +327,17 @@ impl<B: Backend> Ctx<B> {
             body_len: 0,
             upgraded: false,
             streamed,
+            verified: false,
         };
-        let result = call_canister(&*self.backend, canister, request, &mut entry.upgraded);
+        let mut result = call_canister(&*self.backend, canister, request, &mut entry.upgraded);
+        if let (Ok(response), true, false) = (&result, verify, entry.upgraded) {
+            if let Some(v) = self.backend.verification() {
+                match verify_response(&v, canister, request, response) {
+                    Ok(()) => entry.verified = true,
+                    Err(e) => result = Err((503, format!("response verification failed: {e}"))),
+                }
+            }
+        }
         match &result {
             Ok(r) => {
                 entry.status = r.status_code().as_u16();
@@ -333,6 +378,35 @@ pub fn call_canister(
         .update(canister, "http_request_update", arg)
         .map_err(call_error)?;
     decode_response(&reply)
+}
+
+/// What the IC's HTTP gateway checks on its verified domains: the certificate (signature under
+/// `root_key_der`, freshness, the canister's certified data), the witness, and that the tree
+/// holds this request's and response's hashes (HTTP certification v2 only: canvid's canisters
+/// certify every answer in v2).
+pub fn verify_response(
+    v: &Verification,
+    canister: Principal,
+    request: &HttpRequest<'static>,
+    response: &HttpResponse<'static>,
+) -> Result<(), String> {
+    let info = ic_response_verification::verify_request_response_pair(
+        request.clone(),
+        response.clone(),
+        canister.as_slice(),
+        v.now_ns,
+        MAX_CERT_AGE_NS,
+        &v.root_key_der,
+        2,
+    )
+    .map_err(|e| e.to_string())?;
+    let verified = info.response.ok_or("no certified response")?;
+    if verified.status_code != Some(response.status_code().as_u16())
+        || verified.body != response.body()
+    {
+        return Err("the certified response differs from the one served".into());
+    }
+    Ok(())
 }
 
 fn call_error(e: CallError) -> (u16, String) {
@@ -410,6 +484,17 @@ pub fn to_canister_request(
         .build())
 }
 
+/// Is the Host a raw domain (`<id>.raw.localhost`): answers are served unverified?
+fn is_raw_host(host: Option<&str>) -> bool {
+    host.map(|h| {
+        let h = h.rsplit_once(':').map_or(h, |(h, _)| h);
+        h.trim_end_matches('.')
+            .to_ascii_lowercase()
+            .ends_with(".raw.localhost")
+    })
+    .unwrap_or(false)
+}
+
 /// `(start, end, total)` of a `Content-Range: bytes start-end/total` header.
 pub fn parse_content_range(value: &str) -> Option<(u64, u64, u64)> {
     let rest = value.trim().strip_prefix("bytes")?.trim_start();
@@ -452,6 +537,7 @@ fn handle<B: Backend>(ctx: &Ctx<B>, mut request: tiny_http::Request) {
                     body_len: message.len() as u64,
                     upgraded: false,
                     streamed: false,
+                    verified: false,
                 });
             }
             Reply::error(status, &message)
@@ -482,9 +568,10 @@ fn prepare<B: Backend>(
         return Err((413, "request body too large".into()));
     }
     let is_range_request = header(&headers, "range").is_some();
+    let verify = !is_raw_host(header(&headers, "host"));
     let canister_request = to_canister_request(method, url, headers, body).map_err(|e| (400, e))?;
     *called = true;
-    let response = ctx.call(canister, &canister_request, false)?;
+    let response = ctx.call(canister, &canister_request, false, verify)?;
     let status = response.status_code().as_u16();
     let mut out_headers: Vec<(String, String)> = response.headers().to_vec();
     if status == 206 && !is_range_request && method == "GET" {
@@ -506,6 +593,7 @@ fn prepare<B: Backend>(
                     fetched: end + 1,
                     total,
                     chunks: 1,
+                    verify,
                 };
                 return Ok(Reply {
                     status: 200,
@@ -535,6 +623,9 @@ struct Stream<B: Backend> {
     fetched: u64,
     total: u64,
     chunks: usize,
+    /// Verify the continuation answers too (the IC's gateway does not yet; canvid certifies
+    /// them, so the local gateway is stricter).
+    verify: bool,
 }
 
 impl<B: Backend> Read for Stream<B> {
@@ -558,7 +649,7 @@ impl<B: Backend> Read for Stream<B> {
             *request.headers_mut() = headers;
             let response = self
                 .ctx
-                .call(self.canister, &request, true)
+                .call(self.canister, &request, true, self.verify)
                 .map_err(|(s, m)| io::Error::other(format!("{s}: {m}")))?;
             // Only a 206 continuing exactly where the previous chunk ended is accepted: anything
             // else would corrupt the stream silently.
@@ -738,6 +829,74 @@ mod tests {
         assert!(handle
             .url_for(Principal::anonymous())
             .starts_with("http://2vxsx-fae.localhost:"));
+        handle.shutdown();
+    }
+
+    /// An answer that does not verify is not passed on by the verified domain (503), only by
+    /// the raw one; upgraded answers are not checked.
+    #[test]
+    fn unverifiable_answers_are_refused_on_the_verified_domain() {
+        struct Forger;
+        impl Backend for Forger {
+            fn query(&self, _: Principal, _: &str, arg: Vec<u8>) -> Result<Vec<u8>, CallError> {
+                let request: HttpRequest = candid::decode_one(&arg).unwrap();
+                let upgrade = request.url().starts_with("/upgrade");
+                let response = HttpResponse::builder()
+                    .with_status_code(ic_http_certification::StatusCode::OK)
+                    .with_headers(vec![("ic-certificate".into(), "version=2".into())])
+                    .with_body(b"forged".to_vec())
+                    .with_upgrade(upgrade)
+                    .build();
+                Ok(candid::encode_one(response).unwrap())
+            }
+            fn update(&self, _: Principal, _: &str, _: Vec<u8>) -> Result<Vec<u8>, CallError> {
+                let response = HttpResponse::builder()
+                    .with_status_code(ic_http_certification::StatusCode::OK)
+                    .with_body(b"by consensus".to_vec())
+                    .build();
+                Ok(candid::encode_one(response).unwrap())
+            }
+            fn verification(&self) -> Option<Verification> {
+                Some(Verification {
+                    root_key_der: vec![7; 133],
+                    now_ns: 1_700_000_000_000_000_000,
+                })
+            }
+        }
+        let handle = serve_backend(Arc::new(Forger), "127.0.0.1:0".parse().unwrap()).unwrap();
+        let get = |host: &str, path: &str| -> (u16, Vec<u8>) {
+            use std::io::Write;
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", handle.port())).unwrap();
+            write!(
+                s,
+                "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
+            let mut raw = Vec::new();
+            s.read_to_end(&mut raw).unwrap();
+            let text = String::from_utf8_lossy(&raw).to_string();
+            let status = text[9..12].parse().unwrap();
+            let body = raw[text.find("\r\n\r\n").unwrap() + 4..].to_vec();
+            (status, body)
+        };
+        let (status, body) = get("2vxsx-fae.localhost", "/");
+        assert_eq!(status, 503);
+        assert!(String::from_utf8_lossy(&body).contains("response verification failed"));
+        assert_eq!(
+            get("2vxsx-fae.raw.localhost", "/"),
+            (200, b"forged".to_vec())
+        );
+        assert_eq!(
+            get("2vxsx-fae.localhost", "/upgrade"),
+            (200, b"by consensus".to_vec())
+        );
+        let log = handle.log();
+        assert_eq!(
+            log.iter()
+                .map(|e| (e.status, e.verified))
+                .collect::<Vec<_>>(),
+            [(503, false), (200, false), (200, false)]
+        );
         handle.shutdown();
     }
 }

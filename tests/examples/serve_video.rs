@@ -174,6 +174,7 @@ fn main() {
             "body_len": e.body_len,
             "upgraded": e.upgraded,
             "streamed": e.streamed,
+            "verified": e.verified,
         });
         writeln!(out, "{line}").ok();
     }

@@ -18,4 +18,7 @@ impl canvid_gateway::Backend for ReplicaBackend {
     ) -> Result<Vec<u8>, CallError> {
         canvid_gateway::Backend::update(&self.replica, canister, method, arg)
     }
+    fn verification(&self) -> Option<canvid_gateway::Verification> {
+        canvid_gateway::Backend::verification(&self.replica)
+    }
 }

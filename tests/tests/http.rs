@@ -759,8 +759,19 @@ fn gateway_end_to_end_over_tcp() {
     assert_eq!(r.status, 200);
     let doc: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(doc["size"], SIZE);
+    // The raw domain serves without verifying, like <id>.raw.icp0.io.
+    let raw_host = format!("{}.raw.localhost:{port}", v.id);
+    let r = http(port, &raw_host, "GET", "/metadata.json", &[]);
+    assert_eq!(r.status, 200);
 
     let log = gw.log();
+    // Query answers on the verified domain passed ic-response-verification in the gateway;
+    // update answers and the raw domain's are not checked.
+    for e in &log {
+        let raw = e.url == "/metadata.json" && !e.url.contains("canisterId");
+        assert_eq!(e.verified, !e.upgraded && !raw, "{e:?}");
+    }
+    assert!(log.iter().filter(|e| e.verified).count() >= 9, "{log:#?}");
     let ranged: Vec<_> = log
         .iter()
         .filter(|e| !e.streamed && e.range.as_deref() == Some("bytes=1500000-"))

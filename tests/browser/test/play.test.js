@@ -203,6 +203,10 @@ for (const fmt of FORMATS) {
     // (a seek) with the whole chunk holding the byte (docs/http.md, "Seeking").
     const upgradedRanges = clientRanges.filter((e) => e.upgraded);
     assert.deepEqual(upgradedRanges, [], 'Range requests went through http_request_update');
+    // ... and the gateway verified each answer (ic-response-verification, the replica's root
+    // key) before passing it to Chromium, as the IC's gateway does on <id>.icp0.io.
+    const unverified = entries.filter((e) => !e.verified);
+    assert.deepEqual(unverified, [], 'answers the gateway did not verify');
     assert.ok(offsets.some((o) => o % CHUNK_SIZE !== 0), `no seek off the chunk grid: ${offsets}`);
     const upgraded = upgradedRanges.length;
     t.diagnostic(`${fmt.name}: ${size} bytes, ${clientRanges.length} Range requests (${upgraded} via http_request_update), ${entries.length} canister calls`);
