@@ -73,14 +73,7 @@ fn post_upgrade(arg: Option<IndexInit>) {
 }
 
 fn require_admin(caller: Principal) -> Result<()> {
-    if with(|s| s.is_admin(&caller)) {
-        Ok(())
-    } else {
-        Err(Error::NotAuthorized {
-            caller,
-            reason: "only an admin may do this".into(),
-        })
-    }
+    Error::require_admin(caller, with(|s| s.is_admin(&caller)))
 }
 
 /// Ingress filter: update calls from users are only for admins and registrars (registrations and

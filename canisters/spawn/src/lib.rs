@@ -111,14 +111,7 @@ fn is_admin(p: &Principal) -> bool {
 
 fn require_admin() -> Result<Principal> {
     let caller = msg_caller();
-    if is_admin(&caller) {
-        Ok(caller)
-    } else {
-        Err(Error::NotAuthorized {
-            caller,
-            reason: "only an admin may do this".into(),
-        })
-    }
+    Error::require_admin(caller, is_admin(&caller)).map(|()| caller)
 }
 
 /// Ingress filter (saves cycles on obviously refused calls; the endpoints check again):

@@ -56,6 +56,21 @@ pub enum Error {
     Conflict { reason: String },
 }
 
+impl Error {
+    /// `Ok(())` if `is_admin`, else the `NotAuthorized` answer of an admin-only endpoint (the
+    /// index and spawn canisters share it).
+    pub fn require_admin(caller: Principal, is_admin: bool) -> Result<()> {
+        if is_admin {
+            Ok(())
+        } else {
+            Err(Error::NotAuthorized {
+                caller,
+                reason: "only an admin may do this".into(),
+            })
+        }
+    }
+}
+
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
