@@ -2,16 +2,16 @@
 // Debian Chromium (playwright-core). A file chosen in the page (`setInputFiles`) is uploaded with
 // the SDK to `canvid serve`, listed, and played back from the gateway in a <video> element.
 //
-// The page is served from a small local server that also forwards `/api/*` to `canvid serve` (a
-// same-origin dev proxy, as Vite/webpack dev servers do), so the SDK's calls need no CORS; the
-// <video> loads `http://<id>.localhost:<port>/video` from the gateway directly (media elements
-// need no CORS). Needs: ffmpeg, /usr/bin/chromium (or $CHROMIUM), $CANVID_BIN or cargo, and
+// The page is served from its own small local server (another origin than `canvid serve`, as a
+// dApp's page is), so the SDK's calls to the IC HTTP interface are cross-origin and rely on its
+// CORS answers (preflight + Access-Control-Allow-Origin, as the IC's boundary nodes give); the
+// <video> loads `http://<id>.localhost:<port>/video` from the gateway directly. Needs: ffmpeg, /usr/bin/chromium (or $CHROMIUM), $CANVID_BIN or cargo, and
 // `node examples/build.mjs` run before (scripts/sdk-test.sh does it).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, request, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { extname, join, resolve } from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
@@ -30,22 +30,9 @@ let context: BrowserContext;
 
 const TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.map': 'application/json' };
 
-function startPageServer(target: Served): Promise<Server> {
+function startPageServer(): Promise<Server> {
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
-    if (url.pathname.startsWith('/api/')) {
-      // Same-origin proxy to the replica's HTTP interface.
-      const up = request({ host: '127.0.0.1', port: target.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
-        res.writeHead(r.statusCode ?? 502, r.headers);
-        r.pipe(res);
-      });
-      up.on('error', (e) => {
-        res.writeHead(502);
-        res.end(String(e));
-      });
-      req.pipe(up);
-      return;
-    }
     const file = join(EXAMPLE, url.pathname === '/' ? 'index.html' : url.pathname.slice(1));
     if (!file.startsWith(EXAMPLE) || !existsSync(file)) {
       res.writeHead(404);
@@ -66,7 +53,7 @@ before(async () => {
   execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=duration=4:size=320x240:rate=25',
     '-pix_fmt', 'yuv420p', '-c:v', 'libx264', '-movflags', '+faststart', join(work, 'clip.mp4')]);
   served = await startServe();
-  page_server = await startPageServer(served);
+  page_server = await startPageServer();
   const profile = mkdtempSync(join(tmpdir(), 'canvid-sdk-chromium-'));
   context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
@@ -90,7 +77,8 @@ test('the example page uploads a chosen file and plays it from the gateway', { t
   page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
   page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
   const gateway = served.url; // http://127.0.0.1:<port> -> <id>.localhost:<port>
-  const q = new URLSearchParams({ spawn: served.spawnId, index: served.indexId, local: '1', gateway, chunkSize: String(CHUNK) });
+  // `host`: the SDK talks to canvid serve directly, cross-origin (CORS).
+  const q = new URLSearchParams({ spawn: served.spawnId, index: served.indexId, local: '1', gateway, host: served.url, chunkSize: String(CHUNK) });
   const pageUrl = `http://127.0.0.1:${(page_server.address() as { port: number }).port}/?${q}`;
   await page.goto(pageUrl);
   await page.waitForFunction(() => (window as any).canvidState?.phase === 'ready', null, { timeout: 60_000 }).catch(async (e) => {
