@@ -3,7 +3,25 @@
 //! (`CANVID_TREE_CHUNKS=100,1000` picks the video sizes, in 2 MB chunks).
 
 use canvid_http::{Certifier, Poster, ReadError, VideoInfo, VideoSource, VideoStatus, MAX_BODY};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Instant;
+
+/// Counts the bytes held on the heap, to measure what the certification tree keeps.
+struct Counting;
+static HELD: AtomicIsize = AtomicIsize::new(0);
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        HELD.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        HELD.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
 
 struct Synthetic {
     chunks: u64,
@@ -69,6 +87,40 @@ fn builds_without_reading_video_bytes() {
     // Per path: 4 fixed answers, 4 range forms for chunks 1..=48, 3 for the last chunk (its
     // to-the-end form is its exact range).
     assert_eq!(c.entry_count(), 2 * (4 + 4 * 48 + 3) + 2);
+}
+
+/// The tree lives in the canister's heap (wasm32: at most 4 GiB, and heap is billed like stable
+/// memory): what it holds per chunk must keep the largest allowed video far below that.
+/// Natively pointers are 8 bytes instead of 4, so this overestimates the wasm heap.
+#[test]
+fn heap_per_chunk_keeps_the_largest_video_in_bounds() {
+    const CHUNKS: u64 = 300;
+    let video = Synthetic { chunks: CHUNKS };
+    let before = HELD.load(Ordering::Relaxed);
+    let mut c = Certifier::new();
+    c.certify_all(&video).unwrap();
+    let held = (HELD.load(Ordering::Relaxed) - before) as u64;
+    let per_chunk = held / CHUNKS;
+    let largest = per_chunk * canvid_types::video::MAX_VIDEO_SIZE.div_ceil(MAX_BODY);
+    println!(
+        "{CHUNKS} chunks: {held} bytes held ({per_chunk} per chunk, {} entries); a {} GiB video in \
+         2 MB chunks: {} MiB",
+        c.entry_count(),
+        canvid_types::video::MAX_VIDEO_SIZE >> 30,
+        largest >> 20
+    );
+    assert!(
+        largest < 2 << 30,
+        "{largest} bytes of heap for the largest video"
+    );
+    // The most chunks a video may have (tiny chunks): still inside the 4 GiB wasm heap, with
+    // room for the rest of the canister (2.6 GB natively when measured, less in wasm32).
+    let most = per_chunk * u64::from(canvid_types::video::MAX_CHUNK_COUNT);
+    assert!(
+        most < 3 << 30,
+        "{most} bytes of heap for MAX_CHUNK_COUNT chunks"
+    );
+    drop(c);
 }
 
 /// A ready video held in memory, with real bytes (for the query path's cost).
