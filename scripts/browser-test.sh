@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Browser test: plays and seeks a video served by a video canister (embedded replica +
-# canvid-gateway) in real Chromium, through playwright-core (tests/browser, `node --test`).
+# canvid-gateway) in real Chromium (playwright-core) and Firefox ESR (puppeteer-core over
+# WebDriver BiDi) (tests/browser, `node --test`).
 #
 #   ./scripts/browser-test.sh
 #
-# Installs what it needs when missing: Debian's chromium and ffmpeg (apt-get; as root or via
+# Installs what it needs when missing: Debian's chromium, firefox-esr and ffmpeg (apt-get; as root or via
 # sudo; SKIP_APT=1 to skip), the pinned npm packages (`npm ci`). Builds the canister wasm
 # (scripts/build-wasm.sh) unless CANVID_WASM_DIR is set, and the `serve_video` example.
 # Screenshots and the gateway's request log end up in test-output/browser/.
@@ -15,6 +16,7 @@ step() { printf '\n==> %s\n' "$*"; }
 
 apt_packages=()
 [ -x "${CHROMIUM:-/usr/bin/chromium}" ] || apt_packages+=(chromium)
+[ -x "${FIREFOX:-/usr/bin/firefox-esr}" ] || apt_packages+=(firefox-esr)
 command -v ffmpeg >/dev/null 2>&1 || apt_packages+=(ffmpeg)
 if [ ${#apt_packages[@]} -gt 0 ] && [ "${SKIP_APT:-0}" != 1 ]; then
   sudo=""

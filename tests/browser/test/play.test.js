@@ -13,121 +13,25 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { createServer } from 'node:http';
 import { mkdtempSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { createInterface } from 'node:readline';
+import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-
-const here = dirname(fileURLToPath(import.meta.url));
-const repo = resolve(here, '../../..');
-const outDir = join(repo, 'test-output', 'browser');
+import { FORMATS, generate, outDir, seek, servePage, startServer, waitFor } from '../lib/media.js';
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SECONDS = 6;
 const CHUNK_SIZE = 65536;
-
-const FORMATS = [
-  {
-    name: 'mp4-h264',
-    ext: 'mp4',
-    codecs: 'video/mp4; codecs="avc1.640028"',
-    ffmpeg: ['-c:v', 'libx264', '-preset', 'veryfast', '-pix_fmt', 'yuv420p', '-profile:v', 'high',
-      '-g', '30', '-keyint_min', '30', '-sc_threshold', '0', '-b:v', '1M', '-movflags', '+faststart'],
-  },
-  {
-    name: 'webm-vp9',
-    ext: 'webm',
-    codecs: 'video/webm; codecs="vp9"',
-    ffmpeg: ['-c:v', 'libvpx-vp9', '-deadline', 'realtime', '-cpu-used', '8', '-b:v', '1M',
-      '-g', '30', '-keyint_min', '30'],
-  },
-];
-
-function generate(fmt, dir) {
-  const file = join(dir, `test.${fmt.ext}`);
-  execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i',
-    `testsrc2=size=640x360:rate=30:duration=${SECONDS}`, ...fmt.ffmpeg, file], { stdio: 'inherit' });
-  return file;
-}
-
-/** Starts serve_video; resolves with its first JSON line, the child, and a promise of the log. */
-async function startServer(file) {
-  const [cmd, args] = process.env.SERVE_VIDEO_BIN
-    ? [process.env.SERVE_VIDEO_BIN, []]
-    : ['cargo', ['run', '-q', '-p', 'canvid-tests', '--example', 'serve_video', '--']];
-  const child = spawn(cmd, [...args, file, '--chunk-size', String(CHUNK_SIZE)], {
-    cwd: repo,
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  const lines = createInterface({ input: child.stdout });
-  const rest = [];
-  let first;
-  const firstLine = new Promise((res, rej) => {
-    first = res;
-    child.on('exit', (code) => rej(new Error(`serve_video exited early (${code})`)));
-  });
-  let gotFirst = false;
-  const done = new Promise((res) => {
-    lines.on('line', (l) => {
-      if (!gotFirst) {
-        gotFirst = true;
-        first(JSON.parse(l));
-      } else {
-        rest.push(JSON.parse(l));
-      }
-    });
-    lines.on('close', () => res(rest));
-  });
-  const info = await firstLine;
-  return { info, child, log: done };
-}
-
-function servePage(videoUrl) {
-  const html = `<!doctype html><html><head><meta charset="utf-8"><title>canvid</title>
-<style>body{margin:0;background:#222}video{width:640px;height:360px;display:block}</style></head>
-<body><video id="v" src="${videoUrl}" muted playsinline preload="metadata"></video></body></html>`;
-  const server = createServer((req, res) => {
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-    res.end(html);
-  });
-  return new Promise((res) => server.listen(0, '127.0.0.1', () => res(server)));
-}
-
-/** Resolves when `event` fires on the video (or `ready()` already holds), rejects on error. */
-function waitFor(page, event, ready) {
-  return page.evaluate(
-    ({ event, ready }) =>
-      new Promise((res, rej) => {
-        const v = document.getElementById('v');
-        if (ready && new Function('v', `return ${ready}`)(v)) return res(true);
-        const t = setTimeout(() => rej(new Error(`timeout waiting for ${event}`)), 60000);
-        v.addEventListener(event, () => { clearTimeout(t); res(true); }, { once: true });
-        v.addEventListener('error', () => { clearTimeout(t); rej(new Error(`media error ${v.error && v.error.code}: ${v.error && v.error.message}`)); }, { once: true });
-      }),
-    { event, ready },
-  );
-}
-
-async function seek(page, to) {
-  const seeked = waitFor(page, 'seeked');
-  await page.evaluate((to) => { document.getElementById('v').currentTime = to; }, to);
-  await seeked;
-  return page.evaluate(() => document.getElementById('v').currentTime);
-}
 
 mkdirSync(outDir, { recursive: true });
 
 for (const fmt of FORMATS) {
   test(`plays and seeks ${fmt.name} served by a video canister`, { timeout: 600000 }, async (t) => {
     const work = mkdtempSync(join(tmpdir(), 'canvid-browser-'));
-    const file = generate(fmt, work);
+    const file = generate(fmt, work, SECONDS);
     const size = statSync(file).size;
     assert.ok(size > 4 * CHUNK_SIZE, `${fmt.name}: ${size} bytes is not several chunks`);
 
-    const { info, child, log } = await startServer(file);
+    const { info, child, log } = await startServer(file, CHUNK_SIZE);
     assert.match(info.url, /^http:\/\/[a-z0-9-]+\.localhost:\d+\/$/);
     assert.equal(info.size, size);
     const page_server = await servePage(info.video_url);
