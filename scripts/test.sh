@@ -39,7 +39,7 @@ export SERVE_VIDEO_BIN="$target_dir/debug/examples/serve_video"
 export AGENT_TEST_SERVER="$target_dir/debug/examples/agent_test_server"
 export CANVID_BIN="$target_dir/debug/canvid"
 
-step "browser test (headless Chromium)"
+step "browser test (headless Chromium and Firefox)"
 ./scripts/browser-test.sh
 
 step "IC HTTP interface with the unmodified JS agent (@icp-sdk/core)"
