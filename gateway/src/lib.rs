@@ -433,11 +433,7 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
 /// `<id>.raw.localhost`) Host, else a `canisterId` query parameter.
 pub fn resolve_canister(host: Option<&str>, url: &str) -> Option<Principal> {
     if let Some(host) = host {
-        let host = host
-            .rsplit_once(':')
-            .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
-            .map_or(host, |(h, _)| h);
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let host = host_name(host);
         if let Some(id) = host
             .strip_suffix(".raw.localhost")
             .or_else(|| host.strip_suffix(".localhost"))
@@ -484,15 +480,18 @@ pub fn to_canister_request(
         .build())
 }
 
+/// A Host header's name: without the port and a trailing dot, lowercase.
+fn host_name(host: &str) -> String {
+    let host = host
+        .rsplit_once(':')
+        .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(host, |(h, _)| h);
+    host.trim_end_matches('.').to_ascii_lowercase()
+}
+
 /// Is the Host a raw domain (`<id>.raw.localhost`): answers are served unverified?
 fn is_raw_host(host: Option<&str>) -> bool {
-    host.map(|h| {
-        let h = h.rsplit_once(':').map_or(h, |(h, _)| h);
-        h.trim_end_matches('.')
-            .to_ascii_lowercase()
-            .ends_with(".raw.localhost")
-    })
-    .unwrap_or(false)
+    host.is_some_and(|h| host_name(h).ends_with(".raw.localhost"))
 }
 
 /// `(start, end, total)` of a `Content-Range: bytes start-end/total` header.

@@ -2,7 +2,9 @@
 // replica + canvid-gateway) and its request log, the page holding the <video>, and waiting on
 // media events. `page` is a playwright or puppeteer page (both have `evaluate(fn, arg)`).
 
+import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -99,6 +101,17 @@ export async function seek(page, to) {
   await page.evaluate((to) => { document.getElementById('v').currentTime = to; }, to);
   await seeked;
   return page.evaluate(() => document.getElementById('v').currentTime);
+}
+
+/**
+ * The canister calls of a finished `serve_video` log, written to `test-output/browser/<name>-gateway.jsonl`
+ * for people; its last line must account for every call.
+ */
+export function gatewayCalls(log, name) {
+  writeFileSync(join(outDir, `${name}-gateway.jsonl`), log.map((e) => JSON.stringify(e)).join('\n') + '\n');
+  const calls = log.slice(0, -1);
+  assert.deepEqual(log.at(-1), { done: true, requests: calls.length });
+  return calls;
 }
 
 /** The client requests of a gateway log (not the gateway's own continuations) with their offsets. */

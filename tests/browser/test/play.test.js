@@ -13,11 +13,11 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { FORMATS, generate, outDir, seek, servePage, startServer, waitFor } from '../lib/media.js';
+import { FORMATS, clientRanges, gatewayCalls, generate, outDir, seek, servePage, startServer, waitFor } from '../lib/media.js';
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SECONDS = 6;
 const CHUNK_SIZE = 65536;
@@ -88,24 +88,22 @@ for (const fmt of FORMATS) {
       rmSync(work, { recursive: true, force: true });
     }
 
-    writeFileSync(join(outDir, `${fmt.name}-gateway.jsonl`), entries.map((e) => JSON.stringify(e)).join('\n') + '\n');
-    const done = entries.pop();
-    assert.deepEqual(done, { done: true, requests: entries.length });
-    const clientRanges = entries.filter((e) => !e.streamed && e.range);
-    assert.ok(clientRanges.length >= 3, `few Range requests: ${JSON.stringify(entries)}`);
-    for (const e of clientRanges) {
+    entries = gatewayCalls(entries, fmt.name);
+    const ranges = clientRanges(entries);
+    assert.ok(ranges.length >= 3, `few Range requests: ${JSON.stringify(entries)}`);
+    for (const e of ranges) {
       assert.equal(e.canister, info.canister);
       assert.equal(e.status, 206, `Range ${e.range} answered ${e.status}`);
       assert.ok(e.body_len > 0 && e.body_len <= CHUNK_SIZE, `Range ${e.range}: ${e.body_len} bytes`);
     }
     // Seeking reads from the middle of the file, not only sequentially from the start.
-    const offsets = clientRanges.map((e) => Number(/^bytes=(\d+)-/.exec(e.range)?.[1] ?? -1));
+    const offsets = ranges.map((e) => e.offset);
     assert.ok(offsets.some((o) => o > size / 2), `no Range past the middle: ${offsets}`);
     assert.ok(entries.every((e) => e.status < 500), `server errors: ${JSON.stringify(entries.filter((e) => e.status >= 500))}`);
     // Every Range request of the <video> element, seeks included, is answered by a certified
     // query, not an update: on the grid in whichever Range form Chromium uses, off the grid
     // (a seek) with the whole chunk holding the byte (docs/http.md, "Seeking").
-    const upgradedRanges = clientRanges.filter((e) => e.upgraded);
+    const upgradedRanges = ranges.filter((e) => e.upgraded);
     assert.deepEqual(upgradedRanges, [], 'Range requests went through http_request_update');
     // ... and the gateway verified each answer (ic-response-verification, the replica's root
     // key) before passing it to Chromium, as the IC's gateway does on <id>.icp0.io.
@@ -113,6 +111,6 @@ for (const fmt of FORMATS) {
     assert.deepEqual(unverified, [], 'answers the gateway did not verify');
     assert.ok(offsets.some((o) => o % CHUNK_SIZE !== 0), `no seek off the chunk grid: ${offsets}`);
     const upgraded = upgradedRanges.length;
-    t.diagnostic(`${fmt.name}: ${size} bytes, ${clientRanges.length} Range requests (${upgraded} via http_request_update), ${entries.length} canister calls`);
+    t.diagnostic(`${fmt.name}: ${size} bytes, ${ranges.length} Range requests (${upgraded} via http_request_update), ${entries.length} canister calls`);
   });
 }
