@@ -51,8 +51,11 @@ pub enum ExecError {
     /// System API misuse.
     Violation(String),
     InstructionLimit,
-    /// The instructions the canister could pay for ran out before the instruction limit.
-    OutOfCycles,
+    /// The canister cannot prepay the message's instruction limit above its freezing reserve
+    /// (the IC's check before execution); `needed` is the shortfall.
+    OutOfCycles {
+        needed: u128,
+    },
     StableTouchLimit(String),
     /// The entry point is missing or has the wrong type.
     Missing(String),
@@ -81,6 +84,10 @@ pub struct Canister {
     pub generation: u64,
     /// Open call contexts (not yet answered or with outstanding callbacks).
     pub open_contexts: usize,
+    /// Bytes of this canister's outstanding calls in the message queues: each request and the
+    /// slot reserved for its response. The IC counts them in the memory its freezing reserve is
+    /// computed on.
+    pub message_memory: u64,
 }
 
 pub fn new_store(engine: &Engine, ctx: HostCtx) -> Store<HostCtx> {
@@ -167,6 +174,7 @@ impl Canister {
             status: CanisterStatusKind::Running,
             generation: 0,
             open_contexts: 0,
+            message_memory: 0,
         }
     }
 
@@ -192,8 +200,12 @@ impl Canister {
             + self.module.as_ref().map_or(0, |m| m.size as u64)
     }
 
+    /// The freezing reserve: memory (and outstanding messages) for the freezing threshold.
     pub fn reserve(&self) -> u128 {
-        crate::cycles::freezing_reserve(self.memory_size(), self.freezing_threshold)
+        crate::cycles::freezing_reserve(
+            self.memory_size() + self.message_memory,
+            self.freezing_threshold,
+        )
     }
 
     pub fn exports(&self, name: &str) -> bool {
@@ -269,17 +281,16 @@ impl Canister {
         }
     }
 
-    /// Runs one execution. `exec.fuel_limit` bounds the instructions; `cycles_cap` is the number
-    /// of instructions the canister can pay for (if lower, running out means out of cycles).
-    #[allow(clippy::too_many_arguments)]
+    /// Runs one execution. `exec.fuel_limit` bounds the instructions. Cycles are the caller's
+    /// business: the IC prepays the whole limit before a message runs (`State::execute`), so an
+    /// execution never runs out of cycles half-way.
     pub fn run(
         &mut self,
         engine: &Engine,
         linker: &Linker<HostCtx>,
         entry: Entry,
-        mut exec: Exec,
+        exec: Exec,
         finish: Finish,
-        cycles_cap: u64,
         touch_limit: u64,
     ) -> Outcome {
         let Some(instance) = self.instance else {
@@ -289,8 +300,6 @@ impl Canister {
                 instructions: 0,
             };
         };
-        let limited_by_cycles = cycles_cap < exec.fuel_limit;
-        exec.fuel_limit = exec.fuel_limit.min(cycles_cap);
         let fuel = exec.fuel_limit;
         let kind = exec.kind;
         let (balance, certified, timer) = {
@@ -324,7 +333,7 @@ impl Canister {
                         f.call(&mut self.store, &[Val::I32(*env as i32)], &mut [])
                     }
                 };
-                r.map_err(|e| classify(e, limited_by_cycles))
+                r.map_err(classify)
             }
         };
         let instructions = fuel - self.store.get_fuel().unwrap_or(0);
@@ -360,22 +369,17 @@ impl Canister {
     }
 }
 
-fn classify(e: wasmi::Error, limited_by_cycles: bool) -> ExecError {
+fn classify(e: wasmi::Error) -> ExecError {
     if let Some(t) = e.downcast_ref::<HostTrap>() {
         return match t {
             HostTrap::Called(m) => ExecError::CalledTrap(m.clone()),
             HostTrap::Violation(m) => ExecError::Violation(m.clone()),
-            HostTrap::OutOfInstructions if limited_by_cycles => ExecError::OutOfCycles,
             HostTrap::OutOfInstructions => ExecError::InstructionLimit,
             HostTrap::StableTouchLimit(m) => ExecError::StableTouchLimit(m.clone()),
         };
     }
     if let Some(wasmi::TrapCode::OutOfFuel) = e.as_trap_code() {
-        return if limited_by_cycles {
-            ExecError::OutOfCycles
-        } else {
-            ExecError::InstructionLimit
-        };
+        return ExecError::InstructionLimit;
     }
     ExecError::Trapped(e.to_string())
 }

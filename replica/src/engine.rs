@@ -69,6 +69,92 @@ fn export_kind(k: ExternalKind) -> ExportKind {
 }
 
 /// Rewrites `wasm` to export table 0 and every mutable global (see the module docs).
+/// Instructions the IC charges for compiling one wasm instruction (its
+/// `cost_to_compile_wasm_instruction`).
+pub const COMPILE_INSTRUCTIONS_PER_WASM_INSTRUCTION: u64 = 6_000;
+/// A module a node has compiled before is deserialized instead, charged at 1/100 of the
+/// compilation (the IC's `CompilationCostHandling::CountReducedAmount`).
+pub const DESERIALIZATION_SPEED_UP: u64 = 100;
+
+/// The number of wasm instructions the IC's compilation charge counts: the instructions of the
+/// module *after* the IC's instrumentation (it counts the instrumented module it compiles).
+///
+/// The instrumentation, as the IC publishes it (`rs/embedders/src/wasm_utils/instrumentation.rs`),
+/// splits every function into basic blocks and injects at each block start the decrement of its
+/// instruction counter: 4 instructions (`global.get; i64.const; i64.sub; global.set`), plus a
+/// 6-instruction overflow check at re-entrant starts (function entry, loop bodies). Blocks start
+/// at function entry and after `loop`, `if`, `else`, `end`, `br`, `br_if`, `br_table`, `return`,
+/// `unreachable`; a non-re-entrant block of cost 0 gets no injection (only `block`, `loop`,
+/// `else`, `end` cost 0). Bulk memory operations get a 3-instruction dynamic charge,
+/// `memory.grow` a 3-instruction memory check. Each global counts 2 (initializer + `end`); the
+/// instrumentation adds 3 globals and 2 functions of its own (≈ 66 instructions) plus
+/// replacements for the stable-memory System API functions a module imports (not counted here:
+/// a few hundred instructions at most). Checked against PocketIC 10 (`tests/tests/cycles.rs`):
+/// the probe module counts 386,820 there.
+pub fn compiled_instruction_count(wasm: &[u8]) -> Result<u64, String> {
+    use wasmparser::Operator as O;
+    let err = |e: wasmparser::BinaryReaderError| format!("invalid wasm module: {e}");
+    // Injected by the instrumentation itself: the counter-decrement helper, the clean-page
+    // counting helper, and 3 globals (instruction counter, dirty and accessed page counters).
+    const INSTRUMENTATION_FUNCTIONS: u64 = 21 + 45;
+    const INSTRUMENTATION_GLOBALS: u64 = 3;
+    let mut n = INSTRUMENTATION_FUNCTIONS + 2 * INSTRUMENTATION_GLOBALS;
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload.map_err(err)? {
+            Payload::GlobalSection(r) => n += 2 * r.count() as u64,
+            Payload::CodeSectionEntry(body) => {
+                let mut ops = body.get_operators_reader().map_err(err)?;
+                // The function entry: re-entrant, costs at least 1.
+                let mut reentrant = true;
+                let mut cost = 1u64;
+                let mut injected = 0u64;
+                let close = |reentrant: bool, cost: u64| match (reentrant, cost) {
+                    (true, _) => 10,
+                    (false, 0) => 0,
+                    (false, _) => 4,
+                };
+                while !ops.eof() {
+                    let op = ops.read().map_err(err)?;
+                    n += 1;
+                    if !matches!(op, O::Block { .. } | O::Loop { .. } | O::Else | O::End) {
+                        cost += 1;
+                    }
+                    match op {
+                        O::Loop { .. } => {
+                            injected += close(reentrant, cost);
+                            (reentrant, cost) = (true, 0);
+                        }
+                        O::If { .. }
+                        | O::Else
+                        | O::End
+                        | O::Br { .. }
+                        | O::BrIf { .. }
+                        | O::BrTable { .. }
+                        | O::Return
+                        | O::Unreachable
+                        | O::ReturnCall { .. }
+                        | O::ReturnCallIndirect { .. } => {
+                            injected += close(reentrant, cost);
+                            (reentrant, cost) = (false, 0);
+                        }
+                        O::MemoryFill { .. }
+                        | O::MemoryCopy { .. }
+                        | O::TableCopy { .. }
+                        | O::TableFill { .. }
+                        | O::MemoryInit { .. }
+                        | O::TableInit { .. }
+                        | O::MemoryGrow { .. } => injected += 3,
+                        _ => {}
+                    }
+                }
+                n += injected;
+            }
+            _ => {}
+        }
+    }
+    Ok(n)
+}
+
 pub fn rewrite(wasm: &[u8]) -> Result<(Vec<u8>, RewriteInfo), String> {
     let err = |e: wasmparser::BinaryReaderError| format!("invalid wasm module: {e}");
     let mut sections: Vec<(u8, std::ops::Range<usize>)> = Vec::new();
@@ -178,6 +264,8 @@ pub struct CompiledModule {
     pub wasm: Arc<[u8]>,
     /// `icp:public` / `icp:private` custom sections (certified as `/canister/<id>/metadata`).
     pub metadata: std::collections::BTreeMap<String, crate::state_tree::MetadataSection>,
+    /// Instructions of the module as the IC compiles it ([`compiled_instruction_count`]).
+    pub wasm_instructions: u64,
 }
 
 impl CompiledModule {
@@ -199,12 +287,24 @@ impl ModuleCache {
         engine: &wasmi::Engine,
         bytes: &[u8],
     ) -> Result<Arc<CompiledModule>, String> {
+        self.get_or_compile_tracked(engine, bytes).map(|(m, _)| m)
+    }
+
+    /// [`Self::get_or_compile`], and whether this call compiled the module (a cache miss): the
+    /// IC charges the compilation of a module its nodes have not compiled yet to the canister
+    /// that installs it.
+    pub fn get_or_compile_tracked(
+        &mut self,
+        engine: &wasmi::Engine,
+        bytes: &[u8],
+    ) -> Result<(Arc<CompiledModule>, bool), String> {
         let wasm = decode_module(bytes)?;
         let hash = sha256(&wasm);
         if let Some(m) = self.modules.get(&hash) {
-            return Ok(m.clone());
+            return Ok((m.clone(), false));
         }
         let (rewritten, info) = rewrite(&wasm)?;
+        let wasm_instructions = compiled_instruction_count(&wasm)?;
         let module = wasmi::Module::new(engine, &rewritten)
             .map_err(|e| format!("Wasm module is invalid: {e}"))?;
         let functions = module
@@ -220,9 +320,10 @@ impl ModuleCache {
             size: wasm.len(),
             wasm: wasm.as_slice().into(),
             metadata: crate::state_tree::wasm_metadata(&wasm),
+            wasm_instructions,
         });
         self.modules.insert(hash, compiled.clone());
-        Ok(compiled)
+        Ok((compiled, true))
     }
 
     pub fn len(&self) -> usize {

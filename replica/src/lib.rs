@@ -108,6 +108,12 @@ use state::State;
 
 /// Rounds after which `run_until_idle`/`await_call` give up (a message loop).
 const MAX_ROUNDS: usize = 100_000;
+/// Candid framing of an `install_code` argument beyond its two blobs (header, mode, canister
+/// id, lengths, optional fields): what the ingress byte fee counts besides wasm and arg.
+const INSTALL_ARGS_FRAMING: usize = 100;
+/// Size of the small management arguments (a canister id record, a settings change) for the
+/// ingress byte fee.
+const SMALL_MGMT_ARGS: usize = 64;
 
 /// The embedded replica. All methods take `&self`; the state sits behind one mutex.
 pub struct Replica {
@@ -194,8 +200,12 @@ impl Replica {
         arg: Vec<u8>,
         sender: Option<Principal>,
     ) -> Result<CallStats, RejectResponse> {
-        self.lock()
-            .install_code(anon(sender), mode, canister, &wasm, arg, false)
+        let mut s = self.lock();
+        // An ingress message: paid by the canister (the candid `install_code_args` record adds
+        // its framing and the canister id to the two blobs).
+        let size = wasm.len() + arg.len() + INSTALL_ARGS_FRAMING;
+        s.charge_management_ingress(anon(sender), canister, "install_code", size)?;
+        s.install_code(anon(sender), mode, canister, &wasm, arg, false)
     }
 
     pub fn upgrade_canister(
@@ -250,8 +260,9 @@ impl Replica {
         sender: Option<Principal>,
         settings: CanisterSettings,
     ) -> Result<(), RejectResponse> {
-        self.lock()
-            .update_settings(anon(sender), canister, settings)
+        let mut s = self.lock();
+        s.charge_management_ingress(anon(sender), canister, "update_settings", SMALL_MGMT_ARGS)?;
+        s.update_settings(anon(sender), canister, settings)
     }
 
     pub fn canister_status(
@@ -259,7 +270,9 @@ impl Replica {
         canister: Principal,
         sender: Option<Principal>,
     ) -> Result<CanisterStatus, RejectResponse> {
-        self.lock().status(anon(sender), canister)
+        let mut s = self.lock();
+        s.charge_management_ingress(anon(sender), canister, "canister_status", SMALL_MGMT_ARGS)?;
+        s.status(anon(sender), canister)
     }
 
     pub fn start_canister(
@@ -267,7 +280,9 @@ impl Replica {
         canister: Principal,
         sender: Option<Principal>,
     ) -> Result<(), RejectResponse> {
-        self.lock().start(anon(sender), canister)
+        let mut s = self.lock();
+        s.charge_management_ingress(anon(sender), canister, "start_canister", SMALL_MGMT_ARGS)?;
+        s.start(anon(sender), canister)
     }
 
     /// Stops the canister, running rounds until its open call contexts are closed.
@@ -276,7 +291,12 @@ impl Replica {
         canister: Principal,
         sender: Option<Principal>,
     ) -> Result<(), RejectResponse> {
-        if self.lock().begin_stop(anon(sender), canister, None)? {
+        let stopped = {
+            let mut s = self.lock();
+            s.charge_management_ingress(anon(sender), canister, "stop_canister", SMALL_MGMT_ARGS)?;
+            s.begin_stop(anon(sender), canister, None)?
+        };
+        if stopped {
             return Ok(());
         }
         for _ in 0..MAX_ROUNDS {

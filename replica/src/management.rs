@@ -178,7 +178,8 @@ impl State {
             controllers: c.ctx().controllers.clone(),
             module_hash: c.module_hash,
             cycles: c.ctx().balance,
-            memory_size: c.heap_bytes() + c.ctx().stable.size_bytes(),
+            memory_size: c.memory_size(),
+            idle_cycles_burned_per_day: cycles::freezing_reserve(c.memory_size(), 86_400),
             freezing_threshold: c.freezing_threshold,
             canister_version: c.ctx().canister_version,
         })
@@ -359,26 +360,55 @@ impl State {
             }
             _ => {}
         }
-        let module = self
+        // The IC prepays the install message's whole instruction limit (300 B) above the
+        // freezing reserve before doing anything (compiling included), and refunds what was
+        // not used (`crate::cycles`).
+        let balance_before = c.ctx().balance;
+        let reserve = c.reserve();
+        let prepay = cycles::execution_fee(self.limits.install_instructions);
+        let needed = reserve.saturating_add(prepay);
+        if balance_before < needed {
+            return Err(RejectResponse::ic(
+                207,
+                format!(
+                    "Canister installation failed with `{}`.",
+                    cycles::out_of_cycles_message(cid, needed - balance_before)
+                ),
+            ));
+        }
+        let (module, compiled_now) = self
             .cache
-            .get_or_compile(&self.engine, wasm)
+            .get_or_compile_tracked(&self.engine, wasm)
             .map_err(|e| RejectResponse::ic(505, format!("Error from Canister {cid}: {e}")))?;
+        // Compiling the module is part of the install's instructions (the IC's compilation
+        // cost); a module compiled before is deserialized for a hundredth of that.
+        let compile_instructions = {
+            let full = module
+                .wasm_instructions
+                .saturating_mul(crate::engine::COMPILE_INSTRUCTIONS_PER_WASM_INSTRUCTION);
+            if compiled_now {
+                full
+            } else {
+                full / crate::engine::DESERIALIZATION_SPEED_UP
+            }
+        };
         link_stubs(&mut self.linker, &mut self.stubs, &module);
-        let mut stats = CallStats::default();
-        let mut budget = self.limits.install_instructions;
+        let mut stats = CallStats {
+            instructions: compile_instructions,
+            ..CallStats::default()
+        };
+        let mut budget = self
+            .limits
+            .install_instructions
+            .saturating_sub(compile_instructions);
         let engine = self.engine.clone();
         let time = self.time;
         let c = self.canisters.get_mut(&cid).expect("checked");
         let old_version = c.ctx().canister_version;
-        let balance_before = c.ctx().balance;
-        let reserve = c.reserve();
-        let liquid = cycles::liquid(balance_before, reserve);
-        if liquid < cycles::EXECUTION_BASE {
-            return Err(reject_of(cid, &crate::canister::ExecError::OutOfCycles));
-        }
-        let cap = u64::try_from(liquid - cycles::EXECUTION_BASE).unwrap_or(u64::MAX);
-        // A helper to charge execution to the canister that ends up holding the state.
-        let fee_for = |instr: u64| cycles::execution_fee(instr);
+        c.ctx_mut().balance -= prepay;
+        // The prepayment less what `instr` instructions cost: refunded to the canister.
+        let refund_for = |instr: u64| prepay - cycles::execution_fee(instr).min(prepay);
+        let call_reservation = cycles::call_reservation(self.limits.update_instructions);
 
         let certified_before = c.ctx().certified_data.clone();
         let timer_before = c.ctx().global_timer;
@@ -395,6 +425,7 @@ impl State {
                 time,
                 reserve,
                 fuel_limit: budget,
+                call_reservation,
                 ..Exec::default()
             };
             let out = c.run(
@@ -403,14 +434,12 @@ impl State {
                 Entry::Export("canister_pre_upgrade".into()),
                 exec,
                 Finish::Keep,
-                cap,
                 TOUCH_UPGRADE,
             );
             stats.instructions += out.instructions;
             budget -= out.instructions.min(budget);
             if let Err(e) = out.result {
-                let fee = fee_for(stats.instructions).min(c.ctx().balance);
-                c.ctx_mut().balance -= fee;
+                c.ctx_mut().balance += refund_for(stats.instructions);
                 let mut r = reject_of(cid, &e);
                 r.reject_message = format!("{} (in canister_pre_upgrade)", r.reject_message);
                 return Err(r);
@@ -449,15 +478,13 @@ impl State {
             if mode == InstallMode::Upgrade {
                 h.stable = std::mem::take(&mut ctx.stable);
             }
-            h.balance = balance_before;
+            h.balance = balance_before - prepay + refund_for(instr);
             h.certified_data = certified_before.clone();
             h.global_timer = timer_before;
             c.restore_committed(&engine, linker);
-            let fee = fee_for(instr).min(c.ctx().balance);
-            c.ctx_mut().balance -= fee;
             Err(r)
         };
-        let start_fuel = budget.min(cap.saturating_sub(stats.instructions));
+        let start_fuel = budget;
         let (store, instance, globals, table, used) =
             match instantiate(&engine, &self.linker, &module, new_ctx, start_fuel) {
                 Ok(x) => x,
@@ -475,6 +502,7 @@ impl State {
         fresh.wasm_memory_limit = c.wasm_memory_limit;
         fresh.status = c.status;
         fresh.open_contexts = c.open_contexts;
+        fresh.message_memory = c.message_memory;
         fresh.generation = if mode == InstallMode::Upgrade {
             c.generation
         } else {
@@ -496,6 +524,7 @@ impl State {
                 time,
                 reserve,
                 fuel_limit: budget,
+                call_reservation,
                 ..Exec::default()
             };
             let out = fresh.run(
@@ -504,7 +533,6 @@ impl State {
                 Entry::Export(entry.into()),
                 exec,
                 Finish::Commit,
-                cap.saturating_sub(stats.instructions),
                 TOUCH_UPGRADE,
             );
             stats.instructions += out.instructions;
@@ -522,9 +550,9 @@ impl State {
         } else {
             fresh.ctx_mut().stable.commit();
         }
-        let fee = fee_for(stats.instructions).min(fresh.ctx().balance);
-        fresh.ctx_mut().balance -= fee;
-        stats.cycles_charged = fee;
+        let refund = refund_for(stats.instructions);
+        fresh.ctx_mut().balance += refund;
+        stats.cycles_charged = prepay - refund;
         fresh.ctx_mut().canister_version = old_version + 1;
         fresh.ctx_mut().global_timer = 0;
         *c = fresh;

@@ -58,6 +58,10 @@ pub struct Callback {
     pub cleanup: Option<(u32, u32)>,
     pub deadline: Option<u64>,
     pub generation: u64,
+    /// Cycles the call reserved for its response ([`cycles::call_reservation`]).
+    pub reservation: u128,
+    /// The call's message memory ([`cycles::call_message_bytes`]), held until the response.
+    pub message_bytes: u64,
 }
 
 pub enum Msg {
@@ -144,10 +148,9 @@ pub fn reject_of(canister: Principal, e: &ExecError) -> RejectResponse {
             522,
             format!("Error from Canister {canister}: Canister exceeded the limit of instructions for single message execution."),
         ),
-        ExecError::OutOfCycles => RejectResponse::ic(
-            207,
-            format!("Canister {canister} is out of cycles: it cannot pay for the execution of this message."),
-        ),
+        ExecError::OutOfCycles { needed } => {
+            RejectResponse::ic(207, cycles::out_of_cycles_message(canister, *needed))
+        }
         ExecError::StableTouchLimit(m) => RejectResponse::ic(
             524,
             format!("Error from Canister {canister}: {m}."),
@@ -157,6 +160,26 @@ pub fn reject_of(canister: Principal, e: &ExecError) -> RejectResponse {
             format!("Error from Canister {canister}: {m}."),
         ),
     }
+}
+
+/// How an execution's instructions are paid for (the IC's rules, `crate::cycles`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Payment {
+    /// Queries and `inspect_message`.
+    Free,
+    /// Updates, timers, heartbeats: the whole limit is prepaid before the message runs (a
+    /// canister that cannot pay it above its freezing reserve does not run the message) and the
+    /// unused part refunded after it.
+    Prepay,
+    /// Response callbacks and cleanups: paid from the reservation the call made at
+    /// `call_perform`; what is left is returned in [`Charged::unspent`].
+    Reserved(u128),
+}
+
+/// An execution's outcome and what is left of its reservation.
+pub struct Charged {
+    pub out: Outcome,
+    pub unspent: u128,
 }
 
 fn method_kind(c: &Canister, method: &str) -> Option<(String, ExecKind)> {
@@ -235,7 +258,8 @@ impl State {
         }
     }
 
-    /// Runs one execution on canister `cid`, charging cycles for replicated kinds.
+    /// Runs one execution on canister `cid` and charges it (see [`Payment`]). The outcome's
+    /// `unspent` is what is left of a [`Payment::Reserved`] reservation (not yet refunded).
     #[allow(clippy::too_many_arguments)]
     pub fn execute(
         &mut self,
@@ -246,8 +270,8 @@ impl State {
         fuel_limit: u64,
         touch_limit: u64,
         root: Option<u64>,
-    ) -> Outcome {
-        let charged = exec.kind.persists();
+        payment: Payment,
+    ) -> Charged {
         let c = self
             .canisters
             .get_mut(&cid)
@@ -257,38 +281,46 @@ impl State {
         exec.time = self.time;
         exec.fuel_limit = fuel_limit;
         exec.max_reply = self.limits.reply_bytes(exec.kind);
-        let cap = if charged {
-            let liquid = cycles::liquid(c.ctx().balance, reserve);
-            if liquid < cycles::EXECUTION_BASE {
-                return Outcome {
-                    result: Err(ExecError::OutOfCycles),
-                    exec,
-                    instructions: 0,
-                };
+        exec.call_reservation = cycles::call_reservation(self.limits.update_instructions);
+        exec.freezing_threshold = c.freezing_threshold;
+        // What this execution may spend on instructions, already taken from the balance.
+        let prepaid = match payment {
+            Payment::Free => 0,
+            Payment::Reserved(r) => r,
+            Payment::Prepay => {
+                let prepay = cycles::execution_fee(fuel_limit);
+                let needed = reserve.saturating_add(prepay);
+                let balance = c.ctx().balance;
+                if balance < needed {
+                    return Charged {
+                        out: Outcome {
+                            result: Err(ExecError::OutOfCycles {
+                                needed: needed - balance,
+                            }),
+                            exec,
+                            instructions: 0,
+                        },
+                        unspent: 0,
+                    };
+                }
+                c.ctx_mut().balance -= prepay;
+                prepay
             }
-            u64::try_from(liquid - cycles::EXECUTION_BASE).unwrap_or(u64::MAX)
-        } else {
-            u64::MAX
         };
-        let out = c.run(
-            &self.engine,
-            &self.linker,
-            entry,
-            exec,
-            finish,
-            cap,
-            touch_limit,
-        );
+        let out = c.run(&self.engine, &self.linker, entry, exec, finish, touch_limit);
         let mut cost = out.exec.call_fees;
-        if charged {
-            let fee = cycles::execution_fee(out.instructions);
-            let h = c.ctx_mut();
-            let fee = fee.min(h.balance);
-            h.balance -= fee;
+        let mut unspent = 0;
+        if payment != Payment::Free {
+            // The prepayment covers the whole limit, so the fee never exceeds it.
+            let fee = cycles::execution_fee(out.instructions).min(prepaid);
             cost += fee;
+            match payment {
+                Payment::Prepay => c.ctx_mut().balance += prepaid - fee,
+                _ => unspent = prepaid - fee,
+            }
         }
         self.stat(root, out.instructions, cost);
-        out
+        Charged { out, unspent }
     }
 
     // ------------------------------------------------------------------ call contexts
@@ -382,6 +414,10 @@ impl State {
     }
 
     fn enqueue_call(&mut self, caller: Principal, ctx_id: u64, call: OutCall) {
+        let message_bytes = cycles::call_message_bytes(call.method.len(), call.arg.len());
+        if let Some(c) = self.canisters.get_mut(&caller) {
+            c.message_memory += message_bytes;
+        }
         let cb = self.next_cb;
         self.next_cb += 1;
         let generation = self.canisters.get(&caller).map_or(0, |c| c.generation);
@@ -402,6 +438,8 @@ impl State {
                 cleanup: call.cleanup,
                 deadline,
                 generation,
+                reservation: call.reservation,
+                message_bytes,
             },
         );
         self.queue.push_back(Msg::Request {
@@ -417,6 +455,7 @@ impl State {
     }
 
     /// Executes `entry` in call context `ctx_id` and applies the outcome (calls, response).
+    /// Returns what is left of a [`Payment::Reserved`] reservation.
     #[allow(clippy::too_many_arguments)]
     fn run_in_context(
         &mut self,
@@ -427,9 +466,32 @@ impl State {
         arg: Vec<u8>,
         reject: Option<(u32, String)>,
         refunded: u128,
-    ) -> Result<(), ExecError> {
+    ) -> (Result<(), ExecError>, u128) {
+        let payment = match kind {
+            ExecKind::ReplicatedQuery => Payment::Free,
+            _ => Payment::Prepay,
+        };
+        self.run_in_context_paid(cid, ctx_id, kind, entry, arg, reject, refunded, payment)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_in_context_paid(
+        &mut self,
+        cid: Principal,
+        ctx_id: u64,
+        kind: ExecKind,
+        entry: Entry,
+        arg: Vec<u8>,
+        reject: Option<(u32, String)>,
+        refunded: u128,
+        payment: Payment,
+    ) -> (Result<(), ExecError>, u128) {
+        let unspent_if_not_run = match payment {
+            Payment::Reserved(r) => r,
+            _ => 0,
+        };
         let Some(ctx) = self.contexts.get(&ctx_id) else {
-            return Ok(());
+            return (Ok(()), unspent_if_not_run);
         };
         let exec = Exec {
             kind,
@@ -449,11 +511,12 @@ impl State {
             ExecKind::ReplicatedQuery => (Finish::Rollback, self.limits.query_instructions),
             _ => (Finish::Commit, self.limits.update_instructions),
         };
-        let out = self.execute(cid, entry, exec, finish, limit, TOUCH_UPDATE, root);
+        let Charged { out, unspent } =
+            self.execute(cid, entry, exec, finish, limit, TOUCH_UPDATE, root, payment);
         if let Some(ctx) = self.contexts.get_mut(&ctx_id) {
             ctx.instructions += out.instructions;
         }
-        match out.result {
+        let result = match out.result {
             Ok(()) => {
                 if let Some(ctx) = self.contexts.get_mut(&ctx_id) {
                     ctx.cycles -= out.exec.cycles_accepted.min(ctx.cycles);
@@ -477,7 +540,8 @@ impl State {
                 }
                 Err(e)
             }
-        }
+        };
+        (result, unspent)
     }
 
     // ------------------------------------------------------------------ message handlers
@@ -518,6 +582,40 @@ impl State {
         })
     }
 
+    /// An ingress message to the management canister (`install_code`, `update_settings`, ...)
+    /// is paid by the canister it names, when it is inducted: before the call runs, whether or
+    /// not it then succeeds. Only a controller's message gets that far (the IC's ingress filter
+    /// refuses others for free); the call itself answers everyone else. Unlike ingress to the
+    /// canister itself, a frozen canister still takes it (measured on PocketIC 10: lowering a
+    /// frozen canister's freezing threshold works and costs the fee), so its controller can
+    /// unfreeze it.
+    pub fn charge_management_ingress(
+        &mut self,
+        sender: Principal,
+        cid: Principal,
+        method: &str,
+        arg_len: usize,
+    ) -> Result<(), RejectResponse> {
+        let Some(c) = self.canisters.get(&cid) else {
+            return Ok(());
+        };
+        if !c.ctx().controllers.contains(&sender) {
+            return Ok(());
+        }
+        let fee = cycles::ingress_fee(method.len(), arg_len);
+        let balance = c.ctx().balance;
+        if balance < fee {
+            return Err(RejectResponse::ic(
+                207,
+                cycles::out_of_cycles_message(cid, fee - balance),
+            ));
+        }
+        if let Some(c) = self.canisters.get_mut(&cid) {
+            c.ctx_mut().balance -= fee;
+        }
+        Ok(())
+    }
+
     fn frozen_check(&self, cid: Principal, fee: u128) -> Result<(), RejectResponse> {
         let c = self.canister(cid)?;
         let reserve = c.reserve();
@@ -525,10 +623,7 @@ impl State {
         if c.ctx().balance < reserve.saturating_add(fee) {
             return Err(RejectResponse::ic(
                 207,
-                format!(
-                    "Canister {cid} is out of cycles: please top up the canister with at least {} additional cycles",
-                    (reserve + fee).saturating_sub(c.ctx().balance)
-                ),
+                cycles::out_of_cycles_message(cid, (reserve + fee).saturating_sub(c.ctx().balance)),
             ));
         }
         Ok(())
@@ -608,14 +703,34 @@ impl State {
         let Some(cb) = self.callbacks.remove(&callback) else {
             return; // already answered (best-effort deadline) — the late response is dropped
         };
+        let root = self.contexts.get(&cb.context).and_then(|ctx| ctx.root);
         let Some(c) = self.canisters.get_mut(&cb.caller) else {
             return;
         };
-        c.ctx_mut().balance += refund;
+        c.message_memory = c.message_memory.saturating_sub(cb.message_bytes);
+        // The reservation: the response's transmission is paid by its actual size, the rest of
+        // that part comes back now; the execution part pays for the callback (and cleanup).
+        let transmission_reserved = cycles::CALL_PER_BYTE * cycles::MAX_RESPONSE_BYTES;
+        let response_bytes = match &result {
+            Ok(bytes) => bytes.len(),
+            Err((_, msg)) => msg.len(),
+        } as u128;
+        let transmission = (cycles::CALL_PER_BYTE * response_bytes)
+            .min(transmission_reserved)
+            .min(cb.reservation);
+        let execution_reserved = cb.reservation.saturating_sub(transmission_reserved);
+        c.ctx_mut().balance += refund
+            + cb.reservation
+                .saturating_sub(transmission + execution_reserved);
+        self.stat(root, 0, transmission);
+        let Some(c) = self.canisters.get_mut(&cb.caller) else {
+            return;
+        };
         let current = c.generation == cb.generation && c.module.is_some();
         if let Some(ctx) = self.contexts.get_mut(&cb.context) {
             ctx.outstanding = ctx.outstanding.saturating_sub(1);
         }
+        let mut unspent = execution_reserved;
         if current {
             let (kind, fun, arg, reject) = match result {
                 Ok(bytes) => (ExecKind::ReplyCallback, cb.reply, bytes, None),
@@ -626,7 +741,7 @@ impl State {
                     Some((code, msg)),
                 ),
             };
-            let r = self.run_in_context(
+            let (r, left) = self.run_in_context_paid(
                 cb.caller,
                 cb.context,
                 kind,
@@ -634,19 +749,33 @@ impl State {
                 arg,
                 reject,
                 refund,
+                Payment::Reserved(unspent),
             );
+            unspent = left;
             if r.is_err() {
                 if let Some((f, env)) = cb.cleanup {
-                    self.run_cleanup(cb.caller, cb.context, f, env);
+                    unspent = self.run_cleanup(cb.caller, cb.context, f, env, unspent);
                 }
             }
+        }
+        if let Some(c) = self.canisters.get_mut(&cb.caller) {
+            c.ctx_mut().balance += unspent;
         }
         self.maybe_close(cb.context);
     }
 
-    fn run_cleanup(&mut self, cid: Principal, ctx_id: u64, f: u32, env: u32) {
+    /// Runs a cleanup callback on what is left of the response's reservation; returns what
+    /// is left after it.
+    fn run_cleanup(
+        &mut self,
+        cid: Principal,
+        ctx_id: u64,
+        f: u32,
+        env: u32,
+        reserved: u128,
+    ) -> u128 {
         let Some(ctx) = self.contexts.get(&ctx_id) else {
-            return;
+            return reserved;
         };
         let exec = Exec {
             kind: ExecKind::Cleanup,
@@ -657,7 +786,7 @@ impl State {
             ..Exec::default()
         };
         let root = ctx.root;
-        let out = self.execute(
+        let Charged { out, unspent } = self.execute(
             cid,
             Entry::Callback(f, env),
             exec,
@@ -665,10 +794,12 @@ impl State {
             self.limits.update_instructions,
             TOUCH_UPDATE,
             root,
+            Payment::Reserved(reserved),
         );
         if let Some(ctx) = self.contexts.get_mut(&ctx_id) {
             ctx.instructions += out.instructions;
         }
+        unspent
     }
 
     fn run_system_task(&mut self, cid: Principal, export: &str) {
@@ -796,6 +927,16 @@ impl State {
                 ),
             ));
         }
+        if cid == ids::management() {
+            /// The effective canister of a management call: its argument's `canister_id`.
+            #[derive(candid::CandidType, candid::Deserialize)]
+            struct Target {
+                canister_id: Principal,
+            }
+            if let Ok(t) = candid::decode_one::<Target>(&arg) {
+                self.charge_management_ingress(sender, t.canister_id, method, arg.len())?;
+            }
+        }
         let id = self.next_msg;
         self.next_msg += 1;
         if cid == ids::management() {
@@ -816,15 +957,18 @@ impl State {
                 arg: arg.clone(),
                 ..Exec::default()
             };
-            let out = self.execute(
-                cid,
-                Entry::Export("canister_inspect_message".into()),
-                exec,
-                Finish::Rollback,
-                self.limits.inspect_instructions,
-                TOUCH_UPDATE,
-                None,
-            );
+            let out = self
+                .execute(
+                    cid,
+                    Entry::Export("canister_inspect_message".into()),
+                    exec,
+                    Finish::Rollback,
+                    self.limits.inspect_instructions,
+                    TOUCH_UPDATE,
+                    None,
+                    Payment::Free,
+                )
+                .out;
             match out.result {
                 Err(e) => return Err(reject_of(cid, &e)),
                 Ok(()) if !out.exec.accepted_message => {
@@ -934,15 +1078,18 @@ impl State {
             certificate: Some(cert),
             ..Exec::default()
         };
-        let out = self.execute(
-            cid,
-            Entry::Export(export),
-            exec,
-            Finish::Rollback,
-            self.limits.query_instructions,
-            TOUCH_UPDATE,
-            None,
-        );
+        let out = self
+            .execute(
+                cid,
+                Entry::Export(export),
+                exec,
+                Finish::Rollback,
+                self.limits.query_instructions,
+                TOUCH_UPDATE,
+                None,
+                Payment::Free,
+            )
+            .out;
         let stats = CallStats {
             instructions: out.instructions,
             cycles_charged: 0,

@@ -137,6 +137,8 @@ pub struct OutCall {
     pub reject: (u32, u32),
     pub cleanup: Option<(u32, u32)>,
     pub timeout_seconds: Option<u32>,
+    /// Taken from the caller at `call_perform` for the response (see `crate::cycles`).
+    pub reservation: u128,
 }
 
 /// The state of one execution (one message).
@@ -172,6 +174,11 @@ pub struct Exec {
     /// Instructions already spent by the call context before this execution.
     pub context_instructions: u64,
     pub reserve: u128,
+    /// What a call reserves for its response ([`cycles::call_reservation`] of the replica's
+    /// callback limit; `State::execute` sets it).
+    pub call_reservation: u128,
+    /// The canister's freezing threshold (seconds): a call's message memory raises the reserve.
+    pub freezing_threshold: u64,
 }
 
 impl Default for Exec {
@@ -199,6 +206,8 @@ impl Default for Exec {
             max_reply: MAX_REPLY_REPLICATED,
             context_instructions: 0,
             reserve: 0,
+            call_reservation: 0,
+            freezing_threshold: 0,
         }
     }
 }
@@ -681,6 +690,7 @@ pub fn define(linker: &mut Linker<HostCtx>) -> Result<(), wasmi::errors::LinkerE
                 reject: (reject_fun, reject_env),
                 cleanup: None,
                 timeout_seconds: None,
+                reservation: 0,
             });
             Ok(())
         },
@@ -761,14 +771,28 @@ pub fn define(linker: &mut Linker<HostCtx>) -> Result<(), wasmi::errors::LinkerE
             .building
             .take()
             .ok_or_else(|| violation("ic0.call_perform: no call is under construction"))?;
+        let mut call = call;
         let fee = cycles::call_fee(call.method.len() as u64, call.arg.len() as u64);
-        if cycles::liquid(h.balance, h.exec.reserve) < fee {
+        let reservation = h.exec.call_reservation;
+        // The calls of this execution, this one included, are message memory the freezing
+        // reserve grows by.
+        let message_bytes: u64 = h
+            .exec
+            .calls
+            .iter()
+            .chain(std::iter::once(&call))
+            .map(|c| cycles::call_message_bytes(c.method.len(), c.arg.len()))
+            .sum();
+        let reserve =
+            h.exec.reserve + cycles::freezing_reserve(message_bytes, h.exec.freezing_threshold);
+        if cycles::liquid(h.balance, reserve) < fee + reservation {
             // The call is not sent; its cycles return to the balance.
             h.balance += call.cycles;
             return Ok(2); // SYS_TRANSIENT: the canister cannot pay for the call.
         }
-        h.balance -= fee;
+        h.balance -= fee + reservation;
         h.exec.call_fees += fee;
+        call.reservation = reservation;
         h.exec.calls.push(call);
         Ok(0)
     })?;
@@ -934,12 +958,8 @@ pub fn define(linker: &mut Linker<HostCtx>) -> Result<(), wasmi::errors::LinkerE
         "cost_call",
         |mut c: Cx<'_>, method_len: u64, payload_len: u64, dst: u32| -> Result<(), Error> {
             avail(&c, "cost_call", ALL_S)?;
-            write_u128(
-                &mut c,
-                dst,
-                cycles::call_fee(method_len, payload_len),
-                "cost_call",
-            )
+            let cost = cycles::call_fee(method_len, payload_len) + c.data().exec.call_reservation;
+            write_u128(&mut c, dst, cost, "cost_call")
         },
     )?;
     linker.func_wrap(

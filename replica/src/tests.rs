@@ -150,28 +150,92 @@ fn missing_method_and_no_reply_and_double_reply() {
 }
 
 #[test]
-fn execution_is_bounded_by_cycles() {
-    // A canister that can pay for little more than its base fee runs out of cycles, not of
-    // instructions, and the message fails with "out of cycles".
+fn execution_is_prepaid_for_the_whole_instruction_limit() {
+    // The IC takes the cycles for a message's whole instruction limit before running it and
+    // refunds the unused part: a canister that cannot prepay the limit above its freezing
+    // reserve does not run the message at all, however few instructions it would take. Small
+    // limits here; the rule is the same at the IC's 40 B / 300 B.
+    let limits = crate::Limits {
+        update_instructions: 3_000_000_000,
+        install_instructions: 2_000_000_000,
+        ..crate::Limits::IC
+    };
     let user = Principal::anonymous();
-    let r = Replica::new();
-    let id = r.create_canister();
-    r.update_canister_settings(
-        id,
+    let r = Replica::with_limits(limits);
+    let wasm = wat::parse_str(COUNTER).unwrap();
+    let id = r.create_canister_with_settings(
         None,
-        CanisterSettings {
+        Some(CanisterSettings {
             freezing_threshold: Some(0),
             ..Default::default()
-        },
-    )
-    .unwrap();
-    r.add_cycles(id, 60_000_000);
-    r.install_canister(id, wat::parse_str(COUNTER).unwrap(), vec![], None);
+        }),
+    );
+    let install_ingress = cycles::ingress_fee("install_code".len(), wasm.len() + 100);
+    let install_prepay = cycles::execution_fee(2_000_000_000);
+    // One cycle short of the prepayment: refused, with the shortfall in the IC's words, and
+    // only the ingress fee is gone.
+    let short = install_ingress + install_prepay - 1;
+    r.add_cycles(id, short);
+    let e = r
+        .install_code(InstallMode::Install, id, wasm.clone(), vec![], None)
+        .unwrap_err();
+    assert_eq!(
+        (e.reject_code, e.error_code.as_str()),
+        (RejectCode::SysTransient, "IC0207")
+    );
+    assert!(
+        e.reject_message
+            .contains("please top up the canister with at least 1 additional cycles"),
+        "{e}"
+    );
+    assert_eq!(r.cycle_balance(id), short - install_ingress);
+    // Enough for the install's prepayment: installed, and only what it executed is kept.
+    r.add_cycles(id, install_ingress + 1);
+    let before = r.cycle_balance(id);
+    r.install_canister(id, wasm.clone(), vec![], None);
+    let install_cost = before - r.cycle_balance(id);
+    assert!(
+        install_cost > install_ingress && install_cost < install_ingress + 10_000_000,
+        "install cost {install_cost}"
+    );
+    // 2 B left: less than an update's 3 B prepayment, so `inc` does not run.
+    let before = r.cycle_balance(id);
+    let update_ingress = cycles::ingress_fee("inc".len(), 0);
+    let e = r.update_call(id, user, "inc", vec![]).unwrap_err();
+    assert_eq!(e.error_code, "IC0207", "{e}");
+    let shortfall = cycles::execution_fee(3_000_000_000) - (before - update_ingress);
+    assert!(
+        e.reject_message.contains(&format!(
+            "at least {} additional cycles",
+            shortfall
+                .to_string()
+                .as_bytes()
+                .rchunks(3)
+                .rev()
+                .map(|c| std::str::from_utf8(c).unwrap())
+                .collect::<Vec<_>>()
+                .join("_")
+        )),
+        "{e}"
+    );
+    assert_eq!(r.cycle_balance(id), before - update_ingress);
+    // Topped up: it runs, and the unused prepayment comes back.
+    r.add_cycles(id, T);
+    let before = r.cycle_balance(id);
+    assert_eq!(state(&r.update_call(id, user, "inc", vec![]).unwrap()).0, 1);
+    let cost = before - r.cycle_balance(id);
+    assert!(
+        cost > update_ingress + cycles::EXECUTION_BASE && cost < update_ingress + 10_000_000,
+        "update cost {cost}"
+    );
+    // A message that spins to the limit pays the whole prepayment and no more.
     let before = r.cycle_balance(id);
     let e = r.update_call(id, user, "spin", vec![]).unwrap_err();
-    assert_eq!(e.error_code, "IC0207", "{e}");
-    assert!(r.cycle_balance(id) < 10_000_000, "{}", r.cycle_balance(id));
-    assert!(before > 40_000_000);
+    assert_eq!(e.error_code, "IC0522", "{e}");
+    assert_eq!(
+        before - r.cycle_balance(id),
+        cycles::ingress_fee("spin".len(), 0) + cycles::execution_fee(3_000_000_000)
+    );
 }
 
 #[test]

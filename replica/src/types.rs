@@ -96,8 +96,11 @@ pub struct CanisterStatus {
     pub controllers: Vec<Principal>,
     pub module_hash: Option<[u8; 32]>,
     pub cycles: u128,
-    /// Heap + stable bytes.
+    /// Heap + stable memory + the module's size, as the IC counts a canister's memory (what
+    /// its freezing reserve and storage fees are computed on).
     pub memory_size: u64,
+    /// The freezing reserve of one day: `memory_size` × storage fee × 86,400 s.
+    pub idle_cycles_burned_per_day: u128,
     pub freezing_threshold: u64,
     pub canister_version: u64,
 }

@@ -62,6 +62,10 @@ pub struct Status {
     pub module_hash: Option<[u8; 32]>,
     pub cycles: u128,
     pub memory_size: u64,
+    /// Cycles the canister burns per day for its memory (and compute allocation): its freezing
+    /// reserve is this × threshold / 86,400.
+    pub idle_cycles_burned_per_day: u128,
+    pub freezing_threshold: u64,
 }
 
 /// Opaque handle of a submitted (not yet executed) ingress message.
@@ -106,6 +110,13 @@ pub trait Backend {
         canister: Principal,
         sender: Option<Principal>,
         controllers: Vec<Principal>,
+    ) -> Result<(), Reject>;
+    /// `update_settings` of the freezing threshold (seconds), as `sender`.
+    fn set_freezing_threshold(
+        &self,
+        canister: Principal,
+        sender: Option<Principal>,
+        seconds: u64,
     ) -> Result<(), Reject>;
     /// `canister_status` as `sender` (which must be a controller).
     fn status(&self, canister: Principal, sender: Option<Principal>) -> Result<Status, Reject>;

@@ -171,6 +171,21 @@ impl Backend for PocketIcBackend {
             .map_err(reject)
     }
 
+    fn set_freezing_threshold(
+        &self,
+        canister: Principal,
+        sender: Option<Principal>,
+        seconds: u64,
+    ) -> Result<(), Reject> {
+        let settings = CanisterSettings {
+            freezing_threshold: Some(Nat::from(seconds)),
+            ..Default::default()
+        };
+        self.pic
+            .update_canister_settings(canister, sender, settings)
+            .map_err(reject)
+    }
+
     fn status(&self, canister: Principal, sender: Option<Principal>) -> Result<Status, Reject> {
         let s = self.pic.canister_status(canister, sender).map_err(reject)?;
         Ok(Status {
@@ -185,6 +200,9 @@ impl Backend for PocketIcBackend {
                 .map(|h| h.try_into().expect("a module hash is 32 bytes")),
             cycles: nat_u128(&s.cycles),
             memory_size: u64::try_from(s.memory_size.0).expect("memory size fits u64"),
+            idle_cycles_burned_per_day: nat_u128(&s.idle_cycles_burned_per_day),
+            freezing_threshold: u64::try_from(s.settings.freezing_threshold.0)
+                .expect("freezing threshold fits u64"),
         })
     }
 

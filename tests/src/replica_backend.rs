@@ -114,6 +114,24 @@ impl Backend for ReplicaBackend {
             .map_err(reject)
     }
 
+    fn set_freezing_threshold(
+        &self,
+        canister: Principal,
+        sender: Option<Principal>,
+        seconds: u64,
+    ) -> Result<(), Reject> {
+        self.replica
+            .update_canister_settings(
+                canister,
+                sender,
+                canvid_replica::CanisterSettings {
+                    freezing_threshold: Some(seconds),
+                    ..Default::default()
+                },
+            )
+            .map_err(reject)
+    }
+
     fn status(&self, canister: Principal, sender: Option<Principal>) -> Result<Status, Reject> {
         let s = self
             .replica
@@ -129,6 +147,8 @@ impl Backend for ReplicaBackend {
             module_hash: s.module_hash,
             cycles: s.cycles,
             memory_size: s.memory_size,
+            idle_cycles_burned_per_day: s.idle_cycles_burned_per_day,
+            freezing_threshold: s.freezing_threshold,
         })
     }
 
