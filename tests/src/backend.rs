@@ -171,9 +171,8 @@ pub trait Backend {
     /// Executes one round.
     fn tick(&self);
 
-    /// The IC root public key (DER) that certificates of this backend verify against, or `None`
-    /// if it has none (a PocketIC instance without an NNS subnet).
-    fn root_key(&self) -> Option<Vec<u8>>;
+    /// The IC root public key (DER) that certificates of this backend verify against.
+    fn root_key(&self) -> Vec<u8>;
 
     // --- time ---
     fn time(&self) -> SystemTime;

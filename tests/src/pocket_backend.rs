@@ -53,8 +53,13 @@ impl PocketIcBackend {
             "POCKET_IC_BIN={} is `{version}`; this suite needs `{expected}` (pocket-ic client =10.0.0)",
             bin.display()
         );
+        // An NNS subnet makes the instance's certificates what mainnet's are: signed by the
+        // root (NNS) key, with a delegation to the application subnet that holds the canisters,
+        // so answers verify against `root_key()` exactly as a gateway verifies them on the IC.
+        // No system canister is installed on it (see ../shared/pocket-ic/README.md).
         let pic = PocketIcBuilder::new()
             .with_server_binary(bin)
+            .with_nns_subnet()
             .with_application_subnet()
             .build();
         Some(Self {
@@ -310,9 +315,10 @@ impl Backend for PocketIcBackend {
         self.pic.tick()
     }
 
-    fn root_key(&self) -> Option<Vec<u8>> {
-        // The instance has only an application subnet: PocketIC reports no root key then.
-        self.pic.root_key()
+    fn root_key(&self) -> Vec<u8> {
+        self.pic
+            .root_key()
+            .expect("the instance is built with an NNS subnet, whose key is the root key")
     }
 
     fn time(&self) -> SystemTime {

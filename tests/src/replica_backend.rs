@@ -243,8 +243,8 @@ impl Backend for ReplicaBackend {
         self.replica.tick()
     }
 
-    fn root_key(&self) -> Option<Vec<u8>> {
-        Some(self.replica.root_key_der())
+    fn root_key(&self) -> Vec<u8> {
+        self.replica.root_key_der()
     }
 
     fn time(&self) -> SystemTime {

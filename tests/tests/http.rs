@@ -39,7 +39,7 @@ struct Fetched {
     /// What a verifying gateway knows besides the answer.
     request: HttpRequest,
     canister: Principal,
-    root_key: Option<Vec<u8>>,
+    root_key: Vec<u8>,
     time: SystemTime,
 }
 
@@ -66,24 +66,19 @@ impl Fetched {
             self.resp.header("ic-certificateexpression").is_some(),
             "{what}: no IC-CertificateExpression"
         );
-        match &self.root_key {
-            Some(root_key) => {
-                let verified = verify_v2(
-                    &self.request,
-                    &self.resp,
-                    self.canister,
-                    root_key,
-                    self.time,
-                )
-                .unwrap_or_else(|e| panic!("{what}: the response verifier refuses it: {e}"));
-                assert_eq!(verified.status_code, Some(self.resp.status_code), "{what}");
-                assert!(
-                    verified.body == self.resp.body.as_slice(),
-                    "{what}: verified body differs"
-                );
-            }
-            None => eprintln!("{what}: no root key on this backend: headers checked, not verified"),
-        }
+        let verified = verify_v2(
+            &self.request,
+            &self.resp,
+            self.canister,
+            &self.root_key,
+            self.time,
+        )
+        .unwrap_or_else(|e| panic!("{what}: the response verifier refuses it: {e}"));
+        assert_eq!(verified.status_code, Some(self.resp.status_code), "{what}");
+        assert!(
+            verified.body == self.resp.body.as_slice(),
+            "{what}: verified body differs"
+        );
     }
 }
 
@@ -509,10 +504,7 @@ fn http_routes_statuses_and_certification(b: &dyn Backend) {
 /// for another request, or checking it against the wrong canister, key or time is refused.
 fn tampered_answers_fail_verification(b: &dyn Backend) {
     let (v, f) = uploaded_video(b);
-    let Some(root_key) = b.root_key() else {
-        eprintln!("{}: no root key, nothing to verify against", b.name());
-        return;
-    };
+    let root_key = b.root_key();
     let range = format!("bytes={CHUNK}-");
     let good = get(b, v.id, "/video", &[("Range", range.as_str())]);
     check_206(&good, &f, CHUNK, 2 * CHUNK - 1, &range);

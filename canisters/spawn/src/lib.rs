@@ -64,6 +64,7 @@ fn apply_init(state: &mut State<DefaultMemoryImpl>, arg: SpawnInit) -> Result<()
         state.update_config(|c| c.default_quota = Some(q));
     }
     if let Some(cy) = arg.cycles {
+        logic::validate_cycles_config(&cy)?;
         state.update_config(|c| c.cycles = cy);
     }
     if let Some(wasm) = arg.video_wasm {
@@ -97,6 +98,8 @@ fn init(arg: Option<SpawnInit>) {
 #[post_upgrade]
 fn post_upgrade(arg: Option<SpawnInit>) {
     open(arg);
+    // Deployments still on the first defaults could not install a video on the IC.
+    with_mut(|s| s.update_config(|c| c.cycles = logic::migrate_cycles_config(&c.cycles)));
     // No create_video future survives an upgrade: finish what they left in flight.
     flow::recover_stale("the spawn canister was upgraded");
     // Timers do not survive an upgrade.
@@ -269,6 +272,7 @@ fn set_default_quota(quota: Option<QuotaArgs>) -> Result<()> {
 #[update]
 fn set_cycles_config(cycles: canvid_types::spawn::CyclesConfig) -> Result<()> {
     require_admin()?;
+    logic::validate_cycles_config(&cycles)?;
     with_mut(|s| s.update_config(|c| c.cycles = cycles));
     Ok(())
 }

@@ -12,22 +12,90 @@ use serde::{Deserialize, Serialize};
 /// Ingress fee per byte the video canister pays while its file is uploaded (13-node subnet).
 pub const INGRESS_PER_BYTE: u128 = 2_000;
 /// Execution of `put_chunk` per byte: stable writes (~1.25 instr/byte) + SHA-256 (~75/byte) on
-/// wasm32, rounded up.
+/// wasm32 + the certification tree (~4.5/byte), rounded up (measured on PocketIC 10: 83/byte).
 pub const EXECUTION_PER_BYTE: u128 = 100;
 /// Storage for 30 days (the default freezing threshold): 127,000 cycles per GiB per second
 /// x 2,592,000 s / 2^30 bytes = 306.6, rounded up.
 pub const STORAGE_30_DAYS_PER_BYTE: u128 = 307;
+/// Storage per byte the new canister is given: its freezing reserve (30 days, the default
+/// threshold: a canister whose balance falls below it is frozen) plus 30 days of runway above
+/// it, so a new video stays online a month before its owner must top it up.
+pub const STORAGE_PER_BYTE: u128 = 2 * STORAGE_30_DAYS_PER_BYTE;
+/// The IC prepays an install's whole instruction limit (300 B instructions at 1 cycle each, plus
+/// the 5 M execution base) above the freezing reserve: a canister holding less cannot be
+/// installed at all. What the install does not use is refunded and stays in the canister, where
+/// it is the operating headroom every later message needs: 40 B prepaid per update or timer,
+/// 42.1 B reserved per outstanding call (change_owner and the index notifications make one at
+/// a time) and the ingress fee of a 2 MiB chunk (4.2 B): ≈ 130 B with two messages in flight.
+pub const INSTALL_PREPAYMENT: u128 = 300_005_000_000;
+/// Compiling the video module the first time on a subnet (6,000 instructions per instrumented
+/// wasm instruction: 3.4 B measured on PocketIC 10 for canvid's module) and running its init.
+pub const COMPILATION_AND_INIT: u128 = 10_000_000_000;
+/// The video canister's memory besides the video bytes (wasm, heap, the stable structures'
+/// buckets): 52 MB empty and 89 MB holding a 5 MB video, measured on PocketIC 10; its storage
+/// (reserve + runway) is part of `base`.
+pub const FIXED_FOOTPRINT_BYTES: u128 = 128 << 20;
+
+/// `base` in the shape of an old deployment's default (before prepayment was modelled):
+/// refused for new configurations, and replaced on upgrade ([`migrate_cycles_config`]).
+pub const V1_DEFAULT_BASE: u128 = 200_000_000_000;
+pub const V1_DEFAULT_PER_BYTE: u128 = 2_407;
 
 /// The defaults (see docs/spawn-and-index.md):
-/// - `base` 200 B: installing the video module (a few B instructions), metadata updates,
-///   index notifications (260 K per call + bytes) and the freezing reserve of the empty canister.
-/// - `per_byte` = ingress + execution + 30 days of storage = 2,407.
+/// - `base` ≈ 392 B = install prepayment (300 B) + compilation and init (10 B) + storage of the
+///   fixed footprint (128 MiB × 614);
+/// - `per_byte` = ingress + execution + storage (reserve + 30-day runway) = 2,714;
 /// - `reserve` 2 T: the spawn canister keeps this for its own operation.
 pub fn default_cycles_config() -> CyclesConfig {
     CyclesConfig {
-        base: 200_000_000_000,
-        per_byte: INGRESS_PER_BYTE + EXECUTION_PER_BYTE + STORAGE_30_DAYS_PER_BYTE,
+        base: min_base(),
+        per_byte: INGRESS_PER_BYTE + EXECUTION_PER_BYTE + STORAGE_PER_BYTE,
         reserve: 2_000_000_000_000,
+    }
+}
+
+/// The least `base` with which a video canister can be installed and keep running: anything
+/// below fails on the IC at `install_code` or soon after.
+pub fn min_base() -> u128 {
+    INSTALL_PREPAYMENT + COMPILATION_AND_INIT + FIXED_FOOTPRINT_BYTES * STORAGE_PER_BYTE
+}
+
+/// Refuses a configuration with which every creation would fail on the IC: a `base` below
+/// [`min_base`] (the install cannot be prepaid) or a `per_byte` below the ingress fee (the
+/// upload could not be paid for).
+pub fn validate_cycles_config(cfg: &CyclesConfig) -> Result<()> {
+    if cfg.base < min_base() {
+        return Err(Error::InvalidArgument {
+            reason: format!(
+                "base {} is below {}: the IC prepays 300 B instructions for installing a canister, \
+                 and the video canister's fixed footprint needs storage",
+                cfg.base,
+                min_base()
+            ),
+        });
+    }
+    if cfg.per_byte < INGRESS_PER_BYTE {
+        return Err(Error::InvalidArgument {
+            reason: format!(
+                "per_byte {} is below the ingress fee of {INGRESS_PER_BYTE} per byte",
+                cfg.per_byte
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// A deployment still on the first defaults (base 200 B, per_byte 2,407), which cannot install
+/// a video on the IC, gets the current ones on upgrade; its `reserve` is kept. A customised
+/// configuration is left alone (`set_cycles_config` corrects it).
+pub fn migrate_cycles_config(cfg: &CyclesConfig) -> CyclesConfig {
+    if cfg.base == V1_DEFAULT_BASE && cfg.per_byte == V1_DEFAULT_PER_BYTE {
+        CyclesConfig {
+            reserve: cfg.reserve,
+            ..default_cycles_config()
+        }
+    } else {
+        cfg.clone()
     }
 }
 

@@ -26,12 +26,15 @@ fn cfg() -> CyclesConfig {
 #[test]
 fn formula_matches_the_documented_constants() {
     let c = cfg();
-    assert_eq!(c.per_byte, 2_000 + 100 + 307);
-    assert_eq!(cycles_to_give(&c, 0).unwrap(), 200_000_000_000);
-    // 1 GiB: 200 B + 2^30 * 2,407.
+    assert_eq!(c.per_byte, 2_000 + 100 + 2 * 307);
+    // 300 B install prepayment + 5 M base, 10 B compilation and init, 128 MiB x 614 storage.
+    let base = 300_005_000_000 + 10_000_000_000 + (128u128 << 20) * 614;
+    assert_eq!(c.base, base);
+    assert_eq!(cycles_to_give(&c, 0).unwrap(), base);
+    // 1 GiB: base + 2^30 * 2,714.
     assert_eq!(
         cycles_to_give(&c, 1 << 30).unwrap(),
-        200_000_000_000 + (1u128 << 30) * 2_407
+        base + (1u128 << 30) * 2_714
     );
     let huge = CyclesConfig {
         base: u128::MAX,
@@ -68,6 +71,52 @@ fn formula_matches_the_documented_constants() {
             new_video: false
         }
     );
+}
+
+#[test]
+fn configurations_that_cannot_install_a_video_are_refused() {
+    assert_eq!(validate_cycles_config(&cfg()), Ok(()));
+    // The first defaults: 200 B cannot prepay an install's 300 B instructions.
+    let v1 = CyclesConfig {
+        base: V1_DEFAULT_BASE,
+        per_byte: V1_DEFAULT_PER_BYTE,
+        reserve: 5,
+    };
+    assert!(matches!(
+        validate_cycles_config(&v1),
+        Err(Error::InvalidArgument { .. })
+    ));
+    let one_short = CyclesConfig {
+        base: min_base() - 1,
+        ..cfg()
+    };
+    assert!(validate_cycles_config(&one_short).is_err());
+    let no_ingress = CyclesConfig {
+        per_byte: INGRESS_PER_BYTE - 1,
+        ..cfg()
+    };
+    assert!(validate_cycles_config(&no_ingress).is_err());
+    // An upgrade moves a deployment on the first defaults to the current ones (keeping its
+    // reserve); a customised one is left as it is.
+    assert_eq!(
+        migrate_cycles_config(&v1),
+        CyclesConfig {
+            reserve: 5,
+            ..cfg()
+        }
+    );
+    let custom = CyclesConfig {
+        base: min_base() * 2,
+        per_byte: 3_000,
+        reserve: 7,
+    };
+    assert_eq!(migrate_cycles_config(&custom), custom);
+    let custom_low = CyclesConfig {
+        base: V1_DEFAULT_BASE,
+        per_byte: 3_000,
+        reserve: 7,
+    };
+    assert_eq!(migrate_cycles_config(&custom_low), custom_low);
 }
 
 #[test]
