@@ -4,6 +4,12 @@
 #
 #   ./scripts/setup.sh            # everything
 #   SKIP_APT=1 ./scripts/setup.sh # no Debian packages (you installed ffmpeg yourself)
+#
+# PocketIC: where the project's shared folder is next to the checkout (`../shared/pocket-ic/`,
+# on the team's machines and in CI), the PocketIC 10.0.0 server in it is unpacked to
+# target/pocket-ic/pocket-ic (checksum verified) with the Debian libraries it links, and
+# scripts/test.sh runs every backend scenario on it too. Elsewhere (a user's clone) this step
+# says so and the PocketIC variants are reported as ignored, never as passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,14 +20,39 @@ if ! rustup target list --installed 2>/dev/null | grep -q '^wasm32-unknown-unkno
   rustup target add wasm32-unknown-unknown
 fi
 
+pocket_ic_gz=../shared/pocket-ic/pocket-ic-server-10.0.0-x86_64-linux.gz
+# sha256 of the decompressed server, as ../shared/pocket-ic/README.md states it.
+pocket_ic_sha256=4b4906de9341fa6c7d3dbccd6a8cfd0edeb27f369fefabd1e0c9189ccbcee639
+pocket_ic_bin=target/pocket-ic/pocket-ic
+
 apt_packages=()
 command -v ffmpeg >/dev/null 2>&1 || apt_packages+=(ffmpeg)
+if [ -f "$pocket_ic_gz" ]; then
+  # The server's shared libraries (Debian).
+  for lib in liblmdb0 libunwind8 liblzma5; do
+    dpkg -s "$lib" >/dev/null 2>&1 || apt_packages+=("$lib")
+  done
+fi
 if [ ${#apt_packages[@]} -gt 0 ] && [ "${SKIP_APT:-0}" != 1 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
   step "apt-get install ${apt_packages[*]}"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${apt_packages[@]}" >/dev/null
+fi
+
+if [ -f "$pocket_ic_gz" ]; then
+  if ! echo "$pocket_ic_sha256  $pocket_ic_bin" | sha256sum --check --status 2>/dev/null; then
+    step "unpacking the PocketIC 10.0.0 server into $pocket_ic_bin"
+    mkdir -p "$(dirname "$pocket_ic_bin")"
+    gunzip -c "$pocket_ic_gz" > "$pocket_ic_bin.tmp"
+    echo "$pocket_ic_sha256  $pocket_ic_bin.tmp" | sha256sum --check --quiet
+    chmod +x "$pocket_ic_bin.tmp"
+    mv "$pocket_ic_bin.tmp" "$pocket_ic_bin"
+  fi
+  step "PocketIC: $("$pocket_ic_bin" --version) at $pocket_ic_bin"
+else
+  step "PocketIC: $pocket_ic_gz not found; the PocketIC test variants will be skipped (reported as ignored)"
 fi
 
 step "building canister wasm into target/canisters/"

@@ -10,6 +10,16 @@ step() { printf '\n==> [%ss] %s\n' "$((SECONDS - start))" "$*"; }
 
 ./scripts/setup.sh
 
+# Every backend scenario runs on the embedded replica and, where setup.sh installed the server,
+# on PocketIC too (tests/build.rs enables the variants when POCKET_IC_BIN names a file).
+if [ -x target/pocket-ic/pocket-ic ]; then
+  export POCKET_IC_BIN="$PWD/target/pocket-ic/pocket-ic"
+  step "PocketIC variants: ON ($POCKET_IC_BIN)"
+else
+  unset POCKET_IC_BIN
+  step "PocketIC variants: OFF (no ../shared/pocket-ic): they are reported as ignored, not run"
+fi
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

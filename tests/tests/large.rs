@@ -2,7 +2,8 @@
 //! `CANVID_LARGE=1` (benchmark, not CI). The file is generated chunk by chunk from a seed, so no
 //! more than a couple of chunks are in memory at once; every byte read back is compared.
 //!
-//! Instruction counts (embedded replica) are printed, not asserted: run with `--nocapture`.
+//! Instruction counts (embedded replica) and the cycles the upload cost (both backends) are
+//! printed, not asserted: run with `--nocapture`.
 
 use canvid_tests::clients::{ok, spec_for};
 use canvid_tests::deploy::{standalone_video, T};
@@ -21,6 +22,7 @@ fn large_video(b: &dyn Backend, size: u64, seed: u64) {
     let n = file.chunk_count();
 
     let t0 = Instant::now();
+    let balance_before = b.cycle_balance(v.id);
     ok(
         "begin_upload",
         v.begin_upload(owner, &spec_for(&file, true)),
@@ -29,6 +31,7 @@ fn large_video(b: &dyn Backend, size: u64, seed: u64) {
     let (meta, finish_cost) = v.finish_upload_with_cost(owner);
     let meta = ok("finish_upload", meta);
     let upload_time = t0.elapsed();
+    let upload_cycles = balance_before - b.cycle_balance(v.id);
     assert_eq!(meta.status, VideoStatus::Ready);
     assert_eq!(meta.size, size);
     assert_eq!(meta.chunk_count, n);
@@ -53,10 +56,11 @@ fn large_video(b: &dyn Backend, size: u64, seed: u64) {
     assert_eq!(range_sha, file.sha256(), "read_range over the whole file");
 
     println!(
-        "[{}] {size} bytes, {n} chunks: upload {:.1?} ({} instr in put_chunk, {:.1} instr/byte; finish_upload {} instr), \
+        "[{}] {size} bytes, {n} chunks: upload {:.1?}, {upload_cycles} cycles ({:.3} T per GiB; {} instr in put_chunk, {:.1} instr/byte; finish_upload {} instr), \
          read {:.1?} (get_chunk {} instr, {:.2} instr/byte); stable memory {} bytes",
         b.name(),
         upload_time,
+        upload_cycles as f64 * (1u64 << 30) as f64 / size as f64 / 1e12,
         put_instructions,
         put_instructions as f64 / size as f64,
         finish_cost.map_or(0, |c| c.instructions),
