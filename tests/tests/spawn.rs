@@ -462,7 +462,82 @@ fn spawn_admin_only(b: &dyn Backend) {
     }
 }
 
+/// 30 days, the default freezing threshold and the runway `per_byte` pays for.
+const DAYS_30: u128 = 30;
+/// What a video canister needs free above its freezing reserve to keep working after its
+/// upload: an update's 40 B prepayment, two calls' 42.1 B reservations with their message
+/// memory, a 2 MiB chunk's ingress (docs/spawn-and-index.md, "Cycles formula").
+const OPERATING_HEADROOM: u128 = 40_005_000_000 + 2 * 42_800_000_000 + 4_200_000_000;
+
+/// The default configuration gives every new video what a real subnet requires to install it,
+/// upload and store its declared size, keep running messages (the owner's change_owner, the
+/// index notifications) and stay unfrozen for 30 days: checked for declared sizes from 1 byte
+/// to the maximum. Small videos are uploaded whole and sold; for large ones the first chunk is
+/// uploaded and the rest projected from what that chunk cost on this backend.
+fn spawn_funds_every_size_from_one_byte_to_the_maximum(b: &dyn Backend) {
+    let everything = QuotaArgs {
+        max_videos: 10,
+        max_cycles: 3_000 * T,
+    };
+    let d = deploy_with(b, Some(everything), 3_000 * T);
+    let alice = principal("alice");
+    let bob = principal("bob");
+    for (k, size) in [1, 5_000_000, 100_000_000, 10 << 30, MAX_VIDEO_SIZE]
+        .into_iter()
+        .enumerate()
+    {
+        let what = format!("{}: declared {size} bytes", b.name());
+        let created = ok(
+            "create_video",
+            d.spawn_client()
+                .create_video(alice, &args(&format!("size {k}"), size)),
+        );
+        let id = created.canister_id;
+        let v = d.video(id);
+        let chunk = size.min(2_000_000);
+        let file = GenFile::new(100 + k as u64, size, chunk);
+        let whole = size <= 5_000_000;
+        let spec = canvid_tests::clients::spec_for(&file, whole);
+        ok("begin_upload", v.begin_upload(alice, &spec));
+        let before = b.cycle_balance(id);
+        ok("put_chunk", v.put_chunk(alice, 0, file.chunk(0)));
+        let per_chunk = before - b.cycle_balance(id);
+        let s = b.status(id, Some(alice)).expect("canister_status");
+        // The reserve per byte of memory over the 30-day threshold.
+        let reserve_per_byte = |bytes: u128| s.idle_cycles_burned_per_day * DAYS_30 * bytes
+            / u128::from(s.memory_size);
+        if whole {
+            v.upload_chunks(alice, &file, Some(&(1..file.chunk_count()).collect::<Vec<_>>()));
+            ok("finish_upload", v.finish_upload(alice));
+            ok("change_owner", v.change_owner(alice, bob));
+            let s = b.status(id, Some(bob)).expect("canister_status");
+            let reserve = s.idle_cycles_burned_per_day * DAYS_30;
+            assert!(
+                s.cycles >= 2 * reserve + OPERATING_HEADROOM,
+                "{what}: after upload and sale {} cycles, reserve {reserve}: less than the \
+                 reserve, 30 days of runway and the operating headroom",
+                s.cycles
+            );
+        } else {
+            // Project the rest of the upload with what the first chunk cost here.
+            let rest_chunks = u128::from(file.chunk_count() - 1);
+            let upload_rest = per_chunk * rest_chunks;
+            let end_memory = u128::from(s.memory_size) + u128::from(size - chunk);
+            let end_reserve = reserve_per_byte(end_memory);
+            let left = s.cycles.checked_sub(upload_rest).unwrap_or_else(|| {
+                panic!("{what}: {} cycles cannot pay {upload_rest} for the upload", s.cycles)
+            });
+            assert!(
+                left >= 2 * end_reserve + OPERATING_HEADROOM,
+                "{what}: after the projected upload {left} cycles, reserve {end_reserve}: less \
+                 than the reserve, 30 days of runway and the operating headroom"
+            );
+        }
+    }
+}
+
 backend_tests!(
+    spawn_funds_every_size_from_one_byte_to_the_maximum,
     spawn_creates_a_working_video,
     spawn_refuses_without_cycles,
     spawn_failed_install_parks_and_reuses,
