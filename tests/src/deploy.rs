@@ -14,7 +14,7 @@ use serde_bytes::ByteBuf;
 pub const T: u128 = 1_000_000_000_000;
 
 /// The spawn canister's pool in a default deployment: its reserve (2 T by default) plus room for
-/// a few dozen small videos (≈ 0.7 T + 2,407 cycles/byte each).
+/// a few dozen small videos (≈ 0.9 T + 2,714 cycles/byte each).
 pub const SPAWN_POOL: u128 = 100 * T;
 
 /// A deployed index + spawn pair.

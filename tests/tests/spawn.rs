@@ -504,10 +504,15 @@ fn spawn_funds_every_size_from_one_byte_to_the_maximum(b: &dyn Backend) {
         let per_chunk = before - b.cycle_balance(id);
         let s = b.status(id, Some(alice)).expect("canister_status");
         // The reserve per byte of memory over the 30-day threshold.
-        let reserve_per_byte = |bytes: u128| s.idle_cycles_burned_per_day * DAYS_30 * bytes
-            / u128::from(s.memory_size);
+        let reserve_per_byte = |bytes: u128| {
+            s.idle_cycles_burned_per_day * DAYS_30 * bytes / u128::from(s.memory_size)
+        };
         if whole {
-            v.upload_chunks(alice, &file, Some(&(1..file.chunk_count()).collect::<Vec<_>>()));
+            v.upload_chunks(
+                alice,
+                &file,
+                Some(&(1..file.chunk_count()).collect::<Vec<_>>()),
+            );
             ok("finish_upload", v.finish_upload(alice));
             ok("change_owner", v.change_owner(alice, bob));
             let s = b.status(id, Some(bob)).expect("canister_status");
@@ -525,7 +530,10 @@ fn spawn_funds_every_size_from_one_byte_to_the_maximum(b: &dyn Backend) {
             let end_memory = u128::from(s.memory_size) + u128::from(size - chunk);
             let end_reserve = reserve_per_byte(end_memory);
             let left = s.cycles.checked_sub(upload_rest).unwrap_or_else(|| {
-                panic!("{what}: {} cycles cannot pay {upload_rest} for the upload", s.cycles)
+                panic!(
+                    "{what}: {} cycles cannot pay {upload_rest} for the upload",
+                    s.cycles
+                )
             });
             assert!(
                 left >= 2 * end_reserve + OPERATING_HEADROOM,

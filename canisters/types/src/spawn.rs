@@ -29,8 +29,8 @@ pub struct SpawnInit {
     pub video_wasm: Option<ByteBuf>,
     /// Quota of callers without a quota of their own (pool-funded creations). Default: none.
     pub default_quota: Option<QuotaArgs>,
-    /// Cycle formula parameters; default base 200 B, per_byte 2,407, reserve 2 T
-    /// (docs/spawn-and-index.md).
+    /// Cycle formula parameters; default base ≈ 392 B, per_byte 2,714, reserve 2 T
+    /// (docs/spawn-and-index.md). A base below the default or a per_byte below 2,000 is refused.
     pub cycles: Option<CyclesConfig>,
 }
 
@@ -56,10 +56,12 @@ pub struct WasmInfo {
 /// 500 B on a 13-node subnet) and the rest is handed to the new canister.
 #[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]
 pub struct CyclesConfig {
-    /// Left in the new canister for installation, metadata calls and the freezing reserve of an
-    /// empty canister.
+    /// Left in the new canister whatever its size: the install's 300 B instruction prepayment
+    /// (refunded after the install, then the headroom later messages prepay from), compilation,
+    /// and storage of the fixed footprint. At least ≈ 392 B.
     pub base: u128,
-    /// Per declared byte: ingress + execution of the upload + 30 days of storage.
+    /// Per declared byte: ingress + execution of the upload + the freezing reserve and 30 days
+    /// of storage above it.
     pub per_byte: u128,
     /// Pool-funded creations never take the spawn canister's balance below this.
     pub reserve: u128,

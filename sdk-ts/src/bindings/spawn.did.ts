@@ -47,8 +47,9 @@ export interface CreatedVideo {
  */
 export interface CyclesConfig {
   /**
-   * Left in the new canister for installation, metadata calls and the freezing reserve of an
-   * empty canister.
+   * Left in the new canister whatever its size: the install's 300 B instruction prepayment
+   * (refunded after the install, then the headroom later messages prepay from), compilation,
+   * and storage of the fixed footprint. At least ≈ 392 B.
    */
   'base' : bigint,
   /**
@@ -56,7 +57,8 @@ export interface CyclesConfig {
    */
   'reserve' : bigint,
   /**
-   * Per declared byte: ingress + execution of the upload + 30 days of storage.
+   * Per declared byte: ingress + execution of the upload + the freezing reserve and 30 days
+   * of storage above it.
    */
   'per_byte' : bigint,
 }
@@ -250,8 +252,8 @@ export interface SpawnInit {
    */
   'video_wasm' : [] | [Uint8Array],
   /**
-   * Cycle formula parameters; default base 200 B, per_byte 2,407, reserve 2 T
-   * (docs/spawn-and-index.md).
+   * Cycle formula parameters; default base ≈ 392 B, per_byte 2,714, reserve 2 T
+   * (docs/spawn-and-index.md). A base below the default or a per_byte below 2,000 is refused.
    */
   'cycles' : [] | [CyclesConfig],
   'admins' : Array<Principal>,
