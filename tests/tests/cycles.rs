@@ -10,6 +10,7 @@
 //! - **call reservation**: `ic0.cost_call` includes the response's execution and largest
 //!   transmission (42.1 B), refunded when the response is handled; a call whose message memory
 //!   would push the balance below the freezing reserve is not sent;
+//! - **timers**: a due timer that cannot be prepaid is dropped;
 //! - **compilation**: the first install of a module pays for compiling it (6,000 instructions
 //!   per instruction of the instrumented module), later installs a hundredth of that.
 //!
@@ -245,7 +246,8 @@ backend_tests!(
     install_is_prepaid,
     update_is_prepaid,
     calls_reserve_their_response,
-    frozen_canister_refuses_messages_but_not_its_controller
+    frozen_canister_refuses_messages_but_not_its_controller,
+    timer_is_prepaid_or_dropped
 );
 
 /// How far the embedded replica's charge for one step may be from PocketIC's. The IC counts
@@ -414,4 +416,39 @@ fn frozen_canister_refuses_messages_but_not_its_controller(b: &dyn Backend) {
     assert_eq!(heap.0, 1, "{}: the refused update ran", b.name());
     b.update::<_, ()>(id, admin(), "set_heap", (3u64,))
         .unwrap_or_else(|e| panic!("{}: after unfreezing: {e}", b.name()));
+}
+
+/// A timer is an execution like an update: it runs only when its 40 B can be prepaid. A due
+/// global timer that cannot be prepaid is dropped, not retried after a top-up (the IC
+/// deactivates the global timer when it fires): a canister that relies on timers must keep
+/// 40 B above its freezing reserve.
+fn timer_is_prepaid_or_dropped(b: &dyn Backend) {
+    let fired = |id| -> u64 {
+        let (n,): (u64,) = b.query(id, admin(), "timers_fired", ()).unwrap();
+        n
+    };
+    let run_for_2_s = || {
+        b.advance_time(std::time::Duration::from_secs(2));
+        for _ in 0..5 {
+            b.tick();
+        }
+    };
+    let control = new_probe(b, 1_000 * T);
+    b.update::<_, ()>(control, admin(), "set_timer", (1_000_000_000u64, 1u64))
+        .unwrap();
+    let poor = new_probe(b, 1_000 * T);
+    b.update::<_, ()>(poor, admin(), "set_timer", (1_000_000_000u64, 2u64))
+        .unwrap();
+    set_liquid(b, poor, 30 * B);
+    run_for_2_s();
+    assert_eq!(fired(control), 1, "{}: the control timer", b.name());
+    assert_eq!(
+        fired(poor),
+        0,
+        "{}: a timer with 30 B to prepay 40 B",
+        b.name()
+    );
+    b.add_cycles(poor, 20 * B);
+    run_for_2_s();
+    assert_eq!(fired(poor), 0, "{}: the dropped timer came back", b.name());
 }
