@@ -36,6 +36,11 @@ pub const COMPILATION_AND_INIT: u128 = 10_000_000_000;
 /// (reserve + runway) is part of `base`.
 pub const FIXED_FOOTPRINT_BYTES: u128 = 128 << 20;
 
+/// The least `reserve` the spawn canister keeps for itself: each of its own messages prepays
+/// 40 B and each call it makes (create_canister, install_code, the index) reserves 42.1 B for
+/// its response until it returns, with a few creations in flight at once.
+pub const MIN_SPAWN_RESERVE: u128 = 500_000_000_000;
+
 /// `base` in the shape of an old deployment's default (before prepayment was modelled):
 /// refused for new configurations, and replaced on upgrade ([`migrate_cycles_config`]).
 pub const V1_DEFAULT_BASE: u128 = 200_000_000_000;
@@ -60,10 +65,20 @@ pub fn min_base() -> u128 {
     INSTALL_PREPAYMENT + COMPILATION_AND_INIT + FIXED_FOOTPRINT_BYTES * STORAGE_PER_BYTE
 }
 
-/// Refuses a configuration with which every creation would fail on the IC: a `base` below
-/// [`min_base`] (the install cannot be prepaid) or a `per_byte` below the ingress fee (the
-/// upload could not be paid for).
+/// Refuses a configuration with which creations would fail on the IC: a `base` below
+/// [`min_base`] (the install cannot be prepaid), a `per_byte` below the ingress fee (the upload
+/// could not be paid for), a `reserve` below [`MIN_SPAWN_RESERVE`] (the pool could be spent
+/// down to where the spawn canister cannot make its own calls).
 pub fn validate_cycles_config(cfg: &CyclesConfig) -> Result<()> {
+    if cfg.reserve < MIN_SPAWN_RESERVE {
+        return Err(Error::InvalidArgument {
+            reason: format!(
+                "reserve {} is below {MIN_SPAWN_RESERVE}: the spawn canister prepays 40 B per \
+                 message and reserves 42.1 B per call it makes",
+                cfg.reserve
+            ),
+        });
+    }
     if cfg.base < min_base() {
         return Err(Error::InvalidArgument {
             reason: format!(

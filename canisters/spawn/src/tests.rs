@@ -96,6 +96,11 @@ fn configurations_that_cannot_install_a_video_are_refused() {
         ..cfg()
     };
     assert!(validate_cycles_config(&no_ingress).is_err());
+    let no_reserve = CyclesConfig {
+        reserve: MIN_SPAWN_RESERVE - 1,
+        ..cfg()
+    };
+    assert!(validate_cycles_config(&no_reserve).is_err());
     // An upgrade moves a deployment on the first defaults to the current ones (keeping its
     // reserve); a customised one is left as it is.
     assert_eq!(
