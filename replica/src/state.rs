@@ -176,6 +176,16 @@ pub enum Payment {
     Reserved(u128),
 }
 
+impl Payment {
+    /// How a message (an update, or a query method executed as one) is paid.
+    fn for_message(kind: ExecKind) -> Payment {
+        match kind {
+            ExecKind::ReplicatedQuery => Payment::Free,
+            _ => Payment::Prepay,
+        }
+    }
+}
+
 /// An execution's outcome and what is left of its reservation.
 pub struct Charged {
     pub out: Outcome,
@@ -454,28 +464,10 @@ impl State {
         });
     }
 
-    /// Executes `entry` in call context `ctx_id` and applies the outcome (calls, response).
-    /// Returns what is left of a [`Payment::Reserved`] reservation.
+    /// Executes `entry` in call context `ctx_id`, paid as `payment` says, and applies the
+    /// outcome (calls, response). Returns what is left of a [`Payment::Reserved`] reservation.
     #[allow(clippy::too_many_arguments)]
     fn run_in_context(
-        &mut self,
-        cid: Principal,
-        ctx_id: u64,
-        kind: ExecKind,
-        entry: Entry,
-        arg: Vec<u8>,
-        reject: Option<(u32, String)>,
-        refunded: u128,
-    ) -> (Result<(), ExecError>, u128) {
-        let payment = match kind {
-            ExecKind::ReplicatedQuery => Payment::Free,
-            _ => Payment::Prepay,
-        };
-        self.run_in_context_paid(cid, ctx_id, kind, entry, arg, reject, refunded, payment)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn run_in_context_paid(
         &mut self,
         cid: Principal,
         ctx_id: u64,
@@ -642,7 +634,8 @@ impl State {
             Err(e) => return self.finish_ingress(id, Err(e)),
         };
         let ctx = self.new_context(cid, Origin::Ingress(id), sender, &method, 0, 0, Some(id));
-        let _ = self.run_in_context(cid, ctx, kind, Entry::Export(export), arg, None, 0);
+        let payment = Payment::for_message(kind);
+        let _ = self.run_in_context(cid, ctx, kind, Entry::Export(export), arg, None, 0, payment);
         self.maybe_close(ctx);
     }
 
@@ -690,7 +683,17 @@ impl State {
             deadline,
             root,
         );
-        let _ = self.run_in_context(callee, ctx, kind, Entry::Export(export), arg, None, 0);
+        let payment = Payment::for_message(kind);
+        let _ = self.run_in_context(
+            callee,
+            ctx,
+            kind,
+            Entry::Export(export),
+            arg,
+            None,
+            0,
+            payment,
+        );
         self.maybe_close(ctx);
     }
 
@@ -741,7 +744,7 @@ impl State {
                     Some((code, msg)),
                 ),
             };
-            let (r, left) = self.run_in_context_paid(
+            let (r, left) = self.run_in_context(
                 cb.caller,
                 cb.context,
                 kind,
@@ -812,6 +815,7 @@ impl State {
             Vec::new(),
             None,
             0,
+            Payment::Prepay,
         );
         self.maybe_close(ctx);
     }

@@ -504,12 +504,12 @@ impl<'a> Index<'a> {
 
 /// `CallSpec` of the probe canister (`replica/fixtures/probe`): one inter-canister call.
 #[derive(Clone, Debug, candid::CandidType, serde::Deserialize)]
-struct CallSpec {
-    target: Principal,
-    method: String,
-    arg: ByteBuf,
-    cycles: u128,
-    bounded: bool,
+pub struct CallSpec {
+    pub target: Principal,
+    pub method: String,
+    pub arg: ByteBuf,
+    pub cycles: u128,
+    pub bounded: bool,
 }
 
 /// What the probe saw come back.

@@ -18,7 +18,7 @@
 //! executed). `differential::*` runs one scenario on both backends and compares every step's
 //! outcome and the cycles it cost (see [`CHEAPER_PERCENT`]).
 
-use candid::{CandidType, Deserialize};
+use canvid_tests::clients::{CallOutcome, CallSpec};
 use canvid_tests::deploy::T;
 use canvid_tests::{backend_tests, principal, Backend, BackendExt, Principal, Reject};
 use serde_bytes::ByteBuf;
@@ -141,31 +141,6 @@ fn update_is_prepaid(b: &dyn Backend) {
     b.add_cycles(id, need + B);
     b.update::<_, (u128, u128)>(id, admin(), "balances_in_update", ())
         .unwrap_or_else(|e| panic!("{}: after the top-up: {e}", b.name()));
-}
-
-#[derive(CandidType, Deserialize, Clone, Debug)]
-struct CallSpec {
-    target: Principal,
-    method: String,
-    arg: ByteBuf,
-    cycles: u128,
-    bounded: bool,
-}
-
-#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
-enum CallOutcome {
-    Reply {
-        data: ByteBuf,
-        refunded: u128,
-    },
-    Reject {
-        code: u32,
-        message: String,
-        refunded: u128,
-    },
-    NotSent {
-        message: String,
-    },
 }
 
 fn call_spec(target: Principal) -> CallSpec {
