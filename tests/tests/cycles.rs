@@ -235,11 +235,13 @@ pub const CHEAPER_PERCENT: i128 = 5;
 pub const DEARER_PERCENT: i128 = 30;
 pub const SLACK: i128 = 1_000_000;
 
-/// One step of the differential scenario: its outcome and the cycles it cost.
+/// One step of the differential scenario: its outcome (the reply, rendered without what differs
+/// between two instances by construction — canister ids, times — or the reject's error code) and
+/// the cycles it cost.
 #[derive(Debug)]
 struct Step {
     what: String,
-    outcome: Result<(), String>,
+    outcome: Result<String, String>,
     charged: i128,
 }
 
@@ -247,7 +249,7 @@ fn record(
     b: &dyn Backend,
     ids: &[Principal],
     what: &str,
-    f: impl FnOnce() -> Result<(), Reject>,
+    f: impl FnOnce() -> Result<String, Reject>,
 ) -> Step {
     let before: u128 = ids.iter().map(|id| b.cycle_balance(*id)).sum();
     let outcome = f().map_err(|e| e.error_code);
@@ -259,11 +261,25 @@ fn record(
     }
 }
 
-/// A typed canister error fails the scenario: it is about cycles, not refusals.
-fn typed<T>(what: &str, r: Result<canvid_types::Result<T>, Reject>) -> Result<(), Reject> {
-    r.map(|inner| {
-        canvid_tests::clients::ok(what, Ok(inner));
-    })
+/// A typed canister error fails the scenario: it is about cycles, not refusals. `render` keeps
+/// what both backends must answer alike.
+fn typed<T>(
+    what: &str,
+    r: Result<canvid_types::Result<T>, Reject>,
+    render: impl FnOnce(T) -> String,
+) -> Result<String, Reject> {
+    r.map(|inner| render(canvid_tests::clients::ok(what, Ok(inner))))
+}
+
+fn done(r: Result<(), Reject>) -> Result<String, Reject> {
+    r.map(|()| "()".to_string())
+}
+
+fn meta(m: canvid_types::video::VideoMetadata) -> String {
+    format!(
+        "{:?} size {} chunks {} uploaded {} digest {:?}",
+        m.status, m.size, m.chunk_count, m.uploaded_bytes, m.digest
+    )
 }
 
 /// The differential scenario: installs, updates with small and 1 MB arguments, an
@@ -275,35 +291,47 @@ fn scenario(b: &dyn Backend) -> Vec<Step> {
     let both = [a, c];
     let unit = candid::encode_args(()).unwrap();
     steps.push(record(b, &both, "install probe a", || {
-        b.install(a, probe(), unit.clone(), Some(admin()))
+        done(b.install(a, probe(), unit.clone(), Some(admin())))
     }));
     steps.push(record(b, &both, "install probe c", || {
-        b.install(c, probe(), unit.clone(), Some(admin()))
+        done(b.install(c, probe(), unit.clone(), Some(admin())))
     }));
     steps.push(record(b, &both, "update set_heap", || {
-        b.update::<_, ()>(a, admin(), "set_heap", (7u64,))
+        done(b.update::<_, ()>(a, admin(), "set_heap", (7u64,)))
     }));
     steps.push(record(b, &both, "update write_stable 1 MB", || {
-        b.update::<_, ()>(
+        done(b.update::<_, ()>(
             a,
             admin(),
             "write_stable",
             (0u64, ByteBuf::from(vec![5u8; 1 << 20])),
-        )
+        ))
+    }));
+    steps.push(record(b, &both, "query read_stable", || {
+        b.query::<_, (ByteBuf,)>(a, admin(), "read_stable", (1_000u64, 8u64))
+            .map(|(bytes,)| format!("{:?}", bytes.as_slice()))
     }));
     steps.push(record(b, &both, "update trap", || {
-        b.update::<_, ()>(a, admin(), "trap", ("no".to_string(),))
+        done(b.update::<_, ()>(a, admin(), "trap", ("no".to_string(),)))
     }));
     steps.push(record(b, &both, "call a -> c", || {
         b.update1::<_, CallOutcome>(a, admin(), "call_other", &call_spec(c))
-            .map(|_| ())
+            .map(|o| match o {
+                // The callee replies with its caller, `a`: an id that differs per instance.
+                CallOutcome::Reply { refunded, .. } => format!("reply, refunded {refunded}"),
+                other => format!("{other:?}"),
+            })
     }));
     steps.push(record(b, &both, "upgrade probe a", || {
-        b.upgrade(a, probe(), unit.clone(), Some(admin()))
+        done(b.upgrade(a, probe(), unit.clone(), Some(admin())))
+    }));
+    steps.push(record(b, &both, "query get_heap after upgrade", || {
+        b.query::<_, (u64,)>(a, admin(), "get_heap", ())
+            .map(|(v,)| v.to_string())
     }));
     let poor = b.create_canister(Some(admin()), None, 100 * B);
     steps.push(record(b, &[poor], "install refused for cycles", || {
-        b.install(poor, probe(), unit.clone(), Some(admin()))
+        done(b.install(poor, probe(), unit.clone(), Some(admin())))
     }));
     // A video canister: install, one 2 MB chunk, finish.
     let owner = principal("video-owner");
@@ -311,15 +339,25 @@ fn scenario(b: &dyn Backend) -> Vec<Step> {
     let file = canvid_tests::GenFile::new(99, 2_000_000, 2_000_000);
     let spec = canvid_tests::clients::spec_for(&file, true);
     steps.push(record(b, &[video.id], "video begin_upload", || {
-        typed("begin_upload", video.begin_upload(owner, &spec)).map(|_| ())
+        typed("begin_upload", video.begin_upload(owner, &spec), meta)
     }));
     steps.push(record(b, &[video.id], "video put_chunk 2 MB", || {
-        typed("put_chunk", video.put_chunk(owner, 0, file.chunk(0))).map(|_| ())
+        typed("put_chunk", video.put_chunk(owner, 0, file.chunk(0)), |r| {
+            format!("{r:?}")
+        })
     }));
     steps.push(record(b, &[video.id], "video finish_upload", || {
-        typed("finish_upload", video.finish_upload(owner)).map(|_| ())
+        typed("finish_upload", video.finish_upload(owner), meta)
     }));
     steps
+}
+
+/// A step's outcome for the table: the error code, or the reply cut to 40 characters.
+fn short(outcome: &Result<String, String>) -> String {
+    match outcome {
+        Ok(reply) => reply.chars().take(40).collect(),
+        Err(code) => code.clone(),
+    }
 }
 
 mod differential {
@@ -344,15 +382,20 @@ mod differential {
             let low = t.charged - t.charged.abs() * CHEAPER_PERCENT / 100 - SLACK;
             let high = t.charged + t.charged.abs() * DEARER_PERCENT / 100 + SLACK;
             let line = format!(
-                "{:<28} embedded {:>18} {:<10} pocket-ic {:>18} {:<10}",
+                "{:<30} embedded {:>18} {:<10} pocket-ic {:>18} {:<10}",
                 o.what,
                 o.charged,
-                format!("{:?}", o.outcome.as_ref().err()),
+                short(&o.outcome),
                 t.charged,
-                format!("{:?}", t.outcome.as_ref().err()),
+                short(&t.outcome),
             );
             eprintln!("{line}");
-            if o.outcome != t.outcome || o.charged < low || o.charged > high {
+            if o.outcome != t.outcome {
+                diverged.push(format!(
+                    "{line}\n    embedded answered  {:?}\n    pocket-ic answered {:?}",
+                    o.outcome, t.outcome
+                ));
+            } else if o.charged < low || o.charged > high {
                 diverged.push(line);
             }
         }
