@@ -156,8 +156,8 @@ fn execution_is_prepaid_for_the_whole_instruction_limit() {
     // reserve does not run the message at all, however few instructions it would take. Small
     // limits here; the rule is the same at the IC's 40 B / 300 B.
     let limits = crate::Limits {
-        update_instructions: 3_000_000_000,
-        install_instructions: 2_000_000_000,
+        update_instructions: 300_000_000,
+        install_instructions: 200_000_000,
         ..crate::Limits::IC
     };
     let user = Principal::anonymous();
@@ -171,7 +171,7 @@ fn execution_is_prepaid_for_the_whole_instruction_limit() {
         }),
     );
     let install_ingress = cycles::ingress_fee("install_code".len(), wasm.len() + 100);
-    let install_prepay = cycles::execution_fee(2_000_000_000);
+    let install_prepay = cycles::execution_fee(200_000_000);
     // One cycle short of the prepayment: refused, with the shortfall in the IC's words, and
     // only the ingress fee is gone.
     let short = install_ingress + install_prepay - 1;
@@ -198,12 +198,12 @@ fn execution_is_prepaid_for_the_whole_instruction_limit() {
         install_cost > install_ingress && install_cost < install_ingress + 10_000_000,
         "install cost {install_cost}"
     );
-    // 2 B left: less than an update's 3 B prepayment, so `inc` does not run.
+    // 0.2 B left: less than an update's 0.3 B prepayment, so `inc` does not run.
     let before = r.cycle_balance(id);
     let update_ingress = cycles::ingress_fee("inc".len(), 0);
     let e = r.update_call(id, user, "inc", vec![]).unwrap_err();
     assert_eq!(e.error_code, "IC0207", "{e}");
-    let shortfall = cycles::execution_fee(3_000_000_000) - (before - update_ingress);
+    let shortfall = cycles::execution_fee(300_000_000) - (before - update_ingress);
     assert!(
         e.reject_message.contains(&format!(
             "at least {} additional cycles",
@@ -234,7 +234,7 @@ fn execution_is_prepaid_for_the_whole_instruction_limit() {
     assert_eq!(e.error_code, "IC0522", "{e}");
     assert_eq!(
         before - r.cycle_balance(id),
-        cycles::ingress_fee("spin".len(), 0) + cycles::execution_fee(3_000_000_000)
+        cycles::ingress_fee("spin".len(), 0) + cycles::execution_fee(300_000_000)
     );
 }
 
