@@ -522,7 +522,54 @@ fn read_access(b: &dyn Backend) {
     }
 }
 
+/// Ingress is free for its sender and paid by the canister: messages that cannot succeed must be
+/// refused by `inspect_message` before the canister pays for them. A query method sent as an
+/// update and a 2 MB `http_request_update` cost the video nothing; a gateway-sized one is served.
+fn ingress_that_cannot_succeed_costs_nothing(b: &dyn Backend) {
+    use canvid_tests::http_types::{HttpResponse, HttpUpdateRequest};
+    use canvid_tests::BackendExt;
+    let v = standalone_video(b, owner(), None, 20 * T);
+    let f = small_file(9);
+    v.upload(owner(), &f);
+    let anon = Principal::anonymous();
+    let request = |body: usize| HttpUpdateRequest {
+        method: "GET".into(),
+        url: "/video".into(),
+        headers: vec![("Range".into(), "bytes=10-20".into())],
+        body: serde_bytes::ByteBuf::from(vec![b'x'; body]),
+    };
+    let before = b.cycle_balance(v.id);
+    let e = b
+        .update1::<_, HttpResponse>(v.id, anon, "http_request_update", &request(2_000_000))
+        .expect_err("a 2 MB http_request_update");
+    assert_eq!(e.error_code, IC0406, "{e}");
+    for (method, arg) in [
+        ("metadata", candid::encode_args(()).unwrap()),
+        ("get_chunk", candid::encode_one(0u32).unwrap()),
+        ("http_request", candid::encode_one(request(0)).unwrap()),
+    ] {
+        for sender in [anon, owner()] {
+            let e = b
+                .update_raw(v.id, sender, method, arg.clone())
+                .expect_err(method);
+            assert_eq!(e.error_code, IC0406, "{method} as ingress: {e}");
+        }
+    }
+    assert_eq!(
+        b.cycle_balance(v.id),
+        before,
+        "refused ingress cost the canister cycles"
+    );
+    // What a gateway sends is served (and paid for, as it should be).
+    let r: HttpResponse = b
+        .update1(v.id, anon, "http_request_update", &request(0))
+        .expect("a gateway's http_request_update");
+    assert_eq!(r.status_code, 206);
+    assert!(r.body == f.range(10, 11));
+}
+
 backend_tests!(
+    ingress_that_cannot_succeed_costs_nothing,
     upload_out_of_order_with_retries_and_resume,
     chunk_refusals,
     oversize_chunk,

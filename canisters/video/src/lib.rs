@@ -38,6 +38,25 @@ ic_cdk::export_candid!();
 
 #[cfg(test)]
 mod candid_drift {
+    /// `inspect_message` refuses query methods as ingress by name: the list must be exactly the
+    /// interface's query methods.
+    #[test]
+    fn query_methods_are_the_interfaces() {
+        let generated = super::__export_service();
+        let mut queries: Vec<String> = generated
+            .lines()
+            .filter(|l| l.trim_end().ends_with(") query;"))
+            .map(|l| l.trim().split(' ').next().unwrap_or("").to_string())
+            .collect();
+        queries.sort();
+        let mut listed: Vec<String> = crate::model::QUERY_METHODS
+            .iter()
+            .map(|m| m.to_string())
+            .collect();
+        listed.sort();
+        assert_eq!(listed, queries);
+    }
+
     /// The checked-in interface must be exactly what the code exports.
     #[test]
     fn video_did_matches_the_code() {

@@ -43,7 +43,8 @@ fn post_upgrade() {
 fn inspect_message() {
     let method = msg_method_name();
     let caller = msg_caller();
-    if storage::with(|s| model::inspect(s.state(), &caller, &method)) {
+    let arg_size = ic0::msg_arg_data_size();
+    if storage::with(|s| model::inspect(s.state(), &caller, &method, arg_size)) {
         accept_message();
     }
 }

@@ -94,16 +94,38 @@ pub fn authorize(s: &State, caller: &Principal, action: Action) -> Result<()> {
     }
 }
 
-/// Could an ingress call of `method` by `caller` succeed? Cheap: no argument decoding. Unknown
-/// method names are refused (the system would reject them anyway); public methods accepted.
-pub fn inspect(s: &State, caller: &Principal, method: &str) -> bool {
+/// The canister's query methods (a test keeps this equal to the candid interface). Sent as
+/// ingress — an update call — they answer nothing a query would not, and the canister pays the
+/// ingress fee (up to 4.2 B cycles for a 2 MiB argument) for a message that costs its sender
+/// nothing: refused.
+pub const QUERY_METHODS: [&str; 8] = [
+    "canister_info",
+    "chunk_digests",
+    "get_chunk",
+    "http_request",
+    "metadata",
+    "missing_chunks",
+    "read_range",
+    "uploaders",
+];
+
+/// The largest `http_request_update` argument accepted as ingress. A gateway sends the client's
+/// method, URL and headers, with an empty body for GET and HEAD (the only methods served):
+/// browsers' headers stay well below 8 KiB. Larger ones only make the canister pay ingress.
+pub const MAX_HTTP_UPDATE_ARG_BYTES: usize = 16 * 1024;
+
+/// Could an ingress call of `method` by `caller`, with an argument of `arg_size` bytes, succeed?
+/// Cheap: no argument decoding. Every message accepted here is paid by the canister (ingress
+/// is free for its sender), so anything that cannot succeed is refused: unknown methods, query
+/// methods, oversized gateway requests, callers the endpoint would refuse.
+pub fn inspect(s: &State, caller: &Principal, method: &str, arg_size: usize) -> bool {
+    if QUERY_METHODS.contains(&method) {
+        return false;
+    }
     let Some(action) = Action::of_method(method) else {
         // `http_request_update` is how an HTTP gateway (calling anonymously) gets answers that
-        // could not be certified in advance: everyone may call it.
-        return matches!(
-            method,
-            "metadata" | "canister_info" | "uploaders" | "http_request" | "http_request_update"
-        );
+        // could not be certified in advance: everyone may call it, with a request's size.
+        return method == "http_request_update" && arg_size <= MAX_HTTP_UPDATE_ARG_BYTES;
     };
     if authorize(s, caller, action).is_err() {
         return false;
@@ -310,7 +332,25 @@ mod tests {
     #[test]
     fn inspect_refuses_what_cannot_succeed() {
         let mut s = state();
-        assert!(inspect(&s, &user(STRANGER), "metadata"));
+        let inspect = |s: &State, caller: &Principal, method: &str| inspect(s, caller, method, 100);
+        // Query methods as ingress, whoever sends them.
+        for m in QUERY_METHODS {
+            assert!(!inspect(&s, &user(OWNER), m), "{m}");
+            assert!(!inspect(&s, &Principal::anonymous(), m), "{m}");
+        }
+        // A gateway's request, not a 2 MiB one.
+        assert!(super::inspect(
+            &s,
+            &Principal::anonymous(),
+            "http_request_update",
+            MAX_HTTP_UPDATE_ARG_BYTES
+        ));
+        assert!(!super::inspect(
+            &s,
+            &Principal::anonymous(),
+            "http_request_update",
+            MAX_HTTP_UPDATE_ARG_BYTES + 1
+        ));
         assert!(!inspect(&s, &user(STRANGER), "put_chunk"));
         assert!(inspect(&s, &user(UPLOADER), "put_chunk"));
         assert!(!inspect(&s, &user(UPLOADER), "approve"));
@@ -342,7 +382,7 @@ mod tests {
         assert!(inspect(&s, &user(OWNER), "put_chunk"));
         s.digest = Some(serde_bytes::ByteBuf::from(vec![0; 32]));
         assert!(!inspect(&s, &user(OWNER), "put_chunk"));
-        assert!(inspect(&s, &user(STRANGER), "read_range"));
+        assert!(!inspect(&s, &user(STRANGER), "read_range"));
     }
 
     #[test]
