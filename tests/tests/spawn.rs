@@ -125,7 +125,19 @@ fn spawn_refuses_without_cycles(b: &dyn Backend) {
         }
         e => panic!("expected InsufficientCycles, got {e:?}"),
     }
-    // 2. The quota's video count is used up.
+    // 2. A declared size the video canister could never hold.
+    match err(
+        "create_video too large",
+        sp.create_video(bob, &args("huge", MAX_VIDEO_SIZE + 1)),
+    ) {
+        Error::TooLarge { size, limit } => {
+            assert_eq!((size, limit), (MAX_VIDEO_SIZE + 1, MAX_VIDEO_SIZE))
+        }
+        e => panic!("expected TooLarge, got {e:?}"),
+    }
+    // 3. The quota's video count is used up. Such a caller cannot pay for any creation, so its
+    // ingress is refused before the spawn canister pays for it (IC0406); from a canister, the
+    // endpoint answers why.
     ok(
         "set_quota",
         sp.set_quota(
@@ -137,22 +149,36 @@ fn spawn_refuses_without_cycles(b: &dyn Backend) {
             },
         ),
     );
-    match err(
+    let r = rejected(
         "create_video over video quota",
         sp.create_video(bob, &args("too many", 1)),
+    );
+    assert_eq!(r.error_code, "IC0406", "{r}");
+    let relay_bob = Relay::deploy(b, bob, 20 * T);
+    ok(
+        "set_quota",
+        sp.set_quota(
+            d.admin,
+            relay_bob.id,
+            QuotaArgs {
+                max_videos: 0,
+                max_cycles: 100 * T,
+            },
+        ),
+    );
+    match relay_bob.call_raw(
+        d.spawn,
+        "create_video",
+        candid::encode_one(args("too many", 1)).unwrap(),
+        0,
     ) {
-        Error::NotAuthorized { caller, .. } => assert_eq!(caller, bob),
-        e => panic!("expected NotAuthorized, got {e:?}"),
-    }
-    // 3. A declared size the video canister could never hold.
-    match err(
-        "create_video too large",
-        sp.create_video(bob, &args("huge", MAX_VIDEO_SIZE + 1)),
-    ) {
-        Error::TooLarge { size, limit } => {
-            assert_eq!((size, limit), (MAX_VIDEO_SIZE + 1, MAX_VIDEO_SIZE))
+        CallOutcome::Reply { data, .. } => {
+            match candid::decode_one::<canvid_types::Result<CreatedVideo>>(&data).expect("decode") {
+                Err(Error::NotAuthorized { caller, .. }) => assert_eq!(caller, relay_bob.id),
+                other => panic!("expected NotAuthorized, got {other:?}"),
+            }
         }
-        e => panic!("expected TooLarge, got {e:?}"),
+        other => panic!("create_video via relay: {other:?}"),
     }
     // 4. A canister caller attaching too few cycles: refused, and the cycles come back.
     let relay = Relay::deploy(b, principal("relay-controller"), 20 * T);
@@ -185,7 +211,7 @@ fn spawn_refuses_without_cycles(b: &dyn Backend) {
         other => panic!("create_video via relay: {other:?}"),
     }
     // Nothing was created, nothing charged.
-    let count_mid = before + 1; // the relay itself
+    let count_mid = before + 2; // the two relays
     assert_eq!(
         b.canister_count(),
         count_mid,
@@ -544,7 +570,40 @@ fn spawn_funds_every_size_from_one_byte_to_the_maximum(b: &dyn Backend) {
     }
 }
 
+/// A `create_video` ingress message that cannot succeed costs the spawn canister nothing: from a
+/// fresh principal without quota (free to make, so free pool drain otherwise), or with an
+/// argument larger than any valid request.
+fn create_video_ingress_that_cannot_succeed_costs_nothing(b: &dyn Backend) {
+    let d = deploy_with(b, None, 100 * T);
+    let sp = d.spawn_client();
+    let sybil = principal("sybil-1");
+    let before = b.cycle_balance(d.spawn);
+    let r = rejected(
+        "create_video without quota",
+        sp.create_video(sybil, &args("x", 1)),
+    );
+    assert_eq!(r.error_code, "IC0406", "{r}");
+    // A quota with room, but a 2 MB description.
+    ok(
+        "set_quota",
+        sp.set_quota(d.admin, sybil, canvid_tests::deploy::default_quota()),
+    );
+    let before = before.min(b.cycle_balance(d.spawn));
+    let mut huge = args("x", 1);
+    huge.description = "d".repeat(2_000_000);
+    let r = rejected("create_video with 2 MB", sp.create_video(sybil, &huge));
+    assert_eq!(r.error_code, "IC0406", "{r}");
+    assert_eq!(
+        b.cycle_balance(d.spawn),
+        before,
+        "refused ingress cost the spawn canister cycles"
+    );
+    // The same caller with a valid request is served.
+    ok("create_video", sp.create_video(sybil, &args("fine", 1)));
+}
+
 backend_tests!(
+    create_video_ingress_that_cannot_succeed_costs_nothing,
     spawn_funds_every_size_from_one_byte_to_the_maximum,
     spawn_creates_a_working_video,
     spawn_refuses_without_cycles,

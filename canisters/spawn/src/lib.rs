@@ -117,13 +117,24 @@ fn require_admin() -> Result<Principal> {
     Error::require_admin(caller, is_admin(&caller)).map(|()| caller)
 }
 
-/// Ingress filter (saves cycles on obviously refused calls; the endpoints check again):
-/// admin methods only from admins; `create_video` from any non-anonymous principal.
+/// Ingress filter: every accepted message is paid by the spawn canister, so only what can
+/// succeed is accepted (the endpoints check again): admin methods from admins; `create_video`
+/// from callers with a way to pay and an argument of a request's size
+/// ([`logic::inspect_create_video`]).
 #[inspect_message]
 fn inspect_message() {
     let caller = msg_caller();
     let ok = match msg_method_name().as_str() {
-        "create_video" => caller != Principal::anonymous(),
+        "create_video" => with(|s| {
+            let (quota, _) = s.quota(&caller);
+            logic::inspect_create_video(
+                &caller,
+                ic0::msg_arg_data_size(),
+                &s.account(&caller),
+                !s.spares_of(&caller).is_empty(),
+                quota.as_ref(),
+            )
+        }),
         _ => is_admin(&caller),
     };
     if ok {

@@ -125,6 +125,34 @@ pub fn cycles_to_give(cfg: &CyclesConfig, declared_size: u64) -> Result<u128> {
         })
 }
 
+/// The largest `create_video` argument accepted as ingress: the longest title, description and
+/// tags `validate_create` allows, plus candid framing. Larger ones would be refused by the
+/// endpoint after the spawn canister paid their ingress bytes.
+pub const MAX_CREATE_VIDEO_ARG_BYTES: usize = canvid_types::video::MAX_TITLE_BYTES
+    + canvid_types::video::MAX_DESCRIPTION_BYTES
+    + canvid_types::video::MAX_TAGS * (canvid_types::video::MAX_TAG_BYTES + 8)
+    + 1024;
+
+/// Could a `create_video` ingress message (which never carries cycles) succeed? Only from a
+/// non-anonymous caller with a way to pay — credit from a failed attempt, a parked spare, or a
+/// pool quota with room — and an argument within [`MAX_CREATE_VIDEO_ARG_BYTES`]. Everything else
+/// is refused before the spawn canister pays for the message (self-authenticating principals
+/// cost nothing to make, so a quota-less caller's ingress would be free pool drain). Callers
+/// refused here get their typed answer from the endpoint when they call from a canister.
+pub fn inspect_create_video(
+    caller: &Principal,
+    arg_size: usize,
+    account: &Account,
+    has_spare: bool,
+    quota: Option<&QuotaArgs>,
+) -> bool {
+    let quota_room = quota
+        .is_some_and(|q| account.used_videos < q.max_videos && account.used_cycles < q.max_cycles);
+    *caller != Principal::anonymous()
+        && arg_size <= MAX_CREATE_VIDEO_ARG_BYTES
+        && (account.credit > 0 || has_spare || quota_room)
+}
+
 /// Validates a `create_video` request with the video canister's own limits, so a request the
 /// video's `init` would refuse is refused before any cycles are spent.
 pub fn validate_create(

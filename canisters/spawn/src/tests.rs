@@ -125,6 +125,87 @@ fn configurations_that_cannot_install_a_video_are_refused() {
 }
 
 #[test]
+fn create_video_ingress_only_from_callers_who_can_pay() {
+    let alice = user(1);
+    let none = Account::default();
+    let room = QuotaArgs {
+        max_videos: 2,
+        max_cycles: 10 * FEE,
+    };
+    let small = 1_000;
+    // A quota with room, credit, or a spare: accepted.
+    assert!(inspect_create_video(
+        &alice,
+        small,
+        &none,
+        false,
+        Some(&room)
+    ));
+    let credit = Account {
+        credit: 1,
+        ..Account::default()
+    };
+    assert!(inspect_create_video(&alice, small, &credit, false, None));
+    assert!(inspect_create_video(&alice, small, &none, true, None));
+    // No way to pay: a fresh principal without a quota, or with its quota used up.
+    assert!(!inspect_create_video(&alice, small, &none, false, None));
+    let used_up = Account {
+        used_videos: 2,
+        ..Account::default()
+    };
+    assert!(!inspect_create_video(
+        &alice,
+        small,
+        &used_up,
+        false,
+        Some(&room)
+    ));
+    let spent = Account {
+        used_cycles: 10 * FEE,
+        ..Account::default()
+    };
+    assert!(!inspect_create_video(
+        &alice,
+        small,
+        &spent,
+        false,
+        Some(&room)
+    ));
+    // Anonymous, or an argument larger than any valid request.
+    assert!(!inspect_create_video(
+        &Principal::anonymous(),
+        small,
+        &credit,
+        true,
+        Some(&room)
+    ));
+    assert!(inspect_create_video(
+        &alice,
+        MAX_CREATE_VIDEO_ARG_BYTES,
+        &none,
+        false,
+        Some(&room)
+    ));
+    assert!(!inspect_create_video(
+        &alice,
+        MAX_CREATE_VIDEO_ARG_BYTES + 1,
+        &credit,
+        true,
+        Some(&room)
+    ));
+    // The largest valid request fits.
+    let biggest = canvid_types::spawn::CreateVideoArgs {
+        title: "t".repeat(canvid_types::video::MAX_TITLE_BYTES),
+        description: "d".repeat(canvid_types::video::MAX_DESCRIPTION_BYTES),
+        tags: vec!["x".repeat(canvid_types::video::MAX_TAG_BYTES); canvid_types::video::MAX_TAGS],
+        declared_size: u64::MAX,
+        owner: Some(user(2)),
+    };
+    let size = candid::encode_one(&biggest).unwrap().len();
+    assert!(size <= MAX_CREATE_VIDEO_ARG_BYTES, "{size}");
+}
+
+#[test]
 fn storage_per_byte_is_the_30_day_cost_from_the_cost_table() {
     // 127,000 cycles per GiB per second for 30 days, per byte, rounded up.
     let per_byte = (127_000u128 * 30 * 86_400).div_ceil(1 << 30);
