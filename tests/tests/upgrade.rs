@@ -171,4 +171,53 @@ fn upgrade_everything_with_data_in_place(b: &dyn Backend) {
     assert!(d.spawn_client().get_video(v3).is_some());
 }
 
-backend_tests!(upgrade_everything_with_data_in_place);
+/// `upgrade_videos` stops a video before upgrading it, so a `change_owner` that is waiting for the
+/// management canister when the upgrade is requested completes under the module that started it
+/// (ic-cdk 0.20 cannot resume it in another module), and starts it again afterwards.
+fn upgrade_videos_lets_open_calls_finish(b: &dyn Backend) {
+    use canvid_types::video::{ChangeOwnerArgs, ChangeOwnerResult};
+    let d = deploy(b);
+    let (alice, bob) = (principal("alice"), principal("bob"));
+    let v = create(&d, alice, "in flight");
+    let record_before = d.spawn_client().get_video(v).expect("spawn record");
+    let transfer = b
+        .submit1(
+            v,
+            alice,
+            "change_owner",
+            &ChangeOwnerArgs { new_owner: bob },
+        )
+        .expect("change_owner accepted");
+    // change_owner runs until its first call to the management canister.
+    b.tick();
+    let upgrade = b
+        .submit1(d.spawn, d.admin, "upgrade_videos", &UpgradeArgs::default())
+        .expect("upgrade_videos accepted");
+    let moved: canvid_types::Result<ChangeOwnerResult> = b
+        .await1(transfer, "change_owner")
+        .unwrap_or_else(|e| panic!("{}: change_owner rejected: {e}", b.name()));
+    let moved = moved.unwrap_or_else(|e| panic!("{}: change_owner: {e:?}", b.name()));
+    let outcomes: canvid_types::Result<Vec<canvid_types::spawn::UpgradeOutcome>> = b
+        .await1(upgrade, "upgrade_videos")
+        .unwrap_or_else(|e| panic!("{}: upgrade_videos rejected: {e}", b.name()));
+    let outcomes = outcomes.unwrap_or_else(|e| panic!("{}: upgrade_videos: {e:?}", b.name()));
+    assert_eq!(outcomes.len(), 1);
+    assert_eq!(outcomes[0].result, Ok(()), "{}", b.name());
+    // The transfer happened whole, the video was upgraded and runs.
+    let meta = d.video(v).metadata();
+    assert_eq!(meta.owner, bob);
+    assert_eq!(meta.transfer_seq, moved.transfer_seq);
+    let controllers: std::collections::BTreeSet<_> = b.controllers(v).into_iter().collect();
+    assert_eq!(controllers, [bob, v, d.spawn].into_iter().collect());
+    let status = b.status(v, Some(bob)).expect("canister_status");
+    assert_eq!(status.status, canvid_tests::RunState::Running);
+    // The spawn recorded the upgrade.
+    let record = d.spawn_client().get_video(v).expect("spawn record");
+    assert!(record.updated_at > record_before.updated_at, "{}", b.name());
+    assert!(record.wasm_sha256.is_some());
+}
+
+backend_tests!(
+    upgrade_everything_with_data_in_place,
+    upgrade_videos_lets_open_calls_finish
+);

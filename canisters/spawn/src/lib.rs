@@ -18,7 +18,8 @@ use ic_cdk::api::{
 };
 use ic_cdk::{init, inspect_message, post_upgrade, query, update};
 use ic_cdk_management_canister::{
-    deposit_cycles, install_code, CanisterIdRecord, CanisterInstallMode, InstallCodeArgs,
+    deposit_cycles, install_code, start_canister, stop_canister, CanisterIdRecord,
+    CanisterInstallMode, InstallCodeArgs,
 };
 use ic_stable_structures::DefaultMemoryImpl;
 use serde_bytes::ByteBuf;
@@ -398,31 +399,52 @@ async fn upgrade_videos(args: UpgradeArgs) -> Result<Vec<UpgradeOutcome>> {
                     reason: format!("{video} has no video module installed"),
                 })
             }
-            Some(_) => install_code(&InstallCodeArgs {
-                mode: CanisterInstallMode::Upgrade(None),
-                canister_id: video,
-                wasm_module: wasm.clone(),
-                arg: arg.clone(),
-            })
-            .await
-            .map_err(|e| Error::CallFailed {
-                target: Principal::management_canister(),
-                method: "install_code".into(),
-                reason: e.to_string(),
-            }),
+            Some(_) => upgrade_stopped(video, &wasm, &sha, &arg).await,
         };
-        if result.is_ok() {
-            with_mut(|s| {
-                if let Some(mut v) = s.video(&video) {
-                    v.wasm_sha256 = Some(ByteBuf::from(sha.clone()));
-                    v.updated_at = ic_cdk::api::time();
-                    s.put_video(v);
-                }
-            });
-        }
         out.push(UpgradeOutcome { video, result });
     }
     Ok(out)
+}
+
+fn management_failed(method: &str, e: impl std::fmt::Display) -> Error {
+    Error::CallFailed {
+        target: Principal::management_canister(),
+        method: method.into(),
+        reason: e.to_string(),
+    }
+}
+
+/// Stops `video`, upgrades it (recording the module's hash once it is installed), and starts it
+/// again whatever the upgrade did. Stopping first lets its open calls (a `change_owner` awaiting
+/// `update_settings`, an index notification) finish under the module that made them: upgraded
+/// while one is out, the response would reach the new module, where ic-cdk 0.20 would resume a
+/// callback from a pointer into the old heap.
+async fn upgrade_stopped(video: Principal, wasm: &[u8], sha: &[u8], arg: &[u8]) -> Result<()> {
+    let id = CanisterIdRecord { canister_id: video };
+    stop_canister(&id)
+        .await
+        .map_err(|e| management_failed("stop_canister", e))?;
+    let upgraded = install_code(&InstallCodeArgs {
+        mode: CanisterInstallMode::Upgrade(None),
+        canister_id: video,
+        wasm_module: wasm.to_vec(),
+        arg: arg.to_vec(),
+    })
+    .await
+    .map_err(|e| management_failed("install_code", e));
+    if upgraded.is_ok() {
+        with_mut(|s| {
+            if let Some(mut v) = s.video(&video) {
+                v.wasm_sha256 = Some(ByteBuf::from(sha.to_vec()));
+                v.updated_at = ic_cdk::api::time();
+                s.put_video(v);
+            }
+        });
+    }
+    let started = start_canister(&id)
+        .await
+        .map_err(|e| management_failed("start_canister", e));
+    upgraded.and(started)
 }
 
 ic_cdk::export_candid!();
