@@ -165,4 +165,69 @@ fn transfer_refusals(b: &dyn Backend) {
     assert_eq!(set(b.controllers(id)), set([owner, id, d.spawn]));
 }
 
-backend_tests!(three_transfers, transfer_refusals);
+/// The spawn canister's "controllers" step, retried after the video was sold, must not write
+/// the owner its record names back: the buyer keeps sole control (security review M1).
+fn a_retried_controllers_step_never_gives_a_sold_video_back(b: &dyn Backend) {
+    use canvid_types::spawn::SpawnStatus;
+    let d = deploy(b);
+    let (seller, buyer) = (principal("seller"), principal("buyer"));
+    let sp = d.spawn_client();
+    let call = sp
+        .submit_create_video(
+            seller,
+            &CreateVideoArgs {
+                title: "sold before set up".into(),
+                description: String::new(),
+                tags: vec![],
+                declared_size: 1,
+                owner: None,
+            },
+        )
+        .expect("create_video accepted");
+    // Run until the video is installed, then (before the spawn sets the controllers) the
+    // seller removes the spawn canister, so that step fails and waits for a retry.
+    let mut id = None;
+    for _ in 0..50 {
+        b.tick();
+        if let Some(v) = sp
+            .all_videos(d.admin)
+            .into_iter()
+            .find(|v| v.status == SpawnStatus::Installed)
+        {
+            id = Some(v.canister_id);
+            break;
+        }
+    }
+    let id = id.expect("the video reached Installed");
+    b.set_controllers(id, Some(seller), vec![seller])
+        .expect("the seller takes sole control");
+    let created = ok("create_video", sp.await_create_video(call));
+    assert_eq!(created.canister_id, id);
+    assert_eq!(
+        sp.get_video(id).expect("record").status,
+        SpawnStatus::Installed,
+        "{}: the controllers step failed and waits for a retry",
+        b.name()
+    );
+    // The seller sets the controllers up by hand and sells.
+    b.set_controllers(id, Some(seller), vec![seller, id, d.spawn])
+        .expect("controllers restored");
+    let v = Video::new(b, id);
+    ok("change_owner", v.change_owner(seller, buyer));
+    assert_eq!(set(b.controllers(id)), set([buyer, id, d.spawn]));
+    // The spawn's retry finds the video set up and writes nothing.
+    ok("retry_pending", sp.retry_pending(d.admin));
+    assert_eq!(
+        set(b.controllers(id)),
+        set([buyer, id, d.spawn]),
+        "{}: the retry handed control back to the seller",
+        b.name()
+    );
+    assert_eq!(v.metadata().owner, buyer);
+}
+
+backend_tests!(
+    three_transfers,
+    transfer_refusals,
+    a_retried_controllers_step_never_gives_a_sold_video_back
+);

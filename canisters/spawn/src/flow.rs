@@ -407,18 +407,7 @@ pub async fn drive(id: Principal) -> SpawnStatus {
                 with_mut(|s| s.outbox.remove(&crate::storage::PKey::new(&id)));
                 return v.status;
             }
-            NextStep::SetControllers => {
-                let settings = CanisterSettings {
-                    controllers: Some(logic::final_controllers(v.owner, id, spawn)),
-                    ..Default::default()
-                };
-                update_settings(&UpdateSettingsArgs {
-                    canister_id: id,
-                    settings,
-                })
-                .await
-                .map_err(|e| format!("update_settings: {e}"))
-            }
+            NextStep::SetControllers => set_controllers(id, v.owner, spawn).await,
             NextStep::Register => {
                 let index = index.unwrap_or(Principal::anonymous());
                 let reg = VideoRegistration {
@@ -463,6 +452,36 @@ pub async fn drive(id: Principal) -> SpawnStatus {
         if !progressed {
             return with(|s| s.video(&id).map(|v| v.status).unwrap_or(v.status));
         }
+    }
+}
+
+/// The "controllers" step: reads the video's controllers and adds the video and the spawn
+/// canister to them, unless that already happened or the video changed hands meanwhile
+/// ([`logic::plan_controllers`]): the spawn's record keeps the first owner, and writing it back
+/// on a retry would give a sold video back to its seller.
+async fn set_controllers(
+    id: Principal,
+    recorded_owner: Principal,
+    spawn: Principal,
+) -> std::result::Result<(), String> {
+    let status: canvid_types::management::StatusControllers =
+        Call::bounded_wait(Principal::management_canister(), "canister_status")
+            .with_arg(CanisterIdRecord { canister_id: id })
+            .await
+            .map_err(|e| format!("canister_status: {e}"))?
+            .candid()
+            .map_err(|e| format!("canister_status: {e}"))?;
+    match logic::plan_controllers(&status.settings.controllers, recorded_owner, id, spawn) {
+        logic::ControllersPlan::AlreadyDone => Ok(()),
+        logic::ControllersPlan::Set(controllers) => update_settings(&UpdateSettingsArgs {
+            canister_id: id,
+            settings: CanisterSettings {
+                controllers: Some(controllers),
+                ..Default::default()
+            },
+        })
+        .await
+        .map_err(|e| format!("update_settings: {e}")),
     }
 }
 

@@ -379,17 +379,38 @@ pub fn needs_work(status: SpawnStatus, has_index: bool) -> bool {
     next_step(status, has_index) != NextStep::None
 }
 
-/// Controllers of a freshly spawned video canister once set up: the owner (to manage it), the
-/// video canister itself (it rewrites its controllers on ownership transfer), and the spawn
-/// canister (upgrades and top-ups). The order is the documented one.
-pub fn final_controllers(owner: Principal, video: Principal, spawn: Principal) -> Vec<Principal> {
-    let mut c = vec![owner];
+/// What the "controllers" step writes, given the video's controllers now. Once set up, a spawned
+/// video is controlled by its owner (to manage it), itself (it rewrites its controllers on
+/// ownership transfer) and the spawn canister (upgrades and top-ups).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ControllersPlan {
+    /// Nothing to write: the video already controls itself (the step ran before, or a
+    /// `change_owner` set them), or the owner the record names no longer controls it (it was
+    /// sold or handed over meanwhile). Writing the recorded owner back would give a sold video
+    /// back to its seller.
+    AlreadyDone,
+    /// Add the video and the spawn canister to the current controllers (keeping the others).
+    Set(Vec<Principal>),
+}
+
+/// The "controllers" step from the video's current controllers: never overwrites them with a
+/// possibly stale owner (the spawn's record is not updated when the video changes hands).
+pub fn plan_controllers(
+    current: &[Principal],
+    recorded_owner: Principal,
+    video: Principal,
+    spawn: Principal,
+) -> ControllersPlan {
+    if current.contains(&video) || !current.contains(&recorded_owner) {
+        return ControllersPlan::AlreadyDone;
+    }
+    let mut c = current.to_vec();
     for p in [video, spawn] {
         if !c.contains(&p) {
             c.push(p);
         }
     }
-    c
+    ControllersPlan::Set(c)
 }
 
 /// Controllers at `create_canister`: owner and spawn (the video does not exist yet).

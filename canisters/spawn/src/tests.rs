@@ -471,8 +471,37 @@ fn state_machine_transitions() {
 #[test]
 fn controllers_and_creator() {
     let (o, v, s) = (user(1), canister(2), canister(3));
-    assert_eq!(final_controllers(o, v, s), vec![o, v, s]);
-    assert_eq!(final_controllers(s, v, s), vec![s, v], "no duplicates");
+    // After create_canister: [owner, spawn] -> the video and spawn are added.
+    assert_eq!(
+        plan_controllers(&[o, s], o, v, s),
+        ControllersPlan::Set(vec![o, s, v])
+    );
+    assert_eq!(
+        plan_controllers(&[s], s, v, s),
+        ControllersPlan::Set(vec![s, v]),
+        "no duplicates"
+    );
+    // Controllers the owner added are kept.
+    let extra = user(7);
+    assert_eq!(
+        plan_controllers(&[o, extra, s], o, v, s),
+        ControllersPlan::Set(vec![o, extra, s, v])
+    );
+    // Already set up (the video controls itself), or sold meanwhile: nothing is written, so a
+    // retry never hands the video back to the owner the spawn's record names.
+    assert_eq!(
+        plan_controllers(&[o, v, s], o, v, s),
+        ControllersPlan::AlreadyDone
+    );
+    let buyer = user(8);
+    assert_eq!(
+        plan_controllers(&[buyer, v, s], o, v, s),
+        ControllersPlan::AlreadyDone
+    );
+    assert_eq!(
+        plan_controllers(&[buyer, s], o, v, s),
+        ControllersPlan::AlreadyDone
+    );
     assert_eq!(initial_controllers(o, s), vec![o, s]);
     assert_eq!(
         creator_for(user(4), o),

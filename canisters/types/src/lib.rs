@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod index;
+pub mod management;
 pub mod spawn;
 pub mod video;
 

@@ -15,7 +15,7 @@
 use std::cell::Cell;
 use std::time::Duration;
 
-use candid::{CandidType, Deserialize, Principal, Reserved};
+use candid::{Principal, Reserved};
 use canvid_types::index::OwnerChange;
 use canvid_types::video::{ChangeOwnerArgs, ChangeOwnerResult};
 use canvid_types::{Error, Result};
@@ -48,17 +48,6 @@ fn mutate<T>(f: impl FnOnce(&mut storage::State) -> T) -> T {
     out
 }
 
-/// The part of `canister_status`'s answer this canister reads. Candid ignores the other fields,
-/// so the (large) decoder for the full `CanisterStatusResult` is not linked into the wasm.
-#[derive(CandidType, Deserialize)]
-struct StatusControllers {
-    settings: SettingsControllers,
-}
-#[derive(CandidType, Deserialize)]
-struct SettingsControllers {
-    controllers: Vec<Principal>,
-}
-
 /// This canister's current controllers (it must be one of them to ask).
 async fn current_controllers(self_id: Principal) -> std::result::Result<Vec<Principal>, String> {
     let response = Call::bounded_wait(Principal::management_canister(), "canister_status")
@@ -67,7 +56,8 @@ async fn current_controllers(self_id: Principal) -> std::result::Result<Vec<Prin
         })
         .await
         .map_err(|e| e.to_string())?;
-    let status: StatusControllers = response.candid().map_err(|e| e.to_string())?;
+    let status: canvid_types::management::StatusControllers =
+        response.candid().map_err(|e| e.to_string())?;
     Ok(status.settings.controllers)
 }
 
