@@ -226,7 +226,20 @@ fn a_retried_controllers_step_never_gives_a_sold_video_back(b: &dyn Backend) {
     assert_eq!(v.metadata().owner, buyer);
 }
 
+/// A marketplace that is also one of the video's uploaders can still sell it once approved
+/// (security review L3: the uploader role used to hide the operator role).
+fn an_approved_uploader_may_transfer(b: &dyn Backend) {
+    let d = deploy(b);
+    let (seller, market, buyer) = (principal("seller"), principal("market"), principal("buyer"));
+    let id = create(&d, seller);
+    let v = Video::new(b, id);
+    ok("add_uploader", v.add_uploader(seller, market));
+    ok("approve", v.approve(seller, Some(market)));
+    transfer(&d, &v, market, buyer, 1);
+}
+
 backend_tests!(
+    an_approved_uploader_may_transfer,
     three_transfers,
     transfer_refusals,
     a_retried_controllers_step_never_gives_a_sold_video_back

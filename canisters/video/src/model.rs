@@ -78,13 +78,13 @@ pub fn authorize(s: &State, caller: &Principal, action: Action) -> Result<()> {
             Role::Owner => Ok(()),
             _ => Err(denied(caller, "only the owner may do this")),
         },
-        Action::Transfer => match r {
-            Role::Owner | Role::Operator => Ok(()),
-            _ => Err(denied(
-                caller,
-                "only the owner or the approved operator may transfer",
-            )),
-        },
+        // The approved operator may transfer whatever other role it has (a marketplace can be
+        // an uploader too): `role` ranks Uploader first.
+        Action::Transfer if r == Role::Owner || s.operator.as_ref() == Some(caller) => Ok(()),
+        Action::Transfer => Err(denied(
+            caller,
+            "only the owner or the approved operator may transfer",
+        )),
         Action::ReadContent => match (s.status(), r) {
             (VideoStatus::Ready, _) | (_, Role::Owner | Role::Uploader) => Ok(()),
             _ => Err(Error::NotReady {
@@ -383,6 +383,15 @@ mod tests {
         s.digest = Some(serde_bytes::ByteBuf::from(vec![0; 32]));
         assert!(!inspect(&s, &user(OWNER), "put_chunk"));
         assert!(!inspect(&s, &user(STRANGER), "read_range"));
+    }
+
+    #[test]
+    fn an_operator_that_is_also_an_uploader_may_transfer() {
+        let mut s = state();
+        s.uploaders.push(user(OPERATOR));
+        assert_eq!(role(&s, &user(OPERATOR)), Role::Uploader);
+        assert_eq!(authorize(&s, &user(OPERATOR), Action::Transfer), Ok(()));
+        assert!(authorize(&s, &user(UPLOADER), Action::Transfer).is_err());
     }
 
     #[test]
