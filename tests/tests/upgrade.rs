@@ -75,14 +75,17 @@ fn upgrade_everything_with_data_in_place(b: &dyn Backend) {
     let before = snapshot(&d, &videos, &people);
     let v1_stable = d.video(v1).canister_info();
 
-    // Index: upgraded by its controller, without an argument (keeps admins and registrars).
-    b.upgrade(
-        d.index,
-        wasm::index(),
-        candid::encode_one(None::<IndexInit>).unwrap(),
-        Some(d.admin),
-    )
-    .unwrap_or_else(|e| panic!("upgrading the index: {e}"));
+    // Index: upgraded by its controller, without an argument (keeps admins and registrars),
+    // then with an argument whose lists are empty, which keeps them too (security review L8).
+    for arg in [None, Some(IndexInit::default())] {
+        b.upgrade(
+            d.index,
+            wasm::index(),
+            candid::encode_one(arg).unwrap(),
+            Some(d.admin),
+        )
+        .unwrap_or_else(|e| panic!("upgrading the index: {e}"));
+    }
     // Spawn: upgraded by its controller, without an argument.
     b.upgrade(
         d.spawn,

@@ -55,9 +55,13 @@ fn open(arg: Option<IndexInit>) {
                 .set_admins(&arg.admins)
                 .unwrap_or_else(|e| ic_cdk::trap(e.to_string()));
         }
-        index
-            .set_registrars(&arg.registrars)
-            .unwrap_or_else(|e| ic_cdk::trap(e.to_string()));
+        // Like `admins`, an empty list keeps the stored one: an upgrade argument written for
+        // the admins alone must not silently stop every registration.
+        if !arg.registrars.is_empty() {
+            index
+                .set_registrars(&arg.registrars)
+                .unwrap_or_else(|e| ic_cdk::trap(e.to_string()));
+        }
     }
     STATE.with(|s| *s.borrow_mut() = Some(index));
 }

@@ -109,7 +109,8 @@ export type Error = {
  * 
  * `admins` empty means "the installer is the only admin". `registrars` are the principals
  * (normally the spawn canister) allowed to call `register_video`. On upgrade the argument is
- * optional; when given, it replaces both lists (an empty `admins` then keeps the current ones).
+ * optional; when given, a non-empty list replaces the current one and an empty list keeps it
+ * (clear the registrars with `set_registrars(vec {})`, on purpose).
  */
 export interface IndexInit {
   'admins' : Array<Principal>,
