@@ -220,7 +220,98 @@ fn upgrade_videos_lets_open_calls_finish(b: &dyn Backend) {
     assert!(record.wasm_sha256.is_some());
 }
 
+/// A spawn canister deployed before the IC's prepayment was modelled (the released module of
+/// 71179eb, `tests/fixtures/`) holds the first default cycles configuration, with which no video
+/// installs on a real subnet. Upgrading it to the current module moves that configuration to the
+/// current defaults (keeping the reserve) and creations work; a customised configuration is kept.
+fn spawn_upgrade_corrects_the_first_default_cycles_config(b: &dyn Backend) {
+    use canvid_types::spawn::CyclesConfig;
+    let old_spawn = {
+        use std::io::Read;
+        let gz = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/spawn-71179eb.wasm.gz"
+        ))
+        .expect("tests/fixtures/spawn-71179eb.wasm.gz");
+        let mut wasm = Vec::new();
+        flate2::read::GzDecoder::new(gz.as_slice())
+            .read_to_end(&mut wasm)
+            .expect("gunzip the old spawn module");
+        wasm
+    };
+    let fee = 500_000_000_000u128;
+    for custom in [
+        None,
+        Some(CyclesConfig {
+            base: 450_000_000_000,
+            per_byte: 3_000,
+            reserve: 3_000_000_000_000,
+        }),
+    ] {
+        let d = deploy(b);
+        // Replace the spawn canister's module by the old one, with the old defaults (or a
+        // customised configuration) in its stable memory.
+        let init = SpawnInit {
+            admins: vec![d.admin],
+            index: Some(d.index),
+            video_wasm: Some(serde_bytes::ByteBuf::from(wasm::gzip(&wasm::video()))),
+            default_quota: Some(canvid_tests::deploy::default_quota()),
+            cycles: custom.clone(),
+        };
+        // The IC rate-limits install_code per canister by the instructions of the previous ones
+        // (PocketIC: IC0209 right after the deployment's install): let rounds pass first.
+        let settle = || {
+            b.advance_time(std::time::Duration::from_secs(60));
+            for _ in 0..10 {
+                b.tick();
+            }
+        };
+        settle();
+        b.reinstall(
+            d.spawn,
+            wasm::gzip(&old_spawn),
+            canvid_tests::deploy::spawn_init_arg(&init),
+            Some(d.admin),
+        )
+        .unwrap_or_else(|e| panic!("{}: installing the old spawn: {e}", b.name()));
+        let sp = d.spawn_client();
+        let (base, per_byte) = custom
+            .as_ref()
+            .map_or((200_000_000_000, 2_407), |c| (c.base, c.per_byte));
+        assert_eq!(sp.estimate_cycles(1), fee + base + per_byte, "{}", b.name());
+        // Upgraded without an argument.
+        settle();
+        b.upgrade(
+            d.spawn,
+            wasm::gzip(&wasm::spawn()),
+            candid::encode_one(None::<SpawnInit>).unwrap(),
+            Some(d.admin),
+        )
+        .unwrap_or_else(|e| panic!("{}: upgrading the old spawn: {e}", b.name()));
+        match &custom {
+            None => {
+                // 392,414,684,992 + 2,714 per byte (docs/spawn-and-index.md).
+                assert_eq!(
+                    sp.estimate_cycles(1),
+                    fee + 392_414_684_992 + 2_714,
+                    "{}: the first defaults were replaced",
+                    b.name()
+                );
+                let v = create(&d, principal("after-upgrade"), "created after the upgrade");
+                assert!(b.canister_exists(v));
+            }
+            Some(c) => assert_eq!(
+                sp.estimate_cycles(1),
+                fee + c.base + c.per_byte,
+                "{}: a customised configuration is kept",
+                b.name()
+            ),
+        }
+    }
+}
+
 backend_tests!(
+    spawn_upgrade_corrects_the_first_default_cycles_config,
     upgrade_everything_with_data_in_place,
     upgrade_videos_lets_open_calls_finish
 );
