@@ -68,7 +68,6 @@ fn export_kind(k: ExternalKind) -> ExportKind {
     }
 }
 
-/// Rewrites `wasm` to export table 0 and every mutable global (see the module docs).
 /// Instructions the IC charges for compiling one wasm instruction (its
 /// `cost_to_compile_wasm_instruction`).
 pub const COMPILE_INSTRUCTIONS_PER_WASM_INSTRUCTION: u64 = 6_000;
@@ -155,6 +154,7 @@ pub fn compiled_instruction_count(wasm: &[u8]) -> Result<u64, String> {
     Ok(n)
 }
 
+/// Rewrites `wasm` to export table 0 and every mutable global (see the module docs).
 pub fn rewrite(wasm: &[u8]) -> Result<(Vec<u8>, RewriteInfo), String> {
     let err = |e: wasmparser::BinaryReaderError| format!("invalid wasm module: {e}");
     let mut sections: Vec<(u8, std::ops::Range<usize>)> = Vec::new();

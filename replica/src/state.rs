@@ -711,20 +711,17 @@ impl State {
             return;
         };
         c.message_memory = c.message_memory.saturating_sub(cb.message_bytes);
-        // The reservation: the response's transmission is paid by its actual size, the rest of
-        // that part comes back now; the execution part pays for the callback (and cleanup).
+        // The reservation (`cycles::call_reservation`) has two parts: the largest response's
+        // transmission, paid by the actual response's size with the rest refunded now, and the
+        // callback's execution, which pays for the callback (and a cleanup) below.
         let transmission_reserved = cycles::CALL_PER_BYTE * cycles::MAX_RESPONSE_BYTES;
         let response_bytes = match &result {
             Ok(bytes) => bytes.len(),
             Err((_, msg)) => msg.len(),
         } as u128;
-        let transmission = (cycles::CALL_PER_BYTE * response_bytes)
-            .min(transmission_reserved)
-            .min(cb.reservation);
-        let execution_reserved = cb.reservation.saturating_sub(transmission_reserved);
-        c.ctx_mut().balance += refund
-            + cb.reservation
-                .saturating_sub(transmission + execution_reserved);
+        let transmission = (cycles::CALL_PER_BYTE * response_bytes).min(transmission_reserved);
+        let execution_reserved = cb.reservation - transmission_reserved;
+        c.ctx_mut().balance += refund + transmission_reserved - transmission;
         self.stat(root, 0, transmission);
         let Some(c) = self.canisters.get_mut(&cb.caller) else {
             return;

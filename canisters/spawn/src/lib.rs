@@ -421,17 +421,17 @@ fn management_failed(method: &str, e: impl std::fmt::Display) -> Error {
 /// callback from a pointer into the old heap.
 async fn upgrade_stopped(video: Principal, wasm: &[u8], sha: &[u8], arg: &[u8]) -> Result<()> {
     let id = CanisterIdRecord { canister_id: video };
-    stop_canister(&id)
+    let upgraded = match stop_canister(&id).await {
+        Err(e) => Err(management_failed("stop_canister", e)),
+        Ok(()) => install_code(&InstallCodeArgs {
+            mode: CanisterInstallMode::Upgrade(None),
+            canister_id: video,
+            wasm_module: wasm.to_vec(),
+            arg: arg.to_vec(),
+        })
         .await
-        .map_err(|e| management_failed("stop_canister", e))?;
-    let upgraded = install_code(&InstallCodeArgs {
-        mode: CanisterInstallMode::Upgrade(None),
-        canister_id: video,
-        wasm_module: wasm.to_vec(),
-        arg: arg.to_vec(),
-    })
-    .await
-    .map_err(|e| management_failed("install_code", e));
+        .map_err(|e| management_failed("install_code", e)),
+    };
     if upgraded.is_ok() {
         with_mut(|s| {
             if let Some(mut v) = s.video(&video) {
@@ -441,6 +441,7 @@ async fn upgrade_stopped(video: Principal, wasm: &[u8], sha: &[u8], arg: &[u8]) 
             }
         });
     }
+    // Started again on every path: a stop that failed may have left it stopping.
     let started = start_canister(&id)
         .await
         .map_err(|e| management_failed("start_canister", e));
