@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Node test of the embedded replica's IC HTTP interface with the unmodified @icp-sdk/core agent
-# (replica-http/js-test, `node --test`): Ed25519, secp256k1, P-256 and delegation identities make
+# (local/http-interface/js-test, `node --test`): Ed25519, secp256k1, P-256 and delegation identities make
 # update calls, queries and read_state requests with the agent's default verification.
 #
 #   ./scripts/agent-js-test.sh
@@ -21,14 +21,14 @@ fi
 
 if [ -z "${AGENT_TEST_SERVER:-}" ]; then
   step "cargo build --example agent_test_server"
-  cargo build --quiet -p canvid-replica-http --example agent_test_server
+  cargo build --quiet -p canvid-http-interface --example agent_test_server
   target_dir=$(cargo metadata --format-version 1 --no-deps | node -e \
     'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
   export AGENT_TEST_SERVER="$target_dir/debug/examples/agent_test_server"
 fi
 
-step "npm ci (replica-http/js-test)"
-(cd replica-http/js-test && npm ci --no-audit --no-fund --loglevel=error)
+step "npm ci (local/http-interface/js-test)"
+(cd local/http-interface/js-test && npm ci --no-audit --no-fund --loglevel=error)
 
-step "node --test (replica-http/js-test)"
-(cd replica-http/js-test && node --test --test-concurrency=1 test/)
+step "node --test (local/http-interface/js-test)"
+(cd local/http-interface/js-test && node --test --test-concurrency=1 test/)

@@ -1,7 +1,7 @@
-//! HTTP serving: the canister side of `canvid-http` (docs/http.md).
+//! HTTP serving: the canister side of `canvid-video-http` (docs/http.md).
 //!
-//! [`Source`] is `canvid_http::VideoSource` over [`Storage`]; the endpoints `http_request`
-//! (query) and `http_request_update` (update) hand requests to `canvid-http`, and `set_poster`
+//! [`Source`] is `canvid_video_http::VideoSource` over [`Storage`]; the endpoints `http_request`
+//! (query) and `http_request_update` (update) hand requests to `canvid-video-http`, and `set_poster`
 //! stores the poster image. The certification tree lives on the heap ([`HTTP_CERT`]): it is
 //! rebuilt by `init`, `post_upgrade` and after every successful state change ([`recertify`]),
 //! and its root is what `certified_data_set` publishes.
@@ -9,7 +9,7 @@
 use std::cell::{Cell, RefCell};
 
 use candid::{CandidType, Deserialize};
-use canvid_http::{Certifier, Poster, ReadError, VideoInfo, VideoSource};
+use canvid_video_http::{Certifier, Poster, ReadError, VideoInfo, VideoSource};
 use canvid_types::video::VideoStatus;
 use canvid_types::Result;
 use ic_stable_structures::Memory;
@@ -26,7 +26,7 @@ pub struct PosterArgs {
     pub data: ByteBuf,
 }
 
-/// `canvid_http::VideoSource` over a [`Storage`].
+/// `canvid_video_http::VideoSource` over a [`Storage`].
 pub struct Source<'a, M: Memory>(pub &'a Storage<M>);
 
 impl<M: Memory> VideoSource for Source<'_, M> {
@@ -35,11 +35,11 @@ impl<M: Memory> VideoSource for Source<'_, M> {
         let upload = st.upload.as_ref()?;
         let (status, digest) = match (st.status(), &st.digest) {
             (VideoStatus::Ready, Some(d)) => match <[u8; 32]>::try_from(d.as_slice()) {
-                Ok(d) => (canvid_http::VideoStatus::Ready, d),
+                Ok(d) => (canvid_video_http::VideoStatus::Ready, d),
                 // finish_upload only stores 32-byte digests; anything else is not servable.
-                Err(_) => (canvid_http::VideoStatus::Uploading, [0; 32]),
+                Err(_) => (canvid_video_http::VideoStatus::Uploading, [0; 32]),
             },
-            _ => (canvid_http::VideoStatus::Uploading, [0; 32]),
+            _ => (canvid_video_http::VideoStatus::Uploading, [0; 32]),
         };
         Some(VideoInfo {
             mime_type: upload.mime_type.clone(),
@@ -133,7 +133,7 @@ pub fn metadata_json<M: Memory>(s: &Storage<M>) -> String {
         poster: s.poster_info().map(|(mime_type, size)| PosterJson {
             mime_type,
             size,
-            url: canvid_http::POSTER_PATH,
+            url: canvid_video_http::POSTER_PATH,
         }),
         video_url: "/video",
     };
@@ -182,7 +182,7 @@ pub fn within_budget(start: u64, now: u64, budget: u64) -> bool {
 
 /// Brings the certification tree up to date with the stored state and publishes its root with
 /// `certified_data_set`. Never traps: a part that cannot be certified is logged and then served
-/// through `http_request_update` (see `canvid_http::CertifyError`).
+/// through `http_request_update` (see `canvid_video_http::CertifyError`).
 ///
 /// A full rebuild certifies as many chunks as [`CERT_STEP_INSTRUCTIONS`] allows in this
 /// message and leaves the rest to a timer ([`continue_build`]); until a chunk's entries are in
@@ -219,7 +219,7 @@ pub fn recertify() {
 fn step<M: Memory>(
     c: &mut Certifier,
     source: &Source<'_, M>,
-) -> std::result::Result<u64, canvid_http::CertifyError> {
+) -> std::result::Result<u64, canvid_video_http::CertifyError> {
     let start = ic_cdk::api::performance_counter(0);
     c.resume(source, &mut || {
         within_budget(
@@ -269,20 +269,20 @@ pub fn reset() {
 }
 
 #[ic_cdk::query]
-fn http_request(req: canvid_http::HttpRequest<'static>) -> canvid_http::HttpResponse<'static> {
+fn http_request(req: canvid_video_http::HttpRequest<'static>) -> canvid_video_http::HttpResponse<'static> {
     let certificate = ic_cdk::api::data_certificate();
     storage::with(|s| {
         HTTP_CERT
-            .with_borrow(|c| canvid_http::http_request(&req, &Source(s), c, certificate.as_deref()))
+            .with_borrow(|c| canvid_video_http::http_request(&req, &Source(s), c, certificate.as_deref()))
     })
 }
 
 /// Anyone may call this (the gateway does, anonymously): it only reads.
 #[ic_cdk::update]
 fn http_request_update(
-    req: canvid_http::HttpUpdateRequest<'static>,
-) -> canvid_http::HttpResponse<'static> {
-    storage::with(|s| canvid_http::http_request_update(&req, &Source(s)))
+    req: canvid_video_http::HttpUpdateRequest<'static>,
+) -> canvid_video_http::HttpResponse<'static> {
+    storage::with(|s| canvid_video_http::http_request_update(&req, &Source(s)))
 }
 
 /// Owner only. Sets (replaces) the poster served at `/poster`; empty `data` removes it.
@@ -301,7 +301,7 @@ mod tests {
     use canvid_types::Error;
     use ic_stable_structures::VectorMemory;
 
-    fn header<'a>(r: &'a canvid_http::HttpResponse, name: &str) -> Option<&'a str> {
+    fn header<'a>(r: &'a canvid_video_http::HttpResponse, name: &str) -> Option<&'a str> {
         r.headers()
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -347,11 +347,11 @@ mod tests {
         s: &Storage<VectorMemory>,
         url: &str,
         range: Option<&str>,
-    ) -> canvid_http::HttpResponse<'static> {
+    ) -> canvid_video_http::HttpResponse<'static> {
         let headers: Vec<(String, String)> = range
             .map(|r| vec![("Range".to_string(), r.to_string())])
             .unwrap_or_default();
-        canvid_http::serve_uncertified("GET", url, &headers, &Source(s))
+        canvid_video_http::serve_uncertified("GET", url, &headers, &Source(s))
     }
 
     #[test]
@@ -512,15 +512,15 @@ mod tests {
         c.start(&Source(&s)).unwrap();
         assert_eq!(c.pending_chunks(), 10);
         let request = |range: &str| {
-            canvid_http::HttpRequest::get("/video")
+            canvid_video_http::HttpRequest::get("/video")
                 .with_headers(vec![("Range".into(), range.into())])
                 .build()
         };
         let cert = Some(&b"certificate"[..]);
         // Chunk 0 is in the tree from the start; chunk 3 is not yet: upgrade.
-        let r = canvid_http::http_request(&request("bytes=0-"), &Source(&s), &c, cert);
+        let r = canvid_video_http::http_request(&request("bytes=0-"), &Source(&s), &c, cert);
         assert_eq!(r.status_code().as_u16(), 206);
-        let r = canvid_http::http_request(&request("bytes=3000-"), &Source(&s), &c, cert);
+        let r = canvid_video_http::http_request(&request("bytes=3000-"), &Source(&s), &c, cert);
         assert_eq!(r.upgrade(), Some(true));
         // Three chunks per step.
         let mut steps = 0;
@@ -535,10 +535,10 @@ mod tests {
             steps += 1;
             if steps == 1 {
                 assert_eq!(pending, 7);
-                let r = canvid_http::http_request(&request("bytes=3000-"), &Source(&s), &c, cert);
+                let r = canvid_video_http::http_request(&request("bytes=3000-"), &Source(&s), &c, cert);
                 assert_eq!(r.status_code().as_u16(), 206, "chunk 3 certified by step 1");
                 assert_eq!(r.body(), &bytes[3_000..4_000]);
-                let r = canvid_http::http_request(&request("bytes=4000-"), &Source(&s), &c, cert);
+                let r = canvid_video_http::http_request(&request("bytes=4000-"), &Source(&s), &c, cert);
                 assert_eq!(r.upgrade(), Some(true), "chunk 4 not yet");
             }
             if pending == 0 {

@@ -1,4 +1,4 @@
-//! What the HTTP interface server (`canvid-replica-http`) needs from the replica beyond the
+//! What the HTTP interface server (`canvid-http-interface`) needs from the replica beyond the
 //! pocket-ic-shaped API and the ingress API: whether a round has work to do.
 
 use crate::Replica;

@@ -2,7 +2,7 @@
 //! a free loopback port, prints one JSON line `{"url", "canister", "root_key", "module_hash"}` and
 //! runs until its standard input closes. The Node test (`replica-http/js-test`) drives it.
 //!
-//! `cargo run -p canvid-replica-http --example agent_test_server`
+//! `cargo run -p canvid-http-interface --example agent_test_server`
 
 use canvid_replica::{CanisterSettings, Principal, Replica};
 use sha2::{Digest, Sha256};
@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::var_os("CANVID_WASM_DIR").map_or_else(
-        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/canisters/")),
+        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/canisters/")),
         PathBuf::from,
     );
     let path = dir.join("replica-probe.wasm");
@@ -38,7 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         candid::encode_args(())?,
         None,
     )?;
-    let server = canvid_replica_http::serve(replica.clone(), "127.0.0.1:0".parse()?)?;
+    let server = canvid_http_interface::serve(replica.clone(), "127.0.0.1:0".parse()?)?;
     println!(
         "{}",
         serde_json::json!({

@@ -1,9 +1,9 @@
 //! End to end through a real TCP socket: the gateway in front of a fake backend that runs the
-//! video canister's HTTP logic (`canvid-http`) on an in-memory video, with certification.
+//! video canister's HTTP logic (`canvid-video-http`) on an in-memory video, with certification.
 
 use candid::Principal;
 use canvid_gateway::{serve_backend, Backend, CallError};
-use canvid_http::{
+use canvid_video_http::{
     Certifier, HttpRequest, HttpUpdateRequest, Poster, ReadError, VideoInfo, VideoSource,
     VideoStatus,
 };
@@ -68,7 +68,7 @@ impl Backend for Fake {
         assert_eq!(method, "http_request");
         let req: HttpRequest =
             candid::decode_one(&arg).map_err(|e| CallError::Rejected(e.to_string()))?;
-        let r = canvid_http::http_request(&req, &self.video, &self.certifier, Some(b"cert"));
+        let r = canvid_video_http::http_request(&req, &self.video, &self.certifier, Some(b"cert"));
         Ok(candid::encode_one(&r).unwrap())
     }
     fn update(
@@ -80,7 +80,7 @@ impl Backend for Fake {
         assert_eq!((canister, method), (self.canister, "http_request_update"));
         let req: HttpUpdateRequest =
             candid::decode_one(&arg).map_err(|e| CallError::Rejected(e.to_string()))?;
-        Ok(candid::encode_one(canvid_http::http_request_update(&req, &self.video)).unwrap())
+        Ok(candid::encode_one(canvid_video_http::http_request_update(&req, &self.video)).unwrap())
     }
 }
 

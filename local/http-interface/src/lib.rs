@@ -1,4 +1,4 @@
-//! # canvid-replica-http: the Internet Computer's HTTP interface for the embedded replica
+//! # canvid-http-interface: the Internet Computer's HTTP interface for the embedded replica
 //!
 //! [`serve`] answers, on one loopback port, what an IC node and an HTTP gateway answer:
 //!

@@ -50,7 +50,7 @@ pub fn probe_wasm() -> Vec<u8> {
         let path = std::env::var("CANVID_PROBE_WASM").unwrap_or_else(|_| {
             concat!(
                 env!("CARGO_MANIFEST_DIR"),
-                "/../target/canisters/replica-probe.wasm"
+                "/../../target/canisters/replica-probe.wasm"
             )
             .to_string()
         });

@@ -1,8 +1,8 @@
 //! Cost of building the certification tree for a large video (no video bytes involved).
-//! Run with `cargo test -p canvid-http --release --test tree_cost -- --ignored --nocapture`
+//! Run with `cargo test -p canvid-video-http --release --test tree_cost -- --ignored --nocapture`
 //! (`CANVID_TREE_CHUNKS=100,1000` picks the video sizes, in 2 MB chunks).
 
-use canvid_http::{Certifier, Poster, ReadError, VideoInfo, VideoSource, VideoStatus, MAX_BODY};
+use canvid_video_http::{Certifier, Poster, ReadError, VideoInfo, VideoSource, VideoStatus, MAX_BODY};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Instant;
@@ -171,10 +171,10 @@ fn http_request_cost() {
     let mut c = Certifier::new();
     c.certify_all(&video).unwrap();
     for k in 1..chunks {
-        let request = canvid_http::HttpRequest::get("/video")
+        let request = canvid_video_http::HttpRequest::get("/video")
             .with_headers(vec![("Range".into(), format!("bytes={}-", k * MAX_BODY))])
             .build();
-        let r = canvid_http::http_request(&request, &video, &c, Some(b"cert"));
+        let r = canvid_video_http::http_request(&request, &video, &c, Some(b"cert"));
         assert_eq!(r.status_code().as_u16(), 206);
         assert_eq!(r.body().len() as u64, MAX_BODY);
         assert!(r.upgrade().is_none());

@@ -235,7 +235,7 @@ pub fn serve_backend<B: Backend>(backend: Arc<B>, addr: SocketAddr) -> io::Resul
 }
 
 /// The gateway's request handling, without a server of its own: a server that also answers
-/// other paths (the IC HTTP interface of `canvid-replica-http`) hands it every request it does
+/// other paths (the IC HTTP interface of `canvid-http-interface`) hands it every request it does
 /// not serve itself. Cloning is cheap and shares the backend and the log.
 pub struct Gateway<B: Backend> {
     ctx: Ctx<B>,
