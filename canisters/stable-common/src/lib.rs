@@ -1,4 +1,6 @@
-//! Stable-memory building blocks shared by the index and spawn canisters.
+//! Building blocks every canvid canister shares: the store singleton ([`store`]), candid-encoded
+//! stable values ([`Candid`]), cursor paging ([`paging`]), fixed-size principal keys and the
+//! versioned header prefix.
 //!
 //! Both canisters key their `StableBTreeMap`s by principals and start their header cell with
 //! the same magic + version prefix. The byte layouts below are part of both canisters' stable
@@ -13,6 +15,13 @@
 //!
 //! Header prefix (8 bytes): a 4-byte magic · layout version u32 LE. What follows is the
 //! canister's own.
+
+pub mod candid_value;
+pub mod paging;
+pub mod store;
+
+pub use candid_value::Candid;
+pub use store::StoreCell;
 
 use std::borrow::Cow;
 

@@ -2,7 +2,9 @@
 //! Run with `cargo test -p canvid-video-http --release --test tree_cost -- --ignored --nocapture`
 //! (`CANVID_TREE_CHUNKS=100,1000` picks the video sizes, in 2 MB chunks).
 
-use canvid_video_http::{Certifier, Poster, ReadError, VideoInfo, VideoSource, VideoStatus, MAX_BODY};
+use canvid_video_http::{
+    Certifier, Poster, ReadError, VideoInfo, VideoSource, VideoStatus, MAX_BODY,
+};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Instant;

@@ -9,9 +9,9 @@
 use std::cell::{Cell, RefCell};
 
 use candid::{CandidType, Deserialize};
-use canvid_video_http::{Certifier, Poster, ReadError, VideoInfo, VideoSource};
 use canvid_types::video::VideoStatus;
 use canvid_types::Result;
+use canvid_video_http::{Certifier, Poster, ReadError, VideoInfo, VideoSource};
 use ic_stable_structures::Memory;
 use serde::Serialize;
 use serde_bytes::ByteBuf;
@@ -269,11 +269,14 @@ pub fn reset() {
 }
 
 #[ic_cdk::query]
-fn http_request(req: canvid_video_http::HttpRequest<'static>) -> canvid_video_http::HttpResponse<'static> {
+fn http_request(
+    req: canvid_video_http::HttpRequest<'static>,
+) -> canvid_video_http::HttpResponse<'static> {
     let certificate = ic_cdk::api::data_certificate();
     storage::with(|s| {
-        HTTP_CERT
-            .with_borrow(|c| canvid_video_http::http_request(&req, &Source(s), c, certificate.as_deref()))
+        HTTP_CERT.with_borrow(|c| {
+            canvid_video_http::http_request(&req, &Source(s), c, certificate.as_deref())
+        })
     })
 }
 
@@ -535,10 +538,12 @@ mod tests {
             steps += 1;
             if steps == 1 {
                 assert_eq!(pending, 7);
-                let r = canvid_video_http::http_request(&request("bytes=3000-"), &Source(&s), &c, cert);
+                let r =
+                    canvid_video_http::http_request(&request("bytes=3000-"), &Source(&s), &c, cert);
                 assert_eq!(r.status_code().as_u16(), 206, "chunk 3 certified by step 1");
                 assert_eq!(r.body(), &bytes[3_000..4_000]);
-                let r = canvid_video_http::http_request(&request("bytes=4000-"), &Source(&s), &c, cert);
+                let r =
+                    canvid_video_http::http_request(&request("bytes=4000-"), &Source(&s), &c, cert);
                 assert_eq!(r.upgrade(), Some(true), "chunk 4 not yet");
             }
             if pending == 0 {

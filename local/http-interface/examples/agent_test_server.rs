@@ -12,7 +12,12 @@ use std::sync::Arc;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::var_os("CANVID_WASM_DIR").map_or_else(
-        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/canisters/")),
+        || {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../target/canisters/"
+            ))
+        },
         PathBuf::from,
     );
     let path = dir.join("replica-probe.wasm");

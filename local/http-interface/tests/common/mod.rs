@@ -3,8 +3,8 @@
 
 #![allow(dead_code)]
 
-use canvid_replica::{CanisterSettings, Principal, Replica};
 use canvid_http_interface::ServerHandle;
+use canvid_replica::{CanisterSettings, Principal, Replica};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -14,7 +14,10 @@ use std::sync::Arc;
 pub fn wasm(name: &str) -> Vec<u8> {
     let dir = match std::env::var_os("CANVID_WASM_DIR") {
         Some(d) => PathBuf::from(d),
-        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/canisters/")),
+        None => PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../target/canisters/"
+        )),
     };
     let path = dir.join(format!("{name}.wasm"));
     std::fs::read(&path).unwrap_or_else(|e| {
@@ -50,8 +53,8 @@ pub fn setup(controllers: Vec<Principal>) -> Setup {
         candid::encode_args(()).unwrap(),
         controllers.first().copied(),
     );
-    let server =
-        canvid_http_interface::serve(replica.clone(), "127.0.0.1:0".parse().unwrap()).expect("serve");
+    let server = canvid_http_interface::serve(replica.clone(), "127.0.0.1:0".parse().unwrap())
+        .expect("serve");
     Setup {
         replica,
         server,
