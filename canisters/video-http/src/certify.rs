@@ -257,7 +257,8 @@ struct Pending {
 pub struct Certifier {
     tree: HttpCertificationTree,
     /// Video answers that do not depend on a chunk index (per video path: plain GET,
-    /// `bytes=0-`, HEAD, 304; or the 503). Only ever removed all together, by `start`.
+    /// `bytes=0-`, HEAD, the 304s of GET and HEAD, or the 503s while uploading; and the 405s).
+    /// Only ever removed all together, by `start`.
     video_fixed: Vec<Certified>,
     /// `chunks[k - 1][form]` = the certification of chunk k's answer to a [`RangeForm`]. They
     /// are the same for every video path: a request hash does not cover the path. `None` for
@@ -367,10 +368,14 @@ impl Certifier {
         if video.poster().is_some() {
             paths.push(POSTER_PATH);
         }
+        let methods = ["GET", "HEAD"]
+            .into_iter()
+            .chain(serve::CERTIFIED_405_METHODS);
         let entries = paths
             .into_iter()
-            .map(|path| {
-                let mut e = certify_request("GET", path, &[], video)?;
+            .flat_map(|path| methods.clone().map(move |method| (method, path)))
+            .map(|(method, path)| {
+                let mut e = certify_request(method, path, &[], video)?;
                 e.check_when_served = true;
                 Ok(e)
             })
@@ -385,17 +390,32 @@ impl Certifier {
     /// The video answers that do not depend on a chunk index; sets up [`Pending`] for the rest.
     fn certify_video_fixed(&mut self, video: &dyn VideoSource) -> Result<(), CertifyError> {
         let info = video.info().filter(|i| i.status == VideoStatus::Ready);
-        let mut requests: Vec<(&'static str, Vec<(String, String)>)> = vec![("GET", vec![])];
+        // GET and HEAD (or their 503 while uploading) and the certified 405s.
+        let mut requests: Vec<(&'static str, Vec<(String, String)>)> = ["GET", "HEAD"]
+            .into_iter()
+            .chain(serve::CERTIFIED_405_METHODS)
+            .map(|method| (method, vec![]))
+            .collect();
         let mut chunks = 0;
         if let Some(info) = &info {
             if !(1..=MAX_BODY).contains(&info.chunk_size) {
+                // The 503/405 answers above do not need chunk digests, but a Ready video's
+                // GET does: certify only what can be, and say why the rest is not.
+                for path in VIDEO_PATHS {
+                    for method in serve::CERTIFIED_405_METHODS {
+                        let e = certify_request(method, path, &[], video)?;
+                        self.tree.insert(&e.entry());
+                        self.video_fixed.push(e);
+                    }
+                }
                 return Err(CertifyError::ChunkSizeUnsupported {
                     chunk_size: info.chunk_size,
                 });
             }
+            let tag = crate::etag(&info.digest);
             requests.push(("GET", hdr("range", "bytes=0-".into())));
-            requests.push(("HEAD", vec![]));
-            requests.push(("GET", hdr("if-none-match", crate::etag(&info.digest))));
+            requests.push(("GET", hdr("if-none-match", tag.clone())));
+            requests.push(("HEAD", hdr("if-none-match", tag)));
             chunks = info.size.div_ceil(info.chunk_size);
         }
         for path in VIDEO_PATHS {

@@ -10,16 +10,18 @@
 //! | `GET /` or `/video`, no `Range` | 200 whole video if it fits one body, else 206 with the first chunk (the IC HTTP gateway then fetches the rest with `Range: bytes=N-`) |
 //! | `Range: bytes=a-b` / `a-` / `-n` | 206 with `Content-Range`; the body ends at the end of the chunk that holds `a` (≤ 2,000,000 bytes) |
 //! | unsatisfiable range | 416 with `Content-Range: bytes */size` |
-//! | `HEAD` | the headers of the `GET` (whole video: 200 with the full `Content-Length`), empty body |
+//! | `HEAD` | the headers of the whole video's `GET` (200 with the full `Content-Length`; `Range` is ignored), empty body |
 //! | `If-None-Match` matching the ETag | 304 |
 //! | video not finished | 503 (`Retry-After`) |
 //! | `/metadata.json`, `/poster` | JSON metadata; the poster or 404 |
 //! | other paths / methods | 404 / 405 |
 //!
 //! Every answer a browser or the IC gateway normally asks for is *pre-certified* (response
-//! certification v2) by [`Certifier`] when the upload finishes; any other answer is produced by
-//! the `http_request_update` path (the query answers `upgrade = true`), whose reply goes through
-//! consensus and needs no certificate.
+//! certification v2) by [`Certifier`] when the upload finishes. Error answers that cannot be
+//! enumerated (416, odd methods) are served uncertified; ranges no pre-certified shape holds
+//! are produced by the `http_request_update` path (the query answers `upgrade = true`), whose
+//! reply goes through consensus and needs no certificate. [`update_need`] tells the canister's
+//! `inspect_message` which update calls are worth their cost.
 
 pub mod certify;
 pub mod range;
@@ -27,7 +29,7 @@ mod serve;
 
 pub use certify::{Certifier, CertifyError};
 pub use ic_http_certification::{HttpRequest, HttpResponse, HttpUpdateRequest, StatusCode};
-pub use serve::{http_request, http_request_update, serve_uncertified};
+pub use serve::{http_request, http_request_update, serve_uncertified, update_need, UpdateNeed};
 
 /// Largest body canvid puts in one HTTP response. A query reply may be 3 MiB and a replicated
 /// reply 2 MiB; 2,000,000 bytes leaves room for headers and candid framing in both.

@@ -42,6 +42,12 @@ pub(crate) struct Plan {
     pub headers: Vec<(String, String)>,
     pub body: Body,
     pub cert: Option<CertSpec>,
+    /// May the query upgrade this answer to `http_request_update` when it is not certified?
+    /// `false` for error answers (400, 405, 416, odd `If-None-Match` forms): the update path
+    /// would give the same error, paid by the canister, so the query serves them uncertified
+    /// (the verified gateway domain then reports a verification failure, the raw domain the
+    /// answer) and `inspect_message` refuses them as updates.
+    pub upgradable: bool,
 }
 
 impl Plan {
@@ -51,7 +57,14 @@ impl Plan {
             headers,
             body,
             cert: None,
+            upgradable: true,
         }
+    }
+
+    /// Marks an error answer that is never worth an update call (see [`Plan::upgradable`]).
+    fn never_upgraded(mut self) -> Self {
+        self.upgradable = false;
+        self
     }
 
     fn certified(
@@ -127,18 +140,48 @@ fn if_none_match_matches(value: &str, etag: &str) -> bool {
         .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
 }
 
+/// Methods other than GET and HEAD whose 405 answer (to a request without body) is
+/// pre-certified, so that the most common wrong methods get a verifiable answer instead of
+/// an update call (security review M2). Any other method gets the same 405, uncertified.
+pub(crate) const CERTIFIED_405_METHODS: [&str; 5] = ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
+
+/// Where the certified answers for `path` live: its exact entry when the tree has one, else
+/// the wildcard every unknown path falls back on. Must agree with what the certifier inserts.
+pub(crate) fn cert_path(path: &str, video: &dyn VideoSource) -> CertPath {
+    let exact = VIDEO_PATHS.contains(&path)
+        || path == METADATA_PATH
+        || (path == POSTER_PATH && video.poster().is_some());
+    if exact {
+        CertPath::Exact(path.to_string())
+    } else {
+        CertPath::NotFound
+    }
+}
+
 /// Decides the answer to a request. `method` is compared case-sensitively, as HTTP methods are.
+///
+/// Every answer to GET or HEAD that a client can get from a finished video has a
+/// certification-tree entry, except `Range` answers that a pre-certified shape cannot hold
+/// (docs/http.md, "What is not certified").
 pub(crate) fn plan(
     method: &str,
     url: &str,
     headers: &[(String, String)],
     video: &dyn VideoSource,
 ) -> Plan {
+    let Some(path) = request_path(url) else {
+        return Plan::new(
+            400,
+            vec![h("content-type", "text/plain; charset=utf-8")],
+            Body::Static("bad url\n"),
+        )
+        .never_upgraded();
+    };
     let is_head = match method {
         "GET" => false,
         "HEAD" => true,
         _ => {
-            return Plan::new(
+            let plan = Plan::new(
                 405,
                 vec![
                     h("allow", "GET, HEAD"),
@@ -146,14 +189,13 @@ pub(crate) fn plan(
                 ],
                 Body::Static("method not allowed\n"),
             )
+            .never_upgraded();
+            return if CERTIFIED_405_METHODS.contains(&method) {
+                plan.certified(cert_path(&path, video), CelKind::Plain, None)
+            } else {
+                plan
+            };
         }
-    };
-    let Some(path) = request_path(url) else {
-        return Plan::new(
-            400,
-            vec![h("content-type", "text/plain; charset=utf-8")],
-            Body::Static("bad url\n"),
-        );
     };
 
     if VIDEO_PATHS.contains(&path.as_str()) {
@@ -161,7 +203,7 @@ pub(crate) fn plan(
     }
     if path == METADATA_PATH {
         let json = video.metadata_json().into_bytes();
-        let plan = Plan::new(
+        return Plan::new(
             200,
             vec![
                 h("content-type", "application/json; charset=utf-8"),
@@ -174,16 +216,12 @@ pub(crate) fn plan(
             } else {
                 Body::Bytes(json)
             },
-        );
-        return if is_head {
-            plan
-        } else {
-            plan.certified(CertPath::Exact(path), CelKind::Plain, None)
-        };
+        )
+        .certified(CertPath::Exact(path), CelKind::Plain, None);
     }
     if path == POSTER_PATH {
         if let Some(poster) = video.poster() {
-            let plan = Plan::new(
+            return Plan::new(
                 200,
                 vec![
                     h("content-type", poster.mime_type),
@@ -195,19 +233,19 @@ pub(crate) fn plan(
                 } else {
                     Body::Prehashed(poster.bytes, poster.sha256)
                 },
-            );
-            return if is_head {
-                plan
-            } else {
-                plan.certified(CertPath::Exact(path), CelKind::Plain, None)
-            };
+            )
+            .certified(CertPath::Exact(path), CelKind::Plain, None);
         }
     }
     not_found(is_head)
 }
 
 fn not_found(is_head: bool) -> Plan {
-    let plan = Plan::new(
+    // One wildcard entry per method covers every unknown path. The verifier only accepts a
+    // wildcard when the witness proves no more specific path exists, so it cannot stand in for
+    // `/video` (whose exact entries exist). Response-only: the GET answer could be served to a
+    // HEAD request and the reverse, both of which are true answers.
+    Plan::new(
         404,
         vec![
             h("content-type", "text/plain; charset=utf-8"),
@@ -218,15 +256,8 @@ fn not_found(is_head: bool) -> Plan {
         } else {
             Body::Static(NOT_FOUND_BODY)
         },
-    );
-    if is_head {
-        plan
-    } else {
-        // One wildcard entry covers every unknown path. The verifier only accepts a wildcard
-        // when the witness proves no more specific path exists, so it cannot stand in for
-        // `/video` (whose exact entries exist).
-        plan.certified(CertPath::NotFound, CelKind::ResponseOnly, None)
-    }
+    )
+    .certified(CertPath::NotFound, CelKind::ResponseOnly, None)
 }
 
 fn video_plan(
@@ -239,7 +270,7 @@ fn video_plan(
         Some(info) if info.status == VideoStatus::Ready => info,
         _ => {
             // 503 rather than 409: the resource exists and will be served; the client may retry.
-            let plan = Plan::new(
+            return Plan::new(
                 503,
                 vec![
                     h("content-type", "text/plain; charset=utf-8"),
@@ -251,12 +282,8 @@ fn video_plan(
                 } else {
                     Body::Static(UPLOADING_BODY)
                 },
-            );
-            return if is_head {
-                plan
-            } else {
-                plan.certified(CertPath::Exact(path), CelKind::ResponseOnly, None)
-            };
+            )
+            .certified(CertPath::Exact(path), CelKind::ResponseOnly, None);
         }
     };
     let size = info.size;
@@ -277,20 +304,27 @@ fn video_plan(
                 vec![h("etag", tag.clone()), h("cache-control", CACHE_IMMUTABLE)],
                 Body::Empty,
             );
-            // Only the exact form a browser echoes back (`"<hex>"`) is pre-certified.
-            return if !is_head && inm == tag {
+            // Only the exact form a browser echoes back (`"<hex>"`) is pre-certified; the other
+            // matching forms (`*`, `W/…`, lists) get the same 304, uncertified.
+            return if inm == tag {
                 plan.certified(
                     CertPath::Exact(path),
                     CelKind::IfNoneMatch,
                     Some(("if-none-match", tag)),
                 )
             } else {
-                plan
+                plan.never_upgraded()
             };
         }
     }
 
-    let range_header = header(headers, "range");
+    // RFC 9110 §14.2: range handling is defined for GET only, so HEAD ignores `Range` and
+    // answers with the whole representation's headers (its one certified answer).
+    let range_header = if is_head {
+        None
+    } else {
+        header(headers, "range")
+    };
     match range::evaluate(range_header, size) {
         RangeRequest::Whole => {
             if is_head {
@@ -335,12 +369,10 @@ fn video_plan(
                 h("accept-ranges", "bytes"),
                 h("content-type", "text/plain; charset=utf-8"),
             ],
-            if is_head {
-                Body::Empty
-            } else {
-                Body::Static("range not satisfiable\n")
-            },
-        ),
+            Body::Static("range not satisfiable\n"),
+        )
+        .never_upgraded(),
+        // Only GET gets here with a range (HEAD ignores it above).
         RangeRequest::Satisfiable { start, end } => {
             // A `<video>` element's request that reaches at least to the end of the grid chunk
             // holding `start` (a seek, `bytes=B-`, or filling a gap before bytes it has) gets
@@ -349,9 +381,8 @@ fn video_plan(
             // `Content-Range`), and it is pre-certified, so it costs a query, not an update.
             // Other clients get exactly what they asked for (docs/http.md, "Seeking").
             let chunk_first = start / grid * grid;
-            let realign = !is_head
-                && end >= (chunk_first + grid - 1).min(size - 1)
-                && is_media_element_request(headers);
+            let realign =
+                end >= (chunk_first + grid - 1).min(size - 1) && is_media_element_request(headers);
             let start = if realign { chunk_first } else { start };
             // Cut the body at the end of the grid chunk holding `start`: at most one grid chunk
             // (≤ MAX_BODY), and the client's next request starts on the grid, where answers
@@ -361,17 +392,9 @@ fn video_plan(
             let len = end - start + 1;
             common.push(h("content-range", format!("bytes {start}-{end}/{size}")));
             common.push(h("content-length", len.to_string()));
-            let plan = Plan::new(
-                206,
-                common,
-                if is_head {
-                    Body::Empty
-                } else {
-                    Body::Video { offset: start, len }
-                },
-            );
+            let plan = Plan::new(206, common, Body::Video { offset: start, len });
             let whole_chunk = start % grid == 0 && end == chunk_last;
-            if is_head || !whole_chunk {
+            if !whole_chunk {
                 return plan;
             }
             if start == 0 {
@@ -444,11 +467,64 @@ fn internal_error(message: &str) -> HttpResponse<'static> {
     )
 }
 
+/// Whether a request is worth an `http_request_update` call, for the canister's
+/// `inspect_message`: ingress is paid by the receiving canister, so the update path takes only
+/// what the query could not answer (security review M2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UpdateNeed {
+    /// The query answers it (a certified answer, or an error served uncertified): as an
+    /// update it would only cost the canister cycles. Refuse it.
+    None,
+    /// A certified shape whose entry is not in the tree yet (the tree is still being built
+    /// after `finish_upload` or an upgrade, or the metadata changed since the last
+    /// certification): until it is, the update path is how clients get this answer.
+    NotCertifiedYet,
+    /// An answer no pre-certified entry can hold (a `Range` that starts off the chunk grid or
+    /// ends inside a chunk, from a client other than a media element): only the update path
+    /// answers it on the verified gateway domain. Anyone can send such requests, so the
+    /// canister bounds how many it accepts.
+    Uncertifiable,
+}
+
+/// What `http_request` does with a request.
+enum Decision {
+    Certified(Plan, String),
+    Upgrade(UpdateNeed),
+    Uncertified(Plan),
+}
+
+fn decide(
+    method: &str,
+    url: &str,
+    headers: &[(String, String)],
+    video: &dyn VideoSource,
+    certifier: &Certifier,
+    data_certificate: &[u8],
+) -> Decision {
+    let plan = plan(method, url, headers, video);
+    if plan.cert.is_none() {
+        return if plan.upgradable {
+            Decision::Upgrade(UpdateNeed::Uncertifiable)
+        } else {
+            Decision::Uncertified(plan)
+        };
+    }
+    let path = request_path(url).unwrap_or_default();
+    // Look the certificate up before reading any video bytes: an answer the tree does not hold
+    // (yet) is upgraded to an update call, which vouches for it through consensus.
+    match certifier.certificate_header(method, &path, &plan, video, data_certificate) {
+        Some(certificate) => Decision::Certified(plan, certificate),
+        None if plan.upgradable => Decision::Upgrade(UpdateNeed::NotCertifiedYet),
+        None => Decision::Uncertified(plan),
+    }
+}
+
 /// The `http_request` query.
 ///
 /// Returns a certified response when the answer is one of the pre-certified shapes and the
-/// certification tree holds it; otherwise `upgrade = true`, so the gateway repeats the request
-/// as `http_request_update`, whose reply needs no certificate. `data_certificate` is
+/// certification tree holds it; an error answer that is not certified as it is (see
+/// [`Plan::upgradable`]); otherwise `upgrade = true`, so the gateway repeats the request as
+/// `http_request_update`, whose reply needs no certificate. `data_certificate` is
 /// `ic_cdk::api::data_certificate()` (always `Some` in a query).
 pub fn http_request(
     req: &HttpRequest,
@@ -456,31 +532,54 @@ pub fn http_request(
     certifier: &Certifier,
     data_certificate: Option<&[u8]>,
 ) -> HttpResponse<'static> {
-    let plan = plan(req.method().as_str(), req.url(), req.headers(), video);
-    if plan.cert.is_none() {
-        return upgrade();
-    }
     let Some(data_certificate) = data_certificate else {
         return upgrade();
     };
-    let path = request_path(req.url()).unwrap_or_default();
-    // Look the certificate up before reading any video bytes: an answer the tree does not hold
-    // (yet) is upgraded to an update call, which vouches for it through consensus.
-    let Some(certificate) =
-        certifier.certificate_header(req.method().as_str(), &path, &plan, video, data_certificate)
-    else {
-        return upgrade();
-    };
-    let mut response = materialise(&plan, video);
-    if response.status_code().as_u16() != plan.status {
-        // A read failed: the error response is not the certified one.
-        return response;
+    let decision = decide(
+        req.method().as_str(),
+        req.url(),
+        req.headers(),
+        video,
+        certifier,
+        data_certificate,
+    );
+    match decision {
+        Decision::Certified(plan, certificate) => {
+            let mut response = materialise(&plan, video);
+            if response.status_code().as_u16() != plan.status {
+                // A read failed: the error response is not the certified one.
+                return response;
+            }
+            response.add_header((
+                ic_http_certification::CERTIFICATE_HEADER_NAME.to_string(),
+                certificate,
+            ));
+            response
+        }
+        Decision::Upgrade(_) => upgrade(),
+        Decision::Uncertified(plan) => materialise(&plan, video),
     }
-    response.add_header((
-        ic_http_certification::CERTIFICATE_HEADER_NAME.to_string(),
-        certificate,
-    ));
-    response
+}
+
+/// Whether `http_request_update` should accept `req` (see [`UpdateNeed`]): exactly the requests
+/// the query upgrades. Reads no video bytes.
+pub fn update_need(
+    req: &HttpUpdateRequest,
+    video: &dyn VideoSource,
+    certifier: &Certifier,
+) -> UpdateNeed {
+    // The witness is built over the tree, not the certificate: any bytes do.
+    match decide(
+        req.method().as_str(),
+        req.url(),
+        req.headers(),
+        video,
+        certifier,
+        b"",
+    ) {
+        Decision::Upgrade(need) => need,
+        Decision::Certified(..) | Decision::Uncertified(_) => UpdateNeed::None,
+    }
 }
 
 /// The `http_request_update` update: the same answers, uncertified (consensus certifies them).

@@ -86,9 +86,10 @@ fn builds_without_reading_video_bytes() {
     let video = Synthetic { chunks: 50 };
     let mut c = Certifier::new();
     c.certify_all(&video).unwrap();
-    // Per path: 4 fixed answers, 4 range forms for chunks 1..=48, 3 for the last chunk (its
-    // to-the-end form is its exact range).
-    assert_eq!(c.entry_count(), 2 * (4 + 4 * 48 + 3) + 2);
+    // Per path: 10 fixed answers (GET, bytes=0-, HEAD, the 304s of GET and HEAD, 5 405s), 4
+    // range forms for chunks 1..=48, 3 for the last chunk (its to-the-end form is its exact
+    // range); GET, HEAD and 5 405s for metadata and 404.
+    assert_eq!(c.entry_count(), 2 * (10 + 4 * 48 + 3) + 2 * 7);
 }
 
 /// The tree lives in the canister's heap (wasm32: at most 4 GiB, and heap is billed like stable

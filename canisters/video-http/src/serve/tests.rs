@@ -17,6 +17,10 @@ type Case = (
     &'static str,
     Vec<(&'static str, &'static str)>,
 );
+/// (method, url, headers, expected status, certified).
+type ErrorCase<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, u16, bool);
+/// (url, headers, expected status).
+type HeadCase<'a> = (&'a str, Vec<(&'a str, &'a str)>, u16);
 /// (method, url, headers, expected status).
 type OwnedCase = (&'static str, String, Vec<(&'static str, String)>, u16);
 const FAKE_CERT: &[u8] = b"data-certificate";
@@ -160,14 +164,11 @@ fn head_has_get_headers_and_no_body() {
     assert_eq!(hdr(&r, "content-length"), Some("3500"));
     assert_eq!(hdr(&r, "etag"), Some(etag(&v.digest()).as_str()));
     assert!(r.body().is_empty());
+    // RFC 9110 §14.2: Range is defined for GET only; HEAD ignores it.
     let range = vec![("range".to_string(), "bytes=5-9".to_string())];
-    let (h, g) = (
-        serve_uncertified("HEAD", "/video", &range, &v),
-        serve_uncertified("GET", "/video", &range, &v),
-    );
-    assert_eq!(status(&h), 206);
-    assert_eq!(h.headers(), g.headers());
-    assert!(h.body().is_empty());
+    let h = serve_uncertified("HEAD", "/video", &range, &v);
+    assert_eq!(h, r);
+    assert_eq!(status(&serve_uncertified("GET", "/video", &range, &v)), 206);
 }
 
 #[test]
@@ -601,25 +602,23 @@ fn media_element_seeks_get_the_whole_chunk_certified() {
         );
     }
     let head_request = req("HEAD", "/video", &[("Range", "bytes=1234-"), media]);
-    let head = serve_uncertified("HEAD", "/video", head_request.headers(), &v);
-    assert_eq!(hdr(&head, "content-range"), Some("bytes 1234-1999/3500"));
+    let head = query(&c, &v, &head_request);
+    assert_eq!((status(&head), hdr(&head, "content-range")), (200, None));
+    verify(&head_request, &head, c.root_hash()).unwrap();
 }
 
-/// What is not pre-certified is upgraded, and the update answers it exactly.
+/// Only ranges no pre-certified entry can hold are upgraded, and the update answers them
+/// exactly; `update_need` tells `inspect_message` exactly which requests those are.
 #[test]
-fn uncertified_shapes_upgrade() {
+fn only_uncertifiable_ranges_upgrade() {
     let v = MemVideo::new(3_500, C);
     let c = certified(&v);
     let cases: Vec<Case> = vec![
         ("GET", "/video", vec![("Range", "bytes=1234-")]),
         ("GET", "/video", vec![("Range", "bytes=1000-1099")]),
         ("GET", "/video", vec![("Range", "bytes=-10")]),
-        ("GET", "/video", vec![("Range", "bytes=99999-")]),
         ("GET", "/video", vec![("Range", "bytes=1000-2999")]),
-        ("GET", "/video", vec![("If-None-Match", "*")]),
-        ("HEAD", "/video", vec![("Range", "bytes=0-")]),
-        ("POST", "/video", vec![]),
-        ("HEAD", "/metadata.json", vec![]),
+        ("GET", "/", vec![("Range", "bytes=1-2")]),
     ];
     for (method, url, headers) in cases {
         let request = req(method, url, &headers);
@@ -627,14 +626,146 @@ fn uncertified_shapes_upgrade() {
         assert_eq!(r.upgrade(), Some(true), "{method} {url} {headers:?}");
         assert!(r.body().is_empty());
         let update: ic_http_certification::HttpUpdateRequest = request.clone().into();
+        assert_eq!(update_need(&update, &v, &c), UpdateNeed::Uncertifiable);
         let u = http_request_update(&update, &v);
         assert_eq!(u.upgrade(), None);
         assert_eq!(u, serve_uncertified(method, url, request.headers(), &v));
-        assert_ne!(status(&u), 200 * u16::from(method == "POST"));
+        assert_eq!(status(&u), 206);
     }
-    // An empty certifier (e.g. before init built it) upgrades everything.
+    // An empty certifier (e.g. before init built it) upgrades every certifiable answer.
+    let empty = Certifier::new();
     let request = req("GET", "/video", &[]);
-    assert_eq!(query(&Certifier::new(), &v, &request).upgrade(), Some(true));
+    assert_eq!(query(&empty, &v, &request).upgrade(), Some(true));
+    assert_eq!(
+        update_need(&request.clone().into(), &v, &empty),
+        UpdateNeed::NotCertifiedYet
+    );
+}
+
+/// Error answers are never upgraded: the update path would give the same error at the
+/// canister's cost (security review M2). The common ones are certified, the rest served as
+/// they are.
+#[test]
+fn error_answers_are_never_upgraded() {
+    let mut v = MemVideo::new(3_500, C);
+    v.poster = Some(Poster {
+        mime_type: "image/png".into(),
+        bytes: vec![1, 2, 3],
+        sha256: sha256(&[1, 2, 3]),
+    });
+    let c = certified(&v);
+    let mut cases: Vec<ErrorCase> = vec![
+        ("GET", "/video", vec![("Range", "bytes=99999-")], 416, false),
+        ("GET", "/video", vec![("Range", "bytes=-0")], 416, false),
+        ("GET", "/video", vec![("If-None-Match", "*")], 304, false),
+        ("HEAD", "/video", vec![("If-None-Match", "*")], 304, false),
+        ("get", "/video", vec![], 405, false),
+        ("TRACE", "/nowhere", vec![], 405, false),
+        ("GET", "http://[", vec![], 400, false),
+    ];
+    for path in ["/", "/video", "/metadata.json", "/poster", "/nowhere"] {
+        for method in CERTIFIED_405_METHODS {
+            cases.push((method, path, vec![], 405, true));
+        }
+    }
+    for (method, url, headers, want, certified) in cases {
+        let request = req(method, url, &headers);
+        let r = query(&c, &v, &request);
+        let what = format!("{method} {url} {headers:?}");
+        assert_eq!((status(&r), r.upgrade()), (want, None), "{what}");
+        assert_eq!(
+            verify(&request, &r, c.root_hash()).is_ok(),
+            certified,
+            "{what}"
+        );
+        assert_eq!(
+            update_need(&request.clone().into(), &v, &c),
+            UpdateNeed::None,
+            "{what}"
+        );
+    }
+}
+
+/// Every HEAD answer is certified: HEAD has no ranges, and its variants are few.
+#[test]
+fn head_answers_are_certified() {
+    let mut v = MemVideo::new(3_500, C);
+    v.poster = Some(Poster {
+        mime_type: "image/png".into(),
+        bytes: vec![1, 2, 3],
+        sha256: sha256(&[1, 2, 3]),
+    });
+    let c = certified(&v);
+    let tag = etag(&v.digest());
+    let cases: Vec<HeadCase> = vec![
+        ("/video", vec![], 200),
+        ("/", vec![("Range", "bytes=1234-")], 200),
+        ("/video", vec![("Range", "bytes=99999-")], 200),
+        ("/video", vec![("If-None-Match", tag.as_str())], 304),
+        ("/metadata.json", vec![], 200),
+        ("/poster", vec![], 200),
+        ("/nowhere", vec![], 404),
+    ];
+    for (url, headers, want) in cases {
+        let request = req("HEAD", url, &headers);
+        let r = query(&c, &v, &request);
+        assert_eq!(status(&r), want, "{url} {headers:?}");
+        assert!(r.body().is_empty());
+        verify(&request, &r, c.root_hash()).unwrap_or_else(|e| panic!("{url}: {e}"));
+    }
+    let mut up = MemVideo::new(3_500, C);
+    up.status = VideoStatus::Uploading;
+    let c = certified(&up);
+    let request = req("HEAD", "/video", &[]);
+    let r = query(&c, &up, &request);
+    assert_eq!(status(&r), 503);
+    verify(&request, &r, c.root_hash()).unwrap();
+}
+
+/// `update_need` agrees with the query on every request shape: the update path accepts
+/// exactly what the query upgrades.
+#[test]
+fn update_need_agrees_with_the_query() {
+    let v = MemVideo::new(3_500, C);
+    let complete = certified(&v);
+    let mut partial = Certifier::new();
+    partial.start(&v).unwrap();
+    partial.resume(&v, &mut || false).unwrap(); // chunk 1 only
+    let mut rng = Rng(11);
+    let methods = ["GET", "HEAD", "POST", "get", "PURGE"];
+    let paths = ["/", "/video", "/metadata.json", "/poster", "/x", "/video/"];
+    for _ in 0..2_000 {
+        let method = methods[rng.below(methods.len() as u64) as usize];
+        let path = paths[rng.below(paths.len() as u64) as usize];
+        let mut headers: Vec<(String, String)> = Vec::new();
+        if rng.below(3) > 0 {
+            let a = rng.below(4_000);
+            let value = match rng.below(4) {
+                0 => format!("bytes={a}-"),
+                1 => format!("bytes={a}-{}", a + rng.below(3_000)),
+                2 => format!("bytes=-{}", rng.below(5_000)),
+                _ => format!("bytes={}-", a / C * C),
+            };
+            headers.push(("range".into(), value));
+        }
+        if rng.below(4) == 0 {
+            headers.push(("sec-fetch-dest".into(), "video".into()));
+        }
+        let request = HttpRequest::builder()
+            .with_method(ic_http_certification::Method::from_bytes(method.as_bytes()).unwrap())
+            .with_url(path)
+            .with_headers(headers.clone())
+            .build();
+        for c in [&complete, &partial] {
+            let upgraded = query(c, &v, &request).upgrade() == Some(true);
+            let need = update_need(&request.clone().into(), &v, c);
+            assert_eq!(
+                upgraded,
+                need != UpdateNeed::None,
+                "{method} {path} {headers:?}"
+            );
+        }
+    }
 }
 
 /// The verifier is not a rubber stamp: tampering with body, status, headers or the request
@@ -700,7 +831,8 @@ fn metadata_edit_recertifies_only_extras() {
     assert_eq!(query(&c, &v, &request).upgrade(), Some(true));
     let root = c.certify_extras(&v).unwrap();
     assert_eq!(root, c.root_hash());
-    assert_eq!(c.entry_count(), count + 1);
+    // The poster's GET, HEAD and 405s.
+    assert_eq!(c.entry_count(), count + 7);
     let new = query(&c, &v, &request);
     assert_eq!(new.body(), br#"{"title":"new"}"#);
     verify(&request, &new, root).unwrap();
@@ -716,9 +848,10 @@ fn metadata_edit_recertifies_only_extras() {
 fn tree_size_and_unsupported_chunk_size() {
     let v = MemVideo::new(10 * C as usize + 1, C); // 11 chunks
     let c = certified(&v);
-    // Per video path: GET, bytes=0-, HEAD, 304; 4 range forms for chunks 1..=9 and 3 for the
-    // last chunk (its to-the-end form is its exact range); plus metadata and 404.
-    assert_eq!(c.entry_count(), 2 * (4 + 4 * 9 + 3) + 2);
+    // Per video path: GET, bytes=0-, HEAD, the 304s of GET and HEAD, 5 405s; 4 range forms
+    // for chunks 1..=9 and 3 for the last chunk (its to-the-end form is its exact range); plus
+    // GET, HEAD and 5 405s for metadata and 404.
+    assert_eq!(c.entry_count(), 2 * (10 + 4 * 9 + 3) + 2 * 7);
     let big = MemVideo::new(10, crate::MAX_BODY + 1);
     let mut c = Certifier::new();
     assert_eq!(
