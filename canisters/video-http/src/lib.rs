@@ -18,7 +18,7 @@
 //!
 //! Every answer a browser or the IC gateway normally asks for is *pre-certified* (response
 //! certification v2) by [`Certifier`] when the upload finishes. Error answers that cannot be
-//! enumerated (416, odd methods) are served uncertified; ranges no pre-certified shape holds
+//! enumerated (odd methods) are served uncertified; ranges no pre-certified shape holds
 //! are produced by the `http_request_update` path (the query answers `upgrade = true`), whose
 //! reply goes through consensus and needs no certificate. [`update_need`] tells the canister's
 //! `inspect_message` which update calls are worth their cost.

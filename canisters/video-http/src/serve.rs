@@ -43,7 +43,7 @@ pub(crate) struct Plan {
     pub body: Body,
     pub cert: Option<CertSpec>,
     /// May the query upgrade this answer to `http_request_update` when it is not certified?
-    /// `false` for error answers (400, 405, 416, odd `If-None-Match` forms): the update path
+    /// `false` for error answers (400, 405, odd `If-None-Match` forms): the update path
     /// would give the same error, paid by the canister, so the query serves them uncertified
     /// (the verified gateway domain then reports a verification failure, the raw domain the
     /// answer) and `inspect_message` refuses them as updates.
@@ -370,9 +370,10 @@ fn video_plan(
                 h("content-type", "text/plain; charset=utf-8"),
             ],
             Body::Static("range not satisfiable\n"),
-        )
-        .never_upgraded(),
+        ),
         // Only GET gets here with a range (HEAD ignores it above).
+        // 416 stays on the update path (a client resuming a download past the end gets the
+        // real answer on the verified domain), with the other uncertifiable ranges.
         RangeRequest::Satisfiable { start, end } => {
             // A `<video>` element's request that reaches at least to the end of the grid chunk
             // holding `start` (a seek, `bytes=B-`, or filling a gap before bytes it has) gets
@@ -480,7 +481,7 @@ pub enum UpdateNeed {
     /// certification): until it is, the update path is how clients get this answer.
     NotCertifiedYet,
     /// An answer no pre-certified entry can hold (a `Range` that starts off the chunk grid or
-    /// ends inside a chunk, from a client other than a media element): only the update path
+    /// ends inside a chunk, from a client other than a media element; a 416): only the update path
     /// answers it on the verified gateway domain. Anyone can send such requests, so the
     /// canister bounds how many it accepts.
     Uncertifiable,
