@@ -1,5 +1,8 @@
 //! Read endpoints: cost estimates, quotas, the records of created videos, the video module and
 //! the canister's stats. `list_videos` is for admins; the others are open to everybody.
+//!
+//! Doc comments on endpoints are exported into candid/spawn.did, so notes meant for readers of
+//! this file only are `//` comments.
 
 use candid::Principal;
 use canvid_types::spawn::{
@@ -85,8 +88,7 @@ fn stats() -> SpawnStats {
     })
 }
 
-// Admins only: the records carry callers, payers and errors. (A `//` comment: doc comments on
-// endpoints become part of candid/spawn.did.)
+// Admins only: the records carry callers, payers and errors.
 #[query]
 fn list_videos(args: SpawnListArgs) -> Result<SpawnPage> {
     require_admin()?;
