@@ -18,7 +18,7 @@
 //! that callback, then ic-cdk's cleanup drops the future — or the spawn canister was upgraded
 //! while it awaited) is resumed from its in-flight record: [`LiveOp`] recovers it in the cleanup
 //! itself, and every `create_video`, `retry_pending`, timer run and `post_upgrade` recovers the
-//! in-flight operations no live future drives (`State::recover_op`): a canister without code is
+//! in-flight operations no live future drives (`SpawnStore::recover_op`): a canister without code is
 //! parked as a spare for the caller (their next `create_video` reuses it without charging its
 //! cycles again), an installed one goes to the outbox.
 
@@ -44,7 +44,8 @@ use ic_cdk_management_canister::{
 use serde_bytes::ByteBuf;
 
 use crate::logic::{self, AfterInstallFailure, Funding, FundingInput, NextStep};
-use crate::{with, with_mut};
+use crate::store::{with, with_mut, PKey};
+use canvid_stable_common::Candid;
 
 fn mgmt_failed(method: &str, reason: impl std::fmt::Display) -> Error {
     Error::CallFailed {
@@ -61,7 +62,7 @@ fn set_step(op: u64, id: Option<Principal>, step: &str) {
                 f.canister_id = id;
             }
             f.step = step.into();
-            s.in_flight.insert(op, crate::storage::Cand(f));
+            s.in_flight.insert(op, Candid(f));
         }
     });
 }
@@ -168,7 +169,7 @@ fn prepare(caller: Principal, owner: Principal, args: &CreateVideoArgs) -> Resul
         let op = s.next_op();
         s.in_flight.insert(
             op,
-            crate::storage::Cand(InFlight {
+            Candid(InFlight {
                 op,
                 caller,
                 owner,
@@ -330,7 +331,7 @@ pub async fn create_video(caller: Principal, args: CreateVideoArgs) -> Result<Cr
                         v.updated_at = time();
                         s.put_video(v);
                     }
-                    s.outbox.insert(crate::storage::PKey::new(&id), ());
+                    s.outbox.insert(PKey::new(&id), ());
                 });
                 // Armed before the next await: if a later callback traps, the timer still
                 // finishes this canister.
@@ -404,7 +405,7 @@ pub async fn drive(id: Principal) -> SpawnStatus {
         let step = logic::next_step(v.status, index.is_some());
         let outcome: std::result::Result<(), String> = match step {
             NextStep::None => {
-                with_mut(|s| s.outbox.remove(&crate::storage::PKey::new(&id)));
+                with_mut(|s| s.outbox.remove(&PKey::new(&id)));
                 return v.status;
             }
             NextStep::SetControllers => set_controllers(id, v.owner, spawn).await,
@@ -442,9 +443,9 @@ pub async fn drive(id: Principal) -> SpawnStatus {
             cur.updated_at = time();
             let progressed = ok;
             if !logic::needs_work(cur.status, has_index) {
-                s.outbox.remove(&crate::storage::PKey::new(&id));
+                s.outbox.remove(&PKey::new(&id));
             } else {
-                s.outbox.insert(crate::storage::PKey::new(&id), ());
+                s.outbox.insert(PKey::new(&id), ());
             }
             s.put_video(cur);
             progressed

@@ -1,10 +1,11 @@
 //! Plain-Rust decisions of the spawn canister: the cycles formula, who pays, quota accounting,
-//! and the transitions of the creation state machine. No system API here, so all of it has
+//! the transitions of the creation state machine, which videos an upgrade may touch, and the
+//! admin list's bounds. No system API here, so all of it has
 //! native unit tests; the endpoints gather inputs (balance, attached cycles, fees) and apply
 //! the decisions.
 
-use candid::Principal;
-use canvid_types::spawn::{CyclesConfig, Payer, QuotaArgs, SpawnStatus};
+use candid::{Encode, Principal};
+use canvid_types::spawn::{CyclesConfig, Payer, QuotaArgs, SpawnStatus, SpawnedVideo};
 use canvid_types::video::{validate_text_fields, MAX_VIDEO_SIZE};
 use canvid_types::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -451,6 +452,41 @@ pub const MAX_WASM_SIZE: u64 = 2_000_000;
 
 pub fn is_gzip(wasm: &[u8]) -> bool {
     wasm.starts_with(&[0x1f, 0x8b])
+}
+
+/// Whether `upgrade_videos` may upgrade `video`, from its record here (`None`: not created by
+/// this canister). Only canisters with the video module installed are upgraded: a `Created`
+/// one is still being installed by its `create_video`, and a `Spare` has no module (its next
+/// owner's `create_video` reinstalls it); upgrading either would fail or race that install.
+pub fn check_upgradable(video: &Principal, record: Option<&SpawnedVideo>) -> Result<()> {
+    match record.map(|v| v.status) {
+        None => Err(Error::NotFound {
+            what: format!("video canister {video} created by this spawn canister"),
+        }),
+        Some(SpawnStatus::Created | SpawnStatus::Spare) => Err(Error::NotReady {
+            reason: format!("{video} has no video module installed"),
+        }),
+        Some(_) => Ok(()),
+    }
+}
+
+/// The argument `upgrade_videos` passes to each video's `post_upgrade`: the admin's bytes as
+/// given, else the empty candid argument list (the video canister's `post_upgrade` takes none).
+pub fn upgrade_arg(arg: Option<Vec<u8>>) -> Result<Vec<u8>> {
+    match arg {
+        Some(a) => Ok(a),
+        None => Encode!().map_err(|e| Error::InvalidArgument {
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// Most admins: bounds the config and the linear membership check of every admin call.
+pub const MAX_ADMINS: usize = 64;
+
+/// An admin list as stored: duplicates dropped, at most [`MAX_ADMINS`].
+pub fn dedup_admins(list: &[Principal]) -> Result<Vec<Principal>> {
+    canvid_stable_common::dedup_principals("admins", list, MAX_ADMINS)
 }
 
 /// The video's creator: the caller, unless the caller is a canister (an app creating a video on

@@ -1,23 +1,14 @@
-//! Native tests of the spawn canister's plain-Rust logic and stable storage, and of the
-//! checked-in candid file.
+//! Native tests of the plain-Rust decisions in `logic`: the cycles formula, who pays, quotas,
+//! the creation state machine, wasm checks, and which videos an upgrade may touch.
 
 use candid::Principal;
-use canvid_types::spawn::{CyclesConfig, InFlight, Payer, QuotaArgs, SpawnStatus, SpawnedVideo};
+use canvid_types::spawn::{CyclesConfig, Payer, QuotaArgs, SpawnStatus};
 use canvid_types::Error;
-use ic_stable_structures::DefaultMemoryImpl;
 
+use super::{canister, user, video};
 use crate::logic::*;
-use crate::storage::{Cand, State};
 
 const FEE: u128 = 500_000_000_000;
-
-fn user(n: u8) -> Principal {
-    // Self-authenticating principals end with 0x02.
-    Principal::from_slice(&[n, n, n, 0x02])
-}
-fn canister(n: u8) -> Principal {
-    Principal::from_slice(&[0, 0, 0, 0, 0, 0, 0, n, 0x01, 0x01])
-}
 
 fn cfg() -> CyclesConfig {
     default_cycles_config()
@@ -537,189 +528,49 @@ fn wasm_checks() {
     ));
 }
 
-fn video(id: Principal, owner: Principal, status: SpawnStatus) -> SpawnedVideo {
-    SpawnedVideo {
-        canister_id: id,
-        owner,
-        creator: owner,
-        status,
-        payer: Payer::Pool,
-        caller: owner,
-        cycles_given: 10,
-        created_at: 1,
-        updated_at: 1,
-        wasm_sha256: None,
-        last_error: None,
-    }
-}
-
+/// `upgrade_videos` upgrades only canisters it created that have the video module installed;
+/// the others are reported with the reason.
 #[test]
-fn storage_survives_reopen_and_spares_are_claimed_once() {
-    let mem = DefaultMemoryImpl::default();
-    let admin = user(1);
-    {
-        let mut s = State::open(mem.clone(), admin);
-        let wasm: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
-        s.set_wasm(&wasm, vec![7; 32]);
-        // A smaller module afterwards: only its own bytes are returned.
-        s.set_wasm(&wasm[..1000], vec![8; 32]);
-        assert_eq!(s.next_op(), 0);
-        assert_eq!(s.next_op(), 1);
-        s.put_video(video(canister(10), user(2), SpawnStatus::Spare));
-        s.put_video(video(canister(11), user(2), SpawnStatus::Spare));
-        s.park_spare(&user(2), &canister(10));
-        s.park_spare(&user(2), &canister(11));
-        s.set_account(
-            &user(2),
-            Account {
-                used_videos: 2,
-                used_cycles: 20,
-                credit: 5,
-            },
-        );
-        s.quotas.insert(
-            crate::storage::PKey::new(&user(2)),
-            Cand(QuotaArgs {
-                max_videos: 3,
-                max_cycles: 30,
-            }),
-        );
-        s.in_flight.insert(
-            2,
-            Cand(InFlight {
-                op: 2,
-                caller: user(2),
-                owner: user(2),
-                payer: Payer::Pool,
-                cycles: 1,
-                started_at: 0,
-                canister_id: None,
-                step: "creating".into(),
-            }),
+fn upgrade_filter_selects_installed_videos_only() {
+    let id = canister(1);
+    assert!(matches!(
+        check_upgradable(&id, None),
+        Err(Error::NotFound { .. })
+    ));
+    for status in [SpawnStatus::Created, SpawnStatus::Spare] {
+        let v = video(id, user(1), status);
+        assert!(
+            matches!(check_upgradable(&id, Some(&v)), Err(Error::NotReady { reason }) if reason.contains("no video module")),
+            "{status:?}"
         );
     }
-    let mut s = State::open(mem.clone(), user(9));
-    assert_eq!(
-        s.config().admins,
-        vec![admin],
-        "stored admins win over the new installer"
-    );
-    let (w, sha) = s.wasm().unwrap();
-    assert_eq!((w.len(), sha), (1000, vec![8; 32]));
-    assert_eq!(w[999], 999u32 as u8);
-    assert_eq!(s.next_op(), 2, "op ids are never reused");
-    assert_eq!(s.account(&user(2)).credit, 5);
-    assert_eq!(s.quota(&user(2)).0.unwrap().max_videos, 3);
-    assert_eq!(s.quota(&user(3)), (None, true));
-    assert_eq!(s.in_flight.len(), 1);
-    assert_eq!(s.spares_of(&user(2)).len(), 2);
-    assert!(s.spares_of(&user(3)).is_empty());
-    let first = s.claim_spare(&user(2)).unwrap();
-    let second = s.claim_spare(&user(2)).unwrap();
-    assert_ne!(first.canister_id, second.canister_id);
-    assert!(s.claim_spare(&user(2)).is_none());
-    s.set_account(&user(2), Account::default());
-    assert!(s.accounts.is_empty(), "empty accounts are not stored");
-}
-
-fn in_flight(op: u64, caller: Principal, id: Option<Principal>) -> Cand<InFlight> {
-    Cand(InFlight {
-        op,
-        caller,
-        owner: caller,
-        payer: Payer::Attached,
-        cycles: 7,
-        started_at: 0,
-        canister_id: id,
-        step: "installing (attempt 1)".into(),
-    })
-}
-
-/// An interrupted creation is resumed from its records: a canister without code is parked for
-/// the caller (and their next creation claims it), an installed one goes to the outbox, one
-/// without a known canister stays visible in flight; live operations are not touched.
-#[test]
-fn interrupted_creations_are_recovered_not_stranded() {
-    use crate::storage::Recovery;
-    use std::collections::BTreeSet;
-    let mut s = State::open(DefaultMemoryImpl::default(), user(1));
-    let caller = user(2);
-    // op 1: created, install interrupted. op 2: a claimed spare whose top-up was interrupted.
-    // op 3: installed, controllers interrupted. op 4: no canister yet. op 5: registered.
-    // op 6: created but still driven by a live future.
-    s.put_video(video(canister(1), caller, SpawnStatus::Created));
-    s.put_video(video(canister(2), caller, SpawnStatus::Spare));
-    s.put_video(video(canister(3), caller, SpawnStatus::Installed));
-    s.put_video(video(canister(5), caller, SpawnStatus::Registered));
-    s.put_video(video(canister(6), caller, SpawnStatus::Created));
-    for (op, id) in [
-        (1, Some(canister(1))),
-        (2, Some(canister(2))),
-        (3, Some(canister(3))),
-        (4, None),
-        (5, Some(canister(5))),
-        (6, Some(canister(6))),
+    for status in [
+        SpawnStatus::Installed,
+        SpawnStatus::ControllersSet,
+        SpawnStatus::IndexPending,
+        SpawnStatus::Registered,
     ] {
-        s.in_flight.insert(op, in_flight(op, caller, id));
+        let v = video(id, user(1), status);
+        assert_eq!(check_upgradable(&id, Some(&v)), Ok(()), "{status:?}");
     }
-    let live = BTreeSet::from([6u64]);
-    let got = s.recover_stale(&live, 99, "test");
-    assert_eq!(
-        got,
-        vec![
-            (1, Recovery::Parked(canister(1))),
-            (2, Recovery::Parked(canister(2))),
-            (3, Recovery::Outbox(canister(3))),
-            (4, Recovery::NoCanister),
-            (5, Recovery::Done(canister(5))),
-        ]
-    );
-    let v = s.video(&canister(1)).unwrap();
-    assert_eq!(v.status, SpawnStatus::Spare);
-    assert_eq!(v.updated_at, 99);
-    assert!(v.last_error.unwrap().contains("interrupted (test)"));
-    assert_eq!(s.spares_of(&caller), vec![canister(1), canister(2)]);
-    assert!(s
-        .outbox
-        .contains_key(&crate::storage::PKey::new(&canister(3))));
-    assert_eq!(
-        s.video(&canister(3)).unwrap().status,
-        SpawnStatus::Installed
-    );
-    // Only the unknown-canister op and the live one remain in flight.
-    let left: Vec<u64> = s.in_flight.keys().collect();
-    assert_eq!(left, vec![4, 6]);
-    let four = s.in_flight.get(&4).unwrap().0;
-    assert!(
-        four.step
-            .contains("interrupted before a canister was recorded"),
-        "{}",
-        four.step
-    );
-    assert_eq!(s.video(&canister(6)).unwrap().status, SpawnStatus::Created);
-    // Idempotent: a second pass changes nothing but the unknown op's step.
-    assert_eq!(
-        s.recover_stale(&live, 100, "again"),
-        vec![(4, Recovery::NoCanister)]
-    );
-    assert_eq!(s.recover_op(1, 100, "gone"), Recovery::NotInFlight);
-    assert_eq!(s.spares_of(&caller).len(), 2);
-    // The caller's next creation claims the parked canister.
-    assert_eq!(s.claim_spare(&caller).unwrap().canister_id, canister(1));
 }
 
 #[test]
-fn candid_interface_matches_checked_in_file() {
-    let generated = crate::__export_service();
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../candid/spawn.did");
-    if std::env::var("UPDATE_CANDID").as_deref() == Ok("1") {
-        std::fs::write(path, &generated).expect("write candid/spawn.did");
-        return;
-    }
-    let checked_in = std::fs::read_to_string(path).unwrap_or_default();
-    assert!(
-        checked_in == generated,
-        "candid/spawn.did is out of date; regenerate it with \
-         `UPDATE_CANDID=1 cargo test -p canvid-spawn candid_interface`\n--- generated ---\n{generated}"
+fn upgrade_argument_defaults_to_the_empty_candid_argument_list() {
+    assert_eq!(upgrade_arg(None).unwrap(), b"DIDL\0\0".to_vec());
+    assert_eq!(upgrade_arg(Some(vec![1, 2])).unwrap(), vec![1, 2]);
+}
+
+#[test]
+fn admin_lists_are_deduplicated_and_bounded() {
+    assert_eq!(
+        dedup_admins(&[user(1), user(2), user(1)]).unwrap(),
+        vec![user(1), user(2)]
     );
+    let many: Vec<Principal> = (0..=MAX_ADMINS as u8).map(user).collect();
+    assert!(matches!(
+        dedup_admins(&many),
+        Err(Error::InvalidArgument { .. })
+    ));
+    assert_eq!(dedup_admins(&many[..MAX_ADMINS]).unwrap().len(), MAX_ADMINS);
 }

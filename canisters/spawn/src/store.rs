@@ -1,4 +1,5 @@
-//! Stable-memory state of the spawn canister.
+//! The spawn canister's store: its whole state, in stable memory, as [`SpawnStore`], and the
+//! canister's singleton of it ([`install`], [`with`], [`with_mut`]).
 //!
 //! Nothing that matters is kept on the heap: every creation step is recorded here before the
 //! await that follows it, so an upgrade, a trap in a later callback, or a concurrent call cannot
@@ -28,22 +29,34 @@
 //! `Config` [8..]. Candid keeps the config extensible (new `opt` fields decode from old bytes).
 //! The `StableCell` adds its own 8-byte header in front.
 //!
-//! Candid values in the maps are small records (< 1 KiB); a value that does not decode means
-//! the layout is not ours, and the canister traps rather than guessing.
+//! Candid values in the maps are small records (< 1 KiB), stored as
+//! `canvid_stable_common::Candid<T>` (the bytes of `Encode!(&value)`); a value that does not
+//! decode means the layout is not ours, and the canister traps rather than guessing.
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 
+use std::ops::Bound as RangeBound;
+
 use candid::{CandidType, Decode, Encode, Principal};
-use canvid_stable_common::{header_body, header_prefix};
+use canvid_stable_common::paging::{page_limit, take_page};
+use canvid_stable_common::{header_body, header_prefix, Candid};
 pub use canvid_stable_common::{PKey, PairKey};
-use canvid_types::spawn::{CyclesConfig, InFlight, QuotaArgs, SpawnStatus, SpawnedVideo};
+use canvid_types::spawn::{
+    CyclesConfig, InFlight, QuotaArgs, SpawnListArgs, SpawnPage, SpawnStatus, SpawnedVideo,
+    DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT,
+};
+use canvid_types::Result;
 use ic_stable_structures::memory_manager::{MemoryId, MemoryManager, VirtualMemory};
 use ic_stable_structures::storable::Bound;
-use ic_stable_structures::{Memory, StableBTreeMap, StableCell, Storable};
+use ic_stable_structures::{DefaultMemoryImpl, Memory, StableBTreeMap, StableCell, Storable};
 use serde::Deserialize;
 
-use crate::logic::{default_cycles_config, Account};
+use crate::logic::{self, default_cycles_config, Account};
+
+// The canister's one store: opened by `lifecycle` in init/post_upgrade, borrowed by every
+// endpoint, the creation flow and the timer.
+canvid_stable_common::canister_store!(SpawnStore<DefaultMemoryImpl>, "the spawn store");
 
 pub const LAYOUT_VERSION: u32 = 1;
 const MAGIC: &[u8; 4] = b"CVSP";
@@ -102,40 +115,25 @@ impl Storable for Header {
     const BOUND: Bound = Bound::Unbounded;
 }
 
-/// A candid-encoded map value.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Cand<T>(pub T);
-
-impl<T: CandidType + for<'de> Deserialize<'de> + Clone> Storable for Cand<T> {
-    fn to_bytes(&self) -> Cow<'_, [u8]> {
-        Cow::Owned(Encode!(&self.0).expect("candid encoding of a record cannot fail"))
-    }
-    fn into_bytes(self) -> Vec<u8> {
-        Encode!(&self.0).expect("candid encoding of a record cannot fail")
-    }
-    fn from_bytes(bytes: Cow<[u8]>) -> Self {
-        Cand(Decode!(&bytes, T).unwrap_or_else(|e| panic!("spawn state: undecodable value: {e}")))
-    }
-    const BOUND: Bound = Bound::Unbounded;
-}
-
-pub struct State<M: Memory> {
+/// The whole stable state of the spawn canister (layout in the module docs). Generic over the
+/// memory so that all of it, recovery and paging included, is tested natively on `VectorMemory`.
+pub struct SpawnStore<M: Memory> {
     header: StableCell<Header, VirtualMemory<M>>,
     wasm: VirtualMemory<M>,
-    pub videos: StableBTreeMap<PKey, Cand<SpawnedVideo>, VirtualMemory<M>>,
-    pub in_flight: StableBTreeMap<u64, Cand<InFlight>, VirtualMemory<M>>,
-    pub quotas: StableBTreeMap<PKey, Cand<QuotaArgs>, VirtualMemory<M>>,
-    pub accounts: StableBTreeMap<PKey, Cand<Account>, VirtualMemory<M>>,
+    pub videos: StableBTreeMap<PKey, Candid<SpawnedVideo>, VirtualMemory<M>>,
+    pub in_flight: StableBTreeMap<u64, Candid<InFlight>, VirtualMemory<M>>,
+    pub quotas: StableBTreeMap<PKey, Candid<QuotaArgs>, VirtualMemory<M>>,
+    pub accounts: StableBTreeMap<PKey, Candid<Account>, VirtualMemory<M>>,
     pub spares: StableBTreeMap<PairKey, (), VirtualMemory<M>>,
     pub outbox: StableBTreeMap<PKey, (), VirtualMemory<M>>,
 }
 
-impl<M: Memory + Clone> State<M> {
+impl<M: Memory + Clone> SpawnStore<M> {
     /// Opens the state; an empty memory gets a fresh layout with `installer` as the admin.
     pub fn open(memory: M, installer: Principal) -> Self {
         let mm = MemoryManager::init(memory);
         let m = |id| mm.get(MemoryId::new(id));
-        State {
+        SpawnStore {
             header: StableCell::init(m(0), Header(Config::new(installer))),
             wasm: m(1),
             videos: StableBTreeMap::init(m(2)),
@@ -148,9 +146,13 @@ impl<M: Memory + Clone> State<M> {
     }
 }
 
-impl<M: Memory> State<M> {
+impl<M: Memory> SpawnStore<M> {
     pub fn config(&self) -> &Config {
         &self.header.get().0
+    }
+
+    pub fn is_admin(&self, p: &Principal) -> bool {
+        self.config().admins.contains(p)
     }
 
     pub fn update_config(&mut self, f: impl FnOnce(&mut Config)) {
@@ -208,7 +210,7 @@ impl<M: Memory> State<M> {
         if a == Account::default() {
             self.accounts.remove(&PKey::new(p));
         } else {
-            self.accounts.insert(PKey::new(p), Cand(a));
+            self.accounts.insert(PKey::new(p), Candid(a));
         }
     }
 
@@ -224,7 +226,44 @@ impl<M: Memory> State<M> {
     }
 
     pub fn put_video(&mut self, v: SpawnedVideo) {
-        self.videos.insert(PKey::new(&v.canister_id), Cand(v));
+        self.videos.insert(PKey::new(&v.canister_id), Candid(v));
+    }
+
+    /// One page of the videos this canister created, in key order (`PKey`, so pages stay
+    /// consistent while creations continue): at most `limit` records (default
+    /// `DEFAULT_PAGE_LIMIT`, clamped to `1..=MAX_PAGE_LIMIT`) strictly after `cursor`;
+    /// `next_cursor` is set only when more follow.
+    pub fn list_videos(&self, args: &SpawnListArgs) -> SpawnPage {
+        let limit = page_limit(args.limit, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT);
+        let start = match args.cursor {
+            Some(c) => RangeBound::Excluded(PKey::new(&c)),
+            None => RangeBound::Unbounded,
+        };
+        let records = self
+            .videos
+            .range((start, RangeBound::Unbounded))
+            .map(|e| e.value().0);
+        let (videos, next_cursor) = take_page(records, limit, |v| v.canister_id);
+        SpawnPage {
+            videos,
+            next_cursor,
+        }
+    }
+
+    /// The canisters `upgrade_videos` goes through: the ones asked for, in the order asked, or
+    /// else every video this canister created, in key order.
+    pub fn upgrade_targets(&self, requested: Option<Vec<Principal>>) -> Vec<Principal> {
+        match requested {
+            Some(v) => v,
+            None => self.videos.keys().map(|k| k.principal()).collect(),
+        }
+    }
+
+    /// Whether `video` can be upgraded now ([`logic::check_upgradable`] on its record). Asked
+    /// again for each target just before its upgrade, since earlier upgrades awaited and a
+    /// creation may have moved it meanwhile.
+    pub fn check_upgradable(&self, video: &Principal) -> Result<()> {
+        logic::check_upgradable(video, self.video(video).as_ref())
     }
 
     /// Spares parked for `payer`, in key order.
@@ -268,7 +307,7 @@ impl<M: Memory> State<M> {
                 "interrupted before a canister was recorded ({why}); cycles paid: {}",
                 f.cycles
             );
-            self.in_flight.insert(op, Cand(f));
+            self.in_flight.insert(op, Candid(f));
             return Recovery::NoCanister;
         };
         let id = v.canister_id;
@@ -293,7 +332,7 @@ impl<M: Memory> State<M> {
         recovery
     }
 
-    /// [`State::recover_op`] for every in-flight operation not in `live`.
+    /// [`SpawnStore::recover_op`] for every in-flight operation not in `live`.
     pub fn recover_stale(
         &mut self,
         live: &BTreeSet<u64>,
@@ -312,7 +351,7 @@ impl<M: Memory> State<M> {
     }
 }
 
-/// What [`State::recover_op`] did.
+/// What [`SpawnStore::recover_op`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Recovery {
     NotInFlight,

@@ -1,4 +1,6 @@
-//! Stable-memory state of the index canister, and the plain-Rust model operating on it.
+//! The index canister's store: its whole state, in stable memory, as [`IndexStore`] (the model
+//! operating on it included), and the canister's singleton of it ([`install`], [`with`],
+//! [`with_mut`]).
 //!
 //! Everything that matters lives in stable memory (nothing on the heap survives or needs to
 //! survive an upgrade), so `pre_upgrade` does nothing and `post_upgrade` just reopens the maps.
@@ -32,7 +34,7 @@
 //!
 //! `Header` (variable, little endian): magic `b"CVIX"` [0..4] · layout version u32 [4..8] ·
 //! owner changes applied u64 [8..16] · admin count u16 [16..18] · admins `PKey` × n ·
-//! registrar count u16 · registrars `PKey` × m. At most `MAX_PRINCIPALS` of each.
+//! registrar count u16 · registrars `PKey` × m. At most `logic::MAX_PRINCIPALS` of each.
 //!
 //! The cell (`StableCell`) adds its own 8-byte header in front of these bytes.
 
@@ -40,9 +42,8 @@ use std::borrow::Cow;
 use std::ops::Bound;
 
 use candid::Principal;
-use canvid_stable_common::{
-    dedup_principals, header_body, header_prefix, u64_at, PKey, PairKey, PKEY_LEN,
-};
+use canvid_stable_common::paging::{page_limit, take_page};
+use canvid_stable_common::{header_body, header_prefix, u64_at, PKey, PairKey, PKEY_LEN};
 use canvid_types::index::{
     IndexStats, ListArgs, OwnerChange, Page, VideoEntry, VideoRegistration, DEFAULT_PAGE_LIMIT,
     MAX_PAGE_LIMIT,
@@ -50,12 +51,16 @@ use canvid_types::index::{
 use canvid_types::{Error, Result};
 use ic_stable_structures::memory_manager::{MemoryId, MemoryManager, VirtualMemory};
 use ic_stable_structures::storable::Bound as StorableBound;
-use ic_stable_structures::{Memory, StableBTreeMap, StableCell, Storable};
+use ic_stable_structures::{DefaultMemoryImpl, Memory, StableBTreeMap, StableCell, Storable};
+
+use crate::logic;
+
+// The canister's one store: opened by `lifecycle` in init/post_upgrade, borrowed by every
+// endpoint.
+canvid_stable_common::canister_store!(IndexStore<DefaultMemoryImpl>, "the index store");
 
 pub const LAYOUT_VERSION: u32 = 1;
 const MAGIC: &[u8; 4] = b"CVIX";
-/// Most admins / registrars: bounds the header and the linear membership checks.
-pub const MAX_PRINCIPALS: usize = 64;
 
 // ---------------------------------------------------------------------------------------------
 // Values (the keys, `PKey` and `PairKey`, are `canvid_stable_common`'s)
@@ -193,18 +198,15 @@ impl Storable for Header {
 // The model
 // ---------------------------------------------------------------------------------------------
 
-pub struct Index<M: Memory> {
+/// The whole stable state of the index canister (layout in the module docs). Generic over the
+/// memory so that all of it runs natively on `VectorMemory` in tests.
+pub struct IndexStore<M: Memory> {
     header: StableCell<Header, VirtualMemory<M>>,
     videos: StableBTreeMap<PKey, Entry, VirtualMemory<M>>,
     by_creator: StableBTreeMap<PairKey, (), VirtualMemory<M>>,
     by_owner: StableBTreeMap<PairKey, (), VirtualMemory<M>>,
     creator_counts: StableBTreeMap<PKey, u64, VirtualMemory<M>>,
     owner_counts: StableBTreeMap<PKey, u64, VirtualMemory<M>>,
-}
-
-/// At most `MAX_PRINCIPALS`, duplicates dropped.
-pub fn validate_principals(what: &str, list: &[Principal]) -> Result<Vec<Principal>> {
-    dedup_principals(what, list, MAX_PRINCIPALS)
 }
 
 fn inc(map: &mut StableBTreeMap<PKey, u64, impl Memory>, k: PKey) {
@@ -223,7 +225,7 @@ fn dec(map: &mut StableBTreeMap<PKey, u64, impl Memory>, k: PKey) {
     }
 }
 
-impl<M: Memory + Clone> Index<M> {
+impl<M: Memory + Clone> IndexStore<M> {
     /// Opens the state in `memory`, creating an empty layout (with `installer` as admin) if the
     /// memory is empty. Traps (through `Header::from_bytes`) on an unknown layout.
     pub fn open(memory: M, installer: Principal) -> Self {
@@ -235,7 +237,7 @@ impl<M: Memory + Clone> Index<M> {
             admins: vec![installer],
             registrars: vec![],
         };
-        Index {
+        IndexStore {
             header: StableCell::init(m(0), default),
             videos: StableBTreeMap::init(m(1)),
             by_creator: StableBTreeMap::init(m(2)),
@@ -246,7 +248,7 @@ impl<M: Memory + Clone> Index<M> {
     }
 }
 
-impl<M: Memory> Index<M> {
+impl<M: Memory> IndexStore<M> {
     pub fn is_admin(&self, p: &Principal) -> bool {
         self.header.get().admins.contains(p)
     }
@@ -254,14 +256,9 @@ impl<M: Memory> Index<M> {
         self.header.get().registrars.contains(p)
     }
 
-    /// Replaces the admins. An empty list is refused: nobody could ever change the config again.
+    /// Replaces the admins ([`logic::validate_admins`]: never empty).
     pub fn set_admins(&mut self, admins: &[Principal]) -> Result<()> {
-        let admins = validate_principals("admins", admins)?;
-        if admins.is_empty() {
-            return Err(Error::InvalidArgument {
-                reason: "the admin list may not be empty".into(),
-            });
-        }
+        let admins = logic::validate_admins(admins)?;
         let mut h = self.header.get().clone();
         h.admins = admins;
         self.header.set(h);
@@ -269,7 +266,7 @@ impl<M: Memory> Index<M> {
     }
 
     pub fn set_registrars(&mut self, registrars: &[Principal]) -> Result<()> {
-        let registrars = validate_principals("registrars", registrars)?;
+        let registrars = logic::validate_principals("registrars", registrars)?;
         let mut h = self.header.get().clone();
         h.registrars = registrars;
         self.header.set(h);
@@ -281,15 +278,8 @@ impl<M: Memory> Index<M> {
     pub fn register(&mut self, reg: &VideoRegistration, now: u64) -> Result<VideoEntry> {
         let vk = PKey::new(&reg.video);
         if let Some(e) = self.videos.get(&vk) {
-            if e.creator == reg.creator && e.registered_owner == reg.owner {
-                return Ok(e.to_video_entry(reg.video));
-            }
-            return Err(Error::Conflict {
-                reason: format!(
-                    "video {} is already registered with creator {} and owner {}",
-                    reg.video, e.creator, e.registered_owner
-                ),
-            });
+            logic::check_reregistration(reg, &e.creator, &e.registered_owner)?;
+            return Ok(e.to_video_entry(reg.video));
         }
         let entry = Entry {
             creator: reg.creator,
@@ -318,7 +308,7 @@ impl<M: Memory> Index<M> {
                 what: format!("registered video {video}"),
             });
         };
-        if change.transfer_seq <= e.transfer_seq {
+        if !logic::is_newer_report(e.transfer_seq, change) {
             return Ok(false);
         }
         let old = PKey::new(&e.owner);
@@ -351,36 +341,28 @@ impl<M: Memory> Index<M> {
         self.list(&self.by_owner, args)
     }
 
+    /// One page of `args.principal`'s videos in `set` (a contiguous `PairKey` range), strictly
+    /// after `args.cursor`, at most `limit` (default `DEFAULT_PAGE_LIMIT`, clamped to
+    /// `1..=MAX_PAGE_LIMIT`); `next_cursor` is set only when more follow.
     fn list(&self, set: &StableBTreeMap<PairKey, (), VirtualMemory<M>>, args: &ListArgs) -> Page {
-        let limit = page_limit(args.limit);
+        let limit = page_limit(args.limit, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT);
         let pk = PKey::new(&args.principal);
         let start = match &args.cursor {
             Some(c) => Bound::Excluded(PairKey::from_keys(pk, PKey::new(c))),
             None => Bound::Included(PairKey::from_keys(pk, PKey::MIN)),
         };
-        let mut videos = Vec::new();
-        let mut more = false;
-        for key in set.keys_range((start, Bound::Unbounded)) {
-            if key.first() != pk {
-                break;
-            }
-            if videos.len() == limit {
-                more = true;
-                break;
-            }
-            let vk = key.second();
-            let video = vk.principal();
+        let entries = set
+            .keys_range((start, Bound::Unbounded))
+            .take_while(|key| key.first() == pk)
             // The sets and the video map are written together, so the entry exists; skipping a
             // missing one (instead of trapping) keeps the listing available if it ever did not.
-            if let Some(e) = self.videos.get(&vk) {
-                videos.push(e.to_video_entry(video));
-            }
-        }
-        let next_cursor = if more {
-            videos.last().map(|v| v.video)
-        } else {
-            None
-        };
+            .filter_map(|key| {
+                let vk = key.second();
+                self.videos
+                    .get(&vk)
+                    .map(|e| e.to_video_entry(vk.principal()))
+            });
+        let (videos, next_cursor) = take_page(entries, limit, |v| v.video);
         Page {
             videos,
             next_cursor,
@@ -406,9 +388,4 @@ impl<M: Memory> Index<M> {
             layout_version: h.version,
         }
     }
-}
-
-/// `limit` → page size: default `DEFAULT_PAGE_LIMIT`, clamped to `1..=MAX_PAGE_LIMIT`.
-pub fn page_limit(limit: Option<u32>) -> usize {
-    limit.unwrap_or(DEFAULT_PAGE_LIMIT).clamp(1, MAX_PAGE_LIMIT) as usize
 }
