@@ -178,11 +178,14 @@ mod tests {
     use super::*;
     use std::cell::RefCell;
 
+    /// An install the recipe asked for: canister, module, argument, sender.
+    type Install = (Principal, Vec<u8>, Vec<u8>, Principal);
+
     /// Records what the recipe asks for.
     #[derive(Default)]
     struct Log {
         created: RefCell<Vec<(Principal, u128)>>,
-        installed: RefCell<Vec<(Principal, Vec<u8>, Vec<u8>, Principal)>>,
+        installed: RefCell<Vec<Install>>,
         refuse: Option<Principal>,
     }
 
