@@ -9,22 +9,15 @@
 # `agent_test_server` example, installs the pinned npm packages (`npm ci`) and runs the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 
-step() { printf '\n==> %s\n' "$*"; }
+require_node
 
-command -v node >/dev/null 2>&1 || { echo "error: node (>= 20) is required" >&2; exit 1; }
-
-if [ -z "${CANVID_WASM_DIR:-}" ]; then
-  step "canister wasm"
-  ./scripts/build-wasm.sh >/dev/null
-fi
+build_wasm_unless_given
 
 if [ -z "${AGENT_TEST_SERVER:-}" ]; then
-  step "cargo build --example agent_test_server"
-  cargo build --quiet -p canvid-http-interface --example agent_test_server
-  target_dir=$(cargo metadata --format-version 1 --no-deps | node -e \
-    'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
-  export AGENT_TEST_SERVER="$target_dir/debug/examples/agent_test_server"
+  AGENT_TEST_SERVER=$(build_example canvid-http-interface agent_test_server)
+  export AGENT_TEST_SERVER
 fi
 
 step "npm ci (local/http-interface/js-test)"

@@ -11,33 +11,19 @@
 # Screenshots and the gateway's request log end up in test-output/browser/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 
-step() { printf '\n==> %s\n' "$*"; }
+want_executable "${CHROMIUM:-/usr/bin/chromium}" chromium
+want_executable "${FIREFOX:-/usr/bin/firefox-esr}" firefox-esr
+want_command ffmpeg ffmpeg
+apt_install_wanted
+require_node
 
-apt_packages=()
-[ -x "${CHROMIUM:-/usr/bin/chromium}" ] || apt_packages+=(chromium)
-[ -x "${FIREFOX:-/usr/bin/firefox-esr}" ] || apt_packages+=(firefox-esr)
-command -v ffmpeg >/dev/null 2>&1 || apt_packages+=(ffmpeg)
-if [ ${#apt_packages[@]} -gt 0 ] && [ "${SKIP_APT:-0}" != 1 ]; then
-  sudo=""
-  [ "$(id -u)" = 0 ] || sudo="sudo"
-  step "apt-get install ${apt_packages[*]}"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${apt_packages[@]}" >/dev/null
-fi
-command -v node >/dev/null 2>&1 || { echo "error: node (>= 18) is required" >&2; exit 1; }
-
-if [ -z "${CANVID_WASM_DIR:-}" ]; then
-  step "canister wasm"
-  ./scripts/build-wasm.sh >/dev/null
-fi
+build_wasm_unless_given
 
 if [ -z "${SERVE_VIDEO_BIN:-}" ]; then
-  step "cargo build --example serve_video"
-  cargo build --quiet -p canvid-tests --example serve_video
-  target_dir=$(cargo metadata --format-version 1 --no-deps | node -e \
-    'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
-  export SERVE_VIDEO_BIN="$target_dir/debug/examples/serve_video"
+  SERVE_VIDEO_BIN=$(build_example canvid-tests serve_video)
+  export SERVE_VIDEO_BIN
 fi
 
 step "npm ci (tests/browser)"

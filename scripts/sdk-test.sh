@@ -18,13 +18,10 @@
 # `canvid` binary (debug) unless CANVID_BIN is set. Screenshots: test-output/sdk-browser/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-step() { printf '\n==> %s\n' "$*"; }
+. scripts/lib.sh
 what="${1:-all}"
 
-command -v node >/dev/null 2>&1 || { echo "error: node (>= 20) is required" >&2; exit 1; }
-node_major=$(node -p 'process.versions.node.split(".")[0]')
-[ "$node_major" -ge 20 ] || { echo "error: node >= 20 required, found $(node --version)" >&2; exit 1; }
+require_node
 
 step "npm ci (sdk-ts)"
 (cd sdk-ts && npm ci --no-audit --no-fund --loglevel=error)
@@ -40,30 +37,17 @@ step "unit tests (sdk-ts)"
 
 [ "$what" = unit ] && exit 0
 
-apt_packages=()
-[ -x "${CHROMIUM:-/usr/bin/chromium}" ] || apt_packages+=(chromium)
-command -v ffmpeg >/dev/null 2>&1 || apt_packages+=(ffmpeg)
-if [ ${#apt_packages[@]} -gt 0 ] && [ "${SKIP_APT:-0}" != 1 ]; then
-  sudo=""
-  [ "$(id -u)" = 0 ] || sudo="sudo"
-  step "apt-get install ${apt_packages[*]}"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${apt_packages[@]}" >/dev/null
-fi
+want_executable "${CHROMIUM:-/usr/bin/chromium}" chromium
+want_command ffmpeg ffmpeg
+apt_install_wanted
 
-if [ -z "${CANVID_WASM_DIR:-}" ]; then
-  step "canister wasm"
-  ./scripts/build-wasm.sh >/dev/null
-fi
+build_wasm_unless_given
 
 if [ -z "${CANVID_BIN:-}" ]; then
   # The debug build: `cargo test --workspace` has already built it (the interpreter and the
   # replica are optimised even in dev, see Cargo.toml), so CI does not compile everything twice.
-  step "cargo build -p canvid-cli"
-  cargo build --quiet -p canvid-cli
-  target_dir=$(cargo metadata --format-version 1 --no-deps | node -e \
-    'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
-  export CANVID_BIN="$target_dir/debug/canvid"
+  CANVID_BIN=$(build_bin canvid-cli canvid)
+  export CANVID_BIN
 fi
 
 step "end-to-end tests against canvid serve (sdk-ts)"

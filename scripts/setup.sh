@@ -12,8 +12,7 @@
 # says so and the PocketIC variants are reported as ignored, never as passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-
-step() { printf '==> %s\n' "$*"; }
+. scripts/lib.sh
 
 if ! rustup target list --installed 2>/dev/null | grep -q '^wasm32-unknown-unknown$'; then
   step "rustup target add wasm32-unknown-unknown"
@@ -25,21 +24,14 @@ pocket_ic_gz=../shared/pocket-ic/pocket-ic-server-10.0.0-x86_64-linux.gz
 pocket_ic_sha256=4b4906de9341fa6c7d3dbccd6a8cfd0edeb27f369fefabd1e0c9189ccbcee639
 pocket_ic_bin=target/pocket-ic/pocket-ic
 
-apt_packages=()
-command -v ffmpeg >/dev/null 2>&1 || apt_packages+=(ffmpeg)
+want_command ffmpeg ffmpeg
 if [ -f "$pocket_ic_gz" ]; then
   # The server's shared libraries (Debian).
   for lib in liblmdb0 libunwind8 liblzma5; do
-    dpkg -s "$lib" >/dev/null 2>&1 || apt_packages+=("$lib")
+    want_deb "$lib"
   done
 fi
-if [ ${#apt_packages[@]} -gt 0 ] && [ "${SKIP_APT:-0}" != 1 ]; then
-  sudo=""
-  [ "$(id -u)" = 0 ] || sudo="sudo"
-  step "apt-get install ${apt_packages[*]}"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${apt_packages[@]}" >/dev/null
-fi
+apt_install_wanted
 
 if [ -f "$pocket_ic_gz" ]; then
   if ! echo "$pocket_ic_sha256  $pocket_ic_bin" | sha256sum --check --status 2>/dev/null; then

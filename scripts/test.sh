@@ -3,6 +3,7 @@
 # (unit, candid-interface drift, embedded-replica conformance, integration, CLI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 
 # Each step prints the seconds elapsed since the start, so a slow CI run shows where its time went.
 start=$SECONDS
@@ -46,8 +47,7 @@ fi
 export CANVID_WASM_DIR="$PWD/target/canisters"
 step "binaries for the Node and browser tests"
 cargo build --quiet --workspace --examples --bins
-target_dir=$(cargo metadata --format-version 1 --no-deps | node -e \
-  'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).target_directory))')
+target_dir=$(cargo_target_dir)
 export SERVE_VIDEO_BIN="$target_dir/debug/examples/serve_video"
 export AGENT_TEST_SERVER="$target_dir/debug/examples/agent_test_server"
 export CANVID_BIN="$target_dir/debug/canvid"

@@ -8,8 +8,7 @@ use std::sync::{Arc, Mutex};
 use candid::utils::ArgumentEncoder;
 use candid::{CandidType, Principal};
 use canvid_replica::{CallStats, CanisterSettings, Replica};
-use canvid_types::index::IndexInit;
-use canvid_types::spawn::{QuotaArgs, SpawnInit};
+use canvid_types::spawn::QuotaArgs;
 use canvid_types::video::{ChunkReceipt, ChunkUpload, MissingArgs, MissingChunks, VideoMetadata};
 use serde::de::DeserializeOwned;
 use serde_bytes::ByteBuf;
@@ -33,20 +32,12 @@ pub struct Wasms {
 
 /// Where the canister wasm lives: `$CANVID_WASM_DIR`, else `target/canisters` in the nearest
 /// ancestor of the current directory that has one, else in the workspace this binary was built
-/// from.
+/// from ([`canvid_devkit::wasm::wasm_dir_near`]).
 pub fn wasm_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("CANVID_WASM_DIR") {
-        return PathBuf::from(dir);
+    match std::env::current_dir() {
+        Ok(cwd) => canvid_devkit::wasm::wasm_dir_near(&cwd),
+        Err(_) => canvid_devkit::wasm_dir(),
     }
-    if let Ok(cwd) = std::env::current_dir() {
-        for dir in cwd.ancestors() {
-            let candidate = dir.join("target/canisters");
-            if candidate.join("video.wasm").is_file() {
-                return candidate;
-            }
-        }
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/canisters")
 }
 
 impl Wasms {
@@ -56,14 +47,13 @@ impl Wasms {
 
     pub fn load_from(dir: &Path) -> Result<Self> {
         let read = |name: &str| -> Result<Vec<u8>> {
-            let path = dir.join(format!("{name}.wasm"));
-            match std::fs::read(&path) {
-                Ok(bytes) => Ok(bytes),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    Err(Error::WasmMissing { path })
+            canvid_devkit::read_wasm(dir, name).map_err(|e| {
+                if e.is_missing() {
+                    Error::WasmMissing { path: e.path }
+                } else {
+                    Error::io(format!("reading {}", e.path.display()), e.source)
                 }
-                Err(e) => Err(Error::io(format!("reading {}", path.display()), e)),
-            }
+            })
         };
         Ok(Self {
             dir: dir.to_path_buf(),
@@ -265,86 +255,73 @@ pub struct Deployment {
     pub video_wasm_size: usize,
 }
 
-/// Deploys index and spawn: the index's registrar is the spawn canister; the spawn canister holds
-/// the (gzipped) video wasm, registers videos with the index, and funds creations from its pool
-/// with a default quota so any caller can create videos.
+/// Deploys index and spawn ([`canvid_devkit::deploy`]): the index's registrar is the spawn
+/// canister; the spawn canister holds the (gzipped) video wasm, registers videos with the index,
+/// and funds creations from its pool with a default quota so any caller can create videos.
 pub fn deploy(replica: Arc<Replica>, wasms: &Wasms, admin: Principal) -> Result<Deployment> {
-    let settings = || {
-        Some(CanisterSettings {
-            controllers: Some(vec![admin]),
-            ..CanisterSettings::default()
-        })
-    };
-    // Both ids first: each canister's init argument names the other.
-    let index = replica.create_canister_with_settings(Some(admin), settings());
-    let spawn = replica.create_canister_with_settings(Some(admin), settings());
-    replica.add_cycles(index, INDEX_CYCLES);
-    replica.add_cycles(spawn, SPAWN_CYCLES);
-
-    let index_arg = candid::encode_one(Some(IndexInit {
-        admins: vec![admin],
-        registrars: vec![spawn],
-    }))
+    let d = canvid_devkit::deploy::deploy_index_and_spawn(
+        &OnReplica(&replica),
+        canvid_devkit::deploy::IndexAndSpawn {
+            admin,
+            index_cycles: INDEX_CYCLES,
+            spawn_cycles: SPAWN_CYCLES,
+            default_quota: Some(QuotaArgs {
+                max_videos: 1_000,
+                max_cycles: SPAWN_CYCLES / 2,
+            }),
+            index_wasm: wasms.index.clone(),
+            spawn_wasm: wasms.spawn.clone(),
+            video_wasm: wasms.video.clone(),
+        },
+    )
     .map_err(|e| Error::Deploy(e.to_string()))?;
-    let index_install = install(&replica, "index", index, &wasms.index, index_arg, admin)?;
-
-    let video_gz = gzip(&wasms.video).map_err(|e| Error::io("compressing the video wasm", e))?;
-    let video_wasm_size = video_gz.len();
-    let spawn_init = SpawnInit {
-        admins: vec![admin],
-        index: Some(index),
-        video_wasm: Some(ByteBuf::from(video_gz)),
-        default_quota: Some(QuotaArgs {
-            max_videos: 1_000,
-            max_cycles: SPAWN_CYCLES / 2,
-        }),
-        cycles: None,
-    };
-    let spawn_arg =
-        candid::encode_one(Some(spawn_init)).map_err(|e| Error::Deploy(e.to_string()))?;
-    let spawn_install = install(&replica, "spawn", spawn, &wasms.spawn, spawn_arg, admin)?;
-
     Ok(Deployment {
         replica,
         admin,
-        index,
-        spawn,
-        index_install,
-        spawn_install,
-        video_wasm_size,
+        index: d.index,
+        spawn: d.spawn,
+        index_install: d.index_install,
+        spawn_install: d.spawn_install,
+        video_wasm_size: d.video_wasm_size,
     })
 }
 
-/// Installs `wasm` into `canister` as `admin`; a failure names the canister.
-fn install(
-    replica: &Replica,
-    name: &str,
-    canister: Principal,
-    wasm: &[u8],
-    arg: Vec<u8>,
-    admin: Principal,
-) -> Result<CallStats> {
-    replica
-        .install_code(
-            canvid_replica::InstallMode::Install,
-            canister,
-            wasm.to_vec(),
-            arg,
-            Some(admin),
-        )
-        .map_err(|r| {
-            Error::Deploy(format!(
-                "installing the {name} canister: {}",
-                crate::error::one_line(&r.reject_message)
-            ))
-        })
-}
+/// The deploy recipe's target: canisters controlled by the admin, installs that report their cost.
+struct OnReplica<'a>(&'a Replica);
 
-fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
-    use std::io::Write;
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    enc.write_all(bytes)?;
-    enc.finish()
+impl canvid_devkit::deploy::Target for OnReplica<'_> {
+    type Installed = CallStats;
+    type Error = String;
+
+    fn create_canister(&self, admin: Principal, cycles: u128) -> Principal {
+        let id = self.0.create_canister_with_settings(
+            Some(admin),
+            Some(CanisterSettings {
+                controllers: Some(vec![admin]),
+                ..CanisterSettings::default()
+            }),
+        );
+        self.0.add_cycles(id, cycles);
+        id
+    }
+
+    fn install(
+        &self,
+        canister: Principal,
+        wasm: Vec<u8>,
+        arg: Vec<u8>,
+        admin: Principal,
+    ) -> std::result::Result<CallStats, String> {
+        self.0
+            .install_code(
+                canvid_replica::InstallMode::Install,
+                canister,
+                wasm,
+                arg,
+                Some(admin),
+            )
+            .map_err(|r| crate::error::one_line(&r.reject_message))
+    }
 }
 
 /// Chunk digests go into `begin_upload` (so each `put_chunk` is checked on arrival) while the

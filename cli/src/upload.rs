@@ -510,14 +510,3 @@ fn chunk_len(plan: &UploadPlan, index: u32) -> u64 {
     let r = plan.chunk_range(index);
     r.end - r.start
 }
-
-/// Runs [`upload`] to completion on the current thread (for synchronous clients such as the
-/// embedded replica, whose futures never wait on I/O).
-pub fn upload_blocking<C: VideoClient + ?Sized>(
-    client: &C,
-    source: &(impl ChunkSource + ?Sized),
-    options: &UploadOptions,
-    progress: &dyn Progress,
-) -> Result<UploadReport, UploadError<C::Error>> {
-    futures::executor::block_on(upload(client, source, options, progress))
-}

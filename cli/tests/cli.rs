@@ -1,7 +1,7 @@
 //! The `canvid` binary end to end: the demo on a generated video, and the one-line errors and
 //! exit codes of bad inputs.
 
-use std::path::{Path, PathBuf};
+use canvid_devkit::wasm_dir;
 use std::process::{Command, Output};
 
 fn canvid() -> Command {
@@ -35,13 +35,6 @@ fn assert_one_line_error(o: &Output, code: i32, needle: &str) {
         !err.contains("panicked") && !err.contains("backtrace"),
         "{err}"
     );
-}
-
-/// The canister wasm directory: `CANVID_WASM_DIR` or the workspace's `target/canisters`.
-fn wasm_dir() -> PathBuf {
-    std::env::var_os("CANVID_WASM_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/canisters"))
 }
 
 fn require_wasm() {

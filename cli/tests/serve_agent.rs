@@ -2,7 +2,8 @@
 //! generated video, ls by creator and owner, transfer, an interrupted upload resumed with only
 //! the missing chunks, a restart on the same state directory, and the one-line errors.
 
-use std::path::{Path, PathBuf};
+use canvid_devkit::wasm_dir;
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -10,12 +11,6 @@ fn canvid() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_canvid"));
     c.env("CANVID_WASM_DIR", wasm_dir());
     c
-}
-
-fn wasm_dir() -> PathBuf {
-    std::env::var_os("CANVID_WASM_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/canisters"))
 }
 
 fn require_wasm() {

@@ -6,8 +6,9 @@ import { AbortError } from './errors.js';
 /**
  * Runs `worker` on every item with at most `concurrency` in flight. The first failure stops
  * pulling new items; the pool then waits for the tasks already running and throws that first
- * failure. Aborting rejects at once with `AbortError` (tasks already started finish in the
- * background; their results are ignored).
+ * failure. Aborting rejects at once with `AbortError`: tasks already started finish in the
+ * background (their results are ignored), and the error's `settled` promise resolves when they
+ * all have and the source is released.
  */
 export async function runPool<T>(
   items: Iterable<T> | AsyncIterable<T>,
@@ -16,7 +17,7 @@ export async function runPool<T>(
   signal?: AbortSignal,
 ): Promise<void> {
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`concurrency must be an integer >= 1, got ${concurrency}`);
-  if (signal?.aborted) throw new AbortError(signal.reason);
+  if (signal?.aborted) throw new AbortError(signal.reason, Promise.resolve());
   const it: Iterator<T> | AsyncIterator<T> =
     Symbol.asyncIterator in Object(items)
       ? (items as AsyncIterable<T>)[Symbol.asyncIterator]()
@@ -64,24 +65,28 @@ export async function runPool<T>(
 
   const all = Promise.all(Array.from({ length: concurrency }, run));
   let onAbort: (() => void) | undefined;
-  const aborted = new Promise<never>((_, reject) => {
+  const aborted = new Promise<void>((resolve) => {
     if (!signal) return;
     onAbort = () => {
       failed = true;
-      reject(new AbortError(signal.reason));
+      resolve();
     };
     signal.addEventListener('abort', onAbort, { once: true });
   });
-  aborted.catch(() => undefined);
-  try {
-    await Promise.race([all, aborted]);
-  } finally {
-    if (onAbort) signal!.removeEventListener('abort', onAbort);
-    if (failed) {
-      // Release the source (closes a Node stream / web stream reader).
-      void Promise.resolve(it.return?.()).catch(() => undefined);
-    }
+  // Until every task has finished, or at once on abort. `all` never rejects (`run` catches).
+  await Promise.race([all, aborted]);
+  if (onAbort) signal!.removeEventListener('abort', onAbort);
+  let released: Promise<unknown> = Promise.resolve();
+  if (failed) {
+    // Release the source (closes a Node stream / web stream reader).
+    released = Promise.resolve(it.return?.()).catch(() => undefined);
   }
-  if (signal?.aborted) throw new AbortError(signal.reason);
+  if (signal?.aborted) {
+    // `run` never rejects: `all` resolves once every started task has finished.
+    throw new AbortError(
+      signal.reason,
+      Promise.all([all, released]).then(() => undefined),
+    );
+  }
   if (failed) throw firstError;
 }

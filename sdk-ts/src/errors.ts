@@ -189,8 +189,17 @@ export class IntegrityError extends CanvidError {
 /** The operation was cancelled through its `AbortSignal`. `cause` is the signal's reason. */
 export class AbortError extends CanvidError {
   override name = 'AbortError';
-  constructor(reason?: unknown) {
+  /**
+   * Resolves when every task the aborted operation had already started has finished (never
+   * rejects). Aborting rejects at once, while tasks already started (an upload's chunk sends)
+   * run on in the background; await this before looking at what reached the canister, e.g.
+   * before resuming. Set by `runPool` and so by uploads; `undefined` where the SDK tracks no
+   * running work.
+   */
+  settled?: Promise<void>;
+  constructor(reason?: unknown, settled?: Promise<void>) {
     super(reason instanceof Error ? `aborted: ${reason.message}` : 'aborted', { cause: reason });
+    if (settled) this.settled = settled;
   }
 }
 

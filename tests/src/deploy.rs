@@ -1,14 +1,13 @@
 //! Deploying canvid on a [`Backend`]: index + spawn wired together, or a stand-alone video.
 
-use crate::backend::{Backend, BackendExt};
+use crate::backend::{Backend, BackendExt, Reject};
 use crate::clients::{Index, Spawn, Video};
 use crate::data::principal;
 use crate::wasm;
 use candid::Principal;
-use canvid_types::index::IndexInit;
+use canvid_devkit::deploy::IndexAndSpawn;
 use canvid_types::spawn::{QuotaArgs, SpawnInit};
 use canvid_types::video::VideoInit;
-use serde_bytes::ByteBuf;
 
 /// 1 T cycles.
 pub const T: u128 = 1_000_000_000_000;
@@ -47,49 +46,52 @@ pub fn deploy_with(
     pool: u128,
 ) -> Deployment<'_> {
     let admin = principal("admin");
-    let index = b.create_canister(Some(admin), Some(vec![admin]), 10 * T);
-    let spawn = b.create_canister(Some(admin), Some(vec![admin]), pool);
-
-    let index_init = IndexInit {
-        admins: vec![admin],
-        registrars: vec![spawn],
-    };
-    b.install(
-        index,
-        wasm::index(),
-        candid::encode_one(Some(index_init)).expect("encode IndexInit"),
-        Some(admin),
+    let d = canvid_devkit::deploy::deploy_index_and_spawn(
+        b,
+        IndexAndSpawn {
+            admin,
+            index_cycles: 10 * T,
+            spawn_cycles: pool,
+            default_quota,
+            index_wasm: wasm::index(),
+            // gzip: the spawn module plus an argument holding the video module must fit one
+            // 2 MiB install message.
+            spawn_wasm: wasm::gzip(&wasm::spawn()),
+            video_wasm: wasm::video(),
+        },
     )
-    .unwrap_or_else(|e| panic!("installing the index canister: {e}"));
-
-    let spawn_init = SpawnInit {
-        admins: vec![admin],
-        index: Some(index),
-        video_wasm: Some(ByteBuf::from(wasm::gzip(&wasm::video()))),
-        default_quota,
-        cycles: None,
-    };
-    // gzip: the spawn module plus an argument holding the video module must fit one 2 MiB
-    // install message.
-    b.install(
-        spawn,
-        wasm::gzip(&wasm::spawn()),
-        spawn_init_arg(&spawn_init),
-        Some(admin),
-    )
-    .unwrap_or_else(|e| panic!("installing the spawn canister: {e}"));
-
+    .unwrap_or_else(|e| panic!("{e}"));
     Deployment {
         b,
         admin,
-        index,
-        spawn,
+        index: d.index,
+        spawn: d.spawn,
+    }
+}
+
+/// The deploy recipe on a backend: canisters controlled by the admin only.
+impl canvid_devkit::deploy::Target for dyn Backend + '_ {
+    type Installed = ();
+    type Error = Reject;
+
+    fn create_canister(&self, admin: Principal, cycles: u128) -> Principal {
+        Backend::create_canister(self, Some(admin), Some(vec![admin]), cycles)
+    }
+
+    fn install(
+        &self,
+        canister: Principal,
+        wasm: Vec<u8>,
+        arg: Vec<u8>,
+        admin: Principal,
+    ) -> Result<(), Reject> {
+        BackendExt::install(self, canister, wasm, arg, Some(admin))
     }
 }
 
 /// The spawn canister's install/upgrade argument: `opt SpawnInit`.
 pub fn spawn_init_arg(init: &SpawnInit) -> Vec<u8> {
-    candid::encode_one(Some(init)).expect("encode SpawnInit")
+    canvid_devkit::deploy::init_arg(init).expect("encode SpawnInit")
 }
 
 impl<'a> Deployment<'a> {

@@ -1,27 +1,11 @@
-//! The canister modules under test, as built by `scripts/build-wasm.sh`.
+//! The canister modules under test, as built by `scripts/build-wasm.sh` (located and read by
+//! [`canvid_devkit::wasm`]).
 
-use std::path::PathBuf;
-
-/// Folder holding `video.wasm`, `spawn.wasm`, `index.wasm`: `$CANVID_WASM_DIR` if set, else
-/// `<workspace>/target/canisters/`.
-pub fn wasm_dir() -> PathBuf {
-    match std::env::var_os("CANVID_WASM_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/canisters/")),
-    }
-}
+pub use canvid_devkit::{gzip, wasm_dir};
 
 /// Reads `<wasm_dir>/<name>.wasm`; a missing module fails the test (never skips it).
 pub fn load(name: &str) -> Vec<u8> {
-    let path = wasm_dir().join(format!("{name}.wasm"));
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read canister module {}: {e}\n\
-             Build the canisters first: `scripts/build-wasm.sh` (or set CANVID_WASM_DIR to a \
-             folder holding video.wasm, spawn.wasm and index.wasm)",
-            path.display()
-        )
-    })
+    canvid_devkit::load_wasm(name)
 }
 
 pub fn video() -> Vec<u8> {
@@ -34,15 +18,6 @@ pub fn spawn() -> Vec<u8> {
 
 pub fn index() -> Vec<u8> {
     load("index")
-}
-
-/// gzip, as `install_code` accepts and as the spawn canister stores the video module.
-pub fn gzip(bytes: &[u8]) -> Vec<u8> {
-    use flate2::{write::GzEncoder, Compression};
-    use std::io::Write;
-    let mut enc = GzEncoder::new(Vec::new(), Compression::best());
-    enc.write_all(bytes).expect("gzip into memory");
-    enc.finish().expect("gzip into memory")
 }
 
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {

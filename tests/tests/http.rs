@@ -6,12 +6,11 @@
 //! The candid records are declared here from the interface (not imported from the
 //! implementation), so the test checks the wire format too.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use candid::{CandidType, Deserialize};
+use canvid_devkit::raw_http::Request;
 use canvid_tests::clients::{err, ok, rejected, spec_for, Video};
 use canvid_tests::deploy::{standalone_video, T};
 use canvid_tests::http_types::{HttpRequest, HttpResponse, HttpUpdateRequest};
@@ -622,90 +621,15 @@ backend_tests!(
 // End to end through canvid-gateway on a TCP socket (embedded replica only)
 // ---------------------------------------------------------------------------------------------
 
-struct RawResponse {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl RawResponse {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// One HTTP/1.1 request with `Connection: close`; reads the answer to EOF.
-fn http(port: u16, host: &str, method: &str, path: &str, extra: &[(&str, &str)]) -> RawResponse {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the gateway");
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
-    for (n, v) in extra {
-        req.push_str(&format!("{n}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("read the answer");
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("end of headers");
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap();
-    let status: u16 = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| {
-            l.split_once(':')
-                .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-        })
-        .collect();
-    let mut body = raw[split + 4..].to_vec();
-    let chunked = headers
-        .iter()
-        .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-    if chunked {
-        body = dechunk(&body);
-    }
-    RawResponse {
-        status,
-        headers,
-        body,
-    }
-}
-
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = data
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .expect("chunk size line");
-        let size_str = String::from_utf8_lossy(&data[..line_end]);
-        let size = usize::from_str_radix(size_str.split(';').next().unwrap().trim(), 16)
-            .expect("chunk size");
-        data = &data[line_end + 2..];
-        if size == 0 {
-            return out;
-        }
-        out.extend_from_slice(&data[..size]);
-        data = &data[size + 2..];
-    }
-}
-
 /// What a browser sees through an HTTP gateway on `port` (canister subdomains of `localhost`):
 /// Range pass-through, a plain GET completed into the whole file, statuses, the raw domain.
 fn check_through_gateway(port: u16, v: &Video, f: &GenFile) {
     let host = format!("{}.localhost:{port}", v.id);
     // A client Range is passed through as the canister's 206.
-    let r = http(port, &host, "GET", "/video", &[("Range", "bytes=1500000-")]);
+    let r = Request::get("/video")
+        .host(&host)
+        .header("Range", "bytes=1500000-")
+        .send(port);
     assert_eq!(r.status, 206);
     assert_eq!(
         r.header("content-range"),
@@ -715,42 +639,36 @@ fn check_through_gateway(port: u16, v: &Video, f: &GenFile) {
         r.body == f.range(1_500_000, 500_000),
         "206 body through the gateway"
     );
-    let r = http(
-        port,
-        &host,
-        "GET",
-        "/video",
-        &[("Range", &format!("bytes={}-", 4 * CHUNK))],
-    );
+    let r = Request::get("/video")
+        .host(&host)
+        .header("Range", &format!("bytes={}-", 4 * CHUNK))
+        .send(port);
     assert_eq!(r.status, 206);
     assert!(r.body == f.range(4 * CHUNK, CHUNK));
 
     // A plain GET: the gateway completes the 206 chunk by chunk into one 200 of the whole file.
-    let r = http(port, &host, "GET", "/", &[]);
+    let r = Request::get("/").host(&host).send(port);
     assert_eq!(r.status, 200);
     assert_eq!(r.body.len() as u64, SIZE);
     assert!(r.body == f.bytes(), "whole file through the gateway");
 
     // Other statuses pass through.
-    assert_eq!(http(port, &host, "GET", "/nope", &[]).status, 404);
+    assert_eq!(Request::get("/nope").host(&host).send(port).status, 404);
     assert_eq!(
-        http(
-            port,
-            &host,
-            "GET",
-            "/video",
-            &[("Range", "bytes=99999999-")]
-        )
-        .status,
+        Request::get("/video")
+            .host(&host)
+            .header("Range", "bytes=99999999-")
+            .send(port)
+            .status,
         416
     );
-    let r = http(port, &host, "GET", "/metadata.json", &[]);
+    let r = Request::get("/metadata.json").host(&host).send(port);
     assert_eq!(r.status, 200);
     let doc: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(doc["size"], SIZE);
     // The raw domain serves without verifying, like <id>.raw.icp0.io.
     let raw_host = format!("{}.raw.localhost:{port}", v.id);
-    let r = http(port, &raw_host, "GET", "/metadata.json", &[]);
+    let r = Request::get("/metadata.json").host(&raw_host).send(port);
     assert_eq!(r.status, 200);
 }
 
@@ -763,10 +681,7 @@ fn check_through_gateway(port: u16, v: &Video, f: &GenFile) {
     ignore = "PocketIC not configured: set POCKET_IC_BIN to a pocket-ic-server 10.0.0 binary"
 )]
 fn pocket_ic_gateway_end_to_end_over_tcp() {
-    let Some(mut pb) = canvid_tests::PocketIcBackend::from_env() else {
-        eprintln!("NOT RUN on PocketIC (see the line above); this is not a pass");
-        return;
-    };
+    let mut pb = canvid_tests::PocketIcBackend::from_env();
     let id = {
         let (v, _) = uploaded_video(&pb);
         v.id
@@ -793,13 +708,9 @@ fn gateway_end_to_end_over_tcp() {
     );
     check_through_gateway(port, &v, &f);
     // The canisterId query parameter works too.
-    let r = http(
-        port,
-        "127.0.0.1",
-        "GET",
-        &format!("/metadata.json?canisterId={}", v.id),
-        &[],
-    );
+    let r = Request::get(&format!("/metadata.json?canisterId={}", v.id))
+        .host("127.0.0.1")
+        .send(port);
     assert_eq!(r.status, 200);
 
     let log = gw.log();

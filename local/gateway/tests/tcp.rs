@@ -2,13 +2,12 @@
 //! video canister's HTTP logic (`canvid-video-http`) on an in-memory video, with certification.
 
 use candid::Principal;
+use canvid_devkit::raw_http::Request;
 use canvid_gateway::{serve_backend, Backend, CallError};
 use canvid_video_http::{
     Certifier, HttpRequest, HttpUpdateRequest, Poster, ReadError, VideoInfo, VideoSource,
     VideoStatus,
 };
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::sync::Arc;
 
 const CHUNK: u64 = 100_000;
@@ -84,56 +83,6 @@ impl Backend for Fake {
     }
 }
 
-struct Got {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Got {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-fn http(port: u16, method: &str, host: &str, path: &str, extra: &[(&str, &str)]) -> Got {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
-    for (n, v) in extra {
-        req.push_str(&format!("{n}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("no header end");
-    let head = String::from_utf8(raw[..split].to_vec()).unwrap();
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(": "))
-        .map(|(n, v)| (n.to_string(), v.to_string()))
-        .collect();
-    Got {
-        status,
-        headers,
-        body: raw[split + 4..].to_vec(),
-    }
-}
-
 #[test]
 fn video_over_tcp() {
     let canister = Principal::from_text("rrkah-fqaaa-aaaaa-aaaaq-cai").unwrap();
@@ -159,7 +108,7 @@ fn video_over_tcp() {
     assert_eq!(gw.url_for(canister), format!("http://{host}/"));
 
     // Plain GET: the canister answers 206 with chunk 0; the gateway streams the whole file.
-    let r = http(port, "GET", &host, "/video", &[]);
+    let r = Request::get("/video").host(&host).send(port);
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-length"), Some("350123"));
     assert_eq!(r.header("content-range"), None);
@@ -174,54 +123,58 @@ fn video_over_tcp() {
     assert_eq!(log[3].body_len, 50_123);
 
     // A client's own range request: the 206 passes through; off-grid ones go via the update.
-    let r = http(
-        port,
-        "GET",
-        &host,
-        "/video",
-        &[("Range", "bytes=150000-150009")],
-    );
+    let r = Request::get("/video")
+        .host(&host)
+        .header("Range", "bytes=150000-150009")
+        .send(port);
     assert_eq!(
         (r.status, r.header("content-range")),
         (206, Some("bytes 150000-150009/350123"))
     );
     assert_eq!(r.body, &bytes[150_000..150_010]);
     assert!(gw.log().last().unwrap().upgraded);
-    let r = http(
-        port,
-        "GET",
-        &host,
-        "/?canisterId=rrkah-fqaaa-aaaaa-aaaaq-cai",
-        &[("Range", "bytes=200000-")],
-    );
+    let r = Request::get("/?canisterId=rrkah-fqaaa-aaaaa-aaaaq-cai")
+        .host(&host)
+        .header("Range", "bytes=200000-")
+        .send(port);
     assert_eq!((r.status, r.body.len()), (206, 100_000));
     assert!(!gw.log().last().unwrap().upgraded);
     assert!(r.header("ic-certificate").is_some());
 
     // HEAD keeps the full Content-Length and sends no body.
-    let r = http(port, "HEAD", &host, "/video", &[]);
+    let r = Request::head("/video").host(&host).send(port);
     assert_eq!(
         (r.status, r.header("content-length"), r.body.len()),
         (200, Some("350123"), 0)
     );
 
-    let r = http(port, "GET", &host, "/metadata.json", &[]);
+    let r = Request::get("/metadata.json").host(&host).send(port);
     assert_eq!(
         (r.status, r.body.as_slice()),
         (200, &br#"{"title":"tcp"}"#[..])
     );
-    assert_eq!(http(port, "GET", &host, "/nope", &[]).status, 404);
-    assert_eq!(http(port, "POST", &host, "/video", &[]).status, 405);
+    assert_eq!(Request::get("/nope").host(&host).send(port).status, 404);
+    assert_eq!(Request::post("/video").host(&host).send(port).status, 405);
     assert_eq!(
-        http(port, "GET", &host, "/video", &[("Range", "bytes=999999-")]).status,
+        Request::get("/video")
+            .host(&host)
+            .header("Range", "bytes=999999-")
+            .send(port)
+            .status,
         416
     );
     assert_eq!(
-        http(port, "GET", &format!("aaaaa-aa.localhost:{port}"), "/", &[]).status,
+        Request::get("/")
+            .host(&format!("aaaaa-aa.localhost:{port}"))
+            .send(port)
+            .status,
         404
     );
     assert_eq!(
-        http(port, "GET", &format!("localhost:{port}"), "/", &[]).status,
+        Request::get("/")
+            .host(&format!("localhost:{port}"))
+            .send(port)
+            .status,
         400
     );
     gw.shutdown();

@@ -7,26 +7,10 @@
 use canvid_replica::{CanisterSettings, Principal, Replica};
 use sha2::{Digest, Sha256};
 use std::io::Read;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = std::env::var_os("CANVID_WASM_DIR").map_or_else(
-        || {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../target/canisters/"
-            ))
-        },
-        PathBuf::from,
-    );
-    let path = dir.join("replica-probe.wasm");
-    let wasm = std::fs::read(&path).map_err(|e| {
-        format!(
-            "cannot read {}: {e} (build the canisters with scripts/build-wasm.sh)",
-            path.display()
-        )
-    })?;
+    let wasm = canvid_devkit::read_wasm(&canvid_devkit::wasm_dir(), "replica-probe")?;
     let replica = Arc::new(Replica::new());
     let canister = replica.create_canister_with_settings(
         None,

@@ -224,6 +224,7 @@ test('abort mid-upload, then resume by video id: only missing chunks are sent', 
   const chunkSize = 50_000; // 30 chunks
   const ac = new AbortController();
   let videoId = '';
+  let aborted: AbortError | undefined;
   await assert.rejects(
     canvid.upload(new Blob([data], { type: 'video/mp4' }), { title: 'interrupted' }, {
       chunkSize,
@@ -236,11 +237,13 @@ test('abort mid-upload, then resume by video id: only missing chunks are sent', 
     (e: unknown) => {
       assert.ok(e instanceof AbortError, `got ${(e as Error).name}: ${(e as Error).message}`);
       videoId = (e as AbortError).videoId!;
+      aborted = e as AbortError;
       return true;
     },
   );
   assert.ok(videoId);
-  await new Promise((r) => setTimeout(r, 500)); // the calls already sent land
+  assert.ok(aborted?.settled);
+  await aborted.settled; // the calls already sent have landed
   const mid = await canvid.getMetadata(videoId);
   assert.equal(mid.status, 'Uploading');
   assert.ok(mid.uploadedChunks >= 8 && mid.uploadedChunks < 30, `uploaded ${mid.uploadedChunks}`);

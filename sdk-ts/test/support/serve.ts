@@ -1,5 +1,5 @@
 // Starts `canvid serve` (the embedded replica's IC HTTP interface + gateway on one loopback port)
-// for the end-to-end tests, as the session contract describes it:
+// for the end-to-end tests, and reads what it publishes once up (docs/serve.md):
 //
 //   canvid serve --port 0 --state DIR
 //     stdout: a line `listening on http://127.0.0.1:<port>`

@@ -55,7 +55,7 @@ test('the first failure stops the pool and is thrown after running tasks settle'
   assert.equal(settled, started.length);
 });
 
-test('abort rejects at once with AbortError and closes the source', async () => {
+test('abort rejects at once with AbortError; its `settled` resolves once the started tasks finish and the source is closed', async () => {
   const ac = new AbortController();
   let closed = false;
   async function* src() {
@@ -65,9 +65,39 @@ test('abort rejects at once with AbortError and closes the source', async () => 
       closed = true;
     }
   }
-  setTimeout(() => ac.abort(), 15);
-  await assert.rejects(runPool(src(), 2, () => tick(5), ac.signal), AbortError);
-  await tick(20);
-  assert.ok(closed);
+  // Every task waits for `release`; the second one to start aborts the pool.
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  let started = 0;
+  let finished = 0;
+  const err: unknown = await runPool(
+    src(),
+    2,
+    async () => {
+      if (++started === 2) ac.abort();
+      await released;
+      finished++;
+    },
+    ac.signal,
+  ).then(
+    () => assert.fail('runPool resolved after an abort'),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof AbortError, `got ${String(err)}`);
+  assert.equal(finished, 0, 'rejected while both tasks still run');
+  assert.ok(err.settled, 'an aborted pool says when its tasks are done');
+  let settled = false;
+  void err.settled.then(() => (settled = true));
+  await Promise.resolve();
+  assert.equal(settled, false, 'not settled while tasks still run');
+  release();
+  await err.settled;
+  assert.equal(finished, 2);
+  assert.equal(started, 2, 'no task starts after the abort');
+  assert.ok(closed, 'the source is closed');
+  // Already aborted: nothing starts, nothing to wait for.
+  const late = await runPool([1], 1, async () => assert.fail('started'), ac.signal).catch((e: unknown) => e);
+  assert.ok(late instanceof AbortError && late.settled);
+  await late.settled;
   await assert.rejects(runPool([1], 0, async () => {}), RangeError);
 });

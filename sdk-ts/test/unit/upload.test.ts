@@ -133,6 +133,7 @@ test('abort mid-upload, then resume by video id: only the missing chunks are sen
   const ac = new AbortController();
   let id = '';
   let puts = 0;
+  let aborted: AbortError | undefined;
   await assert.rejects(
     uploadVideo(net, new Blob([data]), { title: 'resume me' }, {
       chunkSize: CHUNK,
@@ -146,9 +147,13 @@ test('abort mid-upload, then resume by video id: only the missing chunks are sen
         };
       },
     }),
-    (e: unknown) => e instanceof AbortError && e.videoId === id,
+    (e: unknown) => {
+      aborted = e as AbortError;
+      return e instanceof AbortError && e.videoId === id;
+    },
   );
-  await new Promise((r) => setTimeout(r, 20)); // let the in-flight puts land
+  assert.ok(aborted?.settled);
+  await aborted.settled; // the puts already in flight have landed
   const v = net.video(id);
   const stored = new Set(v.chunks.keys());
   assert.ok(stored.size >= 11 && stored.size < 31, `stored ${stored.size}`);
@@ -212,6 +217,7 @@ test('a stream resumed after an abort sends only the missing chunks', async () =
   const ac = new AbortController();
   let id = '';
   let puts = 0;
+  let aborted: AbortError | undefined;
   const stream = () => new Blob([data]).stream();
   await assert.rejects(
     uploadVideo(net, stream(), { title: 's' }, {
@@ -227,9 +233,13 @@ test('a stream resumed after an abort sends only the missing chunks', async () =
         };
       },
     }),
-    AbortError,
+    (e: unknown) => {
+      aborted = e as AbortError;
+      return e instanceof AbortError;
+    },
   );
-  await new Promise((r) => setTimeout(r, 10));
+  assert.ok(aborted?.settled);
+  await aborted.settled; // the put in flight has landed
   const v = net.video(id);
   v.onPut = undefined;
   const had = v.chunks.size;

@@ -31,6 +31,22 @@ export const FORMATS = [
 ];
 
 /** A `seconds`-long testsrc2 video (a running clock, so frames differ) in `fmt`, in `dir`. */
+/**
+ * Fails the test when the browser cannot play `fmt` (an empty `canPlayType` answer). Never a
+ * skip: a browser build or CI image without a codec would otherwise silently drop that format's
+ * coverage.
+ */
+export function assertCanPlay(browser, executable, fmt, canPlay) {
+  if (!canPlay) {
+    throw new Error(
+      `${browser} (${executable}) cannot play ${fmt.name} (${fmt.codecs}): canPlayType answered "". ` +
+        `This test must cover every format; install a ${browser} build that plays it ` +
+        `(Debian's package does; scripts/browser-test.sh installs it) or point ` +
+        `${browser === 'Chromium' ? 'CHROMIUM' : 'FIREFOX'} at one.`,
+    );
+  }
+}
+
 export function generate(fmt, dir, seconds, extra = []) {
   const file = join(dir, `test.${fmt.ext}`);
   execFileSync('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-f', 'lavfi', '-i',

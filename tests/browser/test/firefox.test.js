@@ -15,7 +15,7 @@ import { existsSync, mkdtempSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import puppeteer from 'puppeteer-core';
-import { FORMATS, clientRanges, gatewayCalls, generate, outDir, seek, servePage, startServer, waitFor } from '../lib/media.js';
+import { FORMATS, assertCanPlay, clientRanges, gatewayCalls, generate, outDir, seek, servePage, startServer, waitFor } from '../lib/media.js';
 
 const FIREFOX = process.env.FIREFOX || '/usr/bin/firefox-esr';
 const SECONDS = 30;
@@ -50,10 +50,7 @@ for (const fmt of FORMATS) {
       await page.setViewport({ width: 640, height: 360 });
       await page.goto(`http://127.0.0.1:${pageServer.address().port}/`);
       const canPlay = await page.evaluate((c) => document.createElement('video').canPlayType(c), fmt.codecs);
-      if (!canPlay) {
-        t.skip(`this Firefox cannot play ${fmt.codecs}`);
-        return;
-      }
+      assertCanPlay('Firefox', FIREFOX, fmt, canPlay);
       await page.evaluate(() => document.getElementById('v').load());
       await waitFor(page, 'loadedmetadata', 'v.readyState >= 1');
       const duration = await page.evaluate(() => document.getElementById('v').duration);

@@ -17,7 +17,7 @@ import { mkdtempSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { FORMATS, clientRanges, gatewayCalls, generate, outDir, seek, servePage, startServer, waitFor } from '../lib/media.js';
+import { FORMATS, assertCanPlay, clientRanges, gatewayCalls, generate, outDir, seek, servePage, startServer, waitFor } from '../lib/media.js';
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const SECONDS = 6;
 const CHUNK_SIZE = 65536;
@@ -50,10 +50,7 @@ for (const fmt of FORMATS) {
       const page = context.pages()[0] || (await context.newPage());
       await page.goto(pageUrl);
       const canPlay = await page.evaluate((c) => document.createElement('video').canPlayType(c), fmt.codecs);
-      if (!canPlay) {
-        t.skip(`this Chromium cannot play ${fmt.codecs}`);
-        return;
-      }
+      assertCanPlay('Chromium', CHROMIUM, fmt, canPlay);
       await waitFor(page, 'loadedmetadata', 'v.readyState >= 1');
       const duration = await page.evaluate(() => document.getElementById('v').duration);
       assert.ok(Math.abs(duration - SECONDS) < 0.25, `duration ${duration}, generated ${SECONDS} s`);

@@ -3,29 +3,15 @@
 
 #![allow(dead_code)]
 
+use canvid_devkit::raw_http::Request;
 use canvid_http_interface::ServerHandle;
 use canvid_replica::{CanisterSettings, Principal, Replica};
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::PathBuf;
 use std::sync::Arc;
 
-/// `<workspace>/target/canisters/` (or `$CANVID_WASM_DIR`), as built by `scripts/build-wasm.sh`.
+/// `<workspace>/target/canisters/<name>.wasm` (or under `$CANVID_WASM_DIR`), as built by
+/// `scripts/build-wasm.sh`.
 pub fn wasm(name: &str) -> Vec<u8> {
-    let dir = match std::env::var_os("CANVID_WASM_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../target/canisters/"
-        )),
-    };
-    let path = dir.join(format!("{name}.wasm"));
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read {}: {e}\nBuild the canisters first: scripts/build-wasm.sh",
-            path.display()
-        )
-    })
+    canvid_devkit::load_wasm(name)
 }
 
 pub struct Setup {
@@ -71,26 +57,11 @@ pub fn http(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) 
 
 /// Answer to a hand-made HTTP request: status, the response head (status line and headers), body.
 pub fn http_with_head(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/cbor\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).unwrap();
-    let split = out
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("an HTTP response");
-    let head = String::from_utf8_lossy(&out[..split]).to_string();
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status code");
-    (status, head, out[split + 4..].to_vec())
+    let r = Request::new(method, path)
+        .header("Content-Type", "application/cbor")
+        .body(body)
+        .send(port);
+    (r.status, r.head, r.body)
 }
 
 pub fn now_ns() -> u64 {

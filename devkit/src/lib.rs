@@ -1,0 +1,15 @@
+//! What canvid's tests, the CLI and the examples share, written once:
+//!
+//! - [`wasm`]: where the canister modules are (`$CANVID_WASM_DIR`, else the workspace's
+//!   `target/canisters/`), reading them, and gzip as `install_code` and the spawn canister take it;
+//! - [`deploy`]: the index + spawn deploy recipe (init arguments, order, wiring), over any
+//!   [`deploy::Target`] (the embedded replica, a test `Backend`);
+//! - [`raw_http`]: a raw HTTP/1.1 client for tests that need to see the bytes on the wire.
+//!
+//! No test-only dependency: the `canvid` binary links this crate.
+
+pub mod deploy;
+pub mod raw_http;
+pub mod wasm;
+
+pub use wasm::{gzip, load_wasm, read_wasm, wasm_dir, WasmError};
