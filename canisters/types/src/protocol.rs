@@ -11,6 +11,8 @@
 //! message; this definition needs only the 32-byte chunk digests at `finish_upload`, and a client
 //! computes it while it hashes the chunks it uploads.
 
+use std::borrow::Borrow;
+
 use candid::Principal;
 use sha2::{Digest, Sha256};
 
@@ -33,10 +35,11 @@ pub fn chunk_len(total_size: u64, chunk_size: u64, index: u32) -> u64 {
 
 /// The file digest of a sequence of chunk digests (see the module docs): what the video canister
 /// publishes as `VideoMetadata::digest` and checks against `UploadSpec::file_digest`.
-pub fn file_digest<'a>(chunk_digests: impl IntoIterator<Item = &'a Digest32>) -> Digest32 {
+/// Takes the digests by value or by reference.
+pub fn file_digest<D: Borrow<Digest32>>(chunk_digests: impl IntoIterator<Item = D>) -> Digest32 {
     let mut hasher = Sha256::new();
     for d in chunk_digests {
-        hasher.update(d);
+        hasher.update(d.borrow());
     }
     hasher.finalize().into()
 }
@@ -91,6 +94,7 @@ mod tests {
         let want: Digest32 = Sha256::digest(&concat).into();
         assert_eq!(file_digest(&[a, b]), want);
         assert_eq!(file_digest(&vec![a, b]), want);
+        assert_eq!(file_digest([a, b]), want);
         // ...which is not the plain SHA-256 of the file.
         let plain: Digest32 = Sha256::digest(b"hello world").into();
         assert_ne!(want, plain);

@@ -297,8 +297,8 @@ pub const MAX_POSTER_BYTES: u64 = 2_000_000;
 /// Longest poster MIME type (the size of its field in the video canister's stable layout).
 pub const MAX_POSTER_MIME_BYTES: usize = 127;
 
-/// `set_poster` argument. `data` is the image (≤ [`MAX_POSTER_BYTES`]; empty removes the
-/// poster), `mime_type` an `image/...` type (see [`validate_poster_mime`]).
+/// `set_poster` argument. `data` is the image (≤ 2,000,000 bytes; empty removes the poster),
+/// `mime_type` an `image/...` type.
 #[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]
 pub struct PosterArgs {
     pub mime_type: String,
@@ -366,7 +366,10 @@ mod tests {
             &format!("{longest}x"),
         ] {
             assert!(
-                matches!(validate_poster_mime(bad), Err(Error::InvalidArgument { .. })),
+                matches!(
+                    validate_poster_mime(bad),
+                    Err(Error::InvalidArgument { .. })
+                ),
                 "{bad:?} accepted"
             );
         }
