@@ -92,15 +92,15 @@ mod tests {
         let mut concat = a.to_vec();
         concat.extend_from_slice(&b);
         let want: Digest32 = Sha256::digest(&concat).into();
-        assert_eq!(file_digest(&[a, b]), want);
-        assert_eq!(file_digest(&vec![a, b]), want);
-        assert_eq!(file_digest([a, b]), want);
+        let digests = vec![a, b];
+        assert_eq!(file_digest(&digests), want, "by reference");
+        assert_eq!(file_digest(digests), want, "by value");
         // ...which is not the plain SHA-256 of the file.
         let plain: Digest32 = Sha256::digest(b"hello world").into();
         assert_ne!(want, plain);
         // An empty file has no chunks: the digest of nothing.
         let empty: Digest32 = Sha256::digest(b"").into();
-        assert_eq!(file_digest(&[]), empty);
+        assert_eq!(file_digest([] as [Digest32; 0]), empty);
     }
 
     #[test]
