@@ -182,10 +182,7 @@ fn declared_file_digest_is_checked() {
             actual,
         }) => {
             assert_eq!(expected, vec![7u8; 32]);
-            assert_eq!(
-                actual,
-                file_digest([sha256(b"ab"), sha256(b"cd")]).to_vec()
-            );
+            assert_eq!(actual, file_digest([sha256(b"ab"), sha256(b"cd")]).to_vec());
         }
         other => panic!("expected WrongDigest, got {other:?}"),
     }
