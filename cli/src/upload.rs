@@ -11,7 +11,8 @@
 //! The file digest is the video canister's definition: **SHA-256 over the concatenation of the
 //! chunk digests** (each chunk's own SHA-256, in index order), with chunks of [`CHUNK_SIZE`]
 //! bytes (the last one shorter). A canister cannot hash a large file in one message, but it can
-//! hash each chunk as it arrives and the 32-byte digests at the end.
+//! hash each chunk as it arrives and the 32-byte digests at the end. The arithmetic is the one
+//! the canister runs, from `canvid_types::protocol` (re-exported here).
 //!
 //! ## Resume
 //! The pipeline never trusts its own memory of what was sent: after `begin` it asks the canister
@@ -42,29 +43,15 @@ use sha2::{Digest as _, Sha256};
 pub const CHUNK_SIZE: u64 = 2_000_000;
 
 /// A SHA-256 digest.
-pub type Digest = [u8; 32];
+pub type Digest = canvid_types::protocol::Digest32;
+
+/// The protocol's arithmetic, shared with the video canister: `chunk_count(size, chunk_size)`,
+/// `chunk_len(size, chunk_size, index)` and `file_digest(chunk digests)`.
+pub use canvid_types::protocol::{chunk_count, chunk_len, file_digest};
 
 /// SHA-256 of one buffer.
 pub fn sha256(bytes: &[u8]) -> Digest {
     Sha256::digest(bytes).into()
-}
-
-/// The file digest: SHA-256 over the concatenated chunk digests (the video canister's definition).
-pub fn file_digest(chunk_digests: &[Digest]) -> Digest {
-    let mut h = Sha256::new();
-    for d in chunk_digests {
-        h.update(d);
-    }
-    h.finalize().into()
-}
-
-/// Number of chunks of `chunk_size` bytes needed for `size` bytes (0 for an empty file).
-///
-/// # Panics
-/// If `chunk_size` is 0 (a programming error: callers pass [`CHUNK_SIZE`] or a validated value).
-pub fn chunk_count(size: u64, chunk_size: u64) -> u64 {
-    assert!(chunk_size > 0, "chunk size must be positive");
-    size.div_ceil(chunk_size)
 }
 
 /// What is uploaded: the file's size, its chunking and its digests. Computed by [`plan`].
@@ -436,7 +423,10 @@ pub async fn upload_planned<C: VideoClient + ?Sized>(
         client.missing()
     })
     .await?;
-    let missing_bytes: u64 = missing.iter().map(|&i| chunk_len(&plan, i)).sum();
+    let missing_bytes: u64 = missing
+        .iter()
+        .map(|&i| chunk_len(plan.size, plan.chunk_size, i))
+        .sum();
     progress.started(
         plan.size,
         plan.size.saturating_sub(missing_bytes),
@@ -501,12 +491,4 @@ pub async fn upload_planned<C: VideoClient + ?Sized>(
         bytes_sent,
         retries: retries.into_inner(),
     })
-}
-
-fn chunk_len(plan: &UploadPlan, index: u32) -> u64 {
-    if index >= plan.chunk_count() {
-        return 0;
-    }
-    let r = plan.chunk_range(index);
-    r.end - r.start
 }

@@ -515,6 +515,6 @@ fn empty_file_has_no_chunks() {
     let p = Recorder::default();
     let report = run(&client, &[], &small_options(100), &p).unwrap();
     assert_eq!(report.chunks_sent, 0);
-    assert_eq!(report.plan.file_digest, file_digest(&[]));
+    assert_eq!(report.plan.file_digest, file_digest([] as [Digest; 0]));
     assert!(client.puts().is_empty());
 }

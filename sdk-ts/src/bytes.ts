@@ -51,7 +51,7 @@ export async function sha256(data: Uint8Array): Promise<Uint8Array> {
 
 /**
  * The canvid file digest: SHA-256 over the concatenation of the 32-byte SHA-256 digests of the
- * chunks in index order (`VideoMetadata.digest`, `canvid_video::storage::file_digest`). It
+ * chunks in index order (`VideoMetadata.digest`, `canvid_types::protocol::file_digest`). It
  * depends on the chunk size the file was cut with.
  */
 export async function fileDigest(chunkDigests: readonly Uint8Array[]): Promise<Uint8Array> {

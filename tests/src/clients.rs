@@ -65,6 +65,10 @@ pub fn sha256(bytes: &[u8]) -> ByteBuf {
 }
 
 /// The video canister's file digest: SHA-256 over the concatenated 32-byte chunk digests.
+///
+/// An independent oracle on purpose: written from the definition, not taken from
+/// `canvid_types::protocol::file_digest` (which the canister and the CLI share), so that a
+/// mistake there cannot hide from the tests by being made on both sides.
 pub fn file_digest(chunk_digests: impl IntoIterator<Item = [u8; 32]>) -> [u8; 32] {
     let mut h = Sha256::new();
     for d in chunk_digests {

@@ -62,6 +62,8 @@ impl GenFile {
         }
     }
 
+    // The chunk arithmetic is written out here rather than taken from `canvid_types::protocol`:
+    // an independent oracle, like `clients::file_digest`.
     pub fn chunk_count(&self) -> u32 {
         u32::try_from(self.size.div_ceil(self.chunk_size)).expect("chunk count fits u32")
     }

@@ -3,13 +3,12 @@
 //! exact bodies for many seeded random ranges, certification headers on certified answers;
 //! then end to end through `canvid-gateway` on a real TCP socket.
 //!
-//! The candid records are declared here from the interface (not imported from the
-//! implementation), so the test checks the wire format too.
+//! The candid records come from the interface (`canvid-types`, `canvid_tests::http_types`), not
+//! from the implementation, so the test checks the wire format too.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use candid::{CandidType, Deserialize};
 use canvid_devkit::raw_http::Request;
 use canvid_tests::clients::{err, ok, rejected, spec_for, Video};
 use canvid_tests::deploy::{standalone_video, T};
@@ -17,17 +16,12 @@ use canvid_tests::http_types::{HttpRequest, HttpResponse, HttpUpdateRequest};
 use canvid_tests::{
     backend_tests, principal, Backend, BackendExt, GenFile, Principal, ReplicaBackend, Rng,
 };
+use canvid_types::video::PosterArgs;
 use canvid_types::Error;
 use serde_bytes::ByteBuf;
 
 const SIZE: u64 = 5_000_123;
 const CHUNK: u64 = 1_000_000;
-
-#[derive(CandidType, Deserialize, Clone, Debug)]
-struct PosterArgs {
-    mime_type: String,
-    data: ByteBuf,
-}
 
 /// How an answer was obtained.
 #[derive(Debug)]

@@ -1,11 +1,20 @@
 //! Upgrading every canister with data in place: the index's listings, the spawn canister's
 //! records and the video bytes are identical afterwards, and everything keeps working.
 
-use canvid_tests::clients::{ok, Video};
-use canvid_tests::deploy::{deploy, Deployment};
+use canvid_tests::clients::{ok, spec_for, Video};
+use canvid_tests::deploy::{deploy, standalone_video, Deployment, T};
+use canvid_tests::http_types::{HttpResponse, HttpUpdateRequest};
 use canvid_tests::{backend_tests, principal, wasm, Backend, BackendExt, GenFile, Principal};
 use canvid_types::index::IndexInit;
 use canvid_types::spawn::{CreateVideoArgs, SpawnInit, UpgradeArgs};
+use canvid_types::video::{MissingArgs, PosterArgs, VideoInit};
+use serde_bytes::ByteBuf;
+
+/// A released module from `tests/fixtures/` (gzipped, as install_code takes it).
+fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
 
 fn create(d: &Deployment, owner: Principal, title: &str) -> Principal {
     ok(
@@ -228,11 +237,7 @@ fn spawn_upgrade_corrects_the_first_default_cycles_config(b: &dyn Backend) {
     use canvid_types::spawn::CyclesConfig;
     let old_spawn = {
         use std::io::Read;
-        let gz = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/fixtures/spawn-71179eb.wasm.gz"
-        ))
-        .expect("tests/fixtures/spawn-71179eb.wasm.gz");
+        let gz = fixture("spawn-71179eb.wasm.gz");
         let mut wasm = Vec::new();
         flate2::read::GzDecoder::new(gz.as_slice())
             .read_to_end(&mut wasm)
@@ -310,8 +315,150 @@ fn spawn_upgrade_corrects_the_first_default_cycles_config(b: &dyn Backend) {
     }
 }
 
+/// `/poster` as the canister serves it (through the update path: no certification involved).
+fn poster(b: &dyn Backend, video: Principal) -> HttpResponse {
+    let req = HttpUpdateRequest {
+        method: "GET".into(),
+        url: "/poster".into(),
+        headers: vec![],
+        body: ByteBuf::new(),
+    };
+    b.update1(video, Principal::anonymous(), "http_request_update", &req)
+        .unwrap_or_else(|e| panic!("{}: GET /poster: {e}", b.name()))
+}
+
+/// A video canister of the released module of 71179eb (`tests/fixtures/`) holding real old state
+/// (an owner changed by a transfer, an uploader, an operator, edited metadata, a declared upload
+/// with some chunks, a poster) is upgraded to the current module: the stable memory written by
+/// the old code (state cell, chunk table, declared digests, arena, poster) reads back the same,
+/// and the video keeps working.
+fn video_upgrade_from_the_released_module(b: &dyn Backend) {
+    let (alice, bob, uploader, market, viewer) = (
+        principal("old-video-alice"),
+        principal("old-video-bob"),
+        principal("old-video-uploader"),
+        principal("old-video-market"),
+        principal("old-video-viewer"),
+    );
+    // The IC rate-limits install_code per canister (PocketIC: IC0209, see the spawn test above).
+    let settle = || {
+        b.advance_time(std::time::Duration::from_secs(60));
+        for _ in 0..10 {
+            b.tick();
+        }
+    };
+    let v = standalone_video(b, alice, None, 50 * T);
+    settle();
+    let init = VideoInit {
+        owner: alice,
+        creator: alice,
+        index: None,
+        title: "released".into(),
+        description: "installed by the module of 71179eb".into(),
+        tags: vec!["old".into()],
+    };
+    b.reinstall(
+        v.id,
+        fixture("video-71179eb.wasm.gz"),
+        candid::encode_one(&init).unwrap(),
+        Some(alice),
+    )
+    .unwrap_or_else(|e| panic!("{}: installing the old video module: {e}", b.name()));
+
+    ok("change_owner", v.change_owner(alice, bob));
+    ok("add_uploader", v.add_uploader(bob, uploader));
+    ok("approve", v.approve(bob, Some(market)));
+    let file = GenFile::new(71, 3 * 100_000 + 7, 100_000);
+    ok(
+        "begin_upload",
+        v.begin_upload(uploader, &spec_for(&file, true)),
+    );
+    ok("put_chunk", v.put_chunk(uploader, 2, file.chunk(2)));
+    ok("put_chunk", v.put_chunk(bob, 0, file.chunk(0)));
+    ok("put_chunk", v.put_chunk(uploader, 3, file.chunk(3)));
+    let image = PosterArgs {
+        mime_type: "image/png".into(),
+        data: ByteBuf::from(b"\x89PNG old poster".to_vec()),
+    };
+    ok::<()>("set_poster", b.update1(v.id, bob, "set_poster", &image));
+
+    let uploaders = |v: &Video| -> Vec<Principal> {
+        b.query1(v.id, viewer, "uploaders", &())
+            .unwrap_or_else(|e| panic!("uploaders: {e}"))
+    };
+    let missing = |v: &Video| {
+        ok(
+            "missing_chunks",
+            v.missing_chunks(bob, &MissingArgs::default()),
+        )
+    };
+    let before = (v.metadata(), uploaders(&v), missing(&v), v.canister_info());
+    assert_eq!(before.3.layout_version, 2);
+    assert_eq!(before.2.missing, vec![1]);
+    // The old code wrote all of that.
+    assert_eq!(
+        b.module_hash(v.id, Some(bob)),
+        Some(wasm::sha256(&fixture("video-71179eb.wasm.gz"))),
+        "{}: the released module is installed",
+        b.name()
+    );
+
+    settle();
+    b.upgrade(
+        v.id,
+        wasm::video(),
+        candid::encode_args(()).unwrap(),
+        Some(bob),
+    )
+    .unwrap_or_else(|e| panic!("{}: upgrading the old video: {e}", b.name()));
+
+    assert_eq!(
+        b.module_hash(v.id, Some(bob)),
+        Some(wasm::sha256(&wasm::video()))
+    );
+    let after = (v.metadata(), uploaders(&v), missing(&v), v.canister_info());
+    assert_eq!(after.0, before.0, "metadata (state cell)");
+    assert_eq!(after.0.owner, bob);
+    assert_eq!(after.0.operator, Some(market));
+    assert_eq!(after.0.transfer_seq, 1);
+    assert_eq!(after.1, before.1, "uploaders");
+    assert_eq!(after.1, vec![uploader]);
+    assert_eq!(after.2, before.2, "chunk table");
+    assert_eq!(
+        (
+            after.3.layout_version,
+            after.3.chunks_stored,
+            after.3.chunk_bytes_stored
+        ),
+        (
+            before.3.layout_version,
+            before.3.chunks_stored,
+            before.3.chunk_bytes_stored
+        )
+    );
+    let p = poster(b, v.id);
+    assert_eq!(p.status_code, 200, "{}: the old poster is served", b.name());
+    assert_eq!(p.body, image.data);
+    assert_eq!(p.header("content-type"), Some("image/png"));
+
+    // The declared digests still guard the upload, which finishes under the new module.
+    let mut wrong = file.chunk(1);
+    wrong[0] ^= 1;
+    assert!(matches!(
+        canvid_tests::clients::err("put_chunk", v.put_chunk(uploader, 1, wrong)),
+        canvid_types::Error::WrongDigest { index: Some(1), .. }
+    ));
+    ok("put_chunk", v.put_chunk(uploader, 1, file.chunk(1)));
+    ok("finish_upload", v.finish_upload(uploader));
+    v.verify_chunks(viewer, &file);
+    // The operator approved under the old module may still sell the video.
+    ok("change_owner", v.change_owner(market, alice));
+    assert_eq!(v.metadata().owner, alice);
+}
+
 backend_tests!(
     spawn_upgrade_corrects_the_first_default_cycles_config,
+    video_upgrade_from_the_released_module,
     upgrade_everything_with_data_in_place,
     upgrade_videos_lets_open_calls_finish
 );

@@ -493,13 +493,9 @@ pub fn dedup_admins(list: &[Principal]) -> Result<Vec<Principal>> {
 /// behalf of `owner`), in which case the owner. Canister ids are "opaque" principals, whose last
 /// byte is 0x01 (IC interface spec, "Principals").
 pub fn creator_for(caller: Principal, owner: Principal) -> Principal {
-    if is_canister_id(&caller) {
+    if canvid_types::is_canister_id(&caller) {
         owner
     } else {
         caller
     }
-}
-
-pub fn is_canister_id(p: &Principal) -> bool {
-    p.as_slice().last() == Some(&0x01)
 }

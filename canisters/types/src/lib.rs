@@ -4,11 +4,14 @@
 //! integration tests, the CLI and the generated `.did` files cannot disagree about a field.
 //! Each canister has its own module (`video`, `spawn`, `index`); `error` is shared because a
 //! caller should be able to match on the same variant whichever canister refused it.
+//! `protocol` holds the arithmetic every party computes identically (chunking, file digest).
 
 pub mod error;
 pub mod index;
 pub mod management;
+pub mod protocol;
 pub mod spawn;
 pub mod video;
 
 pub use error::{Error, Result};
+pub use protocol::is_canister_id;

@@ -289,6 +289,43 @@ pub struct PendingNotification {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Poster
+// ---------------------------------------------------------------------------------------------
+
+/// Largest poster: one HTTP body (and one ingress message with framing to spare).
+pub const MAX_POSTER_BYTES: u64 = 2_000_000;
+/// Longest poster MIME type (the size of its field in the video canister's stable layout).
+pub const MAX_POSTER_MIME_BYTES: usize = 127;
+
+/// `set_poster` argument. `data` is the image (≤ 2,000,000 bytes; empty removes the poster),
+/// `mime_type` an `image/...` type.
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]
+pub struct PosterArgs {
+    pub mime_type: String,
+    pub data: ByteBuf,
+}
+
+/// A poster MIME type must be an `image/...` type of printable ASCII: it becomes a
+/// `Content-Type` header, so control characters (header injection) are refused.
+pub fn validate_poster_mime(mime: &str) -> Result<()> {
+    let printable = mime
+        .bytes()
+        .all(|b| (0x21..=0x7e).contains(&b) || b == b' ');
+    if mime.len() > MAX_POSTER_MIME_BYTES
+        || !printable
+        || !mime.starts_with("image/")
+        || mime.len() <= 6
+    {
+        return Err(Error::InvalidArgument {
+            reason: format!(
+                "poster mime_type must be an image/... type of 7..={MAX_POSTER_MIME_BYTES} printable ASCII bytes"
+            ),
+        });
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
 // Ownership
 // ---------------------------------------------------------------------------------------------
 
@@ -307,4 +344,34 @@ pub struct ChangeOwnerResult {
     /// the call failed: then the notification stays in a stable outbox and a timer retries it
     /// until the index accepts it (see `CanisterInfo::pending_index_notification`).
     pub index_notified: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poster_mime_types() {
+        for ok in ["image/png", "image/jpeg", "image/svg+xml", "image/x; q=1"] {
+            assert_eq!(validate_poster_mime(ok), Ok(()), "{ok:?}");
+        }
+        let longest = format!("image/{}", "x".repeat(MAX_POSTER_MIME_BYTES - 6));
+        assert_eq!(validate_poster_mime(&longest), Ok(()));
+        for bad in [
+            "",
+            "image/",
+            "video/mp4",
+            "image/png\r\nX: y",
+            "image/p\u{e9}ng",
+            &format!("{longest}x"),
+        ] {
+            assert!(
+                matches!(
+                    validate_poster_mime(bad),
+                    Err(Error::InvalidArgument { .. })
+                ),
+                "{bad:?} accepted"
+            );
+        }
+    }
 }

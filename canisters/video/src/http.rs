@@ -1,6 +1,6 @@
 //! HTTP serving: the canister side of `canvid-video-http` (docs/http.md).
 //!
-//! [`Source`] is `canvid_video_http::VideoSource` over [`Storage`]; the endpoints `http_request`
+//! [`Source`] is `canvid_video_http::VideoSource` over the [`VideoStore`]; the endpoints `http_request`
 //! (query) and `http_request_update` (update) hand requests to `canvid-video-http`, and `set_poster`
 //! stores the poster image. The certification tree lives on the heap ([`HTTP_CERT`]): it is
 //! rebuilt by `init`, `post_upgrade` and after every successful state change ([`recertify`]),
@@ -8,26 +8,16 @@
 
 use std::cell::{Cell, RefCell};
 
-use candid::{CandidType, Deserialize};
-use canvid_types::video::VideoStatus;
+use canvid_types::video::{PosterArgs, VideoStatus};
 use canvid_types::Result;
 use canvid_video_http::{Certifier, Poster, ReadError, VideoInfo, VideoSource};
 use ic_stable_structures::Memory;
 use serde::Serialize;
-use serde_bytes::ByteBuf;
 
-use crate::storage::{self, Storage};
+use crate::store::{canister, VideoStore};
 
-/// `set_poster` argument. `data` is the image (≤ 2,000,000 bytes; empty removes the poster),
-/// `mime_type` an `image/...` type.
-#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
-pub struct PosterArgs {
-    pub mime_type: String,
-    pub data: ByteBuf,
-}
-
-/// `canvid_video_http::VideoSource` over a [`Storage`].
-pub struct Source<'a, M: Memory>(pub &'a Storage<M>);
+/// `canvid_video_http::VideoSource` over a [`VideoStore`].
+pub struct Source<'a, M: Memory>(pub &'a VideoStore<M>);
 
 impl<M: Memory> VideoSource for Source<'_, M> {
     fn info(&self) -> Option<VideoInfo> {
@@ -107,7 +97,7 @@ struct MetadataJson {
     video_url: &'static str,
 }
 
-pub fn metadata_json<M: Memory>(s: &Storage<M>) -> String {
+pub fn metadata_json<M: Memory>(s: &VideoStore<M>) -> String {
     let m = s.metadata();
     let doc = MetadataJson {
         title: m.title,
@@ -188,7 +178,7 @@ pub fn within_budget(start: u64, now: u64, budget: u64) -> bool {
 /// message and leaves the rest to a timer ([`continue_build`]); until a chunk's entries are in
 /// the tree, its requests take the (correct, slower) update path.
 pub fn recertify() {
-    let more = storage::with(|s| {
+    let more = canister::with(|s| {
         let ready = s.status() == VideoStatus::Ready;
         let source = Source(s);
         HTTP_CERT.with_borrow_mut(|c| {
@@ -243,7 +233,7 @@ fn continue_build(generation: u64) {
     if generation != BUILD_GENERATION.get() {
         return;
     }
-    let more = storage::with(|s| {
+    let more = canister::with(|s| {
         HTTP_CERT.with_borrow_mut(|c| {
             let more = match step(c, &Source(s)) {
                 Ok(pending) => pending > 0,
@@ -273,7 +263,7 @@ fn http_request(
     req: canvid_video_http::HttpRequest<'static>,
 ) -> canvid_video_http::HttpResponse<'static> {
     let certificate = ic_cdk::api::data_certificate();
-    storage::with(|s| {
+    canister::with(|s| {
         HTTP_CERT.with_borrow(|c| {
             canvid_video_http::http_request(&req, &Source(s), c, certificate.as_deref())
         })
@@ -285,13 +275,13 @@ fn http_request(
 fn http_request_update(
     req: canvid_video_http::HttpUpdateRequest<'static>,
 ) -> canvid_video_http::HttpResponse<'static> {
-    storage::with(|s| canvid_video_http::http_request_update(&req, &Source(s)))
+    canister::with(|s| canvid_video_http::http_request_update(&req, &Source(s)))
 }
 
 /// Owner only. Sets (replaces) the poster served at `/poster`; empty `data` removes it.
 #[ic_cdk::update]
 fn set_poster(args: PosterArgs) -> Result<()> {
-    crate::updates::authorized(crate::model::Action::OwnerWrite, |s| {
+    crate::updates::authorized(crate::guards::Action::OwnerWrite, |s| {
         s.set_poster(&args.mime_type, &args.data, ic_cdk::api::time())
     })
 }
@@ -300,7 +290,7 @@ fn set_poster(args: PosterArgs) -> Result<()> {
 mod tests {
     use super::*;
     use candid::Principal;
-    use canvid_types::video::{UploadSpec, VideoInit};
+    use canvid_types::video::{UploadSpec, VideoInit, MAX_POSTER_BYTES};
     use canvid_types::Error;
     use ic_stable_structures::VectorMemory;
 
@@ -311,7 +301,7 @@ mod tests {
             .map(|(_, v)| v.as_str())
     }
 
-    fn storage() -> Storage<VectorMemory> {
+    fn store() -> VideoStore<VectorMemory> {
         let owner = Principal::from_slice(&[1, 2]);
         let init = VideoInit {
             owner,
@@ -321,14 +311,14 @@ mod tests {
             description: "d".into(),
             tags: vec![],
         };
-        Storage::init(VectorMemory::default(), &init, owner, 1).unwrap()
+        VideoStore::init(VectorMemory::default(), &init, owner, 1).unwrap()
     }
 
     fn data(n: usize) -> Vec<u8> {
         (0..n).map(|i| (i * 7 % 253) as u8).collect()
     }
 
-    fn upload(s: &mut Storage<VectorMemory>, bytes: &[u8], chunk: u32) {
+    fn upload(s: &mut VideoStore<VectorMemory>, bytes: &[u8], chunk: u32) {
         s.begin_upload(
             &UploadSpec {
                 mime_type: "video/mp4".into(),
@@ -347,7 +337,7 @@ mod tests {
     }
 
     fn get(
-        s: &Storage<VectorMemory>,
+        s: &VideoStore<VectorMemory>,
         url: &str,
         range: Option<&str>,
     ) -> canvid_video_http::HttpResponse<'static> {
@@ -359,7 +349,7 @@ mod tests {
 
     #[test]
     fn serves_the_stored_video_and_its_ranges() {
-        let mut s = storage();
+        let mut s = store();
         let bytes = data(2_500);
         upload(&mut s, &bytes, 1_000);
         // Not finished: 503, whatever is stored.
@@ -390,7 +380,7 @@ mod tests {
 
     #[test]
     fn metadata_json_is_valid_json_and_tracks_the_poster() {
-        let mut s = storage();
+        let mut s = store();
         upload(&mut s, &data(10), 4);
         s.finish_upload(5).unwrap();
         let doc: serde_json::Value = serde_json::from_str(&metadata_json(&s)).unwrap();
@@ -416,11 +406,11 @@ mod tests {
 
     #[test]
     fn poster_limits_and_replacement() {
-        let mut s = storage();
-        let too_big = vec![0u8; storage::MAX_POSTER_BYTES as usize + 1];
+        let mut s = store();
+        let too_big = vec![0u8; MAX_POSTER_BYTES as usize + 1];
         assert!(matches!(
             s.set_poster("image/png", &too_big, 1),
-            Err(Error::TooLarge { size, limit }) if size == too_big.len() as u64 && limit == storage::MAX_POSTER_BYTES
+            Err(Error::TooLarge { size, limit }) if size == too_big.len() as u64 && limit == MAX_POSTER_BYTES
         ));
         for bad in [
             "video/mp4",
@@ -442,7 +432,7 @@ mod tests {
         s.set_poster("", b"", 1).unwrap();
         assert!(s.poster().is_none());
 
-        let max = vec![7u8; storage::MAX_POSTER_BYTES as usize];
+        let max = vec![7u8; MAX_POSTER_BYTES as usize];
         s.set_poster("image/jpeg", &max, 2).unwrap();
         let p = s.poster().unwrap();
         assert_eq!(p.bytes, max);
@@ -463,7 +453,7 @@ mod tests {
 
     #[test]
     fn certification_covers_the_served_answers() {
-        let mut s = storage();
+        let mut s = store();
         upload(&mut s, &data(3_000), 1_000);
         let mut c = Certifier::new();
         c.certify_all(&Source(&s)).unwrap();
@@ -500,11 +490,11 @@ mod tests {
         assert!(within_budget(100, 50, 10));
     }
 
-    /// The budgeted build of the real storage ends in the same tree as a one-shot build, and
+    /// The budgeted build of the real store ends in the same tree as a one-shot build, and
     /// chunks not yet certified are upgraded to the update path, not served uncertified.
     #[test]
     fn stepwise_build_matches_the_one_shot_tree() {
-        let mut s = storage();
+        let mut s = store();
         let bytes = data(10_500);
         upload(&mut s, &bytes, 1_000);
         s.finish_upload(5).unwrap();

@@ -8,9 +8,9 @@
 //!    uploaders are cleared, and the notification is queued in the stable outbox;
 //! 4. the index is called; a failure leaves the notification in the outbox for a timer.
 //!
-//! Code after each await only touches the small state cell through `model` functions that
-//! cannot fail, so it does not trap: a trap there would roll back the callback while the
-//! management canister has already applied the controllers.
+//! Code after each await only touches the small state cell through `logic` functions that
+//! cannot fail (applied by `VideoStore::mutate_state`), so it does not trap: a trap there would
+//! roll back the callback while the management canister has already applied the controllers.
 
 use std::cell::Cell;
 use std::time::Duration;
@@ -25,23 +25,16 @@ use ic_cdk_management_canister::{
     update_settings, CanisterSettings, CanisterStatusArgs, UpdateSettingsArgs,
 };
 
-use crate::{model, storage};
+use crate::logic;
+use crate::store::{canister, State};
 
 thread_local! {
     /// A retry timer is armed (heap only: re-armed by `post_upgrade`).
     static RETRY_ARMED: Cell<bool> = const { Cell::new(false) };
 }
 
-fn mutate<T>(f: impl FnOnce(&mut storage::State) -> T) -> T {
-    let out = storage::with_mut(|s| {
-        let mut out = None;
-        // `update_state` only fails if the closure does; this one never does.
-        let _ = s.update_state(|st| {
-            out = Some(f(st));
-            Ok(())
-        });
-        out.expect("state closure ran")
-    });
+fn mutate<T>(f: impl FnOnce(&mut State) -> T) -> T {
+    let out = canister::with_mut(|s| s.mutate_state(f));
     // Owner / transfer fields are in /metadata.json. Does not trap (see `http::recertify`),
     // which matters here: this runs after awaits.
     crate::http::recertify();
@@ -74,20 +67,20 @@ async fn change_owner(args: ChangeOwnerArgs) -> Result<ChangeOwnerResult> {
     let caller = msg_caller();
     let self_id = canister_self();
     let new_owner = args.new_owner;
-    storage::with_mut(|s| {
-        s.update_state(|st| model::begin_transfer(st, &caller, new_owner, self_id, time()))
+    canister::with_mut(|s| {
+        s.update_state(|st| logic::begin_transfer(st, &caller, new_owner, self_id, time()))
     })?;
 
     // From here every path either aborts or commits the in-flight transfer.
     let current = match current_controllers(self_id).await {
         Ok(controllers) => controllers,
         Err(e) => {
-            mutate(model::abort_transfer);
+            mutate(logic::abort_transfer);
             return Err(call_failed("canister_status", e));
         }
     };
     let controllers =
-        storage::with(|s| model::target_controllers(s.state(), &current, self_id, new_owner));
+        canister::with(|s| logic::target_controllers(s.state(), &current, self_id, new_owner));
     let settings = CanisterSettings {
         controllers: Some(controllers.clone()),
         ..Default::default()
@@ -98,10 +91,10 @@ async fn change_owner(args: ChangeOwnerArgs) -> Result<ChangeOwnerResult> {
     };
     // Unbounded wait: the answer is always the real outcome, never "unknown".
     if let Err(e) = update_settings(&update).await {
-        mutate(model::abort_transfer);
+        mutate(logic::abort_transfer);
         return Err(call_failed("update_settings", e));
     }
-    let transfer_seq = mutate(|st| model::commit_transfer(st, new_owner, time()));
+    let transfer_seq = mutate(|st| logic::commit_transfer(st, new_owner, time()));
     let index_notified = notify_index().await;
     Ok(ChangeOwnerResult {
         transfer_seq,
@@ -112,7 +105,7 @@ async fn change_owner(args: ChangeOwnerArgs) -> Result<ChangeOwnerResult> {
 
 /// Sends the outbox's notification to the index. True iff the index acknowledged it.
 async fn notify_index() -> bool {
-    let Some((index, pending)) = storage::with(|s| {
+    let Some((index, pending)) = canister::with(|s| {
         let st = s.state();
         Some((st.index?, st.pending_notification.clone()?))
     }) else {
@@ -137,11 +130,11 @@ async fn notify_index() -> bool {
     };
     match outcome {
         Ok(()) => {
-            mutate(|st| model::notification_delivered(st, pending.transfer_seq));
+            mutate(|st| logic::notification_delivered(st, pending.transfer_seq));
             true
         }
         Err(reason) => {
-            mutate(|st| model::notification_failed(st, pending.transfer_seq, reason));
+            mutate(|st| logic::notification_failed(st, pending.transfer_seq, reason));
             arm_retry();
             false
         }
@@ -153,13 +146,13 @@ fn arm_retry() {
     if RETRY_ARMED.with(|a| a.replace(true)) {
         return;
     }
-    let attempts = storage::with(|s| s.state().pending_notification.as_ref().map(|p| p.attempts));
+    let attempts = canister::with(|s| s.state().pending_notification.as_ref().map(|p| p.attempts));
     let Some(attempts) = attempts else {
         RETRY_ARMED.with(|a| a.set(false));
         return;
     };
     ic_cdk_timers::set_timer(
-        Duration::from_secs(model::retry_delay_secs(attempts)),
+        Duration::from_secs(logic::retry_delay_secs(attempts)),
         async {
             RETRY_ARMED.with(|a| a.set(false));
             notify_index().await;
@@ -170,12 +163,12 @@ fn arm_retry() {
 /// After an upgrade: re-arm the notification retry, and settle a transfer whose callback the
 /// upgrade cut off (its marker would otherwise answer `Busy` forever).
 pub fn after_upgrade() {
-    if storage::with(|s| s.state().pending_notification.is_some()) {
+    if canister::with(|s| s.state().pending_notification.is_some()) {
         ic_cdk_timers::set_timer(Duration::ZERO, async {
             notify_index().await;
         });
     }
-    if storage::with(|s| s.state().transfer_in_flight.is_some()) {
+    if canister::with(|s| s.state().transfer_in_flight.is_some()) {
         ic_cdk_timers::set_timer(Duration::ZERO, reconcile_transfer());
     }
 }
@@ -184,17 +177,17 @@ pub fn after_upgrade() {
 /// aborts it accordingly.
 async fn reconcile_transfer() {
     let self_id = canister_self();
-    let Some(inflight) = storage::with(|s| s.state().transfer_in_flight.clone()) else {
+    let Some(inflight) = canister::with(|s| s.state().transfer_in_flight.clone()) else {
         return;
     };
     match current_controllers(self_id).await {
         Ok(controllers) => {
-            let old_owner = storage::with(|s| s.state().owner);
-            if model::transfer_took_effect(&controllers, old_owner, inflight.new_owner) {
-                mutate(|st| model::commit_transfer(st, inflight.new_owner, time()));
+            let old_owner = canister::with(|s| s.state().owner);
+            if logic::transfer_took_effect(&controllers, old_owner, inflight.new_owner) {
+                mutate(|st| logic::commit_transfer(st, inflight.new_owner, time()));
                 notify_index().await;
             } else {
-                mutate(model::abort_transfer);
+                mutate(logic::abort_transfer);
             }
         }
         // Try again later; the marker stays (Busy) until the controllers can be read.

@@ -9,19 +9,19 @@ use canvid_types::Result;
 use ic_cdk::api::msg_caller;
 use serde_bytes::ByteBuf;
 
-use crate::model::{authorize, Action};
-use crate::storage;
+use crate::guards::{authorize, Action};
+use crate::store::canister;
 
 #[ic_cdk::query]
 fn metadata() -> VideoMetadata {
-    storage::metadata()
+    canister::with(|s| s.metadata())
 }
 
 /// Chunk `index` as uploaded. Public once Ready; before, owner and uploaders only.
 #[ic_cdk::query]
 fn get_chunk(index: u32) -> Result<ByteBuf> {
     let caller = msg_caller();
-    storage::with(|s| {
+    canister::with(|s| {
         authorize(s.state(), &caller, Action::ReadContent)?;
         s.get_chunk(index).map(ByteBuf::from)
     })
@@ -31,7 +31,7 @@ fn get_chunk(index: u32) -> Result<ByteBuf> {
 #[ic_cdk::query]
 fn read_range(args: RangeArgs) -> Result<ByteBuf> {
     let caller = msg_caller();
-    storage::with(|s| {
+    canister::with(|s| {
         authorize(s.state(), &caller, Action::ReadContent)?;
         s.read_range(args.offset, args.length).map(ByteBuf::from)
     })
@@ -42,7 +42,7 @@ fn read_range(args: RangeArgs) -> Result<ByteBuf> {
 #[ic_cdk::query]
 fn chunk_digests(args: DigestsArgs) -> Result<ChunkDigests> {
     let caller = msg_caller();
-    storage::with(|s| {
+    canister::with(|s| {
         authorize(s.state(), &caller, Action::ReadContent)?;
         s.chunk_digests(&args)
     })
@@ -52,7 +52,7 @@ fn chunk_digests(args: DigestsArgs) -> Result<ChunkDigests> {
 #[ic_cdk::query]
 fn missing_chunks(args: MissingArgs) -> Result<MissingChunks> {
     let caller = msg_caller();
-    storage::with(|s| {
+    canister::with(|s| {
         authorize(s.state(), &caller, Action::Upload)?;
         s.missing_chunks(&args)
     })
@@ -60,7 +60,7 @@ fn missing_chunks(args: MissingArgs) -> Result<MissingChunks> {
 
 #[ic_cdk::query]
 fn uploaders() -> Vec<Principal> {
-    storage::with(|s| s.state().uploaders.clone())
+    canister::with(|s| s.state().uploaders.clone())
 }
 
 #[ic_cdk::query]
@@ -75,7 +75,7 @@ fn canister_info() -> CanisterInfo {
             0
         }
     };
-    storage::with(|s| {
+    canister::with(|s| {
         let st = s.state();
         CanisterInfo {
             cycles: ic_cdk::api::canister_cycle_balance(),

@@ -1,21 +1,24 @@
-//! Update endpoints except the ownership transfer: decode, authorise, call `storage`.
+//! Update endpoints except the ownership transfer and the poster: decode, authorise, call the
+//! store.
 
 use candid::Principal;
 use canvid_types::video::{ChunkReceipt, ChunkUpload, MetadataPatch, UploadSpec, VideoMetadata};
 use canvid_types::Result;
 use ic_cdk::api::{msg_caller, time};
 
-use crate::model::{authorize, Action};
-use crate::storage;
+use ic_stable_structures::DefaultMemoryImpl;
+
+use crate::guards::{authorize, Action};
+use crate::store::{canister, VideoStore};
 
 /// Authorises the caller, runs `f` and, if it changed anything (`Ok`), brings the HTTP
 /// certification up to date (an `Err` leaves the state as it was).
 pub(crate) fn authorized<T>(
     action: Action,
-    f: impl FnOnce(&mut storage::Storage<ic_stable_structures::DefaultMemoryImpl>) -> Result<T>,
+    f: impl FnOnce(&mut VideoStore<DefaultMemoryImpl>) -> Result<T>,
 ) -> Result<T> {
     let caller = msg_caller();
-    let out = storage::with_mut(|s| {
+    let out = canister::with_mut(|s| {
         authorize(s.state(), &caller, action)?;
         f(s)
     })?;

@@ -1,11 +1,14 @@
-//! Plain decisions over the video's [`State`]: who may do what, and the ownership-transfer state
-//! machine. No system API here, so all of it is unit-tested natively.
+//! Who may do what: the callers' roles, the one authorisation table every endpoint checks
+//! ([`authorize`]), and the `canister_inspect_message` policy built on the same table
+//! ([`inspect`]). The decisions are plain functions of the [`State`], unit-tested natively; only
+//! the `inspect_message` hook at the end reads the system API.
 
 use candid::Principal;
-use canvid_types::video::{PendingNotification, VideoStatus};
+use canvid_types::video::VideoStatus;
 use canvid_types::{Error, Result};
+use ic_cdk::api::{accept_message, msg_caller, msg_method_name};
 
-use crate::storage::{InFlight, State};
+use crate::store::{canister, State};
 
 /// What a caller is to this video.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,158 +141,38 @@ pub fn inspect(s: &State, caller: &Principal, method: &str, arg_size: usize) -> 
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Ownership transfer
-// ---------------------------------------------------------------------------------------------
-
-/// Step 1 of `change_owner`: checks and records the in-flight transfer (persisted before the
-/// first await, so a second call meanwhile gets `Busy`).
-pub fn begin_transfer(
-    s: &mut State,
-    caller: &Principal,
-    new_owner: Principal,
-    self_id: Principal,
-    now: u64,
-) -> Result<()> {
-    authorize(s, caller, Action::Transfer)?;
-    if let Some(t) = &s.transfer_in_flight {
-        return Err(Error::Busy {
-            reason: format!("a transfer to {} is in progress", t.new_owner),
-        });
+/// Refuses ingress updates that cannot succeed, so that they cost the canister nothing. Every
+/// endpoint checks again (inter-canister calls do not pass through here).
+#[ic_cdk::inspect_message]
+fn inspect_message() {
+    let method = msg_method_name();
+    let caller = msg_caller();
+    let arg_size = ic0::msg_arg_data_size();
+    if canister::with(|s| inspect(s.state(), &caller, &method, arg_size)) {
+        accept_message();
     }
-    if new_owner == Principal::anonymous() || new_owner == Principal::management_canister() {
-        return Err(Error::InvalidArgument {
-            reason: "the new owner must be a real principal".into(),
-        });
-    }
-    if new_owner == self_id {
-        return Err(Error::InvalidArgument {
-            reason: "a video cannot own itself".into(),
-        });
-    }
-    if new_owner == s.owner {
-        return Err(Error::InvalidArgument {
-            reason: "the new owner already owns the video".into(),
-        });
-    }
-    s.transfer_in_flight = Some(InFlight {
-        new_owner,
-        requested_by: *caller,
-        started_at: now,
-    });
-    Ok(())
-}
-
-/// Is `p` a canister id (an opaque id, class byte 0x01) rather than a user's key-derived
-/// principal? Used to keep the spawn canister, never the old owner's dfx identity.
-pub fn is_canister_id(p: &Principal) -> bool {
-    p.as_slice().last() == Some(&0x01)
-}
-
-/// The controllers after a transfer: the new owner, the video itself, and the installer (the
-/// spawn canister) if it is a canister currently among the controllers. Everyone else — the old
-/// owner included — is dropped.
-pub fn target_controllers(
-    s: &State,
-    current: &[Principal],
-    self_id: Principal,
-    new_owner: Principal,
-) -> Vec<Principal> {
-    let mut out = vec![new_owner, self_id];
-    let installer = s.installer;
-    if is_canister_id(&installer)
-        && current.contains(&installer)
-        && installer != s.owner
-        && !out.contains(&installer)
-    {
-        out.push(installer);
-    }
-    out
-}
-
-/// Step 3 (after `update_settings` succeeded): the app-level handoff. Trap-free. Returns the
-/// new `transfer_seq`.
-pub fn commit_transfer(s: &mut State, new_owner: Principal, now: u64) -> u64 {
-    s.owner = new_owner;
-    s.transfer_seq = s.transfer_seq.saturating_add(1);
-    s.operator = None;
-    s.uploaders.clear();
-    s.transfer_in_flight = None;
-    s.updated_at = now;
-    if s.index.is_some() {
-        // Replaces an older unsent notification: the index keeps only the newest seq.
-        s.pending_notification = Some(PendingNotification {
-            new_owner,
-            transfer_seq: s.transfer_seq,
-            attempts: 0,
-            last_error: None,
-        });
-    }
-    s.transfer_seq
-}
-
-/// After an upgrade cut a transfer's callback off: did `update_settings` apply? Yes iff the new
-/// owner is a controller and the old owner no longer is.
-pub fn transfer_took_effect(
-    controllers: &[Principal],
-    old_owner: Principal,
-    new_owner: Principal,
-) -> bool {
-    controllers.contains(&new_owner) && !controllers.contains(&old_owner)
-}
-
-/// `update_settings` (or `canister_status`) failed: nothing changed but the in-flight marker.
-pub fn abort_transfer(s: &mut State) {
-    s.transfer_in_flight = None;
-}
-
-/// The index acknowledged `transfer_seq`: drop the notification unless a newer one replaced it.
-pub fn notification_delivered(s: &mut State, transfer_seq: u64) {
-    if s.pending_notification
-        .as_ref()
-        .is_some_and(|p| p.transfer_seq <= transfer_seq)
-    {
-        s.pending_notification = None;
-    }
-}
-
-/// A delivery attempt failed: count it, keep the reason for `canister_info`.
-pub fn notification_failed(s: &mut State, transfer_seq: u64, error: String) {
-    if let Some(p) = s
-        .pending_notification
-        .as_mut()
-        .filter(|p| p.transfer_seq == transfer_seq)
-    {
-        p.attempts = p.attempts.saturating_add(1);
-        p.last_error = Some(error);
-    }
-}
-
-/// Delay before retry number `attempts` (1 min doubling, capped at 1 hour).
-pub fn retry_delay_secs(attempts: u32) -> u64 {
-    60u64.saturating_mul(1u64 << attempts.min(6)).min(3600)
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use crate::storage::Storage;
+    use crate::store::{InFlight, VideoStore};
     use canvid_types::video::VideoInit;
     use ic_stable_structures::VectorMemory;
 
-    fn user(n: u8) -> Principal {
+    pub(crate) fn user(n: u8) -> Principal {
         Principal::from_slice(&[n, 0x02])
     }
-    fn canister(n: u8) -> Principal {
+    pub(crate) fn canister(n: u8) -> Principal {
         Principal::from_slice(&[0, 0, 0, 0, 0, 0, 0, n, 0x01, 0x01])
     }
 
-    const OWNER: u8 = 1;
-    const UPLOADER: u8 = 2;
-    const OPERATOR: u8 = 3;
-    const STRANGER: u8 = 4;
+    pub(crate) const OWNER: u8 = 1;
+    pub(crate) const UPLOADER: u8 = 2;
+    pub(crate) const OPERATOR: u8 = 3;
+    pub(crate) const STRANGER: u8 = 4;
 
-    fn state() -> State {
+    pub(crate) fn state() -> State {
         let init = VideoInit {
             owner: user(OWNER),
             creator: user(OWNER),
@@ -298,7 +181,7 @@ mod tests {
             description: String::new(),
             tags: vec![],
         };
-        let mut s = Storage::init(VectorMemory::default(), &init, canister(8), 0)
+        let mut s = VideoStore::init(VectorMemory::default(), &init, canister(8), 0)
             .unwrap()
             .state()
             .clone();
@@ -369,7 +252,7 @@ mod tests {
         assert!(!inspect(&s, &user(OWNER), "change_owner"));
         // Ready: uploads are pointless.
         s.upload = Some(
-            crate::storage::validate_spec(&canvid_types::video::UploadSpec {
+            crate::store::validate_spec(&canvid_types::video::UploadSpec {
                 mime_type: "video/mp4".into(),
                 total_size: 1,
                 chunk_size: 1,
@@ -392,82 +275,5 @@ mod tests {
         assert_eq!(role(&s, &user(OPERATOR)), Role::Uploader);
         assert_eq!(authorize(&s, &user(OPERATOR), Action::Transfer), Ok(()));
         assert!(authorize(&s, &user(UPLOADER), Action::Transfer).is_err());
-    }
-
-    #[test]
-    fn transfer_state_machine() {
-        let mut s = state();
-        let me = canister(5);
-        let new = user(6);
-        assert!(matches!(
-            begin_transfer(&mut s, &user(STRANGER), new, me, 1),
-            Err(Error::NotAuthorized { .. })
-        ));
-        assert!(matches!(
-            begin_transfer(&mut s, &user(OWNER), user(OWNER), me, 1),
-            Err(Error::InvalidArgument { .. })
-        ));
-        assert!(matches!(
-            begin_transfer(&mut s, &user(OWNER), me, me, 1),
-            Err(Error::InvalidArgument { .. })
-        ));
-        begin_transfer(&mut s, &user(OPERATOR), new, me, 1).unwrap();
-        assert!(matches!(
-            begin_transfer(&mut s, &user(OWNER), user(9), me, 2),
-            Err(Error::Busy { .. })
-        ));
-        abort_transfer(&mut s);
-        assert_eq!(s.owner, user(OWNER));
-        begin_transfer(&mut s, &user(OWNER), new, me, 3).unwrap();
-        assert_eq!(commit_transfer(&mut s, new, 4), 1);
-        assert_eq!(s.owner, new);
-        assert!(s.operator.is_none() && s.uploaders.is_empty() && s.transfer_in_flight.is_none());
-        assert_eq!(s.creator, user(OWNER));
-        let p = s.pending_notification.clone().unwrap();
-        assert_eq!((p.new_owner, p.transfer_seq), (new, 1));
-        // The old owner lost every right.
-        assert!(authorize(&s, &user(OWNER), Action::OwnerWrite).is_err());
-        notification_failed(&mut s, 1, "down".into());
-        assert_eq!(s.pending_notification.as_ref().unwrap().attempts, 1);
-        notification_delivered(&mut s, 0);
-        assert!(
-            s.pending_notification.is_some(),
-            "an older ack must not clear a newer notification"
-        );
-        notification_delivered(&mut s, 1);
-        assert!(s.pending_notification.is_none());
-    }
-
-    #[test]
-    fn controllers_after_transfer() {
-        let s = state(); // installer = canister(8), the spawn canister
-        let me = canister(5);
-        let new = user(6);
-        let current = vec![user(OWNER), me, canister(8), user(42)];
-        assert_eq!(
-            target_controllers(&s, &current, me, new),
-            vec![new, me, canister(8)]
-        );
-        // Spawn no longer a controller: not re-added.
-        assert_eq!(
-            target_controllers(&s, &[user(OWNER), me], me, new),
-            vec![new, me]
-        );
-        // Installed by hand by a user identity: that identity is never kept.
-        let mut by_hand = s.clone();
-        by_hand.installer = user(OWNER);
-        assert_eq!(
-            target_controllers(&by_hand, &current, me, new),
-            vec![new, me]
-        );
-        assert!(transfer_took_effect(&[new, me], user(OWNER), new));
-        assert!(!transfer_took_effect(&current, user(OWNER), new));
-    }
-
-    #[test]
-    fn retry_backoff_is_bounded() {
-        assert_eq!(retry_delay_secs(0), 60);
-        assert_eq!(retry_delay_secs(1), 120);
-        assert_eq!(retry_delay_secs(100), 3600);
     }
 }
