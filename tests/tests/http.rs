@@ -606,9 +606,65 @@ fn tampered_answers_fail_verification(b: &dyn Backend) {
     verify_v2(req, &good.resp, id, &root_key, now).expect("the genuine answer verifies");
 }
 
+/// The update path costs the canister, so its `inspect_message` takes only the requests the
+/// query could not answer, and a bounded number of those a minute (security review M2).
+fn http_updates_only_for_what_queries_cannot_answer(b: &dyn Backend) {
+    let (v, f) = uploaded_video(b);
+    let update = |method: &str, url: &str, headers: &[(&str, &str)]| {
+        let req = HttpUpdateRequest {
+            method: method.into(),
+            url: url.into(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            body: ByteBuf::new(),
+        };
+        b.update1::<_, HttpResponse>(v.id, Principal::anonymous(), "http_request_update", &req)
+    };
+    // What the query answers itself (certified, or an error that would be the same as an
+    // update) is refused before it costs anything.
+    let before = b.cycle_balance(v.id);
+    for (method, url, headers) in [
+        ("GET", "/video", vec![]),
+        ("GET", "/video", vec![("Range", "bytes=0-")]),
+        ("HEAD", "/video", vec![("Range", "bytes=5-9")]),
+        ("GET", "/metadata.json", vec![]),
+        ("GET", "/nowhere", vec![]),
+        ("POST", "/video", vec![]),
+        ("TRACE", "/video", vec![]),
+        ("GET", "/video", vec![("If-None-Match", "*")]),
+    ] {
+        let what = format!("{method} {url} {headers:?}");
+        let r = update(method, url, &headers).expect_err(&what);
+        assert_eq!(r.error_code, "IC0406", "{what}: {r}");
+    }
+    let spent = before - b.cycle_balance(v.id);
+    assert!(
+        spent < 5_000_000,
+        "refused requests cost the canister {spent} cycles"
+    );
+    // A range no certified answer holds goes through, up to the budget per minute.
+    let off_grid = [("Range", "bytes=1-2")];
+    for i in 0..120 {
+        let r = update("GET", "/video", &off_grid)
+            .unwrap_or_else(|e| panic!("update {i} within the budget: {e}"));
+        assert_eq!(r.status_code, 206);
+    }
+    let r = update("GET", "/video", &off_grid).expect_err("update over the budget");
+    assert_eq!(r.error_code, "IC0406", "{r}");
+    // `inspect_message` sees the time of the last executed round (on the IC one passes every
+    // second or so): run one after moving the clock.
+    b.advance_time(Duration::from_secs(61));
+    b.tick();
+    let r = update("GET", "/video", &off_grid).expect("a new minute, a new budget");
+    assert_eq!(r.body.as_slice(), &f.range(1, 2)[..]);
+}
+
 backend_tests!(
     http_routes_statuses_and_certification,
-    tampered_answers_fail_verification
+    tampered_answers_fail_verification,
+    http_updates_only_for_what_queries_cannot_answer
 );
 
 // ---------------------------------------------------------------------------------------------

@@ -127,7 +127,8 @@ pub fn inspect(s: &State, caller: &Principal, method: &str, arg_size: usize) -> 
     }
     let Some(action) = Action::of_method(method) else {
         // `http_request_update` is how an HTTP gateway (calling anonymously) gets answers that
-        // could not be certified in advance: everyone may call it, with a request's size.
+        // could not be certified in advance: everyone may call it, with a request's size (the
+        // hook then checks the request itself: `http::inspect_http_update`).
         return method == "http_request_update" && arg_size <= MAX_HTTP_UPDATE_ARG_BYTES;
     };
     if authorize(s, caller, action).is_err() {
@@ -148,9 +149,17 @@ fn inspect_message() {
     let method = msg_method_name();
     let caller = msg_caller();
     let arg_size = ic0::msg_arg_data_size();
-    if canister::with(|s| inspect(s.state(), &caller, &method, arg_size)) {
-        accept_message();
+    if !canister::with(|s| inspect(s.state(), &caller, &method, arg_size)) {
+        return;
     }
+    // A gateway's request is accepted only if the query could not have answered it (an
+    // update costs the canister; docs/http.md "Who pays").
+    if method == "http_request_update"
+        && !crate::http::inspect_http_update(&ic_cdk::api::msg_arg_data(), ic_cdk::api::time())
+    {
+        return;
+    }
+    accept_message();
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::cell::{Cell, RefCell};
 
 use canvid_types::video::{PosterArgs, VideoStatus};
 use canvid_types::Result;
-use canvid_video_http::{Certifier, Poster, ReadError, VideoInfo, VideoSource};
+use canvid_video_http::{Certifier, Poster, ReadError, UpdateNeed, VideoInfo, VideoSource};
 use ic_stable_structures::Memory;
 use serde::Serialize;
 
@@ -139,6 +139,80 @@ thread_local! {
     static READY_CERTIFIED: Cell<bool> = const { Cell::new(false) };
     /// Bumped by every full rebuild, so that a timer continuing an older build stops.
     static BUILD_GENERATION: Cell<u64> = const { Cell::new(0) };
+    /// `http_request_update` calls executed in the current window (heap: an upgrade starts a
+    /// new window, which only ever admits fewer than two windows' worth at once).
+    static HTTP_UPDATES: Cell<UpdateBudget> = const { Cell::new(UpdateBudget::EMPTY) };
+}
+
+/// Most `http_request_update` calls the canister accepts per [`HTTP_UPDATE_WINDOW_NS`].
+///
+/// Each costs the canister an update (≈ 10 M cycles: the ingress fee, the execution fee and
+/// a read of up to one chunk), and anyone can send the requests that need one (ranges no
+/// pre-certified answer holds, docs/http.md "What is not certified"). Legitimate clients
+/// rarely do (a seek from a non-media client, Safari's media requests, answers whose tree
+/// entries are still being built); an attacker could in a loop. So at most 120 a minute:
+/// ≈ 1.2 B cycles a minute (1.7 T a day) at worst, while certified queries keep serving
+/// everything else at no cost.
+pub const MAX_HTTP_UPDATES_PER_WINDOW: u32 = 120;
+/// The window of [`MAX_HTTP_UPDATES_PER_WINDOW`]: one minute.
+pub const HTTP_UPDATE_WINDOW_NS: u64 = 60_000_000_000;
+
+/// How many `http_request_update` calls ran in the current window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UpdateBudget {
+    window_start: u64,
+    used: u32,
+}
+
+impl UpdateBudget {
+    pub const EMPTY: UpdateBudget = UpdateBudget {
+        window_start: 0,
+        used: 0,
+    };
+
+    fn current(self, now: u64) -> UpdateBudget {
+        if now.saturating_sub(self.window_start) >= HTTP_UPDATE_WINDOW_NS {
+            UpdateBudget {
+                window_start: now,
+                used: 0,
+            }
+        } else {
+            self
+        }
+    }
+
+    /// May one more update run at `now`?
+    pub fn has_room(self, now: u64) -> bool {
+        self.current(now).used < MAX_HTTP_UPDATES_PER_WINDOW
+    }
+
+    /// Counts one update run at `now`.
+    pub fn spend(self, now: u64) -> UpdateBudget {
+        let c = self.current(now);
+        UpdateBudget {
+            used: c.used.saturating_add(1),
+            ..c
+        }
+    }
+}
+
+/// Should `inspect_message` accept an `http_request_update` the HTTP layer classified as
+/// `need`? Only what the query could not answer, and within the budget.
+pub fn accepts_http_update(need: UpdateNeed, budget: UpdateBudget, now: u64) -> bool {
+    need != UpdateNeed::None && budget.has_room(now)
+}
+
+/// `inspect_message`'s check of an `http_request_update` argument (already known to be at
+/// most `MAX_HTTP_UPDATE_ARG_BYTES`): decodes it and asks the HTTP layer whether the query
+/// could have answered it.
+pub fn inspect_http_update(arg: &[u8], now: u64) -> bool {
+    let Ok(req) = candid::decode_one::<canvid_video_http::HttpUpdateRequest>(arg) else {
+        return false;
+    };
+    let need = canister::with(|s| {
+        HTTP_CERT.with_borrow(|c| canvid_video_http::update_need(&req, &Source(s), c))
+    });
+    accepts_http_update(need, HTTP_UPDATES.get(), now)
 }
 
 /// Instructions one message may spend on certification-tree entries before the rest of the
@@ -270,11 +344,15 @@ fn http_request(
     })
 }
 
-/// Anyone may call this (the gateway does, anonymously): it only reads.
+/// Anyone may call this (the gateway does, anonymously): it only reads. As ingress it is
+/// accepted only for what the query could not answer, within [`MAX_HTTP_UPDATES_PER_WINDOW`]
+/// (`inspect_message`); a canister calling it pays for its own call.
 #[ic_cdk::update]
 fn http_request_update(
     req: canvid_video_http::HttpUpdateRequest<'static>,
 ) -> canvid_video_http::HttpResponse<'static> {
+    let now = ic_cdk::api::time();
+    HTTP_UPDATES.set(HTTP_UPDATES.get().spend(now));
     canister::with(|s| canvid_video_http::http_request_update(&req, &Source(s)))
 }
 
@@ -546,5 +624,36 @@ mod tests {
         // A finished build stays finished.
         assert_eq!(c.resume(&Source(&s), &mut || true).unwrap(), 0);
         assert_eq!(c.root_hash(), root);
+    }
+
+    #[test]
+    fn http_update_budget_admits_a_bounded_number_per_minute() {
+        let t0 = 5 * HTTP_UPDATE_WINDOW_NS;
+        let mut b = UpdateBudget::EMPTY;
+        for i in 0..MAX_HTTP_UPDATES_PER_WINDOW {
+            assert!(b.has_room(t0 + u64::from(i)), "update {i}");
+            b = b.spend(t0 + u64::from(i));
+        }
+        assert!(!b.has_room(t0 + 1_000));
+        assert!(!b.has_room(t0 + HTTP_UPDATE_WINDOW_NS - 1));
+        // The window counts from its first update, not from the last refusal.
+        assert!(b.has_room(t0 + HTTP_UPDATE_WINDOW_NS));
+        let b = b.spend(t0 + HTTP_UPDATE_WINDOW_NS);
+        assert!(b.has_room(t0 + HTTP_UPDATE_WINDOW_NS + 1));
+    }
+
+    #[test]
+    fn inspect_accepts_only_what_the_query_could_not_answer() {
+        let now = HTTP_UPDATE_WINDOW_NS;
+        let room = UpdateBudget::EMPTY;
+        let mut full = UpdateBudget::EMPTY;
+        for _ in 0..MAX_HTTP_UPDATES_PER_WINDOW {
+            full = full.spend(now);
+        }
+        assert!(!accepts_http_update(UpdateNeed::None, room, now));
+        for need in [UpdateNeed::NotCertifiedYet, UpdateNeed::Uncertifiable] {
+            assert!(accepts_http_update(need, room, now));
+            assert!(!accepts_http_update(need, full, now));
+        }
     }
 }
