@@ -121,6 +121,14 @@ pub enum Command {
         id: String,
         /// Principal of the new owner.
         new_owner: String,
+        /// A controller to keep besides the new owner and the video itself (repeatable), e.g.
+        /// the spawn canister. Without --keep or --keep-none the video keeps the canister that
+        /// installed it, as its stored state names it: name the controllers when buying.
+        #[arg(long = "keep", value_name = "PRINCIPAL")]
+        keep: Vec<String>,
+        /// Keep no controller but the new owner and the video itself.
+        #[arg(long, conflicts_with = "keep")]
+        keep_none: bool,
         #[command(flatten)]
         net: NetArgs,
     },
@@ -266,12 +274,29 @@ pub fn run(cli: Cli) -> Result<()> {
                 crate::commands::ls(&c, creator, owner).await
             })
         }
-        Command::Transfer { id, new_owner, net } => {
+        Command::Transfer {
+            id,
+            new_owner,
+            keep,
+            keep_none,
+            net,
+        } => {
             let id = principal("video id", &id)?;
             let new_owner = principal("new owner", &new_owner)?;
+            let keep = if keep_none {
+                Some(Vec::new())
+            } else if keep.is_empty() {
+                None
+            } else {
+                Some(
+                    keep.iter()
+                        .map(|k| principal("controller to keep", k))
+                        .collect::<Result<Vec<_>>>()?,
+                )
+            };
             check_identity(&net)?;
             with_client(&net, |c| async move {
-                crate::commands::transfer(&c, id, new_owner).await
+                crate::commands::transfer(&c, id, new_owner, keep).await
             })
         }
         Command::Info { id, net } => {

@@ -359,13 +359,21 @@ pub async fn ls(
     Ok(())
 }
 
-pub async fn transfer(client: &Client, video: Principal, new_owner: Principal) -> Result<()> {
+pub async fn transfer(
+    client: &Client,
+    video: Principal,
+    new_owner: Principal,
+    keep_controllers: Option<Vec<Principal>>,
+) -> Result<()> {
     let r: ChangeOwnerResult = client
         .call_ok(
             Kind::Update,
             video,
             "change_owner",
-            (ChangeOwnerArgs { new_owner },),
+            (ChangeOwnerArgs {
+                new_owner,
+                keep_controllers,
+            },),
         )
         .await?;
     let note = if r.index_notified {

@@ -252,7 +252,10 @@ pub fn run(opts: DemoOptions) -> Result<()> {
         video,
         alice,
         "change_owner",
-        (ChangeOwnerArgs { new_owner: bob },),
+        (ChangeOwnerArgs {
+            new_owner: bob,
+            keep_controllers: None,
+        },),
     )?;
     if !moved.index_notified {
         // The notification waits in the video's outbox for its retry timer: let time pass and

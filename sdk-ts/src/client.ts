@@ -389,7 +389,7 @@ export class CanvidClient {
     const site = { canisterId: videoId, method: 'change_owner' };
     if (opts.signal?.aborted) throw new AbortError(opts.signal.reason);
     const r: ChangeOwnerResult = unwrap(
-      await guard(site, () => v.change_owner({ new_owner: Principal.from(principalText(newOwner)) })),
+      await guard(site, () => v.change_owner({ new_owner: Principal.from(principalText(newOwner)), keep_controllers: [] })),
       site,
     );
     return { transferSeq: r.transfer_seq, controllers: r.controllers.map((p) => p.toText()), indexNotified: r.index_notified };

@@ -217,11 +217,24 @@ impl<'a> Video<'a> {
         sender: Principal,
         new_owner: Principal,
     ) -> Answer<ChangeOwnerResult> {
+        self.change_owner_keeping(sender, new_owner, None)
+    }
+
+    /// `change_owner` naming the controllers to keep (`None`: the video's default).
+    pub fn change_owner_keeping(
+        &self,
+        sender: Principal,
+        new_owner: Principal,
+        keep_controllers: Option<Vec<Principal>>,
+    ) -> Answer<ChangeOwnerResult> {
         self.b.update1(
             self.id,
             sender,
             "change_owner",
-            &ChangeOwnerArgs { new_owner },
+            &ChangeOwnerArgs {
+                new_owner,
+                keep_controllers,
+            },
         )
     }
 

@@ -3,10 +3,10 @@
 //! canister; earlier owners are refused as controllers and as app owners; the index agrees.
 
 use canvid_tests::clients::{ok, rejected, Video};
-use canvid_tests::deploy::{deploy, Deployment};
+use canvid_tests::deploy::{deploy, Deployment, T};
 use canvid_tests::{backend_tests, principal, wasm, Backend, BackendExt, GenFile, Principal};
 use canvid_types::spawn::CreateVideoArgs;
-use canvid_types::video::MetadataPatch;
+use canvid_types::video::{MetadataPatch, VideoInit};
 use std::collections::BTreeSet;
 
 const IC0406: &str = "IC0406";
@@ -238,9 +238,78 @@ fn an_approved_uploader_may_transfer(b: &dyn Backend) {
     transfer(&d, &v, market, buyer, 1);
 }
 
+/// A seller who stays a controller through state it planted before the sale (security review
+/// H3): the stored installer is whatever the seller's code wrote. Without `keep_controllers`
+/// the video keeps that installer; a buyer who names the controllers gets exactly those.
+fn a_buyer_names_the_controllers_it_keeps(b: &dyn Backend) {
+    let (seller, buyer, next) = (principal("seller"), principal("buyer"), principal("next"));
+    // A canister the seller controls, named as the video's installer.
+    let accomplice = b.create_canister(Some(seller), Some(vec![seller]), 10 * T);
+    let id = b.create_canister(Some(seller), Some(vec![seller, accomplice]), 50 * T);
+    let init = VideoInit {
+        owner: seller,
+        creator: seller,
+        index: None,
+        title: "planted".into(),
+        description: String::new(),
+        tags: vec![],
+    };
+    b.install(
+        id,
+        wasm::video(),
+        candid::encode_one(init).unwrap(),
+        Some(accomplice),
+    )
+    .unwrap_or_else(|e| panic!("install by the accomplice canister: {e}"));
+    b.set_controllers(id, Some(seller), vec![seller, id, accomplice])
+        .unwrap();
+    let v = Video::new(b, id);
+
+    // The default trusts the stored installer: the accomplice stays.
+    let r = ok("default transfer", v.change_owner(seller, buyer));
+    assert_eq!(set(r.controllers), set([buyer, id, accomplice]));
+    assert_eq!(set(b.controllers(id)), set([buyer, id, accomplice]));
+
+    // Naming the controllers drops it, whatever the state says.
+    let r = ok(
+        "transfer keeping none",
+        v.change_owner_keeping(buyer, next, Some(vec![])),
+    );
+    assert_eq!(set(r.controllers), set([next, id]));
+    assert_eq!(set(b.controllers(id)), set([next, id]));
+    assert!(
+        b.upgrade(
+            id,
+            wasm::video(),
+            candid::encode_args(()).unwrap(),
+            Some(accomplice)
+        )
+        .is_err(),
+        "the accomplice can no longer upgrade the video"
+    );
+    // And keeping a named one keeps exactly that one.
+    let spawn_like = b.create_canister(Some(next), Some(vec![next]), T);
+    let r = ok(
+        "transfer keeping a named canister",
+        v.change_owner_keeping(next, buyer, Some(vec![spawn_like, spawn_like])),
+    );
+    assert_eq!(set(r.controllers), set([buyer, id, spawn_like]));
+    assert_eq!(set(b.controllers(id)), set([buyer, id, spawn_like]));
+    // Orphaning owners are refused before anything changes (security review L4).
+    for bad in [id, Principal::from_slice(&[9, 0x7f])] {
+        let e = canvid_tests::clients::err("orphaning new owner", v.change_owner(buyer, bad));
+        assert!(
+            matches!(e, canvid_types::Error::InvalidArgument { .. }),
+            "{bad}: {e:?}"
+        );
+    }
+    assert_eq!(v.metadata().owner, buyer);
+}
+
 backend_tests!(
     an_approved_uploader_may_transfer,
     three_transfers,
     transfer_refusals,
-    a_retried_controllers_step_never_gives_a_sold_video_back
+    a_retried_controllers_step_never_gives_a_sold_video_back,
+    a_buyer_names_the_controllers_it_keeps
 );

@@ -197,7 +197,10 @@ fn upgrade_videos_lets_open_calls_finish(b: &dyn Backend) {
             v,
             alice,
             "change_owner",
-            &ChangeOwnerArgs { new_owner: bob },
+            &ChangeOwnerArgs {
+                new_owner: bob,
+                keep_controllers: None,
+            },
         )
         .expect("change_owner accepted");
     // change_owner runs until its first call to the management canister.

@@ -329,9 +329,20 @@ pub fn validate_poster_mime(mime: &str) -> Result<()> {
 // Ownership
 // ---------------------------------------------------------------------------------------------
 
+/// Most controllers `ChangeOwnerArgs::keep_controllers` may name: with the new owner and the
+/// video itself, the IC's limit of 10 controllers.
+pub const MAX_KEPT_CONTROLLERS: usize = 8;
+
 #[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]
 pub struct ChangeOwnerArgs {
     pub new_owner: Principal,
+    /// The controllers to keep besides the new owner and the video itself (at most 8), e.g.
+    /// `opt vec { <spawn canister id> }` to keep platform upgrades, or `opt vec {}`. Absent: the
+    /// canister that installed the video, if it still is a controller. That installer is read
+    /// from state the seller's code could have changed before the sale, so a buyer or a
+    /// marketplace names the controllers it accepts and checks the result (docs/sdk.md,
+    /// "Selling a video safely").
+    pub keep_controllers: Option<Vec<Principal>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]

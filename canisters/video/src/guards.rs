@@ -257,6 +257,8 @@ pub(crate) mod tests {
             new_owner: user(9),
             requested_by: user(OWNER),
             started_at: 0,
+            keep: None,
+            controllers: None,
         });
         assert!(!inspect(&s, &user(OWNER), "change_owner"));
         // Ready: uploads are pointless.

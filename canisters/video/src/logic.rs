@@ -3,7 +3,7 @@
 //! do what is decided in [`crate::guards`].)
 
 use candid::Principal;
-use canvid_types::video::PendingNotification;
+use canvid_types::video::{ChangeOwnerArgs, PendingNotification, MAX_KEPT_CONTROLLERS};
 use canvid_types::{is_canister_id, Error, Result};
 
 use crate::guards::{authorize, Action};
@@ -14,7 +14,7 @@ use crate::store::{InFlight, State};
 pub fn begin_transfer(
     s: &mut State,
     caller: &Principal,
-    new_owner: Principal,
+    args: &ChangeOwnerArgs,
     self_id: Principal,
     now: u64,
 ) -> Result<()> {
@@ -24,48 +24,119 @@ pub fn begin_transfer(
             reason: format!("a transfer to {} is in progress", t.new_owner),
         });
     }
-    if new_owner == Principal::anonymous() || new_owner == Principal::management_canister() {
-        return Err(Error::InvalidArgument {
-            reason: "the new owner must be a real principal".into(),
-        });
-    }
-    if new_owner == self_id {
-        return Err(Error::InvalidArgument {
-            reason: "a video cannot own itself".into(),
-        });
-    }
-    if new_owner == s.owner {
-        return Err(Error::InvalidArgument {
-            reason: "the new owner already owns the video".into(),
-        });
-    }
+    let new_owner = args.new_owner;
+    check_new_owner(s, new_owner, self_id)?;
+    let keep = match &args.keep_controllers {
+        None => None,
+        Some(list) => Some(kept_controllers(list, new_owner, self_id)?),
+    };
     s.transfer_in_flight = Some(InFlight {
         new_owner,
         requested_by: *caller,
         started_at: now,
+        keep,
+        controllers: None,
     });
     Ok(())
 }
 
-/// The controllers after a transfer: the new owner, the video itself, and the installer (the
-/// spawn canister) if it is a canister currently among the controllers. Everyone else — the old
-/// owner included — is dropped.
+fn invalid(reason: impl Into<String>) -> Error {
+    Error::InvalidArgument {
+        reason: reason.into(),
+    }
+}
+
+/// Principals that cannot own a video: nobody could act as them, or they are part of the
+/// platform (the video itself, its index, its installer), so the video would be orphaned.
+fn check_new_owner(s: &State, new_owner: Principal, self_id: Principal) -> Result<()> {
+    if new_owner == Principal::anonymous() || new_owner == Principal::management_canister() {
+        return Err(invalid("the new owner must be a real principal"));
+    }
+    // Class 0x7f: reserved principals, which no key or canister ever has (IC interface spec,
+    // "Principals").
+    if new_owner.as_slice().last() == Some(&0x7f) {
+        return Err(invalid(
+            "the new owner is a reserved principal nobody can act as",
+        ));
+    }
+    if new_owner == self_id {
+        return Err(invalid("a video cannot own itself"));
+    }
+    if Some(new_owner) == s.index || (new_owner == s.installer && is_canister_id(&new_owner)) {
+        return Err(invalid(
+            "the new owner is this video's index or installing canister, which cannot act as an owner",
+        ));
+    }
+    if new_owner == s.owner {
+        return Err(invalid("the new owner already owns the video"));
+    }
+    Ok(())
+}
+
+/// `keep_controllers` as it will be applied: at most [`MAX_KEPT_CONTROLLERS`], real principals,
+/// duplicates and the always-present new owner and video dropped.
+fn kept_controllers(
+    list: &[Principal],
+    new_owner: Principal,
+    self_id: Principal,
+) -> Result<Vec<Principal>> {
+    if list.len() > MAX_KEPT_CONTROLLERS {
+        return Err(invalid(format!(
+            "{} controllers to keep, at most {MAX_KEPT_CONTROLLERS}",
+            list.len()
+        )));
+    }
+    let mut out: Vec<Principal> = Vec::with_capacity(list.len());
+    for p in list {
+        if *p == Principal::anonymous() || *p == Principal::management_canister() {
+            return Err(invalid(format!("{p} cannot be a controller")));
+        }
+        if *p != new_owner && *p != self_id && !out.contains(p) {
+            out.push(*p);
+        }
+    }
+    Ok(out)
+}
+
+/// The controllers after a transfer: the new owner, the video itself, and either the ones the
+/// caller named ([`InFlight::keep`]) or, when it named none, the installer (the spawn canister)
+/// if it is a canister currently among the controllers. Everyone else — the old owner included —
+/// is dropped.
 pub fn target_controllers(
     s: &State,
     current: &[Principal],
     self_id: Principal,
-    new_owner: Principal,
+    transfer: &InFlight,
 ) -> Vec<Principal> {
-    let mut out = vec![new_owner, self_id];
-    let installer = s.installer;
-    if is_canister_id(&installer)
-        && current.contains(&installer)
-        && installer != s.owner
-        && !out.contains(&installer)
-    {
-        out.push(installer);
+    let mut out = vec![transfer.new_owner, self_id];
+    match &transfer.keep {
+        Some(keep) => {
+            for p in keep {
+                if !out.contains(p) {
+                    out.push(*p);
+                }
+            }
+        }
+        None => {
+            let installer = s.installer;
+            if is_canister_id(&installer)
+                && current.contains(&installer)
+                && installer != s.owner
+                && !out.contains(&installer)
+            {
+                out.push(installer);
+            }
+        }
     }
     out
+}
+
+/// Step 2, before `update_settings`: records the controllers it will set (for
+/// [`transfer_took_effect`]). Trap-free: runs after an await.
+pub fn record_target(s: &mut State, controllers: &[Principal]) {
+    if let Some(t) = &mut s.transfer_in_flight {
+        t.controllers = Some(controllers.to_vec());
+    }
 }
 
 /// Step 3 (after `update_settings` succeeded): the app-level handoff. Trap-free. Returns the
@@ -89,14 +160,23 @@ pub fn commit_transfer(s: &mut State, new_owner: Principal, now: u64) -> u64 {
     s.transfer_seq
 }
 
-/// After an upgrade cut a transfer's callback off: did `update_settings` apply? Yes iff the new
-/// owner is a controller and the old owner no longer is.
+/// After an upgrade cut a transfer's callback off: did `update_settings` apply? Yes iff the
+/// controllers are exactly the ones it was asked to set. (A record from an older module, which
+/// did not keep them: iff the new owner is a controller and the old owner no longer is.)
+///
+/// Comparing the whole list matters when the new owner already was a co-controller: then "the
+/// new owner is in, the old one out" can hold without the transfer (security review L9).
 pub fn transfer_took_effect(
     controllers: &[Principal],
     old_owner: Principal,
-    new_owner: Principal,
+    transfer: &InFlight,
 ) -> bool {
-    controllers.contains(&new_owner) && !controllers.contains(&old_owner)
+    match &transfer.controllers {
+        Some(target) => {
+            controllers.len() == target.len() && target.iter().all(|p| controllers.contains(p))
+        }
+        None => controllers.contains(&transfer.new_owner) && !controllers.contains(&old_owner),
+    }
 }
 
 /// `update_settings` (or `canister_status`) failed: nothing changed but the in-flight marker.
@@ -136,31 +216,48 @@ mod tests {
     use super::*;
     use crate::guards::tests::{canister, state, user, OPERATOR, OWNER, STRANGER};
 
+    fn to(new_owner: Principal) -> ChangeOwnerArgs {
+        ChangeOwnerArgs {
+            new_owner,
+            keep_controllers: None,
+        }
+    }
+
+    fn in_flight(new_owner: Principal, keep: Option<Vec<Principal>>) -> InFlight {
+        InFlight {
+            new_owner,
+            requested_by: user(OWNER),
+            started_at: 0,
+            keep,
+            controllers: None,
+        }
+    }
+
     #[test]
     fn transfer_state_machine() {
         let mut s = state();
         let me = canister(5);
         let new = user(6);
         assert!(matches!(
-            begin_transfer(&mut s, &user(STRANGER), new, me, 1),
+            begin_transfer(&mut s, &user(STRANGER), &to(new), me, 1),
             Err(Error::NotAuthorized { .. })
         ));
         assert!(matches!(
-            begin_transfer(&mut s, &user(OWNER), user(OWNER), me, 1),
+            begin_transfer(&mut s, &user(OWNER), &to(user(OWNER)), me, 1),
             Err(Error::InvalidArgument { .. })
         ));
         assert!(matches!(
-            begin_transfer(&mut s, &user(OWNER), me, me, 1),
+            begin_transfer(&mut s, &user(OWNER), &to(me), me, 1),
             Err(Error::InvalidArgument { .. })
         ));
-        begin_transfer(&mut s, &user(OPERATOR), new, me, 1).unwrap();
+        begin_transfer(&mut s, &user(OPERATOR), &to(new), me, 1).unwrap();
         assert!(matches!(
-            begin_transfer(&mut s, &user(OWNER), user(9), me, 2),
+            begin_transfer(&mut s, &user(OWNER), &to(user(9)), me, 2),
             Err(Error::Busy { .. })
         ));
         abort_transfer(&mut s);
         assert_eq!(s.owner, user(OWNER));
-        begin_transfer(&mut s, &user(OWNER), new, me, 3).unwrap();
+        begin_transfer(&mut s, &user(OWNER), &to(new), me, 3).unwrap();
         assert_eq!(commit_transfer(&mut s, new, 4), 1);
         assert_eq!(s.owner, new);
         assert!(s.operator.is_none() && s.uploaders.is_empty() && s.transfer_in_flight.is_none());
@@ -186,24 +283,133 @@ mod tests {
         let me = canister(5);
         let new = user(6);
         let current = vec![user(OWNER), me, canister(8), user(42)];
+        let default = in_flight(new, None);
         assert_eq!(
-            target_controllers(&s, &current, me, new),
+            target_controllers(&s, &current, me, &default),
             vec![new, me, canister(8)]
         );
         // Spawn no longer a controller: not re-added.
         assert_eq!(
-            target_controllers(&s, &[user(OWNER), me], me, new),
+            target_controllers(&s, &[user(OWNER), me], me, &default),
             vec![new, me]
         );
         // Installed by hand by a user identity: that identity is never kept.
         let mut by_hand = s.clone();
         by_hand.installer = user(OWNER);
         assert_eq!(
-            target_controllers(&by_hand, &current, me, new),
+            target_controllers(&by_hand, &current, me, &default),
             vec![new, me]
         );
-        assert!(transfer_took_effect(&[new, me], user(OWNER), new));
-        assert!(!transfer_took_effect(&current, user(OWNER), new));
+        // The caller names what to keep: the stored installer does not matter (security review
+        // H3: a seller could have rewritten it).
+        let mut tampered = s.clone();
+        tampered.installer = canister(66);
+        let current = vec![user(OWNER), me, canister(8), canister(66)];
+        assert_eq!(
+            target_controllers(&tampered, &current, me, &default),
+            vec![new, me, canister(66)],
+            "without keep_controllers the stored installer is trusted"
+        );
+        assert_eq!(
+            target_controllers(
+                &tampered,
+                &current,
+                me,
+                &in_flight(new, Some(vec![canister(8)]))
+            ),
+            vec![new, me, canister(8)]
+        );
+        assert_eq!(
+            target_controllers(&tampered, &current, me, &in_flight(new, Some(vec![]))),
+            vec![new, me]
+        );
+    }
+
+    #[test]
+    fn kept_controllers_are_checked() {
+        let me = canister(5);
+        let new = user(6);
+        let args = |keep: Vec<Principal>| ChangeOwnerArgs {
+            new_owner: new,
+            keep_controllers: Some(keep),
+        };
+        let mut s = state();
+        begin_transfer(
+            &mut s,
+            &user(OWNER),
+            &args(vec![canister(8), canister(8), new, me]),
+            me,
+            1,
+        )
+        .unwrap();
+        assert_eq!(
+            s.transfer_in_flight.as_ref().unwrap().keep,
+            Some(vec![canister(8)])
+        );
+        for bad in [
+            vec![Principal::anonymous()],
+            vec![Principal::management_canister()],
+            (0..9).map(canister).collect(),
+        ] {
+            let mut s = state();
+            assert!(
+                matches!(
+                    begin_transfer(&mut s, &user(OWNER), &args(bad.clone()), me, 1),
+                    Err(Error::InvalidArgument { .. })
+                ),
+                "{bad:?}"
+            );
+            assert!(s.transfer_in_flight.is_none());
+        }
+    }
+
+    /// Owners nobody could act as, or parts of the platform, are refused (security review L4).
+    #[test]
+    fn orphaning_new_owners_are_refused() {
+        let me = canister(5);
+        let s0 = state(); // index canister(7), installer canister(8)
+        for bad in [
+            Principal::anonymous(),
+            Principal::management_canister(),
+            Principal::from_slice(&[1, 2, 3, 0x7f]),
+            me,
+            canister(7),
+            canister(8),
+            user(OWNER),
+        ] {
+            let mut s = s0.clone();
+            assert!(
+                matches!(
+                    begin_transfer(&mut s, &user(OWNER), &to(bad), me, 1),
+                    Err(Error::InvalidArgument { .. })
+                ),
+                "{bad}"
+            );
+        }
+        // A canister that is not part of the platform may own a video (a DAO, a marketplace).
+        let mut s = s0.clone();
+        begin_transfer(&mut s, &user(OWNER), &to(canister(9)), me, 1).unwrap();
+    }
+
+    /// After an upgrade, a transfer counts as done only if the controllers are exactly the
+    /// target (security review L9).
+    #[test]
+    fn reconcile_compares_the_whole_target() {
+        let me = canister(5);
+        let (old, new) = (user(OWNER), user(6));
+        let mut t = in_flight(new, None);
+        // An older record without the target: the old rule.
+        assert!(transfer_took_effect(&[new, me], old, &t));
+        assert!(!transfer_took_effect(&[old, new, me], old, &t));
+        let mut s = state();
+        s.transfer_in_flight = Some(t.clone());
+        record_target(&mut s, &[new, me, canister(8)]);
+        t = s.transfer_in_flight.clone().unwrap();
+        assert!(transfer_took_effect(&[canister(8), me, new], old, &t));
+        // The new owner was already a co-controller and the old owner had left, but
+        // update_settings never ran: the old rule would commit, the target says no.
+        assert!(!transfer_took_effect(&[new, me, user(42)], old, &t));
+        assert!(!transfer_took_effect(&[new, me], old, &t));
     }
 
     #[test]

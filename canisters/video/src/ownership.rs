@@ -2,8 +2,9 @@
 //!
 //! Order of effects (see docs/video-canister.md):
 //! 1. record the in-flight transfer in stable state (a concurrent call now gets `Busy`);
-//! 2. read the current controllers (`canister_status` on itself), then `update_settings` with
-//!    controllers = [new owner, this canister, spawn canister if it is one now];
+//! 2. read the current controllers (`canister_status` on itself), record the target list, then
+//!    `update_settings` with controllers = [new owner, this canister] + the ones the caller
+//!    named to keep (or, when it named none, the spawn canister if it is one now);
 //! 3. only if that succeeded: the app-level owner changes, `transfer_seq` is bumped, operator and
 //!    uploaders are cleared, and the notification is queued in the stable outbox;
 //! 4. the index is called; a failure leaves the notification in the outbox for a timer.
@@ -68,7 +69,7 @@ async fn change_owner(args: ChangeOwnerArgs) -> Result<ChangeOwnerResult> {
     let self_id = canister_self();
     let new_owner = args.new_owner;
     canister::with_mut(|s| {
-        s.update_state(|st| logic::begin_transfer(st, &caller, new_owner, self_id, time()))
+        s.update_state(|st| logic::begin_transfer(st, &caller, &args, self_id, time()))
     })?;
 
     // From here every path either aborts or commits the in-flight transfer.
@@ -79,8 +80,19 @@ async fn change_owner(args: ChangeOwnerArgs) -> Result<ChangeOwnerResult> {
             return Err(call_failed("canister_status", e));
         }
     };
-    let controllers =
-        canister::with(|s| logic::target_controllers(s.state(), &current, self_id, new_owner));
+    // Only this call settles its transfer (an upgrade would have cut it off), but code after an
+    // await must not trap: a vanished record ends the call instead.
+    let Some(controllers) = canister::with(|s| {
+        let st = s.state();
+        st.transfer_in_flight
+            .as_ref()
+            .map(|transfer| logic::target_controllers(st, &current, self_id, transfer))
+    }) else {
+        return Err(Error::Conflict {
+            reason: "the transfer was settled while the controllers were read".into(),
+        });
+    };
+    mutate(|st| logic::record_target(st, &controllers));
     let settings = CanisterSettings {
         controllers: Some(controllers.clone()),
         ..Default::default()
@@ -183,7 +195,7 @@ async fn reconcile_transfer() {
     match current_controllers(self_id).await {
         Ok(controllers) => {
             let old_owner = canister::with(|s| s.state().owner);
-            if logic::transfer_took_effect(&controllers, old_owner, inflight.new_owner) {
+            if logic::transfer_took_effect(&controllers, old_owner, &inflight) {
                 mutate(|st| logic::commit_transfer(st, inflight.new_owner, time()));
                 notify_index().await;
             } else {

@@ -43,7 +43,18 @@ export interface CanisterInfo {
    */
   'heap_bytes' : bigint,
 }
-export interface ChangeOwnerArgs { 'new_owner' : Principal }
+export interface ChangeOwnerArgs {
+  'new_owner' : Principal,
+  /**
+   * The controllers to keep besides the new owner and the video itself (at most 8), e.g.
+   * `opt vec { <spawn canister id> }` to keep platform upgrades, or `opt vec {}`. Absent: the
+   * canister that installed the video, if it still is a controller. That installer is read
+   * from state the seller's code could have changed before the sale, so a buyer or a
+   * marketplace names the controllers it accepts and checks the result (docs/sdk.md,
+   * "Selling a video safely").
+   */
+  'keep_controllers' : [] | [Array<Principal>],
+}
 export interface ChangeOwnerResult {
   /**
    * The canister's controllers as set by this transfer.
@@ -584,7 +595,9 @@ export interface _SERVICE {
   'get_chunk' : ActorMethod<[number], Result_4>,
   'http_request' : ActorMethod<[HttpRequest], HttpResponse>,
   /**
-   * Anyone may call this (the gateway does, anonymously): it only reads.
+   * Anyone may call this (the gateway does, anonymously): it only reads. As ingress it is
+   * accepted only for what the query could not answer, within [`MAX_HTTP_UPDATES_PER_WINDOW`]
+   * (`inspect_message`); a canister calling it pays for its own call.
    */
   'http_request_update' : ActorMethod<[HttpUpdateRequest], HttpResponse>,
   'metadata' : ActorMethod<[], VideoMetadata>,
@@ -713,7 +726,10 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'transfer_in_flight' : IDL.Bool,
     'heap_bytes' : IDL.Nat64,
   });
-  const ChangeOwnerArgs = IDL.Record({ 'new_owner' : IDL.Principal });
+  const ChangeOwnerArgs = IDL.Record({
+    'new_owner' : IDL.Principal,
+    'keep_controllers' : IDL.Opt(IDL.Vec(IDL.Principal)),
+  });
   const ChangeOwnerResult = IDL.Record({
     'controllers' : IDL.Vec(IDL.Principal),
     'transfer_seq' : IDL.Nat64,

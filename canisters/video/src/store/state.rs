@@ -64,6 +64,12 @@ pub struct InFlight {
     pub new_owner: Principal,
     pub requested_by: Principal,
     pub started_at: u64,
+    /// `ChangeOwnerArgs::keep_controllers`, checked (absent in records of older modules).
+    pub keep: Option<Vec<Principal>>,
+    /// The controllers `update_settings` was asked to set, recorded before that call: after an
+    /// upgrade cut the callback off, the transfer took effect iff they are the controllers.
+    /// Absent until computed, and in records of older modules.
+    pub controllers: Option<Vec<Principal>>,
 }
 
 /// Everything but the chunk bytes and tables. Stored in the state cell (memory 1) as
