@@ -245,7 +245,7 @@ impl Replica {
 
     /// CBOR certificate (self-describe tag 55799, `{tree, signature}`, no delegation) of the state
     /// tree pruned to `paths` (each a list of labels) plus `/time`, signed with the root key.
-    /// Absent paths are provably absent. See [`crate::state_tree`] for the paths served. The
+    /// Absent paths are provably absent. See `state_tree.rs` for the paths served. The
     /// caller (the HTTP interface) enforces who may read what (see
     /// [`Replica::metadata_is_private`], [`Replica::request_sender`]).
     pub fn read_state_certificate(&self, paths: &[Vec<Vec<u8>>]) -> Vec<u8> {

@@ -64,7 +64,7 @@
 //! 32   SHA-256 of all preceding bytes (a torn or altered manifest is refused)
 //! ```
 //!
-//! ### delta-<seq>.bin
+//! ### `delta-<seq>.bin`
 //! ```text
 //! 8    magic "CVIDDLTA"    4 u32 format version (1)    8 u64 seq
 //! 8    u64 number of records, then per record:
