@@ -1,7 +1,17 @@
 //! Capture: what a save copies out of the replica under its lock (quiescence check, fingerprint,
 //! heaps, globals, metadata and dirty stable pages).
 
-use super::*;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use candid::Principal;
+use sha2::{Digest, Sha256};
+
+use super::files::Pages;
+use super::manifest::{status_code, val_to_bits, CanisterRecord, Manifest, ModuleRecord};
+use super::{Result, SnapshotError};
+use crate::state::State;
 
 pub(super) struct CapturedCanister {
     pub(super) record: CanisterRecord,

@@ -1,7 +1,10 @@
 //! The binary encoding of manifests and deltas: little-endian integers, length-prefixed byte
 //! strings and principals, sealed with a trailing SHA-256.
 
-use super::*;
+use candid::Principal;
+use sha2::{Digest, Sha256};
+
+use super::{Result, SnapshotError, FORMAT_VERSION};
 
 #[derive(Default)]
 pub(super) struct Enc(pub(super) Vec<u8>);

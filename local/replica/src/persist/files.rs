@@ -1,7 +1,17 @@
 //! File names and I/O: atomic writes, sparse stable files, deltas, finishing a pending delta
 //! and deleting unreferenced files.
 
-use super::*;
+use std::collections::{BTreeSet, HashMap};
+use std::fs::{self, File, OpenOptions};
+use std::io::{Seek, SeekFrom, Write};
+use std::path::Path;
+
+use candid::Principal;
+
+use super::codec::Dec;
+use super::manifest::Manifest;
+use super::{io, Result, SnapshotError, DELTA_MAGIC, MANIFEST};
+use crate::memory::PAGE;
 
 pub(super) fn stable_name(id: &Principal, seq: u64) -> String {
     format!("stable-{}-{seq}.bin", hex::encode(id.as_slice()))

@@ -1,6 +1,11 @@
 //! The manifest (`manifest.bin`): what it records per canister and how it is written and read.
 
-use super::*;
+use candid::Principal;
+use wasmi::Val;
+
+use super::codec::{Dec, Enc};
+use super::{Result, SnapshotError, FORMAT_VERSION, MANIFEST_MAGIC};
+use crate::CanisterStatusKind;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct ModuleRecord {

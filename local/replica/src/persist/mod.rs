@@ -111,34 +111,28 @@
 //! reinstalled canister therefore falls back to writing the whole memory once — never wrong,
 //! only slower.
 
-use std::collections::{BTreeSet, HashMap};
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::fs::{self, File};
 use std::path::Path;
-use std::sync::Arc;
 
 use candid::Principal;
 use sha2::{Digest, Sha256};
-use wasmi::Val;
 
-use crate::canister::{instantiate, link_stubs, Canister};
 use crate::keys::Keys;
-use crate::memory::{StableMemory, PAGE};
-use crate::state::State;
-use crate::system_api::HostCtx;
-use crate::{CanisterStatusKind, Replica};
+use crate::memory::PAGE;
+use crate::Replica;
+use capture::{capture, fingerprint, is_quiescent, new_store_id};
+use codec::Enc;
+use files::{
+    collect_garbage, delta_name, finish_pending, heap_name, read_manifest, stable_name, wasm_name,
+    write_atomic, write_manifest, write_pages,
+};
+use restore::restore_canister;
 
 mod capture;
 mod codec;
 mod files;
 mod manifest;
 mod restore;
-
-use capture::*;
-use codec::*;
-use files::*;
-use manifest::*;
-use restore::*;
 
 const MANIFEST: &str = "manifest.bin";
 const MANIFEST_MAGIC: &[u8; 8] = b"CVIDSNAP";

@@ -1,6 +1,19 @@
 //! Restore: rebuilding a canister from its records and files.
 
-use super::*;
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::Read;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use super::files::{heap_name, stable_name, wasm_name};
+use super::manifest::{bits_to_val, status_code, CanisterRecord};
+use super::{io, Result, SnapshotError, RESTORE_START_FUEL};
+use crate::canister::{instantiate, link_stubs, Canister};
+use crate::memory::{StableMemory, PAGE};
+use crate::state::State;
+use crate::system_api::HostCtx;
 
 pub(super) fn read_file(dir: &Path, name: &str) -> Result<Vec<u8>> {
     let path = dir.join(name);
