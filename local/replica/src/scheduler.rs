@@ -11,7 +11,9 @@ use crate::canister::{Entry, ExecError, Finish, Outcome};
 use crate::cycles;
 use crate::ids;
 use crate::limits::TOUCH_UPDATE;
-use crate::state::*;
+use crate::state::{
+    method_kind, reject_of, CallContext, Callback, Charged, Msg, Origin, Payment, State,
+};
 use crate::system_api::{Exec, ExecKind, OutCall, Response};
 use crate::types::*;
 
