@@ -3,7 +3,7 @@
 //! the HTTP gateway (browsers) — `canvid-http-interface`.
 //!
 //! ## Persistence (`--state DIR`, default `.canvid`)
-//! * `DIR/replica/`: the replica snapshot (format and guarantees: `canvid_replica::snapshot`
+//! * `DIR/replica/`: the replica snapshot (format and guarantees: `local/replica/src/persist/mod.rs`
 //!   and docs/serve.md). Saved every `--save-interval` seconds when something changed — only
 //!   the stable-memory pages written since the last save go to disk — and on Ctrl-C / SIGTERM.
 //!   A save needs the replica idle (no queued message); a busy replica is saved at the next
@@ -21,8 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use candid::Principal;
-use canvid_replica::snapshot::SnapshotError;
-use canvid_replica::Replica;
+use canvid_replica::{Replica, SnapshotError};
 use canvid_types::spawn::{CreateVideoArgs, CreatedVideo};
 
 use crate::embedded::{self, demo_identity, update_ok, EmbeddedVideo, Wasms};

@@ -519,32 +519,8 @@ impl<'a> Index<'a> {
 // Relay: the replica's probe fixture canister, used as a *canister* caller
 // ---------------------------------------------------------------------------------------------
 
-/// `CallSpec` of the probe canister (`replica/fixtures/probe`): one inter-canister call.
-#[derive(Clone, Debug, candid::CandidType, serde::Deserialize)]
-pub struct CallSpec {
-    pub target: Principal,
-    pub method: String,
-    pub arg: ByteBuf,
-    pub cycles: u128,
-    pub bounded: bool,
-}
-
-/// What the probe saw come back.
-#[derive(Clone, Debug, PartialEq, Eq, candid::CandidType, serde::Deserialize)]
-pub enum CallOutcome {
-    Reply {
-        data: ByteBuf,
-        refunded: u128,
-    },
-    Reject {
-        code: u32,
-        message: String,
-        refunded: u128,
-    },
-    NotSent {
-        message: String,
-    },
-}
+/// The probe canister's candid types (`canvid-replica-probe-types`).
+pub use canvid_replica_probe_types::{CallOutcome, CallSpec};
 
 /// A canister that forwards calls (the probe fixture's `call_other`). Inter-canister calls do not
 /// pass through `canister_inspect_message`, so this reaches the endpoints' own checks and their

@@ -88,7 +88,7 @@ pub struct ApiState {
 const TARGET_GRACE_NS: u64 = 60_000_000_000;
 
 /// Effective canister ids by request id. The replica forgets request ids after a while (see
-/// `canvid_replica::ingress_api`); entries of forgotten (or refused) requests are swept out once
+/// `canvid_replica::FORGET_AFTER_NS`); entries of forgotten (or refused) requests are swept out once
 /// the map has doubled since the last sweep, so a long-running server's map stays bounded at
 /// O(1) amortised cost per call.
 #[derive(Default)]

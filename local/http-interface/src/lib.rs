@@ -22,13 +22,12 @@ pub mod auth;
 pub mod hash;
 
 use canvid_gateway::tiny_http;
-use canvid_gateway::{Gateway, LogEntry};
+use canvid_gateway::{Gateway, LogEntry, LoopbackServer};
 use canvid_replica::{Principal, Replica};
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 /// Threads answering HTTP requests. A synchronous call holds its thread until the message
@@ -39,26 +38,24 @@ const IDLE_ROUND_INTERVAL: Duration = Duration::from_millis(20);
 
 /// A running server. Dropping it stops the server (as [`ServerHandle::shutdown`] does).
 pub struct ServerHandle {
-    port: u16,
     gateway: Gateway<Replica>,
-    stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<()>>,
+    server: LoopbackServer,
 }
 
 impl ServerHandle {
     pub fn port(&self) -> u16 {
-        self.port
+        self.server.port()
     }
 
     /// `http://127.0.0.1:<port>`: the URL to give agents (`--network`, `host`, `with_url`).
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://127.0.0.1:{}", self.port())
     }
 
     /// Base URL of `canister`'s HTTP interface through the gateway (browsers resolve
     /// `*.localhost` to loopback).
     pub fn url_for(&self, canister: Principal) -> String {
-        format!("http://{canister}.localhost:{}/", self.port)
+        format!("http://{canister}.localhost:{}/", self.port())
     }
 
     /// The gateway's canister calls so far, oldest first.
@@ -67,89 +64,38 @@ impl ServerHandle {
     }
 
     /// Stops accepting requests and waits for the threads (each finishes its current request).
-    pub fn shutdown(mut self) {
-        self.stop_threads();
-    }
-
-    fn stop_threads(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        for t in self.threads.drain(..) {
-            t.thread().unpark();
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for ServerHandle {
-    fn drop(&mut self) {
-        self.stop_threads();
+    pub fn shutdown(self) {
+        self.server.shutdown();
     }
 }
 
 /// Serves the IC HTTP interface and the HTTP gateway for `replica` on `addr` (port 0 picks a
 /// free port). Refuses non-loopback addresses: this is a development replica.
 pub fn serve(replica: Arc<Replica>, addr: SocketAddr) -> io::Result<ServerHandle> {
-    if !addr.ip().is_loopback() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("the replica's HTTP interface binds loopback addresses only, not {addr}"),
-        ));
-    }
-    let server = tiny_http::Server::http(addr).map_err(|e| io::Error::other(e.to_string()))?;
-    let port = server
-        .server_addr()
-        .to_ip()
-        .map(|a| a.port())
-        .ok_or_else(|| io::Error::other("no IP listen address"))?;
-    let server = Arc::new(server);
-    let stop = Arc::new(AtomicBool::new(false));
+    let mut server = LoopbackServer::bind(addr, "the replica's HTTP interface")?;
     let gateway = Gateway::new(replica.clone());
     let api_state = Arc::new(api::ApiState::default());
 
     let driver = {
-        let (replica, stop) = (replica.clone(), stop.clone());
+        let (replica, stop) = (replica.clone(), server.stop_flag());
         std::thread::Builder::new()
             .name("replica-driver".into())
             .spawn(move || drive(&replica, &stop))?
     };
     let driver_thread = driver.thread().clone();
-    let mut threads = vec![driver];
-    for i in 0..WORKERS {
-        let (server, replica, stop, gateway, api_state, driver_thread) = (
-            server.clone(),
-            replica.clone(),
-            stop.clone(),
-            gateway.clone(),
-            api_state.clone(),
-            driver_thread.clone(),
-        );
-        threads.push(
-            std::thread::Builder::new()
-                .name(format!("replica-http-{i}"))
-                .spawn(move || {
-                    let wake = || driver_thread.unpark();
-                    while !stop.load(Ordering::SeqCst) {
-                        match server.recv_timeout(Duration::from_millis(50)) {
-                            Ok(Some(request)) => {
-                                if request.url().starts_with("/api/") {
-                                    answer_api(&replica, &api_state, request, &wake)
-                                } else {
-                                    gateway.handle(request)
-                                }
-                            }
-                            Ok(None) => {}
-                            Err(_) => break,
-                        }
-                    }
-                })?,
-        );
-    }
-    Ok(ServerHandle {
-        port,
-        gateway,
-        stop,
-        threads,
-    })
+    server.add_thread(driver);
+    let handler = {
+        let gateway = gateway.clone();
+        move |request: tiny_http::Request| {
+            if request.url().starts_with("/api/") {
+                answer_api(&replica, &api_state, request, &|| driver_thread.unpark())
+            } else {
+                gateway.handle(request)
+            }
+        }
+    };
+    server.spawn_workers(WORKERS, "replica-http", handler)?;
+    Ok(ServerHandle { gateway, server })
 }
 
 /// The driver: clock at wall-clock time, rounds while messages are queued, and a round every

@@ -7,8 +7,7 @@
 mod common;
 
 use candid::{Encode, Principal};
-use canvid_replica::ingress_api::{FORGET_AFTER_NS, REPLY_RETENTION_NS};
-use canvid_replica::Replica;
+use canvid_replica::{Replica, FORGET_AFTER_NS, REPLY_RETENTION_NS};
 use ic_agent::identity::BasicIdentity;
 use ic_agent::Identity;
 use ic_certification::{Certificate, LookupResult};

@@ -11,7 +11,7 @@
 
 use std::time::Instant;
 
-use canvid_replica::{engine, InstallMode, Principal, Replica};
+use canvid_replica::{compile_module, InstallMode, Principal, Replica};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -33,10 +33,8 @@ fn main() {
     println!("module: {path} ({} bytes)", wasm.len());
 
     // Compile (decode + rewrite + wasmi translation setup) outside the replica.
-    let eng = engine::new_engine();
-    let mut cache = engine::ModuleCache::default();
     let t = Instant::now();
-    if let Err(e) = cache.get_or_compile(&eng, &wasm) {
+    if let Err(e) = compile_module(&wasm) {
         eprintln!("compile failed: {e}");
         std::process::exit(1);
     }

@@ -329,10 +329,6 @@ impl ModuleCache {
     pub fn len(&self) -> usize {
         self.modules.len()
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.modules.is_empty()
-    }
 }
 
 /// The wasmi engine configuration: fuel metering on, lazy compilation.

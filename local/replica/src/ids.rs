@@ -20,17 +20,6 @@ pub fn canister_id(n: u64) -> Principal {
     Principal::from_slice(&bytes)
 }
 
-/// Inverse of [`canister_id`]; `None` for principals that are not canister ids.
-pub fn canister_seq(p: &Principal) -> Option<u64> {
-    let b = p.as_slice();
-    if b.len() != 10 || b[8] != 1 || b[9] != 1 {
-        return None;
-    }
-    let mut n = [0u8; 8];
-    n.copy_from_slice(&b[..8]);
-    Some(u64::from_be_bytes(n))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,14 +31,5 @@ mod tests {
         assert_eq!(canister_id(0).to_text(), "rwlgt-iiaaa-aaaaa-aaaaa-cai");
         assert_eq!(canister_id(1).to_text(), "rrkah-fqaaa-aaaaa-aaaaq-cai");
         assert_eq!(canister_id(2).to_text(), "ryjl3-tyaaa-aaaaa-aaaba-cai");
-    }
-
-    #[test]
-    fn seq_roundtrip() {
-        for n in [0u64, 1, 255, 1 << 40, u64::MAX] {
-            assert_eq!(canister_seq(&canister_id(n)), Some(n));
-        }
-        assert_eq!(canister_seq(&Principal::anonymous()), None);
-        assert_eq!(canister_seq(&management()), None);
     }
 }

@@ -1,5 +1,6 @@
-//! Ingress by request id, certificates and keys: what the IC's HTTP interface needs from the
-//! replica.
+//! Ingress: submission ([`State::submit`]: size, existence and `inspect_message` checks, the
+//! ingress fee), request ids, certificates and keys (what the IC's HTTP interface needs from the
+//! replica), and the retention of answers.
 //!
 //! Agents name an update call by its *request id* (the representation-independent hash of the
 //! call's content) and poll `/request_status/<request id>` in read_state certificates until it
@@ -48,9 +49,14 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use candid::Principal;
 
+use crate::canister::{Entry, Finish};
+use crate::cycles;
+use crate::ids;
 use crate::keys::Keys;
-use crate::state::{IngressState, State};
-use crate::{RejectResponse, Replica};
+use crate::limits::{MAX_INGRESS_PAYLOAD, TOUCH_UPDATE};
+use crate::state::{reject_of, IngressState, Msg, Payment, State};
+use crate::system_api::{Exec, ExecKind};
+use crate::{CallStats, RejectResponse, Replica};
 
 /// How long a final ingress status keeps its reply or reject (replica time, ns): the 5-minute
 /// maximum ingress TTL plus the 60 s drift the expiry check permits (see the module docs).
@@ -134,11 +140,7 @@ impl IngressRecords {
         }
     }
 
-    /// Number of request ids known.
-    pub fn len(&self) -> usize {
-        self.records.len()
-    }
-
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
     }
@@ -155,12 +157,6 @@ impl Replica {
     /// The seed every key derives from (what a snapshot stores to keep the root key).
     pub fn key_seed(&self) -> [u8; 32] {
         self.lock().keys.seed()
-    }
-
-    /// Replaces the keys (e.g. restored from a snapshot's seed). Certificates issued before no
-    /// longer verify against the new root key.
-    pub fn set_keys(&self, keys: Keys) {
-        self.lock().keys = keys;
     }
 
     /// DER-encoded BLS12-381 G2 root public key (133 bytes), as `/api/v2/status` reports it.
@@ -249,7 +245,7 @@ impl Replica {
 
     /// CBOR certificate (self-describe tag 55799, `{tree, signature}`, no delegation) of the state
     /// tree pruned to `paths` (each a list of labels) plus `/time`, signed with the root key.
-    /// Absent paths are provably absent. See [`crate::state_tree`] for the paths served. The
+    /// Absent paths are provably absent. See `state_tree.rs` for the paths served. The
     /// caller (the HTTP interface) enforces who may read what (see
     /// [`Replica::metadata_is_private`], [`Replica::request_sender`]).
     pub fn read_state_certificate(&self, paths: &[Vec<Vec<u8>>]) -> Vec<u8> {
@@ -285,6 +281,7 @@ impl Retention {
     /// Final messages whose reply-drop is still ahead (for tests and diagnostics). Includes
     /// messages whose entry [`Replica::update_call`] already removed: their queue slot (16 bytes)
     /// stays until the window ends.
+    #[cfg(test)]
     pub fn replies_kept(&self) -> usize {
         self.with_reply.len()
     }
@@ -329,6 +326,118 @@ impl State {
             }
             self.stats.remove(&id);
             self.requests.forget(id);
+        }
+    }
+
+    // ------------------------------------------------------------------ submission
+
+    pub fn submit(
+        &mut self,
+        cid: Principal,
+        sender: Principal,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> Result<u64, RejectResponse> {
+        if arg.len() > MAX_INGRESS_PAYLOAD {
+            return Err(RejectResponse::ic(
+                504,
+                format!(
+                    "Ingress message to {cid} is too large: argument of {} bytes exceeds the limit of {MAX_INGRESS_PAYLOAD} bytes",
+                    arg.len()
+                ),
+            ));
+        }
+        if cid == ids::management() {
+            /// The effective canister of a management call: its argument's `canister_id`.
+            #[derive(candid::CandidType, candid::Deserialize)]
+            struct Target {
+                canister_id: Principal,
+            }
+            if let Ok(t) = candid::decode_one::<Target>(&arg) {
+                self.charge_management_ingress(sender, t.canister_id, method, arg.len())?;
+            }
+        }
+        let id = self.next_msg;
+        self.next_msg += 1;
+        if cid == ids::management() {
+            let result = self
+                .management_call(sender, method, &arg, 0, None)
+                .map(|r| r.0)
+                .unwrap_or_else(|| Ok(candid::encode_args(()).unwrap_or_default()));
+            self.finish_ingress(id, result);
+            return Ok(id);
+        }
+        let (_, kind) = self.check_target(cid, method)?;
+        let _ = kind;
+        if self.canister(cid)?.exports("canister_inspect_message") {
+            let exec = Exec {
+                kind: ExecKind::InspectMessage,
+                caller: sender,
+                method: method.to_string(),
+                arg: arg.clone(),
+                ..Exec::default()
+            };
+            let out = self
+                .execute(
+                    cid,
+                    Entry::Export("canister_inspect_message".into()),
+                    exec,
+                    Finish::Rollback,
+                    self.limits.inspect_instructions,
+                    TOUCH_UPDATE,
+                    None,
+                    Payment::Free,
+                )
+                .out;
+            match out.result {
+                Err(e) => return Err(reject_of(cid, &e)),
+                Ok(()) if !out.exec.accepted_message => {
+                    return Err(RejectResponse::ic(
+                        406,
+                        format!("Canister {cid} rejected the message in inspect_message (it did not call ic0.accept_message)"),
+                    ))
+                }
+                Ok(()) => {}
+            }
+        }
+        let fee = cycles::ingress_fee(method.len(), arg.len());
+        self.frozen_check(cid, fee)?;
+        if let Some(c) = self.canisters.get_mut(&cid) {
+            c.ctx_mut().balance -= fee;
+        }
+        self.stats.insert(
+            id,
+            CallStats {
+                instructions: 0,
+                cycles_charged: fee,
+            },
+        );
+        self.ingress.insert(id, IngressState::Pending);
+        self.queue.push_back(Msg::Ingress {
+            id,
+            canister: cid,
+            sender,
+            method: method.to_string(),
+            arg,
+        });
+        Ok(id)
+    }
+
+    /// The answer of ingress message `id`: `None` while it is pending or unknown; a reject
+    /// explaining it when the answer was already dropped (status `done`).
+    pub fn ingress_result(&self, id: u64) -> Option<Result<Vec<u8>, RejectResponse>> {
+        match self.ingress.get(&id) {
+            Some(IngressState::Done(r)) => Some(r.clone()),
+            Some(IngressState::Pruned) => Some(Err(RejectResponse::ic(
+                100,
+                format!(
+                    "message {id} was answered more than {} s ago (replica time) and its reply \
+                     has been dropped (request status `done`): await a message within that \
+                     window after it completes",
+                    crate::ingress_api::REPLY_RETENTION_NS / 1_000_000_000
+                ),
+            ))),
+            _ => None,
         }
     }
 }

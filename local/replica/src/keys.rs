@@ -86,6 +86,7 @@ impl Keys {
     }
 
     /// The root public key, compressed G2 (96 bytes).
+    #[cfg(test)]
     pub fn root_public_key(&self) -> [u8; 96] {
         self.root_public
     }

@@ -8,16 +8,16 @@
 //!
 //! ## Design
 //!
-//! * **State** ([`state`]): one `Mutex` around canisters, call contexts, callbacks, the message
-//!   queue and the ingress history. A round ([`Replica::tick`]) executes every message queued
-//!   before it started; messages produced during a round wait for the next one. Time advances by
-//!   1 ns per round (strictly increasing) and can be set or advanced.
-//! * **Modules** ([`engine`]): each distinct module (SHA-256 of the gunzipped wasm) is compiled
+//! * **State** (`state`, `scheduler`, `query`): one `Mutex` around canisters, call contexts,
+//!   callbacks, the message queue and the ingress history. A round ([`Replica::tick`]) executes
+//!   every message queued before it started; messages produced during a round wait for the next
+//!   one. Time advances by 1 ns per round (strictly increasing) and can be set or advanced.
+//! * **Modules** (`engine`): each distinct module (SHA-256 of the gunzipped wasm) is compiled
 //!   once and instantiated per canister. Before compilation the module is *rewritten* to export
 //!   its funcref table (ic-cdk passes callbacks to `call_new` as table indices, and the host must
 //!   call them) and all mutable globals (the shadow stack pointer must be restored after a trap).
 //!   Only the export section changes.
-//! * **Rollback** ([`canister`], [`memory`]): a trap rolls back the message's heap, stable memory,
+//! * **Rollback** (`canister`, `memory`): a trap rolls back the message's heap, stable memory,
 //!   mutable globals, cycle balance, certified data and timer. Stable memory can be hundreds of
 //!   GiB, so it is never copied: the first write of a message to a 64 KiB page saves that page in
 //!   an undo *journal*, dropped on commit and replayed on trap. The heap is restored from a
@@ -25,7 +25,7 @@
 //!   back. An update's state is committed at each await point exactly as on the IC: the
 //!   execution up to `call_perform`'s return is one message, each callback another. A callback
 //!   that traps is rolled back and then its cleanup callback runs (and is committed).
-//! * **System API** ([`system_api`]): every `ic0` import an ic-cdk 0.20 canister uses, with the
+//! * **System API** (`system_api`, one file per section of the spec): every `ic0` import an ic-cdk 0.20 canister uses, with the
 //!   spec's per-context availability (misuse traps); unknown `ic0` imports link to a stub that
 //!   traps "not implemented", so such modules still install.
 //! * **Calls**: unbounded-wait and bounded-wait (`call_with_best_effort_response`; an expired
@@ -37,7 +37,7 @@
 //!   no reply, IC0508 stopped, IC0512 not a controller, IC0522 instruction limit, IC0536 no such
 //!   method, IC0537 no module, IC0207 out of cycles); the reject code follows from the error
 //!   code's class as on the IC.
-//! * **Management canister** ([`management`]): create_canister (500 B cycles fee from attached
+//! * **Management canister** (`management`): create_canister (500 B cycles fee from attached
 //!   cycles for canister callers; the API's `create_canister*` is provisional and free, like
 //!   pocket-ic), install_code (install / reinstall / upgrade = pre_upgrade → new module →
 //!   post_upgrade keeping stable memory; a failed upgrade leaves the old module and state
@@ -52,8 +52,8 @@
 //!   argument (2 MiB, rejected before execution), inter-canister payload (10 MiB), stable memory
 //!   touched per message (2 GiB update, 8 GiB upgrade), 500 GiB stable memory, `wasm_memory_limit`.
 //!   The instruction and reply-size limits are the IC's by default and configurable
-//!   ([`Replica::with_limits`], [`limits`]) so tests can see them enforced at small scale.
-//! * **Certification** ([`keys`], [`state_tree`], [`certificate`]): a BLS12-381 root key (the
+//!   ([`Replica::with_limits`], [`Limits`]) so tests can see them enforced at small scale.
+//! * **Certification** (`keys`, `state_tree`, `certificate`): a BLS12-381 root key (the
 //!   IC's min-sig scheme, DER as `/api/v2/status` reports it) derived from a 32-byte seed
 //!   ([`Replica::with_seed`]; [`Replica::new`] draws one from the OS) signs certificates of the
 //!   system state tree (`/time`, `/request_status`, `/canister/<id>/{certified_data,
@@ -62,11 +62,11 @@
 //!   queries see the same kind of certificate (`/time` + their `certified_data`). An Ed25519
 //!   node key ([`Replica::node_sign`]) signs query responses; its key is certified under
 //!   `/subnet/<subnet>/node/<node>/public_key`.
-//! * **Ingress by request id** ([`ingress_api`]): [`Replica::submit_ingress`] records an update
+//! * **Ingress by request id** (`ingress_api`): [`Replica::submit_ingress`] records an update
 //!   under the agent's request id; its status (received → processing → replied/rejected → done)
 //!   is certified under `/request_status/<id>`. Replies are dropped 6 minutes (replica time)
 //!   after a message completes (status `done`) and the message is forgotten after 15 minutes,
-//!   so a long-running replica's memory stays bounded (see [`ingress_api`] for the reasons).
+//!   so a long-running replica's memory stays bounded (see `ingress_api` for the reasons).
 //!
 //! ## Not implemented
 //!
@@ -77,32 +77,45 @@
 //! no certificate delegations (one subnet holds the root key), no ingress-history memory cap
 //! (replies are dropped by age only). Instruction counts are wasmi fuel ("instructions (embedded)"),
 //! not the IC's weighted counts.
+//!
+//! ## Public API
+//!
+//! [`Replica`] (its methods follow the `pocket-ic` crate's, plus the ingress-by-request-id,
+//! certificate and key methods the HTTP interface needs, limits, and saving to / loading from
+//! a directory: [`Replica::save_snapshot`], [`Replica::load_snapshot`]), the types of its
+//! signatures ([`RejectResponse`], [`CanisterSettings`], [`Limits`], [`RequestStatus`],
+//! [`SnapshotError`], ...), the ingress retention windows, [`compile_module`], and the cycles
+//! cost model ([`cycles`]). Every other module is internal to the crate.
 
-pub mod canister;
-pub mod certificate;
+mod canister;
+mod certificate;
 pub mod cycles;
-pub mod engine;
-pub mod http_support;
-pub mod ids;
-pub mod ingress_api;
-pub mod keys;
-pub mod limits;
-pub mod management;
-pub mod memory;
-pub mod snapshot;
-pub mod state;
-pub mod state_tree;
-pub mod system_api;
+mod engine;
+mod ids;
+mod ingress_api;
+mod keys;
+mod limits;
+mod management;
+mod memory;
+mod persist;
+mod query;
+mod scheduler;
+mod state;
+mod state_tree;
+mod system_api;
 mod types;
 
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use candid::Principal;
-pub use ingress_api::RequestStatus;
-pub use keys::Keys;
+pub use ingress_api::{RequestStatus, FORGET_AFTER_NS, REPLY_RETENTION_NS};
 pub use limits::Limits;
-pub use types::*;
+pub use persist::{SaveReport, SnapshotError};
+pub use types::{
+    CallStats, CanisterSettings, CanisterStatus, CanisterStatusKind, InstallMode, MessageId,
+    RejectCode, RejectResponse,
+};
 
 use state::State;
 
@@ -434,9 +447,9 @@ impl Replica {
     }
 
     /// Runs rounds until the submitted message is answered. Answers are kept for
-    /// [`ingress_api::REPLY_RETENTION_NS`] of replica time after the message completes: awaiting
+    /// [`REPLY_RETENTION_NS`] of replica time after the message completes: awaiting
     /// it later gives a reject (`IC0100`, "reply has been dropped"), and after
-    /// [`ingress_api::FORGET_AFTER_NS`] the message id is unknown.
+    /// [`FORGET_AFTER_NS`] the message id is unknown.
     pub fn await_call(&self, id: MessageId) -> Result<Vec<u8>, RejectResponse> {
         for _ in 0..MAX_ROUNDS {
             let mut s = self.lock();
@@ -481,7 +494,7 @@ impl Replica {
         ))
     }
 
-    /// One round (see [`state::State::tick`]).
+    /// One round: executes every message queued before it started (see `scheduler`).
     pub fn tick(&self) {
         self.lock().tick();
     }
@@ -532,6 +545,21 @@ impl Replica {
     pub fn compiled_modules(&self) -> usize {
         self.lock().cache.len()
     }
+
+    /// True while messages are queued (ingress, inter-canister requests or responses): the HTTP
+    /// interface's driver thread (`canvid-http-interface`) runs rounds while this holds and idles
+    /// otherwise.
+    pub fn has_pending_work(&self) -> bool {
+        self.lock().has_work()
+    }
+}
+
+/// Decodes (gunzip), rewrites and compiles `wasm` as installing it does, outside any replica:
+/// the `bench` example times compilation with it.
+pub fn compile_module(wasm: &[u8]) -> Result<(), String> {
+    engine::ModuleCache::default()
+        .get_or_compile(&engine::new_engine(), wasm)
+        .map(|_| ())
 }
 
 #[cfg(test)]

@@ -7,9 +7,24 @@
 //! limit enforced runs a replica with a small limit instead ([`Replica::with_limits`]): the
 //! enforcement code is the same, only the number differs.
 
-use crate::state::{LIMIT_INSPECT, LIMIT_INSTALL, LIMIT_QUERY, LIMIT_UPDATE};
-use crate::system_api::{ExecKind, MAX_REPLY_QUERY, MAX_REPLY_REPLICATED};
+use crate::system_api::ExecKind;
 use crate::Replica;
+
+/// Largest ingress argument, checked before execution.
+pub(crate) const MAX_INGRESS_PAYLOAD: usize = 2 * 1024 * 1024;
+/// Instructions per message (the IC's; [`Limits::IC`]).
+pub(crate) const LIMIT_UPDATE: u64 = 40_000_000_000;
+pub(crate) const LIMIT_QUERY: u64 = 5_000_000_000;
+pub(crate) const LIMIT_INSTALL: u64 = 300_000_000_000;
+pub(crate) const LIMIT_INSPECT: u64 = 200_000_000;
+/// Stable memory a message may touch: 2 GiB (update), 8 GiB (upgrade).
+pub(crate) const TOUCH_UPDATE: u64 = 2 << 30;
+pub(crate) const TOUCH_UPGRADE: u64 = 8 << 30;
+/// Reply size limits (the IC's; [`Limits::IC`]).
+pub(crate) const MAX_REPLY_REPLICATED: usize = 2 * 1024 * 1024;
+pub(crate) const MAX_REPLY_QUERY: usize = 3 * 1024 * 1024;
+/// Inter-canister request payload limit (same subnet).
+pub(crate) const MAX_CALL_PAYLOAD: usize = 10 * 1024 * 1024;
 
 /// Instruction and reply-size limits of one message (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -9,7 +9,8 @@ use sha2::{Digest, Sha256};
 
 use crate::canister::{instantiate, link_stubs, Canister, Entry, Finish};
 use crate::cycles;
-use crate::state::{reject_of, State, TOUCH_UPGRADE};
+use crate::limits::TOUCH_UPGRADE;
+use crate::state::{reject_of, State};
 use crate::system_api::{Exec, ExecKind, HostCtx};
 use crate::types::*;
 

@@ -161,6 +161,7 @@ impl StableMemory {
     }
 
     /// Number of pages the running message has written so far.
+    #[cfg(test)]
     pub fn journal_pages(&self) -> usize {
         self.journal.as_ref().map_or(0, |j| j.originals.len())
     }
@@ -178,11 +179,12 @@ impl StableMemory {
     }
 
     /// Host memory actually allocated for pages (not the addressable size).
+    #[cfg(test)]
     pub fn allocated_bytes(&self) -> u64 {
         self.pages.len() as u64 * PAGE
     }
 
-    // --- snapshot support (`crate::snapshot`) ---
+    // --- persistence support (`crate::persist`) ---
 
     /// Content of page `n` if it was ever written (`None` reads as zeros).
     pub fn page(&self, n: u64) -> Option<&[u8]> {
@@ -208,11 +210,6 @@ impl StableMemory {
         v.sort_unstable();
         self.synced_with = Some(sync);
         v
-    }
-
-    /// Number of pages written since the last snapshot capture.
-    pub fn dirty_pages(&self) -> usize {
-        self.dirty.len()
     }
 
     /// A memory loaded from snapshot `sync`: `size_pages` pages of which `pages` are allocated.

@@ -12,20 +12,6 @@ pub enum RejectCode {
     SysUnknown = 6,
 }
 
-impl RejectCode {
-    pub fn from_u32(v: u32) -> Option<Self> {
-        Some(match v {
-            1 => RejectCode::SysFatal,
-            2 => RejectCode::SysTransient,
-            3 => RejectCode::DestinationInvalid,
-            4 => RejectCode::CanisterReject,
-            5 => RejectCode::CanisterError,
-            6 => RejectCode::SysUnknown,
-            _ => return None,
-        })
-    }
-}
-
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RejectResponse {
     pub reject_code: RejectCode,

@@ -20,7 +20,7 @@ pub const PROBE_CYCLES: u128 = 100_000_000_000_000;
 pub const CREATION_FEE: u128 = 500_000_000_000;
 pub const MIB: usize = 1 << 20;
 /// Start of the probe's user region in stable memory (see the probe's layout docs).
-pub const USER_BASE: usize = 65_536;
+pub const USER_BASE: usize = canvid_replica_probe_types::USER_BASE as usize;
 
 /// The principal most tests call from.
 pub fn user() -> Principal {
@@ -209,76 +209,9 @@ pub fn expect_reject<T: std::fmt::Debug>(
     }
 }
 
-// ----- Candid types of the probe (mirrors replica/fixtures/probe/src/lib.rs) -----
+// ----- The probe's own candid types (`canvid-replica-probe-types`) -----
 
-#[derive(CandidType, Deserialize, Clone, Debug)]
-pub struct CallSpec {
-    pub target: Principal,
-    pub method: String,
-    pub arg: ByteBuf,
-    pub cycles: u128,
-    pub bounded: bool,
-}
-
-impl CallSpec {
-    pub fn new(target: Principal, method: &str, arg: Vec<u8>) -> Self {
-        CallSpec {
-            target,
-            method: method.to_string(),
-            arg: ByteBuf::from(arg),
-            cycles: 0,
-            bounded: false,
-        }
-    }
-
-    pub fn bounded(mut self, bounded: bool) -> Self {
-        self.bounded = bounded;
-        self
-    }
-}
-
-#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub enum CallOutcome {
-    Reply {
-        data: ByteBuf,
-        refunded: u128,
-    },
-    Reject {
-        code: u32,
-        message: String,
-        refunded: u128,
-    },
-    NotSent {
-        message: String,
-    },
-}
-
-impl CallOutcome {
-    #[track_caller]
-    pub fn reply(&self) -> &[u8] {
-        match self {
-            CallOutcome::Reply { data, .. } => data,
-            other => panic!("expected a reply, got {other:?}"),
-        }
-    }
-
-    #[track_caller]
-    pub fn reject(&self) -> (u32, &str) {
-        match self {
-            CallOutcome::Reject { code, message, .. } => (*code, message),
-            other => panic!("expected a reject, got {other:?}"),
-        }
-    }
-
-    pub fn refunded(&self) -> Option<u128> {
-        match self {
-            CallOutcome::Reply { refunded, .. } | CallOutcome::Reject { refunded, .. } => {
-                Some(*refunded)
-            }
-            CallOutcome::NotSent { .. } => None,
-        }
-    }
-}
+pub use canvid_replica_probe_types::{CallOutcome, CallSpec};
 
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct StatusSummary {

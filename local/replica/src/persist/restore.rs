@@ -1,0 +1,151 @@
+//! Restore: rebuilding a canister from its records and files.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::Read;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use super::files::{heap_name, stable_name, wasm_name};
+use super::manifest::{bits_to_val, status_code, CanisterRecord};
+use super::{io, Result, SnapshotError, RESTORE_START_FUEL};
+use crate::canister::{instantiate, link_stubs, Canister};
+use crate::memory::{StableMemory, PAGE};
+use crate::state::State;
+use crate::system_api::HostCtx;
+
+pub(super) fn read_file(dir: &Path, name: &str) -> Result<Vec<u8>> {
+    let path = dir.join(name);
+    fs::read(&path).map_err(io(format!("reading {}", path.display())))
+}
+
+/// Reads a sparse stable file: only pages with a non-zero byte take memory.
+pub(super) fn read_stable(path: &Path, size_pages: u64) -> Result<HashMap<u64, Box<[u8]>>> {
+    let mut pages = HashMap::new();
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        // Never written: all zeros.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(pages),
+        Err(e) => return Err(io(format!("opening {}", path.display()))(e)),
+    };
+    let len = f
+        .metadata()
+        .map_err(io(format!("reading {}", path.display())))?
+        .len();
+    let n = len.div_ceil(PAGE).min(size_pages);
+    let mut buf = vec![0u8; PAGE as usize];
+    for page in 0..n {
+        buf.fill(0);
+        let want = (len - page * PAGE).min(PAGE) as usize;
+        f.read_exact(&mut buf[..want])
+            .map_err(io(format!("reading {}", path.display())))?;
+        if buf.iter().any(|b| *b != 0) {
+            pages.insert(page, buf.clone().into_boxed_slice());
+        }
+    }
+    Ok(pages)
+}
+
+pub(super) fn restore_canister(
+    s: &mut State,
+    dir: &Path,
+    rec: &CanisterRecord,
+    sync: (u128, u64),
+) -> Result<Canister> {
+    let pages = read_stable(
+        &dir.join(stable_name(&rec.id, rec.stable_file)),
+        rec.stable_pages,
+    )?;
+    let mut ctx = HostCtx::new(rec.id);
+    ctx.stable = StableMemory::restored(rec.stable_pages, pages, sync);
+    ctx.balance = rec.balance;
+    ctx.controllers = rec.controllers.clone();
+    ctx.certified_data = rec.certified_data.clone();
+    ctx.global_timer = rec.global_timer;
+    ctx.canister_version = rec.canister_version;
+    ctx.status = u32::from(status_code(rec.status)) + 1;
+    let mem_limit = usize::try_from(rec.wasm_memory_limit).unwrap_or(usize::MAX);
+    ctx.limits = wasmi::StoreLimitsBuilder::new()
+        .memory_size(mem_limit)
+        .build();
+    let engine = s.engine.clone();
+    let mut c = Canister::new(&engine, rec.id);
+    c.freezing_threshold = rec.freezing_threshold;
+    c.wasm_memory_limit = rec.wasm_memory_limit;
+    c.status = rec.status;
+    c.generation = rec.generation;
+    let Some(m) = &rec.module else {
+        *c.ctx_mut() = ctx;
+        return Ok(c);
+    };
+    let wasm = read_file(dir, &wasm_name(&m.wasm))?;
+    let module = s
+        .cache
+        .get_or_compile(&engine, &wasm)
+        .map_err(|e| SnapshotError::Corrupt(format!("module of {}: {e}", rec.id)))?;
+    if module.hash != m.wasm {
+        return Err(SnapshotError::Corrupt(format!(
+            "module file of {} does not match its hash",
+            rec.id
+        )));
+    }
+    link_stubs(&mut s.linker, &mut s.stubs, &module);
+    let heap = if m.heap_len > 0 {
+        read_file(dir, &heap_name(&m.heap))?
+    } else {
+        Vec::new()
+    };
+    if heap.len() as u64 != m.heap_len || Sha256::digest(&heap).as_slice() != m.heap {
+        return Err(SnapshotError::Corrupt(format!(
+            "heap file of {} does not match its hash",
+            rec.id
+        )));
+    }
+    let (mut store, instance, globals, table, _) =
+        instantiate(&engine, &s.linker, &module, ctx, RESTORE_START_FUEL).map_err(|f| {
+            SnapshotError::Corrupt(format!(
+                "module of {} does not instantiate: {}",
+                rec.id, f.1
+            ))
+        })?;
+    if let Some(mem) = store.data().memory {
+        let have = mem.data_size(&store) as u64;
+        if m.heap_len > have {
+            mem.grow(&mut store, (m.heap_len - have) / PAGE)
+                .map_err(|e| {
+                    SnapshotError::Corrupt(format!("heap of {} cannot grow: {e}", rec.id))
+                })?;
+        }
+        if mem.data_size(&store) != heap.len() {
+            return Err(SnapshotError::Corrupt(format!(
+                "heap of {} has {} bytes, the module's memory {}",
+                rec.id,
+                heap.len(),
+                mem.data_size(&store)
+            )));
+        }
+        mem.data_mut(&mut store).copy_from_slice(&heap);
+    } else if !heap.is_empty() {
+        return Err(SnapshotError::Corrupt(format!(
+            "{} has a saved heap but its module exports no memory",
+            rec.id
+        )));
+    }
+    if globals.len() != m.globals.len() {
+        return Err(SnapshotError::Corrupt(format!(
+            "{} saved {} globals, its module has {}",
+            rec.id,
+            m.globals.len(),
+            globals.len()
+        )));
+    }
+    for (g, (t, bits)) in globals.iter().zip(&m.globals) {
+        g.set(&mut store, bits_to_val(*t, *bits)).map_err(|e| {
+            SnapshotError::Corrupt(format!("global of {} cannot be set: {e}", rec.id))
+        })?;
+    }
+    c.adopt(module, store, instance, globals, table);
+    c.module_hash = Some(m.module_hash);
+    Ok(c)
+}
