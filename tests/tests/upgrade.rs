@@ -3,7 +3,7 @@
 
 use canvid_tests::clients::{ok, spec_for, Video};
 use canvid_tests::deploy::{deploy, standalone_video, Deployment, T};
-use canvid_tests::http_types::{HttpResponse, HttpUpdateRequest};
+use canvid_tests::http_types::{HttpRequest, HttpResponse};
 use canvid_tests::{backend_tests, principal, wasm, Backend, BackendExt, GenFile, Principal};
 use canvid_types::index::IndexInit;
 use canvid_types::spawn::{CreateVideoArgs, SpawnInit, UpgradeArgs};
@@ -318,16 +318,21 @@ fn spawn_upgrade_corrects_the_first_default_cycles_config(b: &dyn Backend) {
     }
 }
 
-/// `/poster` as the canister serves it (through the update path: no certification involved).
+/// `/poster` as the canister serves it: the `http_request` query (certified right after the
+/// upgrade; `inspect_message` refuses it as an update, which the query could answer).
 fn poster(b: &dyn Backend, video: Principal) -> HttpResponse {
-    let req = HttpUpdateRequest {
+    let req = HttpRequest {
         method: "GET".into(),
         url: "/poster".into(),
         headers: vec![],
         body: ByteBuf::new(),
+        certificate_version: Some(2),
     };
-    b.update1(video, Principal::anonymous(), "http_request_update", &req)
-        .unwrap_or_else(|e| panic!("{}: GET /poster: {e}", b.name()))
+    let r: HttpResponse = b
+        .query1(video, Principal::anonymous(), "http_request", &req)
+        .unwrap_or_else(|e| panic!("{}: GET /poster: {e}", b.name()));
+    assert_ne!(r.upgrade, Some(true), "{}: /poster is certified", b.name());
+    r
 }
 
 /// A video canister of the released module of 71179eb (`tests/fixtures/`) holding real old state
