@@ -1,16 +1,19 @@
-//! Who may write to the index: registrars register, a video reports its own owner changes.
+//! Who may write to the index: registrars register, a video reports its own owner changes, and
+//! the index believes a report only as far as the IC bears it out (security review M4).
 
-use canvid_tests::clients::{rejected, Relay};
+use canvid_tests::clients::{ok, rejected, Relay, Video};
 use canvid_tests::deploy::{deploy, T};
-use canvid_tests::{backend_tests, principal, Backend};
+use canvid_tests::{backend_tests, principal, wasm, Backend, BackendExt};
 use canvid_types::index::{OwnerChange, VideoRegistration};
+use canvid_types::video::VideoInit;
 use canvid_types::Error;
 
 fn index_authorisation(b: &dyn Backend) {
     let d = deploy(b);
     let idx = d.index_client();
     let mallory = principal("mallory");
-    let relay = Relay::deploy(b, principal("relay-controller"), 10 * T);
+    let relay_controller = principal("relay-controller");
+    let relay = Relay::deploy(b, relay_controller, 10 * T);
     let reg = VideoRegistration {
         video: relay.id,
         creator: mallory,
@@ -84,7 +87,8 @@ fn index_authorisation(b: &dyn Backend) {
     assert_eq!((e.creator, e.owner, e.transfer_seq), (alice, alice, 0));
 
     // Once the admin makes the relay a registrar it may register (itself, as a video), and
-    // then, being that video, report its owner changes; stale reports are ignored.
+    // then, being that video, report its owner changes, as far as the IC bears them out: the
+    // new owner must be one of its controllers.
     canvid_tests::clients::ok(
         "set_registrars",
         idx.set_registrars(d.admin, vec![d.spawn, relay.id]),
@@ -92,6 +96,8 @@ fn index_authorisation(b: &dyn Backend) {
     let res: canvid_types::Result<()> = relay.call(d.index, "register_video", &reg, 0);
     assert_eq!(res, Ok(()));
     let bob = principal("bob");
+    b.set_controllers(relay.id, Some(relay_controller), vec![relay_controller, bob])
+        .unwrap_or_else(|e| panic!("set_controllers of the relay: {e}"));
     let res: canvid_types::Result<()> = relay.call(
         d.index,
         "report_owner_change",
@@ -102,8 +108,18 @@ fn index_authorisation(b: &dyn Backend) {
         0,
     );
     assert_eq!(res, Ok(()));
+    let bob_again = OwnerChange {
+        new_owner: bob,
+        transfer_seq: 7,
+    };
     let res: canvid_types::Result<()> = relay.call(d.index, "report_owner_change", &change, 0);
-    assert_eq!(res, Ok(()), "a stale report is acknowledged without effect");
+    assert!(
+        matches!(res, Err(Error::Conflict { .. })),
+        "mallory controls nothing: {res:?}"
+    );
+    let res: canvid_types::Result<()> = relay.call(d.index, "report_owner_change", &bob_again, 0);
+    assert_eq!(res, Ok(()), "a repeated report is acknowledged without effect");
+    assert_eq!(idx.stats().owner_changes_applied, 1);
     let e = idx.get_video(relay.id).expect("registered");
     assert_eq!((e.owner, e.transfer_seq), (bob, 2));
     assert_eq!(idx.by_owner(bob).len(), 1);
@@ -111,4 +127,87 @@ fn index_authorisation(b: &dyn Backend) {
     assert_eq!(idx.by_creator(mallory).len(), 1);
 }
 
-backend_tests!(index_authorisation);
+/// Security review M4: the owner controls the video canister's code, so it can make the video
+/// report anything. A module that reports a non-controller with `transfer_seq = u64::MAX` is
+/// refused; one that reports a real controller with `u64::MAX` is believed but orders nothing:
+/// the next genuine `change_owner` (transfer_seq 1) is still applied, ordered by the IC's
+/// canister history.
+fn forged_owner_reports(b: &dyn Backend) {
+    let d = deploy(b);
+    let idx = d.index_client();
+    let (alice, bob, mallory) = (principal("alice"), principal("bob"), principal("mallory"));
+    // A canister alice controls (with itself, like a video), running a forged module: the probe,
+    // which makes whatever call it is told to.
+    let id = b.create_canister(Some(alice), Some(vec![alice]), 10 * T);
+    b.set_controllers(id, Some(alice), vec![alice, id])
+        .unwrap_or_else(|e| panic!("set_controllers: {e}"));
+    b.install(
+        id,
+        wasm::load("replica-probe"),
+        candid::encode_args(()).expect("()"),
+        Some(alice),
+    )
+    .unwrap_or_else(|e| panic!("installing the forged module: {e}"));
+    let forged = Relay { b, id };
+    // Registered like a spawned video (the admin acts as registrar here).
+    ok(
+        "set_registrars",
+        idx.set_registrars(d.admin, vec![d.spawn, d.admin]),
+    );
+    let reg = VideoRegistration {
+        video: id,
+        creator: alice,
+        owner: alice,
+    };
+    ok("register_video", idx.register_video(d.admin, &reg));
+
+    let report = |new_owner, transfer_seq| -> canvid_types::Result<()> {
+        forged.call(
+            d.index,
+            "report_owner_change",
+            &OwnerChange {
+                new_owner,
+                transfer_seq,
+            },
+            0,
+        )
+    };
+    // A non-controller: refused, nothing changes.
+    let res = report(mallory, u64::MAX);
+    assert!(matches!(res, Err(Error::Conflict { .. })), "{res:?}");
+    let e = idx.get_video(id).expect("registered");
+    assert_eq!((e.owner, e.transfer_seq), (alice, 0));
+    assert!(idx.by_owner(mallory).is_empty());
+    assert_eq!(idx.stats().owner_changes_applied, 0);
+    // A controller (alice herself) with u64::MAX: true as far as the IC can tell, so applied...
+    assert_eq!(report(alice, u64::MAX), Ok(()));
+    assert_eq!(idx.get_video(id).expect("registered").transfer_seq, u64::MAX);
+
+    // ...but it freezes nothing. Alice puts the real video module in and sells to bob.
+    let init = VideoInit {
+        owner: alice,
+        creator: alice,
+        index: Some(d.index),
+        title: "forged, then real".into(),
+        description: String::new(),
+        tags: vec![],
+    };
+    b.reinstall(
+        id,
+        wasm::video(),
+        candid::encode_one(init).expect("encode VideoInit"),
+        Some(alice),
+    )
+    .unwrap_or_else(|e| panic!("reinstalling the video module: {e}"));
+    let v = Video::new(b, id);
+    let r = ok("change_owner", v.change_owner(alice, bob));
+    assert_eq!(r.transfer_seq, 1);
+    assert!(r.index_notified, "the index applied the genuine report");
+    let e = idx.get_video(id).expect("registered");
+    assert_eq!((e.owner, e.transfer_seq, e.creator), (bob, 1, alice));
+    assert_eq!(idx.by_owner(bob).len(), 1);
+    assert!(idx.by_owner(alice).is_empty());
+    assert_eq!(idx.stats().owner_changes_applied, 2);
+}
+
+backend_tests!(index_authorisation, forged_owner_reports);
