@@ -210,4 +210,84 @@ fn forged_owner_reports(b: &dyn Backend) {
     assert_eq!(idx.stats().owner_changes_applied, 2);
 }
 
-backend_tests!(index_authorisation, forged_owner_reports);
+/// The index orders ownership reports by `canister_info`'s `total_num_changes`, so both backends
+/// must count what the IC counts: creation, code deployments and `update_settings` calls that
+/// name controllers (even unchanged ones), and neither executed messages nor other settings.
+/// The expected values are checked on PocketIC (the IC's own execution) and on the embedded
+/// replica alike.
+fn canister_history_counts_changes_only(b: &dyn Backend) {
+    use ic_management_canister_types::{
+        CanisterInfoArgs, CanisterInfoResult, ChangeDetails, CodeDeploymentMode,
+    };
+    let ctl = principal("history-controller");
+    let asker = Relay::deploy(b, principal("relay-controller"), 10 * T);
+    let info = |id, wanted: Option<u64>, via: &Relay| -> CanisterInfoResult {
+        via.call(
+            candid::Principal::management_canister(),
+            "canister_info",
+            &CanisterInfoArgs {
+                canister_id: id,
+                num_requested_changes: wanted,
+            },
+            0,
+        )
+    };
+    let id = b.create_canister(Some(ctl), Some(vec![ctl]), 10 * T);
+    assert_eq!(info(id, None, &asker).total_num_changes, 1, "creation");
+    let probe = wasm::load("replica-probe");
+    b.install(id, probe.clone(), candid::encode_args(()).expect("()"), Some(ctl))
+        .unwrap_or_else(|e| panic!("install: {e}"));
+    // Messages the canister executes (here its own canister_info calls) change nothing.
+    let itself = Relay { b, id };
+    for _ in 0..3 {
+        let i = info(id, None, &itself);
+        assert_eq!(i.total_num_changes, 2, "creation + install");
+        assert!(i.recent_changes.is_empty(), "none asked for");
+    }
+    b.set_freezing_threshold(id, Some(ctl), 1_000_000)
+        .unwrap_or_else(|e| panic!("update_settings: {e}"));
+    assert_eq!(
+        info(id, None, &asker).total_num_changes,
+        2,
+        "settings without controllers are not history"
+    );
+    b.set_controllers(id, Some(ctl), vec![ctl])
+        .unwrap_or_else(|e| panic!("update_settings: {e}"));
+    b.upgrade(id, probe.clone(), candid::encode_args(()).expect("()"), Some(ctl))
+        .unwrap_or_else(|e| panic!("upgrade: {e}"));
+    let i = info(id, Some(3), &asker);
+    assert_eq!(i.total_num_changes, 4, "+ controllers named (unchanged) + upgrade");
+    assert_eq!(i.controllers, vec![ctl]);
+    assert_eq!(
+        i.module_hash.as_deref(),
+        Some(&wasm::sha256(&probe)[..]),
+        "module hash"
+    );
+    let kinds: Vec<String> = i
+        .recent_changes
+        .iter()
+        .map(|c| match &c.details {
+            ChangeDetails::CodeDeployment(d) => {
+                assert_eq!(d.module_hash, wasm::sha256(&probe).to_vec());
+                match d.mode {
+                    CodeDeploymentMode::Install => "install".into(),
+                    CodeDeploymentMode::Reinstall => "reinstall".into(),
+                    CodeDeploymentMode::Upgrade => "upgrade".into(),
+                }
+            }
+            ChangeDetails::ControllersChange(c) => {
+                assert_eq!(c.controllers, vec![ctl]);
+                "controllers".into()
+            }
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(kinds, ["install", "controllers", "upgrade"], "the 3 most recent");
+    assert_eq!(info(id, Some(100), &asker).recent_changes.len(), 4);
+}
+
+backend_tests!(
+    index_authorisation,
+    forged_owner_reports,
+    canister_history_counts_changes_only
+);
