@@ -291,6 +291,7 @@ pub fn deploy(replica: Arc<Replica>, wasms: &Wasms, admin: Principal) -> Result<
     let video_gz = gzip(&wasms.video).map_err(|e| Error::io("compressing the video wasm", e))?;
     let video_wasm_size = video_gz.len();
     let spawn_init = SpawnInit {
+        app_canisters: None,
         admins: vec![admin],
         index: Some(index),
         video_wasm: Some(ByteBuf::from(video_gz)),

@@ -63,6 +63,7 @@ pub fn deploy_with(
     .unwrap_or_else(|e| panic!("installing the index canister: {e}"));
 
     let spawn_init = SpawnInit {
+        app_canisters: None,
         admins: vec![admin],
         index: Some(index),
         video_wasm: Some(ByteBuf::from(wasm::gzip(&wasm::video()))),

@@ -216,7 +216,8 @@ pub async fn create_video(caller: Principal, args: CreateVideoArgs) -> Result<Cr
         });
     }
     let spawn = canister_self();
-    let creator = logic::creator_for(caller, owner);
+    let app_canister = with(|s| s.is_app_canister(&caller));
+    let creator = logic::creator_for(caller, owner, app_canister);
     // Everything that can fail without a call fails before anything is committed: once a
     // canister exists, every way out parks it or finishes it.
     let init = VideoInit {

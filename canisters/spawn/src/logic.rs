@@ -489,15 +489,32 @@ pub fn dedup_admins(list: &[Principal]) -> Result<Vec<Principal>> {
     canvid_stable_common::dedup_principals("admins", list, MAX_ADMINS)
 }
 
-/// The video's creator: the caller, unless the caller is a canister (an app creating a video on
-/// behalf of `owner`), in which case the owner. Canister ids are "opaque" principals, whose last
-/// byte is 0x01 (IC interface spec, "Principals").
-pub fn creator_for(caller: Principal, owner: Principal) -> Principal {
-    if is_canister_id(&caller) {
+/// The video's creator: the caller, unless the caller is an app canister the admins
+/// allow-listed (`app_canister`), which creates videos on behalf of the `owner` it names: then
+/// the owner. Any other canister is the creator of what it creates: otherwise it could list
+/// videos of its choosing under anyone's `videos_by_creator`, for good, as the index never
+/// changes a creator (security review M5).
+pub fn creator_for(caller: Principal, owner: Principal, app_canister: bool) -> Principal {
+    if app_canister && is_canister_id(&caller) {
         owner
     } else {
         caller
     }
+}
+
+/// Most allow-listed app canisters (bounds the config and the membership check).
+pub const MAX_APP_CANISTERS: usize = 64;
+
+/// An app-canister allow-list as stored: duplicates dropped, at most [`MAX_APP_CANISTERS`], and
+/// canister ids only (a user's principal would never call as a canister).
+pub fn validate_app_canisters(list: &[Principal]) -> Result<Vec<Principal>> {
+    let list = canvid_stable_common::dedup_principals("app_canisters", list, MAX_APP_CANISTERS)?;
+    if let Some(p) = list.iter().find(|p| !is_canister_id(p)) {
+        return Err(Error::InvalidArgument {
+            reason: format!("{p} is not a canister id"),
+        });
+    }
+    Ok(list)
 }
 
 pub fn is_canister_id(p: &Principal) -> bool {

@@ -84,6 +84,7 @@ fn stats() -> SpawnStats {
                 .map(|e| e.value().0)
                 .collect::<Vec<InFlight>>(),
             layout_version: LAYOUT_VERSION,
+            app_canisters: c.app_canisters.clone().unwrap_or_default(),
         }
     })
 }

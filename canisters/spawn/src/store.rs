@@ -77,6 +77,9 @@ pub struct Config {
     pub wasm: Option<WasmMeta>,
     pub next_op: u64,
     pub videos_created: u64,
+    /// App canisters allowed to name a video's creator (security review M5). `opt`: a header
+    /// written before the field existed decodes to `None` (= none).
+    pub app_canisters: Option<Vec<Principal>>,
 }
 
 impl Config {
@@ -89,6 +92,7 @@ impl Config {
             wasm: None,
             next_op: 0,
             videos_created: 0,
+            app_canisters: None,
         }
     }
 }
@@ -153,6 +157,14 @@ impl<M: Memory> SpawnStore<M> {
 
     pub fn is_admin(&self, p: &Principal) -> bool {
         self.config().admins.contains(p)
+    }
+
+    /// Whether `p` is an allow-listed app canister (it may name a video's creator).
+    pub fn is_app_canister(&self, p: &Principal) -> bool {
+        self.config()
+            .app_canisters
+            .as_ref()
+            .is_some_and(|l| l.contains(p))
     }
 
     pub fn update_config(&mut self, f: impl FnOnce(&mut Config)) {

@@ -92,6 +92,17 @@ fn set_default_quota(quota: Option<QuotaArgs>) -> Result<()> {
     Ok(())
 }
 
+/// Replaces the app canisters allowed to name a video's creator (the owner they pass to
+/// `create_video`); every other caller is the creator of what it creates. Canister ids only,
+/// at most 64; `vec {}` clears the list.
+#[update]
+fn set_app_canisters(apps: Vec<Principal>) -> Result<()> {
+    require_admin()?;
+    let apps = logic::validate_app_canisters(&apps)?;
+    store::with_mut(|s| s.update_config(|c| c.app_canisters = Some(apps)));
+    Ok(())
+}
+
 #[update]
 fn set_cycles_config(cycles: CyclesConfig) -> Result<()> {
     require_admin()?;

@@ -32,6 +32,10 @@ pub struct SpawnInit {
     /// Cycle formula parameters; default base ≈ 392 B, per_byte 2,714, reserve 2 T
     /// (docs/spawn-and-index.md). A base below the default or a per_byte below 2,000 is refused.
     pub cycles: Option<CyclesConfig>,
+    /// App canisters whose `create_video` calls name the video's creator: the owner they give.
+    /// Every other caller is the creator of what it creates. Default: none; `opt vec {}` clears
+    /// the list (also `set_app_canisters`).
+    pub app_canisters: Option<Vec<Principal>>,
 }
 
 /// `set_video_wasm` argument: `sha256` must be the SHA-256 of `wasm` exactly as given (the gzip
@@ -100,7 +104,9 @@ pub struct CreateVideoArgs {
     /// Expected file size in bytes (`<= video::MAX_VIDEO_SIZE`): the cycles given to the new
     /// canister are computed from it.
     pub declared_size: u64,
-    /// App-level owner and first controller; default the caller.
+    /// App-level owner and first controller; default the caller. The video's creator is the
+    /// caller, except for an app canister the admins allow-listed (`set_app_canisters`), which
+    /// makes the owner it names the creator.
     pub owner: Option<Principal>,
 }
 
@@ -221,4 +227,6 @@ pub struct SpawnStats {
     pub outbox: u64,
     pub in_flight: Vec<InFlight>,
     pub layout_version: u32,
+    /// App canisters allowed to attribute a video's creator to the owner they name.
+    pub app_canisters: Vec<Principal>,
 }

@@ -495,15 +495,40 @@ fn controllers_and_creator() {
     );
     assert_eq!(initial_controllers(o, s), vec![o, s]);
     assert_eq!(
-        creator_for(user(4), o),
+        creator_for(user(4), o, false),
         user(4),
         "a user creating for someone else is the creator"
     );
     assert_eq!(
-        creator_for(canister(9), o),
-        o,
-        "an app canister creates on behalf of the owner"
+        creator_for(user(4), o, true),
+        user(4),
+        "a user principal is never an app canister"
     );
+    assert_eq!(
+        creator_for(canister(9), o, false),
+        canister(9),
+        "a canister that is not allow-listed is the creator (security review M5)"
+    );
+    assert_eq!(
+        creator_for(canister(9), o, true),
+        o,
+        "an allow-listed app canister creates on behalf of the owner"
+    );
+}
+
+#[test]
+fn app_canister_lists() {
+    assert_eq!(
+        validate_app_canisters(&[canister(1), canister(1), canister(2)]).unwrap(),
+        vec![canister(1), canister(2)]
+    );
+    assert_eq!(validate_app_canisters(&[]).unwrap(), vec![]);
+    assert!(matches!(
+        validate_app_canisters(&[canister(1), user(1)]),
+        Err(Error::InvalidArgument { .. })
+    ));
+    let too_many: Vec<Principal> = (0..=MAX_APP_CANISTERS as u8).map(canister).collect();
+    assert!(validate_app_canisters(&too_many).is_err());
 }
 
 #[test]

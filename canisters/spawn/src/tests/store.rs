@@ -11,7 +11,7 @@ use ic_stable_structures::{DefaultMemoryImpl, Storable};
 
 use super::{canister, user, video};
 use crate::logic::Account;
-use crate::store::{PKey, Recovery, SpawnStore};
+use crate::store::{Header, PKey, Recovery, SpawnStore, WasmMeta};
 
 #[test]
 fn store_survives_reopen_and_spares_are_claimed_once() {
@@ -304,4 +304,42 @@ fn upgrade_targets_and_their_filter() {
         s.check_upgradable(&canister(1)),
         Err(Error::NotReady { .. })
     ));
+}
+
+/// A header written before `Config::app_canisters` existed (the same record without it) still
+/// opens: the new `opt` field decodes as `None`, i.e. no app canister is allow-listed.
+#[test]
+fn header_without_app_canisters_decodes_to_none() {
+    #[derive(candid::CandidType)]
+    struct ConfigBefore {
+        admins: Vec<Principal>,
+        index: Option<Principal>,
+        default_quota: Option<QuotaArgs>,
+        cycles: canvid_types::spawn::CyclesConfig,
+        wasm: Option<WasmMeta>,
+        next_op: u64,
+        videos_created: u64,
+    }
+    let before = ConfigBefore {
+        admins: vec![user(1)],
+        index: Some(canister(7)),
+        default_quota: None,
+        cycles: crate::logic::default_cycles_config(),
+        wasm: Some(WasmMeta {
+            sha256: vec![1; 32],
+            size: 9,
+        }),
+        next_op: 5,
+        videos_created: 4,
+    };
+    let mut bytes = canvid_stable_common::header_prefix(b"CVSP", crate::store::LAYOUT_VERSION);
+    bytes.extend(Encode!(&before).unwrap());
+    let Header(c) = Header::from_bytes(std::borrow::Cow::Owned(bytes));
+    assert_eq!(c.app_canisters, None);
+    assert_eq!((c.admins, c.next_op, c.videos_created), (vec![user(1)], 5, 4));
+
+    let mut s = SpawnStore::open(DefaultMemoryImpl::default(), user(1));
+    assert!(!s.is_app_canister(&canister(3)));
+    s.update_config(|c| c.app_canisters = Some(vec![canister(3)]));
+    assert!(s.is_app_canister(&canister(3)) && !s.is_app_canister(&canister(4)));
 }
