@@ -64,7 +64,5 @@ fn post_upgrade(arg: Option<SpawnInit>) {
     // No create_video future survives an upgrade: finish what they left in flight.
     flow::recover_stale("the spawn canister was upgraded");
     // Timers do not survive an upgrade.
-    if store::with(|s| !s.outbox.is_empty()) {
-        flow::arm_timer();
-    }
+    flow::arm_timer();
 }

@@ -78,6 +78,7 @@ fn stats() -> SpawnStats {
             videos_created: c.videos_created,
             spares: s.spares.len(),
             outbox: s.outbox.len(),
+            outbox_parked: s.parked_count(),
             in_flight: s
                 .in_flight
                 .iter()

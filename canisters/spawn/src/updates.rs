@@ -139,14 +139,13 @@ async fn top_up(args: TopUpArgs) -> Result<()> {
 }
 
 /// Drives the outbox now (controllers not yet set, registrations the index has not
-/// acknowledged), up to `flow::RETRY_BATCH` entries; returns those records afterwards.
+/// acknowledged), up to 50 entries, those the timer parked after 20 failed attempts included;
+/// returns those records afterwards.
 #[update]
 async fn retry_pending() -> Result<Vec<SpawnedVideo>> {
     require_admin()?;
-    let out = flow::retry_outbox().await;
-    if store::with(|s| !s.outbox.is_empty()) {
-        flow::arm_timer();
-    }
+    let out = flow::retry_outbox(false).await;
+    flow::arm_timer();
     Ok(out)
 }
 

@@ -224,7 +224,11 @@ pub struct SpawnStats {
     pub balance: u128,
     pub videos_created: u64,
     pub spares: u64,
+    /// Outbox entries (videos whose controllers or registration are still to be done).
     pub outbox: u64,
+    /// Of those, entries the retry timer gave up on after 20 failed attempts in a row: kept,
+    /// and retried only by `retry_pending` (their record's `last_error` says so).
+    pub outbox_parked: u64,
     pub in_flight: Vec<InFlight>,
     pub layout_version: u32,
     /// App canisters allowed to attribute a video's creator to the owner they name.
