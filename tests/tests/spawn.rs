@@ -731,7 +731,107 @@ fn default_quota_grants_pool_cycles_to_every_fresh_principal(b: &dyn Backend) {
     );
 }
 
+/// Security review L7: an outbox entry that cannot succeed (the owner took the spawn canister
+/// out of the video's controllers) is retried by the timer with a growing delay, then parked:
+/// kept and visible, no longer retried by the timer, still retried by an admin's
+/// `retry_pending`, which finishes it once the owner gives control back.
+fn outbox_entry_that_cannot_succeed_is_parked(b: &dyn Backend) {
+    /// `logic::MAX_AUTO_ATTEMPTS` of the spawn canister.
+    const MAX_AUTO_ATTEMPTS: u32 = 20;
+    let d = deploy(b);
+    let sp = d.spawn_client();
+    let dave = principal("dave");
+    let call = sp
+        .submit_create_video(dave, &args("stuck", 1_000))
+        .unwrap_or_else(|e| panic!("submit: {e}"));
+    let mut rounds = 0;
+    let id = loop {
+        b.tick();
+        rounds += 1;
+        let stats = sp.stats();
+        if let Some(f) = stats.in_flight.first() {
+            if f.step.starts_with("installing") {
+                break f.canister_id.expect("a canister is recorded before installing");
+            }
+        }
+        assert!(rounds < 50, "the creation never reached install_code: {stats:?}");
+    };
+    // Dave (a controller from creation) fills the controller list up to the IC's 10, keeping the
+    // spawn canister: the install goes through, but the video can never be added.
+    let mut full = vec![dave, d.spawn];
+    full.extend((0..8).map(|i| principal(&format!("filler-{i}"))));
+    b.set_controllers(id, Some(dave), full)
+        .unwrap_or_else(|e| panic!("set_controllers: {e}"));
+    let created = ok("create_video", sp.await_create_video(call));
+    assert_eq!(created.canister_id, id);
+    assert!(!created.indexed);
+    let rec = sp.get_video(id).expect("record");
+    assert_eq!(rec.status, SpawnStatus::Installed, "{rec:?}");
+    let err = rec.last_error.clone().unwrap_or_default();
+    assert!(err.contains("attempt 1 failed; next automatic retry in 60 s"), "{err}");
+    // Then dave takes the spawn canister out altogether: no attempt can succeed now.
+    b.set_controllers(id, Some(dave), vec![dave])
+        .unwrap_or_else(|e| panic!("set_controllers: {e}"));
+
+    let day = std::time::Duration::from_secs(86_400);
+    let settle = || {
+        for _ in 0..6 {
+            b.tick();
+        }
+    };
+    for attempt in 2..=MAX_AUTO_ATTEMPTS {
+        b.advance_time(day);
+        settle();
+        let rec = sp.get_video(id).expect("record");
+        let err = rec.last_error.unwrap_or_default();
+        assert!(err.contains("canister_status"), "{err}");
+        if attempt < MAX_AUTO_ATTEMPTS {
+            assert!(err.contains(&format!("attempt {attempt} failed;")), "{err}");
+            assert_eq!(sp.stats().outbox_parked, 0);
+        } else {
+            assert!(err.contains("parked after 20 failed attempts"), "{err}");
+        }
+    }
+    let stats = sp.stats();
+    assert_eq!((stats.outbox, stats.outbox_parked), (1, 1), "kept, parked");
+    // Parked: the timer leaves it alone.
+    let parked_at = sp.get_video(id).expect("record").updated_at;
+    for _ in 0..3 {
+        b.advance_time(day);
+        settle();
+    }
+    assert_eq!(sp.get_video(id).expect("record").updated_at, parked_at);
+    // An admin's retry_pending still tries it (and it still fails)...
+    let out = ok("retry_pending", sp.retry_pending(d.admin));
+    let tried = out.iter().find(|v| v.canister_id == id).expect("driven");
+    assert!(tried.updated_at > parked_at);
+    assert_eq!(tried.status, SpawnStatus::Installed);
+    assert!(tried
+        .last_error
+        .as_deref()
+        .unwrap_or_default()
+        .contains("parked after 21 failed attempts"));
+    // ...and finishes it once dave gives control back.
+    b.set_controllers(id, Some(dave), vec![dave, d.spawn])
+        .unwrap_or_else(|e| panic!("set_controllers: {e}"));
+    ok("retry_pending", sp.retry_pending(d.admin));
+    let rec = sp.get_video(id).expect("record");
+    assert_eq!(rec.status, SpawnStatus::Registered, "{rec:?}");
+    assert_eq!(rec.last_error, None);
+    let stats = sp.stats();
+    assert_eq!((stats.outbox, stats.outbox_parked), (0, 0));
+    assert_eq!(
+        b.controllers(id).into_iter().collect::<BTreeSet<_>>(),
+        [dave, id, d.spawn].into_iter().collect::<BTreeSet<_>>()
+    );
+    assert_eq!(
+        d.index_client().get_video(id).expect("registered").owner,
+        dave
+    );
+}
+
 backend_tests!(
+    outbox_entry_that_cannot_succeed_is_parked,
     only_allow_listed_app_canisters_name_the_creator,
     default_quota_grants_pool_cycles_to_every_fresh_principal,
     create_video_ingress_that_cannot_succeed_costs_nothing,
