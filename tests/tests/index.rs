@@ -96,8 +96,12 @@ fn index_authorisation(b: &dyn Backend) {
     let res: canvid_types::Result<()> = relay.call(d.index, "register_video", &reg, 0);
     assert_eq!(res, Ok(()));
     let bob = principal("bob");
-    b.set_controllers(relay.id, Some(relay_controller), vec![relay_controller, bob])
-        .unwrap_or_else(|e| panic!("set_controllers of the relay: {e}"));
+    b.set_controllers(
+        relay.id,
+        Some(relay_controller),
+        vec![relay_controller, bob],
+    )
+    .unwrap_or_else(|e| panic!("set_controllers of the relay: {e}"));
     let res: canvid_types::Result<()> = relay.call(
         d.index,
         "report_owner_change",
@@ -118,7 +122,11 @@ fn index_authorisation(b: &dyn Backend) {
         "mallory controls nothing: {res:?}"
     );
     let res: canvid_types::Result<()> = relay.call(d.index, "report_owner_change", &bob_again, 0);
-    assert_eq!(res, Ok(()), "a repeated report is acknowledged without effect");
+    assert_eq!(
+        res,
+        Ok(()),
+        "a repeated report is acknowledged without effect"
+    );
     assert_eq!(idx.stats().owner_changes_applied, 1);
     let e = idx.get_video(relay.id).expect("registered");
     assert_eq!((e.owner, e.transfer_seq), (bob, 2));
@@ -181,7 +189,10 @@ fn forged_owner_reports(b: &dyn Backend) {
     assert_eq!(idx.stats().owner_changes_applied, 0);
     // A controller (alice herself) with u64::MAX: true as far as the IC can tell, so applied...
     assert_eq!(report(alice, u64::MAX), Ok(()));
-    assert_eq!(idx.get_video(id).expect("registered").transfer_seq, u64::MAX);
+    assert_eq!(
+        idx.get_video(id).expect("registered").transfer_seq,
+        u64::MAX
+    );
 
     // ...but it freezes nothing. Alice puts the real video module in and sells to bob.
     let init = VideoInit {
@@ -235,8 +246,13 @@ fn canister_history_counts_changes_only(b: &dyn Backend) {
     let id = b.create_canister(Some(ctl), Some(vec![ctl]), 10 * T);
     assert_eq!(info(id, None, &asker).total_num_changes, 1, "creation");
     let probe = wasm::load("replica-probe");
-    b.install(id, probe.clone(), candid::encode_args(()).expect("()"), Some(ctl))
-        .unwrap_or_else(|e| panic!("install: {e}"));
+    b.install(
+        id,
+        probe.clone(),
+        candid::encode_args(()).expect("()"),
+        Some(ctl),
+    )
+    .unwrap_or_else(|e| panic!("install: {e}"));
     // Messages the canister executes (here its own canister_info calls) change nothing.
     let itself = Relay { b, id };
     for _ in 0..3 {
@@ -253,10 +269,18 @@ fn canister_history_counts_changes_only(b: &dyn Backend) {
     );
     b.set_controllers(id, Some(ctl), vec![ctl])
         .unwrap_or_else(|e| panic!("update_settings: {e}"));
-    b.upgrade(id, probe.clone(), candid::encode_args(()).expect("()"), Some(ctl))
-        .unwrap_or_else(|e| panic!("upgrade: {e}"));
+    b.upgrade(
+        id,
+        probe.clone(),
+        candid::encode_args(()).expect("()"),
+        Some(ctl),
+    )
+    .unwrap_or_else(|e| panic!("upgrade: {e}"));
     let i = info(id, Some(3), &asker);
-    assert_eq!(i.total_num_changes, 4, "+ controllers named (unchanged) + upgrade");
+    assert_eq!(
+        i.total_num_changes, 4,
+        "+ controllers named (unchanged) + upgrade"
+    );
     assert_eq!(i.controllers, vec![ctl]);
     assert_eq!(
         i.module_hash.as_deref(),
@@ -282,7 +306,11 @@ fn canister_history_counts_changes_only(b: &dyn Backend) {
             other => format!("{other:?}"),
         })
         .collect();
-    assert_eq!(kinds, ["install", "controllers", "upgrade"], "the 3 most recent");
+    assert_eq!(
+        kinds,
+        ["install", "controllers", "upgrade"],
+        "the 3 most recent"
+    );
     assert_eq!(info(id, Some(100), &asker).recent_changes.len(), 4);
 }
 

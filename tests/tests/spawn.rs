@@ -627,7 +627,10 @@ fn only_allow_listed_app_canisters_name_the_creator(b: &dyn Backend) {
     let first = create_via(&app, &d, alice, charge).expect("paid creation");
     let e = idx.get_video(first.canister_id).expect("indexed");
     assert_eq!((e.creator, e.owner), (app.id, alice));
-    assert_eq!(sp.get_video(first.canister_id).expect("record").creator, app.id);
+    assert_eq!(
+        sp.get_video(first.canister_id).expect("record").creator,
+        app.id
+    );
     assert_eq!(d.video(first.canister_id).metadata().creator, app.id);
     assert!(
         idx.by_creator(alice).is_empty(),
@@ -639,7 +642,12 @@ fn only_allow_listed_app_canisters_name_the_creator(b: &dyn Backend) {
     // Only admins set the allow-list (ingress from others is refused before it costs anything).
     let r = rejected(
         "set_app_canisters by a user",
-        b.update1::<_, canvid_types::Result<()>>(d.spawn, alice, "set_app_canisters", &vec![app.id]),
+        b.update1::<_, canvid_types::Result<()>>(
+            d.spawn,
+            alice,
+            "set_app_canisters",
+            &vec![app.id],
+        ),
     );
     assert_eq!(r.error_code, "IC0406", "{r}");
     let res: canvid_types::Result<()> = b
@@ -667,7 +675,11 @@ fn only_allow_listed_app_canisters_name_the_creator(b: &dyn Backend) {
         vec![second.canister_id],
         "the allow-listed app names the creator"
     );
-    assert_eq!(idx.by_creator(app.id).len(), 1, "the first one stays the app's");
+    assert_eq!(
+        idx.by_creator(app.id).len(),
+        1,
+        "the first one stays the app's"
+    );
 }
 
 /// Security review M3: a quota is a grant of pool cycles (the owner controls the canister they
@@ -751,10 +763,15 @@ fn outbox_entry_that_cannot_succeed_is_parked(b: &dyn Backend) {
         let stats = sp.stats();
         if let Some(f) = stats.in_flight.first() {
             if f.step.starts_with("installing") {
-                break f.canister_id.expect("a canister is recorded before installing");
+                break f
+                    .canister_id
+                    .expect("a canister is recorded before installing");
             }
         }
-        assert!(rounds < 50, "the creation never reached install_code: {stats:?}");
+        assert!(
+            rounds < 50,
+            "the creation never reached install_code: {stats:?}"
+        );
     };
     // Dave (a controller from creation) fills the controller list up to the IC's 10, keeping the
     // spawn canister: the install goes through, but the video can never be added.
@@ -768,7 +785,10 @@ fn outbox_entry_that_cannot_succeed_is_parked(b: &dyn Backend) {
     let rec = sp.get_video(id).expect("record");
     assert_eq!(rec.status, SpawnStatus::Installed, "{rec:?}");
     let err = rec.last_error.clone().unwrap_or_default();
-    assert!(err.contains("attempt 1 failed; next automatic retry in 60 s"), "{err}");
+    assert!(
+        err.contains("attempt 1 failed; next automatic retry in 60 s"),
+        "{err}"
+    );
     // Then dave takes the spawn canister out altogether: no attempt can succeed now.
     b.set_controllers(id, Some(dave), vec![dave])
         .unwrap_or_else(|e| panic!("set_controllers: {e}"));

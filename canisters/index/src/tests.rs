@@ -115,7 +115,10 @@ fn register_is_idempotent_and_conflicts_on_different_data() {
 fn owner_changes_apply_in_history_order_only() {
     let mut ix = IndexStore::open(DefaultMemoryImpl::default(), p(1));
     ix.register(&reg(10, 20, 30), 0).unwrap();
-    assert!(matches!(ix.check_reporter(&p(11)), Err(Error::NotFound { .. })));
+    assert!(matches!(
+        ix.check_reporter(&p(11)),
+        Err(Error::NotFound { .. })
+    ));
     assert_eq!(ix.check_reporter(&p(10)), Ok(()));
     let unknown = ix.report_owner_change(&p(11), &change(40, 1), &info(&[40, 11], 5));
     assert!(matches!(unknown, Err(Error::NotFound { .. })));

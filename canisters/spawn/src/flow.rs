@@ -39,12 +39,12 @@ use ic_cdk::api::{
     msg_cycles_available, time,
 };
 use ic_cdk::call::Call;
-use ic_cdk_timers::TimerId;
 use ic_cdk_management_canister::{
     create_canister_with_extra_cycles, deposit_cycles, install_code, update_settings,
     CanisterIdRecord, CanisterInstallMode, CanisterSettings, CreateCanisterArgs, InstallCodeArgs,
     UpdateSettingsArgs,
 };
+use ic_cdk_timers::TimerId;
 use serde_bytes::ByteBuf;
 
 use crate::logic::{self, AfterInstallFailure, Funding, FundingInput, NextStep};
@@ -448,12 +448,10 @@ pub async fn drive(id: Principal) -> SpawnStatus {
             // Each failure backs the entry's next automatic retry off, and parks it after
             // `MAX_AUTO_ATTEMPTS` (security review L7); a success starts the count again.
             let retry = s.record_attempt(&id, ok, now);
-            cur.last_error = outcome
-                .err()
-                .map(|e| match retry {
-                    Some(r) => format!("{e}; {}", logic::retry_note(&r, now)),
-                    None => e,
-                });
+            cur.last_error = outcome.err().map(|e| match retry {
+                Some(r) => format!("{e}; {}", logic::retry_note(&r, now)),
+                None => e,
+            });
             cur.updated_at = now;
             let progressed = ok;
             if !logic::needs_work(cur.status, has_index) {

@@ -628,10 +628,16 @@ fn outbox_retry_schedule_backs_off_and_parks() {
         now = r.next_at;
     }
     assert!(is_parked(&r));
-    assert!(!is_due(&r, u64::MAX), "a parked entry is never due for the timer");
+    assert!(
+        !is_due(&r, u64::MAX),
+        "a parked entry is never due for the timer"
+    );
     assert!(retry_note(&r, now).contains("parked after 20 failed attempts"));
     // About ten days of retries before parking.
     assert!((9 * 86_400..12 * 86_400).contains(&total), "{total}");
     // Saturating at the end of time.
-    assert_eq!(after_failed_attempt(Retry::default(), u64::MAX).next_at, u64::MAX);
+    assert_eq!(
+        after_failed_attempt(Retry::default(), u64::MAX).next_at,
+        u64::MAX
+    );
 }

@@ -336,7 +336,10 @@ fn header_without_app_canisters_decodes_to_none() {
     bytes.extend(Encode!(&before).unwrap());
     let Header(c) = Header::from_bytes(std::borrow::Cow::Owned(bytes));
     assert_eq!(c.app_canisters, None);
-    assert_eq!((c.admins, c.next_op, c.videos_created), (vec![user(1)], 5, 4));
+    assert_eq!(
+        (c.admins, c.next_op, c.videos_created),
+        (vec![user(1)], 5, 4)
+    );
 
     let mut s = SpawnStore::open(DefaultMemoryImpl::default(), user(1));
     assert!(!s.is_app_canister(&canister(3)));
@@ -362,7 +365,13 @@ fn outbox_retries_choose_what_the_timer_drives() {
         assert_eq!(s.outbox_batch(true, 0, 50), vec![a, b, c]);
         // a fails once at t = 100 s; b fails until parked; c never failed.
         let r = s.record_attempt(&a, false, 100 * s_ns).unwrap();
-        assert_eq!(r, Retry { attempts: 1, next_at: 160 * s_ns });
+        assert_eq!(
+            r,
+            Retry {
+                attempts: 1,
+                next_at: 160 * s_ns
+            }
+        );
         for _ in 0..MAX_AUTO_ATTEMPTS {
             s.record_attempt(&b, false, 100 * s_ns);
         }
@@ -374,11 +383,21 @@ fn outbox_retries_choose_what_the_timer_drives() {
         assert_eq!(s.outbox_batch(false, 0, 50), vec![a, b, c], "admins: all");
         assert_eq!(s.next_retry_at(), Some(0));
         s.outbox_remove(&c);
-        assert_eq!(s.next_retry_at(), Some(160 * s_ns), "parked b does not count");
+        assert_eq!(
+            s.next_retry_at(),
+            Some(160 * s_ns),
+            "parked b does not count"
+        );
     }
     // Reopened (an upgrade): the state is kept.
     let mut s = SpawnStore::open(mem, user(1));
-    assert_eq!(s.retry_of(&a), Retry { attempts: 1, next_at: 160 * s_ns });
+    assert_eq!(
+        s.retry_of(&a),
+        Retry {
+            attempts: 1,
+            next_at: 160 * s_ns
+        }
+    );
     assert_eq!(s.parked_count(), 1);
     assert_eq!(s.record_attempt(&a, true, 200 * s_ns), None);
     assert_eq!(s.retry_of(&a), Retry::default(), "a success starts over");
