@@ -29,6 +29,19 @@ pub struct History {
     pub recent: std::collections::VecDeque<Change>,
 }
 
+impl History {
+    /// The history of a canister created before this replica kept one (restored from a saved
+    /// state, which does not hold it): no recent changes, and a count of `at_least`, which the
+    /// caller takes from `canister_version` (it grows with every change too, so the count never
+    /// goes below one `canister_info` returned before the state was saved).
+    fn unknown(at_least: u64) -> Self {
+        History {
+            total_num_changes: at_least,
+            recent: Default::default(),
+        }
+    }
+}
+
 /// The interface specification's `change` record. `details` is not `opt` there (nor in what the
 /// IC and PocketIC send), unlike `ic-management-canister-types` 0.11's `Change`.
 #[derive(Clone, Debug, PartialEq, Eq, CandidType, serde::Deserialize)]
@@ -109,7 +122,10 @@ impl State {
             origin,
             details,
         };
-        let h = self.history.entry(cid).or_default();
+        let h = self
+            .history
+            .entry(cid)
+            .or_insert_with(|| History::unknown(version));
         h.total_num_changes += 1;
         h.recent.push_back(change);
         while h.recent.len() > HISTORY_KEPT {
@@ -124,7 +140,11 @@ impl State {
         wanted: Option<u64>,
     ) -> Result<CanisterInfo, RejectResponse> {
         let c = self.canister(cid)?;
-        let h = self.history.get(&cid).cloned().unwrap_or_default();
+        let h = self
+            .history
+            .get(&cid)
+            .cloned()
+            .unwrap_or_else(|| History::unknown(c.ctx().canister_version + 1));
         let n = usize::try_from(wanted.unwrap_or(0)).unwrap_or(usize::MAX);
         let skip = h.recent.len().saturating_sub(n);
         Ok(CanisterInfo {
@@ -223,6 +243,7 @@ impl State {
         if settings != CanisterSettings::default() {
             self.apply_settings(id, settings);
         }
+        self.history.insert(id, History::default());
         let controllers = match self.canisters.get_mut(&id) {
             Some(c) => {
                 c.ctx_mut().canister_version = 0;
