@@ -4,7 +4,7 @@
 use canvid_tests::clients::{ok, rejected, Relay, Video};
 use canvid_tests::deploy::{deploy, T};
 use canvid_tests::{backend_tests, principal, wasm, Backend, BackendExt};
-use canvid_types::index::{OwnerChange, VideoRegistration};
+use canvid_types::index::{IndexInit, OwnerChange, VideoRegistration};
 use canvid_types::video::VideoInit;
 use canvid_types::Error;
 
@@ -314,7 +314,146 @@ fn canister_history_counts_changes_only(b: &dyn Backend) {
     assert_eq!(info(id, Some(100), &asker).recent_changes.len(), 4);
 }
 
+/// The index of commit 7804bf7 (`tests/fixtures/`), before ownership reports were checked,
+/// built from that commit's tree.
+fn old_index_wasm() -> Vec<u8> {
+    use std::io::Read;
+    let gz = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/index-7804bf7.wasm.gz"
+    ))
+    .expect("tests/fixtures/index-7804bf7.wasm.gz");
+    let mut wasm = Vec::new();
+    flate2::read::GzDecoder::new(gz.as_slice())
+        .read_to_end(&mut wasm)
+        .expect("gunzip the old index module");
+    wasm
+}
+
+/// Real old data: an index of the previous module, with a transferred video and one frozen by a
+/// forged `u64::MAX` report (which that module accepted), upgraded to the current module (its
+/// new history map starts empty). Everything is kept, and the frozen video follows its next
+/// genuine transfer again.
+fn index_upgrade_recovers_from_a_forged_report(b: &dyn Backend) {
+    let d = deploy(b);
+    let idx = d.index_client();
+    let (alice, bob, mallory) = (principal("alice"), principal("bob"), principal("mallory"));
+    let (carol, dave, erin) = (principal("carol"), principal("dave"), principal("erin"));
+    // The IC rate-limits install_code per canister (PocketIC: IC0209 right after the
+    // deployment's install): let rounds pass first.
+    let settle = || {
+        b.advance_time(std::time::Duration::from_secs(60));
+        for _ in 0..10 {
+            b.tick();
+        }
+    };
+    settle();
+    let init = IndexInit {
+        admins: vec![d.admin],
+        registrars: vec![d.spawn, d.admin],
+    };
+    b.reinstall(
+        d.index,
+        old_index_wasm(),
+        candid::encode_one(Some(init)).expect("encode"),
+        Some(d.admin),
+    )
+    .unwrap_or_else(|e| panic!("installing the old index: {e}"));
+
+    // Under the old module: a spawned video, sold once...
+    let created = ok(
+        "create_video",
+        d.spawn_client().create_video(
+            carol,
+            &canvid_types::spawn::CreateVideoArgs {
+                title: "old times".into(),
+                description: String::new(),
+                tags: vec![],
+                declared_size: 1_000,
+                owner: None,
+            },
+        ),
+    );
+    assert!(created.indexed);
+    let v1 = Video::new(b, created.canister_id);
+    assert!(ok("change_owner", v1.change_owner(carol, dave)).index_notified);
+    // ...and a canister running a forged module that froze its entry.
+    let id = b.create_canister(Some(alice), Some(vec![alice]), 10 * T);
+    b.set_controllers(id, Some(alice), vec![alice, id])
+        .unwrap_or_else(|e| panic!("set_controllers: {e}"));
+    b.install(
+        id,
+        wasm::load("replica-probe"),
+        candid::encode_args(()).expect("()"),
+        Some(alice),
+    )
+    .unwrap_or_else(|e| panic!("installing the forged module: {e}"));
+    let reg = VideoRegistration {
+        video: id,
+        creator: alice,
+        owner: alice,
+    };
+    ok("register_video", idx.register_video(d.admin, &reg));
+    let res: canvid_types::Result<()> = Relay { b, id }.call(
+        d.index,
+        "report_owner_change",
+        &OwnerChange {
+            new_owner: mallory,
+            transfer_seq: u64::MAX,
+        },
+        0,
+    );
+    assert_eq!(res, Ok(()), "the old module believed it");
+    assert_eq!(idx.get_video(id).expect("registered").owner, mallory);
+
+    settle();
+    b.upgrade(
+        d.index,
+        wasm::index(),
+        candid::encode_one(None::<IndexInit>).expect("encode"),
+        Some(d.admin),
+    )
+    .unwrap_or_else(|e| panic!("upgrading the index: {e}"));
+    let s = idx.stats();
+    assert_eq!(
+        (s.videos, s.owner_changes_applied, s.layout_version),
+        (2, 2, 1)
+    );
+    let e = idx.get_video(v1.id).expect("kept");
+    assert_eq!((e.creator, e.owner, e.transfer_seq), (carol, dave, 1));
+    let e = idx.get_video(id).expect("kept");
+    assert_eq!((e.owner, e.transfer_seq), (mallory, u64::MAX));
+
+    // Alice puts the real video module in and sells to bob: applied despite u64::MAX.
+    let vinit = VideoInit {
+        owner: alice,
+        creator: alice,
+        index: Some(d.index),
+        title: "unfrozen".into(),
+        description: String::new(),
+        tags: vec![],
+    };
+    b.reinstall(
+        id,
+        wasm::video(),
+        candid::encode_one(vinit).expect("encode VideoInit"),
+        Some(alice),
+    )
+    .unwrap_or_else(|e| panic!("reinstalling the video module: {e}"));
+    let r = ok("change_owner", Video::new(b, id).change_owner(alice, bob));
+    assert!(r.index_notified);
+    let e = idx.get_video(id).expect("registered");
+    assert_eq!((e.owner, e.transfer_seq), (bob, 1));
+    assert!(idx.by_owner(mallory).is_empty());
+    // The spawned video keeps following its transfers.
+    assert!(ok("change_owner", v1.change_owner(dave, erin)).index_notified);
+    let e = idx.get_video(v1.id).expect("kept");
+    assert_eq!((e.owner, e.transfer_seq), (erin, 2));
+    assert_eq!(idx.stats().owner_changes_applied, 4);
+}
+
 backend_tests!(
+    index_upgrade_recovers_from_a_forged_report,
     index_authorisation,
     forged_owner_reports,
     canister_history_counts_changes_only

@@ -25,8 +25,9 @@
 //! a later report is applied only if the counter has moved past it (`logic::judge_report`). It
 //! was added to layout 1 without moving anything: a memory written before it has no bucket for
 //! id 6, which opens as an empty map, and a missing entry means 0 (no report applied yet), which
-//! is exactly right for those videos. The `u64` value is `ic-stable-structures`' fixed 8-byte
-//! little-endian encoding.
+//! is exactly right for those videos (the integration test
+//! `index_upgrade_recovers_from_a_forged_report` upgrades the previous module's real state). The
+//! `u64` value is `ic-stable-structures`' fixed 8-byte little-endian encoding.
 //!
 //! `PKey` (30 bytes, fixed): bytes `0..29` the principal's bytes left-aligned and zero-padded,
 //! byte 29 its length (0..=29). Ordering is byte-wise; pagination cursors use the same encoding,

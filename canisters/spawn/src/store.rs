@@ -34,7 +34,9 @@
 //! time in ns, u64 LE [4..12]. Only outbox entries that failed have one; it is removed when the
 //! entry succeeds or leaves the outbox. Memory 8 was added to layout 1 without moving anything:
 //! a memory written before it has no bucket for id 8, which opens as an empty map, meaning "no
-//! failed attempt yet, due now", the right state for those entries.
+//! failed attempt yet, due now", the right state for those entries
+//! (`tests/tests/upgrade.rs::spawn_upgrade_corrects_the_first_default_cycles_config` upgrades
+//! a released module's real state; its header also predates `Config::app_canisters`).
 //!
 //! Candid values in the maps are small records (< 1 KiB), stored as
 //! `canvid_stable_common::Candid<T>` (the bytes of `Encode!(&value)`); a value that does not
