@@ -107,6 +107,7 @@ pub fn spawn_init(
     default_quota: Option<QuotaArgs>,
 ) -> SpawnInit {
     SpawnInit {
+        app_canisters: None,
         admins: vec![admin],
         index: Some(index),
         video_wasm: Some(ByteBuf::from(video_wasm_gz)),

@@ -260,6 +260,7 @@ fn spawn_upgrade_corrects_the_first_default_cycles_config(b: &dyn Backend) {
         // Replace the spawn canister's module by the old one, with the old defaults (or a
         // customised configuration) in its stable memory.
         let init = SpawnInit {
+            app_canisters: None,
             admins: vec![d.admin],
             index: Some(d.index),
             video_wasm: Some(serde_bytes::ByteBuf::from(wasm::gzip(&wasm::video()))),

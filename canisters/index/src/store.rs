@@ -18,6 +18,16 @@
 //! | 3  | `StableBTreeMap` by owner | `PairKey` (owner, video) | `()` |
 //! | 4  | `StableBTreeMap` creator counts | `PKey` (creator) | `u64` videos |
 //! | 5  | `StableBTreeMap` owner counts | `PKey` (owner) | `u64` videos |
+//! | 6  | `StableBTreeMap` applied history | `PKey` (video) | `u64` |
+//!
+//! Memory 6 holds, per video, the IC's `total_num_changes` (the canister-history counter that
+//! `canister_info` returns) read when the index last applied an ownership report of that video;
+//! a later report is applied only if the counter has moved past it (`logic::judge_report`). It
+//! was added to layout 1 without moving anything: a memory written before it has no bucket for
+//! id 6, which opens as an empty map, and a missing entry means 0 (no report applied yet), which
+//! is exactly right for those videos (the integration test
+//! `index_upgrade_recovers_from_a_forged_report` upgrades the previous module's real state). The
+//! `u64` value is `ic-stable-structures`' fixed 8-byte little-endian encoding.
 //!
 //! `PKey` (30 bytes, fixed): bytes `0..29` the principal's bytes left-aligned and zero-padded,
 //! byte 29 its length (0..=29). Ordering is byte-wise; pagination cursors use the same encoding,
@@ -30,7 +40,8 @@
 //! `Entry` (106 bytes, fixed): `PKey(creator)` [0..30] · `PKey(owner)` [30..60] ·
 //! `PKey(registered owner)` [60..90] · `transfer_seq` u64 LE [90..98] · `registered_at` u64 LE
 //! (ns) [98..106]. The registered owner is kept so a retried registration is recognised as
-//! identical even after the video changed hands.
+//! identical even after the video changed hands. `transfer_seq` is the one the last applied
+//! report carried, kept for display only (it orders nothing: see memory 6).
 //!
 //! `Header` (variable, little endian): magic `b"CVIX"` [0..4] · layout version u32 [4..8] ·
 //! owner changes applied u64 [8..16] · admin count u16 [16..18] · admins `PKey` × n ·
@@ -207,6 +218,8 @@ pub struct IndexStore<M: Memory> {
     by_owner: StableBTreeMap<PairKey, (), VirtualMemory<M>>,
     creator_counts: StableBTreeMap<PKey, u64, VirtualMemory<M>>,
     owner_counts: StableBTreeMap<PKey, u64, VirtualMemory<M>>,
+    /// Memory 6: `total_num_changes` at the last applied ownership report, per video.
+    applied_history: StableBTreeMap<PKey, u64, VirtualMemory<M>>,
 }
 
 fn inc(map: &mut StableBTreeMap<PKey, u64, impl Memory>, k: PKey) {
@@ -244,6 +257,7 @@ impl<M: Memory + Clone> IndexStore<M> {
             by_owner: StableBTreeMap::init(m(3)),
             creator_counts: StableBTreeMap::init(m(4)),
             owner_counts: StableBTreeMap::init(m(5)),
+            applied_history: StableBTreeMap::init(m(6)),
         }
     }
 }
@@ -298,17 +312,41 @@ impl<M: Memory> IndexStore<M> {
         Ok(entry.to_video_entry(reg.video))
     }
 
-    /// Applies an ownership change reported by `video` itself. Returns whether it changed
-    /// anything: a report not newer than the stored one is acknowledged without effect, so a
-    /// retried or reordered notification cannot move ownership backwards.
-    pub fn report_owner_change(&mut self, video: &Principal, change: &OwnerChange) -> Result<bool> {
+    /// Whether `video` may report an ownership change at all (it is registered): checked before
+    /// the index asks the IC about it, so unregistered canisters cannot make the index call.
+    pub fn check_reporter(&self, video: &Principal) -> Result<()> {
+        if self.videos.contains_key(&PKey::new(video)) {
+            Ok(())
+        } else {
+            Err(Error::NotFound {
+                what: format!("registered video {video}"),
+            })
+        }
+    }
+
+    /// The IC's history counter read when the last report of `video` was applied (0: none).
+    pub fn applied_history(&self, video: &Principal) -> u64 {
+        self.applied_history.get(&PKey::new(video)).unwrap_or(0)
+    }
+
+    /// Applies an ownership change reported by `video` itself, checked against `info`, what the
+    /// IC said about the video (read by the caller; [`logic::judge_report`] decides). Returns
+    /// whether it changed anything: a report whose owner is not a controller is a `Conflict`
+    /// and changes nothing; one the IC's history counter shows is not newer than the last
+    /// applied is acknowledged without effect.
+    pub fn report_owner_change(
+        &mut self,
+        video: &Principal,
+        change: &OwnerChange,
+        info: &logic::VerifiedInfo,
+    ) -> Result<bool> {
         let vk = PKey::new(video);
         let Some(mut e) = self.videos.get(&vk) else {
             return Err(Error::NotFound {
                 what: format!("registered video {video}"),
             });
         };
-        if !logic::is_newer_report(e.transfer_seq, change) {
+        if !logic::judge_report(video, self.applied_history(video), info, change)? {
             return Ok(false);
         }
         let old = PKey::new(&e.owner);
@@ -322,6 +360,7 @@ impl<M: Memory> IndexStore<M> {
         e.owner = change.new_owner;
         e.transfer_seq = change.transfer_seq;
         self.videos.insert(vk, e);
+        self.applied_history.insert(vk, info.total_num_changes);
         let mut h = self.header.get().clone();
         h.owner_changes_applied += 1;
         self.header.set(h);

@@ -10,7 +10,7 @@ use canvid_types::Error;
 use ic_stable_structures::{DefaultMemoryImpl, Memory};
 
 use crate::guards::accepts_ingress;
-use crate::logic::{self, MAX_PRINCIPALS};
+use crate::logic::{self, VerifiedInfo, MAX_PRINCIPALS};
 use crate::store::{IndexStore, LAYOUT_VERSION};
 
 fn p(n: u64) -> Principal {
@@ -38,6 +38,21 @@ fn all_pages(f: impl Fn(Option<Principal>) -> canvid_types::index::Page) -> Vec<
             Some(c) => cursor = Some(c),
             None => return out,
         }
+    }
+}
+
+/// What `canister_info` would say: `controllers`, and the history counter at `changes`.
+fn info(controllers: &[u64], changes: u64) -> VerifiedInfo {
+    VerifiedInfo {
+        controllers: controllers.iter().map(|c| p(*c)).collect(),
+        total_num_changes: changes,
+    }
+}
+
+fn change(new_owner: u64, transfer_seq: u64) -> OwnerChange {
+    OwnerChange {
+        new_owner: p(new_owner),
+        transfer_seq,
     }
 }
 
@@ -97,46 +112,34 @@ fn register_is_idempotent_and_conflicts_on_different_data() {
 }
 
 #[test]
-fn owner_changes_apply_in_order_only() {
+fn owner_changes_apply_in_history_order_only() {
     let mut ix = IndexStore::open(DefaultMemoryImpl::default(), p(1));
     ix.register(&reg(10, 20, 30), 0).unwrap();
-    let unknown = ix.report_owner_change(
-        &p(11),
-        &OwnerChange {
-            new_owner: p(40),
-            transfer_seq: 1,
-        },
-    );
+    assert!(matches!(
+        ix.check_reporter(&p(11)),
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(ix.check_reporter(&p(10)), Ok(()));
+    let unknown = ix.report_owner_change(&p(11), &change(40, 1), &info(&[40, 11], 5));
     assert!(matches!(unknown, Err(Error::NotFound { .. })));
 
+    // Controllers [40, video, spawn] after the transfer; history counter 5.
     assert!(ix
-        .report_owner_change(
-            &p(10),
-            &OwnerChange {
-                new_owner: p(40),
-                transfer_seq: 2
-            }
-        )
+        .report_owner_change(&p(10), &change(40, 2), &info(&[40, 10, 99], 5))
         .unwrap());
-    // Older and duplicate reports are acknowledged without effect.
+    assert_eq!(ix.applied_history(&p(10)), 5);
+    // The same report again, or a lower transfer_seq, with no history change since: no effect.
     assert!(!ix
-        .report_owner_change(
-            &p(10),
-            &OwnerChange {
-                new_owner: p(50),
-                transfer_seq: 1
-            }
-        )
+        .report_owner_change(&p(10), &change(40, 2), &info(&[40, 10, 99], 5))
         .unwrap());
     assert!(!ix
-        .report_owner_change(
-            &p(10),
-            &OwnerChange {
-                new_owner: p(40),
-                transfer_seq: 2
-            }
-        )
+        .report_owner_change(&p(10), &change(40, 1), &info(&[40, 10, 99], 5))
         .unwrap());
+    // A stale report whose owner no longer controls the video is refused.
+    assert!(matches!(
+        ix.report_owner_change(&p(10), &change(30, 1), &info(&[40, 10, 99], 6)),
+        Err(Error::Conflict { .. })
+    ));
     let e = ix.get(&p(10)).unwrap();
     assert_eq!((e.owner, e.transfer_seq, e.creator), (p(40), 2, p(20)));
     assert_eq!(ix.count_by_owner(&p(30)), 0);
@@ -154,6 +157,40 @@ fn owner_changes_apply_in_order_only() {
         (s.videos, s.creators, s.owners, s.owner_changes_applied),
         (1, 1, 1, 1)
     );
+}
+
+/// Security review M4: the video's code is its owner's, so a report naming a non-controller with
+/// `transfer_seq = u64::MAX` must neither apply nor freeze the index; a later genuine transfer
+/// (its `transfer_seq` far lower) still applies, ordered by the IC's history counter.
+#[test]
+fn forged_reports_neither_apply_nor_freeze_the_index() {
+    let mut ix = IndexStore::open(DefaultMemoryImpl::default(), p(1));
+    ix.register(&reg(10, 20, 30), 0).unwrap();
+    // Owner 30's code reports X = 66 (not a controller) with u64::MAX: refused, nothing stored.
+    let forged = ix.report_owner_change(&p(10), &change(66, u64::MAX), &info(&[30, 10, 99], 7));
+    assert!(matches!(forged, Err(Error::Conflict { .. })), "{forged:?}");
+    assert_eq!(ix.get(&p(10)).unwrap().owner, p(30));
+    assert_eq!(ix.applied_history(&p(10)), 0);
+    // Naming the video itself (a controller) is refused too.
+    assert!(matches!(
+        ix.report_owner_change(&p(10), &change(10, u64::MAX), &info(&[30, 10, 99], 7)),
+        Err(Error::Conflict { .. })
+    ));
+    // The owner adds X as a co-controller and reports it with u64::MAX: it verifies (X does
+    // control the video), but orders nothing...
+    assert!(ix
+        .report_owner_change(&p(10), &change(66, u64::MAX), &info(&[30, 66, 10, 99], 8))
+        .unwrap());
+    assert_eq!(ix.get(&p(10)).unwrap().owner, p(66));
+    // ...so the genuine sale to B = 40 (transfer_seq 1, controllers rewritten) still applies.
+    assert!(ix
+        .report_owner_change(&p(10), &change(40, 1), &info(&[40, 10, 99], 10))
+        .unwrap());
+    let e = ix.get(&p(10)).unwrap();
+    assert_eq!((e.owner, e.transfer_seq), (p(40), 1));
+    assert_eq!(ix.applied_history(&p(10)), 10);
+    assert_eq!(ix.count_by_owner(&p(66)), 0);
+    assert_eq!(ix.stats().owner_changes_applied, 2);
 }
 
 #[test]
@@ -225,14 +262,8 @@ fn state_survives_reopening_the_memory_like_an_upgrade() {
             ix.register(&reg(100 + v, 20 + v % 2, 30), v).unwrap();
         }
         for seq in 1..=3u64 {
-            ix.report_owner_change(
-                &p(100),
-                &OwnerChange {
-                    new_owner: p(40 + seq),
-                    transfer_seq: seq,
-                },
-            )
-            .unwrap();
+            ix.report_owner_change(&p(100), &change(40 + seq, seq), &info(&[40 + seq], seq))
+                .unwrap();
         }
     }
     assert!(mem.size() > 0);
@@ -241,6 +272,7 @@ fn state_survives_reopening_the_memory_like_an_upgrade() {
     assert!(ix.is_admin(&p(1)) && !ix.is_admin(&p(9)) && ix.is_registrar(&p(2)));
     let e = ix.get(&p(100)).unwrap();
     assert_eq!((e.owner, e.transfer_seq), (p(43), 3));
+    assert_eq!(ix.applied_history(&p(100)), 3);
     let s = ix.stats();
     assert_eq!(
         (
@@ -256,14 +288,8 @@ fn state_survives_reopening_the_memory_like_an_upgrade() {
     assert_eq!(ix.count_by_owner(&p(43)), 1);
     assert_eq!(ix.count_by_owner(&p(41)), 0);
     // And it keeps working after the reopen.
-    ix.report_owner_change(
-        &p(100),
-        &OwnerChange {
-            new_owner: p(30),
-            transfer_seq: 4,
-        },
-    )
-    .unwrap();
+    ix.report_owner_change(&p(100), &change(30, 4), &info(&[30], 4))
+        .unwrap();
     assert_eq!(ix.count_by_owner(&p(30)), 10);
     assert_eq!(ix.stats().owners, 1);
 }
@@ -337,11 +363,34 @@ fn list_bounds_repeated_registrations_and_report_order() {
         logic::check_reregistration(&r, &p(20), &p(31)),
         Err(Error::Conflict { .. })
     ));
-    let change = |seq| OwnerChange {
-        new_owner: p(40),
-        transfer_seq: seq,
-    };
-    assert!(logic::is_newer_report(0, &change(1)));
-    assert!(!logic::is_newer_report(1, &change(1)));
-    assert!(!logic::is_newer_report(2, &change(1)));
+    // Reports: the owner must control the video now and not be the video; the IC's history
+    // counter, not transfer_seq, says whether it is news.
+    let v = p(10);
+    assert_eq!(
+        logic::judge_report(&v, 0, &info(&[40, 10], 1), &change(40, 1)),
+        Ok(true)
+    );
+    assert_eq!(
+        logic::judge_report(&v, 3, &info(&[40, 10], 4), &change(40, 0)),
+        Ok(true),
+        "transfer_seq orders nothing; jumps and repeats are fine"
+    );
+    assert_eq!(
+        logic::judge_report(&v, 4, &info(&[40, 10], 4), &change(40, u64::MAX)),
+        Ok(false)
+    );
+    assert_eq!(
+        logic::judge_report(&v, 5, &info(&[40, 10], 4), &change(40, 9)),
+        Ok(false)
+    );
+    for bad in [change(41, u64::MAX), change(10, 1)] {
+        assert!(matches!(
+            logic::judge_report(&v, 0, &info(&[40, 10], 9), &bad),
+            Err(Error::Conflict { .. })
+        ));
+    }
+    assert!(matches!(
+        logic::judge_report(&v, 0, &info(&[], 9), &change(40, 1)),
+        Err(Error::Conflict { .. })
+    ));
 }

@@ -12,7 +12,10 @@
 //!  Installed --update_settings ok--> ControllersSet --register ok--> Registered
 //!     | fails: stays Installed (outbox)                 | fails: IndexPending (outbox)
 //! ```
-//! Records in the outbox are driven again by a timer and by `retry_pending`.
+//! Records in the outbox are driven again by a timer and by `retry_pending`. The timer backs
+//! each entry off after a failure (60 s doubling to a day) and parks it after 20 failures in a
+//! row: it stays in the outbox, visible, and only an admin's `retry_pending` tries it again
+//! (`logic::Retry`).
 //!
 //! A creation whose future is gone before it finished (a callback trapped — the trap rolls back
 //! that callback, then ic-cdk's cleanup drops the future — or the spawn canister was upgraded
@@ -41,6 +44,7 @@ use ic_cdk_management_canister::{
     CanisterIdRecord, CanisterInstallMode, CanisterSettings, CreateCanisterArgs, InstallCodeArgs,
     UpdateSettingsArgs,
 };
+use ic_cdk_timers::TimerId;
 use serde_bytes::ByteBuf;
 
 use crate::logic::{self, AfterInstallFailure, Funding, FundingInput, NextStep};
@@ -216,7 +220,8 @@ pub async fn create_video(caller: Principal, args: CreateVideoArgs) -> Result<Cr
         });
     }
     let spawn = canister_self();
-    let creator = logic::creator_for(caller, owner);
+    let app_canister = with(|s| s.is_app_canister(&caller));
+    let creator = logic::creator_for(caller, owner, app_canister);
     // Everything that can fail without a call fails before anything is committed: once a
     // canister exists, every way out parks it or finishes it.
     let init = VideoInit {
@@ -405,7 +410,7 @@ pub async fn drive(id: Principal) -> SpawnStatus {
         let step = logic::next_step(v.status, index.is_some());
         let outcome: std::result::Result<(), String> = match step {
             NextStep::None => {
-                with_mut(|s| s.outbox.remove(&PKey::new(&id)));
+                with_mut(|s| s.outbox_remove(&id));
                 return v.status;
             }
             NextStep::SetControllers => set_controllers(id, v.owner, spawn).await,
@@ -439,11 +444,18 @@ pub async fn drive(id: Principal) -> SpawnStatus {
             if rank(new) > rank(cur.status) || (!ok && cur.status == v.status) {
                 cur.status = new;
             }
-            cur.last_error = outcome.err();
-            cur.updated_at = time();
+            let now = time();
+            // Each failure backs the entry's next automatic retry off, and parks it after
+            // `MAX_AUTO_ATTEMPTS` (security review L7); a success starts the count again.
+            let retry = s.record_attempt(&id, ok, now);
+            cur.last_error = outcome.err().map(|e| match retry {
+                Some(r) => format!("{e}; {}", logic::retry_note(&r, now)),
+                None => e,
+            });
+            cur.updated_at = now;
             let progressed = ok;
             if !logic::needs_work(cur.status, has_index) {
-                s.outbox.remove(&PKey::new(&id));
+                s.outbox_remove(&id);
             } else {
                 s.outbox.insert(PKey::new(&id), ());
             }
@@ -488,23 +500,22 @@ async fn set_controllers(
 
 /// Most outbox entries one timer run / `retry_pending` call drives (bounds one run's work).
 pub const RETRY_BATCH: usize = 50;
-const RETRY_DELAY: Duration = Duration::from_secs(60);
+/// The timer never fires sooner than this: a creation's own `drive` gets the first go at an
+/// entry it just put in the outbox.
+const MIN_TIMER_DELAY: Duration = Duration::from_secs(logic::RETRY_FIRST_DELAY_SECS);
 
 thread_local! {
-    static TIMER_ARMED: Cell<bool> = const { Cell::new(false) };
+    /// The armed retry timer and the IC time (ns) it fires at. Heap only: timers do not survive
+    /// an upgrade, and `post_upgrade` arms one again.
+    static TIMER: Cell<Option<(TimerId, u64)>> = const { Cell::new(None) };
 }
 
-/// Recovers interrupted creations, then drives up to `RETRY_BATCH` outbox entries; returns
-/// their records afterwards.
-pub async fn retry_outbox() -> Vec<SpawnedVideo> {
+/// Recovers interrupted creations, then drives up to `RETRY_BATCH` outbox entries: those due
+/// (`due_only`: the timer; never the parked ones), or all of them, parked ones included (an
+/// admin's `retry_pending`). Returns their records afterwards.
+pub async fn retry_outbox(due_only: bool) -> Vec<SpawnedVideo> {
     recover_stale("found interrupted by the outbox driver");
-    let ids: Vec<Principal> = with(|s| {
-        s.outbox
-            .keys()
-            .take(RETRY_BATCH)
-            .map(|k| k.principal())
-            .collect()
-    });
+    let ids: Vec<Principal> = with(|s| s.outbox_batch(due_only, time(), RETRY_BATCH));
     let mut out = Vec::new();
     for id in ids {
         drive(id).await;
@@ -515,17 +526,25 @@ pub async fn retry_outbox() -> Vec<SpawnedVideo> {
     out
 }
 
-/// Arms one retry timer unless one is armed (timers do not survive upgrades: `post_upgrade`
-/// calls this again when the outbox is not empty).
+/// Arms the retry timer for the earliest entry the timer should drive (at least
+/// `MIN_TIMER_DELAY` from now), unless one fires by then already; nothing when every entry is
+/// parked or the outbox is empty. Timers do not survive upgrades: `post_upgrade` calls this.
 pub fn arm_timer() {
-    if TIMER_ARMED.with(|a| a.replace(true)) {
+    let Some(due) = with(|s| s.next_retry_at()) else {
         return;
-    }
-    ic_cdk_timers::set_timer(RETRY_DELAY, async {
-        TIMER_ARMED.with(|a| a.set(false));
-        retry_outbox().await;
-        if with(|s| !s.outbox.is_empty()) {
-            arm_timer();
+    };
+    let now = time();
+    let at = due.max(now.saturating_add(MIN_TIMER_DELAY.as_nanos() as u64));
+    if let Some((id, armed_at)) = TIMER.get() {
+        if armed_at <= at {
+            return;
         }
+        ic_cdk_timers::clear_timer(id);
+    }
+    let id = ic_cdk_timers::set_timer(Duration::from_nanos(at - now), async {
+        TIMER.set(None);
+        retry_outbox(true).await;
+        arm_timer();
     });
+    TIMER.set(Some((id, at)));
 }

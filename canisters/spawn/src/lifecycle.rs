@@ -30,6 +30,10 @@ fn apply_init<M: Memory>(state: &mut SpawnStore<M>, arg: SpawnInit) -> Result<()
         logic::validate_cycles_config(&cy)?;
         state.update_config(|c| c.cycles = cy);
     }
+    if let Some(apps) = arg.app_canisters {
+        let apps = logic::validate_app_canisters(&apps)?;
+        state.update_config(|c| c.app_canisters = Some(apps));
+    }
     if let Some(wasm) = arg.video_wasm {
         let sha = Sha256::digest(&wasm).to_vec();
         logic::check_wasm(&wasm, &sha, &sha)?;
@@ -60,7 +64,5 @@ fn post_upgrade(arg: Option<SpawnInit>) {
     // No create_video future survives an upgrade: finish what they left in flight.
     flow::recover_stale("the spawn canister was upgraded");
     // Timers do not survive an upgrade.
-    if store::with(|s| !s.outbox.is_empty()) {
-        flow::arm_timer();
-    }
+    flow::arm_timer();
 }

@@ -7,7 +7,7 @@
 use candid::{Encode, Principal};
 use canvid_types::spawn::{CyclesConfig, Payer, QuotaArgs, SpawnStatus, SpawnedVideo};
 use canvid_types::video::{validate_text_fields, MAX_VIDEO_SIZE};
-use canvid_types::{Error, Result};
+use canvid_types::{is_canister_id, Error, Result};
 use serde::{Deserialize, Serialize};
 
 /// Ingress fee per byte the video canister pays while its file is uploaded (13-node subnet).
@@ -489,13 +489,92 @@ pub fn dedup_admins(list: &[Principal]) -> Result<Vec<Principal>> {
     canvid_stable_common::dedup_principals("admins", list, MAX_ADMINS)
 }
 
-/// The video's creator: the caller, unless the caller is a canister (an app creating a video on
-/// behalf of `owner`), in which case the owner. Canister ids are "opaque" principals, whose last
-/// byte is 0x01 (IC interface spec, "Principals").
-pub fn creator_for(caller: Principal, owner: Principal) -> Principal {
-    if canvid_types::is_canister_id(&caller) {
+/// The video's creator: the caller, unless the caller is an app canister the admins
+/// allow-listed (`app_canister`), which creates videos on behalf of the `owner` it names: then
+/// the owner. Any other canister is the creator of what it creates: otherwise it could list
+/// videos of its choosing under anyone's `videos_by_creator`, for good, as the index never
+/// changes a creator (security review M5).
+pub fn creator_for(caller: Principal, owner: Principal, app_canister: bool) -> Principal {
+    if app_canister && is_canister_id(&caller) {
         owner
     } else {
         caller
+    }
+}
+
+/// Most allow-listed app canisters (bounds the config and the membership check).
+pub const MAX_APP_CANISTERS: usize = 64;
+
+/// An app-canister allow-list as stored: duplicates dropped, at most [`MAX_APP_CANISTERS`], and
+/// canister ids only (a user's principal would never call as a canister).
+pub fn validate_app_canisters(list: &[Principal]) -> Result<Vec<Principal>> {
+    let list = canvid_stable_common::dedup_principals("app_canisters", list, MAX_APP_CANISTERS)?;
+    if let Some(p) = list.iter().find(|p| !is_canister_id(p)) {
+        return Err(Error::InvalidArgument {
+            reason: format!("{p} is not a canister id"),
+        });
+    }
+    Ok(list)
+}
+
+/// First automatic retry of a failed outbox entry (seconds after the failure); each further
+/// failure doubles the delay, up to [`RETRY_MAX_DELAY_SECS`] (security review L7).
+pub const RETRY_FIRST_DELAY_SECS: u64 = 60;
+/// Longest delay between two automatic retries: a day.
+pub const RETRY_MAX_DELAY_SECS: u64 = 86_400;
+/// Failed attempts after which the timer stops retrying an entry: it is *parked*, kept in the
+/// outbox (visible in `stats` and in its record's `last_error`), and retried only by an admin's
+/// `retry_pending`. 60 s doubling to a day: 20 attempts span about ten days.
+pub const MAX_AUTO_ATTEMPTS: u32 = 20;
+
+/// Retry state of one outbox entry: failed attempts in a row and when the timer may try again
+/// (IC time, ns). An entry without one (never failed) is due.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Retry {
+    pub attempts: u32,
+    pub next_at: u64,
+}
+
+/// Delay before the automatic retry that follows `attempts` failures in a row (≥ 1).
+pub fn retry_delay_secs(attempts: u32) -> u64 {
+    let doublings = attempts.saturating_sub(1).min(32);
+    RETRY_FIRST_DELAY_SECS
+        .saturating_mul(1u64 << doublings)
+        .min(RETRY_MAX_DELAY_SECS)
+}
+
+/// The retry state after one more failed attempt at `now` (ns).
+pub fn after_failed_attempt(r: Retry, now: u64) -> Retry {
+    let attempts = r.attempts.saturating_add(1);
+    Retry {
+        attempts,
+        next_at: now.saturating_add(retry_delay_secs(attempts).saturating_mul(1_000_000_000)),
+    }
+}
+
+/// Parked: the timer no longer retries it (only `retry_pending` does).
+pub fn is_parked(r: &Retry) -> bool {
+    r.attempts >= MAX_AUTO_ATTEMPTS
+}
+
+/// Whether the timer should drive the entry at `now`.
+pub fn is_due(r: &Retry, now: u64) -> bool {
+    !is_parked(r) && r.next_at <= now
+}
+
+/// What a record's `last_error` adds about its retries.
+pub fn retry_note(r: &Retry, now: u64) -> String {
+    if is_parked(r) {
+        format!(
+            "parked after {} failed attempts: the timer no longer retries it, an admin's \
+             retry_pending does",
+            r.attempts
+        )
+    } else {
+        format!(
+            "attempt {} failed; next automatic retry in {} s",
+            r.attempts,
+            r.next_at.saturating_sub(now) / 1_000_000_000
+        )
     }
 }

@@ -78,12 +78,14 @@ fn stats() -> SpawnStats {
             videos_created: c.videos_created,
             spares: s.spares.len(),
             outbox: s.outbox.len(),
+            outbox_parked: s.parked_count(),
             in_flight: s
                 .in_flight
                 .iter()
                 .map(|e| e.value().0)
                 .collect::<Vec<InFlight>>(),
             layout_version: LAYOUT_VERSION,
+            app_canisters: c.app_canisters.clone().unwrap_or_default(),
         }
     })
 }

@@ -19,6 +19,7 @@
 //! | 5  | `StableBTreeMap` accounts | `PKey` (caller) | candid `logic::Account` |
 //! | 6  | `StableBTreeMap` spares | `PairKey` (payer, canister) | `()` |
 //! | 7  | `StableBTreeMap` outbox | `PKey` (canister) | `()` |
+//! | 8  | `StableBTreeMap` outbox retries | `PKey` (canister) | `logic::Retry` (12 bytes) |
 //!
 //! `PKey` (30 bytes, fixed): the principal's bytes left-aligned, zero-padded to 29, then its
 //! length in byte 29. `PairKey` (60 bytes): `PKey(payer) || PKey(canister)`. Both keys and the
@@ -28,6 +29,14 @@
 //! `Header` bytes: magic `b"CVSP"` [0..4] · layout version u32 LE [4..8] · candid encoding of
 //! `Config` [8..]. Candid keeps the config extensible (new `opt` fields decode from old bytes).
 //! The `StableCell` adds its own 8-byte header in front.
+//!
+//! `Retry` (12 bytes, fixed): failed attempts in a row u32 LE [0..4] · next automatic retry, IC
+//! time in ns, u64 LE [4..12]. Only outbox entries that failed have one; it is removed when the
+//! entry succeeds or leaves the outbox. Memory 8 was added to layout 1 without moving anything:
+//! a memory written before it has no bucket for id 8, which opens as an empty map, meaning "no
+//! failed attempt yet, due now", the right state for those entries
+//! (`tests/tests/upgrade.rs::spawn_upgrade_corrects_the_first_default_cycles_config` upgrades
+//! a released module's real state; its header also predates `Config::app_canisters`).
 //!
 //! Candid values in the maps are small records (< 1 KiB), stored as
 //! `canvid_stable_common::Candid<T>` (the bytes of `Encode!(&value)`); a value that does not
@@ -52,7 +61,7 @@ use ic_stable_structures::storable::Bound;
 use ic_stable_structures::{DefaultMemoryImpl, Memory, StableBTreeMap, StableCell, Storable};
 use serde::Deserialize;
 
-use crate::logic::{self, default_cycles_config, Account};
+use crate::logic::{self, default_cycles_config, Account, Retry};
 
 // The canister's one store: opened by `lifecycle` in init/post_upgrade, borrowed by every
 // endpoint, the creation flow and the timer.
@@ -77,6 +86,9 @@ pub struct Config {
     pub wasm: Option<WasmMeta>,
     pub next_op: u64,
     pub videos_created: u64,
+    /// App canisters allowed to name a video's creator (security review M5). `opt`: a header
+    /// written before the field existed decodes to `None` (= none).
+    pub app_canisters: Option<Vec<Principal>>,
 }
 
 impl Config {
@@ -89,6 +101,7 @@ impl Config {
             wasm: None,
             next_op: 0,
             videos_created: 0,
+            app_canisters: None,
         }
     }
 }
@@ -115,6 +128,31 @@ impl Storable for Header {
     const BOUND: Bound = Bound::Unbounded;
 }
 
+const RETRY_LEN: usize = 12;
+
+impl Storable for Retry {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.into_bytes())
+    }
+    fn into_bytes(self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(RETRY_LEN);
+        b.extend_from_slice(&self.attempts.to_le_bytes());
+        b.extend_from_slice(&self.next_at.to_le_bytes());
+        b
+    }
+    fn from_bytes(bytes: Cow<[u8]>) -> Self {
+        let b = &bytes;
+        Retry {
+            attempts: u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            next_at: canvid_stable_common::u64_at(b, 4),
+        }
+    }
+    const BOUND: Bound = Bound::Bounded {
+        max_size: RETRY_LEN as u32,
+        is_fixed_size: true,
+    };
+}
+
 /// The whole stable state of the spawn canister (layout in the module docs). Generic over the
 /// memory so that all of it, recovery and paging included, is tested natively on `VectorMemory`.
 pub struct SpawnStore<M: Memory> {
@@ -126,6 +164,8 @@ pub struct SpawnStore<M: Memory> {
     pub accounts: StableBTreeMap<PKey, Candid<Account>, VirtualMemory<M>>,
     pub spares: StableBTreeMap<PairKey, (), VirtualMemory<M>>,
     pub outbox: StableBTreeMap<PKey, (), VirtualMemory<M>>,
+    /// Memory 8: retry state of outbox entries that failed (see [`SpawnStore::record_attempt`]).
+    pub retries: StableBTreeMap<PKey, Retry, VirtualMemory<M>>,
 }
 
 impl<M: Memory + Clone> SpawnStore<M> {
@@ -142,6 +182,7 @@ impl<M: Memory + Clone> SpawnStore<M> {
             accounts: StableBTreeMap::init(m(5)),
             spares: StableBTreeMap::init(m(6)),
             outbox: StableBTreeMap::init(m(7)),
+            retries: StableBTreeMap::init(m(8)),
         }
     }
 }
@@ -153,6 +194,14 @@ impl<M: Memory> SpawnStore<M> {
 
     pub fn is_admin(&self, p: &Principal) -> bool {
         self.config().admins.contains(p)
+    }
+
+    /// Whether `p` is an allow-listed app canister (it may name a video's creator).
+    pub fn is_app_canister(&self, p: &Principal) -> bool {
+        self.config()
+            .app_canisters
+            .as_ref()
+            .is_some_and(|l| l.contains(p))
     }
 
     pub fn update_config(&mut self, f: impl FnOnce(&mut Config)) {
@@ -264,6 +313,62 @@ impl<M: Memory> SpawnStore<M> {
     /// creation may have moved it meanwhile.
     pub fn check_upgradable(&self, video: &Principal) -> Result<()> {
         logic::check_upgradable(video, self.video(video).as_ref())
+    }
+
+    /// The retry state of `id`'s outbox entry (default: never failed, due).
+    pub fn retry_of(&self, id: &Principal) -> Retry {
+        self.retries.get(&PKey::new(id)).unwrap_or_default()
+    }
+
+    /// Records one attempt at `id`'s outbox entry: a success clears its retry state, a failure
+    /// backs the next automatic one off ([`logic::after_failed_attempt`]). Returns the state
+    /// after a failure.
+    pub fn record_attempt(&mut self, id: &Principal, ok: bool, now: u64) -> Option<Retry> {
+        let k = PKey::new(id);
+        if ok {
+            self.retries.remove(&k);
+            return None;
+        }
+        let r = logic::after_failed_attempt(self.retry_of(id), now);
+        self.retries.insert(k, r);
+        Some(r)
+    }
+
+    /// Removes `id` from the outbox, with its retry state.
+    pub fn outbox_remove(&mut self, id: &Principal) {
+        let k = PKey::new(id);
+        self.outbox.remove(&k);
+        self.retries.remove(&k);
+    }
+
+    /// Up to `limit` outbox entries, in key order: every one (`due_only` false: an admin's
+    /// `retry_pending`, parked ones included), or only those the timer should drive at `now`.
+    pub fn outbox_batch(&self, due_only: bool, now: u64, limit: usize) -> Vec<Principal> {
+        self.outbox
+            .keys()
+            .map(|k| k.principal())
+            .filter(|id| !due_only || logic::is_due(&self.retry_of(id), now))
+            .take(limit)
+            .collect()
+    }
+
+    /// When the timer has work next: the earliest retry time of the entries not parked (an
+    /// entry that never failed: 0, now). `None` when every entry is parked, or none is left.
+    pub fn next_retry_at(&self) -> Option<u64> {
+        self.outbox
+            .keys()
+            .map(|k| self.retry_of(&k.principal()))
+            .filter(|r| !logic::is_parked(r))
+            .map(|r| r.next_at)
+            .min()
+    }
+
+    /// Outbox entries the timer gave up on (parked).
+    pub fn parked_count(&self) -> u64 {
+        self.outbox
+            .keys()
+            .filter(|k| logic::is_parked(&self.retry_of(&k.principal())))
+            .count() as u64
     }
 
     /// Spares parked for `payer`, in key order.

@@ -92,6 +92,17 @@ fn set_default_quota(quota: Option<QuotaArgs>) -> Result<()> {
     Ok(())
 }
 
+/// Replaces the app canisters allowed to name a video's creator (the owner they pass to
+/// `create_video`); every other caller is the creator of what it creates. Canister ids only,
+/// at most 64; `vec {}` clears the list.
+#[update]
+fn set_app_canisters(apps: Vec<Principal>) -> Result<()> {
+    require_admin()?;
+    let apps = logic::validate_app_canisters(&apps)?;
+    store::with_mut(|s| s.update_config(|c| c.app_canisters = Some(apps)));
+    Ok(())
+}
+
 #[update]
 fn set_cycles_config(cycles: CyclesConfig) -> Result<()> {
     require_admin()?;
@@ -128,14 +139,13 @@ async fn top_up(args: TopUpArgs) -> Result<()> {
 }
 
 /// Drives the outbox now (controllers not yet set, registrations the index has not
-/// acknowledged), up to `flow::RETRY_BATCH` entries; returns those records afterwards.
+/// acknowledged), up to 50 entries, those the timer parked after 20 failed attempts included;
+/// returns those records afterwards.
 #[update]
 async fn retry_pending() -> Result<Vec<SpawnedVideo>> {
     require_admin()?;
-    let out = flow::retry_outbox().await;
-    if store::with(|s| !s.outbox.is_empty()) {
-        flow::arm_timer();
-    }
+    let out = flow::retry_outbox(false).await;
+    flow::arm_timer();
     Ok(out)
 }
 

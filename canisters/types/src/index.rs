@@ -5,7 +5,9 @@
 //! - `register_video : (VideoRegistration) -> (Result)`: callable only by a registrar (the spawn
 //!   canister), once per video canister.
 //! - `report_owner_change : (OwnerChange) -> (Result)`: callable only by the video canister
-//!   itself (the caller *is* the video), which must already be registered.
+//!   itself (the caller *is* the video), which must already be registered. The report is a hint
+//!   the index checks with the IC (`canister_info`): the new owner must be a controller of the
+//!   video, else `Conflict`.
 
 use candid::{CandidType, Deserialize, Principal};
 use serde::Serialize;
@@ -20,8 +22,9 @@ pub struct VideoRegistration {
 #[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]
 pub struct OwnerChange {
     pub new_owner: Principal,
-    /// Monotonic per video canister (the video's transfer counter): the index ignores a report
-    /// older than one it has already applied, so retried notifications cannot reorder owners.
+    /// The video's transfer counter, kept for display. It orders nothing (the video's code is
+    /// its owner's to choose): the index orders reports by the IC's canister-history counter
+    /// and ignores one not newer than the last it applied.
     pub transfer_seq: u64,
 }
 
@@ -59,7 +62,8 @@ pub struct VideoEntry {
     pub video: Principal,
     pub creator: Principal,
     pub owner: Principal,
-    /// Highest `OwnerChange::transfer_seq` applied (0 = never transferred).
+    /// `OwnerChange::transfer_seq` of the last applied report (0 = none), as the video reported
+    /// it: for display, not an order.
     pub transfer_seq: u64,
     /// IC time (ns since the Unix epoch) of the registration.
     pub registered_at: u64,
@@ -79,7 +83,7 @@ pub struct IndexStats {
     /// Distinct creators / current owners with at least one video.
     pub creators: u64,
     pub owners: u64,
-    /// Ownership changes applied (stale or duplicate reports are not counted).
+    /// Ownership changes applied (stale, duplicate or refused reports are not counted).
     pub owner_changes_applied: u64,
     pub admins: Vec<Principal>,
     pub registrars: Vec<Principal>,

@@ -32,6 +32,10 @@ pub struct SpawnInit {
     /// Cycle formula parameters; default base ≈ 392 B, per_byte 2,714, reserve 2 T
     /// (docs/spawn-and-index.md). A base below the default or a per_byte below 2,000 is refused.
     pub cycles: Option<CyclesConfig>,
+    /// App canisters whose `create_video` calls name the video's creator: the owner they give.
+    /// Every other caller is the creator of what it creates. Default: none; `opt vec {}` clears
+    /// the list (also `set_app_canisters`).
+    pub app_canisters: Option<Vec<Principal>>,
 }
 
 /// `set_video_wasm` argument: `sha256` must be the SHA-256 of `wasm` exactly as given (the gzip
@@ -100,7 +104,9 @@ pub struct CreateVideoArgs {
     /// Expected file size in bytes (`<= video::MAX_VIDEO_SIZE`): the cycles given to the new
     /// canister are computed from it.
     pub declared_size: u64,
-    /// App-level owner and first controller; default the caller.
+    /// App-level owner and first controller; default the caller. The video's creator is the
+    /// caller, except for an app canister the admins allow-listed (`set_app_canisters`), which
+    /// makes the owner it names the creator.
     pub owner: Option<Principal>,
 }
 
@@ -218,7 +224,13 @@ pub struct SpawnStats {
     pub balance: u128,
     pub videos_created: u64,
     pub spares: u64,
+    /// Outbox entries (videos whose controllers or registration are still to be done).
     pub outbox: u64,
+    /// Of those, entries the retry timer gave up on after 20 failed attempts in a row: kept,
+    /// and retried only by `retry_pending` (their record's `last_error` says so).
+    pub outbox_parked: u64,
     pub in_flight: Vec<InFlight>,
     pub layout_version: u32,
+    /// App canisters allowed to attribute a video's creator to the owner they name.
+    pub app_canisters: Vec<Principal>,
 }

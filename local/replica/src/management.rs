@@ -16,6 +16,52 @@ use crate::types::*;
 
 pub const MAX_CONTROLLERS: usize = 10;
 
+/// Changes `canister_info` keeps (the IC keeps at least the 20 most recent).
+pub const HISTORY_KEPT: usize = 20;
+
+/// A canister's history as `canister_info` returns it. As on the IC, only changes count:
+/// creation, code install / reinstall / upgrade, uninstall, and `update_settings` calls that name
+/// controllers (even the same ones). Executing messages and other settings do not, unlike
+/// `canister_version`.
+#[derive(Clone, Debug, Default)]
+pub struct History {
+    pub total_num_changes: u64,
+    /// Oldest first, at most [`HISTORY_KEPT`].
+    pub recent: std::collections::VecDeque<Change>,
+}
+
+impl History {
+    /// The history of a canister created before this replica kept one (restored from a saved
+    /// state, which does not hold it): no recent changes, and a count of `at_least`, which the
+    /// caller takes from `canister_version` (it grows with every change too, so the count never
+    /// goes below one `canister_info` returned before the state was saved).
+    fn unknown(at_least: u64) -> Self {
+        History {
+            total_num_changes: at_least,
+            recent: Default::default(),
+        }
+    }
+}
+
+/// The interface specification's `change` record. `details` is not `opt` there (nor in what the
+/// IC and PocketIC send), unlike `ic-management-canister-types` 0.11's `Change`.
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, serde::Deserialize)]
+pub struct Change {
+    pub timestamp_nanos: u64,
+    pub canister_version: u64,
+    pub origin: mc::ChangeOrigin,
+    pub details: mc::ChangeDetails,
+}
+
+/// The specification's `canister_info_result`, with [`Change`].
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, serde::Deserialize)]
+pub struct CanisterInfo {
+    pub total_num_changes: u64,
+    pub recent_changes: Vec<Change>,
+    pub module_hash: Option<Vec<u8>>,
+    pub controllers: Vec<Principal>,
+}
+
 fn decode<T: DeserializeOwned + CandidType>(arg: &[u8]) -> Result<T, RejectResponse> {
     candid::decode_one(arg).map_err(|e| {
         RejectResponse::ic(
@@ -59,6 +105,57 @@ fn status_kind(s: CanisterStatusKind) -> mc::CanisterStatusType {
 }
 
 impl State {
+    /// Records a change of `cid` made by `caller`, at the canister's current version.
+    fn record_change(&mut self, caller: Principal, cid: Principal, details: mc::ChangeDetails) {
+        let Some(version) = self.canisters.get(&cid).map(|c| c.ctx().canister_version) else {
+            return;
+        };
+        let origin = match self.canisters.get(&caller) {
+            Some(c) => mc::ChangeOrigin::FromCanister(mc::FromCanisterRecord {
+                canister_id: caller,
+                canister_version: Some(c.ctx().canister_version),
+            }),
+            None => mc::ChangeOrigin::FromUser(mc::FromUserRecord { user_id: caller }),
+        };
+        let change = Change {
+            timestamp_nanos: self.time,
+            canister_version: version,
+            origin,
+            details,
+        };
+        let h = self
+            .history
+            .entry(cid)
+            .or_insert_with(|| History::unknown(version));
+        h.total_num_changes += 1;
+        h.recent.push_back(change);
+        while h.recent.len() > HISTORY_KEPT {
+            h.recent.pop_front();
+        }
+    }
+
+    /// `canister_info`'s answer for `cid`, with its `wanted` most recent changes.
+    pub fn canister_info(
+        &self,
+        cid: Principal,
+        wanted: Option<u64>,
+    ) -> Result<CanisterInfo, RejectResponse> {
+        let c = self.canister(cid)?;
+        let h = self
+            .history
+            .get(&cid)
+            .cloned()
+            .unwrap_or_else(|| History::unknown(c.ctx().canister_version + 1));
+        let n = usize::try_from(wanted.unwrap_or(0)).unwrap_or(usize::MAX);
+        let skip = h.recent.len().saturating_sub(n);
+        Ok(CanisterInfo {
+            total_num_changes: h.total_num_changes,
+            recent_changes: h.recent.into_iter().skip(skip).collect(),
+            module_hash: c.module_hash.map(|h| h.to_vec()),
+            controllers: c.ctx().controllers.clone(),
+        })
+    }
+
     fn controlled(&self, caller: Principal, cid: Principal) -> Result<&Canister, RejectResponse> {
         let c = self.canister(cid)?;
         if !c.ctx().controllers.contains(&caller) {
@@ -147,9 +244,22 @@ impl State {
         if settings != CanisterSettings::default() {
             self.apply_settings(id, settings);
         }
-        if let Some(c) = self.canisters.get_mut(&id) {
-            c.ctx_mut().canister_version = 0;
-        }
+        self.history.insert(id, History::default());
+        let controllers = match self.canisters.get_mut(&id) {
+            Some(c) => {
+                c.ctx_mut().canister_version = 0;
+                c.ctx().controllers.clone()
+            }
+            None => Vec::new(),
+        };
+        self.record_change(
+            caller,
+            id,
+            mc::ChangeDetails::Creation(mc::CreationRecord {
+                controllers,
+                environment_variables_hash: None,
+            }),
+        );
         Ok(id)
     }
 
@@ -161,7 +271,16 @@ impl State {
     ) -> Result<(), RejectResponse> {
         self.controlled(caller, cid)?;
         Self::validate_settings(&settings)?;
+        let names_controllers = settings.controllers.is_some();
         self.apply_settings(cid, settings);
+        if names_controllers {
+            let controllers = self.canister(cid)?.ctx().controllers.clone();
+            self.record_change(
+                caller,
+                cid,
+                mc::ChangeDetails::ControllersChange(mc::ControllersChangeRecord { controllers }),
+            );
+        }
         Ok(())
     }
 
@@ -296,6 +415,7 @@ impl State {
         }
         // Remaining cycles are lost, as on the IC.
         self.canisters.remove(&cid);
+        self.history.remove(&cid);
         Ok(())
     }
 
@@ -323,6 +443,7 @@ impl State {
         c.committed_heap = Vec::new();
         c.committed_globals.clear();
         c.generation += 1;
+        self.record_change(caller, cid, mc::ChangeDetails::CodeUninstall);
         Ok(())
     }
 
@@ -556,7 +677,18 @@ impl State {
         stats.cycles_charged = prepay - refund;
         fresh.ctx_mut().canister_version = old_version + 1;
         fresh.ctx_mut().global_timer = 0;
+        let module_hash = fresh.module_hash.map(|h| h.to_vec()).unwrap_or_default();
         *c = fresh;
+        let mode = match mode {
+            InstallMode::Install => mc::CodeDeploymentMode::Install,
+            InstallMode::Reinstall => mc::CodeDeploymentMode::Reinstall,
+            InstallMode::Upgrade => mc::CodeDeploymentMode::Upgrade,
+        };
+        self.record_change(
+            caller,
+            cid,
+            mc::ChangeDetails::CodeDeployment(mc::CodeDeploymentRecord { mode, module_hash }),
+        );
         Ok(stats)
     }
 
@@ -638,13 +770,7 @@ impl State {
             }
             "canister_info" => {
                 let a: mc::CanisterInfoArgs = decode(arg)?;
-                let c = self.canister(a.canister_id)?;
-                let r = mc::CanisterInfoResult {
-                    total_num_changes: c.ctx().canister_version,
-                    recent_changes: Vec::new(),
-                    module_hash: c.module_hash.map(|h| h.to_vec()),
-                    controllers: c.ctx().controllers.clone(),
-                };
+                let r = self.canister_info(a.canister_id, a.num_requested_changes)?;
                 Ok((encode(&r), cycles))
             }
             "deposit_cycles" => {

@@ -116,6 +116,8 @@ pub struct State {
     pub limits: crate::limits::Limits,
     /// The last data certificate made for each canister (see `State::data_certificate`).
     pub data_certs: HashMap<Principal, crate::certificate::CachedDataCertificate>,
+    /// Canister history (`canister_info`), kept by `management`.
+    pub history: HashMap<Principal, crate::management::History>,
 }
 
 pub fn reject_of(canister: Principal, e: &ExecError) -> RejectResponse {
@@ -223,6 +225,7 @@ impl State {
             keys: crate::keys::Keys::generate(),
             requests: Default::default(),
             data_certs: HashMap::new(),
+            history: HashMap::new(),
             limits: crate::limits::Limits::IC,
         }
     }

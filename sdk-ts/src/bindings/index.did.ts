@@ -122,7 +122,7 @@ export interface IndexStats {
    */
   'creators' : bigint,
   /**
-   * Ownership changes applied (stale or duplicate reports are not counted).
+   * Ownership changes applied (stale, duplicate or refused reports are not counted).
    */
   'owner_changes_applied' : bigint,
   'owners' : bigint,
@@ -149,8 +149,9 @@ export interface ListArgs {
 }
 export interface OwnerChange {
   /**
-   * Monotonic per video canister (the video's transfer counter): the index ignores a report
-   * older than one it has already applied, so retried notifications cannot reorder owners.
+   * The video's transfer counter, kept for display. It orders nothing (the video's code is
+   * its owner's to choose): the index orders reports by the IC's canister-history counter
+   * and ignores one not newer than the last it applied.
    */
   'transfer_seq' : bigint,
   'new_owner' : Principal,
@@ -170,7 +171,8 @@ export type Result = { 'Ok' : null } |
 export interface VideoEntry {
   'creator' : Principal,
   /**
-   * Highest `OwnerChange::transfer_seq` applied (0 = never transferred).
+   * `OwnerChange::transfer_seq` of the last applied report (0 = none), as the video reported
+   * it: for display, not an order.
    */
   'transfer_seq' : bigint,
   'video' : Principal,

@@ -15,7 +15,9 @@ import { IDL } from '@icp-sdk/core/candid';
 export interface CreateVideoArgs {
   'title' : string,
   /**
-   * App-level owner and first controller; default the caller.
+   * App-level owner and first controller; default the caller. The video's creator is the
+   * caller, except for an app canister the admins allow-listed (`set_app_canisters`), which
+   * makes the owner it names the creator.
    */
   'owner' : [] | [Principal],
   'tags' : Array<string>,
@@ -256,6 +258,12 @@ export interface SpawnInit {
    * (docs/spawn-and-index.md). A base below the default or a per_byte below 2,000 is refused.
    */
   'cycles' : [] | [CyclesConfig],
+  /**
+   * App canisters whose `create_video` calls name the video's creator: the owner they give.
+   * Every other caller is the creator of what it creates. Default: none; `opt vec {}` clears
+   * the list (also `set_app_canisters`).
+   */
+  'app_canisters' : [] | [Array<Principal>],
   'admins' : Array<Principal>,
   /**
    * Index canister to register videos with (also passed to each video as `VideoInit::index`).
@@ -271,17 +279,29 @@ export interface SpawnPage {
   'videos' : Array<SpawnedVideo>,
 }
 export interface SpawnStats {
+  /**
+   * Outbox entries (videos whose controllers or registration are still to be done).
+   */
   'outbox' : bigint,
   'default_quota' : [] | [QuotaArgs],
   'balance' : bigint,
   'video_wasm' : [] | [WasmInfo],
   'videos_created' : bigint,
   'cycles' : CyclesConfig,
+  /**
+   * App canisters allowed to attribute a video's creator to the owner they name.
+   */
+  'app_canisters' : Array<Principal>,
   'admins' : Array<Principal>,
   'layout_version' : number,
   'spares' : bigint,
   'index' : [] | [Principal],
   'in_flight' : Array<InFlight>,
+  /**
+   * Of those, entries the retry timer gave up on after 20 failed attempts in a row: kept,
+   * and retried only by `retry_pending` (their record's `last_error` says so).
+   */
+  'outbox_parked' : bigint,
 }
 /**
  * Where a created video canister is in the creation state machine.
@@ -380,10 +400,17 @@ export interface _SERVICE {
   'quota_of' : ActorMethod<[Principal], QuotaStatus>,
   /**
    * Drives the outbox now (controllers not yet set, registrations the index has not
-   * acknowledged), up to `flow::RETRY_BATCH` entries; returns those records afterwards.
+   * acknowledged), up to 50 entries, those the timer parked after 20 failed attempts included;
+   * returns those records afterwards.
    */
   'retry_pending' : ActorMethod<[], Result_3>,
   'set_admins' : ActorMethod<[Array<Principal>], Result_4>,
+  /**
+   * Replaces the app canisters allowed to name a video's creator (the owner they pass to
+   * `create_video`); every other caller is the creator of what it creates. Canister ids only,
+   * at most 64; `vec {}` clears the list.
+   */
+  'set_app_canisters' : ActorMethod<[Array<Principal>], Result_4>,
   'set_cycles_config' : ActorMethod<[CyclesConfig], Result_4>,
   'set_default_quota' : ActorMethod<[[] | [QuotaArgs]], Result_4>,
   'set_index' : ActorMethod<[[] | [Principal]], Result_4>,
@@ -417,6 +444,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'default_quota' : IDL.Opt(QuotaArgs),
     'video_wasm' : IDL.Opt(IDL.Vec(IDL.Nat8)),
     'cycles' : IDL.Opt(CyclesConfig),
+    'app_canisters' : IDL.Opt(IDL.Vec(IDL.Principal)),
     'admins' : IDL.Vec(IDL.Principal),
     'index' : IDL.Opt(IDL.Principal),
   });
@@ -542,11 +570,13 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'video_wasm' : IDL.Opt(WasmInfo),
     'videos_created' : IDL.Nat64,
     'cycles' : CyclesConfig,
+    'app_canisters' : IDL.Vec(IDL.Principal),
     'admins' : IDL.Vec(IDL.Principal),
     'layout_version' : IDL.Nat32,
     'spares' : IDL.Nat64,
     'index' : IDL.Opt(IDL.Principal),
     'in_flight' : IDL.Vec(InFlight),
+    'outbox_parked' : IDL.Nat64,
   });
   const TopUpArgs = IDL.Record({ 'video' : IDL.Principal, 'amount' : IDL.Nat });
   const UpgradeArgs = IDL.Record({
@@ -570,6 +600,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'quota_of' : IDL.Func([IDL.Principal], [QuotaStatus], ['query']),
     'retry_pending' : IDL.Func([], [Result_3], []),
     'set_admins' : IDL.Func([IDL.Vec(IDL.Principal)], [Result_4], []),
+    'set_app_canisters' : IDL.Func([IDL.Vec(IDL.Principal)], [Result_4], []),
     'set_cycles_config' : IDL.Func([CyclesConfig], [Result_4], []),
     'set_default_quota' : IDL.Func([IDL.Opt(QuotaArgs)], [Result_4], []),
     'set_index' : IDL.Func([IDL.Opt(IDL.Principal)], [Result_4], []),
@@ -596,6 +627,7 @@ export const init: (args: { IDL: typeof IDL }) => IDL.Type[] = ({ IDL }) => {
     'default_quota' : IDL.Opt(QuotaArgs),
     'video_wasm' : IDL.Opt(IDL.Vec(IDL.Nat8)),
     'cycles' : IDL.Opt(CyclesConfig),
+    'app_canisters' : IDL.Opt(IDL.Vec(IDL.Principal)),
     'admins' : IDL.Vec(IDL.Principal),
     'index' : IDL.Opt(IDL.Principal),
   });

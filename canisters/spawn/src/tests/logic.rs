@@ -495,15 +495,40 @@ fn controllers_and_creator() {
     );
     assert_eq!(initial_controllers(o, s), vec![o, s]);
     assert_eq!(
-        creator_for(user(4), o),
+        creator_for(user(4), o, false),
         user(4),
         "a user creating for someone else is the creator"
     );
     assert_eq!(
-        creator_for(canister(9), o),
-        o,
-        "an app canister creates on behalf of the owner"
+        creator_for(user(4), o, true),
+        user(4),
+        "a user principal is never an app canister"
     );
+    assert_eq!(
+        creator_for(canister(9), o, false),
+        canister(9),
+        "a canister that is not allow-listed is the creator (security review M5)"
+    );
+    assert_eq!(
+        creator_for(canister(9), o, true),
+        o,
+        "an allow-listed app canister creates on behalf of the owner"
+    );
+}
+
+#[test]
+fn app_canister_lists() {
+    assert_eq!(
+        validate_app_canisters(&[canister(1), canister(1), canister(2)]).unwrap(),
+        vec![canister(1), canister(2)]
+    );
+    assert_eq!(validate_app_canisters(&[]).unwrap(), vec![]);
+    assert!(matches!(
+        validate_app_canisters(&[canister(1), user(1)]),
+        Err(Error::InvalidArgument { .. })
+    ));
+    let too_many: Vec<Principal> = (0..=MAX_APP_CANISTERS as u8).map(canister).collect();
+    assert!(validate_app_canisters(&too_many).is_err());
 }
 
 #[test]
@@ -573,4 +598,46 @@ fn admin_lists_are_deduplicated_and_bounded() {
         Err(Error::InvalidArgument { .. })
     ));
     assert_eq!(dedup_admins(&many[..MAX_ADMINS]).unwrap().len(), MAX_ADMINS);
+}
+
+/// Security review L7: failed outbox entries are retried 60 s, 120 s, ... up to a day apart,
+/// and parked after `MAX_AUTO_ATTEMPTS` failures in a row.
+#[test]
+fn outbox_retry_schedule_backs_off_and_parks() {
+    let s = 1_000_000_000u64;
+    assert_eq!(retry_delay_secs(1), 60);
+    assert_eq!(retry_delay_secs(2), 120);
+    assert_eq!(retry_delay_secs(3), 240);
+    assert_eq!(retry_delay_secs(11), 61_440);
+    assert_eq!(retry_delay_secs(12), 86_400, "capped at a day");
+    assert_eq!(retry_delay_secs(u32::MAX), 86_400, "no overflow");
+    let mut r = Retry::default();
+    assert!(is_due(&r, 0), "an entry that never failed is due");
+    let mut now = 1_000 * s;
+    let mut total = 0;
+    for n in 1..=MAX_AUTO_ATTEMPTS {
+        assert!(!is_parked(&r));
+        r = after_failed_attempt(r, now);
+        assert_eq!(r.attempts, n);
+        if n < MAX_AUTO_ATTEMPTS {
+            assert_eq!(r.next_at, now + retry_delay_secs(n) * s);
+            assert!(!is_due(&r, r.next_at - 1) && is_due(&r, r.next_at));
+            assert!(retry_note(&r, now).contains(&format!("attempt {n} failed")));
+            total += retry_delay_secs(n);
+        }
+        now = r.next_at;
+    }
+    assert!(is_parked(&r));
+    assert!(
+        !is_due(&r, u64::MAX),
+        "a parked entry is never due for the timer"
+    );
+    assert!(retry_note(&r, now).contains("parked after 20 failed attempts"));
+    // About ten days of retries before parking.
+    assert!((9 * 86_400..12 * 86_400).contains(&total), "{total}");
+    // Saturating at the end of time.
+    assert_eq!(
+        after_failed_attempt(Retry::default(), u64::MAX).next_at,
+        u64::MAX
+    );
 }

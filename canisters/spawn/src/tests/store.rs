@@ -11,7 +11,7 @@ use ic_stable_structures::{DefaultMemoryImpl, Storable};
 
 use super::{canister, user, video};
 use crate::logic::Account;
-use crate::store::{PKey, Recovery, SpawnStore};
+use crate::store::{Header, PKey, Recovery, SpawnStore, WasmMeta};
 
 #[test]
 fn store_survives_reopen_and_spares_are_claimed_once() {
@@ -304,4 +304,107 @@ fn upgrade_targets_and_their_filter() {
         s.check_upgradable(&canister(1)),
         Err(Error::NotReady { .. })
     ));
+}
+
+/// A header written before `Config::app_canisters` existed (the same record without it) still
+/// opens: the new `opt` field decodes as `None`, i.e. no app canister is allow-listed.
+#[test]
+fn header_without_app_canisters_decodes_to_none() {
+    #[derive(candid::CandidType)]
+    struct ConfigBefore {
+        admins: Vec<Principal>,
+        index: Option<Principal>,
+        default_quota: Option<QuotaArgs>,
+        cycles: canvid_types::spawn::CyclesConfig,
+        wasm: Option<WasmMeta>,
+        next_op: u64,
+        videos_created: u64,
+    }
+    let before = ConfigBefore {
+        admins: vec![user(1)],
+        index: Some(canister(7)),
+        default_quota: None,
+        cycles: crate::logic::default_cycles_config(),
+        wasm: Some(WasmMeta {
+            sha256: vec![1; 32],
+            size: 9,
+        }),
+        next_op: 5,
+        videos_created: 4,
+    };
+    let mut bytes = canvid_stable_common::header_prefix(b"CVSP", crate::store::LAYOUT_VERSION);
+    bytes.extend(Encode!(&before).unwrap());
+    let Header(c) = Header::from_bytes(std::borrow::Cow::Owned(bytes));
+    assert_eq!(c.app_canisters, None);
+    assert_eq!(
+        (c.admins, c.next_op, c.videos_created),
+        (vec![user(1)], 5, 4)
+    );
+
+    let mut s = SpawnStore::open(DefaultMemoryImpl::default(), user(1));
+    assert!(!s.is_app_canister(&canister(3)));
+    s.update_config(|c| c.app_canisters = Some(vec![canister(3)]));
+    assert!(s.is_app_canister(&canister(3)) && !s.is_app_canister(&canister(4)));
+}
+
+/// The outbox's retry state: failures back entries off, parked ones are left to admins, a
+/// success or leaving the outbox clears it, and it survives a reopen (12 fixed bytes).
+#[test]
+fn outbox_retries_choose_what_the_timer_drives() {
+    use crate::logic::{is_parked, Retry, MAX_AUTO_ATTEMPTS};
+    let mem = DefaultMemoryImpl::default();
+    let s_ns = 1_000_000_000u64;
+    let (a, b, c) = (canister(1), canister(2), canister(3));
+    {
+        let mut s = SpawnStore::open(mem.clone(), user(1));
+        assert_eq!(s.next_retry_at(), None, "empty outbox: no timer");
+        for id in [a, b, c] {
+            s.outbox.insert(PKey::new(&id), ());
+        }
+        assert_eq!(s.next_retry_at(), Some(0), "never failed: due now");
+        assert_eq!(s.outbox_batch(true, 0, 50), vec![a, b, c]);
+        // a fails once at t = 100 s; b fails until parked; c never failed.
+        let r = s.record_attempt(&a, false, 100 * s_ns).unwrap();
+        assert_eq!(
+            r,
+            Retry {
+                attempts: 1,
+                next_at: 160 * s_ns
+            }
+        );
+        for _ in 0..MAX_AUTO_ATTEMPTS {
+            s.record_attempt(&b, false, 100 * s_ns);
+        }
+        assert!(is_parked(&s.retry_of(&b)));
+        assert_eq!(s.parked_count(), 1);
+        assert_eq!(s.outbox_batch(true, 100 * s_ns, 50), vec![c]);
+        assert_eq!(s.outbox_batch(true, 160 * s_ns, 50), vec![a, c]);
+        assert_eq!(s.outbox_batch(true, 160 * s_ns, 1), vec![a], "batch limit");
+        assert_eq!(s.outbox_batch(false, 0, 50), vec![a, b, c], "admins: all");
+        assert_eq!(s.next_retry_at(), Some(0));
+        s.outbox_remove(&c);
+        assert_eq!(
+            s.next_retry_at(),
+            Some(160 * s_ns),
+            "parked b does not count"
+        );
+    }
+    // Reopened (an upgrade): the state is kept.
+    let mut s = SpawnStore::open(mem, user(1));
+    assert_eq!(
+        s.retry_of(&a),
+        Retry {
+            attempts: 1,
+            next_at: 160 * s_ns
+        }
+    );
+    assert_eq!(s.parked_count(), 1);
+    assert_eq!(s.record_attempt(&a, true, 200 * s_ns), None);
+    assert_eq!(s.retry_of(&a), Retry::default(), "a success starts over");
+    s.outbox_remove(&a);
+    // b: parked, still in the outbox, until it succeeds and leaves it.
+    assert_eq!(s.outbox.len(), 1);
+    assert_eq!(s.next_retry_at(), None, "only parked entries: no timer");
+    s.outbox_remove(&b);
+    assert!(s.retries.is_empty() && s.outbox.is_empty());
 }
