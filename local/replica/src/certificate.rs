@@ -78,7 +78,7 @@ impl State {
             .unwrap_or_default();
         let key = DataCertificateKey {
             seed: self.keys.seed(),
-            time: self.time,
+            time: self.state_time,
             certified_data,
         };
         if let Some(cached) = self.data_certs.get(&canister) {
@@ -121,13 +121,13 @@ mod tests {
         let mut s = State::new();
         s.keys = crate::keys::Keys::from_seed([5; 32]);
         let id = s.new_canister(vec![Principal::anonymous()], 0);
-        s.time = 300;
+        s.state_time = 300;
         let first = s.data_certificate(id);
         assert_eq!(s.data_certificate(id), first);
         s.canisters.get_mut(&id).unwrap().ctx_mut().certified_data = b"new".to_vec();
         let second = s.data_certificate(id);
         assert_ne!(second, first);
-        s.time = 301;
+        s.state_time = 301;
         let third = s.data_certificate(id);
         assert_ne!(third, second);
         s.keys = crate::keys::Keys::from_seed([6; 32]);
@@ -140,7 +140,7 @@ mod tests {
         s.keys = crate::keys::Keys::from_seed([5; 32]);
         let id = s.new_canister(vec![Principal::anonymous()], 0);
         s.canisters.get_mut(&id).unwrap().ctx_mut().certified_data = b"hello".to_vec();
-        s.time = 300;
+        s.state_time = 300;
         let cert = s.data_certificate(id);
         assert_eq!(&cert[..3], &[0xd9, 0xd9, 0xf7]);
         let d: Decoded = serde_cbor::from_slice(&cert).unwrap();

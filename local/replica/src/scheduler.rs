@@ -49,7 +49,13 @@ impl State {
             .expect("caller checked existence");
         let reserve = c.reserve();
         exec.reserve = reserve;
-        exec.time = self.time;
+        exec.time = match exec.kind {
+            // Read-only executions run on the latest state, at its time.
+            ExecKind::NonReplicatedQuery | ExecKind::CompositeQuery | ExecKind::InspectMessage => {
+                self.state_time
+            }
+            _ => self.time,
+        };
         exec.fuel_limit = fuel_limit;
         exec.max_reply = self.limits.reply_bytes(exec.kind);
         exec.call_reservation = cycles::call_reservation(self.limits.update_instructions);
@@ -582,6 +588,7 @@ impl State {
 
     pub fn tick(&mut self) {
         self.time += 1;
+        self.state_time = self.time;
         self.prune_ingress();
         let mut batch: Vec<Msg> = self.queue.drain(..).collect();
         let now = self.time;

@@ -95,7 +95,12 @@ pub struct State {
     pub cache: ModuleCache,
     pub canisters: BTreeMap<Principal, Canister>,
     pub next_canister: u64,
+    /// The clock: the time the next round executes at (`set_time` / `advance_time` move it).
     pub time: u64,
+    /// The time of the last executed round: what queries, `inspect_message` and certificates
+    /// see. The IC answers them from the latest state, so after the clock moves they see the
+    /// old time until a round has run (PocketIC does the same).
+    pub state_time: u64,
     pub queue: VecDeque<Msg>,
     pub next_msg: u64,
     pub ingress: HashMap<u64, IngressState>,
@@ -211,6 +216,7 @@ impl State {
             canisters: BTreeMap::new(),
             next_canister: 0,
             time,
+            state_time: time,
             queue: VecDeque::new(),
             next_msg: 0,
             ingress: HashMap::new(),

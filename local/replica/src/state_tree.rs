@@ -373,7 +373,7 @@ impl State {
     /// request statuses stand as cached digests).
     pub fn state_tree(&mut self, paths: &Paths) -> Node {
         let mut root = Node::sub();
-        root.insert("time", Node::Leaf(leb128(self.time)));
+        root.insert("time", Node::Leaf(leb128(self.state_time)));
 
         // /request_status
         let wanted = paths.child(b"request_status");

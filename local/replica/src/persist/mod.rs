@@ -295,6 +295,7 @@ impl Replica {
             let mut s = replica.lock();
             s.keys = Keys::from_seed(m.keys_seed);
             s.time = m.time;
+            s.state_time = m.time;
             s.next_canister = m.next_canister;
             s.next_msg = m.next_msg;
             s.next_ctx = m.next_ctx;

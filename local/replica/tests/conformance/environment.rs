@@ -125,6 +125,14 @@ fn time_follows_the_replica_clock() {
     let t0 = UNIX_EPOCH + Duration::from_secs(1_900_000_000);
     r.set_time(t0);
     let t0_ns = 1_900_000_000u64 * 1_000_000_000;
+    // Queries run on the latest state, at its time: the clock applies from the next round
+    // (as on PocketIC and the IC, where a round passes every second or so).
+    let before: u64 = query_ok(&r, c, "time", ());
+    assert!(
+        before < t0_ns,
+        "a query saw the clock ({before}) before any round ran at it"
+    );
+    r.tick();
     let q: u64 = query_ok(&r, c, "time", ());
     assert!(
         q >= t0_ns && q < t0_ns + 1_000_000_000,
