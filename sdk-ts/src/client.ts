@@ -323,6 +323,19 @@ export class CanvidClient {
   }
 
   /**
+   * SHA-256 (hex) of the video wasm the spawn canister installs (its `video_wasm_info`), i.e. the
+   * official module hash to pass as `transferOwnership`'s `expectedModuleHash`; `undefined` when
+   * the spawn holds no video wasm. A query that one replica answers: a marketplace canister
+   * reads it by an inter-canister call instead.
+   */
+  async officialVideoModuleHash(opts: CallOptions = {}): Promise<string | undefined> {
+    const site = { canisterId: this.spawnId.toText(), method: 'video_wasm_info' };
+    const policy = opts.retry ? retryPolicy({ ...this.retry, ...opts.retry }) : this.retry;
+    const info = await withRetry(() => guard(site, () => this.spawn.video_wasm_info()), { policy, signal: opts.signal });
+    return info.length ? toHex(info[0]!.sha256) : undefined;
+  }
+
+  /**
    * Uploads a video: creates its canister through spawn (or continues `options.resume`), hashes
    * the chunks with WebCrypto SHA-256, sends the missing ones with bounded concurrency and
    * retries, finishes and verifies the file digest. On failure the thrown error carries
