@@ -96,7 +96,7 @@ pub enum Command {
         #[command(flatten)]
         net: NetArgs,
     },
-    /// Download a video's bytes.
+    /// Download a video's bytes, each chunk checked against the certified file digest.
     Get {
         /// Video canister id.
         id: String,
@@ -115,7 +115,8 @@ pub enum Command {
         #[command(flatten)]
         net: NetArgs,
     },
-    /// Hand a video (canister control and app-level ownership) to another principal.
+    /// Hand a video (canister control and app-level ownership) to another principal, then check
+    /// the controllers in the IC's certified state (printed with the module hash).
     Transfer {
         /// Video canister id.
         id: String,

@@ -173,7 +173,9 @@ pub async fn upload(client: &Client, args: UploadArgs) -> Result<()> {
 
 /// Downloads a Ready video chunk by chunk (`get_chunk`, several in flight, written in order).
 /// Every chunk is checked against the canister's `chunk_digests` before it is written (so not
-/// even stdout gets a bad chunk), and those digests against the published file digest.
+/// even stdout gets a bad chunk), and those digests against the file digest of the canister's
+/// certified `/metadata.json` ([`certified_metadata`]): `metadata` and `chunk_digests` are
+/// plain queries one replica answers, the certified document is signed by the subnet.
 pub async fn get(client: &Client, video: Principal, output: Option<PathBuf>) -> Result<()> {
     let meta: VideoMetadata = client.call(Kind::Query, video, "metadata", ()).await?;
     if meta.status != VideoStatus::Ready {
@@ -182,7 +184,9 @@ pub async fn get(client: &Client, video: Principal, output: Option<PathBuf>) -> 
             meta.status, meta.uploaded_chunks, meta.chunk_count
         )));
     }
-    let expected = crate::embedded::ready_digest(video, &meta)?;
+    let claimed = crate::embedded::ready_digest(video, &meta)?;
+    let certified = certified_metadata(client, video).await?;
+    let expected = certified.check(video, &meta, &claimed)?;
     let chunk_digests = fetch_chunk_digests(client, video, meta.chunk_count, &expected).await?;
     let (mut out, tmp): (Box<dyn Write>, Option<tempfile::NamedTempFile>) = match &output {
         Some(p) => {
@@ -241,7 +245,7 @@ pub async fn get(client: &Client, video: Principal, output: Option<PathBuf>) -> 
     let actual = upload::file_digest(&digests);
     if actual != expected {
         return Err(Error::Verify(format!(
-            "the bytes of {video} hash to {} but the canister's digest is {} (nothing was saved)",
+            "the bytes of {video} hash to {} but the canister's certified digest is {} (nothing was saved)",
             hex::encode(actual),
             hex::encode(expected)
         )));
@@ -259,6 +263,142 @@ pub async fn get(client: &Client, video: Principal, output: Option<PathBuf>) -> 
         );
     }
     Ok(())
+}
+
+/// The fields of a video's certified `/metadata.json` that a download relies on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertifiedMetadata {
+    pub status: String,
+    pub digest: Option<[u8; 32]>,
+    pub size: u64,
+    pub chunk_size: u32,
+    pub chunk_count: u32,
+}
+
+impl CertifiedMetadata {
+    /// Checks the `metadata` query's answer (and its digest `claimed`) against the certified
+    /// document; returns the certified file digest.
+    pub fn check(
+        &self,
+        video: Principal,
+        meta: &VideoMetadata,
+        claimed: &[u8; 32],
+    ) -> Result<[u8; 32]> {
+        let Some(digest) = self.digest else {
+            return Err(Error::Verify(format!(
+                "the certified {METADATA_PATH} of {video} has no file digest (status {})",
+                self.status
+            )));
+        };
+        if digest != *claimed {
+            return Err(Error::Verify(format!(
+                "video {video}: the metadata query says the file digest is {}, the certified {METADATA_PATH} {} (an answer was forged)",
+                hex::encode(claimed),
+                hex::encode(digest)
+            )));
+        }
+        if (self.size, self.chunk_size, self.chunk_count)
+            != (meta.size, meta.chunk_size, meta.chunk_count)
+        {
+            return Err(Error::Verify(format!(
+                "video {video}: the metadata query gives {} bytes in {} chunk(s) of {}, the certified {METADATA_PATH} {} in {} of {}",
+                meta.size, meta.chunk_count, meta.chunk_size, self.size, self.chunk_count, self.chunk_size
+            )));
+        }
+        Ok(digest)
+    }
+}
+
+/// Where the video canister serves its metadata document (certified, `docs/http.md`).
+pub const METADATA_PATH: &str = "/metadata.json";
+
+/// A certificate may be at most this old: the HTTP gateways' default, 5 minutes.
+const MAX_CERT_AGE_NS: u128 = 5 * 60 * 1_000_000_000;
+
+/// The `http_request` query for `/metadata.json`, verified as the HTTP gateways do (response
+/// verification v2, the certificate against the agent's root key).
+///
+/// Every network the CLI reaches goes through the IC HTTP interface (`canvid serve` included,
+/// whose replica certifies like the IC with its own root key, which `serve.json` gives), so the
+/// certified document is always there; no download falls back to the uncertified digest.
+pub async fn certified_metadata(client: &Client, video: Principal) -> Result<CertifiedMetadata> {
+    use ic_http_certification::{HttpRequest, HttpResponse};
+    let request = HttpRequest::get(METADATA_PATH)
+        .with_certificate_version(2)
+        .build();
+    let response: HttpResponse<'static> = client
+        .call(Kind::Query, video, "http_request", (request.clone(),))
+        .await?;
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let root_key = client.agent.read_root_key();
+    verify_metadata_answer(video, request, response, &root_key, now_ns)
+}
+
+/// Verifies an answer for `/metadata.json` (see [`certified_metadata`]) and reads the document
+/// from the verified response.
+pub fn verify_metadata_answer(
+    video: Principal,
+    request: ic_http_certification::HttpRequest<'_>,
+    response: ic_http_certification::HttpResponse<'_>,
+    root_key: &[u8],
+    now_ns: u128,
+) -> Result<CertifiedMetadata> {
+    let fail =
+        |what: String| Error::Verify(format!("the certified {METADATA_PATH} of {video} {what}"));
+    let info = ic_response_verification::verify_request_response_pair(
+        request,
+        response,
+        video.as_slice(),
+        now_ns,
+        MAX_CERT_AGE_NS,
+        root_key,
+        2,
+    )
+    .map_err(|e| fail(format!("did not verify: {e}")))?;
+    if info.verification_version < 2 {
+        return Err(fail(format!(
+            "verified as version {} only",
+            info.verification_version
+        )));
+    }
+    let verified = info
+        .response
+        .ok_or_else(|| fail("verified without a response".into()))?;
+    if verified.status_code != Some(200) {
+        return Err(fail(format!(
+            "answered HTTP {:?} (certified status)",
+            verified.status_code
+        )));
+    }
+    #[derive(serde::Deserialize)]
+    struct Doc {
+        status: String,
+        digest: Option<String>,
+        size: u64,
+        chunk_size: u32,
+        chunk_count: u32,
+    }
+    let doc: Doc = serde_json::from_slice(&verified.body)
+        .map_err(|e| fail(format!("is not the expected JSON: {e}")))?;
+    let digest = match doc.digest {
+        None => None,
+        Some(h) => Some(
+            hex::decode(&h)
+                .ok()
+                .and_then(|d| <[u8; 32]>::try_from(d).ok())
+                .ok_or_else(|| fail(format!("has a malformed digest '{h}'")))?,
+        ),
+    };
+    Ok(CertifiedMetadata {
+        status: doc.status,
+        digest,
+        size: doc.size,
+        chunk_size: doc.chunk_size,
+        chunk_count: doc.chunk_count,
+    })
 }
 
 /// All chunk digests of a Ready video, page by page, checked against its file digest.
@@ -359,6 +499,10 @@ pub async fn ls(
     Ok(())
 }
 
+/// `change_owner`, then the canister's controllers read from the IC's certified state
+/// (`read_state`): they must be exactly the ones `change_owner` returned, and with `--keep` /
+/// `--keep-none` exactly {new owner, video} ∪ the kept ones, else the command fails (the
+/// transfer has happened all the same). The certified controllers and module hash are printed.
 pub async fn transfer(
     client: &Client,
     video: Principal,
@@ -372,7 +516,7 @@ pub async fn transfer(
             "change_owner",
             (ChangeOwnerArgs {
                 new_owner,
-                keep_controllers,
+                keep_controllers: keep_controllers.clone(),
             },),
         )
         .await?;
@@ -381,15 +525,92 @@ pub async fn transfer(
     } else {
         "index notification queued (retried by the video canister's timer)"
     };
-    println!(
-        "transferred {video} to {new_owner} (transfer #{}; controllers {}; {note})",
-        r.transfer_seq,
-        r.controllers
-            .iter()
+    let list = |ps: &[Principal]| {
+        ps.iter()
             .map(Principal::to_text)
             .collect::<Vec<_>>()
             .join(", ")
+    };
+    println!(
+        "transferred {video} to {new_owner} (transfer #{}; controllers {}; {note})",
+        r.transfer_seq,
+        list(&r.controllers)
     );
+    let expected = keep_controllers.map(|keep| {
+        let mut e = vec![new_owner, video];
+        e.extend(keep);
+        e
+    });
+    // A replica a round behind may still certify the old controllers: read again before failing.
+    let mut certified = certified_controllers(client, video).await?;
+    for _ in 1..3 {
+        if same_set(&certified, &r.controllers) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        certified = certified_controllers(client, video).await?;
+    }
+    let module_hash = client
+        .agent
+        .read_state_canister_module_hash(video)
+        .await
+        .map(hex::encode)
+        .unwrap_or_else(|_| "(none)".into());
+    println!("certified controllers {}", list(&certified));
+    println!("certified module hash {module_hash}");
+    check_transfer_controllers(video, &certified, &r.controllers, expected.as_deref())
+}
+
+/// The controllers of `canister` from the IC's certified state.
+async fn certified_controllers(client: &Client, canister: Principal) -> Result<Vec<Principal>> {
+    client
+        .agent
+        .read_state_canister_controllers(canister)
+        .await
+        .map_err(|e| crate::network::map_agent(&client.target, canister, "read_state", e))
+}
+
+fn same_set(a: &[Principal], b: &[Principal]) -> bool {
+    use std::collections::BTreeSet;
+    let (sa, sb): (BTreeSet<_>, BTreeSet<_>) = (a.iter().collect(), b.iter().collect());
+    sa.len() == a.len() && sb.len() == b.len() && sa == sb
+}
+
+/// The checks of [`transfer`] on the certified controllers.
+pub fn check_transfer_controllers(
+    video: Principal,
+    certified: &[Principal],
+    returned: &[Principal],
+    expected: Option<&[Principal]>,
+) -> Result<()> {
+    let list = |ps: &[Principal]| {
+        ps.iter()
+            .map(Principal::to_text)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !same_set(certified, returned) {
+        return Err(Error::Verify(format!(
+            "{video} was transferred, but its certified controllers [{}] are not the ones change_owner returned [{}]",
+            list(certified),
+            list(returned)
+        )));
+    }
+    if let Some(expected) = expected {
+        let mut want: Vec<Principal> = Vec::new();
+        for p in expected {
+            if !want.contains(p) {
+                want.push(*p);
+            }
+        }
+        if !same_set(certified, &want) {
+            return Err(Error::Verify(format!(
+                "{video} was transferred, but its certified controllers [{}] are not exactly the new owner, the video and the kept ones [{}]",
+                list(certified),
+                list(&want)
+            )));
+        }
+    }
     Ok(())
 }
 
@@ -424,4 +645,41 @@ pub async fn info(client: &Client, video: Principal) -> Result<()> {
         fmt::bytes(c.heap_bytes)
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(n: u8) -> Principal {
+        Principal::from_slice(&[n; 29])
+    }
+
+    #[test]
+    fn transfer_check_wants_the_returned_and_the_named_controllers_exactly() {
+        let (video, buyer, spawn, seller) = (Principal::from_slice(&[9, 1]), p(1), p(2), p(3));
+        let returned = [buyer, video, spawn];
+        // The same set in another order (the IC sorts controllers) passes.
+        check_transfer_controllers(video, &[spawn, buyer, video], &returned, None).unwrap();
+        check_transfer_controllers(video, &returned, &returned, Some(&[buyer, video, spawn]))
+            .unwrap();
+        // The certified state has an extra controller: the seller kept control.
+        let e = check_transfer_controllers(video, &[buyer, video, spawn, seller], &returned, None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not the ones change_owner returned"), "{e}");
+        // The canister returned (and set) more than the buyer named.
+        let e = check_transfer_controllers(video, &returned, &returned, Some(&[buyer, video]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not exactly the new owner"), "{e}");
+        // Duplicates in the named list do not matter.
+        check_transfer_controllers(
+            video,
+            &[buyer, video],
+            &[buyer, video],
+            Some(&[buyer, video, buyer]),
+        )
+        .unwrap();
+    }
 }

@@ -157,7 +157,15 @@ fn serve_upload_get_ls_transfer_resume_restart() {
     let bob_pem = tmp.path().join("bob.pem");
     std::fs::write(&bob_pem, canvid_cli::identity::ed25519_pem(&[42u8; 32])).unwrap();
     let bob = principal_of(&bob_pem, &state);
-    ok(net(canvid().args(["transfer", &id, &bob]), &state));
+    let out = ok(net(canvid().args(["transfer", &id, &bob]), &state));
+    // The certified controllers are read back and printed: the new owner and the video.
+    let certified = out
+        .lines()
+        .find_map(|l| l.strip_prefix("certified controllers "))
+        .unwrap_or_else(|| panic!("no certified controllers in {out}"));
+    assert!(certified.contains(&bob) && certified.contains(&id), "{out}");
+    assert!(!certified.contains(&me), "{out}");
+    assert!(out.contains("certified module hash "), "{out}");
     let owned = ok(net(canvid().args(["ls", "--owner", &bob]), &state));
     assert!(owned.contains(&id), "{owned}");
     let mine = ok(net(canvid().args(["ls", "--owner", &me]), &state));
@@ -173,6 +181,24 @@ fn serve_upload_get_ls_transfer_resume_restart() {
         7,
         "not authorized",
     );
+    // Bob hands it back naming the controllers (--keep-none): the certified set is exactly
+    // {me, video}, which the command checks.
+    let out = ok(net(
+        canvid()
+            .args(["transfer", "--keep-none", "--identity"])
+            .arg(&bob_pem)
+            .args([&id, &me]),
+        &state,
+    ));
+    let certified = out
+        .lines()
+        .find_map(|l| l.strip_prefix("certified controllers "))
+        .unwrap_or_else(|| panic!("no certified controllers in {out}"));
+    let mut got: Vec<&str> = certified.split(", ").collect();
+    got.sort();
+    let mut want = vec![me.as_str(), id.as_str()];
+    want.sort();
+    assert_eq!(got, want, "{out}");
 
     // An upload interrupted after 2 of 5 chunks, then resumed: only 3 chunks are sent.
     let big = tmp.path().join("big.bin");
@@ -220,7 +246,8 @@ fn serve_upload_get_ls_transfer_resume_restart() {
     let back2 = tmp.path().join("back2.mp4");
     ok(net(canvid().args(["get", &id, "-o"]).arg(&back2), &state));
     assert_eq!(std::fs::read(&back2).unwrap(), bytes);
-    let owned = ok(net(canvid().args(["ls", "--owner", &bob]), &state));
+    // Bob handed it back before the restart.
+    let owned = ok(net(canvid().args(["ls", "--owner", &me]), &state));
     assert!(owned.contains(&id), "{owned}");
     // New uploads keep working after the restore.
     let small = tmp.path().join("small.bin");
@@ -278,4 +305,98 @@ fn agent_commands_report_bad_inputs_in_one_line() {
         6,
         "cannot use identity",
     );
+}
+
+/// `canvid get`'s source of truth: the certified `/metadata.json` of a real `canvid serve`
+/// answer verifies against the serve's root key; a tampered digest, body or key does not, and a
+/// forged `metadata` digest is refused against it (security review L6).
+#[test]
+fn certified_metadata_verifies_and_tampering_fails() {
+    use canvid_cli::commands::{verify_metadata_answer, METADATA_PATH};
+    use ic_http_certification::{HttpRequest, HttpResponse};
+    require_wasm();
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("state");
+    let serve = Serve::start(&state);
+    let file = tmp.path().join("f.bin");
+    std::fs::write(&file, vec![7u8; 3_000_000]).unwrap();
+    let out = ok(net(canvid().arg("upload").arg(&file), &state));
+    let id = candid::Principal::from_text(last_line(&out)).unwrap();
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state.join("serve.json")).unwrap()).unwrap();
+    let url = info["url"].as_str().unwrap().to_string();
+    let root_key = hex::decode(info["root_key"].as_str().unwrap()).unwrap();
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let request = HttpRequest::get(METADATA_PATH)
+        .with_certificate_version(2)
+        .build();
+    let (response, meta): (HttpResponse<'static>, canvid_types::video::VideoMetadata) = rt
+        .block_on(async {
+            let agent = ic_agent::Agent::builder().with_url(url).build().unwrap();
+            agent.set_root_key(root_key.clone());
+            let bytes = agent
+                .query(&id, "http_request")
+                .with_arg(candid::encode_one(&request).unwrap())
+                .call()
+                .await
+                .unwrap();
+            let meta = agent
+                .query(&id, "metadata")
+                .with_arg(candid::encode_args(()).unwrap())
+                .call()
+                .await
+                .unwrap();
+            (
+                candid::decode_one(&bytes).unwrap(),
+                candid::decode_one(&meta).unwrap(),
+            )
+        });
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let verify = |resp: &HttpResponse<'static>, key: &[u8]| {
+        verify_metadata_answer(id, request.clone(), resp.clone(), key, now)
+    };
+    let doc = verify(&response, &root_key).expect("the genuine answer verifies");
+    let digest = doc.digest.expect("a Ready video has a digest");
+    assert_eq!(doc.status, "ready");
+    assert_eq!((doc.size, doc.chunk_count), (3_000_000, 2));
+
+    // The digest in the body changed by one hex digit: the certified body hash no longer matches.
+    let body = String::from_utf8(response.body().to_vec()).unwrap();
+    let hex_digest = hex::encode(digest);
+    let mut forged_digest = digest;
+    forged_digest[0] ^= 1;
+    let forged_body = body.replace(&hex_digest, &hex::encode(forged_digest));
+    assert_ne!(forged_body, body);
+    let forged = HttpResponse::builder()
+        .with_status_code(response.status_code())
+        .with_headers(response.headers().to_vec())
+        .with_body(forged_body.into_bytes())
+        .build();
+    let e = verify(&forged, &root_key).unwrap_err().to_string();
+    assert!(e.contains("did not verify"), "{e}");
+    // Another root key (a replica that certifies for itself).
+    let mut other_key = root_key.clone();
+    let last = other_key.len() - 1;
+    other_key[last] ^= 1;
+    let e = verify(&response, &other_key).unwrap_err().to_string();
+    assert!(e.contains("did not verify"), "{e}");
+    // No certificate at all.
+    let bare = HttpResponse::builder()
+        .with_status_code(response.status_code())
+        .with_body(response.body().to_vec())
+        .build();
+    assert!(verify(&bare, &root_key).is_err());
+
+    // A `metadata` query answer whose digest is not the certified one is refused.
+    assert_eq!(doc.check(id, &meta, &digest).unwrap(), digest);
+    let e = doc
+        .check(id, &meta, &forged_digest)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("forged"), "{e}");
+    serve.stop();
 }

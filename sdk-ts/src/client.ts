@@ -11,12 +11,13 @@ import {
   idlFactory as videoIdl,
   type _SERVICE as VideoService,
 } from './bindings/video.did.js';
-import { fromHex } from './bytes.js';
+import { fromHex, toHex } from './bytes.js';
+import { type CertifiedCanisterInfo, type ResponseVerifier, metadataRequest, readCanisterInfo, verifyMetadataAnswer } from './certified.js';
 import type { UploadInput } from './chunking.js';
 import { type ChunkDigestPage, type DownloadOptions, type VideoReadApi, downloadAll, downloadStream, toDigestPage } from './download.js';
-import { AbortError, type CallSite, UsageError, fromAgentError, unwrap } from './errors.js';
+import { AbortError, type CallSite, TransferVerificationError, UsageError, fromAgentError, unwrap } from './errors.js';
 import { type ListOptions, type Page, type VideoListing, paginate, principalText, toListing } from './list.js';
-import { type RetryPolicy, retryPolicy, withRetry } from './retry.js';
+import { type RetryPolicy, retryPolicy, sleep, withRetry } from './retry.js';
 import {
   type CreateVideoRequest,
   type UploadOptions,
@@ -56,6 +57,12 @@ export interface ClientOptions {
   fetch?: typeof fetch;
   /** Passed to `HttpAgent` (default true): verify the node signatures of query answers. */
   verifyQuerySignatures?: boolean;
+  /**
+   * HTTP response verification for the certified `/metadata.json` downloads take the file digest
+   * from. Default: `@dfinity/response-verification`, loaded on first use. Pass it yourself when
+   * your bundler cannot load that package's wasm by itself (call its initialiser first).
+   */
+  responseVerifier?: ResponseVerifier;
 }
 
 /** Metadata of a video, with principals as text, sizes as numbers and times as `Date`. */
@@ -123,10 +130,46 @@ export function toDetails(videoId: string, m: VideoMetadata): VideoDetails {
 export interface TransferResult {
   /** Transfers so far, this one included. */
   transferSeq: bigint;
-  /** Controllers of the video canister after the transfer. */
+  /**
+   * Controllers of the video canister after the transfer, as the IC's certified state has them
+   * (`read_state`), checked to be exactly those `change_owner` returned and, with
+   * `keepControllers`, exactly `{newOwner, video} ∪ keepControllers`.
+   */
   controllers: string[];
+  /** SHA-256 of the video canister's module (hex) from the certified state; checked against `expectedModuleHash` when given. */
+  moduleHash?: string;
   /** The index acknowledged the new owner in this call (else a timer in the canister retries). */
   indexNotified: boolean;
+}
+
+/** Options of `transferOwnership`. */
+export interface TransferOptions {
+  signal?: AbortSignal;
+  /**
+   * The controllers to keep besides the new owner and the video itself (at most 8), e.g.
+   * `[spawnId]` to keep platform upgrades, or `[]` for none: the canister sets exactly
+   * `{newOwner, video} ∪ keepControllers` and the SDK checks the certified result is that set.
+   * Omitted: the canister's default (the canister that installed the video, if it still is a
+   * controller — read from state the seller's code could have changed, see docs/sdk.md
+   * "Selling a video safely").
+   */
+  keepControllers?: readonly (Principal | string)[];
+  /**
+   * The module hash the video canister must run (hex or 32 bytes), e.g. the official one the
+   * spawn canister's `video_wasm_info` publishes; checked against the certified state after the
+   * transfer.
+   */
+  expectedModuleHash?: Uint8Array | string;
+}
+
+/** How often the certified controllers are read before a mismatch is reported (a replica may lag a round). */
+const CERTIFIED_READS = 3;
+const CERTIFIED_READ_DELAY_MS = 1000;
+
+function sameSet(a: readonly string[], b: readonly string[]): boolean {
+  const sa = new Set(a);
+  const sb = new Set(b);
+  return sa.size === a.length && sb.size === b.length && sa.size === sb.size && [...sa].every((x) => sb.has(x));
 }
 
 /** Options for one call: cancellation and retries. */
@@ -154,12 +197,14 @@ export class CanvidClient {
   private readonly spawn: ActorSubclass<SpawnService>;
   private readonly index?: ActorSubclass<IndexService>;
   private readonly videos = new Map<string, ActorSubclass<VideoService>>();
+  private readonly responseVerifier?: ResponseVerifier;
 
   private constructor(agent: Agent, options: ClientOptions) {
     this.agent = agent;
     this.spawnId = Principal.from(options.spawnId);
     this.indexId = options.indexId !== undefined ? Principal.from(options.indexId) : undefined;
     this.retry = retryPolicy(options.retry);
+    this.responseVerifier = options.responseVerifier;
     this.spawn = Actor.createActor<SpawnService>(spawnIdl, { agent, canisterId: this.spawnId });
     if (this.indexId) this.index = Actor.createActor<IndexService>(indexIdl, { agent, canisterId: this.indexId });
   }
@@ -243,7 +288,22 @@ export class CanvidClient {
           await guard(site('chunk_digests'), () => v.chunk_digests({ start, limit: limit === undefined ? [] : [limit] })),
           site('chunk_digests'),
         ),
+      certifiedMetadata: async () => {
+        const request = metadataRequest();
+        const response = await guard(site('http_request'), () => v.http_request(request));
+        return verifyMetadataAnswer(videoId, request, response, { rootKey: this.agent.rootKey, verifier: this.responseVerifier });
+      },
     };
+  }
+
+  /**
+   * The canister's controllers and module hash from the IC's certified state (`read_state`;
+   * the agent verifies the certificate against its root key). `CertificationError` when it does
+   * not verify.
+   */
+  certifiedCanisterInfo(canisterId: string | Principal): Promise<CertifiedCanisterInfo> {
+    const id = principalText(canisterId);
+    return guard({ canisterId: id, method: 'read_state' }, () => readCanisterInfo(this.agent, id));
   }
 
   /** Creates a video canister through the spawn canister; returns its id. */
@@ -260,6 +320,19 @@ export class CanvidClient {
       }),
     );
     return unwrap(r, site).canister_id.toText();
+  }
+
+  /**
+   * SHA-256 (hex) of the video wasm the spawn canister installs (its `video_wasm_info`), i.e. the
+   * official module hash to pass as `transferOwnership`'s `expectedModuleHash`; `undefined` when
+   * the spawn holds no video wasm. A query that one replica answers: a marketplace canister
+   * reads it by an inter-canister call instead.
+   */
+  async officialVideoModuleHash(opts: CallOptions = {}): Promise<string | undefined> {
+    const site = { canisterId: this.spawnId.toText(), method: 'video_wasm_info' };
+    const policy = opts.retry ? retryPolicy({ ...this.retry, ...opts.retry }) : this.retry;
+    const info = await withRetry(() => guard(site, () => this.spawn.video_wasm_info()), { policy, signal: opts.signal });
+    return info.length ? toHex(info[0]!.sha256) : undefined;
   }
 
   /**
@@ -383,16 +456,63 @@ export class CanvidClient {
    * Hands the video to `newOwner` (owner or approved operator only): app-level owner,
    * controllers and the index all change. Not retried automatically: `Busy` means a transfer is
    * already in flight.
+   *
+   * Then reads the canister's controllers and module hash from the IC's certified state and
+   * throws `TransferVerificationError` (the transfer has happened all the same) when the
+   * controllers are not exactly those `change_owner` returned, or — with `keepControllers` — not
+   * exactly `{newOwner, video} ∪ keepControllers`, or when `expectedModuleHash` is given and
+   * differs. See docs/sdk.md, "Selling a video safely".
    */
-  async transferOwnership(videoId: string, newOwner: Principal | string, opts: { signal?: AbortSignal } = {}): Promise<TransferResult> {
+  async transferOwnership(videoId: string, newOwner: Principal | string, opts: TransferOptions = {}): Promise<TransferResult> {
     const v = this.video(videoId);
     const site = { canisterId: videoId, method: 'change_owner' };
     if (opts.signal?.aborted) throw new AbortError(opts.signal.reason);
+    const owner = Principal.from(principalText(newOwner));
+    const keep = opts.keepControllers?.map((p) => Principal.from(principalText(p)));
+    let wantHash: string | undefined;
+    if (opts.expectedModuleHash !== undefined) {
+      wantHash = (typeof opts.expectedModuleHash === 'string' ? opts.expectedModuleHash.trim() : toHex(opts.expectedModuleHash)).toLowerCase();
+      if (!/^[0-9a-f]{64}$/.test(wantHash)) throw new UsageError(`expectedModuleHash must be 32 bytes (64 hex digits), got ${wantHash.length / 2} bytes`);
+    }
     const r: ChangeOwnerResult = unwrap(
-      await guard(site, () => v.change_owner({ new_owner: Principal.from(principalText(newOwner)), keep_controllers: [] })),
+      await guard(site, () => v.change_owner({ new_owner: owner, keep_controllers: keep ? [keep] : [] })),
       site,
     );
-    return { transferSeq: r.transfer_seq, controllers: r.controllers.map((p) => p.toText()), indexNotified: r.index_notified };
+    const returned = r.controllers.map((p) => p.toText());
+    const expected = keep ? [...new Set([owner.toText(), videoId, ...keep.map((p) => p.toText())])] : undefined;
+    let info = await this.certifiedCanisterInfo(videoId);
+    // A replica a round behind may still certify the old controllers: read again before failing.
+    for (let n = 1; n < CERTIFIED_READS && !sameSet(info.controllers, returned); n++) {
+      await sleep(CERTIFIED_READ_DELAY_MS, opts.signal);
+      info = await this.certifiedCanisterInfo(videoId);
+    }
+    const fields = {
+      videoId,
+      certifiedControllers: info.controllers,
+      returnedControllers: returned,
+      expectedControllers: expected,
+      certifiedModuleHash: info.moduleHash,
+      expectedModuleHash: wantHash,
+    };
+    if (!sameSet(info.controllers, returned)) {
+      throw new TransferVerificationError(
+        `video ${videoId} was transferred, but its certified controllers [${info.controllers.join(', ')}] are not the ones change_owner returned [${returned.join(', ')}]`,
+        { ...fields, problem: 'controllers' },
+      );
+    }
+    if (expected && !sameSet(info.controllers, expected)) {
+      throw new TransferVerificationError(
+        `video ${videoId} was transferred, but its certified controllers [${info.controllers.join(', ')}] are not exactly the new owner, the video and keepControllers [${expected.join(', ')}]`,
+        { ...fields, problem: 'controllers' },
+      );
+    }
+    if (wantHash !== undefined && info.moduleHash !== wantHash) {
+      throw new TransferVerificationError(
+        `video ${videoId} was transferred, but its certified module hash ${info.moduleHash ?? '(no module)'} is not the expected ${wantHash}`,
+        { ...fields, problem: 'module_hash' },
+      );
+    }
+    return { transferSeq: r.transfer_seq, controllers: info.controllers, moduleHash: info.moduleHash, indexNotified: r.index_notified };
   }
 
   /**

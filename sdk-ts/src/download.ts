@@ -15,9 +15,15 @@
 //   wrong-length digest of a Ready video, or a page that does not line up, is an `IntegrityError`;
 // - the verified chunk digests are combined into the file digest and compared with the canister's
 //   `metadata().digest` before the stream closes: a mismatch errors the stream instead of ending
-//   it normally, so a consumer that reads to the end never accepts a corrupt file silently.
+//   it normally, so a consumer that reads to the end never accepts a corrupt file silently;
+// - `metadata()` and `chunk_digests` are plain queries that one replica answers, so a malicious
+//   replica could serve a fake file with consistent digests. When the transport offers it
+//   (`VideoReadApi.certifiedMetadata`, as `CanvidClient` does) the file digest and the grid are
+//   first checked against the canister's certified `/metadata.json` (HTTP certification v2,
+//   verified against the IC root key), so every check above ends at a certified digest.
 import type { ChunkDigests, VideoMetadata } from './bindings/video.did.js';
 import { concatBytes, equalBytes, fileDigest, sha256, toHex } from './bytes.js';
+import type { CertifiedMetadata } from './certified.js';
 import { chunkCount, chunkRange } from './chunking.js';
 import { AbortError, IntegrityError, NotReadyError, UsageError } from './errors.js';
 import { type RetryPolicy, abortable, retryPolicy, withRetry } from './retry.js';
@@ -28,6 +34,12 @@ export interface VideoReadApi {
   getChunk(index: number): Promise<Uint8Array>;
   /** The `chunk_digests` query: stored SHA-256 of chunks `start..`, at most `limit` (canister default: 10,000). */
   chunkDigests(start: number, limit?: number): Promise<ChunkDigests>;
+  /**
+   * The video's certified `/metadata.json`, verified (throws `CertificationError` otherwise).
+   * When present, a download checks `metadata()`'s digest and grid against it before anything
+   * else.
+   */
+  certifiedMetadata?(): Promise<CertifiedMetadata>;
 }
 
 export interface DownloadOptions {
@@ -44,6 +56,12 @@ export interface DownloadOptions {
   expectedChunkDigests?: readonly Uint8Array[];
   /** Skip every digest check (the chunk lengths are still checked). Not recommended. Default false. */
   skipVerification?: boolean;
+  /**
+   * Check the file digest against the canister's certified `/metadata.json` (when the transport
+   * offers it; `CanvidClient` does). Default true. `false` trusts the `metadata()` query's
+   * digest, which one replica answers: only for a replica you trust (e.g. your own).
+   */
+  certifiedDigest?: boolean;
   /** Called after each delivered chunk. */
   onProgress?: (p: { bytesReceived: number; totalBytes: number; chunksReceived: number; chunkCount: number }) => void;
 }
@@ -192,6 +210,23 @@ export function downloadStream(videoId: string, api: VideoReadApi, options: Down
     {
       async start() {
         const g = (grid = readyGrid(videoId, await call(() => api.metadata())));
+        if (verify && options.certifiedDigest !== false && api.certifiedMetadata) {
+          const c = await call(() => api.certifiedMetadata!());
+          if (!c.digest || !equalBytes(c.digest, g.digest)) {
+            throw new IntegrityError(
+              `video ${videoId}: metadata() says the file digest is ${toHex(g.digest)}, the certified /metadata.json ${c.digest ? toHex(c.digest) : `has none (status ${c.status})`}`,
+              c.digest ?? NONE,
+              g.digest,
+            );
+          }
+          if (c.size !== g.size || c.chunkSize !== g.chunkSize || c.chunkCount !== g.count) {
+            throw new IntegrityError(
+              `video ${videoId}: metadata() gives ${g.size} bytes in ${g.count} chunks of ${g.chunkSize}, the certified /metadata.json ${c.size} in ${c.chunkCount} of ${c.chunkSize}`,
+              NONE,
+              NONE,
+            );
+          }
+        }
         if (expected && expected.length !== g.count) {
           throw new UsageError(`expectedChunkDigests has ${expected.length} entries, the video ${g.count} chunks`);
         }

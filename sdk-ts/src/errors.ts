@@ -9,6 +9,9 @@
 //   stopped or missing canister...); `transient` when the reject code says "try again".
 // - `NetworkError`: the request did not get an answer (fetch failed, HTTP 5xx/429, timeout).
 // - `IntegrityError`: bytes did not hash to the digest they must have.
+// - `CertificationError`: an answer that must be certified by the IC did not verify.
+// - `TransferVerificationError`: after a transfer, the certified controllers or module hash of
+//   the video canister are not what they must be.
 // - `AbortError`: the caller's `AbortSignal` fired.
 import type { Principal } from '@icp-sdk/core/principal';
 import { AgentError, ErrorKindEnum } from '@icp-sdk/core/agent';
@@ -183,6 +186,59 @@ export class IntegrityError extends CanvidError {
     this.expected = expected;
     this.actual = actual;
     this.index = index;
+  }
+}
+
+/**
+ * An answer that must carry the IC's certificate did not verify against the root key: the
+ * video's certified `/metadata.json` (HTTP certification v2) a download takes the file digest
+ * from, or a `read_state` certificate. Also thrown when there is nothing to verify with (the
+ * agent has no root key) or the certified document is not what it must be. Never transient.
+ */
+export class CertificationError extends CanvidError {
+  override name = 'CertificationError';
+}
+
+/**
+ * After `change_owner` succeeded, the video canister's controllers or module hash read from the
+ * IC's certified state (`read_state`) are not what they must be. **The transfer did happen**: the
+ * new owner owns the video in the canister, but does not have the control over it they were
+ * promised. Fields are principals as text and hashes as lower-case hex.
+ */
+export class TransferVerificationError extends CanvidError {
+  override name = 'TransferVerificationError';
+  /** What differs. */
+  readonly problem: 'controllers' | 'module_hash';
+  /** The controllers in the certified state. */
+  readonly certifiedControllers: string[];
+  /** The controllers `change_owner` returned. */
+  readonly returnedControllers: string[];
+  /** `{newOwner, video} ∪ keepControllers`, when `keepControllers` was given. */
+  readonly expectedControllers?: string[];
+  /** The certified module hash (`undefined`: the canister has no module). */
+  readonly certifiedModuleHash?: string;
+  /** `expectedModuleHash` as given. */
+  readonly expectedModuleHash?: string;
+  constructor(
+    message: string,
+    fields: {
+      videoId: string;
+      problem: 'controllers' | 'module_hash';
+      certifiedControllers: string[];
+      returnedControllers: string[];
+      expectedControllers?: string[];
+      certifiedModuleHash?: string;
+      expectedModuleHash?: string;
+    },
+  ) {
+    super(message, { site: { canisterId: fields.videoId, method: 'read_state' } });
+    this.videoId = fields.videoId;
+    this.problem = fields.problem;
+    this.certifiedControllers = fields.certifiedControllers;
+    this.returnedControllers = fields.returnedControllers;
+    this.expectedControllers = fields.expectedControllers;
+    this.certifiedModuleHash = fields.certifiedModuleHash;
+    this.expectedModuleHash = fields.expectedModuleHash;
   }
 }
 

@@ -10,7 +10,9 @@
  * @packageDocumentation
  */
 export { CanvidClient, IC_HOST, toDetails } from './client.js';
-export type { CallOptions, ClientOptions, TransferResult, VideoDetails } from './client.js';
+export type { CallOptions, ClientOptions, TransferOptions, TransferResult, VideoDetails } from './client.js';
+export { METADATA_PATH, MAX_CERT_AGE_NS, loadResponseVerifier, metadataRequest, readCanisterInfo, verifyMetadataAnswer } from './certified.js';
+export type { CertifiedCanisterInfo, CertifiedMetadata, ResponseVerifier } from './certified.js';
 export { uploadVideo, allMissing, MAX_DECLARED_DIGESTS } from './upload.js';
 export type {
   CreateVideoRequest,
@@ -48,6 +50,7 @@ export {
   CallFailedError,
   CanisterError,
   CanvidError,
+  CertificationError,
   ChunkOutOfRangeError,
   ConflictError,
   IncompleteError,
@@ -59,6 +62,7 @@ export {
   NotFoundError,
   NotReadyError,
   RejectedError,
+  TransferVerificationError,
   TooLargeError,
   UnexpectedError,
   UsageError,

@@ -14,6 +14,7 @@ import { Principal } from '@icp-sdk/core/principal';
 import {
   AbortError,
   CanvidClient,
+  CertificationError,
   IntegrityError,
   NotAuthorizedError,
   NotReadyError,
@@ -126,6 +127,34 @@ test('downloads check every chunk against the canister\'s chunk_digests before d
   assert.equal(delivered.length, 1);
 });
 
+test('downloads take the file digest from the certified /metadata.json (response verification v2)', { timeout: 300_000 }, async () => {
+  const reader = await client();
+  const real = reader.videoReadApi(first.videoId);
+  // The canister's certified document verifies against canvid serve's root key.
+  const doc = await real.certifiedMetadata!();
+  assert.equal(doc.status, 'ready');
+  assert.deepEqual(doc.digest, first.metadata.digest[0]);
+  assert.equal(doc.chunkCount, first.metadata.chunk_count);
+  // A replica lying in the metadata query (a consistent fake file would need exactly that) is
+  // caught against the certified digest before any chunk is fetched.
+  const forged = Uint8Array.from(first.metadata.digest[0]!);
+  forged[0] = forged[0]! ^ 1;
+  let fetched = 0;
+  const lying = downloadStream(first.videoId, {
+    ...real,
+    metadata: async () => ({ ...(await real.metadata()), digest: [forged] }),
+    getChunk: (i) => {
+      fetched++;
+      return real.getChunk(i);
+    },
+  });
+  await assert.rejects(new Response(lying).arrayBuffer(), (e: unknown) => e instanceof IntegrityError && /certified \/metadata.json/.test(e.message));
+  assert.equal(fetched, 0);
+  // Another root key: the certificate does not verify.
+  const other = await CanvidClient.create({ host: served.url, rootKey: served.rootKey.replace(/.$/, (c) => (c === '0' ? '1' : '0')), spawnId: served.spawnId, verifyQuerySignatures: false });
+  await assert.rejects(other.videoReadApi(first.videoId).certifiedMetadata!(), CertificationError);
+});
+
 test('the gateway URL serves the uploaded bytes (what a <video> tag loads)', async () => {
   const url = (await client()).videoUrl(first.videoId, served.url);
   assert.equal(url, `http://${first.videoId}.localhost:${served.port}/video`);
@@ -176,7 +205,12 @@ test('transfer ownership; the old owner and strangers get NotAuthorizedError', {
     assert.ok(e instanceof NotAuthorizedError, `got ${(e as Error).name}: ${(e as Error).message}`);
     return true;
   });
-  const t = await asAlice.transferOwnership(first.videoId, bobId);
+  // The official module hash (the spawn's video_wasm_info) is what the video runs: the SDK checks
+  // it, and the controllers, in the certified state after the transfer.
+  const official = await asAlice.officialVideoModuleHash();
+  assert.match(official ?? '', /^[0-9a-f]{64}$/);
+  const t = await asAlice.transferOwnership(first.videoId, bobId, { expectedModuleHash: official });
+  assert.equal(t.moduleHash, official);
   assert.equal(t.transferSeq, 1n);
   assert.ok(t.controllers.includes(bobId));
   assert.ok(!t.controllers.includes(aliceId));
@@ -211,8 +245,10 @@ test('an approved operator (marketplace) can transfer on the owner\'s behalf', {
   await assert.rejects(asMarket.transferOwnership(first.videoId, carol.getPrincipal()), NotAuthorizedError);
   await asBob.approveOperator(first.videoId, market.getPrincipal());
   assert.equal((await asBob.getMetadata(first.videoId)).operator, market.getPrincipal().toText());
-  const t = await asMarket.transferOwnership(first.videoId, carol.getPrincipal());
+  // The marketplace names the controllers it accepts besides the buyer and the video.
+  const t = await asMarket.transferOwnership(first.videoId, carol.getPrincipal(), { keepControllers: [served.spawnId] });
   assert.equal(t.transferSeq, 2n);
+  assert.deepEqual(new Set(t.controllers), new Set([carol.getPrincipal().toText(), first.videoId, served.spawnId]));
   const meta = await asBob.getMetadata(first.videoId);
   assert.equal(meta.owner, carol.getPrincipal().toText());
   assert.equal(meta.operator, undefined); // a transfer clears the approval

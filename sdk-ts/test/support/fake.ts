@@ -4,7 +4,17 @@
 // lists, and a record of every call and of the concurrency seen.
 import { createHash } from 'node:crypto';
 import { Principal } from '@icp-sdk/core/principal';
-import type { ChunkDigests, ChunkReceipt, MissingChunks, UploadSpec, VideoMetadata, _SERVICE as VideoService } from '../../src/bindings/video.did.js';
+import type {
+  ChunkDigests,
+  ChunkReceipt,
+  HttpRequest,
+  HttpResponse,
+  MissingChunks,
+  UploadSpec,
+  VideoMetadata,
+  _SERVICE as VideoService,
+} from '../../src/bindings/video.did.js';
+import type { ResponseVerifier } from '../../src/certified.js';
 import { CanisterError, fromCandidError, type CandidError } from '../../src/errors.js';
 import type { CreateVideoRequest, UploadTransport, VideoUploadApi } from '../../src/upload.js';
 import type { VideoReadApi } from '../../src/download.js';
@@ -45,6 +55,7 @@ type Method =
   | 'get_chunk'
   | 'chunk_digests'
   | 'reset_upload'
+  | 'http_request'
   | 'create_video';
 
 const eq = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
@@ -82,6 +93,10 @@ export class FakeVideo implements VideoUploadApi, VideoReadApi {
    * Ready (else NotReady, as the canister's ReadContent rule) and may not reset the upload.
    */
   caller: 'owner' | 'stranger' = 'owner';
+  /** What the (uncertified) `metadata` query reports as the file digest instead of the real one: a lying replica. */
+  lyingDigest?: Uint8Array;
+  /** Rewrites the certified `/metadata.json` body after it was certified (tampering in transit). */
+  tamperMetadataBody?: (body: string) => string;
 
   constructor(readonly id: string, readonly title = 't') {}
 
@@ -135,7 +150,7 @@ export class FakeVideo implements VideoUploadApi, VideoReadApi {
       created_at: 0n,
       ready_at: this.ready ? [1n] : [],
       chunk_count: this.count(),
-      digest: this.digest ? [this.digest] : [],
+      digest: this.lyingDigest ? [this.lyingDigest] : this.digest ? [this.digest] : [],
       index: [],
       chunk_size: this.spec?.chunk_size ?? 0,
       duration_ms: this.spec?.duration_ms ?? [],
@@ -257,6 +272,28 @@ export class FakeVideo implements VideoUploadApi, VideoReadApi {
     });
   }
 
+  /**
+   * `http_request`: only `/metadata.json`, from the true state (what the canister certified),
+   * "certified" with a fake `ic-certificate` header that `fakeResponseVerifier` checks.
+   */
+  httpRequest(req: HttpRequest): Promise<HttpResponse> {
+    return this.enter('http_request', undefined, () => {
+      if (req.url !== '/metadata.json') return { status_code: 404, headers: [], body: new Uint8Array(), upgrade: [] };
+      const doc = JSON.stringify({
+        title: this.title,
+        status: this.ready ? 'ready' : this.spec ? 'uploading' : 'empty',
+        mime_type: this.spec?.mime_type ?? '',
+        size: Number(this.spec?.total_size ?? 0n),
+        chunk_size: this.spec?.chunk_size ?? 0,
+        chunk_count: this.count(),
+        digest: this.digest ? Buffer.from(this.digest).toString('hex') : null,
+      });
+      const cert = `fake ${Buffer.from(nodeSha256(new TextEncoder().encode(doc))).toString('hex')}`;
+      const body = this.tamperMetadataBody ? this.tamperMetadataBody(doc) : doc;
+      return { status_code: 200, headers: [['ic-certificate', cert]], body: new TextEncoder().encode(body), upgrade: [] };
+    });
+  }
+
   /** All stored bytes in order. */
   bytes(): Uint8Array {
     const parts = Array.from({ length: this.count() }, (_, i) => this.chunks.get(i)!);
@@ -327,8 +364,26 @@ export function fakeVideoActor(v: FakeVideo): FakeActor {
     get_chunk: (index) => result(() => v.getChunk(index)),
     chunk_digests: (args) => result(() => v.chunkDigests(args.start, args.limit[0])),
     reset_upload: () => result(() => v.resetUpload()),
+    http_request: (req) => v.httpRequest(req),
   };
 }
+
+/** The root key `fakeResponseVerifier` accepts. */
+export const FAKE_ROOT_KEY = new Uint8Array([0x30, 1, 2, 3]);
+
+/**
+ * A stand-in for HTTP response verification: an answer verifies when its `ic-certificate` header
+ * is `fake <SHA-256 of the body>` and the root key is `FAKE_ROOT_KEY` (the real verifier is
+ * exercised end to end against canvid serve).
+ */
+export const fakeResponseVerifier: ResponseVerifier = (_request, response, _canisterId, _now, _age, rootKey) => {
+  if (!eq(rootKey, FAKE_ROOT_KEY)) throw new Error('CertificateVerificationFailed: wrong root key');
+  const header = response.headers.find(([k]) => k.toLowerCase() === 'ic-certificate')?.[1];
+  if (!header) throw new Error('HeaderMissingCertification');
+  const body = Uint8Array.from(response.body);
+  if (header !== `fake ${Buffer.from(nodeSha256(body)).toString('hex')}`) throw new Error('InvalidResponseBody');
+  return { response: { statusCode: response.status_code, headers: response.headers, body }, verificationVersion: 2 };
+};
 
 /** A fast retry policy for tests (no real waiting beyond a millisecond). */
 export const FAST_RETRY = { retries: 5, baseDelayMs: 1, maxDelayMs: 2, factor: 2, jitter: 0.5 };
