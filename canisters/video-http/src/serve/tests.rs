@@ -19,6 +19,8 @@ type Case = (
 );
 /// (method, url, headers, expected status, certified).
 type ErrorCase<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, u16, bool);
+/// (method, url, headers).
+type RequestCase<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>);
 /// (url, headers, expected status).
 type HeadCase<'a> = (&'a str, Vec<(&'a str, &'a str)>, u16);
 /// (method, url, headers, expected status).
@@ -890,7 +892,7 @@ fn every_answer_carries_the_security_headers() {
     });
     let c = certified(&v);
     let tag = etag(&v.digest());
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>)> = vec![
+    let cases: Vec<RequestCase> = vec![
         ("GET", "/", vec![]),
         ("GET", "/video", vec![("Range", "bytes=1000-")]),
         ("GET", "/video", vec![("Range", "bytes=10-19")]),
