@@ -216,6 +216,17 @@ fn check_206(f: &Fetched, file: &GenFile, start: u64, end: u64, what: &str) {
     );
     assert_eq!(r.header("accept-ranges"), Some("bytes"), "{what}");
     assert_eq!(r.header("content-type"), Some("video/mp4"), "{what}");
+    // Security review L1: certified with the rest (the answers are verified).
+    assert_eq!(
+        r.header("x-content-type-options"),
+        Some("nosniff"),
+        "{what}"
+    );
+    assert_eq!(
+        r.header("content-security-policy"),
+        Some("sandbox"),
+        "{what}"
+    );
     assert_eq!(r.body.len() as u64, len, "{what}: body length");
     assert!(
         r.body.as_slice() == file.range(start, len).as_slice(),
@@ -757,23 +768,35 @@ fn gateway_end_to_end_over_tcp() {
         format!("http://{}.localhost:{port}/", v.id)
     );
     check_through_gateway(port, &v, &f);
-    // The canisterId query parameter works too.
-    let r = Request::get(&format!("/metadata.json?canisterId={}", v.id))
-        .host("127.0.0.1")
+    // `?canisterId=` on another host is sent to the canister's own origin (security review
+    // L2): every canister has an origin of its own, as on the IC.
+    let r = Request::get(&format!("/metadata.json?canisterId={}&x=1", v.id))
+        .host(&format!("127.0.0.1:{port}"))
+        .send(port);
+    assert_eq!(r.status, 307);
+    let location = format!("http://{}.localhost:{port}/metadata.json?x=1", v.id);
+    assert_eq!(r.header("location"), Some(location.as_str()));
+    let r = Request::get("/metadata.json?x=1")
+        .host(&format!("{}.localhost:{port}", v.id))
         .send(port);
     assert_eq!(r.status, 200);
 
     let log = gw.log();
-    // Query answers on the verified domain (and the canisterId form) passed
-    // ic-response-verification in the gateway; update answers and the raw domain's are not
-    // checked: `/metadata.json` was fetched on the verified domain, the raw one, and by
-    // canisterId.
-    for e in log.iter().filter(|e| !e.url.starts_with("/metadata.json")) {
+    // Query answers on the verified domain passed ic-response-verification in the gateway;
+    // update answers and the raw domain's are not checked: `/metadata.json` was fetched on the
+    // verified domain, the raw one, and after the redirect (which called no canister).
+    let redirects: Vec<_> = log.iter().filter(|e| e.status == 307).collect();
+    assert_eq!(redirects.len(), 1, "{log:#?}");
+    assert_eq!(redirects[0].canister, None);
+    for e in log
+        .iter()
+        .filter(|e| !e.url.starts_with("/metadata.json") && e.status != 307)
+    {
         assert_eq!(e.verified, !e.upgraded, "{e:?}");
     }
     let metadata: Vec<bool> = log
         .iter()
-        .filter(|e| e.url.starts_with("/metadata.json"))
+        .filter(|e| e.url.starts_with("/metadata.json") && e.canister.is_some())
         .map(|e| e.verified)
         .collect();
     assert_eq!(metadata, vec![true, false, true], "{log:#?}");

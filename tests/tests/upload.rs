@@ -221,6 +221,15 @@ fn chunk_refusals(b: &dyn Backend) {
         Error::InvalidArgument { .. } => {}
         e => panic!("expected InvalidArgument, got {e:?}"),
     }
+    // The MIME type becomes the Content-Type of the video's HTTP answers (security review L1).
+    for mime in ["video/mp4\r\nX: y", "text/html", "image/svg+xml"] {
+        let mut spec = spec_for(&file, false);
+        spec.mime_type = mime.into();
+        match err("begin_upload mime_type", v.begin_upload(owner(), &spec)) {
+            Error::InvalidArgument { reason } => assert!(reason.contains("mime_type"), "{reason}"),
+            e => panic!("{mime:?}: expected InvalidArgument, got {e:?}"),
+        }
+    }
     let mut spec = spec_for(&file, true);
     spec.chunk_digests.as_mut().expect("declared").pop();
     match err(

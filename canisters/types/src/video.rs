@@ -325,6 +325,54 @@ pub fn validate_poster_mime(mime: &str) -> Result<()> {
     Ok(())
 }
 
+/// The one media type besides `video/*` and `audio/*` a video may be declared as: what the CLI
+/// sends for files whose extension it does not know (`demo file.bin`). Browsers never render
+/// it (with `X-Content-Type-Options: nosniff` they do not sniff it either): they download it.
+pub const OCTET_STREAM: &str = "application/octet-stream";
+
+/// A video's `mime_type` (`UploadSpec::mime_type`) becomes the `Content-Type` of its HTTP
+/// answers, on the canister's own origin (security review L1). It must be 1..=127 printable
+/// ASCII bytes (no CR/LF or other controls: header injection) of the form `type/subtype`
+/// optionally followed by parameters (`video/mp4; codecs="avc1.42E01E, mp4a.40.2"`), where
+/// `type/subtype` is a `video/...` or `audio/...` type or exactly `application/octet-stream`.
+/// Anything a browser might render as a document (`text/html`, `image/svg+xml`, ...) is refused.
+/// Only new declarations are checked: a type stored by an older module is served as it is.
+pub fn validate_video_mime(mime: &str) -> Result<()> {
+    let refuse = |why: &str| {
+        Err(Error::InvalidArgument {
+            reason: format!(
+                "mime_type {mime:?}: {why}; expected video/<subtype> or audio/<subtype> \
+                 (optionally with parameters such as `; codecs=\"...\"`) or {OCTET_STREAM}, \
+                 1..={MAX_MIME_TYPE_BYTES} printable ASCII bytes"
+            ),
+        })
+    };
+    if mime.is_empty() || mime.len() > MAX_MIME_TYPE_BYTES {
+        return refuse("wrong length");
+    }
+    if !mime.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+        return refuse("not printable ASCII (control characters such as CR/LF are refused)");
+    }
+    let essence = mime.split(';').next().unwrap_or_default().trim_end();
+    // RFC 9110 §5.6.2 token characters.
+    let token = |t: &str| {
+        !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    };
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return refuse("not a type/subtype");
+    };
+    if !token(kind) || !token(subtype) {
+        return refuse("not a type/subtype");
+    }
+    let media = kind.eq_ignore_ascii_case("video") || kind.eq_ignore_ascii_case("audio");
+    if !media && !essence.eq_ignore_ascii_case(OCTET_STREAM) {
+        return refuse("not a video or audio type");
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Ownership
 // ---------------------------------------------------------------------------------------------
@@ -360,6 +408,49 @@ pub struct ChangeOwnerResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn video_mime_types() {
+        let longest = format!("video/{}", "x".repeat(MAX_MIME_TYPE_BYTES - 6));
+        for ok in [
+            "video/mp4",
+            "video/webm",
+            "audio/mpeg",
+            "Video/MP4",
+            "video/x-matroska",
+            "video/mp4; codecs=\"avc1.42E01E, mp4a.40.2\"",
+            "video/mp4;codecs=avc1",
+            "application/octet-stream",
+            &longest,
+        ] {
+            assert_eq!(validate_video_mime(ok), Ok(()), "{ok:?}");
+        }
+        for bad in [
+            "",
+            "video/mp4\r\nX: y",
+            "video/mp4\nSet-Cookie: s=1",
+            "video/mp4\t",
+            "video/mp4\0",
+            "video/m\u{e9}4",
+            "video/",
+            "/mp4",
+            "video",
+            "video /mp4",
+            "video/mp 4",
+            "text/html",
+            "text/html; x=video/mp4",
+            "image/svg+xml",
+            "application/xhtml+xml",
+            "application/octet-stream+html",
+            "application/json",
+            &format!("{longest}x"),
+        ] {
+            assert!(
+                matches!(validate_video_mime(bad), Err(Error::InvalidArgument { .. })),
+                "{bad:?} accepted"
+            );
+        }
+    }
 
     #[test]
     fn poster_mime_types() {

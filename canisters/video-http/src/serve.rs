@@ -22,6 +22,19 @@ pub(crate) const MEDIA_DEST: &str = "video";
 /// Seconds a client should wait before asking again for a video that is still uploading.
 pub(crate) const RETRY_AFTER_SECS: &str = "30";
 
+/// Headers every answer carries (security review L1), certified with the rest: browsers must
+/// take the `Content-Type` as it is (`nosniff`: no video or JSON is ever sniffed into HTML),
+/// and whatever a browser renders from the canister's origin, e.g. an SVG poster opened as a
+/// page or a `text/html` type stored by an older module, runs as a sandboxed document: no
+/// script, a unique opaque origin (no access to the origin's storage or cookies). A media
+/// element or `<img>` ignores the policy of what it loads, so playing and embedding work as
+/// before; `sandbox` alone (no fetch directives) still lets a browser play a video opened as a
+/// page.
+pub const SECURITY_HEADERS: [(&str, &str); 2] = [
+    ("x-content-type-options", "nosniff"),
+    ("content-security-policy", "sandbox"),
+];
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Body {
     Empty,
@@ -50,11 +63,17 @@ pub(crate) struct Plan {
     pub upgradable: bool,
 }
 
+/// `headers` followed by [`SECURITY_HEADERS`].
+fn with_security_headers(mut headers: Vec<(String, String)>) -> Vec<(String, String)> {
+    headers.extend(SECURITY_HEADERS.iter().map(|(n, v)| h(n, *v)));
+    headers
+}
+
 impl Plan {
     fn new(status: u16, headers: Vec<(String, String)>, body: Body) -> Self {
         Plan {
             status,
-            headers,
+            headers: with_security_headers(headers),
             body,
             cert: None,
             upgradable: true,
@@ -460,10 +479,10 @@ fn build(status: u16, headers: Vec<(String, String)>, body: Vec<u8>) -> HttpResp
 fn internal_error(message: &str) -> HttpResponse<'static> {
     build(
         500,
-        vec![
+        with_security_headers(vec![
             h("content-type", "text/plain; charset=utf-8"),
             h("cache-control", "no-store"),
-        ],
+        ]),
         format!("internal error: {message}\n").into_bytes(),
     )
 }

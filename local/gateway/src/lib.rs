@@ -1,8 +1,9 @@
 //! A loopback-only HTTP gateway for canisters running in the embedded replica.
 //!
 //! It plays the role of the IC's HTTP gateway for local tests and demos:
-//! `http://<canister-id>.localhost:<port>/path` (or any host with `?canisterId=<id>`) becomes an
-//! `http_request` query on that canister with the anonymous caller; `upgrade = true` answers are
+//! `http://<canister-id>.localhost:<port>/path` becomes an `http_request` query on that canister
+//! with the anonymous caller (`?canisterId=<id>` on any other host is answered with a 307 to that
+//! URL, so that every canister has its own origin, as on the IC); `upgrade = true` answers are
 //! repeated as `http_request_update` updates. Like the IC's verified domains (`<id>.icp0.io`),
 //! query answers are checked with `ic-response-verification` (HTTP certification v2) against the
 //! backend's root key when the backend gives one ([`Backend::verification`]); an answer that
@@ -36,7 +37,7 @@ pub use tiny_http;
 
 #[cfg(feature = "replica")]
 pub use replica_backend::serve;
-pub use request::{resolve_canister, to_canister_request, Gateway};
+pub use request::{own_origin_redirect, resolve_canister, to_canister_request, Gateway};
 pub use server::{serve_backend, GatewayHandle, LoopbackServer};
 pub use stream::parse_content_range;
 pub use verify::{call_canister, decode_response, verify_response};

@@ -41,7 +41,8 @@ impl<B: Backend> Gateway<B> {
         }
     }
 
-    /// Answers one HTTP request (`<canister-id>.localhost` host or `?canisterId=`).
+    /// Answers one HTTP request for a `<canister-id>.localhost` host; a `?canisterId=` request
+    /// on another host is redirected there ([`own_origin_redirect`]).
     pub fn handle(&self, request: tiny_http::Request) {
         handle(&self.ctx, request)
     }
@@ -183,9 +184,27 @@ fn prepare<B: Backend>(
     headers: Vec<(String, String)>,
     called: &mut bool,
 ) -> Result<Reply, (u16, String)> {
-    let canister = resolve_canister(header(&headers, "host"), url).ok_or((
+    let host = header(&headers, "host");
+    if let Some(location) = own_origin_redirect(host, url) {
+        // Logged as the gateway's own answer: no canister was called.
+        ctx.record(LogEntry {
+            method: method.to_string(),
+            url: url.to_string(),
+            canister: None,
+            range: None,
+            status: 307,
+            body_len: 0,
+            upgraded: false,
+            streamed: false,
+            verified: false,
+        });
+        return Ok(Reply::redirect(location));
+    }
+    let canister = host_canister(host).ok_or((
         400,
-        "no canister: use http://<canister-id>.localhost:<port>/ or ?canisterId=<id>".to_string(),
+        "no canister: use http://<canister-id>.localhost:<port>/ or ?canisterId=<id> \
+         (with a Host header)"
+            .to_string(),
     ))?;
     let mut body = Vec::new();
     request
@@ -249,30 +268,92 @@ pub(crate) fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<
         .map(|(_, v)| v.as_str())
 }
 
-/// The canister a request is for: the first label of a `<id>.localhost[:port]` (or
-/// `<id>.raw.localhost`) Host, else a `canisterId` query parameter.
+/// The canister a request names: the first label of a `<id>.localhost[:port]` (or
+/// `<id>.raw.localhost`) Host, else a `canisterId` query parameter. Only the Host form is
+/// served; the `canisterId` form is redirected to it ([`own_origin_redirect`]).
 pub fn resolve_canister(host: Option<&str>, url: &str) -> Option<Principal> {
-    if let Some(host) = host {
-        let host = host_name(host);
-        if let Some(id) = host
-            .strip_suffix(".raw.localhost")
-            .or_else(|| host.strip_suffix(".localhost"))
-        {
-            if !id.contains('.') {
-                if let Ok(p) = Principal::from_text(id) {
-                    return Some(p);
-                }
-            }
-        }
+    host_canister(host).or_else(|| query_canister(url))
+}
+
+/// The canister of a `<id>.localhost[:port]` or `<id>.raw.localhost[:port]` Host.
+fn host_canister(host: Option<&str>) -> Option<Principal> {
+    let host = host_name(host?);
+    let id = host
+        .strip_suffix(".raw.localhost")
+        .or_else(|| host.strip_suffix(".localhost"))?;
+    if id.contains('.') {
+        return None;
     }
-    let query = url.split_once('?')?.1;
-    let query = query.split_once('#').map_or(query, |(q, _)| q);
-    query.split('&').find_map(|kv| {
+    Principal::from_text(id).ok()
+}
+
+/// The canister of the first valid `canisterId` query parameter.
+fn query_canister(url: &str) -> Option<Principal> {
+    let url = origin_form(url);
+    let (_, query) = split_query(&url);
+    query?.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=')?;
         (k == "canisterId")
             .then(|| Principal::from_text(v).ok())
             .flatten()
     })
+}
+
+/// `(path, query)` of an origin-form URL, without the fragment.
+fn split_query(url: &str) -> (&str, Option<&str>) {
+    let url = url.split_once('#').map_or(url, |(u, _)| u);
+    match url.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (url, None),
+    }
+}
+
+/// The path-and-query of a request target (tiny_http gives origin-form URLs; an absolute-form
+/// one is reduced to its path and query).
+fn origin_form(url: &str) -> String {
+    match url.split_once("://") {
+        Some((_, rest)) => rest
+            .find('/')
+            .map_or("/".to_string(), |i| rest[i..].to_string()),
+        None => url.to_string(),
+    }
+}
+
+/// Where a `?canisterId=<id>` request on a host that is not the canister's own subdomain is
+/// sent (security review L2): `http://<id>.localhost[:port]<path>?<the other parameters>`,
+/// keeping the Host's port. Serving it there would put every canister on one origin (the
+/// replica API's or the gateway's), where one canister's page could read what another dApp keeps
+/// in that origin's storage (an agent's delegation, say). `None` when the Host already names a
+/// canister (the `canisterId` parameter is then passed on as any other) or no valid `canisterId`
+/// is given, or there is no Host to take the port from.
+pub fn own_origin_redirect(host: Option<&str>, url: &str) -> Option<String> {
+    let host = host?;
+    if host_canister(Some(host)).is_some() {
+        return None;
+    }
+    let canister = query_canister(url)?;
+    let port = host
+        .rsplit_once(':')
+        .filter(|(h, p)| {
+            !p.is_empty()
+                && p.bytes().all(|b| b.is_ascii_digit())
+                && (!h.contains(':') || h.ends_with(']'))
+        })
+        .map_or(String::new(), |(_, p)| format!(":{p}"));
+    let target = origin_form(url);
+    let (path, query) = split_query(&target);
+    let rest: Vec<&str> = query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|kv| !kv.is_empty() && kv.split('=').next() != Some("canisterId"))
+        .collect();
+    let path = if path.starts_with('/') { path } else { "/" };
+    let query = if rest.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", rest.join("&"))
+    };
+    Some(format!("http://{canister}.localhost{port}{path}{query}"))
 }
 
 /// The candid `HttpRequest` for a client request: method, path-and-query, all headers (as the
@@ -284,13 +365,7 @@ pub fn to_canister_request(
     body: Vec<u8>,
 ) -> Result<HttpRequest<'static>, String> {
     let method = Method::from_bytes(method.as_bytes()).map_err(|e| format!("bad method: {e}"))?;
-    // tiny_http gives origin-form URLs; an absolute-form one is reduced to its path and query.
-    let url = match url.split_once("://") {
-        Some((_, rest)) => rest
-            .find('/')
-            .map_or("/".to_string(), |i| rest[i..].to_string()),
-        None => url.to_string(),
-    };
+    let url = origin_form(url);
     Ok(HttpRequest::builder()
         .with_method(method)
         .with_url(url)

@@ -114,6 +114,23 @@ impl Reply {
         }
     }
 
+    /// A 307 to `location` (the canister's own origin: [`crate::own_origin_redirect`]). 307
+    /// rather than 308: both keep the method and body, but browsers cache a 308 as permanent,
+    /// and a later server on the same loopback port (another gateway, dfx, PocketIC) may route
+    /// that URL differently; 307 is asked again each time.
+    pub(crate) fn redirect(location: String) -> Reply {
+        Reply {
+            status: 307,
+            body: Body::Bytes(format!("see {location}\n").into_bytes()),
+            headers: vec![
+                ("location".into(), location),
+                ("content-type".into(), "text/plain; charset=utf-8".into()),
+                ("cache-control".into(), "no-store".into()),
+            ],
+            head: false,
+        }
+    }
+
     pub(crate) fn into_tiny(self) -> tiny_http::Response<Box<dyn Read + Send>> {
         let (reader, len): (Box<dyn Read + Send>, Option<usize>) = match self.body {
             Body::Bytes(b) => {
@@ -130,6 +147,11 @@ impl Reply {
                 head_length = v.parse::<usize>().ok();
                 continue;
             }
+            // A canister's header with a control character (CR/LF: response splitting) or a
+            // name that is not a token is dropped, not written (security review L1).
+            if !is_safe_header(n, v) {
+                continue;
+            }
             if let Ok(h) = tiny_http::Header::from_bytes(n.as_bytes(), v.as_bytes()) {
                 headers.push(h);
             }
@@ -144,4 +166,18 @@ impl Reply {
         )
         .with_chunked_threshold(usize::MAX)
     }
+}
+
+/// May this header be written to the wire as it is? The name must be an RFC 9110 token; the
+/// value must not contain control characters (HTAB aside) or DEL: tiny_http writes both raw,
+/// so a CR/LF would end the header and start another (or the body).
+pub(crate) fn is_safe_header(name: &str, value: &str) -> bool {
+    let token = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    let value_ok = value
+        .bytes()
+        .all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f));
+    token && value_ok
 }

@@ -164,3 +164,167 @@ fn unverifiable_answers_are_refused_on_the_verified_domain() {
     );
     handle.shutdown();
 }
+
+/// `?canisterId=` on a host that is not the canister's subdomain is sent to the canister's own
+/// origin (security review L2); on the subdomain it is an ordinary parameter.
+#[test]
+fn canister_id_requests_are_redirected_to_the_canister_origin() {
+    let id = "rrkah-fqaaa-aaaaa-aaaaq-cai";
+    let cases = [
+        (
+            Some("127.0.0.1:4943"),
+            format!("/video?canisterId={id}"),
+            Some(format!("http://{id}.localhost:4943/video")),
+        ),
+        (
+            Some("localhost:8080"),
+            format!("/a/b?x=1&canisterId={id}&y=2#frag"),
+            Some(format!("http://{id}.localhost:8080/a/b?x=1&y=2")),
+        ),
+        (
+            Some("[::1]:9"),
+            format!("/?canisterId={id}"),
+            Some(format!("http://{id}.localhost:9/")),
+        ),
+        (
+            Some("localhost"),
+            format!("http://localhost/p?canisterId={id}"),
+            Some(format!("http://{id}.localhost/p")),
+        ),
+        // Already on a canister's origin: served there.
+        (
+            Some(&*format!("{id}.localhost:4943")),
+            format!("/?canisterId={id}"),
+            None,
+        ),
+        (
+            Some("2vxsx-fae.raw.localhost:1"),
+            format!("/?canisterId={id}"),
+            None,
+        ),
+        (Some("localhost:1"), "/?canisterId=garbage".into(), None),
+        (Some("localhost:1"), "/".into(), None),
+        (None, format!("/?canisterId={id}"), None),
+    ];
+    for (host, url, want) in cases {
+        assert_eq!(own_origin_redirect(host, &url), want, "{host:?} {url}");
+    }
+}
+
+#[test]
+fn unsafe_headers_are_recognised() {
+    use crate::stream::is_safe_header;
+    assert!(is_safe_header("content-type", "video/mp4; codecs=\"a, b\""));
+    assert!(is_safe_header("x-a", "tab\tok"));
+    assert!(is_safe_header("x-a", ""));
+    for (n, v) in [
+        ("x-a", "a\r\nSet-Cookie: s=1"),
+        ("x-a", "a\nb"),
+        ("x-a", "a\rb"),
+        ("x-a", "a\0b"),
+        ("x-a", "a\x7fb"),
+        ("x-a\r\nSet-Cookie", "1"),
+        ("x a", "1"),
+        ("x:a", "1"),
+        ("", "1"),
+    ] {
+        assert!(!is_safe_header(n, v), "{n:?}: {v:?}");
+    }
+}
+
+/// A raw HTTP/1.1 GET to the gateway: (status line and headers, body).
+fn raw_get(port: u16, host: &str, path: &str) -> (String, Vec<u8>) {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    (
+        String::from_utf8_lossy(&raw[..end]).to_string(),
+        raw[end + 4..].to_vec(),
+    )
+}
+
+/// A canister cannot split the gateway's response (security review L1): a header whose value
+/// holds CR/LF is dropped, the others are passed on.
+#[test]
+fn headers_with_control_characters_are_dropped() {
+    struct Splitter;
+    impl Backend for Splitter {
+        fn query(&self, _: Principal, _: &str, _: Vec<u8>) -> Result<Vec<u8>, CallError> {
+            let response = HttpResponse::builder()
+                .with_status_code(ic_http_certification::StatusCode::OK)
+                .with_headers(vec![
+                    ("x-injected".into(), "a\r\nSet-Cookie: s=1".into()),
+                    ("x-split\r\nSet-Cookie".into(), "s=2".into()),
+                    ("x-kept".into(), "fine".into()),
+                ])
+                .with_body(b"body".to_vec())
+                .build();
+            Ok(candid::encode_one(response).unwrap())
+        }
+        fn update(&self, _: Principal, _: &str, _: Vec<u8>) -> Result<Vec<u8>, CallError> {
+            Err(CallError::Rejected("x".into()))
+        }
+    }
+    let handle = serve_backend(Arc::new(Splitter), "127.0.0.1:0".parse().unwrap()).unwrap();
+    let (head, body) = raw_get(handle.port(), "2vxsx-fae.localhost", "/");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, b"body");
+    let lines: Vec<&str> = head.split("\r\n").collect();
+    assert!(
+        lines.iter().any(|l| l.eq_ignore_ascii_case("x-kept: fine")),
+        "{head}"
+    );
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.to_ascii_lowercase().starts_with("set-cookie")),
+        "{head}"
+    );
+    assert!(!head.to_ascii_lowercase().contains("x-injected"), "{head}");
+    assert!(!head.contains("s=1") && !head.contains("s=2"), "{head}");
+    handle.shutdown();
+}
+
+/// The redirect on the wire: 307 with the canister's own origin, logged without a call.
+#[test]
+fn canister_id_request_gets_a_307() {
+    struct Unreachable;
+    impl Backend for Unreachable {
+        fn query(&self, _: Principal, _: &str, _: Vec<u8>) -> Result<Vec<u8>, CallError> {
+            panic!("a redirected request calls no canister")
+        }
+        fn update(&self, _: Principal, _: &str, _: Vec<u8>) -> Result<Vec<u8>, CallError> {
+            panic!("a redirected request calls no canister")
+        }
+    }
+    let handle = serve_backend(Arc::new(Unreachable), "127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = handle.port();
+    let (head, _) = raw_get(
+        port,
+        &format!("127.0.0.1:{port}"),
+        "/video?canisterId=2vxsx-fae&t=3",
+    );
+    assert!(head.starts_with("HTTP/1.1 307"), "{head}");
+    let location = head
+        .split("\r\n")
+        .find_map(|l| {
+            l.strip_prefix("Location: ")
+                .or(l.strip_prefix("location: "))
+        })
+        .unwrap_or_else(|| panic!("no Location: {head}"));
+    assert_eq!(
+        location,
+        format!("http://2vxsx-fae.localhost:{port}/video?t=3")
+    );
+    let log = handle.log();
+    assert_eq!(log.len(), 1);
+    assert_eq!((log[0].status, log[0].canister), (307, None));
+    handle.shutdown();
+}

@@ -9,8 +9,9 @@
 //!   (synchronous: answers with a certificate of the result), and
 //!   `POST /api/v2|v3/{canister,subnet}/<id>/read_state` (certificates signed with the replica's
 //!   BLS12-381 root key). Requests are authenticated as on the IC ([`auth`]).
-//! * everything else: the HTTP gateway of `canvid-gateway` (`<canister-id>.localhost` or
-//!   `?canisterId=`).
+//! * everything else: the HTTP gateway of `canvid-gateway` (`<canister-id>.localhost`; a
+//!   `?canisterId=<id>` request on this origin is redirected (307) to the canister's own
+//!   `<id>.localhost` origin, so that no two canisters share an origin).
 //!
 //! A driver thread executes queued messages (rounds) and keeps the replica's clock at wall-clock
 //! time, because agents check ingress expiry and certificate freshness against their own clocks.

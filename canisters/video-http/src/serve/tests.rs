@@ -19,6 +19,8 @@ type Case = (
 );
 /// (method, url, headers, expected status, certified).
 type ErrorCase<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, u16, bool);
+/// (method, url, headers).
+type RequestCase<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>);
 /// (url, headers, expected status).
 type HeadCase<'a> = (&'a str, Vec<(&'a str, &'a str)>, u16);
 /// (method, url, headers, expected status).
@@ -874,4 +876,64 @@ fn candid_round_trip_of_request_and_response() {
     let r = serve_uncertified("GET", "/video", &[], &v);
     let back: HttpResponse = candid::decode_one(&candid::encode_one(&r).unwrap()).unwrap();
     assert_eq!(back, r);
+}
+
+/// Every answer carries `nosniff` and `Content-Security-Policy: sandbox` (security review L1),
+/// as part of the certified response: an SVG poster, or an HTML type stored by an older module
+/// (served as it is), cannot run script on the canister's origin.
+#[test]
+fn every_answer_carries_the_security_headers() {
+    let mut v = MemVideo::new(3_500, C);
+    v.mime_type = "text/html".into();
+    v.poster = Some(Poster {
+        mime_type: "image/svg+xml".into(),
+        bytes: b"<svg/>".to_vec(),
+        sha256: sha256(b"<svg/>"),
+    });
+    let c = certified(&v);
+    let tag = etag(&v.digest());
+    let cases: Vec<RequestCase> = vec![
+        ("GET", "/", vec![]),
+        ("GET", "/video", vec![("Range", "bytes=1000-")]),
+        ("GET", "/video", vec![("Range", "bytes=10-19")]),
+        ("GET", "/video", vec![("Range", "bytes=9999-")]),
+        ("GET", "/video", vec![("If-None-Match", tag.as_str())]),
+        ("HEAD", "/video", vec![]),
+        ("GET", "/metadata.json", vec![]),
+        ("GET", "/poster", vec![]),
+        ("GET", "/nowhere", vec![]),
+        ("POST", "/video", vec![]),
+        ("TRACE", "/video", vec![]),
+        ("GET", "http://[", vec![]),
+    ];
+    for (method, url, headers) in cases {
+        let request = req(method, url, &headers);
+        let plain = serve_uncertified(method, url, request.headers(), &v);
+        let r = query(&c, &v, &request);
+        let what = format!("{method} {url} {headers:?}");
+        for response in [&plain, &r] {
+            if response.upgrade() == Some(true) {
+                continue;
+            }
+            assert_eq!(
+                hdr(response, "x-content-type-options"),
+                Some("nosniff"),
+                "{what}"
+            );
+            assert_eq!(
+                hdr(response, "content-security-policy"),
+                Some("sandbox"),
+                "{what}"
+            );
+        }
+        if hdr(&r, "ic-certificate").is_some() {
+            verify(&request, &r, c.root_hash()).unwrap_or_else(|e| panic!("{what}: {e}"));
+        }
+    }
+    assert_eq!(hdr(&get(&v, "/", &[]), "content-type"), Some("text/html"));
+    // A failed read (500) carries them too.
+    let r = internal_error("short read");
+    assert_eq!(status(&r), 500);
+    assert_eq!(hdr(&r, "x-content-type-options"), Some("nosniff"));
+    assert_eq!(hdr(&r, "content-security-policy"), Some("sandbox"));
 }

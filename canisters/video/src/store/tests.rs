@@ -270,7 +270,33 @@ fn spec_validation() {
         s.begin_upload(&bad, 1),
         Err(Error::InvalidArgument { .. })
     ));
+    // The MIME type becomes a Content-Type header on the canister's origin (review L1).
+    for mime in [
+        "video/mp4\r\nX: y",
+        "text/html",
+        "image/svg+xml",
+        "",
+        "video/",
+    ] {
+        let mut bad = spec(10, 5);
+        bad.mime_type = mime.into();
+        match s.begin_upload(&bad, 1) {
+            Err(Error::InvalidArgument { reason }) => assert!(reason.contains("mime_type")),
+            other => panic!("{mime:?}: expected InvalidArgument, got {other:?}"),
+        }
+    }
     assert_eq!(s.status(), VideoStatus::Empty);
+    for mime in [
+        "video/webm; codecs=\"vp9\"",
+        "audio/ogg",
+        "application/octet-stream",
+    ] {
+        let mut ok = spec(10, 5);
+        ok.mime_type = mime.into();
+        s.begin_upload(&ok, 1).unwrap();
+        assert_eq!(s.metadata().mime_type, mime);
+        s.reset_upload(1).unwrap();
+    }
 }
 
 #[test]

@@ -295,14 +295,10 @@ impl<M: Memory> VideoStore<M> {
 
 /// Checks an `UploadSpec` against the limits and turns it into the stored declaration.
 pub fn validate_spec(spec: &UploadSpec) -> Result<UploadDecl> {
-    if spec.mime_type.is_empty()
-        || spec.mime_type.len() > MAX_MIME_TYPE_BYTES
-        || !spec.mime_type.is_ascii()
-    {
-        return Err(Error::InvalidArgument {
-            reason: format!("mime_type must be 1..={MAX_MIME_TYPE_BYTES} ASCII bytes"),
-        });
-    }
+    // Printable `video/*`, `audio/*` or `application/octet-stream` (security review L1), at
+    // most MAX_MIME_TYPE_BYTES: the size of the MIME field of the stable layout (store/mod.rs).
+    const _: () = assert!(MAX_MIME_TYPE_BYTES <= 127);
+    canvid_types::video::validate_video_mime(&spec.mime_type)?;
     if spec.total_size == 0 {
         return Err(Error::InvalidArgument {
             reason: "total_size must be at least 1".into(),
