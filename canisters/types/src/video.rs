@@ -59,6 +59,14 @@ pub const MAX_UPLOADERS: usize = 16;
 pub const MAX_MISSING_PAGE: u32 = 10_000;
 /// Largest page `chunk_digests` returns (and its default `limit`): ≈ 350 KB of reply.
 pub const MAX_DIGEST_PAGE: u32 = 10_000;
+/// How far, in chunks of the declared size, a `put_chunk` may grow the video's chunk arena past
+/// the bytes stored so far (security review L5). The IC's stable memory never shrinks, so the
+/// allocation follows the bytes actually uploaded: it is at most what it already was, or
+/// `uploaded_bytes + UPLOAD_WINDOW_CHUNKS * chunk_size` (≤ 128 MB with 2 MB chunks), never the
+/// declared size at once. A chunk past that is refused with `Busy` (retry it once lower chunks
+/// have arrived). Clients that send missing chunks in ascending order with at most this many
+/// puts in flight never meet the refusal.
+pub const UPLOAD_WINDOW_CHUNKS: u64 = 64;
 
 /// Checks title/description/tags against the limits: the check `init` and `update_metadata` make.
 pub fn validate_text_fields(

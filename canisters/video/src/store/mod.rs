@@ -79,7 +79,12 @@
 //! Chunk `i` occupies `[i * chunk_size, i * chunk_size + len_i)`; since every chunk but the last is
 //! exactly `chunk_size` long, **arena offset = file offset**. A put writes in place, so puts are
 //! idempotent, can arrive in any order, and never move data. The arena grows (whole 16 MiB
-//! buckets) only as far as the highest chunk written.
+//! buckets) only as far as the highest chunk written, and a put may grow it only up to
+//! `uploaded_bytes + UPLOAD_WINDOW_CHUNKS * chunk_size` (64 chunks past the bytes stored; any
+//! chunk inside the arena already allocated is accepted): stable memory never shrinks, so one
+//! put of the last chunk of a 400 GiB declaration must not allocate 400 GiB
+//! ([`VideoStore::arena_allocated_bytes`], `canvid_types::video::UPLOAD_WINDOW_CHUNKS`).
+//! Not a layout change: the same bytes, a rule on when they may be written.
 //!
 //! ### Memory 5: poster (layout version 2)
 //!
