@@ -243,6 +243,9 @@ pub struct VideoMetadata {
     pub ready_at: Option<u64>,
     /// Number of completed ownership transfers.
     pub transfer_seq: u64,
+    /// A two-step transfer waiting for the offered principal's `accept_ownership` (absent in
+    /// answers of modules before it existed). Past `expires_at` it can no longer be accepted.
+    pub pending_offer: Option<OwnershipOffer>,
 }
 
 /// `update_metadata` argument: fields left `None` are unchanged.
@@ -286,6 +289,8 @@ pub struct CanisterInfo {
     pub transfer_in_flight: bool,
     /// An ownership change the index has not acknowledged yet (retried by a timer).
     pub pending_index_notification: Option<PendingNotification>,
+    /// The pending two-step transfer offer, as in `VideoMetadata::pending_offer`.
+    pub pending_offer: Option<OwnershipOffer>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]
@@ -351,6 +356,33 @@ pub struct ChangeOwnerArgs {
     /// marketplace names the controllers it accepts and checks the result (docs/sdk.md,
     /// "Selling a video safely").
     pub keep_controllers: Option<Vec<Principal>>,
+}
+
+/// How long an ownership offer may be accepted: 7 days, in nanoseconds.
+pub const OFFER_VALIDITY_NS: u64 = 7 * 24 * 3600 * 1_000_000_000;
+
+/// `offer_ownership` argument: the first step of a two-step transfer. Only `new_owner` itself
+/// can complete it (`accept_ownership`), so a mistyped principal orphans nothing.
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]
+pub struct OfferArgs {
+    pub new_owner: Principal,
+    /// As `ChangeOwnerArgs::keep_controllers`, applied when the offer is accepted.
+    pub keep_controllers: Option<Vec<Principal>>,
+}
+
+/// A recorded ownership offer (one at a time; a new offer replaces it).
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]
+pub struct OwnershipOffer {
+    /// The only principal that may accept it.
+    pub new_owner: Principal,
+    /// Checked as for `change_owner`; duplicates, the new owner and the video dropped.
+    pub keep_controllers: Option<Vec<Principal>>,
+    /// The owner or operator who made it; the offer lapses if it may no longer transfer.
+    pub offered_by: Principal,
+    /// IC time (ns since the Unix epoch).
+    pub offered_at: u64,
+    /// `offered_at + OFFER_VALIDITY_NS`: accepted only before this time.
+    pub expires_at: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]

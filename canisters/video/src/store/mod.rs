@@ -236,6 +236,7 @@ impl<M: Memory> VideoStore<M> {
             transfer_seq: 0,
             transfer_in_flight: None,
             pending_notification: None,
+            pending_offer: None,
         };
         Ok(VideoStore {
             header,
@@ -304,6 +305,7 @@ impl<M: Memory> VideoStore<M> {
             transfer_seq: 0,
             transfer_in_flight: None,
             pending_notification: None,
+            pending_offer: None,
         };
         let mut magic = [0u8; 3];
         state_mem.read(0, &mut magic);
@@ -395,6 +397,7 @@ impl<M: Memory> VideoStore<M> {
             updated_at: s.updated_at,
             ready_at: s.ready_at,
             transfer_seq: s.transfer_seq,
+            pending_offer: s.pending_offer.clone(),
         }
     }
 
