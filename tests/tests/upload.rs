@@ -613,27 +613,40 @@ fn declared_size_is_not_allocated_at_once(b: &dyn Backend) {
     }
     // Four chunks stored: the window ends with chunk 4 + 64 - 1.
     let w = UPLOAD_WINDOW_CHUNKS as u32;
-    ok("put_chunk at the window's end", v.put_chunk(owner(), w + 3, full(w + 3)));
+    ok(
+        "put_chunk at the window's end",
+        v.put_chunk(owner(), w + 3, full(w + 3)),
+    );
+    // Past the window (and past the allocated arena, which is whole 16 MiB buckets, here
+    // 9 of them: 151 MB): refused, nothing grows.
+    let past = w + 12;
+    let bucket = 16u64 << 20;
+    assert!(u64::from(past + 1) * u64::from(cs) > (u64::from(w) + 4) * u64::from(cs) + bucket);
     assert!(matches!(
-        err("put_chunk past the window", v.put_chunk(owner(), w + 5, full(0))),
+        err(
+            "put_chunk past the window",
+            v.put_chunk(owner(), past, full(past))
+        ),
         Error::Busy { .. }
     ));
     let info = v.canister_info();
     assert_eq!(info.chunks_stored, 5);
-    let bucket = 16u64 << 20;
     assert!(
         info.stable_memory_bytes <= before + u64::from(w + 4) * u64::from(cs) + bucket,
         "{}: {} bytes of stable memory for 5 chunks",
         b.name(),
         info.stable_memory_bytes
     );
-    // A chunk the window refused goes in once more chunks are stored (the clients' retry).
-    ok("put_chunk", v.put_chunk(owner(), w + 4, full(w + 4)));
-    ok("put_chunk, retried", v.put_chunk(owner(), w + 5, full(w + 5)));
+    // The lower chunks arrive; the refused one goes in when retried (as the clients do).
+    for i in 4..12 {
+        ok("put_chunk", v.put_chunk(owner(), i, full(i)));
+    }
+    ok("put_chunk, retried", v.put_chunk(owner(), past, full(past)));
     assert_eq!(
-        ok("get_chunk", v.get_chunk(owner(), w + 5)).as_slice(),
-        full(w + 5).as_slice()
+        ok("get_chunk", v.get_chunk(owner(), past)).as_slice(),
+        full(past).as_slice()
     );
+    assert_eq!(v.canister_info().chunks_stored, 14);
 }
 
 backend_tests!(
