@@ -383,7 +383,10 @@ fn two_step_transfer(b: &dyn Backend) {
     assert_eq!(set(b.controllers(id)), set([buyer, id, d.spawn]));
     let m = v.metadata();
     assert_eq!((m.owner, m.transfer_seq, m.pending_offer), (buyer, 1, None));
-    assert_eq!(d.index_client().get_video(id).expect("indexed").owner, buyer);
+    assert_eq!(
+        d.index_client().get_video(id).expect("indexed").owner,
+        buyer
+    );
     assert!(
         b.status(id, Some(owner)).is_err(),
         "the old owner is no longer a controller"
@@ -401,19 +404,34 @@ fn two_step_transfer(b: &dyn Backend) {
     ));
 
     // Expiry: 7 days later the offer can no longer be accepted.
-    let o = ok("offer to the relay", v.offer_ownership(buyer, relay.id, Some(vec![])));
-    b.advance_time(std::time::Duration::from_nanos(OFFER_VALIDITY_NS + 60_000_000_000));
+    let o = ok(
+        "offer to the relay",
+        v.offer_ownership(buyer, relay.id, Some(vec![])),
+    );
+    b.advance_time(std::time::Duration::from_nanos(
+        OFFER_VALIDITY_NS + 60_000_000_000,
+    ));
     b.tick();
     match accept_via(&relay, id) {
         Err(Error::NotAuthorized { reason, .. }) => assert!(reason.contains("expired"), "{reason}"),
         other => panic!("accepting an expired offer: {other:?}"),
     }
-    assert_eq!(v.metadata().pending_offer, Some(o), "still shown, with its expiry");
+    assert_eq!(
+        v.metadata().pending_offer,
+        Some(o),
+        "still shown, with its expiry"
+    );
     assert_eq!(v.metadata().owner, buyer);
     // A fresh offer is accepted by the (canister) principal it names.
-    ok("offer again", v.offer_ownership(buyer, relay.id, Some(vec![])));
+    ok(
+        "offer again",
+        v.offer_ownership(buyer, relay.id, Some(vec![])),
+    );
     let r = accept_via(&relay, id).expect("the relay accepts");
-    assert_eq!((r.transfer_seq, set(r.controllers)), (2, set([relay.id, id])));
+    assert_eq!(
+        (r.transfer_seq, set(r.controllers)),
+        (2, set([relay.id, id]))
+    );
     assert_eq!(set(b.controllers(id)), set([relay.id, id]));
     assert_eq!(v.metadata().owner, relay.id);
 }

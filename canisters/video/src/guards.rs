@@ -314,7 +314,8 @@ pub(crate) mod tests {
     fn inspect_and_authorize_offers() {
         let mut s = state();
         let new = user(6);
-        let at = |s: &State, who: Principal, m: &str, now: u64| super::inspect(s, &who, m, 100, now);
+        let at =
+            |s: &State, who: Principal, m: &str, now: u64| super::inspect(s, &who, m, 100, now);
         for m in ["offer_ownership", "cancel_offer"] {
             assert!(at(&s, user(OWNER), m, 0), "{m}");
             assert!(at(&s, user(OPERATOR), m, 0), "{m}");

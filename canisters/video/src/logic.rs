@@ -391,7 +391,13 @@ mod tests {
             make_offer(&mut s, &user(UPLOADER), &offer(new, None), me, 1),
             Err(Error::NotAuthorized { .. })
         ));
-        for bad in [Principal::anonymous(), me, canister(7), canister(8), user(OWNER)] {
+        for bad in [
+            Principal::anonymous(),
+            me,
+            canister(7),
+            canister(8),
+            user(OWNER),
+        ] {
             assert!(
                 matches!(
                     make_offer(&mut s, &user(OWNER), &offer(bad, None), me, 1),

@@ -615,7 +615,11 @@ fn the_arena_grows_with_the_bytes_stored_not_the_declaration() {
         Err(Error::Busy { reason }) => assert!(reason.contains("chunk"), "{reason}"),
         other => panic!("expected Busy, got {other:?}"),
     }
-    assert_eq!(mem.size(), stable_before, "a refused chunk allocates nothing");
+    assert_eq!(
+        mem.size(),
+        stable_before,
+        "a refused chunk allocates nothing"
+    );
     assert_eq!(s.arena_allocated_bytes(), 0);
     assert!(mem.size() * WASM_PAGE < 100 << 20, "{} pages", mem.size());
     let full = vec![7u8; chunk as usize];

@@ -12,8 +12,8 @@ use ic_stable_structures::Memory;
 use serde_bytes::ByteBuf;
 
 use super::{
-    digest32, ensure_size, sha256, ChunkEntry, Digest32, UploadDecl, VideoStore,
-    BUCKET_SIZE_PAGES, WASM_PAGE,
+    digest32, ensure_size, sha256, ChunkEntry, Digest32, UploadDecl, VideoStore, BUCKET_SIZE_PAGES,
+    WASM_PAGE,
 };
 
 /// How many present chunk-table entries one `missing_chunks` call may walk past: keeps the query
