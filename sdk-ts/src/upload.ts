@@ -65,7 +65,7 @@ export interface UploadOptions {
   onCreated?: (videoId: string) => void;
   /** Cancels the upload; the video canister keeps what was stored, resume later. */
   signal?: AbortSignal;
-  /** Chunks in flight at once. Default 4. */
+  /** Chunks in flight at once. Default 4; at most `UPLOAD_WINDOW_CHUNKS` (64) are used. */
   concurrency?: number;
   /** Retry policy for transient failures (Busy, network, SYS_TRANSIENT). */
   retry?: Partial<RetryPolicy>;
@@ -103,6 +103,13 @@ export interface UploadResult {
 
 /** Largest number of chunk digests declared in one `begin_upload` (32 B each, ~1.3 MB). */
 export const MAX_DECLARED_DIGESTS = 40_000;
+/**
+ * The video canister grows its stable memory at most 64 chunks past the bytes stored and answers
+ * `Busy` for a chunk beyond (`canvid_types::video::UPLOAD_WINDOW_CHUNKS`, docs/video-canister.md
+ * "Upload"): missing chunks are sent in ascending order with at most this many in flight,
+ * so that refusal never happens (it would only be retried, like any `Busy`).
+ */
+export const UPLOAD_WINDOW_CHUNKS = 64;
 /** Page size asked of `missing_chunks` (the canister's maximum). */
 const MISSING_PAGE = 10_000;
 
@@ -168,8 +175,9 @@ async function uploadInner(
 ): Promise<UploadResult> {
   const { signal } = options;
   const policy = retryPolicy(options.retry);
-  const concurrency = options.concurrency ?? 4;
-  if (!Number.isInteger(concurrency) || concurrency < 1) throw new UsageError(`concurrency must be an integer >= 1, got ${concurrency}`);
+  const requested = options.concurrency ?? 4;
+  if (!Number.isInteger(requested) || requested < 1) throw new UsageError(`concurrency must be an integer >= 1, got ${requested}`);
+  const concurrency = Math.min(requested, UPLOAD_WINDOW_CHUNKS);
   const call = <T>(f: () => Promise<T>): Promise<T> => withRetry(() => f(), { policy, signal });
   throwIfAborted(signal);
 

@@ -13,7 +13,8 @@ use canvid_types::spawn::{
 };
 use canvid_types::video::{
     CanisterInfo, ChangeOwnerArgs, ChangeOwnerResult, ChunkDigests, ChunkReceipt, ChunkUpload,
-    DigestsArgs, MetadataPatch, MissingArgs, MissingChunks, RangeArgs, UploadSpec, VideoMetadata,
+    DigestsArgs, MetadataPatch, MissingArgs, MissingChunks, OfferArgs, OwnershipOffer, RangeArgs,
+    UploadSpec, VideoMetadata,
 };
 use canvid_types::Result as CResult;
 use serde_bytes::ByteBuf;
@@ -236,6 +237,37 @@ impl<'a> Video<'a> {
                 keep_controllers,
             },
         )
+    }
+
+    /// `offer_ownership`: step one of a two-step transfer.
+    pub fn offer_ownership(
+        &self,
+        sender: Principal,
+        new_owner: Principal,
+        keep_controllers: Option<Vec<Principal>>,
+    ) -> Answer<OwnershipOffer> {
+        self.b.update1(
+            self.id,
+            sender,
+            "offer_ownership",
+            &OfferArgs {
+                new_owner,
+                keep_controllers,
+            },
+        )
+    }
+
+    pub fn cancel_offer(&self, sender: Principal) -> Answer<()> {
+        self.b
+            .update::<_, (CResult<()>,)>(self.id, sender, "cancel_offer", ())
+            .map(|(r,)| r)
+    }
+
+    /// `accept_ownership`: step two, by the offered principal.
+    pub fn accept_ownership(&self, sender: Principal) -> Answer<ChangeOwnerResult> {
+        self.b
+            .update::<_, (CResult<ChangeOwnerResult>,)>(self.id, sender, "accept_ownership", ())
+            .map(|(r,)| r)
     }
 
     /// Uploads `file` in the given chunk order (`None` = ascending), checking every receipt's

@@ -2,11 +2,11 @@
 //! Afterwards only the last owner (with the video itself and the spawn canister) controls the
 //! canister; earlier owners are refused as controllers and as app owners; the index agrees.
 
-use canvid_tests::clients::{ok, rejected, Video};
+use canvid_tests::clients::{ok, rejected, CallOutcome, Relay, Video};
 use canvid_tests::deploy::{deploy, Deployment, T};
 use canvid_tests::{backend_tests, principal, wasm, Backend, BackendExt, GenFile, Principal};
 use canvid_types::spawn::CreateVideoArgs;
-use canvid_types::video::{MetadataPatch, VideoInit};
+use canvid_types::video::{ChangeOwnerResult, MetadataPatch, VideoInit};
 use std::collections::BTreeSet;
 
 const IC0406: &str = "IC0406";
@@ -306,7 +306,138 @@ fn a_buyer_names_the_controllers_it_keeps(b: &dyn Backend) {
     assert_eq!(v.metadata().owner, buyer);
 }
 
+/// `accept_ownership` through a relay canister (inter-canister calls skip `inspect_message`, so
+/// the endpoint's own answer comes back).
+fn accept_via(relay: &Relay, video: Principal) -> canvid_types::Result<ChangeOwnerResult> {
+    match relay.call_raw(
+        video,
+        "accept_ownership",
+        candid::encode_args(()).unwrap(),
+        0,
+    ) {
+        CallOutcome::Reply { data, .. } => candid::decode_one(&data).expect("accept reply"),
+        other => panic!("accept_ownership via the relay: {other:?}"),
+    }
+}
+
+/// Two-step transfer (security review L4): an offer changes nothing until the offered principal
+/// accepts it; nobody else can accept; the acceptance is a full transfer (owner, controllers,
+/// index); an offer expires after 7 days.
+fn two_step_transfer(b: &dyn Backend) {
+    use canvid_types::video::OFFER_VALIDITY_NS;
+    use canvid_types::Error;
+    let d = deploy(b);
+    let (owner, buyer, typo, stranger) = (
+        principal("offer-owner"),
+        principal("offer-buyer"),
+        principal("offer-typo"),
+        principal("offer-stranger"),
+    );
+    let relay = Relay::deploy(b, principal("relay-controller"), 10 * T);
+    let id = create(&d, owner);
+    let v = d.video(id);
+
+    // Nothing to accept yet; strangers cannot offer.
+    let r = rejected("accept without an offer", v.accept_ownership(buyer));
+    assert_eq!(r.error_code, IC0406, "{r}");
+    let r = rejected(
+        "offer by a stranger",
+        v.offer_ownership(stranger, stranger, None),
+    );
+    assert_eq!(r.error_code, IC0406, "{r}");
+    match v.offer_ownership(owner, id, None) {
+        Ok(Err(Error::InvalidArgument { .. })) => {}
+        other => panic!("offer to the video itself: {other:?}"),
+    }
+
+    // A mistyped offer, then the right one replaces it.
+    let typo_offer = ok("offer to a typo", v.offer_ownership(owner, typo, None));
+    assert_eq!(v.metadata().pending_offer, Some(typo_offer));
+    let o = ok(
+        "offer to the buyer",
+        v.offer_ownership(owner, buyer, Some(vec![d.spawn])),
+    );
+    assert_eq!((o.new_owner, o.offered_by), (buyer, owner));
+    assert_eq!(o.expires_at - o.offered_at, OFFER_VALIDITY_NS);
+    assert_eq!(v.metadata().pending_offer, Some(o.clone()));
+    assert_eq!(v.canister_info().pending_offer, Some(o.clone()));
+
+    // Wrong principals cannot accept: refused as ingress, NotAuthorized from a canister.
+    for who in [typo, owner, stranger] {
+        let r = rejected("accept by the wrong principal", v.accept_ownership(who));
+        assert_eq!(r.error_code, IC0406, "{who}: {r}");
+    }
+    match accept_via(&relay, id) {
+        Err(Error::NotAuthorized { caller, .. }) => assert_eq!(caller, relay.id),
+        other => panic!("accept by a canister nobody offered it to: {other:?}"),
+    }
+    assert_eq!(v.metadata().owner, owner);
+    assert_eq!(v.metadata().transfer_seq, 0);
+    assert_eq!(set(b.controllers(id)), set([owner, id, d.spawn]));
+
+    // The offered principal accepts: a complete transfer.
+    let r = ok("accept_ownership", v.accept_ownership(buyer));
+    assert_eq!(r.transfer_seq, 1);
+    assert!(r.index_notified);
+    assert_eq!(set(r.controllers.clone()), set([buyer, id, d.spawn]));
+    assert_eq!(set(b.controllers(id)), set([buyer, id, d.spawn]));
+    let m = v.metadata();
+    assert_eq!((m.owner, m.transfer_seq, m.pending_offer), (buyer, 1, None));
+    assert_eq!(
+        d.index_client().get_video(id).expect("indexed").owner,
+        buyer
+    );
+    assert!(
+        b.status(id, Some(owner)).is_err(),
+        "the old owner is no longer a controller"
+    );
+    let r = rejected("accept twice", v.accept_ownership(buyer));
+    assert_eq!(r.error_code, IC0406, "{r}");
+
+    // Cancelled offers cannot be accepted.
+    ok("offer", v.offer_ownership(buyer, relay.id, None));
+    ok("cancel_offer", v.cancel_offer(buyer));
+    assert_eq!(v.metadata().pending_offer, None);
+    assert!(matches!(
+        accept_via(&relay, id),
+        Err(Error::NotAuthorized { .. })
+    ));
+
+    // Expiry: 7 days later the offer can no longer be accepted.
+    let o = ok(
+        "offer to the relay",
+        v.offer_ownership(buyer, relay.id, Some(vec![])),
+    );
+    b.advance_time(std::time::Duration::from_nanos(
+        OFFER_VALIDITY_NS + 60_000_000_000,
+    ));
+    b.tick();
+    match accept_via(&relay, id) {
+        Err(Error::NotAuthorized { reason, .. }) => assert!(reason.contains("expired"), "{reason}"),
+        other => panic!("accepting an expired offer: {other:?}"),
+    }
+    assert_eq!(
+        v.metadata().pending_offer,
+        Some(o),
+        "still shown, with its expiry"
+    );
+    assert_eq!(v.metadata().owner, buyer);
+    // A fresh offer is accepted by the (canister) principal it names.
+    ok(
+        "offer again",
+        v.offer_ownership(buyer, relay.id, Some(vec![])),
+    );
+    let r = accept_via(&relay, id).expect("the relay accepts");
+    assert_eq!(
+        (r.transfer_seq, set(r.controllers)),
+        (2, set([relay.id, id]))
+    );
+    assert_eq!(set(b.controllers(id)), set([relay.id, id]));
+    assert_eq!(v.metadata().owner, relay.id);
+}
+
 backend_tests!(
+    two_step_transfer,
     an_approved_uploader_may_transfer,
     three_transfers,
     transfer_refusals,

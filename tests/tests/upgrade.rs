@@ -463,6 +463,13 @@ fn video_upgrade_from_the_released_module(b: &dyn Backend) {
     // The operator approved under the old module may still sell the video.
     ok("change_owner", v.change_owner(market, alice));
     assert_eq!(v.metadata().owner, alice);
+    // The old state cell had no ownership offer: it reads as none, and takes one now.
+    assert_eq!(after.0.pending_offer, None);
+    ok("offer_ownership", v.offer_ownership(alice, bob, None));
+    assert_eq!(v.metadata().pending_offer.map(|o| o.new_owner), Some(bob));
+    ok("accept_ownership", v.accept_ownership(bob));
+    let m = v.metadata();
+    assert_eq!((m.owner, m.transfer_seq, m.pending_offer), (bob, 3, None));
 }
 
 backend_tests!(

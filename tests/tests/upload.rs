@@ -4,7 +4,10 @@
 use canvid_tests::clients::{err, ok, rejected, spec_for, Relay, Video};
 use canvid_tests::deploy::{standalone_video, T};
 use canvid_tests::{backend_tests, principal, Backend, GenFile, Principal, Rng};
-use canvid_types::video::{DigestsArgs, MissingArgs, VideoStatus, MAX_CHUNK_SIZE, MAX_VIDEO_SIZE};
+use canvid_types::video::{
+    DigestsArgs, MissingArgs, UploadSpec, VideoStatus, MAX_CHUNK_SIZE, MAX_VIDEO_SIZE,
+    UPLOAD_WINDOW_CHUNKS,
+};
 use canvid_types::Error;
 
 /// inspect_message refused the ingress message.
@@ -577,7 +580,86 @@ fn ingress_that_cannot_succeed_costs_nothing(b: &dyn Backend) {
     assert!(r.body == f.range(10, 11));
 }
 
+/// Security review L5: stable memory never shrinks, so it must grow with the bytes uploaded,
+/// not the declared size. The last chunk of a 400 GiB declaration is refused (`Busy`, which
+/// clients retry) and allocates nothing; chunks within the window go in, in any order.
+fn declared_size_is_not_allocated_at_once(b: &dyn Backend) {
+    let v = standalone_video(b, owner(), None, 50 * T);
+    let cs = MAX_CHUNK_SIZE;
+    let spec = UploadSpec {
+        mime_type: "video/mp4".into(),
+        total_size: MAX_VIDEO_SIZE,
+        chunk_size: cs,
+        chunk_digests: None,
+        file_digest: None,
+        duration_ms: None,
+    };
+    let meta = ok("begin_upload 400 GiB", v.begin_upload(owner(), &spec));
+    let before = v.canister_info().stable_memory_bytes;
+    assert!(before < 128 << 20, "{}: {before} bytes", b.name());
+    let last = meta.chunk_count - 1;
+    let last_len = (MAX_VIDEO_SIZE - u64::from(last) * u64::from(cs)) as usize;
+    match err(
+        "put_chunk(last)",
+        v.put_chunk(owner(), last, vec![1; last_len]),
+    ) {
+        Error::Busy { reason } => assert!(reason.contains(&format!("chunk {last}")), "{reason}"),
+        e => panic!("expected Busy, got {e:?}"),
+    }
+    let info = v.canister_info();
+    assert_eq!(
+        info.stable_memory_bytes,
+        before,
+        "{}: the refused chunk grew stable memory",
+        b.name()
+    );
+    assert_eq!(info.chunks_stored, 0);
+
+    // Out of order within the window, as parallel clients send.
+    let full = |i: u32| vec![i as u8; cs as usize];
+    for i in [3, 1, 0, 2] {
+        ok("put_chunk", v.put_chunk(owner(), i, full(i)));
+    }
+    // Four chunks stored: the window ends with chunk 4 + 64 - 1.
+    let w = UPLOAD_WINDOW_CHUNKS as u32;
+    ok(
+        "put_chunk at the window's end",
+        v.put_chunk(owner(), w + 3, full(w + 3)),
+    );
+    // Past the window (and past the allocated arena, which is whole 16 MiB buckets, here
+    // 9 of them: 151 MB): refused, nothing grows.
+    let past = w + 12;
+    let bucket = 16u64 << 20;
+    assert!(u64::from(past + 1) * u64::from(cs) > (u64::from(w) + 4) * u64::from(cs) + bucket);
+    assert!(matches!(
+        err(
+            "put_chunk past the window",
+            v.put_chunk(owner(), past, full(past))
+        ),
+        Error::Busy { .. }
+    ));
+    let info = v.canister_info();
+    assert_eq!(info.chunks_stored, 5);
+    assert!(
+        info.stable_memory_bytes <= before + u64::from(w + 4) * u64::from(cs) + bucket,
+        "{}: {} bytes of stable memory for 5 chunks",
+        b.name(),
+        info.stable_memory_bytes
+    );
+    // The lower chunks arrive; the refused one goes in when retried (as the clients do).
+    for i in 4..12 {
+        ok("put_chunk", v.put_chunk(owner(), i, full(i)));
+    }
+    ok("put_chunk, retried", v.put_chunk(owner(), past, full(past)));
+    assert_eq!(
+        ok("get_chunk", v.get_chunk(owner(), past)).as_slice(),
+        full(past).as_slice()
+    );
+    assert_eq!(v.canister_info().chunks_stored, 14);
+}
+
 backend_tests!(
+    declared_size_is_not_allocated_at_once,
     ingress_that_cannot_succeed_costs_nothing,
     upload_out_of_order_with_retries_and_resume,
     chunk_refusals,

@@ -59,6 +59,14 @@ pub const MAX_UPLOADERS: usize = 16;
 pub const MAX_MISSING_PAGE: u32 = 10_000;
 /// Largest page `chunk_digests` returns (and its default `limit`): ≈ 350 KB of reply.
 pub const MAX_DIGEST_PAGE: u32 = 10_000;
+/// How far, in chunks of the declared size, a `put_chunk` may grow the video's chunk arena past
+/// the bytes stored so far (security review L5). The IC's stable memory never shrinks, so the
+/// allocation follows the bytes actually uploaded: it is at most what it already was, or
+/// `uploaded_bytes + UPLOAD_WINDOW_CHUNKS * chunk_size` (≤ 128 MB with 2 MB chunks), never the
+/// declared size at once. A chunk past that is refused with `Busy` (retry it once lower chunks
+/// have arrived). Clients that send missing chunks in ascending order with at most this many
+/// puts in flight never meet the refusal.
+pub const UPLOAD_WINDOW_CHUNKS: u64 = 64;
 
 /// Checks title/description/tags against the limits: the check `init` and `update_metadata` make.
 pub fn validate_text_fields(
@@ -235,6 +243,9 @@ pub struct VideoMetadata {
     pub ready_at: Option<u64>,
     /// Number of completed ownership transfers.
     pub transfer_seq: u64,
+    /// A two-step transfer waiting for the offered principal's `accept_ownership` (absent in
+    /// answers of modules before it existed). Past `expires_at` it can no longer be accepted.
+    pub pending_offer: Option<OwnershipOffer>,
 }
 
 /// `update_metadata` argument: fields left `None` are unchanged.
@@ -278,6 +289,8 @@ pub struct CanisterInfo {
     pub transfer_in_flight: bool,
     /// An ownership change the index has not acknowledged yet (retried by a timer).
     pub pending_index_notification: Option<PendingNotification>,
+    /// The pending two-step transfer offer, as in `VideoMetadata::pending_offer`.
+    pub pending_offer: Option<OwnershipOffer>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]
@@ -391,6 +404,33 @@ pub struct ChangeOwnerArgs {
     /// marketplace names the controllers it accepts and checks the result (docs/sdk.md,
     /// "Selling a video safely").
     pub keep_controllers: Option<Vec<Principal>>,
+}
+
+/// How long an ownership offer may be accepted: 7 days, in nanoseconds.
+pub const OFFER_VALIDITY_NS: u64 = 7 * 24 * 3600 * 1_000_000_000;
+
+/// `offer_ownership` argument: the first step of a two-step transfer. Only `new_owner` itself
+/// can complete it (`accept_ownership`), so a mistyped principal orphans nothing.
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]
+pub struct OfferArgs {
+    pub new_owner: Principal,
+    /// As `ChangeOwnerArgs::keep_controllers`, applied when the offer is accepted.
+    pub keep_controllers: Option<Vec<Principal>>,
+}
+
+/// A recorded ownership offer (one at a time; a new offer replaces it).
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]
+pub struct OwnershipOffer {
+    /// The only principal that may accept it.
+    pub new_owner: Principal,
+    /// Checked as for `change_owner`; duplicates, the new owner and the video dropped.
+    pub keep_controllers: Option<Vec<Principal>>,
+    /// The owner or operator who made it; the offer lapses if it may no longer transfer.
+    pub offered_by: Principal,
+    /// IC time (ns since the Unix epoch).
+    pub offered_at: u64,
+    /// `offered_at + OFFER_VALIDITY_NS`: accepted only before this time.
+    pub expires_at: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]

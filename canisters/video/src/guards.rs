@@ -39,8 +39,12 @@ pub enum Action {
     Upload,
     /// update_metadata, add_uploader, remove_uploader, approve, set_poster, reset_upload.
     OwnerWrite,
-    /// change_owner.
+    /// change_owner, offer_ownership, cancel_offer: the owner or the approved operator.
     Transfer,
+    /// accept_ownership: the principal a pending offer names (whatever role it has), while the
+    /// offer's maker may still transfer. Expiry is a state condition checked by the endpoint and
+    /// by `inspect` (it needs the time).
+    AcceptOffer,
     /// get_chunk, read_range: public once Ready.
     ReadContent,
 }
@@ -52,7 +56,8 @@ impl Action {
             "begin_upload" | "put_chunk" | "finish_upload" | "missing_chunks" => Action::Upload,
             "update_metadata" | "add_uploader" | "remove_uploader" | "approve" | "set_poster"
             | "reset_upload" => Action::OwnerWrite,
-            "change_owner" => Action::Transfer,
+            "change_owner" | "offer_ownership" | "cancel_offer" => Action::Transfer,
+            "accept_ownership" => Action::AcceptOffer,
             "get_chunk" | "read_range" | "chunk_digests" => Action::ReadContent,
             _ => return None,
         })
@@ -88,6 +93,21 @@ pub fn authorize(s: &State, caller: &Principal, action: Action) -> Result<()> {
             caller,
             "only the owner or the approved operator may transfer",
         )),
+        Action::AcceptOffer => match &s.pending_offer {
+            // An offer lapses when its maker lost the right to transfer (an operator revoked
+            // or replaced); a transfer clears it anyway.
+            Some(o) if o.new_owner == *caller => authorize(s, &o.offered_by, Action::Transfer)
+                .map_err(|_| {
+                    denied(
+                        caller,
+                        "the offer's maker may no longer transfer this video",
+                    )
+                }),
+            _ => Err(denied(
+                caller,
+                "only the principal a pending ownership offer names may accept it",
+            )),
+        },
         Action::ReadContent => match (s.status(), r) {
             (VideoStatus::Ready, _) | (_, Role::Owner | Role::Uploader) => Ok(()),
             _ => Err(Error::NotReady {
@@ -117,11 +137,12 @@ pub const QUERY_METHODS: [&str; 8] = [
 /// browsers' headers stay well below 8 KiB. Larger ones only make the canister pay ingress.
 pub const MAX_HTTP_UPDATE_ARG_BYTES: usize = 16 * 1024;
 
-/// Could an ingress call of `method` by `caller`, with an argument of `arg_size` bytes, succeed?
-/// Cheap: no argument decoding. Every message accepted here is paid by the canister (ingress
-/// is free for its sender), so anything that cannot succeed is refused: unknown methods, query
-/// methods, oversized gateway requests, callers the endpoint would refuse.
-pub fn inspect(s: &State, caller: &Principal, method: &str, arg_size: usize) -> bool {
+/// Could an ingress call of `method` by `caller`, with an argument of `arg_size` bytes, at IC
+/// time `now`, succeed? Cheap: no argument decoding. Every message accepted here is paid by the
+/// canister (ingress is free for its sender), so anything that cannot succeed is refused:
+/// unknown methods, query methods, oversized gateway requests, callers the endpoint would
+/// refuse.
+pub fn inspect(s: &State, caller: &Principal, method: &str, arg_size: usize, now: u64) -> bool {
     if QUERY_METHODS.contains(&method) {
         return false;
     }
@@ -137,7 +158,11 @@ pub fn inspect(s: &State, caller: &Principal, method: &str, arg_size: usize) -> 
     match method {
         // Content is immutable once Ready: these cannot succeed.
         "begin_upload" | "put_chunk" | "finish_upload" => s.status() != VideoStatus::Ready,
-        "change_owner" => s.transfer_in_flight.is_none(),
+        "change_owner" | "offer_ownership" | "cancel_offer" => s.transfer_in_flight.is_none(),
+        "accept_ownership" => {
+            s.transfer_in_flight.is_none()
+                && s.pending_offer.as_ref().is_some_and(|o| now < o.expires_at)
+        }
         _ => true,
     }
 }
@@ -149,13 +174,14 @@ fn inspect_message() {
     let method = msg_method_name();
     let caller = msg_caller();
     let arg_size = ic0::msg_arg_data_size();
-    if !canister::with(|s| inspect(s.state(), &caller, &method, arg_size)) {
+    let now = ic_cdk::api::time();
+    if !canister::with(|s| inspect(s.state(), &caller, &method, arg_size, now)) {
         return;
     }
     // A gateway's request is accepted only if the query could not have answered it (an
     // update costs the canister; docs/http.md "Who pays").
     if method == "http_request_update"
-        && !crate::http::inspect_http_update(&ic_cdk::api::msg_arg_data(), ic_cdk::api::time())
+        && !crate::http::inspect_http_update(&ic_cdk::api::msg_arg_data(), now)
     {
         return;
     }
@@ -224,7 +250,8 @@ pub(crate) mod tests {
     #[test]
     fn inspect_refuses_what_cannot_succeed() {
         let mut s = state();
-        let inspect = |s: &State, caller: &Principal, method: &str| inspect(s, caller, method, 100);
+        let inspect =
+            |s: &State, caller: &Principal, method: &str| inspect(s, caller, method, 100, 0);
         // Query methods as ingress, whoever sends them.
         for m in QUERY_METHODS {
             assert!(!inspect(&s, &user(OWNER), m), "{m}");
@@ -235,13 +262,15 @@ pub(crate) mod tests {
             &s,
             &Principal::anonymous(),
             "http_request_update",
-            MAX_HTTP_UPDATE_ARG_BYTES
+            MAX_HTTP_UPDATE_ARG_BYTES,
+            0
         ));
         assert!(!super::inspect(
             &s,
             &Principal::anonymous(),
             "http_request_update",
-            MAX_HTTP_UPDATE_ARG_BYTES + 1
+            MAX_HTTP_UPDATE_ARG_BYTES + 1,
+            0
         ));
         assert!(!inspect(&s, &user(STRANGER), "put_chunk"));
         assert!(inspect(&s, &user(UPLOADER), "put_chunk"));
@@ -277,6 +306,60 @@ pub(crate) mod tests {
         s.digest = Some(serde_bytes::ByteBuf::from(vec![0; 32]));
         assert!(!inspect(&s, &user(OWNER), "put_chunk"));
         assert!(!inspect(&s, &user(STRANGER), "read_range"));
+    }
+
+    /// Two-step transfers: the owner or operator offers and cancels, only the offered principal
+    /// accepts, before the offer expires and while its maker may still transfer.
+    #[test]
+    fn inspect_and_authorize_offers() {
+        let mut s = state();
+        let new = user(6);
+        let at =
+            |s: &State, who: Principal, m: &str, now: u64| super::inspect(s, &who, m, 100, now);
+        for m in ["offer_ownership", "cancel_offer"] {
+            assert!(at(&s, user(OWNER), m, 0), "{m}");
+            assert!(at(&s, user(OPERATOR), m, 0), "{m}");
+            assert!(!at(&s, user(UPLOADER), m, 0), "{m}");
+            assert!(!at(&s, user(STRANGER), m, 0), "{m}");
+            assert!(!at(&s, Principal::anonymous(), m, 0), "{m}");
+        }
+        // No offer: nobody may accept.
+        for who in [user(OWNER), user(OPERATOR), new, Principal::anonymous()] {
+            assert!(!at(&s, who, "accept_ownership", 0));
+            assert!(authorize(&s, &who, Action::AcceptOffer).is_err());
+        }
+        s.pending_offer = Some(canvid_types::video::OwnershipOffer {
+            new_owner: new,
+            keep_controllers: None,
+            offered_by: user(OPERATOR),
+            offered_at: 10,
+            expires_at: 20,
+        });
+        assert!(at(&s, new, "accept_ownership", 19));
+        assert!(!at(&s, new, "accept_ownership", 20), "expired");
+        for who in [user(OWNER), user(OPERATOR), user(UPLOADER), user(STRANGER)] {
+            assert!(!at(&s, who, "accept_ownership", 11), "{who}");
+            assert!(matches!(
+                authorize(&s, &who, Action::AcceptOffer),
+                Err(Error::NotAuthorized { .. })
+            ));
+        }
+        // The operator who made it was revoked: the offer lapsed.
+        s.operator = None;
+        assert!(!at(&s, new, "accept_ownership", 11));
+        s.operator = Some(user(OPERATOR));
+        // A transfer in flight: no offer changes, no acceptance.
+        s.transfer_in_flight = Some(InFlight {
+            new_owner: user(9),
+            requested_by: user(OWNER),
+            started_at: 0,
+            keep: None,
+            controllers: None,
+        });
+        for m in ["offer_ownership", "cancel_offer"] {
+            assert!(!at(&s, user(OWNER), m, 11), "{m}");
+        }
+        assert!(!at(&s, new, "accept_ownership", 11));
     }
 
     #[test]

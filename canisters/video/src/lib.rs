@@ -4,7 +4,7 @@
 //! with `missing_chunks`), verified and published (`finish_upload`), then read by queries
 //! (`get_chunk`, `read_range`, `chunk_digests`) and streamed by `http_request`, which serves
 //! [`http::Source`] (the `canvid-video-http` view of the [`store::VideoStore`]). Ownership moves
-//! with `change_owner`.
+//! with `change_owner`, or in two steps with `offer_ownership` / `accept_ownership`.
 //!
 //! Layout: the endpoints (`lifecycle`, `queries`, `updates`, `ownership`, and the HTTP ones in
 //! [`http`]) only decode, authorise through [`guards`] and call the plain code in [`store`] (the
@@ -28,8 +28,8 @@ use candid::Principal;
 #[allow(unused_imports)]
 use canvid_types::video::{
     CanisterInfo, ChangeOwnerArgs, ChangeOwnerResult, ChunkDigests, ChunkReceipt, ChunkUpload,
-    DigestsArgs, MetadataPatch, MissingArgs, MissingChunks, PosterArgs, RangeArgs, UploadSpec,
-    VideoInit, VideoMetadata,
+    DigestsArgs, MetadataPatch, MissingArgs, MissingChunks, OfferArgs, OwnershipOffer, PosterArgs,
+    RangeArgs, UploadSpec, VideoInit, VideoMetadata,
 };
 #[allow(unused_imports)]
 use canvid_types::Result;

@@ -3,7 +3,10 @@
 //! do what is decided in [`crate::guards`].)
 
 use candid::Principal;
-use canvid_types::video::{ChangeOwnerArgs, PendingNotification, MAX_KEPT_CONTROLLERS};
+use canvid_types::video::{
+    ChangeOwnerArgs, OfferArgs, OwnershipOffer, PendingNotification, MAX_KEPT_CONTROLLERS,
+    OFFER_VALIDITY_NS,
+};
 use canvid_types::{is_canister_id, Error, Result};
 
 use crate::guards::{authorize, Action};
@@ -19,11 +22,7 @@ pub fn begin_transfer(
     now: u64,
 ) -> Result<()> {
     authorize(s, caller, Action::Transfer)?;
-    if let Some(t) = &s.transfer_in_flight {
-        return Err(Error::Busy {
-            reason: format!("a transfer to {} is in progress", t.new_owner),
-        });
-    }
+    busy_if_in_flight(s)?;
     let new_owner = args.new_owner;
     check_new_owner(s, new_owner, self_id)?;
     let keep = match &args.keep_controllers {
@@ -35,6 +34,97 @@ pub fn begin_transfer(
         requested_by: *caller,
         started_at: now,
         keep,
+        controllers: None,
+    });
+    Ok(())
+}
+
+fn busy_if_in_flight(s: &State) -> Result<()> {
+    match &s.transfer_in_flight {
+        Some(t) => Err(Error::Busy {
+            reason: format!("a transfer to {} is in progress", t.new_owner),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// `offer_ownership` (owner or operator): records the first step of a two-step transfer,
+/// replacing an older offer. The new owner and the controllers to keep get the checks of
+/// `change_owner` now, so that a refusal comes to the one who typed them.
+pub fn make_offer(
+    s: &mut State,
+    caller: &Principal,
+    args: &OfferArgs,
+    self_id: Principal,
+    now: u64,
+) -> Result<OwnershipOffer> {
+    authorize(s, caller, Action::Transfer)?;
+    busy_if_in_flight(s)?;
+    check_new_owner(s, args.new_owner, self_id)?;
+    let keep_controllers = match &args.keep_controllers {
+        None => None,
+        Some(list) => Some(kept_controllers(list, args.new_owner, self_id)?),
+    };
+    let offer = OwnershipOffer {
+        new_owner: args.new_owner,
+        keep_controllers,
+        offered_by: *caller,
+        offered_at: now,
+        expires_at: now.saturating_add(OFFER_VALIDITY_NS),
+    };
+    s.pending_offer = Some(offer.clone());
+    s.updated_at = now;
+    Ok(offer)
+}
+
+/// `cancel_offer` (owner or operator): drops the pending offer; a no-op without one. Refused
+/// while a transfer is in flight (it may be the offer's acceptance).
+pub fn cancel_offer(s: &mut State, caller: &Principal, now: u64) -> Result<()> {
+    authorize(s, caller, Action::Transfer)?;
+    busy_if_in_flight(s)?;
+    if s.pending_offer.take().is_some() {
+        s.updated_at = now;
+    }
+    Ok(())
+}
+
+/// The offer `caller` may accept at `now`: made to it, by someone who may still transfer
+/// (see [`Action::AcceptOffer`]), and not expired.
+pub fn acceptable_offer<'a>(
+    s: &'a State,
+    caller: &Principal,
+    now: u64,
+) -> Result<&'a OwnershipOffer> {
+    authorize(s, caller, Action::AcceptOffer)?;
+    match &s.pending_offer {
+        Some(offer) if now < offer.expires_at => Ok(offer),
+        Some(offer) => Err(Error::NotAuthorized {
+            caller: *caller,
+            reason: format!(
+                "the ownership offer expired at {} (IC time, ns); ask for a new one",
+                offer.expires_at
+            ),
+        }),
+        // `authorize` checked that there is an offer to the caller.
+        None => Err(Error::NotFound {
+            what: "ownership offer".into(),
+        }),
+    }
+}
+
+/// Step 1 of `accept_ownership`: the offered principal takes the offer up; the transfer then
+/// runs exactly as `change_owner`'s (in-flight marker before the first await, controllers,
+/// commit, index). The offer stays until the commit, so a failed attempt can be retried.
+pub fn begin_accept(s: &mut State, caller: &Principal, self_id: Principal, now: u64) -> Result<()> {
+    let offer = acceptable_offer(s, caller, now)?.clone();
+    busy_if_in_flight(s)?;
+    // Re-checked: the video's index or installer cannot have changed, but stay on the safe side.
+    check_new_owner(s, offer.new_owner, self_id)?;
+    s.transfer_in_flight = Some(InFlight {
+        new_owner: offer.new_owner,
+        requested_by: *caller,
+        started_at: now,
+        keep: offer.keep_controllers,
         controllers: None,
     });
     Ok(())
@@ -140,13 +230,14 @@ pub fn record_target(s: &mut State, controllers: &[Principal]) {
 }
 
 /// Step 3 (after `update_settings` succeeded): the app-level handoff. Trap-free. Returns the
-/// new `transfer_seq`.
+/// new `transfer_seq`. Any pending offer dies with it (accepted, or made under the old owner).
 pub fn commit_transfer(s: &mut State, new_owner: Principal, now: u64) -> u64 {
     s.owner = new_owner;
     s.transfer_seq = s.transfer_seq.saturating_add(1);
     s.operator = None;
     s.uploaders.clear();
     s.transfer_in_flight = None;
+    s.pending_offer = None;
     s.updated_at = now;
     if s.index.is_some() {
         // Replaces an older unsent notification: the index keeps only the newest seq.
@@ -214,7 +305,7 @@ pub fn retry_delay_secs(attempts: u32) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::guards::tests::{canister, state, user, OPERATOR, OWNER, STRANGER};
+    use crate::guards::tests::{canister, state, user, OPERATOR, OWNER, STRANGER, UPLOADER};
 
     fn to(new_owner: Principal) -> ChangeOwnerArgs {
         ChangeOwnerArgs {
@@ -275,6 +366,161 @@ mod tests {
         );
         notification_delivered(&mut s, 1);
         assert!(s.pending_notification.is_none());
+    }
+
+    fn offer(new_owner: Principal, keep: Option<Vec<Principal>>) -> OfferArgs {
+        OfferArgs {
+            new_owner,
+            keep_controllers: keep,
+        }
+    }
+
+    /// Offer, refusals, replacement, cancel, expiry, acceptance by the offered principal only,
+    /// an aborted acceptance keeping the offer, and the commit clearing it (security review L4).
+    #[test]
+    fn two_step_transfer_state_machine() {
+        let mut s = state(); // index canister(7), installer canister(8)
+        let me = canister(5);
+        let (typo, new) = (user(60), user(6));
+        // Who may offer, and to whom: the checks of change_owner.
+        assert!(matches!(
+            make_offer(&mut s, &user(STRANGER), &offer(new, None), me, 1),
+            Err(Error::NotAuthorized { .. })
+        ));
+        assert!(matches!(
+            make_offer(&mut s, &user(UPLOADER), &offer(new, None), me, 1),
+            Err(Error::NotAuthorized { .. })
+        ));
+        for bad in [
+            Principal::anonymous(),
+            me,
+            canister(7),
+            canister(8),
+            user(OWNER),
+        ] {
+            assert!(
+                matches!(
+                    make_offer(&mut s, &user(OWNER), &offer(bad, None), me, 1),
+                    Err(Error::InvalidArgument { .. })
+                ),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            make_offer(
+                &mut s,
+                &user(OWNER),
+                &offer(new, Some(vec![Principal::anonymous()])),
+                me,
+                1
+            ),
+            Err(Error::InvalidArgument { .. })
+        ));
+        assert!(s.pending_offer.is_none());
+
+        // A mistyped offer orphans nothing: only the typo could accept; the owner replaces it.
+        let o = make_offer(&mut s, &user(OWNER), &offer(typo, None), me, 100).unwrap();
+        assert_eq!((o.new_owner, o.offered_by), (typo, user(OWNER)));
+        assert_eq!(o.expires_at, 100 + OFFER_VALIDITY_NS);
+        assert!(matches!(
+            begin_accept(&mut s, &new, me, 101),
+            Err(Error::NotAuthorized { .. })
+        ));
+        let o = make_offer(
+            &mut s,
+            &user(OPERATOR),
+            &offer(new, Some(vec![canister(8), new, canister(8)])),
+            me,
+            200,
+        )
+        .unwrap();
+        assert_eq!(o.keep_controllers, Some(vec![canister(8)]));
+        assert_eq!(s.pending_offer.as_ref(), Some(&o));
+        for who in [typo, user(OWNER), user(OPERATOR), user(STRANGER)] {
+            assert!(
+                matches!(
+                    begin_accept(&mut s, &who, me, 201),
+                    Err(Error::NotAuthorized { .. })
+                ),
+                "{who}"
+            );
+        }
+        assert!(s.transfer_in_flight.is_none());
+        // Expired: refused, and says so.
+        match begin_accept(&mut s, &new, me, 200 + OFFER_VALIDITY_NS) {
+            Err(Error::NotAuthorized { reason, .. }) => assert!(reason.contains("expired")),
+            other => panic!("expected NotAuthorized (expired), got {other:?}"),
+        }
+        // Cancel, then offer again.
+        cancel_offer(&mut s, &user(OWNER), 300).unwrap();
+        assert!(s.pending_offer.is_none());
+        cancel_offer(&mut s, &user(OWNER), 301).unwrap();
+        assert!(matches!(
+            begin_accept(&mut s, &new, me, 302),
+            Err(Error::NotAuthorized { .. })
+        ));
+        make_offer(&mut s, &user(OWNER), &offer(new, Some(vec![])), me, 400).unwrap();
+
+        // Accepted: the same in-flight marker as change_owner, for the caller.
+        begin_accept(&mut s, &new, me, 401).unwrap();
+        let t = s.transfer_in_flight.clone().unwrap();
+        assert_eq!(
+            (t.new_owner, t.requested_by, t.keep.clone()),
+            (new, new, Some(vec![]))
+        );
+        assert_eq!(
+            target_controllers(&s, &[user(OWNER), me, canister(8)], me, &t),
+            vec![new, me]
+        );
+        // Meanwhile: Busy for everything that would change it.
+        assert!(matches!(
+            begin_accept(&mut s, &new, me, 402),
+            Err(Error::Busy { .. })
+        ));
+        assert!(matches!(
+            cancel_offer(&mut s, &user(OWNER), 402),
+            Err(Error::Busy { .. })
+        ));
+        assert!(matches!(
+            make_offer(&mut s, &user(OWNER), &offer(typo, None), me, 402),
+            Err(Error::Busy { .. })
+        ));
+        assert!(matches!(
+            begin_transfer(&mut s, &user(OWNER), &to(typo), me, 402),
+            Err(Error::Busy { .. })
+        ));
+        // update_settings failed: the offer stays, to be accepted again.
+        abort_transfer(&mut s);
+        assert!(s.pending_offer.is_some());
+        begin_accept(&mut s, &new, me, 403).unwrap();
+        assert_eq!(commit_transfer(&mut s, new, 404), 1);
+        assert_eq!(s.owner, new);
+        assert!(s.pending_offer.is_none() && s.transfer_in_flight.is_none());
+        assert_eq!(s.pending_notification.as_ref().unwrap().new_owner, new);
+    }
+
+    /// A one-step transfer voids the pending offer (made under the previous owner), and an
+    /// offer lapses when the operator who made it is revoked.
+    #[test]
+    fn offers_die_with_a_transfer_or_their_makers_right() {
+        let me = canister(5);
+        let new = user(6);
+        let mut s = state();
+        make_offer(&mut s, &user(OWNER), &offer(new, None), me, 1).unwrap();
+        begin_transfer(&mut s, &user(OWNER), &to(user(9)), me, 2).unwrap();
+        commit_transfer(&mut s, user(9), 3);
+        assert!(s.pending_offer.is_none());
+        assert!(begin_accept(&mut s, &new, me, 4).is_err());
+
+        let mut s = state();
+        make_offer(&mut s, &user(OPERATOR), &offer(new, None), me, 1).unwrap();
+        s.operator = Some(user(42));
+        assert!(matches!(
+            begin_accept(&mut s, &new, me, 2),
+            Err(Error::NotAuthorized { .. })
+        ));
+        s.operator = Some(user(OPERATOR));
+        begin_accept(&mut s, &new, me, 3).unwrap();
     }
 
     #[test]

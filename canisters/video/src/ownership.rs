@@ -1,6 +1,10 @@
-//! `change_owner` and the index notification outbox: the only endpoints that await.
+//! `change_owner`, the two-step `offer_ownership` / `cancel_offer` / `accept_ownership`, and the
+//! index notification outbox: the only endpoints that await.
 //!
-//! Order of effects (see docs/video-canister.md):
+//! `change_owner` (by the owner or operator) and `accept_ownership` (by the principal a pending
+//! offer names) differ only in step 1's checks ([`logic::begin_transfer`],
+//! [`logic::begin_accept`]); then both run [`run_transfer`]. Order of effects (see
+//! docs/video-canister.md):
 //! 1. record the in-flight transfer in stable state (a concurrent call now gets `Busy`);
 //! 2. read the current controllers (`canister_status` on itself), record the target list, then
 //!    `update_settings` with controllers = [new owner, this canister] + the ones the caller
@@ -18,7 +22,7 @@ use std::time::Duration;
 
 use candid::{Principal, Reserved};
 use canvid_types::index::OwnerChange;
-use canvid_types::video::{ChangeOwnerArgs, ChangeOwnerResult};
+use canvid_types::video::{ChangeOwnerArgs, ChangeOwnerResult, OfferArgs, OwnershipOffer};
 use canvid_types::{Error, Result};
 use ic_cdk::api::{canister_self, msg_caller, time};
 use ic_cdk::call::Call;
@@ -67,11 +71,46 @@ fn call_failed(method: &str, reason: impl ToString) -> Error {
 async fn change_owner(args: ChangeOwnerArgs) -> Result<ChangeOwnerResult> {
     let caller = msg_caller();
     let self_id = canister_self();
-    let new_owner = args.new_owner;
     canister::with_mut(|s| {
         s.update_state(|st| logic::begin_transfer(st, &caller, &args, self_id, time()))
     })?;
+    run_transfer(self_id, args.new_owner).await
+}
 
+/// Step one of a two-step transfer (owner or operator): only `args.new_owner` can complete it,
+/// with `accept_ownership`, within 7 days. Replaces an older offer.
+#[ic_cdk::update]
+fn offer_ownership(args: OfferArgs) -> Result<OwnershipOffer> {
+    let caller = msg_caller();
+    let self_id = canister_self();
+    let offer = canister::with_mut(|s| {
+        s.update_state(|st| logic::make_offer(st, &caller, &args, self_id, time()))
+    })?;
+    crate::http::recertify();
+    Ok(offer)
+}
+
+/// Withdraws the pending offer (owner or operator); a no-op without one.
+#[ic_cdk::update]
+fn cancel_offer() -> Result<()> {
+    let caller = msg_caller();
+    canister::with_mut(|s| s.update_state(|st| logic::cancel_offer(st, &caller, time())))?;
+    crate::http::recertify();
+    Ok(())
+}
+
+/// Step two, by the offered principal: the same transfer as `change_owner` to the caller, with
+/// the offer's `keep_controllers`.
+#[ic_cdk::update]
+async fn accept_ownership() -> Result<ChangeOwnerResult> {
+    let caller = msg_caller();
+    let self_id = canister_self();
+    canister::with_mut(|s| s.update_state(|st| logic::begin_accept(st, &caller, self_id, time())))?;
+    run_transfer(self_id, caller).await
+}
+
+/// Steps 2–4 of a transfer whose in-flight marker step 1 stored.
+async fn run_transfer(self_id: Principal, new_owner: Principal) -> Result<ChangeOwnerResult> {
     // From here every path either aborts or commits the in-flight transfer.
     let current = match current_controllers(self_id).await {
         Ok(controllers) => controllers,

@@ -87,6 +87,7 @@ fn canister_info() -> CanisterInfo {
             max_video_size: MAX_VIDEO_SIZE,
             transfer_in_flight: st.transfer_in_flight.is_some(),
             pending_index_notification: st.pending_notification.clone(),
+            pending_offer: st.pending_offer.clone(),
         }
     })
 }

@@ -39,6 +39,10 @@ export interface CanisterInfo {
    */
   'transfer_in_flight' : boolean,
   /**
+   * The pending two-step transfer offer, as in `VideoMetadata::pending_offer`.
+   */
+  'pending_offer' : [] | [OwnershipOffer],
+  /**
    * Size of the wasm heap.
    */
   'heap_bytes' : bigint,
@@ -419,6 +423,42 @@ export interface MissingChunks {
    */
   'next' : [] | [number],
 }
+/**
+ * `offer_ownership` argument: the first step of a two-step transfer. Only `new_owner` itself
+ * can complete it (`accept_ownership`), so a mistyped principal orphans nothing.
+ */
+export interface OfferArgs {
+  'new_owner' : Principal,
+  /**
+   * As `ChangeOwnerArgs::keep_controllers`, applied when the offer is accepted.
+   */
+  'keep_controllers' : [] | [Array<Principal>],
+}
+/**
+ * A recorded ownership offer (one at a time; a new offer replaces it).
+ */
+export interface OwnershipOffer {
+  /**
+   * IC time (ns since the Unix epoch).
+   */
+  'offered_at' : bigint,
+  /**
+   * The owner or operator who made it; the offer lapses if it may no longer transfer.
+   */
+  'offered_by' : Principal,
+  /**
+   * The only principal that may accept it.
+   */
+  'new_owner' : Principal,
+  /**
+   * `offered_at + OFFER_VALIDITY_NS`: accepted only before this time.
+   */
+  'expires_at' : bigint,
+  /**
+   * Checked as for `change_owner`; duplicates, the new owner and the video dropped.
+   */
+  'keep_controllers' : [] | [Array<Principal>],
+}
 export interface PendingNotification {
   'last_error' : [] | [string],
   'transfer_seq' : bigint,
@@ -437,11 +477,11 @@ export interface PosterArgs { 'data' : Uint8Array, 'mime_type' : string }
  * clamped.
  */
 export interface RangeArgs { 'offset' : bigint, 'length' : bigint }
-export type Result = { 'Ok' : null } |
+export type Result = { 'Ok' : ChangeOwnerResult } |
   { 'Err' : Error };
-export type Result_1 = { 'Ok' : VideoMetadata } |
+export type Result_1 = { 'Ok' : null } |
   { 'Err' : Error };
-export type Result_2 = { 'Ok' : ChangeOwnerResult } |
+export type Result_2 = { 'Ok' : VideoMetadata } |
   { 'Err' : Error };
 export type Result_3 = { 'Ok' : ChunkDigests } |
   { 'Err' : Error };
@@ -449,7 +489,9 @@ export type Result_4 = { 'Ok' : Uint8Array } |
   { 'Err' : Error };
 export type Result_5 = { 'Ok' : MissingChunks } |
   { 'Err' : Error };
-export type Result_6 = { 'Ok' : ChunkReceipt } |
+export type Result_6 = { 'Ok' : OwnershipOffer } |
+  { 'Err' : Error };
+export type Result_7 = { 'Ok' : ChunkReceipt } |
   { 'Err' : Error };
 /**
  * `begin_upload` argument: declares the file before any chunk is sent.
@@ -555,6 +597,11 @@ export interface VideoMetadata {
    * Chunks stored so far, and their total bytes (progress of an upload).
    */
   'uploaded_chunks' : number,
+  /**
+   * A two-step transfer waiting for the offered principal's `accept_ownership` (absent in
+   * answers of modules before it existed). Past `expires_at` it can no longer be accepted.
+   */
+  'pending_offer' : [] | [OwnershipOffer],
 }
 export type VideoStatus = {
     /**
@@ -575,20 +622,29 @@ export type VideoStatus = {
     'Ready' : null
   };
 export interface _SERVICE {
-  'add_uploader' : ActorMethod<[Principal], Result>,
+  /**
+   * Step two, by the offered principal: the same transfer as `change_owner` to the caller, with
+   * the offer's `keep_controllers`.
+   */
+  'accept_ownership' : ActorMethod<[], Result>,
+  'add_uploader' : ActorMethod<[Principal], Result_1>,
   /**
    * Sets (or, with `null`, clears) the one operator allowed to call `change_owner`.
    */
-  'approve' : ActorMethod<[[] | [Principal]], Result>,
-  'begin_upload' : ActorMethod<[UploadSpec], Result_1>,
+  'approve' : ActorMethod<[[] | [Principal]], Result_1>,
+  'begin_upload' : ActorMethod<[UploadSpec], Result_2>,
+  /**
+   * Withdraws the pending offer (owner or operator); a no-op without one.
+   */
+  'cancel_offer' : ActorMethod<[], Result_1>,
   'canister_info' : ActorMethod<[], CanisterInfo>,
-  'change_owner' : ActorMethod<[ChangeOwnerArgs], Result_2>,
+  'change_owner' : ActorMethod<[ChangeOwnerArgs], Result>,
   /**
    * SHA-256 digests of chunks `start..` as `put_chunk` verified them (at most 10,000 per page), so a
    * download can check every chunk as it arrives. Public once Ready; before, owner and uploaders.
    */
   'chunk_digests' : ActorMethod<[DigestsArgs], Result_3>,
-  'finish_upload' : ActorMethod<[], Result_1>,
+  'finish_upload' : ActorMethod<[], Result_2>,
   /**
    * Chunk `index` as uploaded. Public once Ready; before, owner and uploaders only.
    */
@@ -605,22 +661,27 @@ export interface _SERVICE {
    * Missing chunk indices, for resuming an upload (owner and uploaders).
    */
   'missing_chunks' : ActorMethod<[MissingArgs], Result_5>,
-  'put_chunk' : ActorMethod<[ChunkUpload], Result_6>,
+  /**
+   * Step one of a two-step transfer (owner or operator): only `args.new_owner` can complete it,
+   * with `accept_ownership`, within 7 days. Replaces an older offer.
+   */
+  'offer_ownership' : ActorMethod<[OfferArgs], Result_6>,
+  'put_chunk' : ActorMethod<[ChunkUpload], Result_7>,
   /**
    * File bytes `[offset, offset + length)`, `length <= 2_000_000`, inside the file.
    */
   'read_range' : ActorMethod<[RangeArgs], Result_4>,
-  'remove_uploader' : ActorMethod<[Principal], Result>,
+  'remove_uploader' : ActorMethod<[Principal], Result_1>,
   /**
    * Owner only, before `finish_upload`: abandons the upload (declaration and chunks) so another
    * file can be declared.
    */
-  'reset_upload' : ActorMethod<[], Result_1>,
+  'reset_upload' : ActorMethod<[], Result_2>,
   /**
    * Owner only. Sets (replaces) the poster served at `/poster`; empty `data` removes it.
    */
-  'set_poster' : ActorMethod<[PosterArgs], Result>,
-  'update_metadata' : ActorMethod<[MetadataPatch], Result_1>,
+  'set_poster' : ActorMethod<[PosterArgs], Result_1>,
+  'update_metadata' : ActorMethod<[MetadataPatch], Result_2>,
   'uploaders' : ActorMethod<[], Array<Principal>>,
 }
 export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
@@ -631,6 +692,11 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'tags' : IDL.Vec(IDL.Text),
     'description' : IDL.Text,
     'index' : IDL.Opt(IDL.Principal),
+  });
+  const ChangeOwnerResult = IDL.Record({
+    'controllers' : IDL.Vec(IDL.Principal),
+    'transfer_seq' : IDL.Nat64,
+    'index_notified' : IDL.Bool,
   });
   const Error = IDL.Variant({
     'AlreadyFinished' : IDL.Null,
@@ -672,7 +738,8 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     }),
     'Conflict' : IDL.Record({ 'reason' : IDL.Text }),
   });
-  const Result = IDL.Variant({ 'Ok' : IDL.Null, 'Err' : Error });
+  const Result = IDL.Variant({ 'Ok' : ChangeOwnerResult, 'Err' : Error });
+  const Result_1 = IDL.Variant({ 'Ok' : IDL.Null, 'Err' : Error });
   const UploadSpec = IDL.Record({
     'mime_type' : IDL.Text,
     'chunk_digests' : IDL.Opt(IDL.Vec(IDL.Vec(IDL.Nat8))),
@@ -685,6 +752,13 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'Empty' : IDL.Null,
     'Uploading' : IDL.Null,
     'Ready' : IDL.Null,
+  });
+  const OwnershipOffer = IDL.Record({
+    'offered_at' : IDL.Nat64,
+    'offered_by' : IDL.Principal,
+    'new_owner' : IDL.Principal,
+    'expires_at' : IDL.Nat64,
+    'keep_controllers' : IDL.Opt(IDL.Vec(IDL.Principal)),
   });
   const VideoMetadata = IDL.Record({
     'status' : VideoStatus,
@@ -707,8 +781,9 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'duration_ms' : IDL.Opt(IDL.Nat64),
     'uploaded_bytes' : IDL.Nat64,
     'uploaded_chunks' : IDL.Nat32,
+    'pending_offer' : IDL.Opt(OwnershipOffer),
   });
-  const Result_1 = IDL.Variant({ 'Ok' : VideoMetadata, 'Err' : Error });
+  const Result_2 = IDL.Variant({ 'Ok' : VideoMetadata, 'Err' : Error });
   const PendingNotification = IDL.Record({
     'last_error' : IDL.Opt(IDL.Text),
     'transfer_seq' : IDL.Nat64,
@@ -724,18 +799,13 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'layout_version' : IDL.Nat32,
     'pending_index_notification' : IDL.Opt(PendingNotification),
     'transfer_in_flight' : IDL.Bool,
+    'pending_offer' : IDL.Opt(OwnershipOffer),
     'heap_bytes' : IDL.Nat64,
   });
   const ChangeOwnerArgs = IDL.Record({
     'new_owner' : IDL.Principal,
     'keep_controllers' : IDL.Opt(IDL.Vec(IDL.Principal)),
   });
-  const ChangeOwnerResult = IDL.Record({
-    'controllers' : IDL.Vec(IDL.Principal),
-    'transfer_seq' : IDL.Nat64,
-    'index_notified' : IDL.Bool,
-  });
-  const Result_2 = IDL.Variant({ 'Ok' : ChangeOwnerResult, 'Err' : Error });
   const DigestsArgs = IDL.Record({
     'limit' : IDL.Opt(IDL.Nat32),
     'start' : IDL.Nat32,
@@ -777,6 +847,11 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'next' : IDL.Opt(IDL.Nat32),
   });
   const Result_5 = IDL.Variant({ 'Ok' : MissingChunks, 'Err' : Error });
+  const OfferArgs = IDL.Record({
+    'new_owner' : IDL.Principal,
+    'keep_controllers' : IDL.Opt(IDL.Vec(IDL.Principal)),
+  });
+  const Result_6 = IDL.Variant({ 'Ok' : OwnershipOffer, 'Err' : Error });
   const ChunkUpload = IDL.Record({
     'data' : IDL.Vec(IDL.Nat8),
     'index' : IDL.Nat32,
@@ -788,7 +863,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'index' : IDL.Nat32,
     'uploaded_chunks' : IDL.Nat32,
   });
-  const Result_6 = IDL.Variant({ 'Ok' : ChunkReceipt, 'Err' : Error });
+  const Result_7 = IDL.Variant({ 'Ok' : ChunkReceipt, 'Err' : Error });
   const RangeArgs = IDL.Record({ 'offset' : IDL.Nat64, 'length' : IDL.Nat64 });
   const PosterArgs = IDL.Record({
     'data' : IDL.Vec(IDL.Nat8),
@@ -801,24 +876,27 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
   });
   
   return IDL.Service({
-    'add_uploader' : IDL.Func([IDL.Principal], [Result], []),
-    'approve' : IDL.Func([IDL.Opt(IDL.Principal)], [Result], []),
-    'begin_upload' : IDL.Func([UploadSpec], [Result_1], []),
+    'accept_ownership' : IDL.Func([], [Result], []),
+    'add_uploader' : IDL.Func([IDL.Principal], [Result_1], []),
+    'approve' : IDL.Func([IDL.Opt(IDL.Principal)], [Result_1], []),
+    'begin_upload' : IDL.Func([UploadSpec], [Result_2], []),
+    'cancel_offer' : IDL.Func([], [Result_1], []),
     'canister_info' : IDL.Func([], [CanisterInfo], ['query']),
-    'change_owner' : IDL.Func([ChangeOwnerArgs], [Result_2], []),
+    'change_owner' : IDL.Func([ChangeOwnerArgs], [Result], []),
     'chunk_digests' : IDL.Func([DigestsArgs], [Result_3], ['query']),
-    'finish_upload' : IDL.Func([], [Result_1], []),
+    'finish_upload' : IDL.Func([], [Result_2], []),
     'get_chunk' : IDL.Func([IDL.Nat32], [Result_4], ['query']),
     'http_request' : IDL.Func([HttpRequest], [HttpResponse], ['query']),
     'http_request_update' : IDL.Func([HttpUpdateRequest], [HttpResponse], []),
     'metadata' : IDL.Func([], [VideoMetadata], ['query']),
     'missing_chunks' : IDL.Func([MissingArgs], [Result_5], ['query']),
-    'put_chunk' : IDL.Func([ChunkUpload], [Result_6], []),
+    'offer_ownership' : IDL.Func([OfferArgs], [Result_6], []),
+    'put_chunk' : IDL.Func([ChunkUpload], [Result_7], []),
     'read_range' : IDL.Func([RangeArgs], [Result_4], ['query']),
-    'remove_uploader' : IDL.Func([IDL.Principal], [Result], []),
-    'reset_upload' : IDL.Func([], [Result_1], []),
-    'set_poster' : IDL.Func([PosterArgs], [Result], []),
-    'update_metadata' : IDL.Func([MetadataPatch], [Result_1], []),
+    'remove_uploader' : IDL.Func([IDL.Principal], [Result_1], []),
+    'reset_upload' : IDL.Func([], [Result_2], []),
+    'set_poster' : IDL.Func([PosterArgs], [Result_1], []),
+    'update_metadata' : IDL.Func([MetadataPatch], [Result_2], []),
     'uploaders' : IDL.Func([], [IDL.Vec(IDL.Principal)], ['query']),
   });
 };

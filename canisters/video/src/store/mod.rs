@@ -79,7 +79,12 @@
 //! Chunk `i` occupies `[i * chunk_size, i * chunk_size + len_i)`; since every chunk but the last is
 //! exactly `chunk_size` long, **arena offset = file offset**. A put writes in place, so puts are
 //! idempotent, can arrive in any order, and never move data. The arena grows (whole 16 MiB
-//! buckets) only as far as the highest chunk written.
+//! buckets) only as far as the highest chunk written, and a put may grow it only up to
+//! `uploaded_bytes + UPLOAD_WINDOW_CHUNKS * chunk_size` (64 chunks past the bytes stored; any
+//! chunk inside the arena already allocated is accepted): stable memory never shrinks, so one
+//! put of the last chunk of a 400 GiB declaration must not allocate 400 GiB
+//! ([`VideoStore::arena_allocated_bytes`], `canvid_types::video::UPLOAD_WINDOW_CHUNKS`).
+//! Not a layout change: the same bytes, a rule on when they may be written.
 //!
 //! ### Memory 5: poster (layout version 2)
 //!
@@ -231,6 +236,7 @@ impl<M: Memory> VideoStore<M> {
             transfer_seq: 0,
             transfer_in_flight: None,
             pending_notification: None,
+            pending_offer: None,
         };
         Ok(VideoStore {
             header,
@@ -299,6 +305,7 @@ impl<M: Memory> VideoStore<M> {
             transfer_seq: 0,
             transfer_in_flight: None,
             pending_notification: None,
+            pending_offer: None,
         };
         let mut magic = [0u8; 3];
         state_mem.read(0, &mut magic);
@@ -390,6 +397,7 @@ impl<M: Memory> VideoStore<M> {
             updated_at: s.updated_at,
             ready_at: s.ready_at,
             transfer_seq: s.transfer_seq,
+            pending_offer: s.pending_offer.clone(),
         }
     }
 

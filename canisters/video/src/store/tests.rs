@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use canvid_types::protocol::{chunk_len, file_digest};
-use canvid_types::video::{DigestsArgs, MissingArgs, UploadSpec, MAX_CHUNK_SIZE, MAX_VIDEO_SIZE};
+use canvid_types::video::{
+    DigestsArgs, MissingArgs, UploadSpec, MAX_CHUNK_SIZE, MAX_VIDEO_SIZE, UPLOAD_WINDOW_CHUNKS,
+};
 use ic_stable_structures::VectorMemory;
 use serde_bytes::ByteBuf;
 
@@ -596,6 +598,13 @@ fn big_offsets_beyond_4_gib() {
     let last_len = total - last as u64 * chunk as u64;
     assert_eq!(chunk_len(total, u64::from(chunk), last), last_len);
     let tail: Vec<u8> = (0..last_len).map(|i| (i % 7) as u8).collect();
+    // The window (UPLOAD_WINDOW_CHUNKS) refuses the last chunk of a fresh arena; an arena that
+    // the released module (which had no window) grew to the whole file takes it.
+    assert!(matches!(
+        s.put_chunk(last, &tail, 1),
+        Err(Error::Busy { .. })
+    ));
+    ensure_size(&s.arena, total).unwrap();
     s.put_chunk(last, &tail, 1).unwrap();
     let mid = 3000u32; // offset 6 GB
     s.put_chunk(mid, &vec![9u8; chunk as usize], 1).unwrap();
@@ -613,4 +622,128 @@ fn big_offsets_beyond_4_gib() {
         .unwrap();
     assert_eq!(page.missing, vec![last - 2, last - 1]);
     assert_eq!(page.missing_count, count - 2);
+}
+
+/// Stable memory never shrinks, so a put may grow the arena only a window past the bytes
+/// stored (security review L5): the last chunk of a 400 GiB declaration is refused with `Busy`
+/// and allocates nothing; chunks inside the window are accepted in any order.
+#[test]
+fn the_arena_grows_with_the_bytes_stored_not_the_declaration() {
+    let mem = SparseMemory::default();
+    let mut s = VideoStore::init(mem.clone(), &init_arg(), p(9), 1).unwrap();
+    let (total, chunk) = (MAX_VIDEO_SIZE, MAX_CHUNK_SIZE);
+    let cs = u64::from(chunk);
+    s.begin_upload(&spec(total, chunk), 1).unwrap();
+    let last = s.metadata().chunk_count - 1;
+    let stable_before = mem.size();
+    let tail = vec![1u8; chunk_len(total, cs, last) as usize];
+    match s.put_chunk(last, &tail, 2) {
+        Err(Error::Busy { reason }) => assert!(reason.contains("chunk"), "{reason}"),
+        other => panic!("expected Busy, got {other:?}"),
+    }
+    assert_eq!(
+        mem.size(),
+        stable_before,
+        "a refused chunk allocates nothing"
+    );
+    assert_eq!(s.arena_allocated_bytes(), 0);
+    assert!(mem.size() * WASM_PAGE < 100 << 20, "{} pages", mem.size());
+    let full = vec![7u8; chunk as usize];
+    let window = UPLOAD_WINDOW_CHUNKS as u32;
+    // Nothing stored: chunks 0..window fit, in any order; the next one does not.
+    assert!(matches!(
+        s.put_chunk(window, &full, 3),
+        Err(Error::Busy { .. })
+    ));
+    s.put_chunk(window - 1, &full, 3).unwrap();
+    s.put_chunk(0, &full, 3).unwrap();
+    // Two chunks stored: the window now ends at chunk window + 1.
+    s.put_chunk(window + 1, &full, 3).unwrap();
+    assert!(matches!(
+        s.put_chunk(window + 3, &full, 3),
+        Err(Error::Busy { .. })
+    ));
+    assert_eq!(s.chunks_stored(), 3);
+    // The allocation: what the window allows, rounded up to the 16 MiB bucket.
+    let bucket = u64::from(BUCKET_SIZE_PAGES) * WASM_PAGE;
+    assert_eq!(
+        s.arena_allocated_bytes(),
+        ((u64::from(window) + 2) * cs).div_ceil(bucket) * bucket
+    );
+    assert!(s.arena_allocated_bytes() <= 3 * cs + UPLOAD_WINDOW_CHUNKS * cs + bucket);
+}
+
+/// What a client does (the missing chunks in ascending order, at most `UPLOAD_WINDOW_CHUNKS`
+/// puts in flight that complete in any order, failed ones retried) never meets the window, in a
+/// first session cut off mid-way and in the resumed one that fills the scattered gaps;
+/// `reset_upload` keeps the allocation, and the next upload reuses it in any order.
+#[test]
+fn clients_within_the_window_and_resumed_gaps_are_never_refused() {
+    // 64 chunks of 300 KB exceed one 16 MiB bucket, so the window, not the bucket, decides.
+    let chunk = 300_000u32;
+    let n = 200u32;
+    let total = u64::from(n - 1) * u64::from(chunk) + 17;
+    let part = |i: u32| vec![(i % 251) as u8; chunk_len(total, u64::from(chunk), i) as usize];
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move |m: usize| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        (rng % m as u64) as usize
+    };
+    let mut s = fresh();
+    s.begin_upload(&spec(total, chunk), 1).unwrap();
+    // Session 1 stops after `stop_after` puts (a crash: the puts in flight are lost); session 2
+    // asks what is missing and sends that.
+    for stop_after in [120usize, usize::MAX] {
+        let missing = s.missing_chunks(&MissingArgs::default()).unwrap().missing;
+        let mut queue = missing.into_iter();
+        let mut in_flight: Vec<u32> = Vec::new();
+        let mut done = 0usize;
+        loop {
+            while in_flight.len() < UPLOAD_WINDOW_CHUNKS as usize {
+                match queue.next() {
+                    Some(i) => in_flight.push(i),
+                    None => break,
+                }
+            }
+            if in_flight.is_empty() || done == stop_after {
+                break;
+            }
+            let k = next(in_flight.len());
+            if next(4) == 0 {
+                continue; // failed in transit: stays in flight, retried later
+            }
+            let i = in_flight.swap_remove(k);
+            s.put_chunk(i, &part(i), 2)
+                .unwrap_or_else(|e| panic!("chunk {i}: {e}"));
+            done += 1;
+        }
+    }
+    s.finish_upload(4).unwrap();
+    assert_eq!(s.get_chunk(n - 1).unwrap(), part(n - 1));
+    assert_eq!(s.get_chunk(77).unwrap(), part(77));
+
+    // reset_upload keeps the allocation; another upload writes into it in any order.
+    let mut s = fresh();
+    s.begin_upload(&spec(total, chunk), 1).unwrap();
+    for i in 0..n {
+        s.put_chunk(i, &part(i), 2).unwrap();
+    }
+    let allocated = s.arena_allocated_bytes();
+    assert!(allocated >= total);
+    s.reset_upload(3).unwrap();
+    assert_eq!(
+        s.arena_allocated_bytes(),
+        allocated,
+        "stable memory never shrinks"
+    );
+    let other: Vec<u8> = file(1_000_000);
+    s.begin_upload(&spec(1_000_000, 10_000), 4).unwrap();
+    for (i, c) in chunks(&other, 10_000).iter().enumerate().rev() {
+        s.put_chunk(i as u32, c, 5).unwrap();
+    }
+    assert_eq!(s.arena_allocated_bytes(), allocated);
+    s.finish_upload(6).unwrap();
+    assert_eq!(s.read_range(0, 1_000_000).unwrap(), other);
 }

@@ -5,13 +5,16 @@ use canvid_types::protocol::{chunk_count, chunk_len, file_digest};
 use canvid_types::video::{
     ChunkDigests, ChunkReceipt, DigestsArgs, MissingArgs, MissingChunks, UploadSpec, VideoMetadata,
     VideoStatus, MAX_CHUNK_COUNT, MAX_CHUNK_SIZE, MAX_DIGEST_PAGE, MAX_MIME_TYPE_BYTES,
-    MAX_MISSING_PAGE, MAX_VIDEO_SIZE,
+    MAX_MISSING_PAGE, MAX_VIDEO_SIZE, UPLOAD_WINDOW_CHUNKS,
 };
 use canvid_types::{Error, Result};
 use ic_stable_structures::Memory;
 use serde_bytes::ByteBuf;
 
-use super::{digest32, ensure_size, sha256, ChunkEntry, Digest32, UploadDecl, VideoStore};
+use super::{
+    digest32, ensure_size, sha256, ChunkEntry, Digest32, UploadDecl, VideoStore, BUCKET_SIZE_PAGES,
+    WASM_PAGE,
+};
 
 /// How many present chunk-table entries one `missing_chunks` call may walk past: keeps the query
 /// far below the 5 B instruction limit even for a 1,000,000-chunk file. A page may therefore hold
@@ -69,6 +72,8 @@ impl<M: Memory> VideoStore<M> {
     /// video is immutable); a no-op on an empty video. O(1) whatever was uploaded: the chunk
     /// table is reset, not walked, and the arena and declared digests are not cleared — nothing
     /// reads them without a chunk entry or a declaration, and the next upload overwrites them.
+    /// The arena keeps its allocation (IC stable memory cannot shrink): the next upload writes
+    /// into it without growing anything until it outgrows it.
     pub fn reset_upload(&mut self, now: u64) -> Result<VideoMetadata> {
         match self.status() {
             VideoStatus::Ready => return Err(Error::AlreadyFinished),
@@ -136,6 +141,7 @@ impl<M: Memory> VideoStore<M> {
         let previous = self.chunks.get(&index);
         if previous != Some(entry) {
             let offset = index as u64 * u.chunk_size as u64;
+            self.check_growth(index, offset + expected, &u)?;
             ensure_size(&self.arena, offset + expected)?;
             self.arena.write(offset, data);
             self.chunks.insert(index, entry);
@@ -153,6 +159,41 @@ impl<M: Memory> VideoStore<M> {
             sha256: ByteBuf::from(digest.to_vec()),
             uploaded_chunks: self.chunks_stored(),
             chunk_count: u.chunk_count,
+        })
+    }
+
+    /// Bytes of stable memory the arena holds already: its pages rounded up to whole memory
+    /// manager buckets (growing inside the last bucket costs nothing more).
+    pub fn arena_allocated_bytes(&self) -> u64 {
+        let pages = self.arena.size();
+        pages
+            .div_ceil(u64::from(BUCKET_SIZE_PAGES))
+            .saturating_mul(u64::from(BUCKET_SIZE_PAGES))
+            .saturating_mul(WASM_PAGE)
+    }
+
+    /// The growth rule of [`UPLOAD_WINDOW_CHUNKS`]: a chunk ending at `end` may be written if it
+    /// lies inside the arena already allocated (resumed uploads fill scattered gaps there), or
+    /// within the window past the bytes stored. Else `Busy`: retry once earlier chunks arrived.
+    fn check_growth(&self, index: u32, end: u64, u: &UploadDecl) -> Result<()> {
+        let allocated = self.arena_allocated_bytes();
+        if end <= allocated {
+            return Ok(());
+        }
+        let limit = self
+            .state()
+            .uploaded_bytes
+            .saturating_add(UPLOAD_WINDOW_CHUNKS * u64::from(u.chunk_size));
+        if end <= limit {
+            return Ok(());
+        }
+        Err(Error::Busy {
+            reason: format!(
+                "chunk {index} ends at byte {end}, past the {allocated} bytes allocated and \
+                 more than {UPLOAD_WINDOW_CHUNKS} chunks beyond the {} bytes stored: send \
+                 lower chunks first, then retry it",
+                self.state().uploaded_bytes
+            ),
         })
     }
 
