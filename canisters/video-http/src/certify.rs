@@ -264,8 +264,15 @@ pub struct Certifier {
     /// are the same for every video path: a request hash does not cover the path. `None` for
     /// `ToEnd` of the last chunk: it is that chunk's `Closed` request.
     chunks: Vec<[Option<HttpCertification>; 4]>,
-    /// Metadata, poster and 404 entries: replaced together by [`Certifier::certify_extras`].
+    /// Metadata and poster answers (GET, HEAD): replaced together by
+    /// [`Certifier::certify_extras`] after every change of what they show.
     extra_entries: Vec<Certified>,
+    /// The answers off the video paths that never change: the 404s, and the 405s of the
+    /// metadata and poster paths and of the wildcard. Rebuilt only when the poster comes or
+    /// goes (its path then has its own entries or falls back on the wildcard).
+    fixed_extra_entries: Vec<Certified>,
+    /// Whether `fixed_extra_entries` were built for a video with a poster (`None`: not built).
+    fixed_extras_with_poster: Option<bool>,
     pending: Option<Pending>,
 }
 
@@ -282,6 +289,7 @@ impl Certifier {
     /// How many answers are certified.
     pub fn entry_count(&self) -> usize {
         self.video_fixed.len()
+            + self.fixed_extra_entries.len()
             + self
                 .chunks
                 .iter()
@@ -320,6 +328,8 @@ impl Certifier {
         self.video_fixed.clear();
         self.chunks.clear();
         self.extra_entries.clear();
+        self.fixed_extra_entries.clear();
+        self.fixed_extras_with_poster = None;
         self.pending = None;
         let extras = self.certify_extras(video);
         let videos = self.certify_video_fixed(video);
@@ -359,30 +369,51 @@ impl Certifier {
         Ok(self.pending_chunks())
     }
 
-    /// Replaces the metadata, poster and 404 entries (after a metadata edit or poster upload).
+    /// Replaces the metadata and poster entries (after a metadata edit, a poster upload or a
+    /// chunk: `/metadata.json` shows `updated_at`), and the 404/405 entries off the video paths
+    /// if the poster came or went. A chunk's recertification is therefore two entries.
     pub fn certify_extras(&mut self, video: &dyn VideoSource) -> Result<[u8; 32], CertifyError> {
         for e in self.extra_entries.drain(..) {
             self.tree.delete(&e.entry());
         }
-        let mut paths = vec![METADATA_PATH, NOT_FOUND_PROBE_PATH];
-        if video.poster().is_some() {
-            paths.push(POSTER_PATH);
+        let poster = video.poster().is_some();
+        let mut content = vec![METADATA_PATH];
+        if poster {
+            content.push(POSTER_PATH);
         }
-        let methods = ["GET", "HEAD"]
+        let requests = content
             .into_iter()
-            .chain(serve::CERTIFIED_405_METHODS);
-        let entries = paths
-            .into_iter()
-            .flat_map(|path| methods.clone().map(move |method| (method, path)))
-            .map(|(method, path)| {
-                let mut e = certify_request(method, path, &[], video)?;
-                e.check_when_served = true;
-                Ok(e)
-            })
-            .collect::<Result<Vec<_>, CertifyError>>()?;
+            .flat_map(|path| [("GET", path), ("HEAD", path)]);
+        let entries = certify_each(requests, video)?;
         for e in entries {
             self.tree.insert(&e.entry());
             self.extra_entries.push(e);
+        }
+        if self.fixed_extras_with_poster != Some(poster) {
+            for e in self.fixed_extra_entries.drain(..) {
+                self.tree.delete(&e.entry());
+            }
+            let mut paths = vec![METADATA_PATH, NOT_FOUND_PROBE_PATH];
+            if poster {
+                paths.push(POSTER_PATH);
+            }
+            let errors = paths.into_iter().flat_map(|path| {
+                serve::CERTIFIED_405_METHODS
+                    .into_iter()
+                    .map(move |method| (method, path))
+            });
+            let requests = [
+                ("GET", NOT_FOUND_PROBE_PATH),
+                ("HEAD", NOT_FOUND_PROBE_PATH),
+            ]
+            .into_iter()
+            .chain(errors);
+            let entries = certify_each(requests, video)?;
+            for e in entries {
+                self.tree.insert(&e.entry());
+                self.fixed_extra_entries.push(e);
+            }
+            self.fixed_extras_with_poster = Some(poster);
         }
         Ok(self.root_hash())
     }
@@ -497,6 +528,7 @@ impl Certifier {
             .video_fixed
             .iter()
             .chain(&self.extra_entries)
+            .chain(&self.fixed_extra_entries)
             .find(|e| e.method == method && e.status == plan.status && &e.spec == spec)?;
         if kept.check_when_served {
             let served = certify_plan(method, spec, plan, video).ok()?;
@@ -536,6 +568,22 @@ impl Certifier {
 
 fn hdr(name: &str, value: String) -> Vec<(String, String)> {
     vec![(name.to_string(), value)]
+}
+
+/// Certifies the answers to bodiless requests `(method, path)`, each checked again when served
+/// (their source may change: see [`Certified::check_when_served`]).
+fn certify_each<'a>(
+    requests: impl IntoIterator<Item = (&'static str, &'a str)>,
+    video: &dyn VideoSource,
+) -> Result<Vec<Certified>, CertifyError> {
+    requests
+        .into_iter()
+        .map(|(method, path)| {
+            let mut e = certify_request(method, path, &[], video)?;
+            e.check_when_served = true;
+            Ok(e)
+        })
+        .collect()
 }
 
 /// Plans a synthetic request and certifies its answer.

@@ -134,9 +134,11 @@ pub fn metadata_json<M: Memory>(s: &VideoStore<M>) -> String {
 thread_local! {
     /// The HTTP certification tree (heap: rebuilt by `init` / `post_upgrade`).
     static HTTP_CERT: RefCell<Certifier> = RefCell::new(Certifier::new());
-    /// The tree holds (or is being given) the video entries of a Ready video: later changes
-    /// (metadata, poster, owner) only need the small "extras" rebuilt.
-    static READY_CERTIFIED: Cell<bool> = const { Cell::new(false) };
+    /// Whether the video entries in the tree (or being built) are a Ready video's (`Some(true)`)
+    /// or the answers before Ready (`Some(false)`: 503s and 405s, the same whatever the upload
+    /// state); `None`: nothing built yet. Later changes within the same phase (a chunk, the
+    /// metadata, the poster, the owner) only need the small "extras" rebuilt.
+    static CERTIFIED_PHASE: Cell<Option<bool>> = const { Cell::new(None) };
     /// Bumped by every full rebuild, so that a timer continuing an older build stops.
     static BUILD_GENERATION: Cell<u64> = const { Cell::new(0) };
     /// `http_request_update` calls executed in the current window (heap: an upgrade starts a
@@ -230,8 +232,11 @@ pub enum Rebuild {
     All,
 }
 
-pub fn rebuild_needed(ready: bool, ready_certified: bool) -> Rebuild {
-    if ready && ready_certified {
+/// `All` when the video's phase (Ready or not) differs from the one the tree was built for, or
+/// nothing was built yet; else `Extras`. A `put_chunk` therefore recertifies only
+/// `/metadata.json` (its `updated_at` moved), not the video paths' answers.
+pub fn rebuild_needed(ready: bool, certified_phase: Option<bool>) -> Rebuild {
+    if certified_phase == Some(ready) {
         Rebuild::Extras
     } else {
         Rebuild::All
@@ -257,10 +262,10 @@ pub fn recertify() {
         let source = Source(s);
         HTTP_CERT.with_borrow_mut(|c| {
             let mut more = false;
-            let result = match rebuild_needed(ready, READY_CERTIFIED.get()) {
+            let result = match rebuild_needed(ready, CERTIFIED_PHASE.get()) {
                 Rebuild::Extras => c.certify_extras(&source).map(|_| ()),
                 Rebuild::All => {
-                    READY_CERTIFIED.set(ready);
+                    CERTIFIED_PHASE.set(Some(ready));
                     BUILD_GENERATION.set(BUILD_GENERATION.get() + 1);
                     let started = c.start(&source).map(|_| ());
                     let resumed = step(c, &source).map(|pending| more = pending > 0);
@@ -327,7 +332,7 @@ fn continue_build(generation: u64) {
 
 /// The pre-upgrade tree is gone with the old heap: forget that a Ready video was certified.
 pub fn reset() {
-    READY_CERTIFIED.set(false);
+    CERTIFIED_PHASE.set(None);
     BUILD_GENERATION.set(BUILD_GENERATION.get() + 1);
     HTTP_CERT.with_borrow_mut(|c| *c = Certifier::new());
 }
@@ -552,11 +557,14 @@ mod tests {
 
     #[test]
     fn rebuild_rule() {
-        assert_eq!(rebuild_needed(false, false), Rebuild::All);
-        assert_eq!(rebuild_needed(true, false), Rebuild::All);
-        assert_eq!(rebuild_needed(true, true), Rebuild::Extras);
+        assert_eq!(rebuild_needed(false, None), Rebuild::All);
+        assert_eq!(rebuild_needed(true, None), Rebuild::All);
+        // Chunks arriving, metadata edits: the video paths answer 503 all along.
+        assert_eq!(rebuild_needed(false, Some(false)), Rebuild::Extras);
+        assert_eq!(rebuild_needed(true, Some(false)), Rebuild::All);
+        assert_eq!(rebuild_needed(true, Some(true)), Rebuild::Extras);
         // Not ready any more cannot happen, but would be rebuilt in full.
-        assert_eq!(rebuild_needed(false, true), Rebuild::All);
+        assert_eq!(rebuild_needed(false, Some(true)), Rebuild::All);
     }
 
     #[test]

@@ -606,3 +606,38 @@ fn every_answer_carries_the_security_headers() {
     assert_eq!(hdr(&r, "x-content-type-options"), Some("nosniff"));
     assert_eq!(hdr(&r, "content-security-policy"), Some("sandbox"));
 }
+
+/// The 404/405 entries off the video paths follow the poster: its path has its own entries
+/// while it exists and falls back on the wildcard after it is removed.
+#[test]
+fn fixed_extras_follow_the_poster() {
+    let mut v = MemVideo::new(3_500, C);
+    let mut c = certified(&v);
+    let count = c.entry_count();
+    let post = req("POST", "/poster", &[]);
+    let head = req("HEAD", "/poster", &[]);
+    let check = |c: &Certifier, v: &MemVideo, want_head: u16| {
+        let r = query(c, v, &post);
+        assert_eq!(status(&r), 405);
+        verify(&post, &r, c.root_hash()).unwrap();
+        let r = query(c, v, &head);
+        assert_eq!(status(&r), want_head);
+        verify(&head, &r, c.root_hash()).unwrap();
+    };
+    check(&c, &v, 404);
+    v.poster = Some(Poster {
+        mime_type: "image/png".into(),
+        bytes: vec![7; 9],
+        sha256: sha256(&[7; 9]),
+    });
+    c.certify_extras(&v).unwrap();
+    check(&c, &v, 200);
+    // A metadata edit alone leaves the fixed entries as they are.
+    v.metadata = r#"{"title":"edited"}"#.into();
+    c.certify_extras(&v).unwrap();
+    check(&c, &v, 200);
+    v.poster = None;
+    c.certify_extras(&v).unwrap();
+    check(&c, &v, 404);
+    assert_eq!(c.entry_count(), count);
+}
