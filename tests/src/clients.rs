@@ -376,6 +376,25 @@ impl<'a> Spawn<'a> {
         self.b.await1(id, "create_video")
     }
 
+    /// Runs rounds until a submitted creation awaits `install_code`; returns its canister.
+    pub fn tick_until_installing(&self) -> Principal {
+        for _ in 0..50 {
+            self.b.tick();
+            let stats = self.stats();
+            if let Some(f) = stats.in_flight.first() {
+                if f.step.starts_with("installing") {
+                    return f
+                        .canister_id
+                        .expect("a canister is recorded before installing");
+                }
+            }
+        }
+        panic!(
+            "the creation never reached install_code: {:?}",
+            self.stats()
+        );
+    }
+
     pub fn set_video_wasm(&self, sender: Principal, wasm: Vec<u8>) -> Answer<WasmInfo> {
         let sha = sha256(&wasm);
         self.b.update1(

@@ -393,23 +393,7 @@ fn spawn_interrupted_creation_is_resumed(b: &dyn Backend) {
         .submit_create_video(dave, &args("interrupted", 1_000_000))
         .unwrap_or_else(|e| panic!("submit: {e}"));
     // Run rounds until the creation awaits install_code (its canister exists).
-    let mut rounds = 0;
-    let id = loop {
-        b.tick();
-        rounds += 1;
-        let stats = sp.stats();
-        if let Some(f) = stats.in_flight.first() {
-            if f.step.starts_with("installing") {
-                break f
-                    .canister_id
-                    .expect("a canister is recorded before installing");
-            }
-        }
-        assert!(
-            rounds < 50,
-            "the creation never reached install_code: {stats:?}"
-        );
-    };
+    let id = sp.tick_until_installing();
     assert_eq!(
         sp.get_video(id).expect("record").status,
         SpawnStatus::Created

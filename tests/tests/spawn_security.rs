@@ -173,23 +173,8 @@ fn outbox_entry_that_cannot_succeed_is_parked(b: &dyn Backend) {
     let call = sp
         .submit_create_video(dave, &args("stuck", 1_000))
         .unwrap_or_else(|e| panic!("submit: {e}"));
-    let mut rounds = 0;
-    let id = loop {
-        b.tick();
-        rounds += 1;
-        let stats = sp.stats();
-        if let Some(f) = stats.in_flight.first() {
-            if f.step.starts_with("installing") {
-                break f
-                    .canister_id
-                    .expect("a canister is recorded before installing");
-            }
-        }
-        assert!(
-            rounds < 50,
-            "the creation never reached install_code: {stats:?}"
-        );
-    };
+    // Run rounds until the creation awaits install_code (its canister exists).
+    let id = sp.tick_until_installing();
     // Dave (a controller from creation) fills the controller list up to the IC's 10, keeping the
     // spawn canister: the install goes through, but the video can never be added.
     let mut full = vec![dave, d.spawn];
