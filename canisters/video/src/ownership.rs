@@ -46,6 +46,20 @@ fn mutate<T>(f: impl FnOnce(&mut State) -> T) -> T {
     out
 }
 
+/// Held across the awaits of a transfer or a notification. Dropped when the future ends, or by
+/// ic-cdk's cleanup after a trap in one of its callbacks: the trap rolled that callback back,
+/// leaving the in-flight marker (`Busy` for good) or an outbox entry with no timer, so the
+/// cleanup schedules what `post_upgrade` would (reconcile from the controllers, notify again).
+struct SettleIfTrapped;
+
+impl Drop for SettleIfTrapped {
+    fn drop(&mut self) {
+        if ic_cdk::futures::is_recovering_from_trap() {
+            after_upgrade();
+        }
+    }
+}
+
 /// This canister's current controllers (it must be one of them to ask).
 async fn current_controllers(self_id: Principal) -> std::result::Result<Vec<Principal>, String> {
     let response = Call::bounded_wait(Principal::management_canister(), "canister_status")
@@ -111,6 +125,7 @@ async fn accept_ownership() -> Result<ChangeOwnerResult> {
 
 /// Steps 2–4 of a transfer whose in-flight marker step 1 stored.
 async fn run_transfer(self_id: Principal, new_owner: Principal) -> Result<ChangeOwnerResult> {
+    let _settle = SettleIfTrapped;
     // From here every path either aborts or commits the in-flight transfer.
     let current = match current_controllers(self_id).await {
         Ok(controllers) => controllers,
@@ -156,6 +171,7 @@ async fn run_transfer(self_id: Principal, new_owner: Principal) -> Result<Change
 
 /// Sends the outbox's notification to the index. True iff the index acknowledged it.
 async fn notify_index() -> bool {
+    let _settle = SettleIfTrapped;
     let Some((index, pending)) = canister::with(|s| {
         let st = s.state();
         Some((st.index?, st.pending_notification.clone()?))
@@ -211,8 +227,9 @@ fn arm_retry() {
     );
 }
 
-/// After an upgrade: re-arm the notification retry, and settle a transfer whose callback the
-/// upgrade cut off (its marker would otherwise answer `Busy` forever).
+/// After an upgrade (or a trapped callback, see [`SettleIfTrapped`]): re-arm the notification
+/// retry, and settle a transfer whose callback the upgrade cut off (its marker would otherwise
+/// answer `Busy` forever).
 pub fn after_upgrade() {
     if canister::with(|s| s.state().pending_notification.is_some()) {
         ic_cdk_timers::set_timer(Duration::ZERO, async {
@@ -227,6 +244,7 @@ pub fn after_upgrade() {
 /// Finds out from the controllers whether an interrupted transfer took effect, and commits or
 /// aborts it accordingly.
 async fn reconcile_transfer() {
+    let _settle = SettleIfTrapped;
     let self_id = canister_self();
     let Some(inflight) = canister::with(|s| s.state().transfer_in_flight.clone()) else {
         return;

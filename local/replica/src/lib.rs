@@ -91,6 +91,7 @@ mod canister;
 mod certificate;
 pub mod cycles;
 mod engine;
+pub mod faults;
 mod ids;
 mod ingress_api;
 mod keys;
@@ -109,6 +110,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use candid::Principal;
+pub use faults::{CallRecord, Fault, FaultRule};
 pub use ingress_api::{RequestStatus, FORGET_AFTER_NS, REPLY_RETENTION_NS};
 pub use limits::Limits;
 pub use persist::{SaveReport, SnapshotError};
@@ -154,6 +156,30 @@ impl Replica {
         // A panic inside the replica leaves the state as consistent as a panic allows; keep
         // going rather than poisoning every later call.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    // ------------------------------------------------------------------ faults (tests)
+
+    /// Injects a fault into the canister calls that match `rule` (see [`faults`]): checked
+    /// when a canister's request is delivered, after the rules injected before it.
+    pub fn inject_fault(&self, rule: FaultRule) {
+        self.lock().faults.add(rule);
+    }
+
+    /// Removes every fault rule (the count of fired faults and the call log stay).
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
+    /// How many injected faults fired since the replica started.
+    pub fn faults_fired(&self) -> u64 {
+        self.lock().faults.fired
+    }
+
+    /// The requests canisters made (inter-canister and management) since the last call, in
+    /// delivery order; a way to list a flow's await points.
+    pub fn take_call_log(&self) -> Vec<CallRecord> {
+        std::mem::take(&mut self.lock().faults.log)
     }
 
     // ------------------------------------------------------------------ canisters

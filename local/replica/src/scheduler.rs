@@ -9,6 +9,7 @@ use candid::Principal;
 
 use crate::canister::{Entry, ExecError, Finish, Outcome};
 use crate::cycles;
+use crate::faults::Fault;
 use crate::ids;
 use crate::limits::TOUCH_UPDATE;
 use crate::state::{
@@ -425,6 +426,41 @@ impl State {
                 refund,
             });
         };
+        let fault = self.faults.on_request(crate::faults::CallRecord {
+            caller,
+            callee,
+            method: method.clone(),
+            bounded: deadline != 0,
+        });
+        match fault {
+            None => {}
+            Some(Fault::Reject(code, message)) => {
+                self.queue.push_back(Msg::Response {
+                    callback,
+                    result: Err((code as u32, message)),
+                    refund: cycles,
+                });
+                return;
+            }
+            Some(Fault::TrapInCallback) => {
+                self.faults.trap_callbacks.insert(callback);
+            }
+            Some(Fault::Timeout) => {
+                // The deadline expires first: this answer reaches the callback before the
+                // callee's, which is then dropped (the callback is gone).
+                if let Some(cb) = self.callbacks.get_mut(&callback) {
+                    cb.deadline = None;
+                }
+                self.queue.push_back(Msg::Response {
+                    callback,
+                    result: Err((
+                        RejectCode::SysUnknown as u32,
+                        "Call deadline has expired.".into(),
+                    )),
+                    refund: 0,
+                });
+            }
+        }
         if callee == ids::management() {
             // `None`: answered later (a stop_canister waiting for open call contexts).
             if let Some((result, refund)) =
@@ -508,16 +544,26 @@ impl State {
                     Some((code, msg)),
                 ),
             };
-            let (r, left) = self.run_in_context(
-                cb.caller,
-                cb.context,
-                kind,
-                Entry::Callback(fun.0, fun.1),
-                arg,
-                reject,
-                refund,
-                Payment::Reserved(unspent),
-            );
+            let (r, left) = if self.faults.trap_callbacks.remove(&callback) {
+                // An injected trap (`Fault::TrapInCallback`): the callback is rolled back in
+                // full, which is the same as trapping before it changed anything.
+                let e = ExecError::CalledTrap("injected fault: trap in callback".into());
+                if let Some(ctx) = self.contexts.get_mut(&cb.context) {
+                    ctx.last_error = Some(reject_of(cb.caller, &e));
+                }
+                (Err(e), unspent)
+            } else {
+                self.run_in_context(
+                    cb.caller,
+                    cb.context,
+                    kind,
+                    Entry::Callback(fun.0, fun.1),
+                    arg,
+                    reject,
+                    refund,
+                    Payment::Reserved(unspent),
+                )
+            };
             unspent = left;
             if r.is_err() {
                 if let Some((f, env)) = cb.cleanup {

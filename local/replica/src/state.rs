@@ -123,6 +123,8 @@ pub struct State {
     pub data_certs: HashMap<Principal, crate::certificate::CachedDataCertificate>,
     /// Canister history (`canister_info`), kept by `management`.
     pub history: HashMap<Principal, crate::management::History>,
+    /// Injected faults and the log of canister requests (tests only; never persisted).
+    pub(crate) faults: crate::faults::Faults,
 }
 
 pub fn reject_of(canister: Principal, e: &ExecError) -> RejectResponse {
@@ -232,6 +234,7 @@ impl State {
             requests: Default::default(),
             data_certs: HashMap::new(),
             history: HashMap::new(),
+            faults: Default::default(),
             limits: crate::limits::Limits::IC,
         }
     }

@@ -378,3 +378,59 @@ fn ingress_argument_limit() {
         .unwrap_err();
     assert!(e.reject_message.contains("too large"));
 }
+
+#[test]
+fn injected_faults_reject_trap_in_callback_and_skip_unbounded_timeouts() {
+    let (r, a) = setup(T);
+    let b = r.create_canister();
+    r.add_cycles(b, T);
+    r.install_canister(b, wat::parse_str(COUNTER).unwrap(), vec![], None);
+    let user = Principal::anonymous();
+    let read = |c| state(&r.query_call(c, user, "read", vec![]).unwrap());
+    // A reject: the callee never runs; the caller's callback traps on a reject.
+    r.inject_fault(FaultRule::once(
+        "inc",
+        Fault::Reject(RejectCode::SysTransient, "queue full".into()),
+    ));
+    let e = r
+        .update_call(a, user, "call_inc", b.as_slice().to_vec())
+        .unwrap_err();
+    assert_eq!(e.error_code, "IC0503");
+    assert_eq!(read(b), (0, 0, 0));
+    assert_eq!(r.faults_fired(), 1);
+    // Fired once: the next call goes through.
+    let out = r
+        .update_call(a, user, "call_inc", b.as_slice().to_vec())
+        .unwrap();
+    assert_eq!(state(&out), (1, 1, 1));
+    // A trap in the callback: the callee ran, the caller's context gets the trap.
+    r.inject_fault(FaultRule {
+        caller: Some(a),
+        callee: Some(b),
+        method: None,
+        skip: 1,
+        times: 1,
+        kind: Fault::TrapInCallback,
+    });
+    r.update_call(a, user, "call_inc", b.as_slice().to_vec())
+        .unwrap();
+    let e = r
+        .update_call(a, user, "call_inc", b.as_slice().to_vec())
+        .unwrap_err();
+    assert_eq!(e.error_code, "IC0503");
+    assert!(e.reject_message.contains("injected fault"), "{e}");
+    assert_eq!(read(b), (3, 3, 3));
+    assert_eq!(r.faults_fired(), 2);
+    // An unbounded-wait call never times out: the rule does not apply.
+    r.clear_faults();
+    r.inject_fault(FaultRule::once("inc", Fault::Timeout));
+    r.update_call(a, user, "call_inc", b.as_slice().to_vec())
+        .unwrap();
+    assert_eq!(r.faults_fired(), 2);
+    let log = r.take_call_log();
+    assert_eq!(log.len(), 5);
+    assert!(log
+        .iter()
+        .all(|c| c.caller == a && c.callee == b && c.method == "inc" && !c.bounded));
+    assert!(r.take_call_log().is_empty());
+}
