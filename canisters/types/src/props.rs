@@ -53,7 +53,9 @@ fn principals() -> impl Strategy<Value = Vec<Principal>> {
 /// Decodes `bytes` as a `T` with quotas (like a canister) and without; must not panic.
 fn decode_both<T: CandidType + DeserializeOwned>(bytes: &[u8]) {
     let mut config = DecoderConfig::new();
-    config.set_decoding_quota(1_000_000).set_skipping_quota(10_000);
+    config
+        .set_decoding_quota(1_000_000)
+        .set_skipping_quota(10_000);
     let _ = candid::utils::decode_one_with_config::<T>(bytes, &config);
     let _ = candid::decode_one::<T>(bytes);
 }

@@ -265,14 +265,9 @@ mod props {
             Just("items"),
             Just(""),
         ];
-        (
-            unit,
-            prop::collection::vec(element, 0..5),
-            prop::bool::ANY,
-        )
-            .prop_map(|(unit, els, eq)| {
-                format!("{unit}{}{}", if eq { "=" } else { " " }, els.join(","))
-            })
+        (unit, prop::collection::vec(element, 0..5), prop::bool::ANY).prop_map(|(unit, els, eq)| {
+            format!("{unit}{}{}", if eq { "=" } else { " " }, els.join(","))
+        })
     }
 
     fn size() -> impl Strategy<Value = u64> {
