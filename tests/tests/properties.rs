@@ -825,9 +825,8 @@ fn read_step(v: &Video, m: &Model, r: &mut Rng, step: usize, caller: Principal) 
             _ => r.below(count.max(1) as u64) as u32,
         };
         let a = v.get_chunk(caller, index);
-        let expect = if !readable {
-            Expect::Err("NotReady")
-        } else if m.decl.is_none() {
+        // Not readable by this caller yet, or nothing declared: NotReady either way.
+        let expect = if !readable || m.decl.is_none() {
             Expect::Err("NotReady")
         } else if index >= count {
             Expect::Err("ChunkOutOfRange")

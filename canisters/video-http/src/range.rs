@@ -196,7 +196,7 @@ mod props {
         let Some(eq) = h.find('=') else {
             return RangeRequest::Whole;
         };
-        if h[..eq].trim().to_ascii_lowercase() != "bytes" {
+        if !h[..eq].trim().eq_ignore_ascii_case("bytes") {
             return RangeRequest::Whole;
         }
         let num = |t: &str| -> Option<u64> {
