@@ -12,8 +12,9 @@
 //! duplicate, tampered, wrong size, out-of-range and boundary indices, > 2 MiB ingress),
 //! `finish_upload` (complete, incomplete, wrong declared file digest), `reset_upload`,
 //! `missing_chunks`, `update_metadata` (valid, too long), `add_uploader`/`remove_uploader`,
-//! `approve`, `change_owner`, `offer_ownership`/`accept_ownership`/`cancel_offer`, `set_poster`,
-//! `get_chunk`, `read_range`, upgrades (by the owner, or refused), and raw malformed candid to
+//! `approve`, `change_owner`, `offer_ownership`/`accept_ownership`/`cancel_offer`, `set_poster`
+//! (an image, a bad MIME type, one byte over the limit, empty),
+//! `get_chunk`, `read_range`, `chunk_digests`, upgrades (by the owner, or refused), and raw malformed candid to
 //! every method; callers are the owner,
 //! uploaders, the operator, strangers and the anonymous principal (whatever the random roles make
 //! of the same five principals).
@@ -25,7 +26,8 @@
 //! - nothing changes on a refusal or a reject (the whole metadata and the uploaders are
 //!   compared with the model after every step);
 //! - every acknowledged chunk is stored byte-exact (`get_chunk` of one random chunk every step,
-//!   of all of them after `finish_upload` and at the end; `read_range` against the model);
+//!   of all of them after `finish_upload` and at the end; `read_range` and `chunk_digests`
+//!   against the model);
 //! - status transitions are legal (Empty → Uploading → Ready, Uploading → Empty by reset only);
 //! - the app-level owner and the controllers agree (`{owner, video}`);
 //! - the canister's cycle balance never rises, and queries and refused ingress leave it alone.
@@ -42,7 +44,8 @@ use canvid_tests::deploy::standalone_video;
 use canvid_tests::{principal, Backend, BackendExt, ReplicaBackend, Rng};
 use canvid_types::protocol::file_digest;
 use canvid_types::video::{
-    MetadataPatch, MissingArgs, MissingChunks, PosterArgs, UploadSpec, VideoMetadata, VideoStatus,
+    DigestsArgs, MetadataPatch, MissingArgs, MissingChunks, PosterArgs, UploadSpec, VideoMetadata,
+    VideoStatus,
 };
 use serde_bytes::ByteBuf;
 
@@ -674,19 +677,27 @@ fn one_step(
             }
             (expect == Expect::Refused).then(|| "a refused accept_ownership".into())
         }
-        // set_poster
+        // set_poster: an image, a bad MIME type, one byte over the limit (still under the
+        // ingress limit), or empty (clears it)
         83..=84 => {
             let bad_mime = r.below(3) == 0;
-            let args = PosterArgs {
-                mime_type: if bad_mime { "text/html" } else { "image/png" }.into(),
-                data: ByteBuf::from(vec![0x89, b'P', b'N', b'G', r.below(256) as u8]),
+            let data = match r.below(6) {
+                0 => vec![0u8; 2_000_001],
+                1 => vec![],
+                _ => vec![0x89, b'P', b'N', b'G', r.below(256) as u8],
             };
             let expect = if caller != m.owner {
                 Expect::Refused
-            } else if bad_mime {
+            } else if data.len() > 2_000_000 {
+                Expect::Err("TooLarge")
+            } else if bad_mime && !data.is_empty() {
                 Expect::Err("InvalidArgument")
             } else {
                 Expect::Ok
+            };
+            let args = PosterArgs {
+                mime_type: if bad_mime { "text/html" } else { "image/png" }.into(),
+                data: ByteBuf::from(data),
             };
             let a: Answer<()> = b.update1(v.id, caller, "set_poster", &args);
             agree(step, "set_poster", &expect, &got(&a));
@@ -817,7 +828,36 @@ fn peek_seed(r: &Rng) -> u64 {
 
 fn read_step(v: &Video, m: &Model, r: &mut Rng, step: usize, caller: Principal) {
     let readable = m.may_read(caller);
-    if r.below(2) == 0 {
+    let which = r.below(5);
+    if which == 4 {
+        let count = m.decl.as_ref().map_or(3, |d| d.count);
+        let start = match r.below(4) {
+            0 => count,
+            1 => count + 1,
+            2 => u32::MAX,
+            _ => r.below(count as u64) as u32,
+        };
+        let limit = [None, Some(0), Some(1), Some(3), Some(u32::MAX)][r.below(5) as usize];
+        let args = DigestsArgs { start, limit };
+        let a = v.chunk_digests(caller, &args);
+        let expect = if !readable || m.decl.is_none() {
+            Expect::Err("NotReady")
+        } else if start > count {
+            Expect::Err("ChunkOutOfRange")
+        } else {
+            Expect::Ok
+        };
+        agree(step, &format!("chunk_digests {args:?}"), &expect, &got(&a));
+        if let Ok(Ok(page)) = a {
+            let lim = limit.unwrap_or(10_000).clamp(1, 10_000);
+            let end = start.saturating_add(lim).min(count);
+            let want: Vec<Option<ByteBuf>> = (start..end)
+                .map(|i| m.chunks.get(&i).map(|c| sha256(c)))
+                .collect();
+            assert_eq!(page.digests, want, "step {step}: chunk_digests {args:?}");
+            assert_eq!(page.next, (end < count).then_some(end), "step {step}");
+        }
+    } else if which < 2 {
         let count = m.decl.as_ref().map_or(3, |d| d.count);
         let index = match r.below(4) {
             0 => count,
