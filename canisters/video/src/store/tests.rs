@@ -855,6 +855,31 @@ mod props {
             }
         }
 
+        /// The state cell's length field overwritten: only the true length reads the state
+        /// back; any other traps, with the "undecodable" message of `Candid` (a length inside
+        /// the memory) or ic-stable-structures' "read out of bounds" (past it). Never a state.
+        #[test]
+        fn corrupted_state_cell_length_traps(len in prop_oneof![0u32..2_000, any::<u32>()]) {
+            let (mem, _, value, true_len) = laid_out();
+            mem.borrow_mut()[value - 4..value].copy_from_slice(&len.to_le_bytes());
+            let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                VideoStore::load(mem.clone()).map(|s| s.state().clone())
+            }));
+            match loaded {
+                Ok(Ok(_)) => prop_assert_eq!(len as usize, true_len),
+                Ok(Err(e)) => prop_assert!(false, "load refused a corrupted cell length: {:?}", e),
+                Err(panic) => {
+                    prop_assert_ne!(len as usize, true_len);
+                    let msg = panic_message(panic);
+                    prop_assert!(
+                        msg.contains("undecodable") || msg.contains("read out of bounds"),
+                        "{}",
+                        msg
+                    );
+                }
+            }
+        }
+
         /// Any 36 bytes are a chunk-table value (length + digest), and round-trip exactly.
         #[test]
         fn chunk_entry_decodes_any_36_bytes_and_round_trips(
