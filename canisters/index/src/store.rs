@@ -428,3 +428,87 @@ impl<M: Memory> IndexStore<M> {
         }
     }
 }
+
+/// Property tests (issue 15) of the index's stable records: `CANVID_PROPTEST_CASES` cases.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn cases() -> u32 {
+        std::env::var("CANVID_PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(256)
+    }
+
+    fn principal() -> impl Strategy<Value = Principal> {
+        prop::collection::vec(any::<u8>(), 0..=29).prop_map(|b| Principal::from_slice(&b))
+    }
+
+    fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+        p.downcast_ref::<String>().cloned().unwrap_or_default()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+        /// Any 108 bytes are an entry (principal lengths clamped); entries round-trip.
+        #[test]
+        fn entry_decodes_any_bytes_and_round_trips(
+            raw in prop::collection::vec(any::<u8>(), ENTRY_LEN),
+            e in (principal(), principal(), principal(), any::<u64>(), any::<u64>()),
+        ) {
+            let _ = Entry::from_bytes(Cow::Borrowed(&raw[..]));
+            let e = Entry {
+                creator: e.0,
+                owner: e.1,
+                registered_owner: e.2,
+                transfer_seq: e.3,
+                registered_at: e.4,
+            };
+            prop_assert_eq!(e.to_bytes().len(), ENTRY_LEN);
+            prop_assert_eq!(Entry::from_bytes(Cow::Owned(e.clone().into_bytes())), e);
+        }
+
+        /// Valid headers round-trip; other bytes are refused by `decode` with a message naming
+        /// the problem, and `from_bytes` traps with exactly that message.
+        #[test]
+        fn header_round_trips_or_is_refused(
+            admins in prop::collection::vec(principal(), 0..4),
+            registrars in prop::collection::vec(principal(), 0..4),
+            applied in any::<u64>(),
+            edits in prop::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+            cut in any::<usize>(),
+        ) {
+            let h = Header {
+                version: LAYOUT_VERSION,
+                owner_changes_applied: applied,
+                admins,
+                registrars,
+            };
+            let bytes = h.encode();
+            prop_assert_eq!(Header::decode(&bytes), Ok(h.clone()));
+            prop_assert_eq!(Header::from_bytes(Cow::Borrowed(&bytes[..])), h);
+            let mut bad = bytes.clone();
+            for (at, b) in &edits {
+                let at = at % bad.len();
+                bad[at] = *b;
+            }
+            bad.truncate(cut % (bad.len() + 1));
+            match Header::decode(&bad) {
+                Ok(d) => {
+                    // A decodable header re-encodes to its own prefix (trailing bytes ignored).
+                    let again = d.encode();
+                    prop_assert!(bad.starts_with(&again[..8]));
+                }
+                Err(e) => {
+                    prop_assert!(e.starts_with("index header: "), "{}", e);
+                    let trap = std::panic::catch_unwind(|| Header::from_bytes(Cow::Owned(bad.clone())))
+                        .expect_err("from_bytes traps on what decode refuses");
+                    prop_assert_eq!(panic_message(trap), e);
+                }
+            }
+        }
+    }
+}

@@ -469,3 +469,67 @@ pub enum Recovery {
     /// Already complete; only the in-flight record was dropped.
     Done(Principal),
 }
+
+/// Property tests (issue 15) of the spawn canister's stable records: `CANVID_PROPTEST_CASES`
+/// cases.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn cases() -> u32 {
+        std::env::var("CANVID_PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(256)
+    }
+
+    fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+        p.downcast_ref::<String>().cloned().unwrap_or_default()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+        /// Any 12 bytes are a retry record, and round-trip.
+        #[test]
+        fn retry_decodes_any_bytes_and_round_trips(raw in prop::collection::vec(any::<u8>(), RETRY_LEN)) {
+            let r = Retry::from_bytes(Cow::Borrowed(&raw[..]));
+            prop_assert_eq!(r.into_bytes(), raw);
+        }
+
+        /// The header round-trips; overwritten or truncated bytes read back as what they decode
+        /// to, or trap with "spawn header" (bad magic, another version, undecodable candid).
+        #[test]
+        fn header_round_trips_or_traps_as_documented(
+            admin in prop::collection::vec(any::<u8>(), 0..=29),
+            next_op in any::<u64>(),
+            edits in prop::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+            cut in any::<usize>(),
+        ) {
+            let mut config = Config::new(Principal::from_slice(&admin));
+            config.next_op = next_op;
+            let h = Header(config);
+            let bytes = h.clone().into_bytes();
+            prop_assert_eq!(Header::from_bytes(Cow::Borrowed(&bytes[..])), h);
+            let mut bad = bytes.clone();
+            for (at, b) in &edits {
+                let at = at % bad.len();
+                bad[at] = *b;
+            }
+            bad.truncate(cut % (bad.len() + 1));
+            let decodes = header_body(&bad, MAGIC, LAYOUT_VERSION, "spawn")
+                .ok()
+                .and_then(|body| Decode!(body, Config).ok());
+            let got = std::panic::catch_unwind(|| Header::from_bytes(Cow::Owned(bad.clone())));
+            match (decodes, got) {
+                (Some(c), Ok(h)) => prop_assert_eq!(h.0, c),
+                (None, Err(p)) => {
+                    let msg = panic_message(p);
+                    prop_assert!(msg.starts_with("spawn header"), "{}", msg);
+                }
+                (d, g) => prop_assert!(false, "decodes {:?}, from_bytes {:?}", d.is_some(), g.is_ok()),
+            }
+        }
+    }
+}

@@ -253,3 +253,116 @@ mod tests {
         assert_eq!(u64_at(&[0, 1, 0, 0, 0, 0, 0, 0, 0], 1), 1);
     }
 }
+
+/// Property tests (issue 15) of the shared stable encodings: `CANVID_PROPTEST_CASES` cases.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn cases() -> u32 {
+        std::env::var("CANVID_PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(256)
+    }
+
+    fn principal() -> impl Strategy<Value = Principal> {
+        prop::collection::vec(any::<u8>(), 0..=29).prop_map(|b| Principal::from_slice(&b))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+        /// Any 30 stored bytes decode to some principal (a corrupted length byte is clamped,
+        /// never a panic); valid keys round-trip and order like their bytes.
+        #[test]
+        fn pkey_decodes_any_bytes_and_round_trips(
+            raw in prop::array::uniform30(any::<u8>()),
+            a in principal(),
+            b in principal(),
+        ) {
+            let p = PKey::from_bytes(Cow::Borrowed(&raw[..])).principal();
+            prop_assert!(p.as_slice().len() <= 29);
+            let (ka, kb) = (PKey::new(&a), PKey::new(&b));
+            prop_assert_eq!(PKey::from_bytes(ka.to_bytes()).principal(), a);
+            prop_assert_eq!(ka.into_bytes().len(), PKEY_LEN);
+            // Equal keys iff equal principals.
+            prop_assert_eq!(ka == kb, a == b);
+        }
+
+        #[test]
+        fn pair_key_decodes_any_bytes_and_round_trips(
+            raw in prop::collection::vec(any::<u8>(), 2 * PKEY_LEN),
+            a in principal(),
+            b in principal(),
+        ) {
+            let k = PairKey::from_bytes(Cow::Borrowed(&raw[..]));
+            let _ = (k.first().principal(), k.second().principal());
+            let k = PairKey::new(&a, &b);
+            let back = PairKey::from_bytes(k.to_bytes());
+            prop_assert_eq!(back, k);
+            prop_assert_eq!(back.first().principal(), a);
+            prop_assert_eq!(back.second().principal(), b);
+        }
+
+        /// `header_body` accepts exactly the prefix it wrote, and names what is wrong otherwise.
+        #[test]
+        fn header_body_accepts_only_its_prefix(
+            raw in prop::collection::vec(any::<u8>(), 0..20),
+            magic in prop::array::uniform4(any::<u8>()),
+            version in any::<u32>(),
+            body in prop::collection::vec(any::<u8>(), 0..20),
+        ) {
+            let ok = raw.len() >= HEADER_PREFIX_LEN
+                && raw[0..4] == magic
+                && raw[4..8] == version.to_le_bytes();
+            match header_body(&raw, &magic, version, "x") {
+                Ok(rest) => {
+                    prop_assert!(ok);
+                    prop_assert_eq!(rest, &raw[HEADER_PREFIX_LEN..]);
+                }
+                Err(e) => {
+                    prop_assert!(!ok);
+                    prop_assert!(
+                        e == "x header: bad magic"
+                            || e.starts_with("x header: unsupported layout version"),
+                        "{}", e
+                    );
+                }
+            }
+            let mut written = header_prefix(&magic, version);
+            written.extend_from_slice(&body);
+            prop_assert_eq!(header_body(&written, &magic, version, "x"), Ok(&body[..]));
+        }
+
+        /// `Candid<T>`: a valid value round-trips; other bytes either decode (they are a valid
+        /// encoding) or trap with the documented "undecodable" message, never anything else.
+        #[test]
+        fn candid_value_round_trips_or_traps_as_documented(
+            v in (any::<u64>(), ".{0,8}", prop::option::of(principal())),
+            raw in prop::collection::vec(any::<u8>(), 0..48),
+            didl in any::<bool>(),
+        ) {
+            let c = Candid(v.clone());
+            prop_assert_eq!(Candid::<(u64, String, Option<Principal>)>::from_bytes(c.to_bytes()).0, v);
+            let mut bytes = if didl { b"DIDL".to_vec() } else { Vec::new() };
+            bytes.extend_from_slice(&raw);
+            let decoded = candid::decode_one::<(u64, String, Option<Principal>)>(&bytes);
+            let got = std::panic::catch_unwind(|| {
+                Candid::<(u64, String, Option<Principal>)>::from_bytes(Cow::Owned(bytes.clone())).0
+            });
+            match (decoded, got) {
+                (Ok(want), Ok(got)) => prop_assert_eq!(got, want),
+                (Err(_), Err(panic)) => {
+                    let msg = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .unwrap_or_default();
+                    prop_assert!(msg.contains("undecodable"), "{}", msg);
+                }
+                (d, g) => prop_assert!(false, "decode {:?} vs from_bytes {:?}", d.is_ok(), g.is_ok()),
+            }
+        }
+    }
+}

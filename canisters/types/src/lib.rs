@@ -13,5 +13,8 @@ pub mod protocol;
 pub mod spawn;
 pub mod video;
 
+#[cfg(test)]
+mod props;
+
 pub use error::{Error, Result};
 pub use protocol::is_canister_id;

@@ -171,3 +171,166 @@ mod tests {
         assert_eq!(evaluate(Some("bytes=1-2, 3-4"), 10), sat(1, 2));
     }
 }
+
+/// Property tests (issue 15): `proptest`, `PROPTEST_CASES` (or `CANVID_PROPTEST_CASES`) cases;
+/// failing inputs are kept in `proptest-regressions/` next to this crate.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn cases() -> u32 {
+        std::env::var("CANVID_PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(256)
+    }
+
+    /// An independent model of RFC 9110's `bytes` ranges: parse each element by hand, resolve
+    /// against the size, take the first satisfiable one.
+    fn model(header: Option<&str>, size: u64) -> RangeRequest {
+        let Some(h) = header else {
+            return RangeRequest::Whole;
+        };
+        let h = h.trim();
+        let Some(eq) = h.find('=') else {
+            return RangeRequest::Whole;
+        };
+        if !h[..eq].trim().eq_ignore_ascii_case("bytes") {
+            return RangeRequest::Whole;
+        }
+        let num = |t: &str| -> Option<u64> {
+            let t = t.trim();
+            if t.is_empty() || !t.chars().all(|c| c.is_ascii_digit()) {
+                None
+            } else {
+                t.parse::<u64>().ok()
+            }
+        };
+        let mut ranges = Vec::new();
+        for el in h[eq + 1..].split(',') {
+            let el = el.trim();
+            if el.is_empty() {
+                continue;
+            }
+            let Some(dash) = el.find('-') else {
+                return RangeRequest::Whole;
+            };
+            let (a, b) = (&el[..dash], &el[dash + 1..]);
+            let r = match (a.trim().is_empty(), b.trim().is_empty()) {
+                (true, true) => return RangeRequest::Whole,
+                (true, false) => match num(b) {
+                    // Suffix: the last n bytes.
+                    Some(n) => (n > 0 && size > 0).then(|| (size - n.min(size), size - 1)),
+                    None => return RangeRequest::Whole,
+                },
+                (false, true) => match num(a) {
+                    Some(x) => (x < size).then(|| (x, size - 1)),
+                    None => return RangeRequest::Whole,
+                },
+                (false, false) => match (num(a), num(b)) {
+                    (Some(x), Some(y)) if x <= y => (x < size).then(|| (x, y.min(size - 1))),
+                    _ => return RangeRequest::Whole,
+                },
+            };
+            ranges.push(r);
+        }
+        if ranges.is_empty() {
+            return RangeRequest::Whole;
+        }
+        match ranges.into_iter().flatten().next() {
+            Some((start, end)) => RangeRequest::Satisfiable { start, end },
+            None => RangeRequest::Unsatisfiable,
+        }
+    }
+
+    /// Headers close to valid ones: the unit, digits (some huge), dashes, commas, spaces and a
+    /// few stray characters.
+    fn header() -> impl Strategy<Value = String> {
+        let number = prop_oneof![
+            (0u64..40).prop_map(|n| n.to_string()),
+            any::<u64>().prop_map(|n| n.to_string()),
+            Just("18446744073709551616".to_string()),
+            Just(String::new()),
+        ];
+        let element = prop_oneof![
+            (number.clone(), number.clone()).prop_map(|(a, b)| format!("{a}-{b}")),
+            (number.clone(), " ?", number).prop_map(|(a, s, b)| format!("{a}{s}-{s}{b}")),
+            "[0-9 +a-]{0,6}",
+        ];
+        let unit = prop_oneof![
+            Just("bytes"),
+            Just("Bytes"),
+            Just(" BYTES "),
+            Just("items"),
+            Just(""),
+        ];
+        (unit, prop::collection::vec(element, 0..5), prop::bool::ANY).prop_map(|(unit, els, eq)| {
+            format!("{unit}{}{}", if eq { "=" } else { " " }, els.join(","))
+        })
+    }
+
+    fn size() -> impl Strategy<Value = u64> {
+        prop_oneof![0u64..50, any::<u64>(), Just(u64::MAX)]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+        /// Never panics, answers inside the representation, agrees with the model.
+        #[test]
+        fn evaluate_agrees_with_the_model(h in header(), size in size()) {
+            let got = evaluate(Some(&h), size);
+            prop_assert_eq!(got, model(Some(&h), size), "header {:?} size {}", h, size);
+            if let RangeRequest::Satisfiable { start, end } = got {
+                prop_assert!(start <= end && end < size);
+            }
+            if size == 0 {
+                prop_assert_ne!(got, RangeRequest::Satisfiable { start: 0, end: 0 });
+            }
+        }
+
+        /// Arbitrary text (any Unicode) never panics, and is within bounds.
+        #[test]
+        fn arbitrary_text_never_panics(h in ".{0,40}", size in size()) {
+            let got = evaluate(Some(&h), size);
+            prop_assert_eq!(got, model(Some(&h), size));
+            if let RangeRequest::Satisfiable { start, end } = got {
+                prop_assert!(start <= end && end < size);
+            }
+        }
+
+        /// Every spec the parser returns resolves inside the representation or not at all, and
+        /// a header built from specs parses back to them.
+        #[test]
+        fn specs_round_trip_and_resolve_in_bounds(
+            specs in prop::collection::vec(
+                prop_oneof![
+                    (any::<u64>(), any::<u64>())
+                        .prop_map(|(a, b)| RangeSpec::FromTo(a.min(b), a.max(b))),
+                    any::<u64>().prop_map(RangeSpec::From),
+                    any::<u64>().prop_map(RangeSpec::Suffix),
+                ],
+                1..5,
+            ),
+            size in size(),
+        ) {
+            let text = specs
+                .iter()
+                .map(|s| match s {
+                    RangeSpec::FromTo(a, b) => format!("{a}-{b}"),
+                    RangeSpec::From(a) => format!("{a}-"),
+                    RangeSpec::Suffix(n) => format!("-{n}"),
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let header = format!("bytes={text}");
+            prop_assert_eq!(parse_range_header(&header), Some(specs.clone()));
+            for s in specs {
+                if let Some((a, b)) = resolve_spec(s, size) {
+                    prop_assert!(a <= b && b < size, "{:?} on {}", s, size);
+                }
+            }
+        }
+    }
+}

@@ -747,3 +747,149 @@ fn clients_within_the_window_and_resumed_gaps_are_never_refused() {
     s.finish_upload(6).unwrap();
     assert_eq!(s.read_range(0, 1_000_000).unwrap(), other);
 }
+
+/// Property tests (issue 15) of the stable layout's decoders: `CANVID_PROPTEST_CASES` cases
+/// (default 16 here: every case copies a 48 MiB `VectorMemory`).
+mod props {
+    use super::*;
+    use ic_stable_structures::Storable;
+    use proptest::prelude::*;
+    use std::borrow::Cow;
+
+    fn cases() -> u32 {
+        std::env::var("CANVID_PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(16)
+    }
+
+    /// A store with an upload in progress, its raw memory, and where the header and the state
+    /// cell's value start in it. Laid out once; cases copy it.
+    fn laid_out() -> (VectorMemory, usize, usize, usize) {
+        static IMAGE: std::sync::OnceLock<(Vec<u8>, usize, usize, usize)> =
+            std::sync::OnceLock::new();
+        let (image, header, value, len) = IMAGE.get_or_init(|| {
+            let mem = VectorMemory::default();
+            let mut s = VideoStore::init(mem.clone(), &init_arg(), p(9), 1).unwrap();
+            s.begin_upload(&spec(6, 3), 1).unwrap();
+            s.put_chunk(1, b"def", 2).unwrap();
+            drop(s);
+            // Buckets in allocation order after the manager's page: memory 0, then memory 1.
+            let bucket = BUCKET_SIZE_PAGES as usize * WASM_PAGE as usize;
+            let (header, cell) = (WASM_PAGE as usize, WASM_PAGE as usize + bucket);
+            let b = mem.borrow();
+            assert_eq!(&b[header..header + 4], MAGIC);
+            assert_eq!(&b[cell..cell + 3], b"SCL");
+            let len =
+                u32::from_le_bytes([b[cell + 4], b[cell + 5], b[cell + 6], b[cell + 7]]) as usize;
+            (b.clone(), header, cell + 8, len)
+        });
+        let mem: VectorMemory = Rc::new(std::cell::RefCell::new(image.clone()));
+        (mem, *header, *value, *len)
+    }
+
+    fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+        p.downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+        /// Any bytes in the 16-byte header: `load` refuses (a typed error, so post_upgrade traps
+        /// and the upgrade rolls back) or, for the two layouts it knows, reads the same state.
+        #[test]
+        fn corrupted_header_is_refused_or_read_as_written(
+            edits in prop::collection::vec((0usize..16, any::<u8>()), 1..4),
+        ) {
+            let (mem, header, _, _) = laid_out();
+            for (at, b) in &edits {
+                mem.borrow_mut()[header + at] = *b;
+            }
+            let now = mem.borrow()[header..header + 16].to_vec();
+            let version = u32::from_le_bytes([now[4], now[5], now[6], now[7]]);
+            let known = &now[0..4] == MAGIC && (1..=2).contains(&version);
+            match VideoStore::load(mem.clone()) {
+                Ok(s) => {
+                    prop_assert!(known, "header {:?} accepted", now);
+                    prop_assert_eq!(s.layout_version(), LAYOUT_VERSION);
+                    prop_assert_eq!(s.read_range(3, 3).unwrap(), b"def".to_vec());
+                }
+                Err(e) => {
+                    prop_assert!(!known, "header {:?} refused: {:?}", now, e);
+                    let invalid = matches!(e, Error::InvalidArgument { .. });
+                    prop_assert!(invalid, "{:?}", e);
+                }
+            }
+        }
+
+        /// Bytes of the state cell's candid value overwritten: the state reads back as a valid
+        /// `State` (the bytes still decode) or the load traps with the documented "undecodable"
+        /// message; it never reinterprets them silently as something that does not decode.
+        #[test]
+        fn corrupted_state_cell_traps_as_documented(
+            edits in prop::collection::vec((any::<usize>(), any::<u8>()), 1..4),
+        ) {
+            let (mem, _, value, len) = laid_out();
+            for (at, b) in &edits {
+                mem.borrow_mut()[value + at % len] = *b;
+            }
+            let bytes = mem.borrow()[value..value + len].to_vec();
+            let decodes = candid::decode_one::<State>(&bytes).is_ok();
+            let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                VideoStore::load(mem.clone()).map(|s| s.state().clone())
+            }));
+            match loaded {
+                Ok(Ok(state)) => {
+                    prop_assert!(decodes);
+                    prop_assert_eq!(state, candid::decode_one::<State>(&bytes).unwrap());
+                }
+                Ok(Err(e)) => prop_assert!(false, "load refused a corrupted cell value: {:?}", e),
+                Err(panic) => {
+                    prop_assert!(!decodes);
+                    let msg = panic_message(panic);
+                    prop_assert!(msg.contains("undecodable"), "{}", msg);
+                }
+            }
+        }
+
+        /// The state cell's length field overwritten: only the true length reads the state
+        /// back; any other traps, with the "undecodable" message of `Candid` (a length inside
+        /// the memory) or ic-stable-structures' "read out of bounds" (past it). Never a state.
+        #[test]
+        fn corrupted_state_cell_length_traps(len in prop_oneof![0u32..2_000, any::<u32>()]) {
+            let (mem, _, value, true_len) = laid_out();
+            mem.borrow_mut()[value - 4..value].copy_from_slice(&len.to_le_bytes());
+            let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                VideoStore::load(mem.clone()).map(|s| s.state().clone())
+            }));
+            match loaded {
+                Ok(Ok(_)) => prop_assert_eq!(len as usize, true_len),
+                Ok(Err(e)) => prop_assert!(false, "load refused a corrupted cell length: {:?}", e),
+                Err(panic) => {
+                    prop_assert_ne!(len as usize, true_len);
+                    let msg = panic_message(panic);
+                    prop_assert!(
+                        msg.contains("undecodable") || msg.contains("read out of bounds"),
+                        "{}",
+                        msg
+                    );
+                }
+            }
+        }
+
+        /// Any 36 bytes are a chunk-table value (length + digest), and round-trip exactly.
+        #[test]
+        fn chunk_entry_decodes_any_36_bytes_and_round_trips(
+            raw in prop::collection::vec(any::<u8>(), 36),
+        ) {
+            let e = ChunkEntry::from_bytes(Cow::Borrowed(&raw[..]));
+            prop_assert_eq!(e.into_bytes(), raw.clone());
+            let bytes = e.to_bytes();
+            prop_assert_eq!(bytes.as_ref(), &raw[..]);
+            prop_assert_eq!(ChunkEntry::from_bytes(Cow::Owned(e.into_bytes())), e);
+        }
+    }
+}
