@@ -694,3 +694,79 @@ fn hostile_ingress_costs_nothing_but_the_http_update_budget(b: &dyn Backend) {
 }
 
 backend_tests!(hostile_ingress_costs_nothing_but_the_http_update_budget);
+
+/// The same HTTP shapes from a client through `canvid-gateway` over TCP (embedded replica
+/// only), on the verified and the raw domain, then a flood of uncertifiable requests: only what
+/// the gateway turns into `http_request_update` may cost the video, within the budget, each at
+/// most [`HTTP_UPDATE_WORST_CASE`].
+#[test]
+fn hostile_http_through_the_gateway_costs_only_the_update_budget() {
+    use canvid_devkit::raw_http::Request;
+    use std::sync::Arc;
+    let rb = Arc::new(canvid_tests::ReplicaBackend::new());
+    let b: &dyn Backend = &*rb;
+    let owner = principal("hostile-owner");
+    let v = canvid_tests::deploy::standalone_video(b, owner, None, 50 * T);
+    let file = GenFile::new(16, SIZE, CHUNK);
+    let meta = v.upload(owner, &file);
+    let etag = hex::encode(meta.digest.expect("Ready").as_slice());
+    for _ in 0..5 {
+        b.tick();
+    }
+    let gw = canvid_gateway::serve_backend(rb.clone(), "127.0.0.1:0".parse().unwrap())
+        .expect("start the gateway");
+    let port = gw.port();
+    let start = b.cycle_balance(v.id);
+    let mut sent = 0usize;
+    let mut paid = 0usize;
+    let mut worst = 0u128;
+    let mut statuses: BTreeMap<u16, usize> = BTreeMap::new();
+    let mut send = |req: &HttpUpdateRequest, host: &str| -> u128 {
+        let headers: Vec<(&str, &str)> = req
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let before = b.cycle_balance(v.id);
+        let r = Request::new(&req.method, &req.url)
+            .host(host)
+            .headers(&headers)
+            .body(&req.body)
+            .send(port);
+        let cost = before.saturating_sub(b.cycle_balance(v.id));
+        sent += 1;
+        *statuses.entry(r.status).or_default() += 1;
+        if cost > 0 {
+            paid += 1;
+            worst = worst.max(cost);
+        }
+        cost
+    };
+    let verified = format!("{}.localhost:{port}", v.id);
+    let raw = format!("{}.raw.localhost:{port}", v.id);
+    for (what, req, expect) in http_shapes(&etag) {
+        if !req.url.starts_with('/') {
+            continue;
+        }
+        for host in [&verified, &raw] {
+            let cost = send(&req, host);
+            assert!(
+                expect == Expect::Update || cost == 0,
+                "{what} through the gateway ({host}) cost the video {cost}"
+            );
+        }
+    }
+    let flood = http("GET", "/video", &[("Range", "bytes=1-")], 0);
+    for _ in 0..MAX_HTTP_UPDATES_PER_WINDOW + 10 {
+        send(&flood, &verified);
+    }
+    gw.shutdown();
+    let fall = start - b.cycle_balance(v.id);
+    eprintln!(
+        "hostile HTTP through canvid-gateway: {sent} requests, {paid} became paid updates, \
+         video balance fell by {fall} cycles, worst request {worst}; statuses {statuses:?}"
+    );
+    assert!(paid <= MAX_HTTP_UPDATES_PER_WINDOW, "{paid} paid updates");
+    assert!(worst <= HTTP_UPDATE_WORST_CASE, "worst request {worst}");
+    assert!(fall <= paid as u128 * HTTP_UPDATE_WORST_CASE);
+}
