@@ -619,7 +619,7 @@ fn tampered_answers_fail_verification(b: &dyn Backend) {
 
 /// The update path costs the canister, so its `inspect_message` takes only the requests the
 /// query could not answer, and a bounded number of those a minute (security review M2).
-fn http_updates_only_for_what_queries_cannot_answer(b: &dyn Backend) {
+fn m2_http_updates_only_for_what_queries_cannot_answer(b: &dyn Backend) {
     let (v, f) = uploaded_video(b);
     let update = |method: &str, url: &str, headers: &[(&str, &str)]| {
         let req = HttpUpdateRequest {
@@ -675,7 +675,7 @@ fn http_updates_only_for_what_queries_cannot_answer(b: &dyn Backend) {
 backend_tests!(
     http_routes_statuses_and_certification,
     tampered_answers_fail_verification,
-    http_updates_only_for_what_queries_cannot_answer
+    m2_http_updates_only_for_what_queries_cannot_answer
 );
 
 // ---------------------------------------------------------------------------------------------

@@ -140,7 +140,7 @@ fn index_authorisation(b: &dyn Backend) {
 /// refused; one that reports a real controller with `u64::MAX` is believed but orders nothing:
 /// the next genuine `change_owner` (transfer_seq 1) is still applied, ordered by the IC's
 /// canister history.
-fn forged_owner_reports(b: &dyn Backend) {
+fn m4_forged_owner_reports(b: &dyn Backend) {
     let d = deploy(b);
     let idx = d.index_client();
     let (alice, bob, mallory) = (principal("alice"), principal("bob"), principal("mallory"));
@@ -455,6 +455,6 @@ fn index_upgrade_recovers_from_a_forged_report(b: &dyn Backend) {
 backend_tests!(
     index_upgrade_recovers_from_a_forged_report,
     index_authorisation,
-    forged_owner_reports,
+    m4_forged_owner_reports,
     canister_history_counts_changes_only
 );

@@ -167,7 +167,7 @@ fn transfer_refusals(b: &dyn Backend) {
 
 /// The spawn canister's "controllers" step, retried after the video was sold, must not write
 /// the owner its record names back: the buyer keeps sole control (security review M1).
-fn a_retried_controllers_step_never_gives_a_sold_video_back(b: &dyn Backend) {
+fn m1_a_retried_controllers_step_never_gives_a_sold_video_back(b: &dyn Backend) {
     use canvid_types::spawn::SpawnStatus;
     let d = deploy(b);
     let (seller, buyer) = (principal("seller"), principal("buyer"));
@@ -228,7 +228,7 @@ fn a_retried_controllers_step_never_gives_a_sold_video_back(b: &dyn Backend) {
 
 /// A marketplace that is also one of the video's uploaders can still sell it once approved
 /// (security review L3: the uploader role used to hide the operator role).
-fn an_approved_uploader_may_transfer(b: &dyn Backend) {
+fn l3_an_approved_uploader_may_transfer(b: &dyn Backend) {
     let d = deploy(b);
     let (seller, market, buyer) = (principal("seller"), principal("market"), principal("buyer"));
     let id = create(&d, seller);
@@ -241,7 +241,7 @@ fn an_approved_uploader_may_transfer(b: &dyn Backend) {
 /// A seller who stays a controller through state it planted before the sale (security review
 /// H3): the stored installer is whatever the seller's code wrote. Without `keep_controllers`
 /// the video keeps that installer; a buyer who names the controllers gets exactly those.
-fn a_buyer_names_the_controllers_it_keeps(b: &dyn Backend) {
+fn h3_a_buyer_names_the_controllers_it_keeps(b: &dyn Backend) {
     let (seller, buyer, next) = (principal("seller"), principal("buyer"), principal("next"));
     // A canister the seller controls, named as the video's installer.
     let accomplice = b.create_canister(Some(seller), Some(vec![seller]), 10 * T);
@@ -323,7 +323,7 @@ fn accept_via(relay: &Relay, video: Principal) -> canvid_types::Result<ChangeOwn
 /// Two-step transfer (security review L4): an offer changes nothing until the offered principal
 /// accepts it; nobody else can accept; the acceptance is a full transfer (owner, controllers,
 /// index); an offer expires after 7 days.
-fn two_step_transfer(b: &dyn Backend) {
+fn l4_two_step_transfer(b: &dyn Backend) {
     use canvid_types::video::OFFER_VALIDITY_NS;
     use canvid_types::Error;
     let d = deploy(b);
@@ -437,10 +437,10 @@ fn two_step_transfer(b: &dyn Backend) {
 }
 
 backend_tests!(
-    two_step_transfer,
-    an_approved_uploader_may_transfer,
+    l4_two_step_transfer,
+    l3_an_approved_uploader_may_transfer,
     three_transfers,
     transfer_refusals,
-    a_retried_controllers_step_never_gives_a_sold_video_back,
-    a_buyer_names_the_controllers_it_keeps
+    m1_a_retried_controllers_step_never_gives_a_sold_video_back,
+    h3_a_buyer_names_the_controllers_it_keeps
 );

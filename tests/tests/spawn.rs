@@ -557,7 +557,7 @@ fn spawn_funds_every_size_from_one_byte_to_the_maximum(b: &dyn Backend) {
 /// A `create_video` ingress message that cannot succeed costs the spawn canister nothing: from a
 /// fresh principal without quota (free to make, so free pool drain otherwise), or with an
 /// argument larger than any valid request.
-fn create_video_ingress_that_cannot_succeed_costs_nothing(b: &dyn Backend) {
+fn h2_create_video_ingress_that_cannot_succeed_costs_nothing(b: &dyn Backend) {
     let d = deploy_with(b, None, 100 * T);
     let sp = d.spawn_client();
     let sybil = principal("sybil-1");
@@ -587,7 +587,7 @@ fn create_video_ingress_that_cannot_succeed_costs_nothing(b: &dyn Backend) {
 }
 
 backend_tests!(
-    create_video_ingress_that_cannot_succeed_costs_nothing,
+    h2_create_video_ingress_that_cannot_succeed_costs_nothing,
     spawn_funds_every_size_from_one_byte_to_the_maximum,
     spawn_creates_a_working_video,
     spawn_refuses_without_cycles,

@@ -34,7 +34,7 @@ fn create_via(
 /// Security review M5: a canister that pays for a video it creates for owner A is its creator,
 /// not A (else any canister could list videos of its choosing under anyone's
 /// `videos_by_creator`, for good); only app canisters the admins allow-listed name the creator.
-fn only_allow_listed_app_canisters_name_the_creator(b: &dyn Backend) {
+fn m5_only_allow_listed_app_canisters_name_the_creator(b: &dyn Backend) {
     let d = deploy(b);
     let (sp, idx) = (d.spawn_client(), d.index_client());
     let alice = principal("alice");
@@ -101,7 +101,7 @@ fn only_allow_listed_app_canisters_name_the_creator(b: &dyn Backend) {
 
 /// Security review M3: a quota is a grant of pool cycles (the owner controls the canister they
 /// are put in from its creation), so a `default_quota` hands them to every fresh principal.
-fn default_quota_grants_pool_cycles_to_every_fresh_principal(b: &dyn Backend) {
+fn m3_default_quota_grants_pool_cycles_to_every_fresh_principal(b: &dyn Backend) {
     let d = deploy(b);
     let sp = d.spawn_client();
     let size = 1_000;
@@ -164,7 +164,7 @@ fn default_quota_grants_pool_cycles_to_every_fresh_principal(b: &dyn Backend) {
 /// out of the video's controllers) is retried by the timer with a growing delay, then parked:
 /// kept and visible, no longer retried by the timer, still retried by an admin's
 /// `retry_pending`, which finishes it once the owner gives control back.
-fn outbox_entry_that_cannot_succeed_is_parked(b: &dyn Backend) {
+fn l7_outbox_entry_that_cannot_succeed_is_parked(b: &dyn Backend) {
     /// `logic::MAX_AUTO_ATTEMPTS` of the spawn canister.
     const MAX_AUTO_ATTEMPTS: u32 = 20;
     let d = deploy(b);
@@ -253,7 +253,7 @@ fn outbox_entry_that_cannot_succeed_is_parked(b: &dyn Backend) {
 }
 
 backend_tests!(
-    outbox_entry_that_cannot_succeed_is_parked,
-    only_allow_listed_app_canisters_name_the_creator,
-    default_quota_grants_pool_cycles_to_every_fresh_principal,
+    l7_outbox_entry_that_cannot_succeed_is_parked,
+    m5_only_allow_listed_app_canisters_name_the_creator,
+    m3_default_quota_grants_pool_cycles_to_every_fresh_principal,
 );

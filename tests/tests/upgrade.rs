@@ -186,7 +186,7 @@ fn upgrade_everything_with_data_in_place(b: &dyn Backend) {
 /// `upgrade_videos` stops a video before upgrading it, so a `change_owner` that is waiting for the
 /// management canister when the upgrade is requested completes under the module that started it
 /// (ic-cdk 0.20 cannot resume it in another module), and starts it again afterwards.
-fn upgrade_videos_lets_open_calls_finish(b: &dyn Backend) {
+fn m6_upgrade_videos_lets_open_calls_finish(b: &dyn Backend) {
     use canvid_types::video::{ChangeOwnerArgs, ChangeOwnerResult};
     let d = deploy(b);
     let (alice, bob) = (principal("alice"), principal("bob"));
@@ -472,9 +472,36 @@ fn video_upgrade_from_the_released_module(b: &dyn Backend) {
     assert_eq!((m.owner, m.transfer_seq, m.pending_offer), (bob, 3, None));
 }
 
+/// Security review L8: an index upgrade argument with empty lists keeps the stored admins and
+/// registrars (an empty `registrars` used to clear them, so every later registration failed).
+fn l8_an_index_upgrade_argument_with_empty_lists_keeps_the_registrars(b: &dyn Backend) {
+    let d = deploy(b);
+    let stats = d.index_client().stats();
+    assert_eq!(stats.registrars, vec![d.spawn]);
+    b.upgrade(
+        d.index,
+        wasm::index(),
+        candid::encode_one(Some(IndexInit::default())).unwrap(),
+        Some(d.admin),
+    )
+    .unwrap_or_else(|e| panic!("upgrading the index: {e}"));
+    let after = d.index_client().stats();
+    assert_eq!(after.registrars, stats.registrars, "registrars kept");
+    assert_eq!(after.admins, stats.admins, "admins kept");
+    // The spawn canister still registers new videos.
+    let owner = principal("l8-owner");
+    let v = create(&d, owner, "after the upgrade");
+    assert_eq!(
+        d.index_client().get_video(v).map(|e| e.owner),
+        Some(owner),
+        "registered after the upgrade"
+    );
+}
+
 backend_tests!(
+    l8_an_index_upgrade_argument_with_empty_lists_keeps_the_registrars,
     spawn_upgrade_corrects_the_first_default_cycles_config,
     video_upgrade_from_the_released_module,
     upgrade_everything_with_data_in_place,
-    upgrade_videos_lets_open_calls_finish
+    m6_upgrade_videos_lets_open_calls_finish
 );

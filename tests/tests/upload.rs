@@ -537,7 +537,7 @@ fn read_access(b: &dyn Backend) {
 /// Ingress is free for its sender and paid by the canister: messages that cannot succeed must be
 /// refused by `inspect_message` before the canister pays for them. A query method sent as an
 /// update and a 2 MB `http_request_update` cost the video nothing; a gateway-sized one is served.
-fn ingress_that_cannot_succeed_costs_nothing(b: &dyn Backend) {
+fn h1_ingress_that_cannot_succeed_costs_nothing(b: &dyn Backend) {
     use canvid_tests::http_types::{HttpResponse, HttpUpdateRequest};
     use canvid_tests::BackendExt;
     let v = standalone_video(b, owner(), None, 20 * T);
@@ -583,7 +583,7 @@ fn ingress_that_cannot_succeed_costs_nothing(b: &dyn Backend) {
 /// Security review L5: stable memory never shrinks, so it must grow with the bytes uploaded,
 /// not the declared size. The last chunk of a 400 GiB declaration is refused (`Busy`, which
 /// clients retry) and allocates nothing; chunks within the window go in, in any order.
-fn declared_size_is_not_allocated_at_once(b: &dyn Backend) {
+fn l5_declared_size_is_not_allocated_at_once(b: &dyn Backend) {
     let v = standalone_video(b, owner(), None, 50 * T);
     let cs = MAX_CHUNK_SIZE;
     let spec = UploadSpec {
@@ -659,8 +659,8 @@ fn declared_size_is_not_allocated_at_once(b: &dyn Backend) {
 }
 
 backend_tests!(
-    declared_size_is_not_allocated_at_once,
-    ingress_that_cannot_succeed_costs_nothing,
+    l5_declared_size_is_not_allocated_at_once,
+    h1_ingress_that_cannot_succeed_costs_nothing,
     upload_out_of_order_with_retries_and_resume,
     chunk_refusals,
     oversize_chunk,

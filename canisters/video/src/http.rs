@@ -148,13 +148,15 @@ thread_local! {
 
 /// Most `http_request_update` calls the canister accepts per [`HTTP_UPDATE_WINDOW_NS`].
 ///
-/// Each costs the canister an update (≈ 10 M cycles: the ingress fee, the execution fee and
-/// a read of up to one chunk), and anyone can send the requests that need one (ranges no
-/// pre-certified answer holds, docs/http.md "What is not certified"). Legitimate clients
+/// Each costs the canister an update (the ingress fee, the execution fee and a read of up to
+/// one chunk: ≈ 7 M cycles for a small answer, ≈ 150 M for a whole 2 MB chunk to a 16 KiB
+/// request, measured on PocketIC 10 by `tests/tests/hostile.rs`), and anyone can send the
+/// requests that need one (ranges no pre-certified answer holds, docs/http.md "What is not
+/// certified"). Legitimate clients
 /// rarely do (a seek from a non-media client, Safari's media requests, answers whose tree
 /// entries are still being built); an attacker could in a loop. So at most 120 a minute:
-/// ≈ 1.2 B cycles a minute (1.7 T a day) at worst, while certified queries keep serving
-/// everything else at no cost.
+/// ≤ 24 B cycles a minute (≈ 35 T a day) at worst (docs/reliability.md), while certified
+/// queries keep serving everything else at no cost.
 pub const MAX_HTTP_UPDATES_PER_WINDOW: u32 = 120;
 /// The window of [`MAX_HTTP_UPDATES_PER_WINDOW`]: one minute.
 pub const HTTP_UPDATE_WINDOW_NS: u64 = 60_000_000_000;

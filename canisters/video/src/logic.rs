@@ -640,7 +640,7 @@ mod tests {
     /// After an upgrade, a transfer counts as done only if the controllers are exactly the
     /// target (security review L9).
     #[test]
-    fn reconcile_compares_the_whole_target() {
+    fn l9_reconcile_compares_the_whole_target() {
         let me = canister(5);
         let (old, new) = (user(OWNER), user(6));
         let mut t = in_flight(new, None);

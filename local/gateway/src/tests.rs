@@ -168,7 +168,7 @@ fn unverifiable_answers_are_refused_on_the_verified_domain() {
 /// `?canisterId=` on a host that is not the canister's subdomain is sent to the canister's own
 /// origin (security review L2); on the subdomain it is an ordinary parameter.
 #[test]
-fn canister_id_requests_are_redirected_to_the_canister_origin() {
+fn l2_canister_id_requests_are_redirected_to_the_canister_origin() {
     let id = "rrkah-fqaaa-aaaaa-aaaaq-cai";
     let cases = [
         (
@@ -253,7 +253,7 @@ fn raw_get(port: u16, host: &str, path: &str) -> (String, Vec<u8>) {
 /// A canister cannot split the gateway's response (security review L1): a header whose value
 /// holds CR/LF is dropped, the others are passed on.
 #[test]
-fn headers_with_control_characters_are_dropped() {
+fn l1_headers_with_control_characters_are_dropped() {
     struct Splitter;
     impl Backend for Splitter {
         fn query(&self, _: Principal, _: &str, _: Vec<u8>) -> Result<Vec<u8>, CallError> {

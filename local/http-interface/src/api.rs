@@ -254,7 +254,7 @@ fn check_target(
     // The called canister, not the effective canister id, must be in the chain's targets, also
     // for the management canister: the specification's `E.content.canister_id ∈
     // verify_envelope(..)` and the IC's validator (`tests/refusals.rs`,
-    // management_calls_under_targets_follow_the_specification).
+    // l10_management_calls_under_targets_follow_the_specification).
     if !req.may_target(&canister) {
         return Err(Response::text(
             400,

@@ -457,7 +457,7 @@ const NOT_ALLOWED: &str = "the delegation chain does not allow";
 /// applies to requests sent to those canisters, and a chain allows the intersection of its
 /// delegations' targets.
 #[test]
-fn delegation_targets_restrict_the_callable_canisters() {
+fn l10_delegation_targets_restrict_the_callable_canisters() {
     let t = setup();
     let (root, session) = (key(1), key(2));
     let c = t.s.canister;
@@ -505,7 +505,7 @@ fn delegation_targets_restrict_the_callable_canisters() {
 /// chain restricted to the canister refuses `canister_status` of it, one listing `aaaaa-aa`
 /// admits it.
 #[test]
-fn management_calls_under_targets_follow_the_specification() {
+fn l10_management_calls_under_targets_follow_the_specification() {
     let (root, session) = (key(1), key(2));
     let sender = root.sender().unwrap();
     let t = T {
@@ -561,7 +561,7 @@ fn management_calls_under_targets_follow_the_specification() {
 
 /// At most 20 delegations (interface specification, "Authentication").
 #[test]
-fn more_than_20_delegations_are_refused() {
+fn l10_more_than_20_delegations_are_refused() {
     let t = setup();
     let keys: Vec<BasicIdentity> = (10..=31).map(key).collect();
     let refs: Vec<&BasicIdentity> = keys.iter().collect();
@@ -601,7 +601,7 @@ fn more_than_20_delegations_are_refused() {
 /// Every public key appears once in a chain: cycles and self-delegations are refused
 /// (interface specification, "Authentication").
 #[test]
-fn a_repeated_public_key_in_the_chain_is_refused() {
+fn l10_a_repeated_public_key_in_the_chain_is_refused() {
     let t = setup();
     let (root, a, b) = (key(1), key(2), key(3));
     let sender = root.sender().unwrap();
@@ -639,7 +639,7 @@ fn a_repeated_public_key_in_the_chain_is_refused() {
 /// as drafted: `"queries"` anywhere in the chain permits queries and `read_state` only (a later
 /// delegation cannot lift it); `"all"` is the same as no field.
 #[test]
-fn queries_permission_allows_only_queries_and_read_state() {
+fn l10_queries_permission_allows_only_queries_and_read_state() {
     let t = setup();
     let (root, a, b) = (key(1), key(2), key(3));
     let sender = root.sender().unwrap();
@@ -700,7 +700,7 @@ fn queries_permission_allows_only_queries_and_read_state() {
 /// every kind of request (fail-closed, as drafted). ic-agent cannot build one, so the
 /// delegation map is edited in the CBOR and signed again by the root key.
 #[test]
-fn unknown_permissions_are_refused_for_every_request() {
+fn l10_unknown_permissions_are_refused_for_every_request() {
     use serde_cbor::Value;
     let t = setup();
     let (root, a) = (key(1), key(2));
