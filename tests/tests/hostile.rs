@@ -34,6 +34,9 @@ use serde_bytes::ByteBuf;
 /// `canvid_video::http::MAX_HTTP_UPDATES_PER_WINDOW`: `http_request_update` calls a video
 /// canister accepts per minute.
 const MAX_HTTP_UPDATES_PER_WINDOW: usize = 120;
+/// `canvid_video::http::MAX_HTTP_UPDATE_CYCLES_PER_WINDOW`: what the accepted calls of a minute
+/// may cost together (the canister's estimates are upper bounds of the charges).
+const MAX_HTTP_UPDATE_CYCLES_PER_WINDOW: i128 = 1_500_000_000;
 /// `canvid_video::guards::MAX_HTTP_UPDATE_ARG_BYTES`.
 const MAX_HTTP_UPDATE_ARG_BYTES: usize = 16 * 1024;
 /// The ingress limit of one message's argument (ic-notes.md).
@@ -49,7 +52,8 @@ const MAX_INGRESS_ARG: usize = 2 * 1024 * 1024;
 ///   charges ≈ 5 M for it, a fidelity gap), ≈ 2 M for a small one. Bounded here by 165 M.
 ///
 /// The reply of an ingress message is not charged. So ≤ 200 M cycles per message (measured
-/// worst: 148 M), and with the budget of 120 a minute ≤ 24 B cycles a minute (≈ 35 T a day).
+/// worst: 148 M). Per minute the canister accepts what its estimates put at ≤ 1.5 B cycles
+/// ([`MAX_HTTP_UPDATE_CYCLES_PER_WINDOW`]).
 const HTTP_UPDATE_WORST_CASE: u128 =
     1_200_000 + 2_000 * (MAX_HTTP_UPDATE_ARG_BYTES as u128 + 19 + 150) + 165_000_000;
 
@@ -675,6 +679,10 @@ fn hostile_ingress_costs_nothing_but_the_http_update_budget(b: &dyn Backend) {
         assert!(
             accepted <= MAX_HTTP_UPDATES_PER_WINDOW,
             "{name}: {accepted} http_request_update accepted within a minute"
+        );
+        assert!(
+            accepted_cost <= MAX_HTTP_UPDATE_CYCLES_PER_WINDOW,
+            "{name}: the accepted http_request_update of one minute cost {accepted_cost}"
         );
         let fall = start_balances[i] as i128 - end_balances[i] as i128;
         assert!(

@@ -30,7 +30,8 @@ mod serve;
 pub use certify::{Certifier, CertifyError};
 pub use ic_http_certification::{HttpRequest, HttpResponse, HttpUpdateRequest, StatusCode};
 pub use serve::{
-    http_request, http_request_update, serve_uncertified, update_need, UpdateNeed, SECURITY_HEADERS,
+    http_request, http_request_update, serve_uncertified, update_body_bytes, update_need,
+    UpdateNeed, SECURITY_HEADERS,
 };
 
 /// Largest body canvid puts in one HTTP response. A query reply may be 3 MiB and a replicated

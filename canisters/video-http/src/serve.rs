@@ -581,6 +581,17 @@ pub fn http_request(
     }
 }
 
+/// The body size of the update path's answer to `req` (what it will read and send), for the
+/// canister's cost estimate. Reads no video bytes.
+pub fn update_body_bytes(req: &HttpUpdateRequest, video: &dyn VideoSource) -> u64 {
+    match plan(req.method().as_str(), req.url(), req.headers(), video).body {
+        Body::Empty => 0,
+        Body::Static(s) => s.len() as u64,
+        Body::Bytes(b) | Body::Prehashed(b, _) => b.len() as u64,
+        Body::Video { len, .. } => len,
+    }
+}
+
 /// Whether `http_request_update` should accept `req` (see [`UpdateNeed`]): exactly the requests
 /// the query upgrades. Reads no video bytes.
 pub fn update_need(

@@ -148,30 +148,43 @@ thread_local! {
 
 /// Most `http_request_update` calls the canister accepts per [`HTTP_UPDATE_WINDOW_NS`].
 ///
-/// Each costs the canister an update (the ingress fee, the execution fee and a read of up to
-/// one chunk: ≈ 7 M cycles for a small answer, ≈ 150 M for a whole 2 MB chunk to a 16 KiB
-/// request, measured on PocketIC 10 by `tests/tests/hostile.rs`), and anyone can send the
-/// requests that need one (ranges no pre-certified answer holds, docs/http.md "What is not
-/// certified"). Legitimate clients
-/// rarely do (a seek from a non-media client, Safari's media requests, answers whose tree
-/// entries are still being built); an attacker could in a loop. So at most 120 a minute:
-/// ≤ 24 B cycles a minute (≈ 35 T a day) at worst (docs/reliability.md), while certified
-/// queries keep serving everything else at no cost.
+/// Each costs the canister an update, and anyone can send the requests that need one (ranges no
+/// pre-certified answer holds, docs/http.md "What is not certified"). Legitimate clients rarely
+/// do (a seek from a non-media client, Safari's media requests, answers whose tree entries are
+/// still being built); an attacker could in a loop. So the canister bounds both how many it
+/// accepts and what they may cost together ([`MAX_HTTP_UPDATE_CYCLES_PER_WINDOW`]), while
+/// certified queries keep serving everything else at no cost.
 pub const MAX_HTTP_UPDATES_PER_WINDOW: u32 = 120;
-/// The window of [`MAX_HTTP_UPDATES_PER_WINDOW`]: one minute.
+/// The estimated cycles ([`estimated_update_cycles`]) the accepted `http_request_update` calls
+/// of one window may cost together: 1.5 B a minute (≈ 2.2 T a day) at worst. About nine
+/// whole-chunk answers a minute, or the 120 small ones of a typical gateway request (≤ 12.5 M
+/// each: a request of up to ≈ 1.8 KB).
+pub const MAX_HTTP_UPDATE_CYCLES_PER_WINDOW: u64 = 1_500_000_000;
+/// The window of the two budgets: one minute.
 pub const HTTP_UPDATE_WINDOW_NS: u64 = 60_000_000_000;
 
-/// How many `http_request_update` calls ran in the current window.
+/// An upper estimate of what one `http_request_update` costs the canister on a 13-node subnet
+/// (ic-notes.md; checked against PocketIC by `tests/tests/hostile.rs`): the ingress fee
+/// (1.2 M + 2,000 per byte of the argument and its ≈ 170-byte envelope and method name), the
+/// update fee (5 M), ≈ 3 M instructions of fixed work, and ≈ 60 cycles per byte of the answer
+/// (PocketIC charged ≈ 54 per byte to read and encode a 2 MB body).
+pub fn estimated_update_cycles(arg_bytes: u64, body_bytes: u64) -> u64 {
+    1_200_000 + 2_000 * (arg_bytes + 170) + 5_000_000 + 3_000_000 + 60 * body_bytes
+}
+
+/// What the `http_request_update` calls of the current window used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UpdateBudget {
     window_start: u64,
     used: u32,
+    cycles: u64,
 }
 
 impl UpdateBudget {
     pub const EMPTY: UpdateBudget = UpdateBudget {
         window_start: 0,
         used: 0,
+        cycles: 0,
     };
 
     fn current(self, now: u64) -> UpdateBudget {
@@ -179,44 +192,56 @@ impl UpdateBudget {
             UpdateBudget {
                 window_start: now,
                 used: 0,
+                cycles: 0,
             }
         } else {
             self
         }
     }
 
-    /// May one more update run at `now`?
-    pub fn has_room(self, now: u64) -> bool {
-        self.current(now).used < MAX_HTTP_UPDATES_PER_WINDOW
+    /// May one more update, estimated at `cycles`, run at `now`? Always one per window, so a
+    /// single large answer is never refused for good.
+    pub fn has_room(self, now: u64, cycles: u64) -> bool {
+        let c = self.current(now);
+        c.used < MAX_HTTP_UPDATES_PER_WINDOW
+            && (c.used == 0 || c.cycles.saturating_add(cycles) <= MAX_HTTP_UPDATE_CYCLES_PER_WINDOW)
     }
 
-    /// Counts one update run at `now`.
-    pub fn spend(self, now: u64) -> UpdateBudget {
+    /// Counts one update run at `now`, estimated at `cycles`.
+    pub fn spend(self, now: u64, cycles: u64) -> UpdateBudget {
         let c = self.current(now);
         UpdateBudget {
             used: c.used.saturating_add(1),
+            cycles: c.cycles.saturating_add(cycles),
             ..c
         }
     }
 }
 
 /// Should `inspect_message` accept an `http_request_update` the HTTP layer classified as
-/// `need`? Only what the query could not answer, and within the budget.
-pub fn accepts_http_update(need: UpdateNeed, budget: UpdateBudget, now: u64) -> bool {
-    need != UpdateNeed::None && budget.has_room(now)
+/// `need`, estimated at `cycles`? Only what the query could not answer, and within the budget.
+pub fn accepts_http_update(need: UpdateNeed, budget: UpdateBudget, now: u64, cycles: u64) -> bool {
+    need != UpdateNeed::None && budget.has_room(now, cycles)
 }
 
 /// `inspect_message`'s check of an `http_request_update` argument (already known to be at
-/// most `MAX_HTTP_UPDATE_ARG_BYTES`): decodes it and asks the HTTP layer whether the query
-/// could have answered it.
+/// most `MAX_HTTP_UPDATE_ARG_BYTES`): decodes it, asks the HTTP layer whether the query could
+/// have answered it and how large the answer is, and checks the budget.
 pub fn inspect_http_update(arg: &[u8], now: u64) -> bool {
     let Ok(req) = candid::decode_one::<canvid_video_http::HttpUpdateRequest>(arg) else {
         return false;
     };
-    let need = canister::with(|s| {
-        HTTP_CERT.with_borrow(|c| canvid_video_http::update_need(&req, &Source(s), c))
+    let (need, body) = canister::with(|s| {
+        HTTP_CERT.with_borrow(|c| {
+            let source = Source(s);
+            (
+                canvid_video_http::update_need(&req, &source, c),
+                canvid_video_http::update_body_bytes(&req, &source),
+            )
+        })
     });
-    accepts_http_update(need, HTTP_UPDATES.get(), now)
+    let cycles = estimated_update_cycles(arg.len() as u64, body);
+    accepts_http_update(need, HTTP_UPDATES.get(), now, cycles)
 }
 
 /// Instructions one message may spend on certification-tree entries before the rest of the
@@ -358,9 +383,13 @@ fn http_request(
 fn http_request_update(
     req: canvid_video_http::HttpUpdateRequest<'static>,
 ) -> canvid_video_http::HttpResponse<'static> {
-    let now = ic_cdk::api::time();
-    HTTP_UPDATES.set(HTTP_UPDATES.get().spend(now));
-    canister::with(|s| canvid_video_http::http_request_update(&req, &Source(s)))
+    let response = canister::with(|s| canvid_video_http::http_request_update(&req, &Source(s)));
+    let cycles = estimated_update_cycles(
+        ic0::msg_arg_data_size() as u64,
+        response.body().len() as u64,
+    );
+    HTTP_UPDATES.set(HTTP_UPDATES.get().spend(ic_cdk::api::time(), cycles));
+    response
 }
 
 /// Owner only. Sets (replaces) the poster served at `/poster`; empty `data` removes it.
@@ -639,31 +668,51 @@ mod tests {
     #[test]
     fn http_update_budget_admits_a_bounded_number_per_minute() {
         let t0 = 5 * HTTP_UPDATE_WINDOW_NS;
+        let small = estimated_update_cycles(1_000, 100);
         let mut b = UpdateBudget::EMPTY;
         for i in 0..MAX_HTTP_UPDATES_PER_WINDOW {
-            assert!(b.has_room(t0 + u64::from(i)), "update {i}");
-            b = b.spend(t0 + u64::from(i));
+            assert!(b.has_room(t0 + u64::from(i), small), "update {i}");
+            b = b.spend(t0 + u64::from(i), small);
         }
-        assert!(!b.has_room(t0 + 1_000));
-        assert!(!b.has_room(t0 + HTTP_UPDATE_WINDOW_NS - 1));
+        assert!(!b.has_room(t0 + 1_000, small));
+        assert!(!b.has_room(t0 + HTTP_UPDATE_WINDOW_NS - 1, small));
         // The window counts from its first update, not from the last refusal.
-        assert!(b.has_room(t0 + HTTP_UPDATE_WINDOW_NS));
-        let b = b.spend(t0 + HTTP_UPDATE_WINDOW_NS);
-        assert!(b.has_room(t0 + HTTP_UPDATE_WINDOW_NS + 1));
+        assert!(b.has_room(t0 + HTTP_UPDATE_WINDOW_NS, small));
+        let b = b.spend(t0 + HTTP_UPDATE_WINDOW_NS, small);
+        assert!(b.has_room(t0 + HTTP_UPDATE_WINDOW_NS + 1, small));
+    }
+
+    #[test]
+    fn http_update_budget_bounds_what_they_cost_together() {
+        let whole_chunk = estimated_update_cycles(16 * 1024, 2_000_000);
+        assert!(whole_chunk > 140_000_000 && whole_chunk < 200_000_000);
+        let mut b = UpdateBudget::EMPTY;
+        let mut accepted = 0u64;
+        while b.has_room(1, whole_chunk) {
+            b = b.spend(1, whole_chunk);
+            accepted += 1;
+        }
+        assert_eq!(accepted, MAX_HTTP_UPDATE_CYCLES_PER_WINDOW / whole_chunk);
+        // Small answers still fit after the large ones used the budget? No: the window's
+        // cycles are what bounds the cost.
+        assert!(!b.has_room(2, estimated_update_cycles(200, 0) * 20));
+        // One update per window always fits, however large.
+        assert!(UpdateBudget::EMPTY.has_room(1, u64::MAX));
     }
 
     #[test]
     fn inspect_accepts_only_what_the_query_could_not_answer() {
         let now = HTTP_UPDATE_WINDOW_NS;
+        let small = estimated_update_cycles(1_000, 100);
         let room = UpdateBudget::EMPTY;
         let mut full = UpdateBudget::EMPTY;
         for _ in 0..MAX_HTTP_UPDATES_PER_WINDOW {
-            full = full.spend(now);
+            full = full.spend(now, small);
         }
-        assert!(!accepts_http_update(UpdateNeed::None, room, now));
+        assert!(!accepts_http_update(UpdateNeed::None, room, now, small));
         for need in [UpdateNeed::NotCertifiedYet, UpdateNeed::Uncertifiable] {
-            assert!(accepts_http_update(need, room, now));
-            assert!(!accepts_http_update(need, full, now));
+            assert!(accepts_http_update(need, room, now, small));
+            assert!(!accepts_http_update(need, full, now, small));
         }
     }
 }
