@@ -139,12 +139,14 @@ fn main() {
         meta.size, meta.chunk_count, meta.chunk_size, created.canister_id
     );
 
-    let gw =
-        canvid_gateway::serve_backend(rb.clone(), "127.0.0.1:0".parse().expect("loopback address"))
-            .unwrap_or_else(|e| {
-                eprintln!("serve_video: cannot start the gateway: {e}");
-                std::process::exit(1)
-            });
+    let gw = canvid_gateway::serve_backend(
+        rb.replica.clone(),
+        "127.0.0.1:0".parse().expect("loopback address"),
+    )
+    .unwrap_or_else(|e| {
+        eprintln!("serve_video: cannot start the gateway: {e}");
+        std::process::exit(1)
+    });
     let url = gw.url_for(created.canister_id);
     let mut out = std::io::stdout().lock();
     let first = serde_json::json!({

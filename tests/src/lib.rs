@@ -24,7 +24,6 @@ pub mod backend;
 pub mod clients;
 pub mod data;
 pub mod deploy;
-pub mod gateway;
 pub mod http_types;
 pub mod pocket_backend;
 pub mod replica_backend;

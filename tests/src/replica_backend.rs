@@ -6,7 +6,9 @@ use canvid_replica as rep;
 use std::time::{Duration, SystemTime};
 
 pub struct ReplicaBackend {
-    pub replica: rep::Replica,
+    /// Shared, so the HTTP gateway can serve the same replica
+    /// (`canvid_gateway::serve_backend(rb.replica.clone(), addr)`).
+    pub replica: std::sync::Arc<rep::Replica>,
 }
 
 impl Default for ReplicaBackend {
@@ -18,7 +20,7 @@ impl Default for ReplicaBackend {
 impl ReplicaBackend {
     pub fn new() -> Self {
         Self {
-            replica: rep::Replica::new(),
+            replica: std::sync::Arc::new(rep::Replica::new()),
         }
     }
 

@@ -723,7 +723,7 @@ fn hostile_http_through_the_gateway_costs_only_the_update_budget() {
     for _ in 0..5 {
         b.tick();
     }
-    let gw = canvid_gateway::serve_backend(rb.clone(), "127.0.0.1:0".parse().unwrap())
+    let gw = canvid_gateway::serve_backend(rb.replica.clone(), "127.0.0.1:0".parse().unwrap())
         .expect("start the gateway");
     let port = gw.port();
     let start = b.cycle_balance(v.id);

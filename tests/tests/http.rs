@@ -771,7 +771,7 @@ fn gateway_end_to_end_over_tcp() {
     let rb = Arc::new(ReplicaBackend::new());
     let b: &dyn Backend = &*rb;
     let (v, f) = uploaded_video(b);
-    let gw = canvid_gateway::serve_backend(rb.clone(), "127.0.0.1:0".parse().unwrap())
+    let gw = canvid_gateway::serve_backend(rb.replica.clone(), "127.0.0.1:0".parse().unwrap())
         .expect("start the gateway");
     let port = gw.port();
     assert_eq!(
