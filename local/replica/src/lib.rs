@@ -111,7 +111,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub use candid::Principal;
 pub use ingress_api::{RequestStatus, FORGET_AFTER_NS, REPLY_RETENTION_NS};
 pub use limits::Limits;
-pub use persist::{SaveReport, SnapshotError};
+pub use persist::{SaveReport, SnapshotError, WalStats};
 pub use types::{
     CallStats, CanisterSettings, CanisterStatus, CanisterStatusKind, InstallMode, MessageId,
     RejectCode, RejectResponse,
@@ -331,6 +331,7 @@ impl Replica {
                 }
             }
             s.tick();
+            s.wal_round();
         }
         Err(RejectResponse::ic(
             206,
@@ -484,6 +485,7 @@ impl Replica {
                 }
             }
             s.tick();
+            s.wal_round();
         }
         Err(RejectResponse::ic(
             202,
@@ -496,7 +498,9 @@ impl Replica {
 
     /// One round: executes every message queued before it started (see `scheduler`).
     pub fn tick(&self) {
-        self.lock().tick();
+        let mut s = self.lock();
+        s.tick();
+        s.wal_round();
     }
 
     /// `tick()` until no message is queued; panics after a large bound to expose loops.
@@ -507,6 +511,7 @@ impl Replica {
                 return;
             }
             s.tick();
+            s.wal_round();
         }
         panic!("run_until_idle: still busy after {MAX_ROUNDS} rounds (a message loop?)");
     }

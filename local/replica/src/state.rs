@@ -123,6 +123,9 @@ pub struct State {
     pub data_certs: HashMap<Principal, crate::certificate::CachedDataCertificate>,
     /// Canister history (`canister_info`), kept by `management`.
     pub history: HashMap<Principal, crate::management::History>,
+    /// The write-ahead log, when enabled (`persist::wal`): it holds back ingress answers until
+    /// the round that produced them is durable.
+    pub wal: Option<Box<crate::persist::wal::Wal>>,
 }
 
 pub fn reject_of(canister: Principal, e: &ExecError) -> RejectResponse {
@@ -233,6 +236,7 @@ impl State {
             data_certs: HashMap::new(),
             history: HashMap::new(),
             limits: crate::limits::Limits::IC,
+            wal: None,
         }
     }
 

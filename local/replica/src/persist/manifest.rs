@@ -86,36 +86,7 @@ impl Manifest {
         e.raw(&self.keys_seed);
         e.u32(self.canisters.len() as u32);
         for c in &self.canisters {
-            e.principal(&c.id);
-            e.u8(status_code(c.status));
-            e.u64(c.generation);
-            e.u64(c.canister_version);
-            e.u128(c.balance);
-            e.u64(c.freezing_threshold);
-            e.u64(c.wasm_memory_limit);
-            e.u64(c.global_timer);
-            e.bytes(&c.certified_data);
-            e.u32(c.controllers.len() as u32);
-            for p in &c.controllers {
-                e.principal(p);
-            }
-            match &c.module {
-                None => e.u8(0),
-                Some(m) => {
-                    e.u8(1);
-                    e.raw(&m.module_hash);
-                    e.raw(&m.wasm);
-                    e.u64(m.heap_len);
-                    e.raw(&m.heap);
-                    e.u32(m.globals.len() as u32);
-                    for (t, bits) in &m.globals {
-                        e.u8(*t);
-                        e.u64(*bits);
-                    }
-                }
-            }
-            e.u64(c.stable_pages);
-            e.u64(c.stable_file);
+            c.encode(&mut e);
         }
         e.seal()
     }
@@ -140,6 +111,62 @@ impl Manifest {
         let n = d.u32()?;
         let mut canisters = Vec::new();
         for _ in 0..n {
+            canisters.push(CanisterRecord::decode(&mut d)?);
+        }
+        d.done()?;
+        Ok(Manifest {
+            store_id,
+            seq,
+            pending_delta,
+            fingerprint,
+            time,
+            next_canister,
+            next_msg,
+            next_ctx,
+            next_cb,
+            rng_counter,
+            keys_seed,
+            canisters,
+        })
+    }
+}
+
+impl CanisterRecord {
+    /// The per-canister encoding shared by the manifest and the write-ahead log.
+    pub(super) fn encode(&self, e: &mut Enc) {
+            e.principal(&self.id);
+            e.u8(status_code(self.status));
+            e.u64(self.generation);
+            e.u64(self.canister_version);
+            e.u128(self.balance);
+            e.u64(self.freezing_threshold);
+            e.u64(self.wasm_memory_limit);
+            e.u64(self.global_timer);
+            e.bytes(&self.certified_data);
+            e.u32(self.controllers.len() as u32);
+            for p in &self.controllers {
+                e.principal(p);
+            }
+            match &self.module {
+                None => e.u8(0),
+                Some(m) => {
+                    e.u8(1);
+                    e.raw(&m.module_hash);
+                    e.raw(&m.wasm);
+                    e.u64(m.heap_len);
+                    e.raw(&m.heap);
+                    e.u32(m.globals.len() as u32);
+                    for (t, bits) in &m.globals {
+                        e.u8(*t);
+                        e.u64(*bits);
+                    }
+                }
+            }
+            e.u64(self.stable_pages);
+            e.u64(self.stable_file);
+    }
+
+    pub(super) fn decode(d: &mut Dec) -> Result<CanisterRecord> {
             let id = d.principal()?;
             let status = match d.u8()? {
                 0 => CanisterStatusKind::Running,
@@ -193,7 +220,7 @@ impl Manifest {
             };
             let stable_pages = d.u64()?;
             let stable_file = d.u64()?;
-            canisters.push(CanisterRecord {
+            Ok(CanisterRecord {
                 id,
                 status,
                 generation,
@@ -207,23 +234,7 @@ impl Manifest {
                 module,
                 stable_pages,
                 stable_file,
-            });
-        }
-        d.done()?;
-        Ok(Manifest {
-            store_id,
-            seq,
-            pending_delta,
-            fingerprint,
-            time,
-            next_canister,
-            next_msg,
-            next_ctx,
-            next_cb,
-            rng_counter,
-            keys_seed,
-            canisters,
-        })
+            })
     }
 }
 

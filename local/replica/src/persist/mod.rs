@@ -133,6 +133,9 @@ mod codec;
 mod files;
 mod manifest;
 mod restore;
+pub(crate) mod wal;
+
+pub use wal::WalStats;
 
 const MANIFEST: &str = "manifest.bin";
 const MANIFEST_MAGIC: &[u8; 8] = b"CVIDSNAP";
@@ -218,7 +221,12 @@ impl Replica {
                     });
                 }
             }
-            capture(&mut s, prev.as_ref(), store_id, seq)?
+            let cap = capture(&mut s, prev.as_ref(), store_id, seq)?;
+            // Records after this capture belong after checkpoint `seq`.
+            if let Some(w) = s.wal.as_mut() {
+                w.rotate(seq)?;
+            }
+            cap
         };
         let mut report = SaveReport {
             seq,
@@ -280,6 +288,7 @@ impl Replica {
         write_manifest(dir, &manifest)?;
         finish_pending(dir, &mut manifest)?;
         collect_garbage(dir, &manifest);
+        wal::remove_logs_before(dir, seq);
         Ok(report)
     }
 
@@ -305,10 +314,28 @@ impl Replica {
                 let c = restore_canister(&mut s, dir, rec, (m.store_id, m.seq))?;
                 s.canisters.insert(rec.id, c);
             }
+            wal::replay(&mut s, dir, m.store_id, m.seq)?;
         }
         Ok(replica)
+    }
+
+    /// Starts the write-ahead log in `dir`, which must hold this replica's state: call it right
+    /// after [`Replica::load_snapshot`] or a [`Replica::save_snapshot`] of it. From then on an
+    /// ingress answer becomes visible only once the round that produced it is fsync'd in the
+    /// log (see "Write-ahead log" above); saves become checkpoints that truncate the log.
+    pub fn enable_wal(&self, dir: &Path) -> Result<()> {
+        self.lock().enable_wal(dir)
+    }
+
+    /// Records, bytes and time of the write-ahead log since it was enabled (`None`: disabled).
+    pub fn wal_stats(&self) -> Option<WalStats> {
+        self.lock().wal.as_ref().map(|w| w.stats())
     }
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+use tests as tests_support;
+#[cfg(test)]
+mod wal_tests;
