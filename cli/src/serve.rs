@@ -36,6 +36,8 @@ pub struct ServeOptions {
     /// Videos to upload (as the demo identity "alice") before serving.
     pub upload: Vec<PathBuf>,
     pub save_interval: Duration,
+    /// Write-ahead log (`DIR/replica/wal-<seq>.log`): an acknowledged call survives a crash.
+    pub wal: bool,
 }
 
 /// Where the snapshot lives inside the state directory.
@@ -56,8 +58,7 @@ fn check_not_served(dir: &Path) -> Result<()> {
     let Ok(info) = serde_json::from_str::<ServeInfo>(&text) else {
         return Ok(());
     };
-    let alive = Path::new("/proc").join(info.pid.to_string()).exists();
-    if alive && info.pid != std::process::id() {
+    if is_live_serve(info.pid) && info.pid != std::process::id() {
         return Err(Error::State(format!(
             "{} is in use by `canvid serve` pid {} at {}: stop it first or use another --state",
             dir.display(),
@@ -66,6 +67,28 @@ fn check_not_served(dir: &Path) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Whether `pid` is a live `canvid serve`. A `serve.json` left by a crash (kill -9, power
+/// loss) names a dead process — or a zombie its parent has not reaped yet, or by now an
+/// unrelated process with the recycled pid — and must not block a restart.
+fn is_live_serve(pid: u32) -> bool {
+    let proc_dir = Path::new("/proc").join(pid.to_string());
+    let Ok(stat) = std::fs::read_to_string(proc_dir.join("stat")) else {
+        return false;
+    };
+    // `pid (comm) S ...`: the state follows the last ')'.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
+    if matches!(state, Some('Z' | 'X' | 'x')) {
+        return false;
+    }
+    match std::fs::read(proc_dir.join("cmdline")) {
+        Ok(cmd) => cmd.split(|b| *b == 0).any(|arg| arg == b"serve"),
+        // Not ours to read: assume it is the server (refusing is the safe side).
+        Err(_) => true,
+    }
 }
 
 /// Saves the snapshot, retrying while the replica is busy, for at most `patience`.
@@ -139,6 +162,13 @@ pub fn run(opts: ServeOptions) -> Result<()> {
     let ids = write_canister_ids(dir, index, spawn, &videos)?;
     println!("wrote {}", ids.display());
     save(&replica, dir, Duration::from_secs(10))?;
+    if opts.wal {
+        // The state is now the checkpoint just saved (plus the log it replayed, if any).
+        replica
+            .enable_wal(&snap)
+            .map_err(|e| Error::State(format!("write-ahead log: {e}")))?;
+        println!("write-ahead log on: an acknowledged call survives a crash");
+    }
     serve_until_stopped(&replica, dir, opts.port, opts.save_interval, &videos)
 }
 
