@@ -58,7 +58,15 @@ fn check_not_served(dir: &Path) -> Result<()> {
     let Ok(info) = serde_json::from_str::<ServeInfo>(&text) else {
         return Ok(());
     };
-    if is_live_serve(info.pid) && info.pid != std::process::id() {
+    if info.pid == std::process::id() {
+        return Ok(());
+    }
+    // A process SIGKILLed a moment ago may still be tearing down: give it a few seconds.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while is_live_serve(info.pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if is_live_serve(info.pid) {
         return Err(Error::State(format!(
             "{} is in use by `canvid serve` pid {} at {}: stop it first or use another --state",
             dir.display(),
