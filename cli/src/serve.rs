@@ -8,9 +8,13 @@
 //!   the stable-memory pages written since the last save go to disk — and on Ctrl-C / SIGTERM.
 //!   A save needs the replica idle (no queued message); a busy replica is saved at the next
 //!   tick.
+//! * `DIR/replica/wal-<seq>.log`: the write-ahead log (unless `--no-wal`): an answer is
+//!   released only after the round's state delta is fsync'd there, so an acknowledged call
+//!   survives a crash; a start replays it and saves a checkpoint.
 //! * `DIR/canister_ids.json`: `{"index": {"embedded": id}, "spawn": {"embedded": id}, ...}`.
 //! * `DIR/serve.json` while running: `{"url", "pid", "root_key"}` (hex DER) for the other
-//!   commands' `--network embedded`. Removed on a clean stop.
+//!   commands' `--network embedded`. Removed on a clean stop; one left by a crash (dead pid)
+//!   does not block a restart.
 //!
 //! A start on a DIR holding a snapshot restores it (same canister ids, root key, videos);
 //! otherwise the index and spawn canisters are deployed fresh and saved at once.

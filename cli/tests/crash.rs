@@ -6,7 +6,8 @@
 //! sent again; an interrupted one resumes and completes; an acknowledged transfer shows in the
 //! index.
 //!
-//! `CANVID_CRASH_ITERATIONS` (default 3) and `CANVID_CRASH_SEED` (default 1) widen the search.
+//! `CANVID_CRASH_ITERATIONS` (default 3) and `CANVID_CRASH_SEED` (default 1) widen the search;
+//! `CANVID_CRASH_NO_WAL=1` runs the servers with `--no-wal`, to see the test fail without the log.
 
 use canvid_devkit::wasm_dir;
 use std::path::Path;
@@ -64,6 +65,7 @@ fn start(state: &Path, save_interval: u64) -> Child {
         .arg(save_interval.to_string())
         .arg("--state")
         .arg(state)
+        .args(std::env::var_os("CANVID_CRASH_NO_WAL").map(|_| "--no-wal"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -170,9 +172,7 @@ fn acknowledged_uploads_and_transfers_survive_sigkill() {
             // Not acknowledged: resuming (or starting over) must complete it.
             last_line(&ok(net(canvid().arg("upload").arg(&file), &state)))
         };
-        eprintln!(
-            "iteration {i}: upload killed after {delay:?} (acknowledged: {acked}) -> {id}"
-        );
+        eprintln!("iteration {i}: upload killed after {delay:?} (acknowledged: {acked}) -> {id}");
         acknowledged.push((id.clone(), bytes));
 
         // --- a transfer killed at a random point
@@ -202,9 +202,93 @@ fn acknowledged_uploads_and_transfers_survive_sigkill() {
         }
         let owned = ok(net(canvid().args(["ls", "--owner", &bob]), &state));
         for id in &transferred {
-            assert!(owned.contains(id.as_str()), "transfer of {id} lost: {owned}");
+            assert!(
+                owned.contains(id.as_str()),
+                "transfer of {id} lost: {owned}"
+            );
         }
     }
     server.kill().unwrap();
     let _ = server.wait();
+}
+
+/// The log's cost, for docs/performance.md: `canvid upload` of a `CANVID_WAL_BENCH_MB` MB file
+/// (default 128) into `canvid serve` with and without the log (no checkpoint during the run:
+/// `--save-interval 3600`), and the size of the log it leaves (bytes written per GiB uploaded).
+/// `cargo test -p canvid-cli --test crash -- --ignored --nocapture wal_cost`
+#[test]
+#[ignore = "benchmark"]
+fn wal_cost() {
+    let mb: u64 = std::env::var("CANVID_WAL_BENCH_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(128);
+    // On the disk the state usually lives on (not a tmpfs), so fsync costs what it costs.
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wal-bench");
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let file = root.join("big.bin");
+    let bytes: Vec<u8> = (0..mb * 1_000_000)
+        .map(|j| (j.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&file, &bytes).unwrap();
+    let small = root.join("small.bin");
+    std::fs::write(&small, b"x").unwrap();
+    for wal in [false, true] {
+        let state = root.join(if wal { "state-wal" } else { "state-nowal" });
+        let mut cmd = canvid();
+        cmd.args(["serve", "--port", "0", "--save-interval", "3600", "--state"])
+            .arg(&state)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if !wal {
+            cmd.arg("--no-wal");
+        }
+        let mut server = cmd.spawn().unwrap();
+        while serve_pid(&state) != Some(server.id()) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let log_size = || -> u64 {
+            std::fs::read_dir(state.join("replica"))
+                .unwrap()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("wal-"))
+                .map(|e| e.metadata().unwrap().len())
+                .sum()
+        };
+        // Small uploads (create through spawn, begin, one chunk, finish: ≈ 5 update calls).
+        let t = Instant::now();
+        let n_small = 5;
+        for _ in 0..n_small {
+            ok(net(canvid().arg("upload").arg(&small), &state));
+        }
+        let small_s = t.elapsed().as_secs_f64() / n_small as f64;
+        let before = log_size();
+        let t = Instant::now();
+        let out = ok(net(canvid().arg("upload").arg(&file), &state));
+        let big_s = t.elapsed().as_secs_f64();
+        let logged = log_size() - before;
+        let chunks = out
+            .lines()
+            .find_map(|l| {
+                l.split(": sent ")
+                    .nth(1)
+                    .and_then(|r| r.split(' ').next())
+                    .and_then(|n| n.parse::<u64>().ok())
+            })
+            .unwrap_or(0);
+        println!(
+            "wal={wal}: 1-byte upload {:.3} s; {mb} MB upload {:.2} s ({:.1} MB/s, {chunks} \
+             chunks, {:.1} ms per chunk); log {} bytes = {:.3} GiB per GiB uploaded",
+            small_s,
+            big_s,
+            mb as f64 / big_s,
+            big_s * 1000.0 / chunks.max(1) as f64,
+            logged,
+            logged as f64 / (mb * 1_000_000) as f64
+        );
+        server.kill().unwrap();
+        let _ = server.wait();
+    }
+    let _ = std::fs::remove_dir_all(&root);
 }

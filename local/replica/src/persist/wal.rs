@@ -41,7 +41,11 @@ pub(super) fn wal_files(dir: &Path) -> Vec<(u64, PathBuf)> {
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            let seq = name.strip_prefix("wal-")?.strip_suffix(".log")?.parse().ok()?;
+            let seq = name
+                .strip_prefix("wal-")?
+                .strip_suffix(".log")?
+                .parse()
+                .ok()?;
             Some((seq, e.path()))
         })
         .collect();
@@ -482,13 +486,12 @@ impl State {
             let record = canister_record(*id, c)?;
             let empty = Vec::new();
             let old_heap = wal.heaps.get(id).unwrap_or(&empty);
-            let heap_pages = if old_heap.len() == c.committed_heap.len()
-                && *old_heap == c.committed_heap
-            {
-                Vec::new()
-            } else {
-                heap_diff(old_heap, &c.committed_heap)
-            };
+            let heap_pages =
+                if old_heap.len() == c.committed_heap.len() && *old_heap == c.committed_heap {
+                    Vec::new()
+                } else {
+                    heap_diff(old_heap, &c.committed_heap)
+                };
             let wasm = match &c.module {
                 Some(m) if wal.modules.get(id) != Some(&m.hash) => Some(m.wasm.to_vec()),
                 _ => None,
@@ -581,20 +584,22 @@ pub(super) fn replay(s: &mut State, dir: &Path, store_id: u128, seq: u64) -> Res
             }
             for d in r.canisters {
                 let id = d.record.id;
-                let img = images.entry(id).or_insert_with(|| match s.canisters.get_mut(&id) {
-                    Some(c) => Image {
-                        record: None,
-                        wasm: c.module.as_ref().map(|m| m.wasm.clone()),
-                        heap: c.committed_heap.clone(),
-                        stable: std::mem::take(&mut c.ctx_mut().stable),
-                    },
-                    None => Image {
-                        record: None,
-                        wasm: None,
-                        heap: Vec::new(),
-                        stable: StableMemory::new(),
-                    },
-                });
+                let img = images
+                    .entry(id)
+                    .or_insert_with(|| match s.canisters.get_mut(&id) {
+                        Some(c) => Image {
+                            record: None,
+                            wasm: c.module.as_ref().map(|m| m.wasm.clone()),
+                            heap: c.committed_heap.clone(),
+                            stable: std::mem::take(&mut c.ctx_mut().stable),
+                        },
+                        None => Image {
+                            record: None,
+                            wasm: None,
+                            heap: Vec::new(),
+                            stable: StableMemory::new(),
+                        },
+                    });
                 if let Some(w) = d.wasm {
                     img.wasm = Some(w.into());
                 }

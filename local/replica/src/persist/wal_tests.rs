@@ -83,7 +83,10 @@ fn a_torn_or_corrupt_last_record_is_discarded() {
         }
         let back = Replica::load_snapshot(dir.path()).unwrap();
         assert_eq!(read(&back, id), want, "{damage}");
-        assert!(back.get_stable_memory(id).iter().all(|b| *b == 0), "{damage}");
+        assert!(
+            back.get_stable_memory(id).iter().all(|b| *b == 0),
+            "{damage}"
+        );
         // Logging again after the torn record: the tail is cut before the next append.
         back.enable_wal(dir.path()).unwrap();
         inc(&back, id);
@@ -103,7 +106,10 @@ fn records_round_trip_and_fail_their_checksum() {
         deleted: vec![Principal::anonymous()],
         canisters: Vec::new(),
     };
-    let rec2 = WalRecord { lsn: 8, ..rec.clone() };
+    let rec2 = WalRecord {
+        lsn: 8,
+        ..rec.clone()
+    };
     let mut file = header(9, 3);
     file.extend(frame(&rec.encode()));
     file.extend(frame(&rec2.encode()));
@@ -128,7 +134,9 @@ fn answers_wait_for_the_log_and_a_checkpoint_truncates_it() {
     let dir = tempfile::tempdir().unwrap();
     let (r, id) = logged(dir.path());
     let seq0 = read_manifest(dir.path()).unwrap().unwrap().seq;
-    let m = r.submit_call(id, Principal::anonymous(), "inc", vec![]).unwrap();
+    let m = r
+        .submit_call(id, Principal::anonymous(), "inc", vec![])
+        .unwrap();
     r.tick();
     // Answered in the round, and the record was written before the answer was visible.
     let records = r.wal_stats().unwrap().records;
