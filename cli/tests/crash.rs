@@ -176,7 +176,8 @@ fn acknowledged_uploads_and_transfers_survive_sigkill() {
         acknowledged.push((id.clone(), bytes));
 
         // --- a transfer killed at a random point
-        let delay = Duration::from_millis(rng.below(upload_ms / 2 + 200));
+        // A transfer takes a fraction of a second: kills spread over its first 300 ms.
+        let delay = Duration::from_millis(rng.below(300));
         let out = run_and_kill(
             net(canvid().args(["transfer", &id, &bob]), &state),
             &mut server,
