@@ -4,7 +4,7 @@
 //! acknowledged must be there, with nothing half-applied: an acknowledged upload downloads
 //! byte-exact (`get` checks every chunk's digest and the certified file digest) without being
 //! sent again; an interrupted one resumes and completes; an acknowledged transfer shows in the
-//! index.
+//! video's owner and in the index, and any transfer, acknowledged or not, is in both or in neither.
 //!
 //! `CANVID_CRASH_ITERATIONS` (default 3) and `CANVID_CRASH_SEED` (default 1) widen the search;
 //! `CANVID_CRASH_NO_WAL=1` runs the servers with `--no-wal`, to see the test fail without the log.
@@ -190,7 +190,31 @@ fn acknowledged_uploads_and_transfers_survive_sigkill() {
             "iteration {i}: transfer killed after {delay:?} (acknowledged: {})",
             out.status.success()
         );
+        // Never half-applied: the video's owner and the index agree (the index is notified
+        // within the same call tree, or by the video's timer retry: allow it a few seconds).
+        let info = ok(net(canvid().args(["info", &id]), &state));
+        let owner = info
+            .lines()
+            .find_map(|l| l.strip_prefix("owner "))
+            .unwrap_or_else(|| panic!("no owner in {info}"))
+            .trim()
+            .to_string();
         if out.status.success() {
+            assert_eq!(owner, bob, "acknowledged transfer of {id} lost");
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let owned = ok(net(canvid().args(["ls", "--owner", &bob]), &state));
+            if owned.contains(id.as_str()) == (owner == bob) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "video {id} owned by {owner} but the index says otherwise: {owned}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        if owner == bob {
             transferred.push(id);
         }
 
