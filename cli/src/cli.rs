@@ -75,6 +75,10 @@ pub enum Command {
         /// Seconds between snapshot saves (a save with nothing changed writes nothing).
         #[arg(long, value_name = "SECS", default_value_t = 5)]
         save_interval: u64,
+        /// No write-ahead log: answers are not held for an fsync, and a crash (kill -9, power
+        /// loss) loses up to --save-interval seconds of acknowledged calls.
+        #[arg(long)]
+        no_wal: bool,
     },
     /// Upload a video: create its canister through the spawn canister, send the chunks the
     /// canister is missing (4 in flight), finish and verify the digest.
@@ -224,11 +228,13 @@ pub fn run(cli: Cli) -> Result<()> {
             state,
             upload,
             save_interval,
+            no_wal,
         } => crate::serve::run(crate::serve::ServeOptions {
             port,
             state,
             upload,
             save_interval: std::time::Duration::from_secs(save_interval.max(1)),
+            wal: !no_wal,
         }),
         Command::Upload {
             file,

@@ -8,9 +8,13 @@
 //!   the stable-memory pages written since the last save go to disk — and on Ctrl-C / SIGTERM.
 //!   A save needs the replica idle (no queued message); a busy replica is saved at the next
 //!   tick.
+//! * `DIR/replica/wal-<seq>.log`: the write-ahead log (unless `--no-wal`): an answer is
+//!   released only after the round's state delta is fsync'd there, so an acknowledged call
+//!   survives a crash; a start replays it and saves a checkpoint.
 //! * `DIR/canister_ids.json`: `{"index": {"embedded": id}, "spawn": {"embedded": id}, ...}`.
 //! * `DIR/serve.json` while running: `{"url", "pid", "root_key"}` (hex DER) for the other
-//!   commands' `--network embedded`. Removed on a clean stop.
+//!   commands' `--network embedded`. Removed on a clean stop; one left by a crash (dead pid)
+//!   does not block a restart.
 //!
 //! A start on a DIR holding a snapshot restores it (same canister ids, root key, videos);
 //! otherwise the index and spawn canisters are deployed fresh and saved at once.
@@ -36,6 +40,8 @@ pub struct ServeOptions {
     /// Videos to upload (as the demo identity "alice") before serving.
     pub upload: Vec<PathBuf>,
     pub save_interval: Duration,
+    /// Write-ahead log (`DIR/replica/wal-<seq>.log`): an acknowledged call survives a crash.
+    pub wal: bool,
 }
 
 /// Where the snapshot lives inside the state directory.
@@ -56,8 +62,15 @@ fn check_not_served(dir: &Path) -> Result<()> {
     let Ok(info) = serde_json::from_str::<ServeInfo>(&text) else {
         return Ok(());
     };
-    let alive = Path::new("/proc").join(info.pid.to_string()).exists();
-    if alive && info.pid != std::process::id() {
+    if info.pid == std::process::id() {
+        return Ok(());
+    }
+    // A process SIGKILLed a moment ago may still be tearing down: give it a few seconds.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while is_live_serve(info.pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if is_live_serve(info.pid) {
         return Err(Error::State(format!(
             "{} is in use by `canvid serve` pid {} at {}: stop it first or use another --state",
             dir.display(),
@@ -66,6 +79,28 @@ fn check_not_served(dir: &Path) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Whether `pid` is a live `canvid serve`. A `serve.json` left by a crash (kill -9, power
+/// loss) names a dead process — or a zombie its parent has not reaped yet, or by now an
+/// unrelated process with the recycled pid — and must not block a restart.
+fn is_live_serve(pid: u32) -> bool {
+    let proc_dir = Path::new("/proc").join(pid.to_string());
+    let Ok(stat) = std::fs::read_to_string(proc_dir.join("stat")) else {
+        return false;
+    };
+    // `pid (comm) S ...`: the state follows the last ')'.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
+    if matches!(state, Some('Z' | 'X' | 'x')) {
+        return false;
+    }
+    match std::fs::read(proc_dir.join("cmdline")) {
+        Ok(cmd) => cmd.split(|b| *b == 0).any(|arg| arg == b"serve"),
+        // Not ours to read: assume it is the server (refusing is the safe side).
+        Err(_) => true,
+    }
 }
 
 /// Saves the snapshot, retrying while the replica is busy, for at most `patience`.
@@ -139,6 +174,13 @@ pub fn run(opts: ServeOptions) -> Result<()> {
     let ids = write_canister_ids(dir, index, spawn, &videos)?;
     println!("wrote {}", ids.display());
     save(&replica, dir, Duration::from_secs(10))?;
+    if opts.wal {
+        // The state is now the checkpoint just saved (plus the log it replayed, if any).
+        replica
+            .enable_wal(&snap)
+            .map_err(|e| Error::State(format!("write-ahead log: {e}")))?;
+        println!("write-ahead log on: an acknowledged call survives a crash");
+    }
     serve_until_stopped(&replica, dir, opts.port, opts.save_interval, &videos)
 }
 

@@ -303,6 +303,16 @@ fn due(queue: &mut BTreeSet<(u64, u64)>, now: u64, window: u64) -> Vec<(u64, u64
 impl State {
     /// Records the answer of ingress message `id` (now final) and enrols it for pruning.
     pub(crate) fn finish_ingress(&mut self, id: u64, result: Result<Vec<u8>, RejectResponse>) {
+        if let Some(wal) = self.wal.as_mut() {
+            // Visible only once the round is in the log (`persist::wal`).
+            wal.hold(id, result);
+            return;
+        }
+        self.release_ingress(id, result);
+    }
+
+    /// Makes the answer of ingress message `id` visible.
+    pub(crate) fn release_ingress(&mut self, id: u64, result: Result<Vec<u8>, RejectResponse>) {
         self.ingress.insert(id, IngressState::Done(result));
         self.retention.with_reply.insert((self.time, id));
     }

@@ -113,7 +113,7 @@ pub use candid::Principal;
 pub use faults::{CallRecord, Fault, FaultRule};
 pub use ingress_api::{RequestStatus, FORGET_AFTER_NS, REPLY_RETENTION_NS};
 pub use limits::Limits;
-pub use persist::{SaveReport, SnapshotError};
+pub use persist::{SaveReport, SnapshotError, WalStats};
 pub use types::{
     CallStats, CanisterSettings, CanisterStatus, CanisterStatusKind, InstallMode, MessageId,
     RejectCode, RejectResponse,
@@ -357,6 +357,7 @@ impl Replica {
                 }
             }
             s.tick();
+            s.wal_round();
         }
         Err(RejectResponse::ic(
             206,
@@ -510,6 +511,7 @@ impl Replica {
                 }
             }
             s.tick();
+            s.wal_round();
         }
         Err(RejectResponse::ic(
             202,
@@ -522,7 +524,9 @@ impl Replica {
 
     /// One round: executes every message queued before it started (see `scheduler`).
     pub fn tick(&self) {
-        self.lock().tick();
+        let mut s = self.lock();
+        s.tick();
+        s.wal_round();
     }
 
     /// `tick()` until no message is queued; panics after a large bound to expose loops.
@@ -533,6 +537,7 @@ impl Replica {
                 return;
             }
             s.tick();
+            s.wal_round();
         }
         panic!("run_until_idle: still busy after {MAX_ROUNDS} rounds (a message loop?)");
     }

@@ -43,6 +43,11 @@ pub struct StableMemory {
     /// memory. `None` for a memory never saved (a new canister, a reinstall): its next snapshot
     /// writes every allocated page.
     synced_with: Option<(u128, u64)>,
+    /// Pages written since the write-ahead log last recorded this memory (`persist::wal`).
+    wal_dirty: HashSet<u64>,
+    /// The log (or the checkpoint it follows) holds this memory's content: only `wal_dirty`
+    /// pages need logging. `false` for a new memory (a new canister, a reinstall).
+    wal_synced: bool,
 }
 
 impl StableMemory {
@@ -111,6 +116,7 @@ impl StableMemory {
                 }
             }
             self.dirty.insert(page);
+            self.wal_dirty.insert(page);
             let p = self
                 .pages
                 .entry(page)
@@ -220,7 +226,30 @@ impl StableMemory {
             journal: None,
             dirty: HashSet::new(),
             synced_with: Some(sync),
+            wal_dirty: HashSet::new(),
+            wal_synced: true,
         }
+    }
+
+    /// For the write-ahead log: `(full, pages)`: the pages to log (ascending) — every allocated
+    /// page when the log does not hold this memory yet (`full`), else those written since the
+    /// last call. The memory counts as logged afterwards.
+    pub fn take_wal_dirty(&mut self) -> (bool, Vec<u64>) {
+        let full = !self.wal_synced;
+        let mut v: Vec<u64> = if full {
+            self.wal_dirty.clear();
+            self.pages.keys().copied().collect()
+        } else {
+            self.wal_dirty.drain().collect()
+        };
+        v.sort_unstable();
+        self.wal_synced = true;
+        (full, v)
+    }
+
+    /// Whether pages were written since the log last recorded this memory (or it never did).
+    pub fn wal_pending(&self) -> bool {
+        !self.wal_synced || !self.wal_dirty.is_empty()
     }
 }
 

@@ -125,6 +125,9 @@ pub struct State {
     pub history: HashMap<Principal, crate::management::History>,
     /// Injected faults and the log of canister requests (tests only; never persisted).
     pub(crate) faults: crate::faults::Faults,
+    /// The write-ahead log, when enabled (`persist::wal`): it holds back ingress answers until
+    /// the round that produced them is durable.
+    pub wal: Option<Box<crate::persist::wal::Wal>>,
 }
 
 pub fn reject_of(canister: Principal, e: &ExecError) -> RejectResponse {
@@ -236,6 +239,7 @@ impl State {
             history: HashMap::new(),
             faults: Default::default(),
             limits: crate::limits::Limits::IC,
+            wal: None,
         }
     }
 

@@ -86,36 +86,7 @@ impl Manifest {
         e.raw(&self.keys_seed);
         e.u32(self.canisters.len() as u32);
         for c in &self.canisters {
-            e.principal(&c.id);
-            e.u8(status_code(c.status));
-            e.u64(c.generation);
-            e.u64(c.canister_version);
-            e.u128(c.balance);
-            e.u64(c.freezing_threshold);
-            e.u64(c.wasm_memory_limit);
-            e.u64(c.global_timer);
-            e.bytes(&c.certified_data);
-            e.u32(c.controllers.len() as u32);
-            for p in &c.controllers {
-                e.principal(p);
-            }
-            match &c.module {
-                None => e.u8(0),
-                Some(m) => {
-                    e.u8(1);
-                    e.raw(&m.module_hash);
-                    e.raw(&m.wasm);
-                    e.u64(m.heap_len);
-                    e.raw(&m.heap);
-                    e.u32(m.globals.len() as u32);
-                    for (t, bits) in &m.globals {
-                        e.u8(*t);
-                        e.u64(*bits);
-                    }
-                }
-            }
-            e.u64(c.stable_pages);
-            e.u64(c.stable_file);
+            c.encode(&mut e);
         }
         e.seal()
     }
@@ -140,74 +111,7 @@ impl Manifest {
         let n = d.u32()?;
         let mut canisters = Vec::new();
         for _ in 0..n {
-            let id = d.principal()?;
-            let status = match d.u8()? {
-                0 => CanisterStatusKind::Running,
-                1 => CanisterStatusKind::Stopping,
-                2 => CanisterStatusKind::Stopped,
-                t => return Err(SnapshotError::Corrupt(format!("bad status {t} of {id}"))),
-            };
-            let generation = d.u64()?;
-            let canister_version = d.u64()?;
-            let balance = d.u128()?;
-            let freezing_threshold = d.u64()?;
-            let wasm_memory_limit = d.u64()?;
-            let global_timer = d.u64()?;
-            let certified_data = d.bytes()?;
-            let nc = d.u32()?;
-            let mut controllers = Vec::new();
-            for _ in 0..nc {
-                controllers.push(d.principal()?);
-            }
-            let module = match d.u8()? {
-                0 => None,
-                1 => {
-                    let module_hash = d.arr()?;
-                    let wasm = d.arr()?;
-                    let heap_len = d.u64()?;
-                    let heap = d.arr()?;
-                    let ng = d.u32()?;
-                    let mut globals = Vec::new();
-                    for _ in 0..ng {
-                        let t = d.u8()?;
-                        if t > 3 {
-                            return Err(SnapshotError::Corrupt(format!(
-                                "bad global type {t} of {id}"
-                            )));
-                        }
-                        globals.push((t, d.u64()?));
-                    }
-                    Some(ModuleRecord {
-                        module_hash,
-                        wasm,
-                        heap_len,
-                        heap,
-                        globals,
-                    })
-                }
-                t => {
-                    return Err(SnapshotError::Corrupt(format!(
-                        "bad module tag {t} of {id}"
-                    )))
-                }
-            };
-            let stable_pages = d.u64()?;
-            let stable_file = d.u64()?;
-            canisters.push(CanisterRecord {
-                id,
-                status,
-                generation,
-                canister_version,
-                balance,
-                freezing_threshold,
-                wasm_memory_limit,
-                global_timer,
-                certified_data,
-                controllers,
-                module,
-                stable_pages,
-                stable_file,
-            });
+            canisters.push(CanisterRecord::decode(&mut d)?);
         }
         d.done()?;
         Ok(Manifest {
@@ -223,6 +127,113 @@ impl Manifest {
             rng_counter,
             keys_seed,
             canisters,
+        })
+    }
+}
+
+impl CanisterRecord {
+    /// The per-canister encoding shared by the manifest and the write-ahead log.
+    pub(super) fn encode(&self, e: &mut Enc) {
+        e.principal(&self.id);
+        e.u8(status_code(self.status));
+        e.u64(self.generation);
+        e.u64(self.canister_version);
+        e.u128(self.balance);
+        e.u64(self.freezing_threshold);
+        e.u64(self.wasm_memory_limit);
+        e.u64(self.global_timer);
+        e.bytes(&self.certified_data);
+        e.u32(self.controllers.len() as u32);
+        for p in &self.controllers {
+            e.principal(p);
+        }
+        match &self.module {
+            None => e.u8(0),
+            Some(m) => {
+                e.u8(1);
+                e.raw(&m.module_hash);
+                e.raw(&m.wasm);
+                e.u64(m.heap_len);
+                e.raw(&m.heap);
+                e.u32(m.globals.len() as u32);
+                for (t, bits) in &m.globals {
+                    e.u8(*t);
+                    e.u64(*bits);
+                }
+            }
+        }
+        e.u64(self.stable_pages);
+        e.u64(self.stable_file);
+    }
+
+    pub(super) fn decode(d: &mut Dec) -> Result<CanisterRecord> {
+        let id = d.principal()?;
+        let status = match d.u8()? {
+            0 => CanisterStatusKind::Running,
+            1 => CanisterStatusKind::Stopping,
+            2 => CanisterStatusKind::Stopped,
+            t => return Err(SnapshotError::Corrupt(format!("bad status {t} of {id}"))),
+        };
+        let generation = d.u64()?;
+        let canister_version = d.u64()?;
+        let balance = d.u128()?;
+        let freezing_threshold = d.u64()?;
+        let wasm_memory_limit = d.u64()?;
+        let global_timer = d.u64()?;
+        let certified_data = d.bytes()?;
+        let nc = d.u32()?;
+        let mut controllers = Vec::new();
+        for _ in 0..nc {
+            controllers.push(d.principal()?);
+        }
+        let module = match d.u8()? {
+            0 => None,
+            1 => {
+                let module_hash = d.arr()?;
+                let wasm = d.arr()?;
+                let heap_len = d.u64()?;
+                let heap = d.arr()?;
+                let ng = d.u32()?;
+                let mut globals = Vec::new();
+                for _ in 0..ng {
+                    let t = d.u8()?;
+                    if t > 3 {
+                        return Err(SnapshotError::Corrupt(format!(
+                            "bad global type {t} of {id}"
+                        )));
+                    }
+                    globals.push((t, d.u64()?));
+                }
+                Some(ModuleRecord {
+                    module_hash,
+                    wasm,
+                    heap_len,
+                    heap,
+                    globals,
+                })
+            }
+            t => {
+                return Err(SnapshotError::Corrupt(format!(
+                    "bad module tag {t} of {id}"
+                )))
+            }
+        };
+        let stable_pages = d.u64()?;
+        let stable_file = d.u64()?;
+        Ok(CanisterRecord {
+            id,
+            status,
+            generation,
+            canister_version,
+            balance,
+            freezing_threshold,
+            wasm_memory_limit,
+            global_timer,
+            certified_data,
+            controllers,
+            module,
+            stable_pages,
+            stable_file,
         })
     }
 }

@@ -27,6 +27,7 @@
 //! DIR/heap-<sha256 hex>.bin         a wasm heap, by its SHA-256
 //! DIR/stable-<canister hex>-<seq>.bin  a canister's stable memory (sparse), created by save <seq>
 //! DIR/delta-<seq>.bin               pages of save <seq> not yet applied to the stable files
+//! DIR/wal-<seq>.log                 write-ahead log: what happened after save <seq> (below)
 //! ```
 //! `<canister hex>` is the hex of the principal's bytes. Files with a `.tmp` suffix are
 //! unfinished writes and are deleted on the next save or load.
@@ -72,6 +73,59 @@
 //! 32   SHA-256 of all preceding bytes
 //! ```
 //!
+//! ### Write-ahead log: `wal-<seq>.log`
+//! A redo log of *state deltas*, one record per call-quiescent round (below), after checkpoint
+//! (snapshot) `<seq>`. Replaying re-applies bytes; nothing is re-executed (the replica takes its
+//! clock from the wall clock, so re-execution would not be deterministic).
+//! ```text
+//! header (36 bytes, written and fsync'd when the file is created):
+//! 8    magic "CVIDWAL1"    4 u32 format version (1)    16 u128 store id    8 u64 seq
+//! then records, each:
+//! 4    u32 body length n
+//! n    body:
+//!        8    u64 lsn (1, 2, ... within the file)
+//!        8    u64 time (ns)
+//!        8×5  u64 next_canister, next_msg, next_ctx, next_cb, rng_counter
+//!        4    u32 number of deleted canisters, each a principal (u8 length, bytes)
+//!        4    u32 number of changed canisters, then per canister:
+//!               the canister record exactly as in manifest.bin (heap SHA-256 and stable-file seq
+//!               are zero: unused here)
+//!               1    module: 0 = unchanged | 1 followed by u64 length + the decompressed module
+//!               4    u32 number of changed heap pages, each: u64 page index (64 KiB pages),
+//!                    u32 length (65536, or less for the last page), the bytes
+//!               1    stable reset: 1 = the stable memory was replaced (new canister, reinstall):
+//!                    start from zeros | 0
+//!               4    u32 number of stable pages, each: u64 page index, 65536 bytes
+//! 32   SHA-256 of the 4 length bytes and the body
+//! ```
+//! **When a record is written.** After a round, if something changed (an ingress answer is waiting,
+//! a stable page was written, a canister was created or deleted) and the replica is
+//! *call-quiescent* — no open call context and no outstanding callback, i.e. every call tree
+//! started so far has finished — the changes since the previous record are appended and the file
+//! is fsync'd (`fdatasync`), under the replica's lock. Only then are the ingress answers of the
+//! rounds since the previous record made visible (`request_status`, the synchronous v3/v4 call,
+//! `await_call`): until then they are held by the log. Answers of a round that ends with a call
+//! still in flight wait until its call tree completes, so a record never holds a half-done
+//! inter-canister call (which could not be resumed from bytes). Rounds that only moved the clock or
+//! ran queries write nothing. Heap pages are diffed against the log's copy of each heap; stable
+//! pages come from a second dirty set of [`StableMemory`] that the snapshot's does not disturb.
+//!
+//! **Checkpoints.** A save's capture (under the lock) switches the log to `wal-<new seq>.log`; once
+//! its manifest commits, the logs of earlier seqs are deleted. A crash between the capture and the
+//! commit leaves manifest `S` plus `wal-S.log` and `wal-<S+1>.log`: both replay.
+//!
+//! **Loading** (`load_snapshot`): the manifest's state, then every `wal-<k>.log` with `k >= seq`
+//! in order of `k`, each up to its first record that is incomplete or fails its checksum (a record
+//! torn by a crash: its answers were never released, so nothing acknowledged is in it). A log whose
+//! header names another store id or seq is refused. [`Replica::enable_wal`] then cuts a torn tail
+//! before appending further; `canvid serve` saves a checkpoint first.
+//!
+//! **Limits.** The fsync happens under the replica's lock (queries wait for it). Answers wait
+//! for a call-quiescent round: traffic that keeps inter-canister calls overlapping without a
+//! break would hold them back (agents poll on; the embedded workload — uploads, transfers — has
+//! such breaks after every call tree). The heap is logged by 64 KiB pages that changed, so an
+//! update that rewrites its argument buffer on the heap logs it twice (heap and stable).
+//!
 //! ## A save, step by step
 //! 1. Under the replica's lock: check quiescence, compute the fingerprint, copy heaps, globals,
 //!    metadata and the *dirty* stable pages (only those) — the lock is then released.
@@ -92,9 +146,14 @@
 //!   the directory loadable as **the last save whose manifest rename completed**: a torn write
 //!   before the commit point is ignored (temp files, unreferenced files), a torn write after it is
 //!   repaired from the delta.
-//! * What is lost: everything executed after that save — messages answered since, canisters
-//!   created since. With periodic saves every `T` seconds a kill loses at most the last `T`
-//!   seconds. A clean stop (Ctrl-C, SIGTERM in `canvid serve`) saves first and loses nothing.
+//! * Without the write-ahead log, what is lost is everything executed after that save —
+//!   messages answered since, canisters created since. With periodic saves every `T` seconds a
+//!   kill loses at most the last `T` seconds. A clean stop (Ctrl-C, SIGTERM in `canvid serve`)
+//!   saves first and loses nothing.
+//! * With the write-ahead log ([`Replica::enable_wal`]), nothing whose answer was visible is
+//!   lost: the answer is released only after the record holding its effects is fsync'd.
+//!   What may be lost is work whose answer was not visible yet (messages queued or executing,
+//!   call trees in flight); it is lost whole, never half-applied.
 //! * Not saved: the ingress history (request statuses agents poll: a call in flight at the kill
 //!   is gone, the agent times out and the client retries; a loaded replica starts with an empty
 //!   history, so replies dropped by the retention rules of [`crate::ingress_api`] cannot come
@@ -133,6 +192,9 @@ mod codec;
 mod files;
 mod manifest;
 mod restore;
+pub(crate) mod wal;
+
+pub use wal::WalStats;
 
 const MANIFEST: &str = "manifest.bin";
 const MANIFEST_MAGIC: &[u8; 8] = b"CVIDSNAP";
@@ -218,7 +280,12 @@ impl Replica {
                     });
                 }
             }
-            capture(&mut s, prev.as_ref(), store_id, seq)?
+            let cap = capture(&mut s, prev.as_ref(), store_id, seq)?;
+            // Records after this capture belong after checkpoint `seq`.
+            if let Some(w) = s.wal.as_mut() {
+                w.rotate(seq)?;
+            }
+            cap
         };
         let mut report = SaveReport {
             seq,
@@ -280,6 +347,7 @@ impl Replica {
         write_manifest(dir, &manifest)?;
         finish_pending(dir, &mut manifest)?;
         collect_garbage(dir, &manifest);
+        wal::remove_logs_before(dir, seq);
         Ok(report)
     }
 
@@ -305,10 +373,28 @@ impl Replica {
                 let c = restore_canister(&mut s, dir, rec, (m.store_id, m.seq))?;
                 s.canisters.insert(rec.id, c);
             }
+            wal::replay(&mut s, dir, m.store_id, m.seq)?;
         }
         Ok(replica)
+    }
+
+    /// Starts the write-ahead log in `dir`, which must hold this replica's state: call it right
+    /// after [`Replica::load_snapshot`] or a [`Replica::save_snapshot`] of it. From then on an
+    /// ingress answer becomes visible only once the round that produced it is fsync'd in the
+    /// log (see "Write-ahead log" above); saves become checkpoints that truncate the log.
+    pub fn enable_wal(&self, dir: &Path) -> Result<()> {
+        self.lock().enable_wal(dir)
+    }
+
+    /// Records, bytes and time of the write-ahead log since it was enabled (`None`: disabled).
+    pub fn wal_stats(&self) -> Option<WalStats> {
+        self.lock().wal.as_ref().map(|w| w.stats())
     }
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+use tests as tests_support;
+#[cfg(test)]
+mod wal_tests;

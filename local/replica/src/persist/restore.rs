@@ -57,8 +57,36 @@ pub(super) fn restore_canister(
         &dir.join(stable_name(&rec.id, rec.stable_file)),
         rec.stable_pages,
     )?;
+    let stable = StableMemory::restored(rec.stable_pages, pages, sync);
+    let Some(m) = &rec.module else {
+        return build_canister(s, rec, None, Vec::new(), stable);
+    };
+    let wasm = read_file(dir, &wasm_name(&m.wasm))?;
+    let heap = if m.heap_len > 0 {
+        read_file(dir, &heap_name(&m.heap))?
+    } else {
+        Vec::new()
+    };
+    if heap.len() as u64 != m.heap_len || Sha256::digest(&heap).as_slice() != m.heap {
+        return Err(SnapshotError::Corrupt(format!(
+            "heap file of {} does not match its hash",
+            rec.id
+        )));
+    }
+    build_canister(s, rec, Some(&wasm), heap, stable)
+}
+
+/// Builds a canister from its record, decompressed module (`None`: no module), heap and stable
+/// memory (the snapshot's files or the write-ahead log's replay).
+pub(super) fn build_canister(
+    s: &mut State,
+    rec: &CanisterRecord,
+    wasm: Option<&[u8]>,
+    heap: Vec<u8>,
+    stable: StableMemory,
+) -> Result<Canister> {
     let mut ctx = HostCtx::new(rec.id);
-    ctx.stable = StableMemory::restored(rec.stable_pages, pages, sync);
+    ctx.stable = stable;
     ctx.balance = rec.balance;
     ctx.controllers = rec.controllers.clone();
     ctx.certified_data = rec.certified_data.clone();
@@ -75,14 +103,13 @@ pub(super) fn restore_canister(
     c.wasm_memory_limit = rec.wasm_memory_limit;
     c.status = rec.status;
     c.generation = rec.generation;
-    let Some(m) = &rec.module else {
+    let (Some(m), Some(wasm)) = (&rec.module, wasm) else {
         *c.ctx_mut() = ctx;
         return Ok(c);
     };
-    let wasm = read_file(dir, &wasm_name(&m.wasm))?;
     let module = s
         .cache
-        .get_or_compile(&engine, &wasm)
+        .get_or_compile(&engine, wasm)
         .map_err(|e| SnapshotError::Corrupt(format!("module of {}: {e}", rec.id)))?;
     if module.hash != m.wasm {
         return Err(SnapshotError::Corrupt(format!(
@@ -91,15 +118,12 @@ pub(super) fn restore_canister(
         )));
     }
     link_stubs(&mut s.linker, &mut s.stubs, &module);
-    let heap = if m.heap_len > 0 {
-        read_file(dir, &heap_name(&m.heap))?
-    } else {
-        Vec::new()
-    };
-    if heap.len() as u64 != m.heap_len || Sha256::digest(&heap).as_slice() != m.heap {
+    if heap.len() as u64 != m.heap_len {
         return Err(SnapshotError::Corrupt(format!(
-            "heap file of {} does not match its hash",
-            rec.id
+            "heap of {} has {} bytes, its record says {}",
+            rec.id,
+            heap.len(),
+            m.heap_len
         )));
     }
     let (mut store, instance, globals, table, _) =

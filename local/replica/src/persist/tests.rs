@@ -7,7 +7,7 @@ use crate::InstallMode;
 /// `write(offset u64 LE, bytes...)` writes stable memory (growing it as needed); `inc` bumps a
 /// heap counter (address 0) and a mutable global; `read` replies heap counter ‖ global ‖ the
 /// canister version the module saw at init (address 16, set by init/post_upgrade: 1 / 2).
-const WAT: &str = r#"
+pub(super) const WAT: &str = r#"
 (module
   (import "ic0" "msg_reply" (func $reply))
   (import "ic0" "msg_reply_data_append" (func $append (param i32 i32)))
@@ -41,7 +41,7 @@ const WAT: &str = r#"
 )
 "#;
 
-fn setup() -> (Replica, Principal, Vec<u8>) {
+pub(super) fn setup() -> (Replica, Principal, Vec<u8>) {
     let r = Replica::new();
     let wasm = wat::parse_str(WAT).unwrap();
     let id = r.create_canister();
@@ -50,14 +50,14 @@ fn setup() -> (Replica, Principal, Vec<u8>) {
     (r, id, wasm)
 }
 
-fn write(r: &Replica, id: Principal, offset: u64, data: &[u8]) {
+pub(super) fn write(r: &Replica, id: Principal, offset: u64, data: &[u8]) {
     let mut arg = offset.to_le_bytes().to_vec();
     arg.extend_from_slice(data);
     r.update_call(id, Principal::anonymous(), "write", arg)
         .unwrap();
 }
 
-fn read(r: &Replica, id: Principal) -> Vec<u8> {
+pub(super) fn read(r: &Replica, id: Principal) -> Vec<u8> {
     r.query_call(id, Principal::anonymous(), "read", vec![])
         .unwrap()
 }
