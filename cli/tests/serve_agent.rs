@@ -311,7 +311,7 @@ fn agent_commands_report_bad_inputs_in_one_line() {
 /// answer verifies against the serve's root key; a tampered digest, body or key does not, and a
 /// forged `metadata` digest is refused against it (security review L6).
 #[test]
-fn certified_metadata_verifies_and_tampering_fails() {
+fn l6_certified_metadata_verifies_and_tampering_fails() {
     use canvid_cli::commands::{verify_metadata_answer, METADATA_PATH};
     use ic_http_certification::{HttpRequest, HttpResponse};
     require_wasm();
