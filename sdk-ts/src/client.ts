@@ -6,6 +6,7 @@ import { idlFactory as indexIdl, type _SERVICE as IndexService } from './binding
 import { idlFactory as spawnIdl, type _SERVICE as SpawnService } from './bindings/spawn.did.js';
 import {
   type ChangeOwnerResult,
+  type OwnershipOffer,
   type MetadataPatch,
   type VideoMetadata,
   idlFactory as videoIdl,
@@ -160,6 +161,35 @@ export interface TransferOptions {
    * transfer.
    */
   expectedModuleHash?: Uint8Array | string;
+}
+
+/** A pending two-step ownership offer ({@link CanvidClient.offerOwnership}). */
+export interface OwnershipOfferInfo {
+  newOwner: string;
+  /** Controllers to keep when it is accepted; undefined: the canister's default. */
+  keepControllers?: string[];
+  offeredBy: string;
+  offeredAt: Date;
+  /** Accepted only before this time (7 days after the offer). */
+  expiresAt: Date;
+}
+
+function toOfferInfo(o: OwnershipOffer): OwnershipOfferInfo {
+  return {
+    newOwner: o.new_owner.toText(),
+    keepControllers: o.keep_controllers.length ? o.keep_controllers[0]!.map((p) => p.toText()) : undefined,
+    offeredBy: o.offered_by.toText(),
+    offeredAt: new Date(Number(o.offered_at / 1_000_000n)),
+    expiresAt: new Date(Number(o.expires_at / 1_000_000n)),
+  };
+}
+
+/** `expectedModuleHash` as lower-case hex, checked to be 32 bytes. */
+function moduleHashOption(hash: Uint8Array | string | undefined): string | undefined {
+  if (hash === undefined) return undefined;
+  const hex = (typeof hash === 'string' ? hash.trim() : toHex(hash)).toLowerCase();
+  if (!/^[0-9a-f]{64}$/.test(hex)) throw new UsageError(`expectedModuleHash must be 32 bytes (64 hex digits), got ${hex.length / 2} bytes`);
+  return hex;
 }
 
 /** How often the certified controllers are read before a mismatch is reported (a replica may lag a round). */
@@ -469,21 +499,78 @@ export class CanvidClient {
     if (opts.signal?.aborted) throw new AbortError(opts.signal.reason);
     const owner = Principal.from(principalText(newOwner));
     const keep = opts.keepControllers?.map((p) => Principal.from(principalText(p)));
-    let wantHash: string | undefined;
-    if (opts.expectedModuleHash !== undefined) {
-      wantHash = (typeof opts.expectedModuleHash === 'string' ? opts.expectedModuleHash.trim() : toHex(opts.expectedModuleHash)).toLowerCase();
-      if (!/^[0-9a-f]{64}$/.test(wantHash)) throw new UsageError(`expectedModuleHash must be 32 bytes (64 hex digits), got ${wantHash.length / 2} bytes`);
-    }
+    const wantHash = moduleHashOption(opts.expectedModuleHash);
     const r: ChangeOwnerResult = unwrap(
       await guard(site, () => v.change_owner({ new_owner: owner, keep_controllers: keep ? [keep] : [] })),
       site,
     );
+    return this.verifyTransfer(videoId, r, owner, keep, wantHash, opts.signal);
+  }
+
+  /**
+   * The first step of a two-step transfer (owner or approved operator): offers the video to
+   * `newOwner`, who completes it with {@link acceptOwnership} within 7 days. Nothing changes
+   * until then, so a mistyped principal orphans nothing; a new offer replaces an older one.
+   * `keepControllers` is applied when the offer is accepted, as in {@link transferOwnership}.
+   */
+  async offerOwnership(
+    videoId: string,
+    newOwner: Principal | string,
+    opts: { keepControllers?: readonly (Principal | string)[]; signal?: AbortSignal } = {},
+  ): Promise<OwnershipOfferInfo> {
+    const v = this.video(videoId);
+    const site = { canisterId: videoId, method: 'offer_ownership' };
+    if (opts.signal?.aborted) throw new AbortError(opts.signal.reason);
+    const keep = opts.keepControllers?.map((p) => Principal.from(principalText(p)));
+    const offer = unwrap(
+      await guard(site, () =>
+        v.offer_ownership({ new_owner: Principal.from(principalText(newOwner)), keep_controllers: keep ? [keep] : [] }),
+      ),
+      site,
+    );
+    return toOfferInfo(offer);
+  }
+
+  /** Withdraws the video's pending ownership offer (owner or operator); a no-op without one. */
+  async cancelOwnershipOffer(videoId: string, opts: CallOptions = {}): Promise<void> {
+    const v = this.video(videoId);
+    const site = { canisterId: videoId, method: 'cancel_offer' };
+    unwrap(await this.call(videoId, 'cancel_offer', () => v.cancel_offer(), opts), site);
+  }
+
+  /**
+   * The second step, by the principal the offer names (this client's identity): takes the video
+   * and its canister, and checks the result from the IC's certified state like
+   * {@link transferOwnership} does (controllers exactly as returned and, when the offer named
+   * controllers to keep, exactly `{caller, video} ∪ keep`; the module hash when
+   * `expectedModuleHash` is given).
+   */
+  async acceptOwnership(videoId: string, opts: Omit<TransferOptions, 'keepControllers'> = {}): Promise<TransferResult> {
+    const v = this.video(videoId);
+    if (opts.signal?.aborted) throw new AbortError(opts.signal.reason);
+    const wantHash = moduleHashOption(opts.expectedModuleHash);
+    const offer = (await guard({ canisterId: videoId, method: 'metadata' }, () => v.metadata())).pending_offer[0];
+    const site = { canisterId: videoId, method: 'accept_ownership' };
+    const r: ChangeOwnerResult = unwrap(await guard(site, () => v.accept_ownership()), site);
+    const keep = offer?.keep_controllers[0];
+    return this.verifyTransfer(videoId, r, await this.principal(), keep, wantHash, opts.signal);
+  }
+
+  /** Checks a transfer's outcome against the IC's certified state (see {@link TransferOptions}). */
+  private async verifyTransfer(
+    videoId: string,
+    r: ChangeOwnerResult,
+    owner: Principal,
+    keep: Principal[] | undefined,
+    wantHash: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<TransferResult> {
     const returned = r.controllers.map((p) => p.toText());
     const expected = keep ? [...new Set([owner.toText(), videoId, ...keep.map((p) => p.toText())])] : undefined;
     let info = await this.certifiedCanisterInfo(videoId);
     // A replica a round behind may still certify the old controllers: read again before failing.
     for (let n = 1; n < CERTIFIED_READS && !sameSet(info.controllers, returned); n++) {
-      await sleep(CERTIFIED_READ_DELAY_MS, opts.signal);
+      await sleep(CERTIFIED_READ_DELAY_MS, signal);
       info = await this.certifiedCanisterInfo(videoId);
     }
     const fields = {

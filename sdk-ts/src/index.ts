@@ -10,7 +10,7 @@
  * @packageDocumentation
  */
 export { CanvidClient, IC_HOST, toDetails } from './client.js';
-export type { CallOptions, ClientOptions, TransferOptions, TransferResult, VideoDetails } from './client.js';
+export type { CallOptions, ClientOptions, OwnershipOfferInfo, TransferOptions, TransferResult, VideoDetails } from './client.js';
 export { METADATA_PATH, MAX_CERT_AGE_NS, loadResponseVerifier, metadataRequest, readCanisterInfo, verifyMetadataAnswer } from './certified.js';
 export type { CertifiedCanisterInfo, CertifiedMetadata, ResponseVerifier } from './certified.js';
 export { uploadVideo, allMissing, MAX_DECLARED_DIGESTS } from './upload.js';

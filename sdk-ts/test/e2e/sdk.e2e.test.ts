@@ -254,6 +254,28 @@ test('an approved operator (marketplace) can transfer on the owner\'s behalf', {
   assert.equal(meta.operator, undefined); // a transfer clears the approval
 });
 
+test('two-step transfer: an offer changes nothing until the offered principal accepts', { timeout: 300_000 }, async () => {
+  const asCarol = await client(carol);
+  const asAlice = await client(alice);
+  const asBob = await client(bob);
+  // A withdrawn offer cannot be accepted.
+  await asCarol.offerOwnership(first.videoId, bobId);
+  await asCarol.cancelOwnershipOffer(first.videoId);
+  await assert.rejects(asBob.acceptOwnership(first.videoId), NotAuthorizedError);
+  const offer = await asCarol.offerOwnership(first.videoId, aliceId, { keepControllers: [served.spawnId] });
+  assert.equal(offer.newOwner, aliceId);
+  assert.deepEqual(offer.keepControllers, [served.spawnId]);
+  assert.ok(offer.expiresAt > offer.offeredAt);
+  // Only the principal the offer names can take it; until then nothing changed.
+  await assert.rejects(asBob.acceptOwnership(first.videoId), NotAuthorizedError);
+  assert.equal((await asCarol.getMetadata(first.videoId)).owner, carol.getPrincipal().toText());
+  const official = await asAlice.officialVideoModuleHash();
+  const t = await asAlice.acceptOwnership(first.videoId, { expectedModuleHash: official });
+  assert.equal(t.transferSeq, 3n);
+  assert.deepEqual(new Set(t.controllers), new Set([aliceId, first.videoId, served.spawnId]));
+  assert.equal((await asAlice.getMetadata(first.videoId)).owner, aliceId);
+});
+
 test('abort mid-upload, then resume by video id: only missing chunks are sent', { timeout: 600_000 }, async () => {
   const canvid = await client(alice);
   const data = randomBytes(1_500_000, 77);
