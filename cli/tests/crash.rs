@@ -9,36 +9,13 @@
 //! `CANVID_CRASH_ITERATIONS` (default 3) and `CANVID_CRASH_SEED` (default 1) widen the search;
 //! `CANVID_CRASH_NO_WAL=1` runs the servers with `--no-wal`, to see the test fail without the log.
 
+mod common;
+
 use canvid_devkit::wasm_dir;
+use common::{canvid, last_line, net, ok, principal_of, text};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn canvid() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_canvid"));
-    c.env("CANVID_WASM_DIR", wasm_dir());
-    c
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn net<'a>(cmd: &'a mut Command, state: &Path) -> &'a mut Command {
-    cmd.arg("--state").arg(state)
-}
-
-fn ok(cmd: &mut Command) -> String {
-    let o = cmd.output().unwrap();
-    assert!(
-        o.status.success(),
-        "{cmd:?} failed ({:?}):\nstdout: {}\nstderr: {}",
-        o.status,
-        text(&o.stdout),
-        text(&o.stderr)
-    );
-    text(&o.stdout)
-}
 
 /// xorshift64*: the kill points, reproducible from the seed.
 struct Rng(u64);
@@ -99,22 +76,6 @@ fn run_and_kill(cmd: &mut Command, server: &mut Child, delay: Duration) -> Outpu
     std::thread::sleep(delay);
     server.kill().unwrap(); // SIGKILL
     client.wait_with_output().unwrap()
-}
-
-fn last_line(s: &str) -> String {
-    s.lines().last().unwrap_or_default().trim().to_string()
-}
-
-fn principal_of(pem: &Path, state: &Path) -> String {
-    let o = net(canvid().args(["ls", "--identity"]).arg(pem), state)
-        .output()
-        .unwrap();
-    let err = text(&o.stderr);
-    err.lines()
-        .find_map(|l| l.split(" by ").nth(1))
-        .unwrap_or_else(|| panic!("no principal in {err}"))
-        .trim()
-        .to_string()
 }
 
 #[test]

@@ -2,41 +2,12 @@
 //! generated video, ls by creator and owner, transfer, an interrupted upload resumed with only
 //! the missing chunks, a restart on the same state directory, and the one-line errors.
 
-use canvid_devkit::wasm_dir;
+mod common;
+
+use common::{canvid, last_line, net, ok, principal_of, require_wasm, text};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn canvid() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_canvid"));
-    c.env("CANVID_WASM_DIR", wasm_dir());
-    c
-}
-
-fn require_wasm() {
-    assert!(
-        wasm_dir().join("video.wasm").is_file(),
-        "canister wasm missing in {}: run scripts/build-wasm.sh",
-        wasm_dir().display()
-    );
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// Runs a command and asserts success; returns stdout.
-fn ok(cmd: &mut Command) -> String {
-    let o = cmd.output().unwrap();
-    assert!(
-        o.status.success(),
-        "{cmd:?} failed ({:?}):\nstdout: {}\nstderr: {}",
-        o.status,
-        text(&o.stdout),
-        text(&o.stderr)
-    );
-    text(&o.stdout)
-}
 
 fn fails(cmd: &mut Command, code: i32, needle: &str) -> Output {
     let o = cmd.output().unwrap();
@@ -92,27 +63,6 @@ impl Drop for Serve {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn net<'a>(cmd: &'a mut Command, state: &Path) -> &'a mut Command {
-    cmd.arg("--state").arg(state)
-}
-
-fn last_line(s: &str) -> String {
-    s.lines().last().unwrap_or_default().trim().to_string()
-}
-
-fn principal_of(pem: &Path, state: &Path) -> String {
-    // `ls` without --creator/--owner lists the caller's videos and names the caller on stderr.
-    let o = net(canvid().args(["ls", "--identity"]).arg(pem), state)
-        .output()
-        .unwrap();
-    let err = text(&o.stderr);
-    err.lines()
-        .find_map(|l| l.split(" by ").nth(1))
-        .unwrap_or_else(|| panic!("no principal in {err}"))
-        .trim()
-        .to_string()
 }
 
 #[test]

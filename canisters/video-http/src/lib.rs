@@ -30,7 +30,7 @@ mod serve;
 pub use certify::{Certifier, CertifyError};
 pub use ic_http_certification::{HttpRequest, HttpResponse, HttpUpdateRequest, StatusCode};
 pub use serve::{
-    http_request, http_request_update, serve_uncertified, update_body_bytes, update_need,
+    http_request, http_request_update, serve_uncertified, update_check, update_need, UpdateCheck,
     UpdateNeed, SECURITY_HEADERS,
 };
 

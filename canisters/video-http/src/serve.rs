@@ -509,8 +509,21 @@ pub enum UpdateNeed {
 /// What `http_request` does with a request.
 enum Decision {
     Certified(Plan, String),
-    Upgrade(UpdateNeed),
+    /// Why, and the body size of the update path's answer.
+    Upgrade(UpdateNeed, u64),
     Uncertified(Plan),
+}
+
+impl Body {
+    /// Bytes of the body (video bodies are not read).
+    fn len(&self) -> u64 {
+        match self {
+            Body::Empty => 0,
+            Body::Static(s) => s.len() as u64,
+            Body::Bytes(b) | Body::Prehashed(b, _) => b.len() as u64,
+            Body::Video { len, .. } => *len,
+        }
+    }
 }
 
 fn decide(
@@ -524,7 +537,7 @@ fn decide(
     let plan = plan(method, url, headers, video);
     if plan.cert.is_none() {
         return if plan.upgradable {
-            Decision::Upgrade(UpdateNeed::Uncertifiable)
+            Decision::Upgrade(UpdateNeed::Uncertifiable, plan.body.len())
         } else {
             Decision::Uncertified(plan)
         };
@@ -534,7 +547,7 @@ fn decide(
     // (yet) is upgraded to an update call, which vouches for it through consensus.
     match certifier.certificate_header(method, &path, &plan, video, data_certificate) {
         Some(certificate) => Decision::Certified(plan, certificate),
-        None if plan.upgradable => Decision::Upgrade(UpdateNeed::NotCertifiedYet),
+        None if plan.upgradable => Decision::Upgrade(UpdateNeed::NotCertifiedYet, plan.body.len()),
         None => Decision::Uncertified(plan),
     }
 }
@@ -576,29 +589,26 @@ pub fn http_request(
             ));
             response
         }
-        Decision::Upgrade(_) => upgrade(),
+        Decision::Upgrade(..) => upgrade(),
         Decision::Uncertified(plan) => materialise(&plan, video),
     }
 }
 
-/// The body size of the update path's answer to `req` (what it will read and send), for the
-/// canister's cost estimate. Reads no video bytes.
-pub fn update_body_bytes(req: &HttpUpdateRequest, video: &dyn VideoSource) -> u64 {
-    match plan(req.method().as_str(), req.url(), req.headers(), video).body {
-        Body::Empty => 0,
-        Body::Static(s) => s.len() as u64,
-        Body::Bytes(b) | Body::Prehashed(b, _) => b.len() as u64,
-        Body::Video { len, .. } => len,
-    }
+/// Whether `http_request_update` should accept `req`, and the body size of its answer (for the
+/// canister's cost estimate): decided by the same step as the query's answer, so the update path
+/// accepts exactly the requests the query upgrades. Reads no video bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UpdateCheck {
+    pub need: UpdateNeed,
+    /// 0 when `need` is [`UpdateNeed::None`].
+    pub body_bytes: u64,
 }
 
-/// Whether `http_request_update` should accept `req` (see [`UpdateNeed`]): exactly the requests
-/// the query upgrades. Reads no video bytes.
-pub fn update_need(
+pub fn update_check(
     req: &HttpUpdateRequest,
     video: &dyn VideoSource,
     certifier: &Certifier,
-) -> UpdateNeed {
+) -> UpdateCheck {
     // The witness is built over the tree, not the certificate: any bytes do.
     match decide(
         req.method().as_str(),
@@ -608,9 +618,21 @@ pub fn update_need(
         certifier,
         b"",
     ) {
-        Decision::Upgrade(need) => need,
-        Decision::Certified(..) | Decision::Uncertified(_) => UpdateNeed::None,
+        Decision::Upgrade(need, body_bytes) => UpdateCheck { need, body_bytes },
+        Decision::Certified(..) | Decision::Uncertified(_) => UpdateCheck {
+            need: UpdateNeed::None,
+            body_bytes: 0,
+        },
     }
+}
+
+/// [`update_check`]'s `need` alone.
+pub fn update_need(
+    req: &HttpUpdateRequest,
+    video: &dyn VideoSource,
+    certifier: &Certifier,
+) -> UpdateNeed {
+    update_check(req, video, certifier).need
 }
 
 /// The `http_request_update` update: the same answers, uncertified (consensus certifies them).

@@ -231,17 +231,11 @@ pub fn inspect_http_update(arg: &[u8], now: u64) -> bool {
     let Ok(req) = candid::decode_one::<canvid_video_http::HttpUpdateRequest>(arg) else {
         return false;
     };
-    let (need, body) = canister::with(|s| {
-        HTTP_CERT.with_borrow(|c| {
-            let source = Source(s);
-            (
-                canvid_video_http::update_need(&req, &source, c),
-                canvid_video_http::update_body_bytes(&req, &source),
-            )
-        })
+    let check = canister::with(|s| {
+        HTTP_CERT.with_borrow(|c| canvid_video_http::update_check(&req, &Source(s), c))
     });
-    let cycles = estimated_update_cycles(arg.len() as u64, body);
-    accepts_http_update(need, HTTP_UPDATES.get(), now, cycles)
+    let cycles = estimated_update_cycles(arg.len() as u64, check.body_bytes);
+    accepts_http_update(check.need, HTTP_UPDATES.get(), now, cycles)
 }
 
 /// Instructions one message may spend on certification-tree entries before the rest of the

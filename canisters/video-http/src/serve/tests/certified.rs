@@ -439,12 +439,22 @@ fn update_need_agrees_with_the_query() {
             .build();
         for c in [&complete, &partial] {
             let upgraded = query(c, &v, &request).upgrade() == Some(true);
-            let need = update_need(&request.clone().into(), &v, c);
+            let update: ic_http_certification::HttpUpdateRequest = request.clone().into();
+            let check = update_check(&update, &v, c);
             assert_eq!(
                 upgraded,
-                need != UpdateNeed::None,
+                check.need != UpdateNeed::None,
                 "{method} {path} {headers:?}"
             );
+            // The cost estimate's body size is the update answer's.
+            if upgraded {
+                let answer = http_request_update(&update, &v);
+                assert_eq!(
+                    check.body_bytes,
+                    answer.body().len() as u64,
+                    "{method} {path}"
+                );
+            }
         }
     }
 }
