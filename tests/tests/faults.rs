@@ -27,6 +27,7 @@ use canvid_tests::clients::{ok, Video};
 use canvid_tests::deploy::{deploy, Deployment};
 use canvid_tests::{principal, Backend, GenFile, Principal, ReplicaBackend};
 use canvid_types::spawn::{CreateVideoArgs, SpawnStatus};
+use canvid_types::video::{ControlStatus, VideoMetadata, VideoStatus};
 
 /// What a run counts.
 #[derive(Default, Debug)]
@@ -38,6 +39,19 @@ struct Figures {
 
 fn set(v: impl IntoIterator<Item = Principal>) -> BTreeSet<Principal> {
     v.into_iter().collect()
+}
+
+/// The controllers a spawned video has when nothing is in flight: itself and the spawn, and its
+/// owner once the upload is finished and control was handed over (security review M3).
+fn expected_controllers(
+    meta: &VideoMetadata,
+    id: Principal,
+    spawn: Principal,
+) -> BTreeSet<Principal> {
+    match meta.control {
+        Some(ControlStatus::Owner) | None => set([meta.owner, id, spawn]),
+        Some(_) => set([id, spawn]),
+    }
 }
 
 /// The await points of a logged action: each call with its occurrence number among the calls
@@ -160,7 +174,7 @@ impl World<'_> {
                     let entry = index.get_video(v.canister_id);
                     let controllers = set(self.r.controllers(v.canister_id));
                     self.check(
-                        controllers == set([meta.owner, v.canister_id, self.d.spawn]),
+                        controllers == expected_controllers(&meta, v.canister_id, self.d.spawn),
                         || {
                             format!(
                                 "{ctx}: {} controllers {controllers:?} vs owner {}",
@@ -256,7 +270,12 @@ fn create_video_with_a_fault_at_every_await_point() {
             let ctx = format!("create_video, {kind:?} at {}#{nth}", call.method);
             let fired = r.replica.faults_fired();
             let balance = w.d.spawn_client().stats().balance;
-            r.replica.inject_fault(rule(call, *nth, kind.clone()));
+            let mut rule = rule(call, *nth, kind.clone());
+            if call.method == "metadata" {
+                // The spawn asks the video it just created: a new canister each time.
+                rule.callee = None;
+            }
+            r.replica.inject_fault(rule);
             let outcome = w.create(owner);
             r.replica.clear_faults();
             if call.method == "create_canister" && kind == Fault::TrapInCallback {
@@ -413,6 +432,7 @@ fn a_trapped_transfer_callback_is_reconciled() {
     let creator = principal("creator");
     let id = w.create(creator).expect("creation");
     let v = w.d.video(id);
+    v.upload(creator, &GenFile::new(17, 1_000, 1_000));
     let to = principal("new owner");
     r.replica
         .inject_fault(FaultRule::once("update_settings", Fault::TrapInCallback));
@@ -429,4 +449,124 @@ fn a_trapped_transfer_callback_is_reconciled() {
     // And the video takes transfers again.
     ok("change_owner", v.change_owner(to, creator));
     assert_eq!(v.metadata().owner, creator);
+}
+
+/// `finish_upload` of a spawned video hands control to the owner (security review M3): unused
+/// cycles back to the spawn (`return_unused_cycles`), the controllers read and the owner added,
+/// then a transfer made before the upload reaches the index. A fault at each of those await
+/// points; after recovery (the video's retry timer) the owner controls the video, the index
+/// names them, the chunks are intact, and the spawn's books show every returned cycle once.
+#[test]
+fn finish_upload_with_a_fault_at_every_await_point() {
+    let r = ReplicaBackend::new();
+    let d = deploy(&r);
+    let mut w = World {
+        r: &r,
+        d,
+        fig: Figures::default(),
+        orphans: 0,
+    };
+    let file = GenFile::new(18, 120_000, 50_000);
+    // One fault-free run finds the await points.
+    let scenario = |w: &mut World, n: usize| -> (Principal, Principal, Principal) {
+        let (creator, buyer) = (
+            principal(&format!("creator-{n}")),
+            principal(&format!("buyer-{n}")),
+        );
+        let id = w.create(creator).expect("creation");
+        w.recover();
+        let v = w.d.video(id);
+        ok(
+            "begin_upload",
+            v.begin_upload(creator, &canvid_tests::clients::spec_for(&file, true)),
+        );
+        v.upload_chunks(creator, &file, None);
+        // Sold before the upload is finished: app-level only, the index learns it later.
+        let r = ok("change_owner", v.change_owner(creator, buyer));
+        w.check(r.owner_controls == Some(false) && !r.index_notified, || {
+            format!("a transfer before the hand-over: {r:?}")
+        });
+        (id, creator, buyer)
+    };
+    let (id, _, buyer) = scenario(&mut w, 0);
+    let _ = r.replica.take_call_log();
+    ok("finish_upload", w.d.video(id).finish_upload(buyer));
+    let log = r.replica.take_call_log();
+    w.recover();
+    w.invariants("fault-free hand-over");
+    let points = await_points(&log);
+    let methods: Vec<&str> = points.iter().map(|(c, _)| c.method.as_str()).collect();
+    assert_eq!(
+        methods,
+        [
+            "return_unused_cycles",
+            "canister_status",
+            "update_settings",
+            "report_owner_change",
+            "canister_info"
+        ],
+        "the hand-over's await points"
+    );
+    let mut n = 0;
+    for (call, nth) in &points {
+        for kind in kinds(call) {
+            n += 1;
+            let ctx = format!("finish_upload, {kind:?} at {}#{nth}", call.method);
+            let (id, creator, buyer) = scenario(&mut w, n);
+            let quota_before = w.d.spawn_client().quota_of(creator).used_cycles;
+            let fired = r.replica.faults_fired();
+            r.replica
+                .inject_fault(rule_for_video(call, id, *nth, kind.clone()));
+            let outcome = w.d.video(id).finish_upload(buyer);
+            r.replica.clear_faults();
+            w.fig.faults += r.replica.faults_fired() - fired;
+            w.check(r.replica.faults_fired() == fired + 1, || {
+                format!("{ctx}: the fault did not fire")
+            });
+            // The upload is acknowledged whatever happened to the hand-over — except that a trap
+            // in a callback cannot be answered: the IC rejects the call (IC0503) although the
+            // first message, which made the video Ready, committed.
+            let answered_ready = matches!(&outcome, Ok(Ok(m)) if m.status == VideoStatus::Ready);
+            let trapped = kind == Fault::TrapInCallback
+                && matches!(&outcome, Err(r) if r.error_code == "IC0503");
+            w.check(answered_ready || trapped, || {
+                format!("{ctx}: finish_upload answered {outcome:?}")
+            });
+            w.check(
+                w.d.video(id).metadata().status == VideoStatus::Ready,
+                || format!("{ctx}: the upload is not Ready"),
+            );
+            w.recover();
+            let v = w.d.video(id);
+            let meta = v.metadata();
+            w.check(meta.control == Some(ControlStatus::Owner), || {
+                format!("{ctx}: control {:?} after recovery", meta.control)
+            });
+            w.invariants(&ctx);
+            w.check(meta.owner == buyer, || {
+                format!("{ctx}: owner {}", meta.owner)
+            });
+            // Every cycle the video returned is on the creator's quota exactly once.
+            let rec = w.d.spawn_client().get_video(id).expect("record");
+            let returned = rec.cycles_returned.unwrap_or(0);
+            let quota_after = w.d.spawn_client().quota_of(creator).used_cycles;
+            w.check(quota_after + returned == quota_before, || {
+                format!("{ctx}: quota {quota_before} -> {quota_after}, returned {returned}")
+            });
+            v.verify_chunks(buyer, &file);
+            w.fig.scenarios += 1;
+            let _ = r.replica.take_call_log();
+        }
+    }
+    eprintln!("finish_upload faults: {:?}", w.fig);
+}
+
+/// [`rule`] for the same call in another scenario's video `id`: the video makes every call of
+/// the hand-over but the index's `canister_info` (the index asking the IC about the video).
+fn rule_for_video(call: &CallRecord, id: Principal, nth: u32, kind: Fault) -> FaultRule {
+    let mut c = call.clone();
+    if c.method != "canister_info" {
+        c.caller = id;
+    }
+    rule(&c, nth, kind)
 }

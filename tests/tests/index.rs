@@ -3,7 +3,7 @@
 
 use canvid_tests::clients::{ok, rejected, Relay, Video};
 use canvid_tests::deploy::{deploy, T};
-use canvid_tests::{backend_tests, principal, wasm, Backend, BackendExt};
+use canvid_tests::{backend_tests, principal, wasm, Backend, BackendExt, GenFile};
 use canvid_types::index::{IndexInit, OwnerChange, VideoRegistration};
 use canvid_types::video::VideoInit;
 use canvid_types::Error;
@@ -202,6 +202,7 @@ fn m4_forged_owner_reports(b: &dyn Backend) {
         title: "forged, then real".into(),
         description: String::new(),
         tags: vec![],
+        funded_by: None,
     };
     b.reinstall(
         id,
@@ -376,6 +377,9 @@ fn index_upgrade_recovers_from_a_forged_report(b: &dyn Backend) {
     );
     assert!(created.indexed);
     let v1 = Video::new(b, created.canister_id);
+    // (Uploaded first: the owner controls a spawned video, and its transfers reach the index,
+    // once the upload is finished.)
+    v1.upload(carol, &GenFile::new(3, 1_000, 1_000));
     assert!(ok("change_owner", v1.change_owner(carol, dave)).index_notified);
     // ...and a canister running a forged module that froze its entry.
     let id = b.create_canister(Some(alice), Some(vec![alice]), 10 * T);
@@ -432,6 +436,7 @@ fn index_upgrade_recovers_from_a_forged_report(b: &dyn Backend) {
         title: "unfrozen".into(),
         description: String::new(),
         tags: vec![],
+        funded_by: None,
     };
     b.reinstall(
         id,

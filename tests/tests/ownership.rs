@@ -15,7 +15,8 @@ fn set(v: impl IntoIterator<Item = Principal>) -> BTreeSet<Principal> {
     v.into_iter().collect()
 }
 
-fn create(d: &Deployment, owner: Principal) -> Principal {
+/// A spawned video whose upload is not finished: the video and the spawn canister control it.
+fn create_unfinished(d: &Deployment, owner: Principal) -> Principal {
     ok(
         "create_video",
         d.spawn_client().create_video(
@@ -30,6 +31,14 @@ fn create(d: &Deployment, owner: Principal) -> Principal {
         ),
     )
     .canister_id
+}
+
+/// A spawned video, uploaded and finished: `finish_upload` made its owner a controller.
+fn create(d: &Deployment, owner: Principal) -> Principal {
+    let id = create_unfinished(d, owner);
+    d.video(id).upload(owner, &GenFile::new(99, 1_000, 1_000));
+    assert_eq!(set(d.b.controllers(id)), set([owner, id, d.spawn]));
+    id
 }
 
 /// Transfers and checks the immediate result.
@@ -50,7 +59,7 @@ fn three_transfers(b: &dyn Backend) {
     let creator = principal("creator");
     let (a, bb, c) = (principal("A"), principal("B"), principal("C"));
     let market = principal("marketplace");
-    let id = create(&d, creator);
+    let id = create_unfinished(&d, creator);
     let v = d.video(id);
     let file = GenFile::new(21, 250_000, 100_000);
     v.upload(creator, &file);
@@ -165,10 +174,16 @@ fn transfer_refusals(b: &dyn Backend) {
     assert_eq!(set(b.controllers(id)), set([owner, id, d.spawn]));
 }
 
-/// The spawn canister's "controllers" step, retried after the video was sold, must not write
-/// the owner its record names back: the buyer keeps sole control (security review M1).
+/// The spawn canister's "controllers" step, retried after the video was sold, must not give it
+/// back to the owner the spawn's record names (security review M1). Since the owner becomes a
+/// controller only at `finish_upload`, nobody but the spawn can touch the controllers before
+/// that step runs (the read-then-write window M1 left is closed): here the step fails (the
+/// video is stopped), the seller cannot take control meanwhile, finishes the upload (the
+/// hand-over waits for the step), and the step's retry, the hand-over and a sale then
+/// leave the buyer in control.
 fn m1_a_retried_controllers_step_never_gives_a_sold_video_back(b: &dyn Backend) {
     use canvid_types::spawn::SpawnStatus;
+    use canvid_types::video::ControlStatus;
     let d = deploy(b);
     let (seller, buyer) = (principal("seller"), principal("buyer"));
     let sp = d.spawn_client();
@@ -179,13 +194,13 @@ fn m1_a_retried_controllers_step_never_gives_a_sold_video_back(b: &dyn Backend) 
                 title: "sold before set up".into(),
                 description: String::new(),
                 tags: vec![],
-                declared_size: 1,
+                declared_size: 1_000,
                 owner: None,
             },
         )
         .expect("create_video accepted");
-    // Run until the video is installed, then (before the spawn sets the controllers) the
-    // seller removes the spawn canister, so that step fails and waits for a retry.
+    // Run until the video is installed, then (before the spawn sets the controllers) stop it,
+    // so that step's call to the video fails and waits for a retry.
     let mut id = None;
     for _ in 0..50 {
         b.tick();
@@ -199,8 +214,8 @@ fn m1_a_retried_controllers_step_never_gives_a_sold_video_back(b: &dyn Backend) 
         }
     }
     let id = id.expect("the video reached Installed");
-    b.set_controllers(id, Some(seller), vec![seller])
-        .expect("the seller takes sole control");
+    b.stop(id, Some(d.spawn))
+        .expect("the spawn stops the video");
     let created = ok("create_video", sp.await_create_video(call));
     assert_eq!(created.canister_id, id);
     assert_eq!(
@@ -209,13 +224,43 @@ fn m1_a_retried_controllers_step_never_gives_a_sold_video_back(b: &dyn Backend) 
         "{}: the controllers step failed and waits for a retry",
         b.name()
     );
-    // The seller sets the controllers up by hand and sells.
-    b.set_controllers(id, Some(seller), vec![seller, id, d.spawn])
-        .expect("controllers restored");
+    assert_eq!(set(b.controllers(id)), set([d.spawn]));
+    assert!(
+        b.set_controllers(id, Some(seller), vec![seller]).is_err(),
+        "{}: the owner cannot take control of an unfinished video",
+        b.name()
+    );
+    b.start(id, Some(d.spawn)).expect("started again");
+
+    // The seller finishes the upload: the video cannot hand control over before it controls
+    // itself, so the hand-over is retried later.
     let v = Video::new(b, id);
+    let meta = v.upload(seller, &GenFile::new(5, 1_000, 1_000));
+    assert!(
+        matches!(
+            meta.control,
+            Some(ControlStatus::HandingOver { attempts: 1, .. })
+        ),
+        "{}: {:?}",
+        b.name(),
+        meta.control
+    );
+    assert_eq!(set(b.controllers(id)), set([d.spawn]));
+
+    // The spawn's retry sets [video, spawn] (not the seller); the video's timer then hands
+    // control to its owner.
+    ok("retry_pending", sp.retry_pending(d.admin));
+    assert_eq!(set(b.controllers(id)), set([id, d.spawn]));
+    b.advance_time(std::time::Duration::from_secs(120));
+    for _ in 0..10 {
+        b.tick();
+    }
+    assert_eq!(v.metadata().control, Some(ControlStatus::Owner));
+    assert_eq!(set(b.controllers(id)), set([seller, id, d.spawn]));
+
+    // Sold; a later retry of the spawn writes nothing.
     ok("change_owner", v.change_owner(seller, buyer));
     assert_eq!(set(b.controllers(id)), set([buyer, id, d.spawn]));
-    // The spawn's retry finds the video set up and writes nothing.
     ok("retry_pending", sp.retry_pending(d.admin));
     assert_eq!(
         set(b.controllers(id)),
@@ -253,6 +298,7 @@ fn h3_a_buyer_names_the_controllers_it_keeps(b: &dyn Backend) {
         title: "planted".into(),
         description: String::new(),
         tags: vec![],
+        funded_by: None,
     };
     b.install(
         id,

@@ -4,7 +4,7 @@ use canvid_tests::clients::{err, ok, rejected, CallOutcome, Relay};
 use canvid_tests::deploy::{deploy, deploy_with, Deployment, T};
 use canvid_tests::{backend_tests, principal, wasm, Backend, BackendExt, GenFile, Principal};
 use canvid_types::spawn::{CreateVideoArgs, CreatedVideo, Payer, QuotaArgs, SpawnStatus};
-use canvid_types::video::{VideoStatus, MAX_VIDEO_SIZE};
+use canvid_types::video::{ControlStatus, VideoStatus, MAX_VIDEO_SIZE};
 use canvid_types::Error;
 use std::collections::BTreeSet;
 
@@ -24,8 +24,9 @@ fn assert_spawned(d: &Deployment, created: &CreatedVideo, owner: Principal) {
     assert!(d.b.canister_exists(id));
     assert_eq!(
         d.b.controllers(id).into_iter().collect::<BTreeSet<_>>(),
-        [owner, id, d.spawn].into_iter().collect::<BTreeSet<_>>(),
-        "controllers of a spawned video: owner, itself, the spawn canister"
+        [id, d.spawn].into_iter().collect::<BTreeSet<_>>(),
+        "controllers of a spawned video before its upload is finished: itself and the spawn \
+         canister (the owner gets control at finish_upload: security review M3)"
     );
     assert!(created.indexed, "the index acknowledged the registration");
     let rec = d
@@ -43,6 +44,10 @@ fn assert_spawned(d: &Deployment, created: &CreatedVideo, owner: Principal) {
     assert_eq!(meta.creator, owner);
     assert_eq!(meta.index, Some(d.index));
     assert_eq!(meta.status, VideoStatus::Empty);
+    assert_eq!(
+        meta.control,
+        Some(ControlStatus::AfterUpload { funded_by: d.spawn })
+    );
 }
 
 fn spawn_creates_a_working_video(b: &dyn Backend) {
@@ -73,8 +78,31 @@ fn spawn_creates_a_working_video(b: &dyn Backend) {
     // The new canister works: alice uploads into it; the index lists it.
     let v = d.video(created.canister_id);
     let file = GenFile::new(11, 300_000, 100_000);
-    v.upload(alice, &file);
+    let pool_before_finish = b.cycle_balance(d.spawn);
+    let meta = v.upload(alice, &file);
     v.verify_chunks(principal("viewer"), &file);
+    // finish_upload handed control to alice after giving any unused cycles back: the pool got
+    // them and alice's quota use fell by as much.
+    assert_eq!(meta.control, Some(ControlStatus::Owner));
+    assert_eq!(
+        b.controllers(created.canister_id)
+            .into_iter()
+            .collect::<BTreeSet<_>>(),
+        [alice, created.canister_id, d.spawn]
+            .into_iter()
+            .collect::<BTreeSet<_>>()
+    );
+    let rec = d
+        .spawn_client()
+        .get_video(created.canister_id)
+        .expect("record");
+    // (Declared 1 MB, uploaded 300 KB: little to give back; see spawn_security's M3 test.)
+    let returned = rec.cycles_returned.unwrap_or(0);
+    assert!(b.cycle_balance(d.spawn) >= pool_before_finish + returned - 1_000_000_000);
+    assert_eq!(
+        d.spawn_client().quota_of(alice).used_cycles,
+        estimate - returned
+    );
     let listed: Vec<Principal> = d
         .index_client()
         .by_creator(alice)
@@ -290,7 +318,7 @@ fn spawn_failed_install_parks_and_reuses(b: &dyn Backend) {
     assert_eq!(rec.status, SpawnStatus::Spare);
     assert!(rec.last_error.is_some());
     assert_eq!(
-        b.module_hash(spare, Some(carol)),
+        b.module_hash(spare, Some(d.spawn)),
         None,
         "nothing is installed in the spare"
     );
@@ -512,7 +540,7 @@ fn spawn_funds_every_size_from_one_byte_to_the_maximum(b: &dyn Backend) {
         let before = b.cycle_balance(id);
         ok("put_chunk", v.put_chunk(alice, 0, file.chunk(0)));
         let per_chunk = before - b.cycle_balance(id);
-        let s = b.status(id, Some(alice)).expect("canister_status");
+        let s = b.status(id, Some(d.spawn)).expect("canister_status");
         // The reserve per byte of memory over the 30-day threshold.
         let reserve_per_byte = |bytes: u128| {
             s.idle_cycles_burned_per_day * DAYS_30 * bytes / u128::from(s.memory_size)

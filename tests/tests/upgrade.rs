@@ -7,7 +7,7 @@ use canvid_tests::http_types::{HttpRequest, HttpResponse};
 use canvid_tests::{backend_tests, principal, wasm, Backend, BackendExt, GenFile, Principal};
 use canvid_types::index::IndexInit;
 use canvid_types::spawn::{CreateVideoArgs, SpawnInit, UpgradeArgs};
-use canvid_types::video::{MissingArgs, PosterArgs, VideoInit};
+use canvid_types::video::{ControlStatus, MissingArgs, PosterArgs, VideoInit, VideoMetadata};
 use serde_bytes::ByteBuf;
 
 /// A released module from `tests/fixtures/` (gzipped, as install_code takes it).
@@ -191,6 +191,8 @@ fn m6_upgrade_videos_lets_open_calls_finish(b: &dyn Backend) {
     let d = deploy(b);
     let (alice, bob) = (principal("alice"), principal("bob"));
     let v = create(&d, alice, "in flight");
+    // Finished first: then alice controls it and the transfer rewrites the controllers.
+    d.video(v).upload(alice, &GenFile::new(7, 1_000, 1_000));
     let record_before = d.spawn_client().get_video(v).expect("spawn record");
     let transfer = b
         .submit1(
@@ -365,6 +367,7 @@ fn video_upgrade_from_the_released_module(b: &dyn Backend) {
         title: "released".into(),
         description: "installed by the module of 71179eb".into(),
         tags: vec!["old".into()],
+        funded_by: None,
     };
     b.reinstall(
         v.id,
@@ -426,7 +429,18 @@ fn video_upgrade_from_the_released_module(b: &dyn Backend) {
         Some(wasm::sha256(&wasm::video()))
     );
     let after = (v.metadata(), uploaders(&v), missing(&v), v.canister_info());
-    assert_eq!(after.0, before.0, "metadata (state cell)");
+    // The released module did not report `control`; the current one says the owner controls
+    // it (a video installed without `funded_by`).
+    assert_eq!(before.0.control, None);
+    assert_eq!(after.0.control, Some(ControlStatus::Owner));
+    assert_eq!(
+        VideoMetadata {
+            control: None,
+            ..after.0.clone()
+        },
+        before.0,
+        "metadata (state cell)"
+    );
     assert_eq!(after.0.owner, bob);
     assert_eq!(after.0.operator, Some(market));
     assert_eq!(after.0.transfer_seq, 1);

@@ -32,7 +32,7 @@ use std::time::Duration;
 use candid::{Encode, Principal};
 use canvid_types::index::VideoRegistration;
 use canvid_types::spawn::{CreateVideoArgs, CreatedVideo, InFlight, SpawnStatus, SpawnedVideo};
-use canvid_types::video::VideoInit;
+use canvid_types::video::{ControlStatus, VideoInit, VideoMetadata};
 use canvid_types::{Error, Result};
 use ic_cdk::api::{
     canister_liquid_cycle_balance, canister_self, cost_create_canister, msg_cycles_accept,
@@ -231,6 +231,7 @@ pub async fn create_video(caller: Principal, args: CreateVideoArgs) -> Result<Cr
         title: args.title.clone(),
         description: args.description.clone(),
         tags: args.tags.clone(),
+        funded_by: Some(spawn),
     };
     let arg = Encode!(&init).map_err(|e| Error::InvalidArgument {
         reason: e.to_string(),
@@ -267,7 +268,7 @@ pub async fn create_video(caller: Principal, args: CreateVideoArgs) -> Result<Cr
         }
         None => {
             let settings = CanisterSettings {
-                controllers: Some(logic::initial_controllers(owner, spawn)),
+                controllers: Some(logic::initial_controllers(spawn)),
                 ..Default::default()
             };
             let created = create_canister_with_extra_cycles(
@@ -300,6 +301,7 @@ pub async fn create_video(caller: Principal, args: CreateVideoArgs) -> Result<Cr
                     updated_at: now,
                     wasm_sha256: None,
                     last_error: None,
+                    cycles_returned: None,
                 });
                 s.update_config(|c| c.videos_created += 1);
             });
@@ -413,7 +415,7 @@ pub async fn drive(id: Principal) -> SpawnStatus {
                 with_mut(|s| s.outbox_remove(&id));
                 return v.status;
             }
-            NextStep::SetControllers => set_controllers(id, v.owner, spawn).await,
+            NextStep::SetControllers => set_controllers(id, spawn).await,
             NextStep::Register => {
                 let index = index.unwrap_or(Principal::anonymous());
                 let reg = VideoRegistration {
@@ -468,15 +470,22 @@ pub async fn drive(id: Principal) -> SpawnStatus {
     }
 }
 
-/// The "controllers" step: reads the video's controllers and adds the video and the spawn
-/// canister to them, unless that already happened or the video changed hands meanwhile
-/// ([`logic::plan_controllers`]): the spawn's record keeps the first owner, and writing it back
-/// on a retry would give a sold video back to its seller.
-async fn set_controllers(
-    id: Principal,
-    recorded_owner: Principal,
-    spawn: Principal,
-) -> std::result::Result<(), String> {
+/// The "controllers" step: asks the installed video who owns it and whether it hands control
+/// over itself (its `metadata` query, as an inter-canister call), reads its controllers and
+/// writes [`logic::plan_controllers`]'s set, unless the video already controls itself.
+async fn set_controllers(id: Principal, spawn: Principal) -> std::result::Result<(), String> {
+    let metadata: VideoMetadata = Call::bounded_wait(id, "metadata")
+        .await
+        .map_err(|e| format!("metadata: {e}"))?
+        .candid()
+        .map_err(|e| format!("metadata: {e}"))?;
+    let view = logic::VideoView {
+        owner: metadata.owner,
+        hands_over: matches!(
+            metadata.control,
+            Some(ControlStatus::AfterUpload { .. } | ControlStatus::HandingOver { .. })
+        ),
+    };
     let status: canvid_types::management::StatusControllers =
         Call::bounded_wait(Principal::management_canister(), "canister_status")
             .with_arg(CanisterIdRecord { canister_id: id })
@@ -484,7 +493,7 @@ async fn set_controllers(
             .map_err(|e| format!("canister_status: {e}"))?
             .candid()
             .map_err(|e| format!("canister_status: {e}"))?;
-    match logic::plan_controllers(&status.settings.controllers, recorded_owner, id, spawn) {
+    match logic::plan_controllers(&status.settings.controllers, &view, id, spawn) {
         logic::ControllersPlan::AlreadyDone => Ok(()),
         logic::ControllersPlan::Set(controllers) => update_settings(&UpdateSettingsArgs {
             canister_id: id,

@@ -22,7 +22,7 @@ pub fn require_admin() -> Result<Principal> {
 /// The ingress policy. Every accepted message is paid by the spawn canister, so only what can
 /// succeed is accepted (the endpoints check again): `create_video` from callers with a way to
 /// pay and an argument of a request's size ([`logic::inspect_create_video`]); every other update
-/// from admins only.
+/// from admins only; `return_unused_cycles` never (canisters call it).
 pub fn accepts_ingress<M: Memory>(
     s: &SpawnStore<M>,
     method: &str,
@@ -40,6 +40,8 @@ pub fn accepts_ingress<M: Memory>(
                 quota.as_ref(),
             )
         }
+        // Only video canisters call it, with cycles: ingress carries none.
+        "return_unused_cycles" => false,
         _ => s.is_admin(caller),
     }
 }

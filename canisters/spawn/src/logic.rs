@@ -295,6 +295,18 @@ pub fn decide_funding(input: &FundingInput<'_>, caller: Principal) -> Result<Fun
     })
 }
 
+/// Account after a video gave back `amount` unused cycles when its upload finished
+/// (`return_unused_cycles`): the payer's own cycles become credit for their next creation; cycles
+/// from the pool stay in the pool and give the caller's quota back the same amount.
+pub fn credit_returned(account: &Account, payer: Payer, amount: u128) -> Account {
+    let mut a = account.clone();
+    match payer {
+        Payer::Attached => a.credit = a.credit.saturating_add(amount),
+        Payer::Pool => a.used_cycles = a.used_cycles.saturating_sub(amount),
+    }
+    a
+}
+
 /// Account after the funding is committed (before the first await).
 pub fn commit_funding(account: &Account, f: &Funding, new_video: bool) -> Account {
     let mut a = account.clone();
@@ -380,33 +392,50 @@ pub fn needs_work(status: SpawnStatus, has_index: bool) -> bool {
     next_step(status, has_index) != NextStep::None
 }
 
-/// What the "controllers" step writes, given the video's controllers now. Once set up, a spawned
-/// video is controlled by its owner (to manage it), itself (it rewrites its controllers on
-/// ownership transfer) and the spawn canister (upgrades and top-ups).
+/// What the "controllers" step writes, given the video's controllers now and what the installed
+/// video module says of itself (its `metadata` query). A spawned video is controlled by itself
+/// (it rewrites its controllers on ownership transfer and hands control over) and the spawn
+/// canister (upgrades and top-ups); its owner becomes a controller only when the upload is
+/// finished, by the video itself (security review M3: until then nobody else can change the
+/// code, so the cycles given for the declared size cannot be diverted).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ControllersPlan {
-    /// Nothing to write: the video already controls itself (the step ran before, or a
-    /// `change_owner` set them), or the owner the record names no longer controls it (it was
-    /// sold or handed over meanwhile). Writing the recorded owner back would give a sold video
-    /// back to its seller.
+    /// Nothing to write: the video already controls itself (the step ran before, or the video
+    /// has been transferred since).
     AlreadyDone,
-    /// Add the video and the spawn canister to the current controllers (keeping the others).
+    /// Write exactly these controllers.
     Set(Vec<Principal>),
 }
 
-/// The "controllers" step from the video's current controllers: never overwrites them with a
-/// possibly stale owner (the spawn's record is not updated when the video changes hands).
+/// The installed video module's answer to `metadata`, as far as the controllers step needs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VideoView {
+    /// The app-level owner now (never the spawn's possibly stale record: security review M1).
+    pub owner: Principal,
+    /// The module hands control to its owner after the upload (`control` is `AfterUpload` or
+    /// `HandingOver`); false for modules older than the hand-over, which expect their owner to
+    /// be a controller from the start.
+    pub hands_over: bool,
+}
+
+/// The "controllers" step from the video's current controllers. The spawn canister created the
+/// canister with itself as the only controller, so nobody else can have changed them between
+/// the step's read and its write (the M1 read-then-write window is closed).
 pub fn plan_controllers(
     current: &[Principal],
-    recorded_owner: Principal,
-    video: Principal,
+    video: &VideoView,
+    id: Principal,
     spawn: Principal,
 ) -> ControllersPlan {
-    if current.contains(&video) || !current.contains(&recorded_owner) {
+    if current.contains(&id) {
         return ControllersPlan::AlreadyDone;
     }
+    if video.hands_over {
+        // Anyone else (an owner an older spawn module made a controller of a spare) is dropped.
+        return ControllersPlan::Set(vec![id, spawn]);
+    }
     let mut c = current.to_vec();
-    for p in [video, spawn] {
+    for p in [video.owner, id, spawn] {
         if !c.contains(&p) {
             c.push(p);
         }
@@ -414,13 +443,10 @@ pub fn plan_controllers(
     ControllersPlan::Set(c)
 }
 
-/// Controllers at `create_canister`: owner and spawn (the video does not exist yet).
-pub fn initial_controllers(owner: Principal, spawn: Principal) -> Vec<Principal> {
-    if owner == spawn {
-        vec![spawn]
-    } else {
-        vec![owner, spawn]
-    }
+/// Controllers at `create_canister`: the spawn canister alone (the video's id is not known yet,
+/// and the owner gets control from the video once the upload is finished).
+pub fn initial_controllers(spawn: Principal) -> Vec<Principal> {
+    vec![spawn]
 }
 
 /// Checks a video module: wasm (`\0asm`) or gzip (`1f 8b`) magic, size limit, SHA-256.

@@ -11,7 +11,9 @@ use canvid_types::spawn::{
     UpgradeArgs, UpgradeOutcome, WasmInfo,
 };
 use canvid_types::{Error, Result};
-use ic_cdk::api::{canister_liquid_cycle_balance, msg_caller};
+use ic_cdk::api::{
+    canister_liquid_cycle_balance, msg_caller, msg_cycles_accept, msg_cycles_available, time,
+};
 use ic_cdk::update;
 use ic_cdk_management_canister::{
     deposit_cycles, install_code, start_canister, stop_canister, CanisterIdRecord,
@@ -39,6 +41,32 @@ async fn create_video(args: CreateVideoArgs) -> Result<CreatedVideo> {
         });
     }
     flow::create_video(caller, args).await
+}
+
+/// Called by a video canister this spawn canister created, with cycles attached, when its
+/// upload is finished and before it makes its owner a controller: it gives back what it does
+/// not need for the video it actually holds. The cycles are accepted and credited to whoever
+/// paid for the creation (their own cycles become credit for their next `create_video`; pool
+/// cycles give the caller's quota back). Returns the cycles accepted. Anyone else is refused
+/// and keeps their cycles (not accepted, so the IC refunds them).
+#[update]
+fn return_unused_cycles() -> Result<u128> {
+    let caller = msg_caller();
+    store::with_mut(|s| {
+        let Some(mut v) = s.video(&caller) else {
+            return Err(Error::NotAuthorized {
+                caller,
+                reason: "only a video canister this spawn canister created returns cycles".into(),
+            });
+        };
+        let amount = msg_cycles_accept(msg_cycles_available());
+        let account = s.account(&v.caller);
+        s.set_account(&v.caller, logic::credit_returned(&account, v.payer, amount));
+        v.cycles_returned = Some(v.cycles_returned.unwrap_or(0).saturating_add(amount));
+        v.updated_at = time();
+        s.put_video(v);
+        Ok(amount)
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

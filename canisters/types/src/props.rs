@@ -143,8 +143,8 @@ macro_rules! endpoint_args {
 
 endpoint_args! {
     // video
-    video_init: VideoInit = (principal(), principal(), prop::option::of(principal()), text(), text(), prop::collection::vec(text(), 0..3))
-        .prop_map(|(owner, creator, index, title, description, tags)| VideoInit { owner, creator, index, title, description, tags });
+    video_init: VideoInit = (principal(), principal(), prop::option::of(principal()), text(), text(), prop::collection::vec(text(), 0..3), prop::option::of(principal()))
+        .prop_map(|(owner, creator, index, title, description, tags, funded_by)| VideoInit { owner, creator, index, title, description, tags, funded_by });
     begin_upload: UploadSpec = upload_spec();
     put_chunk: ChunkUpload = (any::<u32>(), blob(300)).prop_map(|(index, data)| ChunkUpload { index, data });
     missing_chunks: MissingArgs = (prop::option::of(any::<u32>()), prop::option::of(any::<u32>()))

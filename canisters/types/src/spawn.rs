@@ -134,11 +134,12 @@ pub enum Payer {
 /// Where a created video canister is in the creation state machine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]
 pub enum SpawnStatus {
-    /// `create_canister` answered; controllers are [owner, spawn]; no code yet.
+    /// `create_canister` answered; the controller is the spawn canister alone; no code yet.
     Created,
     /// The video wasm is installed.
     Installed,
-    /// Controllers are [owner, video, spawn].
+    /// Controllers are [video, spawn]: the owner becomes one when the upload is finished (the
+    /// video hands control over itself, see `VideoInit::funded_by`).
     ControllersSet,
     /// Done: the index acknowledged the registration (or there is no index).
     Registered,
@@ -165,6 +166,9 @@ pub struct SpawnedVideo {
     /// SHA-256 of the wasm last installed by the spawn canister, if any.
     pub wasm_sha256: Option<ByteBuf>,
     pub last_error: Option<String>,
+    /// Cycles the video gave back (`return_unused_cycles`) when its upload finished, credited to
+    /// the payer (absent in records of older modules, and until then).
+    pub cycles_returned: Option<u128>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, CandidType, Deserialize, Serialize)]

@@ -32,6 +32,13 @@ pub struct VideoInit {
     pub title: String,
     pub description: String,
     pub tags: Vec<String>,
+    /// The canister that funded this video (the spawn canister). When set, the owner becomes a
+    /// controller only once the upload is finished, and the cycles the video does not need are
+    /// first returned to it (`return_unused_cycles`): until then nobody but this canister and
+    /// the funder can change the code, so the funding cannot be diverted (security review M3).
+    /// `None` (a video installed by hand, and every video of older spawn modules): transfers
+    /// manage the controllers from the start, as before.
+    pub funded_by: Option<Principal>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -246,6 +253,27 @@ pub struct VideoMetadata {
     /// A two-step transfer waiting for the offered principal's `accept_ownership` (absent in
     /// answers of modules before it existed). Past `expires_at` it can no longer be accepted.
     pub pending_offer: Option<OwnershipOffer>,
+    /// Who controls the canister (absent in answers of modules before it existed: `Owner`).
+    pub control: Option<ControlStatus>,
+}
+
+/// Whether the owner controls the canister yet (see [`VideoInit::funded_by`]).
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]
+pub enum ControlStatus {
+    /// The owner is a controller; transfers set the controllers. Every video installed without
+    /// `funded_by`, and a funded one once its upload is finished.
+    Owner,
+    /// The upload is not finished: the controllers are this canister and `funded_by`, and a
+    /// transfer moves only the app-level ownership. `finish_upload` returns the unused cycles
+    /// to `funded_by`, then makes the owner (at that time) a controller.
+    AfterUpload { funded_by: Principal },
+    /// The upload is finished but the hand-over has not completed (a call failed: `last_error`).
+    /// A timer retries it with back-off; the owner's `claim_control` retries at once.
+    HandingOver {
+        funded_by: Principal,
+        attempts: u32,
+        last_error: Option<String>,
+    },
 }
 
 /// `update_metadata` argument: fields left `None` are unchanged.
@@ -437,8 +465,12 @@ pub struct OwnershipOffer {
 pub struct ChangeOwnerResult {
     /// The video's transfer counter after this transfer (the `transfer_seq` reported to the index).
     pub transfer_seq: u64,
-    /// The canister's controllers as set by this transfer.
+    /// The canister's controllers after this transfer.
     pub controllers: Vec<Principal>,
+    /// False when the video's upload is not finished (`ControlStatus::AfterUpload`): the
+    /// transfer moved the app-level ownership only, `controllers` are unchanged, and the new
+    /// owner becomes a controller at `finish_upload`. Absent in answers of older modules (true).
+    pub owner_controls: Option<bool>,
     /// The index acknowledged the change in this call. False when no index is configured, or when
     /// the call failed: then the notification stays in a stable outbox and a timer retries it
     /// until the index accepts it (see `CanisterInfo::pending_index_notification`).

@@ -37,7 +37,8 @@ pub fn role(s: &State, caller: &Principal) -> Role {
 pub enum Action {
     /// begin_upload, put_chunk, finish_upload, missing_chunks.
     Upload,
-    /// update_metadata, add_uploader, remove_uploader, approve, set_poster, reset_upload.
+    /// update_metadata, add_uploader, remove_uploader, approve, set_poster, reset_upload,
+    /// claim_control.
     OwnerWrite,
     /// change_owner, offer_ownership, cancel_offer: the owner or the approved operator.
     Transfer,
@@ -55,7 +56,7 @@ impl Action {
         Some(match method {
             "begin_upload" | "put_chunk" | "finish_upload" | "missing_chunks" => Action::Upload,
             "update_metadata" | "add_uploader" | "remove_uploader" | "approve" | "set_poster"
-            | "reset_upload" => Action::OwnerWrite,
+            | "reset_upload" | "claim_control" => Action::OwnerWrite,
             "change_owner" | "offer_ownership" | "cancel_offer" => Action::Transfer,
             "accept_ownership" => Action::AcceptOffer,
             "get_chunk" | "read_range" | "chunk_digests" => Action::ReadContent,
@@ -158,11 +159,16 @@ pub fn inspect(s: &State, caller: &Principal, method: &str, arg_size: usize, now
     match method {
         // Content is immutable once Ready: these cannot succeed.
         "begin_upload" | "put_chunk" | "finish_upload" => s.status() != VideoStatus::Ready,
-        "change_owner" | "offer_ownership" | "cancel_offer" => s.transfer_in_flight.is_none(),
+        "change_owner" | "offer_ownership" | "cancel_offer" => {
+            s.transfer_in_flight.is_none() && !crate::logic::handover::handover_in_flight(s)
+        }
         "accept_ownership" => {
             s.transfer_in_flight.is_none()
+                && !crate::logic::handover::handover_in_flight(s)
                 && s.pending_offer.as_ref().is_some_and(|o| now < o.expires_at)
         }
+        // Only a hand-over that is due can be retried.
+        "claim_control" => crate::logic::handover::handover_due(s),
         _ => true,
     }
 }
@@ -215,6 +221,7 @@ pub(crate) mod tests {
             title: String::new(),
             description: String::new(),
             tags: vec![],
+            funded_by: None,
         };
         let mut s = VideoStore::init(VectorMemory::default(), &init, canister(8), 0)
             .unwrap()

@@ -8,7 +8,7 @@
 
 use std::cell::{Cell, RefCell};
 
-use canvid_types::video::{PosterArgs, VideoStatus};
+use canvid_types::video::{ControlStatus, PosterArgs, VideoStatus};
 use canvid_types::Result;
 use canvid_video_http::{Certifier, Poster, ReadError, UpdateNeed, VideoInfo, VideoSource};
 use ic_stable_structures::Memory;
@@ -93,6 +93,9 @@ struct MetadataJson {
     updated_at: u64,
     ready_at: Option<u64>,
     transfer_seq: u64,
+    /// "owner" (the owner is a controller), "after_upload" (the upload is not finished: the
+    /// controllers are the video and its funder) or "handing_over" (see `claim_control`).
+    control: &'static str,
     poster: Option<PosterJson>,
     video_url: &'static str,
 }
@@ -120,6 +123,11 @@ pub fn metadata_json<M: Memory>(s: &VideoStore<M>) -> String {
         updated_at: m.updated_at,
         ready_at: m.ready_at,
         transfer_seq: m.transfer_seq,
+        control: match m.control {
+            None | Some(ControlStatus::Owner) => "owner",
+            Some(ControlStatus::AfterUpload { .. }) => "after_upload",
+            Some(ControlStatus::HandingOver { .. }) => "handing_over",
+        },
         poster: s.poster_info().map(|(mime_type, size)| PosterJson {
             mime_type,
             size,
@@ -418,6 +426,7 @@ mod tests {
             title: "A \"quoted\" title\n".into(),
             description: "d".into(),
             tags: vec![],
+            funded_by: None,
         };
         VideoStore::init(VectorMemory::default(), &init, owner, 1).unwrap()
     }

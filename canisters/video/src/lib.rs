@@ -17,6 +17,7 @@ pub mod http;
 pub mod logic;
 pub mod store;
 
+mod control;
 mod lifecycle;
 mod ownership;
 mod queries;

@@ -5,7 +5,7 @@ use ic_cdk::api::{msg_caller, time};
 use ic_stable_structures::DefaultMemoryImpl;
 
 use crate::store::{canister, VideoStore};
-use crate::{http, ownership};
+use crate::{control, http, ownership};
 
 /// `caller` is whoever called `install_code`: usually the spawn canister, not the owner.
 #[ic_cdk::init]
@@ -36,4 +36,5 @@ fn post_upgrade() {
     // Timers do not survive an upgrade: re-arm the index notification and the check of an
     // interrupted transfer.
     ownership::after_upgrade();
+    control::after_upgrade();
 }

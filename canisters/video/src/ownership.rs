@@ -38,7 +38,7 @@ thread_local! {
     static RETRY_ARMED: Cell<bool> = const { Cell::new(false) };
 }
 
-fn mutate<T>(f: impl FnOnce(&mut State) -> T) -> T {
+pub(crate) fn mutate<T>(f: impl FnOnce(&mut State) -> T) -> T {
     let out = canister::with_mut(|s| s.mutate_state(f));
     // Owner / transfer fields are in /metadata.json. Does not trap (see `http::recertify`),
     // which matters here: this runs after awaits.
@@ -61,7 +61,9 @@ impl Drop for SettleIfTrapped {
 }
 
 /// This canister's current controllers (it must be one of them to ask).
-async fn current_controllers(self_id: Principal) -> std::result::Result<Vec<Principal>, String> {
+pub(crate) async fn current_controllers(
+    self_id: Principal,
+) -> std::result::Result<Vec<Principal>, String> {
     let response = Call::bounded_wait(Principal::management_canister(), "canister_status")
         .with_arg(CanisterStatusArgs {
             canister_id: self_id,
@@ -123,8 +125,15 @@ async fn accept_ownership() -> Result<ChangeOwnerResult> {
     run_transfer(self_id, caller).await
 }
 
-/// Steps 2–4 of a transfer whose in-flight marker step 1 stored.
+/// Steps 2–4 of a transfer whose in-flight marker step 1 stored; then a hand-over of control
+/// that became due while the transfer ran gets its turn.
 async fn run_transfer(self_id: Principal, new_owner: Principal) -> Result<ChangeOwnerResult> {
+    let out = transfer_steps(self_id, new_owner).await;
+    crate::control::kick();
+    out
+}
+
+async fn transfer_steps(self_id: Principal, new_owner: Principal) -> Result<ChangeOwnerResult> {
     let _settle = SettleIfTrapped;
     // From here every path either aborts or commits the in-flight transfer.
     let current = match current_controllers(self_id).await {
@@ -136,29 +145,36 @@ async fn run_transfer(self_id: Principal, new_owner: Principal) -> Result<Change
     };
     // Only this call settles its transfer (an upgrade would have cut it off), but code after an
     // await must not trap: a vanished record ends the call instead.
-    let Some(controllers) = canister::with(|s| {
+    let Some((controllers, owner_controls)) = canister::with(|s| {
         let st = s.state();
-        st.transfer_in_flight
-            .as_ref()
-            .map(|transfer| logic::target_controllers(st, &current, self_id, transfer))
+        st.transfer_in_flight.as_ref().map(|transfer| {
+            (
+                logic::target_controllers(st, &current, self_id, transfer),
+                logic::owner_controls(st),
+            )
+        })
     }) else {
         return Err(Error::Conflict {
             reason: "the transfer was settled while the controllers were read".into(),
         });
     };
     mutate(|st| logic::record_target(st, &controllers));
-    let settings = CanisterSettings {
-        controllers: Some(controllers.clone()),
-        ..Default::default()
-    };
-    let update = UpdateSettingsArgs {
-        canister_id: self_id,
-        settings,
-    };
-    // Unbounded wait: the answer is always the real outcome, never "unknown".
-    if let Err(e) = update_settings(&update).await {
-        mutate(logic::abort_transfer);
-        return Err(call_failed("update_settings", e));
+    // Before the hand-over of control (the upload is not finished) the controllers stay the
+    // video and its funder: only the app-level owner moves (`crate::control`).
+    if owner_controls {
+        let settings = CanisterSettings {
+            controllers: Some(controllers.clone()),
+            ..Default::default()
+        };
+        let update = UpdateSettingsArgs {
+            canister_id: self_id,
+            settings,
+        };
+        // Unbounded wait: the answer is always the real outcome, never "unknown".
+        if let Err(e) = update_settings(&update).await {
+            mutate(logic::abort_transfer);
+            return Err(call_failed("update_settings", e));
+        }
     }
     let transfer_seq = mutate(|st| logic::commit_transfer(st, new_owner, time()));
     let index_notified = notify_index().await;
@@ -166,11 +182,20 @@ async fn run_transfer(self_id: Principal, new_owner: Principal) -> Result<Change
         transfer_seq,
         controllers,
         index_notified,
+        owner_controls: Some(owner_controls),
     })
 }
 
 /// Sends the outbox's notification to the index. True iff the index acknowledged it.
-async fn notify_index() -> bool {
+///
+/// Not before the owner controls the canister: the index checks a report against the IC
+/// (the new owner must be a controller), so a transfer of an unfinished video stays in the
+/// outbox and is sent when the hand-over of control made its owner a controller
+/// (`crate::control`).
+pub(crate) async fn notify_index() -> bool {
+    if !canister::with(|s| logic::owner_controls(s.state())) {
+        return false;
+    }
     let _settle = SettleIfTrapped;
     let Some((index, pending)) = canister::with(|s| {
         let st = s.state();
@@ -258,6 +283,7 @@ async fn reconcile_transfer() {
             } else {
                 mutate(logic::abort_transfer);
             }
+            crate::control::kick();
         }
         // Try again later; the marker stays (Busy) until the controllers can be read.
         Err(_) => {

@@ -38,9 +38,15 @@ fn put_chunk(chunk: ChunkUpload) -> Result<ChunkReceipt> {
     })
 }
 
+/// Verifies and publishes the video; then, for a video a spawn canister funded, hands control
+/// of the canister to the owner (`crate::control`: unused cycles go back to the funder first).
+/// The answer's `control` says whether that completed; a failed hand-over is retried by a timer
+/// (and by the owner's `claim_control`) and never undoes the upload.
 #[ic_cdk::update]
-fn finish_upload() -> Result<VideoMetadata> {
-    authorized(Action::Upload, |s| s.finish_upload(time()))
+async fn finish_upload() -> Result<VideoMetadata> {
+    authorized(Action::Upload, |s| s.finish_upload(time()))?;
+    crate::control::hand_over().await;
+    Ok(canister::with(|s| s.metadata()))
 }
 
 /// Owner only, before `finish_upload`: abandons the upload (declaration and chunks) so another

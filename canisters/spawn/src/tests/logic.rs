@@ -462,38 +462,62 @@ fn state_machine_transitions() {
 #[test]
 fn controllers_and_creator() {
     let (o, v, s) = (user(1), canister(2), canister(3));
-    // After create_canister: [owner, spawn] -> the video and spawn are added.
+    let hands_over = VideoView {
+        owner: o,
+        hands_over: true,
+    };
+    let legacy = VideoView {
+        owner: o,
+        hands_over: false,
+    };
+    // After create_canister ([spawn]): exactly the video and the spawn; the owner gets control
+    // from the video at finish_upload.
     assert_eq!(
-        plan_controllers(&[o, s], o, v, s),
-        ControllersPlan::Set(vec![o, s, v])
+        plan_controllers(&[s], &hands_over, v, s),
+        ControllersPlan::Set(vec![v, s])
     );
+    // A spare an older spawn module created with [owner, spawn]: the owner is dropped.
     assert_eq!(
-        plan_controllers(&[s], s, v, s),
-        ControllersPlan::Set(vec![s, v]),
-        "no duplicates"
+        plan_controllers(&[o, s], &hands_over, v, s),
+        ControllersPlan::Set(vec![v, s])
     );
-    // Controllers the owner added are kept.
+    // An older video module expects its owner (the one it names now) to control it.
+    assert_eq!(
+        plan_controllers(&[s], &legacy, v, s),
+        ControllersPlan::Set(vec![s, o, v])
+    );
     let extra = user(7);
     assert_eq!(
-        plan_controllers(&[o, extra, s], o, v, s),
+        plan_controllers(&[o, extra, s], &legacy, v, s),
         ControllersPlan::Set(vec![o, extra, s, v])
     );
-    // Already set up (the video controls itself), or sold meanwhile: nothing is written, so a
-    // retry never hands the video back to the owner the spawn's record names.
-    assert_eq!(
-        plan_controllers(&[o, v, s], o, v, s),
-        ControllersPlan::AlreadyDone
-    );
+    // The owner the video names now, never the spawn's record: a sold legacy video is not
+    // handed back (M1).
     let buyer = user(8);
     assert_eq!(
-        plan_controllers(&[buyer, v, s], o, v, s),
-        ControllersPlan::AlreadyDone
+        plan_controllers(
+            &[buyer, s],
+            &VideoView {
+                owner: buyer,
+                hands_over: false
+            },
+            v,
+            s
+        ),
+        ControllersPlan::Set(vec![buyer, s, v])
     );
-    assert_eq!(
-        plan_controllers(&[buyer, s], o, v, s),
-        ControllersPlan::AlreadyDone
-    );
-    assert_eq!(initial_controllers(o, s), vec![o, s]);
+    // Already set up (the video controls itself): nothing is written.
+    for view in [&hands_over, &legacy] {
+        assert_eq!(
+            plan_controllers(&[o, v, s], view, v, s),
+            ControllersPlan::AlreadyDone
+        );
+        assert_eq!(
+            plan_controllers(&[buyer, v], view, v, s),
+            ControllersPlan::AlreadyDone
+        );
+    }
+    assert_eq!(initial_controllers(s), vec![s]);
     assert_eq!(
         creator_for(user(4), o, false),
         user(4),

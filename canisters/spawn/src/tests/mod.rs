@@ -30,6 +30,7 @@ fn video(id: Principal, owner: Principal, status: SpawnStatus) -> SpawnedVideo {
         updated_at: 1,
         wasm_sha256: None,
         last_error: None,
+        cycles_returned: None,
     }
 }
 

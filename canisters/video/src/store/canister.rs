@@ -26,6 +26,7 @@ mod tests {
             title: "t".into(),
             description: String::new(),
             tags: vec![],
+            funded_by: None,
         };
         install(VideoStore::init(DefaultMemoryImpl::default(), &init, owner, 1).unwrap());
         with_mut(|s| s.mutate_state(|st| st.title = "changed".into()));

@@ -141,7 +141,7 @@ mod tests;
 
 pub use canvid_types::protocol::Digest32;
 pub use poster::{StoredPoster, POSTER_MAGIC};
-pub use state::{ChunkEntry, InFlight, State, UploadDecl};
+pub use state::{ChunkEntry, Handover, InFlight, State, UploadDecl};
 pub use upload::{validate_spec, INCOMPLETE_LIST, MISSING_SCAN_BUDGET};
 
 pub const MAGIC: &[u8; 4] = b"CVID";
@@ -237,6 +237,14 @@ impl<M: Memory> VideoStore<M> {
             transfer_in_flight: None,
             pending_notification: None,
             pending_offer: None,
+            handover: init.funded_by.map(|funded_by| Handover {
+                funded_by,
+                handed_at: None,
+                in_flight: false,
+                attempts: 0,
+                last_error: None,
+                cycles_returned: 0,
+            }),
         };
         Ok(VideoStore {
             header,
@@ -306,6 +314,7 @@ impl<M: Memory> VideoStore<M> {
             transfer_in_flight: None,
             pending_notification: None,
             pending_offer: None,
+            handover: None,
         };
         let mut magic = [0u8; 3];
         state_mem.read(0, &mut magic);
@@ -398,6 +407,7 @@ impl<M: Memory> VideoStore<M> {
             ready_at: s.ready_at,
             transfer_seq: s.transfer_seq,
             pending_offer: s.pending_offer.clone(),
+            control: Some(crate::logic::control_status(s)),
         }
     }
 

@@ -103,6 +103,27 @@ pub struct State {
     /// superseded by a transfer. Absent in cells written before it existed: candid decodes a
     /// missing `opt` field as `None`, so no migration is needed.
     pub pending_offer: Option<OwnershipOffer>,
+    /// Present iff the video was installed with `VideoInit::funded_by`: the hand-over of control
+    /// to the owner (see `crate::control`). Absent in older cells (the owner controls).
+    pub handover: Option<Handover>,
+}
+
+/// The hand-over of control of a funded video (security review M3): the owner becomes a
+/// controller only once the upload is finished, after the cycles the video does not need went
+/// back to the funder.
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
+pub struct Handover {
+    /// The spawn canister that funded the video: a controller until then, and where unused
+    /// cycles go back.
+    pub funded_by: Principal,
+    /// Set once the owner is a controller; from then on transfers manage the controllers.
+    pub handed_at: Option<u64>,
+    /// A hand-over is awaiting the management canister or the funder (transfers get `Busy`).
+    pub in_flight: bool,
+    /// Failed attempts so far, the last failure, and the cycles returned to the funder.
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub cycles_returned: u128,
 }
 
 impl State {
@@ -143,6 +164,7 @@ mod tests {
             transfer_in_flight: None,
             pending_notification: None,
             pending_offer: None,
+            handover: None,
         }
     }
 

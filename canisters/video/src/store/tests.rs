@@ -24,6 +24,7 @@ fn init_arg() -> VideoInit {
         title: "t".into(),
         description: "d".into(),
         tags: vec!["a".into()],
+        funded_by: None,
     }
 }
 

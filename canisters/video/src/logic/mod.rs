@@ -12,6 +12,9 @@ use canvid_types::{is_canister_id, Error, Result};
 use crate::guards::{authorize, Action};
 use crate::store::{InFlight, State};
 
+pub mod handover;
+pub use handover::{control_status, owner_controls};
+
 /// Step 1 of `change_owner`: checks and records the in-flight transfer (persisted before the
 /// first await, so a second call meanwhile gets `Busy`).
 pub fn begin_transfer(
@@ -25,6 +28,7 @@ pub fn begin_transfer(
     busy_if_in_flight(s)?;
     let new_owner = args.new_owner;
     check_new_owner(s, new_owner, self_id)?;
+    keep_needs_control(s, &args.keep_controllers)?;
     let keep = match &args.keep_controllers {
         None => None,
         Some(list) => Some(kept_controllers(list, new_owner, self_id)?),
@@ -44,8 +48,23 @@ fn busy_if_in_flight(s: &State) -> Result<()> {
         Some(t) => Err(Error::Busy {
             reason: format!("a transfer to {} is in progress", t.new_owner),
         }),
+        None if handover::handover_in_flight(s) => Err(Error::Busy {
+            reason: "control of the canister is being handed to its owner".into(),
+        }),
         None => Ok(()),
     }
+}
+
+/// `keep_controllers` only means something once the owner controls the canister: before the
+/// upload is finished a transfer leaves the controllers (the video and its funder) alone.
+fn keep_needs_control(s: &State, keep: &Option<Vec<Principal>>) -> Result<()> {
+    if keep.is_some() && !owner_controls(s) {
+        return Err(invalid(
+            "keep_controllers applies once the upload is finished: until then the controllers \
+             are the video and the canister that funded it, and a transfer leaves them alone",
+        ));
+    }
+    Ok(())
 }
 
 /// `offer_ownership` (owner or operator): records the first step of a two-step transfer,
@@ -61,6 +80,7 @@ pub fn make_offer(
     authorize(s, caller, Action::Transfer)?;
     busy_if_in_flight(s)?;
     check_new_owner(s, args.new_owner, self_id)?;
+    keep_needs_control(s, &args.keep_controllers)?;
     let keep_controllers = match &args.keep_controllers {
         None => None,
         Some(list) => Some(kept_controllers(list, args.new_owner, self_id)?),
@@ -191,13 +211,17 @@ fn kept_controllers(
 /// The controllers after a transfer: the new owner, the video itself, and either the ones the
 /// caller named ([`InFlight::keep`]) or, when it named none, the installer (the spawn canister)
 /// if it is a canister currently among the controllers. Everyone else — the old owner included —
-/// is dropped.
+/// is dropped. Before the hand-over of control ([`handover`]) the controllers stay as they are.
 pub fn target_controllers(
     s: &State,
     current: &[Principal],
     self_id: Principal,
     transfer: &InFlight,
 ) -> Vec<Principal> {
+    if !owner_controls(s) {
+        // Before the hand-over a transfer moves the app-level owner only.
+        return current.to_vec();
+    }
     let mut out = vec![transfer.new_owner, self_id];
     match &transfer.keep {
         Some(keep) => {
