@@ -16,8 +16,8 @@ use candid::Principal;
 use canvid_types::index::{ListArgs, Page};
 use canvid_types::spawn::{CreateVideoArgs, CreatedVideo};
 use canvid_types::video::{
-    CanisterInfo, ChangeOwnerArgs, ChangeOwnerResult, ChunkDigests, DigestsArgs, VideoMetadata,
-    VideoStatus,
+    CanisterInfo, ChangeOwnerArgs, ChangeOwnerResult, ChunkDigests, ControlStatus, DigestsArgs,
+    VideoMetadata, VideoStatus,
 };
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_bytes::ByteBuf;
@@ -558,6 +558,13 @@ pub async fn transfer(
         .unwrap_or_else(|_| "(none)".into());
     println!("certified controllers {}", list(&certified));
     println!("certified module hash {module_hash}");
+    if r.owner_controls == Some(false) {
+        println!(
+            "{new_owner} owns the video; the upload is not finished, so the video and the \
+             canister that funded it control it until then: control passes to the owner at \
+             finish_upload"
+        );
+    }
     check_transfer_controllers(video, &certified, &r.controllers, expected.as_deref())
 }
 
@@ -637,6 +644,25 @@ pub async fn info(client: &Client, video: Principal) -> Result<()> {
     );
     println!("creator    {}", m.creator);
     println!("owner      {}", m.owner);
+    println!(
+        "control    {}",
+        match &m.control {
+            None | Some(ControlStatus::Owner) => "the owner is a controller".to_string(),
+            Some(ControlStatus::AfterUpload { funded_by }) =>
+                format!("the video and {funded_by} (which funded it) until the upload is finished"),
+            Some(ControlStatus::HandingOver {
+                attempts,
+                last_error,
+                ..
+            }) => format!(
+                "being handed to the owner ({attempts} failed attempt(s){})",
+                last_error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            ),
+        }
+    );
     println!("transfers  {}", m.transfer_seq);
     println!("cycles     {}", fmt::cycles(c.cycles));
     println!(

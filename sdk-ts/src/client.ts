@@ -90,8 +90,24 @@ export interface VideoDetails {
   createdAt: Date;
   updatedAt: Date;
   readyAt?: Date;
+  /**
+   * Who controls the canister: `owner` (the owner is a controller), `afterUpload` (a spawned
+   * video whose upload is not finished: the video and `fundedBy` control it; the owner becomes
+   * a controller at `finishUpload`) or `handingOver` (finished, the hand-over is being retried:
+   * `claimControl` retries it at once).
+   */
+  control: 'owner' | 'afterUpload' | 'handingOver';
+  /** The spawn canister that funded the video, while it has not handed control over. */
+  fundedBy?: string;
   /** The raw candid record. */
   raw: VideoMetadata;
+}
+
+function controlOf(m: VideoMetadata): Pick<VideoDetails, 'control' | 'fundedBy'> {
+  const c = m.control[0];
+  if (!c || 'Owner' in c) return { control: 'owner' };
+  if ('AfterUpload' in c) return { control: 'afterUpload', fundedBy: c.AfterUpload.funded_by.toText() };
+  return { control: 'handingOver', fundedBy: c.HandingOver.funded_by.toText() };
 }
 
 function nsToDate(ns: bigint): Date {
@@ -124,6 +140,7 @@ export function toDetails(videoId: string, m: VideoMetadata): VideoDetails {
     createdAt: nsToDate(m.created_at),
     updatedAt: nsToDate(m.updated_at),
     readyAt: m.ready_at.length ? nsToDate(m.ready_at[0]!) : undefined,
+    ...controlOf(m),
     raw: m,
   };
 }
@@ -141,6 +158,13 @@ export interface TransferResult {
   moduleHash?: string;
   /** The index acknowledged the new owner in this call (else a timer in the canister retries). */
   indexNotified: boolean;
+  /**
+   * Whether the new owner controls the canister now. False when the video's upload is not
+   * finished: a spawned video is controlled by itself and the spawn canister until then
+   * (security review M3), the transfer moved the app-level ownership only, and the owner becomes
+   * a controller when the upload is finished (the index learns of the transfer then too).
+   */
+  ownerControls: boolean;
 }
 
 /** Options of `transferOwnership`. */
@@ -599,7 +623,14 @@ export class CanvidClient {
         { ...fields, problem: 'module_hash' },
       );
     }
-    return { transferSeq: r.transfer_seq, controllers: info.controllers, moduleHash: info.moduleHash, indexNotified: r.index_notified };
+    return {
+      transferSeq: r.transfer_seq,
+      controllers: info.controllers,
+      moduleHash: info.moduleHash,
+      indexNotified: r.index_notified,
+      // Absent in answers of video modules before the hand-over existed: the owner controls.
+      ownerControls: r.owner_controls.length === 0 || r.owner_controls[0] === true,
+    };
   }
 
   /**
@@ -611,6 +642,17 @@ export class CanvidClient {
     const arg: [] | [Principal] = operator === null ? [] : [Principal.from(principalText(operator))];
     const site = { canisterId: videoId, method: 'approve' };
     unwrap(await this.call(videoId, 'approve', () => v.approve(arg), opts), site);
+  }
+
+  /**
+   * Retries handing control of a finished video to its owner (owner only), when `control` is
+   * `handingOver` (a call of the hand-over failed; the canister also retries by itself with
+   * back-off). Returns the metadata afterwards.
+   */
+  async claimControl(videoId: string, opts: CallOptions = {}): Promise<VideoDetails> {
+    const v = this.video(videoId);
+    const site = { canisterId: videoId, method: 'claim_control' };
+    return toDetails(videoId, unwrap(await this.call(videoId, 'claim_control', () => v.claim_control(), opts), site));
   }
 
   /** Changes title / description / tags (owner only; allowed after Ready). */

@@ -320,7 +320,7 @@ export type SpawnStatus = {
   } |
   {
     /**
-     * `create_canister` answered; controllers are [owner, spawn]; no code yet.
+     * `create_canister` answered; the controller is the spawn canister alone; no code yet.
      */
     'Created' : null
   } |
@@ -338,7 +338,8 @@ export type SpawnStatus = {
   } |
   {
     /**
-     * Controllers are [owner, video, spawn].
+     * Controllers are [video, spawn]: the owner becomes one when the upload is finished (the
+     * video hands control over itself, see `VideoInit::funded_by`).
      */
     'ControllersSet' : null
   };
@@ -366,6 +367,11 @@ export interface SpawnedVideo {
    */
   'caller' : Principal,
   'payer' : Payer,
+  /**
+   * Cycles the video gave back (`return_unused_cycles`) when its upload finished, credited to
+   * the payer (absent in records of older modules, and until then).
+   */
+  'cycles_returned' : [] | [bigint],
 }
 /**
  * `top_up` argument: deposit `amount` cycles from the pool into `video`.
@@ -404,6 +410,15 @@ export interface _SERVICE {
    * returns those records afterwards.
    */
   'retry_pending' : ActorMethod<[], Result_3>,
+  /**
+   * Called by a video canister this spawn canister created, with cycles attached, when its
+   * upload is finished and before it makes its owner a controller: it gives back what it does
+   * not need for the video it actually holds. The cycles are accepted and credited to whoever
+   * paid for the creation (their own cycles become credit for their next `create_video`; pool
+   * cycles give the caller's quota back). Returns the cycles accepted. Anyone else is refused
+   * and keeps their cycles (not accepted, so the IC refunds them).
+   */
+  'return_unused_cycles' : ActorMethod<[], Result_1>,
   'set_admins' : ActorMethod<[Array<Principal>], Result_4>,
   /**
    * Replaces the app canisters allowed to name a video's creator (the owner they pass to
@@ -523,6 +538,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'cycles_given' : IDL.Nat,
     'caller' : IDL.Principal,
     'payer' : Payer,
+    'cycles_returned' : IDL.Opt(IDL.Nat),
   });
   const SpawnListArgs = IDL.Record({
     'cursor' : IDL.Opt(IDL.Principal),
@@ -599,6 +615,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'list_videos' : IDL.Func([SpawnListArgs], [Result_2], ['query']),
     'quota_of' : IDL.Func([IDL.Principal], [QuotaStatus], ['query']),
     'retry_pending' : IDL.Func([], [Result_3], []),
+    'return_unused_cycles' : IDL.Func([], [Result_1], []),
     'set_admins' : IDL.Func([IDL.Vec(IDL.Principal)], [Result_4], []),
     'set_app_canisters' : IDL.Func([IDL.Vec(IDL.Principal)], [Result_4], []),
     'set_cycles_config' : IDL.Func([CyclesConfig], [Result_4], []),

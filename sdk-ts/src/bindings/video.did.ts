@@ -61,7 +61,13 @@ export interface ChangeOwnerArgs {
 }
 export interface ChangeOwnerResult {
   /**
-   * The canister's controllers as set by this transfer.
+   * False when the video's upload is not finished (`ControlStatus::AfterUpload`): the
+   * transfer moved the app-level ownership only, `controllers` are unchanged, and the new
+   * owner becomes a controller at `finish_upload`. Absent in answers of older modules (true).
+   */
+  'owner_controls' : [] | [boolean],
+  /**
+   * The canister's controllers after this transfer.
    */
   'controllers' : Array<Principal>,
   /**
@@ -111,6 +117,35 @@ export interface ChunkReceipt {
  * `put_chunk` argument.
  */
 export interface ChunkUpload { 'data' : Uint8Array, 'index' : number }
+/**
+ * Whether the owner controls the canister yet (see [`VideoInit::funded_by`]).
+ */
+export type ControlStatus = {
+    /**
+     * The upload is finished but the hand-over has not completed (a call failed: `last_error`).
+     * A timer retries it with back-off; the owner's `claim_control` retries at once.
+     */
+    'HandingOver' : {
+      'last_error' : [] | [string],
+      'attempts' : number,
+      'funded_by' : Principal,
+    }
+  } |
+  {
+    /**
+     * The upload is not finished: the controllers are this canister and `funded_by`, and a
+     * transfer moves only the app-level ownership. `finish_upload` returns the unused cycles
+     * to `funded_by`, then makes the owner (at that time) a controller.
+     */
+    'AfterUpload' : { 'funded_by' : Principal }
+  } |
+  {
+    /**
+     * The owner is a controller; transfers set the controllers. Every video installed without
+     * `funded_by`, and a funded one once its upload is finished.
+     */
+    'Owner' : null
+  };
 /**
  * `chunk_digests` argument: the digests of chunks `start..`, at most `limit` (default and
  * maximum `MAX_DIGEST_PAGE`) of them.
@@ -546,6 +581,15 @@ export interface VideoInit {
   'tags' : Array<string>,
   'description' : string,
   /**
+   * The canister that funded this video (the spawn canister). When set, the owner becomes a
+   * controller only once the upload is finished, and the cycles the video does not need are
+   * first returned to it (`return_unused_cycles`): until then nobody but this canister and
+   * the funder can change the code, so the funding cannot be diverted (security review M3).
+   * `None` (a video installed by hand, and every video of older spawn modules): transfers
+   * manage the controllers from the start, as before.
+   */
+  'funded_by' : [] | [Principal],
+  /**
    * Index canister to notify of ownership changes, if the deployment has one.
    */
   'index' : [] | [Principal],
@@ -555,6 +599,10 @@ export interface VideoMetadata {
   'title' : string,
   'updated_at' : bigint,
   'creator' : Principal,
+  /**
+   * Who controls the canister (absent in answers of modules before it existed: `Owner`).
+   */
+  'control' : [] | [ControlStatus],
   /**
    * Number of completed ownership transfers.
    */
@@ -644,6 +692,17 @@ export interface _SERVICE {
    * download can check every chunk as it arrives. Public once Ready; before, owner and uploaders.
    */
   'chunk_digests' : ActorMethod<[DigestsArgs], Result_3>,
+  /**
+   * Retries a hand-over that is due (owner only; `inspect_message` lets it through only then).
+   * Returns the metadata afterwards (`control` says how it went).
+   */
+  'claim_control' : ActorMethod<[], Result_2>,
+  /**
+   * Verifies and publishes the video; then, for a video a spawn canister funded, hands control
+   * of the canister to the owner (`crate::control`: unused cycles go back to the funder first).
+   * The answer's `control` says whether that completed; a failed hand-over is retried by a timer
+   * (and by the owner's `claim_control`) and never undoes the upload.
+   */
   'finish_upload' : ActorMethod<[], Result_2>,
   /**
    * Chunk `index` as uploaded. Public once Ready; before, owner and uploaders only.
@@ -691,9 +750,11 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'owner' : IDL.Principal,
     'tags' : IDL.Vec(IDL.Text),
     'description' : IDL.Text,
+    'funded_by' : IDL.Opt(IDL.Principal),
     'index' : IDL.Opt(IDL.Principal),
   });
   const ChangeOwnerResult = IDL.Record({
+    'owner_controls' : IDL.Opt(IDL.Bool),
     'controllers' : IDL.Vec(IDL.Principal),
     'transfer_seq' : IDL.Nat64,
     'index_notified' : IDL.Bool,
@@ -753,6 +814,15 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'Uploading' : IDL.Null,
     'Ready' : IDL.Null,
   });
+  const ControlStatus = IDL.Variant({
+    'HandingOver' : IDL.Record({
+      'last_error' : IDL.Opt(IDL.Text),
+      'attempts' : IDL.Nat32,
+      'funded_by' : IDL.Principal,
+    }),
+    'AfterUpload' : IDL.Record({ 'funded_by' : IDL.Principal }),
+    'Owner' : IDL.Null,
+  });
   const OwnershipOffer = IDL.Record({
     'offered_at' : IDL.Nat64,
     'offered_by' : IDL.Principal,
@@ -765,6 +835,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'title' : IDL.Text,
     'updated_at' : IDL.Nat64,
     'creator' : IDL.Principal,
+    'control' : IDL.Opt(ControlStatus),
     'transfer_seq' : IDL.Nat64,
     'owner' : IDL.Principal,
     'operator' : IDL.Opt(IDL.Principal),
@@ -884,6 +955,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'canister_info' : IDL.Func([], [CanisterInfo], ['query']),
     'change_owner' : IDL.Func([ChangeOwnerArgs], [Result], []),
     'chunk_digests' : IDL.Func([DigestsArgs], [Result_3], ['query']),
+    'claim_control' : IDL.Func([], [Result_2], []),
     'finish_upload' : IDL.Func([], [Result_2], []),
     'get_chunk' : IDL.Func([IDL.Nat32], [Result_4], ['query']),
     'http_request' : IDL.Func([HttpRequest], [HttpResponse], ['query']),
@@ -908,6 +980,7 @@ export const init: (args: { IDL: typeof IDL }) => IDL.Type[] = ({ IDL }) => {
     'owner' : IDL.Principal,
     'tags' : IDL.Vec(IDL.Text),
     'description' : IDL.Text,
+    'funded_by' : IDL.Opt(IDL.Principal),
     'index' : IDL.Opt(IDL.Principal),
   });
   

@@ -212,6 +212,7 @@ test('transfer ownership; the old owner and strangers get NotAuthorizedError', {
   const t = await asAlice.transferOwnership(first.videoId, bobId, { expectedModuleHash: official });
   assert.equal(t.moduleHash, official);
   assert.equal(t.transferSeq, 1n);
+  assert.equal(t.ownerControls, true, 'the upload is finished: bob controls the canister');
   assert.ok(t.controllers.includes(bobId));
   assert.ok(!t.controllers.includes(aliceId));
   const meta = await asBob.getMetadata(first.videoId);

@@ -143,6 +143,7 @@ export class FakeVideo implements VideoUploadApi, VideoReadApi {
       transfer_seq: 0n,
       owner: OWNER,
       operator: [],
+      control: [{ Owner: null }],
       pending_offer: [],
       size: this.spec?.total_size ?? 0n,
       tags: [],

@@ -187,7 +187,9 @@ const HASH = new Uint8Array(32).fill(0xab);
  * A client whose video `VIDEO` answers `change_owner` by setting the certified controllers to
  * `{new owner, video} ∪ keep` (or `∪ default` when keep is absent), plus `extra` (a backdoor).
  */
-async function transferClient(opts: { defaultKeep?: string[]; extra?: string[]; returnsExtra?: boolean; lagReads?: number } = {}) {
+async function transferClient(
+  opts: { defaultKeep?: string[]; extra?: string[]; returnsExtra?: boolean; lagReads?: number; ownerControls?: [] | [boolean] } = {},
+) {
   const state: FakeState = { controllers: new Map([[VIDEO, ['2vxsx-fae', VIDEO, SPAWN]]]), moduleHash: new Map([[VIDEO, HASH]]), reads: 0 };
   const calls: unknown[] = [];
   const client = await CanvidClient.create({ agent: fakeAgent(state), spawnId: SPAWN, retry: FAST_RETRY });
@@ -207,7 +209,9 @@ async function transferClient(opts: { defaultKeep?: string[]; extra?: string[]; 
         },
       });
       const returned = opts.returnsExtra ? certified : set;
-      return { Ok: { controllers: returned.map((p) => Principal.fromText(p)), transfer_seq: 1n, index_notified: true } };
+      return {
+        Ok: { controllers: returned.map((p) => Principal.fromText(p)), transfer_seq: 1n, index_notified: true, owner_controls: opts.ownerControls ?? [] },
+      };
     },
   };
   (client as unknown as { videos: Map<string, unknown> }).videos.set(VIDEO, actor);
@@ -230,6 +234,14 @@ test('transferOwnership: keepControllers is passed as keep_controllers; the cert
   const r2 = await n.client.transferOwnership(VIDEO, BUYER, { keepControllers: [], expectedModuleHash: HASH });
   assert.deepEqual((n.calls[0] as { keep_controllers: [Principal[]] }).keep_controllers, [[]]);
   assert.deepEqual(new Set(r2.controllers), new Set([BUYER, VIDEO]));
+});
+
+test('transferOwnership: ownerControls says whether the new owner controls the canister yet', async () => {
+  // Modules before the hand-over do not answer owner_controls: the owner controls.
+  assert.equal((await (await transferClient()).client.transferOwnership(VIDEO, BUYER)).ownerControls, true);
+  assert.equal((await (await transferClient({ ownerControls: [true] })).client.transferOwnership(VIDEO, BUYER)).ownerControls, true);
+  // An unfinished spawned video: the app-level owner moved, control follows at finish_upload.
+  assert.equal((await (await transferClient({ ownerControls: [false] })).client.transferOwnership(VIDEO, BUYER)).ownerControls, false);
 });
 
 test('transferOwnership: certified controllers beyond the returned ones (a backdoor) are a TransferVerificationError', async () => {
