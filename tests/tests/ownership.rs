@@ -199,23 +199,11 @@ fn m1_a_retried_controllers_step_never_gives_a_sold_video_back(b: &dyn Backend) 
             },
         )
         .expect("create_video accepted");
-    // Run until the video is installed, then (before the spawn sets the controllers) stop it,
-    // so that step's call to the video fails and waits for a retry.
-    let mut id = None;
-    for _ in 0..50 {
-        b.tick();
-        if let Some(v) = sp
-            .all_videos(d.admin)
-            .into_iter()
-            .find(|v| v.status == SpawnStatus::Installed)
-        {
-            id = Some(v.canister_id);
-            break;
-        }
-    }
-    let id = id.expect("the video reached Installed");
-    b.stop(id, Some(d.spawn))
-        .expect("the spawn stops the video");
+    // Run until the creation awaits install_code, then stop the canister (as the spawn, its only
+    // controller): the install goes through, the controllers step's call to the video cannot,
+    // and waits for a retry.
+    let id = sp.tick_until_installing();
+    b.stop(id, Some(d.spawn)).expect("the spawn stops the video");
     let created = ok("create_video", sp.await_create_video(call));
     assert_eq!(created.canister_id, id);
     assert_eq!(
