@@ -17,7 +17,10 @@
 # exact sections.
 #
 # Last, it prints each module's sha256: the module hash that `icp canister status` / `dfx canister
-# info` show for an installed canister, to check that a deployment runs the module you built.
+# info` show for a canister installed with that file, to check that a deployment runs the module
+# you built. The IC hashes a module as it was sent: video canisters run video.wasm gzipped, as
+# the spawn canister holds it, so theirs is the sha256 of that gzip, which spawn's
+# `video_wasm_info` query reports (and `canvid:version` tells the commit either way).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -58,7 +61,7 @@ for p in "${packages[@]}"; do
   mv "$tmp" "$out/$name.wasm"
 done
 
-step "module hashes (sha256; compare with \`icp canister status\` / \`dfx canister info\`)"
+step "module hashes (sha256; compare with \`icp canister status\` / \`dfx canister info\`; video canisters made by spawn run the gzip spawn's \`video_wasm_info\` names)"
 for p in "${packages[@]}"; do
   name="${p#canvid-}"
   printf '%s  %s  (%s bytes)\n' "$(sha256sum "$out/$name.wasm" | cut -d' ' -f1)" \

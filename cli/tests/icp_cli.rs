@@ -46,6 +46,11 @@ fn built(name: &str) -> Vec<u8> {
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}: run scripts/build-wasm.sh", p.display()))
 }
 
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
 /// `<crate version> <40 hex digits>[-dirty]`, or `<crate version> unknown` outside git.
 fn check_version(name: &str, v: &[u8]) {
     let v = std::str::from_utf8(v).unwrap();
@@ -165,6 +170,18 @@ fn serve_certifies_public_metadata() {
                     .unwrap()
                     == did(name)
             );
+            // The module hash `icp canister status` shows: the sha256 scripts/build-wasm.sh
+            // prints for the modules installed as built (index, spawn); a video canister runs
+            // video.wasm as spawn holds it, gzipped by the deploy recipe.
+            let installed = match name {
+                "video" => canvid_devkit::gzip(&built(name)),
+                _ => built(name),
+            };
+            let hash = agent
+                .read_state_canister_module_hash(id)
+                .await
+                .unwrap_or_else(|e| panic!("{name}: module_hash: {e}"));
+            assert_eq!(hex::encode(hash), sha256_hex(&installed), "{name}");
             // A name the module does not carry is absent, not empty.
             let e = agent
                 .read_state_canister_metadata(id, "no-such-section")
@@ -267,6 +284,34 @@ fn icp_cli_against_canvid_serve() {
         err.contains("`metadata` is a query: call it as a query (icp, dfx: --query)"),
         "{err}"
     );
+
+    // The owner (a controller) sees the module hash: spawn's `video_wasm_info` names the same.
+    let status = ok(icp(&home).args([
+        "canister",
+        "status",
+        "-n",
+        &n.url,
+        "-k",
+        &n.root_key,
+        "--identity",
+        "owner",
+        &video,
+    ]));
+    let gz_hash = sha256_hex(&canvid_devkit::gzip(&built("video")));
+    assert!(
+        status.contains(&format!("Module hash: 0x{gz_hash}")),
+        "{status}"
+    );
+    let o = call(&home, &n, &[&n.spawn, "video_wasm_info", "()", "--query"]);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{out}\n{}", text(&o.stderr));
+    assert!(out.contains("gzipped = true"), "{out}");
+    let blob: String = gz_hash
+        .as_bytes()
+        .chunks(2)
+        .map(|h| format!("\\{}", std::str::from_utf8(h).unwrap()))
+        .collect();
+    assert!(out.contains(&format!("sha256 = blob \"{blob}\"")), "{out}");
 
     // The index's and the spawn's interfaces too: their answers about the video carry names.
     let arg = format!("(principal \"{video}\")");
