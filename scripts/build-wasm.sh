@@ -2,13 +2,32 @@
 # Builds the release wasm of every canister (and the replica's fixture canisters) into
 # target/canisters/<name>.wasm, the one folder tests, benchmarks and the CLI read.
 #
-# Profile `canister` (see Cargo.toml): opt-level "s", LTO, one codegen unit. If `ic-wasm` is on
-# PATH the modules are also shrunk; nothing requires it.
+# Profile `canister` (see Cargo.toml): opt-level "s", LTO, one codegen unit. Then, with the
+# pinned `ic-wasm` (scripts/npm-tools/, installed into target/npm-tools by this script), each
+# canister module (video, spawn, index):
+#   * is shrunk (unused functions and custom sections dropped);
+#   * carries public metadata, as dfx and icp-cli builds do, so that any IC tool can read it with
+#     read_state `/canister/<id>/metadata/<name>` (icp-cli / dfx decode answers with real field
+#     names from it; without it they print hashed labels such as `100_394_802 = ...`):
+#       - `candid:service`: the checked-in candid/<name>.did (the interface tests keep in step
+#         with the code);
+#       - `canvid:version`: `<crate version> <git commit>[-dirty]` (`unknown` outside a git
+#         checkout), telling which source a deployed module came from.
+# The fixture (replica-probe) is copied as cargo built it: the replica's own tests rely on its
+# exact sections.
+#
+# Last, it prints each module's sha256: the module hash that `icp canister status` / `dfx canister
+# info` show for a canister installed with that file, to check that a deployment runs the module
+# you built. The IC hashes a module as it was sent: video canisters run video.wasm gzipped, as
+# the spawn canister holds it, so theirs is the sha256 of that gzip, which spawn's
+# `video_wasm_info` query reports (and `canvid:version` tells the commit either way).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 
 rustup target list --installed 2>/dev/null | grep -q '^wasm32-unknown-unknown$' \
   || rustup target add wasm32-unknown-unknown
+install_npm_tools
 
 out=target/canisters
 mkdir -p "$out"
@@ -17,13 +36,34 @@ args=()
 for p in "${packages[@]}"; do args+=(-p "$p"); done
 cargo build --quiet --target wasm32-unknown-unknown --profile canister "${args[@]}"
 
+# The workspace version (every canister crate has `version.workspace = true`).
+crate_version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' Cargo.toml)
+[ -n "$crate_version" ] || die "no [workspace.package] version in Cargo.toml"
+if commit=$(git rev-parse HEAD 2>/dev/null); then
+  # Uncommitted changes make the commit alone a lie about the source.
+  git diff --quiet HEAD -- 2>/dev/null || commit="$commit-dirty"
+else
+  commit=unknown
+fi
+
 for p in "${packages[@]}"; do
   file="${p//-/_}.wasm"
   src="target/wasm32-unknown-unknown/canister/$file"
   name="${p#canvid-}"
-  cp "$src" "$out/$name.wasm"
-  if command -v ic-wasm >/dev/null 2>&1; then
-    ic-wasm "$out/$name.wasm" -o "$out/$name.wasm" shrink
+  if [ "$name" = replica-probe ]; then
+    cp "$src" "$out/$name.wasm"
+    continue
   fi
+  tmp="$out/$name.wasm.tmp"
+  "$ICP_WASM_BIN" "$src" -o "$tmp" shrink
+  "$ICP_WASM_BIN" "$tmp" -o "$tmp" metadata candid:service -f "candid/$name.did" -v public
+  "$ICP_WASM_BIN" "$tmp" -o "$tmp" metadata canvid:version -d "$crate_version $commit" -v public
+  mv "$tmp" "$out/$name.wasm"
 done
-ls -l "$out"
+
+step "module hashes (sha256; compare with \`icp canister status\` / \`dfx canister info\`; video canisters made by spawn run the gzip spawn's \`video_wasm_info\` names)"
+for p in "${packages[@]}"; do
+  name="${p#canvid-}"
+  printf '%s  %s  (%s bytes)\n' "$(sha256sum "$out/$name.wasm" | cut -d' ' -f1)" \
+    "$out/$name.wasm" "$(stat -c %s "$out/$name.wasm")"
+done

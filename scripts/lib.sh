@@ -80,3 +80,25 @@ build_bin() {
   cargo build --quiet -p "$1"
   echo "$(cargo_target_dir)/debug/$2"
 }
+
+# --- Prebuilt IC tools from npm (scripts/npm-tools/) -------------------------------------------
+
+NPM_TOOLS_DIR=target/npm-tools
+ICP_WASM_BIN=$NPM_TOOLS_DIR/node_modules/@icp-sdk/ic-wasm-linux-x64/bin/ic-wasm
+ICP_CLI_BIN=$NPM_TOOLS_DIR/node_modules/@icp-sdk/icp-cli-linux-x64/bin/icp
+
+# install_npm_tools: installs the pinned ic-wasm and icp binaries (scripts/npm-tools/) into
+# target/npm-tools with `npm ci` (integrity-checked), unless the installed lock file is already
+# the checked-in one.
+install_npm_tools() {
+  if cmp -s scripts/npm-tools/package-lock.json "$NPM_TOOLS_DIR/package-lock.json" \
+    && [ -x "$ICP_WASM_BIN" ] && [ -x "$ICP_CLI_BIN" ]; then
+    return 0
+  fi
+  command -v npm >/dev/null 2>&1 || die "npm is required to install ic-wasm and icp (scripts/npm-tools/)"
+  step "npm ci: ic-wasm and icp into $NPM_TOOLS_DIR (scripts/npm-tools/)" >&2
+  mkdir -p "$NPM_TOOLS_DIR"
+  cp scripts/npm-tools/package.json scripts/npm-tools/package-lock.json "$NPM_TOOLS_DIR/"
+  (cd "$NPM_TOOLS_DIR" && npm ci --no-audit --no-fund --loglevel=error >&2)
+  [ -x "$ICP_WASM_BIN" ] && [ -x "$ICP_CLI_BIN" ] || die "npm ci did not install $ICP_WASM_BIN and $ICP_CLI_BIN"
+}

@@ -47,5 +47,12 @@ else
   step "PocketIC: $pocket_ic_gz not found; the PocketIC test variants will be skipped (reported as ignored)"
 fi
 
+# ic-wasm (scripts/build-wasm.sh shrinks the modules and adds their metadata with it) and the
+# real icp-cli (cli/tests/icp_cli.rs runs it against `canvid serve`): pinned npm packages,
+# installed repo-locally into target/npm-tools (scripts/npm-tools/README.md).
+require_node
+install_npm_tools
+step "ic-wasm $("$ICP_WASM_BIN" --version | cut -d' ' -f2), icp $("$ICP_CLI_BIN" --version | cut -d' ' -f2) in $NPM_TOOLS_DIR"
+
 step "building canister wasm into target/canisters/"
 ./scripts/build-wasm.sh

@@ -4,10 +4,8 @@
 
 mod common;
 
-use common::{canvid, last_line, net, ok, principal_of, require_wasm, text};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use common::{canvid, last_line, net, ok, principal_of, require_wasm, text, Serve};
+use std::process::{Command, Output};
 
 fn fails(cmd: &mut Command, code: i32, needle: &str) -> Output {
     let o = cmd.output().unwrap();
@@ -17,52 +15,6 @@ fn fails(cmd: &mut Command, code: i32, needle: &str) -> Output {
     assert_eq!(lines.len(), 1, "one error line expected: {err}");
     assert!(lines[0].contains(needle), "{needle:?} not in {err}");
     o
-}
-
-/// A running `canvid serve`, stopped (Ctrl-C → saves) when dropped.
-struct Serve(Child);
-
-impl Serve {
-    fn start(state: &Path) -> Serve {
-        let _ = std::fs::remove_file(state.join("serve.json"));
-        let child = canvid()
-            .args(["serve", "--port", "0", "--save-interval", "1", "--state"])
-            .arg(state)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut s = Serve(child);
-        let start = Instant::now();
-        while !state.join("serve.json").is_file() {
-            if let Some(status) = s.0.try_wait().unwrap() {
-                panic!("canvid serve exited early: {status}");
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(120),
-                "serve.json never appeared"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        s
-    }
-
-    /// SIGTERM (saves the state) and wait.
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.0.id().to_string())
-            .status();
-        let status = self.0.wait().unwrap();
-        assert!(status.success(), "serve exit status {status}");
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]

@@ -22,8 +22,8 @@
 //!
 //! Checked after every step:
 //! - the outcome is the model's: `Ok`, the typed `Error` variant, an `inspect_message` refusal
-//!   (IC0406) for an ingress update that cannot succeed, or a system reject (malformed candid, an
-//!   argument over the ingress limit) — never a trap where the model expects a typed answer;
+//!   (IC0406; IC0503 with an explanation for a query method) for an ingress update that cannot
+//!   succeed, or a system reject (malformed candid, an argument over the ingress limit) — never a trap where the model expects a typed answer;
 //! - nothing changes on a refusal or a reject (the whole metadata and the uploaders are
 //!   compared with the model after every step);
 //! - every acknowledged chunk is stored byte-exact (`get_chunk` of one random chunk every step,
@@ -747,10 +747,18 @@ fn one_step(
                     q.is_err(),
                     "step {step}: {method} accepted malformed candid {arg:?}"
                 );
-                // The same as ingress: a query method is always refused.
+                // The same as ingress: a query method is always refused, by inspect_message's
+                // trap that tells the caller to query it (canisters/video/src/guards.rs).
                 let u = b.update_raw(v.id, caller, method, arg);
                 let e = u.expect_err("a query method as ingress");
-                assert_eq!(e.error_code, "IC0406", "step {step}: {method} as ingress");
+                assert_eq!(
+                    e.error_code, "IC0503",
+                    "step {step}: {method} as ingress: {e}"
+                );
+                assert!(
+                    e.message.contains(&format!("`{method}` is a query")),
+                    "step {step}: {method} as ingress: {e}"
+                );
                 return Some("malformed queries".into());
             }
             let method = UPDATE_METHODS[r.below(UPDATE_METHODS.len() as u64) as usize];

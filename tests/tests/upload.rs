@@ -536,7 +536,8 @@ fn read_access(b: &dyn Backend) {
 
 /// Ingress is free for its sender and paid by the canister: messages that cannot succeed must be
 /// refused by `inspect_message` before the canister pays for them. A query method sent as an
-/// update and a 2 MB `http_request_update` cost the video nothing; a gateway-sized one is served.
+/// update (refused with an explanation) and a 2 MB `http_request_update` cost the video nothing;
+/// a gateway-sized one is served.
 fn h1_ingress_that_cannot_succeed_costs_nothing(b: &dyn Backend) {
     use canvid_tests::http_types::{HttpResponse, HttpUpdateRequest};
     use canvid_tests::BackendExt;
@@ -564,7 +565,11 @@ fn h1_ingress_that_cannot_succeed_costs_nothing(b: &dyn Backend) {
             let e = b
                 .update_raw(v.id, sender, method, arg.clone())
                 .expect_err(method);
-            assert_eq!(e.error_code, IC0406, "{method} as ingress: {e}");
+            // Refused by a trap whose message the sender receives (a bare IC0406 told
+            // icp-cli / dfx users nothing): still before the canister pays anything.
+            assert_eq!(e.error_code, "IC0503", "{method} as ingress: {e}");
+            let why = format!("`{method}` is a query: call it as a query (icp, dfx: --query)");
+            assert!(e.message.contains(&why), "{method} as ingress: {e}");
         }
     }
     assert_eq!(

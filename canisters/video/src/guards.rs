@@ -173,11 +173,29 @@ pub fn inspect(s: &State, caller: &Principal, method: &str, arg_size: usize, now
     }
 }
 
+/// Why a query method sent as an update is refused, for the caller: a tool that sends every
+/// call as an update unless told (icp-cli, dfx) otherwise gets a bare "did not call
+/// ic0.accept_message" (IC0406).
+pub fn query_as_update_refusal(method: &str) -> String {
+    format!("`{method}` is a query: call it as a query (icp, dfx: --query)")
+}
+
 /// Refuses ingress updates that cannot succeed, so that they cost the canister nothing. Every
 /// endpoint checks again (inter-canister calls do not pass through here).
+///
+/// A query method is refused by trapping with [`query_as_update_refusal`]: the IC returns a
+/// trap's message to the sender of the ingress message (IC0503 "Canister called `ic0.trap` with
+/// message: ..."), while not calling `accept_message` returns no text at all. Both refuse the
+/// message before it is inducted, and `inspect_message` runs without charging the canister, so
+/// the refusal still costs it nothing (`tests/tests/hostile.rs` measures it). The other
+/// refusals keep the plain IC0406 that clients key on (the endpoint's own error says why when
+/// the same call arrives from a canister).
 #[ic_cdk::inspect_message]
 fn inspect_message() {
     let method = msg_method_name();
+    if QUERY_METHODS.contains(&method.as_str()) {
+        ic_cdk::trap(query_as_update_refusal(&method));
+    }
     let caller = msg_caller();
     let arg_size = ic0::msg_arg_data_size();
     let now = ic_cdk::api::time();

@@ -5,7 +5,8 @@
 
 use canvid_devkit::wasm_dir;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// The `canvid` binary of this build, finding the canister wasm the tests use.
 pub fn canvid() -> Command {
@@ -60,4 +61,50 @@ pub fn principal_of(pem: &Path, state: &Path) -> String {
         .unwrap_or_else(|| panic!("no principal in {err}"))
         .trim()
         .to_string()
+}
+
+/// A running `canvid serve`, stopped (Ctrl-C → saves) when dropped.
+pub struct Serve(pub Child);
+
+impl Serve {
+    pub fn start(state: &Path) -> Serve {
+        let _ = std::fs::remove_file(state.join("serve.json"));
+        let child = canvid()
+            .args(["serve", "--port", "0", "--save-interval", "1", "--state"])
+            .arg(state)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut s = Serve(child);
+        let start = Instant::now();
+        while !state.join("serve.json").is_file() {
+            if let Some(status) = s.0.try_wait().unwrap() {
+                panic!("canvid serve exited early: {status}");
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "serve.json never appeared"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        s
+    }
+
+    /// SIGTERM (saves the state) and wait.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        let status = self.0.wait().unwrap();
+        assert!(status.success(), "serve exit status {status}");
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
