@@ -72,6 +72,11 @@ pub enum Command {
         /// Upload this video (as the demo identity "alice") before serving (repeatable).
         #[arg(long, value_name = "FILE")]
         upload: Vec<PathBuf>,
+        /// Also make this principal an admin of the spawn and index canisters (repeatable), e.g.
+        /// your own identity's, to set quotas or upgrade videos with the SDK or icp. The
+        /// deployment's own admin is a demo identity nobody holds the key of.
+        #[arg(long, value_name = "PRINCIPAL")]
+        admin: Vec<String>,
         /// Seconds between snapshot saves (a save with nothing changed writes nothing).
         #[arg(long, value_name = "SECS", default_value_t = 5)]
         save_interval: u64,
@@ -227,12 +232,25 @@ pub fn run(cli: Cli) -> Result<()> {
             port,
             state,
             upload,
+            admin,
             save_interval,
             no_wal,
         } => crate::serve::run(crate::serve::ServeOptions {
             port,
             state,
             upload,
+            admins: admin
+                .iter()
+                .map(|a| {
+                    candid::Principal::from_text(a).map_err(|e| {
+                        crate::error::Error::InvalidPrincipal {
+                            what: "--admin",
+                            text: a.clone(),
+                            reason: e.to_string(),
+                        }
+                    })
+                })
+                .collect::<crate::error::Result<Vec<_>>>()?,
             save_interval: std::time::Duration::from_secs(save_interval.max(1)),
             wal: !no_wal,
         }),

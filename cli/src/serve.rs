@@ -39,6 +39,8 @@ pub struct ServeOptions {
     pub state: PathBuf,
     /// Videos to upload (as the demo identity "alice") before serving.
     pub upload: Vec<PathBuf>,
+    /// Principals made admins of the spawn and index canisters (besides the demo admin).
+    pub admins: Vec<Principal>,
     pub save_interval: Duration,
     /// Write-ahead log (`DIR/replica/wal-<seq>.log`): an acknowledged call survives a crash.
     pub wal: bool,
@@ -165,6 +167,9 @@ pub fn run(opts: ServeOptions) -> Result<()> {
         (replica, d.index, d.spawn)
     };
     println!("embedded replica: index {index} spawn {spawn}");
+    if !opts.admins.is_empty() {
+        add_admins(&replica, index, spawn, &opts.admins)?;
+    }
 
     let alice = demo_identity("alice");
     let mut videos = Vec::new();
@@ -182,6 +187,38 @@ pub fn run(opts: ServeOptions) -> Result<()> {
         println!("write-ahead log on: an acknowledged call survives a crash");
     }
     serve_until_stopped(&replica, dir, opts.port, opts.save_interval, &videos)
+}
+
+/// Adds `extra` to the admins of the index and the spawn canister (as the demo admin, which is
+/// one of them in every deployment `serve` made), keeping the ones they have.
+fn add_admins(
+    replica: &Replica,
+    index: Principal,
+    spawn: Principal,
+    extra: &[Principal],
+) -> Result<()> {
+    let admin = demo_identity("admin");
+    let (stats, _): (canvid_types::index::IndexStats, _) =
+        embedded::query(replica, index, admin, "stats", ())?;
+    let (spawn_stats, _): (canvid_types::spawn::SpawnStats, _) =
+        embedded::query(replica, spawn, admin, "stats", ())?;
+    for (canister, mut admins) in [(index, stats.admins), (spawn, spawn_stats.admins)] {
+        for p in extra {
+            if !admins.contains(p) {
+                admins.push(*p);
+            }
+        }
+        let ((), _) = embedded::update_ok(replica, canister, admin, "set_admins", (admins,))?;
+    }
+    println!(
+        "admins added: {}",
+        extra
+            .iter()
+            .map(Principal::to_text)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
 }
 
 /// Creates a video canister through the spawn canister and uploads `source` into it.

@@ -2,9 +2,16 @@
 // canisters through `@icp-sdk/core` actors.
 import { Actor, type ActorSubclass, type Agent, HttpAgent, type Identity } from '@icp-sdk/core/agent';
 import { Principal } from '@icp-sdk/core/principal';
-import { idlFactory as indexIdl, type _SERVICE as IndexService } from './bindings/index.did.js';
-import { idlFactory as spawnIdl, type _SERVICE as SpawnService } from './bindings/spawn.did.js';
+import { type IndexStats, idlFactory as indexIdl, type _SERVICE as IndexService, type VideoEntry } from './bindings/index.did.js';
 import {
+  type QuotaStatus,
+  idlFactory as spawnIdl,
+  type _SERVICE as SpawnService,
+  type SpawnStats,
+  type SpawnedVideo,
+} from './bindings/spawn.did.js';
+import {
+  type CanisterInfo as VideoCanisterInfo,
   type ChangeOwnerResult,
   type OwnershipOffer,
   type MetadataPatch,
@@ -12,6 +19,7 @@ import {
   idlFactory as videoIdl,
   type _SERVICE as VideoService,
 } from './bindings/video.did.js';
+import { IndexAdmin, SpawnAdmin } from './admin.js';
 import { fromHex, toHex } from './bytes.js';
 import { type CertifiedCanisterInfo, type ResponseVerifier, metadataRequest, readCanisterInfo, verifyMetadataAnswer } from './certified.js';
 import type { UploadInput } from './chunking.js';
@@ -653,6 +661,122 @@ export class CanvidClient {
     const v = this.video(videoId);
     const site = { canisterId: videoId, method: 'claim_control' };
     return toDetails(videoId, unwrap(await this.call(videoId, 'claim_control', () => v.claim_control(), opts), site));
+  }
+
+  // --- Video canister: poster, uploaders, byte ranges, canister facts ---------------------------
+
+  /**
+   * Sets the poster image served at `/poster` (owner only; `image/*` MIME type, ≤ 2,000,000
+   * bytes); empty `data` removes it.
+   */
+  async setPoster(videoId: string, poster: { mimeType: string; data: Uint8Array }, opts: CallOptions = {}): Promise<void> {
+    const v = this.video(videoId);
+    const site = { canisterId: videoId, method: 'set_poster' };
+    unwrap(await this.call(videoId, 'set_poster', () => v.set_poster({ mime_type: poster.mimeType, data: poster.data }), opts), site);
+  }
+
+  /** The principals the owner authorised to upload (besides the owner). */
+  async uploaders(videoId: string, opts: CallOptions = {}): Promise<string[]> {
+    const v = this.video(videoId);
+    return (await this.call(videoId, 'uploaders', () => v.uploaders(), opts)).map((p) => p.toText());
+  }
+
+  /** Authorises `uploader` to upload into the video (owner only; a transfer clears the list). */
+  async addUploader(videoId: string, uploader: Principal | string, opts: CallOptions = {}): Promise<void> {
+    const v = this.video(videoId);
+    const site = { canisterId: videoId, method: 'add_uploader' };
+    unwrap(await this.call(videoId, 'add_uploader', () => v.add_uploader(Principal.from(principalText(uploader))), opts), site);
+  }
+
+  /** Revokes an uploader (owner only); a no-op for a principal that is not one. */
+  async removeUploader(videoId: string, uploader: Principal | string, opts: CallOptions = {}): Promise<void> {
+    const v = this.video(videoId);
+    const site = { canisterId: videoId, method: 'remove_uploader' };
+    unwrap(await this.call(videoId, 'remove_uploader', () => v.remove_uploader(Principal.from(principalText(uploader))), opts), site);
+  }
+
+  /**
+   * File bytes `[offset, offset + length)` (`length` ≤ 2,000,000; inside the file). A query one
+   * replica answers: `download` verifies bytes against the certified digests, this does not.
+   */
+  async readRange(videoId: string, offset: bigint | number, length: bigint | number, opts: CallOptions = {}): Promise<Uint8Array> {
+    const v = this.video(videoId);
+    const site = { canisterId: videoId, method: 'read_range' };
+    return unwrap(await this.call(videoId, 'read_range', () => v.read_range({ offset: BigInt(offset), length: BigInt(length) }), opts), site);
+  }
+
+  /**
+   * The canister's own report: cycle balance, stable and heap bytes, chunks stored, layout
+   * version, pending index notification, transfer in flight, pending offer (the candid record).
+   */
+  async canisterInfo(videoId: string, opts: CallOptions = {}): Promise<VideoCanisterInfo> {
+    const v = this.video(videoId);
+    return this.call(videoId, 'canister_info', () => v.canister_info(), opts);
+  }
+
+  // --- Spawn and index: queries anyone may make ----------------------------------------------
+
+  /** Cycles a `createVideo` with this declared size costs now (creation fee + formula). */
+  async estimateCycles(declaredSize: bigint | number, opts: CallOptions = {}): Promise<bigint> {
+    const site = { canisterId: this.spawnId.toText(), method: 'estimate_cycles' };
+    return unwrap(await this.spawnCall('estimate_cycles', () => this.spawn.estimate_cycles(BigInt(declaredSize)), opts), site);
+  }
+
+  /** A principal's pool quota, use, credit and parked spares (default: the agent's principal). */
+  async quotaOf(principal?: Principal | string, opts: CallOptions = {}): Promise<QuotaStatus> {
+    const p = principal === undefined ? await this.principal() : Principal.from(principalText(principal));
+    return this.spawnCall('quota_of', () => this.spawn.quota_of(p), opts);
+  }
+
+  /** The spawn canister's record of a video it created (status, payer, cycles given and returned). */
+  async spawnRecord(videoId: string, opts: CallOptions = {}): Promise<SpawnedVideo | undefined> {
+    const r = await this.spawnCall('get_video', () => this.spawn.get_video(Principal.fromText(videoId)), opts);
+    return r[0];
+  }
+
+  /** The spawn canister's configuration, balance, counts and in-flight creations. */
+  async spawnStats(opts: CallOptions = {}): Promise<SpawnStats> {
+    return this.spawnCall('stats', () => this.spawn.stats(), opts);
+  }
+
+  /** The index entry of a video (creator, owner, last transfer), if indexed. */
+  async indexEntry(videoId: string, opts: CallOptions = {}): Promise<VideoEntry | undefined> {
+    const index = this.requireIndex();
+    const r = await this.indexCall('get_video', () => index.get_video(Principal.fromText(videoId)), opts);
+    return r[0];
+  }
+
+  /** How many videos the index lists for a creator or an owner. */
+  async countBy(by: 'creator' | 'owner', principal: Principal | string, opts: CallOptions = {}): Promise<bigint> {
+    const index = this.requireIndex();
+    const p = Principal.from(principalText(principal));
+    return by === 'creator'
+      ? this.indexCall('count_by_creator', () => index.count_by_creator(p), opts)
+      : this.indexCall('count_by_owner', () => index.count_by_owner(p), opts);
+  }
+
+  /** The index's counts, admins and registrars. */
+  async indexStats(opts: CallOptions = {}): Promise<IndexStats> {
+    const index = this.requireIndex();
+    return this.indexCall('stats', () => index.stats(), opts);
+  }
+
+  /** The spawn canister's admin endpoints (quotas, cycles formula, wasm, upgrades, top-ups). */
+  spawnAdmin(): SpawnAdmin {
+    return new SpawnAdmin(this.spawn, this.spawnId, this.retry);
+  }
+
+  /** The index canister's admin endpoints (admins, registrars); needs `indexId`. */
+  indexAdmin(): IndexAdmin {
+    return new IndexAdmin(this.requireIndex(), this.indexId!, this.retry);
+  }
+
+  private spawnCall<T>(method: string, f: () => Promise<T>, opts: CallOptions): Promise<T> {
+    return this.call(this.spawnId.toText(), method, f, opts);
+  }
+
+  private indexCall<T>(method: string, f: () => Promise<T>, opts: CallOptions): Promise<T> {
+    return this.call(this.indexId!.toText(), method, f, opts);
   }
 
   /** Changes title / description / tags (owner only; allowed after Ready). */

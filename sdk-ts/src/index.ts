@@ -11,6 +11,11 @@
  */
 export { CanvidClient, IC_HOST, toDetails } from './client.js';
 export type { CallOptions, ClientOptions, OwnershipOfferInfo, TransferOptions, TransferResult, VideoDetails } from './client.js';
+export { IndexAdmin, SpawnAdmin } from './admin.js';
+export type { AdminCallOptions } from './admin.js';
+export type { CanisterInfo as VideoCanisterInfo } from './bindings/video.did.js';
+export type { CyclesConfig, QuotaStatus, SpawnStats, SpawnedVideo, UpgradeOutcome, WasmInfo } from './bindings/spawn.did.js';
+export type { IndexStats } from './bindings/index.did.js';
 export { METADATA_PATH, MAX_CERT_AGE_NS, loadResponseVerifier, metadataRequest, readCanisterInfo, verifyMetadataAnswer } from './certified.js';
 export type { CertifiedCanisterInfo, CertifiedMetadata, ResponseVerifier } from './certified.js';
 export { uploadVideo, allMissing, MAX_DECLARED_DIGESTS } from './upload.js';

@@ -35,6 +35,7 @@ const alice = Ed25519KeyIdentity.generate();
 const bob = Ed25519KeyIdentity.generate();
 const carol = Ed25519KeyIdentity.generate();
 const market = Ed25519KeyIdentity.generate();
+const operator = Ed25519KeyIdentity.generate();
 const aliceId = alice.getPrincipal().toText();
 const bobId = bob.getPrincipal().toText();
 
@@ -55,7 +56,7 @@ before(async () => {
     '-pix_fmt', 'yuv420p', '-c:v', 'libx264', videoFile]);
   video = new Uint8Array(readFileSync(videoFile));
   assert.ok(video.length > 10_000, `ffmpeg made only ${video.length} bytes`);
-  served = await startServe();
+  served = await startServe({ admins: [operator.getPrincipal().toText()] });
 });
 
 after(async () => {
@@ -365,4 +366,69 @@ test('client from an agent with local: true fetches the root key; without it not
   const canvid = await CanvidClient.create({ agent, local: true, spawnId: served.spawnId, indexId: served.indexId });
   assert.equal(toHex((canvid.agent as HttpAgent).rootKey!), served.rootKey);
   assert.equal((await canvid.getMetadata(first.videoId)).status, 'Ready');
+});
+
+test('every public method: poster, uploaders, ranges, canister facts, spawn and index queries, admin helpers', { timeout: 300_000 }, async () => {
+  const asAlice = await client(alice);
+  const asOperator = await client(operator);
+  const dave = Ed25519KeyIdentity.generate();
+  const daveId = dave.getPrincipal().toText();
+
+  // A video of alice's, with an uploader she authorises and revokes.
+  const estimate = await asAlice.estimateCycles(video.length);
+  assert.ok(estimate > 500_000_000_000n, `estimate ${estimate}`);
+  const quotaBefore = await asAlice.quotaOf();
+  const up = await asAlice.upload(new Blob([video], { type: 'video/mp4' }), { title: 'complete', durationMs: 4000 }, { chunkSize: 8192 });
+  const id = up.videoId;
+  const record = await asAlice.spawnRecord(id);
+  assert.equal(record?.owner.toText(), aliceId);
+  assert.ok('Registered' in record!.status, JSON.stringify(record!.status));
+  assert.equal((await asAlice.quotaOf(aliceId)).used_videos, quotaBefore.used_videos + 1n);
+  await asAlice.addUploader(id, daveId);
+  assert.deepEqual(await asAlice.uploaders(id), [daveId]);
+  await asAlice.removeUploader(id, daveId);
+  assert.deepEqual(await asAlice.uploaders(id), []);
+
+  // Poster, served at /poster.
+  const png = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 1, 2, 3, 4]);
+  await asAlice.setPoster(id, { mimeType: 'image/png', data: png });
+  const poster = await gatewayGet(served.port, id, '/poster');
+  assert.equal(poster.status, 200);
+  assert.deepEqual(new Uint8Array(poster.body), png);
+
+  // A byte range straddling a chunk boundary, and the canister's own report.
+  const range = await asAlice.readRange(id, 8000, 400);
+  assert.deepEqual(range, video.subarray(8000, 8400));
+  const info = await asAlice.canisterInfo(id);
+  assert.equal(info.chunk_bytes_stored, BigInt(video.length));
+  assert.ok(info.cycles > 0n);
+
+  // Spawn and index queries.
+  const stats = await asAlice.spawnStats();
+  assert.ok(stats.admins.some((p) => p.toText() === operator.getPrincipal().toText()), 'serve --admin made the operator an admin');
+  assert.equal((await asAlice.indexEntry(id))?.owner.toText(), aliceId);
+  assert.ok((await asAlice.countBy('owner', aliceId)) >= 1n);
+  assert.ok((await asAlice.countBy('creator', aliceId)) >= 1n);
+  assert.ok((await asAlice.indexStats()).videos >= 1n);
+
+  // Admin helpers: refused for alice, working for the operator.
+  await assert.rejects(asAlice.spawnAdmin().setQuota(daveId, { maxVideos: 1, maxCycles: 1n }), NotAuthorizedError);
+  const admin = asOperator.spawnAdmin();
+  await admin.setQuota(daveId, { maxVideos: 2, maxCycles: 5_000_000_000_000n });
+  const q = await asOperator.quotaOf(daveId);
+  assert.deepEqual([q.quota.max_videos, q.quota.max_cycles, q.is_default], [2n, 5_000_000_000_000n, false]);
+  const listed: string[] = [];
+  for await (const v of admin.listVideos({ pageSize: 1 })) listed.push(v.canister_id.toText());
+  assert.ok(listed.includes(id) && listed.includes(first.videoId), listed.join(' '));
+  const outcomes = await admin.upgradeVideos([id]);
+  assert.deepEqual(outcomes.map((o) => [o.video.toText(), 'Ok' in o.result]), [[id, true]]);
+  // The upgrade kept the data.
+  assert.deepEqual(await asAlice.readRange(id, 0, 100), video.subarray(0, 100));
+  await admin.topUp(id, 1_000_000_000n);
+  assert.ok((await asAlice.canisterInfo(id)).cycles > 0n);
+  assert.deepEqual(await admin.retryPending(), []);
+  const indexAdmin = asOperator.indexAdmin();
+  const indexStats = await asOperator.indexStats();
+  await indexAdmin.setRegistrars(indexStats.registrars.map((p) => p.toText()));
+  await assert.rejects(asAlice.indexAdmin().setAdmins([aliceId]), NotAuthorizedError);
 });

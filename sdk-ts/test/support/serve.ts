@@ -34,9 +34,10 @@ export interface Served {
 
 const START_TIMEOUT_MS = Number(process.env.CANVID_SERVE_TIMEOUT_MS ?? 20 * 60 * 1000);
 
-export async function startServe(): Promise<Served> {
+/** `admins`: principals `canvid serve --admin` makes admins of the spawn and index canisters. */
+export async function startServe(opts: { admins?: string[] } = {}): Promise<Served> {
   const stateDir = mkdtempSync(join(tmpdir(), 'canvid-sdk-e2e-'));
-  const args = ['serve', '--port', '0', '--state', stateDir];
+  const args = ['serve', '--port', '0', '--state', stateDir, ...(opts.admins ?? []).flatMap((a) => ['--admin', a])];
   const [cmd, cmdArgs] = process.env.CANVID_BIN
     ? [process.env.CANVID_BIN, args]
     : ['cargo', ['run', '--release', '-q', '-p', 'canvid-cli', '--', ...args]];
