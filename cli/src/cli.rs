@@ -139,6 +139,21 @@ pub enum Command {
         /// Keep no controller but the new owner and the video itself.
         #[arg(long, conflicts_with = "keep")]
         keep_none: bool,
+        /// Offer the video instead (two-step transfer): nothing changes until the new owner runs
+        /// `canvid accept ID` within 7 days, so a mistyped principal orphans nothing.
+        #[arg(long)]
+        offer: bool,
+        #[command(flatten)]
+        net: NetArgs,
+    },
+    /// Accept a video offered to this identity (`canvid transfer --offer`); verifies the certified
+    /// controllers like `transfer`. With --cancel, the owner withdraws their offer instead.
+    Accept {
+        /// Video canister id.
+        id: String,
+        /// Withdraw the pending offer (owner or operator) instead of accepting it.
+        #[arg(long)]
+        cancel: bool,
         #[command(flatten)]
         net: NetArgs,
     },
@@ -304,6 +319,7 @@ pub fn run(cli: Cli) -> Result<()> {
             new_owner,
             keep,
             keep_none,
+            offer,
             net,
         } => {
             let id = principal("video id", &id)?;
@@ -321,7 +337,22 @@ pub fn run(cli: Cli) -> Result<()> {
             };
             check_identity(&net)?;
             with_client(&net, |c| async move {
-                crate::commands::transfer(&c, id, new_owner, keep).await
+                if offer {
+                    crate::commands::offer(&c, id, new_owner, keep).await
+                } else {
+                    crate::commands::transfer(&c, id, new_owner, keep).await
+                }
+            })
+        }
+        Command::Accept { id, cancel, net } => {
+            let id = principal("video id", &id)?;
+            check_identity(&net)?;
+            with_client(&net, |c| async move {
+                if cancel {
+                    crate::commands::cancel_offer(&c, id).await
+                } else {
+                    crate::commands::accept(&c, id).await
+                }
             })
         }
         Command::Info { id, net } => {

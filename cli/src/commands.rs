@@ -17,7 +17,7 @@ use canvid_types::index::{ListArgs, Page};
 use canvid_types::spawn::{CreateVideoArgs, CreatedVideo};
 use canvid_types::video::{
     CanisterInfo, ChangeOwnerArgs, ChangeOwnerResult, ChunkDigests, ControlStatus, DigestsArgs,
-    VideoMetadata, VideoStatus,
+    OfferArgs, OwnershipOffer, VideoMetadata, VideoStatus,
 };
 use futures::stream::{self, StreamExt, TryStreamExt};
 use serde_bytes::ByteBuf;
@@ -520,6 +520,66 @@ pub async fn transfer(
             },),
         )
         .await?;
+    report_transfer(client, video, new_owner, keep_controllers, r).await
+}
+
+/// `offer_ownership`: the first step of a two-step transfer (security review L4).
+pub async fn offer(
+    client: &Client,
+    video: Principal,
+    new_owner: Principal,
+    keep_controllers: Option<Vec<Principal>>,
+) -> Result<()> {
+    let o: OwnershipOffer = client
+        .call_ok(
+            Kind::Update,
+            video,
+            "offer_ownership",
+            (OfferArgs {
+                new_owner,
+                keep_controllers,
+            },),
+        )
+        .await?;
+    println!(
+        "offered {video} to {} until {} (ns since the epoch); they complete it with `canvid accept {video}`",
+        o.new_owner, o.expires_at
+    );
+    Ok(())
+}
+
+/// `cancel_offer`: withdraws the pending offer.
+pub async fn cancel_offer(client: &Client, video: Principal) -> Result<()> {
+    let () = client
+        .call_ok(Kind::Update, video, "cancel_offer", ())
+        .await?;
+    println!("no offer is pending on {video}");
+    Ok(())
+}
+
+/// `accept_ownership` by the offered identity, then the certified checks of [`transfer`] with the
+/// offer's controllers to keep.
+pub async fn accept(client: &Client, video: Principal) -> Result<()> {
+    let m: VideoMetadata = client.call(Kind::Query, video, "metadata", ()).await?;
+    let keep = m.pending_offer.and_then(|o| o.keep_controllers);
+    let me = client.agent.get_principal().map_err(|e| Error::Identity {
+        path: Default::default(),
+        reason: e,
+    })?;
+    let r: ChangeOwnerResult = client
+        .call_ok(Kind::Update, video, "accept_ownership", ())
+        .await?;
+    report_transfer(client, video, me, keep, r).await
+}
+
+/// Prints a transfer's outcome and checks the certified controllers (see [`transfer`]).
+async fn report_transfer(
+    client: &Client,
+    video: Principal,
+    new_owner: Principal,
+    keep_controllers: Option<Vec<Principal>>,
+    r: ChangeOwnerResult,
+) -> Result<()> {
     let note = if r.index_notified {
         "index updated"
     } else {

@@ -102,6 +102,52 @@ fn serve_upload_get_ls_transfer_resume_restart() {
     want.sort();
     assert_eq!(got, want, "{out}");
 
+    // The two-step transfer: an offer changes nothing until the offered identity accepts; a
+    // cancelled offer cannot be accepted.
+    let out = ok(net(
+        canvid().args(["transfer", "--offer", "--keep-none", &id, &bob]),
+        &state,
+    ));
+    assert!(out.contains(&format!("canvid accept {id}")), "{out}");
+    let info_out = ok(net(canvid().args(["info", &id]), &state));
+    assert!(info_out.contains(&format!("owner      {me}")), "{info_out}");
+    let out = ok(net(
+        canvid().args(["accept", "--identity"]).arg(&bob_pem).arg(&id),
+        &state,
+    ));
+    let certified = out
+        .lines()
+        .find_map(|l| l.strip_prefix("certified controllers "))
+        .unwrap_or_else(|| panic!("no certified controllers in {out}"));
+    let mut got: Vec<&str> = certified.split(", ").collect();
+    got.sort();
+    let mut want = vec![bob.as_str(), id.as_str()];
+    want.sort();
+    assert_eq!(got, want, "accepted with the offer's --keep-none: {out}");
+    ok(net(
+        canvid()
+            .args(["transfer", "--offer", "--keep-none", "--identity"])
+            .arg(&bob_pem)
+            .args([&id, &me]),
+        &state,
+    ));
+    ok(net(
+        canvid()
+            .args(["accept", "--cancel", "--identity"])
+            .arg(&bob_pem)
+            .arg(&id),
+        &state,
+    ));
+    fails(net(canvid().args(["accept", &id]), &state), 7, "");
+    ok(net(
+        canvid()
+            .args(["transfer", "--offer", "--keep-none", "--identity"])
+            .arg(&bob_pem)
+            .args([&id, &me]),
+        &state,
+    ));
+    ok(net(canvid().args(["accept", &id]), &state));
+
     // An upload interrupted after 2 of 5 chunks, then resumed: only 3 chunks are sent.
     let big = tmp.path().join("big.bin");
     let big_bytes: Vec<u8> = (0..9_000_000u32)
