@@ -112,7 +112,10 @@ fn serve_upload_get_ls_transfer_resume_restart() {
     let info_out = ok(net(canvid().args(["info", &id]), &state));
     assert!(info_out.contains(&format!("owner      {me}")), "{info_out}");
     let out = ok(net(
-        canvid().args(["accept", "--identity"]).arg(&bob_pem).arg(&id),
+        canvid()
+            .args(["accept", "--identity"])
+            .arg(&bob_pem)
+            .arg(&id),
         &state,
     ));
     let certified = out
