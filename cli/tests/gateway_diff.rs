@@ -28,6 +28,9 @@ const COMPARED: [&str; 5] = [
     "x-content-type-options",
 ];
 
+/// Method, path, request headers.
+type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>);
+
 #[derive(Debug, PartialEq)]
 struct Answer {
     status: u16,
@@ -151,7 +154,7 @@ fn canvid_gateway_answers_as_dfinity_ic_http_gateway() {
         .to_string();
     let last = format!("bytes={}-{}", size - 100, size - 1);
     let straddle = format!("bytes={}-{}", 1_999_900, 2_000_099);
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>)> = vec![
+    let cases: Vec<Case> = vec![
         ("GET", "/video", vec![]),
         ("GET", "/video", vec![("range", "bytes=0-99")]),
         ("GET", "/video", vec![("range", "bytes=0-")]),
