@@ -40,9 +40,9 @@ use ic_cdk::api::{
 };
 use ic_cdk::call::Call;
 use ic_cdk_management_canister::{
-    create_canister_with_extra_cycles, deposit_cycles, install_code, update_settings,
-    CanisterIdRecord, CanisterInstallMode, CanisterSettings, CreateCanisterArgs, InstallCodeArgs,
-    UpdateSettingsArgs,
+    create_canister_with_extra_cycles, deposit_cycles, install_code, start_canister,
+    update_settings, CanisterIdRecord, CanisterInstallMode, CanisterSettings, CreateCanisterArgs,
+    InstallCodeArgs, UpdateSettingsArgs,
 };
 use ic_cdk_timers::TimerId;
 use serde_bytes::ByteBuf;
@@ -519,11 +519,32 @@ thread_local! {
     static TIMER: Cell<Option<(TimerId, u64)>> = const { Cell::new(None) };
 }
 
+/// Starts a video `upgrade_videos` stopped, and records the outcome: started, it leaves the
+/// restart list; failed, it is retried by the timer with back-off (parked after 20 failures,
+/// when only `retry_pending` tries it).
+pub async fn restart(video: Principal) -> std::result::Result<(), String> {
+    match start_canister(&CanisterIdRecord { canister_id: video }).await {
+        Ok(()) => {
+            with_mut(|s| s.restarted(&video));
+            Ok(())
+        }
+        Err(e) => {
+            with_mut(|s| s.restart_failed(&video, time()));
+            arm_timer();
+            Err(e.to_string())
+        }
+    }
+}
+
 /// Recovers interrupted creations, then drives up to `RETRY_BATCH` outbox entries: those due
 /// (`due_only`: the timer; never the parked ones), or all of them, parked ones included (an
 /// admin's `retry_pending`). Returns their records afterwards.
 pub async fn retry_outbox(due_only: bool) -> Vec<SpawnedVideo> {
     recover_stale("found interrupted by the outbox driver");
+    for video in with(|s| s.restart_batch(due_only, time(), RETRY_BATCH)) {
+        // The outcome is recorded by `restart`.
+        let _ = restart(video).await;
+    }
     let ids: Vec<Principal> = with(|s| s.outbox_batch(due_only, time(), RETRY_BATCH));
     let mut out = Vec::new();
     for id in ids {
@@ -533,6 +554,20 @@ pub async fn retry_outbox(due_only: bool) -> Vec<SpawnedVideo> {
         }
     }
     out
+}
+
+/// Re-arms the retry timer if a callback of its run traps: the trap rolls that callback back and
+/// ic-cdk's cleanup drops the future before its last line (`arm_timer`), which would leave the
+/// outbox without a timer until the next `create_video` or `retry_pending`. (The cleanup only
+/// arms a timer: it reads the store and sets the IC's global timer.)
+struct RearmIfTrapped;
+
+impl Drop for RearmIfTrapped {
+    fn drop(&mut self) {
+        if ic_cdk::futures::is_recovering_from_trap() {
+            arm_timer();
+        }
+    }
 }
 
 /// Arms the retry timer for the earliest entry the timer should drive (at least
@@ -552,6 +587,7 @@ pub fn arm_timer() {
     }
     let id = ic_cdk_timers::set_timer(Duration::from_nanos(at - now), async {
         TIMER.set(None);
+        let _rearm = RearmIfTrapped;
         retry_outbox(true).await;
         arm_timer();
     });

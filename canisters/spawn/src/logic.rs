@@ -561,6 +561,11 @@ pub struct Retry {
     pub next_at: u64,
 }
 
+/// How long after `upgrade_videos` stopped a video the timer starts it if the upgrade did not:
+/// longer than a stop + install + start ever takes, so the timer never starts a video the
+/// upgrade is still working on.
+pub const RESTART_GRACE_SECS: u64 = 600;
+
 /// Delay before the automatic retry that follows `attempts` failures in a row (≥ 1).
 pub fn retry_delay_secs(attempts: u32) -> u64 {
     let doublings = attempts.saturating_sub(1).min(32);

@@ -20,6 +20,7 @@
 //! | 6  | `StableBTreeMap` spares | `PairKey` (payer, canister) | `()` |
 //! | 7  | `StableBTreeMap` outbox | `PKey` (canister) | `()` |
 //! | 8  | `StableBTreeMap` outbox retries | `PKey` (canister) | `logic::Retry` (12 bytes) |
+//! | 9  | `StableBTreeMap` restarts | `PKey` (canister) | `logic::Retry` (12 bytes) |
 //!
 //! `PKey` (30 bytes, fixed): the principal's bytes left-aligned, zero-padded to 29, then its
 //! length in byte 29. `PairKey` (60 bytes): `PKey(payer) || PKey(canister)`. Both keys and the
@@ -37,6 +38,11 @@
 //! failed attempt yet, due now", the right state for those entries
 //! (`tests/tests/upgrade.rs::spawn_upgrade_corrects_the_first_default_cycles_config` upgrades
 //! a released module's real state; its header also predates `Config::app_canisters`).
+//!
+//! Memory 9 lists the videos `upgrade_videos` stopped and has not started again yet (the start
+//! failed, or a callback trapped after the stop), with the retry state of their restart; the
+//! outbox timer and `retry_pending` start them. Added like memory 8: an older memory opens it
+//! empty.
 //!
 //! Candid values in the maps are small records (< 1 KiB), stored as
 //! `canvid_stable_common::Candid<T>` (the bytes of `Encode!(&value)`); a value that does not
@@ -166,6 +172,8 @@ pub struct SpawnStore<M: Memory> {
     pub outbox: StableBTreeMap<PKey, (), VirtualMemory<M>>,
     /// Memory 8: retry state of outbox entries that failed (see [`SpawnStore::record_attempt`]).
     pub retries: StableBTreeMap<PKey, Retry, VirtualMemory<M>>,
+    /// Memory 9: videos stopped by `upgrade_videos` and not started again yet.
+    pub restarts: StableBTreeMap<PKey, Retry, VirtualMemory<M>>,
 }
 
 impl<M: Memory + Clone> SpawnStore<M> {
@@ -183,6 +191,7 @@ impl<M: Memory + Clone> SpawnStore<M> {
             spares: StableBTreeMap::init(m(6)),
             outbox: StableBTreeMap::init(m(7)),
             retries: StableBTreeMap::init(m(8)),
+            restarts: StableBTreeMap::init(m(9)),
         }
     }
 }
@@ -355,12 +364,50 @@ impl<M: Memory> SpawnStore<M> {
     /// When the timer has work next: the earliest retry time of the entries not parked (an
     /// entry that never failed: 0, now). `None` when every entry is parked, or none is left.
     pub fn next_retry_at(&self) -> Option<u64> {
+        let restarts = self.restarts.values();
         self.outbox
             .keys()
             .map(|k| self.retry_of(&k.principal()))
+            .chain(restarts)
             .filter(|r| !logic::is_parked(r))
             .map(|r| r.next_at)
             .min()
+    }
+
+    /// `upgrade_videos` is about to stop `id`: until [`Self::restarted`], it is to be started —
+    /// by the timer from [`logic::RESTART_GRACE_SECS`] on, should the upgrade's own start never
+    /// come (a failed `start_canister`, a trapped callback).
+    pub fn stopping(&mut self, id: &Principal, now: u64) {
+        self.restarts.insert(
+            PKey::new(id),
+            Retry {
+                attempts: 0,
+                next_at: now.saturating_add(logic::RESTART_GRACE_SECS * 1_000_000_000),
+            },
+        );
+    }
+
+    /// `id` runs again.
+    pub fn restarted(&mut self, id: &Principal) {
+        self.restarts.remove(&PKey::new(id));
+    }
+
+    /// A start of `id` failed at `now`: backed off (and parked) like an outbox entry.
+    pub fn restart_failed(&mut self, id: &Principal, now: u64) -> Retry {
+        let k = PKey::new(id);
+        let r = logic::after_failed_attempt(self.restarts.get(&k).unwrap_or_default(), now);
+        self.restarts.insert(k, r);
+        r
+    }
+
+    /// Up to `limit` videos to start: those due at `now` (`due_only`: the timer) or all.
+    pub fn restart_batch(&self, due_only: bool, now: u64, limit: usize) -> Vec<Principal> {
+        self.restarts
+            .iter()
+            .filter(|e| !due_only || logic::is_due(&e.value(), now))
+            .map(|e| e.key().principal())
+            .take(limit)
+            .collect()
     }
 
     /// Outbox entries the timer gave up on (parked).

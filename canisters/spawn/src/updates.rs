@@ -16,8 +16,8 @@ use ic_cdk::api::{
 };
 use ic_cdk::update;
 use ic_cdk_management_canister::{
-    deposit_cycles, install_code, start_canister, stop_canister, CanisterIdRecord,
-    CanisterInstallMode, InstallCodeArgs,
+    deposit_cycles, install_code, stop_canister, CanisterIdRecord, CanisterInstallMode,
+    InstallCodeArgs,
 };
 use serde_bytes::ByteBuf;
 use sha2::{Digest, Sha256};
@@ -217,6 +217,10 @@ fn management_failed(method: &str, e: impl std::fmt::Display) -> Error {
 /// callback from a pointer into the old heap.
 async fn upgrade_stopped(video: Principal, wasm: &[u8], sha: &[u8], arg: &[u8]) -> Result<()> {
     let id = CanisterIdRecord { canister_id: video };
+    // Recorded before the stop: if the start below fails, or a callback traps after the stop,
+    // the outbox timer starts the video (and `retry_pending` does at once).
+    store::with_mut(|s| s.stopping(&video, ic_cdk::api::time()));
+    flow::arm_timer();
     let upgraded = match stop_canister(&id).await {
         Err(e) => Err(management_failed("stop_canister", e)),
         Ok(()) => install_code(&InstallCodeArgs {
@@ -238,7 +242,7 @@ async fn upgrade_stopped(video: Principal, wasm: &[u8], sha: &[u8], arg: &[u8]) 
         });
     }
     // Started again on every path: a stop that failed may have left it stopping.
-    let started = start_canister(&id)
+    let started = flow::restart(video)
         .await
         .map_err(|e| management_failed("start_canister", e));
     upgraded.and(started)

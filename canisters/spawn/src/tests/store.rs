@@ -408,3 +408,39 @@ fn outbox_retries_choose_what_the_timer_drives() {
     s.outbox_remove(&b);
     assert!(s.retries.is_empty() && s.outbox.is_empty());
 }
+
+#[test]
+fn videos_stopped_by_an_upgrade_are_started_by_the_timer_until_they_run() {
+    const SEC: u64 = 1_000_000_000;
+    let mem = DefaultMemoryImpl::default();
+    let mut s = SpawnStore::open(mem.clone(), user(1));
+    let (a, b) = (canister(20), canister(21));
+    assert_eq!(s.next_retry_at(), None);
+    s.stopping(&a, 100 * SEC);
+    s.stopping(&b, 100 * SEC);
+    // Not before the grace period: the upgrade itself starts them.
+    let grace = 100 * SEC + crate::logic::RESTART_GRACE_SECS * SEC;
+    assert_eq!(s.next_retry_at(), Some(grace));
+    assert!(s.restart_batch(true, grace - 1, 50).is_empty());
+    assert_eq!(s.restart_batch(true, grace, 50), vec![a, b]);
+    assert_eq!(s.restart_batch(false, 0, 50), vec![a, b], "retry_pending: all");
+    // a runs again; b's start fails: backed off like an outbox entry.
+    s.restarted(&a);
+    let r = s.restart_failed(&b, grace);
+    assert_eq!(r.attempts, 1);
+    assert_eq!(s.next_retry_at(), Some(r.next_at));
+    assert!(s.restart_batch(true, r.next_at - 1, 50).is_empty());
+    // Kept across an upgrade of the spawn canister (reopened).
+    drop(s);
+    let mut s = SpawnStore::open(mem, user(1));
+    assert_eq!(s.restart_batch(true, r.next_at, 50), vec![b]);
+    // Parked after MAX_AUTO_ATTEMPTS: the timer leaves it, retry_pending still starts it.
+    for _ in 1..crate::logic::MAX_AUTO_ATTEMPTS {
+        s.restart_failed(&b, r.next_at);
+    }
+    assert_eq!(s.next_retry_at(), None);
+    assert!(s.restart_batch(true, u64::MAX, 50).is_empty());
+    assert_eq!(s.restart_batch(false, 0, 50), vec![b]);
+    s.restarted(&b);
+    assert!(s.restart_batch(false, 0, 50).is_empty());
+}
