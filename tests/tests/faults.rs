@@ -717,6 +717,7 @@ fn video_recovery_with_faults_in_its_own_calls() {
         r.replica.clear_faults();
         let fired = r.replica.faults_fired() - fired;
         w.fig.faults += fired;
+        w.check(fired >= 2, || format!("{ctx}: only {fired} faults fired"));
         for _ in 0..4 {
             timers_only(&r, 900);
         }
