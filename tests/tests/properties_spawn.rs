@@ -56,8 +56,9 @@
 //! nobody knows about; every acknowledged upload reads back byte-exact.
 //!
 //! Cases: `CANVID_PROPTEST_CASES` sequences (default 1) of `CANVID_PROPERTY_STEPS` steps
-//! (default 120) from random seeds (printed), plus the regression seeds below;
-//! `CANVID_PROPERTY_SEED=<n>` replays one sequence.
+//! (default 100) from random seeds (printed), plus the regression seeds below with the step
+//! counts that found them; `CANVID_PROPERTY_SEED=<n>` replays one sequence
+//! (`CANVID_PROPERTY_TRACE=1` prints every call and fault).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -85,7 +86,11 @@ use serde_bytes::ByteBuf;
 /// refused while a faulted one is in flight; an earlier step's open call holding a reservation;
 /// an accepted 2 MB admin argument costs its ingress bytes). The canister bug found while
 /// writing it is its own test below (`upgrade_videos_leaves_a_video_stopped_…`).
-const REGRESSION_SEEDS: &[u64] = &[1, 2];
+/// Seed 3848790339606087586 (a run of 25 sequences) found one more: a transfer of a video whose
+/// registration a fault delayed is acknowledged without reaching the index (which does not know
+/// the video yet); the video's retry timer delivers it later.
+/// Each with the number of steps that found it.
+const REGRESSION_SEEDS: &[(u64, usize)] = &[(1, 120), (2, 120), (3_848_790_339_606_087_586, 80)];
 
 /// The spawn's own cost of one message it handles (ingress, execution, the calls it makes and
 /// their fees), beyond the cycles it hands to a video: the bound every step is checked against.
@@ -100,9 +105,11 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn seeds(default_cases: u64) -> Vec<u64> {
+/// The sequences to run: (seed, steps).
+fn seeds(default_cases: u64, default_steps: u64) -> Vec<(u64, usize)> {
+    let steps = env_u64("CANVID_PROPERTY_STEPS", default_steps) as usize;
     match std::env::var("CANVID_PROPERTY_SEED") {
-        Ok(s) => vec![s.parse().expect("CANVID_PROPERTY_SEED is a u64")],
+        Ok(s) => vec![(s.parse().expect("CANVID_PROPERTY_SEED is a u64"), steps)],
         Err(_) => {
             let random = env_u64("CANVID_PROPTEST_CASES", default_cases);
             let base = std::time::SystemTime::now()
@@ -113,7 +120,7 @@ fn seeds(default_cases: u64) -> Vec<u64> {
             REGRESSION_SEEDS
                 .iter()
                 .copied()
-                .chain((0..random).map(|_| r.next_u64()))
+                .chain((0..random).map(|_| (r.next_u64(), steps)))
                 .collect()
         }
     }
@@ -121,8 +128,7 @@ fn seeds(default_cases: u64) -> Vec<u64> {
 
 #[test]
 fn spawn_index_and_videos_agree_with_the_model() {
-    let steps = env_u64("CANVID_PROPERTY_STEPS", 120) as usize;
-    for seed in seeds(1) {
+    for (seed, steps) in seeds(1, 100) {
         run_seed(seed, steps);
     }
 }
@@ -1597,10 +1603,17 @@ fn transfer_step(w: &mut World, r: &mut Rng, step: usize, faulted: bool) -> Mone
             );
             if faulted {
                 vm.unsettled = true;
-            } else {
+            } else if !vm.unsettled && record.status == SpawnStatus::Registered {
+                // (An unsettled video may not be registered yet: the index refuses its report
+                // until then, and the video's retry timer delivers it later.)
                 check(res.index_notified, || {
-                    format!("step {step}: {name}: index not notified without a fault")
+                    format!("step {step}: {name}: index not notified without a fault: {record:?}")
                 });
+            } else if std::env::var_os("CANVID_PROPERTY_TRACE").is_some() {
+                eprintln!(
+                    "step {step}: {name}: notified {} (unsettled {}, {:?})",
+                    res.index_notified, vm.unsettled, record.status
+                );
             }
         }
         _ => {
