@@ -11,6 +11,11 @@
 //!   and no canister nobody knows about;
 //! * the spawn pool only falls by about what a fault-free creation costs.
 //!
+//! Recovery is faulted too (`spawn_recovery_with_faults_in_its_own_calls`,
+//! `video_recovery_with_faults_in_its_own_calls`): the calls of the spawn's retry timer and
+//! `retry_pending`, of the video's notification retry timer and of `reconcile_transfer` fail on
+//! two attempts in a row; once the faults stop, the timers alone must converge.
+//!
 //! The await points are not hard-coded: each action runs once without faults and the replica's
 //! call log ([`canvid_replica::Replica::take_call_log`]) lists the calls it made; then the action
 //! runs again once per (call, fault kind).
