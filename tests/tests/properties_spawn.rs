@@ -715,6 +715,16 @@ fn create_step(w: &mut World, r: &mut Rng, step: usize, caller: Principal, fault
         5 => args.tags = vec!["t".into(); MAX_TAGS + 1],
         _ => {}
     }
+    // While `a_spare_reused_for_another_owner_keeps_the_first_owners_controllers` is open, a
+    // caller holding a spare creates for the owner that spare was created for (or anonymous,
+    // refused before the spare is touched).
+    if let Some(sp) = w.m.spares_of(caller).first() {
+        let first_owner = w.d.spawn_client().get_video(*sp).unwrap().owner;
+        if args.owner != Some(Principal::anonymous()) {
+            args.owner = (first_owner != caller).then_some(first_owner);
+        }
+    }
+    let owner = args.owner;
     let arg = candid::encode_one(&args).unwrap();
     let m = &w.m;
     let account = m.account(caller);
@@ -1156,6 +1166,27 @@ fn upgrade_videos_step(
 fn admin_refusals_step(w: &mut World, r: &mut Rng, step: usize, caller: Principal) -> Money {
     let admin = caller == w.m.admin;
     let spawn = w.d.spawn;
+    if r.below(7) == 0 {
+        // An argument over the 2 MiB ingress limit: rejected by the system (never inducted,
+        // so free for the spawn) whoever sends it.
+        let mut wasm = b"\0asm".to_vec();
+        wasm.resize(2_100_000, 0);
+        let sha = canvid_tests::clients::sha256(&wasm);
+        let args = SetWasmArgs {
+            wasm: ByteBuf::from(wasm),
+            sha256: sha,
+        };
+        let a: Answer<canvid_types::spawn::WasmInfo> =
+            w.b.update1(spawn, caller, "set_video_wasm", &args);
+        let g = got(&a);
+        // IC0504, before `inspect_message` runs.
+        let expect = Expect::Rejected;
+        agree(step, "set_video_wasm 2,100,000 bytes", &expect, &g, false);
+        return Money {
+            free: true,
+            ..Default::default()
+        };
+    }
     let (what, expect, g) = match r.below(6) {
         0 => {
             let a: Answer<()> =
@@ -1534,11 +1565,15 @@ fn transfer_step(w: &mut World, r: &mut Rng, step: usize, faulted: bool) -> Mone
     let record = w.d.spawn_client().get_video(v.id).unwrap();
     let set_up = record.status != SpawnStatus::Installed;
     let two_step = r.below(3) == 0;
+    // After a fault in the spawn's controllers step, its record may say `Installed` while the
+    // controllers were written (a trap in the callback of `update_settings`): then the transfer
+    // may go either way, and the recovery checks the outcome.
+    let unsure = v.unsettled && !set_up;
     let expect = if caller != v.owner {
         Expect::Refused
     } else if bad_owner {
         Expect::Err("InvalidArgument")
-    } else if !set_up && !two_step {
+    } else if !set_up && !two_step && !unsure {
         Expect::Err("CallFailed")
     } else {
         Expect::Ok
@@ -1577,7 +1612,7 @@ fn transfer_step(w: &mut World, r: &mut Rng, step: usize, faulted: bool) -> Mone
         let g = got(&a);
         ("change_owner", g, a.ok().and_then(|x| x.ok()))
     };
-    let expect_now = if two_step && !set_up {
+    let expect_now = if two_step && !set_up && !unsure {
         Expect::Err("CallFailed")
     } else {
         expect.clone()
@@ -1589,7 +1624,7 @@ fn transfer_step(w: &mut World, r: &mut Rng, step: usize, faulted: bool) -> Mone
             ..Default::default()
         };
     }
-    agree(step, name, &expect_now, &g, faulted);
+    agree(step, name, &expect_now, &g, faulted || unsure);
     let meta = video.metadata();
     let vm = w.m.video(v.id);
     match (&g, result) {
@@ -1879,5 +1914,54 @@ fn upgrade_videos_leaves_a_video_stopped_when_its_restart_fails() {
         status.status,
         canvid_tests::RunState::Running,
         "the video stayed stopped after upgrade_videos reported {outcomes:?}"
+    );
+}
+
+/// Found by the property test (seed 12, 120 steps: step 22 parks a spare, step 25 reuses it,
+/// step 39's transfer fails). Steps: caller C asks for a video owned by X; both install
+/// attempts fail (here `install_code` rejected twice; a trap in its callback does the same), so
+/// the canister, created with controllers [X, spawn], is parked as C's spare. C then creates a
+/// video for itself (`owner: None`): the spare is reused (reinstalled for owner C) and the call
+/// succeeds. Expected: controllers {C, video, spawn}, like any new video. Actual: [X, spawn] —
+/// the spawn's controllers step (`logic::plan_controllers`) sees the recorded owner C missing
+/// from the controllers, takes it for a video sold meanwhile and writes nothing: X, who owns
+/// nothing, controls C's video (and could take its cycles or reinstall it); C does not; and
+/// the video cannot transfer itself (`change_owner` fails with `CallFailed`, not a controller).
+#[test]
+#[ignore = "bug: a spare reused for another owner keeps the controllers [first owner, spawn]"]
+fn a_spare_reused_for_another_owner_keeps_the_first_owners_controllers() {
+    let b = ReplicaBackend::new();
+    let d = deploy(&b);
+    let (c, x) = (principal("spare-caller"), principal("spare-first-owner"));
+    let args = |owner| CreateVideoArgs {
+        title: "spare".into(),
+        description: String::new(),
+        tags: vec![],
+        declared_size: 1_000,
+        owner,
+    };
+    b.replica.inject_fault(
+        FaultRule::once(
+            "install_code",
+            Fault::Reject(RejectCode::SysTransient, "injected: queue full".into()),
+        )
+        .times(2),
+    );
+    let failed = d.spawn_client().create_video(c, &args(Some(x)));
+    b.replica.clear_faults();
+    assert!(matches!(failed, Ok(Err(_))), "{failed:?}");
+    let spare = d.spawn_client().quota_of(c).spares;
+    assert_eq!(spare.len(), 1, "parked as a spare");
+    let created = canvid_tests::clients::ok(
+        "create_video",
+        d.spawn_client().create_video(c, &args(None)),
+    );
+    assert_eq!(created.canister_id, spare[0], "the spare was reused");
+    let id = created.canister_id;
+    assert_eq!(d.video(id).metadata().owner, c);
+    assert_eq!(
+        set(b.controllers(id)),
+        set([c, id, d.spawn]),
+        "the owner and the controllers disagree"
     );
 }
