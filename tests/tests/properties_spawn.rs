@@ -181,6 +181,36 @@ struct VideoM {
     /// A fault hit this video's set-up or transfer since the last recovery: its owner is known
     /// (read back, one of the two the model allows) but controllers and index may lag.
     unsettled: bool,
+    /// A transfer to this principal failed under a fault and may still take effect (its
+    /// reconciliation runs on a timer): the owner is the model's, or this one once it commits.
+    /// Any other owner, or an acknowledged transfer undone, is a failure.
+    open_transfer: Option<Principal>,
+}
+
+impl VideoM {
+    /// Takes an open transfer's outcome from the video's metadata, then checks that the owner
+    /// and `transfer_seq` are the model's: nothing acknowledged is lost.
+    fn settle(&mut self, meta: &canvid_types::video::VideoMetadata, in_flight: bool, ctx: &str) {
+        if let Some(to) = self.open_transfer {
+            if meta.owner == to && self.owner != to {
+                self.owner = to;
+                self.transfer_seq += 1;
+                self.open_transfer = None;
+            } else if !in_flight {
+                self.open_transfer = None;
+            }
+        }
+        self.offer = meta.pending_offer.as_ref().map(|o| o.new_owner);
+        check(
+            meta.owner == self.owner && meta.transfer_seq == self.transfer_seq,
+            || {
+                format!(
+                    "{ctx}: {} owner {} seq {} vs model {self:?}",
+                    self.id, meta.owner, meta.transfer_seq
+                )
+            },
+        );
+    }
 }
 
 /// The controllers a spawned video must have, from the model.
@@ -904,6 +934,7 @@ fn create_step(w: &mut World, r: &mut Rng, step: usize, caller: Principal, fault
                 file: None,
                 offer: None,
                 unsettled: faulted,
+                open_transfer: None,
             };
             if !faulted {
                 check(
@@ -979,6 +1010,7 @@ fn create_step(w: &mut World, r: &mut Rng, step: usize, caller: Principal, fault
                     file: None,
                     offer: None,
                     unsettled: true,
+                    open_transfer: None,
                 });
             }
             w.m.accounts.insert(caller, got_account);
@@ -1669,10 +1701,9 @@ fn transfer_step(w: &mut World, r: &mut Rng, step: usize, faulted: bool) -> Mone
             check(meta.owner == v.owner || meta.owner == to, || {
                 format!("step {step}: {name} failed, owner is {}", meta.owner)
             });
-            if faulted {
+            if faulted || unsure {
                 vm.unsettled = true;
-            } else if two_step {
-                // The offer survives a failed acceptance.
+                vm.open_transfer = Some(to);
             }
         }
     }
@@ -1724,11 +1755,10 @@ fn resync(w: &mut World, i: usize) {
     if !w.m.videos[i].unsettled {
         return;
     }
-    let meta = w.d.video(w.m.videos[i].id).metadata();
-    let v = &mut w.m.videos[i];
-    v.owner = meta.owner;
-    v.transfer_seq = meta.transfer_seq;
-    v.offer = meta.pending_offer.as_ref().map(|o| o.new_owner);
+    let video = w.d.video(w.m.videos[i].id);
+    let meta = video.metadata();
+    let in_flight = video.canister_info().transfer_in_flight;
+    w.m.videos[i].settle(&meta, in_flight, "before a step");
 }
 
 fn check_uploads(w: &World, step: usize) {
@@ -1793,19 +1823,13 @@ fn recover(w: &mut World, step: usize) {
         check(record.status == SpawnStatus::Registered, || {
             format!("{ctx}: {} left {:?}", vm.id, record)
         });
-        if vm.unsettled {
-            // The model allowed either outcome of the faulted transfer; the video says which.
-            if meta.owner != vm.owner {
-                vm.owner = meta.owner;
-                vm.transfer_seq = meta.transfer_seq;
-            }
-            vm.offer = meta.pending_offer.as_ref().map(|o| o.new_owner);
-            vm.unsettled = false;
-        }
-        check(
-            meta.owner == vm.owner && meta.transfer_seq == vm.transfer_seq,
-            || format!("{ctx}: {} metadata {meta:?} vs model {vm:?}", vm.id),
-        );
+        // An open transfer's outcome (the reconciliation committed it or not), then the owner
+        // and transfer_seq must be the model's.
+        vm.settle(&meta, info.transfer_in_flight, &ctx);
+        check(vm.open_transfer.is_none(), || {
+            format!("{ctx}: {} transfer still open", vm.id)
+        });
+        vm.unsettled = false;
         let c = set(w.b.controllers(vm.id));
         check(c == expected_controllers(vm, w.m.spawn, true), || {
             format!("{ctx}: {} controllers {c:?} vs model {vm:?}", vm.id)
