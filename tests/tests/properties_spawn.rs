@@ -360,6 +360,10 @@ fn matches_faulted(expect: &Expect, got: &Got) -> bool {
 }
 
 thread_local! {
+    /// A step's outcome was accepted only because a fault may explain it.
+    static LENIENT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// The step touched a video whose set-up a fault left unsure (see `transfer_step`).
+    static UNSURE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     static SEEN: std::cell::RefCell<BTreeMap<String, usize>> = Default::default();
     static FIG: std::cell::RefCell<Figures> = Default::default();
 }
@@ -401,6 +405,11 @@ fn agree(step: usize, what: &str, expect: &Expect, g: &Got, faulted: bool) {
         eprintln!("step {step}: {what}: {g:?}");
     }
     let fine = if faulted {
+        if !matches(expect, g) {
+            // Only a fault that fired (or a video a fault left unsure) may explain this:
+            // checked after the step.
+            LENIENT.with(|l| l.set(true));
+        }
         matches_faulted(expect, g)
     } else {
         matches(expect, g)
@@ -511,6 +520,10 @@ fn run_sequence(b: &ReplicaBackend, seed: u64, steps: usize) {
         b.replica.clear_faults();
         let fired = b.replica.faults_fired() - fired;
         fig(|f| f.faults += fired);
+        let (lenient, unsure) = (LENIENT.with(|l| l.take()), UNSURE.with(|u| u.take()));
+        check(!lenient || fired > 0 || unsure, || {
+            format!("step {step}: a failure was put down to a fault that never fired")
+        });
         let after = b.cycle_balance(w.d.spawn);
         check_money(step, before, after, &money, outbox_before, fired > 0);
         check_accounts(&w, step);
@@ -1613,6 +1626,7 @@ fn transfer_step(w: &mut World, r: &mut Rng, step: usize, faulted: bool) -> Mone
     // controllers were written (a trap in the callback of `update_settings`): then the transfer
     // may go either way, and the recovery checks the outcome.
     let unsure = v.unsettled && !set_up;
+    UNSURE.with(|u| u.set(unsure));
     let expect = if caller != v.owner {
         Expect::Refused
     } else if bad_owner {
