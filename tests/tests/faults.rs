@@ -11,6 +11,11 @@
 //!   and no canister nobody knows about;
 //! * the spawn pool only falls by about what a fault-free creation costs.
 //!
+//! Recovery is faulted too (`spawn_recovery_with_faults_in_its_own_calls`,
+//! `video_recovery_with_faults_in_its_own_calls`): the calls of the spawn's retry timer and
+//! `retry_pending`, of the video's notification retry timer and of `reconcile_transfer` fail on
+//! two attempts in a row; once the faults stop, the timers alone must converge.
+//!
 //! The await points are not hard-coded: each action runs once without faults and the replica's
 //! call log ([`canvid_replica::Replica::take_call_log`]) lists the calls it made; then the action
 //! runs again once per (call, fault kind).
@@ -25,7 +30,7 @@ use std::time::Duration;
 use canvid_replica::{CallRecord, Fault, FaultRule, RejectCode};
 use canvid_tests::clients::{ok, Video};
 use canvid_tests::deploy::{deploy, Deployment};
-use canvid_tests::{principal, Backend, GenFile, Principal, ReplicaBackend};
+use canvid_tests::{principal, Backend, BackendExt, GenFile, Principal, ReplicaBackend};
 use canvid_types::spawn::{CreateVideoArgs, SpawnStatus};
 use canvid_types::video::{ControlStatus, VideoMetadata, VideoStatus};
 
@@ -569,4 +574,359 @@ fn rule_for_video(call: &CallRecord, id: Principal, nth: u32, kind: Fault) -> Fa
         c.caller = id;
     }
     rule(&c, nth, kind)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Faults during recovery itself
+// ---------------------------------------------------------------------------------------------
+
+/// Time past the first back-off (60 s) and rounds: the timers alone (no `retry_pending`).
+fn timers_only(r: &ReplicaBackend, secs: u64) {
+    r.advance_time(Duration::from_secs(secs));
+    for _ in 0..6 {
+        r.tick();
+    }
+    r.replica.run_until_idle();
+}
+
+/// A rule for every call of `method` made by `caller`, `times` times in a row.
+fn every(caller: Principal, method: &str, times: u32, kind: Fault) -> FaultRule {
+    FaultRule {
+        caller: Some(caller),
+        callee: None,
+        method: Some(method.into()),
+        skip: 0,
+        times,
+        kind,
+    }
+}
+
+/// The faults of [`kinds`] for a call named `method` with the given bounded-ness.
+fn kinds_for(method: &str, bounded: bool) -> Vec<Fault> {
+    kinds(&CallRecord {
+        caller: Principal::anonymous(),
+        callee: Principal::anonymous(),
+        method: method.into(),
+        bounded,
+    })
+}
+
+/// The spawn's recovery of a creation left in its outbox — the retry timer and the admin's
+/// `retry_pending` driving the controllers step (`canister_status`, `update_settings`) and the
+/// index step (`register_video`) — with those very calls failing: each recovery call, each fault
+/// kind, on two attempts in a row (first the timer's, then `retry_pending`'s). Then the faults
+/// stop and the timer alone must finish the work (no `retry_pending`); the global invariants
+/// hold, and the video works.
+#[test]
+fn spawn_recovery_with_faults_in_its_own_calls() {
+    let r = ReplicaBackend::new();
+    let d = deploy(&r);
+    let mut w = World {
+        r: &r,
+        d,
+        fig: Figures::default(),
+        orphans: 0,
+    };
+    let spawn = w.d.spawn;
+    let file = GenFile::new(17, 30_000, 10_000);
+    // Where the creation is left (the call its own drive fails on) and the recovery calls that
+    // then still have to be made.
+    let stuck: [(&str, &[(&str, bool)]); 2] = [
+        (
+            "update_settings",
+            &[
+                ("canister_status", true),
+                ("update_settings", false),
+                ("register_video", true),
+            ],
+        ),
+        ("register_video", &[("register_video", true)]),
+    ];
+    let mut i = 0;
+    for (stuck_at, recovery_calls) in stuck {
+        for &(method, bounded) in recovery_calls {
+            for kind in kinds_for(method, bounded) {
+                i += 1;
+                let owner = principal(&format!("recovery-owner-{i}"));
+                let ctx = format!("stuck at {stuck_at}, recovery {method} {kind:?}");
+                // 1. A creation its own drive cannot finish.
+                r.replica.inject_fault(every(
+                    spawn,
+                    stuck_at,
+                    1,
+                    Fault::Reject(RejectCode::SysTransient, "injected: queue full".into()),
+                ));
+                let fired = r.replica.faults_fired();
+                let id = w
+                    .create(owner)
+                    .unwrap_or_else(|e| panic!("{ctx}: creation: {e}"));
+                r.replica.clear_faults();
+                w.check(w.d.spawn_client().stats().outbox == 1, || {
+                    format!("{ctx}: the creation is not in the outbox")
+                });
+                // 2. Recovery, its own calls failing twice: the timer's attempt, then the
+                // admin's retry_pending.
+                r.replica
+                    .inject_fault(every(spawn, method, 2, kind.clone()));
+                timers_only(&r, 61);
+                let _ = w.d.spawn_client().retry_pending(w.d.admin);
+                r.replica.run_until_idle();
+                r.replica.clear_faults();
+                let fired = r.replica.faults_fired() - fired;
+                w.fig.faults += fired;
+                w.check(fired >= 2, || {
+                    format!("{ctx}: {fired} faults fired, the recovery made no faulted call")
+                });
+                // 3. The faults stop: the timer alone finishes (its back-off is at most a few
+                // minutes after three failures). Not after a trap in the recovery's callback:
+                // that stops the timer until the next `retry_pending` or `create_video`
+                // (`a_trap_in_the_spawns_recovery_stops_its_retry_timer`, ignored: a bug), so
+                // then `recover` below (which calls `retry_pending`) finishes it.
+                for _ in 0..4 {
+                    timers_only(&r, 600);
+                }
+                let stats = w.d.spawn_client().stats();
+                let record = w.d.spawn_client().get_video(id);
+                w.check(stats.outbox == 0 || kind == Fault::TrapInCallback, || {
+                    format!(
+                        "{ctx}: the retry timer alone did not finish: outbox {}, record {record:?}",
+                        stats.outbox
+                    )
+                });
+                w.recover();
+                w.invariants(&ctx);
+                let v = w.d.video(id);
+                v.upload(owner, &file);
+                v.verify_chunks(owner, &file);
+                w.fig.scenarios += 1;
+            }
+        }
+    }
+    eprintln!("spawn recovery faults: {:?}", w.fig);
+}
+
+/// The video's own recovery with its calls failing: the notification retry timer (the index's
+/// `report_owner_change` and its nested `canister_info` failing on two attempts in a row), and
+/// the reconciliation of a transfer whose callback trapped (its `canister_status` failing twice,
+/// so it re-arms itself). Then the faults stop and the timers alone converge: owner, controllers
+/// and index agree, the chunks are intact.
+#[test]
+fn video_recovery_with_faults_in_its_own_calls() {
+    let r = ReplicaBackend::new();
+    let d = deploy(&r);
+    let mut w = World {
+        r: &r,
+        d,
+        fig: Figures::default(),
+        orphans: 0,
+    };
+    let file = GenFile::new(18, 30_000, 10_000);
+    let creator = principal("recovery-creator");
+    let id = w.create(creator).expect("creation");
+    w.recover();
+    let v = w.d.video(id);
+    v.upload(creator, &file);
+    let mut owner = creator;
+    let mut i = 0;
+    let index = w.d.index;
+    // (the call the transfer itself fails on, what that leaves to recover, the recovery's
+    // calls to fault)
+    let notification_calls: [(Principal, &str, bool); 2] = [
+        (id, "report_owner_change", true),
+        (index, "canister_info", true),
+    ];
+    // A) The notification retry timer.
+    for (caller, method, bounded) in notification_calls {
+        for kind in kinds_for(method, bounded) {
+            i += 1;
+            let to = principal(&format!("recovery-to-{i}"));
+            let ctx = format!("notification retry, {method} {kind:?}");
+            let fired = r.replica.faults_fired();
+            // The transfer's own notification fails...
+            r.replica.inject_fault(every(
+                id,
+                "report_owner_change",
+                1,
+                Fault::Reject(RejectCode::SysTransient, "injected: queue full".into()),
+            ));
+            let res = ok("change_owner", v.change_owner(owner, to));
+            r.replica.clear_faults();
+            w.check(!res.index_notified, || format!("{ctx}: notified"));
+            owner = to;
+            // ...and so do the retries' calls, twice.
+            r.replica
+                .inject_fault(every(caller, method, 2, kind.clone()));
+            for _ in 0..3 {
+                timers_only(&r, 300);
+            }
+            r.replica.clear_faults();
+            let fired = r.replica.faults_fired() - fired;
+            w.fig.faults += fired;
+            w.check(fired >= 3, || format!("{ctx}: only {fired} faults fired"));
+            // The timers alone deliver it (back-off 60 s doubling: a few minutes).
+            for _ in 0..4 {
+                timers_only(&r, 900);
+            }
+            let info = v.canister_info();
+            w.check(info.pending_index_notification.is_none(), || {
+                format!("{ctx}: the notification is still pending: {info:?}")
+            });
+            w.recover();
+            w.invariants(&ctx);
+            w.check(v.metadata().owner == owner, || format!("{ctx}: owner"));
+            v.verify_chunks(owner, &file);
+            w.fig.scenarios += 1;
+        }
+    }
+    // B) The reconciliation of a transfer whose callback trapped after the controllers changed
+    // (the cleanup schedules what post_upgrade runs), its own canister_status failing twice.
+    for kind in kinds_for("canister_status", true) {
+        i += 1;
+        let to = principal(&format!("recovery-to-{i}"));
+        let ctx = format!("reconcile_transfer, canister_status {kind:?}");
+        let fired = r.replica.faults_fired();
+        r.replica
+            .inject_fault(every(id, "update_settings", 1, Fault::TrapInCallback));
+        // The reconciliation's reads fail twice (the transfer's own read comes first: let it
+        // through).
+        r.replica.inject_fault(FaultRule {
+            skip: 1,
+            ..every(id, "canister_status", 2, kind.clone())
+        });
+        let e = v.change_owner(owner, to).expect_err("the callback trapped");
+        w.check(e.error_code == "IC0503", || format!("{ctx}: {e}"));
+        r.replica.run_until_idle();
+        w.check(v.canister_info().transfer_in_flight, || {
+            format!("{ctx}: the reconciliation's read did not fail")
+        });
+        for _ in 0..3 {
+            timers_only(&r, 61);
+        }
+        r.replica.clear_faults();
+        let fired = r.replica.faults_fired() - fired;
+        w.fig.faults += fired;
+        w.check(fired >= 3, || format!("{ctx}: only {fired} faults fired"));
+        // The timers alone settle it: the controllers changed, so the transfer commits.
+        for _ in 0..4 {
+            timers_only(&r, 900);
+        }
+        let info = v.canister_info();
+        w.check(
+            !info.transfer_in_flight && info.pending_index_notification.is_none(),
+            || format!("{ctx}: not settled by the timers: {info:?}"),
+        );
+        owner = to;
+        w.check(v.metadata().owner == owner, || format!("{ctx}: owner"));
+        w.recover();
+        w.invariants(&ctx);
+        v.verify_chunks(owner, &file);
+        w.fig.scenarios += 1;
+    }
+    // C) The same reconciliation run by post_upgrade: the video upgraded while a transfer is
+    // in flight (cut off before update_settings), its reads failing twice.
+    for kind in kinds_for("canister_status", true) {
+        i += 1;
+        let to = principal(&format!("recovery-to-{i}"));
+        let ctx = format!("reconcile after an upgrade, canister_status {kind:?}");
+        let fired = r.replica.faults_fired();
+        let call = r
+            .submit1(
+                id,
+                owner,
+                "change_owner",
+                &canvid_types::video::ChangeOwnerArgs {
+                    new_owner: to,
+                    keep_controllers: None,
+                },
+            )
+            .expect("change_owner submitted");
+        // Let the transfer record its marker and send its canister_status.
+        r.tick();
+        r.tick();
+        w.check(v.canister_info().transfer_in_flight, || {
+            format!("{ctx}: no transfer in flight")
+        });
+        r.replica
+            .inject_fault(every(id, "canister_status", 2, kind.clone()));
+        r.upgrade(
+            id,
+            canvid_tests::wasm::video(),
+            candid::encode_args(()).unwrap(),
+            Some(owner),
+        )
+        .unwrap_or_else(|e| panic!("{ctx}: upgrade: {e}"));
+        let _ = r.await_call(call);
+        for _ in 0..3 {
+            timers_only(&r, 61);
+        }
+        r.replica.clear_faults();
+        let fired = r.replica.faults_fired() - fired;
+        w.fig.faults += fired;
+        w.check(fired >= 2, || format!("{ctx}: only {fired} faults fired"));
+        for _ in 0..4 {
+            timers_only(&r, 900);
+        }
+        let info = v.canister_info();
+        w.check(!info.transfer_in_flight, || {
+            format!("{ctx}: not settled by the timers: {info:?}")
+        });
+        let meta = v.metadata();
+        // Cut off before update_settings: not in effect (or, if the old callback ran, in
+        // effect); either way settled and consistent.
+        w.check(meta.owner == owner || meta.owner == to, || {
+            format!("{ctx}: owner {}", meta.owner)
+        });
+        owner = meta.owner;
+        w.recover();
+        w.invariants(&ctx);
+        v.verify_chunks(owner, &file);
+        w.fig.scenarios += 1;
+    }
+    eprintln!("video recovery faults: {:?}", w.fig);
+}
+
+/// Found by `spawn_recovery_with_faults_in_its_own_calls`. Steps: a creation whose
+/// controllers step fails (`update_settings` rejected once) is left in the spawn's outbox with
+/// its retry timer armed; the timer fires (61 s later) and the callback of its `canister_status`
+/// traps (once). Then no more faults, and only time passes (an hour, in rounds). Expected, as
+/// the spawn documents ("Records in the outbox are driven again by a timer", backed off 60 s
+/// doubling, parked after 20 failures): the timer tries again and finishes the creation.
+/// Actual: nothing happens until an admin's `retry_pending` or someone's `create_video`: the
+/// timer callback that trapped never reached `arm_timer()`, and the trapped attempt was rolled
+/// back, so it is not even counted (`last_error` still says "attempt 1 failed; next automatic
+/// retry in 60 s"). The same holds when `retry_pending`'s own drive traps.
+#[test]
+fn a_trap_in_the_spawns_recovery_stops_its_retry_timer() {
+    let r = ReplicaBackend::new();
+    let d = deploy(&r);
+    let w = World {
+        r: &r,
+        d,
+        fig: Figures::default(),
+        orphans: 0,
+    };
+    let spawn = w.d.spawn;
+    r.replica.inject_fault(every(
+        spawn,
+        "update_settings",
+        1,
+        Fault::Reject(RejectCode::SysTransient, "injected: queue full".into()),
+    ));
+    let id = w.create(principal("timer-owner")).expect("creation");
+    r.replica.clear_faults();
+    assert_eq!(w.d.spawn_client().stats().outbox, 1);
+    r.replica
+        .inject_fault(every(spawn, "canister_status", 1, Fault::TrapInCallback));
+    timers_only(&r, 61);
+    r.replica.clear_faults();
+    assert_eq!(r.replica.faults_fired(), 2, "the timer's attempt trapped");
+    for _ in 0..6 {
+        timers_only(&r, 600);
+    }
+    let record = w.d.spawn_client().get_video(id);
+    assert_eq!(
+        w.d.spawn_client().stats().outbox,
+        0,
+        "the retry timer never tried again: {record:?}"
+    );
 }

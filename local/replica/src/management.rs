@@ -676,7 +676,9 @@ impl State {
         fresh.ctx_mut().balance += refund;
         stats.cycles_charged = prepay - refund;
         fresh.ctx_mut().canister_version = old_version + 1;
-        fresh.ctx_mut().global_timer = 0;
+        // The global timer: the new instance's context started with none (the IC deactivates
+        // it before the install runs), so what `canister_init` / `canister_post_upgrade` armed
+        // stays armed, as on the IC (tests/tests/fidelity.rs::a_timer_armed_in_post_upgrade_fires).
         let module_hash = fresh.module_hash.map(|h| h.to_vec()).unwrap_or_default();
         *c = fresh;
         let mode = match mode {
