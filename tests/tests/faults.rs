@@ -139,11 +139,15 @@ impl World<'_> {
     }
 
     fn create(&self, owner: Principal) -> Result<Principal, String> {
+        self.create_declared(owner, 300_000)
+    }
+
+    fn create_declared(&self, owner: Principal, declared_size: u64) -> Result<Principal, String> {
         let args = CreateVideoArgs {
             title: "faulty".into(),
             description: String::new(),
             tags: vec![],
-            declared_size: 300_000,
+            declared_size,
             owner: None,
         };
         match self.d.spawn_client().create_video(owner, &args) {
@@ -478,7 +482,8 @@ fn finish_upload_with_a_fault_at_every_await_point() {
             principal(&format!("creator-{n}")),
             principal(&format!("buyer-{n}")),
         );
-        let id = w.create(creator).expect("creation");
+        // 20 MB declared, 120 KB uploaded: the video has cycles to give back.
+        let id = w.create_declared(creator, 20_000_000).expect("creation");
         w.recover();
         let v = w.d.video(id);
         ok(

@@ -627,8 +627,16 @@ fn check_money(step: usize, before: u128, after: u128, m: &Money, outbox: u64, f
     // What the step cost beyond what it handed out: the spawn's own operating cost.
     let spent = (before + m.accepted).saturating_sub(after);
     if m.free {
-        // A timer of the spawn's may run in the same rounds while its outbox has work.
-        if outbox == 0 {
+        // A timer of the spawn's may run in the same rounds while its outbox has work. (What it
+        // accepted: cycles a video gave back, see `sync_returns`.)
+        if outbox == 0 && m.accepted > 0 {
+            check(spent <= OPS_SLACK, || {
+                format!(
+                    "step {step}: accepting {} returned cycles cost the spawn {spent}",
+                    m.accepted
+                )
+            });
+        } else if outbox == 0 {
             check(after == before, || {
                 format!(
                     "step {step}: a refused or read-only step cost the spawn {before} -> {after}"
@@ -675,6 +683,12 @@ fn sync_returns(w: &mut World) -> u128 {
             canvid_types::spawn::Payer::Attached => a.credit = a.credit.saturating_add(delta),
         }
         w.m.accounts.insert(rec.caller, a);
+        if std::env::var_os("CANVID_PROPERTY_TRACE").is_some() {
+            eprintln!(
+                "{id} returned {delta} cycles to the spawn (payer {:?})",
+                rec.payer
+            );
+        }
         total += delta;
     }
     total
@@ -1746,9 +1760,10 @@ fn transfer_step(w: &mut World, r: &mut Rng, step: usize, faulted: bool) -> Mone
                 vm.unsettled = true;
             } else if vm.file.is_none() {
                 // Before the hand-over: app-level only, the index learns it at finish_upload.
-                check(res.owner_controls == Some(false) && !res.index_notified, || {
-                    format!("step {step}: {name} of an unfinished video: {res:?}")
-                });
+                check(
+                    res.owner_controls == Some(false) && !res.index_notified,
+                    || format!("step {step}: {name} of an unfinished video: {res:?}"),
+                );
             } else if !vm.unsettled && record.status == SpawnStatus::Registered {
                 // (An unsettled video may not be registered yet: the index refuses its report
                 // until then, and the video's retry timer delivers it later.)
@@ -1916,7 +1931,12 @@ fn recover(w: &mut World, step: usize) {
     everyone.insert(w.m.relay);
     for p in everyone {
         let by_owner = set(index.by_owner(p).iter().map(|e| e.video));
-        let want = set(w.m.videos.iter().filter(|v| v.indexed().0 == p).map(|v| v.id));
+        let want = set(w
+            .m
+            .videos
+            .iter()
+            .filter(|v| v.indexed().0 == p)
+            .map(|v| v.id));
         check(by_owner == want, || {
             format!("{ctx}: index lists {by_owner:?} for owner {p}, model {want:?}")
         });
@@ -2063,6 +2083,13 @@ fn a_spare_reused_for_another_owner_keeps_the_first_owners_controllers() {
     assert_eq!(created.canister_id, spare[0], "the spare was reused");
     let id = created.canister_id;
     assert_eq!(d.video(id).metadata().owner, c);
+    // The first request's owner X controls nothing; C gets control when the upload is finished.
+    assert_eq!(
+        set(b.controllers(id)),
+        set([id, d.spawn]),
+        "the controllers of a set-up video whose upload is not finished"
+    );
+    d.video(id).upload(c, &GenFile::new(7, 1_000, 1_000));
     assert_eq!(
         set(b.controllers(id)),
         set([c, id, d.spawn]),

@@ -180,7 +180,7 @@ fn m3_the_owner_controls_only_what_the_upload_needs(b: &dyn Backend) {
         .status(video, Some(owner))
         .expect("the owner is a controller");
     let reserve = s.idle_cycles_burned_per_day * 30;
-    let operating = 350 * B;
+    let operating = 360 * B;
     assert!(
         s.cycles <= 2 * reserve + operating + 10 * B,
         "{}: the video kept {} (reserve {reserve})",

@@ -423,7 +423,11 @@ fn videos_stopped_by_an_upgrade_are_started_by_the_timer_until_they_run() {
     assert_eq!(s.next_retry_at(), Some(grace));
     assert!(s.restart_batch(true, grace - 1, 50).is_empty());
     assert_eq!(s.restart_batch(true, grace, 50), vec![a, b]);
-    assert_eq!(s.restart_batch(false, 0, 50), vec![a, b], "retry_pending: all");
+    assert_eq!(
+        s.restart_batch(false, 0, 50),
+        vec![a, b],
+        "retry_pending: all"
+    );
     // a runs again; b's start fails: backed off like an outbox entry.
     s.restarted(&a);
     let r = s.restart_failed(&b, grace);

@@ -23,10 +23,12 @@ use crate::store::{Handover, State};
 
 /// Cycles a finished video keeps above its freezing reserve and runway, to stay operable
 /// without a top-up: an upgrade (the IC prepays the install instruction limit, 300 B + 5 M, for
-/// the owner's or the spawn's `upgrade_videos`), and a few of its own messages. It is what
-/// `base` holds after the install (the install's prepayment is refunded), so an upload of the
-/// declared size returns little; the return matters when less than declared was uploaded.
-pub const OPERATING_CYCLES: u128 = 300_005_000_000 + 20_000_000_000;
+/// the owner's or the spawn's `upgrade_videos`) even while one of its calls is out (42.1 B
+/// reserved for the response: a transfer's, an index notification's), and a few of its own
+/// messages. About what `base` holds after the install (the install's prepayment is refunded),
+/// so an upload of the declared size returns little; the return matters when less than
+/// declared was uploaded.
+pub const OPERATING_CYCLES: u128 = 300_005_000_000 + 60_000_000_000;
 
 /// What the IC prepaid for the message running the hand-over (an update's or a timer's whole
 /// instruction limit, 40 B + 5 M): the balance inside the message lacks it, and nearly all of
