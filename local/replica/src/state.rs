@@ -177,12 +177,13 @@ pub enum Payment {
 }
 
 impl Payment {
-    /// How a message (an update, or a query method executed as one) is paid.
-    pub(crate) fn for_message(kind: ExecKind) -> Payment {
-        match kind {
-            ExecKind::ReplicatedQuery => Payment::Free,
-            _ => Payment::Prepay,
-        }
+    /// How a message (an update, or a query method executed as one) is paid: both are prepaid.
+    /// A query method called as an update runs replicated and the IC charges it like an update
+    /// (dfinity/ic `execution/replicated_query.rs`: "Withdraw execution cycles. ...
+    /// cycles_account_manager.prepay_execution_cycles(..., instruction_limit, ...)"), with the
+    /// query's instruction limit.
+    pub(crate) fn for_message(_kind: ExecKind) -> Payment {
+        Payment::Prepay
     }
 }
 
