@@ -95,7 +95,7 @@ pub mod faults;
 mod ids;
 mod ingress_api;
 mod keys;
-mod limits;
+pub mod limits;
 mod management;
 mod memory;
 mod persist;
@@ -469,7 +469,7 @@ impl Replica {
         arg: Vec<u8>,
     ) -> Result<MessageId, RejectResponse> {
         self.lock()
-            .submit(canister, sender, method, arg)
+            .submit(canister, sender, method, arg, None)
             .map(MessageId)
     }
 
