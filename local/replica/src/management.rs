@@ -23,7 +23,7 @@ pub const HISTORY_KEPT: usize = 20;
 /// creation, code install / reinstall / upgrade, uninstall, and `update_settings` calls that name
 /// controllers (even the same ones). Executing messages and other settings do not, unlike
 /// `canister_version`.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct History {
     pub total_num_changes: u64,
     /// Oldest first, at most [`HISTORY_KEPT`].
