@@ -222,7 +222,8 @@ backend_tests!(
     update_is_prepaid,
     calls_reserve_their_response,
     frozen_canister_refuses_messages_but_not_its_controller,
-    timer_is_prepaid_or_dropped
+    timer_is_prepaid_or_dropped,
+    install_code_is_rate_limited
 );
 
 /// How far the embedded replica's charge for one step may be from PocketIC's. The IC counts
@@ -472,6 +473,41 @@ mod differential {
         let theirs = large_payload_scenario(&pic);
         compare(&ours, &theirs);
     }
+}
+
+/// The IC rate-limits `install_code` per canister: a successful install adds the instructions it
+/// executed (compilation included) to the canister's debit, every round takes 2 B off it, and
+/// an install while the debit is above 0 is refused with IC0209. The probe's first install
+/// (≈ 2.3 B instructions, mostly compiling it) leaves a debit after its round; one more round
+/// clears it; an upgrade of the cached module (≈ 25 M) leaves none.
+fn install_code_is_rate_limited(b: &dyn Backend) {
+    let id = b.create_canister(Some(admin()), None, 1_000 * T);
+    let unit = candid::encode_args(()).unwrap();
+    b.install(id, probe(), unit.clone(), Some(admin()))
+        .unwrap_or_else(|e| panic!("{}: install: {e}", b.name()));
+    let version = |b: &dyn Backend| -> u64 {
+        let (v,): (u64,) = b.query(id, admin(), "canister_version", ()).unwrap();
+        v
+    };
+    let installed = version(b);
+    let e = b
+        .upgrade(id, probe(), unit.clone(), Some(admin()))
+        .expect_err("an upgrade right after the first install");
+    assert_eq!(e.error_code, "IC0209", "{}: {e}", b.name());
+    assert!(
+        e.message.starts_with(&format!(
+            "Canister {id} is rate limited because it executed too many instructions in the \
+             previous install_code messages. Please retry installation after several minutes."
+        )),
+        "{}: {e}",
+        b.name()
+    );
+    assert_eq!(version(b), installed, "{}: the refused upgrade changed nothing", b.name());
+    b.tick();
+    b.upgrade(id, probe(), unit.clone(), Some(admin()))
+        .unwrap_or_else(|e| panic!("{}: upgrade after a round: {e}", b.name()));
+    b.upgrade(id, probe(), unit, Some(admin()))
+        .unwrap_or_else(|e| panic!("{}: a cheap upgrade right after: {e}", b.name()));
 }
 
 fn frozen_canister_refuses_messages_but_not_its_controller(b: &dyn Backend) {
