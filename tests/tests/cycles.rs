@@ -502,7 +502,12 @@ fn install_code_is_rate_limited(b: &dyn Backend) {
         "{}: {e}",
         b.name()
     );
-    assert_eq!(version(b), installed, "{}: the refused upgrade changed nothing", b.name());
+    assert_eq!(
+        version(b),
+        installed,
+        "{}: the refused upgrade changed nothing",
+        b.name()
+    );
     b.tick();
     b.upgrade(id, probe(), unit.clone(), Some(admin()))
         .unwrap_or_else(|e| panic!("{}: upgrade after a round: {e}", b.name()));

@@ -43,8 +43,8 @@ pub struct History {
 }
 
 impl History {
-    /// The history of a canister created before this replica kept one (restored from a saved
-    /// state, which does not hold it): no recent changes, and a count of `at_least`, which the
+    /// The history of a canister whose history is unknown (restored from a snapshot of format 1,
+    /// written before snapshots held it, `crate::persist`): no recent changes, and a count of `at_least`, which the
     /// caller takes from `canister_version` (it grows with every change too, so the count never
     /// goes below one `canister_info` returned before the state was saved).
     fn unknown(at_least: u64) -> Self {

@@ -253,7 +253,11 @@ impl CanisterRecord {
                         recent,
                     })
                 }
-                t => return Err(SnapshotError::Corrupt(format!("bad history tag {t} of {id}"))),
+                t => {
+                    return Err(SnapshotError::Corrupt(format!(
+                        "bad history tag {t} of {id}"
+                    )))
+                }
             }
         };
         Ok(CanisterRecord {

@@ -278,8 +278,12 @@ fn canister_history_survives_save_and_load() {
     let l = Replica::load_snapshot(dir.path()).unwrap();
     assert_eq!(info(&l, id), before);
     // The next change counts on from the saved history.
-    l.set_controllers(id, Some(Principal::anonymous()), vec![Principal::anonymous()])
-        .unwrap();
+    l.set_controllers(
+        id,
+        Some(Principal::anonymous()),
+        vec![Principal::anonymous()],
+    )
+    .unwrap();
     assert_eq!(info(&l, id).total_num_changes, 5);
     // A save that changed only the history is not skipped.
     assert!(!l.save_snapshot(dir.path()).unwrap().skipped);
@@ -301,15 +305,22 @@ fn a_format_1_snapshot_still_loads() {
         let e = e.unwrap();
         std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
     }
-    assert_eq!(&std::fs::read(dir.path().join(MANIFEST)).unwrap()[8..12], &1u32.to_le_bytes());
+    assert_eq!(
+        &std::fs::read(dir.path().join(MANIFEST)).unwrap()[8..12],
+        &1u32.to_le_bytes()
+    );
     let l = Replica::load_snapshot(dir.path()).unwrap();
     let id = Principal::from_text("rwlgt-iiaaa-aaaaa-aaaaa-cai").unwrap();
     assert_eq!(l.get_controllers(id), vec![Principal::anonymous()]);
     let old = info(&l, id);
     assert_eq!(old.total_num_changes, 3);
     assert!(old.recent_changes.is_empty());
-    l.set_controllers(id, Some(Principal::anonymous()), vec![Principal::anonymous()])
-        .unwrap();
+    l.set_controllers(
+        id,
+        Some(Principal::anonymous()),
+        vec![Principal::anonymous()],
+    )
+    .unwrap();
     l.save_snapshot(dir.path()).unwrap();
     assert_eq!(
         &std::fs::read(dir.path().join(MANIFEST)).unwrap()[8..12],

@@ -233,11 +233,7 @@ pub(super) fn read_log(buf: &[u8], store_id: u128, seq: u64) -> Result<(Vec<WalR
 }
 
 /// [`read_log`], and the log's format version.
-fn read_log_versioned(
-    buf: &[u8],
-    store_id: u128,
-    seq: u64,
-) -> Result<(Vec<WalRecord>, u64, u32)> {
+fn read_log_versioned(buf: &[u8], store_id: u128, seq: u64) -> Result<(Vec<WalRecord>, u64, u32)> {
     if (buf.len() as u64) < HEADER_LEN {
         // Torn while being created: no record was ever written.
         return Ok((Vec::new(), 0, WAL_VERSION));
@@ -449,7 +445,8 @@ impl State {
             if let Some(m) = &c.module {
                 wal.modules.insert(*id, m.hash);
             }
-            wal.records.insert(*id, canister_record(*id, c, self.history.get(id))?);
+            wal.records
+                .insert(*id, canister_record(*id, c, self.history.get(id))?);
             c.ctx_mut().stable.take_wal_dirty();
         }
         self.wal = Some(Box::new(wal));

@@ -197,7 +197,10 @@ fn canister_history_replays_from_the_log() {
 
     let back = Replica::load_snapshot(dir.path()).unwrap();
     assert_eq!(back.lock().canister_info(id, Some(20)).unwrap(), want);
-    assert_eq!(back.lock().canister_info(fresh, Some(20)).unwrap(), want_fresh);
+    assert_eq!(
+        back.lock().canister_info(fresh, Some(20)).unwrap(),
+        want_fresh
+    );
 }
 
 /// A log written in format 1 (before the history was logged) replays, and is rewritten in the
@@ -226,11 +229,7 @@ fn a_format_1_log_replays_and_is_upgraded_before_appending() {
         // Format 1 has no history tag: drop the `0` byte that follows each canister record.
         let mut e = super::codec::Enc::default();
         rec.canisters[0].record.encode(&mut e);
-        let end = body
-            .windows(e.0.len())
-            .position(|w| w == &e.0[..])
-            .unwrap()
-            + e.0.len();
+        let end = body.windows(e.0.len()).position(|w| w == &e.0[..]).unwrap() + e.0.len();
         assert_eq!(body.remove(end - 1), 0);
         v1.extend_from_slice(&frame(&body));
     }
