@@ -368,7 +368,7 @@ impl State {
             };
             return Err(RejectResponse::ic(
                 504,
-                ingress_too_large_message(&*request_id.unwrap_or(&digest), bytes),
+                ingress_too_large_message(request_id.unwrap_or(&digest), bytes),
             ));
         }
         if cid == ids::management() {
