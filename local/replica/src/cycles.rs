@@ -31,15 +31,14 @@
 //!   call payload (`msg_reply_data_append`, `msg_reject`, `call_data_append`), 1,000 per 4 KiB
 //!   stable page a message writes first, and the canister log's charge of `debug_print`/`trap`.
 //!   A 2,000,000-byte reply thus costs ≈ 100 M instructions on top of building it (PocketIC 10:
-//!   113.6 M cycles for the whole update; 9.2 M on this replica before these charges).
+//!   113.6 M cycles for the whole update; 117.1 M here, 9.2 M before these charges).
 //! * A query method called as an update (ingress or inter-canister) runs replicated and is
 //!   prepaid like an update, with the query instruction limit.
-//!
-//! Not modelled: the IC charges bulk memory instructions (`memory.copy`, `memory.fill`) 1
-//! instruction per byte; wasmi's fuel charges them 1 per 64 bytes, and its one knob for that
-//! rate also charges `memory.grow` per byte (which the IC does not), so it stays. A message
-//! that copies megabytes in wasm is ≈ 1 instruction per byte copied cheaper here: −5.6 % on
-//! the 2 MB reply above (a fill and a copy), inside the differential's tolerance.
+//! * Bulk memory instructions (`memory.copy`, `memory.fill`) cost 1 instruction per byte, as the
+//!   IC's instrumentation charges them (`crate::engine::new_engine`; wasmi's default, 1 per 64
+//!   bytes, left the 2 MB reply above 5.6 % cheaper than on PocketIC). wasmi applies the same
+//!   rate to `memory.grow` (1 per byte grown), which the IC does not charge: growing the heap
+//!   costs slightly more here.
 
 pub const CREATION_FEE: u128 = 500_000_000_000;
 pub const EXECUTION_BASE: u128 = 5_000_000;
