@@ -91,6 +91,42 @@ fn reject(r: pocket_ic::RejectResponse) -> Reject {
     }
 }
 
+/// Runs a submission on the PocketIC client, which panics when the server answers HTTP 400
+/// (PocketIC 10 refuses an ingress message over 2 MiB, envelope included, that way:
+/// `(400, "BadIngressMessage(\"Request 0x… is too large. Message byte size N is larger than
+/// the max allowed 2097152.\")")`). That refusal becomes a [`Reject`] with error code
+/// `BadIngressMessage` and the server's text; other panics propagate.
+fn refusable<T>(f: impl FnOnce() -> Result<T, Reject>) -> Result<T, Reject> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => {
+            let text = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            // The text is the Debug form of the server's answer: cut the IC's sentence out.
+            let (Some(start), Some(max)) = (text.find("Request 0x"), text.find("max allowed "))
+            else {
+                std::panic::resume_unwind(p)
+            };
+            if !text.contains("BadIngressMessage") {
+                std::panic::resume_unwind(p)
+            }
+            let digits = text[max + "max allowed ".len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_digit())
+                .count();
+            let end = max + "max allowed ".len() + digits + 1;
+            Err(Reject {
+                code: RejectCode::SysFatal,
+                error_code: "BadIngressMessage".into(),
+                message: text[start..end].to_string(),
+            })
+        }
+    }
+}
+
 fn nat_u128(n: &Nat) -> u128 {
     u128::try_from(n.0.clone()).expect("a cycle amount fits u128")
 }
@@ -252,9 +288,11 @@ impl Backend for PocketIcBackend {
         method: &str,
         arg: Vec<u8>,
     ) -> Result<Vec<u8>, Reject> {
-        self.pic
-            .update_call(canister, sender, method, arg)
-            .map_err(reject)
+        refusable(|| {
+            self.pic
+                .update_call(canister, sender, method, arg)
+                .map_err(reject)
+        })
     }
 
     fn update_raw_with_cost(
@@ -296,10 +334,11 @@ impl Backend for PocketIcBackend {
         method: &str,
         arg: Vec<u8>,
     ) -> Result<CallId, Reject> {
-        let raw = self
-            .pic
-            .submit_call(canister, sender, method, arg)
-            .map_err(reject)?;
+        let raw = refusable(|| {
+            self.pic
+                .submit_call(canister, sender, method, arg)
+                .map_err(reject)
+        })?;
         let mut map = self.submitted.lock().expect("submitted-calls lock");
         let id = map.len() as u64;
         map.insert(id, raw);

@@ -222,7 +222,8 @@ backend_tests!(
     update_is_prepaid,
     calls_reserve_their_response,
     frozen_canister_refuses_messages_but_not_its_controller,
-    timer_is_prepaid_or_dropped
+    timer_is_prepaid_or_dropped,
+    install_code_is_rate_limited
 );
 
 /// How far the embedded replica's charge for one step may be from PocketIC's. The IC counts
@@ -360,6 +361,90 @@ fn short(outcome: &Result<String, String>) -> String {
     }
 }
 
+/// Large payloads through the System API: a ~2 MB reply, a ~2 MB argument, 2 MB written to and
+/// read from stable memory. The IC charges every byte crossing the System API (1 instruction per
+/// byte copied, 50 per byte of a reply or call payload) and 1,000 instructions per newly
+/// dirtied stable page; an embedded replica that charged only its wasm fuel was 10× cheaper.
+fn large_payload_scenario(b: &dyn Backend) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let a = b.create_canister(Some(admin()), None, 1_000 * T);
+    let unit = candid::encode_args(()).unwrap();
+    b.install(a, probe(), unit, Some(admin()))
+        .unwrap_or_else(|e| panic!("{}: installing the probe: {e}", b.name()));
+    const BIG: usize = 2_000_000;
+    steps.push(record(b, &[a], "update reply_of_size 2 MB", || {
+        b.update::<_, (ByteBuf,)>(a, admin(), "reply_of_size", (BIG as u64,))
+            .map(|(r,)| r.len().to_string())
+    }));
+    steps.push(record(b, &[a], "update reply_of_size 1 KB", || {
+        b.update::<_, (ByteBuf,)>(a, admin(), "reply_of_size", (1_000u64,))
+            .map(|(r,)| r.len().to_string())
+    }));
+    steps.push(record(b, &[a], "update arg_len 2 MB", || {
+        b.update::<_, (u64,)>(a, admin(), "arg_len", (ByteBuf::from(vec![1u8; BIG]),))
+            .map(|(n,)| n.to_string())
+    }));
+    steps.push(record(b, &[a], "update write_stable 2 MB fresh", || {
+        done(b.update::<_, ()>(
+            a,
+            admin(),
+            "write_stable",
+            (0u64, ByteBuf::from(vec![5u8; BIG])),
+        ))
+    }));
+    steps.push(record(b, &[a], "update write_stable 2 MB again", || {
+        done(b.update::<_, ()>(
+            a,
+            admin(),
+            "write_stable",
+            (0u64, ByteBuf::from(vec![6u8; BIG])),
+        ))
+    }));
+    // A query method called as an update runs replicated and is charged.
+    steps.push(record(b, &[a], "update read_stable 2 MB", || {
+        b.update::<_, (ByteBuf,)>(a, admin(), "read_stable", (0u64, BIG as u64))
+            .map(|(r,)| format!("{} bytes of {}", r.len(), r[0]))
+    }));
+    steps.push(record(b, &[a], "update debug 100 KB", || {
+        done(b.update::<_, ()>(a, admin(), "debug", ("x".repeat(100_000),)))
+    }));
+    steps
+}
+
+/// Compares two runs of a scenario step by step (see [`CHEAPER_PERCENT`]).
+fn compare(ours: &[Step], theirs: &[Step]) {
+    let mut diverged = Vec::new();
+    for (o, t) in ours.iter().zip(theirs) {
+        assert_eq!(o.what, t.what);
+        let low = t.charged - t.charged.abs() * CHEAPER_PERCENT / 100 - SLACK;
+        let high = t.charged + t.charged.abs() * DEARER_PERCENT / 100 + SLACK;
+        let line = format!(
+            "{:<30} embedded {:>18} {:<10} pocket-ic {:>18} {:<10}",
+            o.what,
+            o.charged,
+            short(&o.outcome),
+            t.charged,
+            short(&t.outcome),
+        );
+        eprintln!("{line}");
+        if o.outcome != t.outcome {
+            diverged.push(format!(
+                "{line}\n    embedded answered  {:?}\n    pocket-ic answered {:?}",
+                o.outcome, t.outcome
+            ));
+        } else if o.charged < low || o.charged > high {
+            diverged.push(line);
+        }
+    }
+    assert_eq!(ours.len(), theirs.len());
+    assert!(
+        diverged.is_empty(),
+        "the embedded replica diverges from PocketIC (allowed: {CHEAPER_PERCENT} % cheaper, \
+         {DEARER_PERCENT} % dearer, ± {SLACK} cycles):\n{}",
+        diverged.join("\n")
+    );
+}
+
 mod differential {
     use super::*;
 
@@ -373,37 +458,61 @@ mod differential {
         let replica = canvid_tests::ReplicaBackend::new();
         let ours = scenario(&replica);
         let theirs = scenario(&pic);
-        let mut diverged = Vec::new();
-        for (o, t) in ours.iter().zip(&theirs) {
-            assert_eq!(o.what, t.what);
-            let low = t.charged - t.charged.abs() * CHEAPER_PERCENT / 100 - SLACK;
-            let high = t.charged + t.charged.abs() * DEARER_PERCENT / 100 + SLACK;
-            let line = format!(
-                "{:<30} embedded {:>18} {:<10} pocket-ic {:>18} {:<10}",
-                o.what,
-                o.charged,
-                short(&o.outcome),
-                t.charged,
-                short(&t.outcome),
-            );
-            eprintln!("{line}");
-            if o.outcome != t.outcome {
-                diverged.push(format!(
-                    "{line}\n    embedded answered  {:?}\n    pocket-ic answered {:?}",
-                    o.outcome, t.outcome
-                ));
-            } else if o.charged < low || o.charged > high {
-                diverged.push(line);
-            }
-        }
-        assert_eq!(ours.len(), theirs.len());
-        assert!(
-            diverged.is_empty(),
-            "the embedded replica diverges from PocketIC (allowed: {CHEAPER_PERCENT} % cheaper, \
-             {DEARER_PERCENT} % dearer, ± {SLACK} cycles):\n{}",
-            diverged.join("\n")
-        );
+        compare(&ours, &theirs);
     }
+
+    #[test]
+    #[cfg_attr(
+        not(canvid_pocket_ic),
+        ignore = "PocketIC not configured: set POCKET_IC_BIN to a pocket-ic-server 10.0.0 binary"
+    )]
+    fn large_payloads_cost_alike_on_both_backends() {
+        let pic = canvid_tests::PocketIcBackend::from_env();
+        let replica = canvid_tests::ReplicaBackend::new();
+        let ours = large_payload_scenario(&replica);
+        let theirs = large_payload_scenario(&pic);
+        compare(&ours, &theirs);
+    }
+}
+
+/// The IC rate-limits `install_code` per canister: a successful install adds the instructions it
+/// executed (compilation included) to the canister's debit, every round takes 2 B off it, and
+/// an install while the debit is above 0 is refused with IC0209. The probe's first install
+/// (≈ 2.3 B instructions, mostly compiling it) leaves a debit after its round; one more round
+/// clears it; an upgrade of the cached module (≈ 25 M) leaves none.
+fn install_code_is_rate_limited(b: &dyn Backend) {
+    let id = b.create_canister(Some(admin()), None, 1_000 * T);
+    let unit = candid::encode_args(()).unwrap();
+    b.install(id, probe(), unit.clone(), Some(admin()))
+        .unwrap_or_else(|e| panic!("{}: install: {e}", b.name()));
+    let version = |b: &dyn Backend| -> u64 {
+        let (v,): (u64,) = b.query(id, admin(), "canister_version", ()).unwrap();
+        v
+    };
+    let installed = version(b);
+    let e = b
+        .upgrade(id, probe(), unit.clone(), Some(admin()))
+        .expect_err("an upgrade right after the first install");
+    assert_eq!(e.error_code, "IC0209", "{}: {e}", b.name());
+    assert!(
+        e.message.starts_with(&format!(
+            "Canister {id} is rate limited because it executed too many instructions in the \
+             previous install_code messages. Please retry installation after several minutes."
+        )),
+        "{}: {e}",
+        b.name()
+    );
+    assert_eq!(
+        version(b),
+        installed,
+        "{}: the refused upgrade changed nothing",
+        b.name()
+    );
+    b.tick();
+    b.upgrade(id, probe(), unit.clone(), Some(admin()))
+        .unwrap_or_else(|e| panic!("{}: upgrade after a round: {e}", b.name()));
+    b.upgrade(id, probe(), unit, Some(admin()))
+        .unwrap_or_else(|e| panic!("{}: a cheap upgrade right after: {e}", b.name()));
 }
 
 fn frozen_canister_refuses_messages_but_not_its_controller(b: &dyn Backend) {

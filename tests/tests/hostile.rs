@@ -89,14 +89,9 @@ const UNKNOWN_METHODS: [&str; 5] = [
 
 /// The largest argument `b` takes in one ingress message. The IC (and PocketIC) limit the whole
 /// message, envelope included, to 2 MiB: an argument of 2 MiB - 173 bytes or more is refused at
-/// submission (PocketIC's client panics on it). The embedded replica limits the argument alone
-/// to 2 MiB, so there the full 2 MiB is sent.
-fn max_arg(b: &dyn Backend) -> usize {
-    if b.name() == "replica" {
-        MAX_INGRESS_ARG
-    } else {
-        MAX_INGRESS_ARG - 512
-    }
+/// submission (`tests/tests/ingress_size.rs`); the embedded replica counts the same bytes.
+fn max_arg(_b: &dyn Backend) -> usize {
+    MAX_INGRESS_ARG - 512
 }
 
 /// The argument shapes every method name is sent with.

@@ -167,6 +167,15 @@ pub fn handle(
                     return Response::text(400, format!("Failed to authenticate request: {e}"))
                 }
             };
+            // The IC counts an ingress message's size as the body it received (the signed CBOR
+            // envelope: `SignedIngress::count_bytes()`), refusing more than 2 MiB with 413.
+            let limit = canvid_replica::limits::MAX_INGRESS_MESSAGE_BYTES;
+            if *endpoint == "call" && body.len() > limit {
+                return Response::text(
+                    413,
+                    canvid_replica::limits::ingress_too_large_message(&req.request_id, body.len()),
+                );
+            }
             match (*version, *kind, *endpoint) {
                 ("v2" | "v3", "canister", "query") => query(replica, id, &req),
                 ("v2", "canister", "call") => call(replica, state, id, &req, false, wake),

@@ -761,3 +761,38 @@ fn l10_unknown_permissions_are_refused_for_every_request() {
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("unknown `permissions`"), "{body}");
 }
+
+/// The IC counts an ingress message's size as the signed envelope it received: an argument a
+/// little under 2 MiB whose envelope (key and signature included) is over 2 MiB is refused with
+/// 413 and the IC's text; 5 KB less fits.
+#[test]
+fn ingress_size_counts_the_signed_envelope() {
+    let t = setup();
+    let a = key(1);
+    let sized = |n: usize| {
+        let mut content = call(
+            a.sender().unwrap(),
+            t.s.canister,
+            "whoami_update",
+            common::now_ns() + 2 * MINUTE,
+        );
+        if let EnvelopeContent::Call { arg, .. } = &mut content {
+            *arg = vec![0u8; n];
+        }
+        common::signed(&content, &a)
+    };
+    let limit = 2 * 1024 * 1024;
+    let env = sized(limit - 200);
+    let size = env.encode_bytes().len();
+    assert!(size > limit, "{size}");
+    let (status, body) = t.post("v4/canister/{c}/call", &env);
+    assert_eq!(status, 413, "{body}");
+    assert!(
+        body.trim_end().ends_with(&format!(
+            " is too large. Message byte size {size} is larger than the max allowed {limit}."
+        )),
+        "{body:?} (envelope of {size} bytes)"
+    );
+    let (status, body) = t.post("v4/canister/{c}/call", &sized(limit - 5_000));
+    assert_ne!(status, 413, "{body}");
+}

@@ -26,6 +26,19 @@
 //!   whose message memory would push the balance below the reserve is not sent).
 //!   A canister whose balance is below its reserve (plus the fee at hand) rejects ingress and calls.
 //! * Canister creation costs [`CREATION_FEE`], taken from the cycles attached to `create_canister`.
+//! * Instructions include the IC's System API charges (`crate::system_api::complexity`): a fixed
+//!   overhead per `ic0` call, 1 instruction per byte copied, 50 per byte of a reply, reject or
+//!   call payload (`msg_reply_data_append`, `msg_reject`, `call_data_append`), 1,000 per 4 KiB
+//!   stable page a message writes first, and the canister log's charge of `debug_print`/`trap`.
+//!   A 2,000,000-byte reply thus costs ≈ 100 M instructions on top of building it (PocketIC 10:
+//!   113.6 M cycles for the whole update; 117.1 M here, 9.2 M before these charges).
+//! * A query method called as an update (ingress or inter-canister) runs replicated and is
+//!   prepaid like an update, with the query instruction limit.
+//! * Bulk memory instructions (`memory.copy`, `memory.fill`) cost 1 instruction per byte, as the
+//!   IC's instrumentation charges them (`crate::engine::new_engine`; wasmi's default, 1 per 64
+//!   bytes, left the 2 MB reply above 5.6 % cheaper than on PocketIC). wasmi applies the same
+//!   rate to `memory.grow` (1 per byte grown), which the IC does not charge: growing the heap
+//!   costs slightly more here.
 
 pub const CREATION_FEE: u128 = 500_000_000_000;
 pub const EXECUTION_BASE: u128 = 5_000_000;

@@ -331,10 +331,22 @@ impl ModuleCache {
     }
 }
 
-/// The wasmi engine configuration: fuel metering on, lazy compilation.
+/// The wasmi engine configuration: fuel metering on, lazy compilation. Bulk memory operations
+/// (`memory.copy`, `memory.fill`, `memory.init`) cost 1 fuel per byte, as the IC's
+/// instrumentation charges them (a dynamic cost of their size operand,
+/// `rs/embedders/src/wasm_utils/instrumentation.rs`: "Bulk memory instructions require injected
+/// metering __before__ the instruction executes so that size arguments can be read from the
+/// stack at runtime"); wasmi's default is 1 per 64 bytes. The same rate applies to `memory.grow`
+/// (1 per byte grown), which the IC does not charge per byte: growing the heap costs a little
+/// more here, the safe direction.
 pub fn new_engine() -> wasmi::Engine {
     let mut config = wasmi::Config::default();
     config.consume_fuel(true);
+    config.fuel_cost(wasmi::CustomFuelCosts {
+        bytes_copied_per_fuel: 1,
+        fuel_per_bytes_translated: 7,
+        fuel_per_bytes_validated: 2,
+    });
     wasmi::Engine::new(&config)
 }
 

@@ -53,7 +53,9 @@ use crate::canister::{Entry, Finish};
 use crate::cycles;
 use crate::ids;
 use crate::keys::Keys;
-use crate::limits::{MAX_INGRESS_PAYLOAD, TOUCH_UPDATE};
+use crate::limits::{
+    ingress_message_bytes, ingress_too_large_message, MAX_INGRESS_MESSAGE_BYTES, TOUCH_UPDATE,
+};
 use crate::state::{reject_of, IngressState, Msg, Payment, State};
 use crate::system_api::{Exec, ExecKind};
 use crate::{CallStats, RejectResponse, Replica};
@@ -201,7 +203,7 @@ impl Replica {
         if s.requests.records.contains_key(&request_id) {
             return Ok(());
         }
-        let msg = s.submit(canister, sender, method, arg)?;
+        let msg = s.submit(canister, sender, method, arg, Some(&request_id))?;
         s.requests.insert(
             request_id,
             Record {
@@ -341,20 +343,32 @@ impl State {
 
     // ------------------------------------------------------------------ submission
 
+    /// Submits an ingress message (`request_id`: its id when it came through the HTTP interface).
+    /// A message over the IC's 2 MiB (envelope included, [`ingress_message_bytes`]) is refused
+    /// with the IC's text.
     pub fn submit(
         &mut self,
         cid: Principal,
         sender: Principal,
         method: &str,
         arg: Vec<u8>,
+        request_id: Option<&[u8; 32]>,
     ) -> Result<u64, RejectResponse> {
-        if arg.len() > MAX_INGRESS_PAYLOAD {
+        let bytes = ingress_message_bytes(&cid, &sender, method, arg.len());
+        if bytes > MAX_INGRESS_MESSAGE_BYTES {
+            // An in-process submission has no request id: a digest of its fields stands in.
+            let digest: [u8; 32] = {
+                use sha2::Digest;
+                let mut h = sha2::Sha256::new();
+                for part in [cid.as_slice(), sender.as_slice(), method.as_bytes(), &arg] {
+                    h.update((part.len() as u64).to_le_bytes());
+                    h.update(part);
+                }
+                h.finalize().into()
+            };
             return Err(RejectResponse::ic(
                 504,
-                format!(
-                    "Ingress message to {cid} is too large: argument of {} bytes exceeds the limit of {MAX_INGRESS_PAYLOAD} bytes",
-                    arg.len()
-                ),
+                ingress_too_large_message(request_id.unwrap_or(&digest), bytes),
             ));
         }
         if cid == ids::management() {

@@ -95,7 +95,7 @@ pub mod faults;
 mod ids;
 mod ingress_api;
 mod keys;
-mod limits;
+pub mod limits;
 mod management;
 mod memory;
 mod persist;
@@ -244,7 +244,11 @@ impl Replica {
         // its framing and the canister id to the two blobs).
         let size = wasm.len() + arg.len() + INSTALL_ARGS_FRAMING;
         s.charge_management_ingress(anon(sender), canister, "install_code", size)?;
-        s.install_code(anon(sender), mode, canister, &wasm, arg, false)
+        // An install through the API executes as one round of its own (as an ingress
+        // `install_code` does on the IC): the round's end settles the install debits.
+        let r = s.install_code(anon(sender), mode, canister, &wasm, arg, false);
+        s.settle_install_code_debits();
+        r
     }
 
     pub fn upgrade_canister(
@@ -469,7 +473,7 @@ impl Replica {
         arg: Vec<u8>,
     ) -> Result<MessageId, RejectResponse> {
         self.lock()
-            .submit(canister, sender, method, arg)
+            .submit(canister, sender, method, arg, None)
             .map(MessageId)
     }
 

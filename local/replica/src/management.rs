@@ -16,6 +16,18 @@ use crate::types::*;
 
 pub const MAX_CONTROLLERS: usize = 10;
 
+/// Instructions of `install_code` messages a canister may execute per round (the IC's
+/// `install_code_rate_limit` = `MAX_INSTRUCTIONS_PER_SLICE`, 2 B, `rs/config/src/subnet_config.rs`:
+/// "Denotes how many instructions each canister is allowed to execute in install_code messages
+/// per round. Canisters may go over this limit in a single round, but will then reject
+/// install_code messages for several rounds until they are back under the allowed rate.").
+///
+/// The rule, as `rs/execution_environment` applies it: a successful install adds the
+/// instructions it consumed (compilation included) to the canister's `install_code_debit`; at
+/// the end of every round each canister's debit drops by 2 B (saturating); an `install_code`
+/// while the debit is above 0 is refused (IC0209) before anything is charged but its ingress.
+pub const INSTALL_CODE_RATE_LIMIT: u64 = 2_000_000_000;
+
 /// Changes `canister_info` keeps (the IC keeps at least the 20 most recent).
 pub const HISTORY_KEPT: usize = 20;
 
@@ -23,7 +35,7 @@ pub const HISTORY_KEPT: usize = 20;
 /// creation, code install / reinstall / upgrade, uninstall, and `update_settings` calls that name
 /// controllers (even the same ones). Executing messages and other settings do not, unlike
 /// `canister_version`.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct History {
     pub total_num_changes: u64,
     /// Oldest first, at most [`HISTORY_KEPT`].
@@ -31,8 +43,8 @@ pub struct History {
 }
 
 impl History {
-    /// The history of a canister created before this replica kept one (restored from a saved
-    /// state, which does not hold it): no recent changes, and a count of `at_least`, which the
+    /// The history of a canister whose history is unknown (restored from a snapshot of format 1,
+    /// written before snapshots held it, `crate::persist`): no recent changes, and a count of `at_least`, which the
     /// caller takes from `canister_version` (it grows with every change too, so the count never
     /// goes below one `canister_info` returned before the state was saved).
     fn unknown(at_least: u64) -> Self {
@@ -105,6 +117,15 @@ fn status_kind(s: CanisterStatusKind) -> mc::CanisterStatusType {
 }
 
 impl State {
+    /// The end of a round for `install_code` rate limiting: every debit drops by
+    /// [`INSTALL_CODE_RATE_LIMIT`].
+    pub(crate) fn settle_install_code_debits(&mut self) {
+        self.install_code_debit.retain(|_, d| {
+            *d = d.saturating_sub(INSTALL_CODE_RATE_LIMIT);
+            *d > 0
+        });
+    }
+
     /// Records a change of `cid` made by `caller`, at the canister's current version.
     fn record_change(&mut self, caller: Principal, cid: Principal, details: mc::ChangeDetails) {
         let Some(version) = self.canisters.get(&cid).map(|c| c.ctx().canister_version) else {
@@ -416,6 +437,7 @@ impl State {
         // Remaining cycles are lost, as on the IC.
         self.canisters.remove(&cid);
         self.history.remove(&cid);
+        self.install_code_debit.remove(&cid);
         Ok(())
     }
 
@@ -481,6 +503,12 @@ impl State {
                 ))
             }
             _ => {}
+        }
+        if self.install_code_debit.get(&cid).is_some_and(|d| *d > 0) {
+            return Err(RejectResponse::ic(
+                209,
+                format!("Canister {cid} is rate limited because it executed too many instructions in the previous install_code messages. Please retry installation after several minutes."),
+            ));
         }
         // The IC prepays the install message's whole instruction limit (300 B) above the
         // freezing reserve before doing anything (compiling included), and refunds what was
@@ -691,6 +719,7 @@ impl State {
             cid,
             mc::ChangeDetails::CodeDeployment(mc::CodeDeploymentRecord { mode, module_hash }),
         );
+        *self.install_code_debit.entry(cid).or_default() += stats.instructions;
         Ok(stats)
     }
 

@@ -27,7 +27,12 @@ struct Journal {
     originals: HashMap<u64, Option<Box<[u8]>>>,
     /// Bytes of distinct pages this message may touch (write) before it traps.
     touch_limit: u64,
+    /// The 4 KiB (OS) pages this message wrote: the IC charges each the first time.
+    dirty_os_pages: HashSet<u64>,
 }
+
+/// The IC's page size for its dirty-page charge (`ic_sys::PAGE_SIZE`).
+pub const OS_PAGE: u64 = 4096;
 
 /// Paged stable memory with an optional per-message undo journal.
 #[derive(Default)]
@@ -99,8 +104,17 @@ impl StableMemory {
         Ok(())
     }
 
-    pub fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), StableError> {
+    /// Writes `data` at `offset`; returns the number of 4 KiB pages this write dirtied first in
+    /// the open journal's message (0 without a journal), which the IC charges per page.
+    pub fn write(&mut self, offset: u64, data: &[u8]) -> Result<u64, StableError> {
         self.check(offset, data.len() as u64)?;
+        let mut fresh = 0u64;
+        if let (Some(j), false) = (self.journal.as_mut(), data.is_empty()) {
+            let last = (offset + data.len() as u64 - 1) / OS_PAGE;
+            for p in offset / OS_PAGE..=last {
+                fresh += j.dirty_os_pages.insert(p) as u64;
+            }
+        }
         let mut done = 0usize;
         while done < data.len() {
             let pos = offset + done as u64;
@@ -124,7 +138,7 @@ impl StableMemory {
             p[in_page..in_page + n].copy_from_slice(&data[done..done + n]);
             done += n;
         }
-        Ok(())
+        Ok(fresh)
     }
 
     /// Starts journaling a message that may write at most `touch_limit` bytes of distinct pages.
@@ -133,6 +147,7 @@ impl StableMemory {
             size_pages: self.size_pages,
             originals: HashMap::new(),
             touch_limit,
+            dirty_os_pages: HashSet::new(),
         });
     }
 
@@ -308,6 +323,34 @@ mod tests {
         let mut buf = [0u8; 4];
         m.read(5, &mut buf).unwrap();
         assert_eq!(&buf, b"kept");
+    }
+
+    #[test]
+    fn writes_report_the_4_kib_pages_they_dirty_first() {
+        let mut m = StableMemory::new();
+        m.grow(2);
+        assert_eq!(
+            m.write(0, &[1; 10]).unwrap(),
+            0,
+            "no journal, no message to charge"
+        );
+        m.begin(u64::MAX);
+        assert_eq!(m.write(0, &[1; 10]).unwrap(), 1);
+        assert_eq!(
+            m.write(100, &[1; 10]).unwrap(),
+            0,
+            "same page in the same message"
+        );
+        assert_eq!(
+            m.write(4095, &[1; 2]).unwrap(),
+            1,
+            "straddles pages 0 and 1"
+        );
+        assert_eq!(m.write(8192, &[1; 2 * 4096]).unwrap(), 2);
+        assert_eq!(m.write(0, &[]).unwrap(), 0);
+        m.commit();
+        m.begin(u64::MAX);
+        assert_eq!(m.write(0, &[1; 10]).unwrap(), 1, "a new message pays again");
     }
 
     #[test]

@@ -712,6 +712,7 @@ impl State {
                 self.run_system_task(id, "canister_global_timer");
             }
         }
+        self.settle_install_code_debits();
     }
 
     /// Whether a round would do anything besides timers/heartbeats.

@@ -123,6 +123,9 @@ pub struct State {
     pub data_certs: HashMap<Principal, crate::certificate::CachedDataCertificate>,
     /// Canister history (`canister_info`), kept by `management`.
     pub history: HashMap<Principal, crate::management::History>,
+    /// `install_code` instruction debit per canister (the IC's rate limiting of install_code,
+    /// `crate::management::INSTALL_CODE_RATE_LIMIT`). Not saved: a restart forgives it.
+    pub install_code_debit: HashMap<Principal, u64>,
     /// Injected faults and the log of canister requests (tests only; never persisted).
     pub(crate) faults: crate::faults::Faults,
     /// The write-ahead log, when enabled (`persist::wal`): it holds back ingress answers until
@@ -177,12 +180,13 @@ pub enum Payment {
 }
 
 impl Payment {
-    /// How a message (an update, or a query method executed as one) is paid.
-    pub(crate) fn for_message(kind: ExecKind) -> Payment {
-        match kind {
-            ExecKind::ReplicatedQuery => Payment::Free,
-            _ => Payment::Prepay,
-        }
+    /// How a message (an update, or a query method executed as one) is paid: both are prepaid.
+    /// A query method called as an update runs replicated and the IC charges it like an update
+    /// (dfinity/ic `execution/replicated_query.rs`: "Withdraw execution cycles. ...
+    /// cycles_account_manager.prepay_execution_cycles(..., instruction_limit, ...)"), with the
+    /// query's instruction limit.
+    pub(crate) fn for_message(_kind: ExecKind) -> Payment {
+        Payment::Prepay
     }
 }
 
@@ -237,6 +241,7 @@ impl State {
             requests: Default::default(),
             data_certs: HashMap::new(),
             history: HashMap::new(),
+            install_code_debit: HashMap::new(),
             faults: Default::default(),
             limits: crate::limits::Limits::IC,
             wal: None,

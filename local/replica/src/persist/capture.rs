@@ -59,6 +59,8 @@ pub(super) fn fingerprint(s: &State) -> [u8; 32] {
         h.update(c.module_hash.unwrap_or_default());
         h.update(x.stable.size_pages().to_le_bytes());
         h.update((c.committed_heap.len() as u64).to_le_bytes());
+        let changes = s.history.get(id).map_or(0, |h| h.total_num_changes);
+        h.update(changes.to_le_bytes());
     }
     h.finalize().into()
 }
@@ -83,6 +85,7 @@ pub(super) fn capture(
         .unwrap_or_default();
     let prev_sync = prev.map(|m| (m.store_id, m.seq));
     let mut canisters = Vec::new();
+    let history = &s.history;
     for (id, c) in s.canisters.iter_mut() {
         let module = match &c.module {
             None => None,
@@ -149,6 +152,7 @@ pub(super) fn capture(
             }),
             stable_pages: x.stable.size_pages(),
             stable_file,
+            history: history.get(id).cloned(),
         };
         canisters.push(CapturedCanister {
             record,

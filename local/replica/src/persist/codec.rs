@@ -4,7 +4,7 @@
 use candid::Principal;
 use sha2::{Digest, Sha256};
 
-use super::{Result, SnapshotError, FORMAT_VERSION};
+use super::{Result, SnapshotError, FORMAT_VERSION, OLDEST_FORMAT_VERSION};
 
 #[derive(Default)]
 pub(super) struct Enc(pub(super) Vec<u8>);
@@ -46,6 +46,8 @@ pub(super) struct Dec<'a> {
     pub(super) buf: &'a [u8],
     pub(super) pos: usize,
     pub(super) what: &'static str,
+    /// The format version of what is decoded (fields added later are absent in older ones).
+    pub(super) version: u32,
 }
 
 impl<'a> Dec<'a> {
@@ -64,6 +66,7 @@ impl<'a> Dec<'a> {
             buf: body,
             pos: 0,
             what,
+            version: FORMAT_VERSION,
         };
         if d.take(8)? != magic {
             return Err(SnapshotError::Corrupt(format!(
@@ -71,11 +74,12 @@ impl<'a> Dec<'a> {
             )));
         }
         let version = d.u32()?;
-        if version != FORMAT_VERSION {
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(SnapshotError::Corrupt(format!(
-                "{what} has format version {version}; this replica reads version {FORMAT_VERSION}"
+                "{what} has format version {version}; this replica reads versions {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION}"
             )));
         }
+        d.version = version;
         Ok(d)
     }
     pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8]> {

@@ -5,6 +5,7 @@ use wasmi::Val;
 
 use super::codec::{Dec, Enc};
 use super::{Result, SnapshotError, FORMAT_VERSION, MANIFEST_MAGIC};
+use crate::management::{Change, History};
 use crate::CanisterStatusKind;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,6 +33,8 @@ pub(super) struct CanisterRecord {
     pub(super) module: Option<ModuleRecord>,
     pub(super) stable_pages: u64,
     pub(super) stable_file: u64,
+    /// `canister_info`'s history (format version 2; `None` in version 1 files).
+    pub(super) history: Option<History>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -164,6 +167,17 @@ impl CanisterRecord {
         }
         e.u64(self.stable_pages);
         e.u64(self.stable_file);
+        match &self.history {
+            None => e.u8(0),
+            Some(h) => {
+                e.u8(1);
+                e.u64(h.total_num_changes);
+                e.u32(h.recent.len() as u32);
+                for c in &h.recent {
+                    e.bytes(&candid::encode_one(c).expect("a change encodes"));
+                }
+            }
+        }
     }
 
     pub(super) fn decode(d: &mut Dec) -> Result<CanisterRecord> {
@@ -220,6 +234,32 @@ impl CanisterRecord {
         };
         let stable_pages = d.u64()?;
         let stable_file = d.u64()?;
+        let history = if d.version < 2 {
+            None
+        } else {
+            match d.u8()? {
+                0 => None,
+                1 => {
+                    let total_num_changes = d.u64()?;
+                    let mut recent = std::collections::VecDeque::new();
+                    for _ in 0..d.u32()? {
+                        let c: Change = candid::decode_one(&d.bytes()?).map_err(|e| {
+                            SnapshotError::Corrupt(format!("bad history change of {id}: {e}"))
+                        })?;
+                        recent.push_back(c);
+                    }
+                    Some(History {
+                        total_num_changes,
+                        recent,
+                    })
+                }
+                t => {
+                    return Err(SnapshotError::Corrupt(format!(
+                        "bad history tag {t} of {id}"
+                    )))
+                }
+            }
+        };
         Ok(CanisterRecord {
             id,
             status,
@@ -234,6 +274,7 @@ impl CanisterRecord {
             module,
             stable_pages,
             stable_file,
+            history,
         })
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! [`Replica::save_snapshot`] writes what a restarted replica needs to answer exactly as before:
 //! every canister (module, heap, mutable globals, stable memory, cycles, controllers, settings,
-//! status, certified data, global timer, versions), the id counters, the time and the seed of
+//! status, certified data, global timer, versions, the `canister_info` history), the id counters, the time and the seed of
 //! the root/node keys (so the root key agents trust survives a restart).
 //! [`Replica::load_snapshot`] builds a replica from it.
 //!
@@ -32,10 +32,10 @@
 //! `<canister hex>` is the hex of the principal's bytes. Files with a `.tmp` suffix are
 //! unfinished writes and are deleted on the next save or load.
 //!
-//! ### manifest.bin (format version 1)
+//! ### manifest.bin (format version 2; version 1 still loads)
 //! ```text
 //! 8    magic "CVIDSNAP"
-//! 4    u32 format version (1)
+//! 4    u32 format version (2)
 //! 16   u128 store id (random per directory lineage; see "incremental saves")
 //! 8    u64 seq (number of this save; increases by 1 per save)
 //! 1+8  pending delta: u8 0 = none | 1 followed by u64 seq of DIR/delta-<seq>.bin
@@ -62,8 +62,18 @@
 //!                   1 type (0 i32, 1 i64, 2 f32, 3 f64) + 8 bytes (the value's bits, zero-extended)
 //!        8    u64 stable memory size in 64 KiB pages
 //!        8    u64 seq of its stable file stable-<canister hex>-<seq>.bin
+//!        1    history (format 2 only): 0 = unknown | 1 followed by
+//!               8   u64 total_num_changes
+//!               4   u32 number of recent changes (oldest first, at most 20), each
+//!                   4+n u32 length + the candid encoding of the spec's `change` record
 //! 32   SHA-256 of all preceding bytes (a torn or altered manifest is refused)
 //! ```
+//! Format 1 (before the history was saved) has no history byte: its canisters' histories load
+//! as unknown, and `canister_info` then counts from `canister_version` + 1 (never less than any
+//! count it returned before) with no recent changes. `fixtures/snapshot-v1/` is a format-1
+//! snapshot written by that code (`persist::tests::a_format_1_snapshot_still_loads`). Without
+//! the history, `canvid serve` restarted with `total_num_changes` reset to that estimate, which
+//! the index canister's owner-report ordering (M4) reads.
 //!
 //! ### `delta-<seq>.bin`
 //! ```text
@@ -79,7 +89,7 @@
 //! clock from the wall clock, so re-execution would not be deterministic).
 //! ```text
 //! header (36 bytes, written and fsync'd when the file is created):
-//! 8    magic "CVIDWAL1"    4 u32 format version (1)    16 u128 store id    8 u64 seq
+//! 8    magic "CVIDWAL1"    4 u32 format version (2; 1 still replays)    16 u128 store id    8 u64 seq
 //! then records, each:
 //! 4    u32 body length n
 //! n    body:
@@ -88,8 +98,9 @@
 //!        8×5  u64 next_canister, next_msg, next_ctx, next_cb, rng_counter
 //!        4    u32 number of deleted canisters, each a principal (u8 length, bytes)
 //!        4    u32 number of changed canisters, then per canister:
-//!               the canister record exactly as in manifest.bin (heap SHA-256 and stable-file seq
-//!               are zero: unused here)
+//!               the canister record exactly as in manifest.bin of the same format version
+//!               (heap SHA-256 and stable-file seq are zero: unused here; format 2 includes the
+//!               history, so a change of `canister_info`'s history is logged)
 //!               1    module: 0 = unchanged | 1 followed by u64 length + the decompressed module
 //!               4    u32 number of changed heap pages, each: u64 page index (64 KiB pages),
 //!                    u32 length (65536, or less for the last page), the bytes
@@ -109,6 +120,9 @@
 //! inter-canister call (which could not be resumed from bytes). Rounds that only moved the clock or
 //! ran queries write nothing. Heap pages are diffed against the log's copy of each heap; stable
 //! pages come from a second dirty set of [`StableMemory`] that the snapshot's does not disturb.
+//!
+//! A format-1 log (written before the history was logged) replays; before a record is appended
+//! to it, it is rewritten (atomically) as format 2.
 //!
 //! **Checkpoints.** A save's capture (under the lock) switches the log to `wal-<new seq>.log`; once
 //! its manifest commits, the logs of earlier seqs are deleted. A crash between the capture and the
@@ -199,8 +213,12 @@ pub use wal::WalStats;
 const MANIFEST: &str = "manifest.bin";
 const MANIFEST_MAGIC: &[u8; 8] = b"CVIDSNAP";
 const DELTA_MAGIC: &[u8; 8] = b"CVIDDLTA";
-/// Version of the manifest and delta formats documented above.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the manifest and delta formats documented above. Version 2 added the canister
+/// history (`canister_info`) to the canister record; version 1 files still load (their
+/// canisters' histories are unknown: `canister_info` then counts from `canister_version`).
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this replica reads.
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 /// Fuel for a restored module's start function (Rust canisters have none).
 const RESTORE_START_FUEL: u64 = 1_000_000_000;
 

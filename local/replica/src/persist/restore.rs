@@ -85,6 +85,15 @@ pub(super) fn build_canister(
     heap: Vec<u8>,
     stable: StableMemory,
 ) -> Result<Canister> {
+    // The history of a version-1 record is unknown: `canister_info` counts from the version.
+    match &rec.history {
+        Some(h) => {
+            s.history.insert(rec.id, h.clone());
+        }
+        None => {
+            s.history.remove(&rec.id);
+        }
+    }
     let mut ctx = HostCtx::new(rec.id);
     ctx.stable = stable;
     ctx.balance = rec.balance;

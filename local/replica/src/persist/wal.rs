@@ -26,7 +26,10 @@ use crate::state::State;
 use crate::RejectResponse;
 
 pub(super) const WAL_MAGIC: &[u8; 8] = b"CVIDWAL1";
-pub(super) const WAL_VERSION: u32 = 1;
+/// Version 2 added the canister history to the canister record (as the manifest's format 2);
+/// version-1 logs still replay, and are rewritten as version 2 before records are appended.
+pub(super) const WAL_VERSION: u32 = 2;
+const OLDEST_WAL_VERSION: u32 = 1;
 const HEADER_LEN: u64 = 8 + 4 + 16 + 8;
 
 pub(super) fn wal_name(seq: u64) -> String {
@@ -133,11 +136,13 @@ impl WalRecord {
         e.0
     }
 
-    pub(super) fn decode(body: &[u8]) -> Result<WalRecord> {
+    /// Decodes a record of a log of format `version`.
+    pub(super) fn decode(body: &[u8], version: u32) -> Result<WalRecord> {
         let mut d = Dec {
             buf: body,
             pos: 0,
             what: "write-ahead log record",
+            version,
         };
         let lsn = d.u64()?;
         let time = d.u64()?;
@@ -208,9 +213,13 @@ pub(super) fn frame(body: &[u8]) -> Vec<u8> {
 }
 
 pub(super) fn header(store_id: u128, seq: u64) -> Vec<u8> {
+    header_of_version(store_id, seq, WAL_VERSION)
+}
+
+fn header_of_version(store_id: u128, seq: u64, version: u32) -> Vec<u8> {
     let mut e = Enc::default();
     e.raw(WAL_MAGIC);
-    e.u32(WAL_VERSION);
+    e.u32(version);
     e.u128(store_id);
     e.u64(seq);
     e.0
@@ -220,16 +229,23 @@ pub(super) fn header(store_id: u128, seq: u64) -> Vec<u8> {
 /// first record that is incomplete or fails its checksum: a record torn by a crash was never
 /// acknowledged (its answers are released only after its fsync).
 pub(super) fn read_log(buf: &[u8], store_id: u128, seq: u64) -> Result<(Vec<WalRecord>, u64)> {
+    read_log_versioned(buf, store_id, seq).map(|(r, valid, _)| (r, valid))
+}
+
+/// [`read_log`], and the log's format version.
+fn read_log_versioned(buf: &[u8], store_id: u128, seq: u64) -> Result<(Vec<WalRecord>, u64, u32)> {
     if (buf.len() as u64) < HEADER_LEN {
         // Torn while being created: no record was ever written.
-        return Ok((Vec::new(), 0));
+        return Ok((Vec::new(), 0, WAL_VERSION));
     }
-    if buf[..HEADER_LEN as usize] != header(store_id, seq)[..] {
+    let Some(version) = (OLDEST_WAL_VERSION..=WAL_VERSION)
+        .find(|v| buf[..HEADER_LEN as usize] == header_of_version(store_id, seq, *v)[..])
+    else {
         return Err(SnapshotError::Corrupt(format!(
             "{} does not belong to this snapshot (magic, version, store id or seq differ)",
             wal_name(seq)
         )));
-    }
+    };
     let mut pos = HEADER_LEN as usize;
     let mut records = Vec::new();
     while buf.len() - pos >= 4 {
@@ -242,10 +258,10 @@ pub(super) fn read_log(buf: &[u8], store_id: u128, seq: u64) -> Result<(Vec<WalR
         if h.finalize().as_slice() != &buf[pos + 4 + n..end] {
             break;
         }
-        records.push(WalRecord::decode(&buf[pos + 4..pos + 4 + n])?);
+        records.push(WalRecord::decode(&buf[pos + 4..pos + 4 + n], version)?);
         pos = end;
     }
-    Ok((records, pos as u64))
+    Ok((records, pos as u64, version))
 }
 
 /// The log of a running replica (in `State::wal`).
@@ -292,7 +308,22 @@ impl Wal {
             .map_err(io(format!("opening {}", path.display())))?;
         let (valid, lsn) = match existing {
             Some(b) if b.len() as u64 >= HEADER_LEN => {
-                let (recs, valid) = read_log(&b, store_id, seq)?;
+                let (recs, valid, version) = read_log_versioned(&b, store_id, seq)?;
+                if version < WAL_VERSION && !recs.is_empty() {
+                    // An older log: rewrite its valid records in the current format (atomically)
+                    // so that the records appended next are read with the same version.
+                    let mut out = header(store_id, seq);
+                    for r in &recs {
+                        out.extend_from_slice(&frame(&r.encode()));
+                    }
+                    let tmp = dir.join(format!("{}.tmp", wal_name(seq)));
+                    fs::write(&tmp, &out)
+                        .and_then(|_| File::open(&tmp)?.sync_all())
+                        .and_then(|_| fs::rename(&tmp, &path))
+                        .map_err(io(format!("rewriting {}", path.display())))?;
+                    sync_dir(dir)?;
+                    return Self::open(dir, store_id, seq);
+                }
                 (valid, recs.last().map_or(0, |r| r.lsn))
             }
             _ => (0, 0),
@@ -331,7 +362,11 @@ impl Wal {
     }
 }
 
-fn canister_record(id: Principal, c: &crate::canister::Canister) -> Result<CanisterRecord> {
+fn canister_record(
+    id: Principal,
+    c: &crate::canister::Canister,
+    history: Option<&crate::management::History>,
+) -> Result<CanisterRecord> {
     let module = match &c.module {
         None => None,
         Some(m) => Some(ModuleRecord {
@@ -367,6 +402,7 @@ fn canister_record(id: Principal, c: &crate::canister::Canister) -> Result<Canis
         module,
         stable_pages: x.stable.size_pages(),
         stable_file: 0,
+        history: history.cloned(),
     })
 }
 
@@ -409,7 +445,8 @@ impl State {
             if let Some(m) = &c.module {
                 wal.modules.insert(*id, m.hash);
             }
-            wal.records.insert(*id, canister_record(*id, c)?);
+            wal.records
+                .insert(*id, canister_record(*id, c, self.history.get(id))?);
             c.ctx_mut().stable.take_wal_dirty();
         }
         self.wal = Some(Box::new(wal));
@@ -428,7 +465,14 @@ impl State {
             || self
                 .canisters
                 .values()
-                .any(|c| c.ctx().stable.wal_pending());
+                .any(|c| c.ctx().stable.wal_pending())
+            // A management change made through the replica's API (no ingress answer to hold)
+            // still changes the canister's history: log it.
+            || self.canisters.keys().any(|id| {
+                let logged = wal.records.get(id).and_then(|r| r.history.as_ref());
+                logged.map(|h| h.total_num_changes)
+                    != self.history.get(id).map(|h| h.total_num_changes)
+            });
         if changed && self.contexts.is_empty() && self.callbacks.is_empty() {
             let started = Instant::now();
             match self.wal_record(&mut wal) {
@@ -483,7 +527,7 @@ impl State {
         }
         let mut canisters = Vec::new();
         for (id, c) in self.canisters.iter_mut() {
-            let record = canister_record(*id, c)?;
+            let record = canister_record(*id, c, self.history.get(id))?;
             let empty = Vec::new();
             let old_heap = wal.heaps.get(id).unwrap_or(&empty);
             let heap_pages =
@@ -581,6 +625,7 @@ pub(super) fn replay(s: &mut State, dir: &Path, store_id: u128, seq: u64) -> Res
             for id in &r.deleted {
                 images.remove(id);
                 s.canisters.remove(id);
+                s.history.remove(id);
             }
             for d in r.canisters {
                 let id = d.record.id;

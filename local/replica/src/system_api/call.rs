@@ -17,7 +17,7 @@ pub(super) fn define(linker: &mut Linker<HostCtx>) -> Result<(), wasmi::errors::
          reject_fun: u32,
          reject_env: u32|
          -> Result<(), Error> {
-            avail(&c, "call_new", CALLS)?;
+            avail(&mut c, "call_new", CALLS)?;
             let callee = read_mem(&mut c, callee_src, callee_size, "call_new")?;
             if callee.len() > 29 {
                 return Err(violation("ic0.call_new: invalid callee principal"));
@@ -48,7 +48,7 @@ pub(super) fn define(linker: &mut Linker<HostCtx>) -> Result<(), wasmi::errors::
         M,
         "call_on_cleanup",
         |mut c: Cx<'_>, fun: u32, env: u32| -> Result<(), Error> {
-            avail(&c, "call_on_cleanup", CALLS)?;
+            avail(&mut c, "call_on_cleanup", CALLS)?;
             let call = building(&mut c, "call_on_cleanup")?;
             if call.cleanup.is_some() {
                 return Err(violation("ic0.call_on_cleanup: cleanup already set"));
@@ -61,9 +61,15 @@ pub(super) fn define(linker: &mut Linker<HostCtx>) -> Result<(), wasmi::errors::
         M,
         "call_data_append",
         |mut c: Cx<'_>, src: u32, size: u32| -> Result<(), Error> {
-            avail(&c, "call_data_append", CALLS)?;
+            avail(&mut c, "call_data_append", CALLS)?;
             building(&mut c, "call_data_append")?;
-            let bytes = read_mem(&mut c, src, size, "call_data_append")?;
+            let bytes = read_mem_at(
+                &mut c,
+                src,
+                size,
+                "call_data_append",
+                complexity::BYTE_TRANSMISSION_COST_FACTOR,
+            )?;
             let call = building(&mut c, "call_data_append")?;
             if call.arg.len() + bytes.len() > MAX_CALL_PAYLOAD {
                 return Err(violation(format!(
@@ -79,7 +85,7 @@ pub(super) fn define(linker: &mut Linker<HostCtx>) -> Result<(), wasmi::errors::
         M,
         "call_with_best_effort_response",
         |mut c: Cx<'_>, timeout: u32| -> Result<(), Error> {
-            avail(&c, "call_with_best_effort_response", CALLS)?;
+            avail(&mut c, "call_with_best_effort_response", CALLS)?;
             let call = building(&mut c, "call_with_best_effort_response")?;
             if call.timeout_seconds.is_some() {
                 return Err(violation(
@@ -94,7 +100,7 @@ pub(super) fn define(linker: &mut Linker<HostCtx>) -> Result<(), wasmi::errors::
         M,
         "call_cycles_add128",
         |mut c: Cx<'_>, hi: u64, lo: u64| -> Result<(), Error> {
-            avail(&c, "call_cycles_add128", U | RY | RT | T)?;
+            avail(&mut c, "call_cycles_add128", U | RY | RT | T)?;
             building(&mut c, "call_cycles_add128")?;
             let amount = ((hi as u128) << 64) | lo as u128;
             let h = c.data_mut();
@@ -112,8 +118,7 @@ pub(super) fn define(linker: &mut Linker<HostCtx>) -> Result<(), wasmi::errors::
         },
     )?;
     linker.func_wrap(M, "call_perform", |mut c: Cx<'_>| -> Result<u32, Error> {
-        avail(&c, "call_perform", CALLS)?;
-        charge(&mut c, SYSCALL_BASE)?;
+        avail(&mut c, "call_perform", CALLS)?;
         let h = c.data_mut();
         let call = h
             .exec

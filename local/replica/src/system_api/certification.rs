@@ -7,7 +7,7 @@ pub(super) fn define(linker: &mut Linker<HostCtx>) -> Result<(), wasmi::errors::
         M,
         "certified_data_set",
         |mut c: Cx<'_>, src: u32, size: u32| -> Result<(), Error> {
-            avail(&c, "certified_data_set", I | G | U | RY | RT | T)?;
+            avail(&mut c, "certified_data_set", I | G | U | RY | RT | T)?;
             if size > 32 {
                 return Err(violation(format!(
                     "ic0.certified_data_set: certified data is {size} bytes, the limit is 32"
@@ -21,16 +21,16 @@ pub(super) fn define(linker: &mut Linker<HostCtx>) -> Result<(), wasmi::errors::
     linker.func_wrap(
         M,
         "data_certificate_present",
-        |c: Cx<'_>| -> Result<u32, Error> {
-            avail(&c, "data_certificate_present", ALL)?;
+        |mut c: Cx<'_>| -> Result<u32, Error> {
+            avail(&mut c, "data_certificate_present", ALL)?;
             Ok(c.data().exec.certificate.is_some() as u32)
         },
     )?;
     linker.func_wrap(
         M,
         "data_certificate_size",
-        |c: Cx<'_>| -> Result<u32, Error> {
-            avail(&c, "data_certificate_size", NRQ | CQ)?;
+        |mut c: Cx<'_>| -> Result<u32, Error> {
+            avail(&mut c, "data_certificate_size", NRQ | CQ)?;
             c.data()
                 .exec
                 .certificate
@@ -43,7 +43,7 @@ pub(super) fn define(linker: &mut Linker<HostCtx>) -> Result<(), wasmi::errors::
         M,
         "data_certificate_copy",
         |mut c: Cx<'_>, dst: u32, off: u32, size: u32| -> Result<(), Error> {
-            avail(&c, "data_certificate_copy", NRQ | CQ)?;
+            avail(&mut c, "data_certificate_copy", NRQ | CQ)?;
             if c.data().exec.certificate.is_none() {
                 return Err(violation(
                     "ic0.data_certificate_copy: no certificate is present",

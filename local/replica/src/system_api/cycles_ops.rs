@@ -7,7 +7,7 @@ pub(super) fn define(linker: &mut Linker<HostCtx>) -> Result<(), wasmi::errors::
         M,
         "msg_cycles_available128",
         |mut c: Cx<'_>, dst: u32| -> Result<(), Error> {
-            avail(&c, "msg_cycles_available128", U | RQ | RY | RT)?;
+            avail(&mut c, "msg_cycles_available128", U | RQ | RY | RT)?;
             let e = &c.data().exec;
             let v = if e.replied_before {
                 0
@@ -21,7 +21,7 @@ pub(super) fn define(linker: &mut Linker<HostCtx>) -> Result<(), wasmi::errors::
         M,
         "msg_cycles_refunded128",
         |mut c: Cx<'_>, dst: u32| -> Result<(), Error> {
-            avail(&c, "msg_cycles_refunded128", RY | RT)?;
+            avail(&mut c, "msg_cycles_refunded128", RY | RT)?;
             let v = c.data().exec.cycles_refunded;
             write_u128(&mut c, dst, v, "msg_cycles_refunded128")
         },
@@ -30,7 +30,7 @@ pub(super) fn define(linker: &mut Linker<HostCtx>) -> Result<(), wasmi::errors::
         M,
         "msg_cycles_accept128",
         |mut c: Cx<'_>, hi: u64, lo: u64, dst: u32| -> Result<(), Error> {
-            avail(&c, "msg_cycles_accept128", U | RQ | RY | RT)?;
+            avail(&mut c, "msg_cycles_accept128", U | RQ | RY | RT)?;
             let max = ((hi as u128) << 64) | lo as u128;
             let h = c.data_mut();
             let amount = if h.exec.replied_before || h.exec.response.is_some() {
@@ -47,7 +47,7 @@ pub(super) fn define(linker: &mut Linker<HostCtx>) -> Result<(), wasmi::errors::
         M,
         "cycles_burn128",
         |mut c: Cx<'_>, hi: u64, lo: u64, dst: u32| -> Result<(), Error> {
-            avail(&c, "cycles_burn128", I | G | U | RQ | RY | RT | C | T)?;
+            avail(&mut c, "cycles_burn128", I | G | U | RQ | RY | RT | C | T)?;
             let want = ((hi as u128) << 64) | lo as u128;
             let h = c.data_mut();
             let amount = want.min(cycles::liquid(h.balance, h.exec.reserve));
@@ -59,7 +59,7 @@ pub(super) fn define(linker: &mut Linker<HostCtx>) -> Result<(), wasmi::errors::
         M,
         "canister_cycle_balance128",
         |mut c: Cx<'_>, dst: u32| -> Result<(), Error> {
-            avail(&c, "canister_cycle_balance128", ALL)?;
+            avail(&mut c, "canister_cycle_balance128", ALL)?;
             let v = c.data().balance;
             write_u128(&mut c, dst, v, "canister_cycle_balance128")
         },
@@ -68,7 +68,7 @@ pub(super) fn define(linker: &mut Linker<HostCtx>) -> Result<(), wasmi::errors::
         M,
         "canister_liquid_cycle_balance128",
         |mut c: Cx<'_>, dst: u32| -> Result<(), Error> {
-            avail(&c, "canister_liquid_cycle_balance128", ALL)?;
+            avail(&mut c, "canister_liquid_cycle_balance128", ALL)?;
             let h = c.data();
             let v = cycles::liquid(h.balance, h.exec.reserve);
             write_u128(&mut c, dst, v, "canister_liquid_cycle_balance128")

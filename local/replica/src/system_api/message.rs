@@ -3,41 +3,53 @@
 use super::*;
 
 pub(super) fn define(linker: &mut Linker<HostCtx>) -> Result<(), wasmi::errors::LinkerError> {
-    linker.func_wrap(M, "msg_arg_data_size", |c: Cx<'_>| -> Result<u32, Error> {
-        avail(&c, "msg_arg_data_size", I | U | RQ | NRQ | CQ | RY | F)?;
-        Ok(c.data().exec.arg.len() as u32)
-    })?;
+    linker.func_wrap(
+        M,
+        "msg_arg_data_size",
+        |mut c: Cx<'_>| -> Result<u32, Error> {
+            avail(&mut c, "msg_arg_data_size", I | U | RQ | NRQ | CQ | RY | F)?;
+            Ok(c.data().exec.arg.len() as u32)
+        },
+    )?;
     linker.func_wrap(
         M,
         "msg_arg_data_copy",
         |mut c: Cx<'_>, dst: u32, off: u32, size: u32| -> Result<(), Error> {
-            avail(&c, "msg_arg_data_copy", I | U | RQ | NRQ | CQ | RY | F)?;
+            avail(&mut c, "msg_arg_data_copy", I | U | RQ | NRQ | CQ | RY | F)?;
             copy_out(&mut c, dst, off, size, "msg_arg_data_copy", |h| &h.exec.arg)
         },
     )?;
-    linker.func_wrap(M, "msg_caller_size", |c: Cx<'_>| -> Result<u32, Error> {
-        avail(&c, "msg_caller_size", ALL)?;
-        Ok(c.data().exec.caller.as_slice().len() as u32)
-    })?;
+    linker.func_wrap(
+        M,
+        "msg_caller_size",
+        |mut c: Cx<'_>| -> Result<u32, Error> {
+            avail(&mut c, "msg_caller_size", ALL)?;
+            Ok(c.data().exec.caller.as_slice().len() as u32)
+        },
+    )?;
     linker.func_wrap(
         M,
         "msg_caller_copy",
         |mut c: Cx<'_>, dst: u32, off: u32, size: u32| -> Result<(), Error> {
-            avail(&c, "msg_caller_copy", ALL)?;
+            avail(&mut c, "msg_caller_copy", ALL)?;
             copy_out(&mut c, dst, off, size, "msg_caller_copy", |h| {
                 h.exec.caller.as_slice()
             })
         },
     )?;
-    linker.func_wrap(M, "msg_reject_code", |c: Cx<'_>| -> Result<u32, Error> {
-        avail(&c, "msg_reject_code", RY | RT)?;
-        Ok(c.data().exec.reject.as_ref().map_or(0, |r| r.0))
-    })?;
+    linker.func_wrap(
+        M,
+        "msg_reject_code",
+        |mut c: Cx<'_>| -> Result<u32, Error> {
+            avail(&mut c, "msg_reject_code", RY | RT)?;
+            Ok(c.data().exec.reject.as_ref().map_or(0, |r| r.0))
+        },
+    )?;
     linker.func_wrap(
         M,
         "msg_reject_msg_size",
-        |c: Cx<'_>| -> Result<u32, Error> {
-            avail(&c, "msg_reject_msg_size", RT)?;
+        |mut c: Cx<'_>| -> Result<u32, Error> {
+            avail(&mut c, "msg_reject_msg_size", RT)?;
             Ok(c.data().exec.reject.as_ref().map_or(0, |r| r.1.len()) as u32)
         },
     )?;
@@ -45,14 +57,14 @@ pub(super) fn define(linker: &mut Linker<HostCtx>) -> Result<(), wasmi::errors::
         M,
         "msg_reject_msg_copy",
         |mut c: Cx<'_>, dst: u32, off: u32, size: u32| -> Result<(), Error> {
-            avail(&c, "msg_reject_msg_copy", RT)?;
+            avail(&mut c, "msg_reject_msg_copy", RT)?;
             copy_out(&mut c, dst, off, size, "msg_reject_msg_copy", |h| {
                 h.exec.reject.as_ref().map_or(&[][..], |r| r.1.as_bytes())
             })
         },
     )?;
-    linker.func_wrap(M, "msg_deadline", |c: Cx<'_>| -> Result<u64, Error> {
-        avail(&c, "msg_deadline", U | RQ | NRQ | CQ | RY | RT)?;
+    linker.func_wrap(M, "msg_deadline", |mut c: Cx<'_>| -> Result<u64, Error> {
+        avail(&mut c, "msg_deadline", U | RQ | NRQ | CQ | RY | RT)?;
         Ok(c.data().exec.deadline)
     })?;
     Ok(())

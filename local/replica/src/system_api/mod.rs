@@ -18,6 +18,7 @@ use crate::memory::{StableError, StableMemory};
 mod call;
 mod canister;
 mod certification;
+pub mod complexity;
 mod cycles_ops;
 mod debug;
 mod message;
@@ -95,9 +96,6 @@ const T: u32 = K::Timer.bit();
 /// `*` in the spec: everything but the start function.
 const ALL: u32 = I | G | U | RQ | NRQ | CQ | RY | RT | C | F | T;
 const ALL_S: u32 = ALL | K::Start.bit();
-
-/// Fuel charged per host call, and per byte copied.
-const SYSCALL_BASE: u64 = 20;
 
 /// Why an execution trapped in a host function.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -267,12 +265,27 @@ impl HostCtx {
         }
         self.log.push(line);
     }
+
+    /// Bytes of the canister log's last records, up to its capacity (what the IC's log buffer
+    /// holds: [`complexity::logging_charge_bytes`] charges by the room left in it).
+    pub fn log_tail_bytes(&self) -> u64 {
+        let mut n = 0u64;
+        for line in self.log.iter().rev() {
+            if n >= complexity::LOG_CAPACITY {
+                break;
+            }
+            n += line.len() as u64;
+        }
+        n
+    }
 }
 
 type Cx<'a> = Caller<'a, HostCtx>;
 
-/// Checks that `name` may be called in the running execution.
-fn avail(c: &Cx<'_>, name: &str, allowed: u32) -> Result<(), Error> {
+/// Charges the IC's fixed overhead of `ic0.<name>` ([`complexity::overhead`]) and checks that
+/// `name` may be called in the running execution.
+fn avail(c: &mut Cx<'_>, name: &str, allowed: u32) -> Result<(), Error> {
+    charge(c, complexity::overhead(name))?;
     let kind = c.data().exec.kind;
     if kind.bit() & allowed == 0 {
         return Err(violation(format!(
@@ -298,8 +311,15 @@ fn memory(c: &Cx<'_>) -> Result<Memory, Error> {
         .ok_or_else(|| violation("the canister module exports no memory"))
 }
 
-fn read_mem(c: &mut Cx<'_>, src: u32, size: u32, name: &str) -> Result<Vec<u8>, Error> {
-    charge(c, SYSCALL_BASE + size as u64)?;
+/// Reads `size` bytes of the heap at `src`, charging `per_byte` instructions per byte.
+fn read_mem_at(
+    c: &mut Cx<'_>,
+    src: u32,
+    size: u32,
+    name: &str,
+    per_byte: u64,
+) -> Result<Vec<u8>, Error> {
+    charge(c, per_byte.saturating_mul(size as u64))?;
     let m = memory(c)?;
     let data = m.data(&*c);
     let (s, n) = (src as usize, size as usize);
@@ -308,8 +328,13 @@ fn read_mem(c: &mut Cx<'_>, src: u32, size: u32, name: &str) -> Result<Vec<u8>, 
         .ok_or_else(|| violation(format!("ic0.{name}: heap out of bounds")))
 }
 
+/// Reads `size` bytes of the heap at `src` (1 instruction per byte, as the IC charges a copy).
+fn read_mem(c: &mut Cx<'_>, src: u32, size: u32, name: &str) -> Result<Vec<u8>, Error> {
+    read_mem_at(c, src, size, name, 1)
+}
+
+/// Writes a value to the heap: the IC charges these (`*_cycles*128`, `cost_*`) no bytes.
 fn write_mem(c: &mut Cx<'_>, dst: u32, bytes: &[u8], name: &str) -> Result<(), Error> {
-    charge(c, SYSCALL_BASE + bytes.len() as u64)?;
     let m = memory(c)?;
     let data = m.data_mut(&mut *c);
     let d = dst as usize;
@@ -332,7 +357,7 @@ fn copy_out(
     name: &str,
     src: impl Fn(&HostCtx) -> &[u8],
 ) -> Result<(), Error> {
-    charge(c, SYSCALL_BASE + size as u64)?;
+    charge(c, size as u64)?;
     let m = memory(c)?;
     let (data, ctx) = m.data_and_store_mut(&mut *c);
     let src = src(ctx);

@@ -3,23 +3,23 @@
 use super::*;
 
 pub(super) fn define(linker: &mut Linker<HostCtx>) -> Result<(), wasmi::errors::LinkerError> {
-    linker.func_wrap(M, "time", |c: Cx<'_>| -> Result<u64, Error> {
-        avail(&c, "time", ALL)?;
+    linker.func_wrap(M, "time", |mut c: Cx<'_>| -> Result<u64, Error> {
+        avail(&mut c, "time", ALL)?;
         Ok(c.data().exec.time)
     })?;
     linker.func_wrap(
         M,
         "global_timer_set",
         |mut c: Cx<'_>, ts: u64| -> Result<u64, Error> {
-            avail(&c, "global_timer_set", I | G | U | RY | RT | C | T)?;
+            avail(&mut c, "global_timer_set", I | G | U | RY | RT | C | T)?;
             Ok(std::mem::replace(&mut c.data_mut().global_timer, ts))
         },
     )?;
     linker.func_wrap(
         M,
         "performance_counter",
-        |c: Cx<'_>, kind: u32| -> Result<u64, Error> {
-            avail(&c, "performance_counter", ALL_S)?;
+        |mut c: Cx<'_>, kind: u32| -> Result<u64, Error> {
+            avail(&mut c, "performance_counter", ALL_S)?;
             let used = c.data().exec.fuel_limit.saturating_sub(c.get_fuel()?);
             match kind {
                 0 => Ok(used),
@@ -34,7 +34,7 @@ pub(super) fn define(linker: &mut Linker<HostCtx>) -> Result<(), wasmi::errors::
         M,
         "is_controller",
         |mut c: Cx<'_>, src: u32, size: u32| -> Result<u32, Error> {
-            avail(&c, "is_controller", ALL_S)?;
+            avail(&mut c, "is_controller", ALL_S)?;
             if size > 29 {
                 return Err(violation("ic0.is_controller: invalid principal"));
             }
@@ -46,8 +46,8 @@ pub(super) fn define(linker: &mut Linker<HostCtx>) -> Result<(), wasmi::errors::
     linker.func_wrap(
         M,
         "in_replicated_execution",
-        |c: Cx<'_>| -> Result<u32, Error> {
-            avail(&c, "in_replicated_execution", ALL_S)?;
+        |mut c: Cx<'_>| -> Result<u32, Error> {
+            avail(&mut c, "in_replicated_execution", ALL_S)?;
             let k = c.data().exec.kind;
             Ok(!matches!(
                 k,
@@ -59,7 +59,7 @@ pub(super) fn define(linker: &mut Linker<HostCtx>) -> Result<(), wasmi::errors::
         M,
         "cost_call",
         |mut c: Cx<'_>, method_len: u64, payload_len: u64, dst: u32| -> Result<(), Error> {
-            avail(&c, "cost_call", ALL_S)?;
+            avail(&mut c, "cost_call", ALL_S)?;
             let cost = cycles::call_fee(method_len, payload_len) + c.data().exec.call_reservation;
             write_u128(&mut c, dst, cost, "cost_call")
         },
@@ -68,19 +68,19 @@ pub(super) fn define(linker: &mut Linker<HostCtx>) -> Result<(), wasmi::errors::
         M,
         "cost_create_canister",
         |mut c: Cx<'_>, dst: u32| -> Result<(), Error> {
-            avail(&c, "cost_create_canister", ALL_S)?;
+            avail(&mut c, "cost_create_canister", ALL_S)?;
             write_u128(&mut c, dst, cycles::CREATION_FEE, "cost_create_canister")
         },
     )?;
-    linker.func_wrap(M, "env_var_count", |c: Cx<'_>| -> Result<u32, Error> {
-        avail(&c, "env_var_count", ALL_S)?;
+    linker.func_wrap(M, "env_var_count", |mut c: Cx<'_>| -> Result<u32, Error> {
+        avail(&mut c, "env_var_count", ALL_S)?;
         Ok(0)
     })?;
     linker.func_wrap(
         M,
         "env_var_name_exists",
-        |c: Cx<'_>, _src: u32, _size: u32| -> Result<u32, Error> {
-            avail(&c, "env_var_name_exists", ALL_S)?;
+        |mut c: Cx<'_>, _src: u32, _size: u32| -> Result<u32, Error> {
+            avail(&mut c, "env_var_name_exists", ALL_S)?;
             Ok(0)
         },
     )?;
