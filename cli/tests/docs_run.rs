@@ -549,6 +549,10 @@ impl World {
             .env("RUST_BACKTRACE", "0")
             .env("PATH", path)
             .env("CANVID_WASM_DIR", canvid_devkit::wasm_dir())
+            // icp.yaml's build step takes target/canisters/ as scripts/build-wasm.sh left it
+            // (require_wasm): rebuilding inside `cargo test` would rewrite modules that other
+            // tests are reading.
+            .env("CANVID_PREBUILT_WASM", "1")
             .env_remove("ICP_NETWORK")
             .env_remove("ICP_ENVIRONMENT")
             .output()
@@ -666,6 +670,19 @@ fn before_file(w: &mut World, file: &str) {
             let id = last_line(&ok(net(canvid().arg("upload").arg(&clip), &state)));
             w.values.insert("serve video".into(), id);
         }
+        "docs/deploy.md" => {
+            // `icp deploy -e canvid`: the repository's icp.yaml and scripts, the network's URL
+            // moved from serve's default port 4944 to this serve's port (nothing else changed).
+            let yaml = std::fs::read_to_string(repo().join("icp.yaml")).unwrap();
+            let url = w.net().split(' ').nth(1).unwrap().to_string();
+            assert!(
+                yaml.contains("url: http://127.0.0.1:4944\n"),
+                "icp.yaml: {yaml}"
+            );
+            let yaml = yaml.replace("url: http://127.0.0.1:4944\n", &format!("url: {url}\n"));
+            std::fs::write(w.work.join("icp.yaml"), yaml).unwrap();
+            std::os::unix::fs::symlink(repo().join("scripts"), w.work.join("scripts")).unwrap();
+        }
         "docs/spawn-and-index.md" => {
             let demo = w.values.get("demo video").cloned();
             assert!(demo.is_some(), "deploy.md's create_video did not run");
@@ -708,7 +725,8 @@ fn before_cmd(w: &mut World, c: &Cmd) {
 
 /// After a command: values its output names for later placeholders.
 fn after_cmd(w: &mut World, c: &Cmd, stdout: &str) {
-    if c.file == "docs/deploy.md" && c.code.contains(" create_video ") {
+    // The "Demo" video of deploy.md's icp-cli section, registered in its index ($INDEX).
+    if c.file == "docs/deploy.md" && c.code.contains(" $SPAWN create_video ") {
         let id = principal_after(stdout, "canister_id = principal");
         w.values.insert("demo video".into(), id);
     }
@@ -780,7 +798,7 @@ fn the_icp_commands_of_the_docs_run_against_canvid_serve() {
                 continue;
             }
             before_cmd(&mut w, c);
-            if w.values.get("me").is_none() && w.var("ICP").is_some() {
+            if !w.values.contains_key("me") && w.var("ICP").is_some() {
                 // icp's default identity once a doc made one (deploy.md).
                 let o = w.bash("$ICP identity principal");
                 if o.status.success() && !text(&o.stdout).trim().starts_with("2vxsx") {
