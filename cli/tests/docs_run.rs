@@ -441,6 +441,13 @@ fn every_dfx_command_has_an_icp_form_with_the_same_candid() {
     let mut failures = Vec::new();
     let mut used = vec![false; cmds.len()];
     let mut pairs = 0;
+    for (frag, _) in DFX_ONLY {
+        if !cmds.iter().any(|c| c.is_dfx() && c.code.contains(frag)) {
+            failures.push(format!(
+                "DFX_ONLY entry `{frag}` matches no dfx command: remove it"
+            ));
+        }
+    }
     for d in cmds.iter().filter(|c| c.is_dfx()) {
         if DFX_ONLY.iter().any(|(f, _)| d.code.contains(f)) {
             continue;
