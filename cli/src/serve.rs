@@ -12,12 +12,14 @@
 //!   released only after the round's state delta is fsync'd there, so an acknowledged call
 //!   survives a crash; a start replays it and saves a checkpoint.
 //! * `DIR/canister_ids.json`: `{"index": {"embedded": id}, "spawn": {"embedded": id}, ...}`.
-//! * `DIR/serve.json` while running: `{"url", "pid", "root_key"}` (hex DER) for the other
-//!   commands' `--network embedded`. Removed on a clean stop; one left by a crash (dead pid)
-//!   does not block a restart.
+//! * `DIR/serve.json` while running: `{"url", "pid", "root_key", "subnet_id"}` (root key as hex
+//!   DER) for the other commands' `--network embedded`. Removed on a clean stop; one left by a
+//!   crash (dead pid) does not block a restart.
 //!
 //! A start on a DIR holding a snapshot restores it (same canister ids, root key, videos);
-//! otherwise the index and spawn canisters are deployed fresh and saved at once.
+//! otherwise the index and spawn canisters are deployed fresh and saved at once. Either way the
+//! cycles ledger and the CMC's `get_default_subnets` are installed at their IC ids if absent
+//! ([`ensure_system_canisters`]), for icp-cli's `canister create` and `deploy`.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};

@@ -69,8 +69,9 @@ const DFX_ONLY: [(&str, &str); 3] = [
     ),
     (
         "dfx canister deposit-cycles",
-        "icp's `canister top-up` draws on the cycles ledger, which canvid serve does not run; \
-         serve funds the spawn pool itself",
+        "no candid argument to compare: its icp form is `icp canister top-up` (the cycles \
+         ledger's withdraw, tested in icp_cli.rs); deploy.md's icp section funds the spawn pool \
+         at creation (`icp canister create --cycles`)",
     ),
     (
         "--wallet",
