@@ -8,7 +8,10 @@
 //!   installed by scripts/setup.sh) pointed at serve by URL and root key: a query prints real
 //!   field names, an update works, and a query method sent as an update is refused with an
 //!   explanation. Without the binary that test is reported as *ignored* with the reason
-//!   (cli/build.rs), never as passed.
+//!   (cli/build.rs), never as passed;
+//! - the cycles ledger and the CMC's `get_default_subnets` serve installs at their IC ids, as
+//!   icp-cli uses them to create canisters (`cycles_ledger_against_canvid_serve`; `icp deploy`
+//!   itself runs in docs_run.rs, from docs/deploy.md).
 
 mod common;
 
