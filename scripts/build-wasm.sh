@@ -31,7 +31,7 @@ install_npm_tools
 
 out=target/canisters
 mkdir -p "$out"
-packages=(canvid-video canvid-spawn canvid-index canvid-replica-probe)
+packages=(canvid-video canvid-spawn canvid-index canvid-cycles-ledger canvid-cmc canvid-replica-probe)
 args=()
 for p in "${packages[@]}"; do args+=(-p "$p"); done
 cargo build --quiet --target wasm32-unknown-unknown --profile canister "${args[@]}"

@@ -25,6 +25,10 @@ pocket_ic_sha256=4b4906de9341fa6c7d3dbccd6a8cfd0edeb27f369fefabd1e0c9189ccbcee63
 pocket_ic_bin=target/pocket-ic/pocket-ic
 
 want_command ffmpeg ffmpeg
+# The docs' icp commands read .canvid/serve.json with jq and write argument files with python3;
+# cli/tests/docs_run.rs runs them as written (docs/testing.md, "Docs that run").
+want_command jq jq
+want_command python3 python3
 if [ -f "$pocket_ic_gz" ]; then
   # The server's shared libraries (Debian).
   for lib in liblmdb0 libunwind8 liblzma5; do

@@ -81,6 +81,10 @@ pub struct ServeInfo {
     pub url: String,
     pub pid: u32,
     pub root_key: String,
+    /// The replica's subnet (the self-authenticating principal of the root key): what
+    /// `icp canister create --subnet` names (docs/serve.md). Absent in files of older versions.
+    #[serde(default)]
+    pub subnet_id: String,
 }
 
 pub fn serve_json(dir: &Path) -> PathBuf {

@@ -12,12 +12,14 @@
 //!   released only after the round's state delta is fsync'd there, so an acknowledged call
 //!   survives a crash; a start replays it and saves a checkpoint.
 //! * `DIR/canister_ids.json`: `{"index": {"embedded": id}, "spawn": {"embedded": id}, ...}`.
-//! * `DIR/serve.json` while running: `{"url", "pid", "root_key"}` (hex DER) for the other
-//!   commands' `--network embedded`. Removed on a clean stop; one left by a crash (dead pid)
-//!   does not block a restart.
+//! * `DIR/serve.json` while running: `{"url", "pid", "root_key", "subnet_id"}` (root key as hex
+//!   DER) for the other commands' `--network embedded`. Removed on a clean stop; one left by a
+//!   crash (dead pid) does not block a restart.
 //!
 //! A start on a DIR holding a snapshot restores it (same canister ids, root key, videos);
-//! otherwise the index and spawn canisters are deployed fresh and saved at once.
+//! otherwise the index and spawn canisters are deployed fresh and saved at once. Either way the
+//! cycles ledger and the CMC's `get_default_subnets` are installed at their IC ids if absent
+//! ([`ensure_system_canisters`]), for icp-cli's `canister create` and `deploy`.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -167,6 +169,7 @@ pub fn run(opts: ServeOptions) -> Result<()> {
         (replica, d.index, d.spawn)
     };
     println!("embedded replica: index {index} spawn {spawn}");
+    ensure_system_canisters(&replica)?;
     if !opts.admins.is_empty() {
         add_admins(&replica, index, spawn, &opts.admins)?;
     }
@@ -187,6 +190,73 @@ pub fn run(opts: ServeOptions) -> Result<()> {
         println!("write-ahead log on: an acknowledged call survives a crash");
     }
     serve_until_stopped(&replica, dir, opts.port, opts.save_interval, &videos)
+}
+
+/// The id of the IC's cycles ledger, which icp-cli calls to create canisters and read balances.
+pub const CYCLES_LEDGER_ID: &str = "um5iw-rqaaa-aaaaq-qaaba-cai";
+/// The id of the IC's cycles minting canister, which icp-cli asks for the default subnets.
+pub const CMC_ID: &str = "rkp4c-7iaaa-aaaaa-aaaca-cai";
+/// The operating cycles of each of the two (what the ledger holds for its accounts comes on top,
+/// with each deposit).
+const SYSTEM_CANISTER_CYCLES: u128 = 100_000_000_000_000;
+
+/// Installs, each where the IC has it and unless a canister is there already (a restored state
+/// keeps them, balances included), the two system canisters icp-cli needs to create canisters
+/// (docs/serve.md, "Deploying your own canisters"): the cycles ledger (`local/cycles-ledger`,
+/// `cycles-ledger.wasm`) and the cycles minting canister's `get_default_subnets`
+/// (`local/cmc`, `cmc.wasm`, told serve's subnet id). A wasm folder without those modules (built
+/// before they existed) only costs these icp-cli commands: serve says so and goes on; so does a
+/// state whose own canisters took the CMC's id (an older serve handed out ids in order).
+pub fn ensure_system_canisters(replica: &Replica) -> Result<()> {
+    let dir = embedded::wasm_dir();
+    let admin = demo_identity("admin");
+    let subnet = replica.subnet_id();
+    for (name, id, arg) in [
+        ("cycles-ledger", CYCLES_LEDGER_ID, candid::encode_args(())),
+        ("cmc", CMC_ID, candid::encode_args((subnet,))),
+    ] {
+        let id = Principal::from_text(id).expect("a valid principal");
+        let arg = arg.expect("encoding a principal cannot fail");
+        if replica.canister_exists(id) {
+            if name == "cmc" && !is_ours(replica, id) {
+                eprintln!(
+                    "{id} (the cycles minting canister's id) is one of this state's own canisters: \
+                     icp-cli needs `--subnet {}` to create canisters here",
+                    subnet.to_text()
+                );
+            }
+            continue;
+        }
+        let wasm = match canvid_devkit::wasm::read_wasm(&dir, name) {
+            Ok(w) => w,
+            Err(e) => {
+                eprintln!(
+                    "no {name} module ({e}): icp canister create / icp deploy cannot create \
+                     canisters on this serve; run scripts/build-wasm.sh"
+                );
+                continue;
+            }
+        };
+        replica
+            .create_canister_at(id, admin, SYSTEM_CANISTER_CYCLES)
+            .map_err(|e| Error::State(format!("creating {name} at {id}: {e}")))?;
+        replica
+            .install_code(
+                canvid_replica::InstallMode::Install,
+                id,
+                wasm,
+                arg,
+                Some(admin),
+            )
+            .map_err(|e| Error::State(format!("installing {name} at {id}: {e}")))?;
+        println!("{name} at {id}");
+    }
+    Ok(())
+}
+
+/// Whether `id` runs serve's own CMC module (controlled by serve's admin identity).
+fn is_ours(replica: &Replica, id: Principal) -> bool {
+    replica.get_controllers(id) == vec![demo_identity("admin")]
 }
 
 /// Adds `extra` to the admins of the index and the spawn canister (as the demo admin, which is
@@ -341,6 +411,7 @@ pub fn serve_until_stopped(
         url: handle.url(),
         pid: std::process::id(),
         root_key: hex::encode(replica.root_key_der()),
+        subnet_id: replica.subnet_id().to_text(),
     };
     let json_path = serve_json(state);
     let text = serde_json::to_string_pretty(&info).map_err(|e| Error::State(e.to_string()))?;

@@ -8,7 +8,10 @@
 //!   installed by scripts/setup.sh) pointed at serve by URL and root key: a query prints real
 //!   field names, an update works, and a query method sent as an update is refused with an
 //!   explanation. Without the binary that test is reported as *ignored* with the reason
-//!   (cli/build.rs), never as passed.
+//!   (cli/build.rs), never as passed;
+//! - the cycles ledger and the CMC's `get_default_subnets` serve installs at their IC ids, as
+//!   icp-cli uses them to create canisters (`cycles_ledger_against_canvid_serve`; `icp deploy`
+//!   itself runs in docs_run.rs, from docs/deploy.md).
 
 mod common;
 
@@ -328,4 +331,139 @@ fn icp_cli_against_canvid_serve() {
             "{out}"
         );
     }
+}
+
+/// `icp` with serve's root key and URL (`-n URL -k KEY`), as `identity`.
+fn icp_as(home: &Path, n: &Net, identity: &str, args: &[&str]) -> std::process::Output {
+    let mut c = icp(home);
+    c.args(args)
+        .args(["-n", &n.url, "-k", &n.root_key, "--identity", identity]);
+    c.output().unwrap()
+}
+
+fn balance_of(home: &Path, n: &Net, identity: &str) -> String {
+    let o = icp_as(home, n, identity, &["cycles", "balance"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    text(&o.stdout).trim().to_string()
+}
+
+/// The cycles ledger and CMC `canvid serve` runs (docs/serve.md, "Deploying your own canisters"),
+/// as icp-cli uses them: balances, `icp canister create` paid from the account (amount + the
+/// 100 M fee, controllers = the caller), refusals for want of cycles, `icp canister top-up`
+/// (the ledger's `withdraw`), a withdrawal to a canister that does not exist (refunded, fee kept),
+/// `deposit` without cycles refused, and the CMC's `get_default_subnets`.
+#[test]
+#[cfg_attr(
+    not(canvid_icp_cli),
+    ignore = "icp-cli not installed: run scripts/setup.sh (npm @icp-sdk/icp-cli-linux-x64 into target/npm-tools) or set ICP_CLI_BIN"
+)]
+fn cycles_ledger_against_canvid_serve() {
+    require_wasm();
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let state = tmp.path().join("state");
+    let _serve = Serve::start(&state);
+    let n = net_of(&state);
+    let ledger = "um5iw-rqaaa-aaaaq-qaaba-cai";
+    let call = |args: &[&str]| icp_as(&home, &n, "dev", args);
+
+    ok(icp(&home).args(["identity", "new", "dev", "--storage", "plaintext", "-q"]));
+    let me = ok(icp(&home).args(["identity", "principal", "--identity", "dev"]));
+    let me = me.trim();
+    assert_eq!(balance_of(&home, &n, "dev"), "Balance: 0 cycles");
+
+    // Nothing on the account: the ledger refuses, icp says why.
+    let o = call(&["canister", "create", "--detached"]);
+    assert!(!o.status.success(), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stderr).contains("Insufficient cycles"),
+        "{}",
+        text(&o.stderr)
+    );
+
+    let deposit = format!(
+        "(record {{ to = record {{ owner = principal \"{me}\"; subaccount = null }}; amount = 5_000_000_000_000 }})"
+    );
+    let o = call(&["canister", "call", ledger, "provisional_deposit", &deposit]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("balance = 5_000_000_000_000 : nat"));
+    assert_eq!(
+        balance_of(&home, &n, "dev"),
+        "Balance: 5_000_000_000_000 cycles"
+    );
+
+    // 3 T for the canister + 100 M fee; the caller controls it.
+    let o = call(&["canister", "create", "--detached", "-q", "--cycles", "3t"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let id = text(&o.stdout).trim().to_string();
+    assert!(id.ends_with("-cai"), "{id}");
+    assert_eq!(
+        balance_of(&home, &n, "dev"),
+        "Balance: 1_999_900_000_000 cycles"
+    );
+    let status = text(&call(&["canister", "status", &id]).stdout);
+    assert!(status.contains(&format!("controller: {me}")), "{status}");
+
+    // Not enough left for another 3 T: refused, nothing taken.
+    let o = call(&["canister", "create", "--detached", "--cycles", "3t"]);
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("Insufficient cycles"));
+    assert_eq!(
+        balance_of(&home, &n, "dev"),
+        "Balance: 1_999_900_000_000 cycles"
+    );
+
+    // icp canister top-up: the ledger's withdraw, 1 T + 100 M fee.
+    let o = call(&["canister", "top-up", &id, "--amount", "1t"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(
+        balance_of(&home, &n, "dev"),
+        "Balance: 999_800_000_000 cycles"
+    );
+
+    // A withdrawal to a canister that does not exist: refunded, the fee kept.
+    let nowhere = candid::Principal::from_slice(&[0, 0, 0, 0, 0, 0, 0x27, 0x10, 1, 1]);
+    let withdraw = format!(
+        "(record {{ amount = 500_000_000_000; from_subaccount = null; to = principal \"{nowhere}\"; created_at_time = null }})"
+    );
+    let o = call(&["canister", "call", ledger, "withdraw", &withdraw]);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(out.contains("FailedToWithdraw"), "{out}");
+    assert_eq!(
+        balance_of(&home, &n, "dev"),
+        "Balance: 999_700_000_000 cycles"
+    );
+
+    // deposit takes the cycles a canister attaches: an ingress message attaches none.
+    let arg =
+        format!("(record {{ to = record {{ owner = principal \"{me}\"; subaccount = null }}; memo = null }})");
+    let o = call(&["canister", "call", ledger, "deposit", &arg]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("at least 100000000 cycles must be attached"),
+        "{}",
+        text(&o.stderr)
+    );
+
+    // The CMC's one query answers serve's subnet (serve.json's subnet_id).
+    let cmc = "rkp4c-7iaaa-aaaaa-aaaca-cai";
+    let o = call(&[
+        "canister",
+        "call",
+        cmc,
+        "get_default_subnets",
+        "()",
+        "--query",
+    ]);
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state.join("serve.json")).unwrap()).unwrap();
+    let subnet = info["subnet_id"].as_str().unwrap();
+    assert!(subnet.len() > 60, "{subnet}");
+    assert!(
+        text(&o.stdout).contains(&format!("principal \"{subnet}\"")),
+        "{}",
+        text(&o.stdout)
+    );
 }

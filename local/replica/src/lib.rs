@@ -200,6 +200,18 @@ impl Replica {
             .unwrap_or_else(|e| panic!("create_canister failed: {e}"))
     }
 
+    /// A canister at `id` (as `provisional_create_canister_with_cycles` with `specified_id`)
+    /// holding `cycles`, controlled by `controller`.
+    pub fn create_canister_at(
+        &self,
+        id: Principal,
+        controller: Principal,
+        cycles: u128,
+    ) -> Result<Principal, RejectResponse> {
+        self.lock()
+            .create_canister_at(controller, Some(id), None, cycles, 0)
+    }
+
     pub fn add_cycles(&self, canister: Principal, amount: u128) -> u128 {
         let mut s = self.lock();
         match s.canisters.get_mut(&canister) {

@@ -251,6 +251,35 @@ impl State {
         cycles: u128,
         fee: u128,
     ) -> Result<Principal, RejectResponse> {
+        self.create_canister_at(caller, None, settings, cycles, fee)
+    }
+
+    /// [`Self::create_canister_with`] at `specified` (`provisional_create_canister_with_cycles`'
+    /// `specified_id`, as PocketIC and a local replica accept it: any id not in use), else at
+    /// the next free id.
+    pub fn create_canister_at(
+        &mut self,
+        caller: Principal,
+        specified: Option<Principal>,
+        settings: Option<CanisterSettings>,
+        cycles: u128,
+        fee: u128,
+    ) -> Result<Principal, RejectResponse> {
+        if let Some(id) = specified {
+            if self.canisters.contains_key(&id) {
+                return Err(RejectResponse::ic(
+                    409,
+                    format!("The specified canister id {id} is already in use"),
+                ));
+            }
+            let len = id.as_slice().len();
+            if len != 10 || id.as_slice()[8..] != [1, 1] {
+                return Err(RejectResponse::ic(
+                    400,
+                    format!("The specified id {id} is not a canister id"),
+                ));
+            }
+        }
         if cycles < fee {
             return Err(RejectResponse::ic(
                 403,
@@ -261,7 +290,10 @@ impl State {
         }
         let settings = settings.unwrap_or_default();
         Self::validate_settings(&settings)?;
-        let id = self.new_canister(vec![caller], cycles - fee);
+        let id = match specified {
+            Some(id) => self.new_canister_at(id, vec![caller], cycles - fee),
+            None => self.new_canister(vec![caller], cycles - fee),
+        };
         if settings != CanisterSettings::default() {
             self.apply_settings(id, settings);
         }
@@ -759,7 +791,7 @@ impl State {
                     .amount
                     .map(|n| u128::try_from(n.0).unwrap_or(u128::MAX))
                     .unwrap_or(100_000_000_000_000);
-                let id = self.create_canister_with(caller, settings, amount, 0)?;
+                let id = self.create_canister_at(caller, a.specified_id, settings, amount, 0)?;
                 Ok((encode(&mc::CanisterIdRecord { canister_id: id }), cycles))
             }
             "provisional_top_up_canister" => {

@@ -257,8 +257,24 @@ impl State {
     }
 
     pub fn new_canister(&mut self, controllers: Vec<Principal>, cycles: u128) -> Principal {
-        let id = ids::canister_id(self.next_canister);
+        // Ids in order, skipping one a specified-id creation took.
+        let mut id = ids::canister_id(self.next_canister);
         self.next_canister += 1;
+        while self.canisters.contains_key(&id) {
+            id = ids::canister_id(self.next_canister);
+            self.next_canister += 1;
+        }
+        self.new_canister_at(id, controllers, cycles)
+    }
+
+    /// A canister at `id`, which must not be in use.
+    pub fn new_canister_at(
+        &mut self,
+        id: Principal,
+        controllers: Vec<Principal>,
+        cycles: u128,
+    ) -> Principal {
+        debug_assert!(!self.canisters.contains_key(&id), "{id} in use");
         let mut c = Canister::new(&self.engine, id);
         c.ctx_mut().controllers = controllers;
         c.ctx_mut().balance = cycles;

@@ -434,3 +434,55 @@ fn injected_faults_reject_trap_in_callback_and_skip_unbounded_timeouts() {
         .all(|c| c.caller == a && c.callee == b && c.method == "inc" && !c.bounded));
     assert!(r.take_call_log().is_empty());
 }
+
+/// `provisional_create_canister_with_cycles` with `specified_id` (as icp-cli, dfx
+/// `--specified-id` and PocketIC use it; `canvid serve` puts the cycles ledger and the CMC at
+/// their IC ids this way): the canister is created there, an id in use is refused, and later
+/// creations in order skip the id it took.
+#[test]
+fn provisional_create_at_a_specified_id() {
+    use ic_management_canister_types as mc;
+    let r = Replica::new();
+    let user = Principal::self_authenticating([7u8; 32]);
+    let create = |specified: Option<Principal>| {
+        let arg = mc::ProvisionalCreateCanisterWithCyclesArgs {
+            amount: Some(candid::Nat::from(5_000_000_000_000u64)),
+            specified_id: specified,
+            ..Default::default()
+        };
+        r.update_call(
+            Principal::management_canister(),
+            user,
+            "provisional_create_canister_with_cycles",
+            candid::encode_one(arg).unwrap(),
+        )
+        .map(|b| {
+            candid::decode_one::<mc::CanisterIdRecord>(&b)
+                .unwrap()
+                .canister_id
+        })
+    };
+    let first = create(None).unwrap();
+    assert_eq!(first, ids::canister_id(0));
+    // The IC's cycles minting canister id is the 5th id in order; the cycles ledger's lies
+    // elsewhere.
+    let cmc = Principal::from_text("rkp4c-7iaaa-aaaaa-aaaca-cai").unwrap();
+    assert_eq!(cmc, ids::canister_id(4));
+    let ledger = Principal::from_text("um5iw-rqaaa-aaaaq-qaaba-cai").unwrap();
+    for id in [cmc, ledger] {
+        assert_eq!(create(Some(id)).unwrap(), id);
+        assert_eq!(r.get_controllers(id), vec![user]);
+        assert_eq!(r.cycle_balance(id), 5_000_000_000_000);
+        let e = create(Some(id)).expect_err("an id in use");
+        assert!(e.reject_message.contains("already in use"), "{e:?}");
+    }
+    let e = create(Some(user)).expect_err("not a canister id");
+    assert!(e.reject_message.contains("not a canister id"), "{e:?}");
+    // In order: 1, 2, 3, then 5 (4 is the CMC's).
+    let next: Vec<Principal> = (0..4).map(|_| create(None).unwrap()).collect();
+    assert_eq!(
+        next,
+        [1, 2, 3, 5].map(ids::canister_id).to_vec(),
+        "ids in order skip the specified one"
+    );
+}
