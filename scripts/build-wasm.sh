@@ -16,6 +16,9 @@
 # The fixture (replica-probe) is copied as cargo built it: the replica's own tests rely on its
 # exact sections.
 #
+# Each shrunk module is also written gzipped (`<name>.wasm.gz`, `gzip -9 -n`: byte-identical for
+# the same module), which install_code accepts as is.
+#
 # Last, it prints each module's sha256: the module hash that `icp canister status` / `dfx canister
 # info` show for a canister installed with that file, to check that a deployment runs the module
 # you built. The IC hashes a module as it was sent: video canisters run video.wasm gzipped, as
@@ -59,11 +62,17 @@ for p in "${packages[@]}"; do
   "$ICP_WASM_BIN" "$tmp" -o "$tmp" metadata candid:service -f "candid/$name.did" -v public
   "$ICP_WASM_BIN" "$tmp" -o "$tmp" metadata canvid:version -d "$crate_version $commit" -v public
   mv "$tmp" "$out/$name.wasm"
+  # Gzipped too (`-n`: no name or time in the header, so the same module gives the same bytes):
+  # install_code takes it as is (the IC decompresses it), it is a quarter of the upload, and the
+  # module hash icp/dfx show for a canister installed from it is this file's sha256.
+  gzip -9 -n -c "$out/$name.wasm" > "$out/$name.wasm.gz"
 done
 
 step "module hashes (sha256; compare with \`icp canister status\` / \`dfx canister info\`; video canisters made by spawn run the gzip spawn's \`video_wasm_info\` names)"
 for p in "${packages[@]}"; do
   name="${p#canvid-}"
-  printf '%s  %s  (%s bytes)\n' "$(sha256sum "$out/$name.wasm" | cut -d' ' -f1)" \
-    "$out/$name.wasm" "$(stat -c %s "$out/$name.wasm")"
+  for f in "$out/$name.wasm" "$out/$name.wasm.gz"; do
+    [ -f "$f" ] || continue
+    printf '%s  %s  (%s bytes)\n' "$(sha256sum "$f" | cut -d' ' -f1)" "$f" "$(stat -c %s "$f")"
+  done
 done
