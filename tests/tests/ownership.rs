@@ -203,7 +203,8 @@ fn m1_a_retried_controllers_step_never_gives_a_sold_video_back(b: &dyn Backend) 
     // controller): the install goes through, the controllers step's call to the video cannot,
     // and waits for a retry.
     let id = sp.tick_until_installing();
-    b.stop(id, Some(d.spawn)).expect("the spawn stops the video");
+    b.stop(id, Some(d.spawn))
+        .expect("the spawn stops the video");
     let created = ok("create_video", sp.await_create_video(call));
     assert_eq!(created.canister_id, id);
     assert_eq!(
