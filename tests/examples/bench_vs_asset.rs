@@ -24,7 +24,9 @@
 //! Every byte read back is compared with the file. Figures go to docs/performance.md; none is
 //! asserted. Wall times depend on the machine and its load.
 
-use canvid_tests::asset_canister::{self as asset, AssetHttpResponse, StreamingCallbackHttpResponse};
+use canvid_tests::asset_canister::{
+    self as asset, AssetHttpResponse, StreamingCallbackHttpResponse,
+};
 use canvid_tests::backend::{Backend, BackendExt};
 use canvid_tests::clients::{ok, spec_for, Video};
 use canvid_tests::deploy::{standalone_video, T};
@@ -69,7 +71,12 @@ fn get(url: &str, range_start: Option<u64>) -> HttpRequest {
 /// Is the 206 for `Range: bytes=<start>-` served from the certification tree (not upgraded)?
 fn certified(b: &ReplicaBackend, video: Principal, start: u64) -> bool {
     let r: HttpResponse = b
-        .query1(video, principal("viewer"), "http_request", &get("/video", Some(start)))
+        .query1(
+            video,
+            principal("viewer"),
+            "http_request",
+            &get("/video", Some(start)),
+        )
         .expect("http_request");
     r.upgrade != Some(true)
 }
@@ -198,7 +205,9 @@ fn fill_asset_canister(b: &ReplicaBackend, owner: Principal) {
     let id = asset::install(b, owner, 100_000 * T);
     let batch: asset::CreateBatchResponse = {
         let arg = candid::encode_args(()).expect("()");
-        let r = b.update_raw(id, owner, "create_batch", arg).expect("create_batch");
+        let r = b
+            .update_raw(id, owner, "create_batch", arg)
+            .expect("create_batch");
         candid::decode_one(&r).expect("create_batch reply")
     };
     let piece = ByteBuf::from(GenFile::new(7, asset::MAX_CHUNK_SIZE, CHUNK).bytes());
@@ -296,7 +305,12 @@ fn main() {
         ] {
             let before = b.cycle_balance(id);
             let t0 = Instant::now();
-            let r = b.upgrade(id, module, candid::encode_args(()).expect("()"), Some(owner));
+            let r = b.upgrade(
+                id,
+                module,
+                candid::encode_args(()).expect("()"),
+                Some(owner),
+            );
             let time = t0.elapsed();
             let cycles = before - b.cycle_balance(id);
             let (heap, stable) = asset::memory(&b, id, owner);

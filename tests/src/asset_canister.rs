@@ -186,7 +186,12 @@ pub fn upload(
 ) -> Result<UploadStats, Reject> {
     let mut stats = UploadStats::default();
     // ic-asset asks which assets exist and which API version the canister speaks (queries).
-    b.query_raw(canister, sender, "list", candid::encode_args(()).expect("()"))?;
+    b.query_raw(
+        canister,
+        sender,
+        "list",
+        candid::encode_args(()).expect("()"),
+    )?;
     let (api_version,): (u16,) = b.query(canister, sender, "api_version", ())?;
     assert!(api_version >= 1, "batch API version {api_version}");
     let batch: CreateBatchResponse = {

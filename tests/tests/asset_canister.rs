@@ -6,7 +6,9 @@
 //! 5,000,000 bytes: two full 1,900,000-byte `create_chunk`s and a 1,200,000-byte `create_chunks`
 //! for the asset canister; chunks of 2,000,000, 2,000,000 and 1,000,000 bytes for canvid.
 
-use canvid_tests::asset_canister::{self as asset, AssetHttpResponse, StreamingCallbackHttpResponse};
+use canvid_tests::asset_canister::{
+    self as asset, AssetHttpResponse, StreamingCallbackHttpResponse,
+};
 use canvid_tests::deploy::{standalone_video, T};
 use canvid_tests::http_types::{HttpRequest, HttpResponse};
 use canvid_tests::{principal, Backend, BackendExt, GenFile, Principal};
@@ -78,7 +80,10 @@ fn same_file_in_both(b: &dyn Backend) {
     let assets = asset::install(b, owner, 10 * T);
     let stats = asset::upload(b, assets, owner, "/video.mp4", "video/mp4", &file)
         .unwrap_or_else(|e| panic!("upload into the asset canister: {e}"));
-    assert_eq!(stats.updates, 5, "create_batch, 2 create_chunk, create_chunks, commit_batch");
+    assert_eq!(
+        stats.updates, 5,
+        "create_batch, 2 create_chunk, create_chunks, commit_batch"
+    );
     let request = get("/video.mp4", Vec::new());
     let first: AssetHttpResponse = b
         .query1(assets, viewer, "http_request", &request)
