@@ -98,6 +98,7 @@ fn upload_canvid<'a>(
     assert_eq!(meta.status, VideoStatus::Ready);
     // The certification tree of a large video is finished by timers: the upload is done (and
     // paid) when the last chunk answers certified.
+    let after_finish = b.cycle_balance(video.id);
     let last = (file.chunk_count() as u64 - 1) * CHUNK;
     let mut rounds = 0;
     while !certified(b, video.id, last) {
@@ -107,6 +108,12 @@ fn upload_canvid<'a>(
     }
     let time = t0.elapsed();
     let cycles = before - b.cycle_balance(video.id);
+    println!(
+        "canvid, {} bytes: {:.2} B cycles until finish_upload answered, {:.2} B more in {rounds} rounds until the last chunk was certified",
+        file.size,
+        (before - after_finish) as f64 / 1e9,
+        (after_finish - b.cycle_balance(video.id)) as f64 / 1e9
+    );
     let (heap, stable) = asset::memory(b, video.id, owner);
     let upload = Upload {
         cycles,
