@@ -68,8 +68,18 @@ for p in "${packages[@]}"; do
   gzip -9 -n -c "$out/$name.wasm" > "$out/$name.wasm.gz"
 done
 
+# DFINITY's asset canister (ic-certified-assets from crates.io), a benchmark fixture only
+# (docs/performance.md, "canvid vs the DFINITY asset canister"; tests/tests/asset_canister.rs).
+# A workspace of its own (ic-cdk 0.18 cannot share canvid's dependency graph), built as
+# dfinity/sdk builds it (release, LTO, opt-level "z") and shrunk as dfx ships it. Cold build
+# ≈ 100 s of CPU (its ~60 dependencies), a no-op afterwards.
+cargo build --quiet --manifest-path bench/asset-canister/Cargo.toml --target-dir target \
+  --target wasm32-unknown-unknown --release
+"$ICP_WASM_BIN" target/wasm32-unknown-unknown/release/canvid_asset_canister.wasm \
+  -o "$out/asset.wasm" shrink
+
 step "module hashes (sha256; compare with \`icp canister status\` / \`dfx canister info\`; video canisters made by spawn run the gzip spawn's \`video_wasm_info\` names)"
-for p in "${packages[@]}"; do
+for p in "${packages[@]}" canvid-asset; do
   name="${p#canvid-}"
   for f in "$out/$name.wasm" "$out/$name.wasm.gz"; do
     [ -f "$f" ] || continue

@@ -20,6 +20,7 @@
 //! Modules: `target/canisters/{video,spawn,index}.wasm` (built by `scripts/build-wasm.sh`), or
 //! `$CANVID_WASM_DIR/*.wasm`. A missing module fails the test.
 
+pub mod asset_canister;
 pub mod backend;
 pub mod clients;
 pub mod data;
