@@ -16,8 +16,8 @@
 # The fixture (replica-probe) is copied as cargo built it: the replica's own tests rely on its
 # exact sections.
 #
-# Each shrunk module is also written gzipped (`<name>.wasm.gz`, `gzip -9 -n`: byte-identical for
-# the same module), which install_code accepts as is.
+# Each shrunk module is also written gzipped (`<name>.wasm.gz`, by the deploy recipe's gzip, so
+# the gzip of video.wasm is exactly the module spawned video canisters run).
 #
 # Last, it prints each module's sha256: the module hash that `icp canister status` / `dfx canister
 # info` show for a canister installed with that file, to check that a deployment runs the module
@@ -62,10 +62,18 @@ for p in "${packages[@]}"; do
   "$ICP_WASM_BIN" "$tmp" -o "$tmp" metadata candid:service -f "candid/$name.did" -v public
   "$ICP_WASM_BIN" "$tmp" -o "$tmp" metadata canvid:version -d "$crate_version $commit" -v public
   mv "$tmp" "$out/$name.wasm"
-  # Gzipped too (`-n`: no name or time in the header, so the same module gives the same bytes):
-  # install_code takes it as is (the IC decompresses it), it is a quarter of the upload, and the
-  # module hash icp/dfx show for a canister installed from it is this file's sha256.
-  gzip -9 -n -c "$out/$name.wasm" > "$out/$name.wasm.gz"
+done
+
+# Each module gzipped too, by the deploy recipe's own gzip (devkit `gzip-wasm`: deterministic,
+# flate2 best), so that video.wasm.gz is byte for byte what the spawn canister installs into
+# every video canister: its sha256 below is the module hash `icp canister status` shows for a
+# spawned video, and spawn's `video_wasm_info`. install_code takes a gzip as is (the IC
+# decompresses it) and it is about a quarter of the upload.
+cargo build --quiet -p canvid-devkit --bin gzip-wasm
+for p in "${packages[@]}"; do
+  name="${p#canvid-}"
+  [ "$name" = replica-probe ] && continue
+  target/debug/gzip-wasm "$out/$name.wasm" "$out/$name.wasm.gz"
 done
 
 # DFINITY's asset canister (ic-certified-assets from crates.io), a benchmark fixture only
@@ -78,7 +86,7 @@ cargo build --quiet --manifest-path bench/asset-canister/Cargo.toml --target-dir
 "$ICP_WASM_BIN" target/wasm32-unknown-unknown/release/canvid_asset_canister.wasm \
   -o "$out/asset.wasm" shrink
 
-step "module hashes (sha256; compare with \`icp canister status\` / \`dfx canister info\`; video canisters made by spawn run the gzip spawn's \`video_wasm_info\` names)"
+step "module hashes (sha256; compare with \`icp canister status\` / \`dfx canister info\`; video canisters made by spawn run video.wasm.gz)"
 for p in "${packages[@]}" canvid-asset; do
   name="${p#canvid-}"
   for f in "$out/$name.wasm" "$out/$name.wasm.gz"; do

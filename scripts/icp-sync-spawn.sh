@@ -3,7 +3,8 @@
 # are installed (icp-cli sets ICP_CLI_ENVIRONMENT, ICP_CLI_CID = spawn, ICP_CLI_CID_INDEX):
 #   1. spawn's index := the index of this environment;
 #   2. the index's registrars := [spawn] (only the spawn canister may register videos);
-#   3. spawn's video module := target/canisters/video.wasm, gzipped, with its sha256, sent as a
+#   3. spawn's video module := target/canisters/video.wasm.gz (as scripts/build-wasm.sh gzipped
+#      it, so the module hash it printed is every spawned video's), with its sha256, sent as a
 #      candid file (far over the 128 KiB one command-line argument may hold; docs/deploy.md).
 # Each call is idempotent: a second deploy sets the same values again.
 set -euo pipefail
@@ -19,8 +20,7 @@ index=${ICP_CLI_CID_INDEX:?no index canister in this environment}
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-gzip -9 -n -c target/canisters/video.wasm > "$tmp/video.wasm.gz"
-python3 - "$tmp/video.wasm.gz" > "$tmp/set_wasm.did" <<'PY'
+python3 - target/canisters/video.wasm.gz > "$tmp/set_wasm.did" <<'PY'
 import hashlib, sys
 w = open(sys.argv[1], "rb").read()
 blob = "".join("\\%02x" % b for b in w)

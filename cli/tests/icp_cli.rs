@@ -305,6 +305,14 @@ fn icp_cli_against_canvid_serve() {
         status.contains(&format!("Module hash: 0x{gz_hash}")),
         "{status}"
     );
+    // The build's video.wasm.gz (whose hash scripts/build-wasm.sh prints) is that very module.
+    let built_gz = std::fs::read(canvid_devkit::wasm_dir().join("video.wasm.gz"))
+        .expect("scripts/build-wasm.sh writes target/canisters/video.wasm.gz");
+    assert_eq!(
+        sha256_hex(&built_gz),
+        gz_hash,
+        "video.wasm.gz is not what spawn installs"
+    );
     let o = call(&home, &n, &[&n.spawn, "video_wasm_info", "()", "--query"]);
     let out = text(&o.stdout);
     assert!(o.status.success(), "{out}\n{}", text(&o.stderr));
