@@ -18,7 +18,7 @@ import type {
   UpgradeOutcome,
   WasmInfo,
 } from './bindings/spawn.did.js';
-import { type CallSite, UsageError, fromAgentError, unwrap } from './errors.js';
+import { type CallSite, UsageError, guard, unwrap } from './errors.js';
 import { principalText } from './list.js';
 import { type RetryPolicy, withRetry } from './retry.js';
 
@@ -39,18 +39,12 @@ async function sha256(data: Uint8Array): Promise<Uint8Array> {
 
 /** A caller for one canister: guarded (typed errors), with or without the retry policy. */
 function caller(canisterId: Principal, policy: RetryPolicy) {
-  const once = async <T>(method: string, f: () => Promise<T>): Promise<T> => {
-    const site: CallSite = { canisterId: canisterId.toText(), method };
-    try {
-      return await f();
-    } catch (err) {
-      throw fromAgentError(err, site);
-    }
-  };
+  const site = (method: string): CallSite => ({ canisterId: canisterId.toText(), method });
+  const once = <T>(method: string, f: () => Promise<T>): Promise<T> => guard(site(method), f);
   return {
     once,
     retried: <T>(method: string, f: () => Promise<T>, signal?: AbortSignal) => withRetry(() => once(method, f), { policy, signal }),
-    site: (method: string): CallSite => ({ canisterId: canisterId.toText(), method }),
+    site,
   };
 }
 

@@ -24,7 +24,7 @@ import { fromHex, toHex } from './bytes.js';
 import { type CertifiedCanisterInfo, type ResponseVerifier, metadataRequest, readCanisterInfo, verifyMetadataAnswer } from './certified.js';
 import type { UploadInput } from './chunking.js';
 import { type ChunkDigestPage, type DownloadOptions, type VideoReadApi, downloadAll, downloadStream, toDigestPage } from './download.js';
-import { AbortError, type CallSite, TransferVerificationError, UsageError, fromAgentError, unwrap } from './errors.js';
+import { AbortError, type CallSite, TransferVerificationError, UsageError, guard, unwrap } from './errors.js';
 import { type ListOptions, type Page, type VideoListing, paginate, principalText, toListing } from './list.js';
 import { type RetryPolicy, retryPolicy, sleep, withRetry } from './retry.js';
 import {
@@ -240,14 +240,6 @@ export interface CallOptions {
   retry?: Partial<RetryPolicy>;
 }
 
-/** Awaits `f()`, turning agent errors into typed `CanvidError`s. */
-async function guard<T>(site: CallSite, f: () => Promise<T>): Promise<T> {
-  try {
-    return await f();
-  } catch (err) {
-    throw fromAgentError(err, site);
-  }
-}
 
 /** Client for the canvid canisters. Create it with `CanvidClient.create`. */
 export class CanvidClient {

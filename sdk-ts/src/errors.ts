@@ -326,6 +326,15 @@ export function fromCandidError(e: CandidError, site?: CallSite): CanisterError 
   return new Cls(kind, details, describeCandidError(e), { site, transient: kind === 'Busy' });
 }
 
+/** Awaits `f()`, turning agent errors into typed `CanvidError`s. */
+export async function guard<T>(site: CallSite, f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (err) {
+    throw fromAgentError(err, site);
+  }
+}
+
 /** Unwraps a candid `Result`: the `Ok` value, or throws the typed error for `Err`. */
 export function unwrap<T>(r: { Ok: T } | { Err: CandidError }, site?: CallSite): T {
   if ('Err' in r) throw fromCandidError(r.Err, site);

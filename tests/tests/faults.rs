@@ -118,7 +118,17 @@ fn orphaned_by_a_trap(f: &canvid_types::spawn::InFlight) -> bool {
             .starts_with("interrupted before a canister was recorded")
 }
 
-impl World<'_> {
+impl<'a> World<'a> {
+    /// A fresh deployment (index + spawn) on `r`, nothing counted yet.
+    fn new(r: &'a ReplicaBackend) -> Self {
+        World {
+            r,
+            d: deploy(r),
+            fig: Figures::default(),
+            orphans: 0,
+        }
+    }
+
     fn check(&mut self, cond: bool, what: impl FnOnce() -> String) {
         self.fig.invariants += 1;
         assert!(cond, "{}", what());
@@ -240,13 +250,7 @@ impl World<'_> {
 #[test]
 fn create_video_with_a_fault_at_every_await_point() {
     let r = ReplicaBackend::new();
-    let d = deploy(&r);
-    let mut w = World {
-        r: &r,
-        d,
-        fig: Figures::default(),
-        orphans: 0,
-    };
+    let mut w = World::new(&r);
     let file = GenFile::new(15, 120_000, 50_000);
     let _ = r.replica.take_call_log();
     let before = w.d.spawn_client().stats().balance;
@@ -341,13 +345,7 @@ fn create_video_with_a_fault_at_every_await_point() {
 #[test]
 fn change_owner_with_a_fault_at_every_await_point() {
     let r = ReplicaBackend::new();
-    let d = deploy(&r);
-    let mut w = World {
-        r: &r,
-        d,
-        fig: Figures::default(),
-        orphans: 0,
-    };
+    let mut w = World::new(&r);
     let file = GenFile::new(16, 120_000, 50_000);
     let creator = principal("creator");
     let id = w.create(creator).expect("creation");
@@ -431,13 +429,7 @@ fn change_owner_with_a_fault_at_every_await_point() {
 #[test]
 fn a_trapped_transfer_callback_is_reconciled() {
     let r = ReplicaBackend::new();
-    let d = deploy(&r);
-    let mut w = World {
-        r: &r,
-        d,
-        fig: Figures::default(),
-        orphans: 0,
-    };
+    let mut w = World::new(&r);
     let creator = principal("creator");
     let id = w.create(creator).expect("creation");
     let v = w.d.video(id);
@@ -468,13 +460,7 @@ fn a_trapped_transfer_callback_is_reconciled() {
 #[test]
 fn finish_upload_with_a_fault_at_every_await_point() {
     let r = ReplicaBackend::new();
-    let d = deploy(&r);
-    let mut w = World {
-        r: &r,
-        d,
-        fig: Figures::default(),
-        orphans: 0,
-    };
+    let mut w = World::new(&r);
     let file = GenFile::new(18, 120_000, 50_000);
     // One fault-free run finds the await points.
     let scenario = |w: &mut World, n: usize| -> (Principal, Principal, Principal) {
@@ -625,13 +611,7 @@ fn kinds_for(method: &str, bounded: bool) -> Vec<Fault> {
 #[test]
 fn spawn_recovery_with_faults_in_its_own_calls() {
     let r = ReplicaBackend::new();
-    let d = deploy(&r);
-    let mut w = World {
-        r: &r,
-        d,
-        fig: Figures::default(),
-        orphans: 0,
-    };
+    let mut w = World::new(&r);
     let spawn = w.d.spawn;
     let file = GenFile::new(17, 30_000, 10_000);
     // Where the creation is left (the call its own drive fails on) and the recovery calls that
@@ -718,13 +698,7 @@ fn spawn_recovery_with_faults_in_its_own_calls() {
 #[test]
 fn video_recovery_with_faults_in_its_own_calls() {
     let r = ReplicaBackend::new();
-    let d = deploy(&r);
-    let mut w = World {
-        r: &r,
-        d,
-        fig: Figures::default(),
-        orphans: 0,
-    };
+    let mut w = World::new(&r);
     let file = GenFile::new(18, 30_000, 10_000);
     let creator = principal("recovery-creator");
     let id = w.create(creator).expect("creation");
@@ -903,13 +877,7 @@ fn video_recovery_with_faults_in_its_own_calls() {
 #[test]
 fn a_trap_in_the_spawns_recovery_stops_its_retry_timer() {
     let r = ReplicaBackend::new();
-    let d = deploy(&r);
-    let w = World {
-        r: &r,
-        d,
-        fig: Figures::default(),
-        orphans: 0,
-    };
+    let w = World::new(&r);
     let spawn = w.d.spawn;
     r.replica.inject_fault(every(
         spawn,

@@ -177,7 +177,9 @@ pub fn kick() {
 /// After an upgrade: nothing awaits any more, so a hand-over marked in flight is due again, and
 /// one that is due runs at once.
 pub fn after_upgrade() {
-    mutate(handover::handover_interrupted);
+    if canister::with(|s| handover::handover_in_flight(s.state())) {
+        mutate(handover::handover_interrupted);
+    }
     if canister::with(|s| handover::handover_due(s.state())) {
         ic_cdk_timers::set_timer(Duration::ZERO, hand_over());
     }
