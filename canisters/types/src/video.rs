@@ -434,6 +434,17 @@ pub struct ChangeOwnerArgs {
     pub keep_controllers: Option<Vec<Principal>>,
 }
 
+/// `collection_transfer` argument: the video's index, acting as the ICRC-7 collection that
+/// lists the video as a token, moves it from `from` to `to` (docs/nft.md). `from` is a
+/// compare-and-swap guard: the collection decided on its own record of the owner, and a
+/// transfer the video made meanwhile (a direct `change_owner`) must not be overridden.
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]
+pub struct CollectionTransferArgs {
+    /// The owner the collection believes holds the video; refused (`Conflict`) if it is not.
+    pub from: Principal,
+    pub to: Principal,
+}
+
 /// How long an ownership offer may be accepted: 7 days, in nanoseconds.
 pub const OFFER_VALIDITY_NS: u64 = 7 * 24 * 3600 * 1_000_000_000;
 

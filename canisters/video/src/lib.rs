@@ -29,8 +29,8 @@ use candid::Principal;
 #[allow(unused_imports)]
 use canvid_types::video::{
     CanisterInfo, ChangeOwnerArgs, ChangeOwnerResult, ChunkDigests, ChunkReceipt, ChunkUpload,
-    DigestsArgs, MetadataPatch, MissingArgs, MissingChunks, OfferArgs, OwnershipOffer, PosterArgs,
-    RangeArgs, UploadSpec, VideoInit, VideoMetadata,
+    CollectionTransferArgs, DigestsArgs, MetadataPatch, MissingArgs, MissingChunks, OfferArgs,
+    OwnershipOffer, PosterArgs, RangeArgs, UploadSpec, VideoInit, VideoMetadata,
 };
 #[allow(unused_imports)]
 use canvid_types::Result;

@@ -22,7 +22,9 @@ use std::time::Duration;
 
 use candid::{Principal, Reserved};
 use canvid_types::index::OwnerChange;
-use canvid_types::video::{ChangeOwnerArgs, ChangeOwnerResult, OfferArgs, OwnershipOffer};
+use canvid_types::video::{
+    ChangeOwnerArgs, ChangeOwnerResult, CollectionTransferArgs, OfferArgs, OwnershipOffer,
+};
 use canvid_types::{Error, Result};
 use ic_cdk::api::{canister_self, msg_caller, time};
 use ic_cdk::call::Call;
@@ -91,6 +93,19 @@ async fn change_owner(args: ChangeOwnerArgs) -> Result<ChangeOwnerResult> {
         s.update_state(|st| logic::begin_transfer(st, &caller, &args, self_id, time()))
     })?;
     run_transfer(self_id, args.new_owner).await
+}
+
+/// The video's index, as the ICRC-7 collection listing this video, transfers it (see
+/// [`logic::begin_collection_transfer`]); then the same steps as `change_owner`. Ingress can
+/// never call it (the caller must be a canister), so `inspect_message` refuses it.
+#[ic_cdk::update]
+async fn collection_transfer(args: CollectionTransferArgs) -> Result<ChangeOwnerResult> {
+    let caller = msg_caller();
+    let self_id = canister_self();
+    canister::with_mut(|s| {
+        s.update_state(|st| logic::begin_collection_transfer(st, &caller, &args, self_id, time()))
+    })?;
+    run_transfer(self_id, args.to).await
 }
 
 /// Step one of a two-step transfer (owner or operator): only `args.new_owner` can complete it,

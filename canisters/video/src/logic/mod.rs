@@ -4,8 +4,8 @@
 
 use candid::Principal;
 use canvid_types::video::{
-    ChangeOwnerArgs, OfferArgs, OwnershipOffer, PendingNotification, MAX_KEPT_CONTROLLERS,
-    OFFER_VALIDITY_NS,
+    ChangeOwnerArgs, CollectionTransferArgs, OfferArgs, OwnershipOffer, PendingNotification,
+    MAX_KEPT_CONTROLLERS, OFFER_VALIDITY_NS,
 };
 use canvid_types::{is_canister_id, Error, Result};
 
@@ -38,6 +38,54 @@ pub fn begin_transfer(
         requested_by: *caller,
         started_at: now,
         keep,
+        controllers: None,
+    });
+    Ok(())
+}
+
+/// Step 1 of `collection_transfer`: the video's index (the ICRC-7 collection) moves the video
+/// from `args.from` to `args.to`. The collection checked the token owner's consent (its own
+/// transfer, or an ICRC-37 approval); the video checks that the caller is its index, that
+/// `from` still owns it (a direct transfer meanwhile wins), and that the owner controls the
+/// canister already: before the hand-over a transfer would move only the app-level owner, and a
+/// token must always move the canister itself. Then the transfer runs as `change_owner`'s,
+/// keeping the installing canister as a controller if it is one.
+pub fn begin_collection_transfer(
+    s: &mut State,
+    caller: &Principal,
+    args: &CollectionTransferArgs,
+    self_id: Principal,
+    now: u64,
+) -> Result<()> {
+    if s.index.as_ref() != Some(caller) {
+        return Err(Error::NotAuthorized {
+            caller: *caller,
+            reason: "only this video's index (its ICRC-7 collection) may call collection_transfer"
+                .into(),
+        });
+    }
+    if s.owner != args.from {
+        return Err(Error::Conflict {
+            reason: format!(
+                "the video is owned by {}, not {}: the collection's record is stale",
+                s.owner, args.from
+            ),
+        });
+    }
+    if !owner_controls(s) {
+        return Err(Error::NotReady {
+            reason: "the video's token can move once its upload is finished and its owner \
+                     controls the canister"
+                .into(),
+        });
+    }
+    busy_if_in_flight(s)?;
+    check_new_owner(s, args.to, self_id)?;
+    s.transfer_in_flight = Some(InFlight {
+        new_owner: args.to,
+        requested_by: *caller,
+        started_at: now,
+        keep: None,
         controllers: None,
     });
     Ok(())
@@ -390,6 +438,76 @@ mod tests {
         );
         notification_delivered(&mut s, 1);
         assert!(s.pending_notification.is_none());
+    }
+
+    /// The collection (the video's index, canister 7) may move the token only from the owner it
+    /// names, only once the owner controls the canister, and nobody else may call it.
+    #[test]
+    fn collection_transfer_rules() {
+        let me = canister(5);
+        let new = user(6);
+        let args = |from: Principal| CollectionTransferArgs { from, to: new };
+        let mut s = state();
+        for who in [user(OWNER), user(OPERATOR), user(STRANGER), canister(8)] {
+            assert!(
+                matches!(
+                    begin_collection_transfer(&mut s, &who, &args(user(OWNER)), me, 1),
+                    Err(Error::NotAuthorized { .. })
+                ),
+                "{who}"
+            );
+        }
+        // A stale record of the owner: the direct transfer that happened meanwhile wins.
+        assert!(matches!(
+            begin_collection_transfer(&mut s, &canister(7), &args(user(STRANGER)), me, 1),
+            Err(Error::Conflict { .. })
+        ));
+        // Before the hand-over of control a token must not move (it would move the app-level
+        // owner only).
+        s.handover = Some(crate::store::Handover {
+            funded_by: canister(8),
+            handed_at: None,
+            in_flight: false,
+            attempts: 0,
+            last_error: None,
+            cycles_returned: 0,
+        });
+        assert!(matches!(
+            begin_collection_transfer(&mut s, &canister(7), &args(user(OWNER)), me, 1),
+            Err(Error::NotReady { .. })
+        ));
+        s.handover = None;
+        // The new owner gets the checks of change_owner.
+        assert!(matches!(
+            begin_collection_transfer(
+                &mut s,
+                &canister(7),
+                &CollectionTransferArgs {
+                    from: user(OWNER),
+                    to: me
+                },
+                me,
+                1
+            ),
+            Err(Error::InvalidArgument { .. })
+        ));
+        begin_collection_transfer(&mut s, &canister(7), &args(user(OWNER)), me, 1).unwrap();
+        let t = s.transfer_in_flight.clone().unwrap();
+        assert_eq!(
+            (t.new_owner, t.requested_by, t.keep),
+            (new, canister(7), None)
+        );
+        assert!(matches!(
+            begin_collection_transfer(&mut s, &canister(7), &args(user(OWNER)), me, 2),
+            Err(Error::Busy { .. })
+        ));
+        // A video without an index refuses everyone.
+        let mut s = state();
+        s.index = None;
+        assert!(matches!(
+            begin_collection_transfer(&mut s, &canister(7), &args(user(OWNER)), me, 1),
+            Err(Error::NotAuthorized { .. })
+        ));
     }
 
     fn offer(new_owner: Principal, keep: Option<Vec<Principal>>) -> OfferArgs {
