@@ -8,6 +8,11 @@
 //! `ic_cdk::api::certified_data_set` after every append (and in `post_upgrade`), and answers
 //! `icrc3_get_tip_certificate` with [`BlockLog::tip_certificate`] of
 //! `ic_cdk::api::data_certificate()`.
+//!
+//! Clients look the two labels up at the root of the certified tree, so the tip tree must be the
+//! root of the canister's certified data. A canister that certifies more (HTTP assets, say) must
+//! put its other labels beside these two in one tree, built from [`tip_tree`]'s leaves, and
+//! serve that whole tree (pruned) instead; canvid's index certifies only the tip.
 
 use ic_certification::{fork, label, leaf, HashTree};
 use ic_stable_structures::Memory;
@@ -156,5 +161,47 @@ mod tests {
                 labeled(LAST_BLOCK_INDEX, vec![1]),
             ])
         );
+    }
+
+    #[test]
+    fn a_client_verifies_the_whole_chain_from_the_tip() {
+        // ICRC-3's "Blocks Verification": take the certified tip, then walk back through phash.
+        let mut log = BlockLog::init(VectorMemory::default(), VectorMemory::default());
+        for n in 0..20u64 {
+            let tx = Tx::Burn {
+                tid: Nat::from(n),
+                from: Account::of(Principal::anonymous()),
+                to: None,
+                caller: CallerFields::default(),
+            };
+            log.append_tx(1_000 + n, &tx).unwrap();
+        }
+        let cert = log.tip_certificate(vec![]).unwrap();
+        let tree: HashTree = serde_cbor::from_slice(&cert.hash_tree).unwrap();
+        assert_eq!(tree.digest(), log.certified_data());
+        let LookupResult::Found(index) = tree.lookup_path([LAST_BLOCK_INDEX.as_bytes()]) else {
+            panic!("no index");
+        };
+        let LookupResult::Found(hash) = tree.lookup_path([LAST_BLOCK_HASH.as_bytes()]) else {
+            panic!("no hash");
+        };
+        let mut expected = hash.to_vec();
+        let blocks = log.get_blocks(
+            &vec![crate::types::GetBlocksRequest {
+                start: Nat::from(0u8),
+                length: Nat::from(leb_decode(index) + 1),
+            }],
+            100,
+        );
+        assert_eq!(blocks.blocks.len(), 20);
+        for b in blocks.blocks.iter().rev() {
+            assert_eq!(b.block.hash().to_vec(), expected, "block {}", b.id);
+            expected = match b.block.get("phash") {
+                Some(crate::Value::Blob(p)) => p.to_vec(),
+                None => Vec::new(),
+                other => panic!("phash {other:?}"),
+            };
+        }
+        assert!(expected.is_empty(), "block 0 has no parent");
     }
 }

@@ -51,4 +51,5 @@ pub mod value;
 pub use blocks::{Account, CallerFields, Subaccount, Tx};
 pub use codec::DecodeError;
 pub use log::{AppendError, BlockLog, MAX_BLOCKS_PER_CALL};
+pub use types::{get_archives, supported_block_types};
 pub use value::{Hash, Value};
