@@ -9,17 +9,19 @@
 //! The log never archives: one canister holds it all. At the measured 131 bytes of data + 8 of
 //! index per `7xfer` block (166 + 8 for `37xfer`), the 500 GiB a canister's stable memory may
 //! reach hold ~3.9 billion transfers (~3.1 billion `37xfer`s), far beyond what canvid's
-//! collection will log. `archived_blocks` is
-//! therefore always empty and `icrc3_get_archives` answers an empty list.
+//! collection will log. `archived_blocks` is therefore always empty and `icrc3_get_archives`
+//! answers an empty list.
 //!
 //! # Layout (format 1)
 //!
 //! The caller passes two memories (e.g. two `MemoryManager` virtual memories):
 //!
-//! - **index memory**: `StableLog`'s index: its 40-byte header (magic `b"GLI"`, layout version,
-//!   reserved bytes), then one `u64` LE per entry, the end offset of that entry in the data memory.
-//! - **data memory**: `StableLog`'s 32-byte header (magic `b"GLD"`, layout version, reserved),
-//!   then the entries back to back. Entry `i` is block `i`.
+//! - **index memory** (`StableLog`'s index): magic `b"GLI"` [0..3] · layout version u8 [3] ·
+//!   28 reserved bytes [4..32] · number of entries `L` u64 LE [32..40] · then per entry a u64 LE,
+//!   the end offset of that entry in the data area (entry `i` spans `end(i-1)..end(i)`).
+//! - **data memory** (`StableLog`'s data): magic `b"GLD"` [0..3] · layout version u8 [3] ·
+//!   28 reserved bytes [4..32] · then the entries back to back from byte 32. Entry `i` is
+//!   block `i`.
 //!
 //! Entry (variable length): byte 0 is the format version, `1`; then the whole block (the `Map`
 //! with `btype`, `ts`, `phash` except in block 0, and `tx`) as one encoded value:
