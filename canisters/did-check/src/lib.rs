@@ -60,6 +60,47 @@ pub fn compatible(new: &str, old: &str) -> Result<(), String> {
         .map_err(|e| format!("{e:#}"))
 }
 
+/// As [`compatible`], without candid's special `opt` rule: `t <: opt t'` for an unrelated `t`
+/// passes `compatible` (the value decodes as `null`), which is right for evolving one's own
+/// interface but hides a wrong type when checking against a published standard (a client would
+/// read every such answer as `null`). Here it is an error.
+pub fn implements(ours: &str, published: &str) -> Result<(), String> {
+    use candid::types::subtype::{subtype_with_config, OptReport};
+    let load = |text: &str| {
+        CandidSource::Text(text)
+            .load()
+            .map_err(|e| format!("{e:#}"))
+            .and_then(|(env, t)| t.map(|t| (env, t)).ok_or("no service type".to_string()))
+    };
+    let (mut env, t1) = load(ours)?;
+    let (env2, t2) = load(published)?;
+    let t2 = env.merge_type(env2, t2);
+    let mut gamma = std::collections::HashSet::new();
+    subtype_with_config(OptReport::Error, &mut gamma, &env, &t1, &t2).map_err(|e| format!("{e:#}"))
+}
+
+/// The published ICRC candid files: `../shared/standards` next to the repository (override with
+/// `ICRC_STANDARDS_DIR`). `None` where they are absent (a user's clone): callers then say so on
+/// stderr ([`skipped`]) instead of passing silently.
+pub fn standards_dir() -> Option<PathBuf> {
+    let dir = std::env::var("ICRC_STANDARDS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../../shared/standards"
+            ))
+        });
+    dir.is_dir().then_some(dir)
+}
+
+/// Reports a check that did not run, where it is seen: libtest captures `println!` of passing
+/// tests, but not direct writes to the stderr handle.
+pub fn skipped(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::compatible;

@@ -28,18 +28,43 @@ pub fn require_registrar() -> Result<Principal> {
     }
 }
 
-/// The ingress policy: update calls from users are only for admins and registrars
-/// (registrations and ownership reports normally come from canisters, which do not go through
-/// this hook). The endpoints check again: `inspect_message` is not a security boundary for
-/// inter-canister calls.
-pub fn accepts_ingress<M: Memory>(s: &IndexStore<M>, caller: &Principal) -> bool {
-    s.is_admin(caller) || s.is_registrar(caller)
+/// Largest ingress argument of a collection method: a full batch of transfers or approvals
+/// (10 requests of a few hundred bytes) fits many times over.
+pub const MAX_COLLECTION_ARG_BYTES: usize = 16 * 1024;
+
+/// The ingress policy (every accepted message is paid by the index): the admin methods for
+/// admins and registrars (registrations and ownership reports normally come from canisters,
+/// which do not go through this hook); the collection's updates for those who could succeed —
+/// holders of a token, and for `icrc37_transfer_from` and token revocations also principals
+/// some approval names — with a bounded argument. The endpoints check again: `inspect_message`
+/// is not a security boundary for inter-canister calls.
+pub fn accepts_ingress<M: Memory>(
+    s: &IndexStore<M>,
+    caller: &Principal,
+    method: &str,
+    arg_size: usize,
+) -> bool {
+    let holder = || s.count_by_owner(caller) > 0;
+    let collection = |ok: bool| ok && arg_size <= MAX_COLLECTION_ARG_BYTES;
+    match method {
+        "icrc7_transfer"
+        | "icrc37_approve_tokens"
+        | "icrc37_approve_collection"
+        | "icrc37_revoke_collection_approvals" => collection(holder()),
+        "icrc37_transfer_from" | "icrc37_revoke_token_approvals" => {
+            collection(holder() || s.is_spender(caller))
+        }
+        _ => s.is_admin(caller) || s.is_registrar(caller),
+    }
 }
 
 #[inspect_message]
 fn inspect_message() {
     let caller = msg_caller();
-    if store::with(|s| accepts_ingress(s, &caller)) {
+    let method = ic_cdk::api::msg_method_name();
+    // The size alone: copying a (possibly 2 MiB) argument would cost instructions.
+    let arg_size = ic0::msg_arg_data_size();
+    if store::with(|s| accepts_ingress(s, &caller, &method, arg_size)) {
         ic_cdk::api::accept_message();
     }
 }

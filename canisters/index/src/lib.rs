@@ -8,10 +8,13 @@
 //! - `guards`: `require_admin`, `require_registrar` and the `inspect_message` ingress policy;
 //! - [`logic`]: plain-Rust decisions (list bounds, repeated registrations, report ordering);
 //! - [`store`]: the whole stable state, [`store::IndexStore`] (byte layout in its module docs),
-//!   and the canister's singleton of it.
+//!   and the canister's singleton of it;
+//! - [`collection`]: the index as canvid's ICRC-7 collection (ICRC-37 approvals, ICRC-3 log):
+//!   every registered video is a token whose transfer moves the canister (docs/nft.md).
 //!
 //! See docs/spawn-and-index.md.
 
+pub mod collection;
 pub mod logic;
 pub mod store;
 
@@ -29,6 +32,25 @@ use canvid_types::index::{
 };
 #[allow(unused_imports)]
 use canvid_types::Result;
+
+#[allow(unused_imports)]
+use candid::Nat;
+#[allow(unused_imports)]
+use canvid_icrc3::types::{
+    DataCertificate, GetArchivesArgs, GetArchivesResult, GetBlocksArgs, GetBlocksResult,
+    SupportedBlockType,
+};
+#[allow(unused_imports)]
+use canvid_icrc3::Value;
+#[allow(unused_imports)]
+use canvid_types::icrc::*;
+
+/// Sets the canister's certified data to the ICRC-3 tip (the log's hash tree root): after every
+/// change that may have appended a block, and in `init` / `post_upgrade`.
+pub(crate) fn certify() {
+    let root = store::with(|s| s.log().certified_data());
+    ic_cdk::api::certified_data_set(root);
+}
 
 ic_cdk::export_candid!();
 

@@ -1,5 +1,7 @@
 //! Install and upgrade: everything is in stable memory, so there is no `pre_upgrade`, and
-//! `post_upgrade` just reopens the store and applies its argument, like `init`.
+//! `post_upgrade` just reopens the store and applies its argument, like `init`; both certify the
+//! ICRC-3 tip, start the backfill of mint blocks for videos registered before the collection,
+//! and the recovery of transfers an upgrade cut off.
 
 use canvid_types::index::IndexInit;
 use ic_cdk::api::msg_caller;
@@ -29,6 +31,29 @@ fn open(arg: Option<IndexInit>) {
         }
     }
     store::install(index);
+    crate::certify();
+    let now = ic_cdk::api::time();
+    if store::with_mut(|s| s.start_backfill_if_needed(now)) {
+        arm_backfill();
+    }
+    if store::with(|s| !s.pending_videos(1).is_empty()) {
+        // Calls do not survive an upgrade: whatever transfer was pending is settled from the
+        // IC's view of its video.
+        crate::collection::transfer::arm_recovery(0);
+    }
+}
+
+/// Mints per timer run of the backfill (each ~100 k instructions with its hashing).
+const BACKFILL_PER_RUN: usize = 2_000;
+
+fn arm_backfill() {
+    ic_cdk_timers::set_timer(std::time::Duration::ZERO, async {
+        let more = store::with_mut(|s| s.backfill_mints(ic_cdk::api::time(), BACKFILL_PER_RUN));
+        crate::certify();
+        if more {
+            arm_backfill();
+        }
+    });
 }
 
 #[init]

@@ -64,7 +64,9 @@ use ic_stable_structures::memory_manager::{MemoryId, MemoryManager, VirtualMemor
 use ic_stable_structures::storable::Bound as StorableBound;
 use ic_stable_structures::{DefaultMemoryImpl, Memory, StableBTreeMap, StableCell, Storable};
 
+use crate::collection::store::CollectionMaps;
 use crate::logic;
+use canvid_icrc3::BlockLog;
 
 // The canister's one store: opened by `lifecycle` in init/post_upgrade, borrowed by every
 // endpoint.
@@ -220,6 +222,13 @@ pub struct IndexStore<M: Memory> {
     owner_counts: StableBTreeMap<PKey, u64, VirtualMemory<M>>,
     /// Memory 6: `total_num_changes` at the last applied ownership report, per video.
     applied_history: StableBTreeMap<PKey, u64, VirtualMemory<M>>,
+    /// Memories 7–10, 13–15: the ICRC-7/37 collection (`crate::collection::store`).
+    pub(crate) collection: CollectionMaps<VirtualMemory<M>>,
+    /// Memories 11–12: the ICRC-3 block log.
+    pub(crate) log: BlockLog<VirtualMemory<M>>,
+    /// Memory 16: the backfill of mint blocks for videos registered before the collection
+    /// (key 0: cursor `PKey` · started_at u64 LE, 38 bytes; absent = nothing to backfill).
+    backfill: StableBTreeMap<u8, [u8; 38], VirtualMemory<M>>,
 }
 
 fn inc(map: &mut StableBTreeMap<PKey, u64, impl Memory>, k: PKey) {
@@ -258,6 +267,9 @@ impl<M: Memory + Clone> IndexStore<M> {
             creator_counts: StableBTreeMap::init(m(4)),
             owner_counts: StableBTreeMap::init(m(5)),
             applied_history: StableBTreeMap::init(m(6)),
+            collection: CollectionMaps::init(&m),
+            log: BlockLog::init(m(11), m(12)),
+            backfill: StableBTreeMap::init(m(16)),
         }
     }
 }
@@ -295,6 +307,10 @@ impl<M: Memory> IndexStore<M> {
             logic::check_reregistration(reg, &e.creator, &e.registered_owner)?;
             return Ok(e.to_video_entry(reg.video));
         }
+        // The token's mint block first: if the log cannot grow, nothing is registered and the
+        // spawn canister's outbox retries.
+        self.mint_block(&reg.video, &reg.owner, &reg.creator, now)
+            .map_err(|reason| Error::Conflict { reason })?;
         let entry = Entry {
             creator: reg.creator,
             owner: reg.owner,
@@ -339,16 +355,33 @@ impl<M: Memory> IndexStore<M> {
         video: &Principal,
         change: &OwnerChange,
         info: &logic::VerifiedInfo,
+        now: u64,
     ) -> Result<bool> {
         let vk = PKey::new(video);
-        let Some(mut e) = self.videos.get(&vk) else {
+        if !self.videos.contains_key(&vk) {
             return Err(Error::NotFound {
                 what: format!("registered video {video}"),
             });
-        };
+        }
         if !logic::judge_report(video, self.applied_history(video), info, change)? {
             return Ok(false);
         }
+        self.apply_owner_change(video, change, info.total_num_changes, now)
+            .map_err(|reason| Error::Conflict { reason })?;
+        Ok(true)
+    }
+
+    /// Records `change` as applied: the owner maps, the history counter, the stats.
+    pub(crate) fn set_owner(
+        &mut self,
+        video: &Principal,
+        change: &OwnerChange,
+        total_num_changes: u64,
+    ) {
+        let vk = PKey::new(video);
+        let Some(mut e) = self.videos.get(&vk) else {
+            return;
+        };
         let old = PKey::new(&e.owner);
         let new = PKey::new(&change.new_owner);
         if old != new {
@@ -360,11 +393,103 @@ impl<M: Memory> IndexStore<M> {
         e.owner = change.new_owner;
         e.transfer_seq = change.transfer_seq;
         self.videos.insert(vk, e);
-        self.applied_history.insert(vk, info.total_num_changes);
+        self.applied_history.insert(vk, total_num_changes);
         let mut h = self.header.get().clone();
         h.owner_changes_applied += 1;
         self.header.set(h);
-        Ok(true)
+    }
+
+    pub fn registrars(&self) -> Vec<Principal> {
+        self.header.get().registrars.clone()
+    }
+
+    /// Registered videos with a key after `start` (all with `None`), mapped by `f` and skipping
+    /// those it maps to `None`, at most `take`.
+    pub(crate) fn video_keys_after<T>(
+        &self,
+        start: Option<PKey>,
+        take: usize,
+        f: impl Fn(&PKey) -> Option<T>,
+    ) -> Vec<T> {
+        let lower = match start {
+            Some(k) => Bound::Excluded(k),
+            None => Bound::Unbounded,
+        };
+        self.videos
+            .keys_range((lower, Bound::Unbounded))
+            .filter_map(|k| f(&k))
+            .take(take)
+            .collect()
+    }
+
+    /// `owner`'s videos after `after` in key order, at most `take`.
+    pub(crate) fn owner_videos_after(
+        &self,
+        owner: &Principal,
+        after: Option<&Principal>,
+        take: usize,
+    ) -> Vec<Principal> {
+        let pk = PKey::new(owner);
+        let start = match after {
+            Some(c) => Bound::Excluded(PairKey::from_keys(pk, PKey::new(c))),
+            None => Bound::Included(PairKey::from_keys(pk, PKey::MIN)),
+        };
+        self.by_owner
+            .keys_range((start, Bound::Unbounded))
+            .take_while(|key| key.first() == pk)
+            .map(|key| key.second().principal())
+            .take(take)
+            .collect()
+    }
+
+    /// Up to `max` videos after `cursor`: key, video, owner, creator, registered_at.
+    pub(crate) fn videos_after_key(
+        &self,
+        cursor: PKey,
+        max: usize,
+    ) -> Vec<(PKey, Principal, Principal, Principal, u64)> {
+        self.videos
+            .range((Bound::Excluded(cursor), Bound::Unbounded))
+            .take(max)
+            .map(|e| {
+                let k = *e.key();
+                let v = e.value();
+                (k, k.principal(), v.owner, v.creator, v.registered_at)
+            })
+            .collect()
+    }
+
+    /// The backfill of mint blocks in progress: cursor and start time.
+    pub(crate) fn backfill_state(&self) -> Option<(PKey, u64)> {
+        self.backfill.get(&0).map(|b| {
+            (
+                PKey::from_slice(&b[..PKEY_LEN]),
+                u64::from_le_bytes(b[PKEY_LEN..].try_into().unwrap_or_default()),
+            )
+        })
+    }
+
+    pub(crate) fn set_backfill_state(&mut self, state: Option<(PKey, u64)>) {
+        match state {
+            None => {
+                self.backfill.remove(&0);
+            }
+            Some((k, t)) => {
+                let mut b = [0u8; 38];
+                b[..PKEY_LEN].copy_from_slice(&k.0);
+                b[PKEY_LEN..].copy_from_slice(&t.to_le_bytes());
+                self.backfill.insert(0, b);
+            }
+        }
+    }
+
+    /// After an upgrade: a log that is empty while videos are registered means they were
+    /// registered before the collection existed; their mints are backfilled from `now` on.
+    pub fn start_backfill_if_needed(&mut self, now: u64) -> bool {
+        if self.log.is_empty() && !self.videos.is_empty() && self.backfill_state().is_none() {
+            self.set_backfill_state(Some((PKey::MIN, now)));
+        }
+        self.backfill_state().is_some()
     }
 
     pub fn get(&self, video: &Principal) -> Option<VideoEntry> {

@@ -120,24 +120,24 @@ fn owner_changes_apply_in_history_order_only() {
         Err(Error::NotFound { .. })
     ));
     assert_eq!(ix.check_reporter(&p(10)), Ok(()));
-    let unknown = ix.report_owner_change(&p(11), &change(40, 1), &info(&[40, 11], 5));
+    let unknown = ix.report_owner_change(&p(11), &change(40, 1), &info(&[40, 11], 5), 0);
     assert!(matches!(unknown, Err(Error::NotFound { .. })));
 
     // Controllers [40, video, spawn] after the transfer; history counter 5.
     assert!(ix
-        .report_owner_change(&p(10), &change(40, 2), &info(&[40, 10, 99], 5))
+        .report_owner_change(&p(10), &change(40, 2), &info(&[40, 10, 99], 5), 0)
         .unwrap());
     assert_eq!(ix.applied_history(&p(10)), 5);
     // The same report again, or a lower transfer_seq, with no history change since: no effect.
     assert!(!ix
-        .report_owner_change(&p(10), &change(40, 2), &info(&[40, 10, 99], 5))
+        .report_owner_change(&p(10), &change(40, 2), &info(&[40, 10, 99], 5), 0)
         .unwrap());
     assert!(!ix
-        .report_owner_change(&p(10), &change(40, 1), &info(&[40, 10, 99], 5))
+        .report_owner_change(&p(10), &change(40, 1), &info(&[40, 10, 99], 5), 0)
         .unwrap());
     // A stale report whose owner no longer controls the video is refused.
     assert!(matches!(
-        ix.report_owner_change(&p(10), &change(30, 1), &info(&[40, 10, 99], 6)),
+        ix.report_owner_change(&p(10), &change(30, 1), &info(&[40, 10, 99], 6), 0),
         Err(Error::Conflict { .. })
     ));
     let e = ix.get(&p(10)).unwrap();
@@ -167,24 +167,29 @@ fn forged_reports_neither_apply_nor_freeze_the_index() {
     let mut ix = IndexStore::open(DefaultMemoryImpl::default(), p(1));
     ix.register(&reg(10, 20, 30), 0).unwrap();
     // Owner 30's code reports X = 66 (not a controller) with u64::MAX: refused, nothing stored.
-    let forged = ix.report_owner_change(&p(10), &change(66, u64::MAX), &info(&[30, 10, 99], 7));
+    let forged = ix.report_owner_change(&p(10), &change(66, u64::MAX), &info(&[30, 10, 99], 7), 0);
     assert!(matches!(forged, Err(Error::Conflict { .. })), "{forged:?}");
     assert_eq!(ix.get(&p(10)).unwrap().owner, p(30));
     assert_eq!(ix.applied_history(&p(10)), 0);
     // Naming the video itself (a controller) is refused too.
     assert!(matches!(
-        ix.report_owner_change(&p(10), &change(10, u64::MAX), &info(&[30, 10, 99], 7)),
+        ix.report_owner_change(&p(10), &change(10, u64::MAX), &info(&[30, 10, 99], 7), 0),
         Err(Error::Conflict { .. })
     ));
     // The owner adds X as a co-controller and reports it with u64::MAX: it verifies (X does
     // control the video), but orders nothing...
     assert!(ix
-        .report_owner_change(&p(10), &change(66, u64::MAX), &info(&[30, 66, 10, 99], 8))
+        .report_owner_change(
+            &p(10),
+            &change(66, u64::MAX),
+            &info(&[30, 66, 10, 99], 8),
+            0
+        )
         .unwrap());
     assert_eq!(ix.get(&p(10)).unwrap().owner, p(66));
     // ...so the genuine sale to B = 40 (transfer_seq 1, controllers rewritten) still applies.
     assert!(ix
-        .report_owner_change(&p(10), &change(40, 1), &info(&[40, 10, 99], 10))
+        .report_owner_change(&p(10), &change(40, 1), &info(&[40, 10, 99], 10), 0)
         .unwrap());
     let e = ix.get(&p(10)).unwrap();
     assert_eq!((e.owner, e.transfer_seq), (p(40), 1));
@@ -262,7 +267,7 @@ fn state_survives_reopening_the_memory_like_an_upgrade() {
             ix.register(&reg(100 + v, 20 + v % 2, 30), v).unwrap();
         }
         for seq in 1..=3u64 {
-            ix.report_owner_change(&p(100), &change(40 + seq, seq), &info(&[40 + seq], seq))
+            ix.report_owner_change(&p(100), &change(40 + seq, seq), &info(&[40 + seq], seq), 0)
                 .unwrap();
         }
     }
@@ -288,7 +293,7 @@ fn state_survives_reopening_the_memory_like_an_upgrade() {
     assert_eq!(ix.count_by_owner(&p(43)), 1);
     assert_eq!(ix.count_by_owner(&p(41)), 0);
     // And it keeps working after the reopen.
-    ix.report_owner_change(&p(100), &change(30, 4), &info(&[30], 4))
+    ix.report_owner_change(&p(100), &change(30, 4), &info(&[30], 4), 0)
         .unwrap();
     assert_eq!(ix.count_by_owner(&p(30)), 10);
     assert_eq!(ix.stats().owners, 1);
@@ -327,10 +332,26 @@ fn candid_interface_is_current_and_compatible_with_the_released_one() {
 fn ingress_from_admins_and_registrars_only() {
     let mut ix = IndexStore::open(DefaultMemoryImpl::default(), p(1));
     ix.set_registrars(&[p(2)]).unwrap();
-    assert!(accepts_ingress(&ix, &p(1)));
-    assert!(accepts_ingress(&ix, &p(2)));
-    assert!(!accepts_ingress(&ix, &p(3)));
-    assert!(!accepts_ingress(&ix, &Principal::anonymous()));
+    for m in [
+        "set_admins",
+        "set_registrars",
+        "register_video",
+        "report_owner_change",
+    ] {
+        assert!(accepts_ingress(&ix, &p(1), m, 100));
+        assert!(accepts_ingress(&ix, &p(2), m, 100));
+        assert!(!accepts_ingress(&ix, &p(3), m, 100));
+        assert!(!accepts_ingress(&ix, &Principal::anonymous(), m, 100));
+    }
+    // The collection's updates: for token holders (and, for transfer_from and token
+    // revocations, principals an approval names), with a bounded argument.
+    for m in [
+        "icrc7_transfer",
+        "icrc37_transfer_from",
+        "icrc37_approve_tokens",
+    ] {
+        assert!(!accepts_ingress(&ix, &p(3), m, 100), "{m}");
+    }
 }
 
 #[test]
@@ -393,4 +414,34 @@ fn list_bounds_repeated_registrations_and_report_order() {
         logic::judge_report(&v, 0, &info(&[], 9), &change(40, 1)),
         Err(Error::Conflict { .. })
     ));
+}
+
+/// The collection implements the published standards as written: the index's interface is a
+/// candid subtype of each of `ICRC-7.did`, `ICRC-37.did`, `ICRC-3.did` and `ICRC-10.did`
+/// (without candid's special `opt` rule, which would let a wrong answer type decode as `null`).
+/// ICRC-1 and ICRC-2 are fungible-token standards the collection does not claim.
+#[test]
+fn the_collection_implements_the_published_icrc_interfaces() {
+    let Some(dir) = canvid_did_check::standards_dir() else {
+        canvid_did_check::skipped(
+            "the_collection_implements_the_published_icrc_interfaces",
+            "../shared/standards is absent (set ICRC_STANDARDS_DIR)",
+        );
+        return;
+    };
+    let ours = crate::__export_service();
+    for file in ["ICRC-7.did", "ICRC-37.did", "ICRC-3.did", "ICRC-10.did"] {
+        let published = std::fs::read_to_string(dir.join(file)).unwrap();
+        if let Err(e) = canvid_did_check::implements(&ours, &published) {
+            panic!("the index does not implement {file} as published: {e}");
+        }
+    }
+    // The check can fail: a wrong answer type is caught.
+    let published = std::fs::read_to_string(dir.join("ICRC-7.did")).unwrap();
+    let broken = ours.replace(
+        "icrc7_total_supply : () -> (nat) query;",
+        "icrc7_total_supply : () -> (nat64) query;",
+    );
+    assert_ne!(broken, ours);
+    assert!(canvid_did_check::implements(&broken, &published).is_err());
 }

@@ -22,7 +22,9 @@ use crate::store;
 #[update]
 fn register_video(reg: VideoRegistration) -> Result<()> {
     require_registrar()?;
-    store::with_mut(|s| s.register(&reg, time())).map(|_| ())
+    let out = store::with_mut(|s| s.register(&reg, time())).map(|_| ());
+    crate::certify();
+    out
 }
 
 thread_local! {
@@ -79,7 +81,10 @@ async fn report_owner_change(change: OwnerChange) -> Result<()> {
     };
     // After the await: the store decides from what it holds now (another report may have been
     // applied meanwhile; the history counter orders them).
-    store::with_mut(|s| s.report_owner_change(&video, &change, &info)).map(|_| ())
+    let out =
+        store::with_mut(|s| s.report_owner_change(&video, &change, &info, time())).map(|_| ());
+    crate::certify();
+    out
 }
 
 #[update]

@@ -7,6 +7,7 @@
 //! `protocol` holds the arithmetic every party computes identically (chunking, file digest).
 
 pub mod error;
+pub mod icrc;
 pub mod index;
 pub mod management;
 pub mod protocol;
