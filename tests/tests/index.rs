@@ -3,9 +3,10 @@
 
 use canvid_tests::clients::{ok, rejected, Relay, Video};
 use canvid_tests::deploy::{deploy, T};
-use canvid_tests::{backend_tests, principal, wasm, Backend, BackendExt, GenFile};
+use canvid_tests::{backend_tests, principal, wasm, Backend, BackendExt, GenFile, Principal};
 use canvid_types::index::{IndexInit, OwnerChange, VideoRegistration};
 use canvid_types::video::VideoInit;
+use canvid_types::icrc::token_id_of;
 use canvid_types::Error;
 
 fn index_authorisation(b: &dyn Backend) {
@@ -427,6 +428,28 @@ fn index_upgrade_recovers_from_a_forged_report(b: &dyn Backend) {
     assert_eq!((e.creator, e.owner, e.transfer_seq), (carol, dave, 1));
     let e = idx.get_video(id).expect("kept");
     assert_eq!((e.owner, e.transfer_seq), (mallory, u64::MAX));
+    // The collection's log starts with the mints of the videos the old module registered,
+    // written by the backfill timer, to their current holders.
+    settle();
+    let blocks = log_blocks(b, d.index);
+    let minted: Vec<(String, u64, Principal)> = blocks.iter().map(block_summary).collect();
+    let mut expected = vec![
+        ("7mint".to_string(), token_id_of(&v1.id).unwrap(), dave),
+        ("7mint".to_string(), token_id_of(&id).unwrap(), mallory),
+    ];
+    expected.sort_by_key(|(_, t, _)| *t);
+    assert_eq!(minted, expected);
+    let tokens: Vec<candid::Nat> = b
+        .query(d.index, alice, "icrc7_tokens", (None::<candid::Nat>, None::<candid::Nat>))
+        .map(|(t,): (Vec<candid::Nat>,)| t)
+        .unwrap();
+    assert_eq!(
+        tokens,
+        expected
+            .iter()
+            .map(|(_, t, _)| candid::Nat::from(*t))
+            .collect::<Vec<_>>()
+    );
 
     // Alice puts the real video module in and sells to bob: applied despite u64::MAX.
     let vinit = VideoInit {
@@ -455,6 +478,52 @@ fn index_upgrade_recovers_from_a_forged_report(b: &dyn Backend) {
     let e = idx.get_video(v1.id).expect("kept");
     assert_eq!((e.owner, e.transfer_seq), (erin, 2));
     assert_eq!(idx.stats().owner_changes_applied, 4);
+    // Both direct sales after the upgrade are `7xfer` blocks of the collection.
+    let after: Vec<(String, u64, Principal)> =
+        log_blocks(b, d.index).iter().skip(2).map(block_summary).collect();
+    assert_eq!(
+        after,
+        vec![
+            ("7xfer".to_string(), token_id_of(&id).unwrap(), bob),
+            ("7xfer".to_string(), token_id_of(&v1.id).unwrap(), erin),
+        ]
+    );
+}
+
+/// Every block of the collection's ICRC-3 log.
+fn log_blocks(b: &dyn Backend, index: Principal) -> Vec<canvid_icrc3::Value> {
+    use canvid_icrc3::types::{GetBlocksRequest, GetBlocksResult};
+    let args = vec![GetBlocksRequest {
+        start: candid::Nat::from(0u8),
+        length: candid::Nat::from(1000u32),
+    }];
+    let r: GetBlocksResult = b
+        .query1(index, Principal::anonymous(), "icrc3_get_blocks", &args)
+        .unwrap();
+    assert!(r.archived_blocks.is_empty());
+    r.blocks.into_iter().map(|b| b.block).collect()
+}
+
+/// A block's type, token id and recipient (`tx.to`).
+fn block_summary(block: &canvid_icrc3::Value) -> (String, u64, Principal) {
+    use canvid_icrc3::Value;
+    let btype = match block.get("btype") {
+        Some(Value::Text(t)) => t.clone(),
+        other => panic!("btype {other:?}"),
+    };
+    let tx = block.get("tx").expect("tx");
+    let tid = match tx.get("tid") {
+        Some(Value::Nat(n)) => u64::try_from(&n.0).unwrap(),
+        other => panic!("tid {other:?}"),
+    };
+    let to = match tx.get("to") {
+        Some(Value::Array(parts)) => match parts.first() {
+            Some(Value::Blob(owner)) => Principal::from_slice(owner),
+            other => panic!("to.owner {other:?}"),
+        },
+        other => panic!("to {other:?}"),
+    };
+    (btype, tid, to)
 }
 
 backend_tests!(
