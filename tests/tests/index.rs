@@ -4,9 +4,9 @@
 use canvid_tests::clients::{ok, rejected, Relay, Video};
 use canvid_tests::deploy::{deploy, T};
 use canvid_tests::{backend_tests, principal, wasm, Backend, BackendExt, GenFile, Principal};
+use canvid_types::icrc::token_id_of;
 use canvid_types::index::{IndexInit, OwnerChange, VideoRegistration};
 use canvid_types::video::VideoInit;
-use canvid_types::icrc::token_id_of;
 use canvid_types::Error;
 
 fn index_authorisation(b: &dyn Backend) {
@@ -440,7 +440,12 @@ fn index_upgrade_recovers_from_a_forged_report(b: &dyn Backend) {
     expected.sort_by_key(|(_, t, _)| *t);
     assert_eq!(minted, expected);
     let tokens: Vec<candid::Nat> = b
-        .query(d.index, alice, "icrc7_tokens", (None::<candid::Nat>, None::<candid::Nat>))
+        .query(
+            d.index,
+            alice,
+            "icrc7_tokens",
+            (None::<candid::Nat>, None::<candid::Nat>),
+        )
         .map(|(t,): (Vec<candid::Nat>,)| t)
         .unwrap();
     assert_eq!(
@@ -479,8 +484,11 @@ fn index_upgrade_recovers_from_a_forged_report(b: &dyn Backend) {
     assert_eq!((e.owner, e.transfer_seq), (erin, 2));
     assert_eq!(idx.stats().owner_changes_applied, 4);
     // Both direct sales after the upgrade are `7xfer` blocks of the collection.
-    let after: Vec<(String, u64, Principal)> =
-        log_blocks(b, d.index).iter().skip(2).map(block_summary).collect();
+    let after: Vec<(String, u64, Principal)> = log_blocks(b, d.index)
+        .iter()
+        .skip(2)
+        .map(block_summary)
+        .collect();
     assert_eq!(
         after,
         vec![

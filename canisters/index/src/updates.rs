@@ -22,6 +22,13 @@ use crate::store;
 #[update]
 fn register_video(reg: VideoRegistration) -> Result<()> {
     require_registrar()?;
+    // Every registered video is a token whose id is the canister's number (docs/nft.md), and
+    // the spawn canister only registers canisters it created.
+    if canvid_types::icrc::token_id_of(&reg.video).is_none() {
+        return Err(Error::InvalidArgument {
+            reason: format!("{} is not a canister id", reg.video),
+        });
+    }
     let out = store::with_mut(|s| s.register(&reg, time())).map(|_| ());
     crate::certify();
     out

@@ -203,8 +203,8 @@ impl<M: Memory> IndexStore<M> {
         now: u64,
     ) -> Result<Option<u64>, String> {
         let Some(tid) = token_id_of(video) else {
-            // Not a canister id: the spawn canister only registers canisters it created, so
-            // this is a test's or an admin's entry, which is not a token.
+            // Not a canister id: `register_video` refuses those, so only a native test of the
+            // store gets here; such an entry is not a token.
             return Ok(None);
         };
         let meta = Value::map([(

@@ -80,3 +80,6 @@ pub mod codes {
     /// `icrc37:max_revoke_approvals`).
     pub const BATCH_TOO_LARGE: u64 = 10;
 }
+
+#[cfg(test)]
+mod tests;
