@@ -91,7 +91,7 @@ fn the_holder_transfers_the_canister(b: &dyn Backend) {
     assert_eq!(owner_of(&d, tid), Some(Account::of(bob)));
     assert_eq!(set(b.controllers(video)), set([bob, video, d.spawn]));
     assert_eq!(d.video(video).metadata().owner, bob);
-    assert!(block >= Nat::from(1u8), "after the mint: {block}");
+    assert!(block >= 1u8, "after the mint: {block}");
     // The seller can do nothing any more.
     let r = try_transfer(&d, alice, tid, alice).unwrap_err();
     assert_eq!(r.error_code, "IC0406", "{r}");
