@@ -534,7 +534,64 @@ fn block_summary(block: &canvid_icrc3::Value) -> (String, u64, Principal) {
     (btype, tid, to)
 }
 
+/// `icrc7_token_metadata` shows the video's own title, size and digest once refreshed (by its
+/// holder), and where its certified metadata is; strangers cannot make the collection call.
+fn token_metadata_is_the_videos_own(b: &dyn Backend) {
+    use candid::Nat;
+    use canvid_icrc3::Value;
+    let d = deploy(b);
+    let alice = principal("alice");
+    let created = ok(
+        "create_video",
+        d.spawn_client().create_video(
+            alice,
+            &canvid_types::spawn::CreateVideoArgs {
+                title: "a token's title".into(),
+                description: "described".into(),
+                tags: vec![],
+                declared_size: 3_000,
+                owner: None,
+            },
+        ),
+    );
+    let v = Video::new(b, created.canister_id);
+    v.upload(alice, &GenFile::new(4, 3_000, 3_000));
+    let tid = Nat::from(token_id_of(&v.id).unwrap());
+    let r = b
+        .update1::<_, Vec<canvid_types::Result<()>>>(
+            d.index,
+            principal("stranger"),
+            "refresh_token_metadata",
+            &vec![tid.clone()],
+        )
+        .expect_err("refresh_token_metadata by a stranger is refused at ingress");
+    assert_eq!(r.error_code, "IC0406", "{r}");
+    let out: Vec<canvid_types::Result<()>> = b
+        .update1(d.index, alice, "refresh_token_metadata", &vec![tid.clone()])
+        .unwrap();
+    assert_eq!(out, vec![Ok(())]);
+    let md: Vec<Option<Vec<(String, Value)>>> = b
+        .query1(d.index, alice, "icrc7_token_metadata", &vec![tid])
+        .unwrap();
+    let md = md.into_iter().next().flatten().expect("a token");
+    let get = |k: &str| md.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+    assert_eq!(get("icrc7:name"), Some(Value::text("a token's title")));
+    assert_eq!(get("icrc7:description"), Some(Value::text("described")));
+    assert_eq!(get("canvid:size"), Some(Value::nat(3_000)));
+    assert_eq!(get("canvid:ready"), Some(Value::nat(1)));
+    let digest = v.metadata().digest.expect("finished");
+    assert_eq!(get("canvid:digest"), Some(Value::blob(digest.to_vec())));
+    assert_eq!(
+        get("icrc97:metadata"),
+        Some(Value::Array(vec![Value::text(format!(
+            "https://{}.icp0.io/metadata.json",
+            v.id
+        ))]))
+    );
+}
+
 backend_tests!(
+    token_metadata_is_the_videos_own,
     index_upgrade_recovers_from_a_forged_report,
     index_authorisation,
     m4_forged_owner_reports,

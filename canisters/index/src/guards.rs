@@ -50,7 +50,8 @@ pub fn accepts_ingress<M: Memory>(
         "icrc7_transfer"
         | "icrc37_approve_tokens"
         | "icrc37_approve_collection"
-        | "icrc37_revoke_collection_approvals" => collection(holder()),
+        | "icrc37_revoke_collection_approvals"
+        | "refresh_token_metadata" => collection(holder() || s.is_admin(caller)),
         "icrc37_transfer_from" | "icrc37_revoke_token_approvals" => {
             collection(holder() || s.is_spender(caller))
         }

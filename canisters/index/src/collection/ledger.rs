@@ -17,7 +17,7 @@ use ic_stable_structures::Memory;
 use serde_bytes::ByteBuf;
 
 use super::logic::{self, TimeError};
-use super::store::{collection_approval_key, token_approval_key, PendingTransfer};
+use super::store::{collection_approval_key, token_approval_key, PendingTransfer, TokenSummary};
 use super::{codes, DEDUP_PRUNE_PER_CALL, MAX_APPROVALS, MAX_MEMO_BYTES, MAX_REVOKE_APPROVALS};
 use crate::store::IndexStore;
 
@@ -187,7 +187,70 @@ impl<M: Memory> IndexStore<M> {
         let (tid, _) = self.registered_tid(token_id)?;
         let video = video_of_token(tid);
         let e = self.get(&video)?;
-        Some(token_metadata_entries(&video, &e.creator, e.registered_at))
+        let mut entries = token_metadata_entries(&video, &e.creator, e.registered_at);
+        if let Some(summary) = self.collection.summaries.get(&PKey::new(&video)) {
+            for (k, v) in summary_entries(&summary.0, false) {
+                match entries.iter_mut().find(|(key, _)| *key == k) {
+                    Some(e) => e.1 = v,
+                    None => entries.push((k, v)),
+                }
+            }
+        }
+        Some(entries)
+    }
+
+    /// Records what the video said of itself (`metadata`), if it changed: a `7update_token`
+    /// block first, then the summary. Refused (nothing stored) beyond the video's own bounds.
+    pub fn set_token_summary(
+        &mut self,
+        video: &Principal,
+        summary: TokenSummary,
+        now: u64,
+    ) -> Result<Option<u64>, String> {
+        use canvid_types::video::{MAX_DESCRIPTION_BYTES, MAX_TITLE_BYTES};
+        let Some(tid) = token_id_of(video).filter(|t| self.token_holder(*t).is_some()) else {
+            return Err(format!("{video} is not a token of this collection"));
+        };
+        if summary.title.len() > MAX_TITLE_BYTES
+            || summary.description.len() > MAX_DESCRIPTION_BYTES
+            || summary.mime_type.len() > MAX_MIME_BYTES
+            || summary.digest.as_ref().is_some_and(|d| d.len() != 32)
+        {
+            return Err(format!(
+                "video {video} answered metadata beyond the bounds of canvid's video canister"
+            ));
+        }
+        let key = PKey::new(video);
+        let same = |old: &TokenSummary| {
+            TokenSummary {
+                refreshed_at: 0,
+                ..old.clone()
+            } == TokenSummary {
+                refreshed_at: 0,
+                ..summary.clone()
+            }
+        };
+        if self
+            .collection
+            .summaries
+            .get(&key)
+            .is_some_and(|old| same(&old.0))
+        {
+            self.collection.summaries.insert(key, Candid(summary));
+            return Ok(None);
+        }
+        let tx = Tx::UpdateToken {
+            tid: tid_nat(tid),
+            from: None,
+            meta: Value::map([(
+                "icrc7:token_metadata",
+                Value::map(summary_entries(&summary, true)),
+            )]),
+            caller: CallerFields::default(),
+        };
+        let b = self.append_block(now, &tx)?;
+        self.collection.summaries.insert(key, Candid(summary));
+        Ok(Some(b))
     }
 
     // -----------------------------------------------------------------------------------------
@@ -868,6 +931,40 @@ impl<M: Memory> IndexStore<M> {
     ) -> &canvid_icrc3::BlockLog<ic_stable_structures::memory_manager::VirtualMemory<M>> {
         &self.log
     }
+}
+
+/// Longest MIME type kept in a summary.
+pub const MAX_MIME_BYTES: usize = 255;
+
+/// A summary as token metadata entries. In a block the description (up to 16 KiB) is replaced by
+/// its SHA-256 (`canvid:description_sha256`), so that a block stays small enough for
+/// `icrc3_get_blocks` to return hundreds per answer; `icrc7_token_metadata` has it whole.
+fn summary_entries(s: &TokenSummary, in_block: bool) -> Vec<(String, Value)> {
+    use sha2::{Digest, Sha256};
+    let mut out = vec![
+        ("icrc7:name".to_string(), Value::text(s.title.clone())),
+        ("canvid:mime_type".into(), Value::text(s.mime_type.clone())),
+        ("canvid:size".into(), Value::nat(s.size)),
+        ("canvid:ready".into(), Value::nat(u64::from(s.ready))),
+    ];
+    if in_block {
+        out.push((
+            "canvid:description_sha256".into(),
+            Value::blob(Sha256::digest(s.description.as_bytes()).to_vec()),
+        ));
+    } else {
+        out.push((
+            "icrc7:description".into(),
+            Value::text(s.description.clone()),
+        ));
+    }
+    if let Some(d) = s.duration_ms {
+        out.push(("canvid:duration_ms".into(), Value::nat(d)));
+    }
+    if let Some(d) = &s.digest {
+        out.push(("canvid:digest".into(), Value::blob(d.to_vec())));
+    }
+    out
 }
 
 /// The token metadata of a video: what a marketplace needs to list it without canvid-specific

@@ -28,6 +28,7 @@ pub mod logic;
 pub mod store;
 
 pub(crate) mod endpoints;
+pub(crate) mod refresh;
 pub(crate) mod transfer;
 
 /// Token metadata and batch limits, as the collection announces them

@@ -12,6 +12,9 @@
 //! | 13 | `StableBTreeMap` transfers in flight | video `PKey` (30) | `Candid<PendingTransfer>` |
 //! | 14 | `StableBTreeMap` trusted modules | module SHA-256 (32) | `()` |
 //! | 15 | `StableBTreeMap` approvals per spender principal | spender `PKey` (30) | u64 (8, LE) |
+//! | 17 | `StableBTreeMap` token summaries | video `PKey` (30) | `Candid<TokenSummary>` |
+//!
+//! (Memory 16 is the index's backfill cursor, `crate::store`.)
 //!
 //! `AccountKey` (62 bytes): `PKey(owner)` (30) · subaccount (32; zeros for the default one),
 //! so the default subaccount has one spelling. Fixed-size big-endian keys keep every map in
@@ -88,6 +91,22 @@ pub struct PendingTransfer {
     pub block: Option<u64>,
 }
 
+/// What the collection shows of a video in its token metadata, read from the video's own
+/// `metadata` (refreshed by `refresh_token_metadata` and after every transfer). Bounded like the
+/// video's own fields; a video whose answer exceeds them is not summarised (no truncation).
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
+pub struct TokenSummary {
+    pub title: String,
+    pub description: String,
+    pub mime_type: String,
+    pub size: u64,
+    pub duration_ms: Option<u64>,
+    pub digest: Option<ByteBuf>,
+    /// The video's content is final (`Ready`).
+    pub ready: bool,
+    pub refreshed_at: u64,
+}
+
 pub(crate) struct CollectionMaps<M: Memory> {
     pub token_approvals: StableBTreeMap<TokenApprovalKey, Candid<ApprovalInfo>, M>,
     pub collection_approvals: StableBTreeMap<CollectionApprovalKey, Candid<ApprovalInfo>, M>,
@@ -96,6 +115,7 @@ pub(crate) struct CollectionMaps<M: Memory> {
     pub in_flight: StableBTreeMap<PKey, Candid<PendingTransfer>, M>,
     pub trusted_modules: StableBTreeMap<[u8; 32], (), M>,
     pub spender_counts: StableBTreeMap<PKey, u64, M>,
+    pub summaries: StableBTreeMap<PKey, Candid<TokenSummary>, M>,
 }
 
 impl<M: Memory> CollectionMaps<M> {
@@ -108,6 +128,7 @@ impl<M: Memory> CollectionMaps<M> {
             in_flight: StableBTreeMap::init(m(13)),
             trusted_modules: StableBTreeMap::init(m(14)),
             spender_counts: StableBTreeMap::init(m(15)),
+            summaries: StableBTreeMap::init(m(17)),
         }
     }
 

@@ -510,3 +510,82 @@ fn time_and_deduplication() {
     s.collection.prune_dedup(NOW + 25 * 3600 * SEC, 100);
     assert_eq!(s.collection.duplicate_of(req.dedup.as_ref().unwrap()), None);
 }
+
+fn summary(title: &str) -> super::store::TokenSummary {
+    super::store::TokenSummary {
+        title: title.into(),
+        description: "d".repeat(100),
+        mime_type: "video/mp4".into(),
+        size: 5_000,
+        duration_ms: Some(1_000),
+        digest: Some(ByteBuf::from(vec![3; 32])),
+        ready: true,
+        refreshed_at: NOW,
+    }
+}
+
+#[test]
+fn token_metadata_follows_the_videos_own_and_logs_changes() {
+    let mut s = store();
+    register(&mut s, 5, user(2));
+    let video = video_of_token(5);
+    let md = |s: &IndexStore<DefaultMemoryImpl>, key: &str| {
+        s.token_metadata(&Nat::from(5u8))
+            .unwrap()
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    };
+    assert_eq!(
+        md(&s, "canvid:video_canister"),
+        Some(Value::text(video.to_text()))
+    );
+    assert_eq!(
+        md(&s, "icrc7:name"),
+        Some(Value::text(format!("canvid video {video}")))
+    );
+    assert_eq!(
+        s.set_token_summary(&video, summary("first"), NOW),
+        Ok(Some(1))
+    );
+    assert_eq!(md(&s, "icrc7:name"), Some(Value::text("first")));
+    assert_eq!(
+        md(&s, "icrc7:description"),
+        Some(Value::text("d".repeat(100)))
+    );
+    assert_eq!(md(&s, "canvid:size"), Some(Value::nat(5_000)));
+    // One entry per key.
+    let all = s.token_metadata(&Nat::from(5u8)).unwrap();
+    let mut keys: Vec<_> = all.iter().map(|(k, _)| k.clone()).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), all.len());
+    // The block carries the description's hash, not the description.
+    assert_eq!(btypes(&s), ["7mint", "7update_token"]);
+    let meta = s
+        .log()
+        .get(1)
+        .unwrap()
+        .get("tx")
+        .unwrap()
+        .get("meta")
+        .cloned()
+        .unwrap();
+    let inner = meta.get("icrc7:token_metadata").unwrap();
+    assert!(inner.get("icrc7:description").is_none());
+    assert!(inner.get("canvid:description_sha256").is_some());
+    // Unchanged (only the refresh time moved): no block.
+    let mut again = summary("first");
+    again.refreshed_at = NOW + SEC;
+    assert_eq!(s.set_token_summary(&video, again, NOW + SEC), Ok(None));
+    assert_eq!(s.log().len(), 2);
+    // Beyond the video canister's own bounds: refused, nothing stored.
+    let mut huge = summary("x");
+    huge.title = "t".repeat(canvid_types::video::MAX_TITLE_BYTES + 1);
+    assert!(s.set_token_summary(&video, huge, NOW).is_err());
+    assert_eq!(md(&s, "icrc7:name"), Some(Value::text("first")));
+    // Not a token.
+    assert!(s
+        .set_token_summary(&video_of_token(6), summary("y"), NOW)
+        .is_err());
+}

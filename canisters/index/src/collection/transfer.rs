@@ -145,6 +145,9 @@ pub(crate) async fn transfer(req: TransferRequest) -> Result<u64, XferError> {
         s.settle_transfer(&video, &after, transfer_seq, time())
     });
     crate::certify();
+    if matches!(settled, Ok(Some(_))) {
+        super::refresh::refresh_later(video);
+    }
     match settled {
         Ok(Some(block)) => match store::with(|s| s.sole_control_problem(&after, &pending.to, &video)) {
             None => Ok(block),
