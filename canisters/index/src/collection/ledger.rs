@@ -270,9 +270,15 @@ impl<M: Memory> IndexStore<M> {
             // store gets here; such an entry is not a token.
             return Ok(None);
         };
+        // What registration knows, and nothing derivable from it (the URLs follow from the
+        // canister id): every mint block is stored for good.
         let meta = Value::map([(
             "icrc7:token_metadata",
-            Value::map(token_metadata_entries(video, creator, now)),
+            Value::map([
+                ("canvid:video_canister", Value::text(video.to_text())),
+                ("canvid:creator", Value::text(creator.to_text())),
+                ("canvid:registered_at", Value::nat(now)),
+            ]),
         )]);
         let tx = Tx::Mint {
             tid: tid_nat(tid),
