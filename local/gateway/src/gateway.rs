@@ -118,7 +118,7 @@ impl Gateway {
             .await
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         canister: Principal,
         canister_request: Request<Bytes>,

@@ -304,3 +304,111 @@ fn own_answers_and_the_http_interface_on_one_port() {
     assert_eq!(gw.log().len(), 3);
     gw.shutdown();
 }
+
+/// A canister cannot split the gateway's response (security review L1): a header whose value
+/// holds CR/LF, or whose name is not a token, cannot be written by the `http` types the library
+/// builds its answer with, so the library refuses the whole answer (500) and nothing of it
+/// reaches the client. The canister here is a transport that answers the agent's query itself
+/// (no real canister emits such a header: the video canister's MIME types are checked), on the
+/// raw domain (no certificate to make).
+#[test]
+fn l1_headers_that_cannot_be_written_are_refused() {
+    use ic_agent::agent::HttpService;
+    use ic_agent::AgentError;
+    use serde_cbor::Value;
+
+    #[derive(candid::CandidType, serde::Deserialize)]
+    struct HttpResponse {
+        status_code: u16,
+        headers: Vec<(String, String)>,
+        body: serde_bytes::ByteBuf,
+        upgrade: Option<bool>,
+    }
+    #[derive(Debug)]
+    struct Splitter(Vec<(String, String)>);
+    #[async_trait::async_trait]
+    impl HttpService for Splitter {
+        async fn call<'a>(
+            &'a self,
+            req: &'a (dyn Fn() -> Result<http::Request<bytes::Bytes>, AgentError> + Send + Sync),
+            _: usize,
+            _: Option<usize>,
+        ) -> Result<http::Response<bytes::Bytes>, AgentError> {
+            assert!(req()?.uri().path().ends_with("/query"));
+            let reply = HttpResponse {
+                status_code: 200,
+                headers: self.0.clone(),
+                body: serde_bytes::ByteBuf::from(b"body".to_vec()),
+                upgrade: None,
+            };
+            let cbor = Value::Map(
+                [
+                    (Value::Text("status".into()), Value::Text("replied".into())),
+                    (
+                        Value::Text("reply".into()),
+                        Value::Map(
+                            [(
+                                Value::Text("arg".into()),
+                                Value::Bytes(candid::encode_one(reply).unwrap()),
+                            )]
+                            .into(),
+                        ),
+                    ),
+                ]
+                .into(),
+            );
+            Ok(http::Response::builder()
+                .status(200)
+                .header("content-type", "application/cbor")
+                .body(serde_cbor::to_vec(&cbor).unwrap().into())
+                .unwrap())
+        }
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let answer = |headers: &[(&str, &str)]| {
+        let agent = ic_agent::Agent::builder()
+            .with_url("http://127.0.0.1:1")
+            .with_arc_http_middleware(Arc::new(Splitter(
+                headers
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect(),
+            )))
+            .with_verify_query_signatures(false)
+            .build()
+            .unwrap();
+        let gateway = crate::gateway::Gateway {
+            client: ic_http_gateway::HttpGatewayClient::builder()
+                .with_agent(agent)
+                .build()
+                .unwrap(),
+            log: Default::default(),
+            verbose: false,
+        };
+        let request = http::Request::get("/").body(bytes::Bytes::new()).unwrap();
+        let response =
+            rt.block_on(gateway.call(Principal::anonymous(), request, true, "GET", "/", None));
+        let (parts, body) = response.into_parts();
+        let body = rt.block_on(http_body_util::BodyExt::collect(body));
+        (parts, body.unwrap().to_bytes())
+    };
+    // A writable header passes.
+    let (parts, body) = answer(&[("x-kept", "fine")]);
+    assert_eq!((parts.status.as_u16(), &body[..]), (200, &b"body"[..]));
+    assert_eq!(parts.headers["x-kept"], "fine");
+    for bad in [
+        ("x-injected", "a\r\nSet-Cookie: s=1"),
+        ("x-split\r\nSet-Cookie", "s=2"),
+        ("x-a", "a\nb"),
+        ("x a", "1"),
+    ] {
+        let (parts, body) = answer(&[("x-kept", "fine"), bad]);
+        assert_eq!(parts.status.as_u16(), 500, "{bad:?}");
+        assert!(parts.headers.get("set-cookie").is_none(), "{bad:?}");
+        assert!(parts.headers.get("x-kept").is_none(), "{bad:?}");
+        assert!(!body.windows(4).any(|w| w == b"body"), "{bad:?}");
+    }
+}
