@@ -1,6 +1,6 @@
 //! `canvid serve` and the serving end of `canvid demo`: the embedded replica on one loopback
 //! port, with the IC HTTP interface (agents: `canvid upload`, dfx, icp-cli, @icp-sdk/core) and
-//! the HTTP gateway (browsers) — `canvid-http-interface`.
+//! the HTTP gateway (browsers: DFINITY's `ic-http-gateway` over that interface) — `canvid-gateway`.
 //!
 //! ## Persistence (`--state DIR`, default `.canvid`)
 //! * `DIR/replica/`: the replica snapshot (format and guarantees: `local/replica/src/persist/mod.rs`
@@ -391,9 +391,9 @@ fn stop_signal() -> Result<std::sync::mpsc::Receiver<()>> {
     Ok(rx)
 }
 
-fn listen(replica: &Arc<Replica>, port: u16) -> Result<canvid_http_interface::ServerHandle> {
+fn listen(replica: &Arc<Replica>, port: u16) -> Result<canvid_gateway::GatewayHandle> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    canvid_http_interface::serve(replica.clone(), addr)
+    canvid_gateway::serve(replica.clone(), addr)
         .map_err(|e| Error::Gateway(format!("cannot listen on {addr}: {e}")))
 }
 

@@ -27,7 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         candid::encode_args(())?,
         None,
     )?;
-    let server = canvid_http_interface::serve(replica.clone(), "127.0.0.1:0".parse()?)?;
+    let server = canvid_gateway::serve(replica.clone(), "127.0.0.1:0".parse()?)?;
     println!(
         "{}",
         serde_json::json!({

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use canvid_devkit::raw_http::Request;
-use canvid_http_interface::ServerHandle;
+use canvid_gateway::ServerHandle;
 use canvid_replica::{CanisterSettings, Principal, Replica};
 use std::sync::Arc;
 
@@ -39,8 +39,8 @@ pub fn setup(controllers: Vec<Principal>) -> Setup {
         candid::encode_args(()).unwrap(),
         controllers.first().copied(),
     );
-    let server = canvid_http_interface::serve(replica.clone(), "127.0.0.1:0".parse().unwrap())
-        .expect("serve");
+    let server =
+        canvid_gateway::serve(replica.clone(), "127.0.0.1:0".parse().unwrap()).expect("serve");
     Setup {
         replica,
         server,
