@@ -576,7 +576,12 @@ fn a_marketplace_sells_a_video_for_ledger_tokens(b: &dyn Backend) {
     assert_eq!(ledger_balance(&d, ledger, rival), START - FEE);
     assert_eq!(ledger_balance(&d, ledger, market), 0);
 
-    // The IC: the buyer controls the video with only the video and the spawn canister.
+    // The IC: the buyer controls the video with only the video and the spawn canister, in its
+    // certified state (read_state, checked against the root key) as in canister_status.
+    assert_eq!(
+        certified_controllers(b, video),
+        set([buyer, video, d.spawn])
+    );
     assert_eq!(set(b.controllers(video)), set([buyer, video, d.spawn]));
     let status = b
         .status(video, Some(buyer))
@@ -815,9 +820,14 @@ fn leb128(bytes: &[u8]) -> u64 {
 }
 
 /// Checks `certificate` (CBOR) as an IC client does — its BLS signature by the subnet, whose key
-/// a delegation signed by the root key vouches for (PocketIC's application subnet), or by the
-/// root key itself (the embedded replica's one subnet) — and returns `canister`'s certified data.
-fn certified_data(certificate: &[u8], root_key_der: &[u8], canister: Principal) -> Vec<u8> {
+/// a delegation signed by the root key vouches for (PocketIC's application subnet, which must
+/// hold `canister`), or by the root key itself (the embedded replica's one subnet) — and returns
+/// its state tree.
+fn verified_tree(
+    certificate: &[u8],
+    root_key_der: &[u8],
+    canister: Principal,
+) -> ic_certification::HashTree {
     use ic_certification::{Certificate, LookupResult};
     let cert: Certificate = serde_cbor::from_slice(certificate).expect("CBOR certificate");
     let key = match &cert.delegation {
@@ -857,13 +867,40 @@ fn certified_data(certificate: &[u8], root_key_der: &[u8], canister: Principal) 
         }
     };
     check_signature(&cert, &key);
-    match cert.tree.lookup_path([
+    cert.tree
+}
+
+/// `canister`'s certified data, from a verified certificate.
+fn certified_data(certificate: &[u8], root_key_der: &[u8], canister: Principal) -> Vec<u8> {
+    let tree = verified_tree(certificate, root_key_der, canister);
+    match tree.lookup_path([
         b"canister".as_slice(),
         canister.as_slice(),
         b"certified_data".as_slice(),
     ]) {
-        LookupResult::Found(d) => d.to_vec(),
+        ic_certification::LookupResult::Found(d) => d.to_vec(),
         other => panic!("no certified data of {canister}: {other:?}"),
+    }
+}
+
+/// `canister`'s controllers as the IC certifies them: `read_state` of
+/// `/canister/<id>/controllers`, the certificate checked against the root key.
+fn certified_controllers(b: &dyn Backend, canister: Principal) -> BTreeSet<Principal> {
+    let path = vec![
+        b"canister".to_vec(),
+        canister.as_slice().to_vec(),
+        b"controllers".to_vec(),
+    ];
+    let cert = b
+        .read_state(canister, vec![path.clone()])
+        .unwrap_or_else(|e| panic!("read_state of {canister}'s controllers: {e}"));
+    let tree = verified_tree(&cert, &b.root_key(), canister);
+    match tree.lookup_path(&path) {
+        ic_certification::LookupResult::Found(v) => {
+            let c: Vec<ByteBuf> = serde_cbor::from_slice(v).expect("CBOR controllers");
+            c.iter().map(|p| Principal::from_slice(p)).collect()
+        }
+        other => panic!("/canister/{canister}/controllers: {other:?}"),
     }
 }
 
@@ -917,7 +954,10 @@ fn a_direct_change_owner_is_a_7xfer_and_ends_the_approvals(b: &dyn Backend) {
         Err(TransferFromError::Unauthorized),
         "the old holder's approval is gone too"
     );
-    assert_eq!(set(b.controllers(video)), set([carol, video, d.spawn]));
+    assert_eq!(
+        certified_controllers(b, video),
+        set([carol, video, d.spawn])
+    );
 }
 
 /// `icrc37_transfer_from` under each kind of approval, and the deduplication and time checks.
@@ -1097,7 +1137,7 @@ fn a_tampered_video_cannot_be_sold(b: &dyn Backend) {
         Some(wasm::sha256(&probe))
     );
     refused("a module the platform did not install", false);
-    assert_eq!(set(b.controllers(video)), set(keep));
+    assert_eq!(certified_controllers(b, video), set(keep));
 }
 
 /// Recipients that cannot hold a video, and tokens that do not exist.
