@@ -1140,6 +1140,54 @@ fn a_tampered_video_cannot_be_sold(b: &dyn Backend) {
     assert_eq!(certified_controllers(b, video), set(keep));
 }
 
+/// What the seller arranged on the video itself before the sale dies with it: an operator it
+/// approved cannot `change_owner`, a principal it offered the video to cannot accept, and its
+/// collection approval does not reach the buyer's token.
+fn the_sellers_operator_and_offer_die_with_the_sale(b: &dyn Backend) {
+    let d = deploy(b);
+    let (seller, buyer) = (principal("seller"), principal("buyer"));
+    let (operator, offered) = (principal("operator"), principal("offered"));
+    let market = install_market(&d, principal("no-ledger"));
+    let video = finished_video(&d, seller);
+    let tid = tid_of(video);
+    let v = d.video(video);
+    ok("approve", v.approve(seller, Some(operator)));
+    ok("offer_ownership", v.offer_ownership(seller, offered, None));
+    let r: Vec<Option<ApproveCollectionError>> = b
+        .update1(
+            d.index,
+            seller,
+            "icrc37_approve_collection",
+            &vec![ApproveCollectionArg {
+                approval_info: approval(market, now_ns(b), None),
+            }],
+        )
+        .unwrap();
+    assert_eq!(r, vec![None]);
+    relay(&d, market, from_to(tid, seller, buyer, None)).expect("the sale");
+    assert_eq!(owner_of(&d, tid), Some(Account::of(buyer)));
+    let m = v.metadata();
+    assert_eq!((m.owner, m.operator), (buyer, None));
+
+    if let Ok(Ok(r)) = v.change_owner(operator, operator) {
+        panic!("the seller's operator moved the video: {r:?}");
+    }
+    if let Ok(Ok(r)) = v.accept_ownership(offered) {
+        panic!("the seller's offer was accepted after the sale: {r:?}");
+    }
+    assert_eq!(
+        relay(&d, market, from_to(tid, buyer, seller, None)),
+        Err(TransferFromError::Unauthorized),
+        "the seller's collection approval does not cover the buyer's token"
+    );
+    assert_eq!(owner_of(&d, tid), Some(Account::of(buyer)));
+    assert_eq!(v.metadata().owner, buyer);
+    assert_eq!(
+        certified_controllers(b, video),
+        set([buyer, video, d.spawn])
+    );
+}
+
 /// Recipients that cannot hold a video, and tokens that do not exist.
 fn transfers_to_bad_recipients_and_unknown_tokens_are_refused(b: &dyn Backend) {
     let d = deploy(b);
@@ -1155,6 +1203,19 @@ fn transfers_to_bad_recipients_and_unknown_tokens_are_refused(b: &dyn Backend) {
             assert_eq!(error_code, Nat::from(BAD_RECIPIENT))
         }
         other => panic!("a subaccount: {other:?}"),
+    }
+    for (who, what) in [
+        (video, "the video itself"),
+        (d.index, "the collection"),
+        (Principal::anonymous(), "the anonymous principal"),
+        (Principal::management_canister(), "the management canister"),
+    ] {
+        match transfer(&d, alice, tid, who) {
+            Err(TransferError::GenericError { error_code, .. }) => {
+                assert_eq!(error_code, Nat::from(BAD_RECIPIENT), "{what}")
+            }
+            other => panic!("{what}: {other:?}"),
+        }
     }
     assert_eq!(
         transfer(&d, alice, tid, alice),
@@ -1177,5 +1238,6 @@ backend_tests!(
     a_direct_change_owner_is_a_7xfer_and_ends_the_approvals,
     transfer_from_needs_a_live_approval_and_deduplicates,
     a_tampered_video_cannot_be_sold,
+    the_sellers_operator_and_offer_die_with_the_sale,
     transfers_to_bad_recipients_and_unknown_tokens_are_refused,
 );
