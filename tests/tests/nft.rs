@@ -782,7 +782,14 @@ fn the_log_records_mint_approval_and_transfer_and_its_tip_is_certified(b: &dyn B
         }
     }
 
-    // The tip certificate.
+    check_tip_certificate(&d, &log);
+}
+
+/// `icrc3_get_tip_certificate`: the IC's certificate (checked against the root key) holds the
+/// index's certified data, which is the root of the returned hash tree, whose leaves are the
+/// index and hash of the last block of `log`.
+fn check_tip_certificate(d: &Deployment, log: &[Value]) {
+    let b = d.b;
     let (cert,): (Option<DataCertificate>,) = b
         .query(
             d.index,
