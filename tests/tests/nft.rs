@@ -28,6 +28,7 @@ use std::path::PathBuf;
 use std::time::{Duration, UNIX_EPOCH};
 
 /// `GenericError` codes of the collection (docs/nft.md).
+const BUSY: u64 = 1;
 const NOT_SOLE_CONTROL: u64 = 2;
 const BAD_RECIPIENT: u64 = 6;
 
@@ -1195,6 +1196,59 @@ fn the_sellers_operator_and_offer_die_with_the_sale(b: &dyn Backend) {
     );
 }
 
+/// Two transfers of one token at once: the first locks the token across its awaits, so the
+/// second is answered `GenericError` BUSY (code 1), and the video ends with exactly one of the
+/// recipients.
+fn concurrent_transfers_of_one_token_move_it_once(b: &dyn Backend) {
+    let d = deploy(b);
+    let (alice, bob, carol) = (principal("alice"), principal("bob"), principal("carol"));
+    let video = finished_video(&d, alice);
+    let tid = tid_of(video);
+    let arg = |to: Principal| {
+        vec![TransferArg {
+            from_subaccount: None,
+            to: Account::of(to),
+            token_id: Nat::from(tid),
+            memo: None,
+            created_at_time: None,
+        }]
+    };
+    let first = b
+        .submit1(d.index, alice, "icrc7_transfer", &arg(bob))
+        .unwrap();
+    let second = b
+        .submit1(d.index, alice, "icrc7_transfer", &arg(carol))
+        .unwrap();
+    let answer = |id| -> TransferResult {
+        let r: Vec<Option<TransferResult>> = b.await1(id, "icrc7_transfer").unwrap();
+        r.into_iter().next().flatten().expect("one answer")
+    };
+    let (first, second) = (answer(first), answer(second));
+    let (winner, refused) = match (&first, &second) {
+        (Ok(_), _) => (bob, second),
+        (_, Ok(_)) => (carol, first),
+        _ => panic!("neither transfer happened: {first:?} {second:?}"),
+    };
+    // Both messages are inducted before the first one's awaits end (on both backends).
+    match &refused {
+        Err(TransferError::GenericError { error_code, .. }) => {
+            assert_eq!(*error_code, Nat::from(BUSY), "{refused:?}")
+        }
+        other => panic!("the second transfer: {other:?}"),
+    }
+    assert_eq!(owner_of(&d, tid), Some(Account::of(winner)));
+    assert_eq!(d.video(video).metadata().owner, winner);
+    assert_eq!(
+        certified_controllers(b, video),
+        set([winner, video, d.spawn])
+    );
+    let log = blocks(&d);
+    assert_eq!(
+        log.iter().map(btype).collect::<Vec<_>>(),
+        ["7mint", "7xfer"]
+    );
+}
+
 /// Recipients that cannot hold a video, and tokens that do not exist.
 fn transfers_to_bad_recipients_and_unknown_tokens_are_refused(b: &dyn Backend) {
     let d = deploy(b);
@@ -1246,5 +1300,6 @@ backend_tests!(
     transfer_from_needs_a_live_approval_and_deduplicates,
     a_tampered_video_cannot_be_sold,
     the_sellers_operator_and_offer_die_with_the_sale,
+    concurrent_transfers_of_one_token_move_it_once,
     transfers_to_bad_recipients_and_unknown_tokens_are_refused,
 );
