@@ -670,6 +670,22 @@ fn a_marketplace_sells_a_video_for_ledger_tokens(b: &dyn Backend) {
     // listing another video.
     let other = finished_video(&d, seller);
     let other_tid = tid_of(other);
+    // Holding a token again, the seller passes the index's ingress filter: the sold token is
+    // refused by the methods themselves.
+    assert_eq!(
+        transfer(&d, seller, tid, seller),
+        Err(TransferError::Unauthorized)
+    );
+    let r: Vec<Option<TransferFromResult>> = b
+        .update1(
+            d.index,
+            seller,
+            "icrc37_transfer_from",
+            &vec![from_to(tid, buyer, seller, None)],
+        )
+        .unwrap();
+    assert_eq!(r, vec![Some(Err(TransferFromError::Unauthorized))]);
+    assert_eq!(owner_of(&d, tid), Some(Account::of(buyer)));
     approve_token(&d, seller, other_tid, market, None);
     list(&d, market, seller, other_tid, PRICE).expect("listed");
     let revoked: Vec<Option<RevokeTokenApprovalResponse>> = b
