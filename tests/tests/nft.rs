@@ -1096,6 +1096,51 @@ fn transfer_from_needs_a_live_approval_and_deduplicates(b: &dyn Backend) {
     assert_eq!(tx(&last, "ts"), Some(&Value::nat(now)));
     assert_eq!(owner_of(&d, tid), Some(Account::of(carol)));
     assert_eq!(set(b.controllers(video)), set([carol, video, d.spawn]));
+
+    // A spender account with a subaccount: only that account may spend.
+    let sub = ByteBuf::from(vec![5; 32]);
+    let spender = Account {
+        owner: market,
+        subaccount: Some(sub.clone()),
+    };
+    let r: Vec<Option<ApproveTokenResult>> = b
+        .update1(
+            d.index,
+            carol,
+            "icrc37_approve_tokens",
+            &vec![ApproveTokenArg {
+                token_id: Nat::from(tid),
+                approval_info: ApprovalInfo {
+                    spender: spender.clone(),
+                    ..approval(market, now_ns(b), None)
+                },
+            }],
+        )
+        .unwrap();
+    assert!(matches!(r.as_slice(), [Some(Ok(_))]), "{r:?}");
+    assert!(
+        !is_approved(&d, tid, market),
+        "the default account is not approved"
+    );
+    assert_eq!(
+        relay(&d, market, from_to(tid, carol, alice, None)),
+        Err(TransferFromError::Unauthorized)
+    );
+    let with_sub = TransferFromArg {
+        spender_subaccount: Some(sub.clone()),
+        ..from_to(tid, carol, alice, None)
+    };
+    relay(&d, market, with_sub).expect("the approved subaccount spends");
+    assert_eq!(owner_of(&d, tid), Some(Account::of(alice)));
+    let last = blocks(&d).pop().unwrap();
+    assert_eq!(btype(&last), "37xfer");
+    assert_eq!(
+        tx(&last, "spender"),
+        Some(&Value::Array(vec![
+            Value::blob(market.as_slice()),
+            Value::blob(sub.to_vec())
+        ]))
+    );
 }
 
 /// A holder who could take the video back after a sale cannot sell it: an extra controller, or a
