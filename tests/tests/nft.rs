@@ -8,7 +8,7 @@
 //! only as an approved spender (`relay_transfer_from`), without a ledger.
 
 use candid::{CandidType, Deserialize, Nat};
-use canvid_icrc3::types::{DataCertificate, GetBlocksRequest, GetBlocksResult};
+use canvid_icrc3::types::{DataCertificate, GetBlocksRequest, GetBlocksResult, SupportedBlockType};
 use canvid_icrc3::Value;
 use canvid_test_marketplace::{BuyResult, ListResult, ListingState, MarketError, MarketInit};
 use canvid_tests::clients::ok;
@@ -30,7 +30,9 @@ use std::time::{Duration, UNIX_EPOCH};
 /// `GenericError` codes of the collection (docs/nft.md).
 const BUSY: u64 = 1;
 const NOT_SOLE_CONTROL: u64 = 2;
+const MEMO_TOO_LONG: u64 = 5;
 const BAD_RECIPIENT: u64 = 6;
+const BATCH_TOO_LARGE: u64 = 10;
 
 fn set(v: impl IntoIterator<Item = Principal>) -> BTreeSet<Principal> {
     v.into_iter().collect()
@@ -757,6 +759,25 @@ fn the_log_records_mint_approval_and_transfer_and_its_tip_is_certified(b: &dyn B
         log.iter().map(btype).collect::<Vec<_>>(),
         ["7mint", "37approve", "37xfer"]
     );
+    let (types,): (Vec<SupportedBlockType>,) = b
+        .query(
+            d.index,
+            Principal::anonymous(),
+            "icrc3_supported_block_types",
+            (),
+        )
+        .unwrap();
+    let types: BTreeSet<String> = types.into_iter().map(|t| t.block_type).collect();
+    for t in [
+        "7mint",
+        "7xfer",
+        "37approve",
+        "37approve_coll",
+        "37revoke",
+        "37xfer",
+    ] {
+        assert!(types.contains(t), "{t} in icrc3_supported_block_types");
+    }
     let tid_value = Value::Nat(Nat::from(tid));
     // 7mint: the token to its creator, with its metadata.
     assert_eq!(tx(&log[0], "tid"), Some(&tid_value));
@@ -1348,6 +1369,33 @@ fn transfers_to_bad_recipients_and_unknown_tokens_are_refused(b: &dyn Backend) {
         Err(TransferError::NonExistingTokenId)
     );
     assert_eq!(owner_of(&d, tid + 1_000), None);
+    // A memo over `icrc7:max_memo_size` (32 bytes), and a batch over
+    // `icrc7:max_update_batch_size` (10).
+    let long_memo = TransferArg {
+        from_subaccount: None,
+        to: Account::of(bob),
+        token_id: Nat::from(tid),
+        memo: Some(ByteBuf::from(vec![1; 33])),
+        created_at_time: None,
+    };
+    let r: Vec<Option<TransferResult>> = b
+        .update1(d.index, alice, "icrc7_transfer", &vec![long_memo.clone()])
+        .unwrap();
+    match r.as_slice() {
+        [Some(Err(TransferError::GenericError { error_code, .. }))] => {
+            assert_eq!(*error_code, Nat::from(MEMO_TOO_LONG))
+        }
+        other => panic!("a 33-byte memo: {other:?}"),
+    }
+    let r: Vec<Option<TransferResult>> = b
+        .update1(d.index, alice, "icrc7_transfer", &vec![long_memo; 11])
+        .unwrap();
+    match r.as_slice() {
+        [Some(Err(TransferError::GenericBatchError { error_code, .. }))] => {
+            assert_eq!(*error_code, Nat::from(BATCH_TOO_LARGE))
+        }
+        other => panic!("11 requests: {other:?}"),
+    }
     assert_eq!(owner_of(&d, tid), Some(Account::of(alice)));
     assert_eq!(set(b.controllers(video)), set([alice, video, d.spawn]));
     assert_eq!(blocks(&d).len(), 1, "the mint only");
