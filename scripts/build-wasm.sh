@@ -15,6 +15,8 @@
 #         checkout), telling which source a deployed module came from.
 # The fixture (replica-probe) is copied as cargo built it: the replica's own tests rely on its
 # exact sections.
+# The marketplace test fixture (tests/marketplace, canvid-test-marketplace; tests/tests/nft.rs)
+# is only shrunk: it carries no metadata and no gzip.
 #
 # Each shrunk module is also written gzipped (`<name>.wasm.gz`, by the deploy recipe's gzip, so
 # the gzip of video.wasm is exactly the module spawned video canisters run).
@@ -34,7 +36,7 @@ install_npm_tools
 
 out=target/canisters
 mkdir -p "$out"
-packages=(canvid-video canvid-spawn canvid-index canvid-cycles-ledger canvid-cmc canvid-replica-probe)
+packages=(canvid-video canvid-spawn canvid-index canvid-cycles-ledger canvid-cmc canvid-replica-probe canvid-test-marketplace)
 args=()
 for p in "${packages[@]}"; do args+=(-p "$p"); done
 cargo build --quiet --target wasm32-unknown-unknown --profile canister "${args[@]}"
@@ -57,6 +59,11 @@ for p in "${packages[@]}"; do
     cp "$src" "$out/$name.wasm"
     continue
   fi
+  if [ "$name" = test-marketplace ]; then
+    # A test fixture (tests/tests/nft.rs): shrunk, no metadata, no gzip.
+    "$ICP_WASM_BIN" "$src" -o "$out/$name.wasm" shrink
+    continue
+  fi
   tmp="$out/$name.wasm.tmp"
   "$ICP_WASM_BIN" "$src" -o "$tmp" shrink
   "$ICP_WASM_BIN" "$tmp" -o "$tmp" metadata candid:service -f "candid/$name.did" -v public
@@ -72,7 +79,7 @@ done
 cargo build --quiet -p canvid-devkit --bin gzip-wasm
 for p in "${packages[@]}"; do
   name="${p#canvid-}"
-  [ "$name" = replica-probe ] && continue
+  { [ "$name" = replica-probe ] || [ "$name" = test-marketplace ]; } && continue
   target/debug/gzip-wasm "$out/$name.wasm" "$out/$name.wasm.gz"
 done
 

@@ -174,6 +174,12 @@ pub trait Backend {
     /// The IC root public key (DER) that certificates of this backend verify against.
     fn root_key(&self) -> Vec<u8>;
 
+    /// The IC's `read_state` of `paths` (each a list of labels) at `canister`'s endpoint, by the
+    /// anonymous sender: the certificate (CBOR) the HTTP interface answers, to be checked
+    /// against [`Backend::root_key`] (through the subnet's delegation on PocketIC). For paths
+    /// anyone may read (`/canister/<id>/controllers`, `/canister/<id>/module_hash`, `/time`).
+    fn read_state(&self, canister: Principal, paths: Vec<Vec<Vec<u8>>>) -> Result<Vec<u8>, String>;
+
     // --- time ---
     fn time(&self) -> SystemTime;
     fn advance_time(&self, by: Duration);

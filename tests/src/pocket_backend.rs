@@ -366,6 +366,70 @@ impl Backend for PocketIcBackend {
             .expect("the instance is built with an NNS subnet, whose key is the root key")
     }
 
+    /// A real `read_state` request (CBOR envelope, anonymous, unsigned) to the instance's IC
+    /// HTTP interface, `POST /instances/<id>/api/v2/canister/<canister>/read_state`, as
+    /// `pocket-ic`'s own `get_subnet_metrics` sends one for a subnet.
+    fn read_state(&self, canister: Principal, paths: Vec<Vec<Vec<u8>>>) -> Result<Vec<u8>, String> {
+        use serde::Serialize;
+        #[derive(Serialize)]
+        struct Content {
+            request_type: &'static str,
+            #[serde(with = "serde_bytes")]
+            sender: Vec<u8>,
+            paths: Vec<Vec<serde_bytes::ByteBuf>>,
+            ingress_expiry: u64,
+        }
+        #[derive(Serialize)]
+        struct Envelope {
+            content: Content,
+        }
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            #[serde(with = "serde_bytes")]
+            certificate: Vec<u8>,
+        }
+        let now = self.pic.get_time().as_nanos_since_unix_epoch();
+        let envelope = Envelope {
+            content: Content {
+                request_type: "read_state",
+                sender: Principal::anonymous().as_slice().to_vec(),
+                paths: paths
+                    .into_iter()
+                    .map(|p| p.into_iter().map(serde_bytes::ByteBuf::from).collect())
+                    .collect(),
+                ingress_expiry: now + 240_000_000_000,
+            },
+        };
+        let mut body = Vec::new();
+        let mut ser = serde_cbor::Serializer::new(&mut body);
+        ser.self_describe().map_err(|e| e.to_string())?;
+        envelope.serialize(&mut ser).map_err(|e| e.to_string())?;
+        let url = self
+            .pic
+            .get_server_url()
+            .join(&format!(
+                "/instances/{}/api/v2/canister/{canister}/read_state",
+                self.pic.instance_id()
+            ))
+            .map_err(|e| e.to_string())?;
+        let resp = reqwest::blocking::Client::new()
+            .post(url)
+            .header("content-type", "application/cbor")
+            .body(body)
+            .send()
+            .map_err(|e| e.to_string())?;
+        let status = resp.status();
+        let bytes = resp.bytes().map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(format!(
+                "read_state: HTTP {status}: {}",
+                String::from_utf8_lossy(&bytes)
+            ));
+        }
+        let answer: Answer = serde_cbor::from_slice(&bytes).map_err(|e| e.to_string())?;
+        Ok(answer.certificate)
+    }
+
     fn time(&self) -> SystemTime {
         UNIX_EPOCH + Duration::from_nanos(self.pic.get_time().as_nanos_since_unix_epoch())
     }

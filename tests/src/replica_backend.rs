@@ -249,6 +249,16 @@ impl Backend for ReplicaBackend {
         self.replica.root_key_der()
     }
 
+    /// The certificate `canvid serve`'s HTTP interface would answer (`read_state_certificate`);
+    /// the HTTP layer's access rules are not applied, so tests read public paths only.
+    fn read_state(
+        &self,
+        _canister: Principal,
+        paths: Vec<Vec<Vec<u8>>>,
+    ) -> Result<Vec<u8>, String> {
+        Ok(self.replica.read_state_certificate(&paths))
+    }
+
     fn time(&self) -> SystemTime {
         self.replica.get_time()
     }
