@@ -422,6 +422,145 @@ fn change_owner_with_a_fault_at_every_await_point() {
     eprintln!("change_owner faults: {:?}", w.fig);
 }
 
+/// The holder's `icrc7_transfer` through the collection, with a fault at each of its await
+/// points (the collection's `canister_info` before and after, its call to the video, the
+/// video's own steps and its ownership report, the metadata refresh): after recovery (timers,
+/// including the collection's recovery of a transfer whose outcome it could not read) the
+/// video, its controllers, the index and `icrc7_owner_of` agree, the token is not left locked,
+/// an acknowledged transfer is in effect, and a failed one either never happened or is in
+/// effect as the IC shows.
+#[test]
+fn icrc7_transfer_with_a_fault_at_every_await_point() {
+    use candid::Nat;
+    use canvid_types::icrc::{token_id_of, Account, TransferArg, TransferError, TransferResult};
+    let r = ReplicaBackend::new();
+    let mut w = World::new(&r);
+    let file = GenFile::new(17, 60_000, 30_000);
+    let creator = principal("nft-creator");
+    let id = w.create(creator).expect("creation");
+    w.recover();
+    let v: Video = w.d.video(id);
+    v.upload(creator, &file);
+    w.recover();
+    let tid = token_id_of(&id).expect("a canister id");
+    let index = w.d.index;
+    let transfer = |from: Principal, to: Principal| -> Result<TransferResult, String> {
+        let out: Result<Vec<Option<TransferResult>>, _> = r.update1(
+            index,
+            from,
+            "icrc7_transfer",
+            &vec![TransferArg {
+                from_subaccount: None,
+                to: Account::of(to),
+                token_id: Nat::from(tid),
+                memo: None,
+                created_at_time: None,
+            }],
+        );
+        out.map_err(|e| e.to_string())
+            .map(|v| v.into_iter().next().flatten().expect("one answer"))
+    };
+    let owner_of = || -> Option<Principal> {
+        let o: Vec<Option<Account>> = r
+            .query1(
+                index,
+                Principal::anonymous(),
+                "icrc7_owner_of",
+                &vec![Nat::from(tid)],
+            )
+            .unwrap();
+        o.into_iter().next().flatten().map(|a| a.owner)
+    };
+    // The collection's recovery settles a transfer 10 minutes after it started.
+    let recover = |w: &World| {
+        w.recover();
+        w.r.advance_time(Duration::from_secs(11 * 60));
+        for _ in 0..6 {
+            w.r.tick();
+        }
+        w.recover();
+    };
+    let _ = r.replica.take_call_log();
+    let mut owner = principal("nft-owner-0");
+    assert!(matches!(transfer(creator, owner), Ok(Ok(_))));
+    recover(&w);
+    let log = r.replica.take_call_log();
+    w.invariants("fault-free icrc7_transfer");
+    let points = await_points(&log);
+    eprintln!(
+        "icrc7_transfer await points: {:?}",
+        points
+            .iter()
+            .map(|(c, n)| format!(
+                "{}->{}#{n}{}",
+                c.caller,
+                c.method,
+                if c.bounded { " (bounded)" } else { "" }
+            ))
+            .collect::<Vec<_>>()
+    );
+    assert!(points.len() >= 5, "icrc7_transfer await points: {points:?}");
+    let mut i = 0;
+    for (call, nth) in &points {
+        for kind in kinds(call) {
+            i += 1;
+            let to = principal(&format!("nft-owner-{i}"));
+            let ctx = format!(
+                "icrc7_transfer, {kind:?} at {}->{}#{nth}",
+                call.caller, call.method
+            );
+            let fired = r.replica.faults_fired();
+            r.replica.inject_fault(rule(call, *nth, kind.clone()));
+            let outcome = transfer(owner, to);
+            r.replica.clear_faults();
+            w.fig.faults += r.replica.faults_fired() - fired;
+            recover(&w);
+            w.invariants(&ctx);
+            let meta = v.metadata();
+            w.check(owner_of() == Some(meta.owner), || {
+                format!(
+                    "{ctx}: icrc7_owner_of {:?} vs the video's owner {}",
+                    owner_of(),
+                    meta.owner
+                )
+            });
+            match &outcome {
+                Ok(Ok(_)) => w.check(meta.owner == to, || {
+                    format!(
+                        "{ctx}: acknowledged transfer not in effect: owner {}",
+                        meta.owner
+                    )
+                }),
+                other => w.check(meta.owner == to || meta.owner == owner, || {
+                    format!("{ctx}: owner {} after {other:?}", meta.owner)
+                }),
+            }
+            if meta.owner != to {
+                // Not in effect, and not locked: the transfer can be made again now.
+                let again = transfer(owner, to);
+                w.check(matches!(again, Ok(Ok(_))), || {
+                    format!("{ctx}: retry answered {again:?}")
+                });
+                recover(&w);
+                w.invariants(&format!("{ctx}, retried"));
+            }
+            owner = to;
+            w.check(owner_of() == Some(owner), || format!("{ctx}: owner_of"));
+            // The old holder can do nothing.
+            let stale = transfer(principal("nft-creator"), principal("thief"));
+            w.check(
+                !matches!(stale, Ok(Ok(_)))
+                    && !matches!(stale, Ok(Err(TransferError::Duplicate { .. }))),
+                || format!("{ctx}: a former holder's transfer answered {stale:?}"),
+            );
+            v.verify_chunks(owner, &file);
+            w.fig.scenarios += 1;
+            let _ = r.replica.take_call_log();
+        }
+    }
+    eprintln!("icrc7_transfer faults: {:?}", w.fig);
+}
+
 /// Regression: a trap in a callback of `change_owner` (here after `update_settings` applied the
 /// new controllers) used to leave the transfer marker behind — the video answered `Busy` to
 /// every later transfer and its owner disagreed with its controllers until an upgrade. The

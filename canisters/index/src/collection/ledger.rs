@@ -445,9 +445,15 @@ impl<M: Memory> IndexStore<M> {
             controllers: info.controllers.clone(),
             total_num_changes: info.total_num_changes,
         };
+        // `transfer_seq` is for display; when the video's answer was lost, each transfer bumps
+        // it by one.
+        let seq = transfer_seq.unwrap_or_else(|| {
+            self.get(video)
+                .map_or(1, |e| e.transfer_seq.saturating_add(1))
+        });
         let change = OwnerChange {
             new_owner: p.to,
-            transfer_seq: transfer_seq.unwrap_or_default(),
+            transfer_seq: seq,
         };
         match crate::logic::judge_report(video, self.applied_history(video), &verified, &change) {
             Ok(true) => {}
