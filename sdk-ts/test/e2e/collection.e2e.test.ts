@@ -136,6 +136,9 @@ test('the SDK collection client: queries, approvals, transfer, the log, typed er
     return true;
   });
 
+  // A collection approval that outlives the seller's last token (below).
+  await nft.approveCollection(marketId, { expiresAt: new Date(Date.now() + 3_600_000) });
+
   // The holder's transfer moves the canister; the buyer's view verifies it.
   const createdAtTime = new Date();
   const xfer = await nft.transfer(token, buyerId, { createdAtTime, memo: new TextEncoder().encode('sold') });
@@ -156,6 +159,10 @@ test('the SDK collection client: queries, approvals, transfer, the log, typed er
   assert.match(sellersView.problems.join(), /runs module/);
   // The seller may no longer move it: refused at ingress (it holds no token).
   await assert.rejects(nft.transfer(token, sellerId), NotAuthorizedError);
+  // But it may still revoke the collection approval it gave, which would cover its next token.
+  assert.equal((await nft.collectionApprovals(sellerId)).length, 1);
+  await nft.revokeCollection(marketId);
+  assert.deepEqual(await nft.collectionApprovals(sellerId), []);
 
   // The log: approve, revoke, transfer, in order, with the SDK's decoding.
   const { logLength, blocks } = await nft.blocks({ start: 0, length: 500 });
