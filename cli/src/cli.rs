@@ -157,6 +157,12 @@ pub enum Command {
         #[command(flatten)]
         net: NetArgs,
     },
+    /// The videos as an ICRC-7 NFT collection (the index canister): list, show, approve,
+    /// transfer, transfer-from, history (docs/nft.md).
+    Nft {
+        #[command(subcommand)]
+        command: crate::nft::NftCommand,
+    },
     /// Show a video's metadata and its canister's storage and cycles.
     Info {
         /// Video canister id.
@@ -355,6 +361,10 @@ pub fn run(cli: Cli) -> Result<()> {
                 }
             })
         }
+        Command::Nft { command } => {
+            check_identity(command.net())?;
+            crate::nft::run(command)
+        }
         Command::Info { id, net } => {
             let id = principal("video id", &id)?;
             check_identity(&net)?;
@@ -364,7 +374,7 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 /// Runs `f` with an agent for `net` on a tokio runtime (the agent is async).
-fn with_client<F, Fut>(net: &NetArgs, f: F) -> Result<()>
+pub(crate) fn with_client<F, Fut>(net: &NetArgs, f: F) -> Result<()>
 where
     F: FnOnce(std::sync::Arc<crate::network::Client>) -> Fut,
     Fut: std::future::Future<Output = Result<()>>,

@@ -54,6 +54,12 @@ pub enum Error {
         method: String,
         error: Box<canvid_types::Error>,
     },
+    /// The ICRC-7 collection (the index) answered an ICRC-7 / ICRC-37 error (`canvid nft`).
+    CollectionRefused {
+        canister: Principal,
+        method: String,
+        detail: String,
+    },
     /// The replica rejected the call (trap, missing canister, out of cycles ...).
     Rejected {
         canister: Principal,
@@ -110,9 +116,10 @@ impl Error {
             | Error::EmptyFile(_)
             | Error::InvalidPrincipal { .. } => exit::INPUT,
             Error::Identity { .. } => exit::IDENTITY,
-            Error::Refused { .. } | Error::Rejected { .. } | Error::NotAuthorized { .. } => {
-                exit::REFUSED
-            }
+            Error::Refused { .. }
+            | Error::CollectionRefused { .. }
+            | Error::Rejected { .. }
+            | Error::NotAuthorized { .. } => exit::REFUSED,
             Error::Unavailable { .. } | Error::NotServing(_) => exit::UNAVAILABLE,
             Error::WasmMissing { .. } | Error::FfmpegMissing => exit::ENVIRONMENT,
             Error::NotSupported(_) => exit::UNAVAILABLE,
@@ -177,6 +184,9 @@ impl fmt::Display for Error {
             Error::Ffmpeg(reason) => write!(f, "ffmpeg failed to generate the test video: {reason}"),
             Error::Refused { canister, method, error } => {
                 write!(f, "canister {canister} refused {method}: {error}")
+            }
+            Error::CollectionRefused { canister, method, detail } => {
+                write!(f, "the collection {canister} refused {method}: {detail}")
             }
             Error::Rejected { canister, method, reject } => write!(
                 f,

@@ -9,6 +9,7 @@ pub mod error;
 pub mod fmt;
 pub mod identity;
 pub mod network;
+pub mod nft;
 pub mod progress;
 pub mod serve;
 pub mod upload;

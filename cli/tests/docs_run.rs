@@ -34,12 +34,13 @@ use std::process::Command;
 
 /// The files whose icp commands run, in this order (state carries over). Any other
 /// `docs/*.md` holding an icp command fails the test until it is added here.
-const ORDER: [&str; 5] = [
+const ORDER: [&str; 6] = [
     "README.md",
     "docs/serve.md",
     "docs/deploy.md",
     "docs/spawn-and-index.md",
     "docs/video-canister.md",
+    "docs/nft.md",
 ];
 
 /// Commands of run blocks that are not run: (file, a fragment of the command, why).
@@ -627,6 +628,8 @@ fn placeholder(w: &World, file: &str, name: &str) -> Option<String> {
         (_, "<index-id>" | "<index>") => w.var("INDEX"),
         (_, "<spawn-id>") => w.var("SPAWN"),
         ("docs/spawn-and-index.md", "<video-id>") => v("demo video"),
+        ("docs/nft.md", "<video-id>") => v("nft video"),
+        ("docs/nft.md", "<token-id>") => v("nft token"),
         (_, "<owner>" | "<creator>" | "<user>") => v("me"),
         (_, "<buyer>") => v("buyer"),
         (_, "<uploader>") => v("uploader"),
@@ -701,6 +704,30 @@ fn before_file(w: &mut World, file: &str) {
                 .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
                 .collect();
             std::fs::write(w.work.join("clip.mp4"), bytes).unwrap();
+        }
+        "docs/nft.md" => {
+            // "a finished video the seller holds": uploaded with `canvid upload` as icp's default
+            // identity (the seller, `<owner>`) through the spawn canister deploy.md created, so
+            // it is a token of `$INDEX`.
+            let name = w.icp("identity default").trim().to_string();
+            let pem = w.files.join("seller.pem");
+            std::fs::write(&pem, w.icp(&format!("identity export {name}"))).unwrap();
+            let clip = w.work.join("nft-clip.bin");
+            std::fs::write(&clip, vec![9u8; 300_000]).unwrap();
+            let (spawn, index) = (w.var("SPAWN").unwrap(), w.var("INDEX").unwrap());
+            let state = w.work.join(".canvid");
+            let out = ok(net(
+                canvid()
+                    .args(["upload", "--spawn", &spawn, "--index", &index, "--identity"])
+                    .arg(&pem)
+                    .arg(&clip),
+                &state,
+            ));
+            let id = last_line(&out);
+            let tid = canvid_types::icrc::token_id_of(&candid::Principal::from_text(&id).unwrap())
+                .expect("a canister id");
+            w.values.insert("nft video".into(), id);
+            w.values.insert("nft token".into(), tid.to_string());
         }
         _ => {}
     }

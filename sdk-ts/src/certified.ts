@@ -75,6 +75,10 @@ export interface CertifiedMetadata {
   size: number;
   chunkSize: number;
   chunkCount: number;
+  /** The app-level owner (principal text), when the document names one. */
+  owner?: string;
+  /** `"owner"`, `"after_upload"` or `"handing_over"`, when the document says. */
+  control?: string;
 }
 
 function message(e: unknown): string {
@@ -125,7 +129,16 @@ export async function verifyMetadataAnswer(
     digest = fromHex(doc.digest);
   }
   if (typeof doc.status !== 'string') throw fail('has no "status"');
-  return { status: doc.status, digest, size: num('size'), chunkSize: num('chunk_size'), chunkCount: num('chunk_count') };
+  const text = (k: string): string | undefined => (typeof doc[k] === 'string' ? (doc[k] as string) : undefined);
+  return {
+    status: doc.status,
+    digest,
+    size: num('size'),
+    chunkSize: num('chunk_size'),
+    chunkCount: num('chunk_count'),
+    owner: text('owner'),
+    control: text('control'),
+  };
 }
 
 /** A canister's controllers and module hash as the IC's certified state has them. */

@@ -20,6 +20,7 @@ import {
   type _SERVICE as VideoService,
 } from './bindings/video.did.js';
 import { IndexAdmin, SpawnAdmin } from './admin.js';
+import { CanvidCollection } from './collection.js';
 import { fromHex, toHex } from './bytes.js';
 import { type CertifiedCanisterInfo, type ResponseVerifier, metadataRequest, readCanisterInfo, verifyMetadataAnswer } from './certified.js';
 import type { UploadInput } from './chunking.js';
@@ -756,6 +757,22 @@ export class CanvidClient {
   /** The spawn canister's admin endpoints (quotas, cycles formula, wasm, upgrades, top-ups). */
   spawnAdmin(): SpawnAdmin {
     return new SpawnAdmin(this.spawn, this.spawnId, this.retry);
+  }
+
+  /**
+   * The index canister as canvid's ICRC-7 collection (tokens, ICRC-37 approvals, the ICRC-3 log,
+   * `verifyOwnership`); needs `indexId`. The spawn canister is the platform controller
+   * `verifyOwnership` allows besides the holder and the video.
+   */
+  collection(): CanvidCollection {
+    this.requireIndex();
+    return new CanvidCollection({
+      agent: this.agent,
+      indexId: this.indexId!,
+      platformControllers: [this.spawnId],
+      retry: this.retry,
+      responseVerifier: this.responseVerifier,
+    });
   }
 
   /** The index canister's admin endpoints (admins, registrars); needs `indexId`. */

@@ -12,6 +12,39 @@
 export { CanvidClient, IC_HOST, toDetails } from './client.js';
 export type { CallOptions, ClientOptions, OwnershipOfferInfo, TransferOptions, TransferResult, VideoDetails } from './client.js';
 export { IndexAdmin, SpawnAdmin } from './admin.js';
+export {
+  COLLECTION_ERROR_CODES,
+  CanvidCollection,
+  CollectionError,
+  blockAccountText,
+  decodeBlock,
+  fromIcrcError,
+  ownershipProblems,
+  plainValue,
+  toAccount,
+  toTokenId,
+  tokenIdOf,
+  videoOfToken,
+} from './collection.js';
+export type {
+  AccountInfo,
+  AccountLike,
+  Approval,
+  ApproveOptions,
+  BlocksPage,
+  CollectionBlock,
+  CollectionCallOptions,
+  CollectionErrorCode,
+  CollectionLimits,
+  CollectionMetadata,
+  CollectionOptions,
+  IcrcErrorKind,
+  OwnershipReport,
+  PlainValue,
+  TokenMetadata,
+  TokenPageOptions,
+  TokenRef,
+} from './collection.js';
 export type { AdminCallOptions } from './admin.js';
 export type { CanisterInfo as VideoCanisterInfo } from './bindings/video.did.js';
 export type { CyclesConfig, QuotaStatus, SpawnStats, SpawnedVideo, UpgradeOutcome, WasmInfo } from './bindings/spawn.did.js';

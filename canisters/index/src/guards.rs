@@ -36,7 +36,8 @@ pub const MAX_COLLECTION_ARG_BYTES: usize = 16 * 1024;
 /// admins and registrars (registrations and ownership reports normally come from canisters,
 /// which do not go through this hook); the collection's updates for those who could succeed —
 /// holders of a token, and for `icrc37_transfer_from` and token revocations also principals
-/// some approval names — with a bounded argument. The endpoints check again: `inspect_message`
+/// some approval names, for collection revocations also principals that gave a collection
+/// approval — with a bounded argument. The endpoints check again: `inspect_message`
 /// is not a security boundary for inter-canister calls.
 pub fn accepts_ingress<M: Memory>(
     s: &IndexStore<M>,
@@ -47,11 +48,15 @@ pub fn accepts_ingress<M: Memory>(
     let holder = || s.count_by_owner(caller) > 0;
     let collection = |ok: bool| ok && arg_size <= MAX_COLLECTION_ARG_BYTES;
     match method {
-        "icrc7_transfer"
-        | "icrc37_approve_tokens"
-        | "icrc37_approve_collection"
-        | "icrc37_revoke_collection_approvals"
-        | "refresh_token_metadata" => collection(holder() || s.is_admin(caller)),
+        "icrc7_transfer" | "icrc37_approve_tokens" | "icrc37_approve_collection" => {
+            collection(holder())
+        }
+        "refresh_token_metadata" => collection(holder() || s.is_admin(caller)),
+        // A collection approval outlives the tokens (it covers future ones too): whoever gave
+        // one must be able to revoke it after selling their last token.
+        "icrc37_revoke_collection_approvals" => {
+            collection(holder() || s.has_collection_approvals(caller))
+        }
         "icrc37_transfer_from" | "icrc37_revoke_token_approvals" => {
             collection(holder() || s.is_spender(caller))
         }

@@ -354,6 +354,50 @@ fn ingress_from_admins_and_registrars_only() {
     }
 }
 
+/// A collection approval covers the holder's future tokens too, so it must stay revocable after
+/// the holder sold its last token (the ingress filter once let only holders revoke).
+#[test]
+fn a_former_holder_may_still_revoke_its_collection_approval() {
+    use canvid_types::icrc::{video_of_token, Account, ApprovalInfo};
+    let mut ix = IndexStore::open(DefaultMemoryImpl::default(), p(1));
+    let video = video_of_token(5);
+    let now = 1_000_000_000;
+    ix.register(
+        &VideoRegistration {
+            video,
+            creator: p(5),
+            owner: p(5),
+        },
+        now,
+    )
+    .unwrap();
+    let approval = ApprovalInfo {
+        spender: Account::of(p(6)),
+        from_subaccount: None,
+        expires_at: None,
+        memo: None,
+        created_at_time: now,
+    };
+    ix.approve_collection(&p(5), &approval, now).unwrap();
+    let revoke = "icrc37_revoke_collection_approvals";
+    assert!(accepts_ingress(&ix, &p(5), revoke, 100));
+    // p(5) sells its only token; the collection approval stays.
+    let change = OwnerChange {
+        new_owner: p(7),
+        transfer_seq: 1,
+    };
+    ix.apply_owner_change(&video, &change, 2, now).unwrap();
+    assert_eq!(ix.count_by_owner(&p(5)), 0);
+    assert!(ix.has_collection_approvals(&p(5)));
+    assert!(accepts_ingress(&ix, &p(5), revoke, 100));
+    assert!(!accepts_ingress(&ix, &p(5), revoke, 17 * 1024));
+    assert!(!accepts_ingress(&ix, &p(5), "icrc7_transfer", 100));
+    assert!(!accepts_ingress(&ix, &p(8), revoke, 100));
+    ix.revoke_collection(&p(5), None, &None, &None, None, now)
+        .unwrap();
+    assert!(!accepts_ingress(&ix, &p(5), revoke, 100));
+}
+
 #[test]
 fn list_bounds_repeated_registrations_and_report_order() {
     assert_eq!(

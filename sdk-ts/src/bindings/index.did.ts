@@ -8,6 +8,71 @@ import type { ActorMethod } from '@icp-sdk/core/agent';
 import type { Principal } from '@icp-sdk/core/principal';
 import { IDL } from '@icp-sdk/core/candid';
 
+/**
+ * An ICRC-1 account: a principal and an optional 32-byte subaccount. `None` and 32 zero bytes
+ * are the same account (the default subaccount), see [`Account::normalized`].
+ */
+export interface Account {
+  'owner' : Principal,
+  'subaccount' : [] | [Uint8Array],
+}
+export interface ApprovalInfo {
+  'memo' : [] | [Uint8Array],
+  'from_subaccount' : [] | [Uint8Array],
+  'created_at_time' : bigint,
+  'expires_at' : [] | [bigint],
+  'spender' : Account,
+}
+export interface ApproveCollectionArg { 'approval_info' : ApprovalInfo }
+export type ApproveCollectionError = {
+    'GenericError' : { 'message' : string, 'error_code' : bigint }
+  } |
+  { 'InvalidSpender' : null } |
+  { 'CreatedInFuture' : { 'ledger_time' : bigint } } |
+  { 'GenericBatchError' : { 'message' : string, 'error_code' : bigint } } |
+  { 'TooOld' : null };
+export interface ApproveTokenArg {
+  'token_id' : bigint,
+  'approval_info' : ApprovalInfo,
+}
+export type ApproveTokenError = {
+    'GenericError' : { 'message' : string, 'error_code' : bigint }
+  } |
+  { 'InvalidSpender' : null } |
+  { 'NonExistingTokenId' : null } |
+  { 'Unauthorized' : null } |
+  { 'CreatedInFuture' : { 'ledger_time' : bigint } } |
+  { 'GenericBatchError' : { 'message' : string, 'error_code' : bigint } } |
+  { 'TooOld' : null };
+/**
+ * One archive: `record { canister_id : principal; start : nat; end : nat }`.
+ */
+export interface ArchiveInfo {
+  'end' : bigint,
+  'canister_id' : Principal,
+  'start' : bigint,
+}
+/**
+ * `record { args : GetBlocksArgs; callback : func (GetBlocksArgs) -> (GetBlocksResult) query }`:
+ * where a client fetches blocks that moved to an archive. The log never archives (see
+ * [`crate::BlockLog`]), so results carry none, but the type is part of the interface.
+ */
+export interface ArchivedBlocks {
+  'args' : Array<GetBlocksRequest>,
+  'callback' : [Principal, string],
+}
+/**
+ * `record { id : nat; block : Value }`.
+ */
+export interface BlockWithId { 'id' : bigint, 'block' : Value }
+/**
+ * `DataCertificate = record { certificate : blob; hash_tree : blob }`: the IC's certificate
+ * (`ic0.data_certificate`) and the CBOR-encoded hash tree whose root it certifies.
+ */
+export interface DataCertificate {
+  'certificate' : Uint8Array,
+  'hash_tree' : Uint8Array,
+}
 export type Error = {
     /**
      * An upload was already declared / the video is finished and therefore immutable.
@@ -105,6 +170,25 @@ export type Error = {
     'Conflict' : { 'reason' : string }
   };
 /**
+ * `GetArchivesArgs = record { from : opt principal }`.
+ */
+export interface GetArchivesArgs { 'from' : [] | [Principal] }
+/**
+ * One requested range: `record { start : nat; length : nat }`.
+ */
+export interface GetBlocksRequest { 'start' : bigint, 'length' : bigint }
+/**
+ * `GetBlocksResult`.
+ */
+export interface GetBlocksResult {
+  /**
+   * Total number of blocks in the log.
+   */
+  'log_length' : bigint,
+  'blocks' : Array<BlockWithId>,
+  'archived_blocks' : Array<ArchivedBlocks>,
+}
+/**
  * Install (and upgrade) argument of the index canister.
  * 
  * `admins` empty means "the installer is the only admin". `registrars` are the principals
@@ -137,6 +221,11 @@ export interface IndexStats {
   'videos' : bigint,
   'registrars' : Array<Principal>,
 }
+export interface IsApprovedArg {
+  'token_id' : bigint,
+  'from_subaccount' : [] | [Uint8Array],
+  'spender' : Account,
+}
 /**
  * `videos_by_creator` / `videos_by_owner` argument: the videos of `principal`, in ascending
  * order of the video canister id, strictly after `cursor` (the `next_cursor` of the previous
@@ -163,8 +252,105 @@ export interface Page {
   'next_cursor' : [] | [Principal],
   'videos' : Array<VideoEntry>,
 }
-export type Result = { 'Ok' : null } |
+export type Result = { 'Ok' : bigint } |
+  { 'Err' : ApproveTokenError };
+export type Result_1 = { 'Ok' : bigint } |
+  { 'Err' : RevokeCollectionApprovalError };
+export type Result_2 = { 'Ok' : bigint } |
+  { 'Err' : RevokeTokenApprovalError };
+export type Result_3 = { 'Ok' : bigint } |
+  { 'Err' : TransferFromError };
+export type Result_4 = { 'Ok' : bigint } |
+  { 'Err' : TransferError };
+export type Result_5 = { 'Ok' : null } |
   { 'Err' : Error };
+export interface RevokeCollectionApprovalArg {
+  'memo' : [] | [Uint8Array],
+  'from_subaccount' : [] | [Uint8Array],
+  'created_at_time' : [] | [bigint],
+  'spender' : [] | [Account],
+}
+export type RevokeCollectionApprovalError = {
+    'GenericError' : { 'message' : string, 'error_code' : bigint }
+  } |
+  { 'CreatedInFuture' : { 'ledger_time' : bigint } } |
+  { 'ApprovalDoesNotExist' : null } |
+  { 'GenericBatchError' : { 'message' : string, 'error_code' : bigint } } |
+  { 'TooOld' : null };
+export interface RevokeTokenApprovalArg {
+  'token_id' : bigint,
+  'memo' : [] | [Uint8Array],
+  'from_subaccount' : [] | [Uint8Array],
+  'created_at_time' : [] | [bigint],
+  'spender' : [] | [Account],
+}
+export type RevokeTokenApprovalError = {
+    'GenericError' : { 'message' : string, 'error_code' : bigint }
+  } |
+  { 'NonExistingTokenId' : null } |
+  { 'Unauthorized' : null } |
+  { 'CreatedInFuture' : { 'ledger_time' : bigint } } |
+  { 'ApprovalDoesNotExist' : null } |
+  { 'GenericBatchError' : { 'message' : string, 'error_code' : bigint } } |
+  { 'TooOld' : null };
+/**
+ * `record { block_type : text; url : text }`, an element of `icrc3_supported_block_types`.
+ */
+export interface SupportedBlockType { 'url' : string, 'block_type' : string }
+export interface SupportedStandard { 'url' : string, 'name' : string }
+export interface TokenApproval {
+  'token_id' : bigint,
+  'approval_info' : ApprovalInfo,
+}
+export interface TransferArg {
+  'to' : Account,
+  'token_id' : bigint,
+  'memo' : [] | [Uint8Array],
+  'from_subaccount' : [] | [Uint8Array],
+  'created_at_time' : [] | [bigint],
+}
+export type TransferError = {
+    'GenericError' : { 'message' : string, 'error_code' : bigint }
+  } |
+  { 'Duplicate' : { 'duplicate_of' : bigint } } |
+  { 'NonExistingTokenId' : null } |
+  { 'Unauthorized' : null } |
+  { 'CreatedInFuture' : { 'ledger_time' : bigint } } |
+  { 'InvalidRecipient' : null } |
+  { 'GenericBatchError' : { 'message' : string, 'error_code' : bigint } } |
+  { 'TooOld' : null };
+export interface TransferFromArg {
+  'to' : Account,
+  'spender_subaccount' : [] | [Uint8Array],
+  'token_id' : bigint,
+  'from' : Account,
+  'memo' : [] | [Uint8Array],
+  'created_at_time' : [] | [bigint],
+}
+export type TransferFromError = {
+    'GenericError' : { 'message' : string, 'error_code' : bigint }
+  } |
+  { 'Duplicate' : { 'duplicate_of' : bigint } } |
+  { 'NonExistingTokenId' : null } |
+  { 'Unauthorized' : null } |
+  { 'CreatedInFuture' : { 'ledger_time' : bigint } } |
+  { 'InvalidRecipient' : null } |
+  { 'GenericBatchError' : { 'message' : string, 'error_code' : bigint } } |
+  { 'TooOld' : null };
+/**
+ * ICRC-3's `Value`:
+ * `variant { Blob: blob; Text: text; Nat: nat; Int: int; Array: vec Value; Map: vec record { text; Value } }`.
+ * 
+ * `Map` is a `BTreeMap`: its candid form is the same `vec record { text; Value }`, its keys are
+ * unique (a map with a repeated key has no well-defined meaning for the hash) and the order in
+ * which the canister serves them is deterministic.
+ */
+export type Value = { 'Int' : bigint } |
+  { 'Map' : Array<[string, Value]> } |
+  { 'Nat' : bigint } |
+  { 'Blob' : Uint8Array } |
+  { 'Text' : string } |
+  { 'Array' : Array<Value> };
 /**
  * What the index knows about one video canister.
  */
@@ -191,15 +377,95 @@ export interface _SERVICE {
   'count_by_creator' : ActorMethod<[Principal], bigint>,
   'count_by_owner' : ActorMethod<[Principal], bigint>,
   'get_video' : ActorMethod<[Principal], [] | [VideoEntry]>,
-  'register_video' : ActorMethod<[VideoRegistration], Result>,
-  'report_owner_change' : ActorMethod<[OwnerChange], Result>,
-  'set_admins' : ActorMethod<[Array<Principal>], Result>,
-  'set_registrars' : ActorMethod<[Array<Principal>], Result>,
+  'icrc10_supported_standards' : ActorMethod<[], Array<SupportedStandard>>,
+  /**
+   * As published, the answer per request is `opt ApproveCollectionError`: `null` is success.
+   */
+  'icrc37_approve_collection' : ActorMethod<
+    [Array<ApproveCollectionArg>],
+    Array<[] | [ApproveCollectionError]>
+  >,
+  'icrc37_approve_tokens' : ActorMethod<
+    [Array<ApproveTokenArg>],
+    Array<[] | [Result]>
+  >,
+  'icrc37_get_collection_approvals' : ActorMethod<
+    [Account, [] | [ApprovalInfo], [] | [bigint]],
+    Array<ApprovalInfo>
+  >,
+  'icrc37_get_token_approvals' : ActorMethod<
+    [bigint, [] | [TokenApproval], [] | [bigint]],
+    Array<TokenApproval>
+  >,
+  'icrc37_is_approved' : ActorMethod<[Array<IsApprovedArg>], Array<boolean>>,
+  'icrc37_max_approvals_per_token_or_collection' : ActorMethod<
+    [],
+    [] | [bigint]
+  >,
+  'icrc37_max_revoke_approvals' : ActorMethod<[], [] | [bigint]>,
+  'icrc37_revoke_collection_approvals' : ActorMethod<
+    [Array<RevokeCollectionApprovalArg>],
+    Array<[] | [Result_1]>
+  >,
+  'icrc37_revoke_token_approvals' : ActorMethod<
+    [Array<RevokeTokenApprovalArg>],
+    Array<[] | [Result_2]>
+  >,
+  /**
+   * Transfers by an approved spender (or the holder): the marketplace's call.
+   */
+  'icrc37_transfer_from' : ActorMethod<
+    [Array<TransferFromArg>],
+    Array<[] | [Result_3]>
+  >,
+  'icrc3_get_archives' : ActorMethod<[GetArchivesArgs], Array<ArchiveInfo>>,
+  'icrc3_get_blocks' : ActorMethod<[Array<GetBlocksRequest>], GetBlocksResult>,
+  'icrc3_get_tip_certificate' : ActorMethod<[], [] | [DataCertificate]>,
+  'icrc3_supported_block_types' : ActorMethod<[], Array<SupportedBlockType>>,
+  'icrc7_atomic_batch_transfers' : ActorMethod<[], [] | [boolean]>,
+  'icrc7_balance_of' : ActorMethod<[Array<Account>], Array<bigint>>,
+  'icrc7_collection_metadata' : ActorMethod<[], Array<[string, Value]>>,
+  'icrc7_default_take_value' : ActorMethod<[], [] | [bigint]>,
+  'icrc7_description' : ActorMethod<[], [] | [string]>,
+  'icrc7_logo' : ActorMethod<[], [] | [string]>,
+  'icrc7_max_memo_size' : ActorMethod<[], [] | [bigint]>,
+  'icrc7_max_query_batch_size' : ActorMethod<[], [] | [bigint]>,
+  'icrc7_max_take_value' : ActorMethod<[], [] | [bigint]>,
+  'icrc7_max_update_batch_size' : ActorMethod<[], [] | [bigint]>,
+  'icrc7_name' : ActorMethod<[], string>,
+  'icrc7_owner_of' : ActorMethod<[Array<bigint>], Array<[] | [Account]>>,
+  'icrc7_permitted_drift' : ActorMethod<[], [] | [bigint]>,
+  /**
+   * No cap: every video the spawn canister creates is a token.
+   */
+  'icrc7_supply_cap' : ActorMethod<[], [] | [bigint]>,
+  'icrc7_symbol' : ActorMethod<[], string>,
+  'icrc7_token_metadata' : ActorMethod<
+    [Array<bigint>],
+    Array<[] | [Array<[string, Value]>]>
+  >,
+  'icrc7_tokens' : ActorMethod<[[] | [bigint], [] | [bigint]], Array<bigint>>,
+  'icrc7_tokens_of' : ActorMethod<
+    [Account, [] | [bigint], [] | [bigint]],
+    Array<bigint>
+  >,
+  'icrc7_total_supply' : ActorMethod<[], bigint>,
+  /**
+   * The holder's transfers: each moves the video canister itself (see `transfer`).
+   */
+  'icrc7_transfer' : ActorMethod<[Array<TransferArg>], Array<[] | [Result_4]>>,
+  'icrc7_tx_window' : ActorMethod<[], [] | [bigint]>,
+  'register_video' : ActorMethod<[VideoRegistration], Result_5>,
+  'report_owner_change' : ActorMethod<[OwnerChange], Result_5>,
+  'set_admins' : ActorMethod<[Array<Principal>], Result_5>,
+  'set_registrars' : ActorMethod<[Array<Principal>], Result_5>,
   'stats' : ActorMethod<[], IndexStats>,
   'videos_by_creator' : ActorMethod<[ListArgs], Page>,
   'videos_by_owner' : ActorMethod<[ListArgs], Page>,
 }
 export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
+  const GetBlocksResult = IDL.Rec();
+  const Value = IDL.Rec();
   const IndexInit = IDL.Record({
     'admins' : IDL.Vec(IDL.Principal),
     'registrars' : IDL.Vec(IDL.Principal),
@@ -211,6 +477,203 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'owner' : IDL.Principal,
     'registered_at' : IDL.Nat64,
   });
+  const SupportedStandard = IDL.Record({ 'url' : IDL.Text, 'name' : IDL.Text });
+  const Account = IDL.Record({
+    'owner' : IDL.Principal,
+    'subaccount' : IDL.Opt(IDL.Vec(IDL.Nat8)),
+  });
+  const ApprovalInfo = IDL.Record({
+    'memo' : IDL.Opt(IDL.Vec(IDL.Nat8)),
+    'from_subaccount' : IDL.Opt(IDL.Vec(IDL.Nat8)),
+    'created_at_time' : IDL.Nat64,
+    'expires_at' : IDL.Opt(IDL.Nat64),
+    'spender' : Account,
+  });
+  const ApproveCollectionArg = IDL.Record({ 'approval_info' : ApprovalInfo });
+  const ApproveCollectionError = IDL.Variant({
+    'GenericError' : IDL.Record({
+      'message' : IDL.Text,
+      'error_code' : IDL.Nat,
+    }),
+    'InvalidSpender' : IDL.Null,
+    'CreatedInFuture' : IDL.Record({ 'ledger_time' : IDL.Nat64 }),
+    'GenericBatchError' : IDL.Record({
+      'message' : IDL.Text,
+      'error_code' : IDL.Nat,
+    }),
+    'TooOld' : IDL.Null,
+  });
+  const ApproveTokenArg = IDL.Record({
+    'token_id' : IDL.Nat,
+    'approval_info' : ApprovalInfo,
+  });
+  const ApproveTokenError = IDL.Variant({
+    'GenericError' : IDL.Record({
+      'message' : IDL.Text,
+      'error_code' : IDL.Nat,
+    }),
+    'InvalidSpender' : IDL.Null,
+    'NonExistingTokenId' : IDL.Null,
+    'Unauthorized' : IDL.Null,
+    'CreatedInFuture' : IDL.Record({ 'ledger_time' : IDL.Nat64 }),
+    'GenericBatchError' : IDL.Record({
+      'message' : IDL.Text,
+      'error_code' : IDL.Nat,
+    }),
+    'TooOld' : IDL.Null,
+  });
+  const Result = IDL.Variant({ 'Ok' : IDL.Nat, 'Err' : ApproveTokenError });
+  const TokenApproval = IDL.Record({
+    'token_id' : IDL.Nat,
+    'approval_info' : ApprovalInfo,
+  });
+  const IsApprovedArg = IDL.Record({
+    'token_id' : IDL.Nat,
+    'from_subaccount' : IDL.Opt(IDL.Vec(IDL.Nat8)),
+    'spender' : Account,
+  });
+  const RevokeCollectionApprovalArg = IDL.Record({
+    'memo' : IDL.Opt(IDL.Vec(IDL.Nat8)),
+    'from_subaccount' : IDL.Opt(IDL.Vec(IDL.Nat8)),
+    'created_at_time' : IDL.Opt(IDL.Nat64),
+    'spender' : IDL.Opt(Account),
+  });
+  const RevokeCollectionApprovalError = IDL.Variant({
+    'GenericError' : IDL.Record({
+      'message' : IDL.Text,
+      'error_code' : IDL.Nat,
+    }),
+    'CreatedInFuture' : IDL.Record({ 'ledger_time' : IDL.Nat64 }),
+    'ApprovalDoesNotExist' : IDL.Null,
+    'GenericBatchError' : IDL.Record({
+      'message' : IDL.Text,
+      'error_code' : IDL.Nat,
+    }),
+    'TooOld' : IDL.Null,
+  });
+  const Result_1 = IDL.Variant({
+    'Ok' : IDL.Nat,
+    'Err' : RevokeCollectionApprovalError,
+  });
+  const RevokeTokenApprovalArg = IDL.Record({
+    'token_id' : IDL.Nat,
+    'memo' : IDL.Opt(IDL.Vec(IDL.Nat8)),
+    'from_subaccount' : IDL.Opt(IDL.Vec(IDL.Nat8)),
+    'created_at_time' : IDL.Opt(IDL.Nat64),
+    'spender' : IDL.Opt(Account),
+  });
+  const RevokeTokenApprovalError = IDL.Variant({
+    'GenericError' : IDL.Record({
+      'message' : IDL.Text,
+      'error_code' : IDL.Nat,
+    }),
+    'NonExistingTokenId' : IDL.Null,
+    'Unauthorized' : IDL.Null,
+    'CreatedInFuture' : IDL.Record({ 'ledger_time' : IDL.Nat64 }),
+    'ApprovalDoesNotExist' : IDL.Null,
+    'GenericBatchError' : IDL.Record({
+      'message' : IDL.Text,
+      'error_code' : IDL.Nat,
+    }),
+    'TooOld' : IDL.Null,
+  });
+  const Result_2 = IDL.Variant({
+    'Ok' : IDL.Nat,
+    'Err' : RevokeTokenApprovalError,
+  });
+  const TransferFromArg = IDL.Record({
+    'to' : Account,
+    'spender_subaccount' : IDL.Opt(IDL.Vec(IDL.Nat8)),
+    'token_id' : IDL.Nat,
+    'from' : Account,
+    'memo' : IDL.Opt(IDL.Vec(IDL.Nat8)),
+    'created_at_time' : IDL.Opt(IDL.Nat64),
+  });
+  const TransferFromError = IDL.Variant({
+    'GenericError' : IDL.Record({
+      'message' : IDL.Text,
+      'error_code' : IDL.Nat,
+    }),
+    'Duplicate' : IDL.Record({ 'duplicate_of' : IDL.Nat }),
+    'NonExistingTokenId' : IDL.Null,
+    'Unauthorized' : IDL.Null,
+    'CreatedInFuture' : IDL.Record({ 'ledger_time' : IDL.Nat64 }),
+    'InvalidRecipient' : IDL.Null,
+    'GenericBatchError' : IDL.Record({
+      'message' : IDL.Text,
+      'error_code' : IDL.Nat,
+    }),
+    'TooOld' : IDL.Null,
+  });
+  const Result_3 = IDL.Variant({ 'Ok' : IDL.Nat, 'Err' : TransferFromError });
+  const GetArchivesArgs = IDL.Record({ 'from' : IDL.Opt(IDL.Principal) });
+  const ArchiveInfo = IDL.Record({
+    'end' : IDL.Nat,
+    'canister_id' : IDL.Principal,
+    'start' : IDL.Nat,
+  });
+  const GetBlocksRequest = IDL.Record({
+    'start' : IDL.Nat,
+    'length' : IDL.Nat,
+  });
+  Value.fill(
+    IDL.Variant({
+      'Int' : IDL.Int,
+      'Map' : IDL.Vec(IDL.Tuple(IDL.Text, Value)),
+      'Nat' : IDL.Nat,
+      'Blob' : IDL.Vec(IDL.Nat8),
+      'Text' : IDL.Text,
+      'Array' : IDL.Vec(Value),
+    })
+  );
+  const BlockWithId = IDL.Record({ 'id' : IDL.Nat, 'block' : Value });
+  const ArchivedBlocks = IDL.Record({
+    'args' : IDL.Vec(GetBlocksRequest),
+    'callback' : IDL.Func(
+        [IDL.Vec(GetBlocksRequest)],
+        [GetBlocksResult],
+        ['query'],
+      ),
+  });
+  GetBlocksResult.fill(
+    IDL.Record({
+      'log_length' : IDL.Nat,
+      'blocks' : IDL.Vec(BlockWithId),
+      'archived_blocks' : IDL.Vec(ArchivedBlocks),
+    })
+  );
+  const DataCertificate = IDL.Record({
+    'certificate' : IDL.Vec(IDL.Nat8),
+    'hash_tree' : IDL.Vec(IDL.Nat8),
+  });
+  const SupportedBlockType = IDL.Record({
+    'url' : IDL.Text,
+    'block_type' : IDL.Text,
+  });
+  const TransferArg = IDL.Record({
+    'to' : Account,
+    'token_id' : IDL.Nat,
+    'memo' : IDL.Opt(IDL.Vec(IDL.Nat8)),
+    'from_subaccount' : IDL.Opt(IDL.Vec(IDL.Nat8)),
+    'created_at_time' : IDL.Opt(IDL.Nat64),
+  });
+  const TransferError = IDL.Variant({
+    'GenericError' : IDL.Record({
+      'message' : IDL.Text,
+      'error_code' : IDL.Nat,
+    }),
+    'Duplicate' : IDL.Record({ 'duplicate_of' : IDL.Nat }),
+    'NonExistingTokenId' : IDL.Null,
+    'Unauthorized' : IDL.Null,
+    'CreatedInFuture' : IDL.Record({ 'ledger_time' : IDL.Nat64 }),
+    'InvalidRecipient' : IDL.Null,
+    'GenericBatchError' : IDL.Record({
+      'message' : IDL.Text,
+      'error_code' : IDL.Nat,
+    }),
+    'TooOld' : IDL.Null,
+  });
+  const Result_4 = IDL.Variant({ 'Ok' : IDL.Nat, 'Err' : TransferError });
   const VideoRegistration = IDL.Record({
     'creator' : IDL.Principal,
     'video' : IDL.Principal,
@@ -256,7 +719,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     }),
     'Conflict' : IDL.Record({ 'reason' : IDL.Text }),
   });
-  const Result = IDL.Variant({ 'Ok' : IDL.Null, 'Err' : Error });
+  const Result_5 = IDL.Variant({ 'Ok' : IDL.Null, 'Err' : Error });
   const OwnerChange = IDL.Record({
     'transfer_seq' : IDL.Nat64,
     'new_owner' : IDL.Principal,
@@ -284,10 +747,134 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'count_by_creator' : IDL.Func([IDL.Principal], [IDL.Nat64], ['query']),
     'count_by_owner' : IDL.Func([IDL.Principal], [IDL.Nat64], ['query']),
     'get_video' : IDL.Func([IDL.Principal], [IDL.Opt(VideoEntry)], ['query']),
-    'register_video' : IDL.Func([VideoRegistration], [Result], []),
-    'report_owner_change' : IDL.Func([OwnerChange], [Result], []),
-    'set_admins' : IDL.Func([IDL.Vec(IDL.Principal)], [Result], []),
-    'set_registrars' : IDL.Func([IDL.Vec(IDL.Principal)], [Result], []),
+    'icrc10_supported_standards' : IDL.Func(
+        [],
+        [IDL.Vec(SupportedStandard)],
+        ['query'],
+      ),
+    'icrc37_approve_collection' : IDL.Func(
+        [IDL.Vec(ApproveCollectionArg)],
+        [IDL.Vec(IDL.Opt(ApproveCollectionError))],
+        [],
+      ),
+    'icrc37_approve_tokens' : IDL.Func(
+        [IDL.Vec(ApproveTokenArg)],
+        [IDL.Vec(IDL.Opt(Result))],
+        [],
+      ),
+    'icrc37_get_collection_approvals' : IDL.Func(
+        [Account, IDL.Opt(ApprovalInfo), IDL.Opt(IDL.Nat)],
+        [IDL.Vec(ApprovalInfo)],
+        ['query'],
+      ),
+    'icrc37_get_token_approvals' : IDL.Func(
+        [IDL.Nat, IDL.Opt(TokenApproval), IDL.Opt(IDL.Nat)],
+        [IDL.Vec(TokenApproval)],
+        ['query'],
+      ),
+    'icrc37_is_approved' : IDL.Func(
+        [IDL.Vec(IsApprovedArg)],
+        [IDL.Vec(IDL.Bool)],
+        ['query'],
+      ),
+    'icrc37_max_approvals_per_token_or_collection' : IDL.Func(
+        [],
+        [IDL.Opt(IDL.Nat)],
+        ['query'],
+      ),
+    'icrc37_max_revoke_approvals' : IDL.Func([], [IDL.Opt(IDL.Nat)], ['query']),
+    'icrc37_revoke_collection_approvals' : IDL.Func(
+        [IDL.Vec(RevokeCollectionApprovalArg)],
+        [IDL.Vec(IDL.Opt(Result_1))],
+        [],
+      ),
+    'icrc37_revoke_token_approvals' : IDL.Func(
+        [IDL.Vec(RevokeTokenApprovalArg)],
+        [IDL.Vec(IDL.Opt(Result_2))],
+        [],
+      ),
+    'icrc37_transfer_from' : IDL.Func(
+        [IDL.Vec(TransferFromArg)],
+        [IDL.Vec(IDL.Opt(Result_3))],
+        [],
+      ),
+    'icrc3_get_archives' : IDL.Func(
+        [GetArchivesArgs],
+        [IDL.Vec(ArchiveInfo)],
+        ['query'],
+      ),
+    'icrc3_get_blocks' : IDL.Func(
+        [IDL.Vec(GetBlocksRequest)],
+        [GetBlocksResult],
+        ['query'],
+      ),
+    'icrc3_get_tip_certificate' : IDL.Func(
+        [],
+        [IDL.Opt(DataCertificate)],
+        ['query'],
+      ),
+    'icrc3_supported_block_types' : IDL.Func(
+        [],
+        [IDL.Vec(SupportedBlockType)],
+        ['query'],
+      ),
+    'icrc7_atomic_batch_transfers' : IDL.Func(
+        [],
+        [IDL.Opt(IDL.Bool)],
+        ['query'],
+      ),
+    'icrc7_balance_of' : IDL.Func(
+        [IDL.Vec(Account)],
+        [IDL.Vec(IDL.Nat)],
+        ['query'],
+      ),
+    'icrc7_collection_metadata' : IDL.Func(
+        [],
+        [IDL.Vec(IDL.Tuple(IDL.Text, Value))],
+        ['query'],
+      ),
+    'icrc7_default_take_value' : IDL.Func([], [IDL.Opt(IDL.Nat)], ['query']),
+    'icrc7_description' : IDL.Func([], [IDL.Opt(IDL.Text)], ['query']),
+    'icrc7_logo' : IDL.Func([], [IDL.Opt(IDL.Text)], ['query']),
+    'icrc7_max_memo_size' : IDL.Func([], [IDL.Opt(IDL.Nat)], ['query']),
+    'icrc7_max_query_batch_size' : IDL.Func([], [IDL.Opt(IDL.Nat)], ['query']),
+    'icrc7_max_take_value' : IDL.Func([], [IDL.Opt(IDL.Nat)], ['query']),
+    'icrc7_max_update_batch_size' : IDL.Func([], [IDL.Opt(IDL.Nat)], ['query']),
+    'icrc7_name' : IDL.Func([], [IDL.Text], ['query']),
+    'icrc7_owner_of' : IDL.Func(
+        [IDL.Vec(IDL.Nat)],
+        [IDL.Vec(IDL.Opt(Account))],
+        ['query'],
+      ),
+    'icrc7_permitted_drift' : IDL.Func([], [IDL.Opt(IDL.Nat)], ['query']),
+    'icrc7_supply_cap' : IDL.Func([], [IDL.Opt(IDL.Nat)], ['query']),
+    'icrc7_symbol' : IDL.Func([], [IDL.Text], ['query']),
+    'icrc7_token_metadata' : IDL.Func(
+        [IDL.Vec(IDL.Nat)],
+        [IDL.Vec(IDL.Opt(IDL.Vec(IDL.Tuple(IDL.Text, Value))))],
+        ['query'],
+      ),
+    'icrc7_tokens' : IDL.Func(
+        [IDL.Opt(IDL.Nat), IDL.Opt(IDL.Nat)],
+        [IDL.Vec(IDL.Nat)],
+        ['query'],
+      ),
+    'icrc7_tokens_of' : IDL.Func(
+        [Account, IDL.Opt(IDL.Nat), IDL.Opt(IDL.Nat)],
+        [IDL.Vec(IDL.Nat)],
+        ['query'],
+      ),
+    'icrc7_total_supply' : IDL.Func([], [IDL.Nat], ['query']),
+    'icrc7_transfer' : IDL.Func(
+        [IDL.Vec(TransferArg)],
+        [IDL.Vec(IDL.Opt(Result_4))],
+        [],
+      ),
+    'icrc7_tx_window' : IDL.Func([], [IDL.Opt(IDL.Nat)], ['query']),
+    'register_video' : IDL.Func([VideoRegistration], [Result_5], []),
+    'report_owner_change' : IDL.Func([OwnerChange], [Result_5], []),
+    'set_admins' : IDL.Func([IDL.Vec(IDL.Principal)], [Result_5], []),
+    'set_registrars' : IDL.Func([IDL.Vec(IDL.Principal)], [Result_5], []),
     'stats' : IDL.Func([], [IndexStats], ['query']),
     'videos_by_creator' : IDL.Func([ListArgs], [Page], ['query']),
     'videos_by_owner' : IDL.Func([ListArgs], [Page], ['query']),

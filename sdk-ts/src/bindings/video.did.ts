@@ -118,6 +118,19 @@ export interface ChunkReceipt {
  */
 export interface ChunkUpload { 'data' : Uint8Array, 'index' : number }
 /**
+ * `collection_transfer` argument: the video's index, acting as the ICRC-7 collection that
+ * lists the video as a token, moves it from `from` to `to` (docs/nft.md). `from` is a
+ * compare-and-swap guard: the collection decided on its own record of the owner, and a
+ * transfer the video made meanwhile (a direct `change_owner`) must not be overridden.
+ */
+export interface CollectionTransferArgs {
+  'to' : Principal,
+  /**
+   * The owner the collection believes holds the video; refused (`Conflict`) if it is not.
+   */
+  'from' : Principal,
+}
+/**
  * Whether the owner controls the canister yet (see [`VideoInit::funded_by`]).
  */
 export type ControlStatus = {
@@ -698,6 +711,12 @@ export interface _SERVICE {
    */
   'claim_control' : ActorMethod<[], Result_2>,
   /**
+   * The video's index, as the ICRC-7 collection listing this video, transfers it (see
+   * [`logic::begin_collection_transfer`]); then the same steps as `change_owner`. Ingress can
+   * never call it (the caller must be a canister), so `inspect_message` refuses it.
+   */
+  'collection_transfer' : ActorMethod<[CollectionTransferArgs], Result>,
+  /**
    * Verifies and publishes the video; then, for a video a spawn canister funded, hands control
    * of the canister to the owner (`crate::control`: unused cycles go back to the funder first).
    * The answer's `control` says whether that completed; a failed hand-over is retried by a timer
@@ -888,6 +907,10 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'digests' : IDL.Vec(IDL.Opt(IDL.Vec(IDL.Nat8))),
   });
   const Result_3 = IDL.Variant({ 'Ok' : ChunkDigests, 'Err' : Error });
+  const CollectionTransferArgs = IDL.Record({
+    'to' : IDL.Principal,
+    'from' : IDL.Principal,
+  });
   const Result_4 = IDL.Variant({ 'Ok' : IDL.Vec(IDL.Nat8), 'Err' : Error });
   const HttpRequest = IDL.Record({
     'url' : IDL.Text,
@@ -956,6 +979,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'change_owner' : IDL.Func([ChangeOwnerArgs], [Result], []),
     'chunk_digests' : IDL.Func([DigestsArgs], [Result_3], ['query']),
     'claim_control' : IDL.Func([], [Result_2], []),
+    'collection_transfer' : IDL.Func([CollectionTransferArgs], [Result], []),
     'finish_upload' : IDL.Func([], [Result_2], []),
     'get_chunk' : IDL.Func([IDL.Nat32], [Result_4], ['query']),
     'http_request' : IDL.Func([HttpRequest], [HttpResponse], ['query']),

@@ -34,6 +34,7 @@ test('the services have the methods the SDK calls', () => {
 const NOT_FOR_SDK_USERS: Record<string, string> = {
   'video.http_request_update': 'called by HTTP gateways when a query answer asks for an upgrade',
   'spawn.return_unused_cycles': 'called by a video canister the spawn created, with cycles attached',
+  'video.collection_transfer': 'called by the video\'s index (the ICRC-7 collection) during a token transfer; ingress is refused',
   'index.register_video': 'called by the spawn canister (a registrar)',
   'index.report_owner_change': 'called by the video canister about itself',
 };

@@ -924,6 +924,12 @@ impl<M: Memory> IndexStore<M> {
         Ok(())
     }
 
+    /// Has `p` given a collection approval that is still stored (expired or not)? It may revoke
+    /// it whether or not it holds a token now.
+    pub fn has_collection_approvals(&self, p: &Principal) -> bool {
+        !self.collection.collection_approvals_of(p).is_empty()
+    }
+
     /// Is `p` named as a spender by some approval (the ingress filter lets it call
     /// `icrc37_transfer_from`)?
     pub fn is_spender(&self, p: &Principal) -> bool {
