@@ -74,6 +74,14 @@ pub enum NftCommand {
         #[command(flatten)]
         net: NetArgs,
     },
+    /// Have the collection re-read the video's own title, description, size and digest into the
+    /// token's metadata (after an upload or a metadata edit; the holder or an admin).
+    Refresh {
+        /// Token id or video canister id.
+        token: String,
+        #[command(flatten)]
+        net: NetArgs,
+    },
     /// Print the collection's ICRC-3 log: mints, transfers, approvals, revocations.
     History {
         /// First block.
@@ -96,6 +104,7 @@ impl NftCommand {
             | NftCommand::Approve { net, .. }
             | NftCommand::Transfer { net, .. }
             | NftCommand::TransferFrom { net, .. }
+            | NftCommand::Refresh { net, .. }
             | NftCommand::History { net, .. } => net,
         }
     }
@@ -181,10 +190,36 @@ pub fn run(cmd: NftCommand) -> Result<()> {
                 |c| async move { transfer(&c, tid, Some(from), to).await },
             )
         }
+        NftCommand::Refresh { token, .. } => {
+            let tid = parse_token(&token)?;
+            crate::cli::with_client(&net, |c| async move { refresh(&c, tid).await })
+        }
         NftCommand::History { start, length, .. } => {
             crate::cli::with_client(&net, |c| async move { history(&c, start, length).await })
         }
     }
+}
+
+/// `refresh_token_metadata` for one token, then the metadata as the collection now shows it.
+pub async fn refresh(client: &Client, tid: u64) -> Result<()> {
+    let index = client.index()?;
+    let method = "refresh_token_metadata";
+    let r: Vec<canvid_types::Result<()>> = client
+        .call(Kind::Update, index, method, (vec![nat(tid)],))
+        .await?;
+    let n = r.len();
+    match r.into_iter().next() {
+        Some(Ok(())) if n == 1 => {}
+        Some(Err(e)) => return Err(refused(client, method, e.to_string())),
+        _ => {
+            return Err(Error::BadReply {
+                canister: index,
+                method: method.into(),
+                reason: format!("{n} answer(s) to one request"),
+            })
+        }
+    }
+    show(client, tid).await
 }
 
 fn nat(n: u64) -> Nat {

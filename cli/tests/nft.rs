@@ -77,6 +77,11 @@ fn nft_list_show_approve_transfer_from_transfer_history() {
     assert!(show.contains("icrc97:metadata = [https://"), "{show}");
     assert!(show.contains("approvals       none"), "{show}");
     assert_eq!(ok(net(canvid().args(["nft", "show", &tid]), &state)), show);
+    // The collection re-reads the video's own metadata (file name as title, size).
+    let refreshed = ok(net(canvid().args(["nft", "refresh", &tid]), &state));
+    assert!(refreshed.contains("icrc7:name = clip.mp4"), "{refreshed}");
+    assert!(refreshed.contains("canvid:size = 300000"), "{refreshed}");
+    let show = ok(net(canvid().args(["nft", "show", &tid]), &state));
 
     // The holder approves the marketplace for a day.
     let out = ok(net(
@@ -190,7 +195,8 @@ fn nft_list_show_approve_transfer_from_transfer_history() {
         me
     );
 
-    // The log: the mint, the approval, the marketplace's transfer, the buyer's transfer.
+    // The log: the mint, the metadata refresh, the approval, the marketplace's transfer, the
+    // buyer's transfer.
     let history = ok(net(canvid().args(["nft", "history"]), &state));
     let lines: Vec<&str> = history
         .lines()
@@ -202,15 +208,15 @@ fn nft_list_show_approve_transfer_from_transfer_history() {
         .collect();
     assert_eq!(
         kinds,
-        ["7mint", "37approve", "37xfer", "7xfer"],
+        ["7mint", "7update_token", "37approve", "37xfer", "7xfer"],
         "{history}"
     );
     assert!(
-        lines[2].contains(&format!("from {me}")) && lines[2].contains(&format!("to {buyer}")),
+        lines[3].contains(&format!("from {me}")) && lines[3].contains(&format!("to {buyer}")),
         "{history}"
     );
-    assert!(lines[2].contains(&format!("spender {market}")), "{history}");
-    assert!(lines[1].contains("expires "), "{history}");
+    assert!(lines[3].contains(&format!("spender {market}")), "{history}");
+    assert!(lines[2].contains("expires "), "{history}");
     assert!(history.contains("block(s) shown of"), "{history}");
     let one = ok(net(
         canvid().args(["nft", "history", "--start", "0", "--length", "1"]),

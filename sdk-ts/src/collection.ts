@@ -21,7 +21,7 @@ import {
 import { idlFactory as videoIdl, type _SERVICE as VideoService } from './bindings/video.did.js';
 import { toHex } from './bytes.js';
 import { type CertifiedMetadata, type ResponseVerifier, metadataRequest, readCanisterInfo, verifyMetadataAnswer } from './certified.js';
-import { CanvidError, type CallSite, UsageError, UnexpectedError, guard } from './errors.js';
+import { CanvidError, type CallSite, UsageError, UnexpectedError, guard, unwrap } from './errors.js';
 import { type RetryPolicy, retryPolicy, withRetry } from './retry.js';
 
 // --- Token ids ---------------------------------------------------------------------------------
@@ -151,6 +151,7 @@ export const COLLECTION_ERROR_CODES = {
   8: 'fromSubaccount',
   9: 'expired',
   10: 'batchTooLarge',
+  11: 'notAHolder',
 } as const;
 
 /** The name of a `GenericError` code, `'unknown'` for a code docs/nft.md does not list. */
@@ -167,6 +168,7 @@ const CODE_TEXT: Record<CollectionErrorCode, string> = {
   fromSubaccount: 'approvals are made from the default account, which holds the videos',
   expired: 'expires_at is not in the future',
   batchTooLarge: 'too many requests in one call',
+  notAHolder: 'only a holder of at least one token may approve the collection',
   unknown: 'error',
 };
 
@@ -640,6 +642,22 @@ export class CanvidCollection {
     const r = await this.query('icrc7_token_metadata', (a) => a.icrc7_token_metadata([tokenId]));
     const m = r[0]?.[0];
     return m ? { tokenId, videoId: videoOfToken(tokenId), entries: plainMap(m) } : undefined;
+  }
+
+  /**
+   * `refresh_token_metadata`: has the collection re-read each video's own metadata (title,
+   * description, MIME type, size, duration, digest) into its token metadata, e.g. after an upload
+   * or `update_metadata`. The token's holder (or an admin) may ask; a changed copy is a
+   * `7update_token` block. Throws the first refusal as a {@link CanisterError}.
+   */
+  async refreshTokenMetadata(tokens: TokenRef[]): Promise<void> {
+    const ids = tokens.map(toTokenId);
+    const site = this.site('refresh_token_metadata');
+    const r = await this.update('refresh_token_metadata', (a) => a.refresh_token_metadata(ids));
+    if (r.length !== ids.length) {
+      throw new UnexpectedError(`refresh_token_metadata answered ${r.length} answers, expected ${ids.length}`, { site });
+    }
+    for (const one of r) unwrap(one, site);
   }
 
   // --- ICRC-7 / ICRC-37 updates ---------------------------------------------------------------

@@ -455,6 +455,11 @@ export interface _SERVICE {
    */
   'icrc7_transfer' : ActorMethod<[Array<TransferArg>], Array<[] | [Result_4]>>,
   'icrc7_tx_window' : ActorMethod<[], [] | [bigint]>,
+  /**
+   * Re-reads the videos' own metadata into the collection's token metadata. For each token: the
+   * holder, the video canister itself or an admin may ask (each costs the collection a call).
+   */
+  'refresh_token_metadata' : ActorMethod<[Array<bigint>], Array<Result_5>>,
   'register_video' : ActorMethod<[VideoRegistration], Result_5>,
   'report_owner_change' : ActorMethod<[OwnerChange], Result_5>,
   'set_admins' : ActorMethod<[Array<Principal>], Result_5>,
@@ -674,11 +679,6 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'TooOld' : IDL.Null,
   });
   const Result_4 = IDL.Variant({ 'Ok' : IDL.Nat, 'Err' : TransferError });
-  const VideoRegistration = IDL.Record({
-    'creator' : IDL.Principal,
-    'video' : IDL.Principal,
-    'owner' : IDL.Principal,
-  });
   const Error = IDL.Variant({
     'AlreadyFinished' : IDL.Null,
     'CallFailed' : IDL.Record({
@@ -720,6 +720,11 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'Conflict' : IDL.Record({ 'reason' : IDL.Text }),
   });
   const Result_5 = IDL.Variant({ 'Ok' : IDL.Null, 'Err' : Error });
+  const VideoRegistration = IDL.Record({
+    'creator' : IDL.Principal,
+    'video' : IDL.Principal,
+    'owner' : IDL.Principal,
+  });
   const OwnerChange = IDL.Record({
     'transfer_seq' : IDL.Nat64,
     'new_owner' : IDL.Principal,
@@ -871,6 +876,11 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
         [],
       ),
     'icrc7_tx_window' : IDL.Func([], [IDL.Opt(IDL.Nat)], ['query']),
+    'refresh_token_metadata' : IDL.Func(
+        [IDL.Vec(IDL.Nat)],
+        [IDL.Vec(Result_5)],
+        [],
+      ),
     'register_video' : IDL.Func([VideoRegistration], [Result_5], []),
     'report_owner_change' : IDL.Func([OwnerChange], [Result_5], []),
     'set_admins' : IDL.Func([IDL.Vec(IDL.Principal)], [Result_5], []),

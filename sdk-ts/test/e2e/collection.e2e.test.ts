@@ -91,6 +91,12 @@ test('the SDK collection client: queries, approvals, transfer, the log, typed er
   assert.equal(tm?.videoId, videoId);
   assert.equal(tm?.entries['canvid:video_canister'], videoId);
   assert.equal(tm?.entries['canvid:creator'], sellerId);
+  // The video's own title and size once the holder had the collection re-read them.
+  await nft.refreshTokenMetadata([token]);
+  const refreshed = await nft.tokenMetadata(token);
+  assert.equal(refreshed?.entries['icrc7:name'], 'collection');
+  assert.equal(refreshed?.entries['canvid:size'], 50_000n);
+  assert.equal(refreshed?.entries['canvid:mime_type'], 'video/mp4');
   assert.equal(await nft.tokenMetadata(424_242n), undefined);
   assert.equal(await nft.ownerOf(424_242n), undefined);
 
@@ -168,8 +174,8 @@ test('the SDK collection client: queries, approvals, transfer, the log, typed er
   const { logLength, blocks } = await nft.blocks({ start: 0, length: 500 });
   assert.equal(BigInt(blocks.length), logLength);
   const mine = blocks.filter((b) => b.tokenId === token);
-  assert.deepEqual(mine.map((b) => b.btype), ['7mint', '37approve', '37revoke', '7xfer']);
-  const x = mine[3]!;
+  assert.deepEqual(mine.map((b) => b.btype), ['7mint', '7update_token', '37approve', '37revoke', '7xfer']);
+  const x = mine[4]!;
   assert.equal(x.id, xfer);
   assert.equal(blockAccountText(x.tx.from), sellerId);
   assert.equal(blockAccountText(x.tx.to), buyerId);

@@ -589,13 +589,22 @@ fn icrc3_supported_block_types() -> Vec<SupportedBlockType> {
 #[query]
 fn icrc10_supported_standards() -> Vec<SupportedStandard> {
     [
-        ("ICRC-7", "https://github.com/dfinity/ICRC/ICRCs/ICRC-7"),
-        ("ICRC-37", "https://github.com/dfinity/ICRC/ICRCs/ICRC-37"),
+        (
+            "ICRC-7",
+            "https://github.com/dfinity/ICRC/tree/main/ICRCs/ICRC-7",
+        ),
+        (
+            "ICRC-37",
+            "https://github.com/dfinity/ICRC/tree/main/ICRCs/ICRC-37",
+        ),
         (
             "ICRC-3",
             "https://github.com/dfinity/ICRC-1/tree/main/standards/ICRC-3",
         ),
-        ("ICRC-10", "https://github.com/dfinity/ICRC/ICRCs/ICRC-10"),
+        (
+            "ICRC-10",
+            "https://github.com/dfinity/ICRC/tree/main/ICRCs/ICRC-10",
+        ),
     ]
     .into_iter()
     .map(|(name, url)| SupportedStandard {

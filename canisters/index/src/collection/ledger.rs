@@ -661,7 +661,7 @@ impl<M: Memory> IndexStore<M> {
         // ICRC-7's advice against approval spam: only holders approve.
         if self.count_by_owner(caller) == 0 {
             return Err(ApprovalError::Generic {
-                code: codes::TOO_MANY_APPROVALS,
+                code: codes::NOT_A_HOLDER,
                 message: "only a holder of at least one token may approve the collection".into(),
             });
         }

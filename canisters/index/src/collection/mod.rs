@@ -80,6 +80,8 @@ pub mod codes {
     /// More requests in one call than `icrc7:max_update_batch_size` (or revokes than
     /// `icrc37:max_revoke_approvals`).
     pub const BATCH_TOO_LARGE: u64 = 10;
+    /// Only a holder of at least one token may approve the collection (approval spam).
+    pub const NOT_A_HOLDER: u64 = 11;
 }
 
 #[cfg(test)]
