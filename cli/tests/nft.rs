@@ -81,7 +81,8 @@ fn nft_list_show_approve_transfer_from_transfer_history() {
     let refreshed = ok(net(canvid().args(["nft", "refresh", &tid]), &state));
     assert!(refreshed.contains("icrc7:name = clip.mp4"), "{refreshed}");
     assert!(refreshed.contains("canvid:size = 300000"), "{refreshed}");
-    let show = ok(net(canvid().args(["nft", "show", &tid]), &state));
+    let shown = ok(net(canvid().args(["nft", "show", &tid]), &state));
+    assert!(shown.contains("icrc7:name = clip.mp4"), "{shown}");
 
     // The holder approves the marketplace for a day.
     let out = ok(net(
