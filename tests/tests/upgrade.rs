@@ -492,6 +492,12 @@ fn l8_an_index_upgrade_argument_with_empty_lists_keeps_the_registrars(b: &dyn Ba
     let d = deploy(b);
     let stats = d.index_client().stats();
     assert_eq!(stats.registrars, vec![d.spawn]);
+    // The IC rate-limits install_code per canister by the instructions of recent installs
+    // (IC0209 right after the deployment's install): let time pass first, as an operator would.
+    b.advance_time(std::time::Duration::from_secs(60));
+    for _ in 0..10 {
+        b.tick();
+    }
     b.upgrade(
         d.index,
         wasm::index(),
