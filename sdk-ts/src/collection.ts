@@ -152,6 +152,7 @@ export const COLLECTION_ERROR_CODES = {
   9: 'expired',
   10: 'batchTooLarge',
   11: 'notAHolder',
+  12: 'rateLimited',
 } as const;
 
 /** The name of a `GenericError` code, `'unknown'` for a code docs/nft.md does not list. */
@@ -169,6 +170,7 @@ const CODE_TEXT: Record<CollectionErrorCode, string> = {
   expired: 'expires_at is not in the future',
   batchTooLarge: 'too many requests in one call',
   notAHolder: 'only a holder of at least one token may approve the collection',
+  rateLimited: 'the token was transferred through the collection 10 times this hour; retry later',
   unknown: 'error',
 };
 

@@ -1431,7 +1431,39 @@ fn transfers_to_bad_recipients_and_unknown_tokens_are_refused(b: &dyn Backend) {
     assert_eq!(blocks(&d).len(), 1, "the mint only");
 }
 
+/// Ingress is paid by the collection and a transfer costs it three calls: one token moves through
+/// the collection at most 10 times an hour (`GenericError` code 12 after that, nothing moves),
+/// and again in the next hour.
+fn transfers_of_one_token_are_rate_limited(b: &dyn Backend) {
+    let d = deploy(b);
+    let (alice, bob) = (principal("alice"), principal("bob"));
+    let video = finished_video(&d, alice);
+    let tid = token_id_of(&video).unwrap();
+    let (mut from, mut to) = (alice, bob);
+    for n in 0..10 {
+        transfer(&d, from, tid, to).unwrap_or_else(|e| panic!("transfer {n}: {e:?}"));
+        std::mem::swap(&mut from, &mut to);
+    }
+    match transfer(&d, from, tid, to) {
+        Err(TransferError::GenericError {
+            error_code,
+            message,
+        }) => {
+            assert_eq!(error_code, 12u8, "{message}");
+            assert!(message.contains("retry in"), "{message}");
+        }
+        other => panic!("the 11th transfer this hour: {other:?}"),
+    }
+    assert_eq!(owner_of(&d, tid), Some(Account::of(from)), "nothing moved");
+    assert_eq!(set(b.controllers(video)), set([from, video, d.spawn]));
+    b.advance_time(std::time::Duration::from_secs(3_601));
+    b.tick();
+    transfer(&d, from, tid, to).expect("the next hour");
+    assert_eq!(owner_of(&d, tid), Some(Account::of(to)));
+}
+
 backend_tests!(
+    transfers_of_one_token_are_rate_limited,
     the_holder_transfers_the_canister,
     a_marketplace_sells_a_video_for_ledger_tokens,
     the_log_records_mint_approval_and_transfer_and_its_tip_is_certified,

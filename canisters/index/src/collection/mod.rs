@@ -24,6 +24,7 @@
 //! `endpoints` (the ICRC-7/37/3/10 methods).
 
 pub mod ledger;
+pub mod limits;
 pub mod logic;
 pub mod store;
 
@@ -82,6 +83,9 @@ pub mod codes {
     pub const BATCH_TOO_LARGE: u64 = 10;
     /// Only a holder of at least one token may approve the collection (approval spam).
     pub const NOT_A_HOLDER: u64 = 11;
+    /// The token was transferred through the collection too often this hour: retry later (the
+    /// message says when). See `limits`.
+    pub const RATE_LIMITED: u64 = 12;
 }
 
 #[cfg(test)]

@@ -11,9 +11,17 @@ use canvid_types::{Error, Result};
 use ic_cdk::api::{msg_caller, time};
 use ic_cdk::call::Call;
 
+use std::cell::RefCell;
+
+use super::limits::{RateLimiter, REFRESHES_PER_WINDOW};
 use super::store::TokenSummary;
 use super::MAX_UPDATE_BATCH;
 use crate::store;
+
+thread_local! {
+    /// Explicit refreshes per token and hour (`super::limits`).
+    static REFRESHES: RefCell<RateLimiter> = RefCell::new(RateLimiter::default());
+}
 
 /// Reads `video`'s metadata and records its summary (a `7update_token` block if it changed).
 pub(crate) async fn refresh(video: Principal) -> Result<()> {
@@ -80,6 +88,16 @@ async fn refresh_token_metadata(token_ids: Vec<Nat>) -> Vec<Result<()>> {
                 caller,
                 reason: "the token's holder, its video or an admin may refresh it".into(),
             }),
+        });
+        let allowed = allowed.and_then(|()| {
+            REFRESHES
+                .with(|r| r.borrow_mut().admit(tid, time(), REFRESHES_PER_WINDOW))
+                .map_err(|wait_ns| Error::Busy {
+                    reason: format!(
+                        "token {tid} was refreshed {REFRESHES_PER_WINDOW} times this hour; retry in {} s",
+                        wait_ns.div_ceil(1_000_000_000)
+                    ),
+                })
         });
         out.push(match allowed {
             Ok(()) => refresh(video).await,

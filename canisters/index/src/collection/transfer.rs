@@ -19,7 +19,7 @@
 //! [`IndexStore::begin_transfer`]: crate::store::IndexStore::begin_transfer
 //! [`PendingTransfer`]: super::store::PendingTransfer
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
 use candid::Principal;
@@ -31,6 +31,7 @@ use ic_cdk_management_canister::{canister_info, CanisterInfoArgs, CanisterInfoRe
 
 use super::codes;
 use super::ledger::{TransferRequest, XferError};
+use super::limits::{RateLimiter, TRANSFERS_PER_WINDOW};
 use crate::store;
 
 /// Changes of the video's history read with `canister_info`: the IC keeps at least 20, enough
@@ -47,6 +48,8 @@ const RECOVER_PER_RUN: usize = 20;
 
 thread_local! {
     static RECOVERY_ARMED: Cell<bool> = const { Cell::new(false) };
+    /// Transfers per token and hour (`super::limits`).
+    static TRANSFERS: RefCell<RateLimiter> = RefCell::new(RateLimiter::default());
 }
 
 pub(crate) async fn video_info(video: Principal) -> Result<CanisterInfoResult, String> {
@@ -78,6 +81,22 @@ pub(crate) async fn transfer(req: TransferRequest) -> Result<u64, XferError> {
     let index_id = canister_self();
     let pending = store::with_mut(|s| s.begin_transfer(&req, &index_id, time()))?;
     let video = video_of_token(pending.tid);
+    // Only a transfer that passed every check counts: refusals cost the collection nothing more.
+    if let Err(wait_ns) = TRANSFERS.with(|t| {
+        t.borrow_mut()
+            .admit(pending.tid, time(), TRANSFERS_PER_WINDOW)
+    }) {
+        abandon(&video);
+        return Err(XferError::generic(
+            codes::RATE_LIMITED,
+            format!(
+                "token {} was transferred {TRANSFERS_PER_WINDOW} times through the collection this \
+                 hour; retry in {} s",
+                pending.tid,
+                wait_ns.div_ceil(1_000_000_000)
+            ),
+        ));
+    }
     let _guard = RecoverIfTrapped;
 
     let before = match video_info(video).await {
