@@ -74,6 +74,22 @@ fn await_points(log: &[CallRecord]) -> Vec<(CallRecord, u32)> {
         .collect()
 }
 
+/// Prints an action's await points (caller, method, occurrence), for the test log.
+fn show_await_points(action: &str, points: &[(CallRecord, u32)]) {
+    eprintln!(
+        "{action} await points: {:?}",
+        points
+            .iter()
+            .map(|(c, n)| format!(
+                "{}->{}#{n}{}",
+                c.caller,
+                c.method,
+                if c.bounded { " (bounded)" } else { "" }
+            ))
+            .collect::<Vec<_>>()
+    );
+}
+
 /// The faults worth injecting at one call.
 fn kinds(call: &CallRecord) -> Vec<Fault> {
     let mut k = vec![
@@ -264,17 +280,7 @@ fn create_video_with_a_fault_at_every_await_point() {
     video.upload(principal("owner-0"), &file);
     let points = await_points(&log);
     assert!(points.len() >= 4, "creation await points: {points:?}");
-    eprintln!(
-        "create_video await points: {:?}",
-        points
-            .iter()
-            .map(|(c, n)| format!(
-                "{}#{n}{}",
-                c.method,
-                if c.bounded { " (bounded)" } else { "" }
-            ))
-            .collect::<Vec<_>>()
-    );
+    show_await_points("create_video", &points);
     let mut i = 0;
     for (call, nth) in &points {
         for kind in kinds(call) {
@@ -360,17 +366,7 @@ fn change_owner_with_a_fault_at_every_await_point() {
     let _ = r.replica.take_call_log();
     w.invariants("fault-free transfer");
     let points = await_points(&log);
-    eprintln!(
-        "change_owner await points: {:?}",
-        points
-            .iter()
-            .map(|(c, n)| format!(
-                "{}#{n}{}",
-                c.method,
-                if c.bounded { " (bounded)" } else { "" }
-            ))
-            .collect::<Vec<_>>()
-    );
+    show_await_points("change_owner", &points);
     assert!(points.len() >= 3, "change_owner await points: {points:?}");
     let mut i = 0;
     for (call, nth) in &points {
@@ -487,18 +483,7 @@ fn icrc7_transfer_with_a_fault_at_every_await_point() {
     let log = r.replica.take_call_log();
     w.invariants("fault-free icrc7_transfer");
     let points = await_points(&log);
-    eprintln!(
-        "icrc7_transfer await points: {:?}",
-        points
-            .iter()
-            .map(|(c, n)| format!(
-                "{}->{}#{n}{}",
-                c.caller,
-                c.method,
-                if c.bounded { " (bounded)" } else { "" }
-            ))
-            .collect::<Vec<_>>()
-    );
+    show_await_points("icrc7_transfer", &points);
     assert!(points.len() >= 5, "icrc7_transfer await points: {points:?}");
     let mut i = 0;
     for (call, nth) in &points {

@@ -77,6 +77,33 @@ impl From<TimeError> for ApprovalError {
     }
 }
 
+impl ApprovalError {
+    /// The block could not be written (stable memory full): nothing changed.
+    fn log_full(message: String) -> Self {
+        ApprovalError::Generic {
+            code: codes::CALL_FAILED,
+            message,
+        }
+    }
+}
+
+/// The checks every ICRC-37 request gets: its `created_at_time` within the window, its memo
+/// within `icrc7:max_memo_size`.
+fn check_time_and_memo(
+    now: u64,
+    created_at_time: Option<u64>,
+    memo: &Option<ByteBuf>,
+) -> Result<(), ApprovalError> {
+    logic::check_created_at(now, created_at_time)?;
+    if !logic::memo_fits(memo) {
+        return Err(ApprovalError::Generic {
+            code: codes::MEMO_TOO_LONG,
+            message: format!("a memo has at most {MAX_MEMO_BYTES} bytes"),
+        });
+    }
+    Ok(())
+}
+
 /// A transfer as requested, once decoded: `spender` is set for `icrc37_transfer_from`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TransferRequest {
@@ -549,12 +576,9 @@ impl<M: Memory> IndexStore<M> {
         holder: &Principal,
         video: &Principal,
     ) -> Option<String> {
-        let trusted = self
-            .collection
-            .trusted_modules
-            .keys()
-            .collect::<std::collections::BTreeSet<_>>();
-        logic::sole_control_problem(info, holder, video, &self.registrars(), &trusted)
+        logic::sole_control_problem(info, holder, video, &self.registrars(), |h| {
+            self.collection.trusted_modules.contains_key(h)
+        })
     }
 
     // -----------------------------------------------------------------------------------------
@@ -562,13 +586,7 @@ impl<M: Memory> IndexStore<M> {
     // -----------------------------------------------------------------------------------------
 
     fn check_approval_request(&self, info: &ApprovalInfo, now: u64) -> Result<(), ApprovalError> {
-        logic::check_created_at(now, Some(info.created_at_time))?;
-        if !logic::memo_fits(&info.memo) {
-            return Err(ApprovalError::Generic {
-                code: codes::MEMO_TOO_LONG,
-                message: format!("a memo has at most {MAX_MEMO_BYTES} bytes"),
-            });
-        }
+        check_time_and_memo(now, Some(info.created_at_time), &info.memo)?;
         let from = Account {
             owner: Principal::anonymous(),
             subaccount: info.from_subaccount.clone(),
@@ -632,10 +650,7 @@ impl<M: Memory> IndexStore<M> {
         };
         let b = self
             .append_block(now, &tx)
-            .map_err(|m| ApprovalError::Generic {
-                code: codes::CALL_FAILED,
-                message: m,
-            })?;
+            .map_err(ApprovalError::log_full)?;
         let mut stored = info.clone();
         stored.spender = info.spender.normalized();
         stored.from_subaccount = None;
@@ -668,23 +683,21 @@ impl<M: Memory> IndexStore<M> {
         let key = collection_approval_key(caller, &info.spender);
         let existing = self.collection.collection_approvals.get(&key).is_some();
         if !existing {
-            let active = self
-                .collection
-                .collection_approvals_of(caller)
-                .into_iter()
-                .filter(|(_, a)| is_active(a, now))
-                .count();
+            // Expired approvals make room (they can never be used again).
+            let mut active = 0;
+            for (k, a) in self.collection.collection_approvals_of(caller) {
+                if is_active(&a, now) {
+                    active += 1;
+                } else {
+                    self.collection.collection_approvals.remove(&k);
+                    self.collection.spender_removed(&a.spender.owner);
+                }
+            }
             if active >= MAX_APPROVALS {
                 return Err(ApprovalError::Generic {
                     code: codes::TOO_MANY_APPROVALS,
                     message: format!("{caller} has {MAX_APPROVALS} collection approvals already"),
                 });
-            }
-            for (k, a) in self.collection.collection_approvals_of(caller) {
-                if !is_active(&a, now) {
-                    self.collection.collection_approvals.remove(&k);
-                    self.collection.spender_removed(&a.spender.owner);
-                }
             }
         }
         let tx = Tx::ApproveCollection {
@@ -695,10 +708,7 @@ impl<M: Memory> IndexStore<M> {
         };
         let b = self
             .append_block(now, &tx)
-            .map_err(|m| ApprovalError::Generic {
-                code: codes::CALL_FAILED,
-                message: m,
-            })?;
+            .map_err(ApprovalError::log_full)?;
         let mut stored = info.clone();
         stored.spender = info.spender.normalized();
         stored.from_subaccount = None;
@@ -727,13 +737,7 @@ impl<M: Memory> IndexStore<M> {
         let (tid, holder) = self
             .registered_tid(token_id)
             .ok_or(ApprovalError::NonExistingTokenId)?;
-        logic::check_created_at(now, created_at_time)?;
-        if !logic::memo_fits(memo) {
-            return Err(ApprovalError::Generic {
-                code: codes::MEMO_TOO_LONG,
-                message: format!("a memo has at most {MAX_MEMO_BYTES} bytes"),
-            });
-        }
+        check_time_and_memo(now, created_at_time, memo)?;
         let from = Account {
             owner: *caller,
             subaccount: from_subaccount.clone(),
@@ -771,10 +775,7 @@ impl<M: Memory> IndexStore<M> {
         };
         let b = self
             .append_block(now, &tx)
-            .map_err(|m| ApprovalError::Generic {
-                code: codes::CALL_FAILED,
-                message: m,
-            })?;
+            .map_err(ApprovalError::log_full)?;
         for (k, a) in targets {
             self.collection.token_approvals.remove(&k);
             self.collection.spender_removed(&a.spender.owner);
@@ -792,13 +793,7 @@ impl<M: Memory> IndexStore<M> {
         created_at_time: Option<u64>,
         now: u64,
     ) -> Result<u64, ApprovalError> {
-        logic::check_created_at(now, created_at_time)?;
-        if !logic::memo_fits(memo) {
-            return Err(ApprovalError::Generic {
-                code: codes::MEMO_TOO_LONG,
-                message: format!("a memo has at most {MAX_MEMO_BYTES} bytes"),
-            });
-        }
+        check_time_and_memo(now, created_at_time, memo)?;
         let from = Account {
             owner: *caller,
             subaccount: from_subaccount.clone(),
@@ -827,10 +822,7 @@ impl<M: Memory> IndexStore<M> {
         };
         let b = self
             .append_block(now, &tx)
-            .map_err(|m| ApprovalError::Generic {
-                code: codes::CALL_FAILED,
-                message: m,
-            })?;
+            .map_err(ApprovalError::log_full)?;
         for (k, a) in targets {
             self.collection.collection_approvals.remove(&k);
             self.collection.spender_removed(&a.spender.owner);

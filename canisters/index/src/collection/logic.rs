@@ -2,8 +2,6 @@
 //! may hold a video, and what the IC must say about a video canister for the collection to
 //! vouch for a sale. No system API and no memory: unit-tested natively.
 
-use std::collections::BTreeSet;
-
 use candid::Principal;
 use canvid_types::icrc::Account;
 use ic_cdk_management_canister::{CanisterInfoResult, ChangeDetails, ChangeOrigin};
@@ -104,14 +102,14 @@ pub fn modules_installed_by(info: &CanisterInfoResult, registrars: &[Principal])
 /// guarantee a sale gives the buyer, and the state a sale starts from? The controllers must
 /// include `holder` and be within {holder, the video itself, the registrars (the spawn
 /// canister, which keeps platform upgrades)}, and the installed module must be one a registrar
-/// installed (`trusted`): an owner controls their canister's code, and a tampered module that
+/// installed (`is_trusted`): an owner controls their canister's code, and a tampered module that
 /// is its own controller could hand the canister back to the seller after the sale.
 pub fn sole_control_problem(
     info: &CanisterInfoResult,
     holder: &Principal,
     video: &Principal,
     registrars: &[Principal],
-    trusted: &BTreeSet<[u8; 32]>,
+    is_trusted: impl Fn(&[u8; 32]) -> bool,
 ) -> Option<String> {
     if !info.controllers.contains(holder) {
         return Some(format!("{holder} is not a controller of video {video}"));
@@ -133,7 +131,7 @@ pub fn sole_control_problem(
         .as_ref()
         .and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok())
     {
-        Some(h) if trusted.contains(&h) => None,
+        Some(h) if is_trusted(&h) => None,
         Some(h) => Some(format!(
             "video {video} runs a module (sha256 {}) that the platform did not install",
             hex(&h)
@@ -153,6 +151,7 @@ mod tests {
         Change, CodeDeploymentMode, CodeDeploymentRecord, FromCanisterRecord, FromUserRecord,
     };
     use serde_bytes::ByteBuf;
+    use std::collections::BTreeSet;
 
     fn p(n: u8) -> Principal {
         Principal::from_slice(&[n; 29])
@@ -235,8 +234,9 @@ mod tests {
         let (holder, seller, video, spawn) = (p(1), p(2), c(5), c(9));
         let genuine = [7u8; 32];
         let trusted: BTreeSet<_> = [genuine].into_iter().collect();
-        let ok =
-            |i: &CanisterInfoResult| sole_control_problem(i, &holder, &video, &[spawn], &trusted);
+        let ok = |i: &CanisterInfoResult| {
+            sole_control_problem(i, &holder, &video, &[spawn], |h| trusted.contains(h))
+        };
         assert_eq!(ok(&info(vec![holder, video, spawn], Some(genuine))), None);
         assert_eq!(ok(&info(vec![video, holder], Some(genuine))), None);
         assert!(ok(&info(vec![video, spawn], Some(genuine))).is_some());
