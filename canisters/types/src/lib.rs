@@ -6,6 +6,7 @@
 //! caller should be able to match on the same variant whichever canister refused it.
 //! `protocol` holds the arithmetic every party computes identically (chunking, file digest).
 
+pub mod access;
 pub mod error;
 pub mod icrc;
 pub mod index;

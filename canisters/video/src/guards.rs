@@ -46,8 +46,12 @@ pub enum Action {
     /// offer's maker may still transfer. Expiry is a state condition checked by the endpoint and
     /// by `inspect` (it needs the time).
     AcceptOffer,
-    /// get_chunk, read_range: public once Ready.
+    /// get_chunk, read_range: public once Ready (then `logic::access::check_read` decides
+    /// who may read which bytes).
     ReadContent,
+    /// buy_access, playback_token, revoke_playback_tokens: any signed-in principal; the
+    /// endpoint decides (the policy, a pass, the time).
+    Viewer,
 }
 
 impl Action {
@@ -60,6 +64,8 @@ impl Action {
             "change_owner" | "offer_ownership" | "cancel_offer" => Action::Transfer,
             "accept_ownership" => Action::AcceptOffer,
             "get_chunk" | "read_range" | "chunk_digests" => Action::ReadContent,
+            "set_access_policy" | "add_viewers" | "remove_viewers" => Action::OwnerWrite,
+            "buy_access" | "playback_token" | "revoke_playback_tokens" => Action::Viewer,
             _ => return None,
         })
     }
@@ -109,6 +115,11 @@ pub fn authorize(s: &State, caller: &Principal, action: Action) -> Result<()> {
                 "only the principal a pending ownership offer names may accept it",
             )),
         },
+        Action::Viewer if *caller == Principal::anonymous() => Err(denied(
+            caller,
+            "sign in: the anonymous principal cannot buy or hold playback tokens",
+        )),
+        Action::Viewer => Ok(()),
         Action::ReadContent => match (s.status(), r) {
             (VideoStatus::Ready, _) | (_, Role::Owner | Role::Uploader) => Ok(()),
             _ => Err(Error::NotReady {
@@ -122,15 +133,19 @@ pub fn authorize(s: &State, caller: &Principal, action: Action) -> Result<()> {
 /// ingress — an update call — they answer nothing a query would not, and the canister pays the
 /// ingress fee (up to 4.2 B cycles for a 2 MiB argument) for a message that costs its sender
 /// nothing: refused.
-pub const QUERY_METHODS: [&str; 8] = [
+pub const QUERY_METHODS: [&str; 12] = [
+    "access_policy",
     "canister_info",
     "chunk_digests",
     "get_chunk",
     "http_request",
     "metadata",
     "missing_chunks",
+    "my_access",
     "read_range",
+    "receipts",
     "uploaders",
+    "viewers",
 ];
 
 /// The largest `http_request_update` argument accepted as ingress. A gateway sends the client's
@@ -169,6 +184,11 @@ pub fn inspect(s: &State, caller: &Principal, method: &str, arg_size: usize, now
         }
         // Only a hand-over that is due can be retried.
         "claim_control" => crate::logic::handover::handover_due(s),
+        // Only a paid video sells passes.
+        "buy_access" => matches!(
+            s.access.as_ref().map(|p| &p.mode),
+            Some(canvid_types::access::AccessMode::Paid(_))
+        ),
         _ => true,
     }
 }

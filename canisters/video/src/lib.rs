@@ -17,6 +17,7 @@ pub mod http;
 pub mod logic;
 pub mod store;
 
+mod access;
 mod control;
 mod lifecycle;
 mod ownership;
@@ -31,6 +32,11 @@ use canvid_types::video::{
     CanisterInfo, ChangeOwnerArgs, ChangeOwnerResult, ChunkDigests, ChunkReceipt, ChunkUpload,
     CollectionTransferArgs, DigestsArgs, MetadataPatch, MissingArgs, MissingChunks, OfferArgs,
     OwnershipOffer, PosterArgs, RangeArgs, UploadSpec, VideoInit, VideoMetadata,
+};
+#[allow(unused_imports)]
+use canvid_types::access::{
+    AccessInfo, AccessPolicy, BuyAccessArgs, BuyResult, MyAccess, PlaybackToken,
+    PlaybackTokenArgs, ReceiptsArgs, ReceiptsPage, ViewersArgs, ViewersPage,
 };
 #[allow(unused_imports)]
 use canvid_types::Result;

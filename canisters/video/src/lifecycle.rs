@@ -5,7 +5,7 @@ use ic_cdk::api::{msg_caller, time};
 use ic_stable_structures::DefaultMemoryImpl;
 
 use crate::store::{canister, VideoStore};
-use crate::{control, http, ownership};
+use crate::{access, control, http, ownership};
 
 /// `caller` is whoever called `install_code`: usually the spawn canister, not the owner.
 #[ic_cdk::init]
@@ -37,4 +37,5 @@ fn post_upgrade() {
     // interrupted transfer.
     ownership::after_upgrade();
     control::after_upgrade();
+    access::after_upgrade();
 }

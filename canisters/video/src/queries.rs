@@ -6,10 +6,11 @@ use canvid_types::video::{
     MAX_VIDEO_SIZE,
 };
 use canvid_types::Result;
-use ic_cdk::api::msg_caller;
+use ic_cdk::api::{msg_caller, time};
 use serde_bytes::ByteBuf;
 
 use crate::guards::{authorize, Action};
+use crate::logic::access;
 use crate::store::canister;
 
 #[ic_cdk::query]
@@ -23,6 +24,12 @@ fn get_chunk(index: u32) -> Result<ByteBuf> {
     let caller = msg_caller();
     canister::with(|s| {
         authorize(s.state(), &caller, Action::ReadContent)?;
+        // Decided before reading: a refused read costs no copy of the chunk.
+        let end = s.state().upload.as_ref().map_or(0, |u| {
+            let chunk = u.chunk_size as u64;
+            (index as u64 + 1).saturating_mul(chunk).min(u.total_size)
+        });
+        access::check_read(s, &caller, time(), end)?;
         s.get_chunk(index).map(ByteBuf::from)
     })
 }
@@ -33,6 +40,8 @@ fn read_range(args: RangeArgs) -> Result<ByteBuf> {
     let caller = msg_caller();
     canister::with(|s| {
         authorize(s.state(), &caller, Action::ReadContent)?;
+        let end = args.offset.saturating_add(args.length);
+        access::check_read(s, &caller, time(), end)?;
         s.read_range(args.offset, args.length).map(ByteBuf::from)
     })
 }

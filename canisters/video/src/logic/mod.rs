@@ -12,6 +12,7 @@ use canvid_types::{is_canister_id, Error, Result};
 use crate::guards::{authorize, Action};
 use crate::store::{InFlight, State};
 
+pub mod access;
 pub mod handover;
 pub use handover::{control_status, owner_controls};
 

@@ -4,7 +4,7 @@
 //! `pre_upgrade` does nothing and `post_upgrade` only re-opens the structures below (O(1) work,
 //! whatever the size of the video).
 //!
-//! # Layout (version 2)
+//! # Layout (version 3)
 //!
 //! ## Raw stable memory
 //!
@@ -39,6 +39,8 @@
 //! 3   declared  raw                                declared chunk digests: 32 bytes at 32 * index
 //! 4   arena     raw                                chunk bytes: chunk i at offset i * chunk_size
 //! 5   poster    raw                                the poster image (layout version 2)
+//! 6   access    StableBTreeMap<AccessKey, AccessValue> allowlist, passes, receipts, purchases
+//!                                                  (layout version 3; `access` module docs)
 //! ```
 //!
 //! ### Memory 0: header (16 bytes)
@@ -46,7 +48,7 @@
 //! ```text
 //! offset  size  field
 //! 0       4     magic "CVID"
-//! 4       4     canvid layout version (u32 LE) = 2
+//! 4       4     canvid layout version (u32 LE) = 3
 //! 8       2     memory-manager bucket size in pages (u16 LE) = 256 (the one this layout assumes)
 //! 10      6     reserved, zero
 //! ```
@@ -57,6 +59,10 @@
 //! - **2**: adds memory 5 (poster). Migration 1 → 2 (in [`VideoStore::load`]): rewrite the version
 //!   field; nothing else, because an absent memory 5 (size 0) means "no poster". A version-1
 //!   build refuses a version-2 memory, so a downgrade is rolled back instead of losing the poster.
+//! - **3**: adds memory 6 (access records, created on the first write) and the state cell's
+//!   `access`, `next_purchase`, `token_secret` fields. Migration 2 → 3: rewrite the version
+//!   field; absent means public. A version-2 build refuses a version-3 memory, so a downgrade
+//!   is rolled back instead of silently making a private or paid video public.
 //!
 //! ### Memory 1: state cell
 //!
@@ -131,6 +137,7 @@ use ic_stable_structures::memory_manager::{MemoryId, MemoryManager, VirtualMemor
 use ic_stable_structures::{Cell as StableCell, Memory, StableBTreeMap};
 use sha2::{Digest, Sha256};
 
+pub mod access;
 pub mod canister;
 mod poster;
 mod state;
@@ -140,12 +147,13 @@ mod upload;
 mod tests;
 
 pub use canvid_types::protocol::Digest32;
+pub use access::{AccessStore, Pass, Purchase};
 pub use poster::{StoredPoster, POSTER_MAGIC};
 pub use state::{ChunkEntry, Handover, InFlight, State, UploadDecl};
 pub use upload::{validate_spec, INCOMPLETE_LIST, MISSING_SCAN_BUDGET};
 
 pub const MAGIC: &[u8; 4] = b"CVID";
-pub const LAYOUT_VERSION: u32 = 2;
+pub const LAYOUT_VERSION: u32 = 3;
 /// Oldest layout [`VideoStore::load`] migrates from.
 pub const OLDEST_LAYOUT_VERSION: u32 = 1;
 pub const BUCKET_SIZE_PAGES: u16 = 256;
@@ -158,6 +166,7 @@ const CHUNKS_MEM: MemoryId = MemoryId::new(2);
 const DECLARED_MEM: MemoryId = MemoryId::new(3);
 const ARENA_MEM: MemoryId = MemoryId::new(4);
 const POSTER_MEM: MemoryId = MemoryId::new(5);
+const ACCESS_MEM: MemoryId = MemoryId::new(6);
 
 /// The video canister's whole stable state over any `Memory` (the canister uses
 /// `DefaultMemoryImpl`, native tests a `VectorMemory` or a sparse test memory).
@@ -169,6 +178,8 @@ pub struct VideoStore<M: Memory> {
     declared: VirtualMemory<M>,
     arena: VirtualMemory<M>,
     poster: VirtualMemory<M>,
+    /// Memory 6, created on the first write (`store::access`).
+    access: AccessStore<M>,
 }
 
 /// Grows `mem` so that `[0, end)` is addressable. On failure nothing was grown.
@@ -245,6 +256,9 @@ impl<M: Memory> VideoStore<M> {
                 last_error: None,
                 cycles_returned: 0,
             }),
+            access: None,
+            next_purchase: None,
+            token_secret: None,
         };
         Ok(VideoStore {
             header,
@@ -253,6 +267,7 @@ impl<M: Memory> VideoStore<M> {
             declared: mm.get(DECLARED_MEM),
             arena: mm.get(ARENA_MEM),
             poster: mm.get(POSTER_MEM),
+            access: AccessStore::open(mm.get(ACCESS_MEM)),
         })
     }
 
@@ -315,6 +330,9 @@ impl<M: Memory> VideoStore<M> {
             pending_notification: None,
             pending_offer: None,
             handover: None,
+            access: None,
+            next_purchase: None,
+            token_secret: None,
         };
         let mut magic = [0u8; 3];
         state_mem.read(0, &mut magic);
@@ -323,8 +341,10 @@ impl<M: Memory> VideoStore<M> {
                 reason: "state cell (stable memory 1) is corrupt".into(),
             });
         }
-        if version < 2 {
-            // 1 -> 2: memory 5 (poster) is new and absent means "no poster"; only the version
+        if version < LAYOUT_VERSION {
+            // 1 -> 2: memory 5 (poster) is new and absent means "no poster"; 2 -> 3: memory 6
+            // (access) is new and absent means "no allowlist, passes or receipts", and the
+            // state cell's new `access` field decodes as `None` (public). Only the version
             // field changes. Done last, after every check above passed.
             header.write(4, &LAYOUT_VERSION.to_le_bytes());
         }
@@ -335,6 +355,7 @@ impl<M: Memory> VideoStore<M> {
             declared: mm.get(DECLARED_MEM),
             arena: mm.get(ARENA_MEM),
             poster: mm.get(POSTER_MEM),
+            access: AccessStore::open(mm.get(ACCESS_MEM)),
         })
     }
 
@@ -346,6 +367,14 @@ impl<M: Memory> VideoStore<M> {
 
     pub fn state(&self) -> &State {
         &self.state.get().0
+    }
+
+    pub fn access(&self) -> &AccessStore<M> {
+        &self.access
+    }
+
+    pub fn access_mut(&mut self) -> &mut AccessStore<M> {
+        &mut self.access
     }
 
     /// Applies `f` to a copy of the state and stores it only if `f` succeeds.

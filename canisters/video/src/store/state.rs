@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 
 use candid::{CandidType, Deserialize, Principal};
+use canvid_types::access::AccessPolicy;
 use canvid_types::video::{OwnershipOffer, PendingNotification, VideoStatus};
 use ic_stable_structures::storable::Bound;
 use ic_stable_structures::Storable;
@@ -106,6 +107,14 @@ pub struct State {
     /// Present iff the video was installed with `VideoInit::funded_by`: the hand-over of control
     /// to the owner (see `crate::control`). Absent in older cells (the owner controls).
     pub handover: Option<Handover>,
+    /// Who may watch (layout version 3; absent in older cells: public). The records it needs
+    /// (allowlist, passes, receipts, purchases) are in memory 6 (`store::access`).
+    pub access: Option<AccessPolicy>,
+    /// The id the next purchase gets (= its receipt id). Absent: 0.
+    pub next_purchase: Option<u64>,
+    /// 32 random bytes (from `raw_rand`, drawn at the first `playback_token`) that sign playback
+    /// tokens. Absent until then.
+    pub token_secret: Option<ByteBuf>,
 }
 
 /// The hand-over of control of a funded video (security review M3): the owner becomes a
@@ -165,6 +174,9 @@ mod tests {
             pending_notification: None,
             pending_offer: None,
             handover: None,
+            access: None,
+            next_purchase: None,
+            token_secret: None,
         }
     }
 

@@ -509,7 +509,7 @@ fn state_survives_reload_and_header_is_checked() {
 }
 
 #[test]
-fn layout_1_is_migrated_to_2_and_newer_layouts_are_refused() {
+fn older_layouts_are_migrated_and_newer_layouts_are_refused() {
     let mem = VectorMemory::default();
     let mut s = VideoStore::init(mem.clone(), &init_arg(), p(9), 1).unwrap();
     s.begin_upload(&spec(6, 3), 1).unwrap();
@@ -520,7 +520,8 @@ fn layout_1_is_migrated_to_2_and_newer_layouts_are_refused() {
     assert!(s.poster().is_none());
     drop(s);
     let mut s = VideoStore::load(mem.clone()).unwrap();
-    assert_eq!(s.layout_version(), 2, "version 1 is migrated on load");
+    assert_eq!(s.layout_version(), LAYOUT_VERSION, "version 1 is migrated on load");
+    assert!(!s.access().in_use(), "an absent memory 6 is a public video");
     assert_eq!(s.read_range(0, 3).unwrap(), b"abc");
     assert!(s.poster().is_none(), "an absent memory 5 is no poster");
     s.set_poster("image/png", b"img", 3).unwrap();
@@ -531,8 +532,14 @@ fn layout_1_is_migrated_to_2_and_newer_layouts_are_refused() {
         (poster.mime_type.as_str(), &poster.bytes[..]),
         ("image/png", &b"img"[..])
     );
+    // Version 2 (a poster, no memory 6) is migrated the same way.
+    s.header.write(4, &2u32.to_le_bytes());
+    drop(s);
+    let s = VideoStore::load(mem.clone()).unwrap();
+    assert_eq!(s.layout_version(), LAYOUT_VERSION);
+    assert!(s.poster().is_some());
     // A layout from the future is refused, not reinterpreted.
-    s.header.write(4, &3u32.to_le_bytes());
+    s.header.write(4, &(LAYOUT_VERSION + 1).to_le_bytes());
     drop(s);
     assert!(matches!(
         VideoStore::load(mem),
@@ -811,7 +818,7 @@ mod props {
             }
             let now = mem.borrow()[header..header + 16].to_vec();
             let version = u32::from_le_bytes([now[4], now[5], now[6], now[7]]);
-            let known = &now[0..4] == MAGIC && (1..=2).contains(&version);
+            let known = &now[0..4] == MAGIC && (1..=LAYOUT_VERSION).contains(&version);
             match VideoStore::load(mem.clone()) {
                 Ok(s) => {
                     prop_assert!(known, "header {:?} accepted", now);

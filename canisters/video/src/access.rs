@@ -1,0 +1,388 @@
+//! Access endpoints: the policy, the allowlist, buying passes over an ICRC-2 ledger, receipts
+//! and playback tokens (docs/access.md). They decode, authorise and call
+//! [`crate::logic::access`]; `buy_access` and the retry timer are the only code here that awaits.
+//!
+//! `buy_access`, in order:
+//! 1. [`logic::begin_purchase`] checks the offer and price and records the purchase in stable
+//!    memory (memo, amount, recipient, `created_at_time`) before any await;
+//! 2. `icrc2_transfer_from` buyer → owner on the offer's ledger, with this canister as spender;
+//! 3. [`logic::settle_purchase`] applies the answer: a receipt and a pass, a typed refusal, or
+//!    — when the answer does not say whether the transfer happened — the record stays, and
+//!    sending the identical transfer again later (the buyer's retry with the same
+//!    `created_at_time`, or the timer below) lets the ledger's deduplication tell.
+//!
+//! Every await is a point where state may have changed: step 3 re-reads the record by id and
+//! never assumes step 1's view (an owner change in between does not matter: the transfer's
+//! recipient is the one recorded in step 1, the owner when the payment was made).
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use candid::{CandidType, Deserialize, Nat, Principal};
+use canvid_types::access::{
+    receipt_memo, AccessInfo, AccessPolicy, BuyAccessArgs, BuyError, BuyResult, MyAccess,
+    PlaybackToken, PlaybackTokenArgs, ReceiptsArgs, ReceiptsPage, ViewersArgs, ViewersPage,
+    DEFAULT_TOKEN_SECONDS, MAX_RECEIPTS_PER_PAGE, MAX_TOKEN_SECONDS,
+};
+use canvid_types::icrc::Account;
+use canvid_types::{Error, Result};
+use ic_cdk::api::{canister_self, msg_caller, time};
+use ic_cdk::call::Call;
+use serde_bytes::ByteBuf;
+
+use crate::guards::{authorize, Action};
+use crate::logic::access as logic;
+use crate::logic::access::{Begin, LedgerOutcome};
+use crate::store::{canister, Purchase};
+use crate::updates::authorized;
+
+thread_local! {
+    /// Purchases whose ledger call is outstanding, with the time it was sent. Heap only: after
+    /// an upgrade no call is outstanding any more. An entry older than [`STALE_CALL_NS`] is
+    /// ignored (a trap in the callback may have kept it).
+    static IN_CALL: RefCell<BTreeMap<u64, u64>> = const { RefCell::new(BTreeMap::new()) };
+    /// The retry timer is armed.
+    static RETRY_ARMED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+const STALE_CALL_NS: u64 = 10 * 60 * 1_000_000_000;
+/// How often the timer sends unsettled purchases again.
+const RETRY_SECS: u64 = 60;
+
+fn in_call(id: u64, now: u64) -> bool {
+    IN_CALL.with_borrow(|m| m.get(&id).is_some_and(|t| now < t.saturating_add(STALE_CALL_NS)))
+}
+
+/// Clears the in-call mark when the future ends (or is dropped by ic-cdk's cleanup after a
+/// trap in the callback), and arms the retry timer then, since the trap rolled back the
+/// callback's settlement.
+struct CallMark(u64);
+
+impl Drop for CallMark {
+    fn drop(&mut self) {
+        IN_CALL.with_borrow_mut(|m| m.remove(&self.0));
+        if ic_cdk::futures::is_recovering_from_trap() {
+            arm_retry();
+        }
+    }
+}
+
+// -------------------------------------------------------------------------------------------
+// The ledger (ICRC-2 `icrc2_transfer_from`, as published in ICRC-2.did)
+// -------------------------------------------------------------------------------------------
+
+#[derive(CandidType, Deserialize)]
+struct TransferFromArgs {
+    spender_subaccount: Option<ByteBuf>,
+    from: Account,
+    to: Account,
+    amount: Nat,
+    fee: Option<Nat>,
+    memo: Option<ByteBuf>,
+    created_at_time: Option<u64>,
+}
+
+#[derive(CandidType, Deserialize, Debug)]
+enum TransferFromError {
+    BadFee { expected_fee: Nat },
+    BadBurn { min_burn_amount: Nat },
+    InsufficientFunds { balance: Nat },
+    InsufficientAllowance { allowance: Nat },
+    TooOld,
+    CreatedInFuture { ledger_time: u64 },
+    Duplicate { duplicate_of: Nat },
+    TemporarilyUnavailable,
+    GenericError { error_code: Nat, message: String },
+}
+
+/// Sends purchase `p`'s transfer (always the same bytes for the same purchase) and classifies
+/// the answer.
+async fn charge(p: &Purchase) -> LedgerOutcome {
+    let video = canister_self();
+    let args = TransferFromArgs {
+        spender_subaccount: None,
+        from: Account::of(p.buyer),
+        to: p.paid_to.clone(),
+        amount: Nat::from(p.amount),
+        fee: None,
+        memo: Some(ByteBuf::from(receipt_memo(&video, p.id))),
+        created_at_time: Some(p.created_at_time),
+    };
+    let answer = Call::unbounded_wait(p.ledger, "icrc2_transfer_from")
+        .with_arg(&args)
+        .await;
+    let response = match answer {
+        Ok(r) => r,
+        // A reject does not prove the ledger did nothing (it could have trapped after an inner
+        // await, or its answer could have been lost): ask again later.
+        Err(e) => return LedgerOutcome::Unknown(format!("the ledger call failed: {e}")),
+    };
+    match response.candid::<std::result::Result<Nat, TransferFromError>>() {
+        Ok(Ok(block_index)) => LedgerOutcome::Paid { block_index },
+        Ok(Err(e)) => classify(e, p.attempts),
+        Err(e) => LedgerOutcome::Unknown(format!("the ledger's answer did not decode: {e}")),
+    }
+}
+
+fn classify(e: TransferFromError, earlier_attempts: u32) -> LedgerOutcome {
+    use TransferFromError as E;
+    let refused = |e| LedgerOutcome::Refused(e);
+    match e {
+        E::Duplicate { duplicate_of } => LedgerOutcome::Paid {
+            block_index: duplicate_of,
+        },
+        E::InsufficientAllowance { allowance } => {
+            refused(BuyError::InsufficientAllowance { allowance })
+        }
+        E::InsufficientFunds { balance } => refused(BuyError::InsufficientFunds { balance }),
+        E::BadFee { expected_fee } => refused(BuyError::BadFee { expected_fee }),
+        E::TemporarilyUnavailable => refused(BuyError::TemporarilyUnavailable),
+        // The ledger no longer deduplicates this transaction: after an attempt whose outcome was
+        // not learnt, "too old" says nothing about whether that one went through.
+        E::TooOld if earlier_attempts > 0 => LedgerOutcome::Unknown(
+            "the ledger no longer deduplicates this purchase (TooOld): check its memo in the \
+             ledger's blocks"
+                .into(),
+        ),
+        E::TooOld => refused(BuyError::LedgerRejected {
+            reason: "TooOld".into(),
+        }),
+        E::CreatedInFuture { ledger_time } => refused(BuyError::LedgerRejected {
+            reason: format!("CreatedInFuture (ledger time {ledger_time})"),
+        }),
+        E::BadBurn { min_burn_amount } => refused(BuyError::LedgerRejected {
+            reason: format!("BadBurn (min_burn_amount {min_burn_amount})"),
+        }),
+        E::GenericError {
+            error_code,
+            message,
+        } => refused(BuyError::LedgerRejected {
+            reason: format!("GenericError {error_code}: {message}"),
+        }),
+    }
+}
+
+/// Sends purchase `p` to the ledger and applies the answer.
+async fn run_purchase(p: Purchase) -> BuyResult {
+    IN_CALL.with_borrow_mut(|m| m.insert(p.id, time()));
+    let _mark = CallMark(p.id);
+    let outcome = charge(&p).await;
+    let unknown = matches!(outcome, LedgerOutcome::Unknown(_));
+    let out = canister::with_mut(|s| {
+        logic::settle_purchase(s, canister_self(), p.id, outcome, time())
+    });
+    if unknown {
+        arm_retry();
+    }
+    out
+}
+
+#[ic_cdk::update]
+async fn buy_access(args: BuyAccessArgs) -> BuyResult {
+    let buyer = msg_caller();
+    let now = time();
+    let begin = canister::with_mut(|s| {
+        logic::begin_purchase(s, buyer, &args, now, |id| in_call(id, now))
+    })?;
+    match begin {
+        Begin::Settled(receipt) => Ok(receipt),
+        Begin::Charge(p) => run_purchase(p).await,
+    }
+}
+
+/// Sends every unsettled purchase again (one at a time), while any is left.
+fn arm_retry() {
+    if RETRY_ARMED.get() {
+        return;
+    }
+    RETRY_ARMED.set(true);
+    ic_cdk_timers::set_timer(Duration::from_secs(RETRY_SECS), async {
+        RETRY_ARMED.set(false);
+        let now = time();
+        let due: Vec<Purchase> = canister::with(|s| s.access().purchases())
+            .into_iter()
+            .filter(|p| !in_call(p.id, now) && logic::still_retryable(p, now))
+            .collect();
+        for p in due {
+            // Each call settles or leaves its purchase; its outcome re-arms the timer if needed.
+            let _ = run_purchase(p).await;
+        }
+    });
+}
+
+/// `post_upgrade`: a purchase the upgrade cut off from its answer is sent again.
+pub fn after_upgrade() {
+    let now = time();
+    if canister::with(|s| {
+        s.access()
+            .purchases()
+            .iter()
+            .any(|p| logic::still_retryable(p, now))
+    }) {
+        arm_retry();
+    }
+}
+
+// -------------------------------------------------------------------------------------------
+// Policy, allowlist, receipts
+// -------------------------------------------------------------------------------------------
+
+#[ic_cdk::query]
+fn access_policy() -> AccessInfo {
+    canister::with(logic::access_info)
+}
+
+/// Owner only. Changes who may watch; the stored video is not touched.
+#[ic_cdk::update]
+fn set_access_policy(policy: AccessPolicy) -> Result<AccessInfo> {
+    let info = authorized(Action::OwnerWrite, |s| {
+        logic::set_policy(s, policy, time())?;
+        Ok(logic::access_info(s))
+    })?;
+    Ok(info)
+}
+
+#[ic_cdk::update]
+fn add_viewers(viewers: Vec<Principal>) -> Result<u32> {
+    authorized(Action::OwnerWrite, |s| logic::add_viewers(s, &viewers))
+}
+
+#[ic_cdk::update]
+fn remove_viewers(viewers: Vec<Principal>) -> Result<u32> {
+    authorized(Action::OwnerWrite, |s| logic::remove_viewers(s, &viewers))
+}
+
+/// Owner only: the allowlist, a page at a time.
+#[ic_cdk::query]
+fn viewers(args: ViewersArgs) -> Result<ViewersPage> {
+    let caller = msg_caller();
+    canister::with(|s| {
+        authorize(s.state(), &caller, Action::OwnerWrite)?;
+        Ok(logic::viewers(s, &args))
+    })
+}
+
+/// The caller's own access.
+#[ic_cdk::query]
+fn my_access() -> MyAccess {
+    let caller = msg_caller();
+    canister::with(|s| logic::my_access(s, &caller, time()))
+}
+
+/// A buyer's own receipts; the owner's view of everyone's (or of `buyer`'s).
+#[ic_cdk::query]
+fn receipts(args: ReceiptsArgs) -> Result<ReceiptsPage> {
+    let caller = msg_caller();
+    canister::with(|s| {
+        let buyer = if caller == s.state().owner {
+            args.buyer
+        } else if args.buyer.is_none_or(|b| b == caller) && caller != Principal::anonymous() {
+            Some(caller)
+        } else {
+            return Err(Error::NotAuthorized {
+                caller,
+                reason: "a buyer sees their own receipts; the owner sees everyone's".into(),
+            });
+        };
+        let limit = args
+            .limit
+            .unwrap_or(MAX_RECEIPTS_PER_PAGE)
+            .clamp(1, MAX_RECEIPTS_PER_PAGE) as usize;
+        let mut receipts = s
+            .access()
+            .receipts(buyer.as_ref(), args.start_after, limit + 1);
+        let next = if receipts.len() > limit {
+            receipts.truncate(limit);
+            receipts.last().map(|r| r.id)
+        } else {
+            None
+        };
+        Ok(ReceiptsPage { receipts, next })
+    })
+}
+
+// -------------------------------------------------------------------------------------------
+// Playback tokens
+// -------------------------------------------------------------------------------------------
+
+/// A token for `http_request`, for a caller who may watch now (docs/access.md). The first call
+/// of a video draws the signing secret from the IC's randomness.
+#[ic_cdk::update]
+async fn playback_token(args: PlaybackTokenArgs) -> Result<PlaybackToken> {
+    let caller = msg_caller();
+    let ttl = args.ttl_seconds.unwrap_or(DEFAULT_TOKEN_SECONDS);
+    if !(1..=MAX_TOKEN_SECONDS).contains(&ttl) {
+        return Err(Error::InvalidArgument {
+            reason: format!("ttl_seconds must be 1 to {MAX_TOKEN_SECONDS}"),
+        });
+    }
+    let may = |now| {
+        canister::with(|s| {
+            logic::grant(s, &caller, now).ok_or_else(|| Error::NotAuthorized {
+                caller,
+                reason: "you may not watch this video (yet): buy a pass or ask its owner".into(),
+            })
+        })
+    };
+    may(time())?;
+    if canister::with(|s| s.state().token_secret.is_none()) {
+        let bytes = ic_cdk_management_canister::raw_rand()
+            .await
+            .map_err(|e| Error::CallFailed {
+                method: "raw_rand".into(),
+                target: Principal::management_canister(),
+                reason: e.to_string(),
+            })?;
+        // Another call may have drawn one meanwhile: the first one stays (tokens signed with
+        // it must keep working).
+        canister::with_mut(|s| {
+            s.mutate_state(|st| {
+                if st.token_secret.is_none() {
+                    st.token_secret = Some(ByteBuf::from(bytes));
+                }
+            })
+        });
+    }
+    // After the await: access may have changed.
+    let now = time();
+    let grant = may(now)?;
+    let video = canister_self();
+    canister::with(|s| {
+        let secret = s.state().token_secret.clone().unwrap_or_default();
+        let expires_at = logic::token_expiry(&grant, now, ttl as u64 * 1_000_000_000);
+        let epoch = s.access().token_epoch(&caller);
+        let token = logic::mint_token(&secret, &video, &caller, expires_at, epoch);
+        Ok(PlaybackToken {
+            path: format!("/?token={token}"),
+            token,
+            expires_at,
+        })
+    })
+}
+
+/// Voids every playback token issued so far to `viewer` (default: the caller). A viewer may
+/// revoke their own; the owner anyone's. Returns the viewer's new token epoch.
+#[ic_cdk::update]
+fn revoke_playback_tokens(viewer: Option<Principal>) -> Result<u32> {
+    let caller = msg_caller();
+    let viewer = viewer.unwrap_or(caller);
+    canister::with_mut(|s| {
+        if caller != viewer {
+            authorize(s.state(), &caller, Action::OwnerWrite)?;
+        }
+        // Only someone who could have been issued tokens has any to void: anyone else would
+        // only make the canister store an epoch for them.
+        let could_hold = logic::grant(s, &viewer, time()).is_some()
+            || s.access().pass(&viewer).is_some()
+            || viewer == s.state().owner;
+        if viewer == Principal::anonymous() || !could_hold {
+            return Err(Error::InvalidArgument {
+                reason: format!("{viewer} holds no playback tokens of this video"),
+            });
+        }
+        let epoch = s.access().token_epoch(&viewer).wrapping_add(1);
+        s.access_mut().set_token_epoch(&viewer, epoch);
+        Ok(epoch)
+    })
+}

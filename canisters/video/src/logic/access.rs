@@ -1,0 +1,553 @@
+//! Who may watch, purchases as a state machine, and playback tokens: plain decisions over the
+//! [`VideoStore`], unit-tested natively. The endpoints and the ledger calls are in
+//! `crate::access`; docs/access.md explains the design.
+//!
+//! A purchase is recorded ([`begin_purchase`]) before the ledger is called, and the ledger's
+//! answer is applied by [`settle_purchase`]. An answer that does not say whether the transfer
+//! happened (a reject, an upgrade that dropped the callback) leaves the record; sending the
+//! *same* `icrc2_transfer_from` again (same memo, amount and `created_at_time`) is safe because
+//! the ledger deduplicates it and answers `Duplicate { duplicate_of }` if the first went
+//! through. So a purchase is charged at most once, and a pass exists iff it was charged.
+
+use candid::{Nat, Principal};
+use canvid_types::access::{
+    receipt_memo, AccessGrant, AccessInfo, AccessMode, AccessPolicy, BuyAccessArgs, BuyError,
+    MyAccess, Receipt, ViewersArgs, ViewersPage, MAX_PURCHASE_AGE_NS, MAX_PURCHASE_DRIFT_NS,
+    MAX_VIEWERS, MAX_VIEWERS_PER_CALL,
+};
+use canvid_types::icrc::Account;
+use canvid_types::video::VideoStatus;
+use canvid_types::{Error, Result};
+use hmac::{Hmac, Mac};
+use ic_stable_structures::Memory;
+use serde_bytes::ByteBuf;
+use sha2::Sha256;
+
+use crate::store::{Pass, Purchase, State, VideoStore};
+
+/// Most purchases waiting for the ledger at once: bounds the retry timer's work and what a
+/// flood of purchases from fresh principals can pin.
+pub const MAX_PENDING_PURCHASES: usize = 64;
+
+pub fn policy(s: &State) -> AccessPolicy {
+    s.access.clone().unwrap_or_else(AccessPolicy::public)
+}
+
+pub fn is_public(s: &State) -> bool {
+    s.access.as_ref().is_none_or(|p| p.is_public())
+}
+
+/// File bytes `[0, preview_end)` anyone may read: the whole file of a public video, else the
+/// preview rounded up to whole upload chunks.
+pub fn preview_end(s: &State) -> u64 {
+    let Some(u) = &s.upload else { return 0 };
+    if is_public(s) {
+        return u.total_size;
+    }
+    let asked = policy(s).preview_bytes.unwrap_or(0);
+    if asked == 0 {
+        return 0;
+    }
+    let chunk = u.chunk_size.max(1) as u64;
+    asked.div_ceil(chunk).saturating_mul(chunk).min(u.total_size)
+}
+
+/// Why `who` may watch at `now`, if they may.
+pub fn grant<M: Memory>(v: &VideoStore<M>, who: &Principal, now: u64) -> Option<AccessGrant> {
+    let s = v.state();
+    if *who == s.owner {
+        return Some(AccessGrant::Owner);
+    }
+    if s.uploaders.contains(who) {
+        return Some(AccessGrant::Uploader);
+    }
+    if is_public(s) {
+        return Some(AccessGrant::Public);
+    }
+    if *who == Principal::anonymous() {
+        return None;
+    }
+    if v.access().is_viewer(who) {
+        return Some(AccessGrant::Viewer);
+    }
+    // A pass bought while the video was paid stays valid if the owner makes it private later:
+    // the buyer paid for it.
+    match v.access().pass(who) {
+        Some(Pass {
+            expires_at,
+            receipt,
+        }) if expires_at.is_none_or(|e| now < e) => Some(AccessGrant::Pass {
+            expires_at,
+            receipt,
+        }),
+        _ => None,
+    }
+}
+
+/// May `who` read file bytes ending at `end` (exclusive) at `now`? Everything below
+/// [`preview_end`] is public. (The upload status is checked by `guards::authorize` first.)
+pub fn check_read<M: Memory>(v: &VideoStore<M>, who: &Principal, now: u64, end: u64) -> Result<()> {
+    if end <= preview_end(v.state()) || grant(v, who, now).is_some() {
+        return Ok(());
+    }
+    Err(Error::NotAuthorized {
+        caller: *who,
+        reason: format!(
+            "this video is {}: only its first {} bytes (the preview) are public",
+            match policy(v.state()).mode {
+                AccessMode::Paid(_) => "paid (buy a pass with buy_access)",
+                _ => "private",
+            },
+            preview_end(v.state())
+        ),
+    })
+}
+
+pub fn access_info<M: Memory>(v: &VideoStore<M>) -> AccessInfo {
+    AccessInfo {
+        policy: policy(v.state()),
+        preview_end: preview_end(v.state()),
+        viewer_count: v.access().viewer_count(),
+        receipt_count: v.access().receipt_count(),
+    }
+}
+
+pub fn my_access<M: Memory>(v: &VideoStore<M>, who: &Principal, now: u64) -> MyAccess {
+    MyAccess {
+        grant: grant(v, who, now),
+        preview_end: preview_end(v.state()),
+        pending_purchases: v
+            .access()
+            .purchases()
+            .into_iter()
+            .filter(|p| p.buyer == *who)
+            .map(|p| p.id)
+            .collect(),
+    }
+}
+
+/// Owner only (checked by the endpoint). Touches no chunk: only the state cell.
+pub fn set_policy<M: Memory>(v: &mut VideoStore<M>, policy: AccessPolicy, now: u64) -> Result<()> {
+    policy.validate()?;
+    v.update_state(|s| {
+        s.access = Some(policy);
+        s.updated_at = now;
+        Ok(())
+    })
+}
+
+fn check_viewer_list(list: &[Principal]) -> Result<()> {
+    if list.len() > MAX_VIEWERS_PER_CALL {
+        return Err(Error::TooLarge {
+            size: list.len() as u64,
+            limit: MAX_VIEWERS_PER_CALL as u64,
+        });
+    }
+    if list.contains(&Principal::anonymous()) {
+        return Err(Error::InvalidArgument {
+            reason: "the anonymous principal cannot be a viewer: make the video public instead"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
+/// Adds viewers; all or none (the list is checked first). Returns the allowlist's size.
+pub fn add_viewers<M: Memory>(v: &mut VideoStore<M>, list: &[Principal]) -> Result<u32> {
+    check_viewer_list(list)?;
+    let mut fresh: Vec<Principal> = list
+        .iter()
+        .filter(|p| !v.access().is_viewer(p))
+        .copied()
+        .collect();
+    fresh.sort();
+    fresh.dedup();
+    let total = v.access().viewer_count() + fresh.len() as u32;
+    if total > MAX_VIEWERS {
+        return Err(Error::TooLarge {
+            size: total as u64,
+            limit: MAX_VIEWERS as u64,
+        });
+    }
+    for p in &fresh {
+        v.access_mut().add_viewer(p);
+    }
+    Ok(total)
+}
+
+/// Removes viewers (absent ones are ignored) and voids the playback tokens they hold. Returns
+/// the allowlist's size.
+pub fn remove_viewers<M: Memory>(v: &mut VideoStore<M>, list: &[Principal]) -> Result<u32> {
+    check_viewer_list(list)?;
+    for p in list {
+        v.access_mut().remove_viewer(p);
+    }
+    Ok(v.access().viewer_count())
+}
+
+pub fn viewers<M: Memory>(v: &VideoStore<M>, args: &ViewersArgs) -> ViewersPage {
+    let limit = args
+        .limit
+        .map_or(MAX_VIEWERS_PER_CALL, |l| l as usize)
+        .clamp(1, MAX_VIEWERS_PER_CALL);
+    // One more than the page tells whether there is a next page.
+    let mut viewers = v.access().viewers(args.start_after.as_ref(), limit + 1);
+    let next = if viewers.len() > limit {
+        viewers.truncate(limit);
+        viewers.last().copied()
+    } else {
+        None
+    };
+    ViewersPage {
+        viewers,
+        next,
+        total: v.access().viewer_count(),
+    }
+}
+
+// -------------------------------------------------------------------------------------------
+// Purchases
+// -------------------------------------------------------------------------------------------
+
+/// What [`begin_purchase`] decided.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Begin {
+    /// This purchase was paid already (a retry with the same `created_at_time`).
+    Settled(Receipt),
+    /// Call the ledger with this purchase (new, or one whose outcome is not known yet).
+    Charge(Purchase),
+}
+
+fn refused(e: Error) -> BuyError {
+    BuyError::Refused(e)
+}
+
+/// Step 1 of `buy_access`: checks, and records the purchase before the ledger is called.
+/// `in_call(id)` says whether a call for purchase `id` is waiting for the ledger right now.
+pub fn begin_purchase<M: Memory>(
+    v: &mut VideoStore<M>,
+    buyer: Principal,
+    args: &BuyAccessArgs,
+    now: u64,
+    in_call: impl Fn(u64) -> bool,
+) -> std::result::Result<Begin, BuyError> {
+    if buyer == Principal::anonymous() {
+        return Err(refused(Error::NotAuthorized {
+            caller: buyer,
+            reason: "the anonymous principal cannot buy: sign in".into(),
+        }));
+    }
+    let created_at_time = args.created_at_time.unwrap_or(now);
+    if created_at_time.saturating_add(MAX_PURCHASE_AGE_NS) < now
+        || created_at_time > now.saturating_add(MAX_PURCHASE_DRIFT_NS)
+    {
+        return Err(refused(Error::InvalidArgument {
+            reason: format!(
+                "created_at_time {created_at_time} is more than an hour old or more than a \
+                 minute ahead of the canister's clock ({now})"
+            ),
+        }));
+    }
+    if let Some(id) = v.access().purchase_by_time(&buyer, created_at_time) {
+        if let Some(r) = v.access().receipt(id) {
+            return Ok(Begin::Settled(r));
+        }
+        if let Some(p) = v.access().purchase(id) {
+            if in_call(id) {
+                return Err(refused(Error::Busy {
+                    reason: format!("purchase {id} is waiting for the ledger"),
+                }));
+            }
+            return Ok(Begin::Charge(p));
+        }
+    }
+    let s = v.state();
+    if buyer == s.owner {
+        return Err(refused(Error::InvalidArgument {
+            reason: "the owner may watch already".into(),
+        }));
+    }
+    if s.status() != VideoStatus::Ready {
+        return Err(refused(Error::NotReady {
+            reason: "passes are sold once the upload is finished".into(),
+        }));
+    }
+    let AccessMode::Paid(paid) = policy(s).mode else {
+        return Err(refused(Error::InvalidArgument {
+            reason: "this video is not for sale (its access mode is not Paid)".into(),
+        }));
+    };
+    let Some(offer) = paid.offers.iter().find(|o| o.id == args.offer).cloned() else {
+        return Err(refused(Error::NotFound {
+            what: format!("offer {:?}", args.offer),
+        }));
+    };
+    if paid.ledger != args.ledger || offer.price != args.price {
+        return Err(BuyError::PriceChanged {
+            ledger: paid.ledger,
+            offer,
+        });
+    }
+    let pending = v.access().purchases();
+    if pending.len() >= MAX_PENDING_PURCHASES {
+        return Err(refused(Error::Busy {
+            reason: "too many purchases are waiting for the ledger: retry in a minute".into(),
+        }));
+    }
+    if pending.iter().any(|p| p.buyer == buyer && in_call(p.id)) {
+        return Err(refused(Error::Busy {
+            reason: "another purchase of yours is waiting for the ledger".into(),
+        }));
+    }
+    // `Offer::validate` keeps prices within u128.
+    let amount = u128::try_from(offer.price.0.clone()).unwrap_or(u128::MAX);
+    let owner = s.owner;
+    let id = v.mutate_state(|s| {
+        let id = s.next_purchase.unwrap_or(0);
+        s.next_purchase = Some(id + 1);
+        id
+    });
+    let purchase = Purchase {
+        id,
+        buyer,
+        offer,
+        ledger: paid.ledger,
+        amount,
+        paid_to: Account::of(owner),
+        created_at_time,
+        started_at: now,
+        attempts: 0,
+        last_error: None,
+    };
+    v.access_mut().put_purchase(&purchase);
+    v.access_mut()
+        .set_purchase_by_time(&buyer, created_at_time, id);
+    Ok(Begin::Charge(purchase))
+}
+
+/// What the ledger said about a purchase's transfer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LedgerOutcome {
+    /// The transfer is in block `block_index` (a fresh one, or the earlier duplicate).
+    Paid { block_index: Nat },
+    /// The ledger refused: nothing was transferred.
+    Refused(BuyError),
+    /// Not known whether the transfer happened: keep the purchase, send it again later.
+    Unknown(String),
+}
+
+/// Step 2 of `buy_access` (and of the retry timer): applies the ledger's answer.
+pub fn settle_purchase<M: Memory>(
+    v: &mut VideoStore<M>,
+    video: Principal,
+    id: u64,
+    outcome: LedgerOutcome,
+    now: u64,
+) -> std::result::Result<Receipt, BuyError> {
+    let Some(mut p) = v.access().purchase(id) else {
+        // Settled meanwhile (the timer and a retry raced): the receipt says how.
+        return v.access().receipt(id).ok_or_else(|| {
+            refused(Error::NotFound {
+                what: format!("purchase {id}"),
+            })
+        });
+    };
+    match outcome {
+        LedgerOutcome::Paid { block_index } => {
+            let current = v.access().pass(&p.buyer);
+            // Buying again extends: from the end of a pass that still runs.
+            let valid_from = match current {
+                Some(Pass {
+                    expires_at: Some(e),
+                    ..
+                }) if e > now => e,
+                _ => now,
+            };
+            let forever_already = matches!(
+                current,
+                Some(Pass {
+                    expires_at: None,
+                    ..
+                })
+            );
+            let valid_until = match p.offer.duration_seconds {
+                _ if forever_already => None,
+                None => None,
+                Some(d) => Some(valid_from.saturating_add(d.saturating_mul(1_000_000_000))),
+            };
+            let receipt = Receipt {
+                id,
+                video,
+                buyer: p.buyer,
+                offer: p.offer.id.clone(),
+                ledger: p.ledger,
+                block_index,
+                amount: Nat::from(p.amount),
+                paid_to: p.paid_to.clone(),
+                memo: ByteBuf::from(receipt_memo(&video, id)),
+                created_at_time: p.created_at_time,
+                paid_at: now,
+                valid_from,
+                valid_until,
+            };
+            let a = v.access_mut();
+            a.add_receipt(&receipt);
+            a.set_pass(
+                &p.buyer,
+                Pass {
+                    expires_at: valid_until,
+                    receipt: id,
+                },
+            );
+            a.remove_purchase(id);
+            Ok(receipt)
+        }
+        LedgerOutcome::Refused(e) => {
+            let a = v.access_mut();
+            a.remove_purchase(id);
+            // The same `created_at_time` may be tried again (e.g. after a larger approval).
+            a.forget_purchase_by_time(&p.buyer, p.created_at_time);
+            Err(e)
+        }
+        LedgerOutcome::Unknown(reason) => {
+            p.attempts = p.attempts.saturating_add(1);
+            p.last_error = Some(reason.clone());
+            v.access_mut().put_purchase(&p);
+            Err(BuyError::Pending {
+                purchase: id,
+                reason,
+            })
+        }
+    }
+}
+
+/// Whether the retry timer should still send purchase `p` again at `now`: the ledger
+/// deduplicates for 24 hours from `created_at_time`; past 23 hours the outcome can no longer be
+/// learnt by sending it again, and the record stays for a person to check (docs/access.md).
+pub fn still_retryable(p: &Purchase, now: u64) -> bool {
+    now < p
+        .created_at_time
+        .saturating_add(23 * 3600 * 1_000_000_000)
+}
+
+// -------------------------------------------------------------------------------------------
+// Playback tokens
+// -------------------------------------------------------------------------------------------
+
+const TOKEN_VERSION: u8 = 1;
+const MAC_BYTES: usize = 16;
+
+fn mac(secret: &[u8], video: &Principal, body: &[u8]) -> [u8; MAC_BYTES] {
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC takes any key length");
+    m.update(b"canvid playback token");
+    m.update(&[video.as_slice().len() as u8]);
+    m.update(video.as_slice());
+    m.update(body);
+    let full = m.finalize().into_bytes();
+    let mut out = [0u8; MAC_BYTES];
+    out.copy_from_slice(&full[..MAC_BYTES]);
+    out
+}
+
+/// A token: base64url (no padding) of `version (1) · viewer length (1) · viewer · expires_at
+/// (u64 BE) · epoch (u32 BE) · HMAC-SHA256(secret, context · video · all of the above)[..16]`.
+/// Nothing is stored per token: the viewer's epoch (bumped by `revoke_playback_tokens`) and
+/// their access at the time of each request decide whether it still works.
+pub fn mint_token(
+    secret: &[u8],
+    video: &Principal,
+    viewer: &Principal,
+    expires_at: u64,
+    epoch: u32,
+) -> String {
+    use base64::Engine;
+    let v = viewer.as_slice();
+    let mut body = vec![TOKEN_VERSION, v.len() as u8];
+    body.extend_from_slice(v);
+    body.extend_from_slice(&expires_at.to_be_bytes());
+    body.extend_from_slice(&epoch.to_be_bytes());
+    let tag = mac(secret, video, &body);
+    body.extend_from_slice(&tag);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(body)
+}
+
+/// The viewer, expiry and epoch a token names, if its MAC is right.
+pub fn read_token(secret: &[u8], video: &Principal, token: &str) -> Option<(Principal, u64, u32)> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()?;
+    let (&version, rest) = bytes.split_first()?;
+    let (&n, rest) = rest.split_first()?;
+    let n = n as usize;
+    if version != TOKEN_VERSION || n > 29 || rest.len() != n + 8 + 4 + MAC_BYTES {
+        return None;
+    }
+    let body_len = 2 + n + 12;
+    let expected = mac(secret, video, &bytes[..body_len]);
+    // Constant time: a byte-by-byte early exit would let an attacker time their way to a MAC.
+    let diff = expected
+        .iter()
+        .zip(&bytes[body_len..])
+        .fold(0u8, |d, (a, b)| d | (a ^ b));
+    if diff != 0 {
+        return None;
+    }
+    let viewer = Principal::try_from_slice(&rest[..n]).ok()?;
+    let mut e = [0u8; 8];
+    e.copy_from_slice(&rest[n..n + 8]);
+    let mut ep = [0u8; 4];
+    ep.copy_from_slice(&rest[n + 8..n + 12]);
+    Some((viewer, u64::from_be_bytes(e), u32::from_be_bytes(ep)))
+}
+
+/// What a request's playback token is worth.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenCheck {
+    NoToken,
+    /// Unknown, forged, expired, revoked, or its viewer may no longer watch.
+    Denied,
+    Allowed,
+}
+
+/// What `http_request` makes of a request's token for a video that is not public.
+pub fn check_token<M: Memory>(
+    v: &VideoStore<M>,
+    video: &Principal,
+    token: Option<&str>,
+    now: u64,
+) -> TokenCheck {
+    use TokenCheck as Viewer;
+    let Some(token) = token else {
+        return Viewer::NoToken;
+    };
+    let Some(secret) = v.state().token_secret.as_ref() else {
+        return Viewer::Denied;
+    };
+    match read_token(secret, video, token) {
+        Some((viewer, expires_at, epoch))
+            if now < expires_at
+                && epoch == v.access().token_epoch(&viewer)
+                && grant(v, &viewer, now).is_some() =>
+        {
+            Viewer::Allowed
+        }
+        _ => Viewer::Denied,
+    }
+}
+
+/// When a token issued now for `grant` should expire: after `ttl_ns`, and never after the pass
+/// it is issued under.
+pub fn token_expiry(grant: &AccessGrant, now: u64, ttl_ns: u64) -> u64 {
+    let wanted = now.saturating_add(ttl_ns);
+    match grant {
+        AccessGrant::Pass {
+            expires_at: Some(e),
+            ..
+        } => wanted.min(*e),
+        _ => wanted,
+    }
+}
+
+#[cfg(test)]
+mod tests;
