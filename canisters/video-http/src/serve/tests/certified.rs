@@ -662,3 +662,6 @@ fn fixed_extras_follow_the_poster() {
     check(&c, &v, 404);
     assert_eq!(c.entry_count(), count);
 }
+
+/// Private and paid videos: the preview is public, the rest needs a playback token.
+mod gated;
