@@ -614,6 +614,15 @@ pub fn http_request(
     data_certificate: Option<&[u8]>,
 ) -> HttpResponse<'static> {
     let Some(data_certificate) = data_certificate else {
+        // No certificate: the query runs replicated, where nothing is certified by the tree.
+        // A gated video's refusal is still answered here (consensus vouches for it), never
+        // upgraded; everything else is upgraded as before.
+        if gate.is_some() {
+            let plan = plan(req.method().as_str(), req.url(), req.headers(), video, gate);
+            if matches!(plan.status, 401 | 403) {
+                return materialise(&plan, video);
+            }
+        }
         return upgrade();
     };
     let decision = decide(

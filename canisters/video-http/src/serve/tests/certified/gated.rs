@@ -85,6 +85,9 @@ fn assert_refused(c: &Certifier, v: &MemVideo, g: &Gate, request: &HttpRequest, 
         },
         "{what}"
     );
+    // Without a data certificate (a replicated query) it is refused all the same, not upgraded.
+    let r = http_request(request, v, Some(g), c, None);
+    assert_eq!((status(&r), r.upgrade()), (want, None), "{what}");
     // Should the update path be called anyway, it refuses the same way.
     let u = http_request_update(&update, v, Some(g));
     assert_eq!(uncertified(&u), uncertified(&r), "{what}");
@@ -420,4 +423,64 @@ fn refusals_are_tied_to_path_and_status() {
         .with_body(r.body().to_vec())
         .build();
     assert!(verify(&at_video, &forged, c.root_hash()).is_err());
+}
+
+/// With a gate too, `update_need` agrees with the query on every request shape, a refusal is
+/// never upgraded, and every certified answer verifies.
+#[test]
+fn update_need_agrees_with_the_gated_query() {
+    let (v, complete) = gated_video();
+    let mut partial = Certifier::new();
+    partial.certify_gate(&v, true).unwrap();
+    partial.start(&v).unwrap();
+    partial.resume(&v, &mut || false).unwrap(); // chunk 1 only
+    let mut rng = Rng(23);
+    let methods = ["GET", "HEAD", "POST"];
+    let paths = ["/", "/video", "/video?token=abc", "/metadata.json", "/x"];
+    let viewers = [Viewer::Allowed, Viewer::NoToken, Viewer::Denied];
+    for _ in 0..2_000 {
+        let method = methods[rng.below(methods.len() as u64) as usize];
+        let path = paths[rng.below(paths.len() as u64) as usize];
+        let g = Gate {
+            preview_end: [0, C, 2 * C, 3_500][rng.below(4) as usize],
+            viewer: viewers[rng.below(3) as usize],
+        };
+        let mut headers: Vec<(String, String)> = Vec::new();
+        if rng.below(3) > 0 {
+            let a = rng.below(4_000);
+            let value = match rng.below(4) {
+                0 => format!("bytes={a}-"),
+                1 => format!("bytes={a}-{}", a + rng.below(3_000)),
+                2 => format!("bytes=-{}", rng.below(5_000)),
+                _ => format!("bytes={}-", a / C * C),
+            };
+            headers.push(("range".into(), value));
+        }
+        if rng.below(4) == 0 {
+            headers.push(("sec-fetch-dest".into(), "video".into()));
+        }
+        let request = HttpRequest::builder()
+            .with_method(ic_http_certification::Method::from_bytes(method.as_bytes()).unwrap())
+            .with_url(path)
+            .with_headers(headers.clone())
+            .build();
+        let what = format!("{g:?} {method} {path} {headers:?}");
+        for c in [&complete, &partial] {
+            let r = gated_query(c, &v, Some(&g), &request);
+            let upgraded = r.upgrade() == Some(true);
+            let update: ic_http_certification::HttpUpdateRequest = request.clone().into();
+            let check = update_check(&update, &v, Some(&g), c);
+            assert_eq!(upgraded, check.need != UpdateNeed::None, "{what}");
+            let answer = http_request_update(&update, &v, Some(&g));
+            if upgraded {
+                assert_eq!(check.body_bytes, answer.body().len() as u64, "{what}");
+                assert!(![401, 403].contains(&status(&answer)), "{what}");
+            } else {
+                assert_eq!(status(&r), status(&answer), "{what}");
+                if hdr(&r, "ic-certificate").is_some() {
+                    verify(&request, &r, c.root_hash()).unwrap_or_else(|e| panic!("{what}: {e}"));
+                }
+            }
+        }
+    }
 }
