@@ -5,7 +5,8 @@
 //! [`Certifier::resume`] build the same tree in budgeted steps (the canister spreads a large
 //! video's entries over several messages: at `finish_upload` and in `post_upgrade`, then
 //! timers), and [`Certifier::certify_extras`] refreshes only the metadata/poster/404 entries
-//! (after a metadata edit or a poster upload). After each, the canister passes
+//! (after a metadata edit or a poster upload), and [`Certifier::certify_gate`] adds or removes
+//! the 401/403 answers of a video that is not public (`crate::Gate`). After each, the canister passes
 //! [`Certifier::root_hash`] to `ic_cdk::api::certified_data_set`. A chunk whose entries are
 //! not in the tree yet is served through the update path, so a partial tree is never wrong.
 //!
@@ -20,7 +21,9 @@
 //!   witness path (docs/http.md, "Serving without hashing").
 
 use crate::serve::{self, Body, Plan};
-use crate::{sha256, VideoSource, VideoStatus, MAX_BODY, METADATA_PATH, POSTER_PATH, VIDEO_PATHS};
+use crate::{
+    sha256, VideoSource, VideoStatus, Viewer, MAX_BODY, METADATA_PATH, POSTER_PATH, VIDEO_PATHS,
+};
 use ic_http_certification::{
     cel::{DefaultFullCelExpression, DefaultResponseOnlyCelExpression},
     response_hash,
@@ -47,7 +50,8 @@ pub(crate) enum CelKind {
     /// Full certification of the `Sec-Fetch-Dest` request header (not of `Range`): chunk k's
     /// answer to a media element's off-grid request (docs/http.md, "Seeking").
     Media,
-    /// Response-only certification: valid for any request to the path (404, 503).
+    /// Response-only certification: valid for any request to the path (404, 503, and a gated
+    /// video's 401/403).
     ResponseOnly,
 }
 
@@ -274,6 +278,11 @@ pub struct Certifier {
     /// Whether `fixed_extra_entries` were built for a video with a poster (`None`: not built).
     fixed_extras_with_poster: Option<bool>,
     pending: Option<Pending>,
+    /// Whether the video is gated (not public), as last told by [`Certifier::certify_gate`].
+    /// Remembered so that every rebuild ([`Certifier::start`]) puts `gate_entries` back.
+    gated: bool,
+    /// The 401 and 403 of each video path while `gated`, else empty.
+    gate_entries: Vec<Certified>,
 }
 
 impl Certifier {
@@ -296,6 +305,23 @@ impl Certifier {
                 .map(|c| c.iter().flatten().count() * VIDEO_PATHS.len())
                 .sum::<usize>()
             + self.extra_entries.len()
+            + self.gate_entries.len()
+    }
+
+    /// Every leaf path of the tree, sorted: what the tree holds, whatever its shape. The root
+    /// hash also depends on the order of insertion (the tree is a red-black tree and its hash
+    /// follows the tree's shape), so trees with the same entries compare equal only here.
+    #[cfg(test)]
+    pub(crate) fn tree_paths(&self) -> Vec<Vec<Vec<u8>>> {
+        let mut paths: Vec<Vec<Vec<u8>>> = self
+            .tree
+            .as_hash_tree()
+            .list_paths()
+            .into_iter()
+            .map(|path| path.iter().map(|l| l.as_bytes().to_vec()).collect())
+            .collect();
+        paths.sort();
+        paths
     }
 
     /// Chunks whose entries [`Certifier::resume`] has still to insert (0 when the tree is
@@ -320,7 +346,9 @@ impl Certifier {
     /// Clears the tree and certifies everything but the video's chunks 1.. : the metadata,
     /// poster and 404 entries, and per video path the answers that do not depend on a chunk
     /// index (plain `GET`, `bytes=0-`, `HEAD`, the 304; or the 503 while uploading). The chunk
-    /// entries are left to [`Certifier::resume`]. Returns the root hash of the partial tree.
+    /// entries are left to [`Certifier::resume`]. The 401/403 entries of a gated video are
+    /// kept as [`Certifier::certify_gate`] last set them. Returns the root hash of the partial
+    /// tree.
     ///
     /// On error the tree holds everything that could be certified and nothing is pending.
     pub fn start(&mut self, video: &dyn VideoSource) -> Result<[u8; 32], CertifyError> {
@@ -331,9 +359,42 @@ impl Certifier {
         self.fixed_extra_entries.clear();
         self.fixed_extras_with_poster = None;
         self.pending = None;
+        self.gate_entries.clear();
+        let gate = self.certify_gate(video, self.gated);
         let extras = self.certify_extras(video);
         let videos = self.certify_video_fixed(video);
-        extras.and(videos).map(|()| self.root_hash())
+        gate.and(extras).and(videos).map(|()| self.root_hash())
+    }
+
+    /// Puts the 401 and 403 answers of a gated video (`crate::Gate`) in the tree at each video
+    /// path (`gated`), or takes them out (`!gated`); returns the new root hash. Idempotent, and
+    /// remembered: [`Certifier::start`] and [`Certifier::certify_all`] rebuild them as last set,
+    /// whichever is called first. The canister calls it whenever a video becomes public or not.
+    ///
+    /// They are response-only entries beside the video answers' full-certification entries at
+    /// the same paths: each entry sits under its own CEL expression's hash, and the answer's
+    /// `IC-CertificateExpression` header names which one verifies it. The answers do not depend
+    /// on the video (a refusal carries no media), so two entries per path are the whole cost.
+    pub fn certify_gate(
+        &mut self,
+        video: &dyn VideoSource,
+        gated: bool,
+    ) -> Result<[u8; 32], CertifyError> {
+        for e in self.gate_entries.drain(..) {
+            self.tree.delete(&e.entry());
+        }
+        self.gated = gated;
+        if gated {
+            for path in VIDEO_PATHS {
+                for viewer in [Viewer::NoToken, Viewer::Denied] {
+                    let plan = serve::refusal(path.to_string(), viewer);
+                    let e = certify_planned("GET", plan, video)?;
+                    self.tree.insert(&e.entry());
+                    self.gate_entries.push(e);
+                }
+            }
+        }
+        Ok(self.root_hash())
     }
 
     /// Inserts the entries of the pending chunks, one chunk (both video paths, every
@@ -529,6 +590,7 @@ impl Certifier {
             .iter()
             .chain(&self.extra_entries)
             .chain(&self.fixed_extra_entries)
+            .chain(&self.gate_entries)
             .find(|e| e.method == method && e.status == plan.status && &e.spec == spec)?;
         if kept.check_when_served {
             let served = certify_plan(method, spec, plan, video).ok()?;
@@ -593,12 +655,25 @@ fn certify_request(
     headers: &[(String, String)],
     video: &dyn VideoSource,
 ) -> Result<Certified, CertifyError> {
-    let plan: Plan = serve::plan(method, path, headers, video);
-    let spec = plan.cert.clone().ok_or_else(|| {
-        CertifyError::Library(format!(
+    let plan: Plan = serve::plan(method, path, headers, video, None);
+    if plan.cert.is_none() {
+        return Err(CertifyError::Library(format!(
             "{method} {path} {headers:?} has no certifiable answer"
-        ))
-    })?;
+        )));
+    }
+    certify_planned(method, plan, video)
+}
+
+/// Certifies a planned answer to a `method` request (the plan must carry its [`CertSpec`]).
+fn certify_planned(
+    method: &'static str,
+    plan: Plan,
+    video: &dyn VideoSource,
+) -> Result<Certified, CertifyError> {
+    let spec = plan
+        .cert
+        .clone()
+        .ok_or_else(|| CertifyError::Library(format!("{method}: no certifiable answer")))?;
     Ok(Certified {
         method,
         certification: certify_plan(method, &spec, &plan, video)?,

@@ -15,6 +15,7 @@
 //! | video not finished | 503 (`Retry-After`) |
 //! | `/metadata.json`, `/poster` | JSON metadata; the poster or 404 |
 //! | other paths / methods | 404 / 405 |
+//! | a video that is not public ([`Gate`]), GET past the preview | 401 without token, 403 with a token that does not let its viewer watch |
 //!
 //! Every answer a browser or the IC gateway normally asks for is *pre-certified* (response
 //! certification v2) by [`Certifier`] when the upload finishes. Error answers that cannot be
@@ -24,10 +25,12 @@
 //! `inspect_message` which update calls are worth their cost.
 
 pub mod certify;
+mod gate;
 pub mod range;
 mod serve;
 
 pub use certify::{Certifier, CertifyError};
+pub use gate::{playback_token, Gate, Viewer};
 pub use ic_http_certification::{HttpRequest, HttpResponse, HttpUpdateRequest, StatusCode};
 pub use serve::{
     http_request, http_request_update, serve_uncertified, update_check, update_need, UpdateCheck,

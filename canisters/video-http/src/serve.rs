@@ -9,8 +9,8 @@
 use crate::certify::{CelKind, CertPath, CertSpec, Certifier, ChunkRange, RangeForm};
 use crate::range::{self, RangeRequest};
 use crate::{
-    etag, HttpRequest, HttpResponse, HttpUpdateRequest, VideoInfo, VideoSource, VideoStatus,
-    MAX_BODY, METADATA_PATH, POSTER_PATH, VIDEO_PATHS,
+    etag, Gate, HttpRequest, HttpResponse, HttpUpdateRequest, VideoInfo, VideoSource, VideoStatus,
+    Viewer, MAX_BODY, METADATA_PATH, POSTER_PATH, VIDEO_PATHS,
 };
 
 pub(crate) const CACHE_IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -21,6 +21,12 @@ pub(crate) const UPLOADING_BODY: &str = "this video is still being uploaded\n";
 pub(crate) const MEDIA_DEST: &str = "video";
 /// Seconds a client should wait before asking again for a video that is still uploading.
 pub(crate) const RETRY_AFTER_SECS: &str = "30";
+pub(crate) const NO_TOKEN_BODY: &str =
+    "a playback token is required to watch this video past its preview: see docs/access.md\n";
+pub(crate) const DENIED_BODY: &str = "this playback token is not valid for this video (unknown, expired or revoked, or its viewer may no longer watch)\n";
+/// The `WWW-Authenticate` challenge of the 401 (RFC 9110 §11.6.1 requires one): a bearer
+/// token, which the viewer passes as the `token` query parameter.
+pub(crate) const PLAYBACK_CHALLENGE: &str = "Bearer realm=\"canvid-playback\"";
 
 /// Headers every answer carries (security review L1), certified with the rest: browsers must
 /// take the `Content-Type` as it is (`nosniff`: no video or JSON is ever sniffed into HTML),
@@ -178,6 +184,7 @@ pub(crate) fn cert_path(path: &str, video: &dyn VideoSource) -> CertPath {
 }
 
 /// Decides the answer to a request. `method` is compared case-sensitively, as HTTP methods are.
+/// `gate` is `None` for a public video.
 ///
 /// Every answer to GET or HEAD that a client can get from a finished video has a
 /// certification-tree entry, except `Range` answers that a pre-certified shape cannot hold
@@ -187,6 +194,7 @@ pub(crate) fn plan(
     url: &str,
     headers: &[(String, String)],
     video: &dyn VideoSource,
+    gate: Option<&Gate>,
 ) -> Plan {
     let Some(path) = request_path(url) else {
         return Plan::new(
@@ -218,7 +226,16 @@ pub(crate) fn plan(
     };
 
     if VIDEO_PATHS.contains(&path.as_str()) {
-        return video_plan(is_head, path, headers, video);
+        let plan = video_plan(is_head, path.clone(), headers, video);
+        // The gate judges the answer, not the request: whatever Range, If-None-Match or
+        // realignment made of it, only an answer carrying bytes past the preview is refused
+        // (HEAD, 304, 416 and 503 carry none).
+        return match (gate, &plan.body) {
+            (Some(gate), Body::Video { offset, len }) if gate.refuses(*offset, *len) => {
+                refusal(path, gate.viewer)
+            }
+            _ => plan,
+        };
     }
     if path == METADATA_PATH {
         let json = video.metadata_json().into_bytes();
@@ -257,6 +274,33 @@ pub(crate) fn plan(
         }
     }
     not_found(is_head)
+}
+
+/// The answer to a GET of a gated video's bytes past its preview, for a `viewer` other than
+/// [`Viewer::Allowed`]: 401 without token, 403 with one that does not let its viewer watch.
+///
+/// Certified response-only at the exact video path (the body says nothing about the request,
+/// so any GET of the path may get it), when the certifier knows the video is gated
+/// (`Certifier::certify_gate`). Never upgraded: the update path would give the same refusal
+/// at the canister's cost. `no-store`: the same URL answers with the video once the viewer
+/// may watch (a new token, a payment), so no cache may keep the refusal.
+pub(crate) fn refusal(path: String, viewer: Viewer) -> Plan {
+    let mut headers = vec![
+        h("content-type", "text/plain; charset=utf-8"),
+        h("cache-control", "no-store"),
+    ];
+    let (status, body) = match viewer {
+        Viewer::NoToken => {
+            headers.push(h("www-authenticate", PLAYBACK_CHALLENGE));
+            (401, NO_TOKEN_BODY)
+        }
+        // `Allowed` is never refused (`Gate::refuses`); if asked, the refusal that gives
+        // nothing away is the safe one.
+        Viewer::Denied | Viewer::Allowed => (403, DENIED_BODY),
+    };
+    Plan::new(status, headers, Body::Static(body))
+        .certified(CertPath::Exact(path), CelKind::ResponseOnly, None)
+        .never_upgraded()
 }
 
 fn not_found(is_head: bool) -> Plan {
@@ -531,10 +575,11 @@ fn decide(
     url: &str,
     headers: &[(String, String)],
     video: &dyn VideoSource,
+    gate: Option<&Gate>,
     certifier: &Certifier,
     data_certificate: &[u8],
 ) -> Decision {
-    let plan = plan(method, url, headers, video);
+    let plan = plan(method, url, headers, video, gate);
     if plan.cert.is_none() {
         return if plan.upgradable {
             Decision::Upgrade(UpdateNeed::Uncertifiable, plan.body.len())
@@ -558,14 +603,26 @@ fn decide(
 /// certification tree holds it; an error answer that is not certified as it is (see
 /// [`Plan::upgradable`]); otherwise `upgrade = true`, so the gateway repeats the request as
 /// `http_request_update`, whose reply needs no certificate. `data_certificate` is
-/// `ic_cdk::api::data_certificate()` (always `Some` in a query).
+/// `ic_cdk::api::data_certificate()` (always `Some` in a query). `gate` is `None` for a public
+/// video, else the canister's verdict on the request's playback token (see [`Gate`]); a refusal
+/// is answered by the query, certified once [`Certifier::certify_gate`] has put it in the tree.
 pub fn http_request(
     req: &HttpRequest,
     video: &dyn VideoSource,
+    gate: Option<&Gate>,
     certifier: &Certifier,
     data_certificate: Option<&[u8]>,
 ) -> HttpResponse<'static> {
     let Some(data_certificate) = data_certificate else {
+        // No certificate: the query runs replicated, where nothing is certified by the tree.
+        // A gated video's refusal is still answered here (consensus vouches for it), never
+        // upgraded; everything else is upgraded as before.
+        if gate.is_some() {
+            let plan = plan(req.method().as_str(), req.url(), req.headers(), video, gate);
+            if matches!(plan.status, 401 | 403) {
+                return materialise(&plan, video);
+            }
+        }
         return upgrade();
     };
     let decision = decide(
@@ -573,6 +630,7 @@ pub fn http_request(
         req.url(),
         req.headers(),
         video,
+        gate,
         certifier,
         data_certificate,
     );
@@ -604,9 +662,12 @@ pub struct UpdateCheck {
     pub body_bytes: u64,
 }
 
+/// [`UpdateCheck`] for `req`. `gate` must be the one the query would get: a refused request
+/// needs no update call ([`UpdateNeed::None`]).
 pub fn update_check(
     req: &HttpUpdateRequest,
     video: &dyn VideoSource,
+    gate: Option<&Gate>,
     certifier: &Certifier,
 ) -> UpdateCheck {
     // The witness is built over the tree, not the certificate: any bytes do.
@@ -615,6 +676,7 @@ pub fn update_check(
         req.url(),
         req.headers(),
         video,
+        gate,
         certifier,
         b"",
     ) {
@@ -630,17 +692,20 @@ pub fn update_check(
 pub fn update_need(
     req: &HttpUpdateRequest,
     video: &dyn VideoSource,
+    gate: Option<&Gate>,
     certifier: &Certifier,
 ) -> UpdateNeed {
-    update_check(req, video, certifier).need
+    update_check(req, video, gate, certifier).need
 }
 
-/// The `http_request_update` update: the same answers, uncertified (consensus certifies them).
+/// The `http_request_update` update: the same answers, uncertified (consensus certifies them),
+/// refusals included.
 pub fn http_request_update(
     req: &HttpUpdateRequest,
     video: &dyn VideoSource,
+    gate: Option<&Gate>,
 ) -> HttpResponse<'static> {
-    serve_uncertified(req.method().as_str(), req.url(), req.headers(), video)
+    serve_uncertified(req.method().as_str(), req.url(), req.headers(), video, gate)
 }
 
 /// The answer to a request without any certification header: what `http_request_update`
@@ -650,8 +715,9 @@ pub fn serve_uncertified(
     url: &str,
     headers: &[(String, String)],
     video: &dyn VideoSource,
+    gate: Option<&Gate>,
 ) -> HttpResponse<'static> {
-    materialise(&plan(method, url, headers, video), video)
+    materialise(&plan(method, url, headers, video, gate), video)
 }
 
 fn upgrade() -> HttpResponse<'static> {

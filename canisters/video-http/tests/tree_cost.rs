@@ -177,7 +177,7 @@ fn http_request_cost() {
         let request = canvid_video_http::HttpRequest::get("/video")
             .with_headers(vec![("Range".into(), format!("bytes={}-", k * MAX_BODY))])
             .build();
-        let r = canvid_video_http::http_request(&request, &video, &c, Some(b"cert"));
+        let r = canvid_video_http::http_request(&request, &video, None, &c, Some(b"cert"));
         assert_eq!(r.status_code().as_u16(), 206);
         assert_eq!(r.body().len() as u64, MAX_BODY);
         assert!(r.upgrade().is_none());

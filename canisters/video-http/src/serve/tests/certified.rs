@@ -102,7 +102,7 @@ fn certified(v: &MemVideo) -> Certifier {
 }
 
 fn query(c: &Certifier, v: &MemVideo, request: &HttpRequest) -> HttpResponse<'static> {
-    http_request(request, v, c, Some(FAKE_CERT))
+    http_request(request, v, None, c, Some(FAKE_CERT))
 }
 
 /// The shapes the IC gateway and browsers send are certified and verify; their bodies equal
@@ -180,7 +180,7 @@ fn certified_shapes_verify() {
         assert_eq!(r.upgrade(), None);
         verify(&request, &r, c.root_hash())
             .unwrap_or_else(|e| panic!("{method} {url} {headers:?}: {e}"));
-        let plain = serve_uncertified(method, &url, request.headers(), &v);
+        let plain = serve_uncertified(method, &url, request.headers(), &v, None);
         assert_eq!(r.body(), plain.body());
     }
 }
@@ -255,7 +255,12 @@ fn media_element_seeks_get_the_whole_chunk_certified() {
                     .parse()
                     .unwrap_or(last),
             );
-            assert_partial(&v, &http_request_update(&update, &v), start, exact_last);
+            assert_partial(
+                &v,
+                &http_request_update(&update, &v, None),
+                start,
+                exact_last,
+            );
             // The media answer does not verify for that request (Sec-Fetch-Dest is certified);
             // chunk 0's answer is certified for every request, like the plain GET's.
             assert_eq!(
@@ -282,7 +287,7 @@ fn media_element_seeks_get_the_whole_chunk_certified() {
         let r = query(&c, &v, &request);
         assert_eq!(r.upgrade(), Some(true), "{headers:?}");
         let update: ic_http_certification::HttpUpdateRequest = request.clone().into();
-        let u = http_request_update(&update, &v);
+        let u = http_request_update(&update, &v, None);
         assert_eq!(
             hdr(&u, "content-range").map(|r| &r[..11]),
             Some("bytes 1234-")
@@ -315,10 +320,16 @@ fn only_uncertifiable_ranges_upgrade() {
         assert_eq!(r.upgrade(), Some(true), "{method} {url} {headers:?}");
         assert!(r.body().is_empty());
         let update: ic_http_certification::HttpUpdateRequest = request.clone().into();
-        assert_eq!(update_need(&update, &v, &c), UpdateNeed::Uncertifiable);
-        let u = http_request_update(&update, &v);
+        assert_eq!(
+            update_need(&update, &v, None, &c),
+            UpdateNeed::Uncertifiable
+        );
+        let u = http_request_update(&update, &v, None);
         assert_eq!(u.upgrade(), None);
-        assert_eq!(u, serve_uncertified(method, url, request.headers(), &v));
+        assert_eq!(
+            u,
+            serve_uncertified(method, url, request.headers(), &v, None)
+        );
         assert!([206, 416].contains(&status(&u)));
     }
     // An empty certifier (e.g. before init built it) upgrades every certifiable answer.
@@ -326,7 +337,7 @@ fn only_uncertifiable_ranges_upgrade() {
     let request = req("GET", "/video", &[]);
     assert_eq!(query(&empty, &v, &request).upgrade(), Some(true));
     assert_eq!(
-        update_need(&request.clone().into(), &v, &empty),
+        update_need(&request.clone().into(), &v, None, &empty),
         UpdateNeed::NotCertifiedYet
     );
 }
@@ -366,7 +377,7 @@ fn error_answers_are_never_upgraded() {
             "{what}"
         );
         assert_eq!(
-            update_need(&request.clone().into(), &v, &c),
+            update_need(&request.clone().into(), &v, None, &c),
             UpdateNeed::None,
             "{what}"
         );
@@ -440,7 +451,7 @@ fn update_need_agrees_with_the_query() {
         for c in [&complete, &partial] {
             let upgraded = query(c, &v, &request).upgrade() == Some(true);
             let update: ic_http_certification::HttpUpdateRequest = request.clone().into();
-            let check = update_check(&update, &v, c);
+            let check = update_check(&update, &v, None, c);
             assert_eq!(
                 upgraded,
                 check.need != UpdateNeed::None,
@@ -448,7 +459,7 @@ fn update_need_agrees_with_the_query() {
             );
             // The cost estimate's body size is the update answer's.
             if upgraded {
-                let answer = http_request_update(&update, &v);
+                let answer = http_request_update(&update, &v, None);
                 assert_eq!(
                     check.body_bytes,
                     answer.body().len() as u64,
@@ -587,7 +598,7 @@ fn every_answer_carries_the_security_headers() {
     ];
     for (method, url, headers) in cases {
         let request = req(method, url, &headers);
-        let plain = serve_uncertified(method, url, request.headers(), &v);
+        let plain = serve_uncertified(method, url, request.headers(), &v, None);
         let r = query(&c, &v, &request);
         let what = format!("{method} {url} {headers:?}");
         for response in [&plain, &r] {
@@ -651,3 +662,6 @@ fn fixed_extras_follow_the_poster() {
     check(&c, &v, 404);
     assert_eq!(c.entry_count(), count);
 }
+
+/// Private and paid videos: the preview is public, the rest needs a playback token.
+mod gated;

@@ -41,7 +41,7 @@ fn req(method: &str, url: &str, headers: &[(&str, &str)]) -> HttpRequest<'static
 }
 
 fn get(video: &MemVideo, url: &str, headers: &[(&str, &str)]) -> HttpResponse<'static> {
-    serve_uncertified("GET", url, req("GET", url, headers).headers(), video)
+    serve_uncertified("GET", url, req("GET", url, headers).headers(), video, None)
 }
 
 fn hdr<'a>(r: &'a HttpResponse, name: &str) -> Option<&'a str> {
@@ -161,16 +161,19 @@ fn unsatisfiable_range_is_416() {
 #[test]
 fn head_has_get_headers_and_no_body() {
     let v = MemVideo::new(3_500, C);
-    let r = serve_uncertified("HEAD", "/video", &[], &v);
+    let r = serve_uncertified("HEAD", "/video", &[], &v, None);
     assert_eq!(status(&r), 200);
     assert_eq!(hdr(&r, "content-length"), Some("3500"));
     assert_eq!(hdr(&r, "etag"), Some(etag(&v.digest()).as_str()));
     assert!(r.body().is_empty());
     // RFC 9110 §14.2: Range is defined for GET only; HEAD ignores it.
     let range = vec![("range".to_string(), "bytes=5-9".to_string())];
-    let h = serve_uncertified("HEAD", "/video", &range, &v);
+    let h = serve_uncertified("HEAD", "/video", &range, &v, None);
     assert_eq!(h, r);
-    assert_eq!(status(&serve_uncertified("GET", "/video", &range, &v)), 206);
+    assert_eq!(
+        status(&serve_uncertified("GET", "/video", &range, &v, None)),
+        206
+    );
 }
 
 #[test]
@@ -232,7 +235,7 @@ fn metadata_poster_404_405() {
         assert_eq!(status(&get(&v, path, &[])), 404, "{path}");
     }
     for method in ["POST", "PUT", "DELETE", "OPTIONS", "get"] {
-        let r = serve_uncertified(method, "/video", &[], &v);
+        let r = serve_uncertified(method, "/video", &[], &v, None);
         assert_eq!(status(&r), 405, "{method}");
         assert_eq!(hdr(&r, "allow"), Some("GET, HEAD"));
     }
@@ -259,7 +262,7 @@ fn read_failure_is_500() {
         }
     }
     let v = Broken(MemVideo::new(100, C));
-    let r = serve_uncertified("GET", "/video", &[], &v);
+    let r = serve_uncertified("GET", "/video", &[], &v, None);
     assert_eq!(status(&r), 500);
 }
 
@@ -327,7 +330,7 @@ fn candid_round_trip_of_request_and_response() {
     let back: HttpRequest = candid::decode_one(&bytes).unwrap();
     assert_eq!(back, request);
     let v = MemVideo::new(100, C);
-    let r = serve_uncertified("GET", "/video", &[], &v);
+    let r = serve_uncertified("GET", "/video", &[], &v, None);
     let back: HttpResponse = candid::decode_one(&candid::encode_one(&r).unwrap()).unwrap();
     assert_eq!(back, r);
 }
