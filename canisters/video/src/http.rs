@@ -8,9 +8,12 @@
 
 use std::cell::{Cell, RefCell};
 
+use candid::Principal;
 use canvid_types::video::{ControlStatus, PosterArgs, VideoStatus};
 use canvid_types::Result;
-use canvid_video_http::{Certifier, Poster, ReadError, UpdateNeed, VideoInfo, VideoSource};
+use canvid_video_http::{
+    Certifier, Gate, Poster, ReadError, UpdateNeed, VideoInfo, VideoSource, Viewer,
+};
 use ic_stable_structures::Memory;
 use serde::Serialize;
 
@@ -240,10 +243,31 @@ pub fn inspect_http_update(arg: &[u8], now: u64) -> bool {
         return false;
     };
     let check = canister::with(|s| {
-        HTTP_CERT.with_borrow(|c| canvid_video_http::update_check(&req, &Source(s), c))
+        let gate = gate(s, &ic_cdk::api::canister_self(), req.url(), now);
+        HTTP_CERT.with_borrow(|c| {
+            canvid_video_http::update_check(&req, &Source(s), gate.as_ref(), c)
+        })
     });
     let cycles = estimated_update_cycles(arg.len() as u64, check.body_bytes);
     accepts_http_update(check.need, HTTP_UPDATES.get(), now, cycles)
+}
+
+/// How HTTP treats a video that is not public, for a request to `url` at `now`: its preview,
+/// and what the request's playback token is worth (`logic::access`). `None`: a public video.
+pub fn gate<M: Memory>(s: &VideoStore<M>, video: &Principal, url: &str, now: u64) -> Option<Gate> {
+    use crate::logic::access::{check_token, is_public, preview_end, TokenCheck};
+    if is_public(s.state()) {
+        return None;
+    }
+    let viewer = match check_token(s, video, canvid_video_http::playback_token(url), now) {
+        TokenCheck::NoToken => Viewer::NoToken,
+        TokenCheck::Denied => Viewer::Denied,
+        TokenCheck::Allowed => Viewer::Allowed,
+    };
+    Some(Gate {
+        preview_end: preview_end(s.state()),
+        viewer,
+    })
 }
 
 /// Instructions one message may spend on certification-tree entries before the rest of the
@@ -301,6 +325,9 @@ pub fn recertify() {
                     started.and(resumed)
                 }
             };
+            // The certified 401/403 answers of a private or paid video (idempotent).
+            let gated = !crate::logic::access::is_public(s.state());
+            let result = result.and(c.certify_gate(&source, gated).map(|_| ()));
             if let Err(e) = result {
                 ic_cdk::println!("http certification: {e}");
             }
@@ -372,8 +399,15 @@ fn http_request(
 ) -> canvid_video_http::HttpResponse<'static> {
     let certificate = ic_cdk::api::data_certificate();
     canister::with(|s| {
+        let gate = gate(s, &ic_cdk::api::canister_self(), req.url(), ic_cdk::api::time());
         HTTP_CERT.with_borrow(|c| {
-            canvid_video_http::http_request(&req, &Source(s), c, certificate.as_deref())
+            canvid_video_http::http_request(
+                &req,
+                &Source(s),
+                gate.as_ref(),
+                c,
+                certificate.as_deref(),
+            )
         })
     })
 }
@@ -385,7 +419,10 @@ fn http_request(
 fn http_request_update(
     req: canvid_video_http::HttpUpdateRequest<'static>,
 ) -> canvid_video_http::HttpResponse<'static> {
-    let response = canister::with(|s| canvid_video_http::http_request_update(&req, &Source(s)));
+    let response = canister::with(|s| {
+        let gate = gate(s, &ic_cdk::api::canister_self(), req.url(), ic_cdk::api::time());
+        canvid_video_http::http_request_update(&req, &Source(s), gate.as_ref())
+    });
     let cycles = estimated_update_cycles(
         ic0::msg_arg_data_size() as u64,
         response.body().len() as u64,
@@ -461,7 +498,7 @@ mod tests {
         let headers: Vec<(String, String)> = range
             .map(|r| vec![("Range".to_string(), r.to_string())])
             .unwrap_or_default();
-        canvid_video_http::serve_uncertified("GET", url, &headers, &Source(s))
+        canvid_video_http::serve_uncertified("GET", url, &headers, &Source(s), None)
     }
 
     #[test]
@@ -631,9 +668,9 @@ mod tests {
         };
         let cert = Some(&b"certificate"[..]);
         // Chunk 0 is in the tree from the start; chunk 3 is not yet: upgrade.
-        let r = canvid_video_http::http_request(&request("bytes=0-"), &Source(&s), &c, cert);
+        let r = canvid_video_http::http_request(&request("bytes=0-"), &Source(&s), None, &c, cert);
         assert_eq!(r.status_code().as_u16(), 206);
-        let r = canvid_video_http::http_request(&request("bytes=3000-"), &Source(&s), &c, cert);
+        let r = canvid_video_http::http_request(&request("bytes=3000-"), &Source(&s), None, &c, cert);
         assert_eq!(r.upgrade(), Some(true));
         // Three chunks per step.
         let mut steps = 0;
@@ -649,11 +686,11 @@ mod tests {
             if steps == 1 {
                 assert_eq!(pending, 7);
                 let r =
-                    canvid_video_http::http_request(&request("bytes=3000-"), &Source(&s), &c, cert);
+                    canvid_video_http::http_request(&request("bytes=3000-"), &Source(&s), None, &c, cert);
                 assert_eq!(r.status_code().as_u16(), 206, "chunk 3 certified by step 1");
                 assert_eq!(r.body(), &bytes[3_000..4_000]);
                 let r =
-                    canvid_video_http::http_request(&request("bytes=4000-"), &Source(&s), &c, cert);
+                    canvid_video_http::http_request(&request("bytes=4000-"), &Source(&s), None, &c, cert);
                 assert_eq!(r.upgrade(), Some(true), "chunk 4 not yet");
             }
             if pending == 0 {
