@@ -111,7 +111,8 @@ impl AccessPolicy {
                     paid.offers.len()
                 ));
             }
-            if paid.ledger == Principal::anonymous() || paid.ledger == Principal::management_canister()
+            if paid.ledger == Principal::anonymous()
+                || paid.ledger == Principal::management_canister()
             {
                 return invalid(format!("{} is not a ledger canister", paid.ledger));
             }
@@ -141,13 +142,13 @@ impl Offer {
                 self.id
             ));
         }
-        if self.price == Nat::from(0u8) {
+        if self.price.0 == 0u8.into() {
             return invalid(format!(
                 "offer {:?} is free: put free viewers on the allowlist instead",
                 self.id
             ));
         }
-        if self.price > Nat::from(u128::MAX) {
+        if u128::try_from(self.price.0.clone()).is_err() {
             return invalid(format!("offer {:?}: price too large", self.id));
         }
         if let Some(d) = self.duration_seconds {
@@ -245,22 +246,36 @@ pub enum BuyError {
     /// argument, caller not allowed, a purchase in progress (`Busy`)...
     Refused(Error),
     /// The owner changed the offer (or the ledger) since the buyer looked: here it is now.
-    PriceChanged { ledger: Principal, offer: Offer },
+    PriceChanged {
+        ledger: Principal,
+        offer: Offer,
+    },
     /// The buyer's approval for this canister is below `price + fee`.
-    InsufficientAllowance { allowance: Nat },
-    InsufficientFunds { balance: Nat },
+    InsufficientAllowance {
+        allowance: Nat,
+    },
+    InsufficientFunds {
+        balance: Nat,
+    },
     /// The ledger's fee is not what the canister offered to pay (it passes no fee: this only
     /// comes from ledgers that demand one).
-    BadFee { expected_fee: Nat },
+    BadFee {
+        expected_fee: Nat,
+    },
     TemporarilyUnavailable,
     /// Any other ledger refusal (`TooOld`, `CreatedInFuture`, `GenericError`...), as the ledger
     /// said it.
-    LedgerRejected { reason: String },
+    LedgerRejected {
+        reason: String,
+    },
     /// The payment's outcome is not known yet: the ledger did not answer, or the canister was
     /// upgraded while it waited. The purchase is kept; calling `buy_access` again with the same
     /// `created_at_time` (or the canister's own retry timer) settles it. It is charged at most
     /// once, and a pass is granted iff it was.
-    Pending { purchase: u64, reason: String },
+    Pending {
+        purchase: u64,
+        reason: String,
+    },
 }
 
 /// A purchase, as the video canister recorded it. Everything a third party needs to check it

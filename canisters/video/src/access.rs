@@ -51,7 +51,10 @@ const STALE_CALL_NS: u64 = 10 * 60 * 1_000_000_000;
 const RETRY_SECS: u64 = 60;
 
 fn in_call(id: u64, now: u64) -> bool {
-    IN_CALL.with_borrow(|m| m.get(&id).is_some_and(|t| now < t.saturating_add(STALE_CALL_NS)))
+    IN_CALL.with_borrow(|m| {
+        m.get(&id)
+            .is_some_and(|t| now < t.saturating_add(STALE_CALL_NS))
+    })
 }
 
 /// Clears the in-call mark when the future ends (or is dropped by ic-cdk's cleanup after a
@@ -169,9 +172,8 @@ async fn run_purchase(p: Purchase) -> BuyResult {
     let _mark = CallMark(p.id);
     let outcome = charge(&p).await;
     let unknown = matches!(outcome, LedgerOutcome::Unknown(_));
-    let out = canister::with_mut(|s| {
-        logic::settle_purchase(s, canister_self(), p.id, outcome, time())
-    });
+    let out =
+        canister::with_mut(|s| logic::settle_purchase(s, canister_self(), p.id, outcome, time()));
     if unknown {
         arm_retry();
     }
@@ -182,9 +184,8 @@ async fn run_purchase(p: Purchase) -> BuyResult {
 async fn buy_access(args: BuyAccessArgs) -> BuyResult {
     let buyer = msg_caller();
     let now = time();
-    let begin = canister::with_mut(|s| {
-        logic::begin_purchase(s, buyer, &args, now, |id| in_call(id, now))
-    })?;
+    let begin =
+        canister::with_mut(|s| logic::begin_purchase(s, buyer, &args, now, |id| in_call(id, now)))?;
     match begin {
         Begin::Settled(receipt) => Ok(receipt),
         Begin::Charge(p) => run_purchase(p).await,
@@ -327,13 +328,14 @@ async fn playback_token(args: PlaybackTokenArgs) -> Result<PlaybackToken> {
     };
     may(time())?;
     if canister::with(|s| s.state().token_secret.is_none()) {
-        let bytes = ic_cdk_management_canister::raw_rand()
-            .await
-            .map_err(|e| Error::CallFailed {
-                method: "raw_rand".into(),
-                target: Principal::management_canister(),
-                reason: e.to_string(),
-            })?;
+        let bytes =
+            ic_cdk_management_canister::raw_rand()
+                .await
+                .map_err(|e| Error::CallFailed {
+                    method: "raw_rand".into(),
+                    target: Principal::management_canister(),
+                    reason: e.to_string(),
+                })?;
         // Another call may have drawn one meanwhile: the first one stays (tokens signed with
         // it must keep working).
         canister::with_mut(|s| {

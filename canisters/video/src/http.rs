@@ -244,9 +244,8 @@ pub fn inspect_http_update(arg: &[u8], now: u64) -> bool {
     };
     let check = canister::with(|s| {
         let gate = gate(s, &ic_cdk::api::canister_self(), req.url(), now);
-        HTTP_CERT.with_borrow(|c| {
-            canvid_video_http::update_check(&req, &Source(s), gate.as_ref(), c)
-        })
+        HTTP_CERT
+            .with_borrow(|c| canvid_video_http::update_check(&req, &Source(s), gate.as_ref(), c))
     });
     let cycles = estimated_update_cycles(arg.len() as u64, check.body_bytes);
     accepts_http_update(check.need, HTTP_UPDATES.get(), now, cycles)
@@ -399,7 +398,12 @@ fn http_request(
 ) -> canvid_video_http::HttpResponse<'static> {
     let certificate = ic_cdk::api::data_certificate();
     canister::with(|s| {
-        let gate = gate(s, &ic_cdk::api::canister_self(), req.url(), ic_cdk::api::time());
+        let gate = gate(
+            s,
+            &ic_cdk::api::canister_self(),
+            req.url(),
+            ic_cdk::api::time(),
+        );
         HTTP_CERT.with_borrow(|c| {
             canvid_video_http::http_request(
                 &req,
@@ -420,7 +424,12 @@ fn http_request_update(
     req: canvid_video_http::HttpUpdateRequest<'static>,
 ) -> canvid_video_http::HttpResponse<'static> {
     let response = canister::with(|s| {
-        let gate = gate(s, &ic_cdk::api::canister_self(), req.url(), ic_cdk::api::time());
+        let gate = gate(
+            s,
+            &ic_cdk::api::canister_self(),
+            req.url(),
+            ic_cdk::api::time(),
+        );
         canvid_video_http::http_request_update(&req, &Source(s), gate.as_ref())
     });
     let cycles = estimated_update_cycles(
@@ -670,7 +679,8 @@ mod tests {
         // Chunk 0 is in the tree from the start; chunk 3 is not yet: upgrade.
         let r = canvid_video_http::http_request(&request("bytes=0-"), &Source(&s), None, &c, cert);
         assert_eq!(r.status_code().as_u16(), 206);
-        let r = canvid_video_http::http_request(&request("bytes=3000-"), &Source(&s), None, &c, cert);
+        let r =
+            canvid_video_http::http_request(&request("bytes=3000-"), &Source(&s), None, &c, cert);
         assert_eq!(r.upgrade(), Some(true));
         // Three chunks per step.
         let mut steps = 0;
@@ -685,12 +695,22 @@ mod tests {
             steps += 1;
             if steps == 1 {
                 assert_eq!(pending, 7);
-                let r =
-                    canvid_video_http::http_request(&request("bytes=3000-"), &Source(&s), None, &c, cert);
+                let r = canvid_video_http::http_request(
+                    &request("bytes=3000-"),
+                    &Source(&s),
+                    None,
+                    &c,
+                    cert,
+                );
                 assert_eq!(r.status_code().as_u16(), 206, "chunk 3 certified by step 1");
                 assert_eq!(r.body(), &bytes[3_000..4_000]);
-                let r =
-                    canvid_video_http::http_request(&request("bytes=4000-"), &Source(&s), None, &c, cert);
+                let r = canvid_video_http::http_request(
+                    &request("bytes=4000-"),
+                    &Source(&s),
+                    None,
+                    &c,
+                    cert,
+                );
                 assert_eq!(r.upgrade(), Some(true), "chunk 4 not yet");
             }
             if pending == 0 {

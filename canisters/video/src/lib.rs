@@ -28,15 +28,15 @@ mod updates;
 #[allow(unused_imports)]
 use candid::Principal;
 #[allow(unused_imports)]
+use canvid_types::access::{
+    AccessInfo, AccessPolicy, BuyAccessArgs, BuyResult, MyAccess, PlaybackToken, PlaybackTokenArgs,
+    ReceiptsArgs, ReceiptsPage, ViewersArgs, ViewersPage,
+};
+#[allow(unused_imports)]
 use canvid_types::video::{
     CanisterInfo, ChangeOwnerArgs, ChangeOwnerResult, ChunkDigests, ChunkReceipt, ChunkUpload,
     CollectionTransferArgs, DigestsArgs, MetadataPatch, MissingArgs, MissingChunks, OfferArgs,
     OwnershipOffer, PosterArgs, RangeArgs, UploadSpec, VideoInit, VideoMetadata,
-};
-#[allow(unused_imports)]
-use canvid_types::access::{
-    AccessInfo, AccessPolicy, BuyAccessArgs, BuyResult, MyAccess, PlaybackToken,
-    PlaybackTokenArgs, ReceiptsArgs, ReceiptsPage, ViewersArgs, ViewersPage,
 };
 #[allow(unused_imports)]
 use canvid_types::Result;

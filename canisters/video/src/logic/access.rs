@@ -49,7 +49,10 @@ pub fn preview_end(s: &State) -> u64 {
         return 0;
     }
     let chunk = u.chunk_size.max(1) as u64;
-    asked.div_ceil(chunk).saturating_mul(chunk).min(u.total_size)
+    asked
+        .div_ceil(chunk)
+        .saturating_mul(chunk)
+        .min(u.total_size)
 }
 
 /// Why `who` may watch at `now`, if they may.
@@ -425,9 +428,7 @@ pub fn settle_purchase<M: Memory>(
 /// deduplicates for 24 hours from `created_at_time`; past 23 hours the outcome can no longer be
 /// learnt by sending it again, and the record stays for a person to check (docs/access.md).
 pub fn still_retryable(p: &Purchase, now: u64) -> bool {
-    now < p
-        .created_at_time
-        .saturating_add(23 * 3600 * 1_000_000_000)
+    now < p.created_at_time.saturating_add(23 * 3600 * 1_000_000_000)
 }
 
 // -------------------------------------------------------------------------------------------

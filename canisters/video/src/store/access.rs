@@ -173,7 +173,11 @@ impl<M: Memory> AccessStore<M> {
     fn map_mut(&mut self) -> &mut StableBTreeMap<AccessKey, AccessValue, VirtualMemory<M>> {
         let memory = &mut self.memory;
         self.map.get_or_insert_with(|| {
-            StableBTreeMap::init(memory.take().expect("memory 6 is kept until the map exists"))
+            StableBTreeMap::init(
+                memory
+                    .take()
+                    .expect("memory 6 is kept until the map exists"),
+            )
         })
     }
 
@@ -340,10 +344,14 @@ impl<M: Memory> AccessStore<M> {
 
     /// Every unsettled purchase (bounded by `MAX_PENDING_PURCHASES`).
     pub fn purchases(&self) -> Vec<Purchase> {
-        self.scan(key(TAG_PURCHASE, &[]), key(TAG_PURCHASE + 1, &[]), usize::MAX)
-            .into_iter()
-            .map(|(_, v)| decode(&v))
-            .collect()
+        self.scan(
+            key(TAG_PURCHASE, &[]),
+            key(TAG_PURCHASE + 1, &[]),
+            usize::MAX,
+        )
+        .into_iter()
+        .map(|(_, v)| decode(&v))
+        .collect()
     }
 
     // --- idempotency -----------------------------------------------------------------------

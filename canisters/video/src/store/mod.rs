@@ -146,8 +146,8 @@ mod upload;
 #[cfg(test)]
 mod tests;
 
-pub use canvid_types::protocol::Digest32;
 pub use access::{AccessStore, Pass, Purchase};
+pub use canvid_types::protocol::Digest32;
 pub use poster::{StoredPoster, POSTER_MAGIC};
 pub use state::{ChunkEntry, Handover, InFlight, State, UploadDecl};
 pub use upload::{validate_spec, INCOMPLETE_LIST, MISSING_SCAN_BUDGET};

@@ -520,7 +520,11 @@ fn older_layouts_are_migrated_and_newer_layouts_are_refused() {
     assert!(s.poster().is_none());
     drop(s);
     let mut s = VideoStore::load(mem.clone()).unwrap();
-    assert_eq!(s.layout_version(), LAYOUT_VERSION, "version 1 is migrated on load");
+    assert_eq!(
+        s.layout_version(),
+        LAYOUT_VERSION,
+        "version 1 is migrated on load"
+    );
     assert!(!s.access().in_use(), "an absent memory 6 is a public video");
     assert_eq!(s.read_range(0, 3).unwrap(), b"abc");
     assert!(s.poster().is_none(), "an absent memory 5 is no poster");

@@ -1,7 +1,7 @@
 use candid::{Nat, Principal};
 use canvid_types::access::{
-    AccessGrant, AccessMode, AccessPolicy, BuyAccessArgs, BuyError, Offer, PaidAccess,
-    ViewersArgs, MAX_VIEWERS_PER_CALL,
+    AccessGrant, AccessMode, AccessPolicy, BuyAccessArgs, BuyError, Offer, PaidAccess, ViewersArgs,
+    MAX_VIEWERS_PER_CALL,
 };
 use canvid_types::video::{UploadSpec, VideoInit};
 use canvid_types::Error;
@@ -222,7 +222,10 @@ fn a_paid_purchase_grants_a_pass_and_a_receipt_once() {
     )
     .unwrap();
     assert_eq!(r.block_index, Nat::from(42u8));
-    assert_eq!(r.memo.as_ref(), receipt_memo(&video(), purchase.id).as_slice());
+    assert_eq!(
+        r.memo.as_ref(),
+        receipt_memo(&video(), purchase.id).as_slice()
+    );
     assert_eq!(r.valid_until, Some(T0 + SEC + 86_400 * SEC));
     assert_eq!(
         grant(&s, &buyer, T0 + 2 * SEC),
@@ -357,10 +360,14 @@ fn purchases_are_checked_before_anything_is_recorded() {
     ));
     assert!(matches!(
         refused(&mut s, buyer, &buy_args("24h", 400, None)),
-        BuyError::PriceChanged { offer, .. } if offer.price == Nat::from(500u32)
+        BuyError::PriceChanged { offer, .. } if offer.price == 500u32
     ));
     assert!(matches!(
-        refused(&mut s, buyer, &buy_args("24h", 500, Some(T0 - 2 * 3600 * SEC))),
+        refused(
+            &mut s,
+            buyer,
+            &buy_args("24h", 500, Some(T0 - 2 * 3600 * SEC))
+        ),
         BuyError::Refused(Error::InvalidArgument { .. })
     ));
     assert!(matches!(
@@ -399,7 +406,11 @@ fn the_policy_follows_the_video_and_revenue_the_owner_of_the_moment() {
 fn playback_tokens_name_their_viewer_and_cannot_be_forged() {
     let secret = [7u8; 32];
     let t = mint_token(&secret, &video(), &p(7), T0 + 60 * SEC, 3);
-    assert!(t.len() <= 128 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    assert!(
+        t.len() <= 128
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    );
     assert_eq!(
         read_token(&secret, &video(), &t),
         Some((p(7), T0 + 60 * SEC, 3))
@@ -428,11 +439,16 @@ fn a_token_works_while_its_viewer_may_watch() {
     add_viewers(&mut s, &[p(9)]).unwrap();
     let secret = vec![1u8; 32];
     let tok = |who, exp, epoch| mint_token(&secret, &video(), &who, exp, epoch);
-    let check = |s: &VideoStore<VectorMemory>, t: Option<&str>, now| check_token(s, &video(), t, now);
+    let check =
+        |s: &VideoStore<VectorMemory>, t: Option<&str>, now| check_token(s, &video(), t, now);
     assert_eq!(check(&s, None, T0), TokenCheck::NoToken);
     let t = tok(p(9), T0 + 60 * SEC, 0);
     assert_eq!(check(&s, Some(&t), T0), TokenCheck::Allowed);
-    assert_eq!(check(&s, Some(&t), T0 + 60 * SEC), TokenCheck::Denied, "expired");
+    assert_eq!(
+        check(&s, Some(&t), T0 + 60 * SEC),
+        TokenCheck::Denied,
+        "expired"
+    );
     // Revoked by bumping the epoch.
     s.access_mut().set_token_epoch(&p(9), 1);
     assert_eq!(check(&s, Some(&t), T0), TokenCheck::Denied);
@@ -452,7 +468,10 @@ fn a_token_works_while_its_viewer_may_watch() {
         receipt: 0,
     };
     assert_eq!(token_expiry(&pass, T0, 3600 * SEC), T0 + 30 * SEC);
-    assert_eq!(token_expiry(&AccessGrant::Viewer, T0, 3600 * SEC), T0 + 3600 * SEC);
+    assert_eq!(
+        token_expiry(&AccessGrant::Viewer, T0, 3600 * SEC),
+        T0 + 3600 * SEC
+    );
 }
 
 #[test]
