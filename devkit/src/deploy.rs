@@ -108,6 +108,7 @@ pub fn spawn_init(
 ) -> SpawnInit {
     SpawnInit {
         app_canisters: None,
+        platform_fee: None,
         admins: vec![admin],
         index: Some(index),
         video_wasm: Some(ByteBuf::from(video_wasm_gz)),

@@ -204,6 +204,7 @@ fn m4_forged_owner_reports(b: &dyn Backend) {
         description: String::new(),
         tags: vec![],
         funded_by: None,
+        platform_fee: None,
     };
     b.reinstall(
         id,
@@ -465,6 +466,7 @@ fn index_upgrade_recovers_from_a_forged_report(b: &dyn Backend) {
         description: String::new(),
         tags: vec![],
         funded_by: None,
+        platform_fee: None,
     };
     b.reinstall(
         id,

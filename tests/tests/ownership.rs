@@ -288,6 +288,7 @@ fn h3_a_buyer_names_the_controllers_it_keeps(b: &dyn Backend) {
         description: String::new(),
         tags: vec![],
         funded_by: None,
+        platform_fee: None,
     };
     b.install(
         id,

@@ -263,6 +263,7 @@ fn spawn_upgrade_corrects_the_first_default_cycles_config(b: &dyn Backend) {
         // customised configuration) in its stable memory.
         let init = SpawnInit {
             app_canisters: None,
+            platform_fee: None,
             admins: vec![d.admin],
             index: Some(d.index),
             video_wasm: Some(serde_bytes::ByteBuf::from(wasm::gzip(&wasm::video()))),
@@ -368,6 +369,7 @@ fn video_upgrade_from_the_released_module(b: &dyn Backend) {
         description: "installed by the module of 71179eb".into(),
         tags: vec!["old".into()],
         funded_by: None,
+        platform_fee: None,
     };
     b.reinstall(
         v.id,

@@ -232,6 +232,7 @@ pub async fn create_video(caller: Principal, args: CreateVideoArgs) -> Result<Cr
         description: args.description.clone(),
         tags: args.tags.clone(),
         funded_by: Some(spawn),
+        platform_fee: with(|s| s.config().platform_fee.clone()),
     };
     let arg = Encode!(&init).map_err(|e| Error::InvalidArgument {
         reason: e.to_string(),

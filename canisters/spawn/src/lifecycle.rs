@@ -30,6 +30,10 @@ fn apply_init<M: Memory>(state: &mut SpawnStore<M>, arg: SpawnInit) -> Result<()
         logic::validate_cycles_config(&cy)?;
         state.update_config(|c| c.cycles = cy);
     }
+    if let Some(fee) = arg.platform_fee {
+        fee.validate()?;
+        state.update_config(|c| c.platform_fee = Some(fee));
+    }
     if let Some(apps) = arg.app_canisters {
         let apps = logic::validate_app_canisters(&apps)?;
         state.update_config(|c| c.app_canisters = Some(apps));

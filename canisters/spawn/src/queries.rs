@@ -86,6 +86,7 @@ fn stats() -> SpawnStats {
                 .collect::<Vec<InFlight>>(),
             layout_version: LAYOUT_VERSION,
             app_canisters: c.app_canisters.clone().unwrap_or_default(),
+            platform_fee: c.platform_fee.clone(),
         }
     })
 }

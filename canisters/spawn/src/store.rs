@@ -48,6 +48,7 @@
 //! `canvid_stable_common::Candid<T>` (the bytes of `Encode!(&value)`); a value that does not
 //! decode means the layout is not ours, and the canister traps rather than guessing.
 
+use canvid_types::access::PlatformFee;
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 
@@ -95,6 +96,9 @@ pub struct Config {
     /// App canisters allowed to name a video's creator (security review M5). `opt`: a header
     /// written before the field existed decodes to `None` (= none).
     pub app_canisters: Option<Vec<Principal>>,
+    /// Given to every video installed from then on (`VideoInit::platform_fee`). `opt`: older
+    /// headers decode to `None`.
+    pub platform_fee: Option<PlatformFee>,
 }
 
 impl Config {
@@ -108,6 +112,7 @@ impl Config {
             next_op: 0,
             videos_created: 0,
             app_canisters: None,
+            platform_fee: None,
         }
     }
 }

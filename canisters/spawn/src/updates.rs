@@ -131,6 +131,19 @@ fn set_app_canisters(apps: Vec<Principal>) -> Result<()> {
     Ok(())
 }
 
+/// Sets (or, with `null`, clears) the platform's share of every pass sold by the videos this
+/// canister installs from now on (docs/access.md "Platform fee"). Videos installed earlier keep
+/// the fee they were installed with.
+#[update]
+fn set_platform_fee(fee: Option<canvid_types::access::PlatformFee>) -> Result<()> {
+    require_admin()?;
+    if let Some(f) = &fee {
+        f.validate()?;
+    }
+    store::with_mut(|s| s.update_config(|c| c.platform_fee = fee));
+    Ok(())
+}
+
 #[update]
 fn set_cycles_config(cycles: CyclesConfig) -> Result<()> {
     require_admin()?;

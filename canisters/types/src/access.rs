@@ -49,6 +49,50 @@ pub const MAX_PURCHASE_AGE_NS: u64 = 60 * 60 * 1_000_000_000;
 /// clock drift).
 pub const MAX_PURCHASE_DRIFT_NS: u64 = 60 * 1_000_000_000;
 
+/// A platform's share of every sale: configured on the spawn canister (`set_platform_fee`) and
+/// given to each video it installs from then on (`VideoInit::platform_fee`). With a fee, a
+/// buyer's payment goes to the video canister's own account, which then pays the owner and the
+/// platform their shares (`icrc1_transfer`, each paying one ledger fee out of its share): a
+/// single ICRC-2 `transfer_from` can pay only one account, and paying the two in two transfers
+/// could charge a buyer the fee without granting a pass.
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]
+pub struct PlatformFee {
+    pub account: Account,
+    /// 1 to 10,000 (100 %); the platform gets `floor(price * basis_points / 10,000)`.
+    pub basis_points: u16,
+}
+
+impl PlatformFee {
+    pub fn validate(&self) -> Result<(), Error> {
+        if !(1..=10_000).contains(&self.basis_points) {
+            return Err(Error::InvalidArgument {
+                reason: format!(
+                    "a platform fee is 1 to 10,000 basis points, not {}",
+                    self.basis_points
+                ),
+            });
+        }
+        if self.account.owner == Principal::anonymous() {
+            return Err(Error::InvalidArgument {
+                reason: "the platform fee account cannot be the anonymous principal's".into(),
+            });
+        }
+        if self.account.subaccount_bytes().is_none() {
+            return Err(Error::InvalidArgument {
+                reason: "a subaccount is 32 bytes".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The platform's share of `amount`.
+    pub fn share(&self, amount: u128) -> u128 {
+        // amount * bps / 10_000 without overflow: split amount into quotient and remainder.
+        let bps = self.basis_points as u128;
+        (amount / 10_000) * bps + (amount % 10_000) * bps / 10_000
+    }
+}
+
 /// What a pass bought with an offer lasts and costs.
 #[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]
 pub struct Offer {
@@ -175,6 +219,10 @@ pub struct AccessInfo {
     pub viewer_count: u32,
     /// Passes sold so far (receipts).
     pub receipt_count: u64,
+    /// The platform's share of each sale, if the spawn canister that installed the video set one.
+    pub platform_fee: Option<PlatformFee>,
+    /// Owner and platform shares of paid sales not paid out yet (with a platform fee only).
+    pub payouts_pending: u32,
 }
 
 /// Why a principal may watch.
@@ -291,8 +339,12 @@ pub struct Receipt {
     pub ledger: Principal,
     pub block_index: Nat,
     pub amount: Nat,
-    /// The owner's default account when the payment was made.
+    /// The account the buyer paid: the owner's default account when the payment was made, or,
+    /// for a video with a platform fee, the video canister's own account (it then pays the
+    /// owner of that time and the platform their shares).
     pub paid_to: Account,
+    /// The platform's share of `amount`, when the video has a platform fee.
+    pub platform_share: Option<Nat>,
     /// The transfer's memo: `receipt_memo(video, id)`.
     pub memo: ByteBuf,
     pub created_at_time: u64,

@@ -144,7 +144,7 @@ macro_rules! endpoint_args {
 endpoint_args! {
     // video
     video_init: VideoInit = (principal(), principal(), prop::option::of(principal()), text(), text(), prop::collection::vec(text(), 0..3), prop::option::of(principal()))
-        .prop_map(|(owner, creator, index, title, description, tags, funded_by)| VideoInit { owner, creator, index, title, description, tags, funded_by });
+        .prop_map(|(owner, creator, index, title, description, tags, funded_by)| VideoInit { owner, creator, index, title, description, tags, funded_by, platform_fee: None });
     begin_upload: UploadSpec = upload_spec();
     put_chunk: ChunkUpload = (any::<u32>(), blob(300)).prop_map(|(index, data)| ChunkUpload { index, data });
     missing_chunks: MissingArgs = (prop::option::of(any::<u32>()), prop::option::of(any::<u32>()))
@@ -166,7 +166,7 @@ endpoint_args! {
     spawn_init: SpawnInit = (principals(), prop::option::of(principal()), prop::option::of(blob(100)), prop::option::of(quota()),
             prop::option::of((any::<u128>(), any::<u128>(), any::<u128>()).prop_map(|(base, per_byte, reserve)| CyclesConfig { base, per_byte, reserve })),
             prop::option::of(principals()))
-        .prop_map(|(admins, index, video_wasm, default_quota, cycles, app_canisters)| SpawnInit { admins, index, video_wasm, default_quota, cycles, app_canisters });
+        .prop_map(|(admins, index, video_wasm, default_quota, cycles, app_canisters)| SpawnInit { admins, index, video_wasm, default_quota, cycles, app_canisters, platform_fee: None });
     create_video: CreateVideoArgs = (text(), text(), prop::collection::vec(text(), 0..3), any::<u64>(), prop::option::of(principal()))
         .prop_map(|(title, description, tags, declared_size, owner)| CreateVideoArgs { title, description, tags, declared_size, owner });
     set_video_wasm: SetWasmArgs = (blob(300), blob(40)).prop_map(|(wasm, sha256)| SetWasmArgs { wasm, sha256 });

@@ -36,6 +36,9 @@ pub struct SpawnInit {
     /// Every other caller is the creator of what it creates. Default: none; `opt vec {}` clears
     /// the list (also `set_app_canisters`).
     pub app_canisters: Option<Vec<Principal>>,
+    /// The platform's share of every pass sold by the videos this canister installs from now on
+    /// (docs/access.md). Default: none (also `set_platform_fee`).
+    pub platform_fee: Option<crate::access::PlatformFee>,
 }
 
 /// `set_video_wasm` argument: `sha256` must be the SHA-256 of `wasm` exactly as given (the gzip
@@ -237,4 +240,6 @@ pub struct SpawnStats {
     pub layout_version: u32,
     /// App canisters allowed to attribute a video's creator to the owner they name.
     pub app_canisters: Vec<Principal>,
+    /// The platform fee given to videos installed from now on.
+    pub platform_fee: Option<crate::access::PlatformFee>,
 }

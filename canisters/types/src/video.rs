@@ -39,6 +39,10 @@ pub struct VideoInit {
     /// `None` (a video installed by hand, and every video of older spawn modules): transfers
     /// manage the controllers from the start, as before.
     pub funded_by: Option<Principal>,
+    /// The platform's share of every pass sold (docs/access.md), set by the spawn canister from
+    /// its `platform_fee`. Fixed for the video's life: the owner cannot change it through the
+    /// interface (only by installing other code, which a controller can always do).
+    pub platform_fee: Option<crate::access::PlatformFee>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -118,7 +122,11 @@ fn check_len(len: usize, limit: usize) -> Result<()> {
 impl VideoInit {
     /// The check the video canister's `init` makes (it traps, failing the install, if this errs).
     pub fn validate(&self) -> Result<()> {
-        validate_text_fields(Some(&self.title), Some(&self.description), Some(&self.tags))
+        validate_text_fields(Some(&self.title), Some(&self.description), Some(&self.tags))?;
+        if let Some(fee) = &self.platform_fee {
+            fee.validate()?;
+        }
+        Ok(())
     }
 }
 

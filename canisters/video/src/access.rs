@@ -180,12 +180,151 @@ async fn run_purchase(p: Purchase) -> BuyResult {
     out
 }
 
+// -------------------------------------------------------------------------------------------
+// Payouts (videos with a platform fee): `icrc1_transfer` from this canister's account
+// -------------------------------------------------------------------------------------------
+
+thread_local! {
+    /// The payout loop is running or scheduled.
+    static PAYOUTS_ARMED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+#[derive(CandidType)]
+struct TransferArg {
+    from_subaccount: Option<ByteBuf>,
+    to: Account,
+    amount: Nat,
+    fee: Option<Nat>,
+    memo: Option<ByteBuf>,
+    created_at_time: Option<u64>,
+}
+
+#[derive(CandidType, Deserialize, Debug)]
+enum TransferError {
+    BadFee { expected_fee: Nat },
+    BadBurn { min_burn_amount: Nat },
+    InsufficientFunds { balance: Nat },
+    TooOld,
+    CreatedInFuture { ledger_time: u64 },
+    TemporarilyUnavailable,
+    Duplicate { duplicate_of: Nat },
+    GenericError { error_code: Nat, message: String },
+}
+
+/// `"cvpo"` · purchase id (u64 BE) · leg (0 owner, 1 platform): 13 bytes.
+pub fn payout_memo(purchase: u64, leg: u8) -> Vec<u8> {
+    let mut memo = b"cvpo".to_vec();
+    memo.extend_from_slice(&purchase.to_be_bytes());
+    memo.push(leg);
+    memo
+}
+
+async fn ledger_fee(ledger: Principal) -> std::result::Result<u128, String> {
+    let r = Call::bounded_wait(ledger, "icrc1_fee")
+        .await
+        .map_err(|e| format!("icrc1_fee failed: {e}"))?;
+    let fee: Nat = r
+        .candid()
+        .map_err(|e| format!("icrc1_fee did not decode: {e}"))?;
+    u128::try_from(fee.0).map_err(|_| "the ledger's fee does not fit u128".to_string())
+}
+
+/// Sends one payout and applies the outcome.
+async fn pay_out(p: crate::store::Payout) {
+    use logic::PayoutOutcome as O;
+    let settle = |out: O| {
+        canister::with_mut(|s| logic::settle_payout(s, p.purchase, p.leg, out));
+    };
+    let fee = match p.fee {
+        Some(f) => f,
+        None => match ledger_fee(p.ledger).await {
+            Ok(f) => f,
+            Err(e) => return settle(O::Retry(e)),
+        },
+    };
+    if p.gross <= fee {
+        return settle(O::BelowFee);
+    }
+    let Some(p) = canister::with_mut(|s| logic::fix_payout(s, p.purchase, p.leg, fee, time()))
+    else {
+        return;
+    };
+    let (fee, created_at_time) = (p.fee.unwrap_or(fee), p.created_at_time.unwrap_or(0));
+    let arg = TransferArg {
+        from_subaccount: None,
+        to: p.to.clone(),
+        amount: Nat::from(p.gross - fee),
+        fee: Some(Nat::from(fee)),
+        memo: Some(ByteBuf::from(payout_memo(p.purchase, p.leg))),
+        created_at_time: Some(created_at_time),
+    };
+    let out = match Call::unbounded_wait(p.ledger, "icrc1_transfer")
+        .with_arg(&arg)
+        .await
+    {
+        Err(e) => O::Retry(format!("icrc1_transfer failed: {e}")),
+        Ok(r) => match r.candid::<std::result::Result<Nat, TransferError>>() {
+            Ok(Ok(_)) | Ok(Err(TransferError::Duplicate { .. })) => O::Paid,
+            // A new fee means a new transaction, which is safe only if no earlier attempt may
+            // have gone through (the ledger checks the fee before deduplicating).
+            Ok(Err(TransferError::BadFee { .. })) if p.attempts == 0 => O::FeeChanged,
+            Ok(Err(e)) => O::Retry(format!("icrc1_transfer refused: {e:?}")),
+            Err(e) => O::Retry(format!("icrc1_transfer answer did not decode: {e}")),
+        },
+    };
+    settle(out);
+}
+
+/// Pays out every share owed, one transfer at a time; re-arms itself while some fail.
+fn arm_payouts(delay: Duration) {
+    if PAYOUTS_ARMED.get() {
+        return;
+    }
+    PAYOUTS_ARMED.set(true);
+    ic_cdk_timers::set_timer(delay, async {
+        // Cleared when the loop ends, or by ic-cdk's cleanup if a callback traps.
+        struct Disarm;
+        impl Drop for Disarm {
+            fn drop(&mut self) {
+                PAYOUTS_ARMED.set(false);
+                if ic_cdk::futures::is_recovering_from_trap() {
+                    arm_payouts(Duration::from_secs(RETRY_SECS));
+                }
+            }
+        }
+        let disarm = Disarm;
+        let before: Vec<(u64, u8, u32)> = canister::with(|s| s.access().payouts(32))
+            .iter()
+            .map(|p| (p.purchase, p.leg, p.attempts))
+            .collect();
+        for (purchase, leg, _) in &before {
+            if let Some(p) = canister::with(|s| s.access().payout(*purchase, *leg)) {
+                pay_out(p).await;
+            }
+        }
+        drop(disarm);
+        // Left: failures (retry in a minute) or more than one batch (go on at once).
+        let left = canister::with(|s| s.access().payouts(32));
+        if !left.is_empty() {
+            let progressed = left
+                .iter()
+                .any(|p| !before.iter().any(|b| (b.0, b.1) == (p.purchase, p.leg)));
+            arm_payouts(if progressed {
+                Duration::ZERO
+            } else {
+                Duration::from_secs(RETRY_SECS)
+            });
+        }
+    });
+}
+
 #[ic_cdk::update]
 async fn buy_access(args: BuyAccessArgs) -> BuyResult {
     let buyer = msg_caller();
     let now = time();
-    let begin =
-        canister::with_mut(|s| logic::begin_purchase(s, buyer, &args, now, |id| in_call(id, now)))?;
+    let begin = canister::with_mut(|s| {
+        logic::begin_purchase(s, canister_self(), buyer, &args, now, |id| in_call(id, now))
+    })?;
     match begin {
         Begin::Settled(receipt) => Ok(receipt),
         Begin::Charge(p) => run_purchase(p).await,
@@ -212,9 +351,13 @@ fn arm_retry() {
     });
 }
 
-/// `post_upgrade`: a purchase the upgrade cut off from its answer is sent again.
+/// `post_upgrade`: a purchase the upgrade cut off from its answer is sent again, and owed
+/// shares are paid out.
 pub fn after_upgrade() {
     let now = time();
+    if canister::with(|s| s.access().payout_count() > 0) {
+        arm_payouts(Duration::ZERO);
+    }
     if canister::with(|s| {
         s.access()
             .purchases()

@@ -267,6 +267,7 @@ pub(crate) mod tests {
             description: String::new(),
             tags: vec![],
             funded_by: None,
+            platform_fee: None,
         };
         let mut s = VideoStore::init(VectorMemory::default(), &init, canister(8), 0)
             .unwrap()

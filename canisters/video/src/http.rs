@@ -473,6 +473,7 @@ mod tests {
             description: "d".into(),
             tags: vec![],
             funded_by: None,
+            platform_fee: None,
         };
         VideoStore::init(VectorMemory::default(), &init, owner, 1).unwrap()
     }

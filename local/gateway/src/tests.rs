@@ -115,6 +115,7 @@ fn video(replica: &Replica, bytes: &[u8]) -> Principal {
         description: String::new(),
         tags: vec![],
         funded_by: None,
+        platform_fee: None,
     };
     replica.install_canister(
         id,

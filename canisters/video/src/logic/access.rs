@@ -23,7 +23,8 @@ use ic_stable_structures::Memory;
 use serde_bytes::ByteBuf;
 use sha2::Sha256;
 
-use crate::store::{Pass, Purchase, State, VideoStore};
+use crate::store::access::{LEG_OWNER, LEG_PLATFORM};
+use crate::store::{Pass, Payout, Purchase, State, VideoStore};
 
 /// Most purchases waiting for the ledger at once: bounds the retry timer's work and what a
 /// flood of purchases from fresh principals can pin.
@@ -112,6 +113,8 @@ pub fn access_info<M: Memory>(v: &VideoStore<M>) -> AccessInfo {
         preview_end: preview_end(v.state()),
         viewer_count: v.access().viewer_count(),
         receipt_count: v.access().receipt_count(),
+        platform_fee: v.state().platform_fee.clone(),
+        payouts_pending: v.access().payout_count(),
     }
 }
 
@@ -227,8 +230,10 @@ fn refused(e: Error) -> BuyError {
 
 /// Step 1 of `buy_access`: checks, and records the purchase before the ledger is called.
 /// `in_call(id)` says whether a call for purchase `id` is waiting for the ledger right now.
+/// `video` is this canister (the escrow account when the video has a platform fee).
 pub fn begin_purchase<M: Memory>(
     v: &mut VideoStore<M>,
+    video: Principal,
     buyer: Principal,
     args: &BuyAccessArgs,
     now: u64,
@@ -304,7 +309,13 @@ pub fn begin_purchase<M: Memory>(
     }
     // `Offer::validate` keeps prices within u128.
     let amount = u128::try_from(offer.price.0.clone()).unwrap_or(u128::MAX);
-    let owner = s.owner;
+    let platform_fee = s.platform_fee.clone();
+    // One transfer_from pays one account: with a platform fee, this canister's, which pays the
+    // shares out (`PlatformFee`).
+    let paid_to = match &platform_fee {
+        Some(_) => Account::of(video),
+        None => Account::of(s.owner),
+    };
     let id = v.mutate_state(|s| {
         let id = s.next_purchase.unwrap_or(0);
         s.next_purchase = Some(id + 1);
@@ -316,7 +327,8 @@ pub fn begin_purchase<M: Memory>(
         offer,
         ledger: paid.ledger,
         amount,
-        paid_to: Account::of(owner),
+        paid_to,
+        platform_fee,
         created_at_time,
         started_at: now,
         attempts: 0,
@@ -387,6 +399,10 @@ pub fn settle_purchase<M: Memory>(
                 block_index,
                 amount: Nat::from(p.amount),
                 paid_to: p.paid_to.clone(),
+                platform_share: p
+                    .platform_fee
+                    .as_ref()
+                    .map(|f| Nat::from(f.share(p.amount))),
                 memo: ByteBuf::from(receipt_memo(&video, id)),
                 created_at_time: p.created_at_time,
                 paid_at: now,
@@ -403,6 +419,30 @@ pub fn settle_purchase<M: Memory>(
                 },
             );
             a.remove_purchase(id);
+            if let Some(fee) = &p.platform_fee {
+                // The money is in this canister's account: owe the owner of this moment and the
+                // platform their shares.
+                let platform = fee.share(p.amount);
+                let owner = Account::of(v.state().owner);
+                for (leg, to, gross) in [
+                    (LEG_OWNER, owner, p.amount - platform),
+                    (LEG_PLATFORM, fee.account.clone(), platform),
+                ] {
+                    if gross > 0 {
+                        v.access_mut().put_payout(&Payout {
+                            purchase: id,
+                            leg,
+                            ledger: p.ledger,
+                            to,
+                            gross,
+                            fee: None,
+                            created_at_time: None,
+                            attempts: 0,
+                            last_error: None,
+                        });
+                    }
+                }
+            }
             Ok(receipt)
         }
         LedgerOutcome::Refused(e) => {
@@ -420,6 +460,60 @@ pub fn settle_purchase<M: Memory>(
                 purchase: id,
                 reason,
             })
+        }
+    }
+}
+
+/// What the ledger said about a payout's `icrc1_transfer`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PayoutOutcome {
+    /// Done (a fresh block, or the earlier duplicate).
+    Paid,
+    /// The share does not exceed the ledger's fee: nothing to send; it stays in this
+    /// canister's account.
+    BelowFee,
+    /// The ledger wants another fee: quote again and send a new transaction (the old one was
+    /// refused, so it cannot also happen).
+    FeeChanged,
+    /// Refused or unknown: try the same transaction again later.
+    Retry(String),
+}
+
+/// Records the fee and time a payout's transfer is sent with, before it is first sent.
+pub fn fix_payout<M: Memory>(
+    v: &mut VideoStore<M>,
+    purchase: u64,
+    leg: u8,
+    fee: u128,
+    now: u64,
+) -> Option<Payout> {
+    let mut p = v.access().payout(purchase, leg)?;
+    if p.fee.is_none() {
+        p.fee = Some(fee);
+        p.created_at_time = Some(now);
+        v.access_mut().put_payout(&p);
+    }
+    Some(p)
+}
+
+/// Applies a payout's outcome.
+pub fn settle_payout<M: Memory>(v: &mut VideoStore<M>, purchase: u64, leg: u8, out: PayoutOutcome) {
+    let Some(mut p) = v.access().payout(purchase, leg) else {
+        return;
+    };
+    match out {
+        PayoutOutcome::Paid | PayoutOutcome::BelowFee => {
+            v.access_mut().remove_payout(purchase, leg)
+        }
+        PayoutOutcome::FeeChanged => {
+            p.fee = None;
+            p.created_at_time = None;
+            v.access_mut().put_payout(&p);
+        }
+        PayoutOutcome::Retry(reason) => {
+            p.attempts = p.attempts.saturating_add(1);
+            p.last_error = Some(reason);
+            v.access_mut().put_payout(&p);
         }
     }
 }

@@ -21,6 +21,9 @@
 //!                                                                     purchase by its time
 //! 7    7 · PKey(viewer)                       epoch u32 LE            playback tokens issued
 //!                                                                     before `epoch` are void
+//! 8    8 · purchase id u64 · leg u8           candid `Payout`         a share of a sale this
+//!                                                                     canister still has to pay
+//!                                                                     out (platform fee only)
 //! ```
 //!
 //! Values are at most [`MAX_VALUE_BYTES`] (a receipt is ~250 bytes of candid). The policy
@@ -31,7 +34,7 @@ use std::borrow::Cow;
 
 use candid::{CandidType, Deserialize, Principal};
 use canvid_stable_common::PKey;
-use canvid_types::access::{Offer, Receipt};
+use canvid_types::access::{Offer, PlatformFee, Receipt};
 use canvid_types::icrc::Account;
 use ic_stable_structures::memory_manager::VirtualMemory;
 use ic_stable_structures::storable::Bound;
@@ -47,6 +50,7 @@ const TAG_BUYER_RECEIPT: u8 = 4;
 const TAG_PURCHASE: u8 = 5;
 const TAG_IDEMPOTENCY: u8 = 6;
 const TAG_TOKEN_EPOCH: u8 = 7;
+const TAG_PAYOUT: u8 = 8;
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct AccessKey(Vec<u8>);
@@ -114,10 +118,36 @@ pub struct Purchase {
     pub offer: Offer,
     pub ledger: Principal,
     pub amount: u128,
+    /// The owner's account, or with a platform fee this canister's (escrow).
     pub paid_to: Account,
+    /// The fee that applied when the purchase started: the payment then goes to this
+    /// canister, which pays the shares out.
+    pub platform_fee: Option<PlatformFee>,
     pub created_at_time: u64,
     pub started_at: u64,
     /// Ledger calls whose outcome was not learnt, and the last reason.
+    pub attempts: u32,
+    pub last_error: Option<String>,
+}
+
+/// Which share of a sale a payout is.
+pub const LEG_OWNER: u8 = 0;
+pub const LEG_PLATFORM: u8 = 1;
+
+/// A share of a sale held in this canister's account until it is paid out (tag 8). Like a
+/// purchase, everything needed to send the identical `icrc1_transfer` again.
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
+pub struct Payout {
+    pub purchase: u64,
+    pub leg: u8,
+    pub ledger: Principal,
+    pub to: Account,
+    /// The share before the ledger's fee (which is paid out of it).
+    pub gross: u128,
+    /// The ledger fee and `created_at_time` of the transfer, fixed (recorded) before it is
+    /// first sent, so that a resend is the same transaction.
+    pub fee: Option<u128>,
+    pub created_at_time: Option<u64>,
     pub attempts: u32,
     pub last_error: Option<String>,
 }
@@ -380,6 +410,36 @@ impl<M: Memory> AccessStore<M> {
             TAG_IDEMPOTENCY,
             &[&pkey(buyer), &created_at_time.to_be_bytes()],
         ));
+    }
+
+    // --- payouts ---------------------------------------------------------------------------
+
+    pub fn put_payout(&mut self, p: &Payout) {
+        self.insert(
+            key(TAG_PAYOUT, &[&p.purchase.to_be_bytes(), &[p.leg]]),
+            encode(p),
+        );
+    }
+
+    pub fn remove_payout(&mut self, purchase: u64, leg: u8) {
+        self.remove(&key(TAG_PAYOUT, &[&purchase.to_be_bytes(), &[leg]]));
+    }
+
+    pub fn payout(&self, purchase: u64, leg: u8) -> Option<Payout> {
+        self.get(&key(TAG_PAYOUT, &[&purchase.to_be_bytes(), &[leg]]))
+            .map(|v| decode(&v))
+    }
+
+    /// The first `limit` payouts still to make, oldest sale first.
+    pub fn payouts(&self, limit: usize) -> Vec<Payout> {
+        self.scan(key(TAG_PAYOUT, &[]), key(TAG_PAYOUT + 1, &[]), limit)
+            .into_iter()
+            .map(|(_, v)| decode(&v))
+            .collect()
+    }
+
+    pub fn payout_count(&self) -> u32 {
+        self.count(TAG_PAYOUT) as u32
     }
 
     // --- playback token epochs -------------------------------------------------------------

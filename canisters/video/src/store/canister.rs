@@ -27,6 +27,7 @@ mod tests {
             description: String::new(),
             tags: vec![],
             funded_by: None,
+            platform_fee: None,
         };
         install(VideoStore::init(DefaultMemoryImpl::default(), &init, owner, 1).unwrap());
         with_mut(|s| s.mutate_state(|st| st.title = "changed".into()));

@@ -146,7 +146,7 @@ mod upload;
 #[cfg(test)]
 mod tests;
 
-pub use access::{AccessStore, Pass, Purchase};
+pub use access::{AccessStore, Pass, Payout, Purchase};
 pub use canvid_types::protocol::Digest32;
 pub use poster::{StoredPoster, POSTER_MAGIC};
 pub use state::{ChunkEntry, Handover, InFlight, State, UploadDecl};
@@ -259,6 +259,7 @@ impl<M: Memory> VideoStore<M> {
             access: None,
             next_purchase: None,
             token_secret: None,
+            platform_fee: init.platform_fee.clone(),
         };
         Ok(VideoStore {
             header,
@@ -333,6 +334,7 @@ impl<M: Memory> VideoStore<M> {
             access: None,
             next_purchase: None,
             token_secret: None,
+            platform_fee: None,
         };
         let mut magic = [0u8; 3];
         state_mem.read(0, &mut magic);

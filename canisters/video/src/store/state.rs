@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use candid::{CandidType, Deserialize, Principal};
-use canvid_types::access::AccessPolicy;
+use canvid_types::access::{AccessPolicy, PlatformFee};
 use canvid_types::video::{OwnershipOffer, PendingNotification, VideoStatus};
 use ic_stable_structures::storable::Bound;
 use ic_stable_structures::Storable;
@@ -115,6 +115,8 @@ pub struct State {
     /// 32 random bytes (from `raw_rand`, drawn at the first `playback_token`) that sign playback
     /// tokens. Absent until then.
     pub token_secret: Option<ByteBuf>,
+    /// `VideoInit::platform_fee` (layout version 3; absent: none).
+    pub platform_fee: Option<PlatformFee>,
 }
 
 /// The hand-over of control of a funded video (security review M3): the owner becomes a
@@ -177,6 +179,7 @@ mod tests {
             access: None,
             next_purchase: None,
             token_secret: None,
+            platform_fee: None,
         }
     }
 

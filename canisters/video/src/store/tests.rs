@@ -25,6 +25,7 @@ fn init_arg() -> VideoInit {
         description: "d".into(),
         tags: vec!["a".into()],
         funded_by: None,
+        platform_fee: None,
     }
 }
 

@@ -36,6 +36,7 @@ fn ready() -> VideoStore<VectorMemory> {
         description: String::new(),
         tags: vec![],
         funded_by: None,
+        platform_fee: None,
     };
     let mut s = VideoStore::init(VectorMemory::default(), &init, owner(), 1).unwrap();
     let bytes: Vec<u8> = (0..95u8).collect();
@@ -89,7 +90,7 @@ fn buy_args(offer: &str, price: u64, at: Option<u64>) -> BuyAccessArgs {
 }
 
 fn charge(s: &mut VideoStore<VectorMemory>, buyer: Principal, args: &BuyAccessArgs) -> Purchase {
-    match begin_purchase(s, buyer, args, T0, |_| false).unwrap() {
+    match begin_purchase(s, video(), buyer, args, T0, |_| false).unwrap() {
         Begin::Charge(p) => p,
         other => panic!("expected a charge, got {other:?}"),
     }
@@ -208,7 +209,7 @@ fn a_paid_purchase_grants_a_pass_and_a_receipt_once() {
     // Waiting for the ledger: no pass yet; a retry meanwhile is Busy.
     assert_eq!(grant(&s, &buyer, T0), None);
     assert!(matches!(
-        begin_purchase(&mut s, buyer, &args, T0, |_| true),
+        begin_purchase(&mut s, video(), buyer, &args, T0, |_| true),
         Err(BuyError::Refused(Error::Busy { .. }))
     ));
     let r = settle_purchase(
@@ -237,7 +238,7 @@ fn a_paid_purchase_grants_a_pass_and_a_receipt_once() {
     assert_eq!(grant(&s, &buyer, T0 + SEC + 86_400 * SEC), None, "expired");
     // The same purchase again: the receipt, no new charge.
     assert_eq!(
-        begin_purchase(&mut s, buyer, &args, T0 + 5 * SEC, |_| false),
+        begin_purchase(&mut s, video(), buyer, &args, T0 + 5 * SEC, |_| false),
         Ok(Begin::Settled(r.clone()))
     );
     // A second purchase extends from the end of the current pass.
@@ -339,7 +340,7 @@ fn purchases_are_checked_before_anything_is_recorded() {
     let mut s = ready();
     let buyer = p(7);
     let refused = |s: &mut VideoStore<VectorMemory>, who, args: &BuyAccessArgs| {
-        begin_purchase(s, who, args, T0, |_| false).unwrap_err()
+        begin_purchase(s, video(), who, args, T0, |_| false).unwrap_err()
     };
     assert!(matches!(
         refused(&mut s, buyer, &buy_args("24h", 500, None)),
@@ -485,6 +486,7 @@ fn access_records_survive_a_reload() {
         description: String::new(),
         tags: vec![],
         funded_by: None,
+        platform_fee: None,
     };
     let mut s = VideoStore::init(mem.clone(), &init, owner(), 1).unwrap();
     set_policy(&mut s, paid(Some(5)), T0).unwrap();
@@ -494,4 +496,90 @@ fn access_records_survive_a_reload() {
     assert_eq!(s.layout_version(), crate::store::LAYOUT_VERSION);
     assert_eq!(policy(s.state()), paid(Some(5)));
     assert!(s.access().is_viewer(&p(9)));
+}
+
+#[test]
+fn with_a_platform_fee_the_video_holds_the_payment_and_owes_both_shares() {
+    use crate::store::access::{LEG_OWNER, LEG_PLATFORM};
+    use canvid_types::access::PlatformFee;
+    let mut s = ready();
+    let platform = Account::of(p(50));
+    s.mutate_state(|st| {
+        st.platform_fee = Some(PlatformFee {
+            account: platform.clone(),
+            basis_points: 250,
+        })
+    });
+    set_policy(&mut s, paid(None), T0).unwrap();
+    let purchase = charge(&mut s, p(7), &buy_args("forever", 5_000, None));
+    assert_eq!(
+        purchase.paid_to,
+        Account::of(video()),
+        "escrow: one transfer_from"
+    );
+    // The owner changes before the ledger answers: the shares go to the owner of the moment the
+    // payment is known.
+    s.mutate_state(|st| st.owner = p(2));
+    let r = settle_purchase(
+        &mut s,
+        video(),
+        purchase.id,
+        LedgerOutcome::Paid {
+            block_index: Nat::from(1u8),
+        },
+        T0,
+    )
+    .unwrap();
+    assert_eq!(r.platform_share, Some(Nat::from(125u32)));
+    let owner_leg = s.access().payout(purchase.id, LEG_OWNER).unwrap();
+    let platform_leg = s.access().payout(purchase.id, LEG_PLATFORM).unwrap();
+    assert_eq!((owner_leg.to, owner_leg.gross), (Account::of(p(2)), 4_875));
+    assert_eq!((platform_leg.to, platform_leg.gross), (platform, 125));
+    assert_eq!(access_info(&s).payouts_pending, 2);
+    // The fee and time are fixed once, before the first send; a resend is the same transaction.
+    let fixed = fix_payout(&mut s, purchase.id, LEG_OWNER, 10, T0 + SEC).unwrap();
+    assert_eq!(
+        (fixed.fee, fixed.created_at_time),
+        (Some(10), Some(T0 + SEC))
+    );
+    let again = fix_payout(&mut s, purchase.id, LEG_OWNER, 20, T0 + 2 * SEC).unwrap();
+    assert_eq!(
+        (again.fee, again.created_at_time),
+        (Some(10), Some(T0 + SEC))
+    );
+    settle_payout(
+        &mut s,
+        purchase.id,
+        LEG_OWNER,
+        PayoutOutcome::Retry("lost".into()),
+    );
+    assert_eq!(
+        s.access().payout(purchase.id, LEG_OWNER).unwrap().attempts,
+        1
+    );
+    settle_payout(&mut s, purchase.id, LEG_OWNER, PayoutOutcome::Paid);
+    assert!(s.access().payout(purchase.id, LEG_OWNER).is_none());
+    settle_payout(&mut s, purchase.id, LEG_PLATFORM, PayoutOutcome::FeeChanged);
+    assert_eq!(
+        s.access().payout(purchase.id, LEG_PLATFORM).unwrap().fee,
+        None
+    );
+    settle_payout(&mut s, purchase.id, LEG_PLATFORM, PayoutOutcome::BelowFee);
+    assert_eq!(access_info(&s).payouts_pending, 0);
+}
+
+#[test]
+fn platform_shares_round_down_and_never_overflow() {
+    use canvid_types::access::PlatformFee;
+    let fee = |bps| PlatformFee {
+        account: Account::of(p(50)),
+        basis_points: bps,
+    };
+    assert_eq!(fee(250).share(5_000), 125);
+    assert_eq!(fee(1).share(9_999), 0);
+    assert_eq!(fee(10_000).share(7), 7);
+    assert_eq!(fee(10_000).share(u128::MAX), u128::MAX);
+    assert_eq!(fee(5_000).share(u128::MAX), u128::MAX / 2);
+    assert!(fee(0).validate().is_err());
+    assert!(fee(10_001).validate().is_err());
 }
