@@ -361,6 +361,40 @@ pub(crate) mod tests {
         assert!(!inspect(&s, &user(STRANGER), "read_range"));
     }
 
+    /// Access methods: the owner manages the policy and allowlist; `buy_access` only while the
+    /// video is paid, and never from the anonymous principal (every refusal here costs the
+    /// canister nothing).
+    #[test]
+    fn inspect_access_methods() {
+        use canvid_types::access::{AccessMode, AccessPolicy, Offer, PaidAccess};
+        let mut s = state();
+        let inspect =
+            |s: &State, caller: &Principal, method: &str| inspect(s, caller, method, 100, 0);
+        for m in ["set_access_policy", "add_viewers", "remove_viewers"] {
+            assert!(inspect(&s, &user(OWNER), m), "{m}");
+            for who in [UPLOADER, OPERATOR, STRANGER] {
+                assert!(!inspect(&s, &user(who), m), "{m} by {who}");
+            }
+        }
+        assert!(!inspect(&s, &user(STRANGER), "buy_access"), "a public video");
+        s.access = Some(AccessPolicy {
+            mode: AccessMode::Paid(PaidAccess {
+                ledger: canister(5),
+                offers: vec![Offer {
+                    id: "24h".into(),
+                    price: 1u8.into(),
+                    duration_seconds: Some(86_400),
+                }],
+            }),
+            preview_bytes: None,
+        });
+        assert!(inspect(&s, &user(STRANGER), "buy_access"));
+        for m in ["buy_access", "playback_token", "revoke_playback_tokens"] {
+            assert!(!inspect(&s, &Principal::anonymous(), m), "{m}");
+        }
+        assert!(inspect(&s, &user(STRANGER), "revoke_playback_tokens"));
+    }
+
     /// Two-step transfers: the owner or operator offers and cancels, only the offered principal
     /// accepts, before the offer expires and while its maker may still transfer.
     #[test]
