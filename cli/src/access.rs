@@ -12,8 +12,8 @@ use std::time::Duration;
 use candid::{CandidType, Deserialize, Nat, Principal};
 use canvid_types::access::{
     AccessGrant, AccessInfo, AccessMode, AccessPolicy, BuyAccessArgs, BuyError, MyAccess, Offer,
-    PaidAccess, PlaybackToken, PlaybackTokenArgs, Receipt, ReceiptsArgs, ReceiptsPage,
-    ViewersArgs, ViewersPage, MAX_TOKEN_SECONDS,
+    PaidAccess, PlaybackToken, PlaybackTokenArgs, Receipt, ReceiptsArgs, ReceiptsPage, ViewersArgs,
+    ViewersPage, MAX_TOKEN_SECONDS,
 };
 use canvid_types::icrc::Account;
 use canvid_types::video::VideoMetadata;
@@ -179,7 +179,8 @@ impl AccessCommand {
 
 /// `24h=500:86400`, `week=2000:7d`, `forever=5000`.
 pub fn parse_offer(s: &str) -> std::result::Result<Offer, String> {
-    let bad = |why: &str| format!("'{s}': {why} (expected ID=PRICE[:DURATION], e.g. 24h=500:86400)");
+    let bad =
+        |why: &str| format!("'{s}': {why} (expected ID=PRICE[:DURATION], e.g. 24h=500:86400)");
     let (id, rest) = s.split_once('=').ok_or_else(|| bad("no '='"))?;
     let (price, duration) = match rest.split_once(':') {
         Some((p, d)) => (p, Some(d)),
@@ -250,7 +251,9 @@ pub fn run(cmd: AccessCommand) -> Result<()> {
                 mode,
                 preview_bytes: args.preview_bytes,
             };
-            policy.validate().map_err(|e| input("policy", "", e.to_string()))?;
+            policy
+                .validate()
+                .map_err(|e| input("policy", "", e.to_string()))?;
             let seconds = args.preview_seconds;
             if let Some(s) = seconds {
                 if !(s.is_finite() && s >= 0.0) {
@@ -261,9 +264,10 @@ pub fn run(cmd: AccessCommand) -> Result<()> {
                     ));
                 }
             }
-            crate::cli::with_client(&net, |c| async move {
-                set(&c, video, policy, seconds).await
-            })
+            crate::cli::with_client(
+                &net,
+                |c| async move { set(&c, video, policy, seconds).await },
+            )
         }
         AccessCommand::Viewers { command } => match command {
             ViewersCommand::Add {
@@ -515,10 +519,7 @@ pub async fn list_viewers(client: &Client, video: Principal) -> Result<()> {
 }
 
 fn receipt_line(r: &Receipt) -> String {
-    let until = r
-        .valid_until
-        .map(utc)
-        .unwrap_or_else(|| "forever".into());
+    let until = r.valid_until.map(utc).unwrap_or_else(|| "forever".into());
     format!(
         "#{}  offer {}  buyer {}  amount {}  block {}  paid {}  valid until {until}",
         r.id,
@@ -710,7 +711,12 @@ async fn allowance(client: &Client, ledger: Principal, spender: Principal) -> Re
 }
 
 /// Approves `video` on `ledger` for `amount` (replacing any earlier approval), for an hour.
-async fn approve(client: &Client, ledger: Principal, video: Principal, amount: &Nat) -> Result<Nat> {
+async fn approve(
+    client: &Client,
+    ledger: Principal,
+    video: Principal,
+    amount: &Nat,
+) -> Result<Nat> {
     let now = now_ns();
     let args = ApproveArgs {
         from_subaccount: None,
@@ -745,8 +751,16 @@ fn print_receipt(r: &Receipt) {
     println!("receipt         {} of video {}", r.id, r.video);
     println!("offer           {}", r.offer);
     println!("buyer           {}", r.buyer);
-    println!("amount          {} paid to {}", nat_text(&r.amount), r.paid_to.owner);
-    println!("ledger          {} block {}", r.ledger, nat_text(&r.block_index));
+    println!(
+        "amount          {} paid to {}",
+        nat_text(&r.amount),
+        r.paid_to.owner
+    );
+    println!(
+        "ledger          {} block {}",
+        r.ledger,
+        nat_text(&r.block_index)
+    );
     println!("memo            {}", hex::encode(&r.memo));
     println!("created_at_time {}", r.created_at_time);
     println!("paid            {}", utc(r.paid_at));
@@ -796,7 +810,9 @@ pub async fn buy(client: &Client, video: Principal, args: &BuyArgs) -> Result<()
     let mut approved = resuming;
     if !resuming {
         let a = allowance(client, ledger, video).await?;
-        let live = a.expires_at.is_none_or(|e| e > now_ns() + 60 * 1_000_000_000);
+        let live = a
+            .expires_at
+            .is_none_or(|e| e > now_ns() + 60 * 1_000_000_000);
         if a.allowance >= needed && live {
             eprintln!(
                 "the video canister is already approved for {} on the ledger",
@@ -876,7 +892,10 @@ mod tests {
             (o.id.as_str(), o.price.clone(), o.duration_seconds),
             ("24h", Nat::from(500u32), Some(86_400))
         );
-        assert_eq!(parse_offer("week=2_000:7d").unwrap().duration_seconds, Some(604_800));
+        assert_eq!(
+            parse_offer("week=2_000:7d").unwrap().duration_seconds,
+            Some(604_800)
+        );
         assert_eq!(parse_offer("forever=5000").unwrap().duration_seconds, None);
         assert!(parse_offer("x=0").is_err(), "free");
         assert!(parse_offer("X=5").is_err(), "upper case id");
