@@ -660,7 +660,7 @@ fn payment_error(video: Principal, method: &str, detail: String) -> Error {
 }
 
 /// A `buy_access` refusal as one line that says what to do.
-pub fn buy_error_text(e: &BuyError, fee: &Nat) -> String {
+pub fn buy_error_text(e: &BuyError, fee: Option<&Nat>) -> String {
     match e {
         BuyError::Refused(e) => format!("refused: {e}"),
         BuyError::PriceChanged { ledger, offer } => format!(
@@ -672,9 +672,9 @@ pub fn buy_error_text(e: &BuyError, fee: &Nat) -> String {
             nat_text(allowance)
         ),
         BuyError::InsufficientFunds { balance } => format!(
-            "your balance on the ledger is {}, less than the price + the ledger fee ({}): nothing was charged",
+            "your balance on the ledger is {}, less than the price + the ledger fee{}: nothing was charged",
             nat_text(balance),
-            nat_text(fee)
+            fee.map(|f| format!(" ({})", nat_text(f))).unwrap_or_default()
         ),
         BuyError::BadFee { expected_fee } => format!(
             "the ledger wants a fee of {}: nothing was charged",
@@ -747,6 +747,36 @@ async fn approve(
     })
 }
 
+/// Approves `video` for `price + fee` unless a large enough, live approval is in place.
+async fn ensure_approval(
+    client: &Client,
+    ledger: Principal,
+    video: Principal,
+    price: &Nat,
+    fee: &Nat,
+) -> Result<()> {
+    let needed = price.clone() + fee.clone();
+    let a = allowance(client, ledger, video).await?;
+    let live = a
+        .expires_at
+        .is_none_or(|e| e > now_ns() + 60 * 1_000_000_000);
+    if a.allowance >= needed && live {
+        eprintln!(
+            "the video canister is already approved for {} on the ledger",
+            nat_text(&a.allowance)
+        );
+        return Ok(());
+    }
+    let block = approve(client, ledger, video, &needed).await?;
+    eprintln!(
+        "approved the video canister for {} on the ledger (block {}; the approval costs a fee of {} too)",
+        nat_text(&needed),
+        nat_text(&block),
+        nat_text(fee)
+    );
+    Ok(())
+}
+
 fn print_receipt(r: &Receipt) {
     println!("receipt         {} of video {}", r.id, r.video);
     println!("offer           {}", r.offer);
@@ -796,39 +826,28 @@ pub async fn buy(client: &Client, video: Principal, args: &BuyArgs) -> Result<()
         ));
     };
     let ledger = paid.ledger;
-    let fee = ledger_fee(client, ledger).await?;
-    let needed = offer.price.clone() + fee.clone();
     let resuming = args.created_at_time.is_some();
     let created_at_time = args.created_at_time.unwrap_or_else(now_ns);
-    eprintln!(
-        "buying {} of {video}: price {} + ledger fee {} on {ledger} (created_at_time {created_at_time})",
-        offer_line(offer),
-        nat_text(&offer.price),
-        nat_text(&fee)
-    );
-    // A resumed purchase may already have spent its approval: ask the canister first.
-    let mut approved = resuming;
-    if !resuming {
-        let a = allowance(client, ledger, video).await?;
-        let live = a
-            .expires_at
-            .is_none_or(|e| e > now_ns() + 60 * 1_000_000_000);
-        if a.allowance >= needed && live {
-            eprintln!(
-                "the video canister is already approved for {} on the ledger",
-                nat_text(&a.allowance)
-            );
-        } else {
-            let block = approve(client, ledger, video, &needed).await?;
-            eprintln!(
-                "approved the video canister for {} on the ledger (block {}; the approval costs a fee of {} too)",
-                nat_text(&needed),
-                nat_text(&block),
-                nat_text(&fee)
-            );
-        }
-        approved = true;
+    // A resumed purchase goes to the canister first: its approval may be spent already (it was
+    // charged), and the ledger need not be reachable for the canister to answer.
+    let mut fee = None;
+    if resuming {
+        eprintln!(
+            "resuming the purchase of {} of {video} (created_at_time {created_at_time})",
+            offer_line(offer)
+        );
+    } else {
+        let f = ledger_fee(client, ledger).await?;
+        eprintln!(
+            "buying {} of {video}: price {} + ledger fee {} on {ledger} (created_at_time {created_at_time})",
+            offer_line(offer),
+            nat_text(&offer.price),
+            nat_text(&f)
+        );
+        ensure_approval(client, ledger, video, &offer.price, &f).await?;
+        fee = Some(f);
     }
+    let mut approved = !resuming;
     let arg = BuyAccessArgs {
         offer: offer.id.clone(),
         ledger,
@@ -848,12 +867,14 @@ pub async fn buy(client: &Client, video: Principal, args: &BuyArgs) -> Result<()
                 return Ok(());
             }
             Ok(Err(BuyError::InsufficientAllowance { .. })) if !approved => {
-                approve(client, ledger, video, &needed).await?;
+                let f = ledger_fee(client, ledger).await?;
+                ensure_approval(client, ledger, video, &offer.price, &f).await?;
+                fee = Some(f);
                 approved = true;
                 continue;
             }
             Ok(Err(e @ BuyError::Pending { .. })) => {
-                let text = buy_error_text(&e, &fee);
+                let text = buy_error_text(&e, fee.as_ref());
                 last_pending = Some(text.clone());
                 text
             }
@@ -863,7 +884,13 @@ pub async fn buy(client: &Client, video: Principal, args: &BuyArgs) -> Result<()
             Ok(Err(BuyError::Refused(e))) => {
                 return Err(crate::network::refused(video, "buy_access", e))
             }
-            Ok(Err(e)) => return Err(payment_error(video, "buy_access", buy_error_text(&e, &fee))),
+            Ok(Err(e)) => {
+                return Err(payment_error(
+                    video,
+                    "buy_access",
+                    buy_error_text(&e, fee.as_ref()),
+                ))
+            }
             // The call itself may or may not have run: the same created_at_time is safe.
             Err(e) if crate::network::is_transient(&e) => e.to_string(),
             Err(e) => return Err(e),

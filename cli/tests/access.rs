@@ -86,6 +86,18 @@ enum LedgerArg {
 }
 
 #[derive(CandidType)]
+struct ApproveArgs {
+    fee: Option<Nat>,
+    memo: Option<serde_bytes::ByteBuf>,
+    from_subaccount: Option<serde_bytes::ByteBuf>,
+    created_at_time: Option<u64>,
+    amount: Nat,
+    expected_allowance: Option<Nat>,
+    expires_at: Option<u64>,
+    spender: Account,
+}
+
+#[derive(CandidType)]
 struct ProvisionalCreate {
     amount: Option<Nat>,
     settings: Option<()>,
@@ -111,7 +123,7 @@ struct InstallCode {
 }
 
 /// The serve's URL and an agent calling as the identity in `pem`.
-fn agent(state: &Path, pem: &Path) -> (Agent, String) {
+fn agent_of(state: &Path, pem: &Path) -> (Agent, String) {
     let info: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(state.join("serve.json")).unwrap()).unwrap();
     let url = info["url"].as_str().unwrap().to_string();
@@ -193,6 +205,29 @@ fn install_ledger(
             .await
             .unwrap_or_else(|e| panic!("installing DFINITY's ICRC ledger: {e}"));
         id
+    })
+}
+
+/// `stop_canister` / `start_canister` of the ledger (the test's owner identity controls it).
+fn set_running(rt: &tokio::runtime::Runtime, agent: &Agent, ledger: Principal, running: bool) {
+    let method = if running {
+        "start_canister"
+    } else {
+        "stop_canister"
+    };
+    rt.block_on(async {
+        agent
+            .update(&Principal::management_canister(), method)
+            .with_effective_canister_id(ledger)
+            .with_arg(
+                Encode!(&CanisterIdRecord {
+                    canister_id: ledger
+                })
+                .unwrap(),
+            )
+            .call_and_wait()
+            .await
+            .unwrap_or_else(|e| panic!("{method}: {e}"));
     })
 }
 
@@ -280,16 +315,20 @@ fn access_paid_buy_receipts_tokens() {
     let (buyer_pem, buyer) = pem("buyer", 21);
     let (poor_pem, _poor) = pem("poor", 22);
     let (friend_pem, friend) = pem("friend", 23);
+    let (late_pem, late) = pem("late", 24);
 
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let (agent, url) = agent(&state, &owner_pem);
+    let (agent, url) = agent_of(&state, &owner_pem);
     let vid = Principal::from_text(&video).unwrap();
     let ledger = install_ledger(
         &rt,
         &agent,
         vid,
         wasm,
-        &[(Principal::from_text(&buyer).unwrap(), START)],
+        &[
+            (Principal::from_text(&buyer).unwrap(), START),
+            (Principal::from_text(&late).unwrap(), START),
+        ],
     )
     .to_text();
 
@@ -568,6 +607,80 @@ fn access_paid_buy_receipts_tokens() {
         7,
         "not authorized",
     );
+
+    // A purchase whose payment outcome is not known: the ledger is stopped after the buyer's
+    // approval, so the canister's transfer_from is rejected and the purchase stays Pending.
+    // `canvid buy` retries it with the same created_at_time, gives up after --wait and prints
+    // how to resume; once the ledger runs again the resumed purchase is charged exactly once.
+    let (late_agent, _) = agent_of(&state, &late_pem);
+    rt.block_on(async {
+        late_agent
+            .update(&l, "icrc2_approve")
+            .with_arg(
+                Encode!(&ApproveArgs {
+                    fee: None,
+                    memo: None,
+                    from_subaccount: None,
+                    created_at_time: None,
+                    amount: Nat::from(DAY_PRICE + FEE),
+                    expected_allowance: None,
+                    expires_at: None,
+                    spender: Account::of(vid),
+                })
+                .unwrap(),
+            )
+            .call_and_wait()
+            .await
+            .unwrap();
+    });
+    set_running(&rt, &agent, l, false);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+        .to_string();
+    let as_late = |args: &[&str]| {
+        let mut c = canvid();
+        c.args(args).arg("--identity").arg(&late_pem);
+        net(&mut c, &state);
+        c
+    };
+    let resume = [
+        "buy",
+        &video,
+        "--offer",
+        "24h",
+        "--created-at-time",
+        &t,
+        "--wait",
+        "2s",
+    ];
+    let err = fails(&mut as_late(&resume), 1, "purchase pending");
+    assert!(err.contains("outcome is not known yet"), "{err}");
+    assert!(err.contains(&format!("--created-at-time {t}")), "{err}");
+    let show = ok(&mut as_late(&["access", "show", &video]));
+    assert!(show.contains("you             the preview only"), "{show}");
+    assert!(show.contains("pending         purchase(s) [2]"), "{show}");
+    set_running(&rt, &agent, l, true);
+    assert_eq!(
+        balance(&rt, &agent, l, &late),
+        START - FEE,
+        "only the approval"
+    );
+    let out = ok(&mut as_late(&resume));
+    assert!(out.contains("receipt         2 of video"), "{out}");
+    assert!(out.contains(&format!("created_at_time {t}")), "{out}");
+    // Again: the same receipt, nothing charged twice.
+    let again = ok(&mut as_late(&resume));
+    assert_eq!(again, out);
+    assert_eq!(balance(&rt, &agent, l, &late), START - DAY_PRICE - 2 * FEE);
+    assert_eq!(
+        balance(&rt, &agent, l, &owner),
+        2 * DAY_PRICE + FOREVER_PRICE
+    );
+    let show = ok(&mut as_late(&["access", "show", &video]));
+    assert!(show.contains("you             a pass until "), "{show}");
+    assert!(!show.contains("pending"), "{show}");
 
     // Back to public: no token needed any more.
     let out = ok(net(
