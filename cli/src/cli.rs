@@ -163,6 +163,15 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::nft::NftCommand,
     },
+    /// Who may watch a video: public, private (allowlist) or paid (passes sold over an ICRC-2
+    /// ledger); viewers, receipts, playback tokens (docs/access.md).
+    Access {
+        #[command(subcommand)]
+        command: crate::access::AccessCommand,
+    },
+    /// Buy a pass to a paid video: approve the video canister on the offer's ledger for price +
+    /// fee, then buy_access (a pending payment is retried; charged at most once).
+    Buy(crate::access::BuyArgs),
     /// Show a video's metadata and its canister's storage and cycles.
     Info {
         /// Video canister id.
@@ -364,6 +373,14 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Nft { command } => {
             check_identity(command.net())?;
             crate::nft::run(command)
+        }
+        Command::Access { command } => {
+            check_identity(command.net())?;
+            crate::access::run(command)
+        }
+        Command::Buy(args) => {
+            check_identity(&args.net)?;
+            crate::access::run_buy(args)
         }
         Command::Info { id, net } => {
             let id = principal("video id", &id)?;

@@ -43,6 +43,8 @@ pub enum Error {
         text: String,
         reason: String,
     },
+    /// A bad argument value clap cannot check on its own.
+    Input(String),
     WasmMissing {
         path: PathBuf,
     },
@@ -60,6 +62,14 @@ pub enum Error {
         method: String,
         detail: String,
     },
+    /// A purchase or a ledger approval was refused (`canvid buy`): nothing was charged.
+    Payment {
+        canister: Principal,
+        method: String,
+        detail: String,
+    },
+    /// A purchase whose payment outcome is not known yet (`canvid buy`): resume it.
+    PurchasePending(String),
     /// The replica rejected the call (trap, missing canister, out of cycles ...).
     Rejected {
         canister: Principal,
@@ -114,10 +124,12 @@ impl Error {
             Error::FileNotFound(_)
             | Error::FileUnreadable { .. }
             | Error::EmptyFile(_)
-            | Error::InvalidPrincipal { .. } => exit::INPUT,
+            | Error::InvalidPrincipal { .. }
+            | Error::Input(_) => exit::INPUT,
             Error::Identity { .. } => exit::IDENTITY,
             Error::Refused { .. }
             | Error::CollectionRefused { .. }
+            | Error::Payment { .. }
             | Error::Rejected { .. }
             | Error::NotAuthorized { .. } => exit::REFUSED,
             Error::Unavailable { .. } | Error::NotServing(_) => exit::UNAVAILABLE,
@@ -127,6 +139,7 @@ impl Error {
             | Error::BadReply { .. }
             | Error::Agent(_)
             | Error::Interrupted(_)
+            | Error::PurchasePending(_)
             | Error::State(_)
             | Error::Deploy(_)
             | Error::Upload(_)
@@ -172,6 +185,7 @@ impl fmt::Display for Error {
             Error::InvalidPrincipal { what, text, reason } => {
                 write!(f, "invalid {what} '{text}': {reason} (expected a principal like aaaaa-aa)")
             }
+            Error::Input(reason) => write!(f, "{reason}"),
             Error::WasmMissing { path } => write!(
                 f,
                 "canister wasm not found at {}: run scripts/build-wasm.sh (or set CANVID_WASM_DIR)",
@@ -188,6 +202,10 @@ impl fmt::Display for Error {
             Error::CollectionRefused { canister, method, detail } => {
                 write!(f, "the collection {canister} refused {method}: {detail}")
             }
+            Error::Payment { canister, method, detail } => {
+                write!(f, "{canister} refused {method}: {detail}")
+            }
+            Error::PurchasePending(detail) => write!(f, "purchase pending: {detail}"),
             Error::Rejected { canister, method, reject } => write!(
                 f,
                 "call to {canister}.{method} was rejected ({:?}, {}): {}",

@@ -1,6 +1,7 @@
 //! canvid's command-line tool as a library: the upload pipeline ([`upload`]) and the pieces the
 //! `canvid` binary is made of, so integration tests and other tools can reuse them.
 
+pub mod access;
 pub mod cli;
 pub mod commands;
 pub mod demo;

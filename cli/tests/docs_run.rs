@@ -34,13 +34,14 @@ use std::process::Command;
 
 /// The files whose icp commands run, in this order (state carries over). Any other
 /// `docs/*.md` holding an icp command fails the test until it is added here.
-const ORDER: [&str; 6] = [
+const ORDER: [&str; 7] = [
     "README.md",
     "docs/serve.md",
     "docs/deploy.md",
     "docs/spawn-and-index.md",
     "docs/video-canister.md",
     "docs/nft.md",
+    "docs/access.md",
 ];
 
 /// Commands of run blocks that are not run: (file, a fragment of the command, why).
@@ -528,7 +529,18 @@ struct World {
 }
 
 /// Shell variables the docs set, carried from one command to the next.
-const VARS: [&str; 6] = ["ICP", "NET", "INDEX", "SPAWN", "V", "ME"];
+const VARS: [&str; 10] = [
+    "ICP",
+    "NET",
+    "INDEX",
+    "SPAWN",
+    "V",
+    "ME",
+    "LEDGER",
+    "GW",
+    "T",
+    "TOKEN_PATH",
+];
 
 impl World {
     fn bash(&self, script: &str) -> std::process::Output {
@@ -630,6 +642,8 @@ fn placeholder(w: &World, file: &str, name: &str) -> Option<String> {
         ("docs/spawn-and-index.md", "<video-id>") => v("demo video"),
         ("docs/nft.md", "<video-id>") => v("nft video"),
         ("docs/nft.md", "<token-id>") => v("nft token"),
+        ("docs/access.md", "<video-id>") => v("access video"),
+        ("docs/access.md", "<ledger-id>") => v("access ledger"),
         (_, "<owner>" | "<creator>" | "<user>") => v("me"),
         (_, "<buyer>") => v("buyer"),
         (_, "<uploader>") => v("uploader"),
@@ -670,8 +684,18 @@ fn squash(s: &str) -> String {
     s.replace(";}", "}").replace(",)", ")").replace(",}", "}")
 }
 
+/// DFINITY's ICRC ledger wasm (docs/access.md's `<ledger-id>`), where the fixture exists.
+fn icrc_ledger_wasm() -> Option<PathBuf> {
+    let dir = std::env::var_os("ICRC_LEDGER_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared/fixtures/icrc-ledger"));
+    let file = dir.join("ic-icrc1-ledger.wasm.gz");
+    file.is_file().then_some(file)
+}
+
 /// What the test prepares before the first command of a file (fixtures the prose describes).
-fn before_file(w: &mut World, file: &str) {
+/// False: the file's commands cannot run here (said on stderr), and are skipped.
+fn before_file(w: &mut World, file: &str) -> bool {
     match file {
         "docs/serve.md" => {
             // "canvid upload clip.mp4" of serve.md's first block, with the CLI's identity.
@@ -729,8 +753,57 @@ fn before_file(w: &mut World, file: &str) {
             w.values.insert("nft video".into(), id);
             w.values.insert("nft token".into(), tid.to_string());
         }
+        "docs/access.md" => {
+            let Some(wasm) = icrc_ledger_wasm() else {
+                eprintln!(
+                    "SKIPPED docs/access.md: DFINITY's ICRC ledger is not in ../shared/fixtures/icrc-ledger (set ICRC_LEDGER_DIR)"
+                );
+                return false;
+            };
+            // "a finished 5,000,000-byte video the owner uploaded": icp's default identity (its
+            // key exported for nft.md).
+            let pem = w.files.join("seller.pem");
+            let clip = w.work.join("access-clip.bin");
+            std::fs::write(
+                &clip,
+                (0..5_000_000u32)
+                    .map(|i| (i % 251) as u8)
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap();
+            // Through serve's own spawn canister: deploy.md's allows the seller one video
+            // (nft.md's).
+            let state = w.work.join(".canvid");
+            let out = ok(net(
+                canvid().args(["upload", "--identity"]).arg(&pem).arg(&clip),
+                &state,
+            ));
+            w.values.insert("access video".into(), last_line(&out));
+            // "an ICRC-2 ledger where the buyer has funds": DFINITY's, fee 10,000.
+            let out = w.icp(&format!(
+                "canister call {} aaaaa-aa provisional_create_canister_with_cycles '(record {{ amount = opt 10_000_000_000_000; settings = null }})'",
+                w.net()
+            ));
+            let ledger = principal_after(&out, "= principal");
+            let me = w.values.get("me").cloned().expect("icp's default identity");
+            let minter = w.values.get("uploader").cloned().unwrap();
+            let buyer = w.values.get("buyer").cloned().unwrap();
+            let init = format!(
+                "(variant {{ Init = record {{ minting_account = record {{ owner = principal \"{minter}\"; subaccount = null }}; fee_collector_account = null; transfer_fee = 10_000 : nat; decimals = opt (8 : nat8); max_memo_length = null; token_symbol = \"TST\"; token_name = \"Test token\"; metadata = vec {{}}; initial_balances = vec {{ record {{ record {{ owner = principal \"{buyer}\"; subaccount = null }}; 100_000_000 : nat }} }}; feature_flags = opt record {{ icrc2 = true }}; archive_options = record {{ num_blocks_to_archive = 1_000 : nat64; max_transactions_per_response = null; trigger_threshold = 2_000 : nat64; max_message_size_bytes = null; cycles_for_archive_creation = opt (0 : nat64); node_max_memory_size_bytes = null; controller_id = principal \"{me}\"; more_controller_ids = null }}; index_principal = null }} }})"
+            );
+            let args = w.files.join("ledger-init.did");
+            std::fs::write(&args, init).unwrap();
+            w.icp(&format!(
+                "canister install {} {ledger} --wasm {} --args-file {}",
+                w.net(),
+                wasm.display(),
+                args.display()
+            ));
+            w.values.insert("access ledger".into(), ledger);
+        }
         _ => {}
     }
+    true
 }
 
 /// Before a given command: (file, fragment) → fixture.
@@ -823,7 +896,9 @@ fn the_icp_commands_of_the_docs_run_against_canvid_serve() {
 
     let mut ran = 0;
     for file in ORDER {
-        before_file(&mut w, file);
+        if !before_file(&mut w, file) {
+            continue;
+        }
         for c in cmds.iter().filter(|c| c.file == file && c.run_block) {
             if c.is_dfx()
                 || NOT_RUN
