@@ -21,7 +21,7 @@ import { gatewayGet, icrcLedgerDir, startServe, type Served } from '../support/s
 
 const LEDGER_DIR = icrcLedgerDir();
 const skip = LEDGER_DIR ? false : 'SKIPPED: DFINITY\'s ICRC ledger fixture is absent (../shared/fixtures/icrc-ledger; set ICRC_LEDGER_DIR)';
-if (!LEDGER_DIR) console.error(`SKIPPED access.e2e: ${skip}`);
+if (!LEDGER_DIR) console.error(`access.e2e: ${skip}`);
 
 const FEE = 10_000n; // canvid serve's test ledger fee
 const START = 100_000_000n;
