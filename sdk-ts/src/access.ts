@@ -350,6 +350,14 @@ export interface AccessOptions {
   gateway?: string;
   /** Waits between `Pending` retries (tests). */
   sleep?: (ms: number) => Promise<void>;
+  /**
+   * Stand-ins for the canister actors (tests): by default actors on `agent` with the video
+   * canister's and the ICRC ledger's interfaces.
+   */
+  actors?: {
+    video?: (videoId: string) => VideoService;
+    ledger?: (ledgerId: string) => LedgerService;
+  };
 }
 
 /**
@@ -369,31 +377,33 @@ export class CanvidAccess {
   private readonly retry: RetryPolicy;
   private readonly gateway: string;
   private readonly sleep: (ms: number) => Promise<void>;
-  private readonly videos = new Map<string, ActorSubclass<VideoService>>();
-  private readonly ledgers = new Map<string, ActorSubclass<LedgerService>>();
+  private readonly videos = new Map<string, VideoService>();
+  private readonly ledgers = new Map<string, LedgerService>();
+  private readonly actors: NonNullable<AccessOptions['actors']>;
 
   constructor(options: AccessOptions) {
     this.agent = options.agent;
     this.retry = retryPolicy(options.retry);
     this.gateway = options.gateway ?? 'icp0.io';
     this.sleep = options.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    this.actors = options.actors ?? {};
   }
 
-  private video(videoId: string): ActorSubclass<VideoService> {
+  private video(videoId: string): VideoService {
     let a = this.videos.get(videoId);
     if (!a) {
-      a = Actor.createActor<VideoService>(videoIdl, { agent: this.agent, canisterId: toPrincipal(videoId) });
+      a = this.actors.video?.(videoId) ?? (Actor.createActor<VideoService>(videoIdl, { agent: this.agent, canisterId: toPrincipal(videoId) }) as ActorSubclass<VideoService>);
       this.videos.set(videoId, a);
     }
     return a;
   }
 
   /** An actor for the ICRC-1/2/3 methods of `ledger`. */
-  ledger(ledger: Principal | string): ActorSubclass<LedgerService> {
+  ledger(ledger: Principal | string): LedgerService {
     const id = toPrincipal(ledger).toText();
     let a = this.ledgers.get(id);
     if (!a) {
-      a = Actor.createActor<LedgerService>(ledgerIdl, { agent: this.agent, canisterId: id });
+      a = this.actors.ledger?.(id) ?? (Actor.createActor<LedgerService>(ledgerIdl, { agent: this.agent, canisterId: id }) as ActorSubclass<LedgerService>);
       this.ledgers.set(id, a);
     }
     return a;
