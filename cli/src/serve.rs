@@ -136,6 +136,16 @@ pub fn run(opts: ServeOptions) -> Result<()> {
         }
         sources.push((path.clone(), source));
     }
+    // Read the ledger's module before anything is written: a wrong path fails the start.
+    let ledger_module = match &opts.icrc_ledger {
+        Some(path) => Some(crate::test_ledger::read_module(path)?),
+        None if !opts.fund.is_empty() => {
+            return Err(Error::NotSupported(
+                "--fund needs --icrc-ledger (the ledger to mint on)".into(),
+            ))
+        }
+        None => None,
+    };
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     check_not_served(dir)?;
@@ -178,14 +188,6 @@ pub fn run(opts: ServeOptions) -> Result<()> {
         add_admins(&replica, index, spawn, &opts.admins)?;
     }
 
-    // Read the ledger's module before anything is written: a wrong path fails the start.
-    let ledger_module = match &opts.icrc_ledger {
-        Some(path) => Some(crate::test_ledger::read_module(path)?),
-        None if !opts.fund.is_empty() => {
-            return Err(Error::State("--fund needs --icrc-ledger".into()))
-        }
-        None => None,
-    };
     let ledger = match ledger_module {
         Some(module) => Some(crate::test_ledger::ensure(
             &replica,

@@ -185,7 +185,7 @@ pub fn ensure(
                     arg,
                     Some(admin),
                 )
-                .map_err(|e| Error::State(format!("installing the ICRC ledger at {id}: {e}")))?;
+                .map_err(|e| Error::Deploy(format!("installing the ICRC ledger at {id}: {e}")))?;
             println!("icrc ledger {id} (ICRC-1/2/3, fee {FEE}, symbol TST)");
             id
         }
