@@ -87,12 +87,12 @@ pub enum Command {
         /// Install DFINITY's ICRC-1/2/3 ledger (ICRC-2 on, fee 10000, symbol TST) to sell paid
         /// videos with: its module (ic-icrc1-ledger.wasm.gz) or a folder holding it. Kept in
         /// the state (canister_ids.json "icrc_ledger"); serve prints `icrc ledger <id>`.
-        /// Default: $CANVID_ICRC_LEDGER, else none.
-        #[arg(long, value_name = "PATH")]
+        /// Default: none.
+        #[arg(long, value_name = "PATH", env = "CANVID_ICRC_LEDGER")]
         icrc_ledger: Option<PathBuf>,
-        /// Mint AMOUNT test tokens (smallest unit) to PRINCIPAL on that ledger at start
+        /// Mint AMOUNT test tokens (smallest unit) to PRINCIPAL on that ledger at every start
         /// (repeatable; needs --icrc-ledger).
-        #[arg(long, value_name = "PRINCIPAL=AMOUNT")]
+        #[arg(long, value_name = "PRINCIPAL=AMOUNT", requires = "icrc_ledger")]
         fund: Vec<String>,
     },
     /// Upload a video: create its canister through the spawn canister, send the chunks the
@@ -269,11 +269,7 @@ pub fn run(cli: Cli) -> Result<()> {
             icrc_ledger,
             fund,
         } => crate::serve::run(crate::serve::ServeOptions {
-            icrc_ledger: icrc_ledger.or_else(|| {
-                std::env::var_os(crate::test_ledger::LEDGER_VAR)
-                    .filter(|v| !v.is_empty())
-                    .map(PathBuf::from)
-            }),
+            icrc_ledger,
             fund: fund
                 .iter()
                 .map(|f| crate::test_ledger::parse_fund(f))
