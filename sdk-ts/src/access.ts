@@ -493,7 +493,13 @@ export class CanvidAccess {
       price = options.price !== undefined ? BigInt(options.price) : offer.price;
     }
     const createdAtTime = options.createdAtTime ?? uniqueNowNs();
-    await this.approveFor(videoId, ledgerId, price, options.signal);
+    // A retry of an earlier purchase (its createdAtTime given) may be paid already: ask first,
+    // and approve only if the canister says the allowance is missing.
+    let approved = false;
+    if (options.createdAtTime === undefined) {
+      await this.approveFor(videoId, ledgerId, price, options.signal);
+      approved = true;
+    }
 
     const site = { canisterId: videoId, method: 'buy_access' };
     const retries = options.pendingRetries ?? 5;
@@ -508,6 +514,12 @@ export class CanvidAccess {
       const e = r.Err;
       if ('Refused' in e) throw fromCandidError(e.Refused, site);
       const kind = Object.keys(e)[0] as PurchaseErrorKind;
+      if (kind === 'InsufficientAllowance' && !approved) {
+        await this.approveFor(videoId, ledgerId, price, options.signal);
+        approved = true;
+        attempt--;
+        continue;
+      }
       if (kind === 'Pending' && attempt < retries) {
         await this.sleep(options.pendingDelayMs ?? 1000);
         continue;

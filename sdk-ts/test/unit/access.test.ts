@@ -194,13 +194,28 @@ test('Pending is retried with the same created_at_time; still pending: PurchaseE
   assert.equal(w.approvals.length, 1, 'approved once');
 
   const w2 = world({ nowMs: () => Date.now(), pending: 10 });
-  const err = await w2.access.buyAccess(VIDEO, { offer: 'minute', pendingRetries: 2, createdAtTime: 123n }).catch((e: unknown) => e);
+  const err = await w2.access.buyAccess(VIDEO, { offer: 'minute', pendingRetries: 2 }).catch((e: unknown) => e);
   assert.ok(err instanceof PurchaseError);
   assert.equal(err.kind, 'Pending');
-  assert.equal(err.createdAtTime, 123n);
   assert.ok(err.transient);
   assert.equal(w2.buys.length, 3);
-  assert.ok(w2.buys.every((b) => b.created_at_time[0] === 123n));
+  assert.ok(w2.buys.every((b) => b.created_at_time[0] === err.createdAtTime));
+});
+
+test('a retry with its createdAtTime asks buy_access first: approves only when the allowance is missing', async () => {
+  const w = world({ nowMs: () => Date.now(), pending: 1 });
+  const err = await w.access.buyAccess(VIDEO, { offer: 'minute', pendingRetries: 0 }).catch((e: unknown) => e);
+  assert.ok(err instanceof PurchaseError && err.kind === 'Pending');
+  assert.equal(w.approvals.length, 1);
+  // The fake settles the retried purchase by pulling the allowance left by the first approval.
+  const r = await w.access.buyAccess(VIDEO, { offer: 'minute', createdAtTime: err.createdAtTime });
+  assert.equal(r.createdAtTime, err.createdAtTime);
+  assert.equal(w.approvals.length, 1, 'no second approval');
+  // A fresh purchase given its own createdAtTime: the canister says the allowance is missing.
+  const w2 = world({ nowMs: () => Date.now() });
+  await w2.access.buyAccess(VIDEO, { offer: 'minute', createdAtTime: 5n });
+  assert.equal(w2.approvals.length, 1);
+  assert.equal(w2.buys.length, 2);
 });
 
 test('two purchases in a row get distinct created_at_times (two purchases, not one)', async () => {
