@@ -475,8 +475,11 @@ export class CanvidAccess {
    * canister on the ledger for exactly `price + fee` (skipped when a current approval already
    * covers it; the approval expires after 10 minutes), then `buy_access`. A `Pending` answer is
    * retried with the same `createdAtTime` (`pendingRetries` times); still pending: throws
-   * `PurchaseError` kind `Pending` with the `createdAtTime` to retry with later. The buyer pays
-   * `price` to the owner, plus the ledger's fee for the transfer and one for the approval.
+   * `PurchaseError` kind `Pending` with the `createdAtTime` to retry with later. Given a
+   * `createdAtTime` (such a retry), `buy_access` is asked first and the approval made only if the
+   * canister answers `InsufficientAllowance`: a purchase already paid approves nothing more. The
+   * buyer pays `price` to the owner, plus the ledger's fee for the transfer and one for the
+   * approval.
    */
   async buyAccess(videoId: string, options: BuyOptions): Promise<Receipt> {
     let ledgerId: Principal;
