@@ -84,6 +84,16 @@ pub enum Command {
         /// loss) loses up to --save-interval seconds of acknowledged calls.
         #[arg(long)]
         no_wal: bool,
+        /// Install DFINITY's ICRC-1/2/3 ledger (ICRC-2 on, fee 10000, symbol TST) to sell paid
+        /// videos with: its module (ic-icrc1-ledger.wasm.gz) or a folder holding it. Kept in
+        /// the state (canister_ids.json "icrc_ledger"); serve prints `icrc ledger <id>`.
+        /// Default: none.
+        #[arg(long, value_name = "PATH", env = "CANVID_ICRC_LEDGER")]
+        icrc_ledger: Option<PathBuf>,
+        /// Mint AMOUNT test tokens (smallest unit) to PRINCIPAL on that ledger at every start
+        /// (repeatable; needs --icrc-ledger).
+        #[arg(long, value_name = "PRINCIPAL=AMOUNT", requires = "icrc_ledger")]
+        fund: Vec<String>,
     },
     /// Upload a video: create its canister through the spawn canister, send the chunks the
     /// canister is missing (4 in flight), finish and verify the digest.
@@ -265,7 +275,14 @@ pub fn run(cli: Cli) -> Result<()> {
             admin,
             save_interval,
             no_wal,
+            icrc_ledger,
+            fund,
         } => crate::serve::run(crate::serve::ServeOptions {
+            icrc_ledger,
+            fund: fund
+                .iter()
+                .map(|f| crate::test_ledger::parse_fund(f))
+                .collect::<crate::error::Result<Vec<_>>>()?,
             port,
             state,
             upload,

@@ -13,5 +13,6 @@ pub mod network;
 pub mod nft;
 pub mod progress;
 pub mod serve;
+pub mod test_ledger;
 pub mod upload;
 pub mod video_gen;

@@ -46,6 +46,10 @@ pub struct ServeOptions {
     pub save_interval: Duration,
     /// Write-ahead log (`DIR/replica/wal-<seq>.log`): an acknowledged call survives a crash.
     pub wal: bool,
+    /// DFINITY's ICRC ledger module (file or folder) to install (`--icrc-ledger`), and the
+    /// test balances to mint on it (`--fund`): [`crate::test_ledger`].
+    pub icrc_ledger: Option<PathBuf>,
+    pub fund: Vec<(Principal, candid::Nat)>,
 }
 
 /// Where the snapshot lives inside the state directory.
@@ -132,6 +136,16 @@ pub fn run(opts: ServeOptions) -> Result<()> {
         }
         sources.push((path.clone(), source));
     }
+    // Read the ledger's module before anything is written: a wrong path fails the start.
+    let ledger_module = match &opts.icrc_ledger {
+        Some(path) => Some(crate::test_ledger::read_module(path)?),
+        None if !opts.fund.is_empty() => {
+            return Err(Error::NotSupported(
+                "--fund needs --icrc-ledger (the ledger to mint on)".into(),
+            ))
+        }
+        None => None,
+    };
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     check_not_served(dir)?;
@@ -174,12 +188,25 @@ pub fn run(opts: ServeOptions) -> Result<()> {
         add_admins(&replica, index, spawn, &opts.admins)?;
     }
 
+    let ledger = match ledger_module {
+        Some(module) => Some(crate::test_ledger::ensure(
+            &replica,
+            crate::test_ledger::recorded_id(dir),
+            module,
+            &opts.fund,
+        )?),
+        None => None,
+    };
+
     let alice = demo_identity("alice");
     let mut videos = Vec::new();
     for (path, source) in &sources {
         videos.push(upload_file(&replica, spawn, alice, path, source)?);
     }
     let ids = write_canister_ids(dir, index, spawn, &videos)?;
+    if let Some(ledger) = ledger {
+        crate::test_ledger::record_id(dir, ledger)?;
+    }
     println!("wrote {}", ids.display());
     save(&replica, dir, Duration::from_secs(10))?;
     if opts.wal {

@@ -313,3 +313,23 @@ fn serve_uploads_and_serves_the_video_over_http() {
     assert!(head.starts_with("HTTP/1.1 206"), "{head}");
     assert_eq!(&response[split..], &bytes[100..200]);
 }
+
+#[test]
+fn serve_fund_needs_an_icrc_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(canvid()
+        .env_remove("CANVID_ICRC_LEDGER")
+        .args(["serve", "--port", "0", "--state"])
+        .arg(dir.path())
+        .args(["--fund", "2vxsx-fae=5"]));
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--icrc-ledger"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        !dir.path().join("replica").exists(),
+        "nothing is deployed before the arguments are checked"
+    );
+}

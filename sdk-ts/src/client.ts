@@ -19,6 +19,7 @@ import {
   idlFactory as videoIdl,
   type _SERVICE as VideoService,
 } from './bindings/video.did.js';
+import { CanvidAccess } from './access.js';
 import { IndexAdmin, SpawnAdmin } from './admin.js';
 import { CanvidCollection } from './collection.js';
 import { fromHex, toHex } from './bytes.js';
@@ -773,6 +774,15 @@ export class CanvidClient {
       retry: this.retry,
       responseVerifier: this.responseVerifier,
     });
+  }
+
+  /**
+   * Access control and payments of videos, as this client's identity (docs/access.md): set a
+   * policy, manage the allowlist, buy passes, verify receipts, playback URLs, pay-as-you-watch.
+   * `gateway`: default gateway of `playbackUrl` (default `icp0.io`).
+   */
+  access(options: { gateway?: string } = {}): CanvidAccess {
+    return new CanvidAccess({ agent: this.agent, retry: this.retry, gateway: options.gateway });
   }
 
   /** The index canister's admin endpoints (admins, registrars); needs `indexId`. */

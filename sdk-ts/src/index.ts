@@ -12,6 +12,28 @@
 export { CanvidClient, IC_HOST, toDetails } from './client.js';
 export type { CallOptions, ClientOptions, OwnershipOfferInfo, TransferOptions, TransferResult, VideoDetails } from './client.js';
 export { IndexAdmin, SpawnAdmin } from './admin.js';
+export { CanvidAccess, LedgerError, PurchaseError, ReceiptVerificationError, receiptMemo, toReceipt } from './access.js';
+export type {
+  AccessDetails,
+  AccessGrant,
+  AccessOptions,
+  AccessPolicy,
+  AccessPolicyInput,
+  BuyOptions,
+  MyAccess,
+  Offer,
+  OfferInput,
+  PlaybackUrl,
+  PlaybackUrlOptions,
+  PurchaseErrorKind,
+  Receipt,
+  VerifiedReceipt,
+  WatchClock,
+  WatchController,
+  WatchOptions,
+} from './access.js';
+export { ledgerIdl } from './ledger.js';
+export type { IcrcAccount, IcrcValue, LedgerService } from './ledger.js';
 export {
   COLLECTION_ERROR_CODES,
   CanvidCollection,

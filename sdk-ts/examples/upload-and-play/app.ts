@@ -7,7 +7,11 @@
 //   gateway=<url or domain>    HTTP gateway for <video> (default icp0.io)
 //   local=1                    fetch the root key from the host (local replica only!)
 //   chunkSize=<bytes>          upload chunk size (default 2,000,000)
-import { CanvidClient, type UploadProgress, AbortError, CanvidError, toHex } from '@canvid/sdk';
+//   video=<id>                 a paid video to show offers for ("Paid and private videos")
+//   seed=<64 hex digits>       TEST ONLY: derive the page's identity from this seed (e.g. an
+//                              identity `canvid serve --fund` gave test-ledger tokens to) instead
+//                              of a fresh key kept in sessionStorage. Never put a real key in a URL.
+import { CanvidClient, type UploadProgress, AbortError, CanvidError, fromHex, toHex } from '@canvid/sdk';
 import { Ed25519KeyIdentity } from '@icp-sdk/core/identity';
 
 const params = new URLSearchParams(location.search);
@@ -29,8 +33,20 @@ interface PageState {
   progress: UploadProgress[];
   error?: { name: string; message: string };
   listed: string[];
+  principal?: string;
+  /** The paid-video panel. */
+  access: {
+    phase: string;
+    mode?: string;
+    offers?: Array<{ id: string; price: string; durationSeconds?: number }>;
+    grant?: string;
+    receipt?: { id: string; amount: string; blockIndex: string; validUntil?: string };
+    verified?: boolean;
+    src?: string;
+    error?: { name: string; message: string };
+  };
 }
-const state: PageState = { phase: 'idle', progress: [], listed: [] };
+const state: PageState = { phase: 'idle', progress: [], listed: [], access: { phase: 'idle' } };
 (window as unknown as { canvidState: PageState }).canvidState = state;
 
 function show(text: string, isError = false) {
@@ -47,7 +63,8 @@ function sessionIdentity(): Ed25519KeyIdentity {
   return id;
 }
 
-const identity = sessionIdentity();
+const seed = params.get('seed');
+const identity = seed ? Ed25519KeyIdentity.generate(fromHex(seed)) : sessionIdentity();
 const gateway = params.get('gateway') ?? 'icp0.io';
 const canvid = await CanvidClient.create({
   host: params.get('host') ?? location.origin,
@@ -139,6 +156,79 @@ uploadButton.onclick = async () => {
     uploadButton.disabled = false;
     cancelButton.disabled = true;
   }
+};
+
+// --- Paid and private videos (docs/access.md) ---------------------------------------------------
+const access = canvid.access({ gateway });
+const paidInput = $<HTMLInputElement>('paid-video');
+const offerSelect = $<HTMLSelectElement>('offer');
+const accessStatus = $<HTMLDivElement>('access-status');
+paidInput.value = params.get('video') ?? '';
+state.principal = me;
+
+function accessFailed(err: unknown) {
+  const e = err as Error;
+  state.access.error = { name: e.name, message: e.message };
+  state.access.phase = 'error';
+  accessStatus.textContent = `${e.name}: ${e.message}`;
+  accessStatus.className = 'error';
+}
+
+async function loadOffers(): Promise<void> {
+  const videoId = paidInput.value.trim();
+  const info = await access.accessInfo(videoId);
+  const mine = await access.myAccess(videoId);
+  state.access.mode = info.policy.mode;
+  state.access.grant = mine.grant?.kind;
+  offerSelect.textContent = '';
+  state.access.offers = [];
+  if (info.policy.mode === 'paid') {
+    for (const o of info.policy.offers) {
+      state.access.offers.push({ id: o.id, price: o.price.toString(), durationSeconds: o.durationSeconds });
+      const opt = document.createElement('option');
+      opt.value = o.id;
+      opt.textContent = `${o.id}: ${o.price} (${o.durationSeconds === undefined ? 'forever' : `${o.durationSeconds} s`})`;
+      offerSelect.append(opt);
+    }
+  }
+  accessStatus.className = '';
+  accessStatus.textContent = `${info.policy.mode} video, preview ${info.previewEnd} bytes; you (${me}): ${mine.grant?.kind ?? 'preview only'}`;
+}
+
+$<HTMLButtonElement>('load-offers').onclick = () => loadOffers().catch(accessFailed);
+
+$<HTMLButtonElement>('buy').onclick = async () => {
+  const videoId = paidInput.value.trim();
+  state.access.phase = 'buying';
+  state.access.error = undefined;
+  try {
+    if (!offerSelect.value) await loadOffers();
+    const mine = await access.myAccess(videoId);
+    if (!mine.grant) {
+      accessStatus.textContent = `buying ${offerSelect.value}...`;
+      const r = await access.buyAccess(videoId, { offer: offerSelect.value });
+      state.access.receipt = { id: r.id.toString(), amount: r.amount.toString(), blockIndex: r.blockIndex.toString(), validUntil: r.validUntil?.toString() };
+      // Anyone can check a receipt against the ledger's own log.
+      await access.verifyReceipt(r);
+      state.access.verified = true;
+      accessStatus.textContent = `bought: receipt ${r.id}, ledger block ${r.blockIndex} (verified)`;
+    }
+    const { url } = await access.playbackUrl(videoId, { ttlSeconds: 3600 });
+    state.access.src = url;
+    player.src = url;
+    player.load();
+    state.access.phase = 'playing';
+  } catch (err) {
+    accessFailed(err);
+  }
+};
+
+$<HTMLButtonElement>('try').onclick = () => {
+  const videoId = paidInput.value.trim();
+  state.access.src = canvid.videoUrl(videoId, gateway);
+  player.src = state.access.src;
+  player.load();
+  state.access.phase = 'trying';
 };
 
 state.phase = 'ready';

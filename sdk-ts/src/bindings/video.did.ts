@@ -8,6 +8,154 @@ import type { ActorMethod } from '@icp-sdk/core/agent';
 import type { Principal } from '@icp-sdk/core/principal';
 import { IDL } from '@icp-sdk/core/candid';
 
+/**
+ * Why a principal may watch.
+ */
+export type AccessGrant = {
+    /**
+     * On the owner's allowlist.
+     */
+    'Viewer' : null
+  } |
+  {
+    /**
+     * A pass, until `expires_at` (nanoseconds since the epoch; `None`: forever), bought with
+     * the receipt `receipt` (the latest one that extended it).
+     */
+    'Pass' : { 'receipt' : bigint, 'expires_at' : [] | [bigint] }
+  } |
+  { 'Uploader' : null } |
+  {
+    /**
+     * The video is public.
+     */
+    'Public' : null
+  } |
+  { 'Owner' : null };
+/**
+ * `access_policy` answer: the policy, and what it means for this video now.
+ */
+export interface AccessInfo {
+  /**
+   * Passes sold so far (receipts).
+   */
+  'receipt_count' : bigint,
+  /**
+   * Principals on the allowlist.
+   */
+  'viewer_count' : number,
+  /**
+   * File bytes `[0, preview_end)` anyone may watch: `preview_bytes` rounded up to the chunk
+   * grid (0 before an upload is declared, the file size for a public video).
+   */
+  'preview_end' : bigint,
+  'policy' : AccessPolicy,
+}
+export type AccessMode = {
+    /**
+     * The allowlist, plus whoever holds a pass bought from one of the offers.
+     */
+    'Paid' : PaidAccess
+  } |
+  {
+    /**
+     * Only the owner, the uploaders and the viewers on the allowlist.
+     */
+    'Private' : null
+  } |
+  {
+    /**
+     * Anyone may watch (the default).
+     */
+    'Public' : null
+  };
+export interface AccessPolicy {
+  'mode' : AccessMode,
+  /**
+   * The first bytes of the file anyone may watch, whatever the mode: a teaser. Rounded up to
+   * whole upload chunks (the grid HTTP and certification use). `None` or 0: no preview.
+   */
+  'preview_bytes' : [] | [bigint],
+}
+/**
+ * An ICRC-1 account: a principal and an optional 32-byte subaccount. `None` and 32 zero bytes
+ * are the same account (the default subaccount), see [`Account::normalized`].
+ */
+export interface Account {
+  'owner' : Principal,
+  'subaccount' : [] | [Uint8Array],
+}
+/**
+ * `buy_access` argument.
+ */
+export interface BuyAccessArgs {
+  /**
+   * The offer's id.
+   */
+  'offer' : string,
+  /**
+   * The ledger and price the buyer agreed to (as `access_policy` showed them): if the owner
+   * changed either since, nothing is charged (`PriceChanged`).
+   */
+  'ledger' : Principal,
+  /**
+   * Makes the purchase idempotent: one buyer's calls with the same `created_at_time` are one
+   * purchase, charged at most once (the ledger deduplicates the transfer by it too). A retry
+   * after an unknown outcome returns the receipt, or settles the payment first. Nanoseconds
+   * since the epoch, at most one hour old and one minute ahead of the canister's clock.
+   * `None`: the canister's time (every call is then a new purchase).
+   */
+  'created_at_time' : [] | [bigint],
+  'price' : bigint,
+}
+/**
+ * `buy_access` error. The ledger's refusals come back as they are; nothing was charged unless
+ * the variant says otherwise.
+ */
+export type BuyError = { 'TemporarilyUnavailable' : null } |
+  {
+    /**
+     * Any other ledger refusal (`TooOld`, `CreatedInFuture`, `GenericError`...), as the ledger
+     * said it.
+     */
+    'LedgerRejected' : { 'reason' : string }
+  } |
+  {
+    /**
+     * The buyer's approval for this canister is below `price + fee`.
+     */
+    'InsufficientAllowance' : { 'allowance' : bigint }
+  } |
+  {
+    /**
+     * The ledger's fee is not what the canister offered to pay (it passes no fee: this only
+     * comes from ledgers that demand one).
+     */
+    'BadFee' : { 'expected_fee' : bigint }
+  } |
+  {
+    /**
+     * The owner changed the offer (or the ledger) since the buyer looked: here it is now.
+     */
+    'PriceChanged' : { 'offer' : Offer, 'ledger' : Principal }
+  } |
+  {
+    /**
+     * The canister refused before asking the ledger: not for sale, unknown offer, bad
+     * argument, caller not allowed, a purchase in progress (`Busy`)...
+     */
+    'Refused' : Error
+  } |
+  {
+    /**
+     * The payment's outcome is not known yet: the ledger did not answer, or the canister was
+     * upgraded while it waited. The purchase is kept; calling `buy_access` again with the same
+     * `created_at_time` (or the canister's own retry timer) settles it. It is charged at most
+     * once, and a pass is granted iff it was.
+     */
+    'Pending' : { 'purchase' : bigint, 'reason' : string }
+  } |
+  { 'InsufficientFunds' : { 'balance' : bigint } };
 export interface CanisterInfo {
   /**
    * Size of the canister's stable memory (what storage is charged for).
@@ -472,6 +620,40 @@ export interface MissingChunks {
   'next' : [] | [number],
 }
 /**
+ * `my_access` answer.
+ */
+export interface MyAccess {
+  /**
+   * `None`: the caller may watch the preview only.
+   */
+  'grant' : [] | [AccessGrant],
+  /**
+   * The caller's purchases whose payment outcome is not known yet (settled by a retry of
+   * `buy_access` with the same `created_at_time`, or by the canister's timer).
+   */
+  'pending_purchases' : BigUint64Array,
+  'preview_end' : bigint,
+}
+/**
+ * What a pass bought with an offer lasts and costs.
+ */
+export interface Offer {
+  /**
+   * Names the offer in `buy_access` and in receipts: 1 to 32 characters of `a-z 0-9 - _`.
+   */
+  'id' : string,
+  /**
+   * How long a pass bought with this offer lasts, from the purchase or from the end of the
+   * buyer's current pass, whichever is later (buying again extends). `None`: forever.
+   */
+  'duration_seconds' : [] | [bigint],
+  /**
+   * Price in the ledger's smallest unit, paid to the owner's default account. The buyer also
+   * pays the ledger's transfer fee, so the approval must cover `price + fee`.
+   */
+  'price' : bigint,
+}
+/**
  * `offer_ownership` argument: the first step of a two-step transfer. Only `new_owner` itself
  * can complete it (`accept_ownership`), so a mistyped principal orphans nothing.
  */
@@ -507,11 +689,47 @@ export interface OwnershipOffer {
    */
   'keep_controllers' : [] | [Array<Principal>],
 }
+/**
+ * Passes for sale over one ICRC-2 ledger.
+ */
+export interface PaidAccess {
+  /**
+   * 1 to [`MAX_OFFERS`] offers with distinct ids.
+   */
+  'offers' : Array<Offer>,
+  /**
+   * The ICRC-2 ledger the prices are in (ICP, ckBTC, ckUSDC, an SNS token...).
+   */
+  'ledger' : Principal,
+}
 export interface PendingNotification {
   'last_error' : [] | [string],
   'transfer_seq' : bigint,
   'attempts' : number,
   'new_owner' : Principal,
+}
+/**
+ * A bearer credential for `http_request`: whoever has the URL can play the video until
+ * `expires_at`, as long as the viewer it was issued to may still watch. Revoked by
+ * `revoke_playback_tokens`, or by losing access (an expired pass, removal from the allowlist).
+ */
+export interface PlaybackToken {
+  'token' : string,
+  /**
+   * The path to play, token included: `/?token=...` (on `https://<video>.icp0.io`).
+   */
+  'path' : string,
+  'expires_at' : bigint,
+}
+/**
+ * `playback_token` argument.
+ */
+export interface PlaybackTokenArgs {
+  /**
+   * Default [`DEFAULT_TOKEN_SECONDS`], at most [`MAX_TOKEN_SECONDS`]. A token never outlives
+   * the pass it was issued under.
+   */
+  'ttl_seconds' : [] | [number],
 }
 /**
  * `set_poster` argument. `data` is the image (≤ 2,000,000 bytes; empty removes the poster),
@@ -525,21 +743,91 @@ export interface PosterArgs { 'data' : Uint8Array, 'mime_type' : string }
  * clamped.
  */
 export interface RangeArgs { 'offset' : bigint, 'length' : bigint }
+/**
+ * A purchase, as the video canister recorded it. Everything a third party needs to check it
+ * against the ledger: block `block_index` of `ledger` is a transfer of `amount` from `buyer`
+ * to `paid_to` with this canister as spender, `memo` and `created_at_time`.
+ */
+export interface Receipt {
+  /**
+   * Sequence number of the purchase in this video (0, 1, ...).
+   */
+  'id' : bigint,
+  'block_index' : bigint,
+  'offer' : string,
+  'video' : Principal,
+  /**
+   * The transfer's memo: `receipt_memo(video, id)`.
+   */
+  'memo' : Uint8Array,
+  'valid_until' : [] | [bigint],
+  'ledger' : Principal,
+  /**
+   * When the canister learnt of the payment.
+   */
+  'paid_at' : bigint,
+  /**
+   * The owner's default account when the payment was made.
+   */
+  'paid_to' : Account,
+  /**
+   * The time the pass this purchase bought runs from (later than `paid_at` when it extended
+   * a current pass) and until (`None`: forever).
+   */
+  'valid_from' : bigint,
+  'buyer' : Principal,
+  'created_at_time' : bigint,
+  'amount' : bigint,
+}
+/**
+ * `receipts` argument. A buyer sees their own receipts; the owner sees everyone's (or one
+ * buyer's with `buyer`).
+ */
+export interface ReceiptsArgs {
+  /**
+   * Receipts with ids greater than this.
+   */
+  'start_after' : [] | [bigint],
+  /**
+   * Default and maximum [`MAX_RECEIPTS_PER_PAGE`].
+   */
+  'limit' : [] | [number],
+  'buyer' : [] | [Principal],
+}
+export interface ReceiptsPage {
+  /**
+   * Pass as `start_after` for the next page; `None` at the end.
+   */
+  'next' : [] | [bigint],
+  'receipts' : Array<Receipt>,
+}
 export type Result = { 'Ok' : ChangeOwnerResult } |
   { 'Err' : Error };
 export type Result_1 = { 'Ok' : null } |
   { 'Err' : Error };
-export type Result_2 = { 'Ok' : VideoMetadata } |
+export type Result_10 = { 'Ok' : ChunkReceipt } |
   { 'Err' : Error };
-export type Result_3 = { 'Ok' : ChunkDigests } |
+export type Result_11 = { 'Ok' : ReceiptsPage } |
   { 'Err' : Error };
-export type Result_4 = { 'Ok' : Uint8Array } |
+export type Result_12 = { 'Ok' : AccessInfo } |
   { 'Err' : Error };
-export type Result_5 = { 'Ok' : MissingChunks } |
+export type Result_13 = { 'Ok' : ViewersPage } |
   { 'Err' : Error };
-export type Result_6 = { 'Ok' : OwnershipOffer } |
+export type Result_2 = { 'Ok' : number } |
   { 'Err' : Error };
-export type Result_7 = { 'Ok' : ChunkReceipt } |
+export type Result_3 = { 'Ok' : VideoMetadata } |
+  { 'Err' : Error };
+export type Result_4 = { 'Ok' : Receipt } |
+  { 'Err' : BuyError };
+export type Result_5 = { 'Ok' : ChunkDigests } |
+  { 'Err' : Error };
+export type Result_6 = { 'Ok' : Uint8Array } |
+  { 'Err' : Error };
+export type Result_7 = { 'Ok' : MissingChunks } |
+  { 'Err' : Error };
+export type Result_8 = { 'Ok' : OwnershipOffer } |
+  { 'Err' : Error };
+export type Result_9 = { 'Ok' : PlaybackToken } |
   { 'Err' : Error };
 /**
  * `begin_upload` argument: declares the file before any chunk is sent.
@@ -682,18 +970,39 @@ export type VideoStatus = {
      */
     'Ready' : null
   };
+/**
+ * `viewers` argument: the allowlist in principal order, after `start_after`.
+ */
+export interface ViewersArgs {
+  'start_after' : [] | [Principal],
+  /**
+   * Default and maximum [`MAX_VIEWERS_PER_CALL`].
+   */
+  'limit' : [] | [number],
+}
+export interface ViewersPage {
+  'total' : number,
+  /**
+   * Pass as `start_after` for the next page; `None` when this page reached the end.
+   */
+  'next' : [] | [Principal],
+  'viewers' : Array<Principal>,
+}
 export interface _SERVICE {
   /**
    * Step two, by the offered principal: the same transfer as `change_owner` to the caller, with
    * the offer's `keep_controllers`.
    */
   'accept_ownership' : ActorMethod<[], Result>,
+  'access_policy' : ActorMethod<[], AccessInfo>,
   'add_uploader' : ActorMethod<[Principal], Result_1>,
+  'add_viewers' : ActorMethod<[Array<Principal>], Result_2>,
   /**
    * Sets (or, with `null`, clears) the one operator allowed to call `change_owner`.
    */
   'approve' : ActorMethod<[[] | [Principal]], Result_1>,
-  'begin_upload' : ActorMethod<[UploadSpec], Result_2>,
+  'begin_upload' : ActorMethod<[UploadSpec], Result_3>,
+  'buy_access' : ActorMethod<[BuyAccessArgs], Result_4>,
   /**
    * Withdraws the pending offer (owner or operator); a no-op without one.
    */
@@ -704,12 +1013,12 @@ export interface _SERVICE {
    * SHA-256 digests of chunks `start..` as `put_chunk` verified them (at most 10,000 per page), so a
    * download can check every chunk as it arrives. Public once Ready; before, owner and uploaders.
    */
-  'chunk_digests' : ActorMethod<[DigestsArgs], Result_3>,
+  'chunk_digests' : ActorMethod<[DigestsArgs], Result_5>,
   /**
    * Retries a hand-over that is due (owner only; `inspect_message` lets it through only then).
    * Returns the metadata afterwards (`control` says how it went).
    */
-  'claim_control' : ActorMethod<[], Result_2>,
+  'claim_control' : ActorMethod<[], Result_3>,
   /**
    * The video's index, as the ICRC-7 collection listing this video, transfers it (see
    * [`logic::begin_collection_transfer`]); then the same steps as `change_owner`. Ingress can
@@ -722,11 +1031,11 @@ export interface _SERVICE {
    * The answer's `control` says whether that completed; a failed hand-over is retried by a timer
    * (and by the owner's `claim_control`) and never undoes the upload.
    */
-  'finish_upload' : ActorMethod<[], Result_2>,
+  'finish_upload' : ActorMethod<[], Result_3>,
   /**
    * Chunk `index` as uploaded. Public once Ready; before, owner and uploaders only.
    */
-  'get_chunk' : ActorMethod<[number], Result_4>,
+  'get_chunk' : ActorMethod<[number], Result_6>,
   'http_request' : ActorMethod<[HttpRequest], HttpResponse>,
   /**
    * Anyone may call this (the gateway does, anonymously): it only reads. As ingress it is
@@ -738,29 +1047,56 @@ export interface _SERVICE {
   /**
    * Missing chunk indices, for resuming an upload (owner and uploaders).
    */
-  'missing_chunks' : ActorMethod<[MissingArgs], Result_5>,
+  'missing_chunks' : ActorMethod<[MissingArgs], Result_7>,
+  /**
+   * The caller's own access.
+   */
+  'my_access' : ActorMethod<[], MyAccess>,
   /**
    * Step one of a two-step transfer (owner or operator): only `args.new_owner` can complete it,
    * with `accept_ownership`, within 7 days. Replaces an older offer.
    */
-  'offer_ownership' : ActorMethod<[OfferArgs], Result_6>,
-  'put_chunk' : ActorMethod<[ChunkUpload], Result_7>,
+  'offer_ownership' : ActorMethod<[OfferArgs], Result_8>,
+  /**
+   * A token for `http_request`, for a caller who may watch now (docs/access.md). The first call
+   * of a video draws the signing secret from the IC's randomness.
+   */
+  'playback_token' : ActorMethod<[PlaybackTokenArgs], Result_9>,
+  'put_chunk' : ActorMethod<[ChunkUpload], Result_10>,
   /**
    * File bytes `[offset, offset + length)`, `length <= 2_000_000`, inside the file.
    */
-  'read_range' : ActorMethod<[RangeArgs], Result_4>,
+  'read_range' : ActorMethod<[RangeArgs], Result_6>,
+  /**
+   * A buyer's own receipts; the owner's view of everyone's (or of `buyer`'s).
+   */
+  'receipts' : ActorMethod<[ReceiptsArgs], Result_11>,
   'remove_uploader' : ActorMethod<[Principal], Result_1>,
+  'remove_viewers' : ActorMethod<[Array<Principal>], Result_2>,
   /**
    * Owner only, before `finish_upload`: abandons the upload (declaration and chunks) so another
    * file can be declared.
    */
-  'reset_upload' : ActorMethod<[], Result_2>,
+  'reset_upload' : ActorMethod<[], Result_3>,
+  /**
+   * Voids every playback token issued so far to `viewer` (default: the caller). A viewer may
+   * revoke their own; the owner anyone's. Returns the viewer's new token epoch.
+   */
+  'revoke_playback_tokens' : ActorMethod<[[] | [Principal]], Result_2>,
+  /**
+   * Owner only. Changes who may watch; the stored video is not touched.
+   */
+  'set_access_policy' : ActorMethod<[AccessPolicy], Result_12>,
   /**
    * Owner only. Sets (replaces) the poster served at `/poster`; empty `data` removes it.
    */
   'set_poster' : ActorMethod<[PosterArgs], Result_1>,
-  'update_metadata' : ActorMethod<[MetadataPatch], Result_2>,
+  'update_metadata' : ActorMethod<[MetadataPatch], Result_3>,
   'uploaders' : ActorMethod<[], Array<Principal>>,
+  /**
+   * Owner only: the allowlist, a page at a time.
+   */
+  'viewers' : ActorMethod<[ViewersArgs], Result_13>,
 }
 export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
   const VideoInit = IDL.Record({
@@ -819,7 +1155,32 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'Conflict' : IDL.Record({ 'reason' : IDL.Text }),
   });
   const Result = IDL.Variant({ 'Ok' : ChangeOwnerResult, 'Err' : Error });
+  const Offer = IDL.Record({
+    'id' : IDL.Text,
+    'duration_seconds' : IDL.Opt(IDL.Nat64),
+    'price' : IDL.Nat,
+  });
+  const PaidAccess = IDL.Record({
+    'offers' : IDL.Vec(Offer),
+    'ledger' : IDL.Principal,
+  });
+  const AccessMode = IDL.Variant({
+    'Paid' : PaidAccess,
+    'Private' : IDL.Null,
+    'Public' : IDL.Null,
+  });
+  const AccessPolicy = IDL.Record({
+    'mode' : AccessMode,
+    'preview_bytes' : IDL.Opt(IDL.Nat64),
+  });
+  const AccessInfo = IDL.Record({
+    'receipt_count' : IDL.Nat64,
+    'viewer_count' : IDL.Nat32,
+    'preview_end' : IDL.Nat64,
+    'policy' : AccessPolicy,
+  });
   const Result_1 = IDL.Variant({ 'Ok' : IDL.Null, 'Err' : Error });
+  const Result_2 = IDL.Variant({ 'Ok' : IDL.Nat32, 'Err' : Error });
   const UploadSpec = IDL.Record({
     'mime_type' : IDL.Text,
     'chunk_digests' : IDL.Opt(IDL.Vec(IDL.Vec(IDL.Nat8))),
@@ -873,7 +1234,43 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'uploaded_chunks' : IDL.Nat32,
     'pending_offer' : IDL.Opt(OwnershipOffer),
   });
-  const Result_2 = IDL.Variant({ 'Ok' : VideoMetadata, 'Err' : Error });
+  const Result_3 = IDL.Variant({ 'Ok' : VideoMetadata, 'Err' : Error });
+  const BuyAccessArgs = IDL.Record({
+    'offer' : IDL.Text,
+    'ledger' : IDL.Principal,
+    'created_at_time' : IDL.Opt(IDL.Nat64),
+    'price' : IDL.Nat,
+  });
+  const Account = IDL.Record({
+    'owner' : IDL.Principal,
+    'subaccount' : IDL.Opt(IDL.Vec(IDL.Nat8)),
+  });
+  const Receipt = IDL.Record({
+    'id' : IDL.Nat64,
+    'block_index' : IDL.Nat,
+    'offer' : IDL.Text,
+    'video' : IDL.Principal,
+    'memo' : IDL.Vec(IDL.Nat8),
+    'valid_until' : IDL.Opt(IDL.Nat64),
+    'ledger' : IDL.Principal,
+    'paid_at' : IDL.Nat64,
+    'paid_to' : Account,
+    'valid_from' : IDL.Nat64,
+    'buyer' : IDL.Principal,
+    'created_at_time' : IDL.Nat64,
+    'amount' : IDL.Nat,
+  });
+  const BuyError = IDL.Variant({
+    'TemporarilyUnavailable' : IDL.Null,
+    'LedgerRejected' : IDL.Record({ 'reason' : IDL.Text }),
+    'InsufficientAllowance' : IDL.Record({ 'allowance' : IDL.Nat }),
+    'BadFee' : IDL.Record({ 'expected_fee' : IDL.Nat }),
+    'PriceChanged' : IDL.Record({ 'offer' : Offer, 'ledger' : IDL.Principal }),
+    'Refused' : Error,
+    'Pending' : IDL.Record({ 'purchase' : IDL.Nat64, 'reason' : IDL.Text }),
+    'InsufficientFunds' : IDL.Record({ 'balance' : IDL.Nat }),
+  });
+  const Result_4 = IDL.Variant({ 'Ok' : Receipt, 'Err' : BuyError });
   const PendingNotification = IDL.Record({
     'last_error' : IDL.Opt(IDL.Text),
     'transfer_seq' : IDL.Nat64,
@@ -906,12 +1303,12 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'chunk_count' : IDL.Nat32,
     'digests' : IDL.Vec(IDL.Opt(IDL.Vec(IDL.Nat8))),
   });
-  const Result_3 = IDL.Variant({ 'Ok' : ChunkDigests, 'Err' : Error });
+  const Result_5 = IDL.Variant({ 'Ok' : ChunkDigests, 'Err' : Error });
   const CollectionTransferArgs = IDL.Record({
     'to' : IDL.Principal,
     'from' : IDL.Principal,
   });
-  const Result_4 = IDL.Variant({ 'Ok' : IDL.Vec(IDL.Nat8), 'Err' : Error });
+  const Result_6 = IDL.Variant({ 'Ok' : IDL.Vec(IDL.Nat8), 'Err' : Error });
   const HttpRequest = IDL.Record({
     'url' : IDL.Text,
     'method' : IDL.Text,
@@ -940,12 +1337,34 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'missing' : IDL.Vec(IDL.Nat32),
     'next' : IDL.Opt(IDL.Nat32),
   });
-  const Result_5 = IDL.Variant({ 'Ok' : MissingChunks, 'Err' : Error });
+  const Result_7 = IDL.Variant({ 'Ok' : MissingChunks, 'Err' : Error });
+  const AccessGrant = IDL.Variant({
+    'Viewer' : IDL.Null,
+    'Pass' : IDL.Record({
+      'receipt' : IDL.Nat64,
+      'expires_at' : IDL.Opt(IDL.Nat64),
+    }),
+    'Uploader' : IDL.Null,
+    'Public' : IDL.Null,
+    'Owner' : IDL.Null,
+  });
+  const MyAccess = IDL.Record({
+    'grant' : IDL.Opt(AccessGrant),
+    'pending_purchases' : IDL.Vec(IDL.Nat64),
+    'preview_end' : IDL.Nat64,
+  });
   const OfferArgs = IDL.Record({
     'new_owner' : IDL.Principal,
     'keep_controllers' : IDL.Opt(IDL.Vec(IDL.Principal)),
   });
-  const Result_6 = IDL.Variant({ 'Ok' : OwnershipOffer, 'Err' : Error });
+  const Result_8 = IDL.Variant({ 'Ok' : OwnershipOffer, 'Err' : Error });
+  const PlaybackTokenArgs = IDL.Record({ 'ttl_seconds' : IDL.Opt(IDL.Nat32) });
+  const PlaybackToken = IDL.Record({
+    'token' : IDL.Text,
+    'path' : IDL.Text,
+    'expires_at' : IDL.Nat64,
+  });
+  const Result_9 = IDL.Variant({ 'Ok' : PlaybackToken, 'Err' : Error });
   const ChunkUpload = IDL.Record({
     'data' : IDL.Vec(IDL.Nat8),
     'index' : IDL.Nat32,
@@ -957,8 +1376,19 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'index' : IDL.Nat32,
     'uploaded_chunks' : IDL.Nat32,
   });
-  const Result_7 = IDL.Variant({ 'Ok' : ChunkReceipt, 'Err' : Error });
+  const Result_10 = IDL.Variant({ 'Ok' : ChunkReceipt, 'Err' : Error });
   const RangeArgs = IDL.Record({ 'offset' : IDL.Nat64, 'length' : IDL.Nat64 });
+  const ReceiptsArgs = IDL.Record({
+    'start_after' : IDL.Opt(IDL.Nat64),
+    'limit' : IDL.Opt(IDL.Nat32),
+    'buyer' : IDL.Opt(IDL.Principal),
+  });
+  const ReceiptsPage = IDL.Record({
+    'next' : IDL.Opt(IDL.Nat64),
+    'receipts' : IDL.Vec(Receipt),
+  });
+  const Result_11 = IDL.Variant({ 'Ok' : ReceiptsPage, 'Err' : Error });
+  const Result_12 = IDL.Variant({ 'Ok' : AccessInfo, 'Err' : Error });
   const PosterArgs = IDL.Record({
     'data' : IDL.Vec(IDL.Nat8),
     'mime_type' : IDL.Text,
@@ -968,32 +1398,56 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'tags' : IDL.Opt(IDL.Vec(IDL.Text)),
     'description' : IDL.Opt(IDL.Text),
   });
+  const ViewersArgs = IDL.Record({
+    'start_after' : IDL.Opt(IDL.Principal),
+    'limit' : IDL.Opt(IDL.Nat32),
+  });
+  const ViewersPage = IDL.Record({
+    'total' : IDL.Nat32,
+    'next' : IDL.Opt(IDL.Principal),
+    'viewers' : IDL.Vec(IDL.Principal),
+  });
+  const Result_13 = IDL.Variant({ 'Ok' : ViewersPage, 'Err' : Error });
   
   return IDL.Service({
     'accept_ownership' : IDL.Func([], [Result], []),
+    'access_policy' : IDL.Func([], [AccessInfo], ['query']),
     'add_uploader' : IDL.Func([IDL.Principal], [Result_1], []),
+    'add_viewers' : IDL.Func([IDL.Vec(IDL.Principal)], [Result_2], []),
     'approve' : IDL.Func([IDL.Opt(IDL.Principal)], [Result_1], []),
-    'begin_upload' : IDL.Func([UploadSpec], [Result_2], []),
+    'begin_upload' : IDL.Func([UploadSpec], [Result_3], []),
+    'buy_access' : IDL.Func([BuyAccessArgs], [Result_4], []),
     'cancel_offer' : IDL.Func([], [Result_1], []),
     'canister_info' : IDL.Func([], [CanisterInfo], ['query']),
     'change_owner' : IDL.Func([ChangeOwnerArgs], [Result], []),
-    'chunk_digests' : IDL.Func([DigestsArgs], [Result_3], ['query']),
-    'claim_control' : IDL.Func([], [Result_2], []),
+    'chunk_digests' : IDL.Func([DigestsArgs], [Result_5], ['query']),
+    'claim_control' : IDL.Func([], [Result_3], []),
     'collection_transfer' : IDL.Func([CollectionTransferArgs], [Result], []),
-    'finish_upload' : IDL.Func([], [Result_2], []),
-    'get_chunk' : IDL.Func([IDL.Nat32], [Result_4], ['query']),
+    'finish_upload' : IDL.Func([], [Result_3], []),
+    'get_chunk' : IDL.Func([IDL.Nat32], [Result_6], ['query']),
     'http_request' : IDL.Func([HttpRequest], [HttpResponse], ['query']),
     'http_request_update' : IDL.Func([HttpUpdateRequest], [HttpResponse], []),
     'metadata' : IDL.Func([], [VideoMetadata], ['query']),
-    'missing_chunks' : IDL.Func([MissingArgs], [Result_5], ['query']),
-    'offer_ownership' : IDL.Func([OfferArgs], [Result_6], []),
-    'put_chunk' : IDL.Func([ChunkUpload], [Result_7], []),
-    'read_range' : IDL.Func([RangeArgs], [Result_4], ['query']),
+    'missing_chunks' : IDL.Func([MissingArgs], [Result_7], ['query']),
+    'my_access' : IDL.Func([], [MyAccess], ['query']),
+    'offer_ownership' : IDL.Func([OfferArgs], [Result_8], []),
+    'playback_token' : IDL.Func([PlaybackTokenArgs], [Result_9], []),
+    'put_chunk' : IDL.Func([ChunkUpload], [Result_10], []),
+    'read_range' : IDL.Func([RangeArgs], [Result_6], ['query']),
+    'receipts' : IDL.Func([ReceiptsArgs], [Result_11], ['query']),
     'remove_uploader' : IDL.Func([IDL.Principal], [Result_1], []),
-    'reset_upload' : IDL.Func([], [Result_2], []),
+    'remove_viewers' : IDL.Func([IDL.Vec(IDL.Principal)], [Result_2], []),
+    'reset_upload' : IDL.Func([], [Result_3], []),
+    'revoke_playback_tokens' : IDL.Func(
+        [IDL.Opt(IDL.Principal)],
+        [Result_2],
+        [],
+      ),
+    'set_access_policy' : IDL.Func([AccessPolicy], [Result_12], []),
     'set_poster' : IDL.Func([PosterArgs], [Result_1], []),
-    'update_metadata' : IDL.Func([MetadataPatch], [Result_2], []),
+    'update_metadata' : IDL.Func([MetadataPatch], [Result_3], []),
     'uploaders' : IDL.Func([], [IDL.Vec(IDL.Principal)], ['query']),
+    'viewers' : IDL.Func([ViewersArgs], [Result_13], ['query']),
   });
 };
 

@@ -25,6 +25,8 @@ export interface Served {
   rootKey: string;
   spawnId: string;
   indexId: string;
+  /** The ICRC ledger `--icrc-ledger` installed (canister_ids.json "icrc_ledger"). */
+  ledgerId?: string;
   stateDir: string;
   child: ChildProcess;
   /** Everything the server printed (stdout + stderr), for failure messages. */
@@ -34,10 +36,19 @@ export interface Served {
 
 const START_TIMEOUT_MS = Number(process.env.CANVID_SERVE_TIMEOUT_MS ?? 20 * 60 * 1000);
 
-/** `admins`: principals `canvid serve --admin` makes admins of the spawn and index canisters. */
-export async function startServe(opts: { admins?: string[] } = {}): Promise<Served> {
+/**
+ * `admins`: principals `canvid serve --admin` makes admins of the spawn and index canisters.
+ * `icrcLedger`: `--icrc-ledger` (DFINITY's ledger module or its folder); `fund`:
+ * `--fund PRINCIPAL=AMOUNT` entries.
+ */
+export async function startServe(opts: { admins?: string[]; icrcLedger?: string; fund?: string[] } = {}): Promise<Served> {
   const stateDir = mkdtempSync(join(tmpdir(), 'canvid-sdk-e2e-'));
-  const args = ['serve', '--port', '0', '--state', stateDir, ...(opts.admins ?? []).flatMap((a) => ['--admin', a])];
+  const args = [
+    'serve', '--port', '0', '--state', stateDir,
+    ...(opts.admins ?? []).flatMap((a) => ['--admin', a]),
+    ...(opts.icrcLedger ? ['--icrc-ledger', opts.icrcLedger] : []),
+    ...(opts.fund ?? []).flatMap((f) => ['--fund', f]),
+  ];
   const [cmd, cmdArgs] = process.env.CANVID_BIN
     ? [process.env.CANVID_BIN, args]
     : ['cargo', ['run', '--release', '-q', '-p', 'canvid-cli', '--', ...args]];
@@ -69,7 +80,11 @@ export async function startServe(opts: { admins?: string[] } = {}): Promise<Serv
   const idsJson = join(stateDir, 'canister_ids.json');
   for (let i = 0; i < 100 && !(existsSync(serveJson) && existsSync(idsJson)); i++) await new Promise((r) => setTimeout(r, 50));
   const serve = JSON.parse(readFileSync(serveJson, 'utf8')) as { url: string; pid: number; root_key: string };
-  const ids = JSON.parse(readFileSync(idsJson, 'utf8')) as { spawn: { embedded: string }; index: { embedded: string } };
+  const ids = JSON.parse(readFileSync(idsJson, 'utf8')) as {
+    spawn: { embedded: string };
+    index: { embedded: string };
+    icrc_ledger?: { embedded: string };
+  };
   if (serve.url !== url) throw new Error(`serve.json url ${serve.url} != printed ${url}`);
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) {
@@ -87,6 +102,7 @@ export async function startServe(opts: { admins?: string[] } = {}): Promise<Serv
     rootKey: serve.root_key,
     spawnId: ids.spawn.embedded,
     indexId: ids.index.embedded,
+    ledgerId: ids.icrc_ledger?.embedded,
     stateDir,
     child,
     output,
@@ -114,4 +130,13 @@ export function gatewayGet(
     req.on('error', rej);
     req.end();
   });
+}
+
+/**
+ * DFINITY's ICRC ledger test fixture (`$ICRC_LEDGER_DIR`, else `../shared/fixtures/icrc-ledger`
+ * next to the repository), or undefined when it is absent (tests then skip, saying so).
+ */
+export function icrcLedgerDir(): string | undefined {
+  const dir = process.env.ICRC_LEDGER_DIR ?? resolve(REPO, '../shared/fixtures/icrc-ledger');
+  return existsSync(join(dir, 'ic-icrc1-ledger.wasm.gz')) ? dir : undefined;
 }
