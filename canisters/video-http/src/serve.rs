@@ -230,8 +230,15 @@ pub(crate) fn plan(
         // The gate judges the answer, not the request: whatever Range, If-None-Match or
         // realignment made of it, only an answer carrying bytes past the preview is refused
         // (HEAD, 304, 416 and 503 carry none).
+        // A GET without Range asks for the whole file: its first answer carries chunk 0 only,
+        // but the gateway then fetches the rest and would fail midway at the preview's end, so
+        // it is refused at once unless the whole file is public.
+        let whole_file = !is_head && header(headers, "range").is_none();
+        let size = video.info().map_or(0, |i| i.size);
         return match (gate, &plan.body) {
-            (Some(gate), Body::Video { offset, len }) if gate.refuses(*offset, *len) => {
+            (Some(gate), Body::Video { offset, len })
+                if gate.refuses(*offset, *len) || (whole_file && gate.refuses(0, size)) =>
+            {
                 refusal(path, gate.viewer)
             }
             _ => plan,
