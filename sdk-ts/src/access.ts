@@ -58,6 +58,10 @@ export interface AccessDetails {
   viewerCount: number;
   /** Passes sold so far. */
   receiptCount: bigint;
+  /** The platform's share of each sale, if the spawn canister that installed the video set one (docs/access.md "Platform fee"). */
+  platformFee?: { account: { owner: string; subaccount?: Uint8Array }; basisPoints: number };
+  /** Owner and platform shares not paid out yet (videos with a platform fee). */
+  payoutsPending: number;
   raw: CandidAccessInfo;
 }
 
@@ -87,9 +91,12 @@ export interface Receipt {
   ledger: string;
   /** The ledger block of the payment. */
   blockIndex: bigint;
-  /** Paid to the owner (the buyer also paid the ledger's fees). */
+  /** What the buyer paid (plus the ledger's fees). */
   amount: bigint;
+  /** The owner's account, or the video canister's own when it has a platform fee (it then pays the shares out). */
   paidTo: { owner: string; subaccount?: Uint8Array };
+  /** The platform's share of `amount`, for a video with a platform fee. */
+  platformShare?: bigint;
   /** The transfer's memo: `"cvid"`, the receipt id (u64 big-endian), the video's principal bytes. */
   memo: Uint8Array;
   createdAtTime: bigint;
@@ -285,7 +292,22 @@ function fromPolicy(p: AccessPolicyInput): CandidAccessPolicy {
 }
 
 function toDetails(a: CandidAccessInfo): AccessDetails {
-  return { policy: toPolicy(a.policy), previewEnd: a.preview_end, viewerCount: a.viewer_count, receiptCount: a.receipt_count, raw: a };
+  const fee = opt(a.platform_fee);
+  const feeSub = fee ? opt(fee.account.subaccount) : undefined;
+  return {
+    policy: toPolicy(a.policy),
+    previewEnd: a.preview_end,
+    viewerCount: a.viewer_count,
+    receiptCount: a.receipt_count,
+    platformFee: fee
+      ? {
+          account: feeSub ? { owner: fee.account.owner.toText(), subaccount: feeSub instanceof Uint8Array ? feeSub : Uint8Array.from(feeSub as ArrayLike<number>) } : { owner: fee.account.owner.toText() },
+          basisPoints: fee.basis_points,
+        }
+      : undefined,
+    payoutsPending: a.payouts_pending,
+    raw: a,
+  };
 }
 
 /** A candid receipt as plain values. */
@@ -300,6 +322,7 @@ export function toReceipt(r: CandidReceipt): Receipt {
     ledger: r.ledger.toText(),
     blockIndex: r.block_index,
     amount: r.amount,
+    platformShare: opt(r.platform_share),
     paidTo: sub ? { owner: r.paid_to.owner.toText(), subaccount: sub } : { owner: r.paid_to.owner.toText() },
     memo: r.memo instanceof Uint8Array ? r.memo : Uint8Array.from(r.memo as ArrayLike<number>),
     createdAtTime: r.created_at_time,

@@ -9,6 +9,14 @@ import type { Principal } from '@icp-sdk/core/principal';
 import { IDL } from '@icp-sdk/core/candid';
 
 /**
+ * An ICRC-1 account: a principal and an optional 32-byte subaccount. `None` and 32 zero bytes
+ * are the same account (the default subaccount), see [`Account::normalized`].
+ */
+export interface Account {
+  'owner' : Principal,
+  'subaccount' : [] | [Uint8Array],
+}
+/**
  * `create_video` argument. The text fields are checked with the video canister's limits
  * (`video::validate_text_fields`) before anything is created.
  */
@@ -193,6 +201,21 @@ export type Payer = {
     'Attached' : null
   };
 /**
+ * A platform's share of every sale: configured on the spawn canister (`set_platform_fee`) and
+ * given to each video it installs from then on (`VideoInit::platform_fee`). With a fee, a
+ * buyer's payment goes to the video canister's own account, which then pays the owner and the
+ * platform their shares (`icrc1_transfer`, each paying one ledger fee out of its share): a
+ * single ICRC-2 `transfer_from` can pay only one account, and paying the two in two transfers
+ * could charge a buyer the fee without granting a pass.
+ */
+export interface PlatformFee {
+  'account' : Account,
+  /**
+   * 1 to 10,000 (100 %); the platform gets `floor(price * basis_points / 10,000)`.
+   */
+  'basis_points' : number,
+}
+/**
  * `set_quota` argument: what one caller may create from the operator's pool (cumulative).
  */
 export interface QuotaArgs { 'max_cycles' : bigint, 'max_videos' : bigint }
@@ -269,6 +292,11 @@ export interface SpawnInit {
    * Index canister to register videos with (also passed to each video as `VideoInit::index`).
    */
   'index' : [] | [Principal],
+  /**
+   * The platform's share of every pass sold by the videos this canister installs from now on
+   * (docs/access.md). Default: none (also `set_platform_fee`).
+   */
+  'platform_fee' : [] | [PlatformFee],
 }
 export interface SpawnListArgs {
   'cursor' : [] | [Principal],
@@ -302,6 +330,10 @@ export interface SpawnStats {
    * and retried only by `retry_pending` (their record's `last_error` says so).
    */
   'outbox_parked' : bigint,
+  /**
+   * The platform fee given to videos installed from now on.
+   */
+  'platform_fee' : [] | [PlatformFee],
 }
 /**
  * Where a created video canister is in the creation state machine.
@@ -429,6 +461,12 @@ export interface _SERVICE {
   'set_cycles_config' : ActorMethod<[CyclesConfig], Result_4>,
   'set_default_quota' : ActorMethod<[[] | [QuotaArgs]], Result_4>,
   'set_index' : ActorMethod<[[] | [Principal]], Result_4>,
+  /**
+   * Sets (or, with `null`, clears) the platform's share of every pass sold by the videos this
+   * canister installs from now on (docs/access.md "Platform fee"). Videos installed earlier keep
+   * the fee they were installed with.
+   */
+  'set_platform_fee' : ActorMethod<[[] | [PlatformFee]], Result_4>,
   'set_quota' : ActorMethod<[Principal, QuotaArgs], Result_4>,
   'set_video_wasm' : ActorMethod<[SetWasmArgs], Result_5>,
   'stats' : ActorMethod<[], SpawnStats>,
@@ -455,6 +493,14 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'reserve' : IDL.Nat,
     'per_byte' : IDL.Nat,
   });
+  const Account = IDL.Record({
+    'owner' : IDL.Principal,
+    'subaccount' : IDL.Opt(IDL.Vec(IDL.Nat8)),
+  });
+  const PlatformFee = IDL.Record({
+    'account' : Account,
+    'basis_points' : IDL.Nat16,
+  });
   const SpawnInit = IDL.Record({
     'default_quota' : IDL.Opt(QuotaArgs),
     'video_wasm' : IDL.Opt(IDL.Vec(IDL.Nat8)),
@@ -462,6 +508,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'app_canisters' : IDL.Opt(IDL.Vec(IDL.Principal)),
     'admins' : IDL.Vec(IDL.Principal),
     'index' : IDL.Opt(IDL.Principal),
+    'platform_fee' : IDL.Opt(PlatformFee),
   });
   const CreateVideoArgs = IDL.Record({
     'title' : IDL.Text,
@@ -593,6 +640,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'index' : IDL.Opt(IDL.Principal),
     'in_flight' : IDL.Vec(InFlight),
     'outbox_parked' : IDL.Nat64,
+    'platform_fee' : IDL.Opt(PlatformFee),
   });
   const TopUpArgs = IDL.Record({ 'video' : IDL.Principal, 'amount' : IDL.Nat });
   const UpgradeArgs = IDL.Record({
@@ -621,6 +669,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'set_cycles_config' : IDL.Func([CyclesConfig], [Result_4], []),
     'set_default_quota' : IDL.Func([IDL.Opt(QuotaArgs)], [Result_4], []),
     'set_index' : IDL.Func([IDL.Opt(IDL.Principal)], [Result_4], []),
+    'set_platform_fee' : IDL.Func([IDL.Opt(PlatformFee)], [Result_4], []),
     'set_quota' : IDL.Func([IDL.Principal, QuotaArgs], [Result_4], []),
     'set_video_wasm' : IDL.Func([SetWasmArgs], [Result_5], []),
     'stats' : IDL.Func([], [SpawnStats], ['query']),
@@ -640,6 +689,14 @@ export const init: (args: { IDL: typeof IDL }) => IDL.Type[] = ({ IDL }) => {
     'reserve' : IDL.Nat,
     'per_byte' : IDL.Nat,
   });
+  const Account = IDL.Record({
+    'owner' : IDL.Principal,
+    'subaccount' : IDL.Opt(IDL.Vec(IDL.Nat8)),
+  });
+  const PlatformFee = IDL.Record({
+    'account' : Account,
+    'basis_points' : IDL.Nat16,
+  });
   const SpawnInit = IDL.Record({
     'default_quota' : IDL.Opt(QuotaArgs),
     'video_wasm' : IDL.Opt(IDL.Vec(IDL.Nat8)),
@@ -647,6 +704,7 @@ export const init: (args: { IDL: typeof IDL }) => IDL.Type[] = ({ IDL }) => {
     'app_canisters' : IDL.Opt(IDL.Vec(IDL.Principal)),
     'admins' : IDL.Vec(IDL.Principal),
     'index' : IDL.Opt(IDL.Principal),
+    'platform_fee' : IDL.Opt(PlatformFee),
   });
   
   return [IDL.Opt(SpawnInit)];

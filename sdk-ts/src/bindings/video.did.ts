@@ -45,11 +45,19 @@ export interface AccessInfo {
    */
   'viewer_count' : number,
   /**
+   * Owner and platform shares of paid sales not paid out yet (with a platform fee only).
+   */
+  'payouts_pending' : number,
+  /**
    * File bytes `[0, preview_end)` anyone may watch: `preview_bytes` rounded up to the chunk
    * grid (0 before an upload is declared, the file size for a public video).
    */
   'preview_end' : bigint,
   'policy' : AccessPolicy,
+  /**
+   * The platform's share of each sale, if the spawn canister that installed the video set one.
+   */
+  'platform_fee' : [] | [PlatformFee],
 }
 export type AccessMode = {
     /**
@@ -709,6 +717,21 @@ export interface PendingNotification {
   'new_owner' : Principal,
 }
 /**
+ * A platform's share of every sale: configured on the spawn canister (`set_platform_fee`) and
+ * given to each video it installs from then on (`VideoInit::platform_fee`). With a fee, a
+ * buyer's payment goes to the video canister's own account, which then pays the owner and the
+ * platform their shares (`icrc1_transfer`, each paying one ledger fee out of its share): a
+ * single ICRC-2 `transfer_from` can pay only one account, and paying the two in two transfers
+ * could charge a buyer the fee without granting a pass.
+ */
+export interface PlatformFee {
+  'account' : Account,
+  /**
+   * 1 to 10,000 (100 %); the platform gets `floor(price * basis_points / 10,000)`.
+   */
+  'basis_points' : number,
+}
+/**
  * A bearer credential for `http_request`: whoever has the URL can play the video until
  * `expires_at`, as long as the viewer it was issued to may still watch. Revoked by
  * `revoke_playback_tokens`, or by losing access (an expired pass, removal from the allowlist).
@@ -763,11 +786,17 @@ export interface Receipt {
   'valid_until' : [] | [bigint],
   'ledger' : Principal,
   /**
+   * The platform's share of `amount`, when the video has a platform fee.
+   */
+  'platform_share' : [] | [bigint],
+  /**
    * When the canister learnt of the payment.
    */
   'paid_at' : bigint,
   /**
-   * The owner's default account when the payment was made.
+   * The account the buyer paid: the owner's default account when the payment was made, or,
+   * for a video with a platform fee, the video canister's own account (it then pays the
+   * owner of that time and the platform their shares).
    */
   'paid_to' : Account,
   /**
@@ -894,6 +923,12 @@ export interface VideoInit {
    * Index canister to notify of ownership changes, if the deployment has one.
    */
   'index' : [] | [Principal],
+  /**
+   * The platform's share of every pass sold (docs/access.md), set by the spawn canister from
+   * its `platform_fee`. Fixed for the video's life: the owner cannot change it through the
+   * interface (only by installing other code, which a controller can always do).
+   */
+  'platform_fee' : [] | [PlatformFee],
 }
 export interface VideoMetadata {
   'status' : VideoStatus,
@@ -1099,6 +1134,14 @@ export interface _SERVICE {
   'viewers' : ActorMethod<[ViewersArgs], Result_13>,
 }
 export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
+  const Account = IDL.Record({
+    'owner' : IDL.Principal,
+    'subaccount' : IDL.Opt(IDL.Vec(IDL.Nat8)),
+  });
+  const PlatformFee = IDL.Record({
+    'account' : Account,
+    'basis_points' : IDL.Nat16,
+  });
   const VideoInit = IDL.Record({
     'title' : IDL.Text,
     'creator' : IDL.Principal,
@@ -1107,6 +1150,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'description' : IDL.Text,
     'funded_by' : IDL.Opt(IDL.Principal),
     'index' : IDL.Opt(IDL.Principal),
+    'platform_fee' : IDL.Opt(PlatformFee),
   });
   const ChangeOwnerResult = IDL.Record({
     'owner_controls' : IDL.Opt(IDL.Bool),
@@ -1176,8 +1220,10 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
   const AccessInfo = IDL.Record({
     'receipt_count' : IDL.Nat64,
     'viewer_count' : IDL.Nat32,
+    'payouts_pending' : IDL.Nat32,
     'preview_end' : IDL.Nat64,
     'policy' : AccessPolicy,
+    'platform_fee' : IDL.Opt(PlatformFee),
   });
   const Result_1 = IDL.Variant({ 'Ok' : IDL.Null, 'Err' : Error });
   const Result_2 = IDL.Variant({ 'Ok' : IDL.Nat32, 'Err' : Error });
@@ -1241,10 +1287,6 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'created_at_time' : IDL.Opt(IDL.Nat64),
     'price' : IDL.Nat,
   });
-  const Account = IDL.Record({
-    'owner' : IDL.Principal,
-    'subaccount' : IDL.Opt(IDL.Vec(IDL.Nat8)),
-  });
   const Receipt = IDL.Record({
     'id' : IDL.Nat64,
     'block_index' : IDL.Nat,
@@ -1253,6 +1295,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'memo' : IDL.Vec(IDL.Nat8),
     'valid_until' : IDL.Opt(IDL.Nat64),
     'ledger' : IDL.Principal,
+    'platform_share' : IDL.Opt(IDL.Nat),
     'paid_at' : IDL.Nat64,
     'paid_to' : Account,
     'valid_from' : IDL.Nat64,
@@ -1452,6 +1495,14 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
 };
 
 export const init: (args: { IDL: typeof IDL }) => IDL.Type[] = ({ IDL }) => {
+  const Account = IDL.Record({
+    'owner' : IDL.Principal,
+    'subaccount' : IDL.Opt(IDL.Vec(IDL.Nat8)),
+  });
+  const PlatformFee = IDL.Record({
+    'account' : Account,
+    'basis_points' : IDL.Nat16,
+  });
   const VideoInit = IDL.Record({
     'title' : IDL.Text,
     'creator' : IDL.Principal,
@@ -1460,6 +1511,7 @@ export const init: (args: { IDL: typeof IDL }) => IDL.Type[] = ({ IDL }) => {
     'description' : IDL.Text,
     'funded_by' : IDL.Opt(IDL.Principal),
     'index' : IDL.Opt(IDL.Principal),
+    'platform_fee' : IDL.Opt(PlatformFee),
   });
   
   return [VideoInit];

@@ -109,6 +109,7 @@ function world(opts: { nowMs: () => number; pending?: number; grant?: 'owner' | 
         block_index: 40n + id,
         amount: a.price,
         paid_to: { owner: OWNER, subaccount: [] },
+        platform_share: [],
         memo: receiptMemo(VIDEO, id),
         created_at_time: a.created_at_time[0]!,
         paid_at: nowNs,
