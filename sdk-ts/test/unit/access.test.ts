@@ -72,6 +72,8 @@ function world(opts: { nowMs: () => number; pending?: number; grant?: 'owner' | 
       preview_end: 4096n,
       viewer_count: 0,
       receipt_count: BigInt(receipts.length),
+      platform_fee: [],
+      payouts_pending: 0,
     }),
     my_access: async () => {
       if (opts.grant === 'owner') return { grant: [{ Owner: null }], preview_end: 4096n, pending_purchases: [] };
