@@ -115,6 +115,31 @@ export class SpawnAdmin {
   }
 
   /**
+   * Sets (or with `null` clears) the platform's share of every pass sold by the videos the
+   * spawn canister installs from now on (docs/access.md "Platform fee"): `basisPoints` 1..10,000
+   * of each price, paid to `account`. Videos installed earlier keep their fee.
+   */
+  async setPlatformFee(
+    fee: { account: P | { owner: P; subaccount?: Uint8Array }; basisPoints: number } | null,
+    opts: AdminCallOptions = {},
+  ): Promise<void> {
+    let arg: Parameters<typeof this.spawn.set_platform_fee>[0] = [];
+    if (fee !== null) {
+      const a = typeof fee.account === 'object' && 'owner' in fee.account ? fee.account : { owner: fee.account };
+      arg = [
+        {
+          account: { owner: pr(a.owner), subaccount: a.subaccount === undefined ? [] : [a.subaccount] },
+          basis_points: fee.basisPoints,
+        },
+      ];
+    }
+    unwrap(
+      await this.c.retried('set_platform_fee', () => this.spawn.set_platform_fee(arg), opts.signal),
+      this.c.site('set_platform_fee'),
+    );
+  }
+
+  /**
    * Sets the video module the spawn installs (raw `\0asm` or gzip, ≤ 2,000,000 bytes); the
    * SHA-256 the canister checks is computed here.
    */
