@@ -24,6 +24,7 @@ use canvid_replica::{Fault, FaultRule, RejectCode as ReplicaRejectCode};
 use canvid_tests::clients::{ok, Video};
 use canvid_tests::deploy::{standalone_video, T};
 use canvid_tests::http_types::{HttpRequest, HttpResponse, HttpUpdateRequest};
+use canvid_tests::http_verify::verify_v2;
 use canvid_tests::ledger::{
     account_value, install_ledger, ledger_allowance, ledger_approve, ledger_balance, ledger_blocks,
     ledger_wasm, FEE,
@@ -525,12 +526,16 @@ fn http(
             resp.status_code
         );
     }
-    assert!(
-        resp.header("ic-certificate").is_some(),
-        "{}: {method} {url} {range:?}: a certified answer (status {})",
-        b.name(),
-        resp.status_code
-    );
+    // A certified answer, as a verifying gateway checks it: refusals included.
+    let verified = verify_v2(&req, &resp, video, &b.root_key(), b.time()).unwrap_or_else(|e| {
+        panic!(
+            "{}: {method} {url} {range:?} (status {}): the gateway's verification refuses it: {e}",
+            b.name(),
+            resp.status_code
+        )
+    });
+    assert_eq!(verified.status_code, Some(resp.status_code));
+    assert!(verified.body == resp.body.as_slice(), "verified body");
     resp
 }
 
