@@ -474,11 +474,20 @@ fn a_pass_unlocks_the_video_and_its_receipt_is_on_the_ledger(b: &dyn Backend) {
         vec![0, 1, 2, 3, 4],
         "a minute before expiry"
     );
+    // A token never outlives the pass it is issued under.
+    let late = token(v, a, Some(3600)).expect("playback_token");
+    assert_eq!(Some(late.expires_at), r.valid_until);
+    assert_chunk_served(b, v.id, &late.path, 4);
     b.advance_time(Duration::from_secs(61));
     b.tick();
     assert_eq!(readable_chunks(v, a), vec![0, 1], "after expiry");
     assert_eq!(my_access(v, a).grant, None);
     assert!(is_not_authorized(token(v, a, None)));
+    assert_eq!(
+        chunk_status(b, v.id, &late.path, 4),
+        403,
+        "the pass expired"
+    );
     // The receipt stays.
     assert_eq!(receipts(v, a, None).unwrap(), vec![r]);
 }
