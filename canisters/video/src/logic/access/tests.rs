@@ -357,7 +357,7 @@ fn purchases_are_checked_before_anything_is_recorded() {
     ));
     assert!(matches!(
         refused(&mut s, buyer, &buy_args("24h", 400, None)),
-        BuyError::PriceChanged { offer, .. } if offer.price == Nat::from(500u32)
+        BuyError::PriceChanged { offer, .. } if offer.price == 500u32
     ));
     assert!(matches!(
         refused(&mut s, buyer, &buy_args("24h", 500, Some(T0 - 2 * 3600 * SEC))),
