@@ -967,7 +967,9 @@ fn upgrades_keep_policy_passes_and_receipts(b: &dyn Backend) {
 /// The video is upgraded while its `icrc2_transfer_from` is outstanding: (1) before the ledger
 /// ran it, (2) after the ledger ran it, before the answer came back. Either way the purchase
 /// settles (the post-upgrade timer, or the buyer's retry) to one charge and one pass; never a
-/// pass without payment. Embedded replica only: it executes one hop per round, which is what
+/// pass without payment. (The answer then reaches the new module, whose ic-cdk does not know the
+/// call: the callback traps, the ingress call is rejected, and the record of the purchase is
+/// what settles it.) Embedded replica only: it executes one hop per round, which is what
 /// lets the test stop between them (PocketIC runs the ledger's call in the same round).
 #[test]
 fn an_upgrade_while_the_ledger_call_is_in_flight() {
@@ -1013,6 +1015,7 @@ fn an_upgrade_while_the_ledger_call_is_in_flight() {
         upgrade_video(b, v);
         // The call's answer reaches a module that did not make it: no pass from it.
         let answer: Result<BuyResult, Reject> = b.await1(call, "buy_access");
+        eprintln!("{ctx}: the interrupted buy_access answered {answer:?}");
         match &answer {
             Ok(Ok(r)) => panic!("{ctx}: a receipt from a callback of the old module: {r:?}"),
             Ok(Err(BuyError::Pending { .. })) | Err(_) => {}
