@@ -26,6 +26,8 @@ pub mod clients;
 pub mod data;
 pub mod deploy;
 pub mod http_types;
+pub mod http_verify;
+pub mod ledger;
 pub mod pocket_backend;
 pub mod replica_backend;
 pub mod wasm;

@@ -13,6 +13,7 @@ use canvid_devkit::raw_http::Request;
 use canvid_tests::clients::{err, ok, rejected, spec_for, Video};
 use canvid_tests::deploy::{standalone_video, T};
 use canvid_tests::http_types::{HttpRequest, HttpResponse, HttpUpdateRequest};
+use canvid_tests::http_verify::verify_v2;
 use canvid_tests::{
     backend_tests, principal, Backend, BackendExt, GenFile, Principal, ReplicaBackend, Rng,
 };
@@ -73,52 +74,6 @@ impl Fetched {
             "{what}: verified body differs"
         );
     }
-}
-
-/// Runs the HTTP gateway's response verification (certification v2 required) on a query answer.
-fn verify_v2(
-    request: &HttpRequest,
-    resp: &HttpResponse,
-    canister: Principal,
-    root_key: &[u8],
-    time: SystemTime,
-) -> Result<ic_response_verification::types::VerifiedResponse, String> {
-    use ic_http_certification as cert;
-    let method = cert::Method::from_bytes(request.method.as_bytes()).map_err(|e| e.to_string())?;
-    let request = cert::HttpRequest::builder()
-        .with_method(method)
-        .with_url(request.url.clone())
-        .with_headers(request.headers.clone())
-        .with_body(request.body.to_vec())
-        .with_certificate_version(2)
-        .build();
-    let status = cert::StatusCode::from_u16(resp.status_code).map_err(|e| e.to_string())?;
-    let response = cert::HttpResponse::builder()
-        .with_status_code(status)
-        .with_headers(resp.headers.clone())
-        .with_body(resp.body.to_vec())
-        .build();
-    let now_ns = time
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_err(|e| e.to_string())?
-        .as_nanos();
-    // The gateways' default: a certificate may be at most 5 minutes old.
-    const MAX_CERT_AGE_NS: u128 = 5 * 60 * 1_000_000_000;
-    let info = ic_response_verification::verify_request_response_pair(
-        request,
-        response,
-        canister.as_slice(),
-        now_ns,
-        MAX_CERT_AGE_NS,
-        root_key,
-        2,
-    )
-    .map_err(|e| format!("{e:?}"))?;
-    if info.verification_version != 2 {
-        return Err(format!("verified as version {}", info.verification_version));
-    }
-    info.response
-        .ok_or_else(|| "verification returned no response".to_string())
 }
 
 /// What an HTTP gateway does: the query first (anonymously), the update if asked to upgrade.
@@ -522,7 +477,8 @@ fn http_routes_statuses_and_certification(b: &dyn Backend) {
     let got = get(b, c, "/poster", &[]);
     assert_eq!(got.resp.body, png.data, "poster survives the upgrade");
     got.assert_certified("/poster after upgrade");
-    assert_eq!(v.canister_info().layout_version, 2);
+    // The current video layout.
+    assert_eq!(v.canister_info().layout_version, 3);
 }
 
 /// The verifier is not a rubber stamp: every way of altering a certified answer, replaying it

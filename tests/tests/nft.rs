@@ -7,13 +7,14 @@
 //! prints `SKIPPED ...` to stderr instead of running. The other scenarios use the marketplace
 //! only as an approved spender (`relay_transfer_from`), without a ledger.
 
-use candid::{CandidType, Deserialize, Nat};
+use candid::Nat;
 use canvid_icrc3::types::{DataCertificate, GetBlocksRequest, GetBlocksResult, SupportedBlockType};
 use canvid_icrc3::Value;
 use canvid_test_marketplace::{BuyResult, ListResult, ListingState, MarketError, MarketInit};
 use canvid_tests::clients::ok;
 use canvid_tests::deploy::{deploy, Deployment, T};
 use canvid_tests::http_types::{HttpRequest, HttpResponse};
+use canvid_tests::ledger::{install_ledger, ledger_approve, ledger_balance, ledger_wasm, FEE};
 use canvid_tests::{backend_tests, principal, wasm, Backend, BackendExt, GenFile, Principal};
 use canvid_types::icrc::{
     token_id_of, Account, ApprovalInfo, ApproveCollectionArg, ApproveCollectionError,
@@ -24,7 +25,6 @@ use canvid_types::icrc::{
 use canvid_types::spawn::CreateVideoArgs;
 use serde_bytes::ByteBuf;
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::{Duration, UNIX_EPOCH};
 
 /// `GenericError` codes of the collection (docs/nft.md).
@@ -310,178 +310,8 @@ fn generic_code(e: &TransferFromError) -> Option<u64> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// DFINITY's ICRC ledger
+// DFINITY's ICRC ledger (canvid_tests::ledger)
 // ---------------------------------------------------------------------------------------------
-
-const FEE: u64 = 10_000;
-
-fn ledger_wasm(test: &str) -> Option<Vec<u8>> {
-    let dir = std::env::var_os("ICRC_LEDGER_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../shared/fixtures/icrc-ledger"
-            ))
-        });
-    let file = dir.join("ic-icrc1-ledger.wasm.gz");
-    match std::fs::read(&file) {
-        Ok(w) => Some(w),
-        Err(e) => {
-            canvid_did_check::skipped(
-                test,
-                &format!(
-                    "DFINITY's ICRC ledger is not at {} ({e}); set ICRC_LEDGER_DIR",
-                    file.display()
-                ),
-            );
-            None
-        }
-    }
-}
-
-#[derive(CandidType)]
-enum MetadataValue {
-    #[allow(dead_code)]
-    Text(String),
-}
-
-#[derive(CandidType)]
-struct FeatureFlags {
-    icrc2: bool,
-}
-
-#[derive(CandidType)]
-struct ArchiveOptions {
-    num_blocks_to_archive: u64,
-    max_transactions_per_response: Option<u64>,
-    trigger_threshold: u64,
-    max_message_size_bytes: Option<u64>,
-    cycles_for_archive_creation: Option<u64>,
-    node_max_memory_size_bytes: Option<u64>,
-    controller_id: Principal,
-    more_controller_ids: Option<Vec<Principal>>,
-}
-
-#[derive(CandidType)]
-struct InitArgs {
-    minting_account: Account,
-    fee_collector_account: Option<Account>,
-    transfer_fee: Nat,
-    decimals: Option<u8>,
-    max_memo_length: Option<u16>,
-    token_symbol: String,
-    token_name: String,
-    metadata: Vec<(String, MetadataValue)>,
-    initial_balances: Vec<(Account, Nat)>,
-    feature_flags: Option<FeatureFlags>,
-    archive_options: ArchiveOptions,
-    index_principal: Option<Principal>,
-}
-
-#[derive(CandidType)]
-enum LedgerArg {
-    Init(InitArgs),
-}
-
-#[derive(CandidType)]
-struct ApproveArgs {
-    fee: Option<Nat>,
-    memo: Option<ByteBuf>,
-    from_subaccount: Option<ByteBuf>,
-    created_at_time: Option<u64>,
-    amount: Nat,
-    expected_allowance: Option<Nat>,
-    expires_at: Option<u64>,
-    spender: Account,
-}
-
-#[derive(CandidType, Deserialize, Debug)]
-enum ApproveError {
-    GenericError { message: String, error_code: Nat },
-    TemporarilyUnavailable,
-    Duplicate { duplicate_of: Nat },
-    BadFee { expected_fee: Nat },
-    AllowanceChanged { current_allowance: Nat },
-    CreatedInFuture { ledger_time: u64 },
-    TooOld,
-    Expired { ledger_time: u64 },
-    InsufficientFunds { balance: Nat },
-}
-
-/// Installs the ledger with `balances`, fee [`FEE`], ICRC-2 on.
-fn install_ledger(d: &Deployment, wasm: Vec<u8>, balances: &[(Principal, u64)]) -> Principal {
-    let id =
-        d.b.create_canister(Some(d.admin), Some(vec![d.admin]), 10 * T);
-    let init = LedgerArg::Init(InitArgs {
-        minting_account: Account::of(principal("minter")),
-        fee_collector_account: None,
-        transfer_fee: Nat::from(FEE),
-        decimals: Some(8),
-        max_memo_length: None,
-        token_symbol: "TST".into(),
-        token_name: "Test token".into(),
-        metadata: vec![],
-        initial_balances: balances
-            .iter()
-            .map(|(p, n)| (Account::of(*p), Nat::from(*n)))
-            .collect(),
-        feature_flags: Some(FeatureFlags { icrc2: true }),
-        archive_options: ArchiveOptions {
-            num_blocks_to_archive: 1_000,
-            max_transactions_per_response: None,
-            trigger_threshold: 2_000,
-            max_message_size_bytes: None,
-            cycles_for_archive_creation: Some(0),
-            node_max_memory_size_bytes: None,
-            controller_id: d.admin,
-            more_controller_ids: None,
-        },
-        index_principal: None,
-    });
-    d.b.install(id, wasm, candid::encode_one(init).unwrap(), Some(d.admin))
-        .unwrap_or_else(|e| panic!("installing DFINITY's ICRC ledger: {e}"));
-    id
-}
-
-fn ledger_balance(d: &Deployment, ledger: Principal, who: Principal) -> u64 {
-    let n: Nat =
-        d.b.query1(
-            ledger,
-            Principal::anonymous(),
-            "icrc1_balance_of",
-            &Account::of(who),
-        )
-        .unwrap();
-    u64::try_from(&n.0).unwrap()
-}
-
-fn ledger_approve(
-    d: &Deployment,
-    ledger: Principal,
-    owner: Principal,
-    spender: Principal,
-    amount: u64,
-) {
-    let r: Result<Nat, ApproveError> =
-        d.b.update1(
-            ledger,
-            owner,
-            "icrc2_approve",
-            &ApproveArgs {
-                fee: None,
-                memo: None,
-                from_subaccount: None,
-                created_at_time: None,
-                amount: Nat::from(amount),
-                expected_allowance: None,
-                expires_at: None,
-                spender: Account::of(spender),
-            },
-        )
-        .unwrap();
-    r.unwrap_or_else(|e| panic!("icrc2_approve: {e:?}"));
-}
 
 fn list(d: &Deployment, market: Principal, seller: Principal, tid: u64, price: u64) -> ListResult {
     d.b.update::<_, (ListResult,)>(market, seller, "list", (Nat::from(tid), Nat::from(price)))
@@ -530,7 +360,7 @@ fn a_marketplace_sells_a_video_for_ledger_tokens(b: &dyn Backend) {
     let (seller, buyer, rival) = (principal("seller"), principal("buyer"), principal("rival"));
     const START: u64 = 10_000_000;
     const PRICE: u64 = 1_000_000;
-    let ledger = install_ledger(&d, ledger_wasm, &[(buyer, START), (rival, START)]);
+    let ledger = install_ledger(d.b, d.admin, ledger_wasm, &[(buyer, START), (rival, START)]);
     let market = install_market(&d, ledger);
     let video = finished_video(&d, seller);
     let tid = tid_of(video);
@@ -560,7 +390,7 @@ fn a_marketplace_sells_a_video_for_ledger_tokens(b: &dyn Backend) {
     // Two buyers approve the marketplace on the ledger (price + the transfer_from fee) and buy
     // at once: the first one's sale runs across its awaits, the second is refused meanwhile.
     for who in [buyer, rival] {
-        ledger_approve(&d, ledger, who, market, PRICE + FEE);
+        ledger_approve(d.b, ledger, who, market, PRICE + FEE);
     }
     let first = b.submit1(market, buyer, "buy", &Nat::from(tid)).unwrap();
     let second = b.submit1(market, rival, "buy", &Nat::from(tid)).unwrap();
@@ -590,10 +420,10 @@ fn a_marketplace_sells_a_video_for_ledger_tokens(b: &dyn Backend) {
 
     // The ledger: the seller got the price less the fee, the buyer paid the price and two fees
     // (approve, transfer_from), the rival only its approve fee, the escrow is empty.
-    assert_eq!(ledger_balance(&d, ledger, seller), PRICE - FEE);
-    assert_eq!(ledger_balance(&d, ledger, buyer), START - PRICE - 2 * FEE);
-    assert_eq!(ledger_balance(&d, ledger, rival), START - FEE);
-    assert_eq!(ledger_balance(&d, ledger, market), 0);
+    assert_eq!(ledger_balance(d.b, ledger, seller), PRICE - FEE);
+    assert_eq!(ledger_balance(d.b, ledger, buyer), START - PRICE - 2 * FEE);
+    assert_eq!(ledger_balance(d.b, ledger, rival), START - FEE);
+    assert_eq!(ledger_balance(d.b, ledger, market), 0);
 
     // The IC: the buyer controls the video with only the video and the spawn canister, in its
     // certified state (read_state, checked against the root key) as in canister_status.
@@ -729,7 +559,7 @@ fn a_marketplace_sells_a_video_for_ledger_tokens(b: &dyn Backend) {
         )
         .unwrap();
     assert!(matches!(revoked.as_slice(), [Some(Ok(_))]), "{revoked:?}");
-    ledger_approve(&d, ledger, rival, market, PRICE + FEE);
+    ledger_approve(d.b, ledger, rival, market, PRICE + FEE);
     let r = b
         .update1::<_, BuyResult>(market, rival, "buy", &Nat::from(other_tid))
         .unwrap();
@@ -741,8 +571,8 @@ fn a_marketplace_sells_a_video_for_ledger_tokens(b: &dyn Backend) {
         other => panic!("a refused transfer: {other:?}"),
     }
     // Refunded the price less the refund's fee; paid the approve and transfer_from fees.
-    assert_eq!(ledger_balance(&d, ledger, rival), START - 4 * FEE);
-    assert_eq!(ledger_balance(&d, ledger, market), 0);
+    assert_eq!(ledger_balance(d.b, ledger, rival), START - 4 * FEE);
+    assert_eq!(ledger_balance(d.b, ledger, market), 0);
     assert_eq!(owner_of(&d, other_tid), Some(Account::of(seller)));
     assert_eq!(set(b.controllers(other)), set([seller, other, d.spawn]));
 }

@@ -186,7 +186,11 @@ pub fn add_viewers<M: Memory>(v: &mut VideoStore<M>, list: &[Principal]) -> Resu
 pub fn remove_viewers<M: Memory>(v: &mut VideoStore<M>, list: &[Principal]) -> Result<u32> {
     check_viewer_list(list)?;
     for p in list {
-        v.access_mut().remove_viewer(p);
+        if v.access_mut().remove_viewer(p) {
+            // Void the tokens issued so far: adding the viewer back must not revive them.
+            let epoch = v.access().token_epoch(p).wrapping_add(1);
+            v.access_mut().set_token_epoch(p, epoch);
+        }
     }
     Ok(v.access().viewer_count())
 }

@@ -458,6 +458,11 @@ fn a_token_works_while_its_viewer_may_watch() {
     // Removed from the allowlist: the token stops working at once.
     remove_viewers(&mut s, &[p(9)]).unwrap();
     assert_eq!(check(&s, Some(&t1), T0), TokenCheck::Denied);
+    // And adding them back does not revive it: the removal voided it.
+    add_viewers(&mut s, &[p(9)]).unwrap();
+    assert_eq!(check(&s, Some(&t1), T0), TokenCheck::Denied);
+    let t2 = tok(p(9), T0 + 60 * SEC, 2);
+    assert_eq!(check(&s, Some(&t2), T0), TokenCheck::Allowed);
     // A token for someone who never had access is worthless even if well signed.
     assert_eq!(
         check(&s, Some(&tok(p(10), T0 + 60 * SEC, 0)), T0),
