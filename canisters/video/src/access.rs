@@ -123,14 +123,28 @@ async fn charge(p: &Purchase) -> LedgerOutcome {
     };
     match response.candid::<std::result::Result<Nat, TransferFromError>>() {
         Ok(Ok(block_index)) => LedgerOutcome::Paid { block_index },
-        Ok(Err(e)) => classify(e, p.attempts),
+        Ok(Err(e)) => classify(e, p.sends.saturating_sub(1)),
         Err(e) => LedgerOutcome::Unknown(format!("the ledger's answer did not decode: {e}")),
     }
 }
 
-fn classify(e: TransferFromError, earlier_attempts: u32) -> LedgerOutcome {
+/// What a refusal means. The ledger checks deduplication before balance and allowance, so
+/// `InsufficientFunds`/`InsufficientAllowance` prove that no earlier send of the same transfer
+/// went through (it would have been a `Duplicate`). The other refusals can come before that
+/// check (time window, fee, a ledger busy archiving): after an earlier send whose answer was
+/// lost (`earlier_sends > 0`) they say nothing about it, so the purchase stays unsettled.
+fn classify(e: TransferFromError, earlier_sends: u32) -> LedgerOutcome {
     use TransferFromError as E;
     let refused = |e| LedgerOutcome::Refused(e);
+    let ambiguous = !matches!(
+        e,
+        E::Duplicate { .. } | E::InsufficientAllowance { .. } | E::InsufficientFunds { .. }
+    );
+    if earlier_sends > 0 && ambiguous {
+        return LedgerOutcome::Unknown(format!(
+            "the ledger refused a resend ({e:?}), which does not tell whether the first send              went through: kept, to be sent again (TooOld: check its memo in the ledger's blocks)"
+        ));
+    }
     match e {
         E::Duplicate { duplicate_of } => LedgerOutcome::Paid {
             block_index: duplicate_of,
@@ -141,13 +155,6 @@ fn classify(e: TransferFromError, earlier_attempts: u32) -> LedgerOutcome {
         E::InsufficientFunds { balance } => refused(BuyError::InsufficientFunds { balance }),
         E::BadFee { expected_fee } => refused(BuyError::BadFee { expected_fee }),
         E::TemporarilyUnavailable => refused(BuyError::TemporarilyUnavailable),
-        // The ledger no longer deduplicates this transaction: after an attempt whose outcome was
-        // not learnt, "too old" says nothing about whether that one went through.
-        E::TooOld if earlier_attempts > 0 => LedgerOutcome::Unknown(
-            "the ledger no longer deduplicates this purchase (TooOld): check its memo in the \
-             ledger's blocks"
-                .into(),
-        ),
         E::TooOld => refused(BuyError::LedgerRejected {
             reason: "TooOld".into(),
         }),
@@ -168,6 +175,15 @@ fn classify(e: TransferFromError, earlier_attempts: u32) -> LedgerOutcome {
 
 /// Sends purchase `p` to the ledger and applies the answer.
 async fn run_purchase(p: Purchase) -> BuyResult {
+    let id = p.id;
+    let Some(p) = canister::with_mut(|s| logic::record_send(s, id)) else {
+        // Settled meanwhile (a concurrent retry or the timer): its receipt.
+        return canister::with(|s| s.access().receipt(id)).ok_or_else(|| {
+            BuyError::Refused(Error::NotFound {
+                what: format!("purchase {id}"),
+            })
+        });
+    };
     IN_CALL.with_borrow_mut(|m| m.insert(p.id, time()));
     let _mark = CallMark(p.id);
     let outcome = charge(&p).await;
@@ -267,7 +283,7 @@ async fn pay_out(p: crate::store::Payout) {
             Ok(Ok(_)) | Ok(Err(TransferError::Duplicate { .. })) => O::Paid,
             // A new fee means a new transaction, which is safe only if no earlier attempt may
             // have gone through (the ledger checks the fee before deduplicating).
-            Ok(Err(TransferError::BadFee { .. })) if p.attempts == 0 => O::FeeChanged,
+            Ok(Err(TransferError::BadFee { .. })) if p.sends == 1 => O::FeeChanged,
             Ok(Err(e)) => O::Retry(format!("icrc1_transfer refused: {e:?}")),
             Err(e) => O::Retry(format!("icrc1_transfer answer did not decode: {e}")),
         },
@@ -506,6 +522,20 @@ async fn playback_token(args: PlaybackTokenArgs) -> Result<PlaybackToken> {
     })
 }
 
+/// Whether `caller` may call `revoke_playback_tokens` for `viewer`: the owner, or a viewer who
+/// could hold tokens (`inspect_message` refuses everyone else for free).
+pub fn may_revoke<M: ic_stable_structures::Memory>(
+    s: &crate::store::VideoStore<M>,
+    caller: &Principal,
+    viewer: &Principal,
+    now: u64,
+) -> bool {
+    *caller == s.state().owner
+        || (caller == viewer
+            && *viewer != Principal::anonymous()
+            && (logic::grant(s, viewer, now).is_some() || s.access().pass(viewer).is_some()))
+}
+
 /// Voids every playback token issued so far to `viewer` (default: the caller). A viewer may
 /// revoke their own; the owner anyone's. Returns the viewer's new token epoch.
 #[ic_cdk::update]
@@ -530,4 +560,64 @@ fn revoke_playback_tokens(viewer: Option<Principal>) -> Result<u32> {
         s.access_mut().set_token_epoch(&viewer, epoch);
         Ok(epoch)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nat(n: u32) -> Nat {
+        Nat::from(n)
+    }
+
+    /// A first send's refusals are final; after a send whose answer was lost only the refusals
+    /// the ledger gives after its duplicate check are.
+    #[test]
+    fn refusals_of_a_resend_are_final_only_after_the_duplicate_check() {
+        use TransferFromError as E;
+        let all = || {
+            vec![
+                E::BadFee {
+                    expected_fee: nat(1),
+                },
+                E::BadBurn {
+                    min_burn_amount: nat(1),
+                },
+                E::InsufficientFunds { balance: nat(1) },
+                E::InsufficientAllowance { allowance: nat(1) },
+                E::TooOld,
+                E::CreatedInFuture { ledger_time: 1 },
+                E::TemporarilyUnavailable,
+                E::GenericError {
+                    error_code: nat(1),
+                    message: "x".into(),
+                },
+            ]
+        };
+        for e in all() {
+            assert!(matches!(classify(e, 0), LedgerOutcome::Refused(_)));
+        }
+        for e in all() {
+            let final_ = matches!(
+                e,
+                E::InsufficientFunds { .. } | E::InsufficientAllowance { .. }
+            );
+            let out = classify(e, 1);
+            assert_eq!(matches!(out, LedgerOutcome::Refused(_)), final_, "{out:?}");
+            assert_eq!(matches!(out, LedgerOutcome::Unknown(_)), !final_, "{out:?}");
+        }
+        for earlier in [0, 3] {
+            assert_eq!(
+                classify(
+                    E::Duplicate {
+                        duplicate_of: nat(7)
+                    },
+                    earlier
+                ),
+                LedgerOutcome::Paid {
+                    block_index: nat(7)
+                }
+            );
+        }
+    }
 }

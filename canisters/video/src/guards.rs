@@ -236,6 +236,13 @@ fn inspect_message() {
     {
         return;
     }
+    // Only the owner or someone who could hold tokens has any to revoke (a viewer naming
+    // someone else is refused by the endpoint: only real viewers get that far).
+    if method == "revoke_playback_tokens"
+        && !canister::with(|s| crate::access::may_revoke(s, &caller, &caller, now))
+    {
+        return;
+    }
     accept_message();
 }
 
@@ -376,7 +383,10 @@ pub(crate) mod tests {
                 assert!(!inspect(&s, &user(who), m), "{m} by {who}");
             }
         }
-        assert!(!inspect(&s, &user(STRANGER), "buy_access"), "a public video");
+        assert!(
+            !inspect(&s, &user(STRANGER), "buy_access"),
+            "a public video"
+        );
         s.access = Some(AccessPolicy {
             mode: AccessMode::Paid(PaidAccess {
                 ledger: canister(5),

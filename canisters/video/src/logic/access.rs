@@ -250,16 +250,7 @@ pub fn begin_purchase<M: Memory>(
         }));
     }
     let created_at_time = args.created_at_time.unwrap_or(now);
-    if created_at_time.saturating_add(MAX_PURCHASE_AGE_NS) < now
-        || created_at_time > now.saturating_add(MAX_PURCHASE_DRIFT_NS)
-    {
-        return Err(refused(Error::InvalidArgument {
-            reason: format!(
-                "created_at_time {created_at_time} is more than an hour old or more than a \
-                 minute ahead of the canister's clock ({now})"
-            ),
-        }));
-    }
+    // A purchase made before is answered first, however old: its receipt, or a resend.
     if let Some(id) = v.access().purchase_by_time(&buyer, created_at_time) {
         if let Some(r) = v.access().receipt(id) {
             return Ok(Begin::Settled(r));
@@ -272,6 +263,16 @@ pub fn begin_purchase<M: Memory>(
             }
             return Ok(Begin::Charge(p));
         }
+    }
+    if created_at_time.saturating_add(MAX_PURCHASE_AGE_NS) < now
+        || created_at_time > now.saturating_add(MAX_PURCHASE_DRIFT_NS)
+    {
+        return Err(refused(Error::InvalidArgument {
+            reason: format!(
+                "created_at_time {created_at_time} is more than an hour old or more than a \
+                 minute ahead of the canister's clock ({now})"
+            ),
+        }));
     }
     let s = v.state();
     if buyer == s.owner {
@@ -335,6 +336,7 @@ pub fn begin_purchase<M: Memory>(
         platform_fee,
         created_at_time,
         started_at: now,
+        sends: 0,
         attempts: 0,
         last_error: None,
     };
@@ -441,6 +443,7 @@ pub fn settle_purchase<M: Memory>(
                             gross,
                             fee: None,
                             created_at_time: None,
+                            sends: 0,
                             attempts: 0,
                             last_error: None,
                         });
@@ -483,7 +486,8 @@ pub enum PayoutOutcome {
     Retry(String),
 }
 
-/// Records the fee and time a payout's transfer is sent with, before it is first sent.
+/// Before a payout's transfer is sent: fixes the fee and time it is sent with (at the first
+/// send; resends are the same transaction) and counts the send.
 pub fn fix_payout<M: Memory>(
     v: &mut VideoStore<M>,
     purchase: u64,
@@ -495,8 +499,18 @@ pub fn fix_payout<M: Memory>(
     if p.fee.is_none() {
         p.fee = Some(fee);
         p.created_at_time = Some(now);
-        v.access_mut().put_payout(&p);
     }
+    p.sends = p.sends.saturating_add(1);
+    v.access_mut().put_payout(&p);
+    Some(p)
+}
+
+/// Before a purchase's transfer is sent: counts the send (see `Purchase::sends`). `None`: the
+/// purchase was settled meanwhile.
+pub fn record_send<M: Memory>(v: &mut VideoStore<M>, id: u64) -> Option<Purchase> {
+    let mut p = v.access().purchase(id)?;
+    p.sends = p.sends.saturating_add(1);
+    v.access_mut().put_purchase(&p);
     Some(p)
 }
 

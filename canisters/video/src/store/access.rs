@@ -125,6 +125,10 @@ pub struct Purchase {
     pub platform_fee: Option<PlatformFee>,
     pub created_at_time: u64,
     pub started_at: u64,
+    /// Transfers sent so far, counted in stable memory *before* each goes out: an answer lost to
+    /// a trap or an upgrade still leaves the count, so a later answer is read knowing that an
+    /// earlier send may have gone through.
+    pub sends: u32,
     /// Ledger calls whose outcome was not learnt, and the last reason.
     pub attempts: u32,
     pub last_error: Option<String>,
@@ -148,6 +152,8 @@ pub struct Payout {
     /// first sent, so that a resend is the same transaction.
     pub fee: Option<u128>,
     pub created_at_time: Option<u64>,
+    /// Transfers sent so far (counted before each send, like `Purchase::sends`).
+    pub sends: u32,
     pub attempts: u32,
     pub last_error: Option<String>,
 }

@@ -241,6 +241,13 @@ fn a_paid_purchase_grants_a_pass_and_a_receipt_once() {
         begin_purchase(&mut s, video(), buyer, &args, T0 + 5 * SEC, |_| false),
         Ok(Begin::Settled(r.clone()))
     );
+    // ... even after the window in which a new purchase may use that time.
+    assert_eq!(
+        begin_purchase(&mut s, video(), buyer, &args, T0 + 2 * 3600 * SEC, |_| {
+            false
+        }),
+        Ok(Begin::Settled(r.clone()))
+    );
     // A second purchase extends from the end of the current pass.
     let second = charge(&mut s, buyer, &buy_args("24h", 500, Some(T0 + 10 * SEC)));
     let r2 = settle_purchase(
@@ -587,4 +594,34 @@ fn platform_shares_round_down_and_never_overflow() {
     assert_eq!(fee(5_000).share(u128::MAX), u128::MAX / 2);
     assert!(fee(0).validate().is_err());
     assert!(fee(10_001).validate().is_err());
+}
+
+#[test]
+fn sends_are_counted_before_they_go_out() {
+    let mut s = ready();
+    set_policy(&mut s, paid(None), T0).unwrap();
+    let purchase = charge(&mut s, p(7), &buy_args("24h", 500, Some(T0)));
+    assert_eq!(purchase.sends, 0);
+    assert_eq!(record_send(&mut s, purchase.id).unwrap().sends, 1);
+    // The answer is lost (a trap rolls the callback back): the count stays.
+    assert_eq!(
+        charge(&mut s, p(7), &buy_args("24h", 500, Some(T0))).sends,
+        1
+    );
+    assert_eq!(record_send(&mut s, purchase.id).unwrap().sends, 2);
+    settle_purchase(
+        &mut s,
+        video(),
+        purchase.id,
+        LedgerOutcome::Paid {
+            block_index: Nat::from(1u8),
+        },
+        T0,
+    )
+    .unwrap();
+    assert_eq!(
+        record_send(&mut s, purchase.id),
+        None,
+        "settled: nothing to send"
+    );
 }
