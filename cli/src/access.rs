@@ -582,6 +582,12 @@ pub fn playback_url(client: &Client, video: Principal, path: &str) -> String {
 }
 
 pub async fn token(client: &Client, video: Principal, ttl_seconds: Option<u32>) -> Result<()> {
+    // A public video plays without a token (and refuses token requests as ingress).
+    if access_info(client, video).await?.policy.is_public() {
+        println!("{video} is public: it plays without a token");
+        println!("{}", playback_url(client, video, "/"));
+        return Ok(());
+    }
     let t: PlaybackToken = client
         .call_ok(
             Kind::Update,

@@ -137,11 +137,12 @@ export interface PlaybackUrlOptions extends Omit<VideoUrlOptions, 'path'> {
 }
 
 export interface PlaybackUrl {
-  /** `<gateway URL of the video>/video?token=...`: put it in `<video src>`. */
+  /** `<gateway URL of the video>/video?token=...` (a public video: `/video`, no token): put it in `<video src>`. */
   url: string;
-  token: string;
-  /** Nanoseconds since the epoch. */
-  expiresAt: bigint;
+  /** `undefined` for a public video. */
+  token?: string;
+  /** Nanoseconds since the epoch; `undefined` for a public video (the URL does not expire). */
+  expiresAt?: bigint;
 }
 
 /** Scheduling for `watch`: real timers by default; tests inject a fake. `now()` is ms since the epoch. */
@@ -684,6 +685,11 @@ export class CanvidAccess {
    * none, but get one all the same.
    */
   async playbackUrl(videoId: string, options: PlaybackUrlOptions = {}): Promise<PlaybackUrl> {
+    const { gateway: gw, ttlSeconds: _t, ...plainOptions } = options;
+    // A public video plays without a token (and refuses token requests as ingress).
+    if ((await this.accessInfo(videoId)).policy.mode === 'public') {
+      return { url: videoUrl(videoId, gw ?? this.gateway, { ...plainOptions, path: '/video' }), token: undefined, expiresAt: undefined };
+    }
     const site = { canisterId: videoId, method: 'playback_token' };
     const t = unwrap(
       await this.call(videoId, site.method, () => this.video(videoId).playback_token({ ttl_seconds: options.ttlSeconds === undefined ? [] : [options.ttlSeconds] })),

@@ -190,18 +190,27 @@ fn bought(
         .unwrap_or_else(|e| panic!("buy_access {offer} by {who}: {e:?}"))
 }
 
+/// `playback_token` as ingress. A caller who may not watch is refused by `inspect_message`
+/// (IC0406, free for the canister); that refusal comes back as the `NotAuthorized` a call from a
+/// canister would get, so the tests read the same either way.
 fn token(
     v: &Video,
     who: Principal,
     ttl_seconds: Option<u32>,
 ) -> canvid_types::Result<PlaybackToken> {
-    v.b.update1(
+    match v.b.update1(
         v.id,
         who,
         "playback_token",
         &PlaybackTokenArgs { ttl_seconds },
-    )
-    .unwrap()
+    ) {
+        Ok(r) => r,
+        Err(rej) if rej.error_code == "IC0406" => Err(Error::NotAuthorized {
+            caller: who,
+            reason: format!("refused by inspect_message: {rej}"),
+        }),
+        Err(rej) => panic!("playback_token: {rej:?}"),
+    }
 }
 
 /// A write refused to a caller who may not make it: by `inspect_message` (IC0406, before it

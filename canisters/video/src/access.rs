@@ -532,8 +532,20 @@ pub fn may_revoke<M: ic_stable_structures::Memory>(
 ) -> bool {
     *caller == s.state().owner
         || (caller == viewer
-            && *viewer != Principal::anonymous()
-            && (logic::grant(s, viewer, now).is_some() || s.access().pass(viewer).is_some()))
+            && (may_request_token(s, viewer, now) || s.access().pass(viewer).is_some()))
+}
+
+/// Whether `inspect_message` lets `caller`'s `playback_token` through: a video that is not
+/// public (a public one plays without a token, and accepting everyone's calls would let anyone
+/// make it pay for ingress) and a caller who may watch it now.
+pub fn may_request_token<M: ic_stable_structures::Memory>(
+    s: &crate::store::VideoStore<M>,
+    caller: &Principal,
+    now: u64,
+) -> bool {
+    !logic::is_public(s.state())
+        && *caller != Principal::anonymous()
+        && logic::grant(s, caller, now).is_some()
 }
 
 /// Voids every playback token issued so far to `viewer` (default: the caller). A viewer may

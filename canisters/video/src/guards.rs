@@ -229,10 +229,10 @@ fn inspect_message() {
     {
         return;
     }
-    // A token only for someone who may watch now (the allowlist and passes are in memory 6,
-    // which `inspect` does not see).
+    // A token only for someone who may watch a gated video now (the allowlist and passes are
+    // in memory 6, which `inspect` does not see).
     if method == "playback_token"
-        && !canister::with(|s| crate::logic::access::grant(s, &caller, now).is_some())
+        && !canister::with(|s| crate::access::may_request_token(s, &caller, now))
     {
         return;
     }
