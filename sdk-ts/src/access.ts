@@ -700,6 +700,23 @@ export class CanvidAccess {
     return { url, token: t.token, expiresAt: t.expires_at };
   }
 
+  /**
+   * The shares of sales the video canister still has to pay out (videos with a platform fee,
+   * docs/access.md "Platform fee"): oldest first, at most 100, with why the last attempt failed.
+   */
+  async pendingPayouts(videoId: string): Promise<{ purchase: bigint; leg: 'owner' | 'platform'; to: string; amount: bigint; sends: number; lastError?: string }[]> {
+    const site = { canisterId: videoId, method: 'pending_payouts' };
+    const list = await this.call(videoId, site.method, () => this.video(videoId).pending_payouts());
+    return list.map((p) => ({
+      purchase: p.purchase,
+      leg: p.leg === 0 ? 'owner' : 'platform',
+      to: p.to.owner.toText(),
+      amount: p.amount,
+      sends: p.sends,
+      lastError: opt(p.last_error),
+    }));
+  }
+
   /** Revokes playback tokens: the caller's own, or (owner) `viewer`'s. Returns how many were revoked. */
   async revokePlaybackTokens(videoId: string, viewer?: Principal | string): Promise<number> {
     const site = { canisterId: videoId, method: 'revoke_playback_tokens' };

@@ -1390,7 +1390,124 @@ fn the_allowlist_of_a_private_video(b: &dyn Backend) {
     );
 }
 
+// ---------------------------------------------------------------------------------------------
+// 9. Platform fee
+// ---------------------------------------------------------------------------------------------
+
+/// A video spawned after the spawn canister's admins set a platform fee: the buyer pays the video
+/// canister's account in one transfer, and the canister pays the owner and the platform their
+/// shares (one ledger fee each, out of the share), each payout once, found by its memo.
+fn a_platform_fee_is_paid_out_of_the_video_account(b: &dyn Backend) {
+    use canvid_tests::deploy::deploy;
+    use canvid_types::access::PlatformFee;
+    use canvid_types::spawn::CreateVideoArgs;
+    let a = principal("viewer-a");
+    let Some(wasm) = ledger_wasm("a_platform_fee_is_paid_out_of_the_video_account") else {
+        return;
+    };
+    let ledger = install_ledger(b, principal("ledger-admin"), wasm, &[(a, START)]);
+    let d = deploy(b);
+    let platform = principal("platform");
+    let fee = PlatformFee {
+        account: Account::of(platform),
+        basis_points: 250,
+    };
+    ok(
+        "set_platform_fee",
+        b.update1::<_, canvid_types::Result<()>>(
+            d.spawn,
+            d.admin,
+            "set_platform_fee",
+            &Some(fee.clone()),
+        ),
+    );
+    let created = ok(
+        "create_video",
+        d.spawn_client().create_video(
+            creator(),
+            &CreateVideoArgs {
+                title: "with a platform fee".into(),
+                description: String::new(),
+                tags: vec![],
+                declared_size: SIZE,
+                owner: None,
+            },
+        ),
+    );
+    let v = d.video(created.canister_id);
+    v.upload(creator(), &file());
+    let info = set_policy(&v, creator(), &paid_policy(ledger));
+    assert_eq!(
+        info.platform_fee,
+        Some(fee),
+        "the video carries the spawn's fee"
+    );
+    let p = Paid { b, v, ledger };
+    let v = &p.v;
+    p.approve(a, FOREVER_PRICE + FEE);
+    let r = bought(v, a, ledger, "forever", None);
+    let share = FOREVER_PRICE * 250 / 10_000;
+    assert_eq!(
+        r.paid_to,
+        Account::of(v.id),
+        "one transfer, into the video's account"
+    );
+    assert_eq!(r.platform_share, Some(Nat::from(share)));
+    p.check_on_ledger(&r);
+    assert!(
+        let_the_timer_run(b, || access_info(v).payouts_pending == 0),
+        "the shares are paid out: {:?}",
+        b.query1::<_, Vec<canvid_types::access::PendingPayout>>(v.id, a, "pending_payouts", &())
+    );
+    assert_balances(
+        b,
+        ledger,
+        &[
+            (a, START - FOREVER_PRICE - 2 * FEE),
+            (creator(), FOREVER_PRICE - share - FEE),
+            (platform, share - FEE),
+            (v.id, 0),
+        ],
+        "after the payouts",
+    );
+    // Each payout is one block, with the memo "cvpo" · purchase id · leg, from the video.
+    let blocks = ledger_blocks(b, ledger);
+    for (leg, to, amount) in [
+        (0u8, creator(), FOREVER_PRICE - share - FEE),
+        (1, platform, share - FEE),
+    ] {
+        let mut memo = b"cvpo".to_vec();
+        memo.extend_from_slice(&r.id.to_be_bytes());
+        memo.push(leg);
+        let found: Vec<&Value> = blocks
+            .iter()
+            .filter(|bl| {
+                bl.get("tx").and_then(|t| t.get("memo"))
+                    == Some(&Value::Blob(ByteBuf::from(memo.clone())))
+            })
+            .collect();
+        assert_eq!(found.len(), 1, "payout leg {leg}: {found:?}");
+        let tx = found[0].get("tx").unwrap();
+        assert_eq!(
+            tx.get("from").cloned(),
+            Some(account_value(v.id)),
+            "leg {leg} from"
+        );
+        assert_eq!(
+            tx.get("to").cloned(),
+            Some(account_value(to)),
+            "leg {leg} to"
+        );
+        assert_eq!(
+            tx.get("amt").cloned(),
+            Some(Value::Nat(Nat::from(amount))),
+            "leg {leg} amount"
+        );
+    }
+}
+
 backend_tests!(
+    a_platform_fee_is_paid_out_of_the_video_account,
     a_pass_unlocks_the_video_and_its_receipt_is_on_the_ledger,
     playback_tokens_open_the_http_gate,
     revenue_goes_to_whoever_owns_the_video,

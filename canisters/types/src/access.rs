@@ -404,5 +404,21 @@ pub struct PlaybackToken {
     pub path: String,
 }
 
+/// A share of a sale the video canister still has to pay out (videos with a platform fee):
+/// `pending_payouts`.
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]
+pub struct PendingPayout {
+    /// The purchase (receipt id) the share comes from.
+    pub purchase: u64,
+    /// 0: the owner's share, 1: the platform's.
+    pub leg: u8,
+    pub to: Account,
+    /// The share; the transfer sends it less the ledger fee.
+    pub amount: Nat,
+    /// Transfers sent so far, and why the last one did not settle it.
+    pub sends: u32,
+    pub last_error: Option<String>,
+}
+
 /// `buy_access` result.
 pub type BuyResult = std::result::Result<Receipt, BuyError>;

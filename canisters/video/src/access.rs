@@ -193,6 +193,10 @@ async fn run_purchase(p: Purchase) -> BuyResult {
     if unknown {
         arm_retry();
     }
+    // A paid sale of a video with a platform fee leaves shares to pay out.
+    if canister::with(|s| s.access().payout_count() > 0) {
+        arm_payouts(Duration::ZERO);
+    }
     out
 }
 
@@ -420,6 +424,26 @@ fn viewers(args: ViewersArgs) -> Result<ViewersPage> {
     canister::with(|s| {
         authorize(s.state(), &caller, Action::OwnerWrite)?;
         Ok(logic::viewers(s, &args))
+    })
+}
+
+/// The shares of sales this canister still has to pay out (at most 100, oldest first), and why
+/// the last attempt failed: for owners and platforms checking their revenue.
+#[ic_cdk::query]
+fn pending_payouts() -> Vec<canvid_types::access::PendingPayout> {
+    canister::with(|s| {
+        s.access()
+            .payouts(100)
+            .into_iter()
+            .map(|p| canvid_types::access::PendingPayout {
+                purchase: p.purchase,
+                leg: p.leg,
+                to: p.to,
+                amount: Nat::from(p.gross),
+                sends: p.sends,
+                last_error: p.last_error,
+            })
+            .collect()
     })
 }
 

@@ -133,7 +133,7 @@ pub fn authorize(s: &State, caller: &Principal, action: Action) -> Result<()> {
 /// ingress — an update call — they answer nothing a query would not, and the canister pays the
 /// ingress fee (up to 4.2 B cycles for a 2 MiB argument) for a message that costs its sender
 /// nothing: refused.
-pub const QUERY_METHODS: [&str; 12] = [
+pub const QUERY_METHODS: [&str; 13] = [
     "access_policy",
     "canister_info",
     "chunk_digests",
@@ -142,6 +142,7 @@ pub const QUERY_METHODS: [&str; 12] = [
     "metadata",
     "missing_chunks",
     "my_access",
+    "pending_payouts",
     "read_range",
     "receipts",
     "uploaders",

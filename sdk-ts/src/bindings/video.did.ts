@@ -717,6 +717,30 @@ export interface PendingNotification {
   'new_owner' : Principal,
 }
 /**
+ * A share of a sale the video canister still has to pay out (videos with a platform fee):
+ * `pending_payouts`.
+ */
+export interface PendingPayout {
+  'to' : Account,
+  /**
+   * 0: the owner's share, 1: the platform's.
+   */
+  'leg' : number,
+  'last_error' : [] | [string],
+  /**
+   * Transfers sent so far, and why the last one did not settle it.
+   */
+  'sends' : number,
+  /**
+   * The share; the transfer sends it less the ledger fee.
+   */
+  'amount' : bigint,
+  /**
+   * The purchase (receipt id) the share comes from.
+   */
+  'purchase' : bigint,
+}
+/**
  * A platform's share of every sale: configured on the spawn canister (`set_platform_fee`) and
  * given to each video it installs from then on (`VideoInit::platform_fee`). With a fee, a
  * buyer's payment goes to the video canister's own account, which then pays the owner and the
@@ -1093,6 +1117,11 @@ export interface _SERVICE {
    */
   'offer_ownership' : ActorMethod<[OfferArgs], Result_8>,
   /**
+   * The shares of sales this canister still has to pay out (at most 100, oldest first), and why
+   * the last attempt failed: for owners and platforms checking their revenue.
+   */
+  'pending_payouts' : ActorMethod<[], Array<PendingPayout>>,
+  /**
    * A token for `http_request`, for a caller who may watch now (docs/access.md). The first call
    * of a video draws the signing secret from the IC's randomness.
    */
@@ -1401,6 +1430,14 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'keep_controllers' : IDL.Opt(IDL.Vec(IDL.Principal)),
   });
   const Result_8 = IDL.Variant({ 'Ok' : OwnershipOffer, 'Err' : Error });
+  const PendingPayout = IDL.Record({
+    'to' : Account,
+    'leg' : IDL.Nat8,
+    'last_error' : IDL.Opt(IDL.Text),
+    'sends' : IDL.Nat32,
+    'amount' : IDL.Nat,
+    'purchase' : IDL.Nat64,
+  });
   const PlaybackTokenArgs = IDL.Record({ 'ttl_seconds' : IDL.Opt(IDL.Nat32) });
   const PlaybackToken = IDL.Record({
     'token' : IDL.Text,
@@ -1474,6 +1511,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'missing_chunks' : IDL.Func([MissingArgs], [Result_7], ['query']),
     'my_access' : IDL.Func([], [MyAccess], ['query']),
     'offer_ownership' : IDL.Func([OfferArgs], [Result_8], []),
+    'pending_payouts' : IDL.Func([], [IDL.Vec(PendingPayout)], ['query']),
     'playback_token' : IDL.Func([PlaybackTokenArgs], [Result_9], []),
     'put_chunk' : IDL.Func([ChunkUpload], [Result_10], []),
     'read_range' : IDL.Func([RangeArgs], [Result_6], ['query']),
