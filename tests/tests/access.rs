@@ -1516,3 +1516,124 @@ backend_tests!(
     upgrades_keep_policy_passes_and_receipts,
     the_allowlist_of_a_private_video,
 );
+
+// ---------------------------------------------------------------------------------------------
+// 10. What access costs (figures for docs/performance.md)
+// ---------------------------------------------------------------------------------------------
+
+/// Instructions and cycles of the access calls on the embedded replica, printed for
+/// docs/performance.md ("Private and paid viewing"): `cargo nextest run -p canvid-tests --test
+/// access what_access_costs --no-capture`. Asserts that each call did what it should and that
+/// memory 6 stays one bucket for 2,000 viewers and 50 receipts.
+#[test]
+fn what_access_costs() {
+    let r = ReplicaBackend::new();
+    let b: &dyn Backend = &r;
+    let buyers: Vec<Principal> = (0..50).map(|i| principal(&format!("buyer-{i}"))).collect();
+    let Some(p) = paid_video(b, "what_access_costs", &buyers) else {
+        return;
+    };
+    let v = &p.v;
+    let stable = |v: &Video| v.canister_info().stable_memory_bytes;
+    let before = stable(v);
+    let line = |what: &str, cost: Option<canvid_tests::Cost>| {
+        let c = cost.expect("the embedded replica measures");
+        eprintln!(
+            "access cost: {what}: {} instructions, {} cycles charged",
+            c.instructions, c.cycles_charged
+        );
+    };
+    // The allowlist: 2,000 viewers in 4 calls of 500.
+    for round in 0..4 {
+        let list: Vec<Principal> = (0..500)
+            .map(|i| principal(&format!("viewer-{round}-{i}")))
+            .collect();
+        let (res, cost) = b.update1_with_cost::<_, canvid_types::Result<u32>>(
+            v.id,
+            creator(),
+            "add_viewers",
+            &list,
+        );
+        assert_eq!(res.unwrap().unwrap(), 500 * (round + 1));
+        if round == 3 {
+            line("add_viewers, 500 new (allowlist 1,500 -> 2,000)", cost);
+        }
+    }
+    // Purchases: 50 buyers, one day pass each.
+    for (i, who) in buyers.iter().enumerate() {
+        p.approve(*who, DAY_PRICE + FEE);
+        let (res, cost) = b.update1_with_cost::<_, BuyResult>(
+            v.id,
+            *who,
+            "buy_access",
+            &buy_args(p.ledger, "day", None),
+        );
+        let receipt = res.unwrap().unwrap();
+        assert_eq!(receipt.id, i as u64);
+        if i == buyers.len() - 1 {
+            line("buy_access (the video's side, ledger call included)", cost);
+        }
+    }
+    let viewer = principal("viewer-3-7");
+    let (tok, cost) = b.update1_with_cost::<_, canvid_types::Result<PlaybackToken>>(
+        v.id,
+        viewer,
+        "playback_token",
+        &PlaybackTokenArgs { ttl_seconds: None },
+    );
+    let tok = tok.unwrap().unwrap();
+    line("playback_token (secret drawn at the first)", cost);
+    let (_, cost) = b.update1_with_cost::<_, canvid_types::Result<PlaybackToken>>(
+        v.id,
+        viewer,
+        "playback_token",
+        &PlaybackTokenArgs { ttl_seconds: None },
+    );
+    line("playback_token", cost);
+    let (res, cost) =
+        b.query1_with_cost::<_, canvid_types::Result<ByteBuf>>(v.id, buyers[0], "get_chunk", &4u32);
+    assert!(res.unwrap().is_ok());
+    line("get_chunk past the preview, a pass holder", cost);
+    let (res, cost) = b.query1_with_cost::<_, canvid_types::Result<ByteBuf>>(
+        v.id,
+        principal("nobody"),
+        "get_chunk",
+        &4u32,
+    );
+    assert!(is_not_authorized(res.unwrap()));
+    line("get_chunk past the preview, refused", cost);
+    for (what, url) in [
+        (
+            "http_request with a valid token",
+            format!("/video?token={}", tok.token),
+        ),
+        ("http_request without a token (401)", "/video".to_string()),
+    ] {
+        let req = HttpRequest {
+            method: "GET".into(),
+            url,
+            headers: vec![("Range".into(), format!("bytes={}-", 3 * CHUNK))],
+            body: ByteBuf::new(),
+            certificate_version: Some(2),
+        };
+        let (res, cost) = b.query1_with_cost::<_, HttpResponse>(
+            v.id,
+            Principal::anonymous(),
+            "http_request",
+            &req,
+        );
+        let status = res.unwrap().status_code;
+        assert!(status == 206 || status == 401, "{what}: {status}");
+        line(what, cost);
+    }
+    let after = stable(v);
+    eprintln!(
+        "access cost: stable memory {before} bytes before, {after} after 2,000 viewers and 50 receipts \
+         (+{} bytes: memory 6)",
+        after - before
+    );
+    assert!(
+        after - before <= 16 * 1024 * 1024,
+        "memory 6 grew past one 16 MiB bucket"
+    );
+}

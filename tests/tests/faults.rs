@@ -829,6 +829,9 @@ fn video_recovery_with_faults_in_its_own_calls() {
     w.recover();
     let v = w.d.video(id);
     v.upload(creator, &file);
+    // The spawn funds a video for its upload and a few upgrades; this test upgrades it a dozen
+    // times (each install prepays the module's instructions), so it tops it up like an owner would.
+    r.add_cycles(id, 10 * canvid_tests::deploy::T);
     let mut owner = creator;
     let mut i = 0;
     let index = w.d.index;

@@ -175,9 +175,7 @@ pub fn add_viewers<M: Memory>(v: &mut VideoStore<M>, list: &[Principal]) -> Resu
             limit: MAX_VIEWERS as u64,
         });
     }
-    for p in &fresh {
-        v.access_mut().add_viewer(p);
-    }
+    v.access_mut().add_viewers(&fresh);
     Ok(total)
 }
 
@@ -185,12 +183,10 @@ pub fn add_viewers<M: Memory>(v: &mut VideoStore<M>, list: &[Principal]) -> Resu
 /// the allowlist's size.
 pub fn remove_viewers<M: Memory>(v: &mut VideoStore<M>, list: &[Principal]) -> Result<u32> {
     check_viewer_list(list)?;
-    for p in list {
-        if v.access_mut().remove_viewer(p) {
-            // Void the tokens issued so far: adding the viewer back must not revive them.
-            let epoch = v.access().token_epoch(p).wrapping_add(1);
-            v.access_mut().set_token_epoch(p, epoch);
-        }
+    for p in v.access_mut().remove_viewers(list) {
+        // Void the tokens issued so far: adding the viewer back must not revive them.
+        let epoch = v.access().token_epoch(&p).wrapping_add(1);
+        v.access_mut().set_token_epoch(&p, epoch);
     }
     Ok(v.access().viewer_count())
 }

@@ -10,6 +10,8 @@
 //!
 //! ```text
 //! tag  key                                    value
+//! 0    0                                      12 bytes: viewers u32 LE the sizes, so that
+//!                                             · receipts u64 LE        queries never count
 //! 1    1 · PKey(viewer)                       (empty)                 the allowlist
 //! 2    2 · PKey(buyer)                        16 bytes: expires_at u64 LE (u64::MAX: forever)
 //!                                             · receipt id u64 LE     a pass
@@ -43,6 +45,7 @@ use ic_stable_structures::{Memory, StableBTreeMap, Storable};
 pub const MAX_KEY_BYTES: u32 = 48;
 pub const MAX_VALUE_BYTES: u32 = 2048;
 
+const TAG_COUNTS: u8 = 0;
 const TAG_VIEWER: u8 = 1;
 const TAG_PASS: u8 = 2;
 const TAG_RECEIPT: u8 = 3;
@@ -244,6 +247,23 @@ impl<M: Memory> AccessStore<M> {
         }
     }
 
+    /// (viewers, receipts), kept under tag 0 by every write that changes them.
+    fn counts(&self) -> (u32, u64) {
+        match self.get(&key(TAG_COUNTS, &[])) {
+            Some(v) => (
+                u32::from_le_bytes([v.0[0], v.0[1], v.0[2], v.0[3]]),
+                u64_le(&v.0[4..12]),
+            ),
+            None => (0, 0),
+        }
+    }
+
+    fn set_counts(&mut self, viewers: u32, receipts: u64) {
+        let mut v = viewers.to_le_bytes().to_vec();
+        v.extend_from_slice(&receipts.to_le_bytes());
+        self.insert(key(TAG_COUNTS, &[]), AccessValue(v));
+    }
+
     fn count(&self, tag: u8) -> u64 {
         match &self.map {
             Some(m) => m.range(key(tag, &[])..key(tag + 1, &[])).count() as u64,
@@ -257,23 +277,38 @@ impl<M: Memory> AccessStore<M> {
         self.get(&key(TAG_VIEWER, &[&pkey(p)])).is_some()
     }
 
-    /// Adds `p`; false if it was there already.
-    pub fn add_viewer(&mut self, p: &Principal) -> bool {
-        let k = key(TAG_VIEWER, &[&pkey(p)]);
-        if self.get(&k).is_some() {
-            return false;
+    /// Adds viewers; returns how many were not there yet. (The count is written once.)
+    pub fn add_viewers(&mut self, list: &[Principal]) -> u32 {
+        let mut added = 0;
+        for p in list {
+            let k = key(TAG_VIEWER, &[&pkey(p)]);
+            if self.map_mut().insert(k, AccessValue(vec![])).is_none() {
+                added += 1;
+            }
         }
-        self.insert(k, AccessValue(vec![]));
-        true
+        if added > 0 {
+            let (viewers, receipts) = self.counts();
+            self.set_counts(viewers + added, receipts);
+        }
+        added
     }
 
-    pub fn remove_viewer(&mut self, p: &Principal) -> bool {
-        self.remove(&key(TAG_VIEWER, &[&pkey(p)]))
+    /// Removes viewers; returns those that were there.
+    pub fn remove_viewers(&mut self, list: &[Principal]) -> Vec<Principal> {
+        let removed: Vec<Principal> = list
+            .iter()
+            .filter(|p| self.remove(&key(TAG_VIEWER, &[&pkey(p)])))
+            .copied()
+            .collect();
+        if !removed.is_empty() {
+            let (viewers, receipts) = self.counts();
+            self.set_counts(viewers.saturating_sub(removed.len() as u32), receipts);
+        }
+        removed
     }
 
-    /// Walks the whole allowlist (at most `MAX_VIEWERS` entries): for its size.
     pub fn viewer_count(&self) -> u32 {
-        self.count(TAG_VIEWER) as u32
+        self.counts().0
     }
 
     /// Viewers after `start_after`, at most `limit`.
@@ -312,7 +347,14 @@ impl<M: Memory> AccessStore<M> {
 
     pub fn add_receipt(&mut self, r: &Receipt) {
         let id = r.id.to_be_bytes();
-        self.insert(key(TAG_RECEIPT, &[&id]), encode(r));
+        if self
+            .map_mut()
+            .insert(key(TAG_RECEIPT, &[&id]), encode(r))
+            .is_none()
+        {
+            let (viewers, receipts) = self.counts();
+            self.set_counts(viewers, receipts + 1);
+        }
         self.insert(
             key(TAG_BUYER_RECEIPT, &[&pkey(&r.buyer), &id]),
             AccessValue(vec![]),
@@ -325,7 +367,7 @@ impl<M: Memory> AccessStore<M> {
     }
 
     pub fn receipt_count(&self) -> u64 {
-        self.count(TAG_RECEIPT)
+        self.counts().1
     }
 
     /// Receipts with ids above `start_after`, at most `limit`; one buyer's if `buyer` is set.
