@@ -164,8 +164,19 @@ export interface WatchOptions {
   onCharge?: (receipt: Receipt) => void;
   /** Called when a purchase fails; the controller stops. */
   onError?: (error: unknown) => void;
-  /** Start playing at once (default true). */
+  /** Start playing at once (default true, or false with `media`). */
   autoplay?: boolean;
+  /**
+   * The player whose playback is paid for (e.g. the `<video>` element): charging follows its
+   * `playing` / `pause` / `ended` events, so pausing or closing the player stops the charges.
+   */
+  media?: MediaEvents;
+}
+
+/** The part of an `HTMLMediaElement` (any `EventTarget`) `watch` listens to. */
+export interface MediaEvents {
+  addEventListener(type: string, listener: () => void): void;
+  removeEventListener(type: string, listener: () => void): void;
 }
 
 /** Pay-as-you-watch: while playing, keeps the caller's pass alive by buying `offer` before it ends. */
@@ -797,6 +808,7 @@ export class CanvidAccess {
       },
       async stop() {
         stopped = true;
+        unbind();
         await controller.pause();
       },
       idle: () => inFlight,
@@ -811,7 +823,19 @@ export class CanvidAccess {
         return error;
       },
     };
-    if (options.autoplay ?? true) controller.play();
+    // Follow the player: it plays → charge; it pauses or ends → stop charging until it plays again.
+    const onPlaying = () => controller.play();
+    const onPause = () => void controller.pause();
+    const media = options.media;
+    media?.addEventListener('playing', onPlaying);
+    media?.addEventListener('pause', onPause);
+    media?.addEventListener('ended', onPause);
+    const unbind = () => {
+      media?.removeEventListener('playing', onPlaying);
+      media?.removeEventListener('pause', onPause);
+      media?.removeEventListener('ended', onPause);
+    };
+    if (options.autoplay ?? media === undefined) controller.play();
     return controller;
   }
 }

@@ -342,3 +342,37 @@ test('watch: never charges an owner or the holder of a pass forever; maxCharges 
   assert.equal(failing.playing, false);
   assert.equal(c2.timers.size, 0);
 });
+
+test('watch with media: charges while the player plays, not while it is paused or ended', async () => {
+  const c = fakeClock();
+  const w = world({ nowMs: () => c.now });
+  const player = new EventTarget();
+  const fire = (type: string) => player.dispatchEvent(new Event(type));
+  const watch = w.access.watch(VIDEO, { offer: 'minute', clock: c.clock, leadSeconds: 10, media: player });
+  await watch.idle();
+  assert.equal(watch.receipts.length, 0, 'nothing before the player plays');
+  fire('playing');
+  await watch.idle();
+  assert.equal(watch.receipts.length, 1);
+  c.advance(50_000);
+  await watch.idle();
+  assert.equal(watch.receipts.length, 2);
+  fire('pause');
+  await watch.idle();
+  c.advance(10 * 60_000);
+  await watch.idle();
+  assert.equal(watch.receipts.length, 2, 'paused: no charges');
+  fire('playing');
+  await watch.idle();
+  assert.equal(watch.receipts.length, 3, 'playing again after the pass ran out: one purchase at once');
+  fire('ended');
+  await watch.idle();
+  c.advance(10 * 60_000);
+  await watch.idle();
+  assert.equal(watch.receipts.length, 3, 'ended: no charges');
+  await watch.stop();
+  fire('playing');
+  await watch.idle();
+  assert.equal(watch.receipts.length, 3, 'stopped: the player no longer drives it');
+  assert.equal(w.buys.length, 3);
+});
