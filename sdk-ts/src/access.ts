@@ -164,6 +164,13 @@ export interface WatchOptions {
   onCharge?: (receipt: Receipt) => void;
   /** Called when a purchase fails; the controller stops. */
   onError?: (error: unknown) => void;
+  /**
+   * Approve this many purchases of `offer` at once (`budget × (price + fee)`, valid for as long
+   * as they last plus an hour) instead of one approval per purchase: the allowance is then the
+   * payment channel — the ledger never lets the video take more — and each extension costs one
+   * transfer fee instead of two.
+   */
+  budget?: number;
   /** Start playing at once (default true, or false with `media`). */
   autoplay?: boolean;
   /**
@@ -566,15 +573,25 @@ export class CanvidAccess {
     }
   }
 
-  /** Makes sure the video canister may pull `price + fee` from the caller on `ledger`. */
-  private async approveFor(videoId: string, ledgerId: Principal, price: bigint, signal?: AbortSignal): Promise<void> {
+  /**
+   * Makes sure the video canister may pull `times × (price + fee)` from the caller on `ledger`,
+   * with an approval that lasts `ttlNs`.
+   */
+  private async approveFor(
+    videoId: string,
+    ledgerId: Principal,
+    price: bigint,
+    signal?: AbortSignal,
+    times = 1n,
+    ttlNs = APPROVAL_TTL_NS,
+  ): Promise<void> {
     const ledger = this.ledger(ledgerId);
     const lid = ledgerId.toText();
     const me = await this.agent.getPrincipal();
     const spender = { owner: toPrincipal(videoId), subaccount: [] as [] };
     const account = { owner: me, subaccount: [] as [] };
     const fee = await this.call(lid, 'icrc1_fee', () => ledger.icrc1_fee(), signal);
-    const needed = price + fee;
+    const needed = (price + fee) * times;
     const now = uniqueNowNs();
     const current = await this.call(lid, 'icrc2_allowance', () => ledger.icrc2_allowance({ account, spender }), signal);
     const exp = opt(current.expires_at);
@@ -590,7 +607,7 @@ export class CanvidAccess {
           spender,
           amount: needed,
           expected_allowance: [],
-          expires_at: [now + APPROVAL_TTL_NS],
+          expires_at: [now + ttlNs],
           fee: [fee],
           memo: [],
           created_at_time: [now],
@@ -758,6 +775,7 @@ export class CanvidAccess {
     let inFlight: Promise<void> = Promise.resolve();
     let expiresAt: bigint | undefined;
     let error: unknown;
+    let budgeted = false;
 
     const schedule = (atNs: bigint) => {
       if (timer !== undefined) clock.clearTimeout(timer);
@@ -779,6 +797,18 @@ export class CanvidAccess {
       if (end === undefined || end - nowNs <= leadNs) {
         if (options.maxCharges !== undefined && receipts.length >= options.maxCharges) return;
         if (!playing || stopped) return;
+        if (options.budget !== undefined && !budgeted) {
+          budgeted = true;
+          const info = await this.accessInfo(videoId);
+          if (info.policy.mode === 'paid') {
+            const o = info.policy.offers.find((x) => x.id === options.offer);
+            if (o) {
+              const times = BigInt(Math.max(1, Math.floor(options.budget)));
+              const ttl = (BigInt(o.durationSeconds ?? 0) * times + 3600n) * 1_000_000_000n;
+              await this.approveFor(videoId, toPrincipal(info.policy.ledger), BigInt(o.price), undefined, times, ttl);
+            }
+          }
+        }
         const receipt = await this.buyAccess(videoId, { offer: options.offer });
         receipts.push(receipt);
         expiresAt = receipt.validUntil;

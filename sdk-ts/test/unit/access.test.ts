@@ -376,3 +376,25 @@ test('watch with media: charges while the player plays, not while it is paused o
   assert.equal(watch.receipts.length, 3, 'stopped: the player no longer drives it');
   assert.equal(w.buys.length, 3);
 });
+
+test('watch with a budget: one approval for many extensions, each then one transfer within it', async () => {
+  const c = fakeClock();
+  const w = world({ nowMs: () => c.now });
+  const watch = w.access.watch(VIDEO, { offer: 'minute', clock: c.clock, leadSeconds: 10, budget: 5 });
+  await watch.idle();
+  for (let i = 0; i < 4; i++) {
+    c.advance(60_000);
+    await watch.idle();
+  }
+  assert.equal(watch.receipts.length, 5);
+  assert.equal(w.approvals.length, 1, 'one approval for the whole budget');
+  assert.equal(w.approvals[0]!.amount, 5n * (100n + FEE));
+  assert.equal(w.allowance, 0n, 'the budget is spent exactly');
+  // Past the budget, the next extension approves again (one purchase's worth).
+  c.advance(60_000);
+  await watch.idle();
+  assert.equal(watch.receipts.length, 6);
+  assert.equal(w.approvals.length, 2);
+  assert.equal(w.approvals[1]!.amount, 100n + FEE);
+  await watch.stop();
+});
