@@ -1506,7 +1506,53 @@ fn a_platform_fee_is_paid_out_of_the_video_account(b: &dyn Backend) {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// 11. A flood of failing purchases
+// ---------------------------------------------------------------------------------------------
+
+/// Buying without an approval costs the buyer nothing (ingress is free) and the video a ledger
+/// call: after 20 failures in a minute the video refuses new purchases in `inspect_message`
+/// (free), for everyone, until the minute is over; then a real buyer buys.
+fn failing_purchases_are_bounded(b: &dyn Backend) {
+    use canvid_types::access::MAX_FAILED_PURCHASES_PER_MINUTE as MAX;
+    let a = principal("viewer-a");
+    let Some(p) = paid_video(b, "failing_purchases_are_bounded", &[a]) else {
+        return;
+    };
+    let v = &p.v;
+    for i in 0..MAX {
+        let who = principal(&format!("flooder-{i}"));
+        assert!(
+            matches!(
+                try_buy(v, who, p.ledger, "day", None),
+                Ok(Err(BuyError::InsufficientAllowance { .. }))
+            ),
+            "failure {i}"
+        );
+    }
+    let before = b.cycle_balance(v.id);
+    let r = try_buy(v, principal("flooder-x"), p.ledger, "day", None);
+    assert!(
+        matches!(&r, Err(rej) if rej.error_code == "IC0406"),
+        "the 21st in the minute is refused by inspect_message: {r:?}"
+    );
+    assert!(
+        before - b.cycle_balance(v.id) < 5_000_000,
+        "a refused purchase costs (almost) nothing"
+    );
+    p.approve(a, DAY_PRICE + FEE);
+    assert!(
+        try_buy(v, a, p.ledger, "day", None).is_err(),
+        "closed for everyone this minute (the price of not being drained)"
+    );
+    b.advance_time(Duration::from_secs(61));
+    b.tick();
+    let receipt = bought(v, a, p.ledger, "day", None);
+    p.check_on_ledger(&receipt);
+}
+
 backend_tests!(
+    failing_purchases_are_bounded,
     a_platform_fee_is_paid_out_of_the_video_account,
     a_pass_unlocks_the_video_and_its_receipt_is_on_the_ledger,
     playback_tokens_open_the_http_gate,

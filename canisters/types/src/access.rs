@@ -41,6 +41,13 @@ pub const MAX_RECEIPTS_PER_PAGE: u32 = 100;
 /// Default and longest life of a playback token.
 pub const DEFAULT_TOKEN_SECONDS: u32 = 3_600;
 pub const MAX_TOKEN_SECONDS: u32 = 24 * 3_600;
+/// Most purchases a video lets fail (refused by the ledger, or with an unknown outcome) in a
+/// minute before it stops accepting new ones for the rest of that minute. Each costs the video
+/// its execution and a call to the ledger (~10–30 M cycles, docs/performance.md) while an
+/// ingress message costs its sender nothing: without a bound, anyone could drain a paid video
+/// by buying without an approval from fresh principals. Legitimate buyers rarely fail; when the
+/// bound is hit they are told to retry (`Busy`), and `inspect_message` refuses for free.
+pub const MAX_FAILED_PURCHASES_PER_MINUTE: u32 = 20;
 /// How far in the past a purchase's `created_at_time` may be: the ledger deduplicates
 /// transactions for 24 hours, and the canister must be able to retry a purchase whose outcome it
 /// did not learn inside that window.

@@ -42,6 +42,9 @@ thread_local! {
     /// an upgrade no call is outstanding any more. An entry older than [`STALE_CALL_NS`] is
     /// ignored (a trap in the callback may have kept it).
     static IN_CALL: RefCell<BTreeMap<u64, u64>> = const { RefCell::new(BTreeMap::new()) };
+    /// Failed purchases of the current minute (`logic::FailureWindow`).
+    static FAILURES: std::cell::Cell<logic::FailureWindow> =
+        const { std::cell::Cell::new(logic::FailureWindow::EMPTY) };
     /// The retry timer is armed.
     static RETRY_ARMED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
@@ -49,6 +52,12 @@ thread_local! {
 const STALE_CALL_NS: u64 = 10 * 60 * 1_000_000_000;
 /// How often the timer sends unsettled purchases again.
 const RETRY_SECS: u64 = 60;
+
+/// Whether new purchases are accepted now (`logic::MAX_FAILED_PURCHASES_PER_MINUTE`); also
+/// `inspect_message`'s test for `buy_access`.
+pub fn purchases_open(now: u64) -> bool {
+    FAILURES.get().open(now)
+}
 
 fn in_call(id: u64, now: u64) -> bool {
     IN_CALL.with_borrow(|m| {
@@ -188,6 +197,9 @@ async fn run_purchase(p: Purchase) -> BuyResult {
     let _mark = CallMark(p.id);
     let outcome = charge(&p).await;
     let unknown = matches!(outcome, LedgerOutcome::Unknown(_));
+    if !matches!(outcome, LedgerOutcome::Paid { .. }) {
+        FAILURES.set(FAILURES.get().fail(time()));
+    }
     let out =
         canister::with_mut(|s| logic::settle_purchase(s, canister_self(), p.id, outcome, time()));
     if unknown {
@@ -343,7 +355,15 @@ async fn buy_access(args: BuyAccessArgs) -> BuyResult {
     let buyer = msg_caller();
     let now = time();
     let begin = canister::with_mut(|s| {
-        logic::begin_purchase(s, canister_self(), buyer, &args, now, |id| in_call(id, now))
+        logic::begin_purchase(
+            s,
+            canister_self(),
+            buyer,
+            &args,
+            now,
+            purchases_open(now),
+            |id| in_call(id, now),
+        )
     })?;
     match begin {
         Begin::Settled(receipt) => Ok(receipt),

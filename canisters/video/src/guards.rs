@@ -230,6 +230,10 @@ fn inspect_message() {
     {
         return;
     }
+    // While too many purchases failed this minute, new ones would only cost the canister.
+    if method == "buy_access" && !crate::access::purchases_open(now) {
+        return;
+    }
     // A token only for someone who may watch a gated video now (the allowlist and passes are
     // in memory 6, which `inspect` does not see).
     if method == "playback_token"

@@ -12,8 +12,8 @@
 use candid::{Nat, Principal};
 use canvid_types::access::{
     receipt_memo, AccessGrant, AccessInfo, AccessMode, AccessPolicy, BuyAccessArgs, BuyError,
-    MyAccess, Receipt, ViewersArgs, ViewersPage, MAX_PURCHASE_AGE_NS, MAX_PURCHASE_DRIFT_NS,
-    MAX_VIEWERS, MAX_VIEWERS_PER_CALL,
+    MyAccess, Receipt, ViewersArgs, ViewersPage, MAX_FAILED_PURCHASES_PER_MINUTE,
+    MAX_PURCHASE_AGE_NS, MAX_PURCHASE_DRIFT_NS, MAX_VIEWERS, MAX_VIEWERS_PER_CALL,
 };
 use canvid_types::icrc::Account;
 use canvid_types::video::VideoStatus;
@@ -215,6 +215,47 @@ pub fn viewers<M: Memory>(v: &VideoStore<M>, args: &ViewersArgs) -> ViewersPage 
 // Purchases
 // -------------------------------------------------------------------------------------------
 
+const FAILURE_WINDOW_NS: u64 = 60_000_000_000;
+
+/// Failed purchases in the current one-minute window (kept on the heap: an upgrade resets it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FailureWindow {
+    start: u64,
+    failed: u32,
+}
+
+impl FailureWindow {
+    pub const EMPTY: FailureWindow = FailureWindow {
+        start: 0,
+        failed: 0,
+    };
+
+    fn current(self, now: u64) -> FailureWindow {
+        if now.saturating_sub(self.start) >= FAILURE_WINDOW_NS {
+            FailureWindow {
+                start: now,
+                failed: 0,
+            }
+        } else {
+            self
+        }
+    }
+
+    /// May a new purchase start at `now`?
+    pub fn open(self, now: u64) -> bool {
+        self.current(now).failed < MAX_FAILED_PURCHASES_PER_MINUTE
+    }
+
+    /// Counts one failed purchase at `now`.
+    pub fn fail(self, now: u64) -> FailureWindow {
+        let c = self.current(now);
+        FailureWindow {
+            failed: c.failed.saturating_add(1),
+            ..c
+        }
+    }
+}
+
 /// What [`begin_purchase`] decided.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Begin {
@@ -230,13 +271,17 @@ fn refused(e: Error) -> BuyError {
 
 /// Step 1 of `buy_access`: checks, and records the purchase before the ledger is called.
 /// `in_call(id)` says whether a call for purchase `id` is waiting for the ledger right now.
-/// `video` is this canister (the escrow account when the video has a platform fee).
+/// `video` is this canister (the escrow account when the video has a platform fee); `open`:
+/// the [`FailureWindow`] admits new purchases (a purchase already recorded is answered or
+/// resent whatever it says).
+#[allow(clippy::too_many_arguments)]
 pub fn begin_purchase<M: Memory>(
     v: &mut VideoStore<M>,
     video: Principal,
     buyer: Principal,
     args: &BuyAccessArgs,
     now: u64,
+    open: bool,
     in_call: impl Fn(u64) -> bool,
 ) -> std::result::Result<Begin, BuyError> {
     if buyer == Principal::anonymous() {
@@ -267,6 +312,14 @@ pub fn begin_purchase<M: Memory>(
             reason: format!(
                 "created_at_time {created_at_time} is more than an hour old or more than a \
                  minute ahead of the canister's clock ({now})"
+            ),
+        }));
+    }
+    if !open {
+        return Err(refused(Error::Busy {
+            reason: format!(
+                "more than {MAX_FAILED_PURCHASES_PER_MINUTE} purchases of this video failed in the \
+                 last minute: retry in a minute"
             ),
         }));
     }

@@ -1,7 +1,7 @@
 use candid::{Nat, Principal};
 use canvid_types::access::{
     AccessGrant, AccessMode, AccessPolicy, BuyAccessArgs, BuyError, Offer, PaidAccess, ViewersArgs,
-    MAX_VIEWERS_PER_CALL,
+    MAX_FAILED_PURCHASES_PER_MINUTE, MAX_VIEWERS_PER_CALL,
 };
 use canvid_types::video::{UploadSpec, VideoInit};
 use canvid_types::Error;
@@ -90,7 +90,7 @@ fn buy_args(offer: &str, price: u64, at: Option<u64>) -> BuyAccessArgs {
 }
 
 fn charge(s: &mut VideoStore<VectorMemory>, buyer: Principal, args: &BuyAccessArgs) -> Purchase {
-    match begin_purchase(s, video(), buyer, args, T0, |_| false).unwrap() {
+    match begin_purchase(s, video(), buyer, args, T0, true, |_| false).unwrap() {
         Begin::Charge(p) => p,
         other => panic!("expected a charge, got {other:?}"),
     }
@@ -209,7 +209,7 @@ fn a_paid_purchase_grants_a_pass_and_a_receipt_once() {
     // Waiting for the ledger: no pass yet; a retry meanwhile is Busy.
     assert_eq!(grant(&s, &buyer, T0), None);
     assert!(matches!(
-        begin_purchase(&mut s, video(), buyer, &args, T0, |_| true),
+        begin_purchase(&mut s, video(), buyer, &args, T0, true, |_| true),
         Err(BuyError::Refused(Error::Busy { .. }))
     ));
     let r = settle_purchase(
@@ -238,14 +238,20 @@ fn a_paid_purchase_grants_a_pass_and_a_receipt_once() {
     assert_eq!(grant(&s, &buyer, T0 + SEC + 86_400 * SEC), None, "expired");
     // The same purchase again: the receipt, no new charge.
     assert_eq!(
-        begin_purchase(&mut s, video(), buyer, &args, T0 + 5 * SEC, |_| false),
+        begin_purchase(&mut s, video(), buyer, &args, T0 + 5 * SEC, true, |_| false),
         Ok(Begin::Settled(r.clone()))
     );
     // ... even after the window in which a new purchase may use that time.
     assert_eq!(
-        begin_purchase(&mut s, video(), buyer, &args, T0 + 2 * 3600 * SEC, |_| {
-            false
-        }),
+        begin_purchase(
+            &mut s,
+            video(),
+            buyer,
+            &args,
+            T0 + 2 * 3600 * SEC,
+            true,
+            |_| { false }
+        ),
         Ok(Begin::Settled(r.clone()))
     );
     // A second purchase extends from the end of the current pass.
@@ -347,7 +353,7 @@ fn purchases_are_checked_before_anything_is_recorded() {
     let mut s = ready();
     let buyer = p(7);
     let refused = |s: &mut VideoStore<VectorMemory>, who, args: &BuyAccessArgs| {
-        begin_purchase(s, video(), who, args, T0, |_| false).unwrap_err()
+        begin_purchase(s, video(), who, args, T0, true, |_| false).unwrap_err()
     };
     assert!(matches!(
         refused(&mut s, buyer, &buy_args("24h", 500, None)),
@@ -623,5 +629,37 @@ fn sends_are_counted_before_they_go_out() {
         record_send(&mut s, purchase.id),
         None,
         "settled: nothing to send"
+    );
+}
+
+#[test]
+fn failed_purchases_close_new_purchases_for_the_rest_of_the_minute() {
+    let mut w = FailureWindow::EMPTY;
+    for i in 0..MAX_FAILED_PURCHASES_PER_MINUTE {
+        assert!(w.open(T0 + i as u64 * SEC));
+        w = w.fail(T0 + i as u64 * SEC);
+    }
+    assert!(!w.open(T0 + 30 * SEC));
+    assert!(w.open(T0 + 61 * SEC), "a new window");
+    // Closed: new purchases are refused before anything is recorded; recorded ones still answer.
+    let mut s = ready();
+    set_policy(&mut s, paid(None), T0).unwrap();
+    let args = buy_args("24h", 500, Some(T0));
+    let pending = charge(&mut s, p(7), &args);
+    assert!(matches!(
+        begin_purchase(
+            &mut s,
+            video(),
+            p(8),
+            &buy_args("24h", 500, None),
+            T0,
+            false,
+            |_| false
+        ),
+        Err(BuyError::Refused(Error::Busy { .. }))
+    ));
+    assert_eq!(
+        begin_purchase(&mut s, video(), p(7), &args, T0, false, |_| false),
+        Ok(Begin::Charge(pending))
     );
 }
