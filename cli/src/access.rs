@@ -9,16 +9,16 @@
 
 use std::time::Duration;
 
-use candid::{CandidType, Deserialize, Nat, Principal};
+use candid::{Nat, Principal};
 use canvid_types::access::{
     AccessGrant, AccessInfo, AccessMode, AccessPolicy, BuyAccessArgs, BuyError, MyAccess, Offer,
     PaidAccess, PlaybackToken, PlaybackTokenArgs, Receipt, ReceiptsArgs, ReceiptsPage, ViewersArgs,
     ViewersPage, MAX_TOKEN_SECONDS,
 };
 use canvid_types::icrc::Account;
+use canvid_types::ledger::{Allowance, AllowanceArgs, ApproveArgs, ApproveError};
 use canvid_types::video::VideoMetadata;
 use clap::{Args, Subcommand};
-use serde_bytes::ByteBuf;
 
 use crate::cli::NetArgs;
 use crate::error::{Error, Result};
@@ -619,43 +619,6 @@ pub async fn revoke(client: &Client, video: Principal, viewer: Option<Principal>
 // -------------------------------------------------------------------------------------------
 // Buying: ICRC-2 approve on the ledger, then buy_access.
 // -------------------------------------------------------------------------------------------
-
-#[derive(CandidType, Deserialize)]
-struct ApproveArgs {
-    from_subaccount: Option<ByteBuf>,
-    spender: Account,
-    amount: Nat,
-    expected_allowance: Option<Nat>,
-    expires_at: Option<u64>,
-    fee: Option<Nat>,
-    memo: Option<ByteBuf>,
-    created_at_time: Option<u64>,
-}
-
-#[derive(CandidType, Deserialize, Debug)]
-enum ApproveError {
-    BadFee { expected_fee: Nat },
-    InsufficientFunds { balance: Nat },
-    AllowanceChanged { current_allowance: Nat },
-    Expired { ledger_time: u64 },
-    TooOld,
-    CreatedInFuture { ledger_time: u64 },
-    Duplicate { duplicate_of: Nat },
-    TemporarilyUnavailable,
-    GenericError { error_code: Nat, message: String },
-}
-
-#[derive(CandidType, Deserialize)]
-struct AllowanceArgs {
-    account: Account,
-    spender: Account,
-}
-
-#[derive(CandidType, Deserialize)]
-struct Allowance {
-    allowance: Nat,
-    expires_at: Option<u64>,
-}
 
 fn payment_error(video: Principal, method: &str, detail: String) -> Error {
     Error::Payment {

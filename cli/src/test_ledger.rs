@@ -12,9 +12,10 @@
 
 use std::path::{Path, PathBuf};
 
-use candid::{CandidType, Deserialize, Nat, Principal};
+use candid::{Nat, Principal};
 use canvid_replica::Replica;
 use canvid_types::icrc::Account;
+use canvid_types::ledger::{TransferArg, TransferError};
 
 use crate::embedded::{self, demo_identity};
 use crate::error::{Error, Result};
@@ -26,7 +27,7 @@ const LEDGER_CYCLES: u128 = 100_000_000_000_000;
 /// The environment variable naming the ledger when `--icrc-ledger` is absent.
 pub const LEDGER_VAR: &str = "CANVID_ICRC_LEDGER";
 /// The module's file name in a folder.
-pub const LEDGER_FILE: &str = "ic-icrc1-ledger.wasm.gz";
+pub const LEDGER_FILE: &str = canvid_devkit::icrc_ledger::MODULE_FILE;
 /// The key of the ledger in `canister_ids.json`.
 pub const IDS_KEY: &str = "icrc_ledger";
 
@@ -64,72 +65,6 @@ pub fn read_module(path: &Path) -> Result<Vec<u8>> {
         .map_err(|e| Error::io(format!("reading the ICRC ledger {}", file.display()), e))
 }
 
-#[derive(CandidType)]
-struct FeatureFlags {
-    icrc2: bool,
-}
-
-#[derive(CandidType)]
-struct ArchiveOptions {
-    num_blocks_to_archive: u64,
-    max_transactions_per_response: Option<u64>,
-    trigger_threshold: u64,
-    max_message_size_bytes: Option<u64>,
-    cycles_for_archive_creation: Option<u64>,
-    node_max_memory_size_bytes: Option<u64>,
-    controller_id: Principal,
-    more_controller_ids: Option<Vec<Principal>>,
-}
-
-#[derive(CandidType)]
-enum MetadataValue {
-    #[allow(dead_code)]
-    Text(String),
-}
-
-#[derive(CandidType)]
-struct InitArgs {
-    minting_account: Account,
-    fee_collector_account: Option<Account>,
-    transfer_fee: Nat,
-    decimals: Option<u8>,
-    max_memo_length: Option<u16>,
-    token_symbol: String,
-    token_name: String,
-    metadata: Vec<(String, MetadataValue)>,
-    initial_balances: Vec<(Account, Nat)>,
-    feature_flags: Option<FeatureFlags>,
-    archive_options: ArchiveOptions,
-    index_principal: Option<Principal>,
-}
-
-#[derive(CandidType)]
-enum LedgerArg {
-    Init(InitArgs),
-}
-
-#[derive(CandidType)]
-struct TransferArg {
-    from_subaccount: Option<serde_bytes::ByteBuf>,
-    to: Account,
-    amount: Nat,
-    fee: Option<Nat>,
-    memo: Option<serde_bytes::ByteBuf>,
-    created_at_time: Option<u64>,
-}
-
-#[derive(CandidType, Deserialize, Debug)]
-enum TransferError {
-    BadFee { expected_fee: Nat },
-    BadBurn { min_burn_amount: Nat },
-    InsufficientFunds { balance: Nat },
-    TooOld,
-    CreatedInFuture { ledger_time: u64 },
-    TemporarilyUnavailable,
-    Duplicate { duplicate_of: Nat },
-    GenericError { error_code: Nat, message: String },
-}
-
 /// The ledger `ids` names if the replica has it, else a fresh install of `module`; then mints
 /// each of `funds`. Returns the ledger's id.
 pub fn ensure(
@@ -153,30 +88,14 @@ pub fn ensure(
                 }),
             );
             replica.add_cycles(id, LEDGER_CYCLES);
-            let init = LedgerArg::Init(InitArgs {
-                minting_account: Account::of(minter()),
-                fee_collector_account: None,
-                transfer_fee: Nat::from(FEE),
-                decimals: Some(8),
-                max_memo_length: Some(64),
-                token_symbol: "TST".into(),
-                token_name: "canvid test token".into(),
-                metadata: vec![],
-                initial_balances: vec![],
-                feature_flags: Some(FeatureFlags { icrc2: true }),
-                archive_options: ArchiveOptions {
-                    num_blocks_to_archive: 1_000,
-                    max_transactions_per_response: None,
-                    trigger_threshold: 2_000,
-                    max_message_size_bytes: None,
-                    cycles_for_archive_creation: Some(0),
-                    node_max_memory_size_bytes: None,
-                    controller_id: admin,
-                    more_controller_ids: None,
-                },
-                index_principal: None,
-            });
-            let arg = candid::encode_one(init).expect("encoding the ledger's init argument");
+            let arg =
+                canvid_devkit::icrc_ledger::init_arg(&canvid_devkit::icrc_ledger::LedgerInit {
+                    minter: minter(),
+                    transfer_fee: FEE,
+                    max_memo_length: Some(64),
+                    initial_balances: &[],
+                    archive_controller: admin,
+                });
             replica
                 .install_code(
                     canvid_replica::InstallMode::Install,

@@ -12,11 +12,12 @@ mod common;
 
 use candid::{CandidType, Deserialize, Encode, Nat, Principal};
 use canvid_types::icrc::Account;
+use canvid_types::ledger::ApproveArgs;
 use common::{canvid, last_line, net, ok, principal_of, require_wasm, text, Serve};
 use ic_agent::identity::BasicIdentity;
 use ic_agent::Agent;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 const FEE: u64 = 10_000;
@@ -26,75 +27,9 @@ const FOREVER_PRICE: u64 = 5_000_000;
 const CHUNK: u64 = 2_000_000;
 
 fn ledger_wasm() -> Option<Vec<u8>> {
-    let dir = std::env::var_os("ICRC_LEDGER_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../shared/fixtures/icrc-ledger"
-            ))
-        });
-    let file = dir.join("ic-icrc1-ledger.wasm.gz");
-    match std::fs::read(&file) {
-        Ok(w) => Some(w),
-        Err(e) => {
-            eprintln!(
-                "SKIPPED access_paid_buy_receipts_tokens: DFINITY's ICRC ledger is not at {} ({e}); set ICRC_LEDGER_DIR",
-                file.display()
-            );
-            None
-        }
-    }
-}
-
-#[derive(CandidType)]
-struct FeatureFlags {
-    icrc2: bool,
-}
-
-#[derive(CandidType)]
-struct ArchiveOptions {
-    num_blocks_to_archive: u64,
-    max_transactions_per_response: Option<u64>,
-    trigger_threshold: u64,
-    max_message_size_bytes: Option<u64>,
-    cycles_for_archive_creation: Option<u64>,
-    node_max_memory_size_bytes: Option<u64>,
-    controller_id: Principal,
-    more_controller_ids: Option<Vec<Principal>>,
-}
-
-#[derive(CandidType)]
-struct InitArgs {
-    minting_account: Account,
-    fee_collector_account: Option<Account>,
-    transfer_fee: Nat,
-    decimals: Option<u8>,
-    max_memo_length: Option<u16>,
-    token_symbol: String,
-    token_name: String,
-    metadata: Vec<(String, String)>,
-    initial_balances: Vec<(Account, Nat)>,
-    feature_flags: Option<FeatureFlags>,
-    archive_options: ArchiveOptions,
-    index_principal: Option<Principal>,
-}
-
-#[derive(CandidType)]
-enum LedgerArg {
-    Init(InitArgs),
-}
-
-#[derive(CandidType)]
-struct ApproveArgs {
-    fee: Option<Nat>,
-    memo: Option<serde_bytes::ByteBuf>,
-    from_subaccount: Option<serde_bytes::ByteBuf>,
-    created_at_time: Option<u64>,
-    amount: Nat,
-    expected_allowance: Option<Nat>,
-    expires_at: Option<u64>,
-    spender: Account,
+    canvid_devkit::icrc_ledger::read_fixture()
+        .map_err(|why| eprintln!("SKIPPED access_paid_buy_receipts_tokens: {why}"))
+        .ok()
 }
 
 #[derive(CandidType)]
@@ -163,31 +98,14 @@ fn install_ledger(
         let id = candid::decode_one::<CanisterIdRecord>(&out)
             .unwrap()
             .canister_id;
-        let init = LedgerArg::Init(InitArgs {
-            minting_account: Account::of(Principal::from_slice(&[0xaa; 29])),
-            fee_collector_account: None,
-            transfer_fee: Nat::from(FEE),
-            decimals: Some(8),
+        let balances: Vec<(Principal, Nat)> =
+            balances.iter().map(|(p, n)| (*p, Nat::from(*n))).collect();
+        let init = canvid_devkit::icrc_ledger::init_arg(&canvid_devkit::icrc_ledger::LedgerInit {
+            minter: Principal::from_slice(&[0xaa; 29]),
+            transfer_fee: FEE,
             max_memo_length: None,
-            token_symbol: "TST".into(),
-            token_name: "Test token".into(),
-            metadata: vec![],
-            initial_balances: balances
-                .iter()
-                .map(|(p, n)| (Account::of(*p), Nat::from(*n)))
-                .collect(),
-            feature_flags: Some(FeatureFlags { icrc2: true }),
-            archive_options: ArchiveOptions {
-                num_blocks_to_archive: 1_000,
-                max_transactions_per_response: None,
-                trigger_threshold: 2_000,
-                max_message_size_bytes: None,
-                cycles_for_archive_creation: Some(0),
-                node_max_memory_size_bytes: None,
-                controller_id: me,
-                more_controller_ids: None,
-            },
-            index_principal: None,
+            initial_balances: &balances,
+            archive_controller: me,
         });
         agent
             .update(&mgmt, "install_code")
@@ -197,7 +115,7 @@ fn install_ledger(
                     mode: Mode::install,
                     canister_id: id,
                     wasm_module: serde_bytes::ByteBuf::from(wasm),
-                    arg: serde_bytes::ByteBuf::from(Encode!(&init).unwrap()),
+                    arg: serde_bytes::ByteBuf::from(init),
                 })
                 .unwrap(),
             )

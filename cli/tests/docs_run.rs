@@ -686,10 +686,8 @@ fn squash(s: &str) -> String {
 
 /// DFINITY's ICRC ledger wasm (docs/access.md's `<ledger-id>`), where the fixture exists.
 fn icrc_ledger_wasm() -> Option<PathBuf> {
-    let dir = std::env::var_os("ICRC_LEDGER_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("../shared/fixtures/icrc-ledger"));
-    let file = dir.join("ic-icrc1-ledger.wasm.gz");
+    let file =
+        canvid_devkit::icrc_ledger::fixture_dir().join(canvid_devkit::icrc_ledger::MODULE_FILE);
     file.is_file().then_some(file)
 }
 

@@ -4,11 +4,13 @@
 //!   `target/canisters/`), reading them, and gzip as `install_code` and the spawn canister take it;
 //! - [`deploy`]: the index + spawn deploy recipe (init arguments, order, wiring), over any
 //!   [`deploy::Target`] (the embedded replica, a test `Backend`);
-//! - [`raw_http`]: a raw HTTP/1.1 client for tests that need to see the bytes on the wire.
+//! - [`raw_http`]: a raw HTTP/1.1 client for tests that need to see the bytes on the wire;
+//! - [`icrc_ledger`]: DFINITY's ICRC ledger fixture and its init argument.
 //!
 //! No test-only dependency: the `canvid` binary links this crate.
 
 pub mod deploy;
+pub mod icrc_ledger;
 pub mod raw_http;
 pub mod wasm;
 

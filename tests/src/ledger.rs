@@ -7,12 +7,12 @@
 use crate::backend::{Backend, BackendExt};
 use crate::data::principal;
 use crate::deploy::T;
-use candid::{CandidType, Deserialize, Nat, Principal};
+use candid::{Nat, Principal};
 use canvid_icrc3::types::{GetBlocksRequest, GetBlocksResult};
 use canvid_icrc3::Value;
 use canvid_types::icrc::Account;
-use serde_bytes::ByteBuf;
-use std::path::PathBuf;
+pub use canvid_types::ledger::ApproveError;
+use canvid_types::ledger::{Allowance, AllowanceArgs, ApproveArgs};
 
 /// The ledger's transfer fee (`transfer_fee` at install). An `icrc2_approve` costs it, and an
 /// `icrc2_transfer_from` costs it on top of the amount (so an approval must cover both).
@@ -20,109 +20,9 @@ pub const FEE: u64 = 10_000;
 
 /// The ledger module, or `None` after printing `SKIPPED <test>: ...` when the fixture is absent.
 pub fn ledger_wasm(test: &str) -> Option<Vec<u8>> {
-    let dir = std::env::var_os("ICRC_LEDGER_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../shared/fixtures/icrc-ledger"
-            ))
-        });
-    let file = dir.join("ic-icrc1-ledger.wasm.gz");
-    match std::fs::read(&file) {
-        Ok(w) => Some(w),
-        Err(e) => {
-            canvid_did_check::skipped(
-                test,
-                &format!(
-                    "DFINITY's ICRC ledger is not at {} ({e}); set ICRC_LEDGER_DIR",
-                    file.display()
-                ),
-            );
-            None
-        }
-    }
-}
-
-#[derive(CandidType)]
-enum MetadataValue {
-    #[allow(dead_code)]
-    Text(String),
-}
-
-#[derive(CandidType)]
-struct FeatureFlags {
-    icrc2: bool,
-}
-
-#[derive(CandidType)]
-struct ArchiveOptions {
-    num_blocks_to_archive: u64,
-    max_transactions_per_response: Option<u64>,
-    trigger_threshold: u64,
-    max_message_size_bytes: Option<u64>,
-    cycles_for_archive_creation: Option<u64>,
-    node_max_memory_size_bytes: Option<u64>,
-    controller_id: Principal,
-    more_controller_ids: Option<Vec<Principal>>,
-}
-
-#[derive(CandidType)]
-struct InitArgs {
-    minting_account: Account,
-    fee_collector_account: Option<Account>,
-    transfer_fee: Nat,
-    decimals: Option<u8>,
-    max_memo_length: Option<u16>,
-    token_symbol: String,
-    token_name: String,
-    metadata: Vec<(String, MetadataValue)>,
-    initial_balances: Vec<(Account, Nat)>,
-    feature_flags: Option<FeatureFlags>,
-    archive_options: ArchiveOptions,
-    index_principal: Option<Principal>,
-}
-
-#[derive(CandidType)]
-enum LedgerArg {
-    Init(InitArgs),
-}
-
-#[derive(CandidType)]
-struct ApproveArgs {
-    fee: Option<Nat>,
-    memo: Option<ByteBuf>,
-    from_subaccount: Option<ByteBuf>,
-    created_at_time: Option<u64>,
-    amount: Nat,
-    expected_allowance: Option<Nat>,
-    expires_at: Option<u64>,
-    spender: Account,
-}
-
-#[derive(CandidType, Deserialize, Debug)]
-pub enum ApproveError {
-    GenericError { message: String, error_code: Nat },
-    TemporarilyUnavailable,
-    Duplicate { duplicate_of: Nat },
-    BadFee { expected_fee: Nat },
-    AllowanceChanged { current_allowance: Nat },
-    CreatedInFuture { ledger_time: u64 },
-    TooOld,
-    Expired { ledger_time: u64 },
-    InsufficientFunds { balance: Nat },
-}
-
-#[derive(CandidType)]
-struct AllowanceArgs {
-    account: Account,
-    spender: Account,
-}
-
-#[derive(CandidType, Deserialize)]
-struct Allowance {
-    allowance: Nat,
-    expires_at: Option<u64>,
+    canvid_devkit::icrc_ledger::read_fixture()
+        .map_err(|why| canvid_did_check::skipped(test, &why))
+        .ok()
 }
 
 /// Creates a canister controlled by `admin` and installs the ledger with `balances`, fee
@@ -134,33 +34,16 @@ pub fn install_ledger(
     balances: &[(Principal, u64)],
 ) -> Principal {
     let id = b.create_canister(Some(admin), Some(vec![admin]), 10 * T);
-    let init = LedgerArg::Init(InitArgs {
-        minting_account: Account::of(principal("minter")),
-        fee_collector_account: None,
-        transfer_fee: Nat::from(FEE),
-        decimals: Some(8),
+    let balances: Vec<(Principal, Nat)> =
+        balances.iter().map(|(p, n)| (*p, Nat::from(*n))).collect();
+    let init = canvid_devkit::icrc_ledger::init_arg(&canvid_devkit::icrc_ledger::LedgerInit {
+        minter: principal("minter"),
+        transfer_fee: FEE,
         max_memo_length: None,
-        token_symbol: "TST".into(),
-        token_name: "Test token".into(),
-        metadata: vec![],
-        initial_balances: balances
-            .iter()
-            .map(|(p, n)| (Account::of(*p), Nat::from(*n)))
-            .collect(),
-        feature_flags: Some(FeatureFlags { icrc2: true }),
-        archive_options: ArchiveOptions {
-            num_blocks_to_archive: 1_000,
-            max_transactions_per_response: None,
-            trigger_threshold: 2_000,
-            max_message_size_bytes: None,
-            cycles_for_archive_creation: Some(0),
-            node_max_memory_size_bytes: None,
-            controller_id: admin,
-            more_controller_ids: None,
-        },
-        index_principal: None,
+        initial_balances: &balances,
+        archive_controller: admin,
     });
-    b.install(id, wasm, candid::encode_one(init).unwrap(), Some(admin))
+    b.install(id, wasm, init, Some(admin))
         .unwrap_or_else(|e| panic!("installing DFINITY's ICRC ledger: {e}"));
     id
 }

@@ -10,6 +10,7 @@ pub mod access;
 pub mod error;
 pub mod icrc;
 pub mod index;
+pub mod ledger;
 pub mod management;
 pub mod protocol;
 pub mod spawn;

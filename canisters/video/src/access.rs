@@ -19,13 +19,14 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use candid::{CandidType, Deserialize, Nat, Principal};
+use candid::{Nat, Principal};
 use canvid_types::access::{
     receipt_memo, AccessInfo, AccessPolicy, BuyAccessArgs, BuyError, BuyResult, MyAccess,
     PlaybackToken, PlaybackTokenArgs, ReceiptsArgs, ReceiptsPage, ViewersArgs, ViewersPage,
     DEFAULT_TOKEN_SECONDS, MAX_RECEIPTS_PER_PAGE, MAX_TOKEN_SECONDS,
 };
 use canvid_types::icrc::Account;
+use canvid_types::ledger::{TransferArg, TransferError, TransferFromArgs, TransferFromError};
 use canvid_types::{Error, Result};
 use ic_cdk::api::{canister_self, msg_caller, time};
 use ic_cdk::call::Call;
@@ -83,30 +84,6 @@ impl Drop for CallMark {
 // -------------------------------------------------------------------------------------------
 // The ledger (ICRC-2 `icrc2_transfer_from`, as published in ICRC-2.did)
 // -------------------------------------------------------------------------------------------
-
-#[derive(CandidType, Deserialize)]
-struct TransferFromArgs {
-    spender_subaccount: Option<ByteBuf>,
-    from: Account,
-    to: Account,
-    amount: Nat,
-    fee: Option<Nat>,
-    memo: Option<ByteBuf>,
-    created_at_time: Option<u64>,
-}
-
-#[derive(CandidType, Deserialize, Debug)]
-enum TransferFromError {
-    BadFee { expected_fee: Nat },
-    BadBurn { min_burn_amount: Nat },
-    InsufficientFunds { balance: Nat },
-    InsufficientAllowance { allowance: Nat },
-    TooOld,
-    CreatedInFuture { ledger_time: u64 },
-    Duplicate { duplicate_of: Nat },
-    TemporarilyUnavailable,
-    GenericError { error_code: Nat, message: String },
-}
 
 /// Sends purchase `p`'s transfer (always the same bytes for the same purchase) and classifies
 /// the answer.
@@ -206,7 +183,7 @@ async fn run_purchase(p: Purchase) -> BuyResult {
         arm_retry();
     }
     // A paid sale of a video with a platform fee leaves shares to pay out.
-    if canister::with(|s| s.access().payout_count() > 0) {
+    if p.platform_fee.is_some() {
         arm_payouts(Duration::ZERO);
     }
     out
@@ -219,28 +196,6 @@ async fn run_purchase(p: Purchase) -> BuyResult {
 thread_local! {
     /// The payout loop is running or scheduled.
     static PAYOUTS_ARMED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-#[derive(CandidType)]
-struct TransferArg {
-    from_subaccount: Option<ByteBuf>,
-    to: Account,
-    amount: Nat,
-    fee: Option<Nat>,
-    memo: Option<ByteBuf>,
-    created_at_time: Option<u64>,
-}
-
-#[derive(CandidType, Deserialize, Debug)]
-enum TransferError {
-    BadFee { expected_fee: Nat },
-    BadBurn { min_burn_amount: Nat },
-    InsufficientFunds { balance: Nat },
-    TooOld,
-    CreatedInFuture { ledger_time: u64 },
-    TemporarilyUnavailable,
-    Duplicate { duplicate_of: Nat },
-    GenericError { error_code: Nat, message: String },
 }
 
 /// `"cvpo"` · purchase id (u64 BE) · leg (0 owner, 1 platform): 13 bytes.

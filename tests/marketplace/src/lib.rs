@@ -120,53 +120,11 @@ pub use types::*;
 // Ledger (ICRC-1/2) types, as DFINITY's ledger declares them
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Clone, Debug, CandidType, Deserialize)]
-struct TransferFromArgs {
-    spender_subaccount: Option<serde_bytes::ByteBuf>,
-    from: Account,
-    to: Account,
-    amount: Nat,
-    fee: Option<Nat>,
-    memo: Option<serde_bytes::ByteBuf>,
-    created_at_time: Option<u64>,
-}
-
-#[derive(Clone, Debug, CandidType, Deserialize)]
-struct TransferArg {
-    from_subaccount: Option<serde_bytes::ByteBuf>,
-    to: Account,
-    amount: Nat,
-    fee: Option<Nat>,
-    memo: Option<serde_bytes::ByteBuf>,
-    created_at_time: Option<u64>,
-}
-
-/// `icrc2_transfer_from`'s error.
-#[derive(Clone, Debug, CandidType, Deserialize)]
-enum LedgerTransferFromError {
-    BadFee { expected_fee: Nat },
-    BadBurn { min_burn_amount: Nat },
-    InsufficientFunds { balance: Nat },
-    InsufficientAllowance { allowance: Nat },
-    TooOld,
-    CreatedInFuture { ledger_time: u64 },
-    Duplicate { duplicate_of: Nat },
-    TemporarilyUnavailable,
-    GenericError { error_code: Nat, message: String },
-}
-
-/// `icrc1_transfer`'s error.
-#[derive(Clone, Debug, CandidType, Deserialize)]
-enum LedgerTransferError {
-    BadFee { expected_fee: Nat },
-    BadBurn { min_burn_amount: Nat },
-    InsufficientFunds { balance: Nat },
-    TooOld,
-    CreatedInFuture { ledger_time: u64 },
-    TemporarilyUnavailable,
-    Duplicate { duplicate_of: Nat },
-    GenericError { error_code: Nat, message: String },
-}
+// The ICRC-1/2 calls are `canvid_types::ledger`'s (TransferFromArgs, TransferArg, their errors).
+use canvid_types::ledger::{
+    TransferArg, TransferError as LedgerTransferError, TransferFromArgs,
+    TransferFromError as LedgerTransferFromError,
+};
 
 mod canister {
     use super::*;
