@@ -1808,13 +1808,30 @@ fn transfer_step(w: &mut World, r: &mut Rng, step: usize, faulted: bool) -> Mone
 
 fn upgrade_step(w: &mut World, r: &mut Rng, step: usize, caller: Principal) -> Money {
     let spawn = r.below(2) == 0;
-    let res = if spawn {
-        let arg = candid::encode_one(None::<canvid_types::spawn::SpawnInit>).unwrap();
-        w.b.upgrade(w.d.spawn, w.spawn_wasm.clone(), arg, Some(caller))
-    } else {
-        let arg = candid::encode_one(None::<canvid_types::index::IndexInit>).unwrap();
-        w.b.upgrade(w.d.index, canvid_tests::wasm::index(), arg, Some(caller))
+    let upgrade = |w: &World| {
+        if spawn {
+            let arg = candid::encode_one(None::<canvid_types::spawn::SpawnInit>).unwrap();
+            w.b.upgrade(w.d.spawn, w.spawn_wasm.clone(), arg, Some(caller))
+        } else {
+            let arg = candid::encode_one(None::<canvid_types::index::IndexInit>).unwrap();
+            w.b.upgrade(w.d.index, canvid_tests::wasm::index(), arg, Some(caller))
+        }
     };
+    let mut res = upgrade(w);
+    // The IC rate-limits install_code per canister (IC0209 for an upgrade soon after the
+    // deployment's install, as on PocketIC): time passes, as in the time step, and it retries.
+    for _ in 0..10 {
+        match &res {
+            Err(e) if e.error_code == "IC0209" && caller == w.m.admin => {
+                w.b.advance_time(Duration::from_secs(61));
+                for _ in 0..4 {
+                    w.b.tick();
+                }
+                res = upgrade(w);
+            }
+            _ => break,
+        }
+    }
     let what = if spawn { "spawn" } else { "index" };
     fig(|f| f.messages += 1);
     if caller == w.m.admin {
