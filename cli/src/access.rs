@@ -248,6 +248,7 @@ pub fn run(cmd: AccessCommand) -> Result<()> {
                 ));
             }
             let policy = AccessPolicy {
+                free_paths: None,
                 mode,
                 preview_bytes: args.preview_bytes,
             };

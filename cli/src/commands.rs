@@ -416,7 +416,11 @@ async fn fetch_chunk_digests(
                 Kind::Query,
                 video,
                 "chunk_digests",
-                (DigestsArgs { start, limit: None },),
+                (DigestsArgs {
+                    path: None,
+                    start,
+                    limit: None,
+                },),
             )
             .await?;
         for (offset, d) in page.digests.iter().enumerate() {

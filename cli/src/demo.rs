@@ -340,7 +340,11 @@ pub fn read_back(replica: &Replica, video: Principal, source: &impl ChunkSource)
             video,
             Principal::anonymous(),
             "read_range",
-            (RangeArgs { offset, length },),
+            (RangeArgs {
+                path: None,
+                offset,
+                length,
+            },),
         )?;
         cost.add(stats);
         let want = source

@@ -390,6 +390,7 @@ impl VideoClient for EmbeddedVideo<'_> {
         let _: ChunkReceipt = self.upd(
             "put_chunk",
             (ChunkUpload {
+                path: None,
                 index,
                 data: ByteBuf::from(bytes),
             },),
@@ -406,7 +407,11 @@ impl VideoClient for EmbeddedVideo<'_> {
                 self.video,
                 self.sender,
                 "missing_chunks",
-                (MissingArgs { start, limit: None },),
+                (MissingArgs {
+                    path: None,
+                    start,
+                    limit: None,
+                },),
             )?;
             all.extend(page.missing);
             match next_missing_page(self.video, start, page.next)? {

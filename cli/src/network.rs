@@ -463,6 +463,7 @@ impl VideoClient for AgentVideo<'_> {
                 self.video,
                 "put_chunk",
                 (ChunkUpload {
+                    path: None,
                     index,
                     data: ByteBuf::from(bytes),
                 },),
@@ -482,7 +483,11 @@ impl VideoClient for AgentVideo<'_> {
                     Kind::Query,
                     self.video,
                     "missing_chunks",
-                    (MissingArgs { start, limit: None },),
+                    (MissingArgs {
+                        path: None,
+                        start,
+                        limit: None,
+                    },),
                 )
                 .await?;
             all.extend(page.missing);
@@ -525,6 +530,8 @@ pub fn upload_spec(plan: &UploadPlan, mime_type: &str) -> Result<UploadSpec> {
             .collect()
     });
     Ok(UploadSpec {
+        path: None,
+        rendition: None,
         mime_type: mime_type.to_string(),
         total_size: plan.size,
         chunk_size,

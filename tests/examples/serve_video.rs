@@ -118,6 +118,8 @@ fn main() {
         v.begin_upload(
             owner,
             &UploadSpec {
+                path: None,
+                rendition: None,
                 mime_type: mime.clone(),
                 total_size: bytes.len() as u64,
                 chunk_size: args.chunk_size,

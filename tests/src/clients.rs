@@ -99,6 +99,8 @@ pub fn spec_for(file: &GenFile, with_digests: bool) -> UploadSpec {
         (None, None)
     };
     UploadSpec {
+        path: None,
+        rendition: None,
         mime_type: "video/mp4".into(),
         total_size: file.size,
         chunk_size,
@@ -128,6 +130,7 @@ impl<'a> Video<'a> {
         data: Vec<u8>,
     ) -> (Answer<ChunkReceipt>, Option<Cost>) {
         let arg = ChunkUpload {
+            path: None,
             index,
             data: ByteBuf::from(data),
         };
@@ -179,8 +182,16 @@ impl<'a> Video<'a> {
     }
 
     pub fn read_range(&self, sender: Principal, offset: u64, length: u64) -> Answer<ByteBuf> {
-        self.b
-            .query1(self.id, sender, "read_range", &RangeArgs { offset, length })
+        self.b.query1(
+            self.id,
+            sender,
+            "read_range",
+            &RangeArgs {
+                path: None,
+                offset,
+                length,
+            },
+        )
     }
 
     pub fn metadata(&self) -> VideoMetadata {

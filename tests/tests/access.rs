@@ -76,6 +76,7 @@ fn uploaded_video(b: &dyn Backend) -> Video<'_> {
 
 fn paid_policy(ledger: Principal) -> AccessPolicy {
     AccessPolicy {
+        free_paths: None,
         mode: AccessMode::Paid(PaidAccess {
             ledger,
             offers: vec![
@@ -1244,6 +1245,7 @@ fn the_allowlist_of_a_private_video(b: &dyn Backend) {
     let v = uploaded_video(b);
     let owner = creator();
     let private = AccessPolicy {
+        free_paths: None,
         mode: AccessMode::Private,
         preview_bytes: None,
     };

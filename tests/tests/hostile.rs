@@ -499,6 +499,7 @@ fn hostile_ingress_costs_nothing_but_the_http_update_budget(b: &dyn Backend) {
         Target::Video,
         "put_chunk",
         &canvid_types::video::ChunkUpload {
+            path: None,
             index: 0,
             data: ByteBuf::from(file.chunk(0)),
         },

@@ -540,6 +540,7 @@ fn one_step(
             let start = r.below(60) as u32;
             let limit = [None, Some(0), Some(1), Some(5), Some(u32::MAX)][r.below(5) as usize];
             let args = MissingArgs {
+                path: None,
                 start: Some(start),
                 limit,
             };
@@ -795,6 +796,8 @@ fn new_spec(r: &mut Rng, m: &Model) -> UploadSpec {
     let count = total_size.div_ceil(chunk_size as u64) as u32;
     let tmp = Decl {
         spec: UploadSpec {
+            path: None,
+            rendition: None,
             mime_type: "video/mp4".into(),
             total_size,
             chunk_size,
@@ -850,7 +853,11 @@ fn read_step(v: &Video, m: &Model, r: &mut Rng, step: usize, caller: Principal) 
             _ => r.below(count as u64) as u32,
         };
         let limit = [None, Some(0), Some(1), Some(3), Some(u32::MAX)][r.below(5) as usize];
-        let args = DigestsArgs { start, limit };
+        let args = DigestsArgs {
+            path: None,
+            start,
+            limit,
+        };
         let a = v.chunk_digests(caller, &args);
         let expect = if !readable || m.decl.is_none() {
             Expect::Err("NotReady")

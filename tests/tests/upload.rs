@@ -102,6 +102,7 @@ fn upload_out_of_order_with_retries_and_resume(b: &dyn Backend) {
             v.missing_chunks(
                 owner(),
                 &MissingArgs {
+                    path: None,
                     start,
                     limit: Some(2),
                 },
@@ -145,6 +146,7 @@ fn upload_out_of_order_with_retries_and_resume(b: &dyn Backend) {
             v.chunk_digests(
                 reader,
                 &DigestsArgs {
+                    path: None,
                     start,
                     limit: Some(3),
                 },
@@ -400,6 +402,7 @@ fn non_owner_writes(b: &dyn Backend) {
             mallory,
             "put_chunk",
             candid::encode_one(canvid_types::video::ChunkUpload {
+                path: None,
                 index: 0,
                 data: serde_bytes::ByteBuf::from(file.chunk(0)),
             })
@@ -424,6 +427,7 @@ fn non_owner_writes(b: &dyn Backend) {
     // A canister caller skips inspect_message too.
     let relay = Relay::deploy(b, principal("relay-controller"), 10 * T);
     let chunk0 = canvid_types::video::ChunkUpload {
+        path: None,
         index: 0,
         data: serde_bytes::ByteBuf::from(file.chunk(0)),
     };
@@ -482,6 +486,7 @@ fn post_finish_writes(b: &dyn Backend) {
         v.change_owner(owner(), relay.id),
     );
     let chunk0 = canvid_types::video::ChunkUpload {
+        path: None,
         index: 0,
         data: serde_bytes::ByteBuf::from(file.chunk(0)),
     };
@@ -592,6 +597,8 @@ fn l5_declared_size_is_not_allocated_at_once(b: &dyn Backend) {
     let v = standalone_video(b, owner(), None, 50 * T);
     let cs = MAX_CHUNK_SIZE;
     let spec = UploadSpec {
+        path: None,
+        rendition: None,
         mime_type: "video/mp4".into(),
         total_size: MAX_VIDEO_SIZE,
         chunk_size: cs,

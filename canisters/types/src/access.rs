@@ -138,6 +138,29 @@ pub struct AccessPolicy {
     /// The first bytes of the file anyone may watch, whatever the mode: a teaser. Rounded up to
     /// whole upload chunks (the grid HTTP and certification use). `None` or 0: no preview.
     pub preview_bytes: Option<u64>,
+    /// Named files anyone may fetch whatever the mode: each entry is a file path
+    /// (`/hls/master.m3u8`) or a path prefix ending in `/` (`/hls/480p/`), at most
+    /// [`MAX_FREE_PATHS`]. This is how a video offers a free low rendition and sells the
+    /// others: the master playlist and `/hls/480p/` free, the rest behind a pass. The main
+    /// file is governed by `preview_bytes` only.
+    pub free_paths: Option<Vec<String>>,
+}
+
+/// Most entries in `AccessPolicy::free_paths`.
+pub const MAX_FREE_PATHS: usize = 32;
+
+impl AccessPolicy {
+    /// May anyone fetch the named file at `path` (whatever the mode)?
+    pub fn is_free_path(&self, path: &str) -> bool {
+        self.is_public()
+            || self.free_paths.iter().flatten().any(|free| {
+                if free.ends_with('/') {
+                    path.starts_with(free.as_str())
+                } else {
+                    path == free
+                }
+            })
+    }
 }
 
 impl AccessPolicy {
@@ -145,6 +168,7 @@ impl AccessPolicy {
         AccessPolicy {
             mode: AccessMode::Public,
             preview_bytes: None,
+            free_paths: None,
         }
     }
 
@@ -155,6 +179,23 @@ impl AccessPolicy {
     /// Checks the limits documented on the fields.
     pub fn validate(&self) -> Result<(), Error> {
         let invalid = |reason: String| Err(Error::InvalidArgument { reason });
+        let free = self.free_paths.as_deref().unwrap_or_default();
+        if free.len() > MAX_FREE_PATHS {
+            return invalid(format!(
+                "at most {MAX_FREE_PATHS} free paths, not {}",
+                free.len()
+            ));
+        }
+        for path in free {
+            // A prefix `/a/b/` is valid when `/a/b` is a valid file path.
+            crate::files::validate_path(path.strip_suffix('/').unwrap_or(path)).map_err(|_| {
+                Error::InvalidArgument {
+                    reason: format!(
+                        "free path {path:?} is neither a file path nor a path prefix ending                          in / (segments of A-Z a-z 0-9 . _ ~ -)"
+                    ),
+                }
+            })?;
+        }
         if let AccessMode::Paid(paid) = &self.mode {
             if paid.offers.is_empty() || paid.offers.len() > MAX_OFFERS {
                 return invalid(format!(

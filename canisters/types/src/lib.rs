@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod error;
+pub mod files;
 pub mod icrc;
 pub mod index;
 pub mod ledger;

@@ -100,6 +100,8 @@ fn upload_spec() -> impl Strategy<Value = UploadSpec> {
         .prop_map(
             |(mime_type, total_size, chunk_size, chunk_digests, file_digest, duration_ms)| {
                 UploadSpec {
+                    path: None,
+                    rendition: None,
                     mime_type,
                     total_size,
                     chunk_size,
@@ -146,13 +148,13 @@ endpoint_args! {
     video_init: VideoInit = (principal(), principal(), prop::option::of(principal()), text(), text(), prop::collection::vec(text(), 0..3), prop::option::of(principal()))
         .prop_map(|(owner, creator, index, title, description, tags, funded_by)| VideoInit { owner, creator, index, title, description, tags, funded_by, platform_fee: None });
     begin_upload: UploadSpec = upload_spec();
-    put_chunk: ChunkUpload = (any::<u32>(), blob(300)).prop_map(|(index, data)| ChunkUpload { index, data });
+    put_chunk: ChunkUpload = (any::<u32>(), blob(300)).prop_map(|(index, data)| ChunkUpload { path: None, index, data });
     missing_chunks: MissingArgs = (prop::option::of(any::<u32>()), prop::option::of(any::<u32>()))
-        .prop_map(|(start, limit)| MissingArgs { start, limit });
+        .prop_map(|(start, limit)| MissingArgs { path: None, start, limit });
     chunk_digests: DigestsArgs = (any::<u32>(), prop::option::of(any::<u32>()))
-        .prop_map(|(start, limit)| DigestsArgs { start, limit });
+        .prop_map(|(start, limit)| DigestsArgs { path: None, start, limit });
     get_chunk: u32 = any::<u32>();
-    read_range: RangeArgs = (any::<u64>(), any::<u64>()).prop_map(|(offset, length)| RangeArgs { offset, length });
+    read_range: RangeArgs = (any::<u64>(), any::<u64>()).prop_map(|(offset, length)| RangeArgs { path: None, offset, length });
     update_metadata: MetadataPatch = (prop::option::of(text()), prop::option::of(text()), prop::option::of(prop::collection::vec(text(), 0..3)))
         .prop_map(|(title, description, tags)| MetadataPatch { title, description, tags });
     add_or_remove_uploader: Principal = principal();

@@ -153,6 +153,14 @@ pub struct UploadSpec {
     /// `finish_upload` refuses to publish a file that does not match.
     pub file_digest: Option<ByteBuf>,
     pub duration_ms: Option<u64>,
+    /// Absent: the main file (served at `/` and `/video`). Present: a named file at that HTTP
+    /// path (`files::validate_path`), e.g. `/hls/720p/seg-00042.m4s`; its MIME type may also be
+    /// one of `files::FILE_MIME_TYPES`. Named files are declared one by one here or in batches
+    /// with `begin_files`.
+    pub path: Option<String>,
+    /// The ladder rung this file opens (an HLS media playlist), listed in
+    /// `VideoMetadata::renditions`. Named files only.
+    pub rendition: Option<crate::files::Rendition>,
 }
 
 /// `put_chunk` argument.
@@ -160,6 +168,8 @@ pub struct UploadSpec {
 pub struct ChunkUpload {
     pub index: u32,
     pub data: ByteBuf,
+    /// The named file the chunk belongs to; absent for the main file.
+    pub path: Option<String>,
 }
 
 /// `put_chunk` answer: what the canister stored, and the upload's progress.
@@ -179,6 +189,8 @@ pub struct ChunkReceipt {
 pub struct MissingArgs {
     pub start: Option<u32>,
     pub limit: Option<u32>,
+    /// A named file; absent for the main file.
+    pub path: Option<String>,
 }
 
 /// `chunk_digests` argument: the digests of chunks `start..`, at most `limit` (default and
@@ -187,6 +199,8 @@ pub struct MissingArgs {
 pub struct DigestsArgs {
     pub start: u32,
     pub limit: Option<u32>,
+    /// A named file; absent for the main file.
+    pub path: Option<String>,
 }
 
 /// A page of chunk SHA-256 digests, as `put_chunk` verified and stored them: what a download
@@ -263,6 +277,11 @@ pub struct VideoMetadata {
     pub pending_offer: Option<OwnershipOffer>,
     /// Who controls the canister (absent in answers of modules before it existed: `Owner`).
     pub control: Option<ControlStatus>,
+    /// How many named files the video holds besides its main file (`files` lists them).
+    pub files: Option<u32>,
+    /// The adaptive-streaming ladder: the named files declared with a `Rendition`, highest
+    /// bandwidth first.
+    pub renditions: Option<Vec<crate::files::FileRendition>>,
 }
 
 /// Whether the owner controls the canister yet (see [`VideoInit::funded_by`]).
@@ -304,6 +323,8 @@ pub struct MetadataPatch {
 pub struct RangeArgs {
     pub offset: u64,
     pub length: u64,
+    /// A named file; absent for the main file.
+    pub path: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize, Serialize)]

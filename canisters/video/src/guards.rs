@@ -358,6 +358,8 @@ pub(crate) mod tests {
         // Ready: uploads are pointless.
         s.upload = Some(
             crate::store::validate_spec(&canvid_types::video::UploadSpec {
+                path: None,
+                rendition: None,
                 mime_type: "video/mp4".into(),
                 total_size: 1,
                 chunk_size: 1,
@@ -393,6 +395,7 @@ pub(crate) mod tests {
             "a public video"
         );
         s.access = Some(AccessPolicy {
+            free_paths: None,
             mode: AccessMode::Paid(PaidAccess {
                 ledger: canister(5),
                 offers: vec![Offer {

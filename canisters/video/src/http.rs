@@ -485,6 +485,8 @@ mod tests {
     fn upload(s: &mut VideoStore<VectorMemory>, bytes: &[u8], chunk: u32) {
         s.begin_upload(
             &UploadSpec {
+                path: None,
+                rendition: None,
                 mime_type: "video/mp4".into(),
                 total_size: bytes.len() as u64,
                 chunk_size: chunk,

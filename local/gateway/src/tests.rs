@@ -129,6 +129,8 @@ fn video(replica: &Replica, bytes: &[u8]) -> Principal {
             .unwrap_or_else(|e| panic!("{method}: {e:?}"))
     };
     let spec = UploadSpec {
+        path: None,
+        rendition: None,
         mime_type: "video/mp4".into(),
         total_size: bytes.len() as u64,
         chunk_size: CHUNK as u32,
@@ -139,6 +141,7 @@ fn video(replica: &Replica, bytes: &[u8]) -> Principal {
     call("begin_upload", candid::encode_one(spec).unwrap());
     for (index, data) in bytes.chunks(CHUNK).enumerate() {
         let chunk = ChunkUpload {
+            path: None,
             index: index as u32,
             data: serde_bytes::ByteBuf::from(data.to_vec()),
         };

@@ -417,6 +417,8 @@ impl<M: Memory> VideoStore<M> {
             None => (String::new(), 0, None, 0, 0),
         };
         VideoMetadata {
+            files: None,
+            renditions: None,
             status: s.status(),
             title: s.title.clone(),
             description: s.description.clone(),

@@ -35,6 +35,8 @@ fn fresh() -> VideoStore<VectorMemory> {
 
 fn spec(total: u64, chunk: u32) -> UploadSpec {
     UploadSpec {
+        path: None,
+        rendition: None,
         mime_type: "video/mp4".into(),
         total_size: total,
         chunk_size: chunk,
@@ -335,6 +337,7 @@ fn digest_pages() {
     let digest = |i: u8| Some(ByteBuf::from(Sha256::digest([i]).to_vec()));
     let page = s
         .chunk_digests(&DigestsArgs {
+            path: None,
             start: 2,
             limit: Some(3),
         })
@@ -344,6 +347,7 @@ fn digest_pages() {
     assert_eq!((page.chunk_count, page.next), (10, Some(5)));
     let rest = s
         .chunk_digests(&DigestsArgs {
+            path: None,
             start: 5,
             limit: None,
         })
@@ -355,6 +359,7 @@ fn digest_pages() {
     // The end is a valid (empty) page; past it is an error.
     let end = s
         .chunk_digests(&DigestsArgs {
+            path: None,
             start: 10,
             limit: Some(0),
         })
@@ -362,6 +367,7 @@ fn digest_pages() {
     assert!(end.digests.is_empty() && end.next.is_none());
     assert!(matches!(
         s.chunk_digests(&DigestsArgs {
+            path: None,
             start: 11,
             limit: None
         }),
@@ -378,6 +384,7 @@ fn missing_list_pages() {
     }
     let page = s
         .missing_chunks(&MissingArgs {
+            path: None,
             start: None,
             limit: Some(3),
         })
@@ -387,6 +394,7 @@ fn missing_list_pages() {
     assert_eq!(page.next, Some(6));
     let page = s
         .missing_chunks(&MissingArgs {
+            path: None,
             start: Some(48),
             limit: Some(100),
         })
@@ -399,6 +407,7 @@ fn missing_list_pages() {
     assert_eq!((m, next), (vec![1], Some(3)));
     let all = s
         .missing_chunks(&MissingArgs {
+            path: None,
             start: Some(100),
             limit: None,
         })
@@ -629,6 +638,7 @@ fn big_offsets_beyond_4_gib() {
     assert_eq!(s.get_chunk(last).unwrap(), tail);
     let page = s
         .missing_chunks(&MissingArgs {
+            path: None,
             start: Some(last - 2),
             limit: None,
         })

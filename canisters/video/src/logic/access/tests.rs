@@ -42,6 +42,8 @@ fn ready() -> VideoStore<VectorMemory> {
     let bytes: Vec<u8> = (0..95u8).collect();
     s.begin_upload(
         &UploadSpec {
+            path: None,
+            rendition: None,
             mime_type: "video/mp4".into(),
             total_size: 95,
             chunk_size: 10,
@@ -69,6 +71,7 @@ fn offer(id: &str, price: u64, secs: Option<u64>) -> Offer {
 
 fn paid(preview: Option<u64>) -> AccessPolicy {
     AccessPolicy {
+        free_paths: None,
         mode: AccessMode::Paid(PaidAccess {
             ledger: ledger(),
             offers: vec![
@@ -123,6 +126,7 @@ fn public_by_default_and_the_policy_never_touches_the_chunks() {
 fn policies_are_validated() {
     let mut s = ready();
     let bad = |offers: Vec<Offer>| AccessPolicy {
+        free_paths: None,
         mode: AccessMode::Paid(PaidAccess {
             ledger: ledger(),
             offers,
@@ -154,6 +158,7 @@ fn the_allowlist_admits_pages_and_is_bounded_per_call() {
     set_policy(
         &mut s,
         AccessPolicy {
+            free_paths: None,
             mode: AccessMode::Private,
             preview_bytes: None,
         },
