@@ -40,15 +40,15 @@ export interface OfferInput {
 
 /** Who may watch (docs/access.md). The metadata, the poster and `previewBytes` stay public. */
 export type AccessPolicy =
-  | { mode: 'public'; previewBytes?: bigint }
-  | { mode: 'private'; previewBytes?: bigint }
-  | { mode: 'paid'; ledger: string; offers: Offer[]; previewBytes?: bigint };
+  | { mode: 'public'; previewBytes?: bigint; freePaths?: string[] }
+  | { mode: 'private'; previewBytes?: bigint; freePaths?: string[] }
+  | { mode: 'paid'; ledger: string; offers: Offer[]; previewBytes?: bigint; freePaths?: string[] };
 
 /** `setAccess` argument. */
 export type AccessPolicyInput =
-  | { mode: 'public'; previewBytes?: bigint | number }
-  | { mode: 'private'; previewBytes?: bigint | number }
-  | { mode: 'paid'; ledger: Principal | string; offers: OfferInput[]; previewBytes?: bigint | number };
+  | { mode: 'public'; previewBytes?: bigint | number; freePaths?: string[] }
+  | { mode: 'private'; previewBytes?: bigint | number; freePaths?: string[] }
+  | { mode: 'paid'; ledger: Principal | string; offers: OfferInput[]; previewBytes?: bigint | number; freePaths?: string[] };
 
 /** `accessInfo` answer. */
 export interface AccessDetails {
@@ -284,7 +284,8 @@ function toOffer(o: CandidOffer): Offer {
 
 function toPolicy(p: CandidAccessPolicy): AccessPolicy {
   const previewBytes = opt(p.preview_bytes);
-  const base = previewBytes === undefined ? {} : { previewBytes };
+  const freePaths = opt(p.free_paths);
+  const base = { ...(previewBytes === undefined ? {} : { previewBytes }), ...(freePaths === undefined ? {} : { freePaths }) };
   if ('Paid' in p.mode) return { mode: 'paid', ledger: p.mode.Paid.ledger.toText(), offers: p.mode.Paid.offers.map(toOffer), ...base };
   if ('Private' in p.mode) return { mode: 'private', ...base };
   return { mode: 'public', ...base };
@@ -292,8 +293,9 @@ function toPolicy(p: CandidAccessPolicy): AccessPolicy {
 
 function fromPolicy(p: AccessPolicyInput): CandidAccessPolicy {
   const preview_bytes: [] | [bigint] = p.previewBytes === undefined ? [] : [BigInt(p.previewBytes)];
-  if (p.mode === 'public') return { mode: { Public: null }, preview_bytes };
-  if (p.mode === 'private') return { mode: { Private: null }, preview_bytes };
+  const free_paths: [] | [string[]] = p.freePaths === undefined ? [] : [p.freePaths];
+  if (p.mode === 'public') return { mode: { Public: null }, preview_bytes, free_paths };
+  if (p.mode === 'private') return { mode: { Private: null }, preview_bytes, free_paths };
   if (p.mode !== 'paid') throw new UsageError(`unknown access mode ${(p as { mode: unknown }).mode}`);
   return {
     mode: {
@@ -307,6 +309,7 @@ function fromPolicy(p: AccessPolicyInput): CandidAccessPolicy {
       },
     },
     preview_bytes,
+    free_paths,
   };
 }
 

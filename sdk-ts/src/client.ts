@@ -320,11 +320,11 @@ export class CanvidClient {
     return {
       metadata: () => guard(site('metadata'), () => v.metadata()),
       beginUpload: async (spec) => unwrap(await guard(site('begin_upload'), () => v.begin_upload(spec)), site('begin_upload')),
-      putChunk: async (index, data) => unwrap(await guard(site('put_chunk'), () => v.put_chunk({ index, data })), site('put_chunk')),
+      putChunk: async (index, data) => unwrap(await guard(site('put_chunk'), () => v.put_chunk({ index, data, path: [] })), site('put_chunk')),
       missingChunks: async (start, limit) =>
         unwrap(
           await guard(site('missing_chunks'), () =>
-            v.missing_chunks({ start: start === undefined ? [] : [start], limit: limit === undefined ? [] : [limit] }),
+            v.missing_chunks({ start: start === undefined ? [] : [start], limit: limit === undefined ? [] : [limit], path: [] }),
           ),
           site('missing_chunks'),
         ),
@@ -341,7 +341,7 @@ export class CanvidClient {
       getChunk: async (index) => unwrap(await guard(site('get_chunk'), () => v.get_chunk(index)), site('get_chunk')),
       chunkDigests: async (start, limit) =>
         unwrap(
-          await guard(site('chunk_digests'), () => v.chunk_digests({ start, limit: limit === undefined ? [] : [limit] })),
+          await guard(site('chunk_digests'), () => v.chunk_digests({ start, limit: limit === undefined ? [] : [limit], path: [] })),
           site('chunk_digests'),
         ),
       certifiedMetadata: async () => {
@@ -696,7 +696,7 @@ export class CanvidClient {
   async readRange(videoId: string, offset: bigint | number, length: bigint | number, opts: CallOptions = {}): Promise<Uint8Array> {
     const v = this.video(videoId);
     const site = { canisterId: videoId, method: 'read_range' };
-    return unwrap(await this.call(videoId, 'read_range', () => v.read_range({ offset: BigInt(offset), length: BigInt(length) }), opts), site);
+    return unwrap(await this.call(videoId, 'read_range', () => v.read_range({ offset: BigInt(offset), length: BigInt(length), path: [] }), opts), site);
   }
 
   /**

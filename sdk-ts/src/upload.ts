@@ -231,6 +231,8 @@ async function uploadInner(
     chunk_digests: declare ? [digests!] : [],
     file_digest: declare && localFileDigest ? [localFileDigest] : [],
     duration_ms: info.durationMs !== undefined ? [BigInt(info.durationMs)] : [],
+    path: [],
+    rendition: [],
   };
 
   if (!videoId) {

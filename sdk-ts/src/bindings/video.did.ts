@@ -78,6 +78,14 @@ export type AccessMode = {
     'Public' : null
   };
 export interface AccessPolicy {
+  /**
+   * Named files anyone may fetch whatever the mode: each entry is a file path
+   * (`/hls/master.m3u8`) or a path prefix ending in `/` (`/hls/480p/`), at most
+   * [`MAX_FREE_PATHS`]. This is how a video offers a free low rendition and sells the
+   * others: the master playlist and `/hls/480p/` free, the rest behind a pass. The main
+   * file is governed by `preview_bytes` only.
+   */
+  'free_paths' : [] | [Array<string>],
   'mode' : AccessMode,
   /**
    * The first bytes of the file anyone may watch, whatever the mode: a teaser. Rounded up to
@@ -272,7 +280,14 @@ export interface ChunkReceipt {
 /**
  * `put_chunk` argument.
  */
-export interface ChunkUpload { 'data' : Uint8Array, 'index' : number }
+export interface ChunkUpload {
+  'data' : Uint8Array,
+  /**
+   * The named file the chunk belongs to; absent for the main file.
+   */
+  'path' : [] | [string],
+  'index' : number,
+}
 /**
  * `collection_transfer` argument: the video's index, acting as the ICRC-7 collection that
  * lists the video as a token, moves it from `from` to `to` (docs/nft.md). `from` is a
@@ -319,7 +334,14 @@ export type ControlStatus = {
  * `chunk_digests` argument: the digests of chunks `start..`, at most `limit` (default and
  * maximum `MAX_DIGEST_PAGE`) of them.
  */
-export interface DigestsArgs { 'limit' : [] | [number], 'start' : number }
+export interface DigestsArgs {
+  /**
+   * A named file; absent for the main file.
+   */
+  'path' : [] | [string],
+  'limit' : [] | [number],
+  'start' : number,
+}
 export type Error = {
     /**
      * An upload was already declared / the video is finished and therefore immutable.
@@ -416,6 +438,36 @@ export type Error = {
      */
     'Conflict' : { 'reason' : string }
   };
+/**
+ * `get_file_chunk` argument.
+ */
+export interface FileChunkArgs { 'path' : string, 'index' : number }
+/**
+ * A named file as stored.
+ */
+export interface FileInfo {
+  'rendition' : [] | [Rendition],
+  'path' : string,
+  'size' : bigint,
+  'mime_type' : string,
+  'chunk_count' : number,
+  'digest' : [] | [Uint8Array],
+  'chunk_size' : number,
+  'duration_ms' : [] | [bigint],
+  'uploaded_bytes' : bigint,
+  'uploaded_chunks' : number,
+}
+export interface FilePage {
+  'files' : Array<FileInfo>,
+  'status' : VideoStatus,
+  'total' : number,
+  'next' : [] | [string],
+}
+/**
+ * A rendition and the path of the file that carries it.
+ */
+export interface FileRendition { 'rendition' : Rendition, 'path' : string }
+export interface FilesArgs { 'after' : [] | [string], 'limit' : [] | [number] }
 /**
  * A Candid-encodable representation of an HTTP request. This struct is used by
  * the `http_request` method of the HTTP Gateway Protocol's Candid interface.
@@ -610,6 +662,10 @@ export interface MetadataPatch {
  * at most `limit` (default and maximum `MAX_MISSING_PAGE`) of them.
  */
 export interface MissingArgs {
+  /**
+   * A named file; absent for the main file.
+   */
+  'path' : [] | [string],
   'limit' : [] | [number],
   'start' : [] | [number],
 }
@@ -789,7 +845,14 @@ export interface PosterArgs { 'data' : Uint8Array, 'mime_type' : string }
  * `InvalidArgument`) — a range ending exactly at the end of the file is fine; nothing is
  * clamped.
  */
-export interface RangeArgs { 'offset' : bigint, 'length' : bigint }
+export interface RangeArgs {
+  /**
+   * A named file; absent for the main file.
+   */
+  'path' : [] | [string],
+  'offset' : bigint,
+  'length' : bigint,
+}
 /**
  * A purchase, as the video canister recorded it. Everything a third party needs to check it
  * against the ledger: block `block_index` of `ledger` is a transfer of `amount` from `buyer`
@@ -854,6 +917,26 @@ export interface ReceiptsPage {
   'next' : [] | [bigint],
   'receipts' : Array<Receipt>,
 }
+/**
+ * One rung of an adaptive-streaming ladder, attached to the file a player opens for it (for
+ * HLS, the rendition's media playlist). Shown in `VideoMetadata::renditions`.
+ */
+export interface Rendition {
+  'height' : number,
+  /**
+   * Peak bits per second, as in the HLS `BANDWIDTH` attribute.
+   */
+  'bandwidth' : bigint,
+  /**
+   * e.g. "720p".
+   */
+  'name' : string,
+  /**
+   * RFC 6381 codecs, e.g. `avc1.64001f,mp4a.40.2`.
+   */
+  'codecs' : [] | [string],
+  'width' : number,
+}
 export type Result = { 'Ok' : ChangeOwnerResult } |
   { 'Err' : Error };
 export type Result_1 = { 'Ok' : null } |
@@ -882,6 +965,8 @@ export type Result_8 = { 'Ok' : OwnershipOffer } |
   { 'Err' : Error };
 export type Result_9 = { 'Ok' : PlaybackToken } |
   { 'Err' : Error };
+export type Result_FilePage = { 'Ok' : FilePage } |
+  { 'Err' : Error };
 /**
  * `begin_upload` argument: declares the file before any chunk is sent.
  * 
@@ -889,6 +974,18 @@ export type Result_9 = { 'Ok' : PlaybackToken } |
  * chunk but the last is exactly `chunk_size` long. `chunk_count = ceil(total_size / chunk_size)`.
  */
 export interface UploadSpec {
+  /**
+   * The ladder rung this file opens (an HLS media playlist), listed in
+   * `VideoMetadata::renditions`. Named files only.
+   */
+  'rendition' : [] | [Rendition],
+  /**
+   * Absent: the main file (served at `/` and `/video`). Present: a named file at that HTTP
+   * path (`files::validate_path`), e.g. `/hls/720p/seg-00042.m4s`; its MIME type may also be
+   * one of `files::FILE_MIME_TYPES`. Named files are declared one by one here or in batches
+   * with `begin_files`.
+   */
+  'path' : [] | [string],
   /**
    * e.g. "video/mp4"; served as the HTTP Content-Type.
    */
@@ -955,6 +1052,10 @@ export interface VideoInit {
   'platform_fee' : [] | [PlatformFee],
 }
 export interface VideoMetadata {
+  /**
+   * How many named files the video holds besides its main file (`files` lists them).
+   */
+  'files' : [] | [number],
   'status' : VideoStatus,
   'title' : string,
   'updated_at' : bigint,
@@ -994,6 +1095,11 @@ export interface VideoMetadata {
    * i.e. SHA-256 over the concatenation of the 32-byte chunk digests in index order.
    */
   'digest' : [] | [Uint8Array],
+  /**
+   * The adaptive-streaming ladder: the named files declared with a `Rendition`, highest
+   * bandwidth first.
+   */
+  'renditions' : [] | [Array<FileRendition>],
   /**
    * Index canister notified of ownership changes.
    */
@@ -1060,6 +1166,7 @@ export interface _SERVICE {
    * Sets (or, with `null`, clears) the one operator allowed to call `change_owner`.
    */
   'approve' : ActorMethod<[[] | [Principal]], Result_1>,
+  'begin_files' : ActorMethod<[Array<UploadSpec>], Result_2>,
   'begin_upload' : ActorMethod<[UploadSpec], Result_3>,
   'buy_access' : ActorMethod<[BuyAccessArgs], Result_4>,
   /**
@@ -1085,16 +1192,18 @@ export interface _SERVICE {
    */
   'collection_transfer' : ActorMethod<[CollectionTransferArgs], Result>,
   /**
+   * Chunk `index` as uploaded. Public once Ready; before, owner and uploaders only.
+   */
+  'files' : ActorMethod<[FilesArgs], Result_FilePage>,
+  /**
    * Verifies and publishes the video; then, for a video a spawn canister funded, hands control
    * of the canister to the owner (`crate::control`: unused cycles go back to the funder first).
    * The answer's `control` says whether that completed; a failed hand-over is retried by a timer
    * (and by the owner's `claim_control`) and never undoes the upload.
    */
   'finish_upload' : ActorMethod<[], Result_3>,
-  /**
-   * Chunk `index` as uploaded. Public once Ready; before, owner and uploaders only.
-   */
   'get_chunk' : ActorMethod<[number], Result_6>,
+  'get_file_chunk' : ActorMethod<[FileChunkArgs], Result_6>,
   'http_request' : ActorMethod<[HttpRequest], HttpResponse>,
   /**
    * Anyone may call this (the gateway does, anonymously): it only reads. As ingress it is
@@ -1243,6 +1352,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'Public' : IDL.Null,
   });
   const AccessPolicy = IDL.Record({
+    'free_paths' : IDL.Opt(IDL.Vec(IDL.Text)),
     'mode' : AccessMode,
     'preview_bytes' : IDL.Opt(IDL.Nat64),
   });
@@ -1256,7 +1366,16 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
   });
   const Result_1 = IDL.Variant({ 'Ok' : IDL.Null, 'Err' : Error });
   const Result_2 = IDL.Variant({ 'Ok' : IDL.Nat32, 'Err' : Error });
+  const Rendition = IDL.Record({
+    'height' : IDL.Nat32,
+    'bandwidth' : IDL.Nat64,
+    'name' : IDL.Text,
+    'codecs' : IDL.Opt(IDL.Text),
+    'width' : IDL.Nat32,
+  });
   const UploadSpec = IDL.Record({
+    'rendition' : IDL.Opt(Rendition),
+    'path' : IDL.Opt(IDL.Text),
     'mime_type' : IDL.Text,
     'chunk_digests' : IDL.Opt(IDL.Vec(IDL.Vec(IDL.Nat8))),
     'total_size' : IDL.Nat64,
@@ -1278,6 +1397,10 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'AfterUpload' : IDL.Record({ 'funded_by' : IDL.Principal }),
     'Owner' : IDL.Null,
   });
+  const FileRendition = IDL.Record({
+    'rendition' : Rendition,
+    'path' : IDL.Text,
+  });
   const OwnershipOffer = IDL.Record({
     'offered_at' : IDL.Nat64,
     'offered_by' : IDL.Principal,
@@ -1286,6 +1409,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'keep_controllers' : IDL.Opt(IDL.Vec(IDL.Principal)),
   });
   const VideoMetadata = IDL.Record({
+    'files' : IDL.Opt(IDL.Nat32),
     'status' : VideoStatus,
     'title' : IDL.Text,
     'updated_at' : IDL.Nat64,
@@ -1302,6 +1426,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'ready_at' : IDL.Opt(IDL.Nat64),
     'chunk_count' : IDL.Nat32,
     'digest' : IDL.Opt(IDL.Vec(IDL.Nat8)),
+    'renditions' : IDL.Opt(IDL.Vec(FileRendition)),
     'index' : IDL.Opt(IDL.Principal),
     'chunk_size' : IDL.Nat32,
     'duration_ms' : IDL.Opt(IDL.Nat64),
@@ -1366,6 +1491,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'keep_controllers' : IDL.Opt(IDL.Vec(IDL.Principal)),
   });
   const DigestsArgs = IDL.Record({
+    'path' : IDL.Opt(IDL.Text),
     'limit' : IDL.Opt(IDL.Nat32),
     'start' : IDL.Nat32,
   });
@@ -1380,7 +1506,31 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'to' : IDL.Principal,
     'from' : IDL.Principal,
   });
+  const FilesArgs = IDL.Record({
+    'after' : IDL.Opt(IDL.Text),
+    'limit' : IDL.Opt(IDL.Nat32),
+  });
+  const FileInfo = IDL.Record({
+    'rendition' : IDL.Opt(Rendition),
+    'path' : IDL.Text,
+    'size' : IDL.Nat64,
+    'mime_type' : IDL.Text,
+    'chunk_count' : IDL.Nat32,
+    'digest' : IDL.Opt(IDL.Vec(IDL.Nat8)),
+    'chunk_size' : IDL.Nat32,
+    'duration_ms' : IDL.Opt(IDL.Nat64),
+    'uploaded_bytes' : IDL.Nat64,
+    'uploaded_chunks' : IDL.Nat32,
+  });
+  const FilePage = IDL.Record({
+    'files' : IDL.Vec(FileInfo),
+    'status' : VideoStatus,
+    'total' : IDL.Nat32,
+    'next' : IDL.Opt(IDL.Text),
+  });
+  const Result_FilePage = IDL.Variant({ 'Ok' : FilePage, 'Err' : Error });
   const Result_6 = IDL.Variant({ 'Ok' : IDL.Vec(IDL.Nat8), 'Err' : Error });
+  const FileChunkArgs = IDL.Record({ 'path' : IDL.Text, 'index' : IDL.Nat32 });
   const HttpRequest = IDL.Record({
     'url' : IDL.Text,
     'method' : IDL.Text,
@@ -1401,6 +1551,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'headers' : IDL.Vec(IDL.Tuple(IDL.Text, IDL.Text)),
   });
   const MissingArgs = IDL.Record({
+    'path' : IDL.Opt(IDL.Text),
     'limit' : IDL.Opt(IDL.Nat32),
     'start' : IDL.Opt(IDL.Nat32),
   });
@@ -1447,6 +1598,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
   const Result_9 = IDL.Variant({ 'Ok' : PlaybackToken, 'Err' : Error });
   const ChunkUpload = IDL.Record({
     'data' : IDL.Vec(IDL.Nat8),
+    'path' : IDL.Opt(IDL.Text),
     'index' : IDL.Nat32,
   });
   const ChunkReceipt = IDL.Record({
@@ -1457,7 +1609,11 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'uploaded_chunks' : IDL.Nat32,
   });
   const Result_10 = IDL.Variant({ 'Ok' : ChunkReceipt, 'Err' : Error });
-  const RangeArgs = IDL.Record({ 'offset' : IDL.Nat64, 'length' : IDL.Nat64 });
+  const RangeArgs = IDL.Record({
+    'path' : IDL.Opt(IDL.Text),
+    'offset' : IDL.Nat64,
+    'length' : IDL.Nat64,
+  });
   const ReceiptsArgs = IDL.Record({
     'start_after' : IDL.Opt(IDL.Nat64),
     'limit' : IDL.Opt(IDL.Nat32),
@@ -1495,6 +1651,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'add_uploader' : IDL.Func([IDL.Principal], [Result_1], []),
     'add_viewers' : IDL.Func([IDL.Vec(IDL.Principal)], [Result_2], []),
     'approve' : IDL.Func([IDL.Opt(IDL.Principal)], [Result_1], []),
+    'begin_files' : IDL.Func([IDL.Vec(UploadSpec)], [Result_2], []),
     'begin_upload' : IDL.Func([UploadSpec], [Result_3], []),
     'buy_access' : IDL.Func([BuyAccessArgs], [Result_4], []),
     'cancel_offer' : IDL.Func([], [Result_1], []),
@@ -1503,8 +1660,10 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'chunk_digests' : IDL.Func([DigestsArgs], [Result_5], ['query']),
     'claim_control' : IDL.Func([], [Result_3], []),
     'collection_transfer' : IDL.Func([CollectionTransferArgs], [Result], []),
+    'files' : IDL.Func([FilesArgs], [Result_FilePage], ['query']),
     'finish_upload' : IDL.Func([], [Result_3], []),
     'get_chunk' : IDL.Func([IDL.Nat32], [Result_6], ['query']),
+    'get_file_chunk' : IDL.Func([FileChunkArgs], [Result_6], ['query']),
     'http_request' : IDL.Func([HttpRequest], [HttpResponse], ['query']),
     'http_request_update' : IDL.Func([HttpUpdateRequest], [HttpResponse], []),
     'metadata' : IDL.Func([], [VideoMetadata], ['query']),

@@ -158,6 +158,8 @@ export class FakeVideo implements VideoUploadApi, VideoReadApi {
       duration_ms: this.spec?.duration_ms ?? [],
       uploaded_bytes: bytes,
       uploaded_chunks: this.chunks.size,
+      files: [],
+      renditions: [],
     };
   }
 

@@ -68,7 +68,7 @@ function world(opts: { nowMs: () => number; pending?: number; grant?: 'owner' | 
   ];
   const video = {
     access_policy: async () => ({
-      policy: { mode: { Paid: { ledger: Principal.fromText(LEDGER), offers } }, preview_bytes: [4096n] as [bigint] },
+      policy: { mode: { Paid: { ledger: Principal.fromText(LEDGER), offers } }, preview_bytes: [4096n] as [bigint], free_paths: [] as [] },
       preview_end: 4096n,
       viewer_count: 0,
       receipt_count: BigInt(receipts.length),
