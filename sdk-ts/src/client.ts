@@ -39,6 +39,22 @@ import {
   uploadVideo,
 } from './upload.js';
 import { type VideoUrlOptions, videoUrl } from './url.js';
+import {
+  type FileDetails,
+  type NamedFile,
+  type RenditionInfo,
+  type UploadFilesOptions,
+  type UploadFilesResult,
+  type VideoFileReadApi,
+  type VideoFilesApi,
+  MAX_FILE_PAGE,
+  allFiles,
+  downloadFile,
+  toFileDetails,
+  toRenditionInfo,
+  uploadFiles,
+} from './files.js';
+import { type HlsUrlOptions, hlsUrl } from './hls.js';
 
 /** Mainnet API boundary node. */
 export const IC_HOST = 'https://icp-api.io';
@@ -109,6 +125,10 @@ export interface VideoDetails {
   control: 'owner' | 'afterUpload' | 'handingOver';
   /** The spawn canister that funded the video, while it has not handed control over. */
   fundedBy?: string;
+  /** Named files besides the main file (`listFiles`); 0 for a video without any. */
+  files: number;
+  /** The adaptive-streaming ladder (files declared with a rendition), highest bandwidth first. */
+  renditions: Array<RenditionInfo & { path: string }>;
   /** The raw candid record. */
   raw: VideoMetadata;
 }
@@ -151,6 +171,8 @@ export function toDetails(videoId: string, m: VideoMetadata): VideoDetails {
     updatedAt: nsToDate(m.updated_at),
     readyAt: m.ready_at.length ? nsToDate(m.ready_at[0]!) : undefined,
     ...controlOf(m),
+    files: m.files?.[0] ?? 0,
+    renditions: (m.renditions?.[0] ?? []).map((r) => ({ path: r.path, ...toRenditionInfo(r.rendition) })),
     raw: m,
   };
 }
@@ -332,6 +354,45 @@ export class CanvidClient {
     };
   }
 
+  /** The named-file upload calls on one video canister. */
+  videoFilesApi(videoId: string): VideoFilesApi {
+    const v = this.video(videoId);
+    const site = (method: string): CallSite => ({ canisterId: videoId, method });
+    return {
+      metadata: () => guard(site('metadata'), () => v.metadata()),
+      beginFiles: async (specs) => unwrap(await guard(site('begin_files'), () => v.begin_files(specs)), site('begin_files')),
+      putFileChunk: async (path, index, data) =>
+        unwrap(await guard(site('put_chunk'), () => v.put_chunk({ index, data, path: [path] })), site('put_chunk')),
+      missingFileChunks: async (path, start, limit) =>
+        unwrap(
+          await guard(site('missing_chunks'), () =>
+            v.missing_chunks({ start: start === undefined ? [] : [start], limit: limit === undefined ? [] : [limit], path: [path] }),
+          ),
+          site('missing_chunks'),
+        ),
+      files: async (after, limit) =>
+        unwrap(
+          await guard(site('files'), () => v.files({ after: after === undefined ? [] : [after], limit: limit === undefined ? [] : [limit] })),
+          site('files'),
+        ),
+      finishUpload: async () => unwrap(await guard(site('finish_upload'), () => v.finish_upload()), site('finish_upload')),
+    };
+  }
+
+  /** The named-file read calls on one video canister. */
+  videoFileReadApi(videoId: string): VideoFileReadApi {
+    const v = this.video(videoId);
+    const site = (method: string): CallSite => ({ canisterId: videoId, method });
+    return {
+      files: async (after, limit) =>
+        unwrap(
+          await guard(site('files'), () => v.files({ after: after === undefined ? [] : [after], limit: limit === undefined ? [] : [limit] })),
+          site('files'),
+        ),
+      getFileChunk: async (path, index) => unwrap(await guard(site('get_file_chunk'), () => v.get_file_chunk({ path, index })), site('get_file_chunk')),
+    };
+  }
+
   /** The read calls on one video canister. */
   videoReadApi(videoId: string): VideoReadApi {
     const v = this.video(videoId);
@@ -403,6 +464,56 @@ export class CanvidClient {
       video: (id) => this.videoUploadApi(id),
     };
     return uploadVideo(transport, input, info, { ...options, retry: { ...this.retry, ...(options.retry ?? {}) } });
+  }
+
+  /**
+   * Uploads a set of named files (an HLS ladder from `canvid hls prepare`, subtitles,
+   * thumbnails; see `filesFromDirectory` / `filesFromInput`) as one video, or into
+   * `options.resume`: declares them in batches of at most 500 with their chunk digests
+   * (`begin_files`), sends the missing chunks in declaration order with bounded concurrency and
+   * retries, finishes, and checks every stored file's digest. On failure the thrown error carries
+   * `videoId`; call again with the same files and `{ resume: videoId }` to send only what is missing.
+   */
+  uploadFiles(files: readonly NamedFile[], info: VideoInfo, options: UploadFilesOptions = {}): Promise<UploadFilesResult> {
+    return uploadFiles(
+      { createVideo: (req) => this.createVideo(req, { signal: options.signal }), videoFiles: (id) => this.videoFilesApi(id) },
+      files,
+      info,
+      { ...options, retry: { ...this.retry, ...(options.retry ?? {}) } },
+    );
+  }
+
+  /** One page of a video's named files in path order, after `after`, at most `limit` (max 500). */
+  async listFilesPage(
+    videoId: string,
+    options: CallOptions & { after?: string; limit?: number } = {},
+  ): Promise<{ files: FileDetails[]; total: number; next?: string; status: 'Empty' | 'Uploading' | 'Ready' }> {
+    const api = this.videoFileReadApi(videoId);
+    const page = await this.call(videoId, 'files', () => api.files(options.after, options.limit ?? MAX_FILE_PAGE), options);
+    return {
+      files: page.files.map(toFileDetails),
+      total: page.total,
+      ...(page.next.length ? { next: page.next[0]! } : {}),
+      status: Object.keys(page.status)[0] as 'Empty' | 'Uploading' | 'Ready',
+    };
+  }
+
+  /** Every named file of a video (page after page), in path order. */
+  async listFiles(videoId: string, opts: CallOptions = {}): Promise<FileDetails[]> {
+    const api = this.videoFileReadApi(videoId);
+    const policy = opts.retry ? retryPolicy({ ...this.retry, ...opts.retry }) : this.retry;
+    const files = await allFiles(api, (f) => withRetry(() => f(), { policy, signal: opts.signal }));
+    return files.map(toFileDetails);
+  }
+
+  /** A named file's bytes, checked against the file digest the canister lists (see `downloadFile`). */
+  downloadFile(videoId: string, path: string, opts: CallOptions = {}): Promise<Uint8Array> {
+    return downloadFile(videoId, this.videoFileReadApi(videoId), path, { signal: opts.signal, retry: { ...this.retry, ...(opts.retry ?? {}) } });
+  }
+
+  /** URL of a video's HLS playlist on a gateway (see `hlsUrl`). */
+  hlsUrl(videoId: string, gateway: string, options?: HlsUrlOptions): string {
+    return hlsUrl(videoId, gateway, options);
   }
 
   /** The video's metadata. */

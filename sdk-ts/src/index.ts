@@ -87,6 +87,41 @@ export type { ChunkDigestPage, DownloadOptions, VideoReadApi } from './download.
 export { paginate, toListing } from './list.js';
 export type { ListOptions, Page, VideoListing } from './list.js';
 export { videoUrl } from './url.js';
+export {
+  MAX_FILES,
+  MAX_FILES_PER_CALL,
+  MAX_FILE_PAGE,
+  MAX_PATH_BYTES,
+  RESERVED_PATHS,
+  allFiles,
+  checkFilePath,
+  declareBatches,
+  downloadFile,
+  filesFromInput,
+  mimeTypeForPath,
+  namedFilesFrom,
+  orderForUpload,
+  parseHlsAttributes,
+  parseMasterPlaylist,
+  resolvePath,
+  toFileDetails,
+  uploadFiles,
+} from './files.js';
+export type {
+  DirectoryFile,
+  FileDetails,
+  FilesTransport,
+  FolderEntry,
+  MasterVariant,
+  NamedFile,
+  RenditionInfo,
+  UploadFilesOptions,
+  UploadFilesResult,
+  VideoFileReadApi,
+  VideoFilesApi,
+} from './files.js';
+export { attachHls, hasMediaSource, hlsUrl, withToken } from './hls.js';
+export type { AttachHlsOptions, HlsClass, HlsInstance, HlsPlayback, HlsUrlOptions } from './hls.js';
 export type { VideoUrlOptions } from './url.js';
 export { ProgressTracker } from './progress.js';
 export type { UploadPhase, UploadProgress } from './progress.js';
@@ -135,5 +170,5 @@ export {
   unwrap,
 } from './errors.js';
 export type { CallSite, CandidError, CandidErrorKind } from './errors.js';
-export type { VideoMetadata, UploadSpec, ChunkReceipt, MissingChunks, ChunkDigests } from './bindings/video.did.js';
+export type { VideoMetadata, UploadSpec, ChunkReceipt, MissingChunks, ChunkDigests, FileInfo, FilePage, Rendition, FileRendition } from './bindings/video.did.js';
 export type { VideoEntry } from './bindings/index.did.js';

@@ -5,6 +5,8 @@
 import { createHash } from 'node:crypto';
 import { Principal } from '@icp-sdk/core/principal';
 import type {
+  FileInfo,
+  FilePage,
   ChunkDigests,
   ChunkReceipt,
   HttpRequest,
@@ -18,6 +20,14 @@ import type { ResponseVerifier } from '../../src/certified.js';
 import { CanisterError, fromCandidError, type CandidError } from '../../src/errors.js';
 import type { CreateVideoRequest, UploadTransport, VideoUploadApi } from '../../src/upload.js';
 import type { VideoReadApi } from '../../src/download.js';
+import type { VideoFileReadApi, VideoFilesApi } from '../../src/files.js';
+
+/** A named file in the fake: its declaration and the chunks stored. */
+export interface FakeFile {
+  spec: UploadSpec;
+  chunks: Map<number, Uint8Array>;
+  digest?: Uint8Array;
+}
 
 export const OWNER = Principal.fromText('2vxsx-fae');
 /** Who calls when `FakeVideo.caller` is `'stranger'`. */
@@ -56,12 +66,24 @@ type Method =
   | 'chunk_digests'
   | 'reset_upload'
   | 'http_request'
-  | 'create_video';
+  | 'create_video'
+  | 'begin_files'
+  | 'files'
+  | 'get_file_chunk';
 
 const eq = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
 
-export class FakeVideo implements VideoUploadApi, VideoReadApi {
+export class FakeVideo implements VideoUploadApi, VideoReadApi, VideoFilesApi, VideoFileReadApi {
   spec?: UploadSpec;
+  /** Named files in declaration order. */
+  named = new Map<string, FakeFile>();
+  /**
+   * The canister's per-file upload window: a chunk of a file declared more than `fileWindow`
+   * files after the first incomplete one is refused with Busy (retry later). Unlimited by default.
+   */
+  fileWindow = Infinity;
+  /** Page size limit of files (to exercise pagination). */
+  filePage = 500;
   chunks = new Map<number, Uint8Array>();
   ready = false;
   digest?: Uint8Array;
@@ -104,11 +126,12 @@ export class FakeVideo implements VideoUploadApi, VideoReadApi {
     this.failures.set(method, [...(this.failures.get(method) ?? []), ...errors]);
   }
 
-  private async enter<T>(method: Method, index: number | undefined, f: () => T): Promise<T> {
+  private async enter<T>(method: Method, index: number | undefined, f: () => T, onArrival?: () => void): Promise<T> {
     this.calls.push({ method, index });
     this.inFlight++;
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
     try {
+      onArrival?.();
       await new Promise((r) => setTimeout(r, this.latencyMs));
       const q = this.failures.get(method);
       if (q && q.length) throw q.shift();
@@ -136,7 +159,7 @@ export class FakeVideo implements VideoUploadApi, VideoReadApi {
     let bytes = 0n;
     for (const c of this.chunks.values()) bytes += BigInt(c.length);
     return {
-      status: this.ready ? { Ready: null } : this.spec ? { Uploading: null } : { Empty: null },
+      status: this.ready ? { Ready: null } : this.spec || this.named.size ? { Uploading: null } : { Empty: null },
       title: this.title,
       updated_at: 0n,
       creator: OWNER,
@@ -158,8 +181,13 @@ export class FakeVideo implements VideoUploadApi, VideoReadApi {
       duration_ms: this.spec?.duration_ms ?? [],
       uploaded_bytes: bytes,
       uploaded_chunks: this.chunks.size,
-      files: [],
-      renditions: [],
+      files: [this.named.size],
+      renditions: [
+        [...this.named.entries()]
+          .filter(([, f]) => f.spec.rendition.length)
+          .map(([path, f]) => ({ path, rendition: f.spec.rendition[0]! }))
+          .sort((a, b) => (a.rendition.bandwidth > b.rendition.bandwidth ? -1 : 1)),
+      ],
     };
   }
 
@@ -216,7 +244,24 @@ export class FakeVideo implements VideoUploadApi, VideoReadApi {
   finishUpload(): Promise<VideoMetadata> {
     return this.enter('finish_upload', undefined, () => {
       if (this.ready) this.err({ AlreadyFinished: null });
-      const spec = this.spec ?? this.err({ NotReady: { reason: 'no upload declared' } });
+      if (!this.spec && this.named.size === 0) this.err({ NotReady: { reason: 'no upload declared' } });
+      const fileMissing: number[] = [];
+      for (const f of this.named.values()) {
+        for (let i = 0; i < fileCount(f.spec); i++) if (!f.chunks.has(i)) fileMissing.push(i);
+      }
+      if (fileMissing.length) this.err({ Incomplete: { missing_count: fileMissing.length, missing: Uint32Array.from(fileMissing.slice(0, 100)) } });
+      for (const f of this.named.values()) {
+        const h = createHash('sha256');
+        for (let i = 0; i < fileCount(f.spec); i++) h.update(nodeSha256(f.chunks.get(i)!));
+        const d = new Uint8Array(h.digest());
+        if (f.spec.file_digest.length && !eq(f.spec.file_digest[0]!, d)) this.err({ WrongDigest: { index: [], actual: d, expected: f.spec.file_digest[0]! } });
+        f.digest = d;
+      }
+      if (!this.spec) {
+        this.ready = true;
+        return this.meta();
+      }
+      const spec = this.spec;
       const n = this.count();
       const missing = [];
       for (let i = 0; i < n; i++) if (!this.chunks.has(i)) missing.push(i);
@@ -298,6 +343,110 @@ export class FakeVideo implements VideoUploadApi, VideoReadApi {
     });
   }
 
+  beginFiles(specs: UploadSpec[]): Promise<number> {
+    return this.enter('begin_files', undefined, () => {
+      if (this.ready) this.err({ AlreadyFinished: null });
+      if (specs.length > 500) this.err({ InvalidArgument: { reason: `at most 500 files per call, not ${specs.length}` } });
+      for (const spec of specs) {
+        const path = spec.path[0] ?? this.err({ InvalidArgument: { reason: 'begin_files declares named files: path missing' } });
+        const old = this.named.get(path);
+        if (old && JSON.stringify(old.spec, replacer) !== JSON.stringify(spec, replacer)) {
+          this.err({ Conflict: { reason: `${path} is declared differently` } });
+        }
+      }
+      for (const spec of specs) {
+        const path = spec.path[0]!;
+        if (!this.named.has(path)) this.named.set(path, { spec, chunks: new Map() });
+      }
+      return specs.length;
+    });
+  }
+
+  private file(path: string): FakeFile {
+    return this.named.get(path) ?? this.err({ NotFound: { what: `file ${path}` } });
+  }
+
+  putFileChunk(path: string, index: number, data: Uint8Array): Promise<ChunkReceipt> {
+    return this.enter('put_chunk', index, () => {
+      this.onPut?.(index);
+      if (this.ready) this.err({ AlreadyFinished: null });
+      const f = this.file(path);
+      const n = fileCount(f.spec);
+      if (index >= n) this.err({ ChunkOutOfRange: { index, chunk_count: n } });
+      const expected = Math.min(f.spec.chunk_size, Number(f.spec.total_size) - index * f.spec.chunk_size);
+      if (data.length !== expected) this.err({ WrongChunkSize: { index, actual: BigInt(data.length), expected: BigInt(expected) } });
+      const d = nodeSha256(data);
+      if (f.spec.chunk_digests.length && !eq(f.spec.chunk_digests[0]![index]!, d)) {
+        this.err({ WrongDigest: { index: [index], actual: d, expected: f.spec.chunk_digests[0]![index]! } });
+      }
+      f.chunks.set(index, data.slice());
+      return { len: data.length, sha256: d, chunk_count: n, index, uploaded_chunks: f.chunks.size };
+    }, () => {
+      // The window is judged when the call arrives, against the chunks stored by then.
+      const order = [...this.named.keys()];
+      const firstIncomplete = order.findIndex((p) => this.named.get(p)!.chunks.size < fileCount(this.named.get(p)!.spec));
+      if (firstIncomplete >= 0 && order.indexOf(path) > firstIncomplete + this.fileWindow) {
+        this.err({ Busy: { reason: `${path} is past the upload window` } });
+      }
+    });
+  }
+
+  missingFileChunks(path: string, start: number | undefined, limit: number | undefined): Promise<MissingChunks> {
+    return this.enter('missing_chunks', undefined, () => {
+      const f = this.file(path);
+      const lim = Math.min(limit ?? this.missingPage, this.missingPage);
+      const all = [];
+      for (let i = 0; i < fileCount(f.spec); i++) if (!f.chunks.has(i)) all.push(i);
+      const from = all.filter((i) => i >= (start ?? 0));
+      return { missing_count: all.length, missing: Uint32Array.from(from.slice(0, lim)), next: from.length > lim ? [from[lim]!] : [] } as unknown as MissingChunks;
+    });
+  }
+
+  files(after: string | undefined, limit: number | undefined): Promise<FilePage> {
+    return this.enter('files', undefined, () => {
+      const lim = Math.min(limit ?? this.filePage, this.filePage);
+      const paths = [...this.named.keys()].sort().filter((p) => after === undefined || p > after);
+      const page = paths.slice(0, lim);
+      const files: FileInfo[] = page.map((path) => {
+        const f = this.named.get(path)!;
+        let bytes = 0n;
+        for (const c of f.chunks.values()) bytes += BigInt(c.length);
+        return {
+          path,
+          mime_type: f.spec.mime_type,
+          size: f.spec.total_size,
+          chunk_size: f.spec.chunk_size,
+          chunk_count: fileCount(f.spec),
+          uploaded_chunks: f.chunks.size,
+          uploaded_bytes: bytes,
+          digest: f.digest ? [f.digest] : [],
+          duration_ms: f.spec.duration_ms,
+          rendition: f.spec.rendition,
+        };
+      });
+      return {
+        files,
+        total: this.named.size,
+        next: paths.length > lim ? [page[page.length - 1]!] : [],
+        status: this.ready ? { Ready: null } : this.spec || this.named.size ? { Uploading: null } : { Empty: null },
+      };
+    });
+  }
+
+  getFileChunk(path: string, index: number): Promise<Uint8Array> {
+    return this.enter('get_file_chunk', index, () => {
+      this.readContent();
+      const c = this.file(path).chunks.get(index) ?? this.err({ NotFound: { what: `chunk ${index} of ${path}` } });
+      return index === this.corruptChunk ? altered(c) : c;
+    });
+  }
+
+  /** A named file's stored bytes. */
+  fileBytes(path: string): Uint8Array {
+    const f = this.file(path);
+    return Buffer.concat(Array.from({ length: fileCount(f.spec) }, (_, i) => f.chunks.get(i)!));
+  }
+
   /** All stored bytes in order. */
   bytes(): Uint8Array {
     const parts = Array.from({ length: this.count() }, (_, i) => this.chunks.get(i)!);
@@ -309,6 +458,10 @@ export class FakeVideo implements VideoUploadApi, VideoReadApi {
     }
     return out;
   }
+}
+
+function fileCount(spec: UploadSpec): number {
+  return Math.ceil(Number(spec.total_size) / spec.chunk_size);
 }
 
 /** `c` with its first byte flipped. */
@@ -325,6 +478,10 @@ function replacer(_k: string, v: unknown) {
 }
 
 export class FakeNetwork implements UploadTransport {
+  videoFiles(id: string): FakeVideo {
+    return this.video(id);
+  }
+
   videos = new Map<string, FakeVideo>();
   created: CreateVideoRequest[] = [];
   createFailures: unknown[] = [];
@@ -368,6 +525,13 @@ export function fakeVideoActor(v: FakeVideo): FakeActor {
     get_chunk: (index) => result(() => v.getChunk(index)),
     chunk_digests: (args) => result(() => v.chunkDigests(args.start, args.limit[0])),
     reset_upload: () => result(() => v.resetUpload()),
+    begin_files: (specs) => result(() => v.beginFiles(specs)),
+    put_chunk: (a) => result(() => (a.path.length ? v.putFileChunk(a.path[0]!, a.index, a.data) : v.putChunk(a.index, a.data))),
+    missing_chunks: (a) =>
+      result(() => (a.path.length ? v.missingFileChunks(a.path[0]!, a.start[0], a.limit[0]) : v.missingChunks(a.start[0], a.limit[0]))),
+    finish_upload: () => result(() => v.finishUpload()),
+    files: (a) => result(() => v.files(a.after[0], a.limit[0])),
+    get_file_chunk: (a) => result(() => v.getFileChunk(a.path, a.index)),
     http_request: (req) => v.httpRequest(req),
   };
 }
