@@ -8,10 +8,23 @@
 //   local=1                    fetch the root key from the host (local replica only!)
 //   chunkSize=<bytes>          upload chunk size (default 2,000,000)
 //   video=<id>                 a paid video to show offers for ("Paid and private videos")
+//   hls=<id>                   play this video's HLS master playlist on load (token=<t> for a gated one)
 //   seed=<64 hex digits>       TEST ONLY: derive the page's identity from this seed (e.g. an
 //                              identity `canvid serve --fund` gave test-ledger tokens to) instead
 //                              of a fresh key kept in sessionStorage. Never put a real key in a URL.
-import { CanvidClient, type UploadProgress, AbortError, CanvidError, fromHex, toHex } from '@canvid/sdk';
+import {
+  CanvidClient,
+  type HlsPlayback,
+  type UploadProgress,
+  AbortError,
+  CanvidError,
+  attachHls,
+  filesFromInput,
+  fromHex,
+  hlsUrl,
+  toHex,
+} from '@canvid/sdk';
+import Hls from 'hls.js';
 import { Ed25519KeyIdentity } from '@icp-sdk/core/identity';
 
 const params = new URLSearchParams(location.search);
@@ -24,6 +37,10 @@ const bar = $<HTMLProgressElement>('bar');
 const status = $<HTMLDivElement>('status');
 const mine = $<HTMLUListElement>('mine');
 const player = $<HTMLVideoElement>('player');
+const folderInput = $<HTMLInputElement>('folder');
+const qualitySelect = $<HTMLSelectElement>('quality');
+const subsSelect = $<HTMLSelectElement>('subs');
+const levelLabel = $<HTMLSpanElement>('level');
 
 /** What the page did, for people and for the browser test. */
 interface PageState {
@@ -34,6 +51,21 @@ interface PageState {
   error?: { name: string; message: string };
   listed: string[];
   principal?: string;
+  /** Named files uploaded from a folder. */
+  files?: { count: number; renditions: string[] };
+  /** HLS playback: what hls.js offers and plays. */
+  hls?: {
+    mode: 'hls.js' | 'native';
+    url: string;
+    levels: Array<{ height: number; bitrate: number }>;
+    /** Index into `levels` of the level playing (`LEVEL_SWITCHED`), -1 before the first. */
+    currentLevel: number;
+    /** Every level that played a fragment, in order. */
+    levelsPlayed: number[];
+    subtitleTracks: Array<{ name: string; lang?: string }>;
+    subtitleTrack: number;
+    error?: string;
+  };
   /** The paid-video panel. */
   access: {
     phase: string;
@@ -90,38 +122,144 @@ async function refreshList() {
     a.textContent = v.videoId;
     a.onclick = (ev) => {
       ev.preventDefault();
-      play(v.videoId);
+      void play(v.videoId);
     };
     li.append(a);
     mine.append(li);
   }
 }
 
-function play(videoId: string) {
+let playback: HlsPlayback | undefined;
+
+function stopHls() {
+  playback?.destroy();
+  playback = undefined;
+  state.hls = undefined;
+  qualitySelect.disabled = subsSelect.disabled = true;
+  levelLabel.textContent = '';
+}
+
+/** Plays a video: its HLS master playlist when it has renditions, else the main file. */
+async function play(videoId: string) {
+  const meta = await canvid.getMetadata(videoId).catch(() => undefined);
+  if (meta && meta.renditions.length > 0) {
+    playHls(hlsUrl(videoId, gateway));
+    return;
+  }
+  stopHls();
   player.src = canvid.videoUrl(videoId, gateway);
   player.load();
 }
+
+/** HLS playback with hls.js (native HLS where MSE is missing), with the quality and subtitle menus. */
+function playHls(url: string, token?: string) {
+  stopHls();
+  playback = attachHls(player, url, { Hls, token });
+  const st: NonNullable<PageState['hls']> = { mode: playback.mode, url, levels: [], currentLevel: -1, levelsPlayed: [], subtitleTracks: [], subtitleTrack: -1 };
+  state.hls = st;
+  const hls = playback.hls;
+  if (!hls) return;
+  hls.on(Hls.Events.MANIFEST_PARSED, () => {
+    st.levels = hls.levels.map((l) => ({ height: l.height, bitrate: l.bitrate }));
+    qualitySelect.textContent = '';
+    qualitySelect.append(new Option('Auto', '-1'));
+    hls.levels.forEach((l, i) => qualitySelect.append(new Option(`${l.height}p (${Math.round(l.bitrate / 1000)} kb/s)`, String(i))));
+    qualitySelect.disabled = false;
+  });
+  hls.on(Hls.Events.LEVEL_SWITCHED, (_e: unknown, data: { level: number }) => {
+    st.currentLevel = data.level;
+    const l = hls.levels[data.level];
+    levelLabel.textContent = l ? `playing ${l.height}p${hls.autoLevelEnabled ? ' (auto)' : ''}` : '';
+  });
+  hls.on(Hls.Events.FRAG_LOADED, (_e: unknown, data: { frag: { level: number; type: string } }) => {
+    if (data.frag.type === 'main' && st.levelsPlayed[st.levelsPlayed.length - 1] !== data.frag.level) st.levelsPlayed.push(data.frag.level);
+  });
+  hls.on(Hls.Events.SUBTITLE_TRACKS_UPDATED, () => {
+    st.subtitleTracks = hls.subtitleTracks.map((t) => ({ name: t.name, lang: t.lang }));
+    subsSelect.textContent = '';
+    subsSelect.append(new Option('Off', '-1'));
+    hls.subtitleTracks.forEach((t, i) => subsSelect.append(new Option(t.name || t.lang || `track ${i}`, String(i))));
+    subsSelect.disabled = hls.subtitleTracks.length === 0;
+  });
+  hls.on(Hls.Events.SUBTITLE_TRACK_SWITCH, (_e: unknown, data: { id: number }) => {
+    st.subtitleTrack = data.id;
+  });
+  hls.on(Hls.Events.ERROR, (_e: unknown, data: { fatal: boolean; details: string }) => {
+    if (data.fatal) st.error = data.details;
+  });
+}
+
+// Quality: a level index forces it (from the next fragment on); -1 is Auto (ABR).
+qualitySelect.onchange = () => {
+  const hls = playback?.hls;
+  if (hls) hls.nextLevel = Number(qualitySelect.value);
+};
+subsSelect.onchange = () => {
+  const hls = playback?.hls;
+  if (!hls) return;
+  hls.subtitleTrack = Number(subsSelect.value);
+  hls.subtitleDisplay = hls.subtitleTrack >= 0;
+};
+(window as unknown as { canvidPlayer: () => HlsPlayback | undefined }).canvidPlayer = () => playback;
 
 let controller: AbortController | undefined;
 let interrupted: string | undefined; // a cancelled upload to resume
 
 fileInput.onchange = () => {
+  folderInput.value = '';
   uploadButton.disabled = !fileInput.files?.length;
   interrupted = undefined;
   show(fileInput.files?.length ? `${fileInput.files[0]!.name}: ${mb(fileInput.files[0]!.size)} MB` : 'Choose a file.');
 };
 
+folderInput.onchange = () => {
+  fileInput.value = '';
+  const n = folderInput.files?.length ?? 0;
+  uploadButton.disabled = n === 0;
+  interrupted = undefined;
+  show(n ? `${n} files: ${mb(Array.from(folderInput.files!).reduce((t, f) => t + f.size, 0))} MB` : 'Choose a file.');
+};
+
+/** Uploads the chosen folder as named files, then plays its master playlist. */
+async function uploadFolder(list: FileList) {
+  const files = await filesFromInput(list);
+  const renditions = files.filter((f) => f.rendition).map((f) => f.rendition!.name);
+  const result = await canvid.uploadFiles(files, { title: titleInput.value || 'HLS video' }, {
+    signal: controller!.signal,
+    resume: interrupted,
+    onCreated: (id) => (state.videoId = id),
+    onProgress: (p) => {
+      state.progress.push(p);
+      bar.value = p.totalBytes ? (p.phase === 'hashing' ? p.bytesHashed : p.bytesUploaded) / p.totalBytes : 0;
+      show(`${p.phase}: ${p.chunksUploaded} / ${p.chunkCount} chunks, ${mb(p.bytesUploaded)} / ${mb(p.totalBytes)} MB`);
+    },
+  });
+  interrupted = undefined;
+  state.videoId = result.videoId;
+  state.files = { count: result.files.length, renditions };
+  show(`Uploaded ${result.files.length} files: ${result.videoId}\nrenditions: ${renditions.join(', ') || 'none'}`);
+  await refreshList();
+  if (files.some((f) => f.path === '/hls/master.m3u8')) playHls(hlsUrl(result.videoId, gateway));
+  state.phase = 'done';
+}
+
 cancelButton.onclick = () => controller?.abort(new Error('cancelled by the user'));
 
 uploadButton.onclick = async () => {
   const file = fileInput.files?.[0];
-  if (!file) return;
+  const folder = folderInput.files?.length ? folderInput.files : undefined;
+  if (!file && !folder) return;
   controller = new AbortController();
   uploadButton.disabled = true;
   cancelButton.disabled = false;
   state.phase = 'uploading';
   state.error = undefined;
   try {
+    if (folder) {
+      await uploadFolder(folder);
+      return;
+    }
+    if (!file) return;
     const result = await canvid.upload(file, { title: titleInput.value || file.name, mimeType: file.type || undefined }, {
       signal: controller.signal,
       resume: interrupted,
@@ -139,7 +277,7 @@ uploadButton.onclick = async () => {
     state.fileDigest = toHex(result.fileDigest);
     show(`Uploaded: ${result.videoId}\nfile digest ${state.fileDigest}`);
     await refreshList();
-    play(result.videoId);
+    await play(result.videoId);
     state.phase = 'done';
   } catch (err) {
     const e = err as Error;
@@ -231,5 +369,6 @@ $<HTMLButtonElement>('try').onclick = () => {
   state.access.phase = 'trying';
 };
 
+if (params.get('hls')) playHls(hlsUrl(params.get('hls')!, gateway), params.get('token') ?? undefined);
 state.phase = 'ready';
 await refreshList().catch((e: Error) => show(`listing failed: ${e.message}`, true));
