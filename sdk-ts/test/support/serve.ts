@@ -38,10 +38,14 @@ const START_TIMEOUT_MS = Number(process.env.CANVID_SERVE_TIMEOUT_MS ?? 20 * 60 *
 
 /**
  * `admins`: principals `canvid serve --admin` makes admins of the spawn and index canisters.
+ * `env`: more environment, e.g. `CANVID_GATEWAY_LOG=1` (one `[gateway] ...` stderr line per
+ * request the gateway answers, kept in `output`; see `gatewayLines`).
  * `icrcLedger`: `--icrc-ledger` (DFINITY's ledger module or its folder); `fund`:
  * `--fund PRINCIPAL=AMOUNT` entries.
  */
-export async function startServe(opts: { admins?: string[]; icrcLedger?: string; fund?: string[] } = {}): Promise<Served> {
+export async function startServe(
+  opts: { admins?: string[]; icrcLedger?: string; fund?: string[]; env?: Record<string, string> } = {},
+): Promise<Served> {
   const stateDir = mkdtempSync(join(tmpdir(), 'canvid-sdk-e2e-'));
   const args = [
     'serve', '--port', '0', '--state', stateDir,
@@ -52,7 +56,7 @@ export async function startServe(opts: { admins?: string[]; icrcLedger?: string;
   const [cmd, cmdArgs] = process.env.CANVID_BIN
     ? [process.env.CANVID_BIN, args]
     : ['cargo', ['run', '--release', '-q', '-p', 'canvid-cli', '--', ...args]];
-  const child = spawn(cmd, cmdArgs, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(cmd, cmdArgs, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...(opts.env ?? {}) } });
   const output: string[] = [];
   createInterface({ input: child.stderr! }).on('line', (l) => output.push(`[stderr] ${l}`));
   const lines = createInterface({ input: child.stdout! });
@@ -139,4 +143,36 @@ export function gatewayGet(
 export function icrcLedgerDir(): string | undefined {
   const dir = process.env.ICRC_LEDGER_DIR ?? resolve(REPO, '../shared/fixtures/icrc-ledger');
   return existsSync(join(dir, 'ic-icrc1-ledger.wasm.gz')) ? dir : undefined;
+}
+
+/** One request as `CANVID_GATEWAY_LOG` prints it (local/gateway/src/gateway.rs). */
+export interface GatewayLine {
+  method: string;
+  url: string;
+  range?: string;
+  status: number;
+  bytes: number;
+  /** Answered by `http_request_update` (the query answer asked for an upgrade). */
+  upgraded: boolean;
+  /** The gateway verified the answer's certification. */
+  verified: boolean;
+}
+
+/** The gateway lines of `output` from index `from` on. */
+export function gatewayLines(output: readonly string[], from = 0): GatewayLine[] {
+  const out: GatewayLine[] = [];
+  for (const l of output.slice(from)) {
+    const m = /\[gateway\] (\S+) (\S+) range=(None|Some\("([^"]*)"\)) -> (\d+) \((\d+) bytes\)( \[update\])?( \[verified\])?$/.exec(l);
+    if (!m) continue;
+    out.push({
+      method: m[1]!,
+      url: m[2]!,
+      ...(m[4] !== undefined ? { range: m[4] } : {}),
+      status: Number(m[5]),
+      bytes: Number(m[6]),
+      upgraded: m[7] !== undefined,
+      verified: m[8] !== undefined,
+    });
+  }
+  return out;
 }

@@ -1,0 +1,138 @@
+// Browser test: an HLS ladder (1080p + 360p, fMP4, WebVTT subtitles; made with ffmpeg in the
+// layout `canvid hls prepare` produces) is uploaded as named files with the SDK in Node into
+// `canvid serve` (embedded replica), then the example page plays its master playlist in headless
+// Chromium with hls.js: a forced switch from 360p to 1080p, a seek, English subtitles shown. The
+// gateway's request log (`CANVID_GATEWAY_LOG`) must show every request of the playback answered
+// by a verified query — none upgraded to `http_request_update` — and segments of both renditions.
+//
+// Screenshots and the gateway log: test-output/sdk-browser/hls-*.
+// Needs what example.browser.test needs (ffmpeg, Chromium, $CANVID_BIN or cargo, the bundle).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { extname, join, resolve } from 'node:path';
+import { Ed25519KeyIdentity } from '@icp-sdk/core/identity';
+import { chromium, type BrowserContext } from 'playwright-core';
+import { CanvidClient } from '../../src/index.js';
+import { filesFromDirectory } from '../../src/node.js';
+import { makeHlsLadder } from '../support/hls.js';
+import { playLadder } from '../support/player.js';
+import { REPO, gatewayLines, startServe, type Served } from '../support/serve.js';
+
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const EXAMPLE = resolve(REPO, 'sdk-ts/examples/dist/upload-and-play');
+const OUT = resolve(REPO, 'test-output/sdk-browser');
+const SECONDS = 6;
+
+let served: Served;
+let pageServer: Server;
+let work: string;
+let context: BrowserContext;
+
+const TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.map': 'application/json' };
+
+function startPageServer(): Promise<Server> {
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const file = join(EXAMPLE, url.pathname === '/' ? 'index.html' : url.pathname.slice(1));
+    if (!file.startsWith(EXAMPLE) || !existsSync(file)) {
+      res.writeHead(404);
+      res.end();
+      return;
+    }
+    res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' });
+    res.end(readFileSync(file));
+  });
+  return new Promise((r) => server.listen(0, '127.0.0.1', () => r(server)));
+}
+
+before(async () => {
+  assert.ok(existsSync(join(EXAMPLE, 'app.js')), 'bundle the example first: node examples/build.mjs');
+  assert.ok(existsSync(CHROMIUM), `no Chromium at ${CHROMIUM}`);
+  mkdirSync(OUT, { recursive: true });
+  work = mkdtempSync(join(tmpdir(), 'canvid-sdk-hls-'));
+  makeHlsLadder(work, { seconds: SECONDS, segmentSeconds: 2 });
+  served = await startServe({ env: { CANVID_GATEWAY_LOG: '1' } });
+  pageServer = await startPageServer();
+  const profile = mkdtempSync(join(tmpdir(), 'canvid-sdk-chromium-'));
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--autoplay-policy=no-user-gesture-required'],
+    viewport: { width: 900, height: 1000 },
+  });
+});
+
+after(async () => {
+  await context?.close();
+  pageServer?.close();
+  await served?.stop();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+test('an HLS ladder uploaded with the SDK plays in Chromium with hls.js: rendition switch, seek, subtitles, only certified queries', { timeout: 600_000 }, async (t) => {
+  const started = Date.now();
+  const canvid = await CanvidClient.create({
+    host: served.url,
+    identity: Ed25519KeyIdentity.generate(),
+    rootKey: served.rootKey,
+    spawnId: served.spawnId,
+    indexId: served.indexId,
+  });
+  const files = await filesFromDirectory(work);
+  const up = await canvid.uploadFiles(files, { title: 'HLS ladder' }, { concurrency: 4 });
+  assert.equal(up.files.length, files.length);
+  const meta = await canvid.getMetadata(up.videoId);
+  assert.equal(meta.status, 'Ready');
+  assert.deepEqual(
+    meta.renditions.map((r) => [r.path, r.name, r.width, r.height]),
+    [
+      ['/hls/1080p/index.m3u8', '1080p', 1920, 1080],
+      ['/hls/360p/index.m3u8', '360p', 640, 360],
+    ],
+  );
+
+  const page = context.pages()[0] ?? (await context.newPage());
+  const consoleLines: string[] = [];
+  page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
+  const mark = served.output.length;
+  const q = new URLSearchParams({ spawn: served.spawnId, index: served.indexId, local: '1', gateway: served.url, host: served.url, hls: up.videoId });
+  await page.goto(`http://127.0.0.1:${(pageServer.address() as { port: number }).port}/?${q}`);
+  let seen;
+  try {
+    seen = await playLadder(page, async (name) => void (await page.screenshot({ path: join(OUT, `${name}.png`), fullPage: true })));
+  } catch (e) {
+    await page.screenshot({ path: join(OUT, 'hls-failure.png') });
+    throw new Error(`${(e as Error).message}\n${consoleLines.join('\n')}`);
+  }
+  assert.match(seen.cue, /^Subtitle at \d s$/);
+  const hlsState = await page.evaluate(() => (window as any).canvidState.hls);
+  assert.equal(hlsState.mode, 'hls.js');
+  assert.equal(hlsState.error, undefined);
+  assert.deepEqual(hlsState.subtitleTracks.map((s: { lang?: string }) => s.lang), ['en']);
+
+  // The gateway log of the playback (the page's own IC API calls are not in it).
+  const lines = gatewayLines(served.output, mark);
+  writeFileSync(join(OUT, 'hls-gateway.jsonl'), lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+  const media = lines.filter((l) => l.url.startsWith('/hls/') || l.url.startsWith('/subs/'));
+  assert.ok(media.length >= 8, `few playback requests: ${JSON.stringify(lines)}`);
+  assert.deepEqual(lines.filter((l) => l.upgraded), [], 'requests answered through http_request_update');
+  assert.deepEqual(lines.filter((l) => !l.verified), [], 'answers the gateway did not verify');
+  assert.deepEqual(lines.filter((l) => l.status !== 200 && l.status !== 206), [], 'answers other than 200/206');
+  const fetched = (prefix: string) => media.filter((l) => l.url.startsWith(prefix)).length;
+  assert.ok(fetched('/hls/master.m3u8') >= 1);
+  assert.ok(fetched('/hls/360p/seg-') >= 1, 'no 360p segment fetched');
+  assert.ok(fetched('/hls/1080p/seg-') >= 1, 'no 1080p segment fetched');
+  assert.ok(fetched('/hls/1080p/init.mp4') >= 1 && fetched('/hls/360p/init.mp4') >= 1, 'init segments');
+  assert.ok(fetched('/subs/en.vtt') >= 1, 'subtitles not fetched');
+  t.diagnostic(
+    `${files.length} files, ${up.totalBytes} bytes uploaded; playback: ${lines.length} gateway requests, 0 upgraded, ` +
+      `${fetched('/hls/360p/seg-')} 360p + ${fetched('/hls/1080p/seg-')} 1080p segments; ${Date.now() - started} ms`,
+  );
+});
+
+test('the same on PocketIC', { skip: 'the browser harnesses run canvid serve (embedded replica) only; PocketIC covers the canister in the Rust tests (docs/testing.md)' }, () => {});
