@@ -4,6 +4,8 @@
 // Chromium with hls.js: a forced switch from 360p to 1080p, a seek, English subtitles shown. The
 // gateway's request log (`CANVID_GATEWAY_LOG`) must show every request of the playback answered
 // by a verified query — none upgraded to `http_request_update` — and segments of both renditions.
+// Then the video is made private and plays again with a playback token, which hls.js must add to
+// every request (relative segment URLs drop the playlist's query string).
 //
 // Screenshots and the gateway log: test-output/sdk-browser/hls-*.
 // Needs what example.browser.test needs (ffmpeg, Chromium, $CANVID_BIN or cargo, the bundle).
@@ -19,7 +21,7 @@ import { CanvidClient } from '../../src/index.js';
 import { filesFromDirectory } from '../../src/node.js';
 import { makeHlsLadder } from '../support/hls.js';
 import { playLadder } from '../support/player.js';
-import { REPO, gatewayLines, startServe, type Served } from '../support/serve.js';
+import { REPO, gatewayGet, gatewayLines, startServe, type Served } from '../support/serve.js';
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const EXAMPLE = resolve(REPO, 'sdk-ts/examples/dist/upload-and-play');
@@ -30,6 +32,8 @@ let served: Served;
 let pageServer: Server;
 let work: string;
 let context: BrowserContext;
+/** The ladder the first test uploads (the second makes it private). */
+let uploaded: { canvid: CanvidClient; videoId: string } | undefined;
 
 const TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.map': 'application/json' };
 
@@ -84,6 +88,7 @@ test('an HLS ladder uploaded with the SDK plays in Chromium with hls.js: renditi
   });
   const files = await filesFromDirectory(work);
   const up = await canvid.uploadFiles(files, { title: 'HLS ladder' }, { concurrency: 4 });
+  uploaded = { canvid, videoId: up.videoId };
   assert.equal(up.files.length, files.length);
   const meta = await canvid.getMetadata(up.videoId);
   assert.equal(meta.status, 'Ready');
@@ -133,6 +138,40 @@ test('an HLS ladder uploaded with the SDK plays in Chromium with hls.js: renditi
     `${files.length} files, ${up.totalBytes} bytes uploaded; playback: ${lines.length} gateway requests, 0 upgraded, ` +
       `${fetched('/hls/360p/seg-')} 360p + ${fetched('/hls/1080p/seg-')} 1080p segments; ${Date.now() - started} ms`,
   );
+});
+
+test('a private HLS video plays with a playback token: hls.js adds it to every request; without it a segment is refused', { timeout: 600_000 }, async (t) => {
+  assert.ok(uploaded, 'the first test uploads the ladder');
+  const access = uploaded.canvid.access({ gateway: served.url });
+  await access.setAccess(uploaded.videoId, { mode: 'private' });
+  const { token } = await access.playbackUrl(uploaded.videoId, { ttlSeconds: 600 });
+  assert.ok(token);
+  // Without a token, a segment of a private video is refused.
+  const denied = await gatewayGet(served.port, uploaded.videoId, '/hls/360p/seg-00001.m4s');
+  assert.ok(denied.status === 401 || denied.status === 403, `segment without a token: ${denied.status}`);
+
+  const page = await context.newPage();
+  const consoleLines: string[] = [];
+  page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+  const mark = served.output.length;
+  const q = new URLSearchParams({ spawn: served.spawnId, index: served.indexId, local: '1', gateway: served.url, host: served.url, hls: uploaded.videoId, token });
+  await page.goto(`http://127.0.0.1:${(pageServer.address() as { port: number }).port}/?${q}`);
+  try {
+    await playLadder(page, async (name) => void (await page.screenshot({ path: join(OUT, `${name}-private.png`), fullPage: true })));
+  } catch (e) {
+    await page.screenshot({ path: join(OUT, 'hls-private-failure.png'), fullPage: true });
+    throw new Error(`${(e as Error).message}\n${consoleLines.join('\n')}`);
+  } finally {
+    await page.close();
+  }
+  const lines = gatewayLines(served.output, mark);
+  writeFileSync(join(OUT, 'hls-private-gateway.jsonl'), lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+  const media = lines.filter((l) => l.url.startsWith('/hls/') || l.url.startsWith('/subs/'));
+  assert.ok(media.length >= 8, `few playback requests: ${JSON.stringify(lines)}`);
+  assert.deepEqual(media.filter((l) => !new URL(l.url, 'http://x').searchParams.get('token')), [], 'requests without the token');
+  assert.deepEqual(lines.filter((l) => l.upgraded), [], 'requests answered through http_request_update');
+  assert.deepEqual(lines.filter((l) => l.status !== 200 && l.status !== 206), [], 'answers other than 200/206');
+  t.diagnostic(`private: ${media.length} playback requests, each with the token, 0 upgraded`);
 });
 
 test('the same on PocketIC', { skip: 'the browser harnesses run canvid serve (embedded replica) only; PocketIC covers the canister in the Rust tests (docs/testing.md)' }, () => {});
