@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Agent } from '@icp-sdk/core/agent';
 import { CanvidClient } from '../../src/client.js';
-import { AbortError, IntegrityError, UsageError } from '../../src/errors.js';
+import { AbortError, IntegrityError, NetworkError, UsageError, fromCandidError } from '../../src/errors.js';
 import {
   type NamedFile,
   checkFilePath,
@@ -248,6 +248,28 @@ test('uploadFiles: abort, then resume re-declares identically and sends only the
   assert.equal(again.bytesSent, 0);
   const changed = files.map((f, i) => (i === 3 ? { ...f, data: randomBytes(2500, 99) } : f));
   await assert.rejects(uploadFiles(net, changed, { title: 'r' }, { chunkSize: 1000, resume: videoId, retry: FAST_RETRY }), IntegrityError);
+});
+
+test('uploadFiles: transient failures and lost replies (begin_files, put_chunk, finish_upload) are retried', async () => {
+  const net = new FakeNetwork();
+  const files = namedFiles(12, 2500);
+  const r = await uploadFiles(net, files, { title: 't' }, {
+    chunkSize: 1000,
+    retry: FAST_RETRY,
+    onCreated: (id) => {
+      const v = net.video(id);
+      v.failNext('begin_files', new NetworkError('socket hang up'));
+      v.lostReplies.set('begin_files', 1); // declared, reply lost: the identical retry is accepted
+      v.failNext('put_chunk', fromCandidError({ Busy: { reason: 'busy' } }), new NetworkError('HTTP 503', { status: 503 }));
+      v.lostReplies.set('put_chunk', 2);
+      v.lostReplies.set('finish_upload', 1); // Ready, reply lost: the retry finds it finished
+    },
+  });
+  const v = net.video(r.videoId);
+  assert.ok(v.ready);
+  assert.equal(v.calls.filter((c) => c.method === 'begin_files').length, 3);
+  assert.equal(v.calls.filter((c) => c.method === 'finish_upload').length, 2);
+  for (const f of files) assert.deepEqual(Buffer.from(v.fileBytes(f.path)), Buffer.from(f.data as Uint8Array));
 });
 
 test('uploadFiles refuses bad input before creating anything', async () => {
