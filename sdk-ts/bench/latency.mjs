@@ -2,11 +2,11 @@
 // Latency benchmark (not a test: it asserts nothing about time): time to first frame and
 // seek-to-play in headless Chromium, for the single-file path (`/video`, Range requests) and the
 // HLS path (`/hls/master.m3u8` through hls.js), on `canvid serve` (embedded replica, the
-// verifying gateway). The same 1080p test picture (ffmpeg testsrc2, 6 s, H.264) is uploaded as a
+// verifying gateway). The same 1080p test picture (ffmpeg testsrc2, 20 s, H.264, 2.5 Mbit/s) is uploaded as a
 // main file (MP4, faststart) and as a 1080p+360p fMP4 ladder (2 s segments). Each run uses a
 // fresh browser context (empty cache). Prints median and p90 per path and network profile.
 //
-//   cd sdk-ts && npm run build && node bench/latency.mjs [--runs 7] [--json out.json]
+//   cd sdk-ts && npm run build && node bench/latency.mjs [--runs 7] [--only file|hls] [--json out.json]
 //
 // Needs ffmpeg, Chromium (/usr/bin/chromium or $CHROMIUM), $CANVID_BIN or cargo.
 import { execFileSync } from 'node:child_process';
@@ -30,8 +30,9 @@ const arg = (name, dflt) => {
 };
 const RUNS = Number(arg('runs', '7'));
 const JSON_OUT = arg('json', undefined);
-const SECONDS = 6;
-const SEEK_TO = 4.2;
+const ONLY = arg('only', undefined);
+const SECONDS = 20;
+const SEEK_TO = 15.2;
 // Network profiles applied with CDP: the loopback as is, and a link like a good home connection.
 const PROFILES = [
   { name: 'loopback', conditions: undefined },
@@ -51,8 +52,8 @@ try {
 
   // Upload both with the SDK.
   const canvid = await CanvidClient.create({ host: served.url, identity: Ed25519KeyIdentity.generate(), rootKey: served.rootKey, spawnId: served.spawnId, indexId: served.indexId });
-  const single = await canvid.upload(new Uint8Array(readFileSync(mp4)), { title: 'bench single file', mimeType: 'video/mp4' });
-  const hls = await canvid.uploadFiles(await filesFromDirectory(ladder), { title: 'bench HLS' });
+  const single = ONLY === 'hls' ? undefined : await canvid.upload(new Uint8Array(readFileSync(mp4)), { title: 'bench single file', mimeType: 'video/mp4' });
+  const hls = ONLY === 'file' ? undefined : await canvid.uploadFiles(await filesFromDirectory(ladder), { title: 'bench HLS' });
 
   // The page: bench/page.js bundled with hls.js and the SDK's attachHls.
   const bundle = await build({ entryPoints: [join(here, 'page.js')], bundle: true, format: 'esm', platform: 'browser', write: false, minify: true, logLevel: 'warning' });
@@ -75,8 +76,8 @@ try {
     args: ['--no-sandbox', '--disable-gpu', '--autoplay-policy=no-user-gesture-required', '--disable-background-networking'],
   });
   const targets = [
-    { path: 'single file /video', kind: 'file', url: videoUrl(single.videoId, served.url) },
-    { path: 'HLS hls.js /hls/master.m3u8', kind: 'hls', url: hlsUrl(hls.videoId, served.url) },
+    ...(single ? [{ path: 'single file /video', kind: 'file', url: videoUrl(single.videoId, served.url) }] : []),
+    ...(hls ? [{ path: 'HLS hls.js /hls/master.m3u8', kind: 'hls', url: hlsUrl(hls.videoId, served.url) }] : []),
   ];
   const results = [];
   const q = (xs, p) => {
