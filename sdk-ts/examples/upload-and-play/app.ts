@@ -239,7 +239,9 @@ async function uploadFolder(list: FileList) {
   state.files = { count: result.files.length, renditions };
   show(`Uploaded ${result.files.length} files: ${result.videoId}\nrenditions: ${renditions.join(', ') || 'none'}`);
   await refreshList();
-  if (files.some((f) => f.path === '/hls/master.m3u8')) playHls(hlsUrl(result.videoId, gateway));
+  // The layout of `canvid hls prepare` has /hls/master.m3u8; other packagers name theirs differently.
+  const master = files.find((f) => f.path === '/hls/master.m3u8') ?? files.find((f) => f.path.endsWith('master.m3u8'));
+  if (master) playHls(hlsUrl(result.videoId, gateway, { path: master.path }));
   state.phase = 'done';
 }
 
