@@ -140,6 +140,38 @@ test('an HLS ladder uploaded with the SDK plays in Chromium with hls.js: renditi
   );
 });
 
+test('the example page uploads a chosen folder (webkitdirectory) as named files and plays it by HLS', { timeout: 600_000 }, async () => {
+  const page = await context.newPage();
+  const consoleLines: string[] = [];
+  page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
+  const q = new URLSearchParams({ spawn: served.spawnId, index: served.indexId, local: '1', gateway: served.url, host: served.url });
+  await page.goto(`http://127.0.0.1:${(pageServer.address() as { port: number }).port}/?${q}`);
+  try {
+    await page.waitForFunction(() => (window as any).canvidState?.phase === 'ready', null, { timeout: 60_000 });
+    await page.setInputFiles('#folder', work); // the whole folder, as a user picks it
+    await page.fill('#title', 'folder upload');
+    await page.click('#upload');
+    await page.waitForFunction(() => ['done', 'error'].includes((window as any).canvidState.phase), null, { timeout: 300_000 });
+    const state = await page.evaluate(() => (window as any).canvidState);
+    assert.equal(state.phase, 'done', `upload failed: ${JSON.stringify(state.error)}`);
+    const local = await filesFromDirectory(work);
+    assert.equal(state.files.count, local.length);
+    assert.deepEqual(state.files.renditions.sort(), ['1080p', '360p']);
+    assert.equal(state.progress[state.progress.length - 1].bytesUploaded, local.reduce((n, f) => n + (f.data as Uint8Array).length, 0));
+    // The page plays what it uploaded, by HLS.
+    await page.waitForFunction(() => (window as any).canvidState.hls?.levels.length === 2, null, { timeout: 60_000 });
+    const listed = await (await CanvidClient.create({ host: served.url, rootKey: served.rootKey, spawnId: served.spawnId })).listFiles(state.videoId);
+    assert.deepEqual(listed.map((f) => f.path), local.map((f) => f.path).sort());
+    await page.screenshot({ path: join(OUT, 'hls-folder-uploaded.png'), fullPage: true });
+  } catch (e) {
+    await page.screenshot({ path: join(OUT, 'hls-folder-failure.png'), fullPage: true });
+    throw new Error(`${(e as Error).message}\n${consoleLines.join('\n')}`);
+  } finally {
+    await page.close();
+  }
+});
+
 test('a private HLS video plays with a playback token: hls.js adds it to every request; without it a segment is refused', { timeout: 600_000 }, async (t) => {
   assert.ok(uploaded, 'the first test uploads the ladder');
   const access = uploaded.canvid.access({ gateway: served.url });
