@@ -667,3 +667,6 @@ fn fixed_extras_follow_the_poster() {
 
 /// Private and paid videos: the preview is public, the rest needs a playback token.
 mod gated;
+
+/// Named files (HLS ladders, subtitles, thumbnails) at their own paths.
+mod named;
