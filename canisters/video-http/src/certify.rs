@@ -10,6 +10,11 @@
 //! [`Certifier::root_hash`] to `ic_cdk::api::certified_data_set`. A chunk whose entries are
 //! not in the tree yet is served through the update path, so a partial tree is never wrong.
 //!
+//! Named files (HLS ladders, subtitles, thumbnails: up to 20,000 per video) are certified after
+//! the main file's chunks, by the same budgeted steps: one step is a file's fixed answers (6
+//! entries) or one of its chunks ≥ 1 (4), so no message's work grows with the number of files
+//! (docs/http.md, "Named files").
+//!
 //! Which answers are certified, and why, is in `docs/http.md`. The mechanics:
 //! - every certified answer is produced by the same `serve::plan` that answers live requests,
 //!   from a synthetic request of the shape the gateway or a browser sends;
@@ -391,7 +396,8 @@ impl Certifier {
 
     /// Rebuilds the whole tree from `video`'s state in one go; returns the new root hash.
     ///
-    /// Cost: about 8 entries per chunk (2 paths × 4 [`RangeForm`]s) plus a handful; an
+    /// Cost: about 8 entries per chunk (2 paths × 4 [`RangeForm`]s) plus a handful, and 6 per
+    /// one-chunk named file (4 more per further chunk); an
     /// entry is a few small SHA-256s and a tree insert — no video bytes are read or hashed
     /// (docs/http.md, "Cost"). A canister should use [`Certifier::start`] and
     /// [`Certifier::resume`] instead, so that no single message has to certify a whole large
@@ -445,7 +451,7 @@ impl Certifier {
     /// becomes public or not, or its free paths change.
     ///
     /// Cost: the 4 entries of the video paths; when `gated` or `free_paths` changed, also 2
-    /// inserts or deletes per named file whose gate changed (no hashing: [`Self::refusals`]);
+    /// inserts or deletes per named file whose gate changed (no hashing: the two refusals are certified once);
     /// when neither changed, nothing per named file.
     ///
     /// They are response-only entries beside the video answers' full-certification entries at
