@@ -451,8 +451,8 @@ impl Certifier {
     /// becomes public or not, or its free paths change.
     ///
     /// Cost: the 4 entries of the video paths; when `gated` or `free_paths` changed, also 2
-    /// inserts or deletes per named file whose gate changed (no hashing: the two refusals are certified once);
-    /// when neither changed, nothing per named file.
+    /// inserts or deletes per named file whose gate changed (no hashing: the two refusals are
+    /// certified once); when neither changed, nothing per named file.
     ///
     /// They are response-only entries beside the video answers' full-certification entries at
     /// the same paths: each entry sits under its own CEL expression's hash, and the answer's

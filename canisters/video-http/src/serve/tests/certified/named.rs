@@ -439,6 +439,13 @@ fn gate_per_path() {
                 assert!(matches!(status(&r), 200 | 204), "{what} {method}");
                 verify(&request, &r, root).unwrap();
             }
+            // A replicated query (no data certificate) refuses too, and upgrades the rest.
+            let r = http_request(&request, &v, GateFor::per_path(&gate_for), &c, None);
+            if want == 200 {
+                assert_eq!(r.upgrade(), Some(true), "{what}");
+            } else {
+                assert_eq!((status(&r), r.upgrade()), (want, None), "{what}");
+            }
             // The update path gives the same refusal; it is never worth an update call.
             let upd =
                 http_request_update(&request.clone().into(), &v, GateFor::per_path(&gate_for));
