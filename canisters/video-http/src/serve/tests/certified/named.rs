@@ -615,3 +615,39 @@ fn hls_playback_needs_no_upgrade() {
     }
     assert_eq!(upgraded, 0);
 }
+
+/// Files larger than one body: plain GET and `bytes=0-` share one entry (the same 206), the
+/// other chunks are certified in every range form; a multi-chunk file that fits one body gets
+/// its 200 certified from a hash taken once at build time.
+#[test]
+fn large_and_multi_chunk_files_verify() {
+    let mut v = MemVideo::new(500, C);
+    v.add_named("/big/huge.mp4", "video/mp4", 2_000_500, 1_000_000);
+    v.add_named("/big/two.mp4", "video/mp4", 1_500_000, 1_000_000);
+    let main_only = certified(&MemVideo::new(500, C)).entry_count();
+    let c = certified(&v);
+    // huge: 5 fixed (GET = bytes=0-), chunk 1 in 4 forms, chunk 2 (last) in 3;
+    // two: 6 fixed, chunk 1 (last) in 3.
+    assert_eq!(c.entry_count(), main_only + (5 + 4 + 3) + (6 + 3));
+    for path in ["/big/huge.mp4", "/big/two.mp4"] {
+        let size = v.named_bytes(path).len() as u64;
+        let whole = if size <= crate::MAX_BODY { 200 } else { 206 };
+        let mut cases: Vec<OwnedCase> = vec![("GET", path.into(), vec![], whole)];
+        for k in 1..size.div_ceil(1_000_000) {
+            let start = k * 1_000_000;
+            cases.push((
+                "GET",
+                path.into(),
+                vec![("Range", format!("bytes={start}-"))],
+                206,
+            ));
+        }
+        for (method, url, headers, want) in cases {
+            let request = owned_req(method, &url, &headers);
+            let r = query(&c, &v, &request);
+            let what = format!("{method} {url} {headers:?}");
+            assert_eq!((status(&r), r.upgrade()), (want, None), "{what}");
+            verify(&request, &r, c.root_hash()).unwrap_or_else(|e| panic!("{what}: {e}"));
+        }
+    }
+}
