@@ -386,13 +386,24 @@ fn http_routes_statuses_and_certification(b: &dyn Backend) {
     assert_eq!(got.resp.status_code, 404);
     got.assert_certified("404");
     // 405s: the common methods' are certified; none is ever upgraded to a paid update call.
-    for method in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
+    for method in ["POST", "PUT", "DELETE", "PATCH"] {
         for path in ["/video", "/nope"] {
             let got = fetch(b, c, method, path, &[]);
             assert_eq!(got.resp.status_code, 405, "{method} {path}");
-            assert_eq!(got.resp.header("allow"), Some("GET, HEAD"));
+            assert_eq!(got.resp.header("allow"), Some("GET, HEAD, OPTIONS"));
             got.assert_certified(&format!("{method} {path}"));
         }
+    }
+    // OPTIONS is the CORS preflight (named files, docs/http.md): a certified 204 at every path.
+    for path in ["/video", "/nope"] {
+        let got = fetch(b, c, "OPTIONS", path, &[]);
+        assert_eq!(got.resp.status_code, 204, "OPTIONS {path}");
+        assert_eq!(
+            got.resp.header("access-control-allow-methods"),
+            Some("GET, HEAD, OPTIONS")
+        );
+        assert_eq!(got.resp.header("access-control-allow-origin"), Some("*"));
+        got.assert_certified(&format!("OPTIONS {path}"));
     }
     let got = fetch(b, c, "HEAD", "/nope", &[]);
     assert_eq!(got.resp.status_code, 404);
