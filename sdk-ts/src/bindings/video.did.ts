@@ -451,6 +451,9 @@ export interface FileInfo {
   'size' : bigint,
   'mime_type' : string,
   'chunk_count' : number,
+  /**
+   * The file digest (`protocol::file_digest`), set once the video is Ready.
+   */
   'digest' : [] | [Uint8Array],
   'chunk_size' : number,
   'duration_ms' : [] | [bigint],
@@ -460,13 +463,23 @@ export interface FileInfo {
 export interface FilePage {
   'files' : Array<FileInfo>,
   'status' : VideoStatus,
+  /**
+   * Files in the whole video (the main file not counted).
+   */
   'total' : number,
+  /**
+   * Pass as `after` for the next page; absent on the last page.
+   */
   'next' : [] | [string],
 }
 /**
  * A rendition and the path of the file that carries it.
  */
 export interface FileRendition { 'rendition' : Rendition, 'path' : string }
+/**
+ * `files` argument: a page of files in path order, after `after` (exclusive), at most `limit`
+ * (default and maximum `MAX_FILE_PAGE`).
+ */
 export interface FilesArgs { 'after' : [] | [string], 'limit' : [] | [number] }
 /**
  * A Candid-encodable representation of an HTTP request. This struct is used by
@@ -941,13 +954,15 @@ export type Result = { 'Ok' : ChangeOwnerResult } |
   { 'Err' : Error };
 export type Result_1 = { 'Ok' : null } |
   { 'Err' : Error };
-export type Result_10 = { 'Ok' : ChunkReceipt } |
+export type Result_10 = { 'Ok' : PlaybackToken } |
   { 'Err' : Error };
-export type Result_11 = { 'Ok' : ReceiptsPage } |
+export type Result_11 = { 'Ok' : ChunkReceipt } |
   { 'Err' : Error };
-export type Result_12 = { 'Ok' : AccessInfo } |
+export type Result_12 = { 'Ok' : ReceiptsPage } |
   { 'Err' : Error };
-export type Result_13 = { 'Ok' : ViewersPage } |
+export type Result_13 = { 'Ok' : AccessInfo } |
+  { 'Err' : Error };
+export type Result_14 = { 'Ok' : ViewersPage } |
   { 'Err' : Error };
 export type Result_2 = { 'Ok' : number } |
   { 'Err' : Error };
@@ -957,15 +972,13 @@ export type Result_4 = { 'Ok' : Receipt } |
   { 'Err' : BuyError };
 export type Result_5 = { 'Ok' : ChunkDigests } |
   { 'Err' : Error };
-export type Result_6 = { 'Ok' : Uint8Array } |
+export type Result_6 = { 'Ok' : FilePage } |
   { 'Err' : Error };
-export type Result_7 = { 'Ok' : MissingChunks } |
+export type Result_7 = { 'Ok' : Uint8Array } |
   { 'Err' : Error };
-export type Result_8 = { 'Ok' : OwnershipOffer } |
+export type Result_8 = { 'Ok' : MissingChunks } |
   { 'Err' : Error };
-export type Result_9 = { 'Ok' : PlaybackToken } |
-  { 'Err' : Error };
-export type Result_FilePage = { 'Ok' : FilePage } |
+export type Result_9 = { 'Ok' : OwnershipOffer } |
   { 'Err' : Error };
 /**
  * `begin_upload` argument: declares the file before any chunk is sent.
@@ -1166,6 +1179,10 @@ export interface _SERVICE {
    * Sets (or, with `null`, clears) the one operator allowed to call `change_owner`.
    */
   'approve' : ActorMethod<[[] | [Principal]], Result_1>,
+  /**
+   * Declares up to 500 named files at once (each `UploadSpec` with a `path`), all or none; an
+   * identical re-declaration resumes. Returns how many named files the video now has.
+   */
   'begin_files' : ActorMethod<[Array<UploadSpec>], Result_2>,
   'begin_upload' : ActorMethod<[UploadSpec], Result_3>,
   'buy_access' : ActorMethod<[BuyAccessArgs], Result_4>,
@@ -1192,9 +1209,10 @@ export interface _SERVICE {
    */
   'collection_transfer' : ActorMethod<[CollectionTransferArgs], Result>,
   /**
-   * Chunk `index` as uploaded. Public once Ready; before, owner and uploaders only.
+   * A page of the named files in path order (at most 500), with their sizes, digests and
+   * renditions. Public once Ready; before, owner and uploaders (to resume an upload).
    */
-  'files' : ActorMethod<[FilesArgs], Result_FilePage>,
+  'files' : ActorMethod<[FilesArgs], Result_6>,
   /**
    * Verifies and publishes the video; then, for a video a spawn canister funded, hands control
    * of the canister to the owner (`crate::control`: unused cycles go back to the funder first).
@@ -1202,8 +1220,16 @@ export interface _SERVICE {
    * (and by the owner's `claim_control`) and never undoes the upload.
    */
   'finish_upload' : ActorMethod<[], Result_3>,
-  'get_chunk' : ActorMethod<[number], Result_6>,
-  'get_file_chunk' : ActorMethod<[FileChunkArgs], Result_6>,
+  /**
+   * Chunk `index` as uploaded. Public once Ready; before, owner and uploaders only.
+   */
+  'get_chunk' : ActorMethod<[number], Result_7>,
+  /**
+   * Chunk `index` of the named file at `path`, as uploaded. Public once Ready (subject to the
+   * access policy: free paths for everyone, the rest for viewers who may watch); before, owner
+   * and uploaders only.
+   */
+  'get_file_chunk' : ActorMethod<[FileChunkArgs], Result_7>,
   'http_request' : ActorMethod<[HttpRequest], HttpResponse>,
   /**
    * Anyone may call this (the gateway does, anonymously): it only reads. As ingress it is
@@ -1215,7 +1241,7 @@ export interface _SERVICE {
   /**
    * Missing chunk indices, for resuming an upload (owner and uploaders).
    */
-  'missing_chunks' : ActorMethod<[MissingArgs], Result_7>,
+  'missing_chunks' : ActorMethod<[MissingArgs], Result_8>,
   /**
    * The caller's own access.
    */
@@ -1224,7 +1250,7 @@ export interface _SERVICE {
    * Step one of a two-step transfer (owner or operator): only `args.new_owner` can complete it,
    * with `accept_ownership`, within 7 days. Replaces an older offer.
    */
-  'offer_ownership' : ActorMethod<[OfferArgs], Result_8>,
+  'offer_ownership' : ActorMethod<[OfferArgs], Result_9>,
   /**
    * The shares of sales this canister still has to pay out (at most 100, oldest first), and why
    * the last attempt failed: for owners and platforms checking their revenue.
@@ -1234,16 +1260,16 @@ export interface _SERVICE {
    * A token for `http_request`, for a caller who may watch now (docs/access.md). The first call
    * of a video draws the signing secret from the IC's randomness.
    */
-  'playback_token' : ActorMethod<[PlaybackTokenArgs], Result_9>,
-  'put_chunk' : ActorMethod<[ChunkUpload], Result_10>,
+  'playback_token' : ActorMethod<[PlaybackTokenArgs], Result_10>,
+  'put_chunk' : ActorMethod<[ChunkUpload], Result_11>,
   /**
    * File bytes `[offset, offset + length)`, `length <= 2_000_000`, inside the file.
    */
-  'read_range' : ActorMethod<[RangeArgs], Result_6>,
+  'read_range' : ActorMethod<[RangeArgs], Result_7>,
   /**
    * A buyer's own receipts; the owner's view of everyone's (or of `buyer`'s).
    */
-  'receipts' : ActorMethod<[ReceiptsArgs], Result_11>,
+  'receipts' : ActorMethod<[ReceiptsArgs], Result_12>,
   'remove_uploader' : ActorMethod<[Principal], Result_1>,
   'remove_viewers' : ActorMethod<[Array<Principal>], Result_2>,
   /**
@@ -1259,7 +1285,7 @@ export interface _SERVICE {
   /**
    * Owner only. Changes who may watch; the stored video is not touched.
    */
-  'set_access_policy' : ActorMethod<[AccessPolicy], Result_12>,
+  'set_access_policy' : ActorMethod<[AccessPolicy], Result_13>,
   /**
    * Owner only. Sets (replaces) the poster served at `/poster`; empty `data` removes it.
    */
@@ -1269,7 +1295,7 @@ export interface _SERVICE {
   /**
    * Owner only: the allowlist, a page at a time.
    */
-  'viewers' : ActorMethod<[ViewersArgs], Result_13>,
+  'viewers' : ActorMethod<[ViewersArgs], Result_14>,
 }
 export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
   const Account = IDL.Record({
@@ -1528,8 +1554,8 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'total' : IDL.Nat32,
     'next' : IDL.Opt(IDL.Text),
   });
-  const Result_FilePage = IDL.Variant({ 'Ok' : FilePage, 'Err' : Error });
-  const Result_6 = IDL.Variant({ 'Ok' : IDL.Vec(IDL.Nat8), 'Err' : Error });
+  const Result_6 = IDL.Variant({ 'Ok' : FilePage, 'Err' : Error });
+  const Result_7 = IDL.Variant({ 'Ok' : IDL.Vec(IDL.Nat8), 'Err' : Error });
   const FileChunkArgs = IDL.Record({ 'path' : IDL.Text, 'index' : IDL.Nat32 });
   const HttpRequest = IDL.Record({
     'url' : IDL.Text,
@@ -1560,7 +1586,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'missing' : IDL.Vec(IDL.Nat32),
     'next' : IDL.Opt(IDL.Nat32),
   });
-  const Result_7 = IDL.Variant({ 'Ok' : MissingChunks, 'Err' : Error });
+  const Result_8 = IDL.Variant({ 'Ok' : MissingChunks, 'Err' : Error });
   const AccessGrant = IDL.Variant({
     'Viewer' : IDL.Null,
     'Pass' : IDL.Record({
@@ -1580,7 +1606,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'new_owner' : IDL.Principal,
     'keep_controllers' : IDL.Opt(IDL.Vec(IDL.Principal)),
   });
-  const Result_8 = IDL.Variant({ 'Ok' : OwnershipOffer, 'Err' : Error });
+  const Result_9 = IDL.Variant({ 'Ok' : OwnershipOffer, 'Err' : Error });
   const PendingPayout = IDL.Record({
     'to' : Account,
     'leg' : IDL.Nat8,
@@ -1595,7 +1621,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'path' : IDL.Text,
     'expires_at' : IDL.Nat64,
   });
-  const Result_9 = IDL.Variant({ 'Ok' : PlaybackToken, 'Err' : Error });
+  const Result_10 = IDL.Variant({ 'Ok' : PlaybackToken, 'Err' : Error });
   const ChunkUpload = IDL.Record({
     'data' : IDL.Vec(IDL.Nat8),
     'path' : IDL.Opt(IDL.Text),
@@ -1608,7 +1634,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'index' : IDL.Nat32,
     'uploaded_chunks' : IDL.Nat32,
   });
-  const Result_10 = IDL.Variant({ 'Ok' : ChunkReceipt, 'Err' : Error });
+  const Result_11 = IDL.Variant({ 'Ok' : ChunkReceipt, 'Err' : Error });
   const RangeArgs = IDL.Record({
     'path' : IDL.Opt(IDL.Text),
     'offset' : IDL.Nat64,
@@ -1623,8 +1649,8 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'next' : IDL.Opt(IDL.Nat64),
     'receipts' : IDL.Vec(Receipt),
   });
-  const Result_11 = IDL.Variant({ 'Ok' : ReceiptsPage, 'Err' : Error });
-  const Result_12 = IDL.Variant({ 'Ok' : AccessInfo, 'Err' : Error });
+  const Result_12 = IDL.Variant({ 'Ok' : ReceiptsPage, 'Err' : Error });
+  const Result_13 = IDL.Variant({ 'Ok' : AccessInfo, 'Err' : Error });
   const PosterArgs = IDL.Record({
     'data' : IDL.Vec(IDL.Nat8),
     'mime_type' : IDL.Text,
@@ -1643,7 +1669,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'next' : IDL.Opt(IDL.Principal),
     'viewers' : IDL.Vec(IDL.Principal),
   });
-  const Result_13 = IDL.Variant({ 'Ok' : ViewersPage, 'Err' : Error });
+  const Result_14 = IDL.Variant({ 'Ok' : ViewersPage, 'Err' : Error });
   
   return IDL.Service({
     'accept_ownership' : IDL.Func([], [Result], []),
@@ -1660,21 +1686,21 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'chunk_digests' : IDL.Func([DigestsArgs], [Result_5], ['query']),
     'claim_control' : IDL.Func([], [Result_3], []),
     'collection_transfer' : IDL.Func([CollectionTransferArgs], [Result], []),
-    'files' : IDL.Func([FilesArgs], [Result_FilePage], ['query']),
+    'files' : IDL.Func([FilesArgs], [Result_6], ['query']),
     'finish_upload' : IDL.Func([], [Result_3], []),
-    'get_chunk' : IDL.Func([IDL.Nat32], [Result_6], ['query']),
-    'get_file_chunk' : IDL.Func([FileChunkArgs], [Result_6], ['query']),
+    'get_chunk' : IDL.Func([IDL.Nat32], [Result_7], ['query']),
+    'get_file_chunk' : IDL.Func([FileChunkArgs], [Result_7], ['query']),
     'http_request' : IDL.Func([HttpRequest], [HttpResponse], ['query']),
     'http_request_update' : IDL.Func([HttpUpdateRequest], [HttpResponse], []),
     'metadata' : IDL.Func([], [VideoMetadata], ['query']),
-    'missing_chunks' : IDL.Func([MissingArgs], [Result_7], ['query']),
+    'missing_chunks' : IDL.Func([MissingArgs], [Result_8], ['query']),
     'my_access' : IDL.Func([], [MyAccess], ['query']),
-    'offer_ownership' : IDL.Func([OfferArgs], [Result_8], []),
+    'offer_ownership' : IDL.Func([OfferArgs], [Result_9], []),
     'pending_payouts' : IDL.Func([], [IDL.Vec(PendingPayout)], ['query']),
-    'playback_token' : IDL.Func([PlaybackTokenArgs], [Result_9], []),
-    'put_chunk' : IDL.Func([ChunkUpload], [Result_10], []),
-    'read_range' : IDL.Func([RangeArgs], [Result_6], ['query']),
-    'receipts' : IDL.Func([ReceiptsArgs], [Result_11], ['query']),
+    'playback_token' : IDL.Func([PlaybackTokenArgs], [Result_10], []),
+    'put_chunk' : IDL.Func([ChunkUpload], [Result_11], []),
+    'read_range' : IDL.Func([RangeArgs], [Result_7], ['query']),
+    'receipts' : IDL.Func([ReceiptsArgs], [Result_12], ['query']),
     'remove_uploader' : IDL.Func([IDL.Principal], [Result_1], []),
     'remove_viewers' : IDL.Func([IDL.Vec(IDL.Principal)], [Result_2], []),
     'reset_upload' : IDL.Func([], [Result_3], []),
@@ -1683,11 +1709,11 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
         [Result_2],
         [],
       ),
-    'set_access_policy' : IDL.Func([AccessPolicy], [Result_12], []),
+    'set_access_policy' : IDL.Func([AccessPolicy], [Result_13], []),
     'set_poster' : IDL.Func([PosterArgs], [Result_1], []),
     'update_metadata' : IDL.Func([MetadataPatch], [Result_3], []),
     'uploaders' : IDL.Func([], [IDL.Vec(IDL.Principal)], ['query']),
-    'viewers' : IDL.Func([ViewersArgs], [Result_13], ['query']),
+    'viewers' : IDL.Func([ViewersArgs], [Result_14], ['query']),
   });
 };
 

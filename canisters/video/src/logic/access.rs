@@ -34,6 +34,11 @@ pub fn policy(s: &State) -> AccessPolicy {
     s.access.clone().unwrap_or_else(AccessPolicy::public)
 }
 
+/// The stored policy, read in place (`None`: public); for per-request checks.
+pub fn policy_ref(s: &State) -> Option<&AccessPolicy> {
+    s.access.as_ref()
+}
+
 pub fn is_public(s: &State) -> bool {
     s.access.as_ref().is_none_or(|p| p.is_public())
 }
@@ -104,6 +109,29 @@ pub fn check_read<M: Memory>(v: &VideoStore<M>, who: &Principal, now: u64, end: 
                 _ => "private",
             },
             preview_end(v.state())
+        ),
+    })
+}
+
+/// May `who` read the named file at `path` at `now`? Free paths (`AccessPolicy::free_paths`)
+/// are public; the others need what the main file past its preview needs.
+pub fn check_read_path<M: Memory>(
+    v: &VideoStore<M>,
+    who: &Principal,
+    now: u64,
+    path: &str,
+) -> Result<()> {
+    if policy_ref(v.state()).is_none_or(|p| p.is_free_path(path)) || grant(v, who, now).is_some() {
+        return Ok(());
+    }
+    Err(Error::NotAuthorized {
+        caller: *who,
+        reason: format!(
+            "this video is {}: {path} is not one of its free paths",
+            match policy(v.state()).mode {
+                AccessMode::Paid(_) => "paid (buy a pass with buy_access)",
+                _ => "private",
+            },
         ),
     })
 }
