@@ -486,13 +486,9 @@ async function uploadFilesInner(
     return { videoId, metadata: existing, files: listed, totalBytes, bytesSent: 0, chunksSkipped: totalChunks, resumed: true };
   }
 
-  // Declare (again, identically, on resume: the canister keeps what it stored).
+  // What is missing: everything on a fresh upload; on resume, ask the canister (what an earlier
+  // attempt declared is listed, complete or not).
   tracker.setPhase('preparing');
-  for (const batch of declareBatches(prepared.map((p) => p.spec))) {
-    await call(() => api.beginFiles(batch));
-  }
-
-  // What is missing: everything on a fresh upload; on resume, ask the canister.
   const missing = new Map<string, number[]>();
   if (resumed) {
     const stored = new Map((await allFiles(api, call)).map((f) => [f.path, f]));
@@ -544,7 +540,17 @@ async function uploadFilesInner(
     }
     return runPool(jobs(), concurrency, (j) => put(j.p, j.index), signal);
   };
-  await sendAll(missing);
+  // Declare a batch (again, identically, on resume: the canister keeps what it stored), send its
+  // missing chunks, then the next batch: the canister refuses (`Busy`) a declaration while more
+  // than 1 GiB of declared files is unwritten, so declaring everything first could stall.
+  const batches = declareBatches(prepared.map((p) => p.spec));
+  let at = 0;
+  for (const batch of batches) {
+    const group = prepared.slice(at, at + batch.length);
+    at += batch.length;
+    await call(() => api.beginFiles(batch));
+    await sendAll(new Map(group.map((p) => [p.file.path, missing.get(p.file.path) ?? []])));
+  }
 
   tracker.setPhase('finishing');
   let metadata: VideoMetadata | undefined;

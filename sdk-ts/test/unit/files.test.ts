@@ -155,6 +155,15 @@ test('uploadFiles: batches of 500 declared with digests and renditions, every ch
   assert.deepEqual(net.created.map((c) => c.title), ['Ladder']);
   assert.equal(net.created[0]!.declaredSize, r.totalBytes);
   assert.equal(v.calls.filter((c) => c.method === 'begin_files').length, 3);
+  // Batch by batch: a batch's chunks are all sent before the next batch is declared (the canister
+  // refuses declarations while over 1 GiB of declared files is unwritten).
+  const methods = v.calls.map((c) => c.method);
+  const declares = methods.flatMap((m, i) => (m === 'begin_files' ? [i] : []));
+  const batchPuts = (from: number, to: number) => methods.slice(from, to).filter((m) => m === 'put_chunk').length;
+  const chunksOf = (fs: NamedFile[]) => fs.reduce((n, f) => n + Math.ceil((f.data as Uint8Array).length / 1000), 0);
+  assert.equal(batchPuts(declares[0]!, declares[1]!), chunksOf(files.slice(0, 500)));
+  assert.equal(batchPuts(declares[1]!, declares[2]!), chunksOf(files.slice(500, 1000)));
+  assert.equal(batchPuts(declares[2]!, methods.length), chunksOf(files.slice(1000)));
   const puts = v.calls.filter((c) => c.method === 'put_chunk');
   // Files of 900..2102 bytes in 1000-byte chunks: 1 to 3 chunks each.
   const expectedPuts = files.reduce((n, f) => n + Math.ceil((f.data as Uint8Array).length / 1000), 0);
