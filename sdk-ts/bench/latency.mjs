@@ -114,7 +114,7 @@ try {
         ttff_p90_ms: Math.round(q(ttff, 0.9)),
         seek_median_ms: Math.round(q(seek, 0.5)),
         seek_p90_ms: Math.round(q(seek, 0.9)),
-        first_height: [...new Set(heights)].join('/'),
+        first_height: [...new Set(heights)].sort((a, b) => b - a).map((h) => `${h}p`).join('/'),
       };
       results.push(row);
       console.log(JSON.stringify(row));
@@ -125,7 +125,7 @@ try {
   console.log('\n| network | path | runs | first frame median | p90 | seek-to-play median | p90 | first picture |');
   console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const r of results) {
-    console.log(`| ${r.profile} | ${r.path} | ${r.runs} | ${r.ttff_median_ms} ms | ${r.ttff_p90_ms} ms | ${r.seek_median_ms} ms | ${r.seek_p90_ms} ms | ${r.first_height}p |`);
+    console.log(`| ${r.profile} | ${r.path} | ${r.runs} | ${r.ttff_median_ms} ms | ${r.ttff_p90_ms} ms | ${r.seek_median_ms} ms | ${r.seek_p90_ms} ms | ${r.first_height} |`);
   }
   if (JSON_OUT) writeFileSync(JSON_OUT, JSON.stringify(results, null, 2) + '\n');
 } finally {
