@@ -101,11 +101,30 @@ pub enum Command {
     /// An interrupted upload resumes when the same file is uploaded again to the same network
     /// (the canister is remembered in DIR/uploads.json), or into --resume ID: only the chunks
     /// the canister does not have are sent. Prints the video canister id as the last line.
+    ///
+    /// With --hls, the video is also transcoded into an HLS ladder (1080p..240p, never above
+    /// the source; docs/streaming.md) uploaded as named files beside the original, and with
+    /// --hls-dir a ladder made by `canvid hls prepare` is uploaded.
     Upload {
-        file: PathBuf,
+        /// The video (with --hls: the source of the ladder, also uploaded as the main file
+        /// unless --no-original).
+        #[arg(required_unless_present = "hls_dir")]
+        file: Option<PathBuf>,
         /// Title (default: the file name).
         #[arg(long)]
         title: Option<String>,
+        /// Transcode FILE into an HLS ladder (in a temporary directory) and upload it too.
+        #[arg(long)]
+        hls: bool,
+        /// Upload the HLS tree prepared in DIR by `canvid hls prepare` (no transcoding).
+        #[arg(long, value_name = "DIR", conflicts_with = "hls")]
+        hls_dir: Option<PathBuf>,
+        /// With --hls/--hls-dir: do not upload FILE itself as the main file (the video is the
+        /// ladder only).
+        #[arg(long)]
+        no_original: bool,
+        #[command(flatten)]
+        ladder: LadderArgs,
         /// Continue the upload into this video canister.
         #[arg(long, value_name = "ID")]
         resume: Option<String>,
@@ -182,6 +201,12 @@ pub enum Command {
     /// Buy a pass to a paid video: approve the video canister on the offer's ledger for price +
     /// fee, then buy_access (a pending payment is retried; charged at most once).
     Buy(crate::access::BuyArgs),
+    /// HLS ladders: `canvid hls prepare SOURCE DIR` transcodes a video into the tree that
+    /// `canvid upload --hls-dir DIR` (or the SDK's folder upload) stores (docs/streaming.md).
+    Hls {
+        #[command(subcommand)]
+        command: HlsCommand,
+    },
     /// Show a video's metadata and its canister's storage and cycles.
     Info {
         /// Video canister id.
@@ -189,6 +214,90 @@ pub enum Command {
         #[command(flatten)]
         net: NetArgs,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HlsCommand {
+    /// Transcode SOURCE into an HLS ladder under OUT_DIR: hls/master.m3u8, hls/<rung>/
+    /// (index.m3u8, init.mp4, seg-NNNNN.m4s), hls/subs/<lang>.m3u8 and subs/<lang>.vtt for the
+    /// source's text subtitles and --subtitles files. H.264 + AAC in fMP4, rungs 1080p..240p
+    /// not above the source, keyframe-aligned segments, every file at most 2,000,000 bytes.
+    Prepare {
+        source: PathBuf,
+        out_dir: PathBuf,
+        #[command(flatten)]
+        ladder: LadderArgs,
+    },
+}
+
+/// How a ladder is made (`hls prepare`, `upload --hls`).
+#[derive(Debug, Clone, Args)]
+pub struct LadderArgs {
+    /// An external subtitle file, LANG=PATH with a .vtt or .srt file (repeatable), e.g.
+    /// en=movie.en.srt.
+    #[arg(long = "subtitles", value_name = "LANG=PATH")]
+    pub subtitles: Vec<String>,
+    /// Also make a thumbnail sprite (thumbs/sprite.jpg) and its WebVTT track (thumbs/thumbs.vtt).
+    #[arg(long)]
+    pub thumbnails: bool,
+    /// x264 preset (ultrafast .. veryslow): slower is smaller at the same quality.
+    #[arg(long, value_name = "PRESET", default_value = "veryfast")]
+    pub preset: String,
+    /// Segment duration in seconds (1..=6) instead of the one computed from the bitrate caps;
+    /// the 2,000,000-byte check still applies.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u32).range(1..=6))]
+    pub segment_seconds: Option<u32>,
+}
+
+impl LadderArgs {
+    fn options(&self) -> Result<crate::hls::PrepareOptions> {
+        let subtitles = self
+            .subtitles
+            .iter()
+            .map(|s| crate::hls::parse_subtitle_arg(s))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        for (_, path) in &subtitles {
+            check_readable_file(path)?;
+        }
+        Ok(crate::hls::PrepareOptions {
+            subtitles,
+            preset: Some(self.preset.clone()),
+            segment_seconds: self.segment_seconds,
+            thumbnails: self.thumbnails,
+        })
+    }
+}
+
+/// Prepares SOURCE into OUT (progress lines on stderr) and prints the tree's summary.
+fn prepare_ladder(source: &Path, out: &Path, ladder: &LadderArgs) -> Result<crate::hls::Prepared> {
+    check_readable_file(source)?;
+    let opts = ladder.options()?;
+    std::fs::create_dir_all(out)
+        .map_err(|e| Error::io(format!("creating {}", out.display()), e))?;
+    let started = std::time::Instant::now();
+    let prepared = crate::hls::prepare(source, out, &opts, &|line| eprintln!("  {line}"))?;
+    let bytes: u64 = prepared.files.iter().map(|f| f.size).sum();
+    let largest = prepared.files.iter().map(|f| f.size).max().unwrap_or(0);
+    eprintln!(
+        "prepared {} file(s), {} (largest {}), {} s segments, in {:.1} s",
+        prepared.files.len(),
+        crate::fmt::bytes(bytes),
+        crate::fmt::bytes(largest),
+        prepared.segment_seconds,
+        started.elapsed().as_secs_f64()
+    );
+    for v in &prepared.variants {
+        eprintln!(
+            "  {:6} {}x{}  peak {} kbit/s  average {} kbit/s  {}",
+            v.name,
+            v.width,
+            v.height,
+            v.peak_bps / 1000,
+            v.average_bps / 1000,
+            v.codecs
+        );
+    }
+    Ok(prepared)
 }
 
 /// Default state directory of `serve` and of the other commands.
@@ -304,10 +413,34 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Upload {
             file,
             title,
+            hls,
+            hls_dir,
+            no_original,
+            ladder,
             resume,
             stop_after_chunks,
             net,
         } => {
+            if hls || hls_dir.is_some() {
+                return upload_hls(
+                    file,
+                    title,
+                    hls_dir,
+                    no_original,
+                    &ladder,
+                    resume,
+                    stop_after_chunks,
+                    &net,
+                );
+            }
+            if no_original {
+                return Err(Error::Input(
+                    "--no-original only applies with --hls or --hls-dir".into(),
+                ));
+            }
+            let Some(file) = file else {
+                return Err(Error::Input("name the video FILE to upload".into()));
+            };
             check_readable_file(&file)?;
             let resume = resume.map(|r| principal("video id", &r)).transpose()?;
             check_identity(&net)?;
@@ -399,12 +532,85 @@ pub fn run(cli: Cli) -> Result<()> {
             check_identity(&args.net)?;
             crate::access::run_buy(args)
         }
+        Command::Hls {
+            command:
+                HlsCommand::Prepare {
+                    source,
+                    out_dir,
+                    ladder,
+                },
+        } => {
+            prepare_ladder(&source, &out_dir, &ladder)?;
+            println!("{}", out_dir.join("hls").join("master.m3u8").display());
+            Ok(())
+        }
         Command::Info { id, net } => {
             let id = principal("video id", &id)?;
             check_identity(&net)?;
             with_client(&net, |c| async move { crate::commands::info(&c, id).await })
         }
     }
+}
+
+/// `canvid upload --hls | --hls-dir`: prepare (or read) the tree, then upload it with the
+/// original into one new video canister.
+#[allow(clippy::too_many_arguments)]
+fn upload_hls(
+    file: Option<PathBuf>,
+    title: Option<String>,
+    hls_dir: Option<PathBuf>,
+    no_original: bool,
+    ladder: &LadderArgs,
+    resume: Option<String>,
+    stop_after_chunks: Option<u32>,
+    net: &NetArgs,
+) -> Result<()> {
+    if let Some(f) = &file {
+        check_readable_file(f)?;
+    }
+    let original = if no_original { None } else { file.clone() };
+    if original.is_none() && !no_original {
+        return Err(Error::Input(
+            "name the original video FILE, or pass --no-original to upload the ladder only".into(),
+        ));
+    }
+    let resume = resume.map(|r| principal("video id", &r)).transpose()?;
+    check_identity(net)?;
+    // The temporary ladder lives until the upload is over.
+    let mut _tmp = None;
+    let files = match &hls_dir {
+        Some(dir) => crate::hls::scan(dir)?,
+        None => {
+            let source = file
+                .as_deref()
+                .ok_or_else(|| Error::Input("--hls needs the source video FILE".into()))?;
+            let tmp =
+                tempfile::tempdir().map_err(|e| Error::io("creating a temporary directory", e))?;
+            let prepared = prepare_ladder(source, tmp.path(), ladder)?;
+            _tmp = Some(tmp);
+            prepared.files
+        }
+    };
+    let title = title.unwrap_or_else(|| {
+        file.as_ref()
+            .or(hls_dir.as_ref())
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    with_client(net, |c| async move {
+        crate::hls_upload::upload_hls(
+            &c,
+            crate::hls_upload::HlsUploadArgs {
+                original,
+                files,
+                title,
+                resume,
+                stop_after_chunks,
+            },
+        )
+        .await
+    })
 }
 
 /// Runs `f` with an agent for `net` on a tokio runtime (the agent is async).
