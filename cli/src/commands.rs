@@ -728,6 +728,21 @@ pub async fn info(client: &Client, video: Principal) -> Result<()> {
         }
     );
     println!("transfers  {}", m.transfer_seq);
+    if let Some(n) = m.files.filter(|&n| n > 0) {
+        println!("files      {n} named file(s) besides the main file");
+    }
+    for r in m.renditions.iter().flatten() {
+        let x = &r.rendition;
+        println!(
+            "rendition  {:6} {}x{} {} kbit/s {} {}",
+            x.name,
+            x.width,
+            x.height,
+            x.bandwidth / 1000,
+            x.codecs.as_deref().unwrap_or("-"),
+            r.path
+        );
+    }
     println!("cycles     {}", fmt::cycles(c.cycles));
     println!(
         "storage    {} stable, {} heap",

@@ -210,12 +210,13 @@ pub type Result<T> = std::result::Result<T, HlsError>;
 /// source (never upscale), each keeping the source's aspect ratio with even dimensions (H.264 in
 /// 4:2:0 needs them). A source shorter than the smallest rung gets one rung at its own size.
 pub fn select_rungs(width: u32, height: u32) -> Vec<Rung> {
-    let even = |v: u32| (v & !1).max(2);
+    // Nearest even number (H.264 in 4:2:0 needs even sizes): 853.3 -> 854, the usual 480p.
+    let even = |v: f64| (((v / 2.0).round() as u32) * 2).max(2);
     let mut rungs: Vec<Rung> = LADDER
         .iter()
         .filter(|r| r.height <= height)
         .map(|spec| {
-            let w = (f64::from(width) * f64::from(spec.height) / f64::from(height)).round() as u32;
+            let w = f64::from(width) * f64::from(spec.height) / f64::from(height);
             Rung {
                 name: format!("{}p", spec.height),
                 width: even(w),
@@ -225,10 +226,12 @@ pub fn select_rungs(width: u32, height: u32) -> Vec<Rung> {
         })
         .collect();
     if rungs.is_empty() {
-        let h = even(height);
+        // Even sizes at most the source's: round down, not to nearest, so nothing upscales.
+        let down = |v: u32| (v & !1).max(2);
+        let h = down(height);
         rungs.push(Rung {
             name: format!("{h}p"),
-            width: even(width),
+            width: down(width),
             height: h,
             spec: LADDER[LADDER.len() - 1],
         });
@@ -334,10 +337,11 @@ pub fn media_segments(playlist: &str) -> Vec<(f64, String)> {
     out
 }
 
-/// Peak and average bitrate of a rung from its segments' (duration, bytes). The peak is taken
-/// over segments of at least half the nominal duration: the short last segment's rate is not
-/// representative (and HLS measures BANDWIDTH per segment, so it is still a valid bound).
-pub fn bitrates(segments: &[(f64, u64)], nominal_s: f64) -> (u64, u64) {
+/// Peak and average bitrate of a rung from its segments' (duration, bytes), as RFC 8216
+/// defines `BANDWIDTH` (the peak segment bit rate, over every segment: a short last segment
+/// that starts with a keyframe raises it, which only makes players choose more cautiously) and
+/// `AVERAGE-BANDWIDTH`.
+pub fn bitrates(segments: &[(f64, u64)]) -> (u64, u64) {
     let total_s: f64 = segments.iter().map(|s| s.0).sum();
     let total_b: u64 = segments.iter().map(|s| s.1).sum();
     let average = if total_s > 0.0 {
@@ -347,7 +351,6 @@ pub fn bitrates(segments: &[(f64, u64)], nominal_s: f64) -> (u64, u64) {
     };
     let peak = segments
         .iter()
-        .filter(|(d, _)| *d >= nominal_s / 2.0 || segments.len() == 1)
         .map(|(d, b)| (*b as f64 * 8.0 / d.max(0.001)).ceil() as u64)
         .max()
         .unwrap_or(average)
@@ -746,7 +749,7 @@ fn encode_rung(
             stderr: "the playlist lists no segment".into(),
         });
     }
-    let (peak_bps, average_bps) = bitrates(&measured, f64::from(seconds));
+    let (peak_bps, average_bps) = bitrates(&measured);
     let video_codec = h264_codec_of(&dir)?;
     let codecs = if info.has_audio {
         format!("{video_codec},mp4a.40.2")

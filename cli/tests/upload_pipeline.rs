@@ -518,3 +518,212 @@ fn empty_file_has_no_chunks() {
     assert_eq!(report.plan.file_digest, file_digest([] as [Digest; 0]));
     assert!(client.puts().is_empty());
 }
+
+// ---------------------------------------------------------------------- HLS ladder arithmetic
+
+mod hls_ladder {
+    use canvid_cli::hls::{
+        bitrates, ladder_segment_seconds, master_playlist, master_renditions, media_segments,
+        parse_subtitle_arg, sanitize_lang, segment_seconds, select_rungs, subtitle_playlist,
+        SubtitleTrack, VariantInfo, LADDER, MAX_FILE_BYTES, MAX_SEGMENT_SECONDS,
+    };
+
+    fn names(w: u32, h: u32) -> Vec<String> {
+        select_rungs(w, h).into_iter().map(|r| r.name).collect()
+    }
+
+    #[test]
+    fn rungs_never_exceed_the_source_height() {
+        assert_eq!(names(1920, 1080), ["1080p", "720p", "480p", "360p", "240p"]);
+        assert_eq!(names(3840, 2160), ["1080p", "720p", "480p", "360p", "240p"]);
+        assert_eq!(names(1280, 720), ["720p", "480p", "360p", "240p"]);
+        assert_eq!(names(854, 480), ["480p", "360p", "240p"]);
+        // Between rungs: the next rung down, never an upscaled one.
+        assert_eq!(names(1000, 600), ["480p", "360p", "240p"]);
+        assert_eq!(names(426, 240), ["240p"]);
+        for (w, h) in [(1920, 1080), (1000, 600), (640, 359), (7680, 4320)] {
+            for r in select_rungs(w, h) {
+                assert!(r.height <= h, "{w}x{h}: rung {} upscales", r.name);
+            }
+        }
+    }
+
+    #[test]
+    fn a_source_below_240p_gets_one_rung_at_its_own_even_size() {
+        let r = select_rungs(321, 181);
+        assert_eq!(r.len(), 1);
+        assert_eq!(
+            (r[0].name.as_str(), r[0].width, r[0].height),
+            ("180p", 320, 180)
+        );
+        let r = select_rungs(160, 120);
+        assert_eq!((r[0].width, r[0].height), (160, 120));
+    }
+
+    #[test]
+    fn rung_sizes_keep_the_aspect_ratio_with_even_dimensions() {
+        let r = select_rungs(1920, 1080);
+        let sizes: Vec<(u32, u32)> = r.iter().map(|r| (r.width, r.height)).collect();
+        assert_eq!(
+            sizes,
+            [
+                (1920, 1080),
+                (1280, 720),
+                (854, 480),
+                (640, 360),
+                (426, 240)
+            ]
+        );
+        // 4:3 and a cinema 2.39:1 source.
+        let r = select_rungs(1440, 1080);
+        assert_eq!((r[1].width, r[1].height), (960, 720));
+        for r in select_rungs(2048, 858)
+            .iter()
+            .chain(&select_rungs(1437, 1079))
+        {
+            assert_eq!(r.width % 2, 0, "{r:?}");
+            assert_eq!(r.height % 2, 0, "{r:?}");
+        }
+        let r = select_rungs(2048, 858);
+        assert_eq!((r[0].width, r[0].height), (1718, 720));
+    }
+
+    #[test]
+    fn segment_duration_fits_the_size_limit_under_the_bitrate_cap() {
+        for spec in LADDER {
+            let d = segment_seconds(&spec);
+            assert!((1..=MAX_SEGMENT_SECONDS).contains(&d), "{spec:?}: {d}");
+            // The VBV bound on one segment: peak video rate over d seconds plus the buffer,
+            // plus the audio; it must fit one HTTP answer.
+            let worst_bytes =
+                ((spec.max_video_bps + spec.audio_bps) * u64::from(d) + spec.bufsize_bits) / 8;
+            assert!(
+                worst_bytes <= MAX_FILE_BYTES,
+                "{spec:?}: {d} s segments can reach {worst_bytes} bytes"
+            );
+            // And the duration is the longest whole number of seconds that does (or the cap).
+            if d < MAX_SEGMENT_SECONDS {
+                let longer = ((spec.max_video_bps + spec.audio_bps) * u64::from(d + 1)
+                    + spec.bufsize_bits)
+                    / 8;
+                assert!(
+                    longer as f64 > MAX_FILE_BYTES as f64 * 0.85,
+                    "{spec:?}: {d}"
+                );
+            }
+        }
+        // Higher rungs need shorter segments; the ladder uses its shortest.
+        assert_eq!(segment_seconds(&LADDER[0]), 2);
+        assert_eq!(segment_seconds(&LADDER[4]), MAX_SEGMENT_SECONDS);
+        assert_eq!(ladder_segment_seconds(&select_rungs(1920, 1080)), 2);
+        assert_eq!(ladder_segment_seconds(&select_rungs(1280, 720)), 4);
+        assert_eq!(ladder_segment_seconds(&select_rungs(640, 360)), 6);
+        // Caps fall with the rung.
+        for w in LADDER.windows(2) {
+            assert!(w[0].max_video_bps > w[1].max_video_bps);
+        }
+    }
+
+    #[test]
+    fn master_playlist_text() {
+        let v = |name: &str, w, h, peak, avg, codecs: &str| VariantInfo {
+            name: name.into(),
+            width: w,
+            height: h,
+            peak_bps: peak,
+            average_bps: avg,
+            codecs: codecs.into(),
+            fps: 29.97,
+        };
+        let variants = [
+            v(
+                "720p",
+                1280,
+                720,
+                2_000_000,
+                1_500_000,
+                "avc1.64001f,mp4a.40.2",
+            ),
+            v("240p", 426, 240, 300_000, 250_000, "avc1.640015,mp4a.40.2"),
+        ];
+        let subs = [
+            SubtitleTrack {
+                lang: "en".into(),
+                name: "English".into(),
+            },
+            SubtitleTrack {
+                lang: "fr".into(),
+                name: "fr".into(),
+            },
+        ];
+        let m = master_playlist(&variants, &subs);
+        assert_eq!(
+            m,
+            "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+             #EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"English\",LANGUAGE=\"en\",DEFAULT=YES,AUTOSELECT=YES,FORCED=NO,URI=\"subs/en.m3u8\"\n\
+             #EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"fr\",LANGUAGE=\"fr\",DEFAULT=NO,AUTOSELECT=YES,FORCED=NO,URI=\"subs/fr.m3u8\"\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=2000000,AVERAGE-BANDWIDTH=1500000,RESOLUTION=1280x720,CODECS=\"avc1.64001f,mp4a.40.2\",FRAME-RATE=29.970,SUBTITLES=\"subs\"\n\
+             720p/index.m3u8\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=300000,AVERAGE-BANDWIDTH=250000,RESOLUTION=426x240,CODECS=\"avc1.640015,mp4a.40.2\",FRAME-RATE=29.970,SUBTITLES=\"subs\"\n\
+             240p/index.m3u8\n"
+        );
+        // Read back as the renditions the upload declares.
+        let r = master_renditions(&m);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].0, "720p/index.m3u8");
+        assert_eq!(r[0].1.name, "720p");
+        assert_eq!(
+            (r[0].1.width, r[0].1.height, r[0].1.bandwidth),
+            (1280, 720, 2_000_000)
+        );
+        assert_eq!(r[0].1.codecs.as_deref(), Some("avc1.64001f,mp4a.40.2"));
+        r[1].1.validate().unwrap();
+        // Without subtitles there is no group and no SUBTITLES attribute.
+        let m = master_playlist(&variants[..1], &[]);
+        assert!(!m.contains("SUBTITLES"), "{m}");
+    }
+
+    #[test]
+    fn subtitle_playlist_is_one_segment_pointing_at_the_vtt() {
+        let p = subtitle_playlist("en", 61.2);
+        assert_eq!(
+            p,
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:62\n#EXT-X-MEDIA-SEQUENCE:0\n\
+             #EXT-X-PLAYLIST-TYPE:VOD\n#EXTINF:61.200,\n../../subs/en.vtt\n#EXT-X-ENDLIST\n"
+        );
+        // /hls/subs/en.m3u8 + ../../subs/en.vtt = /subs/en.vtt
+        assert_eq!(
+            media_segments(&p),
+            [(61.2, "../../subs/en.vtt".to_string())]
+        );
+    }
+
+    #[test]
+    fn bandwidth_from_measured_segments() {
+        // 2 s segments of 500 kB and 600 kB and a short 0.5 s tail of 100 kB: the peak is the
+        // densest segment's rate, the tail's included (RFC 8216).
+        let (peak, avg) = bitrates(&[(2.0, 500_000), (2.0, 600_000), (0.5, 100_000)]);
+        assert_eq!(peak, 2_400_000);
+        let (peak, _) = bitrates(&[(2.0, 500_000), (0.5, 400_000)]);
+        assert_eq!(peak, 6_400_000);
+        let (_, avg2) = bitrates(&[(2.0, 500_000), (2.0, 600_000), (0.5, 400_000)]);
+        assert_eq!(avg2, (1_500_000.0f64 * 8.0 / 4.5).ceil() as u64);
+        assert_eq!(avg, (1_200_000.0f64 * 8.0 / 4.5).ceil() as u64);
+    }
+
+    #[test]
+    fn subtitle_arguments() {
+        assert_eq!(
+            parse_subtitle_arg("en=a/b.srt").unwrap(),
+            ("en".to_string(), std::path::PathBuf::from("a/b.srt"))
+        );
+        parse_subtitle_arg("pt-BR=x.VTT").unwrap();
+        for bad in ["en", "=x.vtt", "e n=x.vtt", "en=x.ass", "../x=x.vtt"] {
+            let e = parse_subtitle_arg(bad).unwrap_err().to_string();
+            assert!(e.starts_with("subtitles: "), "{bad}: {e}");
+        }
+        assert_eq!(sanitize_lang("eng"), "eng");
+        assert_eq!(sanitize_lang("pt_BR"), "pt-BR");
+        assert_eq!(sanitize_lang(" / "), "und");
+    }
+}
