@@ -138,7 +138,7 @@ impl Error {
             Error::WasmMissing { .. } | Error::FfmpegMissing => exit::ENVIRONMENT,
             Error::Hls(e) => match e {
                 crate::hls::HlsError::ToolMissing(_) => exit::ENVIRONMENT,
-                crate::hls::HlsError::NoVideo(_)
+                crate::hls::HlsError::NotAVideo { .. }
                 | crate::hls::HlsError::Subtitles(_)
                 | crate::hls::HlsError::BadTree { .. } => exit::INPUT,
                 crate::hls::HlsError::Tool { .. }

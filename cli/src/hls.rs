@@ -139,8 +139,11 @@ pub enum HlsError {
         what: String,
         stderr: String,
     },
-    /// The source has no video stream (or ffprobe cannot read it).
-    NoVideo(PathBuf),
+    /// The source is not a video ffprobe can read, or has no video stream.
+    NotAVideo {
+        path: PathBuf,
+        reason: String,
+    },
     /// A bad `--subtitles` argument or subtitle file.
     Subtitles(String),
     /// A file of the ladder is larger than one HTTP answer even with the shortest segments.
@@ -174,10 +177,10 @@ impl fmt::Display for HlsError {
                     crate::error::one_line(stderr)
                 )
             }
-            HlsError::NoVideo(p) => write!(
+            HlsError::NotAVideo { path, reason } => write!(
                 f,
-                "{} has no video stream ffprobe can read: an HLS ladder needs a video",
-                p.display()
+                "{} is not a video ffprobe can read ({reason}): an HLS ladder needs one",
+                path.display()
             ),
             HlsError::Subtitles(reason) => write!(f, "subtitles: {reason}"),
             HlsError::FileTooLarge { path, size } => write!(
@@ -481,7 +484,14 @@ fn parse_rate(r: &str) -> Option<f64> {
 
 /// Probes the source: video size and rate, duration, audio, subtitle streams.
 pub fn probe(source: &Path) -> Result<SourceInfo> {
-    let v = ffprobe_json(source, &["-show_streams", "-show_format"])?;
+    let not_a_video = |reason: String| HlsError::NotAVideo {
+        path: source.into(),
+        reason,
+    };
+    let v = ffprobe_json(source, &["-show_streams", "-show_format"]).map_err(|e| match e {
+        HlsError::Tool { stderr, .. } => not_a_video(crate::error::one_line(&stderr)),
+        other => other,
+    })?;
     let streams = v["streams"].as_array().cloned().unwrap_or_default();
     let video = streams
         .iter()
@@ -490,11 +500,11 @@ pub fn probe(source: &Path) -> Result<SourceInfo> {
                 // A cover picture (MP3 art, MP4 thumbnail) is a "video" stream of one frame.
                 && s["disposition"]["attached_pic"].as_i64() != Some(1)
         })
-        .ok_or_else(|| HlsError::NoVideo(source.into()))?;
+        .ok_or_else(|| not_a_video("no video stream".into()))?;
     let width = video["width"].as_u64().unwrap_or(0) as u32;
     let height = video["height"].as_u64().unwrap_or(0) as u32;
     if width == 0 || height == 0 {
-        return Err(HlsError::NoVideo(source.into()));
+        return Err(not_a_video("the video stream has no size".into()));
     }
     let fps = video["avg_frame_rate"]
         .as_str()
@@ -817,7 +827,12 @@ fn write_subtitles(
         }
         name
     };
-    let mut jobs: Vec<(String, Box<dyn Fn(&Path) -> Result<()>>)> = Vec::new();
+    // Where each track comes from: a stream of the source, or an external file.
+    enum From<'a> {
+        Stream(usize),
+        File(&'a Path),
+    }
+    let mut jobs: Vec<(String, From)> = Vec::new();
     for s in &info.subtitles {
         if !s.is_text() {
             eprintln!(
@@ -826,44 +841,30 @@ fn write_subtitles(
             );
             continue;
         }
-        let src = source.to_path_buf();
-        let index = s.index;
-        jobs.push((
-            sanitize_lang(&s.language),
-            Box::new(move |vtt: &Path| {
-                run_tool(
-                    "ffmpeg",
-                    &format!("converting subtitle stream {index} to WebVTT"),
-                    ffmpeg()
-                        .arg("-i")
-                        .arg(&src)
-                        .args([
-                            "-map",
-                            &format!("0:s:{index}"),
-                            "-c:s",
-                            "webvtt",
-                            "-f",
-                            "webvtt",
-                        ])
-                        .arg(vtt),
-                )
-                .map(drop)
-            }),
-        ));
+        jobs.push((sanitize_lang(&s.language), From::Stream(s.index)));
     }
     for (lang, path) in &opts.subtitles {
-        let path = path.clone();
-        jobs.push((
-            lang.clone(),
-            Box::new(move |vtt: &Path| external_subtitle(&path, vtt)),
-        ));
+        jobs.push((lang.clone(), From::File(path)));
     }
     for (lang, job) in jobs {
         let lang = unique(&tracks, &lang);
         std::fs::create_dir_all(&subs).map_err(io_err(format!("creating {}", subs.display())))?;
         std::fs::create_dir_all(&lists).map_err(io_err(format!("creating {}", lists.display())))?;
         let vtt = subs.join(format!("{lang}.vtt"));
-        job(&vtt)?;
+        match job {
+            From::Stream(index) => run_tool(
+                "ffmpeg",
+                &format!("converting subtitle stream {index} to WebVTT"),
+                ffmpeg()
+                    .arg("-i")
+                    .arg(source)
+                    .args(["-map", &format!("0:s:{index}")])
+                    .args(["-c:s", "webvtt", "-f", "webvtt"])
+                    .arg(&vtt),
+            )
+            .map(drop)?,
+            From::File(path) => external_subtitle(path, &vtt)?,
+        }
         std::fs::write(
             lists.join(format!("{lang}.m3u8")),
             subtitle_playlist(&lang, info.duration_s),
@@ -1071,7 +1072,7 @@ pub fn scan(dir: &Path) -> Result<Vec<TreeFile>> {
             )));
         }
     }
-    files.sort_by(|a, b| upload_order(a, &renditions).cmp(&upload_order(b, &renditions)));
+    files.sort_by_key(|f| upload_order(f, &renditions));
     Ok(files)
 }
 
