@@ -250,6 +250,13 @@ pub struct LadderArgs {
 }
 
 impl LadderArgs {
+    fn is_default(&self) -> bool {
+        self.subtitles.is_empty()
+            && !self.thumbnails
+            && self.preset == "veryfast"
+            && self.segment_seconds.is_none()
+    }
+
     fn options(&self) -> Result<crate::hls::PrepareOptions> {
         let subtitles = self
             .subtitles
@@ -421,6 +428,13 @@ pub fn run(cli: Cli) -> Result<()> {
             stop_after_chunks,
             net,
         } => {
+            if !hls && !ladder.is_default() {
+                return Err(Error::Input(
+                    "--subtitles, --thumbnails, --preset and --segment-seconds make a ladder: \
+                     they need --hls (a --hls-dir tree is uploaded as it is)"
+                        .into(),
+                ));
+            }
             if hls || hls_dir.is_some() {
                 return upload_hls(
                     file,
