@@ -54,13 +54,41 @@ pub struct HlsUploadArgs {
 
 /// Retries for `Busy` and network trouble: the canister answers `Busy` while the bytes declared
 /// but unwritten are at its bound, which clears as the puts in flight land.
-const RETRY: RetryPolicy = RetryPolicy {
+pub const RETRY: RetryPolicy = RetryPolicy {
     max_attempts: 8,
     initial_backoff: Duration::from_millis(200),
     max_backoff: Duration::from_secs(5),
 };
 
-async fn retry<T, F, Fut>(what: &str, mut call: F) -> Result<T>
+/// Most bytes declared in one `begin_files` batch: like the per-file window of ~64 chunks, it
+/// keeps the declared-but-unwritten bytes small. A batch the canister still finds too large
+/// (`Busy`) is halved.
+pub const MAX_BATCH_BYTES: u64 = 64 * CHUNK_SIZE;
+
+/// The calls a set upload makes on one video canister (the agent in `canvid`, an in-memory
+/// canister in the tests).
+#[allow(async_fn_in_trait)] // driven by the caller's runtime
+pub trait FilesClient {
+    fn video(&self) -> Principal;
+    async fn begin_upload(&self, spec: UploadSpec) -> Result<()>;
+    /// Returns the number of named files now declared.
+    async fn begin_files(&self, specs: Vec<UploadSpec>) -> Result<u32>;
+    async fn put_chunk(&self, chunk: ChunkUpload) -> Result<()>;
+    /// Every missing chunk of the file (all pages).
+    async fn missing_chunks(&self, path: Option<String>) -> Result<Vec<u32>>;
+    /// Every named file (all pages of `files`), by path.
+    async fn files(&self) -> Result<BTreeMap<String, FileInfo>>;
+    async fn finish_upload(&self) -> Result<VideoMetadata>;
+    async fn sleep(&self, delay: Duration) {
+        tokio::time::sleep(delay).await
+    }
+}
+
+fn is_busy(e: &Error) -> bool {
+    matches!(e, Error::Refused { error, .. } if matches!(**error, canvid_types::Error::Busy { .. }))
+}
+
+async fn retry<C: FilesClient + ?Sized, T, F, Fut>(client: &C, what: &str, mut call: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T>>,
@@ -70,7 +98,7 @@ where
         match call().await {
             Ok(v) => return Ok(v),
             Err(e) if attempt < RETRY.max_attempts && is_transient(&e) => {
-                tokio::time::sleep(RETRY.delay(attempt)).await;
+                client.sleep(RETRY.delay(attempt)).await;
                 attempt += 1;
             }
             Err(e) if attempt > 1 => {
@@ -86,29 +114,54 @@ where
     }
 }
 
-/// One file to send: its path (`None` = the main file), spec and plan.
-struct Item {
-    path: Option<String>,
-    local: PathBuf,
-    mime_type: String,
-    rendition: Option<canvid_types::files::Rendition>,
-    plan: UploadPlan,
+/// One file of a set: its path (`None` = the main file), declaration and plan.
+#[derive(Clone, Debug)]
+pub struct SetItem {
+    pub path: Option<String>,
+    pub local: PathBuf,
+    pub mime_type: String,
+    pub rendition: Option<canvid_types::files::Rendition>,
+    pub plan: UploadPlan,
 }
 
-impl Item {
-    fn spec(&self) -> Result<UploadSpec> {
+impl SetItem {
+    /// Hashes `local` (reporting on `progress`) into an item.
+    pub fn plan(
+        path: Option<String>,
+        local: &std::path::Path,
+        mime_type: &str,
+        rendition: Option<canvid_types::files::Rendition>,
+        progress: &dyn Progress,
+    ) -> Result<SetItem> {
+        let source = FileSource::open(local).map_err(|e| Error::from_open(local, e))?;
+        if source.size() == 0 {
+            return Err(Error::EmptyFile(local.to_path_buf()));
+        }
+        let plan = upload::plan(&source, CHUNK_SIZE, progress)
+            .map_err(|e| Error::io(format!("reading {}", local.display()), e))?;
+        Ok(SetItem {
+            path,
+            local: local.to_path_buf(),
+            mime_type: mime_type.to_string(),
+            rendition,
+            plan,
+        })
+    }
+
+    pub fn spec(&self) -> Result<UploadSpec> {
         let mut spec = crate::network::upload_spec(&self.plan, &self.mime_type)?;
         spec.path = self.path.clone();
         spec.rendition = self.rendition.clone();
         Ok(spec)
     }
+
     fn label(&self) -> &str {
         self.path.as_deref().unwrap_or("the main file")
     }
 }
 
 /// Digest naming the whole set, for `uploads.json`: SHA-256 over each file's path and digest.
-fn set_digest(items: &[Item]) -> [u8; 32] {
+pub fn set_digest(items: &[SetItem]) -> [u8; 32] {
     let mut all = Vec::new();
     for i in items {
         all.extend_from_slice(i.path.as_deref().unwrap_or("").as_bytes());
@@ -116,6 +169,17 @@ fn set_digest(items: &[Item]) -> [u8; 32] {
         all.extend_from_slice(&i.plan.file_digest);
     }
     upload::sha256(&all)
+}
+
+/// What a set upload did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetReport {
+    pub chunks_sent: u32,
+    pub bytes_sent: u64,
+    /// `begin_files` calls, and the most files one of them declared.
+    pub batches: u32,
+    pub largest_batch: usize,
+    pub metadata: VideoMetadata,
 }
 
 pub async fn upload_hls(client: &Client, args: HlsUploadArgs) -> Result<()> {
@@ -129,7 +193,7 @@ pub async fn upload_hls(client: &Client, args: HlsUploadArgs) -> Result<()> {
     let bar = crate::progress::BarProgress::new(total);
     let mut items = Vec::new();
     if let Some(p) = &args.original {
-        items.push(plan_item(
+        items.push(SetItem::plan(
             None,
             p,
             crate::video_gen::mime_type(p),
@@ -138,7 +202,7 @@ pub async fn upload_hls(client: &Client, args: HlsUploadArgs) -> Result<()> {
         )?);
     }
     for f in &args.files {
-        items.push(plan_item(
+        items.push(SetItem::plan(
             Some(f.path.clone()),
             &f.local,
             f.mime_type,
@@ -202,96 +266,152 @@ pub async fn upload_hls(client: &Client, args: HlsUploadArgs) -> Result<()> {
     crate::commands::write_pending(dir, &pending)?;
 
     let started = Instant::now();
-    let stored_before = list_files(client, video).await?;
+    let agent = AgentFiles { client, video };
+    let report = upload_set(&agent, &items, args.stop_after_chunks, &bar).await?;
+    drop(bar);
+    pending.remove(&key);
+    crate::commands::write_pending(dir, &pending)?;
+    let secs = started.elapsed().as_secs_f64();
+    let renditions = report
+        .metadata
+        .renditions
+        .iter()
+        .flatten()
+        .map(|r| r.rendition.name.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let named = items.iter().filter(|i| i.path.is_some()).count();
+    println!(
+        "uploaded {named} named file(s){} ({}) to {video}: sent {} chunk(s), {} in {secs:.2} s ({}); renditions {renditions}; every digest verified",
+        if named == items.len() { "" } else { " and the original" },
+        fmt::bytes(total),
+        report.chunks_sent,
+        fmt::bytes(report.bytes_sent),
+        fmt::rate(report.bytes_sent, secs),
+    );
+    println!("{video}");
+    Ok(())
+}
+
+/// Uploads a set into the video behind `client`: the main file (if any) first, then the named
+/// files batch by batch, each batch declared then sent; then `finish_upload` and [`verify`].
+/// Only what the canister lacks is sent (resume).
+pub async fn upload_set<C: FilesClient + ?Sized>(
+    client: &C,
+    items: &[SetItem],
+    stop_after: Option<u32>,
+    progress: &dyn Progress,
+) -> Result<SetReport> {
+    let video = client.video();
+    let total: u64 = items.iter().map(|i| i.plan.size).sum();
+    let stored_before = retry(client, "files", || client.files()).await?;
     let sender = Sender {
         client,
-        video,
-        stop_after: args.stop_after_chunks,
+        stop_after,
         stored: AtomicU32::new(0),
-        bar: &bar,
+        progress,
     };
-    // What is already there, to start the bar at it.
+    let main = items.iter().position(|i| i.path.is_none());
     let mut work: Vec<(usize, Vec<u32>)> = Vec::new();
-    let (main, named): (Vec<&Item>, Vec<&Item>) = items.iter().partition(|i| i.path.is_none());
-    if let Some(m) = main.first() {
-        let spec = m.spec()?;
-        let _: VideoMetadata = retry("begin_upload", || {
-            client.call_ok(Kind::Update, video, "begin_upload", (spec.clone(),))
-        })
-        .await?;
+    if let Some(m) = main {
+        let spec = items[m].spec()?;
+        retry(client, "begin_upload", || client.begin_upload(spec.clone())).await?;
+        let missing = retry(client, "missing_chunks", || client.missing_chunks(None)).await?;
+        work.push((m, missing));
     }
-    let mut already = 0u64;
-    let mut to_send = 0u32;
-    // The main file's missing chunks, then each batch's: declared just before it is sent.
-    let main_missing = match main.first() {
-        Some(_) => missing(client, video, None).await?,
-        None => Vec::new(),
-    };
-    if let Some(m) = main.first() {
-        already += m.plan.size - missing_bytes(&m.plan, &main_missing);
-        to_send += main_missing.len() as u32;
-        work.push((0, main_missing));
-    }
-    let named_offset = main.len();
-    for (i, item) in named.iter().enumerate() {
-        let missing_now = match stored_before.get(item.path.as_deref().unwrap_or("")) {
-            Some(f) if f.uploaded_chunks == f.chunk_count && f.chunk_count > 0 => Vec::new(),
-            // Partly stored (only a file of several chunks can be): ask once it is declared.
-            Some(f) if f.uploaded_chunks > 0 => Vec::from([u32::MAX]),
+    let named: Vec<usize> = (0..items.len()).filter(|&i| Some(i) != main).collect();
+    for &i in &named {
+        let item = &items[i];
+        let missing = match stored_before.get(item.path.as_deref().unwrap_or("")) {
+            Some(f) if f.chunk_count > 0 && f.uploaded_chunks == f.chunk_count => Vec::new(),
+            // Partly stored (only a file of several chunks can be): asked once it is declared.
+            Some(f) if f.uploaded_chunks > 0 => vec![u32::MAX],
             _ => (0..item.plan.chunk_count()).collect(),
         };
-        if missing_now != [u32::MAX] {
-            already += item.plan.size - missing_bytes(&item.plan, &missing_now);
-            to_send += missing_now.len() as u32;
-        }
-        work.push((named_offset + i, missing_now));
+        work.push((i, missing));
     }
-    bar.started(total, already, to_send);
+    let known: Vec<&(usize, Vec<u32>)> = work.iter().filter(|w| w.1 != [u32::MAX]).collect();
+    let to_send: u32 = known.iter().map(|w| w.1.len() as u32).sum();
+    let missing_now: u64 = known
+        .iter()
+        .map(|(i, m)| missing_bytes(&items[*i].plan, m))
+        .sum();
+    progress.started(total, total - missing_now, to_send);
 
     let mut sent = (0u32, 0u64);
-    // The main file first.
-    if !main.is_empty() {
-        let s = sender.send(&items, &work[..1]).await?;
-        sent = (sent.0 + s.0, sent.1 + s.1);
+    let mut add = |s: (u32, u64)| sent = (sent.0 + s.0, sent.1 + s.1);
+    let named_from = usize::from(main.is_some());
+    if main.is_some() {
+        add(sender.send(items, &work[..1]).await?);
     }
-    let named_work = &mut work[named_offset..];
-    for batch_start in (0..named_work.len()).step_by(MAX_FILES_PER_CALL) {
-        let batch_end = (batch_start + MAX_FILES_PER_CALL).min(named_work.len());
-        let specs = named[batch_start..batch_end]
+    let mut batches = 0u32;
+    let mut largest_batch = 0usize;
+    let mut start = named_from;
+    let mut count_cap = MAX_FILES_PER_CALL;
+    while start < work.len() {
+        // The next batch: at most `count_cap` files and MAX_BATCH_BYTES (at least one file).
+        let mut end = start;
+        let mut bytes = 0u64;
+        while end < work.len() && end - start < count_cap {
+            let size = items[work[end].0].plan.size;
+            if end > start && bytes + size > MAX_BATCH_BYTES {
+                break;
+            }
+            bytes += size;
+            end += 1;
+        }
+        let specs = work[start..end]
             .iter()
-            .map(|i| i.spec())
+            .map(|(i, _)| items[*i].spec())
             .collect::<Result<Vec<_>>>()?;
-        let declared: u32 = retry("begin_files", || {
-            client.call_ok(Kind::Update, video, "begin_files", (specs.clone(),))
-        })
-        .await?;
-        if (declared as usize) < batch_end {
+        let declared = match client.begin_files(specs.clone()).await {
+            Ok(n) => n,
+            // More than the canister will hold unwritten: declare fewer at a time.
+            Err(e) if is_busy(&e) && end - start > 1 => {
+                count_cap = (end - start) / 2;
+                continue;
+            }
+            Err(e) if is_transient(&e) => {
+                retry(client, "begin_files", || client.begin_files(specs.clone())).await?
+            }
+            Err(e) => return Err(e),
+        };
+        batches += 1;
+        largest_batch = largest_batch.max(end - start);
+        // Every file of this batch and the earlier ones is declared now (a resumed upload may
+        // have declared more before).
+        if (declared as usize) < end - named_from {
             return Err(Error::Upload(format!(
-                "begin_files of {video} reports {declared} named file(s) declared, expected at least {batch_end}"
+                "begin_files of {video} reports {declared} named file(s) declared, expected at least {}",
+                end - named_from
             )));
         }
-        // Partially stored files: ask the canister which chunks it lacks.
-        for (idx, m) in named_work[batch_start..batch_end].iter_mut() {
-            if m.as_slice() == [u32::MAX] {
-                *m = missing(client, video, items[*idx].path.clone()).await?;
+        for w in work[start..end].iter_mut() {
+            if w.1 == [u32::MAX] {
+                let path = items[w.0].path.clone();
+                w.1 = retry(client, "missing_chunks", || {
+                    client.missing_chunks(path.clone())
+                })
+                .await?;
             }
         }
-        let s = sender
-            .send(&items, &named_work[batch_start..batch_end])
-            .await?;
-        sent = (sent.0 + s.0, sent.1 + s.1);
+        add(sender.send(items, &work[start..end]).await?);
+        start = end;
     }
-    // Anything still missing (a put acknowledged but lost) is sent once more before finishing.
-    for item in &items {
-        let still = missing(client, video, item.path.clone()).await?;
+
+    // A put acknowledged but not stored is sent once more before finishing.
+    for (i, item) in items.iter().enumerate() {
+        let path = item.path.clone();
+        let still = retry(client, "missing_chunks", || {
+            client.missing_chunks(path.clone())
+        })
+        .await?;
         if !still.is_empty() {
-            let idx = items
-                .iter()
-                .position(|i| i.path == item.path)
-                .unwrap_or_default();
-            let s = sender.send(&items, &[(idx, still)]).await?;
-            sent = (sent.0 + s.0, sent.1 + s.1);
-            let again = missing(client, video, item.path.clone()).await?;
+            add(sender.send(items, &[(i, still)]).await?);
+            let again = retry(client, "missing_chunks", || {
+                client.missing_chunks(path.clone())
+            })
+            .await?;
             if !again.is_empty() {
                 return Err(Error::Upload(format!(
                     "{video} still reports {} chunk(s) of {} missing (first: {})",
@@ -303,58 +423,15 @@ pub async fn upload_hls(client: &Client, args: HlsUploadArgs) -> Result<()> {
         }
     }
 
-    let meta: VideoMetadata = retry("finish_upload", || {
-        client.call_ok(Kind::Update, video, "finish_upload", ())
-    })
-    .await?;
-    bar.finished();
-    drop(bar);
-    verify(client, video, &items, &meta).await?;
-    pending.remove(&key);
-    crate::commands::write_pending(dir, &pending)?;
-    let secs = started.elapsed().as_secs_f64();
-    let renditions = meta
-        .renditions
-        .as_ref()
-        .map(|r| {
-            r.iter()
-                .map(|r| r.rendition.name.as_str())
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_default();
-    println!(
-        "uploaded {} named file(s){} ({}) to {video}: sent {} chunk(s), {} in {secs:.2} s ({}); renditions {renditions}; every digest verified",
-        named.len(),
-        if main.is_empty() { "" } else { " and the original" },
-        fmt::bytes(total),
-        sent.0,
-        fmt::bytes(sent.1),
-        fmt::rate(sent.1, secs),
-    );
-    println!("{video}");
-    Ok(())
-}
-
-fn plan_item(
-    path: Option<String>,
-    local: &std::path::Path,
-    mime_type: &str,
-    rendition: Option<canvid_types::files::Rendition>,
-    progress: &dyn Progress,
-) -> Result<Item> {
-    let source = FileSource::open(local).map_err(|e| Error::from_open(local, e))?;
-    if source.size() == 0 {
-        return Err(Error::EmptyFile(local.to_path_buf()));
-    }
-    let plan = upload::plan(&source, CHUNK_SIZE, progress)
-        .map_err(|e| Error::io(format!("reading {}", local.display()), e))?;
-    Ok(Item {
-        path,
-        local: local.to_path_buf(),
-        mime_type: mime_type.to_string(),
-        rendition,
-        plan,
+    let metadata = retry(client, "finish_upload", || client.finish_upload()).await?;
+    progress.finished();
+    verify(client, items, &metadata).await?;
+    Ok(SetReport {
+        chunks_sent: sent.0,
+        bytes_sent: sent.1,
+        batches,
+        largest_batch,
+        metadata,
     })
 }
 
@@ -366,18 +443,18 @@ fn missing_bytes(plan: &UploadPlan, missing: &[u32]) -> u64 {
         .sum()
 }
 
-struct Sender<'a> {
-    client: &'a Client,
-    video: Principal,
+struct Sender<'a, C: ?Sized> {
+    client: &'a C,
     stop_after: Option<u32>,
     stored: AtomicU32,
-    bar: &'a crate::progress::BarProgress,
+    progress: &'a dyn Progress,
 }
 
-impl Sender<'_> {
+impl<C: FilesClient + ?Sized> Sender<'_, C> {
     /// Sends the listed chunks of the listed items, [`CONCURRENCY`] puts in flight, in order.
     /// Returns (chunks, bytes) sent.
-    async fn send(&self, items: &[Item], work: &[(usize, Vec<u32>)]) -> Result<(u32, u64)> {
+    async fn send(&self, items: &[SetItem], work: &[(usize, Vec<u32>)]) -> Result<(u32, u64)> {
+        let video = self.client.video();
         let puts = work
             .iter()
             .flat_map(|(idx, chunks)| chunks.iter().map(move |&c| (*idx, c)))
@@ -387,8 +464,7 @@ impl Sender<'_> {
                 let item = &items[idx];
                 if index >= item.plan.chunk_count() {
                     return Err(Error::Upload(format!(
-                        "{} asks for chunk {index} of {}, which has {} chunk(s): it was declared differently",
-                        self.video,
+                        "{video} asks for chunk {index} of {}, which has {} chunk(s): it was declared differently",
                         item.label(),
                         item.plan.chunk_count()
                     )));
@@ -396,8 +472,7 @@ impl Sender<'_> {
                 if let Some(n) = self.stop_after {
                     if self.stored.load(Ordering::SeqCst) >= n {
                         return Err(Error::Interrupted(format!(
-                            "stopped after {n} chunk(s) as asked (--stop-after-chunks); video {}",
-                            self.video
+                            "stopped after {n} chunk(s) as asked (--stop-after-chunks); video {video}"
                         )));
                     }
                 }
@@ -414,13 +489,9 @@ impl Sender<'_> {
                     path: item.path.clone(),
                 };
                 let what = format!("put_chunk {index} of {}", item.label());
-                let _: ChunkReceipt = retry(&what, || {
-                    self.client
-                        .call_ok(Kind::Update, self.video, "put_chunk", (upload.clone(),))
-                })
-                .await?;
+                retry(self.client, &what, || self.client.put_chunk(upload.clone())).await?;
                 self.stored.fetch_add(1, Ordering::SeqCst);
-                self.bar.chunk_stored(index, len);
+                self.progress.chunk_stored(index, len);
                 Ok::<u64, Error>(len)
             })
             .buffered(if self.stop_after.is_some() { 1 } else { CONCURRENCY })
@@ -430,64 +501,14 @@ impl Sender<'_> {
     }
 }
 
-/// Every chunk index of a file the canister does not have, all pages.
-async fn missing(client: &Client, video: Principal, path: Option<String>) -> Result<Vec<u32>> {
-    let mut all = Vec::new();
-    let mut start = None;
-    loop {
-        let args = MissingArgs {
-            path: path.clone(),
-            start,
-            limit: None,
-        };
-        let page: MissingChunks = retry("missing_chunks", || {
-            client.call_ok(Kind::Query, video, "missing_chunks", (args.clone(),))
-        })
-        .await?;
-        all.extend(page.missing);
-        match crate::embedded::next_missing_page(video, start, page.next)? {
-            Some(next) => start = Some(next),
-            None => return Ok(all),
-        }
-    }
-}
-
-/// Every named file of a video, by path (all pages of `files`).
-pub async fn list_files(client: &Client, video: Principal) -> Result<BTreeMap<String, FileInfo>> {
-    let mut out = BTreeMap::new();
-    let mut after: Option<String> = None;
-    loop {
-        let args = FilesArgs {
-            after: after.clone(),
-            limit: None,
-        };
-        let page: FilePage = retry("files", || {
-            client.call_ok(Kind::Query, video, "files", (args.clone(),))
-        })
-        .await?;
-        for f in page.files {
-            out.insert(f.path.clone(), f);
-        }
-        match page.next {
-            Some(n) if Some(&n) != after.as_ref() => after = Some(n),
-            Some(n) => {
-                return Err(Error::Verify(format!(
-                    "files of {video} did not advance past {n}"
-                )))
-            }
-            None => return Ok(out),
-        }
-    }
-}
-
 /// After `finish_upload`: the video is Ready, the main file's digest is ours, and `files` lists
-/// exactly our files, each with our digest, size and rendition.
-async fn verify(
-    client: &Client,
-    video: Principal,
-    items: &[Item],
+/// exactly our files, each with our size, digest and rendition.
+async fn verify<C: FilesClient + ?Sized>(
+    client: &C,
+    items: &[SetItem],
     meta: &VideoMetadata,
 ) -> Result<()> {
+    let video = client.video();
     if meta.status != VideoStatus::Ready {
         return Err(Error::Verify(format!(
             "{video} is {:?} after finish_upload",
@@ -504,8 +525,8 @@ async fn verify(
             )));
         }
     }
-    let stored = list_files(client, video).await?;
-    let named: Vec<&Item> = items.iter().filter(|i| i.path.is_some()).collect();
+    let stored = retry(client, "files", || client.files()).await?;
+    let named: Vec<&SetItem> = items.iter().filter(|i| i.path.is_some()).collect();
     if stored.len() != named.len() {
         return Err(Error::Verify(format!(
             "{video} holds {} named file(s), {} were uploaded",
@@ -536,4 +557,101 @@ async fn verify(
         }
     }
     Ok(())
+}
+
+/// [`FilesClient`] over the agent.
+pub struct AgentFiles<'a> {
+    pub client: &'a Client,
+    pub video: Principal,
+}
+
+impl FilesClient for AgentFiles<'_> {
+    fn video(&self) -> Principal {
+        self.video
+    }
+
+    async fn begin_upload(&self, spec: UploadSpec) -> Result<()> {
+        let _: VideoMetadata = self
+            .client
+            .call_ok(Kind::Update, self.video, "begin_upload", (spec,))
+            .await?;
+        Ok(())
+    }
+
+    async fn begin_files(&self, specs: Vec<UploadSpec>) -> Result<u32> {
+        self.client
+            .call_ok(Kind::Update, self.video, "begin_files", (specs,))
+            .await
+    }
+
+    async fn put_chunk(&self, chunk: ChunkUpload) -> Result<()> {
+        let _: ChunkReceipt = self
+            .client
+            .call_ok(Kind::Update, self.video, "put_chunk", (chunk,))
+            .await?;
+        Ok(())
+    }
+
+    async fn missing_chunks(&self, path: Option<String>) -> Result<Vec<u32>> {
+        let mut all = Vec::new();
+        let mut start = None;
+        loop {
+            let page: MissingChunks = self
+                .client
+                .call_ok(
+                    Kind::Query,
+                    self.video,
+                    "missing_chunks",
+                    (MissingArgs {
+                        path: path.clone(),
+                        start,
+                        limit: None,
+                    },),
+                )
+                .await?;
+            all.extend(page.missing);
+            match crate::embedded::next_missing_page(self.video, start, page.next)? {
+                Some(next) => start = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    async fn files(&self) -> Result<BTreeMap<String, FileInfo>> {
+        let mut out = BTreeMap::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page: FilePage = self
+                .client
+                .call_ok(
+                    Kind::Query,
+                    self.video,
+                    "files",
+                    (FilesArgs {
+                        after: after.clone(),
+                        limit: None,
+                    },),
+                )
+                .await?;
+            for f in page.files {
+                out.insert(f.path.clone(), f);
+            }
+            match page.next {
+                Some(n) if Some(&n) != after.as_ref() => after = Some(n),
+                Some(n) => {
+                    return Err(Error::Verify(format!(
+                        "files of {} did not advance past {n}",
+                        self.video
+                    )))
+                }
+                None => return Ok(out),
+            }
+        }
+    }
+
+    async fn finish_upload(&self) -> Result<VideoMetadata> {
+        self.client
+            .call_ok(Kind::Update, self.video, "finish_upload", ())
+            .await
+    }
 }

@@ -727,3 +727,405 @@ mod hls_ladder {
         assert_eq!(sanitize_lang(" / "), "und");
     }
 }
+
+// ---------------------------------------------------------------------- set upload (named files)
+
+mod set_upload {
+    use std::cell::{Cell, RefCell};
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use candid::Principal;
+    use canvid_cli::error::{Error, Result};
+    use canvid_cli::hls_upload::{upload_set, FilesClient, SetItem, MAX_BATCH_BYTES};
+    use canvid_cli::upload::{file_digest, sha256, NoProgress};
+    use canvid_types::files::{FileInfo, FileRendition, Rendition, MAX_FILES_PER_CALL};
+    use canvid_types::video::{ChunkUpload, UploadSpec, VideoMetadata, VideoStatus};
+    use serde_bytes::ByteBuf;
+
+    const VIDEO: Principal = Principal::from_slice(&[7; 10]);
+
+    fn refused(error: canvid_types::Error) -> Error {
+        Error::Refused {
+            canister: VIDEO,
+            method: "fake".into(),
+            error: Box::new(error),
+        }
+    }
+
+    fn busy() -> Error {
+        refused(canvid_types::Error::Busy {
+            reason: "too much declared and unwritten".into(),
+        })
+    }
+
+    /// An in-memory video canister with the named-file rules: identical re-declarations are
+    /// accepted, a different one is refused; `begin_files` answers Busy when the bytes declared
+    /// but unwritten would pass `unwritten_bound`; chunks are checked against declared digests.
+    struct FakeSet {
+        main: RefCell<Option<UploadSpec>>,
+        declared: RefCell<Vec<UploadSpec>>,
+        chunks: RefCell<BTreeMap<(Option<String>, u32), Vec<u8>>>,
+        unwritten_bound: u64,
+        /// Busy answers to give to the next puts.
+        busy_puts: Cell<u32>,
+        begin_files_calls: RefCell<Vec<usize>>,
+        puts: RefCell<Vec<(Option<String>, u32)>>,
+        sleeps: Cell<u32>,
+        ready: Cell<bool>,
+        /// Report a zero digest for this file (a canister that stored something else).
+        lie_about: RefCell<Option<String>>,
+    }
+
+    impl FakeSet {
+        fn new(unwritten_bound: u64) -> Self {
+            FakeSet {
+                main: RefCell::new(None),
+                declared: RefCell::new(Vec::new()),
+                chunks: RefCell::new(BTreeMap::new()),
+                unwritten_bound,
+                busy_puts: Cell::new(0),
+                begin_files_calls: RefCell::new(Vec::new()),
+                puts: RefCell::new(Vec::new()),
+                sleeps: Cell::new(0),
+                ready: Cell::new(false),
+                lie_about: RefCell::new(None),
+            }
+        }
+        fn spec_of(&self, path: &Option<String>) -> Option<UploadSpec> {
+            match path {
+                None => self.main.borrow().clone(),
+                Some(p) => self
+                    .declared
+                    .borrow()
+                    .iter()
+                    .find(|s| s.path.as_ref() == Some(p))
+                    .cloned(),
+            }
+        }
+        fn stored_of(&self, path: &Option<String>) -> (u32, Vec<[u8; 32]>) {
+            let chunks = self.chunks.borrow();
+            let mine: Vec<_> = chunks.iter().filter(|((p, _), _)| p == path).collect();
+            (
+                mine.len() as u32,
+                mine.iter().map(|(_, b)| sha256(b)).collect(),
+            )
+        }
+        fn unwritten(&self) -> u64 {
+            let stored: u64 = self
+                .chunks
+                .borrow()
+                .iter()
+                .filter(|((p, _), _)| p.is_some())
+                .map(|(_, b)| b.len() as u64)
+                .sum();
+            self.declared
+                .borrow()
+                .iter()
+                .map(|s| s.total_size)
+                .sum::<u64>()
+                - stored
+        }
+        fn count(spec: &UploadSpec) -> u32 {
+            spec.total_size.div_ceil(u64::from(spec.chunk_size)) as u32
+        }
+    }
+
+    impl FilesClient for FakeSet {
+        fn video(&self) -> Principal {
+            VIDEO
+        }
+        async fn begin_upload(&self, spec: UploadSpec) -> Result<()> {
+            let mut m = self.main.borrow_mut();
+            match &*m {
+                Some(s) if *s != spec => Err(refused(canvid_types::Error::Conflict {
+                    reason: "another main file is declared".into(),
+                })),
+                _ => {
+                    *m = Some(spec);
+                    Ok(())
+                }
+            }
+        }
+        async fn begin_files(&self, specs: Vec<UploadSpec>) -> Result<u32> {
+            self.begin_files_calls.borrow_mut().push(specs.len());
+            let mut new_bytes = 0;
+            for s in &specs {
+                assert!(s.path.is_some(), "begin_files declares named files only");
+                match self.spec_of(&s.path) {
+                    Some(existing) if existing != *s => {
+                        return Err(refused(canvid_types::Error::Conflict {
+                            reason: format!("{:?} is declared differently", s.path),
+                        }))
+                    }
+                    Some(_) => {}
+                    None => new_bytes += s.total_size,
+                }
+            }
+            if self.unwritten() + new_bytes > self.unwritten_bound {
+                return Err(busy());
+            }
+            let mut d = self.declared.borrow_mut();
+            for s in specs {
+                if !d.iter().any(|x| x.path == s.path) {
+                    d.push(s);
+                }
+            }
+            Ok(d.len() as u32)
+        }
+        async fn put_chunk(&self, chunk: ChunkUpload) -> Result<()> {
+            if self.busy_puts.get() > 0 {
+                self.busy_puts.set(self.busy_puts.get() - 1);
+                return Err(busy());
+            }
+            let spec = self.spec_of(&chunk.path).expect("put into a declared file");
+            let want = &spec.chunk_digests.as_ref().unwrap()[chunk.index as usize];
+            assert_eq!(want.as_slice(), sha256(&chunk.data), "chunk digest");
+            self.puts
+                .borrow_mut()
+                .push((chunk.path.clone(), chunk.index));
+            self.chunks
+                .borrow_mut()
+                .insert((chunk.path, chunk.index), chunk.data.into_vec());
+            Ok(())
+        }
+        async fn missing_chunks(&self, path: Option<String>) -> Result<Vec<u32>> {
+            let spec = self.spec_of(&path).expect("declared");
+            let chunks = self.chunks.borrow();
+            Ok((0..Self::count(&spec))
+                .filter(|i| !chunks.contains_key(&(path.clone(), *i)))
+                .collect())
+        }
+        async fn files(&self) -> Result<BTreeMap<String, FileInfo>> {
+            let mut out = BTreeMap::new();
+            for s in self.declared.borrow().iter() {
+                let (uploaded, digests) = self.stored_of(&s.path);
+                let path = s.path.clone().unwrap();
+                out.insert(
+                    path.clone(),
+                    FileInfo {
+                        path,
+                        mime_type: s.mime_type.clone(),
+                        size: s.total_size,
+                        chunk_size: s.chunk_size,
+                        chunk_count: Self::count(s),
+                        uploaded_chunks: uploaded,
+                        uploaded_bytes: 0,
+                        digest: self.ready.get().then(|| {
+                            if *self.lie_about.borrow() == s.path {
+                                ByteBuf::from(vec![0; 32])
+                            } else {
+                                ByteBuf::from(file_digest(&digests).to_vec())
+                            }
+                        }),
+                        duration_ms: None,
+                        rendition: s.rendition.clone(),
+                    },
+                );
+            }
+            Ok(out)
+        }
+        async fn finish_upload(&self) -> Result<VideoMetadata> {
+            for s in self
+                .declared
+                .borrow()
+                .iter()
+                .chain(self.main.borrow().iter())
+            {
+                let (n, _) = self.stored_of(&s.path);
+                assert_eq!(n, Self::count(s), "finish with {:?} incomplete", s.path);
+            }
+            self.ready.set(true);
+            let main = self.main.borrow().clone();
+            let p = Principal::anonymous();
+            Ok(VideoMetadata {
+                status: VideoStatus::Ready,
+                title: String::new(),
+                description: String::new(),
+                tags: vec![],
+                mime_type: main
+                    .as_ref()
+                    .map(|m| m.mime_type.clone())
+                    .unwrap_or_default(),
+                size: main.as_ref().map(|m| m.total_size).unwrap_or(0),
+                duration_ms: None,
+                chunk_size: 0,
+                chunk_count: 0,
+                uploaded_chunks: 0,
+                uploaded_bytes: 0,
+                digest: main.map(|_| ByteBuf::from(file_digest(&self.stored_of(&None).1).to_vec())),
+                creator: p,
+                owner: p,
+                operator: None,
+                index: None,
+                created_at: 0,
+                updated_at: 0,
+                ready_at: Some(1),
+                transfer_seq: 0,
+                pending_offer: None,
+                control: None,
+                files: Some(self.declared.borrow().len() as u32),
+                renditions: Some(
+                    self.declared
+                        .borrow()
+                        .iter()
+                        .filter_map(|s| {
+                            Some(FileRendition {
+                                path: s.path.clone()?,
+                                rendition: s.rendition.clone()?,
+                            })
+                        })
+                        .collect(),
+                ),
+            })
+        }
+        async fn sleep(&self, _delay: Duration) {
+            self.sleeps.set(self.sleeps.get() + 1);
+        }
+    }
+
+    /// `n` named files of `size` bytes (distinct contents) and a 4,000,001-byte main file.
+    fn set(dir: &std::path::Path, n: usize, size: usize, main: bool) -> Vec<SetItem> {
+        let mut items = Vec::new();
+        if main {
+            let p = dir.join("main.mp4");
+            let bytes: Vec<u8> = (0..4_000_001u32).map(|i| (i * 7 >> 5) as u8).collect();
+            std::fs::write(&p, bytes).unwrap();
+            items.push(SetItem::plan(None, &p, "video/mp4", None, &NoProgress).unwrap());
+        }
+        for i in 0..n {
+            let p = dir.join(format!("f{i}"));
+            let mut bytes = vec![(i % 251) as u8; size];
+            bytes[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            std::fs::write(&p, bytes).unwrap();
+            let rendition = (i == 1).then(|| Rendition {
+                name: "240p".into(),
+                width: 426,
+                height: 240,
+                bandwidth: 300_000,
+                codecs: Some("avc1.640015,mp4a.40.2".into()),
+            });
+            items.push(
+                SetItem::plan(
+                    Some(format!("/hls/240p/seg-{i:05}.m4s")),
+                    &p,
+                    "video/mp4",
+                    rendition,
+                    &NoProgress,
+                )
+                .unwrap(),
+            );
+        }
+        items
+    }
+
+    fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+        futures::executor::block_on(f)
+    }
+
+    #[test]
+    fn declares_at_most_500_per_call_in_order_and_verifies_every_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let items = set(dir.path(), 1_203, 64, true);
+        let fake = FakeSet::new(u64::MAX);
+        let r = run(upload_set(&fake, &items, None, &NoProgress)).unwrap();
+        assert_eq!(*fake.begin_files_calls.borrow(), [500, 500, 203]);
+        assert_eq!((r.batches, r.largest_batch), (3, MAX_FILES_PER_CALL));
+        // 3 chunks of the main file, then one per named file, in declaration order.
+        let puts = fake.puts.borrow();
+        assert_eq!(r.chunks_sent, 3 + 1_203);
+        assert_eq!(puts[..3], [(None, 0), (None, 1), (None, 2)]);
+        let named: Vec<String> = puts[3..].iter().map(|p| p.0.clone().unwrap()).collect();
+        let declared: Vec<String> = items[1..].iter().map(|i| i.path.clone().unwrap()).collect();
+        assert_eq!(named, declared);
+        assert_eq!(r.metadata.files, Some(1_203));
+        assert_eq!(r.metadata.renditions.as_ref().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_busy_begin_files_is_split_until_it_fits_the_unwritten_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        // Ten 1,000-byte files; the canister holds at most 3,000 bytes declared and unwritten.
+        let items = set(dir.path(), 10, 1_000, false);
+        let fake = FakeSet::new(3_000);
+        let r = run(upload_set(&fake, &items, None, &NoProgress)).unwrap();
+        assert_eq!(r.chunks_sent, 10);
+        assert!(r.largest_batch <= 3, "{r:?}");
+        // 10 refused, 5 refused, then batches of 2 that fit.
+        assert_eq!(fake.begin_files_calls.borrow()[..3], [10, 5, 2]);
+        assert_eq!(fake.declared.borrow().len(), 10);
+    }
+
+    #[test]
+    fn batches_stop_at_max_batch_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        // Files of 1,999,000 bytes: MAX_BATCH_BYTES holds 64 of them per begin_files.
+        let per = (MAX_BATCH_BYTES / 1_999_000) as usize;
+        let items = set(dir.path(), per + 3, 1_999_000, false);
+        let fake = FakeSet::new(u64::MAX);
+        let r = run(upload_set(&fake, &items, None, &NoProgress)).unwrap();
+        assert_eq!(*fake.begin_files_calls.borrow(), [per, 3]);
+        assert_eq!(r.chunks_sent as usize, per + 3);
+    }
+
+    #[test]
+    fn busy_puts_are_retried_with_backoff() {
+        let dir = tempfile::tempdir().unwrap();
+        let items = set(dir.path(), 3, 100, false);
+        let fake = FakeSet::new(u64::MAX);
+        fake.busy_puts.set(2);
+        let r = run(upload_set(&fake, &items, None, &NoProgress)).unwrap();
+        assert_eq!(r.chunks_sent, 3);
+        assert_eq!(fake.sleeps.get(), 2);
+    }
+
+    #[test]
+    fn an_interrupted_set_resumes_with_only_the_missing_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let items = set(dir.path(), 20, 100, true);
+        let fake = FakeSet::new(u64::MAX);
+        let e = run(upload_set(&fake, &items, Some(7), &NoProgress)).unwrap_err();
+        assert!(matches!(e, Error::Interrupted(_)), "{e}");
+        assert_eq!(fake.puts.borrow().len(), 7);
+        // Same set again: identical declarations are accepted; 3 + 20 - 7 chunks remain.
+        let r = run(upload_set(&fake, &items, None, &NoProgress)).unwrap();
+        assert_eq!(r.chunks_sent, 3 + 20 - 7);
+        assert_eq!(fake.puts.borrow().len(), 23, "nothing is sent twice");
+        // A different file at a declared path is refused, not overwritten.
+        let other = tempfile::tempdir().unwrap();
+        let mut changed = set(other.path(), 20, 100, true);
+        changed[5] = SetItem::plan(
+            changed[5].path.clone(),
+            &other.path().join("f0"),
+            "video/mp4",
+            None,
+            &NoProgress,
+        )
+        .unwrap();
+        let fake2 = FakeSet::new(u64::MAX);
+        run(upload_set(
+            &fake2,
+            &set(other.path(), 20, 100, true),
+            Some(4),
+            &NoProgress,
+        ))
+        .unwrap_err();
+        let e = run(upload_set(&fake2, &changed, None, &NoProgress)).unwrap_err();
+        assert!(e.to_string().contains("declared differently"), "{e}");
+    }
+
+    #[test]
+    fn a_stored_file_that_differs_fails_the_verification() {
+        let dir = tempfile::tempdir().unwrap();
+        let items = set(dir.path(), 3, 100, false);
+        let fake = FakeSet::new(u64::MAX);
+        *fake.lie_about.borrow_mut() = items[2].path.clone();
+        let e = run(upload_set(&fake, &items, None, &NoProgress)).unwrap_err();
+        assert!(matches!(e, Error::Verify(_)), "{e}");
+        assert!(
+            e.to_string()
+                .contains("/hls/240p/seg-00002.m4s as 100 bytes with digest 0000"),
+            "{e}"
+        );
+    }
+}
