@@ -745,6 +745,9 @@ mod set_upload {
 
     const VIDEO: Principal = Principal::from_slice(&[7; 10]);
 
+    /// Stored chunks by (file path, None = main file; index).
+    type Chunks = BTreeMap<(Option<String>, u32), Vec<u8>>;
+
     fn refused(error: canvid_types::Error) -> Error {
         Error::Refused {
             canister: VIDEO,
@@ -765,7 +768,7 @@ mod set_upload {
     struct FakeSet {
         main: RefCell<Option<UploadSpec>>,
         declared: RefCell<Vec<UploadSpec>>,
-        chunks: RefCell<BTreeMap<(Option<String>, u32), Vec<u8>>>,
+        chunks: RefCell<Chunks>,
         unwritten_bound: u64,
         /// Busy answers to give to the next puts.
         busy_puts: Cell<u32>,
@@ -989,7 +992,7 @@ mod set_upload {
         let mut items = Vec::new();
         if main {
             let p = dir.join("main.mp4");
-            let bytes: Vec<u8> = (0..4_000_001u32).map(|i| (i * 7 >> 5) as u8).collect();
+            let bytes: Vec<u8> = (0..4_000_001u32).map(|i| ((i * 7) >> 5) as u8).collect();
             std::fs::write(&p, bytes).unwrap();
             items.push(SetItem::plan(None, &p, "video/mp4", None, &NoProgress).unwrap());
         }
