@@ -237,6 +237,7 @@ pub async fn upload_hls(client: &Client, args: HlsUploadArgs) -> Result<()> {
             Err(e) => return Err(e),
         }
     }
+    let resumed = video.is_some();
     let video = match video {
         Some(v) => v,
         None => {
@@ -255,7 +256,7 @@ pub async fn upload_hls(client: &Client, args: HlsUploadArgs) -> Result<()> {
                 )
                 .await?;
             eprintln!(
-                "created video canister {} ({} cycles)",
+                "created video canister {} ({})",
                 created.canister_id,
                 fmt::cycles(created.cycles_given)
             );
@@ -267,7 +268,7 @@ pub async fn upload_hls(client: &Client, args: HlsUploadArgs) -> Result<()> {
 
     let started = Instant::now();
     let agent = AgentFiles { client, video };
-    let report = upload_set(&agent, &items, args.stop_after_chunks, &bar).await?;
+    let report = upload_set(&agent, &items, resumed, args.stop_after_chunks, &bar).await?;
     drop(bar);
     pending.remove(&key);
     crate::commands::write_pending(dir, &pending)?;
@@ -295,16 +296,22 @@ pub async fn upload_hls(client: &Client, args: HlsUploadArgs) -> Result<()> {
 
 /// Uploads a set into the video behind `client`: the main file (if any) first, then the named
 /// files batch by batch, each batch declared then sent; then `finish_upload` and [`verify`].
-/// Only what the canister lacks is sent (resume).
+/// Only what the canister lacks is sent: with `resumed`, what it stores is read first (a new
+/// video stores nothing, so nothing is asked).
 pub async fn upload_set<C: FilesClient + ?Sized>(
     client: &C,
     items: &[SetItem],
+    resumed: bool,
     stop_after: Option<u32>,
     progress: &dyn Progress,
 ) -> Result<SetReport> {
     let video = client.video();
     let total: u64 = items.iter().map(|i| i.plan.size).sum();
-    let stored_before = retry(client, "files", || client.files()).await?;
+    let stored_before = if resumed {
+        retry(client, "files", || client.files()).await?
+    } else {
+        BTreeMap::new()
+    };
     let sender = Sender {
         client,
         stop_after,

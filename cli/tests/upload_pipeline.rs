@@ -1031,7 +1031,7 @@ mod set_upload {
         let dir = tempfile::tempdir().unwrap();
         let items = set(dir.path(), 1_203, 64, true);
         let fake = FakeSet::new(u64::MAX);
-        let r = run(upload_set(&fake, &items, None, &NoProgress)).unwrap();
+        let r = run(upload_set(&fake, &items, false, None, &NoProgress)).unwrap();
         assert_eq!(*fake.begin_files_calls.borrow(), [500, 500, 203]);
         assert_eq!((r.batches, r.largest_batch), (3, MAX_FILES_PER_CALL));
         // 3 chunks of the main file, then one per named file, in declaration order.
@@ -1051,7 +1051,7 @@ mod set_upload {
         // Ten 1,000-byte files; the canister holds at most 3,000 bytes declared and unwritten.
         let items = set(dir.path(), 10, 1_000, false);
         let fake = FakeSet::new(3_000);
-        let r = run(upload_set(&fake, &items, None, &NoProgress)).unwrap();
+        let r = run(upload_set(&fake, &items, false, None, &NoProgress)).unwrap();
         assert_eq!(r.chunks_sent, 10);
         assert!(r.largest_batch <= 3, "{r:?}");
         // 10 refused, 5 refused, then batches of 2 that fit.
@@ -1066,7 +1066,7 @@ mod set_upload {
         let per = (MAX_BATCH_BYTES / 1_999_000) as usize;
         let items = set(dir.path(), per + 3, 1_999_000, false);
         let fake = FakeSet::new(u64::MAX);
-        let r = run(upload_set(&fake, &items, None, &NoProgress)).unwrap();
+        let r = run(upload_set(&fake, &items, false, None, &NoProgress)).unwrap();
         assert_eq!(*fake.begin_files_calls.borrow(), [per, 3]);
         assert_eq!(r.chunks_sent as usize, per + 3);
     }
@@ -1077,7 +1077,7 @@ mod set_upload {
         let items = set(dir.path(), 3, 100, false);
         let fake = FakeSet::new(u64::MAX);
         fake.busy_puts.set(2);
-        let r = run(upload_set(&fake, &items, None, &NoProgress)).unwrap();
+        let r = run(upload_set(&fake, &items, false, None, &NoProgress)).unwrap();
         assert_eq!(r.chunks_sent, 3);
         assert_eq!(fake.sleeps.get(), 2);
     }
@@ -1087,11 +1087,11 @@ mod set_upload {
         let dir = tempfile::tempdir().unwrap();
         let items = set(dir.path(), 20, 100, true);
         let fake = FakeSet::new(u64::MAX);
-        let e = run(upload_set(&fake, &items, Some(7), &NoProgress)).unwrap_err();
+        let e = run(upload_set(&fake, &items, false, Some(7), &NoProgress)).unwrap_err();
         assert!(matches!(e, Error::Interrupted(_)), "{e}");
         assert_eq!(fake.puts.borrow().len(), 7);
         // Same set again: identical declarations are accepted; 3 + 20 - 7 chunks remain.
-        let r = run(upload_set(&fake, &items, None, &NoProgress)).unwrap();
+        let r = run(upload_set(&fake, &items, true, None, &NoProgress)).unwrap();
         assert_eq!(r.chunks_sent, 3 + 20 - 7);
         assert_eq!(fake.puts.borrow().len(), 23, "nothing is sent twice");
         // A different file at a declared path is refused, not overwritten.
@@ -1109,11 +1109,12 @@ mod set_upload {
         run(upload_set(
             &fake2,
             &set(other.path(), 20, 100, true),
+            false,
             Some(4),
             &NoProgress,
         ))
         .unwrap_err();
-        let e = run(upload_set(&fake2, &changed, None, &NoProgress)).unwrap_err();
+        let e = run(upload_set(&fake2, &changed, true, None, &NoProgress)).unwrap_err();
         assert!(e.to_string().contains("declared differently"), "{e}");
     }
 
@@ -1123,7 +1124,7 @@ mod set_upload {
         let items = set(dir.path(), 3, 100, false);
         let fake = FakeSet::new(u64::MAX);
         *fake.lie_about.borrow_mut() = items[2].path.clone();
-        let e = run(upload_set(&fake, &items, None, &NoProgress)).unwrap_err();
+        let e = run(upload_set(&fake, &items, false, None, &NoProgress)).unwrap_err();
         assert!(matches!(e, Error::Verify(_)), "{e}");
         assert!(
             e.to_string()
