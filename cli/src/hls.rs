@@ -602,6 +602,12 @@ pub fn prepare(
             .join(" ")
     ));
     let hls = out.join("hls");
+    // A thumbnail track of an earlier run must not outlive it (hls/ and subs/ are rewritten).
+    let thumbs = out.join("thumbs");
+    if thumbs.exists() {
+        std::fs::remove_dir_all(&thumbs)
+            .map_err(io_err(format!("clearing {}", thumbs.display())))?;
+    }
     let variants = loop {
         if hls.exists() {
             std::fs::remove_dir_all(&hls).map_err(io_err(format!("clearing {}", hls.display())))?;
@@ -654,9 +660,7 @@ pub fn prepare(
 
 /// The first file in the tree larger than [`MAX_FILE_BYTES`], if any.
 fn oversized(out: &Path) -> Result<Option<(String, u64)>> {
-    let mut all = Vec::new();
-    walk(out, out, &mut all)?;
-    Ok(all
+    Ok(tree_entries(out)?
         .into_iter()
         .find(|(_, _, size)| *size > MAX_FILE_BYTES)
         .map(|(path, _, size)| (path, size)))
@@ -1015,6 +1019,22 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf, u64)>) -> Resul
     Ok(())
 }
 
+/// The subdirectories a tree consists of: anything else in the directory (the source video,
+/// notes) is not part of the ladder and is neither checked nor uploaded.
+pub const TREE_DIRS: [&str; 3] = ["hls", "subs", "thumbs"];
+
+/// (HTTP path, local path, size) of every file under the [`TREE_DIRS`] of `root`.
+fn tree_entries(root: &Path) -> Result<Vec<(String, PathBuf, u64)>> {
+    let mut all = Vec::new();
+    for d in TREE_DIRS {
+        let dir = root.join(d);
+        if dir.is_dir() {
+            walk(root, &dir, &mut all)?;
+        }
+    }
+    Ok(all)
+}
+
 /// Reads a prepared tree: every file with its HTTP path and MIME type, each rung's
 /// `index.m3u8` carrying its [`Rendition`] from the master playlist. Files are ordered as they
 /// should be declared and uploaded: the master playlist, then each rung (playlist, init,
@@ -1033,10 +1053,8 @@ pub fn scan(dir: &Path) -> Result<Vec<TreeFile>> {
     if renditions.is_empty() {
         return Err(bad("hls/master.m3u8 lists no variant".into()));
     }
-    let mut all = Vec::new();
-    walk(dir, dir, &mut all)?;
     let mut files = Vec::new();
-    for (path, local, size) in all {
+    for (path, local, size) in tree_entries(dir)? {
         // Leftovers of a crashed run (our probe file) and editor droppings are not the ladder.
         if path.rsplit('/').next().is_some_and(|n| n.starts_with('.')) {
             continue;

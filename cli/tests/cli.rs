@@ -597,9 +597,38 @@ fn hls_prepare_never_upscales_a_480p_source() {
         "yuv420p",
         src.to_str().unwrap(),
     ]);
-    let out = dir.path().join("ladder");
+    // The ladder goes next to the source: the source is not part of the tree.
+    let out = dir.path().to_path_buf();
+    let o = run(canvid()
+        .args(["hls", "prepare"])
+        .arg(&src)
+        .arg(&out)
+        .arg("--thumbnails"));
+    assert!(o.status.success(), "hls prepare failed: {}", stderr(&o));
+    assert!(out.join("thumbs/sprite.jpg").is_file());
+    // Prepared again without thumbnails: the old track does not linger.
     let o = run(canvid().args(["hls", "prepare"]).arg(&src).arg(&out));
     assert!(o.status.success(), "hls prepare failed: {}", stderr(&o));
+    assert!(!out.join("thumbs").exists());
+    let tree = canvid_cli::hls::scan(&out).unwrap();
+    assert!(tree.iter().all(|f| f.path.starts_with("/hls/")), "{tree:?}");
+    // Declaration order: master, then rungs from the lowest (playlist, init, segments).
+    let order: Vec<&str> = tree.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(
+        order[..4],
+        [
+            "/hls/master.m3u8",
+            "/hls/240p/index.m3u8",
+            "/hls/240p/init.mp4",
+            "/hls/240p/seg-00000.m4s"
+        ]
+    );
+    let r = tree[1]
+        .rendition
+        .as_ref()
+        .expect("index.m3u8 carries its rendition");
+    assert_eq!((r.name.as_str(), r.width, r.height), ("240p", 320, 240));
+    r.validate().unwrap();
     let dirs: Vec<String> = std::fs::read_dir(out.join("hls"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
