@@ -327,7 +327,7 @@ fn main() {
     // whole state (every byte of every file) into a heap buffer, then copies it to stable memory.
     if let Some((video, assets)) = last {
         for (name, id, module) in [
-            ("canvid video canister", video, wasm::video()),
+            ("canvid video canister", video, wasm::video_gz()),
             ("asset canister", assets, wasm::load("asset")),
         ] {
             let before = b.cycle_balance(id);

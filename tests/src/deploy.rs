@@ -137,7 +137,7 @@ pub fn standalone_video(
     };
     b.install(
         id,
-        wasm::video(),
+        wasm::video_gz(),
         candid::encode_one(init).expect("encode VideoInit"),
         Some(owner),
     )

@@ -8,8 +8,20 @@ pub fn load(name: &str) -> Vec<u8> {
     canvid_devkit::load_wasm(name)
 }
 
+/// The video module, uncompressed (what the spawn canister is given, gzipped, to hold).
 pub fn video() -> Vec<u8> {
     load("video")
+}
+
+/// The video module as an `install_code` sends it: `video.wasm.gz`, byte for byte what the
+/// spawn canister installs (uncompressed, the module is over the IC's 2 MiB ingress limit).
+pub fn video_gz() -> Vec<u8> {
+    std::fs::read(wasm_dir().join("video.wasm.gz")).unwrap_or_else(|e| {
+        panic!(
+            "{}/video.wasm.gz: {e} (run scripts/build-wasm.sh)",
+            wasm_dir().display()
+        )
+    })
 }
 
 pub fn spawn() -> Vec<u8> {

@@ -927,7 +927,7 @@ fn a_stopped_ledger_leaves_the_purchase_pending(b: &dyn Backend) {
 fn upgrade_video(b: &dyn Backend, v: &Video) {
     b.upgrade(
         v.id,
-        canvid_tests::wasm::video(),
+        canvid_tests::wasm::video_gz(),
         candid::encode_args(()).unwrap(),
         Some(creator()),
     )

@@ -956,7 +956,7 @@ fn video_recovery_with_faults_in_its_own_calls() {
             .inject_fault(every(id, "canister_status", 2, kind.clone()));
         r.upgrade(
             id,
-            canvid_tests::wasm::video(),
+            canvid_tests::wasm::video_gz(),
             candid::encode_args(()).unwrap(),
             Some(owner),
         )

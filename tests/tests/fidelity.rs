@@ -70,7 +70,7 @@ fn a_timer_armed_in_post_upgrade_fires(b: &dyn Backend) {
     let new_owner = principal("fidelity-new");
     b.upgrade(
         v.id,
-        wasm::video(),
+        wasm::video_gz(),
         candid::encode_args(()).unwrap(),
         Some(new_owner),
     )

@@ -292,9 +292,14 @@ fn http_shapes(etag: &str) -> Vec<(String, HttpUpdateRequest, Expect)> {
             http("GET", path, &[("If-None-Match", &inm)], 0),
             Refused,
         );
-        for m in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
+        for m in ["POST", "PUT", "DELETE", "PATCH"] {
             add(&format!("{m} (405)"), http(m, path, &[], 0), Refused);
         }
+        add(
+            "OPTIONS (204 preflight)",
+            http("OPTIONS", path, &[], 0),
+            Refused,
+        );
         // Uncertified errors: the query serves them, an update would repeat them.
         add(
             "GET If-None-Match *",

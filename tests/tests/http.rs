@@ -386,13 +386,24 @@ fn http_routes_statuses_and_certification(b: &dyn Backend) {
     assert_eq!(got.resp.status_code, 404);
     got.assert_certified("404");
     // 405s: the common methods' are certified; none is ever upgraded to a paid update call.
-    for method in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
+    for method in ["POST", "PUT", "DELETE", "PATCH"] {
         for path in ["/video", "/nope"] {
             let got = fetch(b, c, method, path, &[]);
             assert_eq!(got.resp.status_code, 405, "{method} {path}");
-            assert_eq!(got.resp.header("allow"), Some("GET, HEAD"));
+            assert_eq!(got.resp.header("allow"), Some("GET, HEAD, OPTIONS"));
             got.assert_certified(&format!("{method} {path}"));
         }
+    }
+    // OPTIONS is the CORS preflight (named files, docs/http.md): a certified 204 at every path.
+    for path in ["/video", "/nope"] {
+        let got = fetch(b, c, "OPTIONS", path, &[]);
+        assert_eq!(got.resp.status_code, 204, "OPTIONS {path}");
+        assert_eq!(
+            got.resp.header("access-control-allow-methods"),
+            Some("GET, HEAD, OPTIONS")
+        );
+        assert_eq!(got.resp.header("access-control-allow-origin"), Some("*"));
+        got.assert_certified(&format!("OPTIONS {path}"));
     }
     let got = fetch(b, c, "HEAD", "/nope", &[]);
     assert_eq!(got.resp.status_code, 404);
@@ -464,7 +475,7 @@ fn http_routes_statuses_and_certification(b: &dyn Backend) {
     assert_eq!(doc["poster"]["mime_type"], "image/png");
 
     // An upgrade drops the heap tree: post_upgrade rebuilds it; the poster is in stable memory.
-    b.upgrade(c, canvid_tests::wasm::video(), vec![], Some(owner()))
+    b.upgrade(c, canvid_tests::wasm::video_gz(), vec![], Some(owner()))
         .unwrap_or_else(|e| panic!("upgrade: {e}"));
     let got = get(
         b,
@@ -477,8 +488,8 @@ fn http_routes_statuses_and_certification(b: &dyn Backend) {
     let got = get(b, c, "/poster", &[]);
     assert_eq!(got.resp.body, png.data, "poster survives the upgrade");
     got.assert_certified("/poster after upgrade");
-    // The current video layout.
-    assert_eq!(v.canister_info().layout_version, 3);
+    // The layout new videos get (4: the page allocator; docs/video-canister.md).
+    assert_eq!(v.canister_info().layout_version, 4);
 }
 
 /// The verifier is not a rubber stamp: every way of altering a certified answer, replaying it

@@ -208,7 +208,7 @@ fn m4_forged_owner_reports(b: &dyn Backend) {
     };
     b.reinstall(
         id,
-        wasm::video(),
+        wasm::video_gz(),
         candid::encode_one(init).expect("encode VideoInit"),
         Some(alice),
     )
@@ -470,7 +470,7 @@ fn index_upgrade_recovers_from_a_forged_report(b: &dyn Backend) {
     };
     b.reinstall(
         id,
-        wasm::video(),
+        wasm::video_gz(),
         candid::encode_one(vinit).expect("encode VideoInit"),
         Some(alice),
     )

@@ -97,7 +97,7 @@ fn three_transfers(b: &dyn Backend) {
         assert!(
             b.upgrade(
                 id,
-                wasm::video(),
+                wasm::video_gz(),
                 candid::encode_args(()).unwrap(),
                 Some(old)
             )
@@ -128,8 +128,13 @@ fn three_transfers(b: &dyn Backend) {
         "C's now"
     );
     assert!(b.status(id, Some(c)).is_ok());
-    b.upgrade(id, wasm::video(), candid::encode_args(()).unwrap(), Some(c))
-        .unwrap_or_else(|e| panic!("C upgrades its canister: {e}"));
+    b.upgrade(
+        id,
+        wasm::video_gz(),
+        candid::encode_args(()).unwrap(),
+        Some(c),
+    )
+    .unwrap_or_else(|e| panic!("C upgrades its canister: {e}"));
     v.verify_chunks(principal("viewer"), &file);
 
     // The index: C owns it, the creator created it.
@@ -292,7 +297,7 @@ fn h3_a_buyer_names_the_controllers_it_keeps(b: &dyn Backend) {
     };
     b.install(
         id,
-        wasm::video(),
+        wasm::video_gz(),
         candid::encode_one(init).unwrap(),
         Some(accomplice),
     )
@@ -316,7 +321,7 @@ fn h3_a_buyer_names_the_controllers_it_keeps(b: &dyn Backend) {
     assert!(
         b.upgrade(
             id,
-            wasm::video(),
+            wasm::video_gz(),
             candid::encode_args(()).unwrap(),
             Some(accomplice)
         )

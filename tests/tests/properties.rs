@@ -718,7 +718,7 @@ fn one_step(
         93..=94 => {
             let by = if r.below(3) == 0 { caller } else { m.owner };
             let arg = candid::encode_args(()).unwrap();
-            let res = b.upgrade(v.id, canvid_tests::wasm::video(), arg, Some(by));
+            let res = b.upgrade(v.id, canvid_tests::wasm::video_gz(), arg, Some(by));
             if by == m.owner {
                 res.unwrap_or_else(|e| panic!("step {step}: upgrade by the owner: {e}"));
             } else {

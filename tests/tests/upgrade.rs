@@ -116,7 +116,7 @@ fn upgrade_everything_with_data_in_place(b: &dyn Backend) {
     // ...and v1 once more directly by its owner.
     b.upgrade(
         v1,
-        wasm::video(),
+        wasm::video_gz(),
         candid::encode_args(()).unwrap(),
         Some(alice),
     )
@@ -421,7 +421,7 @@ fn video_upgrade_from_the_released_module(b: &dyn Backend) {
     settle();
     b.upgrade(
         v.id,
-        wasm::video(),
+        wasm::video_gz(),
         candid::encode_args(()).unwrap(),
         Some(bob),
     )
@@ -429,16 +429,23 @@ fn video_upgrade_from_the_released_module(b: &dyn Backend) {
 
     assert_eq!(
         b.module_hash(v.id, Some(bob)),
-        Some(wasm::sha256(&wasm::video()))
+        Some(wasm::sha256(&wasm::video_gz()))
     );
     let after = (v.metadata(), uploaders(&v), missing(&v), v.canister_info());
     // The released module did not report `control`; the current one says the owner controls
     // it (a video installed without `funded_by`).
     assert_eq!(before.0.control, None);
     assert_eq!(after.0.control, Some(ControlStatus::Owner));
+    // Nor `files` and `renditions` (none: a single-file video).
+    assert_eq!(
+        (after.0.files, after.0.renditions.clone()),
+        (Some(0), Some(vec![]))
+    );
     assert_eq!(
         VideoMetadata {
             control: None,
+            files: None,
+            renditions: None,
             ..after.0.clone()
         },
         before.0,

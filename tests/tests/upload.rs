@@ -670,7 +670,149 @@ fn l5_declared_size_is_not_allocated_at_once(b: &dyn Backend) {
     assert_eq!(v.canister_info().chunks_stored, 14);
 }
 
+/// Named files (issue 19): a main file and an HLS-like set uploaded into one video, read back
+/// through the agent interface, and the storage it costs on a real replica's stable memory:
+/// at most 1.05 × content + 2 MiB (layout 4).
+fn named_files_and_their_footprint(b: &dyn Backend) {
+    use canvid_tests::clients::Answer;
+    use canvid_tests::BackendExt;
+    use canvid_types::files::{FileChunkArgs, FilePage, FilesArgs, Rendition};
+    let v = standalone_video(b, owner(), None, 50 * T);
+    let main = GenFile::new(7, 5_000_000, 2_000_000);
+    let mut content = main.size;
+    ok(
+        "begin_upload",
+        v.begin_upload(owner(), &spec_for(&main, true)),
+    );
+    v.upload_chunks(owner(), &main, None);
+    // Two renditions of 12 single-chunk segments, their playlists, a subtitle file.
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    for (rung, seg) in [("720p", 90_000usize), ("360p", 30_000)] {
+        files.push((format!("/hls/{rung}/index.m3u8"), vec![b'#'; 600]));
+        for k in 0..12 {
+            let mut data = vec![0u8; seg + k];
+            Rng::new(k as u64).fill(&mut data);
+            files.push((format!("/hls/{rung}/seg-{k:05}.m4s"), data));
+        }
+    }
+    files.push((
+        "/subs/en.vtt".into(),
+        b"WEBVTT\n\n00:00.000 --> 00:01.000\nhi\n".to_vec(),
+    ));
+    let specs: Vec<UploadSpec> = files
+        .iter()
+        .map(|(path, data)| UploadSpec {
+            mime_type: if path.ends_with(".m3u8") {
+                "application/vnd.apple.mpegurl"
+            } else if path.ends_with(".vtt") {
+                "text/vtt"
+            } else {
+                "video/mp4"
+            }
+            .into(),
+            total_size: data.len() as u64,
+            chunk_size: MAX_CHUNK_SIZE,
+            chunk_digests: Some(vec![canvid_tests::clients::sha256(data)]),
+            file_digest: None,
+            duration_ms: None,
+            rendition: path.ends_with("720p/index.m3u8").then(|| Rendition {
+                name: "720p".into(),
+                width: 1280,
+                height: 720,
+                bandwidth: 2_000_000,
+                codecs: None,
+            }),
+            path: Some(path.clone()),
+        })
+        .collect();
+    let declared: u32 = ok(
+        "begin_files",
+        b.update1(v.id, owner(), "begin_files", &specs),
+    );
+    assert_eq!(declared, files.len() as u32);
+    for (path, data) in &files {
+        let arg = canvid_types::video::ChunkUpload {
+            index: 0,
+            data: serde_bytes::ByteBuf::from(data.clone()),
+            path: Some(path.clone()),
+        };
+        let _: canvid_types::video::ChunkReceipt = ok(
+            "put_chunk (named)",
+            b.update1(v.id, owner(), "put_chunk", &arg),
+        );
+        content += data.len() as u64;
+    }
+    // Before Ready a stranger reads nothing, not even the listing.
+    let stranger = principal("stranger");
+    let listing: Answer<FilePage> = b.query1(v.id, stranger, "files", &FilesArgs::default());
+    assert!(matches!(
+        err("files by a stranger", listing),
+        Error::NotReady { .. }
+    ));
+    let meta = ok("finish_upload", v.finish_upload(owner()));
+    assert_eq!(meta.status, VideoStatus::Ready);
+    assert_eq!(meta.files, Some(files.len() as u32));
+    assert_eq!(meta.renditions.unwrap()[0].rendition.name, "720p");
+    // Anyone reads a public video's files, by chunk or by range.
+    let page: FilePage = ok(
+        "files",
+        b.query1(
+            v.id,
+            stranger,
+            "files",
+            &FilesArgs {
+                after: None,
+                limit: Some(10),
+            },
+        ),
+    );
+    assert_eq!((page.files.len(), page.total), (10, files.len() as u32));
+    assert_eq!(page.files[0].path, "/hls/360p/index.m3u8");
+    let (path, data) = &files[5];
+    let chunk: serde_bytes::ByteBuf = ok(
+        "get_file_chunk",
+        b.query1(
+            v.id,
+            stranger,
+            "get_file_chunk",
+            &FileChunkArgs {
+                path: path.clone(),
+                index: 0,
+            },
+        ),
+    );
+    assert_eq!(&chunk[..], &data[..]);
+    let range: serde_bytes::ByteBuf = ok(
+        "read_range (named)",
+        b.query1(
+            v.id,
+            stranger,
+            "read_range",
+            &canvid_types::video::RangeArgs {
+                offset: 10,
+                length: 100,
+                path: Some(path.clone()),
+            },
+        ),
+    );
+    assert_eq!(&range[..], &data[10..110]);
+    let info = v.canister_info();
+    assert_eq!(info.layout_version, 4);
+    let used = info.stable_memory_bytes;
+    eprintln!(
+        "{}: footprint of {} files, {content} bytes: {used} bytes of stable memory",
+        b.name(),
+        files.len() + 1
+    );
+    assert!(
+        used <= content + content / 20 + (2 << 20),
+        "{}: {used} bytes of stable memory for {content} bytes",
+        b.name()
+    );
+}
+
 backend_tests!(
+    named_files_and_their_footprint,
     l5_declared_size_is_not_allocated_at_once,
     h1_ingress_that_cannot_succeed_costs_nothing,
     upload_out_of_order_with_retries_and_resume,

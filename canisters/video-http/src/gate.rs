@@ -20,6 +20,12 @@
 //! entries a public video's answers use, because the query string is not part of any certified
 //! request (canvid's CEL expressions certify no query parameters).
 //!
+//! Named files (HLS playlists, segments, subtitles, thumbnails) are gated *per path*: the
+//! canister tells each request's [`GateFor`] which gate applies at a path. A named file has no
+//! preview: a gated one is refused as a whole (its `preview_end` is taken as 0 whatever the gate
+//! says), a free one (`AccessPolicy::free_paths`, matched by [`is_free_path`]) is served as for
+//! a public video. Their 401/403 answers are certified at every gated named path too.
+//!
 //! Certification proves an answer is the canister's; it does not restrict who may read it. The
 //! refusal happens when the canister answers, with the viewer the token names.
 
@@ -41,6 +47,66 @@ pub enum Viewer {
     NoToken,
     /// A token that is unknown, expired or revoked, or whose viewer may no longer watch: 403.
     Denied,
+}
+
+/// Which [`Gate`] applies to a request, by its path: what the HTTP entry points take.
+///
+/// `Option<&Gate>` converts into one (`None` or `Some(&gate)`), applying that gate to every
+/// path: the main file's paths with its preview, every named file as a whole. That is the safe
+/// default of a video without free paths. [`GateFor::per_path`] lets the canister decide per
+/// path (a free named file: `None`).
+#[derive(Clone, Copy)]
+pub struct GateFor<'a>(GateForInner<'a>);
+
+#[derive(Clone, Copy)]
+enum GateForInner<'a> {
+    Every(Option<Gate>),
+    PerPath(&'a dyn Fn(&str) -> Option<Gate>),
+}
+
+impl<'a> GateFor<'a> {
+    /// `gate(path)` for each request; `path` is the decoded request path without query string
+    /// (`/video`, `/hls/720p/seg-00042.m4s`). Called at most once per request.
+    pub fn per_path(gate: &'a dyn Fn(&str) -> Option<Gate>) -> Self {
+        GateFor(GateForInner::PerPath(gate))
+    }
+
+    /// The gate at `path`.
+    pub(crate) fn at(&self, path: &str) -> Option<Gate> {
+        match self.0 {
+            GateForInner::Every(gate) => gate,
+            GateForInner::PerPath(gate) => gate(path),
+        }
+    }
+}
+
+impl<'a> From<Option<&'a Gate>> for GateFor<'a> {
+    fn from(gate: Option<&'a Gate>) -> Self {
+        GateFor(GateForInner::Every(gate.copied()))
+    }
+}
+
+impl std::fmt::Debug for GateFor<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            GateForInner::Every(gate) => f.debug_tuple("GateFor::Every").field(&gate).finish(),
+            GateForInner::PerPath(_) => f.write_str("GateFor::PerPath(..)"),
+        }
+    }
+}
+
+/// Is `path` one of `free_paths` (an exact path, or a prefix ending in `/`)? The rule of
+/// `canvid_types::access::AccessPolicy::is_free_path` for a video that is not public (a test
+/// checks that they agree); [`crate::Certifier::certify_gate`] keeps the list as data, so that it
+/// can tell when it changed and certify the refusals of newly built files by it.
+pub fn is_free_path(free_paths: &[String], path: &str) -> bool {
+    free_paths.iter().any(|free| {
+        if free.ends_with('/') {
+            path.starts_with(free.as_str())
+        } else {
+            path == free
+        }
+    })
 }
 
 impl Gate {
@@ -123,6 +189,56 @@ mod tests {
             Some(max.as_str())
         );
         assert_eq!(playback_token(&format!("/?token={max}a")), None);
+    }
+
+    /// The certifier's rule is the canister's (`AccessPolicy::is_free_path`) for a gated video.
+    #[test]
+    fn free_paths_agree_with_the_access_policy() {
+        use canvid_types::access::{AccessMode, AccessPolicy};
+        let free: Vec<String> = ["/hls/master.m3u8", "/hls/480p/", "/subs/"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        let policy = AccessPolicy {
+            mode: AccessMode::Private,
+            preview_bytes: None,
+            free_paths: Some(free.clone()),
+        };
+        let paths = [
+            "/hls/master.m3u8",
+            "/hls/master.m3u8x",
+            "/hls/480p/index.m3u8",
+            "/hls/480p",
+            "/hls/4800p/index.m3u8",
+            "/hls/720p/seg-00001.m4s",
+            "/subs/en.vtt",
+            "/thumbs/sprite.jpg",
+        ];
+        let mut free_count = 0;
+        for path in paths {
+            assert_eq!(
+                is_free_path(&free, path),
+                policy.is_free_path(path),
+                "{path}"
+            );
+            free_count += usize::from(is_free_path(&free, path));
+        }
+        assert_eq!(free_count, 3);
+        assert!(!is_free_path(&[], "/hls/master.m3u8"));
+    }
+
+    #[test]
+    fn gate_for_every_path_or_per_path() {
+        let gate = Gate {
+            preview_end: 7,
+            viewer: Viewer::NoToken,
+        };
+        assert_eq!(GateFor::from(None).at("/video"), None);
+        assert_eq!(GateFor::from(Some(&gate)).at("/hls/a.m3u8"), Some(gate));
+        let per = |path: &str| (path != "/free").then_some(gate);
+        let g = GateFor::per_path(&per);
+        assert_eq!(g.at("/free"), None);
+        assert_eq!(g.at("/video"), Some(gate));
     }
 
     #[test]

@@ -14,8 +14,13 @@
 //! | `If-None-Match` matching the ETag | 304 |
 //! | video not finished | 503 (`Retry-After`) |
 //! | `/metadata.json`, `/poster` | JSON metadata; the poster or 404 |
+//! | a named file's path (`/hls/720p/seg-00042.m4s`), video Ready | that file, with the same `Range`/206/HEAD/304/416 answers; a plain GET of a file ≤ `MAX_BODY` is 200 with the whole file |
+//! | `OPTIONS` (CORS preflight) | 204 with `Access-Control-Allow-Methods`/`-Headers` |
 //! | other paths / methods | 404 / 405 |
 //! | a video that is not public ([`Gate`]), GET past the preview | 401 without token, 403 with a token that does not let its viewer watch |
+//!
+//! Every answer carries [`SECURITY_HEADERS`] and [`CORS_HEADERS`] (an HLS player on another
+//! origin reads playlists and segments with `fetch`/XHR).
 //!
 //! Every answer a browser or the IC gateway normally asks for is *pre-certified* (response
 //! certification v2) by [`Certifier`] when the upload finishes. Error answers that cannot be
@@ -30,11 +35,11 @@ pub mod range;
 mod serve;
 
 pub use certify::{Certifier, CertifyError};
-pub use gate::{playback_token, Gate, Viewer};
+pub use gate::{is_free_path, playback_token, Gate, GateFor, Viewer};
 pub use ic_http_certification::{HttpRequest, HttpResponse, HttpUpdateRequest, StatusCode};
 pub use serve::{
     http_request, http_request_update, serve_uncertified, update_check, update_need, UpdateCheck,
-    UpdateNeed, SECURITY_HEADERS,
+    UpdateNeed, CORS_HEADERS, PREFLIGHT_HEADERS, SECURITY_HEADERS,
 };
 
 /// Largest body canvid puts in one HTTP response. A query reply may be 3 MiB and a replicated
@@ -82,6 +87,24 @@ pub struct Poster {
     pub sha256: [u8; 32],
 }
 
+/// A named file of a video (an HLS playlist or segment, a subtitle track, a thumbnail sprite),
+/// served at its own `path`. Named files are immutable from the moment the video is Ready, like
+/// the main file, and are only served from then on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamedFile {
+    /// The file's HTTP path (`canvid_types::files::validate_path`: never one of the canister's
+    /// own paths).
+    pub path: String,
+    /// `Content-Type`, e.g. `application/vnd.apple.mpegurl`, `video/mp4`, `text/vtt`.
+    pub mime_type: String,
+    pub size: u64,
+    /// Upload chunk size, as for [`VideoInfo::chunk_size`] (every chunk but the last has exactly
+    /// this many bytes; `1..=MAX_BODY` for its answers to be certified).
+    pub chunk_size: u64,
+    /// SHA-256 over the concatenated chunk digests: the ETag.
+    pub digest: [u8; 32],
+}
+
 /// A failed read of stored video bytes (a bug or corrupted state: served as 500).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReadError(pub String);
@@ -106,6 +129,30 @@ pub trait VideoSource {
     /// The JSON document served at `/metadata.json`.
     fn metadata_json(&self) -> String;
     fn poster(&self) -> Option<Poster>;
+
+    // Named files. The defaults say "none", so a source that has no named files needs no code.
+    // They are only asked for while the video is Ready (`VideoInfo::status`): before that every
+    // named path answers 404, as an unknown path does (docs/http.md, "Named files").
+
+    /// The named file at exactly `path` (no query string; case-sensitive).
+    fn named_file(&self, _path: &str) -> Option<NamedFile> {
+        None
+    }
+    /// Up to `limit` named files with paths strictly after `after` (`None`: from the first), in
+    /// ascending byte order of their paths: the certifier walks the files with it, a few per
+    /// budgeted step.
+    fn named_files_after(&self, _after: Option<&str>, _limit: usize) -> Vec<NamedFile> {
+        Vec::new()
+    }
+    /// Bytes `offset..offset+len` of the named file at `path`; callers only ask for ranges
+    /// inside `0..size`.
+    fn read_named(&self, path: &str, _offset: u64, _len: u64) -> Result<Vec<u8>, ReadError> {
+        Err(ReadError(format!("no named file {path}")))
+    }
+    /// The SHA-256 digest of upload chunk `index` of the named file at `path`.
+    fn named_chunk_digest(&self, _path: &str, _index: u64) -> Option<[u8; 32]> {
+        None
+    }
 }
 
 /// Lower-case hex.

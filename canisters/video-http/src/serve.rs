@@ -9,8 +9,8 @@
 use crate::certify::{CelKind, CertPath, CertSpec, Certifier, ChunkRange, RangeForm};
 use crate::range::{self, RangeRequest};
 use crate::{
-    etag, Gate, HttpRequest, HttpResponse, HttpUpdateRequest, VideoInfo, VideoSource, VideoStatus,
-    Viewer, MAX_BODY, METADATA_PATH, POSTER_PATH, VIDEO_PATHS,
+    etag, GateFor, HttpRequest, HttpResponse, HttpUpdateRequest, NamedFile, VideoSource,
+    VideoStatus, Viewer, MAX_BODY, METADATA_PATH, POSTER_PATH, VIDEO_PATHS,
 };
 
 pub(crate) const CACHE_IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -41,6 +41,32 @@ pub const SECURITY_HEADERS: [(&str, &str); 2] = [
     ("content-security-policy", "sandbox"),
 ];
 
+/// CORS headers every answer carries, certified with the rest: an HLS player (hls.js, Shaka)
+/// on another origin fetches playlists, segments and subtitles with `fetch`/XHR, which may read
+/// an answer only if it allows that origin, and may read the headers it needs to follow ranges
+/// only if they are exposed. `*` without credentials: the canister sets no cookies, and a
+/// playback token rides in the URL, so no answer depends on the requesting origin (a `Vary:
+/// Origin` would be needed otherwise) and every origin may read what any origin may.
+pub const CORS_HEADERS: [(&str, &str); 2] = [
+    ("access-control-allow-origin", "*"),
+    (
+        "access-control-expose-headers",
+        "Content-Range, Content-Length, Accept-Ranges, ETag",
+    ),
+];
+
+/// The CORS preflight's own headers (the 204 answer to `OPTIONS` at any path): a player's
+/// `fetch` with a `Range` header that is not CORS-safelisted (`bytes=-n`, several ranges) or an
+/// `If-None-Match` triggers one. A day's `max-age`: the answer never changes.
+pub const PREFLIGHT_HEADERS: [(&str, &str); 3] = [
+    ("access-control-allow-methods", "GET, HEAD, OPTIONS"),
+    ("access-control-allow-headers", "Range, If-None-Match"),
+    ("access-control-max-age", "86400"),
+];
+
+/// The `Allow` header of a 405.
+pub(crate) const ALLOWED_METHODS: &str = "GET, HEAD, OPTIONS";
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Body {
     Empty,
@@ -50,6 +76,12 @@ pub(crate) enum Body {
     Prehashed(Vec<u8>, [u8; 32]),
     /// Bytes `offset..offset+len` of the video file.
     Video {
+        offset: u64,
+        len: u64,
+    },
+    /// Bytes `offset..offset+len` of the named file at `path`.
+    Named {
+        path: String,
         offset: u64,
         len: u64,
     },
@@ -69,9 +101,14 @@ pub(crate) struct Plan {
     pub upgradable: bool,
 }
 
-/// `headers` followed by [`SECURITY_HEADERS`].
+/// `headers` followed by [`SECURITY_HEADERS`] and [`CORS_HEADERS`].
 fn with_security_headers(mut headers: Vec<(String, String)>) -> Vec<(String, String)> {
-    headers.extend(SECURITY_HEADERS.iter().map(|(n, v)| h(n, *v)));
+    headers.extend(
+        SECURITY_HEADERS
+            .iter()
+            .chain(&CORS_HEADERS)
+            .map(|(n, v)| h(n, *v)),
+    );
     headers
 }
 
@@ -140,12 +177,60 @@ pub(crate) fn request_path(url: &str) -> Option<String> {
 }
 
 /// The HTTP grid: upload chunks when they fit one body, else `MAX_BODY`-sized pieces.
-pub(crate) fn grid(info: &VideoInfo) -> u64 {
-    if (1..=MAX_BODY).contains(&info.chunk_size) {
-        info.chunk_size
+pub(crate) fn grid(chunk_size: u64) -> u64 {
+    if (1..=MAX_BODY).contains(&chunk_size) {
+        chunk_size
     } else {
         MAX_BODY
     }
+}
+
+/// A file served with `Range` support: the main file or a named file.
+pub(crate) struct Served {
+    pub mime_type: String,
+    pub size: u64,
+    pub chunk_size: u64,
+    pub digest: [u8; 32],
+    /// `Some(path)` for a named file.
+    pub named: Option<String>,
+}
+
+impl Served {
+    fn body(&self, offset: u64, len: u64) -> Body {
+        match &self.named {
+            None => Body::Video { offset, len },
+            Some(path) => Body::Named {
+                path: path.clone(),
+                offset,
+                len,
+            },
+        }
+    }
+}
+
+impl From<NamedFile> for Served {
+    fn from(f: NamedFile) -> Self {
+        Served {
+            mime_type: f.mime_type,
+            size: f.size,
+            chunk_size: f.chunk_size,
+            digest: f.digest,
+            named: Some(f.path),
+        }
+    }
+}
+
+/// The named file at `path`, if the video is Ready (named files are served only from then on,
+/// all together) and `path` is not one of the canister's own paths.
+pub(crate) fn ready_named_file(path: &str, video: &dyn VideoSource) -> Option<NamedFile> {
+    if VIDEO_PATHS.contains(&path) || path == METADATA_PATH || path == POSTER_PATH {
+        return None;
+    }
+    let ready = video.info().is_some_and(|i| i.status == VideoStatus::Ready);
+    if !ready {
+        return None;
+    }
+    video.named_file(path).filter(|f| f.path == path)
 }
 
 /// Is this a media element's request that may be answered from an earlier byte? Safari's media
@@ -165,17 +250,20 @@ fn if_none_match_matches(value: &str, etag: &str) -> bool {
         .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
 }
 
-/// Methods other than GET and HEAD whose 405 answer (to a request without body) is
-/// pre-certified, so that the most common wrong methods get a verifiable answer instead of
-/// an update call (security review M2). Any other method gets the same 405, uncertified.
-pub(crate) const CERTIFIED_405_METHODS: [&str; 5] = ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
+/// Methods other than GET, HEAD and OPTIONS whose 405 answer (to a request without body) is
+/// pre-certified at the canister's own paths, so that the most common wrong methods get a
+/// verifiable answer instead of an update call (security review M2). Any other method, and any
+/// at a named file's path (4 entries per file saved), gets the same 405, uncertified: it is
+/// never upgraded, so it costs the canister a query either way.
+pub(crate) const CERTIFIED_405_METHODS: [&str; 4] = ["POST", "PUT", "DELETE", "PATCH"];
 
 /// Where the certified answers for `path` live: its exact entry when the tree has one, else
 /// the wildcard every unknown path falls back on. Must agree with what the certifier inserts.
 pub(crate) fn cert_path(path: &str, video: &dyn VideoSource) -> CertPath {
     let exact = VIDEO_PATHS.contains(&path)
         || path == METADATA_PATH
-        || (path == POSTER_PATH && video.poster().is_some());
+        || (path == POSTER_PATH && video.poster().is_some())
+        || ready_named_file(path, video).is_some();
     if exact {
         CertPath::Exact(path.to_string())
     } else {
@@ -184,7 +272,7 @@ pub(crate) fn cert_path(path: &str, video: &dyn VideoSource) -> CertPath {
 }
 
 /// Decides the answer to a request. `method` is compared case-sensitively, as HTTP methods are.
-/// `gate` is `None` for a public video.
+/// `gate` says which gate applies at the request's path (`None` everywhere for a public video).
 ///
 /// Every answer to GET or HEAD that a client can get from a finished video has a
 /// certification-tree entry, except `Range` answers that a pre-certified shape cannot hold
@@ -194,7 +282,7 @@ pub(crate) fn plan(
     url: &str,
     headers: &[(String, String)],
     video: &dyn VideoSource,
-    gate: Option<&Gate>,
+    gate: GateFor,
 ) -> Plan {
     let Some(path) = request_path(url) else {
         return Plan::new(
@@ -207,11 +295,20 @@ pub(crate) fn plan(
     let is_head = match method {
         "GET" => false,
         "HEAD" => true,
+        "OPTIONS" => {
+            // The CORS preflight, at any path (a 404 answers the real request, with CORS headers
+            // so the page can see it). Fully certified with its method, not response-only: a
+            // response-only 204 at a path could be served for a GET of it and still verify.
+            let headers = PREFLIGHT_HEADERS.iter().map(|(n, v)| h(n, *v)).collect();
+            return Plan::new(204, headers, Body::Empty)
+                .certified(cert_path(&path, video), CelKind::Plain, None)
+                .never_upgraded();
+        }
         _ => {
             let plan = Plan::new(
                 405,
                 vec![
-                    h("allow", "GET, HEAD"),
+                    h("allow", ALLOWED_METHODS),
                     h("content-type", "text/plain; charset=utf-8"),
                 ],
                 Body::Static("method not allowed\n"),
@@ -225,8 +322,29 @@ pub(crate) fn plan(
         }
     };
 
+    if let Some(file) = ready_named_file(&path, video) {
+        let plan = video_plan(is_head, path.clone(), headers, Some(file.into()));
+        // A named file has no preview: a gate refuses any answer that carries its bytes.
+        return match (gate.at(&path), &plan.body) {
+            (Some(gate), Body::Named { len, .. }) if gate.viewer != Viewer::Allowed && *len > 0 => {
+                refusal(path, gate.viewer)
+            }
+            _ => plan,
+        };
+    }
     if VIDEO_PATHS.contains(&path.as_str()) {
-        let plan = video_plan(is_head, path.clone(), headers, video);
+        let served = video
+            .info()
+            .filter(|i| i.status == VideoStatus::Ready)
+            .map(|info| Served {
+                mime_type: info.mime_type,
+                size: info.size,
+                chunk_size: info.chunk_size,
+                digest: info.digest,
+                named: None,
+            });
+        let plan = video_plan(is_head, path.clone(), headers, served);
+        let gate = gate.at(&path);
         // The gate judges the answer, not the request: whatever Range, If-None-Match or
         // realignment made of it, only an answer carrying bytes past the preview is refused
         // (HEAD, 304, 416 and 503 carry none).
@@ -235,7 +353,7 @@ pub(crate) fn plan(
         // it is refused at once unless the whole file is public.
         let whole_file = !is_head && header(headers, "range").is_none();
         let size = video.info().map_or(0, |i| i.size);
-        return match (gate, &plan.body) {
+        return match (&gate, &plan.body) {
             (Some(gate), Body::Video { offset, len })
                 if gate.refuses(*offset, *len) || (whole_file && gate.refuses(0, size)) =>
             {
@@ -330,15 +448,17 @@ fn not_found(is_head: bool) -> Plan {
     .certified(CertPath::NotFound, CelKind::ResponseOnly, None)
 }
 
+/// The answer to GET or HEAD of a file served with `Range` support: the main file (`None`
+/// while it is not Ready: 503) or a named file.
 fn video_plan(
     is_head: bool,
     path: String,
     headers: &[(String, String)],
-    video: &dyn VideoSource,
+    served: Option<Served>,
 ) -> Plan {
-    let info = match video.info() {
-        Some(info) if info.status == VideoStatus::Ready => info,
-        _ => {
+    let info = match served {
+        Some(info) => info,
+        None => {
             // 503 rather than 409: the resource exists and will be served; the client may retry.
             return Plan::new(
                 503,
@@ -357,7 +477,7 @@ fn video_plan(
         }
     };
     let size = info.size;
-    let grid = grid(&info);
+    let grid = grid(info.chunk_size);
     let tag = etag(&info.digest);
     let mut common = vec![
         h("content-type", info.mime_type.clone()),
@@ -408,27 +528,21 @@ fn video_plan(
                     None,
                 );
             }
-            let plan = if size <= grid {
+            // A named file that fits one body is answered whole even when it spans several
+            // upload chunks: HLS players fetch segments and playlists without `Range` and take
+            // a 206 as the whole file. The main file keeps its chunk-sized first answer.
+            let whole = if info.named.is_some() {
+                size <= MAX_BODY
+            } else {
+                size <= grid
+            };
+            let plan = if whole {
                 common.push(h("content-length", size.to_string()));
-                Plan::new(
-                    200,
-                    common,
-                    Body::Video {
-                        offset: 0,
-                        len: size,
-                    },
-                )
+                Plan::new(200, common, info.body(0, size))
             } else {
                 common.push(h("content-range", format!("bytes 0-{}/{}", grid - 1, size)));
                 common.push(h("content-length", grid.to_string()));
-                Plan::new(
-                    206,
-                    common,
-                    Body::Video {
-                        offset: 0,
-                        len: grid,
-                    },
-                )
+                Plan::new(206, common, info.body(0, grid))
             };
             plan.certified(CertPath::Exact(path), CelKind::Plain, None)
         }
@@ -463,7 +577,7 @@ fn video_plan(
             let len = end - start + 1;
             common.push(h("content-range", format!("bytes {start}-{end}/{size}")));
             common.push(h("content-length", len.to_string()));
-            let plan = Plan::new(206, common, Body::Video { offset: start, len });
+            let plan = Plan::new(206, common, info.body(start, len));
             let whole_chunk = start % grid == 0 && end == chunk_last;
             if !whole_chunk {
                 return plan;
@@ -507,6 +621,13 @@ fn materialise(plan: &Plan, video: &dyn VideoSource) -> HttpResponse<'static> {
         Body::Static(s) => s.as_bytes().to_vec(),
         Body::Bytes(b) | Body::Prehashed(b, _) => b.clone(),
         Body::Video { offset, len } => match video.read(*offset, *len) {
+            Ok(bytes) if bytes.len() as u64 == *len => bytes,
+            Ok(bytes) => {
+                return internal_error(&format!("short read: {} of {len} bytes", bytes.len()))
+            }
+            Err(e) => return internal_error(&e.to_string()),
+        },
+        Body::Named { path, offset, len } => match video.read_named(path, *offset, *len) {
             Ok(bytes) if bytes.len() as u64 == *len => bytes,
             Ok(bytes) => {
                 return internal_error(&format!("short read: {} of {len} bytes", bytes.len()))
@@ -572,7 +693,7 @@ impl Body {
             Body::Empty => 0,
             Body::Static(s) => s.len() as u64,
             Body::Bytes(b) | Body::Prehashed(b, _) => b.len() as u64,
-            Body::Video { len, .. } => *len,
+            Body::Video { len, .. } | Body::Named { len, .. } => *len,
         }
     }
 }
@@ -582,7 +703,7 @@ fn decide(
     url: &str,
     headers: &[(String, String)],
     video: &dyn VideoSource,
-    gate: Option<&Gate>,
+    gate: GateFor,
     certifier: &Certifier,
     data_certificate: &[u8],
 ) -> Decision {
@@ -610,25 +731,26 @@ fn decide(
 /// certification tree holds it; an error answer that is not certified as it is (see
 /// [`Plan::upgradable`]); otherwise `upgrade = true`, so the gateway repeats the request as
 /// `http_request_update`, whose reply needs no certificate. `data_certificate` is
-/// `ic_cdk::api::data_certificate()` (always `Some` in a query). `gate` is `None` for a public
-/// video, else the canister's verdict on the request's playback token (see [`Gate`]); a refusal
-/// is answered by the query, certified once [`Certifier::certify_gate`] has put it in the tree.
-pub fn http_request(
+/// `ic_cdk::api::data_certificate()` (always `Some` in a query). `gate` says which gate applies
+/// at the request's path: `None` (or a [`GateFor`] that answers `None`) for a public video or a
+/// free named file, else the canister's verdict on the request's playback token (see [`crate::Gate`],
+/// [`GateFor`]); a refusal is answered by the query, certified once
+/// [`Certifier::certify_gate`] has put it in the tree.
+pub fn http_request<'g>(
     req: &HttpRequest,
     video: &dyn VideoSource,
-    gate: Option<&Gate>,
+    gate: impl Into<GateFor<'g>>,
     certifier: &Certifier,
     data_certificate: Option<&[u8]>,
 ) -> HttpResponse<'static> {
+    let gate = gate.into();
     let Some(data_certificate) = data_certificate else {
         // No certificate: the query runs replicated, where nothing is certified by the tree.
-        // A gated video's refusal is still answered here (consensus vouches for it), never
+        // A gated path's refusal is still answered here (consensus vouches for it), never
         // upgraded; everything else is upgraded as before.
-        if gate.is_some() {
-            let plan = plan(req.method().as_str(), req.url(), req.headers(), video, gate);
-            if matches!(plan.status, 401 | 403) {
-                return materialise(&plan, video);
-            }
+        let plan = plan(req.method().as_str(), req.url(), req.headers(), video, gate);
+        if matches!(plan.status, 401 | 403) {
+            return materialise(&plan, video);
         }
         return upgrade();
     };
@@ -671,12 +793,13 @@ pub struct UpdateCheck {
 
 /// [`UpdateCheck`] for `req`. `gate` must be the one the query would get: a refused request
 /// needs no update call ([`UpdateNeed::None`]).
-pub fn update_check(
+pub fn update_check<'g>(
     req: &HttpUpdateRequest,
     video: &dyn VideoSource,
-    gate: Option<&Gate>,
+    gate: impl Into<GateFor<'g>>,
     certifier: &Certifier,
 ) -> UpdateCheck {
+    let gate = gate.into();
     // The witness is built over the tree, not the certificate: any bytes do.
     match decide(
         req.method().as_str(),
@@ -696,10 +819,10 @@ pub fn update_check(
 }
 
 /// [`update_check`]'s `need` alone.
-pub fn update_need(
+pub fn update_need<'g>(
     req: &HttpUpdateRequest,
     video: &dyn VideoSource,
-    gate: Option<&Gate>,
+    gate: impl Into<GateFor<'g>>,
     certifier: &Certifier,
 ) -> UpdateNeed {
     update_check(req, video, gate, certifier).need
@@ -707,24 +830,24 @@ pub fn update_need(
 
 /// The `http_request_update` update: the same answers, uncertified (consensus certifies them),
 /// refusals included.
-pub fn http_request_update(
+pub fn http_request_update<'g>(
     req: &HttpUpdateRequest,
     video: &dyn VideoSource,
-    gate: Option<&Gate>,
+    gate: impl Into<GateFor<'g>>,
 ) -> HttpResponse<'static> {
     serve_uncertified(req.method().as_str(), req.url(), req.headers(), video, gate)
 }
 
 /// The answer to a request without any certification header: what `http_request_update`
 /// returns, and what tests and local tools compare bodies against.
-pub fn serve_uncertified(
+pub fn serve_uncertified<'g>(
     method: &str,
     url: &str,
     headers: &[(String, String)],
     video: &dyn VideoSource,
-    gate: Option<&Gate>,
+    gate: impl Into<GateFor<'g>>,
 ) -> HttpResponse<'static> {
-    materialise(&plan(method, url, headers, video, gate), video)
+    materialise(&plan(method, url, headers, video, gate.into()), video)
 }
 
 fn upgrade() -> HttpResponse<'static> {

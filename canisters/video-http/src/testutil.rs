@@ -1,6 +1,38 @@
 //! An in-memory [`VideoSource`] for tests.
 
-use crate::{sha256, Poster, ReadError, VideoInfo, VideoSource, VideoStatus};
+use crate::{sha256, NamedFile, Poster, ReadError, VideoInfo, VideoSource, VideoStatus};
+use std::collections::BTreeMap;
+
+/// A named file of a [`MemVideo`].
+pub struct MemFile {
+    pub mime_type: String,
+    pub bytes: Vec<u8>,
+    pub chunk_size: u64,
+}
+
+impl MemFile {
+    fn digest(&self) -> [u8; 32] {
+        let digests: Vec<[u8; 32]> = self
+            .bytes
+            .chunks(self.chunk_size as usize)
+            .map(sha256)
+            .collect();
+        sha256(&digests.concat())
+    }
+}
+
+/// `size` deterministic pseudo-random bytes, different for each `seed`.
+pub fn pseudo_random(size: usize, seed: u64) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ size as u64 ^ seed.wrapping_mul(0x2545_f491_4f6c_dd1d);
+    (0..size)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
 
 pub struct MemVideo {
     pub bytes: Vec<u8>,
@@ -10,20 +42,16 @@ pub struct MemVideo {
     pub declared: bool,
     pub metadata: String,
     pub poster: Option<Poster>,
+    /// Named files by path.
+    pub named: BTreeMap<String, MemFile>,
+    /// Counts `named_files_after` calls (budgeted certification asks for one file at a time).
+    pub listings: std::cell::Cell<usize>,
 }
 
 impl MemVideo {
     /// A ready video of `size` deterministic pseudo-random bytes.
     pub fn new(size: usize, chunk_size: u64) -> Self {
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15 ^ size as u64;
-        let bytes = (0..size)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect();
+        let bytes = pseudo_random(size, 0);
         MemVideo {
             bytes,
             chunk_size,
@@ -32,7 +60,30 @@ impl MemVideo {
             declared: true,
             metadata: r#"{"title":"t"}"#.into(),
             poster: None,
+            named: BTreeMap::new(),
+            listings: std::cell::Cell::new(0),
         }
+    }
+
+    /// Adds a named file of `size` pseudo-random bytes.
+    pub fn add_named(&mut self, path: &str, mime_type: &str, size: usize, chunk_size: u64) {
+        let seed = self.named.len() as u64 + 1;
+        self.named.insert(
+            path.to_string(),
+            MemFile {
+                mime_type: mime_type.into(),
+                bytes: pseudo_random(size, seed),
+                chunk_size,
+            },
+        );
+    }
+
+    pub fn named_bytes(&self, path: &str) -> &[u8] {
+        &self.named[path].bytes
+    }
+
+    pub fn named_digest(&self, path: &str) -> [u8; 32] {
+        self.named[path].digest()
     }
 
     pub fn chunk_digests(&self) -> Vec<[u8; 32]> {
@@ -79,5 +130,43 @@ impl VideoSource for MemVideo {
 
     fn poster(&self) -> Option<Poster> {
         self.poster.clone()
+    }
+
+    fn named_file(&self, path: &str) -> Option<NamedFile> {
+        self.named.get(path).map(|f| NamedFile {
+            path: path.to_string(),
+            mime_type: f.mime_type.clone(),
+            size: f.bytes.len() as u64,
+            chunk_size: f.chunk_size,
+            digest: f.digest(),
+        })
+    }
+
+    fn named_files_after(&self, after: Option<&str>, limit: usize) -> Vec<NamedFile> {
+        use std::ops::Bound;
+        self.listings.set(self.listings.get() + 1);
+        let lower = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.to_string()));
+        self.named
+            .range((lower, Bound::Unbounded))
+            .take(limit)
+            .filter_map(|(path, _)| self.named_file(path))
+            .collect()
+    }
+
+    fn read_named(&self, path: &str, offset: u64, len: u64) -> Result<Vec<u8>, ReadError> {
+        let (start, end) = (offset as usize, (offset + len) as usize);
+        self.named
+            .get(path)
+            .and_then(|f| f.bytes.get(start..end))
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| ReadError(format!("{path} {start}..{end} out of range")))
+    }
+
+    fn named_chunk_digest(&self, path: &str, index: u64) -> Option<[u8; 32]> {
+        let f = self.named.get(path)?;
+        f.bytes
+            .chunks(f.chunk_size as usize)
+            .nth(index as usize)
+            .map(sha256)
     }
 }

@@ -3,7 +3,7 @@
 //! (`CANVID_TREE_CHUNKS=100,1000` picks the video sizes, in 2 MB chunks).
 
 use canvid_video_http::{
-    Certifier, Poster, ReadError, VideoInfo, VideoSource, VideoStatus, MAX_BODY,
+    Certifier, NamedFile, Poster, ReadError, VideoInfo, VideoSource, VideoStatus, MAX_BODY,
 };
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
@@ -24,6 +24,14 @@ unsafe impl GlobalAlloc for Counting {
 }
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
+
+/// `HELD` counts every thread's allocations: each test holds this lock, so that a heap
+/// measurement sees only its own test's allocations when the harness runs tests in parallel.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 struct Synthetic {
     chunks: u64,
@@ -60,6 +68,7 @@ impl VideoSource for Synthetic {
 #[test]
 #[ignore = "timing; run explicitly"]
 fn tree_build_cost() {
+    let _serial = serial();
     let sizes: Vec<u64> = std::env::var("CANVID_TREE_CHUNKS")
         .ok()
         .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
@@ -83,12 +92,13 @@ fn tree_build_cost() {
 /// The builder never reads video bytes (it would fail here) and covers every chunk.
 #[test]
 fn builds_without_reading_video_bytes() {
+    let _serial = serial();
     let video = Synthetic { chunks: 50 };
     let mut c = Certifier::new();
     c.certify_all(&video).unwrap();
-    // Per path: 10 fixed answers (GET, bytes=0-, HEAD, the 304s of GET and HEAD, 5 405s), 4
+    // Per path: 10 fixed answers (GET, bytes=0-, HEAD, the 304s of GET and HEAD, OPTIONS, 4 405s), 4
     // range forms for chunks 1..=48, 3 for the last chunk (its to-the-end form is its exact
-    // range); GET, HEAD and 5 405s for metadata and 404.
+    // range); GET, HEAD, OPTIONS and 4 405s for metadata and 404.
     assert_eq!(c.entry_count(), 2 * (10 + 4 * 48 + 3) + 2 * 7);
 }
 
@@ -97,6 +107,7 @@ fn builds_without_reading_video_bytes() {
 /// Natively pointers are 8 bytes instead of 4, so this overestimates the wasm heap.
 #[test]
 fn heap_per_chunk_keeps_the_largest_video_in_bounds() {
+    let _serial = serial();
     const CHUNKS: u64 = 300;
     let video = Synthetic { chunks: CHUNKS };
     let before = HELD.load(Ordering::Relaxed);
@@ -123,6 +134,118 @@ fn heap_per_chunk_keeps_the_largest_video_in_bounds() {
         most < 3 << 30,
         "{most} bytes of heap for MAX_CHUNK_COUNT chunks"
     );
+    drop(c);
+}
+
+/// A one-chunk main file and `files` one-chunk named files (HLS segments of 1.5 MB): what a
+/// ladder costs. Bytes are never read (one-chunk files need only their stored digest).
+struct Ladder {
+    files: u64,
+    /// The paths in byte order, as `named_files_after` must list them.
+    sorted: Vec<String>,
+}
+
+impl Ladder {
+    fn path(i: u64) -> String {
+        format!(
+            "/hls/{}p/seg-{:05}.m4s",
+            [240, 480, 720, 1080][(i % 4) as usize],
+            i
+        )
+    }
+    fn file(i: u64) -> NamedFile {
+        NamedFile {
+            path: Self::path(i),
+            mime_type: "video/mp4".into(),
+            size: 1_500_000,
+            chunk_size: MAX_BODY,
+            digest: [i as u8; 32],
+        }
+    }
+    fn new(files: u64) -> Self {
+        let mut sorted: Vec<String> = (0..files).map(Self::path).collect();
+        sorted.sort();
+        Ladder { files, sorted }
+    }
+}
+
+impl VideoSource for Ladder {
+    fn info(&self) -> Option<VideoInfo> {
+        Synthetic { chunks: 1 }.info()
+    }
+    fn read(&self, _: u64, _: u64) -> Result<Vec<u8>, ReadError> {
+        Err(ReadError("no reads".into()))
+    }
+    fn chunk_digest(&self, index: u64) -> Option<[u8; 32]> {
+        Synthetic { chunks: 1 }.chunk_digest(index)
+    }
+    fn metadata_json(&self) -> String {
+        "{}".into()
+    }
+    fn poster(&self) -> Option<Poster> {
+        None
+    }
+    fn named_file(&self, path: &str) -> Option<NamedFile> {
+        let i: u64 = path.get(path.len() - 9..path.len() - 4)?.parse().ok()?;
+        (i < self.files && Self::path(i) == path).then(|| Self::file(i))
+    }
+    fn named_files_after(&self, after: Option<&str>, limit: usize) -> Vec<NamedFile> {
+        let from = after.map_or(0, |a| self.sorted.partition_point(|p| p.as_str() <= a));
+        self.sorted[from..]
+            .iter()
+            .take(limit)
+            .filter_map(|p| self.named_file(p))
+            .collect()
+    }
+    fn read_named(&self, _: &str, _: u64, _: u64) -> Result<Vec<u8>, ReadError> {
+        Err(ReadError(
+            "the tree builder must not read one-chunk files".into(),
+        ))
+    }
+    fn named_chunk_digest(&self, path: &str, index: u64) -> Option<[u8; 32]> {
+        (index == 0)
+            .then(|| self.named_file(path).map(|f| f.digest))
+            .flatten()
+    }
+}
+
+/// Heap and entries per named file: 6 entries for a one-chunk file (plain GET, `bytes=0-`,
+/// HEAD, the 304s of GET and HEAD, OPTIONS), no bytes read, and the largest ladder the store
+/// allows (`MAX_FILES`) far inside the heap.
+#[test]
+fn heap_per_named_file_keeps_the_largest_ladder_in_bounds() {
+    let _serial = serial();
+    const FILES: u64 = 1_000;
+    let video = Ladder::new(FILES);
+    let main_only = {
+        let mut c = Certifier::new();
+        c.certify_all(&Ladder::new(0)).unwrap();
+        c.entry_count()
+    };
+    let before = HELD.load(Ordering::Relaxed);
+    let mut c = Certifier::new();
+    let t = Instant::now();
+    c.certify_all(&video).unwrap();
+    let dt = t.elapsed();
+    let held = (HELD.load(Ordering::Relaxed) - before) as u64;
+    assert_eq!(c.named_file_count() as u64, FILES);
+    assert_eq!(c.entry_count() - main_only, 6 * FILES as usize);
+    let per_file = held / FILES;
+    let largest = per_file * u64::from(canvid_types::files::MAX_FILES);
+    println!(
+        "{FILES} one-chunk named files: {held} bytes held ({per_file} per file, 6 entries), \
+         {:?} ({:.1} µs/file native); {} files: {} MiB",
+        dt,
+        dt.as_secs_f64() * 1e6 / FILES as f64,
+        canvid_types::files::MAX_FILES,
+        largest >> 20
+    );
+    assert!(largest < 256 << 20, "{largest} bytes of heap for MAX_FILES");
+    // Gating every file adds 2 entries each, and no hashing per file.
+    let t = Instant::now();
+    c.certify_gate(&video, true, &[]).unwrap();
+    println!("certify_gate over {FILES} files: {:?}", t.elapsed());
+    assert_eq!(c.entry_count() - main_only, 8 * FILES as usize + 4);
     drop(c);
 }
 
@@ -161,6 +284,7 @@ impl VideoSource for InMemory {
 #[test]
 #[ignore = "profiling harness; run explicitly"]
 fn http_request_cost() {
+    let _serial = serial();
     use sha2::Digest;
     let chunks = 6u64;
     let bytes: Vec<u8> = (0..chunks * MAX_BODY)

@@ -58,12 +58,16 @@ impl Action {
     /// The action a method name needs, for `inspect_message`; `None` = public / unknown.
     pub fn of_method(method: &str) -> Option<Action> {
         Some(match method {
-            "begin_upload" | "put_chunk" | "finish_upload" | "missing_chunks" => Action::Upload,
+            "begin_upload" | "begin_files" | "put_chunk" | "finish_upload" | "missing_chunks" => {
+                Action::Upload
+            }
             "update_metadata" | "add_uploader" | "remove_uploader" | "approve" | "set_poster"
             | "reset_upload" | "claim_control" => Action::OwnerWrite,
             "change_owner" | "offer_ownership" | "cancel_offer" => Action::Transfer,
             "accept_ownership" => Action::AcceptOffer,
-            "get_chunk" | "read_range" | "chunk_digests" => Action::ReadContent,
+            "get_chunk" | "get_file_chunk" | "read_range" | "chunk_digests" | "files" => {
+                Action::ReadContent
+            }
             "set_access_policy" | "add_viewers" | "remove_viewers" => Action::OwnerWrite,
             "buy_access" | "playback_token" | "revoke_playback_tokens" => Action::Viewer,
             _ => return None,
@@ -133,11 +137,13 @@ pub fn authorize(s: &State, caller: &Principal, action: Action) -> Result<()> {
 /// ingress — an update call — they answer nothing a query would not, and the canister pays the
 /// ingress fee (up to 4.2 B cycles for a 2 MiB argument) for a message that costs its sender
 /// nothing: refused.
-pub const QUERY_METHODS: [&str; 13] = [
+pub const QUERY_METHODS: [&str; 15] = [
     "access_policy",
     "canister_info",
     "chunk_digests",
+    "files",
     "get_chunk",
+    "get_file_chunk",
     "http_request",
     "metadata",
     "missing_chunks",
@@ -174,7 +180,9 @@ pub fn inspect(s: &State, caller: &Principal, method: &str, arg_size: usize, now
     }
     match method {
         // Content is immutable once Ready: these cannot succeed.
-        "begin_upload" | "put_chunk" | "finish_upload" => s.status() != VideoStatus::Ready,
+        "begin_upload" | "begin_files" | "put_chunk" | "finish_upload" => {
+            s.status() != VideoStatus::Ready
+        }
         "change_owner" | "offer_ownership" | "cancel_offer" => {
             s.transfer_in_flight.is_none() && !crate::logic::handover::handover_in_flight(s)
         }

@@ -326,7 +326,7 @@ pub fn recertify() {
             };
             // The certified 401/403 answers of a private or paid video (idempotent).
             let gated = !crate::logic::access::is_public(s.state());
-            let result = result.and(c.certify_gate(&source, gated).map(|_| ()));
+            let result = result.and(c.certify_gate(&source, gated, &[]).map(|_| ()));
             if let Err(e) = result {
                 ic_cdk::println!("http certification: {e}");
             }

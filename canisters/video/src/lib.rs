@@ -33,6 +33,8 @@ use canvid_types::access::{
     ReceiptsArgs, ReceiptsPage, ViewersArgs, ViewersPage,
 };
 #[allow(unused_imports)]
+use canvid_types::files::{FileChunkArgs, FilePage, FilesArgs};
+#[allow(unused_imports)]
 use canvid_types::video::{
     CanisterInfo, ChangeOwnerArgs, ChangeOwnerResult, ChunkDigests, ChunkReceipt, ChunkUpload,
     CollectionTransferArgs, DigestsArgs, MetadataPatch, MissingArgs, MissingChunks, OfferArgs,

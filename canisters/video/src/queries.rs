@@ -1,6 +1,7 @@
 //! Query endpoints.
 
 use candid::Principal;
+use canvid_types::files::{FileChunkArgs, FilePage, FilesArgs};
 use canvid_types::video::{
     CanisterInfo, ChunkDigests, DigestsArgs, MissingArgs, MissingChunks, RangeArgs, VideoMetadata,
     MAX_VIDEO_SIZE,
@@ -40,9 +41,42 @@ fn read_range(args: RangeArgs) -> Result<ByteBuf> {
     let caller = msg_caller();
     canister::with(|s| {
         authorize(s.state(), &caller, Action::ReadContent)?;
-        let end = args.offset.saturating_add(args.length);
-        access::check_read(s, &caller, time(), end)?;
-        s.read_range(args.offset, args.length).map(ByteBuf::from)
+        match &args.path {
+            None => {
+                let end = args.offset.saturating_add(args.length);
+                access::check_read(s, &caller, time(), end)?;
+                s.read_range(args.offset, args.length)
+            }
+            Some(path) => {
+                access::check_read_path(s, &caller, time(), path)?;
+                s.read_file(path, args.offset, args.length)
+            }
+        }
+        .map(ByteBuf::from)
+    })
+}
+
+/// Chunk `index` of the named file at `path`, as uploaded. Public once Ready (subject to the
+/// access policy: free paths for everyone, the rest for viewers who may watch); before, owner
+/// and uploaders only.
+#[ic_cdk::query]
+fn get_file_chunk(args: FileChunkArgs) -> Result<ByteBuf> {
+    let caller = msg_caller();
+    canister::with(|s| {
+        authorize(s.state(), &caller, Action::ReadContent)?;
+        access::check_read_path(s, &caller, time(), &args.path)?;
+        s.get_file_chunk(&args.path, args.index).map(ByteBuf::from)
+    })
+}
+
+/// A page of the named files in path order (at most 500), with their sizes, digests and
+/// renditions. Public once Ready; before, owner and uploaders (to resume an upload).
+#[ic_cdk::query]
+fn files(args: FilesArgs) -> Result<FilePage> {
+    let caller = msg_caller();
+    canister::with(|s| {
+        authorize(s.state(), &caller, Action::ReadContent)?;
+        Ok(s.files_page(&args))
     })
 }
 
@@ -53,7 +87,10 @@ fn chunk_digests(args: DigestsArgs) -> Result<ChunkDigests> {
     let caller = msg_caller();
     canister::with(|s| {
         authorize(s.state(), &caller, Action::ReadContent)?;
-        s.chunk_digests(&args)
+        match &args.path {
+            None => s.chunk_digests(&args),
+            Some(path) => s.file_digests(path, &args),
+        }
     })
 }
 
@@ -63,7 +100,10 @@ fn missing_chunks(args: MissingArgs) -> Result<MissingChunks> {
     let caller = msg_caller();
     canister::with(|s| {
         authorize(s.state(), &caller, Action::Upload)?;
-        s.missing_chunks(&args)
+        match &args.path {
+            None => s.missing_chunks(&args),
+            Some(path) => s.file_missing(path, &args),
+        }
     })
 }
 

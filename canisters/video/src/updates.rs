@@ -31,10 +31,18 @@ fn begin_upload(spec: UploadSpec) -> Result<VideoMetadata> {
     authorized(Action::Upload, |s| s.begin_upload(&spec, time()))
 }
 
+/// Declares up to 500 named files at once (each `UploadSpec` with a `path`), all or none; an
+/// identical re-declaration resumes. Returns how many named files the video now has.
+#[ic_cdk::update]
+fn begin_files(specs: Vec<UploadSpec>) -> Result<u32> {
+    authorized(Action::Upload, |s| s.begin_files(&specs, time()))
+}
+
 #[ic_cdk::update]
 fn put_chunk(chunk: ChunkUpload) -> Result<ChunkReceipt> {
-    authorized(Action::Upload, |s| {
-        s.put_chunk(chunk.index, &chunk.data, time())
+    authorized(Action::Upload, |s| match &chunk.path {
+        None => s.put_chunk(chunk.index, &chunk.data, time()),
+        Some(path) => s.put_file_chunk(path, chunk.index, &chunk.data, time()),
     })
 }
 

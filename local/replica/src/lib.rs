@@ -251,10 +251,28 @@ impl Replica {
         arg: Vec<u8>,
         sender: Option<Principal>,
     ) -> Result<CallStats, RejectResponse> {
-        let mut s = self.lock();
         // An ingress message: paid by the canister (the candid `install_code_args` record adds
-        // its framing and the canister id to the two blobs).
+        // its framing and the canister id to the two blobs), and no larger than the IC's 2 MiB
+        // ingress limit — a module over it must be sent gzipped (or in chunks), as PocketIC and
+        // the IC refuse it.
         let size = wasm.len() + arg.len() + INSTALL_ARGS_FRAMING;
+        let bytes = limits::ingress_message_bytes(
+            &candid::Principal::management_canister(),
+            &anon(sender),
+            "install_code",
+            size,
+        );
+        if bytes > limits::MAX_INGRESS_MESSAGE_BYTES {
+            let digest: [u8; 32] = {
+                use sha2::Digest;
+                sha2::Sha256::digest(&wasm).into()
+            };
+            return Err(RejectResponse::ic(
+                504,
+                limits::ingress_too_large_message(&digest, bytes),
+            ));
+        }
+        let mut s = self.lock();
         s.charge_management_ingress(anon(sender), canister, "install_code", size)?;
         // An install through the API executes as one round of its own (as an ingress
         // `install_code` does on the IC): the round's end settles the install debits.

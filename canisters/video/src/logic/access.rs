@@ -108,6 +108,29 @@ pub fn check_read<M: Memory>(v: &VideoStore<M>, who: &Principal, now: u64, end: 
     })
 }
 
+/// May `who` read the named file at `path` at `now`? Free paths (`AccessPolicy::free_paths`)
+/// are public; the others need what the main file past its preview needs.
+pub fn check_read_path<M: Memory>(
+    v: &VideoStore<M>,
+    who: &Principal,
+    now: u64,
+    path: &str,
+) -> Result<()> {
+    if policy(v.state()).is_free_path(path) || grant(v, who, now).is_some() {
+        return Ok(());
+    }
+    Err(Error::NotAuthorized {
+        caller: *who,
+        reason: format!(
+            "this video is {}: {path} is not one of its free paths",
+            match policy(v.state()).mode {
+                AccessMode::Paid(_) => "paid (buy a pass with buy_access)",
+                _ => "private",
+            },
+        ),
+    })
+}
+
 pub fn access_info<M: Memory>(v: &VideoStore<M>) -> AccessInfo {
     AccessInfo {
         policy: policy(v.state()),

@@ -38,7 +38,6 @@ use candid::{CandidType, Deserialize, Principal};
 use canvid_stable_common::PKey;
 use canvid_types::access::{Offer, PlatformFee, Receipt};
 use canvid_types::icrc::Account;
-use ic_stable_structures::memory_manager::VirtualMemory;
 use ic_stable_structures::storable::Bound;
 use ic_stable_structures::{Memory, StableBTreeMap, Storable};
 
@@ -182,15 +181,15 @@ fn u64_be(b: &[u8]) -> u64 {
 }
 
 /// Memory 6, opened lazily (see the module docs).
-pub struct AccessStore<M: Memory> {
+pub struct AccessStore<V: Memory> {
     /// Memory 6 until the map is created in it.
-    memory: Option<VirtualMemory<M>>,
-    map: Option<StableBTreeMap<AccessKey, AccessValue, VirtualMemory<M>>>,
+    memory: Option<V>,
+    map: Option<StableBTreeMap<AccessKey, AccessValue, V>>,
 }
 
-impl<M: Memory> AccessStore<M> {
+impl<V: Memory> AccessStore<V> {
     /// Opens memory 6: an existing map, or none until the first write.
-    pub fn open(memory: VirtualMemory<M>) -> Self {
+    pub fn open(memory: V) -> Self {
         if memory.size() > 0 {
             AccessStore {
                 memory: None,
@@ -209,7 +208,7 @@ impl<M: Memory> AccessStore<M> {
         self.map.is_some()
     }
 
-    fn map_mut(&mut self) -> &mut StableBTreeMap<AccessKey, AccessValue, VirtualMemory<M>> {
+    fn map_mut(&mut self) -> &mut StableBTreeMap<AccessKey, AccessValue, V> {
         let memory = &mut self.memory;
         self.map.get_or_insert_with(|| {
             StableBTreeMap::init(

@@ -4,30 +4,23 @@
 //! `pre_upgrade` does nothing and `post_upgrade` only re-opens the structures below (O(1) work,
 //! whatever the size of the video).
 //!
-//! # Layout (version 3)
+//! # Layouts
 //!
-//! ## Raw stable memory
+//! Two families share the virtual memories below:
+//! - **layout 4** (every video installed by this module): the page allocator of [`paged`] —
+//!   a 256 KiB header and extent table at byte 0 (magic "CVID"), then 64 KiB pages handed to
+//!   the virtual memories in contiguous runs. A memory costs its size rounded up to 64 KiB, so
+//!   a video's footprint is its bytes + ≈ 0.5 MiB (issue 19: ≤ 1.05 × content + 2 MiB);
+//! - **layouts 1–3** (videos installed before): a `MemoryManager` with 16 MiB buckets, below.
+//!   They are never converted (that would move every byte); they keep loading unchanged and
+//!   can hold named files too (memories 7 and 8 get buckets like the others).
 //!
-//! The whole stable memory belongs to an `ic_stable_structures` `MemoryManager` created with a
-//! bucket size of [`BUCKET_SIZE_PAGES`] = 256 Wasm pages (16 MiB). Its own layout:
+//! [`VideoStore::load`] tells them apart by the first bytes of stable memory: "CVID" is
+//! layout 4, "MGR" a `MemoryManager`. A module older than layout 4 that is given a layout-4
+//! memory finds no "MGR", lays out an empty manager, finds no canvid header in it and traps
+//! in `post_upgrade`: the downgrade is rolled back and nothing is lost.
 //!
-//! ```text
-//! offset        size            field
-//! 0             3               magic "MGR"
-//! 3             1               memory-manager layout version (1)
-//! 4             2               number of allocated buckets (u16 LE)
-//! 6             2               bucket size in pages (u16 LE) = 256
-//! 8             32              reserved
-//! 40            255 * 8         size in pages of virtual memories 0..=254 (u64 LE each)
-//! 2080          32768           owner (memory id) of each bucket, 1 byte each (255 = free)
-//! 34848         30688           unused
-//! 65536 (page 1) ...            buckets, 16 MiB each, in allocation order
-//! ```
-//!
-//! 32768 buckets of 16 MiB address 512 GiB: enough for [`MAX_VIDEO_SIZE`] (400 GiB) plus the
-//! small memories, and above the 500 GiB stable-memory limit of a canister. (The default 128-page
-//! buckets would stop at 256 GiB.) The price is that every virtual memory in use occupies at
-//! least 16 MiB of stable memory; five memories ≈ 80 MiB ≈ 26 B cycles per 30 days.
+//! ## Raw stable memory of layouts 1–3
 //!
 //! ## Virtual memories
 //!
@@ -41,14 +34,18 @@
 //! 5   poster    raw                                the poster image (layout version 2)
 //! 6   access    StableBTreeMap<AccessKey, AccessValue> allowlist, passes, receipts, purchases
 //!                                                  (layout version 3; `access` module docs)
+//! 7   files     StableBTreeMap<PathKey, FileRecord> named files (`files` module docs)
+//! 8   file arena raw                               their chunk entries and bytes
 //! ```
 //!
-//! ### Memory 0: header (16 bytes)
+//! Memory 0 exists in layouts 1–3 only (layout 4 keeps its header at byte 0).
+//!
+//! ### Memory 0: header (16 bytes; layouts 1–3)
 //!
 //! ```text
 //! offset  size  field
 //! 0       4     magic "CVID"
-//! 4       4     canvid layout version (u32 LE) = 3
+//! 4       4     canvid layout version (u32 LE) = 1, 2 or 3
 //! 8       2     memory-manager bucket size in pages (u16 LE) = 256 (the one this layout assumes)
 //! 10      6     reserved, zero
 //! ```
@@ -63,6 +60,9 @@
 //!   `access`, `next_purchase`, `token_secret` fields. Migration 2 → 3: rewrite the version
 //!   field; absent means public. A version-2 build refuses a version-3 memory, so a downgrade
 //!   is rolled back instead of silently making a private or paid video public.
+//! - **4**: the page allocator ([`paged`]) instead of the `MemoryManager`, for new videos; the
+//!   same memories 1–8. Not a migration target: a layout-3 video stays layout 3 (its data
+//!   would have to move), and reads and writes named files in memories 7 and 8 of its manager.
 //!
 //! ### Memory 1: state cell
 //!
@@ -136,9 +136,12 @@ use canvid_types::{Error, Result};
 use ic_stable_structures::memory_manager::{MemoryId, MemoryManager, VirtualMemory};
 use ic_stable_structures::{Cell as StableCell, Memory, StableBTreeMap};
 use sha2::{Digest, Sha256};
+use std::rc::Rc;
 
 pub mod access;
 pub mod canister;
+pub mod files;
+pub mod paged;
 mod poster;
 mod state;
 mod upload;
@@ -148,38 +151,103 @@ mod tests;
 
 pub use access::{AccessStore, Pass, Payout, Purchase};
 pub use canvid_types::protocol::Digest32;
+pub use files::{FileRecord, FileStore, FilesState, MAX_RESERVED_AHEAD};
+use paged::{PageAllocator, PagedMemory};
 pub use poster::{StoredPoster, POSTER_MAGIC};
 pub use state::{ChunkEntry, Handover, InFlight, State, UploadDecl};
 pub use upload::{validate_spec, INCOMPLETE_LIST, MISSING_SCAN_BUDGET};
 
 pub const MAGIC: &[u8; 4] = b"CVID";
-pub const LAYOUT_VERSION: u32 = 3;
+/// The layout new videos get.
+pub const LAYOUT_VERSION: u32 = 4;
+/// The newest layout of the `MemoryManager` family (videos installed before layout 4).
+pub const MANAGED_LAYOUT_VERSION: u32 = 3;
 /// Oldest layout [`VideoStore::load`] migrates from.
 pub const OLDEST_LAYOUT_VERSION: u32 = 1;
 pub const BUCKET_SIZE_PAGES: u16 = 256;
 const HEADER_LEN: usize = 16;
 const WASM_PAGE: u64 = 65_536;
 
-const HEADER_MEM: MemoryId = MemoryId::new(0);
-const STATE_MEM: MemoryId = MemoryId::new(1);
-const CHUNKS_MEM: MemoryId = MemoryId::new(2);
-const DECLARED_MEM: MemoryId = MemoryId::new(3);
-const ARENA_MEM: MemoryId = MemoryId::new(4);
-const POSTER_MEM: MemoryId = MemoryId::new(5);
-const ACCESS_MEM: MemoryId = MemoryId::new(6);
+const HEADER_MEM: u8 = 0;
+const STATE_MEM: u8 = 1;
+const CHUNKS_MEM: u8 = 2;
+const DECLARED_MEM: u8 = 3;
+const ARENA_MEM: u8 = 4;
+const POSTER_MEM: u8 = 5;
+const ACCESS_MEM: u8 = 6;
+const FILE_TABLE_MEM: u8 = 7;
+const FILE_ARENA_MEM: u8 = 8;
 
 /// The video canister's whole stable state over any `Memory` (the canister uses
 /// `DefaultMemoryImpl`, native tests a `VectorMemory` or a sparse test memory).
 pub struct VideoStore<M: Memory> {
-    header: VirtualMemory<M>,
+    layout: Layout<M>,
     /// The small candid record (memory 1); stored as `Encode!(&State)`, see [`State`].
-    state: StableCell<Candid<State>, VirtualMemory<M>>,
-    chunks: StableBTreeMap<u32, ChunkEntry, VirtualMemory<M>>,
-    declared: VirtualMemory<M>,
-    arena: VirtualMemory<M>,
-    poster: VirtualMemory<M>,
+    state: StableCell<Candid<State>, SubMemory<M>>,
+    chunks: StableBTreeMap<u32, ChunkEntry, SubMemory<M>>,
+    declared: SubMemory<M>,
+    arena: SubMemory<M>,
+    poster: SubMemory<M>,
     /// Memory 6, created on the first write (`store::access`).
-    access: AccessStore<M>,
+    access: AccessStore<SubMemory<M>>,
+    /// Memories 7 and 8, created on the first named file (`store::files`).
+    files: FileStore<SubMemory<M>>,
+}
+
+/// Where the canvid header and the virtual memories live.
+enum Layout<M: Memory> {
+    /// Layouts 1–3: a `MemoryManager` with 16 MiB buckets; the header is memory 0.
+    Managed { header: VirtualMemory<M> },
+    /// Layout 4 (`paged`): the header is at byte 0 of stable memory.
+    Paged { alloc: Rc<PageAllocator<M>> },
+}
+
+/// One virtual memory, of whichever layout the canister has.
+pub enum SubMemory<M: Memory> {
+    Managed(VirtualMemory<M>),
+    Paged(PagedMemory<M>),
+}
+
+impl<M: Memory> Memory for SubMemory<M> {
+    fn size(&self) -> u64 {
+        match self {
+            SubMemory::Managed(m) => m.size(),
+            SubMemory::Paged(m) => m.size(),
+        }
+    }
+    fn grow(&self, pages: u64) -> i64 {
+        match self {
+            SubMemory::Managed(m) => m.grow(pages),
+            SubMemory::Paged(m) => m.grow(pages),
+        }
+    }
+    fn read(&self, offset: u64, dst: &mut [u8]) {
+        match self {
+            SubMemory::Managed(m) => m.read(offset, dst),
+            SubMemory::Paged(m) => m.read(offset, dst),
+        }
+    }
+    fn write(&self, offset: u64, src: &[u8]) {
+        match self {
+            SubMemory::Managed(m) => m.write(offset, src),
+            SubMemory::Paged(m) => m.write(offset, src),
+        }
+    }
+}
+
+/// Hands out the virtual memories of either layout.
+enum Memories<M: Memory> {
+    Managed(MemoryManager<M>),
+    Paged(Rc<PageAllocator<M>>),
+}
+
+impl<M: Memory> Memories<M> {
+    fn get(&self, id: u8) -> SubMemory<M> {
+        match self {
+            Memories::Managed(mm) => SubMemory::Managed(mm.get(MemoryId::new(id))),
+            Memories::Paged(alloc) => SubMemory::Paged(PagedMemory::open(alloc, id)),
+        }
+    }
 }
 
 /// Grows `mem` so that `[0, end)` is addressable. On failure nothing was grown.
@@ -212,11 +280,28 @@ fn digest32(blob: &[u8], what: &str) -> Result<Digest32> {
 }
 
 impl<M: Memory> VideoStore<M> {
-    /// Lays out a fresh stable memory (`init`).
+    /// Lays out a fresh stable memory (`init`): layout 4.
     pub fn init(memory: M, init: &VideoInit, installer: Principal, now: u64) -> Result<Self> {
         init.validate()?;
+        let alloc = PageAllocator::init(memory, LAYOUT_VERSION)
+            .map_err(|reason| Error::Conflict { reason })?;
+        let layout = Layout::Paged {
+            alloc: Rc::clone(&alloc),
+        };
+        Self::init_in(layout, Memories::Paged(alloc), init, installer, now)
+    }
+
+    /// Lays out a fresh stable memory the way modules before layout 4 did (a `MemoryManager`
+    /// with 16 MiB buckets, layout 3): for tests of the older layouts' code paths.
+    pub fn init_managed(
+        memory: M,
+        init: &VideoInit,
+        installer: Principal,
+        now: u64,
+    ) -> Result<Self> {
+        init.validate()?;
         let mm = MemoryManager::init_with_bucket_size(memory, BUCKET_SIZE_PAGES);
-        let header = mm.get(HEADER_MEM);
+        let header = mm.get(MemoryId::new(HEADER_MEM));
         if header.size() != 0 {
             return Err(Error::Conflict {
                 reason: "stable memory is not empty".into(),
@@ -225,9 +310,33 @@ impl<M: Memory> VideoStore<M> {
         ensure_size(&header, HEADER_LEN as u64)?;
         let mut bytes = [0u8; HEADER_LEN];
         bytes[0..4].copy_from_slice(MAGIC);
-        bytes[4..8].copy_from_slice(&LAYOUT_VERSION.to_le_bytes());
+        bytes[4..8].copy_from_slice(&MANAGED_LAYOUT_VERSION.to_le_bytes());
         bytes[8..10].copy_from_slice(&BUCKET_SIZE_PAGES.to_le_bytes());
         header.write(0, &bytes);
+        Self::init_in(
+            Layout::Managed { header },
+            Memories::Managed(mm),
+            init,
+            installer,
+            now,
+        )
+    }
+
+    /// Rewrites the layout version field (tests of migrations and refusals).
+    pub fn write_layout_version(&self, version: u32) {
+        match &self.layout {
+            Layout::Managed { header } => header.write(4, &version.to_le_bytes()),
+            Layout::Paged { alloc } => alloc.set_layout_version(version),
+        }
+    }
+
+    fn init_in(
+        layout: Layout<M>,
+        mems: Memories<M>,
+        init: &VideoInit,
+        installer: Principal,
+        now: u64,
+    ) -> Result<Self> {
         let state = State {
             owner: init.owner,
             creator: init.creator,
@@ -260,16 +369,32 @@ impl<M: Memory> VideoStore<M> {
             next_purchase: None,
             token_secret: None,
             platform_fee: init.platform_fee.clone(),
+            files: None,
         };
-        Ok(VideoStore {
-            header,
-            state: StableCell::new(mm.get(STATE_MEM), Candid(state)),
-            chunks: StableBTreeMap::new(mm.get(CHUNKS_MEM)),
-            declared: mm.get(DECLARED_MEM),
-            arena: mm.get(ARENA_MEM),
-            poster: mm.get(POSTER_MEM),
-            access: AccessStore::open(mm.get(ACCESS_MEM)),
-        })
+        Ok(Self::assemble(
+            layout,
+            &mems,
+            StableCell::new(mems.get(STATE_MEM), Candid(state)),
+            StableBTreeMap::new(mems.get(CHUNKS_MEM)),
+        ))
+    }
+
+    fn assemble(
+        layout: Layout<M>,
+        mems: &Memories<M>,
+        state: StableCell<Candid<State>, SubMemory<M>>,
+        chunks: StableBTreeMap<u32, ChunkEntry, SubMemory<M>>,
+    ) -> Self {
+        VideoStore {
+            layout,
+            state,
+            chunks,
+            declared: mems.get(DECLARED_MEM),
+            arena: mems.get(ARENA_MEM),
+            poster: mems.get(POSTER_MEM),
+            access: AccessStore::open(mems.get(ACCESS_MEM)),
+            files: FileStore::open(mems.get(FILE_TABLE_MEM), mems.get(FILE_ARENA_MEM)),
+        }
     }
 
     /// Re-opens the structures after an upgrade; checks the header first.
@@ -279,8 +404,11 @@ impl<M: Memory> VideoStore<M> {
                 what: "video canister stable memory (empty)".into(),
             });
         }
+        if paged::is_paged(&memory) {
+            return Self::load_paged(memory);
+        }
         let mm = MemoryManager::init_with_bucket_size(memory, BUCKET_SIZE_PAGES);
-        let header = mm.get(HEADER_MEM);
+        let header = mm.get(MemoryId::new(HEADER_MEM));
         if header.size() == 0 {
             return Err(Error::NotFound {
                 what: "canvid header (stable memory 0)".into(),
@@ -294,23 +422,78 @@ impl<M: Memory> VideoStore<M> {
             });
         }
         let version = u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
-        if !(OLDEST_LAYOUT_VERSION..=LAYOUT_VERSION).contains(&version) {
+        if !(OLDEST_LAYOUT_VERSION..=MANAGED_LAYOUT_VERSION).contains(&version) {
             return Err(Error::InvalidArgument {
                 reason: format!(
-                    "stable layout version {version}, this build reads \
-                     {OLDEST_LAYOUT_VERSION}..={LAYOUT_VERSION}"
+                    "stable layout version {version} in a MemoryManager layout, this build \
+                     reads {OLDEST_LAYOUT_VERSION}..={MANAGED_LAYOUT_VERSION} there (and \
+                     {LAYOUT_VERSION} in its own)"
                 ),
             });
         }
-        let state_mem = mm.get(STATE_MEM);
+        let mems = Memories::Managed(mm);
+        let state_mem = mems.get(STATE_MEM);
+        Self::check_state_cell(&state_mem)?;
+        if version < MANAGED_LAYOUT_VERSION {
+            // 1 -> 2: memory 5 (poster) is new and absent means "no poster"; 2 -> 3: memory 6
+            // (access) is new and absent means "no allowlist, passes or receipts", and the
+            // state cell's new `access` field decodes as `None` (public). Only the version
+            // field changes. Done last, after every check above passed.
+            header.write(4, &MANAGED_LAYOUT_VERSION.to_le_bytes());
+        }
+        // Named files (memories 7 and 8) need no migration either: absent means none, and they
+        // are created in the same MemoryManager on the first declaration.
+        Ok(Self::assemble(
+            Layout::Managed { header },
+            &mems,
+            StableCell::init(state_mem, Candid(Self::placeholder())),
+            StableBTreeMap::init(mems.get(CHUNKS_MEM)),
+        ))
+    }
+
+    fn load_paged(memory: M) -> Result<Self> {
+        let alloc =
+            PageAllocator::open(memory).map_err(|reason| Error::InvalidArgument { reason })?;
+        let version = alloc.layout_version();
+        if version != LAYOUT_VERSION {
+            return Err(Error::InvalidArgument {
+                reason: format!(
+                    "stable layout version {version}, this build reads {LAYOUT_VERSION} in its \
+                     own layout"
+                ),
+            });
+        }
+        let mems = Memories::Paged(Rc::clone(&alloc));
+        let state_mem = mems.get(STATE_MEM);
+        Self::check_state_cell(&state_mem)?;
+        Ok(Self::assemble(
+            Layout::Paged { alloc },
+            &mems,
+            StableCell::init(state_mem, Candid(Self::placeholder())),
+            StableBTreeMap::init(mems.get(CHUNKS_MEM)),
+        ))
+    }
+
+    fn check_state_cell(state_mem: &SubMemory<M>) -> Result<()> {
         if state_mem.size() == 0 {
             return Err(Error::NotFound {
                 what: "video state (stable memory 1)".into(),
             });
         }
-        // `Cell::init` keeps the stored value when the memory holds a cell; the placeholder is
-        // never written because the memory is not empty and the magic is checked by the cell.
-        let placeholder = State {
+        let mut magic = [0u8; 3];
+        state_mem.read(0, &mut magic);
+        if &magic != b"SCL" {
+            return Err(Error::InvalidArgument {
+                reason: "state cell (stable memory 1) is corrupt".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// `Cell::init` keeps the stored value when the memory holds a cell (checked first by
+    /// [`Self::check_state_cell`]): this placeholder is never written.
+    fn placeholder() -> State {
+        State {
             owner: Principal::anonymous(),
             creator: Principal::anonymous(),
             installer: Principal::anonymous(),
@@ -335,47 +518,46 @@ impl<M: Memory> VideoStore<M> {
             next_purchase: None,
             token_secret: None,
             platform_fee: None,
-        };
-        let mut magic = [0u8; 3];
-        state_mem.read(0, &mut magic);
-        if &magic != b"SCL" {
-            return Err(Error::InvalidArgument {
-                reason: "state cell (stable memory 1) is corrupt".into(),
-            });
+            files: None,
         }
-        if version < LAYOUT_VERSION {
-            // 1 -> 2: memory 5 (poster) is new and absent means "no poster"; 2 -> 3: memory 6
-            // (access) is new and absent means "no allowlist, passes or receipts", and the
-            // state cell's new `access` field decodes as `None` (public). Only the version
-            // field changes. Done last, after every check above passed.
-            header.write(4, &LAYOUT_VERSION.to_le_bytes());
-        }
-        Ok(VideoStore {
-            header,
-            state: StableCell::init(state_mem, Candid(placeholder)),
-            chunks: StableBTreeMap::init(mm.get(CHUNKS_MEM)),
-            declared: mm.get(DECLARED_MEM),
-            arena: mm.get(ARENA_MEM),
-            poster: mm.get(POSTER_MEM),
-            access: AccessStore::open(mm.get(ACCESS_MEM)),
-        })
     }
 
     pub fn layout_version(&self) -> u32 {
-        let mut v = [0u8; 4];
-        self.header.read(4, &mut v);
-        u32::from_le_bytes(v)
+        match &self.layout {
+            Layout::Managed { header } => {
+                let mut v = [0u8; 4];
+                header.read(4, &mut v);
+                u32::from_le_bytes(v)
+            }
+            Layout::Paged { alloc } => alloc.layout_version(),
+        }
+    }
+
+    /// Pages a virtual memory grows by at least: a 16 MiB bucket in layouts 1–3, one page in 4.
+    pub fn allocation_unit_pages(&self) -> u64 {
+        match &self.layout {
+            Layout::Managed { .. } => u64::from(BUCKET_SIZE_PAGES),
+            Layout::Paged { .. } => 1,
+        }
+    }
+
+    /// Extents in the page table (layout 4), for `canister_info` and the tests.
+    pub fn extent_count(&self) -> Option<u32> {
+        match &self.layout {
+            Layout::Managed { .. } => None,
+            Layout::Paged { alloc } => Some(alloc.extent_count()),
+        }
     }
 
     pub fn state(&self) -> &State {
         &self.state.get().0
     }
 
-    pub fn access(&self) -> &AccessStore<M> {
+    pub fn access(&self) -> &AccessStore<SubMemory<M>> {
         &self.access
     }
 
-    pub fn access_mut(&mut self) -> &mut AccessStore<M> {
+    pub fn access_mut(&mut self) -> &mut AccessStore<SubMemory<M>> {
         &mut self.access
     }
 
@@ -417,8 +599,13 @@ impl<M: Memory> VideoStore<M> {
             None => (String::new(), 0, None, 0, 0),
         };
         VideoMetadata {
-            files: None,
-            renditions: None,
+            files: Some(s.files.as_ref().map_or(0, |f| f.declared)),
+            renditions: Some(
+                s.files
+                    .as_ref()
+                    .map(|f| f.renditions.clone())
+                    .unwrap_or_default(),
+            ),
             status: s.status(),
             title: s.title.clone(),
             description: s.description.clone(),

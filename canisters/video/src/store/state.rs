@@ -117,6 +117,8 @@ pub struct State {
     pub token_secret: Option<ByteBuf>,
     /// `VideoInit::platform_fee` (layout version 3; absent: none).
     pub platform_fee: Option<PlatformFee>,
+    /// Named-file counters (`store::files`; absent: no named file).
+    pub files: Option<super::FilesState>,
 }
 
 /// The hand-over of control of a funded video (security review M3): the owner becomes a
@@ -138,11 +140,16 @@ pub struct Handover {
 }
 
 impl State {
+    /// Ready once `finish_upload` set `ready_at` (with the main file's `digest` when there is
+    /// one); Uploading while a main file or a named file is declared; else Empty.
     pub fn status(&self) -> VideoStatus {
-        match (&self.upload, &self.digest) {
-            (None, _) => VideoStatus::Empty,
-            (Some(_), None) => VideoStatus::Uploading,
-            (Some(_), Some(_)) => VideoStatus::Ready,
+        let named = self.files.as_ref().is_some_and(|f| f.declared > 0);
+        if self.digest.is_some() || self.ready_at.is_some() {
+            VideoStatus::Ready
+        } else if self.upload.is_some() || named {
+            VideoStatus::Uploading
+        } else {
+            VideoStatus::Empty
         }
     }
 }
@@ -180,6 +187,7 @@ mod tests {
             next_purchase: None,
             token_secret: None,
             platform_fee: None,
+            files: None,
         }
     }
 

@@ -521,19 +521,19 @@ fn state_survives_reload_and_header_is_checked() {
 #[test]
 fn older_layouts_are_migrated_and_newer_layouts_are_refused() {
     let mem = VectorMemory::default();
-    let mut s = VideoStore::init(mem.clone(), &init_arg(), p(9), 1).unwrap();
+    let mut s = VideoStore::init_managed(mem.clone(), &init_arg(), p(9), 1).unwrap();
     s.begin_upload(&spec(6, 3), 1).unwrap();
     s.put_chunk(0, b"abc", 2).unwrap();
     // Make it a version-1 memory: header field rewritten, memory 5 never grown.
-    s.header.write(4, &1u32.to_le_bytes());
+    s.write_layout_version(1);
     assert_eq!(s.layout_version(), 1);
     assert!(s.poster().is_none());
     drop(s);
     let mut s = VideoStore::load(mem.clone()).unwrap();
     assert_eq!(
         s.layout_version(),
-        LAYOUT_VERSION,
-        "version 1 is migrated on load"
+        MANAGED_LAYOUT_VERSION,
+        "version 1 is migrated on load (within the MemoryManager family: data never moves)"
     );
     assert!(!s.access().in_use(), "an absent memory 6 is a public video");
     assert_eq!(s.read_range(0, 3).unwrap(), b"abc");
@@ -547,13 +547,23 @@ fn older_layouts_are_migrated_and_newer_layouts_are_refused() {
         ("image/png", &b"img"[..])
     );
     // Version 2 (a poster, no memory 6) is migrated the same way.
-    s.header.write(4, &2u32.to_le_bytes());
+    s.write_layout_version(2);
     drop(s);
     let s = VideoStore::load(mem.clone()).unwrap();
-    assert_eq!(s.layout_version(), LAYOUT_VERSION);
+    assert_eq!(s.layout_version(), MANAGED_LAYOUT_VERSION);
     assert!(s.poster().is_some());
     // A layout from the future is refused, not reinterpreted.
-    s.header.write(4, &(LAYOUT_VERSION + 1).to_le_bytes());
+    s.write_layout_version(MANAGED_LAYOUT_VERSION + 1);
+    drop(s);
+    assert!(matches!(
+        VideoStore::load(mem),
+        Err(Error::InvalidArgument { .. })
+    ));
+    // The same in layout 4's own header.
+    let mem = VectorMemory::default();
+    let s = VideoStore::init(mem.clone(), &init_arg(), p(9), 1).unwrap();
+    assert_eq!(s.layout_version(), LAYOUT_VERSION);
+    s.write_layout_version(LAYOUT_VERSION + 1);
     drop(s);
     assert!(matches!(
         VideoStore::load(mem),
@@ -687,8 +697,8 @@ fn the_arena_grows_with_the_bytes_stored_not_the_declaration() {
         Err(Error::Busy { .. })
     ));
     assert_eq!(s.chunks_stored(), 3);
-    // The allocation: what the window allows, rounded up to the 16 MiB bucket.
-    let bucket = u64::from(BUCKET_SIZE_PAGES) * WASM_PAGE;
+    // The allocation: what the window allows, rounded up to the allocation unit (a page).
+    let bucket = s.allocation_unit_pages() * WASM_PAGE;
     assert_eq!(
         s.arena_allocated_bytes(),
         ((u64::from(window) + 2) * cs).div_ceil(bucket) * bucket
@@ -793,7 +803,7 @@ mod props {
             std::sync::OnceLock::new();
         let (image, header, value, len) = IMAGE.get_or_init(|| {
             let mem = VectorMemory::default();
-            let mut s = VideoStore::init(mem.clone(), &init_arg(), p(9), 1).unwrap();
+            let mut s = VideoStore::init_managed(mem.clone(), &init_arg(), p(9), 1).unwrap();
             s.begin_upload(&spec(6, 3), 1).unwrap();
             s.put_chunk(1, b"def", 2).unwrap();
             drop(s);
@@ -833,11 +843,11 @@ mod props {
             }
             let now = mem.borrow()[header..header + 16].to_vec();
             let version = u32::from_le_bytes([now[4], now[5], now[6], now[7]]);
-            let known = &now[0..4] == MAGIC && (1..=LAYOUT_VERSION).contains(&version);
+            let known = &now[0..4] == MAGIC && (1..=MANAGED_LAYOUT_VERSION).contains(&version);
             match VideoStore::load(mem.clone()) {
                 Ok(s) => {
                     prop_assert!(known, "header {:?} accepted", now);
-                    prop_assert_eq!(s.layout_version(), LAYOUT_VERSION);
+                    prop_assert_eq!(s.layout_version(), MANAGED_LAYOUT_VERSION);
                     prop_assert_eq!(s.read_range(3, 3).unwrap(), b"def".to_vec());
                 }
                 Err(e) => {

@@ -12,8 +12,7 @@ use ic_stable_structures::Memory;
 use serde_bytes::ByteBuf;
 
 use super::{
-    digest32, ensure_size, sha256, ChunkEntry, Digest32, UploadDecl, VideoStore, BUCKET_SIZE_PAGES,
-    WASM_PAGE,
+    digest32, ensure_size, sha256, ChunkEntry, Digest32, UploadDecl, VideoStore, WASM_PAGE,
 };
 
 /// How many present chunk-table entries one `missing_chunks` call may walk past: keeps the query
@@ -26,6 +25,15 @@ pub const INCOMPLETE_LIST: u32 = 100;
 impl<M: Memory> VideoStore<M> {
     /// Declares (or re-declares, to resume) the file. See `UploadSpec`.
     pub fn begin_upload(&mut self, spec: &UploadSpec, now: u64) -> Result<VideoMetadata> {
+        if spec.path.is_some() {
+            self.begin_files(std::slice::from_ref(spec), now)?;
+            return Ok(self.metadata());
+        }
+        if spec.rendition.is_some() {
+            return Err(Error::InvalidArgument {
+                reason: "a rendition belongs to a named file (give its path)".into(),
+            });
+        }
         let decl = validate_spec(spec)?;
         match (&self.state().upload, self.status()) {
             (_, VideoStatus::Ready) => return Err(Error::AlreadyFinished),
@@ -81,6 +89,7 @@ impl<M: Memory> VideoStore<M> {
             VideoStatus::Uploading => {}
         }
         self.chunks.clear_new();
+        self.reset_files();
         self.update_state(|s| {
             s.upload = None;
             s.uploaded_bytes = 0;
@@ -162,13 +171,15 @@ impl<M: Memory> VideoStore<M> {
         })
     }
 
-    /// Bytes of stable memory the arena holds already: its pages rounded up to whole memory
-    /// manager buckets (growing inside the last bucket costs nothing more).
+    /// Bytes of stable memory the arena holds already: its pages rounded up to the allocation
+    /// unit (a 16 MiB bucket in layouts 1–3, where growing inside the last bucket costs nothing
+    /// more; a page in layout 4).
     pub fn arena_allocated_bytes(&self) -> u64 {
-        let pages = self.arena.size();
-        pages
-            .div_ceil(u64::from(BUCKET_SIZE_PAGES))
-            .saturating_mul(u64::from(BUCKET_SIZE_PAGES))
+        let unit = self.allocation_unit_pages();
+        self.arena
+            .size()
+            .div_ceil(unit)
+            .saturating_mul(unit)
             .saturating_mul(WASM_PAGE)
     }
 
@@ -299,7 +310,21 @@ impl<M: Memory> VideoStore<M> {
 
     /// Verifies every chunk, computes the file digest and makes the video Ready.
     pub fn finish_upload(&mut self, now: u64) -> Result<VideoMetadata> {
+        if self.status() == VideoStatus::Ready {
+            return Err(Error::AlreadyFinished);
+        }
+        if self.state().upload.is_none() && self.files_state().declared > 0 {
+            // Named files only: no main file to verify.
+            self.check_files_finished()?;
+            self.update_state(|s| {
+                s.ready_at = Some(now);
+                s.updated_at = now;
+                Ok(())
+            })?;
+            return Ok(self.metadata());
+        }
         let u = self.uploading()?;
+        self.check_files_finished()?;
         let stored = self.chunks_stored();
         if stored != u.chunk_count {
             let (missing, _) = self.scan_missing(

@@ -365,6 +365,8 @@ fn error_answers_are_never_upgraded() {
         for method in CERTIFIED_405_METHODS {
             cases.push((method, path, vec![], 405, true));
         }
+        // The CORS preflight (formerly a certified 405) is certified at every path too.
+        cases.push(("OPTIONS", path, vec![], 204, true));
     }
     for (method, url, headers, want, certified) in cases {
         let request = req(method, url, &headers);
@@ -665,3 +667,6 @@ fn fixed_extras_follow_the_poster() {
 
 /// Private and paid videos: the preview is public, the rest needs a playback token.
 mod gated;
+
+/// Named files (HLS ladders, subtitles, thumbnails) at their own paths.
+mod named;

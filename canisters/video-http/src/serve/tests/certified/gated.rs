@@ -18,7 +18,7 @@ fn gate(viewer: Viewer) -> Gate {
 fn gated_video() -> (MemVideo, Certifier) {
     let v = MemVideo::new(3_500, C);
     let mut c = certified(&v);
-    c.certify_gate(&v, true).unwrap();
+    c.certify_gate(&v, true, &[]).unwrap();
     (v, c)
 }
 
@@ -249,7 +249,7 @@ fn answers_without_media_bytes_are_unchanged() {
     let mut up = MemVideo::new(3_500, C);
     up.status = VideoStatus::Uploading;
     let mut c = certified(&up);
-    c.certify_gate(&up, true).unwrap();
+    c.certify_gate(&up, true, &[]).unwrap();
     let request = req("GET", "/", &[("Range", "bytes=3000-")]);
     let r = gated_query(&c, &up, Some(&gate(Viewer::NoToken)), &request);
     assert_eq!(status(&r), 503);
@@ -262,7 +262,7 @@ fn answers_without_media_bytes_are_unchanged() {
 fn small_video_and_no_preview() {
     let v = MemVideo::new(700, C);
     let mut c = certified(&v);
-    c.certify_gate(&v, true).unwrap();
+    c.certify_gate(&v, true, &[]).unwrap();
     for (preview_end, served) in [(0, false), (699, false), (700, true), (1_000, true)] {
         let g = Gate {
             preview_end,
@@ -283,7 +283,7 @@ fn small_video_and_no_preview() {
     }
     let big = MemVideo::new(3_500, C);
     let mut c = certified(&big);
-    c.certify_gate(&big, true).unwrap();
+    c.certify_gate(&big, true, &[]).unwrap();
     let g = Gate {
         preview_end: 0,
         viewer: Viewer::Denied,
@@ -354,30 +354,30 @@ fn gate_entries_follow_certify_gate() {
 
     // Idempotent; removing them gives the ungated tree back.
     let mut c = certified(&v);
-    c.certify_gate(&v, true).unwrap();
-    assert_eq!(c.certify_gate(&v, true).unwrap(), gated.root_hash());
-    assert_eq!(c.certify_gate(&v, false).unwrap(), ungated.root_hash());
+    c.certify_gate(&v, true, &[]).unwrap();
+    assert_eq!(c.certify_gate(&v, true, &[]).unwrap(), gated.root_hash());
+    assert_eq!(c.certify_gate(&v, false, &[]).unwrap(), ungated.root_hash());
     assert_eq!(c.entry_count(), ungated.entry_count());
-    assert_eq!(c.certify_gate(&v, false).unwrap(), ungated.root_hash());
+    assert_eq!(c.certify_gate(&v, false, &[]).unwrap(), ungated.root_hash());
 
     // Told before the build: the full build, and the budgeted one, keep them. (Same entries,
     // not the same root: the root hash follows the order of insertion, see `tree_paths`.)
     let mut c = Certifier::new();
-    c.certify_gate(&v, true).unwrap();
+    c.certify_gate(&v, true, &[]).unwrap();
     c.certify_all(&v).unwrap();
     assert_eq!(c.tree_paths(), gated.tree_paths());
     let mut c = Certifier::new();
-    c.certify_gate(&v, true).unwrap();
+    c.certify_gate(&v, true, &[]).unwrap();
     c.start(&v).unwrap();
     while c.resume(&v, &mut || false).unwrap() > 0 {}
     assert_eq!(c.tree_paths(), gated.tree_paths());
     assert_eq!(c.entry_count(), gated.entry_count());
     // A rebuild after `certify_gate(false)` does not bring back a stale copy.
-    c.certify_gate(&v, false).unwrap();
+    c.certify_gate(&v, false, &[]).unwrap();
     c.certify_all(&v).unwrap();
     assert_eq!(c.tree_paths(), ungated.tree_paths());
     // Nor after `certify_gate(true)` lose them.
-    c.certify_gate(&v, true).unwrap();
+    c.certify_gate(&v, true, &[]).unwrap();
     c.certify_all(&v).unwrap();
     assert_eq!(c.tree_paths(), gated.tree_paths());
     assert_ne!(gated.tree_paths(), ungated.tree_paths());
@@ -393,7 +393,7 @@ fn gate_entries_follow_certify_gate() {
 
     // Not (or no longer) in the tree: the refusal is still answered by the query, uncertified
     // (never an update call), so a canister that has not told the certifier fails closed.
-    c.certify_gate(&v, false).unwrap();
+    c.certify_gate(&v, false, &[]).unwrap();
     for (viewer, want) in [(Viewer::NoToken, 401), (Viewer::Denied, 403)] {
         let g = gate(viewer);
         let r = gated_query(&c, &v, Some(&g), &request);
@@ -433,7 +433,7 @@ fn refusals_are_tied_to_path_and_status() {
 fn update_need_agrees_with_the_gated_query() {
     let (v, complete) = gated_video();
     let mut partial = Certifier::new();
-    partial.certify_gate(&v, true).unwrap();
+    partial.certify_gate(&v, true, &[]).unwrap();
     partial.start(&v).unwrap();
     partial.resume(&v, &mut || false).unwrap(); // chunk 1 only
     let mut rng = Rng(23);
