@@ -113,7 +113,8 @@ pub enum Command {
         /// Title (default: the file name).
         #[arg(long)]
         title: Option<String>,
-        /// Transcode FILE into an HLS ladder (in a temporary directory) and upload it too.
+        /// Transcode FILE into an HLS ladder (kept in DIR/hls-work/ until the upload is finished,
+        /// so a re-run resumes with the same files) and upload it too.
         #[arg(long)]
         hls: bool,
         /// Upload the HLS tree prepared in DIR by `canvid hls prepare` (no transcoding).
@@ -141,6 +142,10 @@ pub enum Command {
         /// Output file (default: standard output).
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// A named file instead of the main file (e.g. /hls/master.m3u8), checked against its
+        /// chunk digests and the file digest `files` lists.
+        #[arg(long, value_name = "PATH")]
+        path: Option<String>,
         #[command(flatten)]
         net: NetArgs,
     },
@@ -471,14 +476,26 @@ pub fn run(cli: Cli) -> Result<()> {
                 .await
             })
         }
-        Command::Get { id, output, net } => {
+        Command::Get {
+            id,
+            output,
+            path,
+            net,
+        } => {
             let id = principal("video id", &id)?;
             if let Some(out) = &output {
                 check_output(out)?;
             }
+            if let Some(p) = &path {
+                canvid_types::files::validate_path(p)
+                    .map_err(|e| Error::Input(format!("--path: {e}")))?;
+            }
             check_identity(&net)?;
             with_client(&net, |c| async move {
-                crate::commands::get(&c, id, output).await
+                match path {
+                    Some(p) => crate::hls_upload::get_named(&c, id, &p, output).await,
+                    None => crate::commands::get(&c, id, output).await,
+                }
             })
         }
         Command::Ls {
@@ -590,19 +607,33 @@ fn upload_hls(
     }
     let resume = resume.map(|r| principal("video id", &r)).transpose()?;
     check_identity(net)?;
-    // The temporary ladder lives until the upload is over.
-    let mut _tmp = None;
+    // A ladder made here is kept in the state directory until its upload is finished, so that
+    // a re-run resumes with the same bytes: x264 under a VBV cap with frame threads does not
+    // encode the same source to the same bytes twice, and the canister refuses a file declared
+    // again with other bytes.
+    let mut work_dir = None;
     let files = match &hls_dir {
         Some(dir) => crate::hls::scan(dir)?,
         None => {
             let source = file
                 .as_deref()
                 .ok_or_else(|| Error::Input("--hls needs the source video FILE".into()))?;
-            let tmp =
-                tempfile::tempdir().map_err(|e| Error::io("creating a temporary directory", e))?;
-            let prepared = prepare_ladder(source, tmp.path(), ladder)?;
-            _tmp = Some(tmp);
-            prepared.files
+            let dir = ladder_work_dir(&net.state, source, ladder)?;
+            let done = dir.join(PREPARED_MARKER);
+            let files = if done.is_file() {
+                eprintln!(
+                    "reusing the ladder prepared in {} (an unfinished upload)",
+                    dir.display()
+                );
+                crate::hls::scan(&dir)?
+            } else {
+                let prepared = prepare_ladder(source, &dir, ladder)?;
+                std::fs::write(&done, b"")
+                    .map_err(|e| Error::io(format!("writing {}", done.display()), e))?;
+                prepared.files
+            };
+            work_dir = Some(dir);
+            files
         }
     };
     let title = title.unwrap_or_else(|| {
@@ -624,7 +655,42 @@ fn upload_hls(
             },
         )
         .await
-    })
+    })?;
+    if let Some(dir) = work_dir {
+        // Uploaded and verified: the ladder is in the canister now.
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    Ok(())
+}
+
+/// Marks a ladder work directory whose `prepare` completed.
+const PREPARED_MARKER: &str = ".prepared";
+
+/// `DIR/hls-work/<key>`: where `upload --hls` prepares the ladder of `source`, keyed by the
+/// source (path, size, modification time) and the ladder options, so the same upload finds it
+/// again and a changed source or option does not.
+fn ladder_work_dir(state: &Path, source: &Path, ladder: &LadderArgs) -> Result<PathBuf> {
+    let meta = std::fs::metadata(source).map_err(|e| Error::from_open(source, e))?;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let canonical = std::fs::canonicalize(source).unwrap_or_else(|_| source.to_path_buf());
+    let key = crate::upload::sha256(
+        format!(
+            "{}\0{}\0{mtime}\0{:?}",
+            canonical.display(),
+            meta.len(),
+            ladder
+        )
+        .as_bytes(),
+    );
+    let dir = state.join("hls-work").join(hex::encode(&key[..12]));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    Ok(dir)
 }
 
 /// Runs `f` with an agent for `net` on a tokio runtime (the agent is async).

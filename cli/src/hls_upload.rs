@@ -14,10 +14,10 @@
 //! The set is keyed in `DIR/uploads.json` by the network and a digest over every file's path
 //! and digest. Running the same upload again finds the canister, declares the same files again
 //! (an identical declaration is accepted), reads which files are complete from `files`, asks
-//! `missing_chunks` for the partial ones and sends only what is missing. A ladder transcoded
-//! again on the same machine with the same ffmpeg is byte-identical (x264 is deterministic), so
-//! `--hls` resumes too; `canvid hls prepare` + `--hls-dir` makes that independent of the
-//! machine.
+//! `missing_chunks` for the partial ones and sends only what is missing. The files must be the
+//! same bytes: `--hls` keeps its ladder in `DIR/hls-work/` until the upload is finished (x264
+//! under a VBV cap with frame threads does not encode a source to the same bytes twice), and
+//! `--hls-dir` uploads the files on disk.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -661,4 +661,70 @@ impl FilesClient for AgentFiles<'_> {
             .call_ok(Kind::Update, self.video, "finish_upload", ())
             .await
     }
+}
+
+/// `canvid get ID --path P`: a named file, chunk by chunk (`get_file_chunk`); the chunks'
+/// SHA-256 digests must combine into the file digest `files` lists before anything is written.
+pub async fn get_named(
+    client: &Client,
+    video: Principal,
+    path: &str,
+    output: Option<PathBuf>,
+) -> Result<()> {
+    use std::io::Write;
+    let agent = AgentFiles { client, video };
+    let files = agent.files().await?;
+    let info = files
+        .get(path)
+        .ok_or_else(|| Error::Input(format!("{video} has no named file {path}")))?;
+    let digest = info
+        .digest
+        .as_ref()
+        .and_then(|d| <[u8; 32]>::try_from(d.as_slice()).ok())
+        .ok_or_else(|| {
+            Error::Verify(format!(
+                "{path} of {video} has no digest yet: the video is not Ready"
+            ))
+        })?;
+    let mut bytes = Vec::with_capacity(info.size as usize);
+    let mut chunk_digests = Vec::new();
+    for index in 0..info.chunk_count {
+        let chunk: ByteBuf = client
+            .call_ok(
+                Kind::Query,
+                video,
+                "get_file_chunk",
+                (canvid_types::files::FileChunkArgs {
+                    path: path.to_string(),
+                    index,
+                },),
+            )
+            .await?;
+        chunk_digests.push(upload::sha256(&chunk));
+        bytes.extend_from_slice(&chunk);
+    }
+    if bytes.len() as u64 != info.size || upload::file_digest(&chunk_digests) != digest {
+        return Err(Error::Verify(format!(
+            "{path} of {video}: {} bytes read hash to {}, but the file is {} bytes with digest {}",
+            bytes.len(),
+            hex::encode(upload::file_digest(&chunk_digests)),
+            info.size,
+            hex::encode(digest)
+        )));
+    }
+    match output {
+        Some(p) => std::fs::write(&p, &bytes)
+            .map_err(|e| Error::io(format!("writing {}", p.display()), e))?,
+        None => std::io::stdout()
+            .lock()
+            .write_all(&bytes)
+            .map_err(|e| Error::io("writing the file", e))?,
+    }
+    eprintln!(
+        "{path}: {} ({}), digest {} verified",
+        fmt::bytes(info.size),
+        info.mime_type,
+        hex::encode(digest)
+    );
+    Ok(())
 }
