@@ -146,10 +146,11 @@ pub enum HlsError {
     },
     /// A bad `--subtitles` argument or subtitle file.
     Subtitles(String),
-    /// A file of the ladder is larger than one HTTP answer even with the shortest segments.
+    /// A file of the ladder is larger than one HTTP answer (`why`: after what).
     FileTooLarge {
         path: String,
         size: u64,
+        why: &'static str,
     },
     /// A prepared directory that is not a ladder this module can upload.
     BadTree {
@@ -183,10 +184,10 @@ impl fmt::Display for HlsError {
                 path.display()
             ),
             HlsError::Subtitles(reason) => write!(f, "subtitles: {reason}"),
-            HlsError::FileTooLarge { path, size } => write!(
+            HlsError::FileTooLarge { path, size, why } => write!(
                 f,
                 "{path} is {size} bytes, more than the {MAX_FILE_BYTES} bytes one HTTP answer \
-                 of the canister can hold, even with 1-second segments"
+                 of the canister can hold ({why})"
             ),
             HlsError::BadTree { dir, reason } => write!(
                 f,
@@ -632,7 +633,13 @@ pub fn prepare(
                 ));
                 seconds = shorter;
             }
-            Some((path, size)) => return Err(HlsError::FileTooLarge { path, size }),
+            Some((path, size)) => {
+                return Err(HlsError::FileTooLarge {
+                    path,
+                    size,
+                    why: "even with 1-second segments; lower the rung caps",
+                })
+            }
         }
     };
 
@@ -646,7 +653,11 @@ pub fn prepare(
         write_thumbnails(source, &info, out)?;
     }
     if let Some((path, size)) = oversized(out)? {
-        return Err(HlsError::FileTooLarge { path, size });
+        return Err(HlsError::FileTooLarge {
+            path,
+            size,
+            why: "a subtitle or thumbnail file: split it or leave it out",
+        });
     }
     let files = scan(out)?;
     Ok(Prepared {
@@ -1069,7 +1080,11 @@ pub fn scan(dir: &Path) -> Result<Vec<TreeFile>> {
             return Err(bad(format!("{path} is empty")));
         }
         if size > MAX_FILE_BYTES {
-            return Err(HlsError::FileTooLarge { path, size });
+            return Err(HlsError::FileTooLarge {
+                path,
+                size,
+                why: "cut the ladder with shorter segments or lower bitrates",
+            });
         }
         let rendition = renditions
             .iter()

@@ -464,7 +464,10 @@ fn hls_prepare_builds_an_aligned_ladder_within_the_size_limit() {
         .arg(&out)
         .arg("--subtitles")
         .arg(format!("fr={}", ext.display()))
-        .arg("--thumbnails"));
+        .arg("--thumbnails")
+        // Half the time of the default preset, and the harder case for the size limit: the
+        // least efficient encoder fills its VBV cap the most.
+        .args(["--preset", "ultrafast"]));
     assert!(o.status.success(), "hls prepare failed: {}", stderr(&o));
     eprintln!(
         "hls prepare of 6 s of 1080p: {:.1} s",
@@ -673,6 +676,36 @@ fn hls_prepare_refuses_bad_inputs_in_one_line() {
         .arg(&out)
         .args(["--subtitles", "en=/no/such.srt"]));
     assert_one_line_error(&o, 3, "file not found: /no/such.srt");
+    // A tree made elsewhere with a segment larger than one HTTP answer is refused before any
+    // call (no network is running here).
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("hls/240p")).unwrap();
+    std::fs::write(
+        tree.join("hls/master.m3u8"),
+        "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1,RESOLUTION=2x2\n240p/index.m3u8\n",
+    )
+    .unwrap();
+    std::fs::write(tree.join("hls/240p/index.m3u8"), "#EXTM3U\n").unwrap();
+    std::fs::write(tree.join("hls/240p/seg-00000.m4s"), vec![0u8; 2_000_001]).unwrap();
+    let o = run(canvid()
+        .args(["upload", "--no-original", "--hls-dir"])
+        .arg(&tree)
+        .arg("--state")
+        .arg(dir.path().join("state")));
+    assert_one_line_error(
+        &o,
+        1,
+        "/hls/240p/seg-00000.m4s is 2000001 bytes, more than the 2000000 bytes",
+    );
+    // A tree whose master names a rung playlist that is not there.
+    std::fs::remove_file(tree.join("hls/240p/seg-00000.m4s")).unwrap();
+    std::fs::remove_file(tree.join("hls/240p/index.m3u8")).unwrap();
+    let o = run(canvid()
+        .args(["upload", "--no-original", "--hls-dir"])
+        .arg(&tree)
+        .arg("--state")
+        .arg(dir.path().join("state")));
+    assert_one_line_error(&o, 3, "names hls/240p/index.m3u8, which is missing");
     require_ffmpeg();
     let o = run(canvid().args(["hls", "prepare"]).arg(&not_video).arg(&out));
     assert_one_line_error(&o, 3, "is not a video ffprobe can read (");
