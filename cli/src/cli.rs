@@ -276,6 +276,7 @@ impl LadderArgs {
             preset: Some(self.preset.clone()),
             segment_seconds: self.segment_seconds,
             thumbnails: self.thumbnails,
+            max_file_bytes: None,
         })
     }
 }

@@ -150,6 +150,7 @@ pub enum HlsError {
     FileTooLarge {
         path: String,
         size: u64,
+        limit: u64,
         why: &'static str,
     },
     /// A prepared directory that is not a ladder this module can upload.
@@ -184,10 +185,15 @@ impl fmt::Display for HlsError {
                 path.display()
             ),
             HlsError::Subtitles(reason) => write!(f, "subtitles: {reason}"),
-            HlsError::FileTooLarge { path, size, why } => write!(
+            HlsError::FileTooLarge {
+                path,
+                size,
+                limit,
+                why,
+            } => write!(
                 f,
-                "{path} is {size} bytes, more than the {MAX_FILE_BYTES} bytes one HTTP answer \
-                 of the canister can hold ({why})"
+                "{path} is {size} bytes, more than the {limit} bytes one HTTP answer of the \
+                 canister can hold ({why})"
             ),
             HlsError::BadTree { dir, reason } => write!(
                 f,
@@ -550,6 +556,9 @@ pub struct PrepareOptions {
     pub segment_seconds: Option<u32>,
     /// Also write `/thumbs/sprite.jpg` + `/thumbs/thumbs.vtt`.
     pub thumbnails: bool,
+    /// A lower size limit than [`MAX_FILE_BYTES`] for every file (a gateway with smaller
+    /// answers; the tests, to make the re-cut happen on a tiny video).
+    pub max_file_bytes: Option<u64>,
 }
 
 /// A file of a prepared tree.
@@ -583,6 +592,10 @@ pub fn prepare(
     log: &dyn Fn(&str),
 ) -> Result<Prepared> {
     let info = probe(source)?;
+    let limit = opts
+        .max_file_bytes
+        .unwrap_or(MAX_FILE_BYTES)
+        .min(MAX_FILE_BYTES);
     let rungs = select_rungs(info.width, info.height);
     let mut seconds = opts
         .segment_seconds
@@ -624,12 +637,12 @@ pub fn prepare(
             ));
             variants.push(encode_rung(source, &info, rung, seconds, &hls, opts)?);
         }
-        match oversized(out)? {
+        match oversized(out, limit)? {
             None => break variants,
             Some((path, size)) if seconds > 1 => {
                 let shorter = seconds - 1;
                 log(&format!(
-                    "{path} is {size} bytes (> {MAX_FILE_BYTES}): cutting again with {shorter} s segments"
+                    "{path} is {size} bytes (> {limit}): cutting again with {shorter} s segments"
                 ));
                 seconds = shorter;
             }
@@ -637,6 +650,7 @@ pub fn prepare(
                 return Err(HlsError::FileTooLarge {
                     path,
                     size,
+                    limit,
                     why: "even with 1-second segments; lower the rung caps",
                 })
             }
@@ -652,10 +666,11 @@ pub fn prepare(
     if opts.thumbnails {
         write_thumbnails(source, &info, out)?;
     }
-    if let Some((path, size)) = oversized(out)? {
+    if let Some((path, size)) = oversized(out, limit)? {
         return Err(HlsError::FileTooLarge {
             path,
             size,
+            limit,
             why: "a subtitle or thumbnail file: split it or leave it out",
         });
     }
@@ -669,11 +684,11 @@ pub fn prepare(
     })
 }
 
-/// The first file in the tree larger than [`MAX_FILE_BYTES`], if any.
-fn oversized(out: &Path) -> Result<Option<(String, u64)>> {
+/// The first file in the tree larger than `limit`, if any.
+fn oversized(out: &Path, limit: u64) -> Result<Option<(String, u64)>> {
     Ok(tree_entries(out)?
         .into_iter()
-        .find(|(_, _, size)| *size > MAX_FILE_BYTES)
+        .find(|(_, _, size)| *size > limit)
         .map(|(path, _, size)| (path, size)))
 }
 
@@ -1083,6 +1098,7 @@ pub fn scan(dir: &Path) -> Result<Vec<TreeFile>> {
             return Err(HlsError::FileTooLarge {
                 path,
                 size,
+                limit: MAX_FILE_BYTES,
                 why: "cut the ladder with shorter segments or lower bitrates",
             });
         }

@@ -732,3 +732,60 @@ fn hls_prepare_refuses_bad_inputs_in_one_line() {
         .env("PATH", dir.path().join("empty")));
     assert_one_line_error(&o, 4, "ffprobe is not installed");
 }
+
+#[test]
+fn hls_prepare_cuts_shorter_segments_until_every_file_fits_or_says_why_not() {
+    use canvid_cli::hls::{prepare, HlsError, PrepareOptions};
+    require_ffmpeg();
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=426x240:rate=25",
+        "-t",
+        "2",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        src.to_str().unwrap(),
+    ]);
+    let largest = |out: &std::path::Path| tree_files(out).iter().map(|f| f.1).max().unwrap();
+    let opts = |max: Option<u64>| PrepareOptions {
+        segment_seconds: Some(2),
+        preset: Some("ultrafast".into()),
+        max_file_bytes: max,
+        ..PrepareOptions::default()
+    };
+    let quiet = |_: &str| {};
+    // One rung (240p); 2 s segments: one segment, whose size is the limit to beat.
+    let out = dir.path().join("a");
+    let p = prepare(&src, &out, &opts(None), &quiet).unwrap();
+    assert_eq!(p.segment_seconds, 2);
+    assert_eq!(p.variants.len(), 1);
+    let l2 = largest(&out);
+    // A limit just below it: the ladder is cut again with shorter segments, and then fits.
+    let out = dir.path().join("b");
+    let p = prepare(&src, &out, &opts(Some(l2 - 1)), &quiet).unwrap();
+    assert_eq!(p.segment_seconds, 1);
+    assert!(largest(&out) < l2, "{} vs {l2}", largest(&out));
+    let segs = std::fs::read_to_string(out.join("hls/240p/index.m3u8")).unwrap();
+    assert_eq!(segs.matches(".m4s").count(), 2, "{segs}");
+    // A limit no segment can meet: refused, naming the file and the limit.
+    let out = dir.path().join("c");
+    match prepare(&src, &out, &opts(Some(5_000)), &quiet) {
+        Err(e @ HlsError::FileTooLarge { .. }) => {
+            let m = e.to_string();
+            assert!(
+                m.contains("more than the 5000 bytes") && m.contains("1-second"),
+                "{m}"
+            );
+            assert!(m.contains(".m4s is "), "{m}");
+        }
+        other => panic!("expected FileTooLarge, got {other:?}"),
+    }
+}
