@@ -650,7 +650,164 @@ fn m2_http_updates_only_for_what_queries_cannot_answer(b: &dyn Backend) {
     assert_eq!(r.body.as_slice(), &f.range(1, 2)[..]);
 }
 
+/// Named files (issue 19) over HTTP: each at its path with its Content-Type and CORS, a plain GET
+/// answered whole (one query, as HLS players fetch), certified and verified, never upgraded;
+/// 404 before Ready; a private video's free paths served to anyone, its other files refused
+/// with a certified 401.
+fn named_files_over_http(b: &dyn Backend) {
+    use canvid_types::access::{AccessMode, AccessPolicy};
+    use canvid_types::video::{ChunkUpload, UploadSpec};
+    let v = standalone_video(b, owner(), None, 50 * T);
+    let mut rng = Rng::new(19);
+    let mut bytes = |n: usize| {
+        let mut d = vec![0u8; n];
+        rng.fill(&mut d);
+        d
+    };
+    let files: Vec<(&str, &str, Vec<u8>, u32)> = vec![
+        (
+            "/hls/master.m3u8",
+            "application/vnd.apple.mpegurl",
+            b"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n720p/index.m3u8\n".to_vec(),
+            2_000_000,
+        ),
+        (
+            "/hls/720p/seg-00000.m4s",
+            "video/mp4",
+            bytes(100_000),
+            2_000_000,
+        ),
+        // Three upload chunks, one HTTP body: still one 200 answer.
+        (
+            "/hls/720p/seg-00001.m4s",
+            "video/mp4",
+            bytes(150_000),
+            50_000,
+        ),
+        (
+            "/subs/en.vtt",
+            "text/vtt",
+            b"WEBVTT\n\n00:00.000 --> 00:01.000\nhi\n".to_vec(),
+            2_000_000,
+        ),
+    ];
+    let specs: Vec<UploadSpec> = files
+        .iter()
+        .map(|(path, mime, data, chunk)| UploadSpec {
+            mime_type: mime.to_string(),
+            total_size: data.len() as u64,
+            chunk_size: *chunk,
+            chunk_digests: None,
+            file_digest: None,
+            duration_ms: None,
+            path: Some(path.to_string()),
+            rendition: None,
+        })
+        .collect();
+    let _: u32 = ok(
+        "begin_files",
+        b.update1(v.id, owner(), "begin_files", &specs),
+    );
+    for (path, _, data, chunk) in &files {
+        for (i, c) in data.chunks(*chunk as usize).enumerate() {
+            let arg = ChunkUpload {
+                index: i as u32,
+                data: ByteBuf::from(c.to_vec()),
+                path: Some(path.to_string()),
+            };
+            let _: canvid_types::video::ChunkReceipt =
+                ok("put_chunk", b.update1(v.id, owner(), "put_chunk", &arg));
+        }
+    }
+    // Not served before Ready: 404, certified.
+    let got = get(b, v.id, "/hls/master.m3u8", &[]);
+    assert_eq!(got.resp.status_code, 404, "{}", b.name());
+    got.assert_certified("404 of a named file before Ready");
+    ok("finish_upload", v.finish_upload(owner()));
+    for (path, mime, data, _) in &files {
+        for url in [path.to_string(), format!("{path}?token=unused")] {
+            let got = get(b, v.id, &url, &[]);
+            assert_eq!(got.resp.status_code, 200, "{} GET {url}", b.name());
+            assert!(!got.upgraded, "{url}: upgraded");
+            assert_eq!(got.resp.body.as_slice(), data.as_slice(), "{url}");
+            assert_eq!(got.resp.header("content-type"), Some(*mime), "{url}");
+            assert_eq!(
+                got.resp.header("access-control-allow-origin"),
+                Some("*"),
+                "{url}"
+            );
+            got.assert_certified(&format!("GET {url}"));
+        }
+        let got = get(b, v.id, path, &[("Range", "bytes=0-")]);
+        assert!(!got.upgraded, "{path}: bytes=0- upgraded");
+        assert_eq!(got.resp.status_code, 206, "{path} bytes=0-");
+        got.assert_certified(&format!("{path} bytes=0-"));
+        let got = fetch(b, v.id, "HEAD", path, &[]);
+        assert_eq!(got.resp.status_code, 200);
+        assert!(got.resp.body.is_empty());
+        got.assert_certified(&format!("HEAD {path}"));
+    }
+    let got = fetch(b, v.id, "OPTIONS", "/hls/720p/seg-00000.m4s", &[]);
+    assert_eq!(got.resp.status_code, 204);
+    got.assert_certified("OPTIONS preflight");
+    let meta = get(b, v.id, "/metadata.json", &[]);
+    let text = String::from_utf8(meta.resp.body.to_vec()).unwrap();
+    assert!(text.contains("\"files\":4"), "{text}");
+    // Private, with the master playlist and the subtitles free: those stay public, the
+    // segments are refused (a certified 401, from the query).
+    let policy = AccessPolicy {
+        mode: AccessMode::Private,
+        preview_bytes: None,
+        free_paths: Some(vec!["/hls/master.m3u8".into(), "/subs/".into()]),
+    };
+    let _: canvid_types::access::AccessInfo = ok(
+        "set_access_policy",
+        b.update1(v.id, owner(), "set_access_policy", &policy),
+    );
+    for (path, _, data, _) in &files {
+        let got = get(b, v.id, path, &[]);
+        assert!(!got.upgraded, "{path}: upgraded");
+        got.assert_certified(&format!("{path} of a private video"));
+        if path.starts_with("/hls/720p/") {
+            assert_eq!(got.resp.status_code, 401, "{} {path}", b.name());
+            assert!(got.resp.body.as_slice() != data.as_slice());
+        } else {
+            assert_eq!(got.resp.status_code, 200, "{} {path} is free", b.name());
+            assert_eq!(got.resp.body.as_slice(), data.as_slice());
+        }
+    }
+    // The agent interface applies the same rule.
+    let stranger = principal("named-stranger");
+    let free: canvid_tests::clients::Answer<ByteBuf> = b.query1(
+        v.id,
+        stranger,
+        "get_file_chunk",
+        &canvid_types::files::FileChunkArgs {
+            path: "/subs/en.vtt".into(),
+            index: 0,
+        },
+    );
+    assert_eq!(
+        ok("free get_file_chunk", free).as_slice(),
+        files[3].2.as_slice()
+    );
+    let paid: canvid_tests::clients::Answer<ByteBuf> = b.query1(
+        v.id,
+        stranger,
+        "get_file_chunk",
+        &canvid_types::files::FileChunkArgs {
+            path: "/hls/720p/seg-00000.m4s".into(),
+            index: 0,
+        },
+    );
+    assert!(matches!(
+        err("gated get_file_chunk", paid),
+        Error::NotAuthorized { .. }
+    ));
+}
+
 backend_tests!(
+    named_files_over_http,
     http_routes_statuses_and_certification,
     tampered_answers_fail_verification,
     m2_http_updates_only_for_what_queries_cannot_answer

@@ -432,7 +432,7 @@ impl Certifier {
         let gate = self.certify_gate(video, self.gated, &free_paths);
         let extras = self.certify_extras(video);
         let videos = self.certify_video_fixed(video);
-        if video.info().is_some_and(|i| i.status == VideoStatus::Ready) {
+        if video.named_files_ready() {
             self.named_pending = video
                 .named_files_after(None, 1)
                 .into_iter()

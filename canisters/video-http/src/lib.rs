@@ -131,9 +131,14 @@ pub trait VideoSource {
     fn poster(&self) -> Option<Poster>;
 
     // Named files. The defaults say "none", so a source that has no named files needs no code.
-    // They are only asked for while the video is Ready (`VideoInfo::status`): before that every
+    // They are only asked for while the video is Ready (`named_files_ready`): before that every
     // named path answers 404, as an unknown path does (docs/http.md, "Named files").
 
+    /// Are the named files served (the video is Ready)? By default, when the main file is
+    /// Ready; a video of named files only has no main file and says so itself.
+    fn named_files_ready(&self) -> bool {
+        self.info().is_some_and(|i| i.status == VideoStatus::Ready)
+    }
     /// The named file at exactly `path` (no query string; case-sensitive).
     fn named_file(&self, _path: &str) -> Option<NamedFile> {
         None

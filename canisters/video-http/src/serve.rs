@@ -226,8 +226,7 @@ pub(crate) fn ready_named_file(path: &str, video: &dyn VideoSource) -> Option<Na
     if VIDEO_PATHS.contains(&path) || path == METADATA_PATH || path == POSTER_PATH {
         return None;
     }
-    let ready = video.info().is_some_and(|i| i.status == VideoStatus::Ready);
-    if !ready {
+    if !video.named_files_ready() {
         return None;
     }
     video.named_file(path).filter(|f| f.path == path)

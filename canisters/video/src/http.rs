@@ -12,7 +12,8 @@ use candid::Principal;
 use canvid_types::video::{ControlStatus, PosterArgs, VideoStatus};
 use canvid_types::Result;
 use canvid_video_http::{
-    Certifier, Gate, Poster, ReadError, UpdateNeed, VideoInfo, VideoSource, Viewer,
+    Certifier, Gate, GateFor, NamedFile, Poster, ReadError, UpdateNeed, VideoInfo, VideoSource,
+    Viewer,
 };
 use ic_stable_structures::Memory;
 use serde::Serialize;
@@ -66,6 +67,65 @@ impl<M: Memory> VideoSource for Source<'_, M> {
             sha256: p.sha256,
         })
     }
+
+    fn named_files_ready(&self) -> bool {
+        self.0.status() == VideoStatus::Ready
+    }
+
+    fn named_file(&self, path: &str) -> Option<NamedFile> {
+        self.0.file(path).and_then(|r| named(path, &r))
+    }
+
+    fn named_files_after(&self, after: Option<&str>, limit: usize) -> Vec<NamedFile> {
+        let args = canvid_types::files::FilesArgs {
+            after: after.map(str::to_string),
+            limit: Some(limit.min(canvid_types::files::MAX_FILE_PAGE as usize) as u32),
+        };
+        self.0
+            .files_page(&args)
+            .files
+            .into_iter()
+            .filter_map(|f| {
+                let digest = <[u8; 32]>::try_from(f.digest?.as_slice()).ok()?;
+                Some(NamedFile {
+                    path: f.path,
+                    mime_type: f.mime_type,
+                    size: f.size,
+                    chunk_size: u64::from(f.chunk_size),
+                    digest,
+                })
+            })
+            .collect()
+    }
+
+    fn read_named(
+        &self,
+        path: &str,
+        offset: u64,
+        len: u64,
+    ) -> std::result::Result<Vec<u8>, ReadError> {
+        self.0
+            .read_file(path, offset, len)
+            .map_err(|e| ReadError(e.to_string()))
+    }
+
+    fn named_chunk_digest(&self, path: &str, index: u64) -> Option<[u8; 32]> {
+        u32::try_from(index)
+            .ok()
+            .and_then(|i| self.0.file_chunk_digest(path, i))
+    }
+}
+
+/// A stored file as HTTP serves it: only once complete (its digest is the ETag).
+fn named(path: &str, r: &crate::store::FileRecord) -> Option<NamedFile> {
+    let digest = <[u8; 32]>::try_from(r.digest.as_ref()?.as_slice()).ok()?;
+    Some(NamedFile {
+        path: path.to_string(),
+        mime_type: r.mime_type.clone(),
+        size: r.total_size,
+        chunk_size: u64::from(r.chunk_size),
+        digest,
+    })
 }
 
 #[derive(Serialize)]
@@ -101,6 +161,20 @@ struct MetadataJson {
     control: &'static str,
     poster: Option<PosterJson>,
     video_url: &'static str,
+    /// Named files besides the main file (HLS playlists and segments, subtitles, ...).
+    files: u32,
+    /// The adaptive-streaming ladder, highest bandwidth first.
+    renditions: Vec<RenditionJson>,
+}
+
+#[derive(Serialize)]
+struct RenditionJson {
+    path: String,
+    name: String,
+    width: u32,
+    height: u32,
+    bandwidth: u64,
+    codecs: Option<String>,
 }
 
 pub fn metadata_json<M: Memory>(s: &VideoStore<M>) -> String {
@@ -137,6 +211,20 @@ pub fn metadata_json<M: Memory>(s: &VideoStore<M>) -> String {
             url: canvid_video_http::POSTER_PATH,
         }),
         video_url: "/video",
+        files: m.files.unwrap_or(0),
+        renditions: m
+            .renditions
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| RenditionJson {
+                path: r.path,
+                name: r.rendition.name,
+                width: r.rendition.width,
+                height: r.rendition.height,
+                bandwidth: r.rendition.bandwidth,
+                codecs: r.rendition.codecs,
+            })
+            .collect(),
     };
     // Serialising strings and numbers into a String cannot fail.
     serde_json::to_string(&doc).unwrap_or_else(|_| "{}".into())
@@ -243,9 +331,11 @@ pub fn inspect_http_update(arg: &[u8], now: u64) -> bool {
         return false;
     };
     let check = canister::with(|s| {
-        let gate = gate(s, &ic_cdk::api::canister_self(), req.url(), now);
-        HTTP_CERT
-            .with_borrow(|c| canvid_video_http::update_check(&req, &Source(s), gate.as_ref(), c))
+        let verdict = gate(s, &ic_cdk::api::canister_self(), req.url(), now);
+        let per_path = |path: &str| gate_at(s, verdict, path);
+        HTTP_CERT.with_borrow(|c| {
+            canvid_video_http::update_check(&req, &Source(s), GateFor::per_path(&per_path), c)
+        })
     });
     let cycles = estimated_update_cycles(arg.len() as u64, check.body_bytes);
     accepts_http_update(check.need, HTTP_UPDATES.get(), now, cycles)
@@ -253,6 +343,7 @@ pub fn inspect_http_update(arg: &[u8], now: u64) -> bool {
 
 /// How HTTP treats a video that is not public, for a request to `url` at `now`: its preview,
 /// and what the request's playback token is worth (`logic::access`). `None`: a public video.
+/// The same verdict for every path; [`gate_at`] applies the policy's free paths.
 pub fn gate<M: Memory>(s: &VideoStore<M>, video: &Principal, url: &str, now: u64) -> Option<Gate> {
     use crate::logic::access::{check_token, is_public, preview_end, TokenCheck};
     if is_public(s.state()) {
@@ -267,6 +358,21 @@ pub fn gate<M: Memory>(s: &VideoStore<M>, video: &Principal, url: &str, now: u64
         preview_end: preview_end(s.state()),
         viewer,
     })
+}
+
+/// The gate at `path`, given the request's verdict: none for a named file among the policy's
+/// free paths (served as for a public video), else the verdict.
+pub fn gate_at<M: Memory>(s: &VideoStore<M>, verdict: Option<Gate>, path: &str) -> Option<Gate> {
+    let verdict = verdict?;
+    let free = crate::logic::access::policy_ref(s.state()).is_some_and(|p| p.is_free_path(path));
+    (!free).then_some(verdict)
+}
+
+/// The policy's free paths, for the certified refusals (`Certifier::certify_gate`).
+fn free_paths<M: Memory>(s: &VideoStore<M>) -> &[String] {
+    crate::logic::access::policy_ref(s.state())
+        .and_then(|p| p.free_paths.as_deref())
+        .unwrap_or_default()
 }
 
 /// Instructions one message may spend on certification-tree entries before the rest of the
@@ -326,7 +432,7 @@ pub fn recertify() {
             };
             // The certified 401/403 answers of a private or paid video (idempotent).
             let gated = !crate::logic::access::is_public(s.state());
-            let result = result.and(c.certify_gate(&source, gated, &[]).map(|_| ()));
+            let result = result.and(c.certify_gate(&source, gated, free_paths(s)).map(|_| ()));
             if let Err(e) = result {
                 ic_cdk::println!("http certification: {e}");
             }
@@ -398,17 +504,18 @@ fn http_request(
 ) -> canvid_video_http::HttpResponse<'static> {
     let certificate = ic_cdk::api::data_certificate();
     canister::with(|s| {
-        let gate = gate(
+        let verdict = gate(
             s,
             &ic_cdk::api::canister_self(),
             req.url(),
             ic_cdk::api::time(),
         );
+        let per_path = |path: &str| gate_at(s, verdict, path);
         HTTP_CERT.with_borrow(|c| {
             canvid_video_http::http_request(
                 &req,
                 &Source(s),
-                gate.as_ref(),
+                GateFor::per_path(&per_path),
                 c,
                 certificate.as_deref(),
             )
@@ -424,13 +531,14 @@ fn http_request_update(
     req: canvid_video_http::HttpUpdateRequest<'static>,
 ) -> canvid_video_http::HttpResponse<'static> {
     let response = canister::with(|s| {
-        let gate = gate(
+        let verdict = gate(
             s,
             &ic_cdk::api::canister_self(),
             req.url(),
             ic_cdk::api::time(),
         );
-        canvid_video_http::http_request_update(&req, &Source(s), gate.as_ref())
+        let per_path = |path: &str| gate_at(s, verdict, path);
+        canvid_video_http::http_request_update(&req, &Source(s), GateFor::per_path(&per_path))
     });
     let cycles = estimated_update_cycles(
         ic0::msg_arg_data_size() as u64,

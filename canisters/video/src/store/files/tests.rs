@@ -325,6 +325,11 @@ fn footprint_is_close_to_the_bytes_stored() {
     let legacy = VectorMemory::default();
     let mut l = VideoStore::init_managed(legacy.clone(), &init_arg(), p(9), 1).unwrap();
     upload_main(&mut l, &clip, 2_000_000);
+    l.set_poster("image/jpeg", &bytes(30_000, 3), 2).unwrap();
+    eprintln!(
+        "footprint: 5 MB clip + 30 KB poster: {} bytes (layout 3)",
+        legacy.size() * 65_536
+    );
     assert!(
         legacy.size() * 65_536 > 4 * 16 * MIB,
         "layout 3 pays a bucket per memory"
