@@ -392,7 +392,7 @@ fn http_get(
 }
 
 #[test]
-fn upload_hls_stores_the_ladder_resumes_and_reads_back_every_file() {
+fn upload_hls_stores_the_ladder_resumes_and_serves_every_file() {
     require_wasm();
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
@@ -520,7 +520,21 @@ fn upload_hls_stores_the_ladder_resumes_and_reads_back_every_file() {
     }
     let master = String::from_utf8(tree_bytes[0].1.clone()).unwrap();
     assert!(master.contains("URI=\"subs/eng.m3u8\""), "{master}");
-    // The original is the main file, served over HTTP with ranges.
+    // Over HTTP, as a player fetches them: every file of the tree by a plain GET, 200 with the
+    // whole file and its MIME type; the original is the main file, served with ranges.
+    for (f, (path, bytes)) in tree.iter().zip(&tree_bytes) {
+        let (head, body) = http_get(&state, &id, path, None);
+        assert!(
+            head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"),
+            "{path}: {head}"
+        );
+        assert!(
+            head.to_ascii_lowercase()
+                .contains(&format!("content-type: {}", f.mime_type)),
+            "{path}: {head}"
+        );
+        assert_eq!(&body, bytes, "{path} over HTTP");
+    }
     let (head, body) = http_get(&state, &id, "/", Some("bytes=100-199"));
     assert!(head.contains(" 206"), "{head}");
     assert_eq!(body, src_bytes[100..200]);
