@@ -768,11 +768,14 @@ fn hls_prepare_cuts_shorter_segments_until_every_file_fits_or_says_why_not() {
     assert_eq!(p.segment_seconds, 2);
     assert_eq!(p.variants.len(), 1);
     let l2 = largest(&out);
-    // A limit just below it: the ladder is cut again with shorter segments, and then fits.
+    // A limit of 3/4 of it: the ladder is cut again with 1 s segments (about half the bytes),
+    // which fit. (Not "just below": x264 under a VBV cap with threads varies by a few percent
+    // from run to run.)
+    let limit = l2 * 3 / 4;
     let out = dir.path().join("b");
-    let p = prepare(&src, &out, &opts(Some(l2 - 1)), &quiet).unwrap();
+    let p = prepare(&src, &out, &opts(Some(limit)), &quiet).unwrap();
     assert_eq!(p.segment_seconds, 1);
-    assert!(largest(&out) < l2, "{} vs {l2}", largest(&out));
+    assert!(largest(&out) <= limit, "{} vs {limit}", largest(&out));
     let segs = std::fs::read_to_string(out.join("hls/240p/index.m3u8")).unwrap();
     assert_eq!(segs.matches(".m4s").count(), 2, "{segs}");
     // A limit no segment can meet: refused, naming the file and the limit.
