@@ -953,9 +953,12 @@ const THUMB_MAX_TILES: u32 = 800;
 fn write_thumbnails(source: &Path, info: &SourceInfo, out: &Path) -> Result<()> {
     let dir = out.join("thumbs");
     std::fs::create_dir_all(&dir).map_err(io_err(format!("creating {}", dir.display())))?;
+    // Every 10 s (every half of a very short video); a video longer than THUMB_MAX_TILES
+    // tiles of 10 s gets sparser tiles, so the one sprite still covers all of it.
     let every = f64::from(THUMB_EVERY_S)
         .min(info.duration_s.max(1.0) / 2.0)
-        .max(1.0);
+        .max(1.0)
+        .max(info.duration_s / f64::from(THUMB_MAX_TILES));
     let tiles = ((info.duration_s / every).ceil() as u32).clamp(1, THUMB_MAX_TILES);
     let columns = tiles.min(THUMB_COLUMNS);
     let rows = tiles.div_ceil(columns);
