@@ -974,7 +974,11 @@ fn write_thumbnails(source: &Path, info: &SourceInfo, out: &Path) -> Result<()> 
             .arg(source)
             .args([
                 "-vf",
-                &format!("fps=1/{every},scale={THUMB_WIDTH}:{th},tile={columns}x{rows}"),
+                // A rational of integers: the fps filter parses "1/12.5" as a rate, not a period.
+                &format!(
+                    "fps=1000/{},scale={THUMB_WIDTH}:{th},tile={columns}x{rows}",
+                    (every * 1000.0).round() as u64
+                ),
                 "-frames:v",
                 "1",
                 "-q:v",
