@@ -7,8 +7,9 @@
 //! chunks sent before the next batch is declared, in the tree's order (master playlist, rungs
 //! from the lowest, subtitles, thumbnails). The canister bounds the bytes declared but not yet
 //! written, and each file's growth past what it stores; uploading in declaration order with
-//! [`CONCURRENCY`] puts in flight keeps within both, and a `Busy` answer is retried with
-//! back-off.
+//! [`CONCURRENCY`] puts in flight keeps within both. A batch is also cut at
+//! [`MAX_BATCH_BYTES`]; a `begin_files` the canister answers `Busy` is halved and tried again,
+//! and any other `Busy` answer is retried with back-off.
 //!
 //! ## Resume
 //! The set is keyed in `DIR/uploads.json` by the network and a digest over every file's path
