@@ -101,11 +101,31 @@ pub enum Command {
     /// An interrupted upload resumes when the same file is uploaded again to the same network
     /// (the canister is remembered in DIR/uploads.json), or into --resume ID: only the chunks
     /// the canister does not have are sent. Prints the video canister id as the last line.
+    ///
+    /// With --hls, the video is also transcoded into an HLS ladder (1080p..240p, never above
+    /// the source; docs/streaming.md) uploaded as named files beside the original, and with
+    /// --hls-dir a ladder made by `canvid hls prepare` is uploaded.
     Upload {
-        file: PathBuf,
+        /// The video (with --hls: the source of the ladder, also uploaded as the main file
+        /// unless --no-original).
+        #[arg(required_unless_present = "hls_dir")]
+        file: Option<PathBuf>,
         /// Title (default: the file name).
         #[arg(long)]
         title: Option<String>,
+        /// Transcode FILE into an HLS ladder (kept in DIR/hls-work/ until the upload is finished,
+        /// so a re-run resumes with the same files) and upload it too.
+        #[arg(long)]
+        hls: bool,
+        /// Upload the HLS tree prepared in DIR by `canvid hls prepare` (no transcoding).
+        #[arg(long, value_name = "DIR", conflicts_with = "hls")]
+        hls_dir: Option<PathBuf>,
+        /// With --hls/--hls-dir: do not upload FILE itself as the main file (the video is the
+        /// ladder only).
+        #[arg(long)]
+        no_original: bool,
+        #[command(flatten)]
+        ladder: LadderArgs,
         /// Continue the upload into this video canister.
         #[arg(long, value_name = "ID")]
         resume: Option<String>,
@@ -122,6 +142,10 @@ pub enum Command {
         /// Output file (default: standard output).
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// A named file instead of the main file (e.g. /hls/master.m3u8), checked against its
+        /// chunk digests and the file digest `files` lists.
+        #[arg(long, value_name = "PATH")]
+        path: Option<String>,
         #[command(flatten)]
         net: NetArgs,
     },
@@ -182,6 +206,12 @@ pub enum Command {
     /// Buy a pass to a paid video: approve the video canister on the offer's ledger for price +
     /// fee, then buy_access (a pending payment is retried; charged at most once).
     Buy(crate::access::BuyArgs),
+    /// HLS ladders: `canvid hls prepare SOURCE DIR` transcodes a video into the tree that
+    /// `canvid upload --hls-dir DIR` (or the SDK's folder upload) stores (docs/streaming.md).
+    Hls {
+        #[command(subcommand)]
+        command: HlsCommand,
+    },
     /// Show a video's metadata and its canister's storage and cycles.
     Info {
         /// Video canister id.
@@ -189,6 +219,98 @@ pub enum Command {
         #[command(flatten)]
         net: NetArgs,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HlsCommand {
+    /// Transcode SOURCE into an HLS ladder under OUT_DIR: hls/master.m3u8, hls/<rung>/
+    /// (index.m3u8, init.mp4, seg-NNNNN.m4s), hls/subs/<lang>.m3u8 and subs/<lang>.vtt for the
+    /// source's text subtitles and --subtitles files. H.264 + AAC in fMP4, rungs 1080p..240p
+    /// not above the source, keyframe-aligned segments, every file at most 2,000,000 bytes.
+    Prepare {
+        source: PathBuf,
+        out_dir: PathBuf,
+        #[command(flatten)]
+        ladder: LadderArgs,
+    },
+}
+
+/// How a ladder is made (`hls prepare`, `upload --hls`).
+#[derive(Debug, Clone, Args)]
+pub struct LadderArgs {
+    /// An external subtitle file, LANG=PATH with a .vtt or .srt file (repeatable), e.g.
+    /// en=movie.en.srt.
+    #[arg(long = "subtitles", value_name = "LANG=PATH")]
+    pub subtitles: Vec<String>,
+    /// Also make a thumbnail sprite (thumbs/sprite.jpg) and its WebVTT track (thumbs/thumbs.vtt).
+    #[arg(long)]
+    pub thumbnails: bool,
+    /// x264 preset (ultrafast .. veryslow): slower is smaller at the same quality.
+    #[arg(long, value_name = "PRESET", default_value = "veryfast")]
+    pub preset: String,
+    /// Segment duration in seconds (1..=6) instead of the one computed from the bitrate caps;
+    /// the 2,000,000-byte check still applies.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u32).range(1..=6))]
+    pub segment_seconds: Option<u32>,
+}
+
+impl LadderArgs {
+    fn is_default(&self) -> bool {
+        self.subtitles.is_empty()
+            && !self.thumbnails
+            && self.preset == "veryfast"
+            && self.segment_seconds.is_none()
+    }
+
+    fn options(&self) -> Result<crate::hls::PrepareOptions> {
+        let subtitles = self
+            .subtitles
+            .iter()
+            .map(|s| crate::hls::parse_subtitle_arg(s))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        for (_, path) in &subtitles {
+            check_readable_file(path)?;
+        }
+        Ok(crate::hls::PrepareOptions {
+            subtitles,
+            preset: Some(self.preset.clone()),
+            segment_seconds: self.segment_seconds,
+            thumbnails: self.thumbnails,
+            max_file_bytes: None,
+        })
+    }
+}
+
+/// Prepares SOURCE into OUT (progress lines on stderr) and prints the tree's summary.
+fn prepare_ladder(source: &Path, out: &Path, ladder: &LadderArgs) -> Result<crate::hls::Prepared> {
+    check_readable_file(source)?;
+    let opts = ladder.options()?;
+    std::fs::create_dir_all(out)
+        .map_err(|e| Error::io(format!("creating {}", out.display()), e))?;
+    let started = std::time::Instant::now();
+    let prepared = crate::hls::prepare(source, out, &opts, &|line| eprintln!("  {line}"))?;
+    let bytes: u64 = prepared.files.iter().map(|f| f.size).sum();
+    let largest = prepared.files.iter().map(|f| f.size).max().unwrap_or(0);
+    eprintln!(
+        "prepared {} file(s), {} (largest {}), {} s segments, in {:.1} s",
+        prepared.files.len(),
+        crate::fmt::bytes(bytes),
+        crate::fmt::bytes(largest),
+        prepared.segment_seconds,
+        started.elapsed().as_secs_f64()
+    );
+    for v in &prepared.variants {
+        eprintln!(
+            "  {:6} {}x{}  peak {} kbit/s  average {} kbit/s  {}",
+            v.name,
+            v.width,
+            v.height,
+            v.peak_bps / 1000,
+            v.average_bps / 1000,
+            v.codecs
+        );
+    }
+    Ok(prepared)
 }
 
 /// Default state directory of `serve` and of the other commands.
@@ -304,10 +426,41 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Upload {
             file,
             title,
+            hls,
+            hls_dir,
+            no_original,
+            ladder,
             resume,
             stop_after_chunks,
             net,
         } => {
+            if !hls && !ladder.is_default() {
+                return Err(Error::Input(
+                    "--subtitles, --thumbnails, --preset and --segment-seconds make a ladder: \
+                     they need --hls (a --hls-dir tree is uploaded as it is)"
+                        .into(),
+                ));
+            }
+            if hls || hls_dir.is_some() {
+                return upload_hls(
+                    file,
+                    title,
+                    hls_dir,
+                    no_original,
+                    &ladder,
+                    resume,
+                    stop_after_chunks,
+                    &net,
+                );
+            }
+            if no_original {
+                return Err(Error::Input(
+                    "--no-original only applies with --hls or --hls-dir".into(),
+                ));
+            }
+            let Some(file) = file else {
+                return Err(Error::Input("name the video FILE to upload".into()));
+            };
             check_readable_file(&file)?;
             let resume = resume.map(|r| principal("video id", &r)).transpose()?;
             check_identity(&net)?;
@@ -324,14 +477,26 @@ pub fn run(cli: Cli) -> Result<()> {
                 .await
             })
         }
-        Command::Get { id, output, net } => {
+        Command::Get {
+            id,
+            output,
+            path,
+            net,
+        } => {
             let id = principal("video id", &id)?;
             if let Some(out) = &output {
                 check_output(out)?;
             }
+            if let Some(p) = &path {
+                canvid_types::files::validate_path(p)
+                    .map_err(|e| Error::Input(format!("--path: {e}")))?;
+            }
             check_identity(&net)?;
             with_client(&net, |c| async move {
-                crate::commands::get(&c, id, output).await
+                match path {
+                    Some(p) => crate::hls_upload::get_named(&c, id, &p, output).await,
+                    None => crate::commands::get(&c, id, output).await,
+                }
             })
         }
         Command::Ls {
@@ -399,12 +564,134 @@ pub fn run(cli: Cli) -> Result<()> {
             check_identity(&args.net)?;
             crate::access::run_buy(args)
         }
+        Command::Hls {
+            command:
+                HlsCommand::Prepare {
+                    source,
+                    out_dir,
+                    ladder,
+                },
+        } => {
+            prepare_ladder(&source, &out_dir, &ladder)?;
+            println!("{}", out_dir.join("hls").join("master.m3u8").display());
+            Ok(())
+        }
         Command::Info { id, net } => {
             let id = principal("video id", &id)?;
             check_identity(&net)?;
             with_client(&net, |c| async move { crate::commands::info(&c, id).await })
         }
     }
+}
+
+/// `canvid upload --hls | --hls-dir`: prepare (or read) the tree, then upload it with the
+/// original into one new video canister.
+#[allow(clippy::too_many_arguments)]
+fn upload_hls(
+    file: Option<PathBuf>,
+    title: Option<String>,
+    hls_dir: Option<PathBuf>,
+    no_original: bool,
+    ladder: &LadderArgs,
+    resume: Option<String>,
+    stop_after_chunks: Option<u32>,
+    net: &NetArgs,
+) -> Result<()> {
+    if let Some(f) = &file {
+        check_readable_file(f)?;
+    }
+    let original = if no_original { None } else { file.clone() };
+    if original.is_none() && !no_original {
+        return Err(Error::Input(
+            "name the original video FILE, or pass --no-original to upload the ladder only".into(),
+        ));
+    }
+    let resume = resume.map(|r| principal("video id", &r)).transpose()?;
+    check_identity(net)?;
+    // A ladder made here is kept in the state directory until its upload is finished, so that
+    // a re-run resumes with the same bytes: x264 under a VBV cap with frame threads does not
+    // encode the same source to the same bytes twice, and the canister refuses a file declared
+    // again with other bytes.
+    let mut work_dir = None;
+    let files = match &hls_dir {
+        Some(dir) => crate::hls::scan(dir)?,
+        None => {
+            let source = file
+                .as_deref()
+                .ok_or_else(|| Error::Input("--hls needs the source video FILE".into()))?;
+            let dir = ladder_work_dir(&net.state, source, ladder)?;
+            let done = dir.join(PREPARED_MARKER);
+            let files = if done.is_file() {
+                eprintln!(
+                    "reusing the ladder prepared in {} (an unfinished upload)",
+                    dir.display()
+                );
+                crate::hls::scan(&dir)?
+            } else {
+                let prepared = prepare_ladder(source, &dir, ladder)?;
+                std::fs::write(&done, b"")
+                    .map_err(|e| Error::io(format!("writing {}", done.display()), e))?;
+                prepared.files
+            };
+            work_dir = Some(dir);
+            files
+        }
+    };
+    let title = title.unwrap_or_else(|| {
+        file.as_ref()
+            .or(hls_dir.as_ref())
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    with_client(net, |c| async move {
+        crate::hls_upload::upload_hls(
+            &c,
+            crate::hls_upload::HlsUploadArgs {
+                original,
+                files,
+                title,
+                resume,
+                stop_after_chunks,
+            },
+        )
+        .await
+    })?;
+    if let Some(dir) = work_dir {
+        // Uploaded and verified: the ladder is in the canister now.
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    Ok(())
+}
+
+/// Marks a ladder work directory whose `prepare` completed.
+const PREPARED_MARKER: &str = ".prepared";
+
+/// `DIR/hls-work/<key>`: where `upload --hls` prepares the ladder of `source`, keyed by the
+/// source (path, size, modification time) and the ladder options, so the same upload finds it
+/// again and a changed source or option does not.
+fn ladder_work_dir(state: &Path, source: &Path, ladder: &LadderArgs) -> Result<PathBuf> {
+    let meta = std::fs::metadata(source).map_err(|e| Error::from_open(source, e))?;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let canonical = std::fs::canonicalize(source).unwrap_or_else(|_| source.to_path_buf());
+    let key = crate::upload::sha256(
+        format!(
+            "{}\0{}\0{mtime}\0{:?}",
+            canonical.display(),
+            meta.len(),
+            ladder
+        )
+        .as_bytes(),
+    );
+    let dir = state.join("hls-work").join(hex::encode(&key[..12]));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    Ok(dir)
 }
 
 /// Runs `f` with an agent for `net` on a tokio runtime (the agent is async).

@@ -43,14 +43,14 @@ fn uploads_file(dir: &Path) -> PathBuf {
 
 type Pending = BTreeMap<String, String>;
 
-fn read_pending(dir: &Path) -> Pending {
+pub(crate) fn read_pending(dir: &Path) -> Pending {
     std::fs::read_to_string(uploads_file(dir))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default()
 }
 
-fn write_pending(dir: &Path, p: &Pending) -> Result<()> {
+pub(crate) fn write_pending(dir: &Path, p: &Pending) -> Result<()> {
     let path = uploads_file(dir);
     let text = serde_json::to_string_pretty(p).map_err(|e| Error::State(e.to_string()))?;
     let tmp = path.with_extension("json.tmp");
@@ -728,6 +728,21 @@ pub async fn info(client: &Client, video: Principal) -> Result<()> {
         }
     );
     println!("transfers  {}", m.transfer_seq);
+    if let Some(n) = m.files.filter(|&n| n > 0) {
+        println!("files      {n} named file(s) besides the main file");
+    }
+    for r in m.renditions.iter().flatten() {
+        let x = &r.rendition;
+        println!(
+            "rendition  {:6} {}x{} {} kbit/s {} {}",
+            x.name,
+            x.width,
+            x.height,
+            x.bandwidth / 1000,
+            x.codecs.as_deref().unwrap_or("-"),
+            r.path
+        );
+    }
     println!("cycles     {}", fmt::cycles(c.cycles));
     println!(
         "storage    {} stable, {} heap",

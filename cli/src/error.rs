@@ -114,6 +114,8 @@ pub enum Error {
     Interrupted(String),
     /// The state directory holds something unusable.
     State(String),
+    /// Producing or reading an HLS ladder failed (`canvid hls prepare`, `upload --hls`).
+    Hls(crate::hls::HlsError),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -134,6 +136,15 @@ impl Error {
             | Error::NotAuthorized { .. } => exit::REFUSED,
             Error::Unavailable { .. } | Error::NotServing(_) => exit::UNAVAILABLE,
             Error::WasmMissing { .. } | Error::FfmpegMissing => exit::ENVIRONMENT,
+            Error::Hls(e) => match e {
+                crate::hls::HlsError::ToolMissing(_) => exit::ENVIRONMENT,
+                crate::hls::HlsError::NotAVideo { .. }
+                | crate::hls::HlsError::Subtitles(_)
+                | crate::hls::HlsError::BadTree { .. } => exit::INPUT,
+                crate::hls::HlsError::Tool { .. }
+                | crate::hls::HlsError::FileTooLarge { .. }
+                | crate::hls::HlsError::Io { .. } => exit::FAILURE,
+            },
             Error::NotSupported(_) => exit::UNAVAILABLE,
             Error::Ffmpeg(_)
             | Error::BadReply { .. }
@@ -238,11 +249,18 @@ impl fmt::Display for Error {
             Error::Agent(reason) => write!(f, "agent: {reason}"),
             Error::Interrupted(reason) => write!(f, "upload interrupted: {reason} (run the same upload again to resume it)"),
             Error::State(reason) => write!(f, "state directory: {reason}"),
+            Error::Hls(e) => write!(f, "HLS: {e}"),
         }
     }
 }
 
 impl std::error::Error for Error {}
+
+impl From<crate::hls::HlsError> for Error {
+    fn from(e: crate::hls::HlsError) -> Self {
+        Error::Hls(e)
+    }
+}
 
 /// Keeps an error one line: trap messages can contain newlines (backtraces, wasm frames).
 pub fn one_line(s: &str) -> String {

@@ -8,6 +8,8 @@ pub mod demo;
 pub mod embedded;
 pub mod error;
 pub mod fmt;
+pub mod hls;
+pub mod hls_upload;
 pub mod identity;
 pub mod network;
 pub mod nft;

@@ -333,3 +333,462 @@ fn serve_fund_needs_an_icrc_ledger() {
         "nothing is deployed before the arguments are checked"
     );
 }
+
+// ---------------------------------------------------------------------- HLS ladder (ffmpeg)
+
+/// Runs ffmpeg with `args` (quiet), panicking with its stderr on failure.
+fn ffmpeg(args: &[&str]) {
+    let o = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
+        .args(args)
+        .output()
+        .expect("ffmpeg runs");
+    assert!(o.status.success(), "ffmpeg {args:?}: {}", stderr(&o));
+}
+
+/// (pts in seconds, is keyframe) of the first video frame of `seg` (init segment prepended).
+fn first_frame(
+    init: &std::path::Path,
+    seg: &std::path::Path,
+    tmp: &std::path::Path,
+) -> (f64, bool) {
+    let mut bytes = std::fs::read(init).unwrap();
+    bytes.extend(std::fs::read(seg).unwrap());
+    std::fs::write(tmp, bytes).unwrap();
+    let o = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-read_intervals",
+            "%+#1",
+        ])
+        .args([
+            "-show_entries",
+            "frame=pts_time,key_frame",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(tmp)
+        .output()
+        .unwrap();
+    let out = stdout(&o);
+    let line = out
+        .lines()
+        .next()
+        .unwrap_or_else(|| panic!("no frame in {}", seg.display()));
+    // ffprobe prints the fields in its own order: key_frame, pts_time.
+    let mut key = None;
+    let mut pts = None;
+    for f in line.split(',') {
+        match f {
+            "0" | "1" if key.is_none() => key = Some(f == "1"),
+            v => pts = v.parse::<f64>().ok().or(pts),
+        }
+    }
+    (pts.unwrap(), key.unwrap())
+}
+
+fn tree_files(root: &std::path::Path) -> Vec<(String, u64)> {
+    fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<(String, u64)>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                out.push((rel, p.metadata().unwrap().len()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn hls_prepare_builds_an_aligned_ladder_within_the_size_limit() {
+    require_ffmpeg();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let srt = d.join("in.srt");
+    std::fs::write(
+        &srt,
+        "1\n00:00:00,500 --> 00:00:02,000\nHello\n\n2\n00:00:03,000 --> 00:00:05,000\nWorld\n",
+    )
+    .unwrap();
+    let src = d.join("src.mp4");
+    let (src_s, srt_s) = (src.to_str().unwrap(), srt.to_str().unwrap());
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=1920x1080:rate=30",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-i",
+        srt_s,
+        "-t",
+        "6",
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        "-map",
+        "2:s",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-c:s",
+        "mov_text",
+        "-metadata:s:s:0",
+        "language=eng",
+        src_s,
+    ]);
+    let ext = d.join("fr.vtt");
+    std::fs::write(&ext, "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nBonjour\n").unwrap();
+    let out = d.join("ladder");
+    let started = std::time::Instant::now();
+    let o = run(canvid()
+        .args(["hls", "prepare"])
+        .arg(&src)
+        .arg(&out)
+        .arg("--subtitles")
+        .arg(format!("fr={}", ext.display()))
+        .arg("--thumbnails")
+        // Half the time of the default preset, and the harder case for the size limit: the
+        // least efficient encoder fills its VBV cap the most.
+        .args(["--preset", "ultrafast"]));
+    assert!(o.status.success(), "hls prepare failed: {}", stderr(&o));
+    eprintln!(
+        "hls prepare of 6 s of 1080p: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        stdout(&o).trim(),
+        out.join("hls/master.m3u8").display().to_string()
+    );
+
+    let files = tree_files(&out);
+    let rungs = ["1080p", "720p", "480p", "360p", "240p"];
+    for (path, size) in &files {
+        assert!(*size <= 2_000_000, "{path} is {size} bytes");
+        assert!(*size > 0, "{path} is empty");
+    }
+    let names: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+    for r in rungs {
+        for f in ["index.m3u8", "init.mp4", "seg-00000.m4s"] {
+            let want = format!("hls/{r}/{f}");
+            assert!(
+                names.contains(&want.as_str()),
+                "{want} missing from {names:?}"
+            );
+        }
+    }
+    for want in [
+        "hls/master.m3u8",
+        "hls/subs/eng.m3u8",
+        "hls/subs/fr.m3u8",
+        "subs/eng.vtt",
+        "subs/fr.vtt",
+        "thumbs/sprite.jpg",
+        "thumbs/thumbs.vtt",
+    ] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    // Nothing else: the tree is exactly the layout (no probe leftovers).
+    assert!(
+        names
+            .iter()
+            .all(|n| n.starts_with("hls/") || n.starts_with("subs/") || n.starts_with("thumbs/")),
+        "{names:?}"
+    );
+    assert!(!names.iter().any(|n| n.contains("/.")), "{names:?}");
+
+    let read = |p: &str| std::fs::read_to_string(out.join(p)).unwrap();
+    let master = read("hls/master.m3u8");
+    assert_eq!(master.matches("#EXT-X-STREAM-INF:").count(), 5, "{master}");
+    for r in rungs {
+        assert!(master.contains(&format!("\n{r}/index.m3u8\n")), "{master}");
+    }
+    assert!(
+        master.contains("RESOLUTION=1920x1080,CODECS=\"avc1."),
+        "{master}"
+    );
+    assert!(master.contains("RESOLUTION=854x480,"), "{master}");
+    assert!(
+        master.contains("mp4a.40.2\",FRAME-RATE=30.000,SUBTITLES=\"subs\""),
+        "{master}"
+    );
+    assert!(
+        master.contains("TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"eng\",LANGUAGE=\"eng\"")
+            && master.contains("URI=\"subs/fr.m3u8\""),
+        "{master}"
+    );
+    assert!(read("subs/eng.vtt").contains("Hello"));
+    assert!(read("subs/fr.vtt").contains("Bonjour"));
+    assert!(read("hls/subs/eng.m3u8").contains("\n../../subs/eng.vtt\n"));
+    assert!(read("thumbs/thumbs.vtt").contains("sprite.jpg#xywh=0,0,160,90"));
+
+    // Segment n of every rung starts with a keyframe at the same instant.
+    let probe = d.join("probe.mp4");
+    let mut grid: Option<Vec<f64>> = None;
+    for r in rungs {
+        let playlist = read(&format!("hls/{r}/index.m3u8"));
+        assert!(
+            playlist.contains("#EXT-X-MAP:URI=\"init.mp4\""),
+            "{playlist}"
+        );
+        assert!(
+            playlist.contains("#EXT-X-PLAYLIST-TYPE:VOD") && playlist.contains("#EXT-X-ENDLIST")
+        );
+        let segs: Vec<&str> = playlist.lines().filter(|l| l.ends_with(".m4s")).collect();
+        assert_eq!(segs.len(), 3, "6 s in 2 s segments for {r}: {playlist}");
+        let starts: Vec<f64> = segs
+            .iter()
+            .map(|s| {
+                let (pts, key) = first_frame(
+                    &out.join(format!("hls/{r}/init.mp4")),
+                    &out.join(format!("hls/{r}/{s}")),
+                    &probe,
+                );
+                assert!(key, "{r}/{s} does not start with a keyframe");
+                pts
+            })
+            .collect();
+        match &grid {
+            None => grid = Some(starts),
+            Some(g) => {
+                for (a, b) in g.iter().zip(&starts) {
+                    assert!(
+                        (a - b).abs() < 0.001,
+                        "{r}: segment starts {starts:?} vs {g:?}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn hls_prepare_never_upscales_a_480p_source() {
+    require_ffmpeg();
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("small.mp4");
+    // No audio: the ladder is video only, and the codecs say so.
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=640x480:rate=25",
+        "-t",
+        "2",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        src.to_str().unwrap(),
+    ]);
+    // The ladder goes next to the source: the source is not part of the tree.
+    let out = dir.path().to_path_buf();
+    let o = run(canvid()
+        .args(["hls", "prepare"])
+        .arg(&src)
+        .arg(&out)
+        .arg("--thumbnails"));
+    assert!(o.status.success(), "hls prepare failed: {}", stderr(&o));
+    assert!(out.join("thumbs/sprite.jpg").is_file());
+    // Prepared again without thumbnails: the old track does not linger.
+    let o = run(canvid().args(["hls", "prepare"]).arg(&src).arg(&out));
+    assert!(o.status.success(), "hls prepare failed: {}", stderr(&o));
+    assert!(!out.join("thumbs").exists());
+    let tree = canvid_cli::hls::scan(&out).unwrap();
+    assert!(tree.iter().all(|f| f.path.starts_with("/hls/")), "{tree:?}");
+    // Declaration order: master, then rungs from the lowest (playlist, init, segments).
+    let order: Vec<&str> = tree.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(
+        order[..4],
+        [
+            "/hls/master.m3u8",
+            "/hls/240p/index.m3u8",
+            "/hls/240p/init.mp4",
+            "/hls/240p/seg-00000.m4s"
+        ]
+    );
+    let r = tree[1]
+        .rendition
+        .as_ref()
+        .expect("index.m3u8 carries its rendition");
+    assert_eq!((r.name.as_str(), r.width, r.height), ("240p", 320, 240));
+    r.validate().unwrap();
+    let dirs: Vec<String> = std::fs::read_dir(out.join("hls"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".m3u8"))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(dirs, ["240p", "360p", "480p"]);
+    let master = std::fs::read_to_string(out.join("hls/master.m3u8")).unwrap();
+    assert!(master.contains("RESOLUTION=640x480,"), "{master}");
+    assert!(master.contains("RESOLUTION=320x240,"), "{master}");
+    assert!(
+        !master.contains("mp4a") && !master.contains("SUBTITLES"),
+        "{master}"
+    );
+    assert!(!out.join("subs").exists());
+    // ≤480p rungs allow 6 s segments: 2 s of video is one segment per rung.
+    let p = std::fs::read_to_string(out.join("hls/480p/index.m3u8")).unwrap();
+    assert_eq!(p.matches(".m4s").count(), 1, "{p}");
+    assert!(p.contains("#EXT-X-TARGETDURATION:2"), "{p}");
+}
+
+#[test]
+fn hls_prepare_refuses_bad_inputs_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_video = dir.path().join("notes.mp4");
+    std::fs::write(&not_video, "this is not a video").unwrap();
+    let out = dir.path().join("out");
+    let o = run(canvid()
+        .args(["hls", "prepare", "/no/such/src.mp4"])
+        .arg(&out));
+    assert_one_line_error(&o, 3, "file not found: /no/such/src.mp4");
+    let o = run(canvid()
+        .args(["hls", "prepare"])
+        .arg(&not_video)
+        .arg(&out)
+        .args(["--subtitles", "en"]));
+    assert_one_line_error(&o, 3, "is not LANG=PATH");
+    let o = run(canvid()
+        .args(["hls", "prepare"])
+        .arg(&not_video)
+        .arg(&out)
+        .args(["--subtitles", "en=/no/such.srt"]));
+    assert_one_line_error(&o, 3, "file not found: /no/such.srt");
+    // A tree made elsewhere with a segment larger than one HTTP answer is refused before any
+    // call (no network is running here).
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("hls/240p")).unwrap();
+    std::fs::write(
+        tree.join("hls/master.m3u8"),
+        "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1,RESOLUTION=2x2\n240p/index.m3u8\n",
+    )
+    .unwrap();
+    std::fs::write(tree.join("hls/240p/index.m3u8"), "#EXTM3U\n").unwrap();
+    std::fs::write(tree.join("hls/240p/seg-00000.m4s"), vec![0u8; 2_000_001]).unwrap();
+    let o = run(canvid()
+        .args(["upload", "--no-original", "--hls-dir"])
+        .arg(&tree)
+        .arg("--state")
+        .arg(dir.path().join("state")));
+    assert_one_line_error(
+        &o,
+        1,
+        "/hls/240p/seg-00000.m4s is 2000001 bytes, more than the 2000000 bytes",
+    );
+    // A tree whose master names a rung playlist that is not there.
+    std::fs::remove_file(tree.join("hls/240p/seg-00000.m4s")).unwrap();
+    std::fs::remove_file(tree.join("hls/240p/index.m3u8")).unwrap();
+    let o = run(canvid()
+        .args(["upload", "--no-original", "--hls-dir"])
+        .arg(&tree)
+        .arg("--state")
+        .arg(dir.path().join("state")));
+    assert_one_line_error(&o, 3, "names hls/240p/index.m3u8, which is missing");
+    require_ffmpeg();
+    let o = run(canvid().args(["hls", "prepare"]).arg(&not_video).arg(&out));
+    assert_one_line_error(&o, 3, "is not a video ffprobe can read (");
+    // An audio-only file has no video stream to make a ladder of.
+    let audio = dir.path().join("tone.m4a");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=duration=1",
+        "-c:a",
+        "aac",
+        audio.to_str().unwrap(),
+    ]);
+    let o = run(canvid().args(["hls", "prepare"]).arg(&audio).arg(&out));
+    assert_one_line_error(&o, 3, "(no video stream)");
+    // Without ffmpeg/ffprobe on PATH: the environment exit code and what to install.
+    let src = dir.path().join("v.mp4");
+    std::fs::write(&src, "x").unwrap();
+    let o = run(canvid()
+        .args(["hls", "prepare"])
+        .arg(&src)
+        .arg(&out)
+        .env("PATH", dir.path().join("empty")));
+    assert_one_line_error(&o, 4, "ffprobe is not installed");
+}
+
+#[test]
+fn hls_prepare_cuts_shorter_segments_until_every_file_fits_or_says_why_not() {
+    use canvid_cli::hls::{prepare, HlsError, PrepareOptions};
+    require_ffmpeg();
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=426x240:rate=25",
+        "-t",
+        "2",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        src.to_str().unwrap(),
+    ]);
+    let largest = |out: &std::path::Path| tree_files(out).iter().map(|f| f.1).max().unwrap();
+    let opts = |max: Option<u64>| PrepareOptions {
+        segment_seconds: Some(2),
+        preset: Some("ultrafast".into()),
+        max_file_bytes: max,
+        ..PrepareOptions::default()
+    };
+    let quiet = |_: &str| {};
+    // One rung (240p); 2 s segments: one segment, whose size is the limit to beat.
+    let out = dir.path().join("a");
+    let p = prepare(&src, &out, &opts(None), &quiet).unwrap();
+    assert_eq!(p.segment_seconds, 2);
+    assert_eq!(p.variants.len(), 1);
+    let l2 = largest(&out);
+    // A limit of 3/4 of it: the ladder is cut again with 1 s segments (about half the bytes),
+    // which fit. (Not "just below": x264 under a VBV cap with threads varies by a few percent
+    // from run to run.)
+    let limit = l2 * 3 / 4;
+    let out = dir.path().join("b");
+    let p = prepare(&src, &out, &opts(Some(limit)), &quiet).unwrap();
+    assert_eq!(p.segment_seconds, 1);
+    assert!(largest(&out) <= limit, "{} vs {limit}", largest(&out));
+    let segs = std::fs::read_to_string(out.join("hls/240p/index.m3u8")).unwrap();
+    assert_eq!(segs.matches(".m4s").count(), 2, "{segs}");
+    // A limit no segment can meet: refused, naming the file and the limit.
+    let out = dir.path().join("c");
+    match prepare(&src, &out, &opts(Some(5_000)), &quiet) {
+        Err(e @ HlsError::FileTooLarge { .. }) => {
+            let m = e.to_string();
+            assert!(
+                m.contains("more than the 5000 bytes") && m.contains("1-second"),
+                "{m}"
+            );
+            assert!(m.contains(".m4s is "), "{m}");
+        }
+        other => panic!("expected FileTooLarge, got {other:?}"),
+    }
+}

@@ -351,3 +351,210 @@ fn l6_certified_metadata_verifies_and_tampering_fails() {
     assert!(e.contains("forged"), "{e}");
     serve.stop();
 }
+
+/// `GET path` on the gateway of `canvid serve` for canister `id` (HTTP/1.0, so the body is not
+/// chunked): (status line and headers, body).
+fn http_get(
+    state: &std::path::Path,
+    id: &str,
+    path: &str,
+    range: Option<&str>,
+) -> (String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state.join("serve.json")).unwrap()).unwrap();
+    let url = info["url"].as_str().unwrap();
+    let port: u16 = url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let range = range.map(|r| format!("Range: {r}\r\n")).unwrap_or_default();
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {id}.localhost:{port}\r\n{range}\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("HTTP header end")
+        + 4;
+    (
+        String::from_utf8_lossy(&response[..split]).into_owned(),
+        response[split..].to_vec(),
+    )
+}
+
+#[test]
+fn upload_hls_stores_the_ladder_resumes_and_serves_every_file() {
+    require_wasm();
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let state = d.join("state");
+    // 4 s of 640x360 with audio and a subtitle track, 1 s segments: two rungs (360p, 240p) of
+    // four segments each, enough files for an interruption in the middle.
+    let srt = d.join("in.srt");
+    std::fs::write(&srt, "1\n00:00:00,500 --> 00:00:02,000\nHello\n").unwrap();
+    let src = d.join("src.mp4");
+    let o = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-i",
+        ])
+        .arg(&srt)
+        .args(["-t", "4", "-map", "0:v", "-map", "1:a", "-map", "2:s"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .args([
+            "-c:a",
+            "aac",
+            "-c:s",
+            "mov_text",
+            "-metadata:s:s:0",
+            "language=eng",
+        ])
+        .arg(&src)
+        .output()
+        .expect("ffmpeg runs (scripts/setup.sh installs it)");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let src_bytes = std::fs::read(&src).unwrap();
+    let ladder_args = ["--segment-seconds", "1", "--preset", "ultrafast"];
+
+    let _serve = Serve::start(&state);
+    let started = std::time::Instant::now();
+    // upload --hls interrupted after 3 chunks: the ladder stays in the state directory.
+    let o = fails(
+        net(
+            canvid()
+                .args(["upload", "--stop-after-chunks", "3", "--hls"])
+                .arg(&src)
+                .args(ladder_args),
+            &state,
+        ),
+        1,
+        "upload interrupted",
+    );
+    assert!(text(&o.stderr).contains("run the same upload again"));
+    let work: Vec<_> = std::fs::read_dir(state.join("hls-work"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(work.len(), 1, "{work:?}");
+    let tree = canvid_cli::hls::scan(&work[0]).unwrap();
+    let tree_bytes: Vec<(String, Vec<u8>)> = tree
+        .iter()
+        .map(|f| (f.path.clone(), std::fs::read(&f.local).unwrap()))
+        .collect();
+    assert_eq!(tree.iter().filter(|f| f.rendition.is_some()).count(), 2);
+    let total_chunks = tree.len() as u32 + src_bytes.len().div_ceil(2_000_000) as u32;
+
+    // The same command again: the kept ladder, the same canister, only the rest is sent.
+    let o = net(
+        canvid()
+            .args(["upload", "--hls"])
+            .arg(&src)
+            .args(ladder_args),
+        &state,
+    )
+    .output()
+    .unwrap();
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    assert!(o.status.success(), "{err}\n{out}");
+    assert!(err.contains("reusing the ladder prepared in"), "{err}");
+    assert!(err.contains("resuming the upload into"), "{err}");
+    assert!(
+        out.contains(&format!("sent {} chunk(s)", total_chunks - 3)),
+        "{total_chunks} chunks in all: {out}"
+    );
+    assert!(out.contains("renditions 360p 240p"), "{out}");
+    let id = last_line(&out);
+    assert!(!work[0].exists(), "the ladder is removed once uploaded");
+    eprintln!(
+        "upload --hls of {} files, interrupted and resumed: {:.1} s",
+        tree.len(),
+        started.elapsed().as_secs_f64()
+    );
+
+    // Metadata: the file count and the renditions, highest first, as declared.
+    let info = ok(net(canvid().args(["info", &id]), &state));
+    assert!(
+        info.contains(&format!("files      {} named file(s)", tree.len())),
+        "{info}"
+    );
+    let renditions: Vec<&str> = info
+        .lines()
+        .filter(|l| l.starts_with("rendition"))
+        .collect();
+    assert_eq!(renditions.len(), 2, "{info}");
+    assert!(
+        renditions[0].contains("360p   640x360") && renditions[0].ends_with("/hls/360p/index.m3u8"),
+        "{info}"
+    );
+    assert!(renditions[1].contains("240p   426x240"), "{info}");
+
+    // Every file read back with get_file_chunk, byte-exact and digest-checked.
+    let back = d.join("back");
+    for (path, bytes) in &tree_bytes {
+        ok(net(
+            canvid().args(["get", &id, "--path", path, "-o"]).arg(&back),
+            &state,
+        ));
+        assert_eq!(&std::fs::read(&back).unwrap(), bytes, "{path}");
+    }
+    let master = String::from_utf8(tree_bytes[0].1.clone()).unwrap();
+    assert!(master.contains("URI=\"subs/eng.m3u8\""), "{master}");
+    // Over HTTP, as a player fetches them: every file of the tree by a plain GET, 200 with the
+    // whole file and its MIME type; the original is the main file, served with ranges.
+    for (f, (path, bytes)) in tree.iter().zip(&tree_bytes) {
+        let (head, body) = http_get(&state, &id, path, None);
+        assert!(
+            head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"),
+            "{path}: {head}"
+        );
+        assert!(
+            head.to_ascii_lowercase()
+                .contains(&format!("content-type: {}", f.mime_type)),
+            "{path}: {head}"
+        );
+        assert_eq!(&body, bytes, "{path} over HTTP");
+    }
+    let (head, body) = http_get(&state, &id, "/", Some("bytes=100-199"));
+    assert!(head.contains(" 206"), "{head}");
+    assert_eq!(body, src_bytes[100..200]);
+    fails(
+        net(
+            canvid().args(["get", &id, "--path", "/hls/none.m3u8"]),
+            &state,
+        ),
+        3,
+        "has no named file /hls/none.m3u8",
+    );
+    // A --hls-dir that is not a prepared tree fails in one line, before any call.
+    fails(
+        net(
+            canvid()
+                .args(["upload", "--no-original", "--hls-dir"])
+                .arg(d.join("nope")),
+            &state,
+        ),
+        3,
+        "is not a prepared HLS tree",
+    );
+}

@@ -518,3 +518,618 @@ fn empty_file_has_no_chunks() {
     assert_eq!(report.plan.file_digest, file_digest([] as [Digest; 0]));
     assert!(client.puts().is_empty());
 }
+
+// ---------------------------------------------------------------------- HLS ladder arithmetic
+
+mod hls_ladder {
+    use canvid_cli::hls::{
+        bitrates, ladder_segment_seconds, master_playlist, master_renditions, media_segments,
+        parse_subtitle_arg, sanitize_lang, segment_seconds, select_rungs, subtitle_playlist,
+        SubtitleTrack, VariantInfo, LADDER, MAX_FILE_BYTES, MAX_SEGMENT_SECONDS,
+    };
+
+    fn names(w: u32, h: u32) -> Vec<String> {
+        select_rungs(w, h).into_iter().map(|r| r.name).collect()
+    }
+
+    #[test]
+    fn rungs_never_exceed_the_source_height() {
+        assert_eq!(names(1920, 1080), ["1080p", "720p", "480p", "360p", "240p"]);
+        assert_eq!(names(3840, 2160), ["1080p", "720p", "480p", "360p", "240p"]);
+        assert_eq!(names(1280, 720), ["720p", "480p", "360p", "240p"]);
+        assert_eq!(names(854, 480), ["480p", "360p", "240p"]);
+        // Between rungs: the next rung down, never an upscaled one.
+        assert_eq!(names(1000, 600), ["480p", "360p", "240p"]);
+        assert_eq!(names(426, 240), ["240p"]);
+        for (w, h) in [(1920, 1080), (1000, 600), (640, 359), (7680, 4320)] {
+            for r in select_rungs(w, h) {
+                assert!(r.height <= h, "{w}x{h}: rung {} upscales", r.name);
+            }
+        }
+    }
+
+    #[test]
+    fn a_source_below_240p_gets_one_rung_at_its_own_even_size() {
+        let r = select_rungs(321, 181);
+        assert_eq!(r.len(), 1);
+        assert_eq!(
+            (r[0].name.as_str(), r[0].width, r[0].height),
+            ("180p", 320, 180)
+        );
+        let r = select_rungs(160, 120);
+        assert_eq!((r[0].width, r[0].height), (160, 120));
+    }
+
+    #[test]
+    fn rung_sizes_keep_the_aspect_ratio_with_even_dimensions() {
+        let r = select_rungs(1920, 1080);
+        let sizes: Vec<(u32, u32)> = r.iter().map(|r| (r.width, r.height)).collect();
+        assert_eq!(
+            sizes,
+            [
+                (1920, 1080),
+                (1280, 720),
+                (854, 480),
+                (640, 360),
+                (426, 240)
+            ]
+        );
+        // 4:3 and a cinema 2.39:1 source.
+        let r = select_rungs(1440, 1080);
+        assert_eq!((r[1].width, r[1].height), (960, 720));
+        for r in select_rungs(2048, 858)
+            .iter()
+            .chain(&select_rungs(1437, 1079))
+        {
+            assert_eq!(r.width % 2, 0, "{r:?}");
+            assert_eq!(r.height % 2, 0, "{r:?}");
+        }
+        let r = select_rungs(2048, 858);
+        assert_eq!((r[0].width, r[0].height), (1718, 720));
+    }
+
+    #[test]
+    fn segment_duration_fits_the_size_limit_under_the_bitrate_cap() {
+        for spec in LADDER {
+            let d = segment_seconds(&spec);
+            assert!((1..=MAX_SEGMENT_SECONDS).contains(&d), "{spec:?}: {d}");
+            // The VBV bound on one segment: peak video rate over d seconds plus the buffer,
+            // plus the audio; it must fit one HTTP answer.
+            let worst_bytes =
+                ((spec.max_video_bps + spec.audio_bps) * u64::from(d) + spec.bufsize_bits) / 8;
+            assert!(
+                worst_bytes <= MAX_FILE_BYTES,
+                "{spec:?}: {d} s segments can reach {worst_bytes} bytes"
+            );
+            // And the duration is the longest whole number of seconds that does (or the cap).
+            if d < MAX_SEGMENT_SECONDS {
+                let longer = ((spec.max_video_bps + spec.audio_bps) * u64::from(d + 1)
+                    + spec.bufsize_bits)
+                    / 8;
+                assert!(
+                    longer as f64 > MAX_FILE_BYTES as f64 * 0.85,
+                    "{spec:?}: {d}"
+                );
+            }
+        }
+        // Higher rungs need shorter segments; the ladder uses its shortest.
+        assert_eq!(segment_seconds(&LADDER[0]), 2);
+        assert_eq!(segment_seconds(&LADDER[4]), MAX_SEGMENT_SECONDS);
+        assert_eq!(ladder_segment_seconds(&select_rungs(1920, 1080)), 2);
+        assert_eq!(ladder_segment_seconds(&select_rungs(1280, 720)), 4);
+        assert_eq!(ladder_segment_seconds(&select_rungs(640, 360)), 6);
+        // Caps fall with the rung.
+        for w in LADDER.windows(2) {
+            assert!(w[0].max_video_bps > w[1].max_video_bps);
+        }
+    }
+
+    #[test]
+    fn master_playlist_text() {
+        let v = |name: &str, w, h, peak, avg, codecs: &str| VariantInfo {
+            name: name.into(),
+            width: w,
+            height: h,
+            peak_bps: peak,
+            average_bps: avg,
+            codecs: codecs.into(),
+            fps: 29.97,
+        };
+        let variants = [
+            v(
+                "720p",
+                1280,
+                720,
+                2_000_000,
+                1_500_000,
+                "avc1.64001f,mp4a.40.2",
+            ),
+            v("240p", 426, 240, 300_000, 250_000, "avc1.640015,mp4a.40.2"),
+        ];
+        let subs = [
+            SubtitleTrack {
+                lang: "en".into(),
+                name: "English".into(),
+            },
+            SubtitleTrack {
+                lang: "fr".into(),
+                name: "fr".into(),
+            },
+        ];
+        let m = master_playlist(&variants, &subs);
+        assert_eq!(
+            m,
+            "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+             #EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"English\",LANGUAGE=\"en\",DEFAULT=YES,AUTOSELECT=YES,FORCED=NO,URI=\"subs/en.m3u8\"\n\
+             #EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"fr\",LANGUAGE=\"fr\",DEFAULT=NO,AUTOSELECT=YES,FORCED=NO,URI=\"subs/fr.m3u8\"\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=2000000,AVERAGE-BANDWIDTH=1500000,RESOLUTION=1280x720,CODECS=\"avc1.64001f,mp4a.40.2\",FRAME-RATE=29.970,SUBTITLES=\"subs\"\n\
+             720p/index.m3u8\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=300000,AVERAGE-BANDWIDTH=250000,RESOLUTION=426x240,CODECS=\"avc1.640015,mp4a.40.2\",FRAME-RATE=29.970,SUBTITLES=\"subs\"\n\
+             240p/index.m3u8\n"
+        );
+        // Read back as the renditions the upload declares.
+        let r = master_renditions(&m);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].0, "720p/index.m3u8");
+        assert_eq!(r[0].1.name, "720p");
+        assert_eq!(
+            (r[0].1.width, r[0].1.height, r[0].1.bandwidth),
+            (1280, 720, 2_000_000)
+        );
+        assert_eq!(r[0].1.codecs.as_deref(), Some("avc1.64001f,mp4a.40.2"));
+        r[1].1.validate().unwrap();
+        // Without subtitles there is no group and no SUBTITLES attribute.
+        let m = master_playlist(&variants[..1], &[]);
+        assert!(!m.contains("SUBTITLES"), "{m}");
+    }
+
+    #[test]
+    fn subtitle_playlist_is_one_segment_pointing_at_the_vtt() {
+        let p = subtitle_playlist("en", 61.2);
+        assert_eq!(
+            p,
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:62\n#EXT-X-MEDIA-SEQUENCE:0\n\
+             #EXT-X-PLAYLIST-TYPE:VOD\n#EXTINF:61.200,\n../../subs/en.vtt\n#EXT-X-ENDLIST\n"
+        );
+        // /hls/subs/en.m3u8 + ../../subs/en.vtt = /subs/en.vtt
+        assert_eq!(
+            media_segments(&p),
+            [(61.2, "../../subs/en.vtt".to_string())]
+        );
+    }
+
+    #[test]
+    fn bandwidth_from_measured_segments() {
+        // 2 s segments of 500 kB and 600 kB and a short 0.5 s tail of 100 kB: the peak is the
+        // densest segment's rate, the tail's included (RFC 8216).
+        let (peak, avg) = bitrates(&[(2.0, 500_000), (2.0, 600_000), (0.5, 100_000)]);
+        assert_eq!(peak, 2_400_000);
+        let (peak, _) = bitrates(&[(2.0, 500_000), (0.5, 400_000)]);
+        assert_eq!(peak, 6_400_000);
+        let (_, avg2) = bitrates(&[(2.0, 500_000), (2.0, 600_000), (0.5, 400_000)]);
+        assert_eq!(avg2, (1_500_000.0f64 * 8.0 / 4.5).ceil() as u64);
+        assert_eq!(avg, (1_200_000.0f64 * 8.0 / 4.5).ceil() as u64);
+    }
+
+    #[test]
+    fn subtitle_arguments() {
+        assert_eq!(
+            parse_subtitle_arg("en=a/b.srt").unwrap(),
+            ("en".to_string(), std::path::PathBuf::from("a/b.srt"))
+        );
+        parse_subtitle_arg("pt-BR=x.VTT").unwrap();
+        for bad in ["en", "=x.vtt", "e n=x.vtt", "en=x.ass", "../x=x.vtt"] {
+            let e = parse_subtitle_arg(bad).unwrap_err().to_string();
+            assert!(e.starts_with("subtitles: "), "{bad}: {e}");
+        }
+        assert_eq!(sanitize_lang("eng"), "eng");
+        assert_eq!(sanitize_lang("pt_BR"), "pt-BR");
+        assert_eq!(sanitize_lang(" / "), "und");
+    }
+}
+
+// ---------------------------------------------------------------------- set upload (named files)
+
+mod set_upload {
+    use std::cell::{Cell, RefCell};
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use candid::Principal;
+    use canvid_cli::error::{Error, Result};
+    use canvid_cli::hls_upload::{upload_set, FilesClient, SetItem, MAX_BATCH_BYTES};
+    use canvid_cli::upload::{file_digest, sha256, NoProgress};
+    use canvid_types::files::{FileInfo, FileRendition, Rendition, MAX_FILES_PER_CALL};
+    use canvid_types::video::{ChunkUpload, UploadSpec, VideoMetadata, VideoStatus};
+    use serde_bytes::ByteBuf;
+
+    const VIDEO: Principal = Principal::from_slice(&[7; 10]);
+
+    /// Stored chunks by (file path, None = main file; index).
+    type Chunks = BTreeMap<(Option<String>, u32), Vec<u8>>;
+
+    fn refused(error: canvid_types::Error) -> Error {
+        Error::Refused {
+            canister: VIDEO,
+            method: "fake".into(),
+            error: Box::new(error),
+        }
+    }
+
+    fn busy() -> Error {
+        refused(canvid_types::Error::Busy {
+            reason: "too much declared and unwritten".into(),
+        })
+    }
+
+    /// An in-memory video canister with the named-file rules: identical re-declarations are
+    /// accepted, a different one is refused; `begin_files` answers Busy when the bytes declared
+    /// but unwritten would pass `unwritten_bound`; chunks are checked against declared digests.
+    struct FakeSet {
+        main: RefCell<Option<UploadSpec>>,
+        declared: RefCell<Vec<UploadSpec>>,
+        chunks: RefCell<Chunks>,
+        unwritten_bound: u64,
+        /// Busy answers to give to the next puts.
+        busy_puts: Cell<u32>,
+        begin_files_calls: RefCell<Vec<usize>>,
+        puts: RefCell<Vec<(Option<String>, u32)>>,
+        sleeps: Cell<u32>,
+        ready: Cell<bool>,
+        /// Report a zero digest for this file (a canister that stored something else).
+        lie_about: RefCell<Option<String>>,
+    }
+
+    impl FakeSet {
+        fn new(unwritten_bound: u64) -> Self {
+            FakeSet {
+                main: RefCell::new(None),
+                declared: RefCell::new(Vec::new()),
+                chunks: RefCell::new(BTreeMap::new()),
+                unwritten_bound,
+                busy_puts: Cell::new(0),
+                begin_files_calls: RefCell::new(Vec::new()),
+                puts: RefCell::new(Vec::new()),
+                sleeps: Cell::new(0),
+                ready: Cell::new(false),
+                lie_about: RefCell::new(None),
+            }
+        }
+        fn spec_of(&self, path: &Option<String>) -> Option<UploadSpec> {
+            match path {
+                None => self.main.borrow().clone(),
+                Some(p) => self
+                    .declared
+                    .borrow()
+                    .iter()
+                    .find(|s| s.path.as_ref() == Some(p))
+                    .cloned(),
+            }
+        }
+        fn stored_of(&self, path: &Option<String>) -> (u32, Vec<[u8; 32]>) {
+            let chunks = self.chunks.borrow();
+            let mine: Vec<_> = chunks.iter().filter(|((p, _), _)| p == path).collect();
+            (
+                mine.len() as u32,
+                mine.iter().map(|(_, b)| sha256(b)).collect(),
+            )
+        }
+        fn unwritten(&self) -> u64 {
+            let stored: u64 = self
+                .chunks
+                .borrow()
+                .iter()
+                .filter(|((p, _), _)| p.is_some())
+                .map(|(_, b)| b.len() as u64)
+                .sum();
+            self.declared
+                .borrow()
+                .iter()
+                .map(|s| s.total_size)
+                .sum::<u64>()
+                - stored
+        }
+        fn count(spec: &UploadSpec) -> u32 {
+            spec.total_size.div_ceil(u64::from(spec.chunk_size)) as u32
+        }
+    }
+
+    impl FilesClient for FakeSet {
+        fn video(&self) -> Principal {
+            VIDEO
+        }
+        async fn begin_upload(&self, spec: UploadSpec) -> Result<()> {
+            let mut m = self.main.borrow_mut();
+            match &*m {
+                Some(s) if *s != spec => Err(refused(canvid_types::Error::Conflict {
+                    reason: "another main file is declared".into(),
+                })),
+                _ => {
+                    *m = Some(spec);
+                    Ok(())
+                }
+            }
+        }
+        async fn begin_files(&self, specs: Vec<UploadSpec>) -> Result<u32> {
+            self.begin_files_calls.borrow_mut().push(specs.len());
+            let mut new_bytes = 0;
+            for s in &specs {
+                assert!(s.path.is_some(), "begin_files declares named files only");
+                match self.spec_of(&s.path) {
+                    Some(existing) if existing != *s => {
+                        return Err(refused(canvid_types::Error::Conflict {
+                            reason: format!("{:?} is declared differently", s.path),
+                        }))
+                    }
+                    Some(_) => {}
+                    None => new_bytes += s.total_size,
+                }
+            }
+            if self.unwritten() + new_bytes > self.unwritten_bound {
+                return Err(busy());
+            }
+            let mut d = self.declared.borrow_mut();
+            for s in specs {
+                if !d.iter().any(|x| x.path == s.path) {
+                    d.push(s);
+                }
+            }
+            Ok(d.len() as u32)
+        }
+        async fn put_chunk(&self, chunk: ChunkUpload) -> Result<()> {
+            if self.busy_puts.get() > 0 {
+                self.busy_puts.set(self.busy_puts.get() - 1);
+                return Err(busy());
+            }
+            let spec = self.spec_of(&chunk.path).expect("put into a declared file");
+            let want = &spec.chunk_digests.as_ref().unwrap()[chunk.index as usize];
+            assert_eq!(want.as_slice(), sha256(&chunk.data), "chunk digest");
+            self.puts
+                .borrow_mut()
+                .push((chunk.path.clone(), chunk.index));
+            self.chunks
+                .borrow_mut()
+                .insert((chunk.path, chunk.index), chunk.data.into_vec());
+            Ok(())
+        }
+        async fn missing_chunks(&self, path: Option<String>) -> Result<Vec<u32>> {
+            let spec = self.spec_of(&path).expect("declared");
+            let chunks = self.chunks.borrow();
+            Ok((0..Self::count(&spec))
+                .filter(|i| !chunks.contains_key(&(path.clone(), *i)))
+                .collect())
+        }
+        async fn files(&self) -> Result<BTreeMap<String, FileInfo>> {
+            let mut out = BTreeMap::new();
+            for s in self.declared.borrow().iter() {
+                let (uploaded, digests) = self.stored_of(&s.path);
+                let path = s.path.clone().unwrap();
+                out.insert(
+                    path.clone(),
+                    FileInfo {
+                        path,
+                        mime_type: s.mime_type.clone(),
+                        size: s.total_size,
+                        chunk_size: s.chunk_size,
+                        chunk_count: Self::count(s),
+                        uploaded_chunks: uploaded,
+                        uploaded_bytes: 0,
+                        digest: self.ready.get().then(|| {
+                            if *self.lie_about.borrow() == s.path {
+                                ByteBuf::from(vec![0; 32])
+                            } else {
+                                ByteBuf::from(file_digest(&digests).to_vec())
+                            }
+                        }),
+                        duration_ms: None,
+                        rendition: s.rendition.clone(),
+                    },
+                );
+            }
+            Ok(out)
+        }
+        async fn finish_upload(&self) -> Result<VideoMetadata> {
+            for s in self
+                .declared
+                .borrow()
+                .iter()
+                .chain(self.main.borrow().iter())
+            {
+                let (n, _) = self.stored_of(&s.path);
+                assert_eq!(n, Self::count(s), "finish with {:?} incomplete", s.path);
+            }
+            self.ready.set(true);
+            let main = self.main.borrow().clone();
+            let p = Principal::anonymous();
+            Ok(VideoMetadata {
+                status: VideoStatus::Ready,
+                title: String::new(),
+                description: String::new(),
+                tags: vec![],
+                mime_type: main
+                    .as_ref()
+                    .map(|m| m.mime_type.clone())
+                    .unwrap_or_default(),
+                size: main.as_ref().map(|m| m.total_size).unwrap_or(0),
+                duration_ms: None,
+                chunk_size: 0,
+                chunk_count: 0,
+                uploaded_chunks: 0,
+                uploaded_bytes: 0,
+                digest: main.map(|_| ByteBuf::from(file_digest(&self.stored_of(&None).1).to_vec())),
+                creator: p,
+                owner: p,
+                operator: None,
+                index: None,
+                created_at: 0,
+                updated_at: 0,
+                ready_at: Some(1),
+                transfer_seq: 0,
+                pending_offer: None,
+                control: None,
+                files: Some(self.declared.borrow().len() as u32),
+                renditions: Some(
+                    self.declared
+                        .borrow()
+                        .iter()
+                        .filter_map(|s| {
+                            Some(FileRendition {
+                                path: s.path.clone()?,
+                                rendition: s.rendition.clone()?,
+                            })
+                        })
+                        .collect(),
+                ),
+            })
+        }
+        async fn sleep(&self, _delay: Duration) {
+            self.sleeps.set(self.sleeps.get() + 1);
+        }
+    }
+
+    /// `n` named files of `size` bytes (distinct contents) and a 4,000,001-byte main file.
+    fn set(dir: &std::path::Path, n: usize, size: usize, main: bool) -> Vec<SetItem> {
+        let mut items = Vec::new();
+        if main {
+            let p = dir.join("main.mp4");
+            let bytes: Vec<u8> = (0..4_000_001u32).map(|i| ((i * 7) >> 5) as u8).collect();
+            std::fs::write(&p, bytes).unwrap();
+            items.push(SetItem::plan(None, &p, "video/mp4", None, &NoProgress).unwrap());
+        }
+        for i in 0..n {
+            let p = dir.join(format!("f{i}"));
+            let mut bytes = vec![(i % 251) as u8; size];
+            bytes[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            std::fs::write(&p, bytes).unwrap();
+            let rendition = (i == 1).then(|| Rendition {
+                name: "240p".into(),
+                width: 426,
+                height: 240,
+                bandwidth: 300_000,
+                codecs: Some("avc1.640015,mp4a.40.2".into()),
+            });
+            items.push(
+                SetItem::plan(
+                    Some(format!("/hls/240p/seg-{i:05}.m4s")),
+                    &p,
+                    "video/mp4",
+                    rendition,
+                    &NoProgress,
+                )
+                .unwrap(),
+            );
+        }
+        items
+    }
+
+    fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+        futures::executor::block_on(f)
+    }
+
+    #[test]
+    fn declares_at_most_500_per_call_in_order_and_verifies_every_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let items = set(dir.path(), 1_203, 64, true);
+        let fake = FakeSet::new(u64::MAX);
+        let r = run(upload_set(&fake, &items, false, None, &NoProgress)).unwrap();
+        assert_eq!(*fake.begin_files_calls.borrow(), [500, 500, 203]);
+        assert_eq!((r.batches, r.largest_batch), (3, MAX_FILES_PER_CALL));
+        // 3 chunks of the main file, then one per named file, in declaration order.
+        let puts = fake.puts.borrow();
+        assert_eq!(r.chunks_sent, 3 + 1_203);
+        assert_eq!(puts[..3], [(None, 0), (None, 1), (None, 2)]);
+        let named: Vec<String> = puts[3..].iter().map(|p| p.0.clone().unwrap()).collect();
+        let declared: Vec<String> = items[1..].iter().map(|i| i.path.clone().unwrap()).collect();
+        assert_eq!(named, declared);
+        assert_eq!(r.metadata.files, Some(1_203));
+        assert_eq!(r.metadata.renditions.as_ref().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_busy_begin_files_is_split_until_it_fits_the_unwritten_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        // Ten 1,000-byte files; the canister holds at most 3,000 bytes declared and unwritten.
+        let items = set(dir.path(), 10, 1_000, false);
+        let fake = FakeSet::new(3_000);
+        let r = run(upload_set(&fake, &items, false, None, &NoProgress)).unwrap();
+        assert_eq!(r.chunks_sent, 10);
+        assert!(r.largest_batch <= 3, "{r:?}");
+        // 10 refused, 5 refused, then batches of 2 that fit.
+        assert_eq!(fake.begin_files_calls.borrow()[..3], [10, 5, 2]);
+        assert_eq!(fake.declared.borrow().len(), 10);
+    }
+
+    #[test]
+    fn batches_stop_at_max_batch_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        // Files of 1,999,000 bytes: MAX_BATCH_BYTES holds 64 of them per begin_files.
+        let per = (MAX_BATCH_BYTES / 1_999_000) as usize;
+        let items = set(dir.path(), per + 3, 1_999_000, false);
+        let fake = FakeSet::new(u64::MAX);
+        let r = run(upload_set(&fake, &items, false, None, &NoProgress)).unwrap();
+        assert_eq!(*fake.begin_files_calls.borrow(), [per, 3]);
+        assert_eq!(r.chunks_sent as usize, per + 3);
+    }
+
+    #[test]
+    fn busy_puts_are_retried_with_backoff() {
+        let dir = tempfile::tempdir().unwrap();
+        let items = set(dir.path(), 3, 100, false);
+        let fake = FakeSet::new(u64::MAX);
+        fake.busy_puts.set(2);
+        let r = run(upload_set(&fake, &items, false, None, &NoProgress)).unwrap();
+        assert_eq!(r.chunks_sent, 3);
+        assert_eq!(fake.sleeps.get(), 2);
+    }
+
+    #[test]
+    fn an_interrupted_set_resumes_with_only_the_missing_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let items = set(dir.path(), 20, 100, true);
+        let fake = FakeSet::new(u64::MAX);
+        let e = run(upload_set(&fake, &items, false, Some(7), &NoProgress)).unwrap_err();
+        assert!(matches!(e, Error::Interrupted(_)), "{e}");
+        assert_eq!(fake.puts.borrow().len(), 7);
+        // Same set again: identical declarations are accepted; 3 + 20 - 7 chunks remain.
+        let r = run(upload_set(&fake, &items, true, None, &NoProgress)).unwrap();
+        assert_eq!(r.chunks_sent, 3 + 20 - 7);
+        assert_eq!(fake.puts.borrow().len(), 23, "nothing is sent twice");
+        // A different file at a declared path is refused, not overwritten.
+        let other = tempfile::tempdir().unwrap();
+        let mut changed = set(other.path(), 20, 100, true);
+        changed[5] = SetItem::plan(
+            changed[5].path.clone(),
+            &other.path().join("f0"),
+            "video/mp4",
+            None,
+            &NoProgress,
+        )
+        .unwrap();
+        let fake2 = FakeSet::new(u64::MAX);
+        run(upload_set(
+            &fake2,
+            &set(other.path(), 20, 100, true),
+            false,
+            Some(4),
+            &NoProgress,
+        ))
+        .unwrap_err();
+        let e = run(upload_set(&fake2, &changed, true, None, &NoProgress)).unwrap_err();
+        assert!(e.to_string().contains("declared differently"), "{e}");
+    }
+
+    #[test]
+    fn a_stored_file_that_differs_fails_the_verification() {
+        let dir = tempfile::tempdir().unwrap();
+        let items = set(dir.path(), 3, 100, false);
+        let fake = FakeSet::new(u64::MAX);
+        *fake.lie_about.borrow_mut() = items[2].path.clone();
+        let e = run(upload_set(&fake, &items, false, None, &NoProgress)).unwrap_err();
+        assert!(matches!(e, Error::Verify(_)), "{e}");
+        assert!(
+            e.to_string()
+                .contains("/hls/240p/seg-00002.m4s as 100 bytes with digest 0000"),
+            "{e}"
+        );
+    }
+}

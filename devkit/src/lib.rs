@@ -14,4 +14,4 @@ pub mod icrc_ledger;
 pub mod raw_http;
 pub mod wasm;
 
-pub use wasm::{gzip, load_wasm, read_wasm, wasm_dir, WasmError};
+pub use wasm::{gzip, load_wasm, load_wasm_gz, read_wasm, wasm_dir, WasmError};

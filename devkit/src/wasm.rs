@@ -93,6 +93,19 @@ pub fn load_wasm(name: &str) -> Vec<u8> {
     read_wasm(&wasm_dir(), name).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Reads `<wasm_dir()>/<name>.wasm.gz` as `scripts/build-wasm.sh` wrote it: the form an
+/// `install_code` message sends a module over the IC's 2 MiB ingress limit uncompressed (the
+/// video module is). Panics like [`load_wasm`].
+pub fn load_wasm_gz(name: &str) -> Vec<u8> {
+    let path = wasm_dir().join(format!("{name}.wasm.gz"));
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (scripts/build-wasm.sh writes it next to {name}.wasm)",
+            path.display()
+        )
+    })
+}
+
 /// gzip at the best compression, as `install_code` accepts a module and as the spawn canister
 /// stores the video module.
 pub fn gzip(bytes: &[u8]) -> Vec<u8> {

@@ -16,12 +16,7 @@ pub fn video() -> Vec<u8> {
 /// The video module as an `install_code` sends it: `video.wasm.gz`, byte for byte what the
 /// spawn canister installs (uncompressed, the module is over the IC's 2 MiB ingress limit).
 pub fn video_gz() -> Vec<u8> {
-    std::fs::read(wasm_dir().join("video.wasm.gz")).unwrap_or_else(|e| {
-        panic!(
-            "{}/video.wasm.gz: {e} (run scripts/build-wasm.sh)",
-            wasm_dir().display()
-        )
-    })
+    canvid_devkit::load_wasm_gz("video")
 }
 
 pub fn spawn() -> Vec<u8> {

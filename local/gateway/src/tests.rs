@@ -119,7 +119,7 @@ fn video(replica: &Replica, bytes: &[u8]) -> Principal {
     };
     replica.install_canister(
         id,
-        canvid_devkit::load_wasm("video"),
+        canvid_devkit::load_wasm_gz("video"),
         candid::encode_one(init).unwrap(),
         None,
     );
