@@ -13,7 +13,7 @@ import type { ChunkReceipt, FileInfo, FilePage, MissingChunks, UploadSpec, Video
 import { equalBytes, fileDigest, sha256, toHex } from './bytes.js';
 import { DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, chunkCount, chunkRange, toSource, type RandomAccessSource } from './chunking.js';
 import { runPool } from './concurrency.js';
-import { AlreadyFinishedError, CanvidError, IncompleteError, IntegrityError, UnexpectedError, UsageError } from './errors.js';
+import { AlreadyFinishedError, BusyError, CanvidError, IncompleteError, IntegrityError, UnexpectedError, UsageError, isTransient } from './errors.js';
 import { ProgressTracker, type UploadProgress } from './progress.js';
 import { type RetryPolicy, retryPolicy, throwIfAborted, withRetry } from './retry.js';
 import { type CreateVideoRequest, MAX_DECLARED_DIGESTS, UPLOAD_WINDOW_CHUNKS, type VideoInfo } from './upload.js';
@@ -24,6 +24,11 @@ export const MAX_FILES_PER_CALL = 500;
 export const MAX_FILES = 20_000;
 /** Longest file path in bytes (`canvid_types::files::MAX_PATH_BYTES`). */
 export const MAX_PATH_BYTES = 160;
+/**
+ * Most bytes one `begin_files` batch declares (64 chunks of 2,000,000 bytes, as the CLI): the
+ * canister bounds the bytes declared but not yet written.
+ */
+export const MAX_BATCH_BYTES = 64 * 2_000_000;
 /** Most files one `files` page lists. */
 export const MAX_FILE_PAGE = 500;
 /** Paths the canister answers itself. */
@@ -338,20 +343,27 @@ interface Prepared {
   spec: UploadSpec;
 }
 
-/** Splits specs into `begin_files` calls: at most 500 files and 40,000 chunk digests each. */
+/**
+ * Splits specs into `begin_files` calls, in order: at most 500 files, 40,000 chunk digests and
+ * `MAX_BATCH_BYTES` declared bytes each (a larger file is a batch of its own).
+ */
 export function declareBatches(specs: UploadSpec[]): UploadSpec[][] {
   const out: UploadSpec[][] = [];
   let cur: UploadSpec[] = [];
   let digests = 0;
+  let bytes = 0;
   for (const s of specs) {
     const n = s.chunk_digests[0]?.length ?? 0;
-    if (cur.length > 0 && (cur.length >= MAX_FILES_PER_CALL || digests + n > MAX_DECLARED_DIGESTS)) {
+    const size = Number(s.total_size);
+    if (cur.length > 0 && (cur.length >= MAX_FILES_PER_CALL || digests + n > MAX_DECLARED_DIGESTS || bytes + size > MAX_BATCH_BYTES)) {
       out.push(cur);
       cur = [];
       digests = 0;
+      bytes = 0;
     }
     cur.push(s);
     digests += n;
+    bytes += size;
   }
   if (cur.length) out.push(cur);
   return out;
@@ -543,13 +555,29 @@ async function uploadFilesInner(
   // Declare a batch (again, identically, on resume: the canister keeps what it stored), send its
   // missing chunks, then the next batch: the canister refuses (`Busy`) a declaration while more
   // than 1 GiB of declared files is unwritten, so declaring everything first could stall.
-  const batches = declareBatches(prepared.map((p) => p.spec));
-  let at = 0;
-  for (const batch of batches) {
-    const group = prepared.slice(at, at + batch.length);
-    at += batch.length;
-    await call(() => api.beginFiles(batch));
+  // A batch the canister answers `Busy` is halved and declared again (each half sent before the
+  // next is declared); a single file still `Busy` is retried with back-off.
+  const declareAndSend = async (group: Prepared[]): Promise<void> => {
+    const specs = group.map((p) => p.spec);
+    if (group.length > 1) {
+      try {
+        await withRetry(() => api.beginFiles(specs), { policy, signal, shouldRetry: (e) => !(e instanceof BusyError) && isTransient(e) });
+      } catch (e) {
+        if (!(e instanceof BusyError)) throw e;
+        const half = Math.ceil(group.length / 2);
+        await declareAndSend(group.slice(0, half));
+        await declareAndSend(group.slice(half));
+        return;
+      }
+    } else {
+      await call(() => api.beginFiles(specs));
+    }
     await sendAll(new Map(group.map((p) => [p.file.path, missing.get(p.file.path) ?? []])));
+  };
+  let at = 0;
+  for (const batch of declareBatches(prepared.map((p) => p.spec))) {
+    await declareAndSend(prepared.slice(at, at + batch.length));
+    at += batch.length;
   }
 
   tracker.setPhase('finishing');

@@ -84,6 +84,10 @@ export class FakeVideo implements VideoUploadApi, VideoReadApi, VideoFilesApi, V
   fileWindow = Infinity;
   /** Page size limit of files (to exercise pagination). */
   filePage = 500;
+  /** A `begin_files` declaring more new bytes than this (and more than one file) is `Busy`. */
+  maxDeclareBytes = Infinity;
+  /** Sizes (files, new bytes) of the `begin_files` calls that were accepted. */
+  declared: Array<{ files: number; bytes: number }> = [];
   chunks = new Map<number, Uint8Array>();
   ready = false;
   digest?: Uint8Array;
@@ -354,10 +358,11 @@ export class FakeVideo implements VideoUploadApi, VideoReadApi, VideoFilesApi, V
           this.err({ Conflict: { reason: `${path} is declared differently` } });
         }
       }
-      for (const spec of specs) {
-        const path = spec.path[0]!;
-        if (!this.named.has(path)) this.named.set(path, { spec, chunks: new Map() });
-      }
+      const fresh = specs.filter((spec) => !this.named.has(spec.path[0]!));
+      const bytes = fresh.reduce((n, spec) => n + Number(spec.total_size), 0);
+      if (specs.length > 1 && bytes > this.maxDeclareBytes) this.err({ Busy: { reason: `${bytes} bytes declared at once` } });
+      for (const spec of fresh) this.named.set(spec.path[0]!, { spec, chunks: new Map() });
+      this.declared.push({ files: specs.length, bytes });
       return specs.length;
     });
   }

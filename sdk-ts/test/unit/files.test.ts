@@ -143,6 +143,9 @@ test('declareBatches: at most 500 files and 40,000 chunk digests per begin_files
   const spec = (digests: number) => ({ chunk_digests: [Array.from({ length: digests }, () => new Uint8Array(32))] }) as never;
   assert.deepEqual(declareBatches(Array.from({ length: 1203 }, () => spec(1))).map((b) => b.length), [500, 500, 203]);
   assert.deepEqual(declareBatches([spec(30_000), spec(9_000), spec(2_000), spec(1)]).map((b) => b.length), [2, 2]);
+  // ... and at most MAX_BATCH_BYTES (128 MB) declared; a larger file alone.
+  const sized = (bytes: number) => ({ chunk_digests: [[new Uint8Array(32)]], total_size: BigInt(bytes) }) as never;
+  assert.deepEqual(declareBatches([sized(60e6), sized(60e6), sized(10e6), sized(300e6), sized(1)]).map((b) => b.length), [2, 1, 1, 1]);
 });
 
 test('uploadFiles: batches of 500 declared with digests and renditions, every chunk once in declaration order, verified', async () => {
@@ -276,8 +279,29 @@ test('uploadFiles: transient failures and lost replies (begin_files, put_chunk, 
   });
   const v = net.video(r.videoId);
   assert.ok(v.ready);
-  assert.equal(v.calls.filter((c) => c.method === 'begin_files').length, 3);
+  // The network error is retried; the lost reply (answered Busy) makes the batch be halved, and
+  // the halves' identical re-declarations are accepted.
+  assert.ok(v.calls.filter((c) => c.method === 'begin_files').length >= 3);
+  assert.equal(v.named.size, 12);
   assert.equal(v.calls.filter((c) => c.method === 'finish_upload').length, 2);
+  for (const f of files) assert.deepEqual(Buffer.from(v.fileBytes(f.path)), Buffer.from(f.data as Uint8Array));
+});
+
+test('uploadFiles: a begin_files answered Busy is halved and declared again, each part sent before the next', async () => {
+  const net = new FakeNetwork();
+  const files = namedFiles(10, 3000);
+  const r = await uploadFiles(net, files, { title: 'h' }, {
+    chunkSize: 1000,
+    retry: FAST_RETRY,
+    onCreated: (id) => (net.video(id).maxDeclareBytes = 7000),
+  });
+  const v = net.video(r.videoId);
+  assert.ok(v.ready);
+  const tries = v.calls.filter((c) => c.method === 'begin_files').length;
+  assert.ok(tries > v.declared.length, `${tries} begin_files calls, ${v.declared.length} accepted: some were Busy`);
+  assert.ok(v.declared.every((d) => d.bytes <= 7000 || d.files === 1), JSON.stringify(v.declared));
+  assert.equal(v.declared.reduce((n, d) => n + d.files, 0), 10);
+  assert.deepEqual([...v.named.keys()], files.map((f) => f.path), 'still in declaration order');
   for (const f of files) assert.deepEqual(Buffer.from(v.fileBytes(f.path)), Buffer.from(f.data as Uint8Array));
 });
 
