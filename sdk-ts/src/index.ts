@@ -89,6 +89,7 @@ export type { ListOptions, Page, VideoListing } from './list.js';
 export { videoUrl } from './url.js';
 export {
   MAX_FILES,
+  MAX_BATCH_BYTES,
   MAX_FILES_PER_CALL,
   MAX_FILE_PAGE,
   MAX_PATH_BYTES,
