@@ -1,5 +1,6 @@
-// Browser test: an HLS ladder (1080p + 360p, fMP4, WebVTT subtitles; made with ffmpeg in the
-// layout `canvid hls prepare` produces) is uploaded as named files with the SDK in Node into
+// Browser test: an HLS ladder (fMP4, English WebVTT subtitles; made by `canvid hls prepare` from
+// a 6-second 1080p clip when $CANVID_BIN has it — 1080p down to 240p — else by ffmpeg directly in
+// the same layout, 1080p + 360p) is uploaded as named files with the SDK in Node into
 // `canvid serve` (embedded replica), then the example page plays its master playlist in headless
 // Chromium with hls.js: a forced switch from 360p to 1080p, a seek, English subtitles shown. The
 // gateway's request log (`CANVID_GATEWAY_LOG`) must show every request of the playback answered
@@ -19,7 +20,7 @@ import { Ed25519KeyIdentity } from '@icp-sdk/core/identity';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { CanvidClient } from '../../src/index.js';
 import { filesFromDirectory } from '../../src/node.js';
-import { makeHlsLadder } from '../support/hls.js';
+import { prepareLadder } from '../support/hls.js';
 import { playLadder } from '../support/player.js';
 import { REPO, gatewayGet, gatewayLines, startServe, type Served } from '../support/serve.js';
 
@@ -32,6 +33,8 @@ let served: Served;
 let pageServer: Server;
 let work: string;
 let context: BrowserContext;
+/** What made the ladder: `canvid hls prepare` when the CLI has it, else ffmpeg directly. */
+let ladderTool = '';
 /** The ladder the first test uploads (the second makes it private). */
 let uploaded: { canvid: CanvidClient; videoId: string } | undefined;
 
@@ -57,7 +60,7 @@ before(async () => {
   assert.ok(existsSync(CHROMIUM), `no Chromium at ${CHROMIUM}`);
   mkdirSync(OUT, { recursive: true });
   work = mkdtempSync(join(tmpdir(), 'canvid-sdk-hls-'));
-  makeHlsLadder(work, { seconds: SECONDS, segmentSeconds: 2 });
+  ladderTool = prepareLadder(work, SECONDS).tool;
   served = await startServe({ env: { CANVID_GATEWAY_LOG: '1' } });
   pageServer = await startPageServer();
   const profile = mkdtempSync(join(tmpdir(), 'canvid-sdk-chromium-'));
@@ -75,6 +78,7 @@ after(async () => {
   pageServer?.close();
   await served?.stop();
   if (work) rmSync(work, { recursive: true, force: true });
+  if (work) rmSync(`${work}-source`, { recursive: true, force: true });
 });
 
 test('an HLS ladder uploaded with the SDK plays in Chromium with hls.js: rendition switch, seek, subtitles, only certified queries', { timeout: 600_000 }, async (t) => {
@@ -92,13 +96,19 @@ test('an HLS ladder uploaded with the SDK plays in Chromium with hls.js: renditi
   assert.equal(up.files.length, files.length);
   const meta = await canvid.getMetadata(up.videoId);
   assert.equal(meta.status, 'Ready');
+  // The renditions the master playlist declares, highest bandwidth first; 1080p and 360p among them.
   assert.deepEqual(
-    meta.renditions.map((r) => [r.path, r.name, r.width, r.height]),
-    [
-      ['/hls/1080p/index.m3u8', '1080p', 1920, 1080],
-      ['/hls/360p/index.m3u8', '360p', 640, 360],
-    ],
+    meta.renditions.map((r) => [r.path, r.name, r.width, r.height, r.bandwidth]),
+    files
+      .filter((f) => f.rendition)
+      .sort((a, b) => b.rendition!.bandwidth - a.rendition!.bandwidth)
+      .map((f) => [f.path, f.rendition!.name, f.rendition!.width, f.rendition!.height, f.rendition!.bandwidth]),
   );
+  const names = meta.renditions.map((r) => [r.path, r.name, r.width, r.height]);
+  assert.deepEqual(names.filter((r) => r[1] === '1080p' || r[1] === '360p'), [
+    ['/hls/1080p/index.m3u8', '1080p', 1920, 1080],
+    ['/hls/360p/index.m3u8', '360p', 640, 360],
+  ]);
 
   const page = context.pages()[0] ?? (await context.newPage());
   const consoleLines: string[] = [];
@@ -135,7 +145,7 @@ test('an HLS ladder uploaded with the SDK plays in Chromium with hls.js: renditi
   assert.ok(fetched('/hls/1080p/init.mp4') >= 1 && fetched('/hls/360p/init.mp4') >= 1, 'init segments');
   assert.ok(fetched('/subs/en.vtt') >= 1, 'subtitles not fetched');
   t.diagnostic(
-    `${files.length} files, ${up.totalBytes} bytes uploaded; playback: ${lines.length} gateway requests, 0 upgraded, ` +
+    `ladder by ${ladderTool}: ${files.length} files, ${meta.renditions.length} renditions, ${up.totalBytes} bytes uploaded; playback: ${lines.length} gateway requests, 0 upgraded, ` +
       `${fetched('/hls/360p/seg-')} 360p + ${fetched('/hls/1080p/seg-')} 1080p segments; ${Date.now() - started} ms`,
   );
 });
@@ -157,10 +167,11 @@ test('the example page uploads a chosen folder (webkitdirectory) as named files 
     assert.equal(state.phase, 'done', `upload failed: ${JSON.stringify(state.error)}`);
     const local = await filesFromDirectory(work);
     assert.equal(state.files.count, local.length);
-    assert.deepEqual(state.files.renditions.sort(), ['1080p', '360p']);
+    assert.deepEqual(state.files.renditions.sort(), local.filter((f) => f.rendition).map((f) => f.rendition!.name).sort());
+    assert.ok(state.files.renditions.includes('1080p') && state.files.renditions.includes('360p'));
     assert.equal(state.progress[state.progress.length - 1].bytesUploaded, local.reduce((n, f) => n + (f.data as Uint8Array).length, 0));
     // The page plays what it uploaded, by HLS.
-    await page.waitForFunction(() => (window as any).canvidState.hls?.levels.length === 2, null, { timeout: 60_000 });
+    await page.waitForFunction((n) => (window as any).canvidState.hls?.levels.length === n, state.files.renditions.length, { timeout: 60_000 });
     const listed = await (await CanvidClient.create({ host: served.url, rootKey: served.rootKey, spawnId: served.spawnId })).listFiles(state.videoId);
     assert.deepEqual(listed.map((f) => f.path), local.map((f) => f.path).sort());
     await page.screenshot({ path: join(OUT, 'hls-folder-uploaded.png'), fullPage: true });

@@ -3,7 +3,7 @@
 // /hls/<rung>/seg-00000.m4s..., /hls/subs/<lang>.m3u8, /subs/<lang>.vtt. fMP4 (H.264) segments of
 // `segmentSeconds`; every file well under 2,000,000 bytes.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface Rung {
@@ -71,4 +71,41 @@ export function makeHlsLadder(dir: string, opts: { seconds?: number; segmentSeco
   };
   count(dir);
   return { files };
+}
+
+/**
+ * The ladder for the tests: `canvid hls prepare` (the real packager: every rung the 1080p source
+ * allows, 1080p down to 240p) when `$CANVID_BIN` has it, else `makeHlsLadder` (1080p + 360p) —
+ * the same layout either way. English subtitles from `subtitleText`. Says which it used.
+ */
+export function prepareLadder(dir: string, seconds: number): { tool: string } {
+  const bin = process.env.CANVID_BIN;
+  let hasPrepare = false;
+  if (bin) {
+    try {
+      execFileSync(bin, ['hls', 'prepare', '--help'], { stdio: 'ignore' });
+      hasPrepare = true;
+    } catch {
+      hasPrepare = false;
+    }
+  }
+  if (!hasPrepare) {
+    makeHlsLadder(dir, { seconds, segmentSeconds: 2 });
+    return { tool: 'ffmpeg (makeHlsLadder)' };
+  }
+  const src = `${dir}-source`;
+  mkdirSync(src, { recursive: true });
+  const clip = join(src, 'clip.mp4');
+  execFileSync('ffmpeg', [
+    '-hide_banner', '-loglevel', 'error', '-y',
+    '-f', 'lavfi', '-i', `testsrc2=size=1920x1080:rate=30:duration=${seconds}`,
+    '-f', 'lavfi', '-i', `sine=frequency=440:duration=${seconds}`,
+    '-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-shortest', clip,
+  ]);
+  writeFileSync(join(src, 'en.vtt'), subtitleText(seconds));
+  execFileSync(bin!, ['hls', 'prepare', clip, dir, '--subtitles', `en=${join(src, 'en.vtt')}`, '--preset', 'ultrafast', '--segment-seconds', '2'], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  rmSync(src, { recursive: true, force: true });
+  return { tool: 'canvid hls prepare' };
 }

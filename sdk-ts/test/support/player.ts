@@ -29,7 +29,7 @@ export async function until(page: Page, what: string, cond: string, timeout = 60
  * then 1080p, seeks, shows subtitles. Returns what it saw.
  */
 export async function playLadder(page: Page, shot: (name: string) => Promise<void>): Promise<{ cue: string; heights: number[] }> {
-  await until(page, 'manifest parsed', 's && s.levels.length === 2 && hls');
+  await until(page, 'manifest parsed', 's && s.levels.length >= 2 && hls');
   const levels: Array<{ height: number }> = await page.evaluate(() => (window as any).canvidState.hls.levels);
   const lo = levels.findIndex((l) => l.height === 360);
   const hi = levels.findIndex((l) => l.height === 1080);
