@@ -1,7 +1,7 @@
 // End-to-end: named files with the SDK in Node against `canvid serve` (real canister wasm in the
 // embedded replica): a small HLS ladder made with ffmpeg (the layout of `canvid hls prepare`)
 // uploaded from its folder, listed, read back byte-exact through the canister API and through the
-// HTTP gateway (Content-Type, 200 whole); an upload of more than 500 files (several `begin_files`
+// HTTP gateway (Content-Type, 200 whole), then free paths of a private video; an upload of more than 500 files (several `begin_files`
 // batches, the second declared once the first is stored) aborted in the second batch and resumed. Fails (never skips) when the server cannot be started.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -83,6 +83,23 @@ test('upload a prepared HLS folder, list it, read every file back through the AP
   // The master playlist as served is the file as written.
   const master = await gatewayGet(served.port, r.videoId, '/hls/master.m3u8');
   assert.equal(master.body.toString(), readFileSync(join(work, 'hls/master.m3u8'), 'utf8'));
+
+  // A private video with a free low rendition (freePaths): anyone gets the master playlist and
+  // 240p, the 480p rung only with a token.
+  const access = canvid.access({ gateway: served.url });
+  const freePaths = ['/hls/master.m3u8', '/hls/240p/', '/hls/subs/', '/subs/'];
+  await access.setAccess(r.videoId, { mode: 'private', freePaths });
+  const info = await access.accessInfo(r.videoId);
+  assert.equal(info.policy.mode, 'private');
+  assert.deepEqual(info.policy.freePaths, freePaths);
+  assert.equal((await gatewayGet(served.port, r.videoId, '/hls/master.m3u8')).status, 200);
+  assert.equal((await gatewayGet(served.port, r.videoId, '/hls/240p/seg-00000.m4s')).status, 200);
+  const paid = await gatewayGet(served.port, r.videoId, '/hls/480p/seg-00000.m4s');
+  assert.ok(paid.status === 401 || paid.status === 403, `480p without a token: ${paid.status}`);
+  const { token } = await access.playbackUrl(r.videoId);
+  const withToken = await gatewayGet(served.port, r.videoId, `/hls/480p/seg-00000.m4s?token=${encodeURIComponent(token!)}`);
+  assert.equal(withToken.status, 200);
+  assert.deepEqual(withToken.body, Buffer.from(readFileSync(join(work, 'hls/480p/seg-00000.m4s'))));
 });
 
 test('more than 500 files: several begin_files batches; abort, then resume sends only what is missing', { timeout: 600_000 }, async () => {
