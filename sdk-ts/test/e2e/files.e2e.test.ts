@@ -1,8 +1,9 @@
 // End-to-end: named files with the SDK in Node against `canvid serve` (real canister wasm in the
 // embedded replica): a small HLS ladder made with ffmpeg (the layout of `canvid hls prepare`)
 // uploaded from its folder, listed, read back byte-exact through the canister API and through the
-// HTTP gateway (Content-Type, 200 whole), then free paths of a private video; an upload of more than 500 files (several `begin_files`
-// batches, the second declared once the first is stored) aborted in the second batch and resumed. Fails (never skips) when the server cannot be started.
+// HTTP gateway (Content-Type, 200 whole), then free paths of a private video; an upload of more
+// than 500 files (several `begin_files` batches, the second declared once the first is stored)
+// aborted in the second batch and resumed. Fails (never skips) when the server cannot be started.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
