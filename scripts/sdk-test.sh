@@ -9,9 +9,12 @@
 #    concurrency, resume, progress, download verification, error mapping, URLs, pagination.
 # 3. End-to-end tests in Node against `canvid serve` (real canister wasm in the embedded
 #    replica, IC HTTP interface): upload a real MP4 made by ffmpeg, download byte-exact, list,
-#    transfer, approve, abort + resume, wrong owner.
+#    transfer, approve, abort + resume, wrong owner; named files (an HLS folder uploaded, read
+#    back, free paths; 520 files aborted and resumed).
 # 4. Browser test: the example page (esbuild bundle) in headless Debian Chromium through
-#    playwright-core: choose a file, upload, list, play back from the gateway.
+#    playwright-core: choose a file, upload, list, play back from the gateway; an HLS ladder
+#    (`canvid hls prepare`) played with hls.js (rendition switch, seek, subtitles, a folder
+#    upload, a private video with a token), the gateway log showing no upgraded request.
 #
 # Installs what it needs when missing: chromium and ffmpeg (apt-get; SKIP_APT=1 to skip).
 # Builds the canister wasm (scripts/build-wasm.sh) unless CANVID_WASM_DIR is set, and the
