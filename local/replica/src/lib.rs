@@ -105,6 +105,7 @@ mod state;
 mod state_tree;
 mod system_api;
 mod types;
+mod vetkd;
 
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
