@@ -329,6 +329,49 @@ mod vetkd {
         assert_ne!(keys[1], keys[2]);
         assert_ne!(keys[0], keys[2]);
 
+        // ic0.cost_vetkd_derive_key, and ic-cdk-management-canister's helper, which attaches
+        // exactly that (how a product canister asks for a key).
+        let cost = |name: &str, curve: u32| -> Result<u128, u32> {
+            b.query(
+                r.id,
+                Principal::anonymous(),
+                "cost_vetkd_derive_key",
+                (name, curve),
+            )
+            .map(|(c,): (Result<u128, u32>,)| c)
+            .unwrap_or_else(|e| panic!("{}: cost_vetkd_derive_key: {e}", b.name()))
+        };
+        for name in NAMES {
+            assert_eq!(cost(name, 0), Ok(FEE), "{}: {name}", b.name());
+        }
+        assert_eq!(cost("nope", 0), Err(2), "{}: unknown key", b.name());
+        assert_eq!(cost("key_1", 1), Err(1), "{}: unknown curve", b.name());
+        let before = b.cycle_balance(r.id);
+        let via_cdk: Result<DeriveKeyResult, String> = b
+            .update1(
+                r.id,
+                Principal::anonymous(),
+                "vetkd_derive_key_with_cdk",
+                &DeriveKeyArgs {
+                    input: ByteBuf::from(b"video-1".to_vec()),
+                    context: ByteBuf::from(b"videos".to_vec()),
+                    key_id: key("test_key_1"),
+                    transport_public_key: ByteBuf::from(tpk.clone()),
+                },
+            )
+            .unwrap_or_else(|e| panic!("{}: vetkd_derive_key_with_cdk: {e}", b.name()));
+        let spent = before - b.cycle_balance(r.id);
+        assert!(
+            (FEE..FEE + 100_000_000).contains(&spent),
+            "{}: {spent}",
+            b.name()
+        );
+        let videos = dpk(b, &public_key(&r, None, b"videos", "test_key_1"));
+        ic_vetkeys::EncryptedVetKey::deserialize(&via_cdk.expect("derived").encrypted_key)
+            .unwrap()
+            .decrypt_and_verify(&tsk, &videos, b"video-1")
+            .unwrap_or_else(|e| panic!("{}: {e}", b.name()));
+
         // Unknown key: the call cannot be routed (no subnet holds it); cycles all refunded.
         let m = rejected(
             &public_key(&r, None, b"videos", "nope"),
