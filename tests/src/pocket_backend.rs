@@ -38,6 +38,17 @@ impl PocketIcBackend {
     /// `POCKET_IC_BIN`, see `tests/build.rs`, so this is `--include-ignored`) and cannot have
     /// PocketIC fails rather than passing without checking anything.
     pub fn from_env() -> Self {
+        Self::from_env_with(|b| b)
+    }
+
+    /// [`Self::from_env`] with an II subnet too: PocketIC deploys its threshold keys (vetKD's
+    /// `key_1`, `test_key_1`, `dfx_test_key`) only on an II or fiduciary subnet (pocket-ic
+    /// HOWTO.md, "VetKd"), so the vetKD conformance tests run on this topology.
+    pub fn from_env_with_threshold_keys() -> Self {
+        Self::from_env_with(|b| b.with_ii_subnet())
+    }
+
+    fn from_env_with(extra: impl FnOnce(PocketIcBuilder) -> PocketIcBuilder) -> Self {
         if let Some(why) = pocket_ic_unavailable() {
             panic!(
                 "this PocketIC variant ran but PocketIC is not available: {why}. Set POCKET_IC_BIN \
@@ -63,15 +74,40 @@ impl PocketIcBackend {
         // root (NNS) key, with a delegation to the application subnet that holds the canisters,
         // so answers verify against `root_key()` exactly as a gateway verifies them on the IC.
         // No system canister is installed on it (see ../shared/pocket-ic/README.md).
-        let pic = PocketIcBuilder::new()
-            .with_server_binary(bin)
-            .with_nns_subnet()
-            .with_application_subnet()
-            .build();
+        let pic = extra(
+            PocketIcBuilder::new()
+                .with_server_binary(bin)
+                .with_nns_subnet(),
+        )
+        .with_application_subnet()
+        .build();
         Self {
             pic,
             submitted: Mutex::new(HashMap::new()),
         }
+    }
+}
+
+impl PocketIcBackend {
+    /// An ingress call to the management canister routed by `effective` (its effective canister
+    /// id): methods whose argument names no canister (`vetkd_public_key`, ...) cannot be sent
+    /// through [`Backend::update_raw`], which PocketIC cannot route.
+    pub fn management_ingress(
+        &self,
+        effective: Principal,
+        sender: Principal,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> Result<Vec<u8>, Reject> {
+        self.pic
+            .update_call_with_effective_principal(
+                Principal::management_canister(),
+                RawEffectivePrincipal::CanisterId(effective.as_slice().to_vec()),
+                sender,
+                method,
+                arg,
+            )
+            .map_err(reject)
     }
 }
 

@@ -56,6 +56,14 @@ pub const MAX_RESPONSE_BYTES: u128 = 2 * 1024 * 1024;
 /// update with a 24-byte method name + argument was charged 1,548,000 = 1.2 M + 2,000 × 174.
 pub const INGRESS_ENVELOPE_BYTES: usize = 150;
 
+/// `vetkd_derive_key`'s fee, the same for every key: the IC's vetKD fee (10 B cycles on a
+/// 13-node subnet) scaled to the 34 nodes of the subnet holding the key, 10 B × 34 / 13, which
+/// is mainnet's fee for `key_1` (fiduciary subnet) and what PocketIC 10 charges for `key_1`,
+/// `test_key_1` and `dfx_test_key` alike (measured). Mainnet's `test_key_1` lives on a 13-node
+/// subnet and costs 10 B there. The caller attaches cycles; the fee is kept and the rest
+/// refunded; too few, and the call is rejected with all of them refunded.
+pub const VETKD_DERIVE_KEY_FEE: u128 = 26_153_846_153;
+
 pub fn ingress_fee(method_len: usize, arg_len: usize) -> u128 {
     INGRESS_BASE
         + INGRESS_PER_BYTE * (method_len as u128 + arg_len as u128 + INGRESS_ENVELOPE_BYTES as u128)
@@ -89,7 +97,7 @@ pub fn out_of_cycles_message(canister: impl std::fmt::Display, needed: u128) -> 
 }
 
 /// `1234567` -> `1_234_567`, as the IC writes cycle amounts in its messages.
-fn underscored(n: u128) -> String {
+pub(crate) fn underscored(n: u128) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, ch) in digits.chars().enumerate() {

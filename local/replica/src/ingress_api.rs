@@ -371,6 +371,12 @@ impl State {
                 ingress_too_large_message(request_id.unwrap_or(&digest), bytes),
             ));
         }
+        if cid == ids::management() && ONLY_FROM_CANISTERS.contains(&method) {
+            return Err(RejectResponse::ic(
+                406,
+                format!("ic00 method {method} can not be called via ingress messages"),
+            ));
+        }
         if cid == ids::management() {
             /// The effective canister of a management call: its argument's `canister_id`.
             #[derive(candid::CandidType, candid::Deserialize)]
@@ -474,3 +480,7 @@ impl State {
         }
     }
 }
+
+/// Management methods the IC refuses at ingress submission ("ic00 method ... can not be called
+/// via ingress messages", IC0406): the vetKD methods derive keys for the *calling canister*.
+const ONLY_FROM_CANISTERS: [&str; 2] = ["vetkd_public_key", "vetkd_derive_key"];

@@ -42,7 +42,9 @@
 //!   pocket-ic), install_code (install / reinstall / upgrade = pre_upgrade → new module →
 //!   post_upgrade keeping stable memory; a failed upgrade leaves the old module and state
 //!   untouched), uninstall_code, update_settings, canister_status, canister_info,
-//!   deposit_cycles, start/stop/delete_canister, raw_rand (deterministic), provisional_* methods.
+//!   deposit_cycles, start/stop/delete_canister, raw_rand (deterministic), provisional_* methods,
+//!   vetkd_public_key / vetkd_derive_key (`vetkd`: the IC's BLS12-381 vetKD, canister callers
+//!   only).
 //!   Candid types are those of `ic-management-canister-types` (the spec's candid, as
 //!   ic-cdk-management-canister uses it).
 //! * **Cycles** ([`cycles`]): see that module for the model (ingress, execution, call fees,
@@ -105,6 +107,7 @@ mod state;
 mod state_tree;
 mod system_api;
 mod types;
+mod vetkd;
 
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -83,6 +83,29 @@ fn decode<T: DeserializeOwned + CandidType>(arg: &[u8]) -> Result<T, RejectRespo
     })
 }
 
+/// A vetKD call the IC cannot route (its argument does not decode, or it names a key no subnet
+/// holds): reject code 3 (`DESTINATION_INVALID`) with the IC's text. Only canisters call these
+/// methods and a canister sees the reject code and message only, so the error code (IC0301
+/// here) is never observed.
+fn vetkd_routing_error(method: &str, why: String) -> RejectResponse {
+    RejectResponse::ic(
+        301,
+        format!("Unable to route management canister request {method}: {why}"),
+    )
+}
+
+fn vetkd_decode<T: DeserializeOwned + CandidType>(
+    method: &str,
+    arg: &[u8],
+) -> Result<T, RejectResponse> {
+    candid::decode_one(arg).map_err(|e| {
+        vetkd_routing_error(
+            method,
+            format!("UserError(UserError {{ code: InvalidManagementPayload, description: \"Error decoding candid: {e}\" }})"),
+        )
+    })
+}
+
 fn encode<T: CandidType>(v: &T) -> Vec<u8> {
     candid::encode_one(v).expect("encoding management results cannot fail")
 }
@@ -501,6 +524,41 @@ impl State {
         Ok(())
     }
 
+    /// The master key `key_id` names, or the IC's refusal of a key it does not hold (a routing
+    /// error: the IC looks the key up to find the subnet that holds it). The list names the
+    /// keys this replica holds; PocketIC's also names its ECDSA and Schnorr keys, which the
+    /// embedded replica does not implement.
+    fn vetkd_key(
+        &self,
+        method: &str,
+        key_id: &mc::VetKDKeyId,
+    ) -> Result<crate::vetkd::DerivedKey, RejectResponse> {
+        if !crate::vetkd::KEY_NAMES.contains(&key_id.name.as_str()) {
+            let mut existing: Vec<String> = crate::vetkd::KEY_NAMES
+                .iter()
+                .map(|n| format!("vetkd:Bls12_381_G2:{n}"))
+                .collect();
+            existing.sort();
+            let (unknown, listed) = if method == "vetkd_derive_key" {
+                ("unknown or disabled", "existing enabled keys")
+            } else {
+                ("unknown", "existing keys")
+            };
+            return Err(vetkd_routing_error(
+                method,
+                format!(
+                    "ChainKeyError(\"Requested {unknown} threshold key: vetkd:Bls12_381_G2:{}, {listed}: [{}]\")",
+                    key_id.name,
+                    existing.join(", ")
+                ),
+            ));
+        }
+        Ok(crate::vetkd::DerivedKey::master(
+            &self.keys.seed(),
+            &key_id.name,
+        ))
+    }
+
     pub fn raw_rand(&mut self) -> Vec<u8> {
         self.rng_counter += 1;
         let mut h = Sha256::new();
@@ -858,6 +916,64 @@ impl State {
             "raw_rand" => {
                 let bytes = self.raw_rand();
                 Ok((encode(&serde_bytes::ByteBuf::from(bytes)), cycles))
+            }
+            "vetkd_public_key" => {
+                let a: mc::VetKDPublicKeyArgs = vetkd_decode(method, arg)?;
+                let key = self.vetkd_key(method, &a.key_id)?;
+                let canister = a.canister_id.unwrap_or(caller);
+                let public_key = key.canister(canister).context(&a.context).public_key();
+                let r = mc::VetKDPublicKeyResult {
+                    public_key: public_key.to_vec(),
+                };
+                Ok((encode(&r), cycles))
+            }
+            "vetkd_derive_key" => {
+                let a: mc::VetKDDeriveKeyArgs = vetkd_decode(method, arg)?;
+                // The IC's candid type is a 48-byte array: another length fails decoding,
+                // which happens while routing the call (PocketIC 10's answer).
+                if a.transport_public_key.len() != 48 {
+                    return Err(vetkd_routing_error(
+                        method,
+                        format!(
+                            "UserError(UserError {{ code: InvalidManagementPayload, description: \"Error decoding candid: Deserialize error: invalid length {}, expected a byte array of length 48\" }})",
+                            a.transport_public_key.len()
+                        ),
+                    ));
+                }
+                let key = self.vetkd_key(method, &a.key_id)?;
+                // As on PocketIC 10: an invalid point is refused before the fee is looked at.
+                let transport =
+                    crate::vetkd::transport_key(&a.transport_public_key).ok_or_else(|| {
+                        RejectResponse::ic(406, "The provided transport public key is invalid.")
+                    })?;
+                let fee = cycles::VETKD_DERIVE_KEY_FEE;
+                if cycles < fee {
+                    return Err(RejectResponse::ic(
+                        406,
+                        format!(
+                            "vetkd_derive_key request sent with {} cycles, but {} cycles are required.",
+                            cycles::underscored(cycles),
+                            cycles::underscored(fee)
+                        ),
+                    ));
+                }
+                self.rng_counter += 1;
+                let r = crate::vetkd::encryption_randomness(
+                    &self.keys.seed(),
+                    self.rng_counter,
+                    &[
+                        caller.as_slice(),
+                        &a.context,
+                        &a.input,
+                        &a.transport_public_key,
+                    ],
+                );
+                let derived = key.canister(caller).context(&a.context);
+                let encrypted_key = derived.encrypted_key(&a.input, &transport, r);
+                Ok((
+                    encode(&mc::VetKDDeriveKeyResult { encrypted_key }),
+                    cycles - fee,
+                ))
             }
             other => Err(RejectResponse::ic(
                 536,

@@ -440,6 +440,7 @@ pub const IMPLEMENTED: &[&str] = &[
     "in_replicated_execution",
     "cost_call",
     "cost_create_canister",
+    "cost_vetkd_derive_key",
     "env_var_count",
     "env_var_name_exists",
     "debug_print",

@@ -6,7 +6,8 @@
 //! `target/canisters/replica-probe.wasm`) or point `CANVID_PROBE_WASM` at a built module.
 //! Run: `cargo test -p canvid-replica --test conformance`.
 //!
-//! One file per topic: rollback, rejects, callbacks, limits, upgrades, management, environment.
+//! One file per topic: rollback, rejects, callbacks, limits, upgrades, management, environment,
+//! vetkd.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -18,3 +19,4 @@ mod management;
 mod rejects;
 mod rollback;
 mod upgrades;
+mod vetkd;
