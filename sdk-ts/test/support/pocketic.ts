@@ -140,6 +140,31 @@ export async function startPocketIc(): Promise<PocketIc> {
     return (text ? JSON.parse(text) : undefined) as T;
   };
 
+  // An instance operation as the `pocket-ic` client does it: 409 = the instance is busy with
+  // another operation (auto progress ticks it), ask again; 202 = started, poll
+  // `/read_graph/<state_label>/<op_id>` until it is no longer 404. The answer's JSON text.
+  const instanceCall = async (path: string, body: unknown): Promise<string> => {
+    const sleep = () => new Promise((r) => setTimeout(r, 10));
+    for (let attempt = 0; attempt < 30_000; attempt++) {
+      let res = await fetch(`${server}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      if (res.status === 409) {
+        await sleep();
+        continue;
+      }
+      if (res.status === 202) {
+        const { state_label, op_id } = (await res.json()) as { state_label: string; op_id: string };
+        do {
+          await sleep();
+          res = await fetch(`${server}/read_graph/${encodeURIComponent(state_label)}/${encodeURIComponent(op_id)}`);
+        } while (res.status === 404);
+      }
+      const text = await res.text();
+      if (res.status !== 200) throw new Error(`PocketIC ${path}: ${res.status} ${text}`);
+      return text;
+    }
+    throw new Error(`PocketIC ${path}: the instance stayed busy`);
+  };
+
   const subnet = { state_config: 'New', instruction_config: 'Production' };
   // An NNS subnet makes certificates what mainnet's are: signed by the root key, delegated to
   // the application subnet that holds the canister (as tests/src/pocket_backend.rs does).
@@ -186,15 +211,10 @@ export async function startPocketIc(): Promise<PocketIc> {
       return (await management(identity, canister)).canister_status({ canister_id: canister });
     },
     async cycles(canister) {
+      const text = await instanceCall(`/instances/${instance}/read/get_cycles`, { canister_id: b64(canister) });
       // JSON numbers: a u128 balance beyond 2^53 would lose digits, so read the number's text.
-      const res = await fetch(`${server}/instances/${instance}/read/get_cycles`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ canister_id: b64(canister) }),
-      });
-      const text = await res.text();
       const m = /^\{"cycles":(\d+)\}$/.exec(text.trim());
-      if (!res.ok || !m) throw new Error(`PocketIC get_cycles ${canister.toText()}: ${res.status} ${text}`);
+      if (!m) throw new Error(`PocketIC get_cycles ${canister.toText()}: ${text}`);
       return BigInt(m[1]!);
     },
     async stop() {
