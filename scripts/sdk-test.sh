@@ -14,7 +14,11 @@
 # 4. Browser test: the example page (esbuild bundle) in headless Debian Chromium through
 #    playwright-core: choose a file, upload, list, play back from the gateway; an HLS ladder
 #    (`canvid hls prepare`) played with hls.js (rendition switch, seek, subtitles, a folder
-#    upload, a private video with a token), the gateway log showing no upgraded request.
+#    upload, a private video with a token), the gateway log showing no upgraded request. With
+#    PocketIC (POCKET_IC_BIN, else target/pocket-ic/pocket-ic when scripts/setup.sh unpacked it)
+#    the ladder plays again on a PocketIC instance through its own HTTP gateway: the video
+#    canister installed by the test, `uploadFiles` into it, no upgrade (the canister's cycles),
+#    IC-Certificate on every answer. Without PocketIC that test is reported skipped, with why.
 #
 # Installs what it needs when missing: chromium and ffmpeg (apt-get; SKIP_APT=1 to skip).
 # Builds the canister wasm (scripts/build-wasm.sh) unless CANVID_WASM_DIR is set, and the
@@ -59,7 +63,14 @@ step "end-to-end tests against canvid serve (sdk-ts)"
 step "example bundle (esbuild) + type check"
 (cd sdk-ts && npx tsc -p examples/tsconfig.json && node examples/build.mjs)
 
-step "browser test: example page in headless Chromium (sdk-ts)"
+if [ -z "${POCKET_IC_BIN:-}" ] && [ -x target/pocket-ic/pocket-ic ]; then
+  export POCKET_IC_BIN="$PWD/target/pocket-ic/pocket-ic"
+fi
+if [ -n "${POCKET_IC_BIN:-}" ]; then
+  step "browser test: example page in headless Chromium (sdk-ts); HLS on PocketIC too ($POCKET_IC_BIN)"
+else
+  step "browser test: example page in headless Chromium (sdk-ts); HLS on PocketIC: OFF (no POCKET_IC_BIN), reported skipped"
+fi
 mkdir -p test-output/sdk-browser
 (cd sdk-ts && node --test --test-concurrency=1 dist/test/browser/)
 echo "screenshots: test-output/sdk-browser/"

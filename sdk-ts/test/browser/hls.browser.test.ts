@@ -7,9 +7,13 @@
 // by a verified query — none upgraded to `http_request_update` — and segments of both renditions.
 // Then the video is made private and plays again with a playback token, which hls.js must add to
 // every request (relative segment URLs drop the playlist's query string).
+// With $POCKET_IC_BIN the first test runs again on PocketIC (its own gateway; no upgrade proven
+// by the canister's cycles and every answer's IC-Certificate; see the test), else it is skipped
+// with the reason.
 //
 // Screenshots and the gateway log: test-output/sdk-browser/hls-*.
-// Needs what example.browser.test needs (ffmpeg, Chromium, $CANVID_BIN or cargo, the bundle).
+// Needs what example.browser.test needs (ffmpeg, Chromium, $CANVID_BIN or cargo, the bundle);
+// the PocketIC run also target/canisters/video.wasm.gz ($CANVID_WASM_DIR).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -17,11 +21,13 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { extname, join, resolve } from 'node:path';
 import { Ed25519KeyIdentity } from '@icp-sdk/core/identity';
+import { Principal } from '@icp-sdk/core/principal';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { CanvidClient } from '../../src/index.js';
 import { filesFromDirectory } from '../../src/node.js';
 import { prepareLadder } from '../support/hls.js';
 import { playLadder } from '../support/player.js';
+import { pocketIcUnavailable, startPocketIc } from '../support/pocketic.js';
 import { REPO, gatewayGet, gatewayLines, startServe, type Served } from '../support/serve.js';
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -217,4 +223,140 @@ test('a private HLS video plays with a playback token: hls.js adds it to every r
   t.diagnostic(`private: ${media.length} playback requests, each with the token, 0 upgraded`);
 });
 
-test('the same on PocketIC', { skip: 'the browser harnesses run canvid serve (embedded replica) only; PocketIC covers the canister in the Rust tests (docs/testing.md)' }, () => {});
+// The first test on PocketIC (`$POCKET_IC_BIN`): the IC's own replica, certification and cycle
+// accounting, and PocketIC's HTTP gateway (ic-http-gateway, which verifies every answer) in place
+// of canvid serve. There is no spawn canister: the test identity creates the video canister
+// (provisional cycles) and installs target/canisters/video.wasm.gz itself, then `uploadFiles`
+// fills it (`resume` = that canister). PocketIC's gateway keeps no log of upgrades, so they are
+// counted in cycles: a query is free, an `http_request_update` is an ingress message plus an
+// update execution (millions of cycles), and between two readings of the balance only the
+// storage fee (`canister_status.idle_cycles_burned_per_day`) may be charged. The test shows
+// first that one deliberately upgraded request (a Range off the chunk grid) is detected.
+const POCKET_IC_SKIP = pocketIcUnavailable();
+test(
+  'the same on PocketIC: SDK upload into a canister installed on PocketIC, playback through its HTTP gateway, no request upgraded (cycles), every answer certified',
+  { timeout: 600_000, ...(POCKET_IC_SKIP ? { skip: POCKET_IC_SKIP } : {}) },
+  async (t) => {
+    const started = Date.now();
+    const pic = await startPocketIc();
+    t.after(() => pic.stop());
+    const identity = Ed25519KeyIdentity.generate();
+    const me = identity.getPrincipal();
+    const wasm = readFileSync(join(process.env.CANVID_WASM_DIR ?? resolve(REPO, 'target/canisters'), 'video.wasm.gz'));
+    const videoPrincipal = await pic.installVideo(
+      identity,
+      wasm,
+      { title: 'HLS ladder on PocketIC', creator: me, owner: me, tags: [], description: '', funded_by: [], index: [], platform_fee: [] },
+      10_000_000_000_000n,
+    );
+    const videoId = videoPrincipal.toText();
+    // No spawn canister on this instance: the client only uploads into the installed video.
+    const canvid = await CanvidClient.create({ agent: await pic.agent(identity), spawnId: Principal.managementCanister() });
+    const files = await filesFromDirectory(work);
+    const up = await canvid.uploadFiles(files, { title: 'HLS ladder on PocketIC' }, { resume: videoId, concurrency: 4 });
+    assert.equal(up.videoId, videoId);
+    assert.equal(up.files.length, files.length);
+    const meta = await canvid.getMetadata(videoId);
+    assert.equal(meta.status, 'Ready');
+    assert.equal(meta.owner, me.toText());
+    assert.deepEqual(
+      meta.renditions.filter((r) => r.name === '1080p' || r.name === '360p').map((r) => [r.path, r.name, r.width, r.height]),
+      [
+        ['/hls/1080p/index.m3u8', '1080p', 1920, 1080],
+        ['/hls/360p/index.m3u8', '360p', 640, 360],
+      ],
+    );
+
+    // The storage fee is all an idle canister pays: per second, from canister_status (an update
+    // call, so outside every measured window). Charged in arrears at intervals, so a window of
+    // s seconds may carry the fee of s + CHARGE_SLACK seconds.
+    const CHARGE_SLACK = 20;
+    const status = await pic.status(identity, videoPrincipal);
+    const perSecond = Number(status.idle_cycles_burned_per_day) / 86_400;
+    const allowance = (ms: number) => BigInt(Math.ceil(perSecond * (ms / 1000 + CHARGE_SLACK)));
+    const measure = async <T>(f: () => Promise<T>): Promise<{ value: T; spent: bigint; allowed: bigint }> => {
+      const before = await pic.cycles(videoPrincipal);
+      const t0 = Date.now();
+      const value = await f();
+      const spent = before - (await pic.cycles(videoPrincipal));
+      return { value, spent, allowed: allowance(Date.now() - t0) };
+    };
+    const seg = '/hls/360p/seg-00001.m4s';
+    // Wait until the canister is idle (the certification of the upload runs on timers): two
+    // seconds without more than the storage fee, and a certified query answer for a segment.
+    let idle = false;
+    for (let i = 0; i < 30 && !idle; i++) {
+      const m = await measure(() => new Promise((r) => setTimeout(r, 2_000)));
+      idle = m.spent <= m.allowed;
+    }
+    assert.ok(idle, 'the canister never became idle');
+
+    // The method detects an upgrade: a Range off the chunk grid cannot be pre-certified, so
+    // the gateway's query is answered with `upgrade = true` and it calls `http_request_update`.
+    const upgraded = await measure(() => gatewayGet(pic.port, videoId, seg, { range: 'bytes=1-2' }));
+    assert.equal(upgraded.value.status, 206, `off-grid range: ${upgraded.value.status}`);
+    assert.equal(upgraded.value.body.length, 2);
+    assert.ok(upgraded.spent > upgraded.allowed, `one upgraded request cost ${upgraded.spent} cycles, not more than the storage fee allowance ${upgraded.allowed}`);
+    // The update's answer is not certified by a certificate header: the header check below
+    // would catch an upgrade too.
+    assert.equal(upgraded.value.headers['ic-certificate'], undefined, 'the upgraded answer carries IC-Certificate');
+    // ...and a whole segment (certified, a query) costs no more than the storage fee.
+    const whole = await measure(() => gatewayGet(pic.port, videoId, seg));
+    assert.equal(whole.value.status, 200);
+    assert.ok(whole.value.headers['ic-certificate'], 'a segment answer without IC-Certificate');
+    assert.ok(whole.spent <= whole.allowed, `a certified segment cost ${whole.spent} cycles (allowance ${whole.allowed})`);
+
+    // Playback: the example page with hls.js against PocketIC's gateway.
+    const page = await context.newPage();
+    const consoleLines: string[] = [];
+    page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+    page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
+    page.on('requestfailed', (r) => consoleLines.push(`requestfailed: ${r.url()} ${r.failure()?.errorText}`));
+    page.on('response', (r) => r.status() >= 400 && consoleLines.push(`response ${r.status()}: ${r.url()}`));
+    const host = `${videoId}.localhost:${pic.port}`;
+    const answers: Array<{ url: string; status: number; certificate: boolean }> = [];
+    const pending: Array<Promise<void>> = [];
+    page.on('response', (r) => {
+      const u = new URL(r.url());
+      if (u.host !== host) return;
+      pending.push(r.allHeaders().then((h) => void answers.push({ url: u.pathname + u.search, status: r.status(), certificate: Boolean(h['ic-certificate']) })));
+    });
+    const q = new URLSearchParams({ spawn: Principal.managementCanister().toText(), gateway: pic.url, host: pic.url, hls: videoId });
+    let seen: { cue: string } | undefined;
+    const played = await measure(async () => {
+      await page.goto(`http://127.0.0.1:${(pageServer.address() as { port: number }).port}/?${q}`);
+      try {
+        seen = await playLadder(page, async (name) => void (await page.screenshot({ path: join(OUT, `${name}-pocketic.png`), fullPage: true })));
+      } catch (e) {
+        await page.screenshot({ path: join(OUT, 'hls-pocketic-failure.png') });
+        await Promise.all(pending);
+        throw new Error(`${(e as Error).message}\n${consoleLines.join('\n')}\ngateway answers: ${JSON.stringify(answers)}`);
+      }
+      await Promise.all(pending);
+    });
+    const hlsState = await page.evaluate(() => (window as any).canvidState.hls);
+    await page.close();
+    assert.match(seen!.cue, /^Subtitle at \d s$/);
+    assert.equal(hlsState.mode, 'hls.js');
+    assert.equal(hlsState.error, undefined);
+    writeFileSync(join(OUT, 'hls-pocketic-responses.jsonl'), answers.map((a) => JSON.stringify(a)).join('\n') + '\n');
+    const fetched = (prefix: string) => answers.filter((a) => a.url.startsWith(prefix)).length;
+    assert.ok(answers.length >= 8, `few playback requests: ${JSON.stringify(answers)}`);
+    assert.ok(fetched('/hls/master.m3u8') >= 1);
+    assert.ok(fetched('/hls/360p/seg-') >= 1, 'no 360p segment fetched');
+    assert.ok(fetched('/hls/1080p/seg-') >= 1, 'no 1080p segment fetched');
+    assert.ok(fetched('/hls/1080p/init.mp4') >= 1 && fetched('/hls/360p/init.mp4') >= 1, 'init segments');
+    assert.ok(fetched('/subs/en.vtt') >= 1, 'subtitles not fetched');
+    assert.deepEqual(answers.filter((a) => a.status !== 200 && a.status !== 206), [], 'answers other than 200/206');
+    assert.deepEqual(answers.filter((a) => !a.certificate), [], 'answers without IC-Certificate');
+    assert.ok(
+      played.spent <= played.allowed,
+      `the playback cost ${played.spent} cycles, more than the storage fee allowance ${played.allowed}: some request was upgraded (one upgraded request cost ${upgraded.spent})`,
+    );
+    t.diagnostic(
+      `PocketIC: ladder by ${ladderTool}, ${files.length} files, ${up.totalBytes} bytes uploaded; playback: ${answers.length} gateway answers, each with IC-Certificate, ` +
+        `${fetched('/hls/360p/seg-')} 360p + ${fetched('/hls/1080p/seg-')} 1080p segments; cycles spent during playback ${played.spent} (storage fee allowance ${played.allowed}; ` +
+        `one upgraded request ${upgraded.spent}, its answer without IC-Certificate); memory ${status.memory_size} bytes; ${Date.now() - started} ms`,
+    );
+  },
+);
