@@ -101,6 +101,11 @@ export interface UploadFilesOptions {
   /** Chunk size of every file, 1..=2,000,000. Default 2,000,000 (a segment is one chunk). */
   chunkSize?: number;
   /**
+   * Most files one `begin_files` call declares, 1..=500 (default 500). A smaller batch is sent
+   * sooner after its declaration and bounds what a lost batch costs on resume.
+   */
+  batchFiles?: number;
+  /**
    * Upload into this video canister instead of creating one: an `Empty` video (e.g. created with
    * `createVideo`), or one whose files upload was interrupted (resume: the same files are declared
    * again, identically, and only the chunks the canister lacks are sent).
@@ -347,7 +352,10 @@ interface Prepared {
  * Splits specs into `begin_files` calls, in order: at most 500 files, 40,000 chunk digests and
  * `MAX_BATCH_BYTES` declared bytes each (a larger file is a batch of its own).
  */
-export function declareBatches(specs: UploadSpec[]): UploadSpec[][] {
+export function declareBatches(specs: UploadSpec[], maxFiles: number = MAX_FILES_PER_CALL): UploadSpec[][] {
+  if (!Number.isInteger(maxFiles) || maxFiles < 1 || maxFiles > MAX_FILES_PER_CALL) {
+    throw new RangeError(`batchFiles must be an integer in 1..=${MAX_FILES_PER_CALL}, not ${maxFiles}`);
+  }
   const out: UploadSpec[][] = [];
   let cur: UploadSpec[] = [];
   let digests = 0;
@@ -355,7 +363,7 @@ export function declareBatches(specs: UploadSpec[]): UploadSpec[][] {
   for (const s of specs) {
     const n = s.chunk_digests[0]?.length ?? 0;
     const size = Number(s.total_size);
-    if (cur.length > 0 && (cur.length >= MAX_FILES_PER_CALL || digests + n > MAX_DECLARED_DIGESTS || bytes + size > MAX_BATCH_BYTES)) {
+    if (cur.length > 0 && (cur.length >= maxFiles || digests + n > MAX_DECLARED_DIGESTS || bytes + size > MAX_BATCH_BYTES)) {
       out.push(cur);
       cur = [];
       digests = 0;
@@ -575,7 +583,7 @@ async function uploadFilesInner(
     await sendAll(new Map(group.map((p) => [p.file.path, missing.get(p.file.path) ?? []])));
   };
   let at = 0;
-  for (const batch of declareBatches(prepared.map((p) => p.spec))) {
+  for (const batch of declareBatches(prepared.map((p) => p.spec), options.batchFiles)) {
     await declareAndSend(prepared.slice(at, at + batch.length));
     at += batch.length;
   }

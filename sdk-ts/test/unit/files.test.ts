@@ -142,6 +142,9 @@ function namedFiles(n: number, size = 1500): NamedFile[] {
 test('declareBatches: at most 500 files and 40,000 chunk digests per begin_files', () => {
   const spec = (digests: number) => ({ chunk_digests: [Array.from({ length: digests }, () => new Uint8Array(32))] }) as never;
   assert.deepEqual(declareBatches(Array.from({ length: 1203 }, () => spec(1))).map((b) => b.length), [500, 500, 203]);
+  assert.deepEqual(declareBatches(Array.from({ length: 60 }, () => spec(1)), 25).map((b) => b.length), [25, 25, 10]);
+  assert.throws(() => declareBatches([spec(1)], 0), RangeError);
+  assert.throws(() => declareBatches([spec(1)], 501), RangeError);
   assert.deepEqual(declareBatches([spec(30_000), spec(9_000), spec(2_000), spec(1)]).map((b) => b.length), [2, 2]);
   // ... and at most MAX_BATCH_BYTES (128 MB) declared; a larger file alone.
   const sized = (bytes: number) => ({ chunk_digests: [[new Uint8Array(32)]], total_size: BigInt(bytes) }) as never;
