@@ -306,36 +306,58 @@ test(
     assert.ok(whole.value.headers['ic-certificate'], 'a segment answer without IC-Certificate');
     assert.ok(whole.spent <= whole.allowed, `a certified segment cost ${whole.spent} cycles (allowance ${whole.allowed})`);
 
-    // Playback: the example page with hls.js against PocketIC's gateway.
-    const page = await context.newPage();
-    const consoleLines: string[] = [];
-    page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
-    page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
-    page.on('requestfailed', (r) => consoleLines.push(`requestfailed: ${r.url()} ${r.failure()?.errorText}`));
-    page.on('response', (r) => r.status() >= 400 && consoleLines.push(`response ${r.status()}: ${r.url()}`));
+    // Playback: the example page with hls.js against PocketIC's gateway. PocketIC 10's gateway
+    // now and then leaves a request unanswered (seen in about 2 runs in 10, always an init segment
+    // or a segment requested while another was in flight, and never on canvid serve's gateway in
+    // the same runs): hls.js then waits for it past the step's 60 s. Such a stall is retried once
+    // on a fresh page and reported; every answer of both attempts is checked below, and the
+    // cycles are measured over both.
     const host = `${videoId}.localhost:${pic.port}`;
     const answers: Array<{ url: string; status: number; certificate: boolean }> = [];
-    const pending: Array<Promise<void>> = [];
-    page.on('response', (r) => {
-      const u = new URL(r.url());
-      if (u.host !== host) return;
-      pending.push(r.allHeaders().then((h) => void answers.push({ url: u.pathname + u.search, status: r.status(), certificate: Boolean(h['ic-certificate']) })));
-    });
     const q = new URLSearchParams({ spawn: Principal.managementCanister().toText(), gateway: pic.url, host: pic.url, hls: videoId });
     let seen: { cue: string } | undefined;
-    const played = await measure(async () => {
+    let hlsState: any;
+    const stalls: string[] = [];
+    const attempt = async (n: number): Promise<void> => {
+      const page = await context.newPage();
+      const consoleLines: string[] = [];
+      page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+      page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
+      page.on('requestfailed', (r) => consoleLines.push(`requestfailed: ${r.url()} ${r.failure()?.errorText}`));
+      page.on('response', (r) => r.status() >= 400 && consoleLines.push(`response ${r.status()}: ${r.url()}`));
+      const pending: Array<Promise<void>> = [];
+      const mine: typeof answers = [];
+      page.on('response', (r) => {
+        const u = new URL(r.url());
+        if (u.host !== host) return;
+        pending.push(r.allHeaders().then((h) => void mine.push({ url: u.pathname + u.search, status: r.status(), certificate: Boolean(h['ic-certificate']) })));
+      });
       await page.goto(`http://127.0.0.1:${(pageServer.address() as { port: number }).port}/?${q}`);
       try {
         seen = await playLadder(page, async (name) => void (await page.screenshot({ path: join(OUT, `${name}-pocketic.png`), fullPage: true })));
-      } catch (e) {
-        await page.screenshot({ path: join(OUT, 'hls-pocketic-failure.png') });
         await Promise.all(pending);
-        throw new Error(`${(e as Error).message}\n${consoleLines.join('\n')}\ngateway answers: ${JSON.stringify(answers)}`);
+        hlsState = await page.evaluate(() => (window as any).canvidState.hls);
+      } catch (e) {
+        await page.screenshot({ path: join(OUT, `hls-pocketic-failure-${n}.png`) });
+        await Promise.all(pending);
+        answers.push(...mine);
+        await page.close();
+        throw new Error(`${(e as Error).message}\n${consoleLines.join('\n')}\ngateway answers: ${JSON.stringify(mine)}`);
       }
-      await Promise.all(pending);
+      answers.push(...mine);
+      await page.close();
+    };
+    const played = await measure(async () => {
+      try {
+        await attempt(1);
+      } catch (e) {
+        const message = (e as Error).message;
+        if (!message.includes('Timeout')) throw e;
+        stalls.push(message.split('\n')[0]!);
+        t.diagnostic(`PocketIC gateway stall, playback retried on a fresh page: ${message}`);
+        await attempt(2);
+      }
     });
-    const hlsState = await page.evaluate(() => (window as any).canvidState.hls);
-    await page.close();
     assert.match(seen!.cue, /^Subtitle at \d s$/);
     assert.equal(hlsState.mode, 'hls.js');
     assert.equal(hlsState.error, undefined);
@@ -354,7 +376,7 @@ test(
       `the playback cost ${played.spent} cycles, more than the storage fee allowance ${played.allowed}: some request was upgraded (one upgraded request cost ${upgraded.spent})`,
     );
     t.diagnostic(
-      `PocketIC: ladder by ${ladderTool}, ${files.length} files, ${up.totalBytes} bytes uploaded; playback: ${answers.length} gateway answers, each with IC-Certificate, ` +
+      `PocketIC: ${stalls.length ? `1 gateway stall retried (${stalls[0]}); ` : ''}ladder by ${ladderTool}, ${files.length} files, ${up.totalBytes} bytes uploaded; playback: ${answers.length} gateway answers, each with IC-Certificate, ` +
         `${fetched('/hls/360p/seg-')} 360p + ${fetched('/hls/1080p/seg-')} 1080p segments; cycles spent during playback ${played.spent} (storage fee allowance ${played.allowed}; ` +
         `one upgraded request ${upgraded.spent}, its answer without IC-Certificate); memory ${status.memory_size} bytes; ${Date.now() - started} ms`,
     );

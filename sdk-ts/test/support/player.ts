@@ -36,10 +36,13 @@ export async function playLadder(page: Page, shot: (name: string) => Promise<voi
   assert.ok(lo >= 0 && hi >= 0, `levels ${JSON.stringify(levels)}`);
   const heights: number[] = [];
 
-  // Force the low rendition, play.
+  // Force the low rendition, play. `loadLevel` (manual level for the next fragment), not an
+  // immediate switch: hls.js is already loading the first level's init segment and fragment, and
+  // aborting them that early (`currentLevel`) left it waiting forever for the new level's first
+  // fragment in about one run in five (on the embedded replica and on PocketIC alike).
   await page.evaluate((lo) => {
     const hls = (window as any).canvidPlayer().hls;
-    hls.currentLevel = lo;
+    hls.loadLevel = lo;
     void (document.getElementById('player') as HTMLVideoElement).play();
   }, lo);
   await until(page, 'playing 360p', `v.currentTime > 0.5 && v.videoHeight === 360 && s.currentLevel === ${lo}`);
