@@ -154,7 +154,10 @@ async function play(videoId: string) {
 /** HLS playback with hls.js (native HLS where MSE is missing), with the quality and subtitle menus. */
 function playHls(url: string, token?: string) {
   stopHls();
-  playback = attachHls(player, url, { Hls, token });
+  // `?autoStartLoad=0`: hls.js loads the master playlist only, and the caller picks the first
+  // level before any segment is requested (the browser tests do: no load is aborted).
+  const hlsConfig = params.get('autoStartLoad') === '0' ? { autoStartLoad: false } : {};
+  playback = attachHls(player, url, { Hls, token, hlsConfig });
   const st: NonNullable<PageState['hls']> = { mode: playback.mode, url, levels: [], currentLevel: -1, levelsPlayed: [], subtitleTracks: [], subtitleTrack: -1 };
   state.hls = st;
   const hls = playback.hls;

@@ -28,7 +28,11 @@ export async function until(page: Page, what: string, cond: string, timeout = 60
  * Plays `url`'s master playlist on the example page already open at `page` (`?hls=`): forces 360p,
  * then 1080p, seeks, shows subtitles. Returns what it saw.
  */
-export async function playLadder(page: Page, shot: (name: string) => Promise<void>): Promise<{ cue: string; heights: number[] }> {
+export async function playLadder(
+  page: Page,
+  shot: (name: string) => Promise<void>,
+  opts: { firstStepTimeout?: number } = {},
+): Promise<{ cue: string; heights: number[] }> {
   await until(page, 'manifest parsed', 's && s.levels.length >= 2 && hls');
   const levels: Array<{ height: number }> = await page.evaluate(() => (window as any).canvidState.hls.levels);
   const lo = levels.findIndex((l) => l.height === 360);
@@ -36,16 +40,23 @@ export async function playLadder(page: Page, shot: (name: string) => Promise<voi
   assert.ok(lo >= 0 && hi >= 0, `levels ${JSON.stringify(levels)}`);
   const heights: number[] = [];
 
-  // Force the low rendition, play. `loadLevel` (manual level for the next fragment), not an
-  // immediate switch: hls.js is already loading the first level's init segment and fragment, and
-  // aborting them that early (`currentLevel`) left it waiting forever for the new level's first
-  // fragment in about one run in five (on the embedded replica and on PocketIC alike).
+  // Start on the low rendition, play. On a page opened with `autoStartLoad=0` nothing is loading
+  // yet: the first level is chosen before the first request (`startLevel`, `startLoad`). Else
+  // `loadLevel` (manual level from the next fragment). Never an immediate switch this early:
+  // aborting the first level's in-flight init segment and fragment left hls.js waiting for the
+  // new level's first fragment in about one run in five (PocketIC's gateway especially).
   await page.evaluate((lo) => {
     const hls = (window as any).canvidPlayer().hls;
-    hls.loadLevel = lo;
+    if (hls.config.autoStartLoad === false) {
+      hls.startLevel = lo;
+      hls.loadLevel = lo; // manual: no ABR switch before the check below
+      hls.startLoad(-1);
+    } else {
+      hls.loadLevel = lo;
+    }
     void (document.getElementById('player') as HTMLVideoElement).play();
   }, lo);
-  await until(page, 'playing 360p', `v.currentTime > 0.5 && v.videoHeight === 360 && s.currentLevel === ${lo}`);
+  await until(page, 'playing 360p', `v.currentTime > 0.5 && v.videoHeight === 360 && s.currentLevel === ${lo}`, opts.firstStepTimeout);
   heights.push(360);
   await shot('hls-360p');
 
