@@ -46,7 +46,7 @@ use canvid_types::files::{
 use canvid_types::protocol::{chunk_len, file_digest};
 use canvid_types::video::{
     ChunkDigests, ChunkReceipt, DigestsArgs, MissingArgs, MissingChunks, UploadSpec,
-    MAX_CHUNK_SIZE, MAX_DIGEST_PAGE, MAX_MISSING_PAGE, UPLOAD_WINDOW_CHUNKS,
+    MAX_DIGEST_PAGE, MAX_MISSING_PAGE, UPLOAD_WINDOW_CHUNKS,
 };
 use canvid_types::{Error, Result};
 use ic_stable_structures::storable::Bound;
@@ -515,21 +515,7 @@ impl<V: Memory> FileStore<V> {
     /// complete).
     pub fn read(&self, path: &str, offset: u64, length: u64) -> Result<Vec<u8>> {
         let r = self.record(path)?;
-        if length > MAX_CHUNK_SIZE as u64 {
-            return Err(Error::TooLarge {
-                size: length,
-                limit: MAX_CHUNK_SIZE as u64,
-            });
-        }
-        let end = offset
-            .checked_add(length)
-            .filter(|end| *end <= r.total_size)
-            .ok_or_else(|| Error::InvalidArgument {
-                reason: format!(
-                    "range {offset}+{length} is outside file {path} ({} bytes)",
-                    r.total_size
-                ),
-            })?;
+        let end = super::checked_range(offset, length, r.total_size, &format!("file {path}"))?;
         if length == 0 {
             return Ok(Vec::new());
         }

@@ -270,6 +270,23 @@ fn sha256(data: &[u8]) -> Digest32 {
     Sha256::digest(data).into()
 }
 
+/// The end of a read of `length` bytes at `offset` in a file of `size` bytes (`what` names the
+/// file in the error): at most `MAX_CHUNK_SIZE` bytes, inside the file, nothing clamped.
+fn checked_range(offset: u64, length: u64, size: u64, what: &str) -> Result<u64> {
+    if length > MAX_CHUNK_SIZE as u64 {
+        return Err(Error::TooLarge {
+            size: length,
+            limit: MAX_CHUNK_SIZE as u64,
+        });
+    }
+    offset
+        .checked_add(length)
+        .filter(|end| *end <= size)
+        .ok_or_else(|| Error::InvalidArgument {
+            reason: format!("range {offset}+{length} is outside {what} ({size} bytes)"),
+        })
+}
+
 fn digest32(blob: &[u8], what: &str) -> Result<Digest32> {
     blob.try_into().map_err(|_| Error::InvalidArgument {
         reason: format!(
@@ -723,21 +740,7 @@ impl<M: Memory> VideoStore<M> {
     /// File bytes `[offset, offset + length)`; see `RangeArgs` for the rules.
     pub fn read_range(&self, offset: u64, length: u64) -> Result<Vec<u8>> {
         let u = self.declared_upload()?;
-        if length > MAX_CHUNK_SIZE as u64 {
-            return Err(Error::TooLarge {
-                size: length,
-                limit: MAX_CHUNK_SIZE as u64,
-            });
-        }
-        let end = offset
-            .checked_add(length)
-            .filter(|end| *end <= u.total_size)
-            .ok_or_else(|| Error::InvalidArgument {
-                reason: format!(
-                    "range {offset}+{length} is outside the file ({} bytes)",
-                    u.total_size
-                ),
-            })?;
+        let end = checked_range(offset, length, u.total_size, "the file")?;
         if length == 0 {
             return Ok(Vec::new());
         }
