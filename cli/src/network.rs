@@ -538,5 +538,6 @@ pub fn upload_spec(plan: &UploadPlan, mime_type: &str) -> Result<UploadSpec> {
         chunk_digests: digests,
         file_digest: Some(ByteBuf::from(plan.file_digest.to_vec())),
         duration_ms: None,
+        encryption: None,
     })
 }

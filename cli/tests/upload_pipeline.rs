@@ -967,6 +967,7 @@ mod set_upload {
                 transfer_seq: 0,
                 pending_offer: None,
                 control: None,
+                encryption: None,
                 files: Some(self.declared.borrow().len() as u32),
                 renditions: Some(
                     self.declared

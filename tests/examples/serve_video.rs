@@ -126,6 +126,7 @@ fn main() {
                 chunk_digests: Some(digests),
                 file_digest: None,
                 duration_ms: None,
+                encryption: None,
             },
         ),
     );

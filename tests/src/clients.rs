@@ -107,6 +107,7 @@ pub fn spec_for(file: &GenFile, with_digests: bool) -> UploadSpec {
         chunk_digests,
         file_digest: file_digest_,
         duration_ms: Some(1_000),
+        encryption: None,
     }
 }
 

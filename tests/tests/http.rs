@@ -702,6 +702,7 @@ fn named_files_over_http(b: &dyn Backend) {
             duration_ms: None,
             path: Some(path.to_string()),
             rendition: None,
+            encryption: None,
         })
         .collect();
     let _: u32 = ok(

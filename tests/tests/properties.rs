@@ -804,6 +804,7 @@ fn new_spec(r: &mut Rng, m: &Model) -> UploadSpec {
             chunk_digests: None,
             file_digest: None,
             duration_ms: None,
+            encryption: None,
         },
         count,
     };

@@ -605,6 +605,7 @@ fn l5_declared_size_is_not_allocated_at_once(b: &dyn Backend) {
         chunk_digests: None,
         file_digest: None,
         duration_ms: None,
+        encryption: None,
     };
     let meta = ok("begin_upload 400 GiB", v.begin_upload(owner(), &spec));
     let before = v.canister_info().stable_memory_bytes;
@@ -723,6 +724,7 @@ fn named_files_and_their_footprint(b: &dyn Backend) {
                 codecs: None,
             }),
             path: Some(path.clone()),
+            encryption: None,
         })
         .collect();
     let declared: u32 = ok(

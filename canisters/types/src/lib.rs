@@ -7,6 +7,7 @@
 //! `protocol` holds the arithmetic every party computes identically (chunking, file digest).
 
 pub mod access;
+pub mod encryption;
 pub mod error;
 pub mod files;
 pub mod icrc;

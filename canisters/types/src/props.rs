@@ -108,6 +108,7 @@ fn upload_spec() -> impl Strategy<Value = UploadSpec> {
                     chunk_digests,
                     file_digest,
                     duration_ms,
+                    encryption: None,
                 }
             },
         )

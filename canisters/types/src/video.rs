@@ -161,6 +161,9 @@ pub struct UploadSpec {
     /// The ladder rung this file opens (an HLS media playlist), listed in
     /// `VideoMetadata::renditions`. Named files only.
     pub rendition: Option<crate::files::Rendition>,
+    /// Present: the file is the ciphertext of an end-to-end encrypted video (main file only);
+    /// `total_size` and `chunk_size` must be the ciphertext's (`Encryption::validate`).
+    pub encryption: Option<crate::encryption::Encryption>,
 }
 
 /// `put_chunk` argument.
@@ -282,6 +285,10 @@ pub struct VideoMetadata {
     /// The adaptive-streaming ladder: the named files declared with a `Rendition`, highest
     /// bandwidth first.
     pub renditions: Option<Vec<crate::files::FileRendition>>,
+    /// Present: the main file is end-to-end encrypted (`mime_type` and `duration_ms` are the
+    /// plaintext's; `size`, `chunk_size` and `digest` the stored ciphertext's). Viewers get the
+    /// key with `video_key`.
+    pub encryption: Option<crate::encryption::Encryption>,
 }
 
 /// Whether the owner controls the canister yet (see [`VideoInit::funded_by`]).

@@ -374,6 +374,7 @@ pub(crate) mod tests {
                 chunk_digests: None,
                 file_digest: None,
                 duration_ms: None,
+                encryption: None,
             })
             .unwrap(),
         );

@@ -601,6 +601,7 @@ mod tests {
                 chunk_digests: None,
                 file_digest: None,
                 duration_ms: Some(6000),
+                encryption: None,
             },
             2,
         )

@@ -137,6 +137,7 @@ fn video(replica: &Replica, bytes: &[u8]) -> Principal {
         chunk_digests: None,
         file_digest: None,
         duration_ms: None,
+        encryption: None,
     };
     call("begin_upload", candid::encode_one(spec).unwrap());
     for (index, data) in bytes.chunks(CHUNK).enumerate() {

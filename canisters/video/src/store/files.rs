@@ -277,6 +277,14 @@ impl<V: Memory> FileStore<V> {
                     .into(),
             })?;
             validate_path(path)?;
+            if spec.encryption.is_some() {
+                return Err(Error::InvalidArgument {
+                    reason: format!(
+                        "{path}: only the main file can be encrypted (encrypted named files, \
+                         e.g. HLS segments, are not supported yet)"
+                    ),
+                });
+            }
             if out.iter().any(|(p, _, _)| p == path) {
                 return Err(Error::InvalidArgument {
                     reason: format!("file {path} declared twice in one call"),

@@ -645,6 +645,7 @@ impl<M: Memory> VideoStore<M> {
             transfer_seq: s.transfer_seq,
             pending_offer: s.pending_offer.clone(),
             control: Some(crate::logic::control_status(s)),
+            encryption: s.upload.as_ref().and_then(|u| u.encryption.clone()),
         }
     }
 

@@ -57,6 +57,9 @@ pub struct UploadDecl {
     pub has_chunk_digests: bool,
     pub file_digest: Option<ByteBuf>,
     pub duration_ms: Option<u64>,
+    /// `UploadSpec::encryption` (absent in declarations written before it existed: in the
+    /// clear).
+    pub encryption: Option<canvid_types::encryption::Encryption>,
 }
 
 /// An ownership transfer waiting for the management canister (set before the first await).

@@ -43,6 +43,7 @@ fn spec(total: u64, chunk: u32) -> UploadSpec {
         chunk_digests: None,
         file_digest: None,
         duration_ms: Some(1000),
+        encryption: None,
     }
 }
 

@@ -404,6 +404,9 @@ pub fn validate_spec(spec: &UploadSpec) -> Result<UploadDecl> {
     if let Some(f) = &spec.file_digest {
         digest32(f, "file_digest")?;
     }
+    if let Some(enc) = &spec.encryption {
+        enc.validate(spec.total_size, spec.chunk_size)?;
+    }
     Ok(UploadDecl {
         mime_type: spec.mime_type.clone(),
         total_size: spec.total_size,
@@ -412,5 +415,6 @@ pub fn validate_spec(spec: &UploadSpec) -> Result<UploadDecl> {
         has_chunk_digests,
         file_digest: spec.file_digest.clone(),
         duration_ms: spec.duration_ms,
+        encryption: spec.encryption.clone(),
     })
 }

@@ -50,6 +50,7 @@ fn ready() -> VideoStore<VectorMemory> {
             chunk_digests: None,
             file_digest: None,
             duration_ms: None,
+            encryption: None,
         },
         2,
     )

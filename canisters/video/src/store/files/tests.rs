@@ -58,6 +58,7 @@ fn named(path: &str, mime: &str, data: &[u8], chunk: u32, digests: bool) -> Uplo
         duration_ms: None,
         path: Some(path.into()),
         rendition: None,
+        encryption: None,
     }
 }
 
@@ -279,6 +280,7 @@ fn reservations_and_puts_cannot_allocate_far_ahead() {
         duration_ms: None,
         path: Some(path.into()),
         rendition: None,
+        encryption: None,
     };
     s.begin_files(&[big("/big.mp4", 300 << 30)], 1).unwrap();
     let before = mem.size();
