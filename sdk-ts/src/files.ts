@@ -471,6 +471,7 @@ async function uploadFilesInner(
       rendition: r
         ? [{ name: r.name, width: r.width, height: r.height, bandwidth: BigInt(r.bandwidth), codecs: r.codecs ? [r.codecs] : [] }]
         : [],
+      encryption: [],
     };
   }
 

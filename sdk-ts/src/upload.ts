@@ -233,6 +233,7 @@ async function uploadInner(
     duration_ms: info.durationMs !== undefined ? [BigInt(info.durationMs)] : [],
     path: [],
     rendition: [],
+    encryption: [],
   };
 
   if (!videoId) {

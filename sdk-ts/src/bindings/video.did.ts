@@ -342,6 +342,32 @@ export interface DigestsArgs {
   'limit' : [] | [number],
   'start' : number,
 }
+/**
+ * How the main file is encrypted (`UploadSpec::encryption`, `VideoMetadata::encryption`).
+ * Absent: the file is stored as uploaded, in the clear.
+ */
+export interface Encryption {
+  /**
+   * [`SCHEME_AES256GCM_V1`].
+   */
+  'scheme' : string,
+  /**
+   * Plaintext bytes per chunk, `>= 1`; the stored chunk size is this plus [`CHUNK_OVERHEAD`].
+   */
+  'plain_chunk_size' : number,
+  /**
+   * The vetKD key the video key is derived under (one of [`KEY_NAMES`]).
+   */
+  'key_name' : string,
+  /**
+   * The vetKD input's epoch ([`vetkd_input`]): a new epoch is a new video key.
+   */
+  'key_epoch' : number,
+  /**
+   * Size of the plaintext (the source file), `>= 1`.
+   */
+  'plain_size' : bigint,
+}
 export type Error = {
     /**
      * An upload was already declared / the video is finished and therefore immutable.
@@ -1000,6 +1026,11 @@ export interface UploadSpec {
    */
   'path' : [] | [string],
   /**
+   * Present: the file is the ciphertext of an end-to-end encrypted video (main file only);
+   * `total_size` and `chunk_size` must be the ciphertext's (`Encryption::validate`).
+   */
+  'encryption' : [] | [Encryption],
+  /**
    * e.g. "video/mp4"; served as the HTTP Content-Type.
    */
   'mime_type' : string,
@@ -1091,6 +1122,12 @@ export interface VideoMetadata {
    */
   'size' : bigint,
   'tags' : Array<string>,
+  /**
+   * Present: the main file is end-to-end encrypted (`mime_type` and `duration_ms` are the
+   * plaintext's; `size`, `chunk_size` and `digest` the stored ciphertext's). Viewers get the
+   * key with `video_key`.
+   */
+  'encryption' : [] | [Encryption],
   /**
    * Empty until `begin_upload`.
    */
@@ -1399,9 +1436,17 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'codecs' : IDL.Opt(IDL.Text),
     'width' : IDL.Nat32,
   });
+  const Encryption = IDL.Record({
+    'scheme' : IDL.Text,
+    'plain_chunk_size' : IDL.Nat32,
+    'key_name' : IDL.Text,
+    'key_epoch' : IDL.Nat32,
+    'plain_size' : IDL.Nat64,
+  });
   const UploadSpec = IDL.Record({
     'rendition' : IDL.Opt(Rendition),
     'path' : IDL.Opt(IDL.Text),
+    'encryption' : IDL.Opt(Encryption),
     'mime_type' : IDL.Text,
     'chunk_digests' : IDL.Opt(IDL.Vec(IDL.Vec(IDL.Nat8))),
     'total_size' : IDL.Nat64,
@@ -1446,6 +1491,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'operator' : IDL.Opt(IDL.Principal),
     'size' : IDL.Nat64,
     'tags' : IDL.Vec(IDL.Text),
+    'encryption' : IDL.Opt(Encryption),
     'mime_type' : IDL.Text,
     'description' : IDL.Text,
     'created_at' : IDL.Nat64,

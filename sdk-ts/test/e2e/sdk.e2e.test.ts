@@ -327,7 +327,7 @@ test('resetUpload abandons an unfinished upload; the canister then takes another
   const firstFile = randomBytes(9000, 31);
   const videoId = await canvid.createVideo({ title: 'reset me', description: '', tags: [], declaredSize: firstFile.length });
   const api = canvid.videoUploadApi(videoId);
-  await api.beginUpload({ mime_type: 'video/mp4', total_size: BigInt(firstFile.length), chunk_size: 3000, chunk_digests: [], file_digest: [], duration_ms: [], path: [], rendition: [] });
+  await api.beginUpload({ mime_type: 'video/mp4', total_size: BigInt(firstFile.length), chunk_size: 3000, chunk_digests: [], file_digest: [], duration_ms: [], path: [], rendition: [], encryption: [] });
   await api.putChunk(1, firstFile.subarray(3000, 6000));
   // Before Ready the owner sees the digests stored so far; others may not read them yet.
   assert.deepEqual(await canvid.chunkDigests(videoId), [null, nodeSha256(firstFile.subarray(3000, 6000)), null]);

@@ -183,6 +183,7 @@ export class FakeVideo implements VideoUploadApi, VideoReadApi, VideoFilesApi, V
       index: [],
       chunk_size: this.spec?.chunk_size ?? 0,
       duration_ms: this.spec?.duration_ms ?? [],
+      encryption: this.spec?.encryption ?? [],
       uploaded_bytes: bytes,
       uploaded_chunks: this.chunks.size,
       files: [this.named.size],

@@ -74,7 +74,7 @@ async function uploading() {
   const id = await net.createVideo({ title: 'u', description: '', tags: [], declaredSize: 3500 });
   const v = net.video(id);
   const data = randomBytes(3500, 6);
-  await v.beginUpload({ mime_type: 'video/mp4', chunk_digests: [], total_size: 3500n, chunk_size: 1000, duration_ms: [], file_digest: [], path: [], rendition: [] });
+  await v.beginUpload({ mime_type: 'video/mp4', chunk_digests: [], total_size: 3500n, chunk_size: 1000, duration_ms: [], file_digest: [], path: [], rendition: [], encryption: [] });
   await v.putChunk(0, data.subarray(0, 1000));
   await v.putChunk(2, data.subarray(2000, 3000));
   return { v, data };
@@ -111,7 +111,7 @@ test('client.download checks each chunk against chunk_digests (wired through the
 test('client.resetUpload abandons the upload: declaration and chunks are gone, another file fits', async () => {
   const { v } = await uploading();
   const client = await clientFor(v);
-  const otherSpec: UploadSpec = { mime_type: 'video/webm', chunk_digests: [], total_size: 1234n, chunk_size: 500, duration_ms: [], file_digest: [], path: [], rendition: [] };
+  const otherSpec: UploadSpec = { mime_type: 'video/webm', chunk_digests: [], total_size: 1234n, chunk_size: 500, duration_ms: [], file_digest: [], path: [], rendition: [], encryption: [] };
   // While chunks are stored, a different file is refused...
   await assert.rejects(v.beginUpload(otherSpec), /Conflict/);
   const after = await client.resetUpload(v.id);

@@ -168,7 +168,7 @@ test('digests are fetched page by page as the download advances (retried like ch
 test('toDigestPage: the page must line up with the request; nulls are allowed while uploading', async () => {
   const v = new FakeVideo('aaaaa-aa');
   const data = randomBytes(2500, 9);
-  await v.beginUpload({ mime_type: 'video/mp4', chunk_digests: [], total_size: 2500n, chunk_size: 1000, duration_ms: [], file_digest: [], path: [], rendition: [] });
+  await v.beginUpload({ mime_type: 'video/mp4', chunk_digests: [], total_size: 2500n, chunk_size: 1000, duration_ms: [], file_digest: [], path: [], rendition: [], encryption: [] });
   await v.putChunk(1, data.subarray(1000, 2000));
   const page = toDigestPage('x', 0, await v.chunkDigests(0));
   assert.deepEqual(page, { start: 0, chunkCount: 3, digests: [null, nodeSha256(data.subarray(1000, 2000)), null], next: undefined });
