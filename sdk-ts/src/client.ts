@@ -55,6 +55,15 @@ import {
   uploadFiles,
 } from './files.js';
 import { type HlsUrlOptions, hlsUrl } from './hls.js';
+import {
+  type EncryptionInfo,
+  type FetchVideoKeyOptions,
+  type VideoKeyMaterial,
+  decryptStream,
+  fetchVideoKey,
+  fromCandidEncryption,
+  readDecryptedRange,
+} from './encryption.js';
 
 /** Mainnet API boundary node. */
 export const IC_HOST = 'https://icp-api.io';
@@ -129,6 +138,12 @@ export interface VideoDetails {
   files: number;
   /** The adaptive-streaming ladder (files declared with a rendition), highest bandwidth first. */
   renditions: Array<RenditionInfo & { path: string }>;
+  /**
+   * The main file is end-to-end encrypted (docs/encryption.md): `size`, `chunkSize` and `digest`
+   * are the stored ciphertext's, `mimeType` and `durationMs` the plaintext's. Read it with
+   * `downloadDecrypted` / `readDecrypted`, play it with `playEncrypted`.
+   */
+  encryption?: EncryptionInfo;
   /** The raw candid record. */
   raw: VideoMetadata;
 }
@@ -173,6 +188,7 @@ export function toDetails(videoId: string, m: VideoMetadata): VideoDetails {
     ...controlOf(m),
     files: m.files?.[0] ?? 0,
     renditions: (m.renditions?.[0] ?? []).map((r) => ({ path: r.path, ...toRenditionInfo(r.rendition) })),
+    ...(m.encryption?.length ? { encryption: fromCandidEncryption(m.encryption[0]!) } : {}),
     raw: m,
   };
 }
@@ -462,6 +478,7 @@ export class CanvidClient {
     const transport: UploadTransport = {
       createVideo: (req) => this.createVideo(req, { signal: options.signal }),
       video: (id) => this.videoUploadApi(id),
+      videoKey: (id, opts) => this.videoKey(id, opts),
     };
     return uploadVideo(transport, input, info, { ...options, retry: { ...this.retry, ...(options.retry ?? {}) } });
   }
@@ -578,6 +595,68 @@ export class CanvidClient {
    */
   downloadStream(videoId: string, options: DownloadOptions = {}): ReadableStream<Uint8Array> {
     return downloadStream(videoId, this.videoReadApi(videoId), { ...options, retry: { ...this.retry, ...(options.retry ?? {}) } });
+  }
+
+  /**
+   * The key of an encrypted video (`video_key`, checked and derived by `fetchVideoKey`): the owner
+   * and uploaders always get it, allowlisted viewers and pass holders once the video is Ready.
+   * Refusals are the canister's typed errors (`NotAuthorizedError`, `BusyError` for a viewer
+   * over the rate limit, ...), never retried; a key that does not verify is a
+   * `KeyVerificationError`. Each delivery costs the video canister a vetKD fee: keep the key
+   * for the session rather than asking again.
+   */
+  videoKey(videoId: string, opts: FetchVideoKeyOptions & CallOptions = {}): Promise<VideoKeyMaterial> {
+    const v = this.video(videoId);
+    return fetchVideoKey((args) => this.call(videoId, 'video_key', () => v.video_key(args), opts), videoId, opts);
+  }
+
+  private async encryptionOf(videoId: string, opts: CallOptions): Promise<EncryptionInfo> {
+    const d = await this.getMetadata(videoId, opts);
+    if (!d.encryption) throw new UsageError(`video ${videoId} is not encrypted`);
+    return d.encryption;
+  }
+
+  /**
+   * The plaintext of an encrypted video as a stream (one `Uint8Array` per chunk): the stored
+   * chunks are downloaded and verified as `downloadStream` does, then each is decrypted and
+   * authenticated before it is delivered (`DecryptionError` otherwise). `key`: default
+   * `videoKey(videoId)`.
+   */
+  async downloadDecryptedStream(videoId: string, options: DownloadOptions & { key?: VideoKeyMaterial | CryptoKey } = {}): Promise<ReadableStream<Uint8Array>> {
+    const enc = await this.encryptionOf(videoId, options);
+    const key = options.key ?? (await this.videoKey(videoId, options));
+    return decryptStream(this.downloadStream(videoId, options), key, videoId, enc);
+  }
+
+  /** The whole plaintext of an encrypted video in memory (see `downloadDecryptedStream`). */
+  async downloadDecrypted(videoId: string, options: DownloadOptions & { key?: VideoKeyMaterial | CryptoKey } = {}): Promise<Uint8Array> {
+    const reader = (await this.downloadDecryptedStream(videoId, options)).getReader();
+    const parts: Uint8Array[] = [];
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      parts.push(value);
+    }
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let off = 0;
+    for (const p of parts) {
+      out.set(p, off);
+      off += p.length;
+    }
+    return out;
+  }
+
+  /**
+   * Plaintext bytes `[start, end)` of an encrypted video: only the stored chunks covering the
+   * range are fetched (`get_chunk`) and decrypted. Every chunk is authenticated by AES-GCM with
+   * its index, the chunk count and the sizes in its associated data, so a chunk from elsewhere
+   * or a lying `metadata` fails (`DecryptionError`).
+   */
+  async readDecrypted(videoId: string, start: number, end: number, options: CallOptions & { key?: VideoKeyMaterial | CryptoKey; concurrency?: number } = {}): Promise<Uint8Array> {
+    const enc = await this.encryptionOf(videoId, options);
+    const key = options.key ?? (await this.videoKey(videoId, options));
+    const api = this.videoReadApi(videoId);
+    return readDecryptedRange((i) => this.call(videoId, 'get_chunk', () => api.getChunk(i), options), key, videoId, enc, start, end, options.concurrency);
   }
 
   /** URL of the video on an HTTP gateway, for `<video src>` (see `videoUrl`). */

@@ -73,7 +73,39 @@ export type { CyclesConfig, QuotaStatus, SpawnStats, SpawnedVideo, UpgradeOutcom
 export type { IndexStats } from './bindings/index.did.js';
 export { METADATA_PATH, MAX_CERT_AGE_NS, loadResponseVerifier, metadataRequest, readCanisterInfo, verifyMetadataAnswer } from './certified.js';
 export type { CertifiedCanisterInfo, CertifiedMetadata, ResponseVerifier } from './certified.js';
-export { uploadVideo, allMissing, MAX_DECLARED_DIGESTS } from './upload.js';
+export { uploadVideo, allMissing, encryptedSource, MAX_DECLARED_DIGESTS } from './upload.js';
+export {
+  CHUNK_OVERHEAD,
+  DEFAULT_KEY_NAME,
+  DecryptionError,
+  KEY_NAMES,
+  KeyVerificationError,
+  NONCE_LABEL,
+  NONCE_LEN,
+  SCHEME_AES256GCM_V1,
+  TAG_LEN,
+  VETKD_CONTEXT,
+  aesKeyInfo,
+  canisterBytes,
+  checkEncryption,
+  chunkAad,
+  coveringChunks,
+  decryptChunk,
+  decryptStream,
+  deriveVideoKey,
+  encChunkCount,
+  encryptChunk,
+  fetchVideoKey,
+  fromCandidEncryption,
+  plainLen,
+  readDecryptedRange,
+  storedChunkRange,
+  storedChunkSize,
+  storedSize,
+  toCandidEncryption,
+  vetkdInput,
+} from './encryption.js';
+export type { EncryptionInfo, FetchVideoKeyOptions, VideoKeyCall, VideoKeyMaterial } from './encryption.js';
 export type {
   CreateVideoRequest,
   UploadOptions,

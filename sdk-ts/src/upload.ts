@@ -19,6 +19,22 @@ import {
   UnexpectedError,
   UsageError,
 } from './errors.js';
+import {
+  CHUNK_OVERHEAD,
+  DEFAULT_KEY_NAME,
+  type EncryptionInfo,
+  type FetchVideoKeyOptions,
+  SCHEME_AES256GCM_V1,
+  type VideoKeyMaterial,
+  checkEncryption,
+  encryptChunk,
+  encChunkCount,
+  fromCandidEncryption,
+  plainLen,
+  storedChunkSize,
+  storedSize,
+  toCandidEncryption,
+} from './encryption.js';
 import { ProgressTracker, type UploadProgress } from './progress.js';
 import { type RetryPolicy, retryPolicy, throwIfAborted, withRetry } from './retry.js';
 
@@ -35,6 +51,8 @@ export interface VideoUploadApi {
 export interface UploadTransport {
   createVideo(args: CreateVideoRequest): Promise<string>;
   video(videoId: string): VideoUploadApi;
+  /** The video's key with its nonce key (`fetchVideoKey`, `forEncryption`): needed by `encrypt`. */
+  videoKey?(videoId: string, options: FetchVideoKeyOptions): Promise<VideoKeyMaterial>;
 }
 
 export interface CreateVideoRequest {
@@ -82,6 +100,18 @@ export interface UploadOptions {
    * `put_chunk` receipt is compared with the local digest instead.
    */
   declareDigests?: boolean;
+  /**
+   * End-to-end encrypt the video (scheme `canvid-aes256gcm-v1`, docs/encryption.md): the video
+   * canister is created first, the owner's video key fetched from it (`video_key`), and every
+   * chunk encrypted before it is hashed and sent. `chunkSize` is then the *stored* chunk size:
+   * each holds `chunkSize - 28` plaintext bytes. Sizes, progress, digests and `chunkDigests`
+   * are the stored (ciphertext) file's. `keyName` (default `key_1`; `dfx_test_key` on dfx and
+   * PocketIC) and `keyEpoch` (default 0) choose the vetKD key. A resumed encrypted upload is
+   * encrypted again with the canister's declaration (same bytes: the nonces are synthetic).
+   */
+  encrypt?: boolean | { keyName?: string; keyEpoch?: number };
+  /** The video key to encrypt with (with its nonce key), instead of asking `video_key`. */
+  videoKey?: VideoKeyMaterial;
 }
 
 export interface UploadResult {
@@ -99,6 +129,8 @@ export interface UploadResult {
   chunksSkipped: number;
   /** This call continued an existing upload. */
   resumed: boolean;
+  /** How the file is encrypted (`encrypt`); `size` of the source is `encryption.plainSize`. */
+  encryption?: EncryptionInfo;
 }
 
 /** Largest number of chunk digests declared in one `begin_upload` (32 B each, ~1.3 MB). */
@@ -181,9 +213,8 @@ async function uploadInner(
   const call = <T>(f: () => Promise<T>): Promise<T> => withRetry(() => f(), { policy, signal });
   throwIfAborted(signal);
 
-  const source: ByteSource = await toSource(input, options.size);
-  const size = source.size;
-  if (size < 1) throw new UsageError('cannot upload an empty file');
+  let source: ByteSource = await toSource(input, options.size);
+  if (source.size < 1) throw new UsageError('cannot upload an empty file');
   const mimeType = info.mimeType ?? inputMime(input) ?? 'video/mp4';
 
   // Resuming: the canister's declaration decides the chunk grid.
@@ -194,7 +225,62 @@ async function uploadInner(
     setVideoId(videoId);
     tracker.videoId = videoId;
     existing = await call(() => transport.video(videoId!).metadata());
-    if (statusOf(existing) !== 'Empty') {
+  }
+
+  // Encryption: the canister must exist (its id is in the key and every chunk's AAD) and its
+  // key be known before the first chunk is hashed; the source is replaced by its ciphertext.
+  let enc: EncryptionInfo | undefined;
+  const declared = existing && statusOf(existing) !== 'Empty' ? existing : undefined;
+  if (options.encrypt || options.videoKey) {
+    const want = typeof options.encrypt === 'object' ? options.encrypt : {};
+    if (declared) {
+      if (!declared.encryption.length) throw new UsageError(`video ${videoId} holds an upload in the clear, not an encrypted one`);
+      enc = fromCandidEncryption(declared.encryption[0]!);
+      if (enc.plainSize !== source.size) throw new UsageError(`video ${videoId} holds an encrypted upload of ${enc.plainSize} bytes; this input is ${source.size} bytes`);
+    } else {
+      if (chunkSize <= CHUNK_OVERHEAD) throw new UsageError(`an encrypted upload's chunk size must exceed ${CHUNK_OVERHEAD} bytes (its overhead), got ${chunkSize}`);
+      enc = {
+        scheme: SCHEME_AES256GCM_V1,
+        keyName: want.keyName ?? options.videoKey?.keyName ?? DEFAULT_KEY_NAME,
+        keyEpoch: want.keyEpoch ?? options.videoKey?.keyEpoch ?? 0,
+        plainSize: source.size,
+        plainChunkSize: chunkSize - CHUNK_OVERHEAD,
+      };
+      checkEncryption(enc);
+    }
+    if (!videoId) {
+      tracker.setPhase('creating');
+      throwIfAborted(signal);
+      // Not retried, as below.
+      videoId = await transport.createVideo({
+        title: info.title,
+        description: info.description ?? '',
+        tags: info.tags ?? [],
+        owner: info.owner,
+        declaredSize: storedSize(enc),
+      });
+      setVideoId(videoId);
+      tracker.videoId = videoId;
+      options.onCreated?.(videoId);
+    }
+    let key = options.videoKey;
+    if (!key) {
+      if (!transport.videoKey) throw new UsageError('this transport cannot fetch video keys: pass `videoKey`');
+      const id = videoId;
+      const e = enc;
+      key = await call(() => transport.videoKey!(id, { keyName: e.keyName, keyEpoch: e.keyEpoch, forEncryption: true }));
+    }
+    if (key.canisterId !== videoId || key.keyName !== enc.keyName || key.keyEpoch !== enc.keyEpoch || !key.nonceKey) {
+      throw new UsageError(`the video key is ${key.keyName}/${key.keyEpoch} of ${key.canisterId}${key.nonceKey ? '' : ' (decrypt only)'}, the upload needs ${enc.keyName}/${enc.keyEpoch} of ${videoId} with its nonce key`);
+    }
+    source = encryptedSource(source, enc, key);
+  } else if (declared?.encryption.length) {
+    throw new UsageError(`video ${videoId} holds an encrypted upload: resume it with \`encrypt\``);
+  }
+  const size = source.size;
+  const withEnc = (r: UploadResult): UploadResult => (enc ? { ...r, encryption: enc } : r);
+  if (existing) {
+    if (declared) {
       if (options.chunkSize !== undefined && options.chunkSize !== existing.chunk_size) {
         throw new UsageError(`video ${videoId} was declared with ${existing.chunk_size}-byte chunks, not ${options.chunkSize}`);
       }
@@ -233,7 +319,7 @@ async function uploadInner(
     duration_ms: info.durationMs !== undefined ? [BigInt(info.durationMs)] : [],
     path: [],
     rendition: [],
-    encryption: [],
+    encryption: enc ? [toCandidEncryption(enc)] : [],
   };
 
   if (!videoId) {
@@ -258,7 +344,7 @@ async function uploadInner(
   let status = existing ? statusOf(existing) : 'Empty';
   let missing: Set<number>;
   if (status === 'Ready') {
-    return alreadyReady(existing!, videoId, source, chunkSize, digests, localFileDigest, tracker);
+    return withEnc(await alreadyReady(existing!, videoId, source, chunkSize, digests, localFileDigest, tracker));
   }
   if (status === 'Empty') {
     await call(() => api.beginUpload(spec));
@@ -315,7 +401,7 @@ async function uploadInner(
       await sendAll(still);
       tracker.setPhase('finishing');
     });
-    return done(meta, videoId, localFileDigest!, digests!, chunkSize, tracker, chunksSkipped, options.resume !== undefined);
+    return withEnc(done(meta, videoId, localFileDigest!, digests!, chunkSize, tracker, chunksSkipped, options.resume !== undefined));
   }
 
   // Sequential source: hash every chunk as it streams by, send only the missing ones.
@@ -338,7 +424,7 @@ async function uploadInner(
   const meta = await finish(api, call, async (still) => {
     throw new IncompleteError('Incomplete', { missing_count: still.length, missing: still }, `${still.length} chunks still missing after sending the whole stream; resume with the same input`, {});
   });
-  return done(meta, videoId, local, digestsNow, chunkSize, tracker, chunksSkipped, options.resume !== undefined);
+  return withEnc(done(meta, videoId, local, digestsNow, chunkSize, tracker, chunksSkipped, options.resume !== undefined));
 }
 
 /** `finish_upload`, tolerating a retried call that finds the video already Ready. */
@@ -415,3 +501,35 @@ async function alreadyReady(
   return done(meta, videoId, local!, digests, chunkSize, tracker, count, true);
 }
 
+
+/**
+ * The ciphertext of `plain` as a source on the stored grid (`storedChunkSize(enc)`): reads of a
+ * stored chunk encrypt the plaintext chunk; a stream's chunks are encrypted as they pass.
+ */
+export function encryptedSource(plain: ByteSource, enc: EncryptionInfo, key: VideoKeyMaterial): ByteSource {
+  const stored = storedChunkSize(enc);
+  const size = storedSize(enc);
+  if (plain.kind === 'random') {
+    return {
+      kind: 'random',
+      size,
+      async read(start, end) {
+        const i = start / stored;
+        if (!Number.isInteger(i) || i >= encChunkCount(enc) || end !== start + plainLen(enc, i) + CHUNK_OVERHEAD) {
+          throw new UsageError(`encrypted sources are read a stored chunk at a time, not [${start}, ${end})`);
+        }
+        const p = i * enc.plainChunkSize;
+        return encryptChunk(key, enc, i, await plain.read(p, p + plainLen(enc, i)));
+      },
+    };
+  }
+  const pieces = plain.pieces;
+  return {
+    kind: 'sequential',
+    size,
+    pieces: (async function* () {
+      let i = 0;
+      for await (const c of rechunk(pieces, enc.plainSize, enc.plainChunkSize)) yield await encryptChunk(key, enc, i++, c);
+    })(),
+  };
+}

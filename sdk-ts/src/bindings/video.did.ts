@@ -988,7 +988,9 @@ export type Result_12 = { 'Ok' : ReceiptsPage } |
   { 'Err' : Error };
 export type Result_13 = { 'Ok' : AccessInfo } |
   { 'Err' : Error };
-export type Result_14 = { 'Ok' : ViewersPage } |
+export type Result_14 = { 'Ok' : VideoKey } |
+  { 'Err' : Error };
+export type Result_15 = { 'Ok' : ViewersPage } |
   { 'Err' : Error };
 export type Result_2 = { 'Ok' : number } |
   { 'Err' : Error };
@@ -1094,6 +1096,47 @@ export interface VideoInit {
    * interface (only by installing other code, which a controller can always do).
    */
   'platform_fee' : [] | [PlatformFee],
+}
+/**
+ * `video_key` answer: the vetKey of (`context`, `input`) encrypted to the transport key, and
+ * what the caller needs to verify and use it.
+ */
+export interface VideoKey {
+  /**
+   * `vetkd_derive_key`'s `encrypted_key` (192 bytes).
+   */
+  'encrypted_key' : Uint8Array,
+  /**
+   * [`VETKD_CONTEXT`] and [`vetkd_input`]`(key_epoch)`, as used.
+   */
+  'context' : Uint8Array,
+  /**
+   * The canister's vetKD public key for [`VETKD_CONTEXT`] under `key_name` (96 bytes, G2):
+   * the decrypted vetKey must verify against it for `input`.
+   */
+  'public_key' : Uint8Array,
+  'key_name' : string,
+  'input' : Uint8Array,
+  'key_epoch' : number,
+}
+/**
+ * `video_key` argument.
+ */
+export interface VideoKeyArgs {
+  /**
+   * Absent: the upload's (`VideoMetadata::encryption`), else [`DEFAULT_KEY_NAME`]. Only the
+   * owner and uploaders may name another key or epoch than the upload's.
+   */
+  'key_name' : [] | [string],
+  /**
+   * Absent: the upload's, else 0.
+   */
+  'key_epoch' : [] | [number],
+  /**
+   * The caller's vetKD transport public key (48 bytes, a BLS12-381 G1 point): the key comes
+   * back encrypted to it.
+   */
+  'transport_public_key' : Uint8Array,
 }
 export interface VideoMetadata {
   /**
@@ -1330,9 +1373,18 @@ export interface _SERVICE {
   'update_metadata' : ActorMethod<[MetadataPatch], Result_3>,
   'uploaders' : ActorMethod<[], Array<Principal>>,
   /**
+   * The video's key for the caller: vetKD's key of (`VETKD_CONTEXT`, `vetkd_input(key_epoch)`)
+   * encrypted to `transport_public_key`, and the public key to verify it. The owner and
+   * uploaders may ask for any key (they need it to encrypt the upload); allowlisted viewers and
+   * pass holders for the finished encrypted video's key, at most 8 times a day each and 100 times
+   * a day together (each delivery costs the canister a vetKD fee); everyone else, and everyone
+   * but the owner and uploaders on a public video, gets `NotAuthorized`.
+   */
+  'video_key' : ActorMethod<[VideoKeyArgs], Result_14>,
+  /**
    * Owner only: the allowlist, a page at a time.
    */
-  'viewers' : ActorMethod<[ViewersArgs], Result_14>,
+  'viewers' : ActorMethod<[ViewersArgs], Result_15>,
 }
 export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
   const Account = IDL.Record({
@@ -1706,6 +1758,20 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'tags' : IDL.Opt(IDL.Vec(IDL.Text)),
     'description' : IDL.Opt(IDL.Text),
   });
+  const VideoKeyArgs = IDL.Record({
+    'key_name' : IDL.Opt(IDL.Text),
+    'key_epoch' : IDL.Opt(IDL.Nat32),
+    'transport_public_key' : IDL.Vec(IDL.Nat8),
+  });
+  const VideoKey = IDL.Record({
+    'encrypted_key' : IDL.Vec(IDL.Nat8),
+    'context' : IDL.Vec(IDL.Nat8),
+    'public_key' : IDL.Vec(IDL.Nat8),
+    'key_name' : IDL.Text,
+    'input' : IDL.Vec(IDL.Nat8),
+    'key_epoch' : IDL.Nat32,
+  });
+  const Result_14 = IDL.Variant({ 'Ok' : VideoKey, 'Err' : Error });
   const ViewersArgs = IDL.Record({
     'start_after' : IDL.Opt(IDL.Principal),
     'limit' : IDL.Opt(IDL.Nat32),
@@ -1715,7 +1781,7 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'next' : IDL.Opt(IDL.Principal),
     'viewers' : IDL.Vec(IDL.Principal),
   });
-  const Result_14 = IDL.Variant({ 'Ok' : ViewersPage, 'Err' : Error });
+  const Result_15 = IDL.Variant({ 'Ok' : ViewersPage, 'Err' : Error });
   
   return IDL.Service({
     'accept_ownership' : IDL.Func([], [Result], []),
@@ -1759,7 +1825,8 @@ export const idlFactory: IDL.InterfaceFactory = ({ IDL }) => {
     'set_poster' : IDL.Func([PosterArgs], [Result_1], []),
     'update_metadata' : IDL.Func([MetadataPatch], [Result_3], []),
     'uploaders' : IDL.Func([], [IDL.Vec(IDL.Principal)], ['query']),
-    'viewers' : IDL.Func([ViewersArgs], [Result_14], ['query']),
+    'video_key' : IDL.Func([VideoKeyArgs], [Result_14], []),
+    'viewers' : IDL.Func([ViewersArgs], [Result_15], ['query']),
   });
 };
 
