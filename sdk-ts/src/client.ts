@@ -57,13 +57,12 @@ import {
 import { type HlsUrlOptions, hlsUrl } from './hls.js';
 import {
   type EncryptionInfo,
-  type FetchVideoKeyOptions,
   type VideoKeyMaterial,
   decryptStream,
-  fetchVideoKey,
   fromCandidEncryption,
   readDecryptedRange,
 } from './encryption.js';
+import { type FetchVideoKeyOptions, fetchVideoKey } from './video-key.js';
 
 /** Mainnet API boundary node. */
 export const IC_HOST = 'https://icp-api.io';

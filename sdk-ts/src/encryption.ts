@@ -10,13 +10,13 @@
 //   (synthetic: encrypting the same chunk again gives the same bytes, so uploads resume).
 //
 // Everything runs on WebCrypto (`crypto.subtle`): Node >= 20, browsers (secure contexts) and
-// service workers. The raw AES key bytes exist only while the two CryptoKeys (AES-GCM and the
+// service workers. The key delivery (`fetchVideoKey`, @dfinity/vetkeys) is in video-key.ts, so
+// that the service worker's bundle carries only this file's code. The raw AES key bytes exist only while the two CryptoKeys (AES-GCM and the
 // nonce's HMAC) are imported from them; both are non-extractable.
-import { DerivedPublicKey, EncryptedVetKey, TransportSecretKey } from '@dfinity/vetkeys';
 import { Principal } from '@icp-sdk/core/principal';
-import type { Encryption as CandidEncryption, Error as CandidError, VideoKey as CandidVideoKey, VideoKeyArgs } from './bindings/video.did.js';
-import { concatBytes, equalBytes, sha256, toHex } from './bytes.js';
-import { type CallSite, CanvidError, UsageError, fromCandidError } from './errors.js';
+import type { Encryption as CandidEncryption } from './bindings/video.did.js';
+import { concatBytes, sha256 } from './bytes.js';
+import { CanvidError, UsageError } from './errors.js';
 
 /** The one scheme so far. */
 export const SCHEME_AES256GCM_V1 = 'canvid-aes256gcm-v1';
@@ -215,7 +215,13 @@ export async function encryptChunk(key: VideoKeyMaterial, e: EncryptionInfo, ind
 }
 
 /** Decrypts and authenticates stored chunk `index`; `DecryptionError` if it does not. */
-export async function decryptChunk(key: VideoKeyMaterial | CryptoKey, canisterId: string, e: EncryptionInfo, index: number, stored: Uint8Array): Promise<Uint8Array> {
+export async function decryptChunk(
+  key: VideoKeyMaterial | CryptoKey,
+  canisterId: string | Principal | Uint8Array,
+  e: EncryptionInfo,
+  index: number,
+  stored: Uint8Array,
+): Promise<Uint8Array> {
   const want = plainLen(e, index) + CHUNK_OVERHEAD;
   if (index < 0 || index >= encChunkCount(e)) throw new DecryptionError(`chunk ${index} outside 0..${encChunkCount(e)}`, index);
   if (stored.length !== want) throw new DecryptionError(`stored chunk ${index} is ${stored.length} bytes, expected ${want}`, index);
@@ -230,7 +236,7 @@ export async function decryptChunk(key: VideoKeyMaterial | CryptoKey, canisterId
       ),
     );
   } catch (err) {
-    throw new DecryptionError(`chunk ${index} of ${canisterId} does not decrypt (wrong key, or changed bytes)`, index, { cause: err });
+    throw new DecryptionError(`chunk ${index} does not decrypt (wrong key, or changed bytes)`, index, { cause: err });
   }
 }
 
@@ -244,54 +250,6 @@ export function coveringChunks(e: EncryptionInfo, start: number, end: number): [
 export function storedChunkRange(e: EncryptionInfo, index: number): [number, number] {
   const s = index * storedChunkSize(e);
   return [s, s + plainLen(e, index) + CHUNK_OVERHEAD];
-}
-
-// --- Key delivery --------------------------------------------------------------------------------
-
-/** The `video_key` call (errors of the IC already mapped to `CanvidError`). */
-export type VideoKeyCall = (args: VideoKeyArgs) => Promise<{ Ok: CandidVideoKey } | { Err: CandidError }>;
-
-export interface FetchVideoKeyOptions {
-  /** vetKD key name; default the upload's (`video_key` decides). */
-  keyName?: string;
-  /** Key epoch; default the upload's (`video_key` decides). */
-  keyEpoch?: number;
-  /** Also derive the nonce key (needed to encrypt; uploads). Default false: decrypt only. */
-  forEncryption?: boolean;
-}
-
-/**
- * Gets and checks a video key: a fresh transport key (`TransportSecretKey.random()`), the
- * `video_key` call, then the answer's context, input, key name and epoch against what was asked
- * and `decryptAndVerify` of the vetKey against the returned public key and the input
- * (`KeyVerificationError` otherwise); the AES key is derived from the vetKey. The canister's
- * refusal is its typed error: `NotAuthorizedError` (not the owner, an uploader or an admitted
- * viewer, or a public video), `BusyError` (the viewers' rate limit), `NotReadyError`, ...
- */
-export async function fetchVideoKey(call: VideoKeyCall, canisterId: string, options: FetchVideoKeyOptions = {}): Promise<VideoKeyMaterial> {
-  const site: CallSite = { canisterId, method: 'video_key' };
-  const tsk = TransportSecretKey.random();
-  const r = await call({
-    transport_public_key: tsk.publicKeyBytes(),
-    key_name: options.keyName !== undefined ? [options.keyName] : [],
-    key_epoch: options.keyEpoch !== undefined ? [options.keyEpoch] : [],
-  });
-  if ('Err' in r) throw fromCandidError(r.Err, site);
-  const k = r.Ok;
-  const bad = (what: string) => new KeyVerificationError(`video_key of ${canisterId}: ${what}`, { site });
-  if (!equalBytes(k.context, VETKD_CONTEXT)) throw bad(`context ${toHex(k.context)}, not canvid's ${toHex(VETKD_CONTEXT)}`);
-  if (options.keyEpoch !== undefined && k.key_epoch !== options.keyEpoch) throw bad(`epoch ${k.key_epoch}, asked for ${options.keyEpoch}`);
-  if (options.keyName !== undefined && k.key_name !== options.keyName) throw bad(`key ${k.key_name}, asked for ${options.keyName}`);
-  const input = vetkdInput(k.key_epoch);
-  if (!equalBytes(k.input, input)) throw bad(`input ${toHex(k.input)}, not the one of epoch ${k.key_epoch} (${toHex(input)})`);
-  let vetKeyBytes: Uint8Array;
-  try {
-    const dpk = DerivedPublicKey.deserialize(k.public_key);
-    vetKeyBytes = EncryptedVetKey.deserialize(k.encrypted_key).decryptAndVerify(tsk, dpk, input).signatureBytes();
-  } catch (err) {
-    throw new KeyVerificationError(`video_key of ${canisterId}: the key does not decrypt and verify: ${err instanceof Error ? err.message : String(err)}`, { cause: err, site });
-  }
-  return deriveVideoKey(vetKeyBytes, canisterId, k.key_name, k.key_epoch, options.forEncryption ?? false);
 }
 
 // --- Reading -------------------------------------------------------------------------------------

@@ -95,7 +95,6 @@ export {
   deriveVideoKey,
   encChunkCount,
   encryptChunk,
-  fetchVideoKey,
   fromCandidEncryption,
   plainLen,
   readDecryptedRange,
@@ -105,7 +104,13 @@ export {
   toCandidEncryption,
   vetkdInput,
 } from './encryption.js';
-export type { EncryptionInfo, FetchVideoKeyOptions, VideoKeyCall, VideoKeyMaterial } from './encryption.js';
+export type { EncryptionInfo, VideoKeyMaterial } from './encryption.js';
+export { fetchVideoKey } from './video-key.js';
+export { playEncrypted } from './play.js';
+export type { EncryptedPlayback, PlayEncryptedOptions } from './play.js';
+export { DECRYPT_PATH, answer as decryptedAnswer, installDecryptWorker, parseRange, plaintextBody } from './decrypt-sw.js';
+export type { DecryptNeed, DecryptSession, DecryptSessionAck, RangeAnswer, WorkerScope } from './decrypt-sw.js';
+export type { FetchVideoKeyOptions, VideoKeyCall } from './video-key.js';
 export type {
   CreateVideoRequest,
   UploadOptions,

@@ -23,7 +23,6 @@ import {
   CHUNK_OVERHEAD,
   DEFAULT_KEY_NAME,
   type EncryptionInfo,
-  type FetchVideoKeyOptions,
   SCHEME_AES256GCM_V1,
   type VideoKeyMaterial,
   checkEncryption,
@@ -36,6 +35,7 @@ import {
   toCandidEncryption,
 } from './encryption.js';
 import { ProgressTracker, type UploadProgress } from './progress.js';
+import type { FetchVideoKeyOptions } from './video-key.js';
 import { type RetryPolicy, retryPolicy, throwIfAborted, withRetry } from './retry.js';
 
 /** The calls an upload makes on one video canister (errors already mapped to `CanvidError`). */

@@ -17,7 +17,6 @@ import {
   type EncryptionInfo,
   KeyVerificationError,
   SCHEME_AES256GCM_V1,
-  type VideoKeyCall,
   VETKD_CONTEXT,
   aesKeyInfo,
   chunkAad,
@@ -25,7 +24,6 @@ import {
   decryptStream,
   deriveVideoKey,
   encryptChunk,
-  fetchVideoKey,
   plainLen,
   readDecryptedRange,
   storedSize,
@@ -33,7 +31,8 @@ import {
 } from '../../src/encryption.js';
 import { AbortError, NotAuthorizedError, BusyError, UsageError } from '../../src/errors.js';
 import { uploadVideo } from '../../src/upload.js';
-import type { FetchVideoKeyOptions, VideoKeyMaterial } from '../../src/encryption.js';
+import type { VideoKeyMaterial } from '../../src/encryption.js';
+import { type FetchVideoKeyOptions, type VideoKeyCall, fetchVideoKey } from '../../src/video-key.js';
 import { FAST_RETRY, FakeNetwork, randomBytes } from '../support/fake.js';
 
 const enc = (plainSize: number, plainChunkSize: number, keyEpoch = 0): EncryptionInfo => ({
