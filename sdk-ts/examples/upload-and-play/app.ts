@@ -9,6 +9,8 @@
 //   chunkSize=<bytes>          upload chunk size (default 2,000,000)
 //   video=<id>                 a paid video to show offers for ("Paid and private videos")
 //   hls=<id>                   play this video's HLS master playlist on load (token=<t> for a gated one)
+//   encrypted=<id>             play this end-to-end encrypted video on load: the page's identity
+//                              asks for its key, the service worker ./canvid-decrypt-sw.js decrypts
 //   seed=<64 hex digits>       TEST ONLY: derive the page's identity from this seed (e.g. an
 //                              identity `canvid serve --fund` gave test-ledger tokens to) instead
 //                              of a fresh key kept in sessionStorage. Never put a real key in a URL.
@@ -18,7 +20,9 @@ import {
   type UploadProgress,
   AbortError,
   CanvidError,
+  type EncryptedPlayback,
   attachHls,
+  playEncrypted,
   filesFromInput,
   fromHex,
   hlsUrl,
@@ -65,6 +69,16 @@ interface PageState {
     subtitleTracks: Array<{ name: string; lang?: string }>;
     subtitleTrack: number;
     error?: string;
+  };
+  /** Encrypted playback (`?encrypted=<id>`). */
+  encrypted?: {
+    phase: 'key' | 'playing' | 'error';
+    videoId: string;
+    src?: string;
+    /** ms from the start of `playEncrypted` to the key, and to the first decoded frame. */
+    keyMs?: number;
+    firstFrameMs?: number;
+    error?: { name: string; message: string };
   };
   /** The paid-video panel. */
   access: {
@@ -374,6 +388,36 @@ $<HTMLButtonElement>('try').onclick = () => {
   state.access.phase = 'trying';
 };
 
+// --- End-to-end encrypted videos (docs/encryption.md) -------------------------------------------
+let encryptedPlayback: EncryptedPlayback | undefined;
+
+/** Plays an encrypted video through the decrypting service worker (served next to this page). */
+async function playEncryptedVideo(videoId: string) {
+  stopHls();
+  encryptedPlayback?.stop();
+  const st: NonNullable<PageState['encrypted']> = { phase: 'key', videoId };
+  state.encrypted = st;
+  const t0 = performance.now();
+  // The first decoded frame (requestVideoFrameCallback where available, else loadeddata).
+  const firstFrame = () => (st.firstFrameMs ??= performance.now() - t0);
+  const v = player as HTMLVideoElement & { requestVideoFrameCallback?: (f: () => void) => number };
+  if (v.requestVideoFrameCallback) v.requestVideoFrameCallback(firstFrame);
+  else player.addEventListener('loadeddata', firstFrame, { once: true });
+  try {
+    encryptedPlayback = await playEncrypted(player, videoId, { agent: canvid.agent, gateway, serviceWorkerUrl: './canvid-decrypt-sw.js' });
+    st.keyMs = encryptedPlayback.keyMs;
+    st.src = encryptedPlayback.src;
+    st.phase = 'playing';
+    show(`Playing encrypted video ${videoId} (decrypted in this browser)`);
+  } catch (err) {
+    const e = err as Error;
+    st.error = { name: e.name, message: e.message };
+    st.phase = 'error';
+    show(`${e.name}: ${e.message}`, true);
+  }
+}
+
+if (params.get('encrypted')) void playEncryptedVideo(params.get('encrypted')!);
 if (params.get('hls')) playHls(hlsUrl(params.get('hls')!, gateway), params.get('token') ?? undefined);
 state.phase = 'ready';
 await refreshList().catch((e: Error) => show(`listing failed: ${e.message}`, true));
