@@ -14,6 +14,12 @@
 //! embedded replica only: PocketIC executes a round's inter-canister messages together and has
 //! no fault injection. Where the ledger fixture is absent the payment scenarios print
 //! `SKIPPED ...` and return; the private-mode scenario needs no ledger.
+//!
+//! `encryption` (in this binary to save CI a link): end-to-end encrypted videos, whose keys go
+//! to the viewers this policy admits.
+
+#[path = "access/encryption.rs"]
+mod encryption;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, UNIX_EPOCH};
