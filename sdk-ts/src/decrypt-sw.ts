@@ -205,10 +205,13 @@ export function installDecryptWorker(scope: WorkerScope): void {
   /** A session this worker lost (restarted): ask the page(s) to register it again. */
   const recover = async (session: string, clientId: string): Promise<DecryptSession | undefined> => {
     const got = new Promise<DecryptSession | undefined>((res) => {
+      const timer = setTimeout(() => res(undefined), NEED_TIMEOUT_MS);
       const list = waiting.get(session) ?? [];
-      list.push(res);
+      list.push((s) => {
+        clearTimeout(timer);
+        res(s);
+      });
       waiting.set(session, list);
-      setTimeout(() => res(undefined), NEED_TIMEOUT_MS);
     });
     const need: DecryptNeed = { type: 'canvid-decrypt-need', session };
     const c = clientId ? await scope.clients.get(clientId) : undefined;

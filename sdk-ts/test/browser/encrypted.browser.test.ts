@@ -215,6 +215,7 @@ test('an encrypted private video: the allowlisted viewer and the owner play and 
   await v.page.close();
 
   // Stranger: typed refusal, no media ever.
+  const [answersBefore, mediaBefore] = [answers.length, mediaRequests.length];
   const s = await openPage(seeds.stranger);
   const ss = await state(s.page);
   assert.equal(ss.phase, 'error');
@@ -225,6 +226,8 @@ test('an encrypted private video: the allowlisted viewer and the owner play and 
     return { rs: x.readyState, src: x.currentSrc, frames: x.getVideoPlaybackQuality().totalVideoFrames };
   });
   assert.deepEqual(el, { rs: 0, src: '', frames: 0 });
+  // Nothing was asked of the worker nor of the canister's URL.
+  assert.deepEqual([answers.length, mediaRequests.length], [answersBefore, mediaBefore]);
   await s.page.close();
 
   // Owner.

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Principal } from '@icp-sdk/core/principal';
-import { type DecryptSession, answer, parseRange } from '../../src/decrypt-sw.js';
+import { type DecryptSession, type WorkerScope, answer, installDecryptWorker, parseRange } from '../../src/decrypt-sw.js';
 import { SCHEME_AES256GCM_V1, type EncryptionInfo, deriveVideoKey, encryptChunk, plainLen } from '../../src/encryption.js';
 import { randomBytes } from '../support/fake.js';
 
@@ -106,4 +106,70 @@ test('a tampered stored chunk fails the body, and a short answer is refused', as
   await assert.rejects(answer(s, req('bytes=0-10'), short).arrayBuffer(), /10 bytes/);
   const denied = (async () => new Response('no', { status: 403 })) as unknown as typeof fetch;
   await assert.rejects(answer(s, req('bytes=0-10'), denied).arrayBuffer(), /403/);
+});
+
+/** A stand-in for the service worker's global scope: records handlers, clients and messages. */
+function fakeScope() {
+  const handlers: Record<string, (e: any) => void> = {};
+  const toClient: unknown[] = [];
+  const client = { id: 'page-1', postMessage: (m: unknown) => toClient.push(m) };
+  const scope: WorkerScope = {
+    location: { origin: 'http://app.localhost' },
+    registration: { scope: 'http://app.localhost/' },
+    clients: {
+      get: async (id) => (id === client.id ? client : undefined),
+      matchAll: async () => [client],
+      claim: async () => undefined,
+    },
+    skipWaiting: async () => undefined,
+    addEventListener: ((type: string, f: (e: any) => void) => {
+      handlers[type] = f;
+    }) as WorkerScope['addEventListener'],
+  };
+  const fetchEvent = (url: string, range?: string) => {
+    let answer: Promise<Response> | undefined;
+    handlers.fetch!({ request: new Request(url, { headers: range ? { Range: range } : {} }), clientId: client.id, respondWith: (r: Promise<Response>) => (answer = r) });
+    return answer;
+  };
+  const post = (data: unknown) => {
+    const acks: unknown[] = [];
+    handlers.message!({ data, ports: [{ postMessage: (m: unknown) => acks.push(m) }] });
+    return acks;
+  };
+  return { scope, handlers, toClient, fetchEvent, post };
+}
+
+test('the worker: claims pages, ignores other URLs, asks the page again for a session it lost', async () => {
+  const { s, plain } = await setup();
+  const f = fakeScope();
+  installDecryptWorker(f.scope);
+  const waited: Promise<unknown>[] = [];
+  f.handlers.activate!({ waitUntil: (p: Promise<unknown>) => waited.push(p) });
+  assert.equal(waited.length, 1);
+  // Not ours: the browser handles it (no respondWith).
+  assert.equal(f.fetchEvent('http://app.localhost/app.js'), undefined);
+  assert.equal(f.fetchEvent('http://other.localhost/canvid-decrypt/x/video?session=s1'), undefined);
+  // A message that is not a session is ignored; a session is acknowledged.
+  assert.deepEqual(f.post({ type: 'canvid-decrypt-session', session: 'x' }), []);
+  // A request for a session the worker does not know (restarted): it asks the page, which posts
+  // the session again; then the request is answered. The source is served by a stub `fetch`.
+  const realFetch = globalThis.fetch;
+  const { fetchFn } = await setup();
+  globalThis.fetch = fetchFn;
+  try {
+    const pending = f.fetchEvent(`http://app.localhost/canvid-decrypt/${CANISTER}/video?session=s1`, 'bytes=100-199')!;
+    assert.ok(pending);
+    await new Promise((r) => setTimeout(r, 10));
+    assert.deepEqual(f.toClient, [{ type: 'canvid-decrypt-need', session: 's1' }]);
+    assert.deepEqual(f.post(s), [{ type: 'canvid-decrypt-ack', session: 's1' }]);
+    const r = await pending;
+    assert.equal(r.status, 206);
+    assert.equal(r.headers.get('content-range'), 'bytes 100-199/2500');
+    // The session's key is not the video's key for another canister's URL.
+    const wrong = await f.fetchEvent('http://app.localhost/canvid-decrypt/ryjl3-tyaaa-aaaaa-aaaba-cai/video?session=s1', 'bytes=0-9')!;
+    assert.equal(wrong.status, 404);
+    assert.deepEqual(new Uint8Array(await r.arrayBuffer()), plain.subarray(100, 200));
+  } finally {
+    globalThis.fetch = realFetch;
+  }
 });
