@@ -49,7 +49,7 @@ pub enum Action {
     /// get_chunk, read_range: public once Ready (then `logic::access::check_read` decides
     /// who may read which bytes).
     ReadContent,
-    /// buy_access, playback_token, revoke_playback_tokens: any signed-in principal; the
+    /// buy_access, playback_token, revoke_playback_tokens, video_key: any signed-in principal; the
     /// endpoint decides (the policy, a pass, the time).
     Viewer,
 }
@@ -69,7 +69,9 @@ impl Action {
                 Action::ReadContent
             }
             "set_access_policy" | "add_viewers" | "remove_viewers" => Action::OwnerWrite,
-            "buy_access" | "playback_token" | "revoke_playback_tokens" => Action::Viewer,
+            "buy_access" | "playback_token" | "revoke_playback_tokens" | "video_key" => {
+                Action::Viewer
+            }
             _ => return None,
         })
     }
@@ -246,6 +248,12 @@ fn inspect_message() {
     // in memory 6, which `inspect` does not see).
     if method == "playback_token"
         && !canister::with(|s| crate::access::may_request_token(s, &caller, now))
+    {
+        return;
+    }
+    // A key only for a call that would get one (each costs the canister a vetKD fee).
+    if method == "video_key"
+        && !crate::keys::may_request_key(&caller, &ic_cdk::api::msg_arg_data(), now)
     {
         return;
     }

@@ -36,7 +36,11 @@ impl<M: Memory> VideoSource for Source<'_, M> {
             _ => (canvid_video_http::VideoStatus::Uploading, [0; 32]),
         };
         Some(VideoInfo {
-            mime_type: upload.mime_type.clone(),
+            // Ciphertext is not a video: a browser given it directly must not try to play it.
+            mime_type: match upload.encryption {
+                Some(_) => "application/octet-stream".into(),
+                None => upload.mime_type.clone(),
+            },
             size: upload.total_size,
             chunk_size: upload.chunk_size as u64,
             digest,
@@ -165,6 +169,9 @@ struct MetadataJson {
     files: u32,
     /// The adaptive-streaming ladder, highest bandwidth first.
     renditions: Vec<RenditionJson>,
+    /// Present: `/video` serves ciphertext (`application/octet-stream`); `mime_type`,
+    /// `duration_ms` are the plaintext's, `size` and `chunk_size` the stored file's.
+    encryption: Option<canvid_types::encryption::Encryption>,
 }
 
 #[derive(Serialize)]
@@ -225,6 +232,7 @@ pub fn metadata_json<M: Memory>(s: &VideoStore<M>) -> String {
                 codecs: r.rendition.codecs,
             })
             .collect(),
+        encryption: m.encryption,
     };
     // Serialising strings and numbers into a String cannot fail.
     serde_json::to_string(&doc).unwrap_or_else(|_| "{}".into())

@@ -19,6 +19,7 @@ pub mod store;
 
 mod access;
 mod control;
+mod keys;
 mod lifecycle;
 mod ownership;
 mod queries;
@@ -32,6 +33,8 @@ use canvid_types::access::{
     AccessInfo, AccessPolicy, BuyAccessArgs, BuyResult, MyAccess, PlaybackToken, PlaybackTokenArgs,
     ReceiptsArgs, ReceiptsPage, ViewersArgs, ViewersPage,
 };
+#[allow(unused_imports)]
+use canvid_types::encryption::{VideoKey, VideoKeyArgs};
 #[allow(unused_imports)]
 use canvid_types::files::{FileChunkArgs, FilePage, FilesArgs};
 #[allow(unused_imports)]

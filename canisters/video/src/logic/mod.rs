@@ -14,6 +14,7 @@ use crate::store::{InFlight, State};
 
 pub mod access;
 pub mod handover;
+pub mod keys;
 pub use handover::{control_status, owner_controls};
 
 /// Step 1 of `change_owner`: checks and records the in-flight transfer (persisted before the
