@@ -219,7 +219,9 @@ pub enum Command {
         command: crate::nft::NftCommand,
     },
     /// Who may watch a video: public, private (allowlist) or paid (passes sold over an ICRC-2
-    /// ledger); viewers, receipts, playback tokens (docs/access.md).
+    /// ledger); viewers, receipts, playback tokens (docs/access.md). The same rules give out the
+    /// key of an encrypted video (`upload --encrypt`), except that a public one's key goes only
+    /// to its owner and uploaders.
     Access {
         #[command(subcommand)]
         command: crate::access::AccessCommand,

@@ -847,13 +847,9 @@ pub async fn info(client: &Client, video: Principal) -> Result<()> {
     println!("mime type  {}", m.mime_type);
     if let Some(e) = &m.encryption {
         println!(
-            "encryption {} (vetKD key {}, epoch {}): {} of plaintext in chunks of {}; the size and \
-             digest are the ciphertext's",
-            e.scheme,
-            e.key_name,
-            e.key_epoch,
-            fmt::bytes(e.plain_size),
-            fmt::bytes(u64::from(e.plain_chunk_size))
+            "encryption {} (vetKD key {}, epoch {}): {} bytes of plaintext in chunks of {}; the \
+             size and digest are the ciphertext's",
+            e.scheme, e.key_name, e.key_epoch, e.plain_size, e.plain_chunk_size
         );
     }
     println!(

@@ -246,7 +246,7 @@ impl fmt::Display for Error {
             ),
             Error::NoVideoKey { video, reason } => write!(
                 f,
-                "cannot decrypt {video}: {reason} (nothing was written; `canvid get --raw` saves the ciphertext)"
+                "cannot decrypt {video}: {reason} (nothing was written)"
             ),
             Error::Unavailable { url, reason, hint } => {
                 write!(f, "cannot reach {url}: {reason} ({hint})")

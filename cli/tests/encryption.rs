@@ -1,7 +1,8 @@
 //! End-to-end encrypted videos through the `canvid` binary against `canvid serve` (the
 //! embedded replica's vetKD): `upload --encrypt` makes the video private and stores ciphertext;
 //! `get` decrypts it byte-identical for the owner; an identity that is not a viewer is refused
-//! with the reason and gets no file; after `canvid access viewers add` it decrypts too; `--raw`
+//! with the reason and gets no file; after `canvid access viewers add` it decrypts too (and is
+//! refused again, with the reason, once the video is made public); `--raw`
 //! holds no 64-byte window of the plaintext; an interrupted encrypted upload resumes (synthetic
 //! nonces: the chunks encrypt to the same bytes again); `--encrypt --hls` is refused.
 
@@ -134,7 +135,7 @@ fn encrypted_upload_get_viewers_raw_and_resume() {
     let info = ok(net(canvid().args(["info", &video]), &state));
     assert!(
         info.contains(
-            "encryption canvid-aes256gcm-v1 (vetKD key key_1, epoch 0): 2.50 MB of plaintext"
+            "encryption canvid-aes256gcm-v1 (vetKD key key_1, epoch 0): 2500000 bytes of plaintext in chunks of 1999972"
         ),
         "{info}"
     );
@@ -208,6 +209,16 @@ fn encrypted_upload_get_viewers_raw_and_resume() {
         std::fs::read(&theirs).unwrap() == plain,
         "the viewer's bytes differ"
     );
+
+    // Made public again, the video's key goes to its owner only: the viewer is told why.
+    std::fs::remove_file(&theirs).unwrap();
+    ok(net(
+        canvid().args(["access", "set", &video, "--public"]),
+        &state,
+    ));
+    let err = fails(&get_as_stranger(), 7, &format!("cannot decrypt {video}"));
+    assert!(err.contains("the video is public"), "{err}");
+    assert!(!theirs.exists());
 
     // An interrupted encrypted upload resumes: only the missing chunk is sent.
     let other = tmp.path().join("other.mp4");
