@@ -16,6 +16,7 @@ use canvid_encryption::{
     DEFAULT_KEY_NAME, SCHEME_AES256GCM_V1,
 };
 use canvid_types::access::{AccessGrant, AccessInfo, AccessMode, AccessPolicy, MyAccess};
+use canvid_types::encryption::{MAX_KEYS_PER_VIEWER, MAX_VIEWER_KEYS};
 use serde_bytes::ByteBuf;
 
 use crate::error::{Error, Result};
@@ -168,6 +169,11 @@ async fn refusal_reason(client: &Client, video: Principal, detail: &str) -> Stri
         Ok(None) => format!(
             "{me} is not on its allowlist and holds no pass (the owner can run `canvid access \
              viewers add {video} {me}`)"
+        ),
+        Ok(Some(AccessGrant::Viewer | AccessGrant::Pass { .. })) => format!(
+            "{me} may watch it, but gets no key now: a viewer gets at most \
+             {MAX_KEYS_PER_VIEWER} keys a day and all viewers together {MAX_VIEWER_KEYS} (try \
+             again later)"
         ),
         _ => format!("the canister refused the key to {me}"),
     };
