@@ -181,7 +181,8 @@ async fn refusal_reason(client: &Client, video: Principal, detail: &str) -> Stri
 }
 
 /// Makes `video` private when it is public: an encrypted video's key goes only to the owner and
-/// uploaders while it is public, so nobody else could ever watch it. Says so on stderr.
+/// uploaders while it is public, so nobody else could ever watch it. Says so on stderr. An
+/// uploader who is not the owner cannot change the policy: told so, the upload goes on.
 pub async fn make_private(client: &Client, video: Principal) -> Result<()> {
     let info: AccessInfo = client.call(Kind::Query, video, "access_policy", ()).await?;
     if !info.policy.is_public() {
@@ -192,9 +193,18 @@ pub async fn make_private(client: &Client, video: Principal) -> Result<()> {
         preview_bytes: None,
         free_paths: None,
     };
-    let _: AccessInfo = client
+    let set: Result<AccessInfo> = client
         .call_ok(Kind::Update, video, "set_access_policy", (policy,))
-        .await?;
+        .await;
+    if let Err(Error::NotAuthorized { .. }) = set {
+        // An uploader who is not the owner: the upload is still encrypted; the owner decides.
+        eprintln!(
+            "{video} is public, so only its owner and uploaders get its key, and only the owner \
+             can make it private: ask them to run `canvid access set {video} --private`"
+        );
+        return Ok(());
+    }
+    set?;
     eprintln!(
         "made {video} private: a public video's key goes only to its owner and uploaders; give \
          viewers the key with `canvid access viewers add {video} PRINCIPAL`"
