@@ -180,6 +180,10 @@ pub trait Backend {
     /// anyone may read (`/canister/<id>/controllers`, `/canister/<id>/module_hash`, `/time`).
     fn read_state(&self, canister: Principal, paths: Vec<Vec<Vec<u8>>>) -> Result<Vec<u8>, String>;
 
+    /// The canister's whole stable memory, as the nodes of its subnet hold it (for tests that
+    /// check what is stored in the clear).
+    fn stable_memory(&self, canister: Principal) -> Vec<u8>;
+
     // --- time ---
     fn time(&self) -> SystemTime;
     fn advance_time(&self, by: Duration);

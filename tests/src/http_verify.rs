@@ -1,8 +1,10 @@
 //! What the IC's HTTP gateways run on a certified query answer of `http_request`
 //! (`ic-response-verification`, response certification v2): shared by the HTTP and access tests.
 
-use crate::http_types::{HttpRequest, HttpResponse};
+use crate::backend::{Backend, BackendExt};
+use crate::http_types::{HttpRequest, HttpResponse, HttpUpdateRequest};
 use candid::Principal;
+use serde_bytes::ByteBuf;
 use std::time::SystemTime;
 
 /// Runs the HTTP gateway's response verification (certification v2 required) on a query answer.
@@ -49,4 +51,56 @@ pub fn verify_v2(
     }
     info.response
         .ok_or_else(|| "verification returned no response".to_string())
+}
+
+/// What an HTTP gateway does: `http_request` as a query (anonymously), its answer verified as a
+/// gateway verifies it (refusals included). Panics if the canister asks to upgrade to an update
+/// call: callers use it for answers the query must give on its own.
+pub fn certified_query(
+    b: &dyn Backend,
+    video: Principal,
+    method: &str,
+    url: &str,
+    range: Option<&str>,
+) -> HttpResponse {
+    let headers: Vec<(String, String)> = range
+        .map(|r| vec![("Range".to_string(), r.to_string())])
+        .unwrap_or_default();
+    let req = HttpRequest {
+        method: method.into(),
+        url: url.into(),
+        headers: headers.clone(),
+        body: ByteBuf::new(),
+        certificate_version: Some(2),
+    };
+    let resp: HttpResponse = b
+        .query1(video, Principal::anonymous(), "http_request", &req)
+        .unwrap_or_else(|e| panic!("http_request {url}: {e}"));
+    if resp.upgrade == Some(true) {
+        let upd = HttpUpdateRequest {
+            method: method.into(),
+            url: url.into(),
+            headers,
+            body: ByteBuf::new(),
+        };
+        let resp: HttpResponse = b
+            .update1(video, Principal::anonymous(), "http_request_update", &upd)
+            .unwrap_or_else(|e| panic!("http_request_update {url}: {e}"));
+        panic!(
+            "{}: {method} {url} {range:?} was upgraded (status {} after the update)",
+            b.name(),
+            resp.status_code
+        );
+    }
+    // A certified answer, as a verifying gateway checks it: refusals included.
+    let verified = verify_v2(&req, &resp, video, &b.root_key(), b.time()).unwrap_or_else(|e| {
+        panic!(
+            "{}: {method} {url} {range:?} (status {}): the gateway's verification refuses it: {e}",
+            b.name(),
+            resp.status_code
+        )
+    });
+    assert_eq!(verified.status_code, Some(resp.status_code));
+    assert!(verified.body == resp.body.as_slice(), "verified body");
+    resp
 }

@@ -396,6 +396,10 @@ impl Backend for PocketIcBackend {
         self.pic.tick()
     }
 
+    fn stable_memory(&self, canister: Principal) -> Vec<u8> {
+        self.pic.get_stable_memory(canister)
+    }
+
     fn root_key(&self) -> Vec<u8> {
         self.pic
             .root_key()

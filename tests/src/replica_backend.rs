@@ -249,6 +249,10 @@ impl Backend for ReplicaBackend {
         self.replica.root_key_der()
     }
 
+    fn stable_memory(&self, canister: Principal) -> Vec<u8> {
+        self.replica.get_stable_memory(canister)
+    }
+
     /// The certificate `canvid serve`'s HTTP interface would answer (`read_state_certificate`);
     /// the HTTP layer's access rules are not applied, so tests read public paths only.
     fn read_state(

@@ -14,6 +14,12 @@
 //! embedded replica only: PocketIC executes a round's inter-canister messages together and has
 //! no fault injection. Where the ledger fixture is absent the payment scenarios print
 //! `SKIPPED ...` and return; the private-mode scenario needs no ledger.
+//!
+//! `encryption` (in this binary to save CI a link): end-to-end encrypted videos, whose keys go
+//! to the viewers this policy admits.
+
+#[path = "access/encryption.rs"]
+mod encryption;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, UNIX_EPOCH};
@@ -23,8 +29,7 @@ use canvid_icrc3::Value;
 use canvid_replica::{Fault, FaultRule, RejectCode as ReplicaRejectCode};
 use canvid_tests::clients::{ok, Video};
 use canvid_tests::deploy::{standalone_video, T};
-use canvid_tests::http_types::{HttpRequest, HttpResponse, HttpUpdateRequest};
-use canvid_tests::http_verify::verify_v2;
+use canvid_tests::http_types::{HttpRequest, HttpResponse};
 use canvid_tests::ledger::{
     account_value, install_ledger, ledger_allowance, ledger_approve, ledger_balance, ledger_blocks,
     ledger_wasm, FEE,
@@ -506,9 +511,8 @@ fn a_pass_unlocks_the_video_and_its_receipt_is_on_the_ledger(b: &dyn Backend) {
 // 2. The HTTP gate
 // ---------------------------------------------------------------------------------------------
 
-/// What an HTTP gateway does: the query (anonymously), and the update if asked to upgrade.
-/// Every answer this file asks for is one the query can give (pre-certified ranges, certified
-/// refusals): an upgrade is a failure.
+/// What an HTTP gateway does (anonymously): every answer this file asks for is one the query
+/// can give (pre-certified ranges, certified refusals), so an upgrade is a failure.
 fn http(
     b: &dyn Backend,
     video: Principal,
@@ -516,46 +520,7 @@ fn http(
     url: &str,
     range: Option<&str>,
 ) -> HttpResponse {
-    let headers: Vec<(String, String)> = range
-        .map(|r| vec![("Range".to_string(), r.to_string())])
-        .unwrap_or_default();
-    let req = HttpRequest {
-        method: method.into(),
-        url: url.into(),
-        headers: headers.clone(),
-        body: ByteBuf::new(),
-        certificate_version: Some(2),
-    };
-    let resp: HttpResponse = b
-        .query1(video, Principal::anonymous(), "http_request", &req)
-        .unwrap_or_else(|e| panic!("http_request {url}: {e}"));
-    if resp.upgrade == Some(true) {
-        let upd = HttpUpdateRequest {
-            method: method.into(),
-            url: url.into(),
-            headers,
-            body: ByteBuf::new(),
-        };
-        let resp: HttpResponse = b
-            .update1(video, Principal::anonymous(), "http_request_update", &upd)
-            .unwrap_or_else(|e| panic!("http_request_update {url}: {e}"));
-        panic!(
-            "{}: {method} {url} {range:?} was upgraded (status {} after the update)",
-            b.name(),
-            resp.status_code
-        );
-    }
-    // A certified answer, as a verifying gateway checks it: refusals included.
-    let verified = verify_v2(&req, &resp, video, &b.root_key(), b.time()).unwrap_or_else(|e| {
-        panic!(
-            "{}: {method} {url} {range:?} (status {}): the gateway's verification refuses it: {e}",
-            b.name(),
-            resp.status_code
-        )
-    });
-    assert_eq!(verified.status_code, Some(resp.status_code));
-    assert!(verified.body == resp.body.as_slice(), "verified body");
-    resp
+    canvid_tests::http_verify::certified_query(b, video, method, url, range)
 }
 
 /// `GET url` of the exact chunk `k`: must be 206 with its bytes.
