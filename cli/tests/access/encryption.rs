@@ -6,9 +6,7 @@
 //! holds no 64-byte window of the plaintext; an interrupted encrypted upload resumes (synthetic
 //! nonces: the chunks encrypt to the same bytes again); `--encrypt --hls` is refused.
 
-mod common;
-
-use common::{canvid, last_line, net, ok, principal_of, require_wasm, text, Serve};
+use crate::common::{canvid, last_line, net, ok, principal_of, require_wasm, text, Serve};
 use std::path::Path;
 use std::process::Output;
 
