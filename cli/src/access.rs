@@ -39,7 +39,8 @@ pub enum AccessCommand {
     /// Set who may watch (owner only): --public, --private (the allowlist), or --paid with a
     /// ledger and offers. The stored video is not touched.
     Set(SetArgs),
-    /// The allowlist: viewers who may watch a private or paid video for free (owner only).
+    /// The allowlist: viewers who may watch a private or paid video for free, and who get the
+    /// key of an end-to-end encrypted one (`canvid get` decrypts it for them) (owner only).
     Viewers {
         #[command(subcommand)]
         command: ViewersCommand,
@@ -85,7 +86,8 @@ pub struct SetArgs {
     /// Anyone may watch (the default of a new video).
     #[arg(long, group = "mode")]
     pub public: bool,
-    /// Only the owner, the uploaders and the allowlist (`canvid access viewers add`).
+    /// Only the owner, the uploaders and the allowlist (`canvid access viewers add`). An
+    /// encrypted video must stay private or paid: a public one's key goes to nobody else.
     #[arg(long, group = "mode")]
     pub private: bool,
     /// The allowlist plus whoever buys a pass from an --offer, paid on --ledger.

@@ -105,6 +105,11 @@ pub enum Command {
     /// With --hls, the video is also transcoded into an HLS ladder (1080p..240p, never above
     /// the source; docs/streaming.md) uploaded as named files beside the original, and with
     /// --hls-dir a ladder made by `canvid hls prepare` is uploaded.
+    ///
+    /// With --encrypt, the file is encrypted end to end before it leaves this machine (AES-256-GCM
+    /// under a key from the canister's vetKD, docs/encryption.md): the canister stores only
+    /// ciphertext, the video is made private, and the owner, the uploaders and the viewers on its
+    /// allowlist (`canvid access viewers add`) decrypt it with `canvid get`.
     Upload {
         /// The video (with --hls: the source of the ladder, also uploaded as the main file
         /// unless --no-original).
@@ -126,6 +131,14 @@ pub enum Command {
         no_original: bool,
         #[command(flatten)]
         ladder: LadderArgs,
+        /// Encrypt the video end to end (the canister never sees the plaintext); makes a
+        /// public video private, since a public video's key goes only to its owner and uploaders.
+        #[arg(long)]
+        encrypt: bool,
+        /// With --encrypt: the vetKD master key the video key is derived under (key_1,
+        /// test_key_1 or dfx_test_key; default key_1, or the resumed upload's).
+        #[arg(long, value_name = "NAME", requires = "encrypt", value_parser = parse_key_name)]
+        key_name: Option<String>,
         /// Continue the upload into this video canister.
         #[arg(long, value_name = "ID")]
         resume: Option<String>,
@@ -136,6 +149,10 @@ pub enum Command {
         net: NetArgs,
     },
     /// Download a video's bytes, each chunk checked against the certified file digest.
+    ///
+    /// An encrypted video is decrypted with this identity's key (the owner, an uploader, a
+    /// viewer on the allowlist or a pass holder), each chunk authenticated; anyone else is told
+    /// why not and nothing is written. --raw saves the stored ciphertext instead.
     Get {
         /// Video canister id.
         id: String,
@@ -146,6 +163,10 @@ pub enum Command {
         /// chunk digests and the file digest `files` lists.
         #[arg(long, value_name = "PATH")]
         path: Option<String>,
+        /// An encrypted video's stored bytes (the ciphertext, verified by its digests) instead of
+        /// the decrypted video; needs no key.
+        #[arg(long)]
+        raw: bool,
         #[command(flatten)]
         net: NetArgs,
     },
@@ -198,7 +219,9 @@ pub enum Command {
         command: crate::nft::NftCommand,
     },
     /// Who may watch a video: public, private (allowlist) or paid (passes sold over an ICRC-2
-    /// ledger); viewers, receipts, playback tokens (docs/access.md).
+    /// ledger); viewers, receipts, playback tokens (docs/access.md). The same rules give out the
+    /// key of an encrypted video (`upload --encrypt`), except that a public one's key goes only
+    /// to its owner and uploaders.
     Access {
         #[command(subcommand)]
         command: crate::access::AccessCommand,
@@ -338,6 +361,15 @@ pub struct NetArgs {
     pub spawn: Option<Principal>,
 }
 
+fn parse_key_name(s: &str) -> std::result::Result<String, String> {
+    use canvid_types::encryption::KEY_NAMES;
+    if KEY_NAMES.contains(&s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!("'{s}' is not one of {}", KEY_NAMES.join(", ")))
+    }
+}
+
 fn parse_principal(s: &str) -> std::result::Result<Principal, String> {
     Principal::from_text(s).map_err(|e| e.to_string())
 }
@@ -430,6 +462,8 @@ pub fn run(cli: Cli) -> Result<()> {
             hls_dir,
             no_original,
             ladder,
+            encrypt,
+            key_name,
             resume,
             stop_after_chunks,
             net,
@@ -438,6 +472,13 @@ pub fn run(cli: Cli) -> Result<()> {
                 return Err(Error::Input(
                     "--subtitles, --thumbnails, --preset and --segment-seconds make a ladder: \
                      they need --hls (a --hls-dir tree is uploaded as it is)"
+                        .into(),
+                ));
+            }
+            if encrypt && (hls || hls_dir.is_some()) {
+                return Err(Error::NotSupported(
+                    "--encrypt with --hls or --hls-dir: an HLS ladder is named files, and only \
+                     the main file can be encrypted so far (upload with --encrypt alone)"
                         .into(),
                 ));
             }
@@ -472,6 +513,7 @@ pub fn run(cli: Cli) -> Result<()> {
                         title,
                         resume,
                         stop_after_chunks,
+                        encrypt: encrypt.then_some(crate::commands::EncryptArgs { key_name }),
                     },
                 )
                 .await
@@ -481,6 +523,7 @@ pub fn run(cli: Cli) -> Result<()> {
             id,
             output,
             path,
+            raw,
             net,
         } => {
             let id = principal("video id", &id)?;
@@ -495,7 +538,7 @@ pub fn run(cli: Cli) -> Result<()> {
             with_client(&net, |c| async move {
                 match path {
                     Some(p) => crate::hls_upload::get_named(&c, id, &p, output).await,
-                    None => crate::commands::get(&c, id, output).await,
+                    None => crate::commands::get(&c, id, output, raw).await,
                 }
             })
         }

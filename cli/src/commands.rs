@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candid::Principal;
+use canvid_types::encryption::DEFAULT_KEY_NAME;
 use canvid_types::index::{ListArgs, Page};
 use canvid_types::spawn::{CreateVideoArgs, CreatedVideo};
 use canvid_types::video::{
@@ -35,6 +36,14 @@ pub struct UploadArgs {
     pub title: Option<String>,
     pub resume: Option<Principal>,
     pub stop_after_chunks: Option<u32>,
+    /// `--encrypt`: upload the ciphertext (`Some`), under this vetKD key if named.
+    pub encrypt: Option<EncryptArgs>,
+}
+
+/// `upload --encrypt [--key-name NAME]`.
+#[derive(Clone, Debug, Default)]
+pub struct EncryptArgs {
+    pub key_name: Option<String>,
 }
 
 fn uploads_file(dir: &Path) -> PathBuf {
@@ -63,6 +72,16 @@ fn pending_key(client: &Client, digest: &[u8; 32]) -> String {
     format!("{} {}", client.target.url, hex::encode(digest))
 }
 
+/// An encrypted upload is remembered by its plaintext's digest (the ciphertext's depends on the
+/// video canister, which is what is looked up), apart from plain uploads of the same file.
+fn encrypted_pending_key(client: &Client, plain_digest: &[u8; 32]) -> String {
+    format!(
+        "{} encrypted {}",
+        client.target.url,
+        hex::encode(plain_digest)
+    )
+}
+
 pub async fn upload(client: &Client, args: UploadArgs) -> Result<()> {
     let path = &args.file;
     let source = FileSource::open(path).map_err(|e| Error::from_open(path, e))?;
@@ -70,13 +89,100 @@ pub async fn upload(client: &Client, args: UploadArgs) -> Result<()> {
         return Err(Error::EmptyFile(path.clone()));
     }
     let bar = crate::progress::BarProgress::new(source.size());
-    let plan = upload::plan(&source, CHUNK_SIZE, &bar)
+    // An encrypted upload hashes the plaintext here only to find an unfinished upload of it.
+    let chunk_size = match args.encrypt {
+        Some(_) => u64::from(crate::encrypted::PLAIN_CHUNK_SIZE),
+        None => CHUNK_SIZE,
+    };
+    let plan = upload::plan(&source, chunk_size, &bar)
         .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    let key = match args.encrypt {
+        Some(_) => encrypted_pending_key(client, &plan.file_digest),
+        None => pending_key(client, &plan.file_digest),
+    };
     let dir = &client.target.state_dir;
-    let key = pending_key(client, &plan.file_digest);
     let mut pending = read_pending(dir);
     let remembered = pending.get(&key).and_then(|t| Principal::from_text(t).ok());
-    let mut video = None;
+    let declared_size = match args.encrypt {
+        Some(_) => crate::encrypted::new_encryption(source.size(), DEFAULT_KEY_NAME).stored_size(),
+        None => source.size(),
+    };
+    let (video, resumed) = find_or_create_video(client, &args, remembered, declared_size).await?;
+    pending.insert(key.clone(), video.to_text());
+    write_pending(dir, &pending)?;
+
+    let mut client_v = AgentVideo::new(client, video, crate::video_gen::mime_type(path));
+    client_v.stop_after = args.stop_after_chunks;
+    let report = match &args.encrypt {
+        None => run_pipeline(&client_v, &source, plan, &bar, args.stop_after_chunks).await?,
+        Some(e) => {
+            drop(bar);
+            let declared = resumed.as_ref().and_then(|m| m.encryption.as_ref());
+            let enc = crate::encrypted::encryption_for(
+                video,
+                declared,
+                source.size(),
+                e.key_name.as_deref(),
+            )?;
+            crate::encrypted::make_private(client, video).await?;
+            let (aes_key, _) = crate::encrypted::video_key(
+                client,
+                video,
+                Some(enc.key_name.clone()),
+                Some(enc.key_epoch),
+            )
+            .await?;
+            let cipher = crate::encrypted::cipher_for(
+                video,
+                &aes_key,
+                &enc,
+                enc.stored_size(),
+                enc.stored_chunk_size() as u32,
+            )?;
+            let stored = crate::encrypted::EncryptedSource::new(&source, cipher);
+            let bar = crate::progress::BarProgress::new(stored.size());
+            let plan = upload::plan(&stored, enc.stored_chunk_size(), &bar)
+                .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+            client_v.encryption = Some(enc);
+            run_pipeline(&client_v, &stored, plan, &bar, args.stop_after_chunks).await?
+        }
+    };
+    pending.remove(&key);
+    write_pending(dir, &pending)?;
+    println!(
+        "uploaded {} ({}) to {video}: sent {} of {} chunk(s), {} in {:.2} s ({}), digest {} verified",
+        path.display(),
+        fmt::bytes(source.size()),
+        report.chunks_sent,
+        report.plan.chunk_count(),
+        fmt::bytes(report.bytes_sent),
+        report.secs,
+        fmt::rate(report.bytes_sent, report.secs),
+        hex::encode(report.plan.file_digest),
+    );
+    if let Some(enc) = &client_v.encryption {
+        println!(
+            "encrypted end to end ({}, vetKD key {}, epoch {}): the canister holds {} of \
+             ciphertext; viewers on the allowlist (`canvid access viewers add {video} \
+             PRINCIPAL`) decrypt it with `canvid get`",
+            enc.scheme,
+            enc.key_name,
+            enc.key_epoch,
+            fmt::bytes(enc.stored_size())
+        );
+    }
+    println!("{video}");
+    Ok(())
+}
+
+/// The video canister to upload into: `--resume ID`, else the remembered one of an unfinished
+/// upload of the same file (with its metadata), else a new one made by the spawn canister.
+async fn find_or_create_video(
+    client: &Client,
+    args: &UploadArgs,
+    remembered: Option<Principal>,
+    declared_size: u64,
+) -> Result<(Principal, Option<VideoMetadata>)> {
     for candidate in args.resume.into_iter().chain(remembered) {
         match client
             .call::<VideoMetadata>(Kind::Query, candidate, "metadata", ())
@@ -87,8 +193,7 @@ pub async fn upload(client: &Client, args: UploadArgs) -> Result<()> {
                     "resuming the upload into {candidate} ({} of {} chunk(s) stored)",
                     meta.uploaded_chunks, meta.chunk_count
                 );
-                video = Some(candidate);
-                break;
+                return Ok((candidate, Some(meta)));
             }
             Ok(_) => {}
             // The remembered canister is gone (e.g. a serve restarted from an older save).
@@ -98,44 +203,54 @@ pub async fn upload(client: &Client, args: UploadArgs) -> Result<()> {
             Err(e) => return Err(e),
         }
     }
-    let video = match video {
-        Some(v) => v,
-        None => {
-            let title = args.title.clone().unwrap_or_else(|| {
-                path.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            });
-            let created: CreatedVideo = client
-                .call_ok(
-                    Kind::Update,
-                    client.spawn()?,
-                    "create_video",
-                    (CreateVideoArgs {
-                        title,
-                        description: String::new(),
-                        tags: vec![],
-                        declared_size: source.size(),
-                        owner: None,
-                    },),
-                )
-                .await?;
-            eprintln!(
-                "created video canister {} ({} cycles)",
-                created.canister_id,
-                fmt::cycles(created.cycles_given)
-            );
-            created.canister_id
-        }
-    };
-    pending.insert(key.clone(), video.to_text());
-    write_pending(dir, &pending)?;
+    let title = args.title.clone().unwrap_or_else(|| {
+        args.file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    let created: CreatedVideo = client
+        .call_ok(
+            Kind::Update,
+            client.spawn()?,
+            "create_video",
+            (CreateVideoArgs {
+                title,
+                description: String::new(),
+                tags: vec![],
+                declared_size,
+                owner: None,
+            },),
+        )
+        .await?;
+    eprintln!(
+        "created video canister {} ({} cycles)",
+        created.canister_id,
+        fmt::cycles(created.cycles_given)
+    );
+    Ok((created.canister_id, None))
+}
 
-    let mut client_v = AgentVideo::new(client, video, crate::video_gen::mime_type(path));
-    client_v.stop_after = args.stop_after_chunks;
+/// What [`run_pipeline`] did.
+struct PipelineReport {
+    plan: upload::UploadPlan,
+    chunks_sent: u32,
+    bytes_sent: u64,
+    secs: f64,
+}
+
+/// Runs the upload pipeline for `plan` of `source` into `client_v`'s video.
+async fn run_pipeline(
+    client_v: &AgentVideo<'_>,
+    source: &(impl ChunkSource + ?Sized),
+    plan: upload::UploadPlan,
+    bar: &crate::progress::BarProgress,
+    stop_after_chunks: Option<u32>,
+) -> Result<PipelineReport> {
+    let video = client_v.video;
     let options = UploadOptions {
         // Deterministic for the test hook: one chunk at a time.
-        concurrency: if args.stop_after_chunks.is_some() {
+        concurrency: if stop_after_chunks.is_some() {
             1
         } else {
             CONCURRENCY
@@ -143,9 +258,7 @@ pub async fn upload(client: &Client, args: UploadArgs) -> Result<()> {
         ..UploadOptions::default()
     };
     let started = Instant::now();
-    let size = plan.size;
-    let total = plan.chunk_count();
-    let report = upload::upload_planned(&client_v, &source, plan, &options, &bar)
+    let report = upload::upload_planned(client_v, source, plan, &options, bar)
         .await
         .map_err(|e| match e {
             upload::UploadError::Call { error, .. } => match error {
@@ -154,21 +267,12 @@ pub async fn upload(client: &Client, args: UploadArgs) -> Result<()> {
             },
             other => Error::Upload(other.to_string()),
         })?;
-    drop(bar);
-    let secs = started.elapsed().as_secs_f64();
-    pending.remove(&key);
-    write_pending(dir, &pending)?;
-    println!(
-        "uploaded {} ({}) to {video}: sent {} of {total} chunk(s), {} in {secs:.2} s ({}), digest {} verified",
-        path.display(),
-        fmt::bytes(size),
-        report.chunks_sent,
-        fmt::bytes(report.bytes_sent),
-        fmt::rate(report.bytes_sent, secs),
-        hex::encode(report.plan.file_digest),
-    );
-    println!("{video}");
-    Ok(())
+    Ok(PipelineReport {
+        plan: report.plan,
+        chunks_sent: report.chunks_sent,
+        bytes_sent: report.bytes_sent,
+        secs: started.elapsed().as_secs_f64(),
+    })
 }
 
 /// Downloads a Ready video chunk by chunk (`get_chunk`, several in flight, written in order).
@@ -176,7 +280,17 @@ pub async fn upload(client: &Client, args: UploadArgs) -> Result<()> {
 /// even stdout gets a bad chunk), and those digests against the file digest of the canister's
 /// certified `/metadata.json` ([`certified_metadata`]): `metadata` and `chunk_digests` are
 /// plain queries one replica answers, the certified document is signed by the subnet.
-pub async fn get(client: &Client, video: Principal, output: Option<PathBuf>) -> Result<()> {
+///
+/// An encrypted video (`VideoMetadata::encryption`) is decrypted unless `raw`: the key is fetched
+/// before any output file is created (a refused caller leaves nothing behind), each verified
+/// chunk is decrypted and authenticated (GCM) before it is written, and the digests checked are
+/// the stored ciphertext's.
+pub async fn get(
+    client: &Client,
+    video: Principal,
+    output: Option<PathBuf>,
+    raw: bool,
+) -> Result<()> {
     let meta: VideoMetadata = client.call(Kind::Query, video, "metadata", ()).await?;
     if meta.status != VideoStatus::Ready {
         return Err(Error::Verify(format!(
@@ -188,6 +302,10 @@ pub async fn get(client: &Client, video: Principal, output: Option<PathBuf>) -> 
     let certified = certified_metadata(client, video).await?;
     let expected = certified.check(video, &meta, &claimed)?;
     let chunk_digests = fetch_chunk_digests(client, video, meta.chunk_count, &expected).await?;
+    let cipher = match (&meta.encryption, raw) {
+        (Some(enc), false) => Some(decryption_cipher(client, video, &meta, enc).await?),
+        _ => None,
+    };
     let (mut out, tmp): (Box<dyn Write>, Option<tempfile::NamedTempFile>) = match &output {
         Some(p) => {
             let dir = p
@@ -236,6 +354,12 @@ pub async fn get(client: &Client, video: Principal, output: Option<PathBuf>) -> 
             )));
         }
         digests.push(digest);
+        let bytes = match &cipher {
+            Some(c) => c
+                .decrypt_chunk(i, &bytes)
+                .map_err(|e| Error::Verify(format!("{video}: {e} (stopped before writing it)")))?,
+            None => bytes,
+        };
         out.write_all(&bytes)
             .map_err(|e| Error::io("writing the video", e))?;
         written += bytes.len() as u64;
@@ -254,8 +378,13 @@ pub async fn get(client: &Client, video: Principal, output: Option<PathBuf>) -> 
         tmp.persist(path)
             .map_err(|e| Error::io(format!("writing {}", path.display()), e.error))?;
         let secs = started.elapsed().as_secs_f64();
+        let what = if cipher.is_some() {
+            "decrypted, every chunk authenticated, ciphertext digest"
+        } else {
+            "digest"
+        };
         eprintln!(
-            "wrote {} ({}) in {secs:.2} s ({}), digest {} verified",
+            "wrote {} ({}) in {secs:.2} s ({}), {what} {} verified",
             path.display(),
             fmt::bytes(written),
             fmt::rate(written, secs),
@@ -263,6 +392,23 @@ pub async fn get(client: &Client, video: Principal, output: Option<PathBuf>) -> 
         );
     }
     Ok(())
+}
+
+/// The cipher that decrypts `video`'s stored file for this identity (its key from `video_key`).
+async fn decryption_cipher(
+    client: &Client,
+    video: Principal,
+    meta: &VideoMetadata,
+    enc: &canvid_types::encryption::Encryption,
+) -> Result<canvid_encryption::VideoCipher> {
+    let (key, answer) = crate::encrypted::video_key(client, video, None, None).await?;
+    if (answer.key_name.as_str(), answer.key_epoch) != (enc.key_name.as_str(), enc.key_epoch) {
+        return Err(Error::Verify(format!(
+            "{video} sent the key of {} epoch {}, but the video is encrypted under {} epoch {}",
+            answer.key_name, answer.key_epoch, enc.key_name, enc.key_epoch
+        )));
+    }
+    crate::encrypted::cipher_for(video, &key, enc, meta.size, meta.chunk_size)
 }
 
 /// The fields of a video's certified `/metadata.json` that a download relies on.
@@ -699,6 +845,13 @@ pub async fn info(client: &Client, video: Principal) -> Result<()> {
         m.uploaded_chunks
     );
     println!("mime type  {}", m.mime_type);
+    if let Some(e) = &m.encryption {
+        println!(
+            "encryption {} (vetKD key {}, epoch {}): {} bytes of plaintext in chunks of {}; the \
+             size and digest are the ciphertext's",
+            e.scheme, e.key_name, e.key_epoch, e.plain_size, e.plain_chunk_size
+        );
+    }
     println!(
         "digest     {}",
         m.digest

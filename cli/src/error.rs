@@ -100,6 +100,12 @@ pub enum Error {
         method: String,
         detail: String,
     },
+    /// The canister gives this identity no key for an encrypted video (`canvid get`): `reason`
+    /// says why and what to do.
+    NoVideoKey {
+        video: Principal,
+        reason: String,
+    },
     /// The network cannot be reached.
     Unavailable {
         url: String,
@@ -133,7 +139,8 @@ impl Error {
             | Error::CollectionRefused { .. }
             | Error::Payment { .. }
             | Error::Rejected { .. }
-            | Error::NotAuthorized { .. } => exit::REFUSED,
+            | Error::NotAuthorized { .. }
+            | Error::NoVideoKey { .. } => exit::REFUSED,
             Error::Unavailable { .. } | Error::NotServing(_) => exit::UNAVAILABLE,
             Error::WasmMissing { .. } | Error::FfmpegMissing => exit::ENVIRONMENT,
             Error::Hls(e) => match e {
@@ -236,6 +243,10 @@ impl fmt::Display for Error {
             Error::NotAuthorized { canister, method, detail } => write!(
                 f,
                 "not authorized: {canister} refused {method} for this identity ({detail}); use --identity with the owner's key"
+            ),
+            Error::NoVideoKey { video, reason } => write!(
+                f,
+                "cannot decrypt {video}: {reason} (nothing was written)"
             ),
             Error::Unavailable { url, reason, hint } => {
                 write!(f, "cannot reach {url}: {reason} ({hint})")

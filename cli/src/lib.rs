@@ -6,6 +6,7 @@ pub mod cli;
 pub mod commands;
 pub mod demo;
 pub mod embedded;
+pub mod encrypted;
 pub mod error;
 pub mod fmt;
 pub mod hls;

@@ -421,6 +421,8 @@ pub struct AgentVideo<'a> {
     /// Test hook (`--stop-after-chunks`): fail every put after this many succeeded.
     pub stop_after: Option<u32>,
     pub stored: std::sync::atomic::AtomicU32,
+    /// Declared in `begin_upload`: the file is this encryption's ciphertext (`upload --encrypt`).
+    pub encryption: Option<canvid_types::encryption::Encryption>,
 }
 
 impl<'a> AgentVideo<'a> {
@@ -431,6 +433,7 @@ impl<'a> AgentVideo<'a> {
             mime_type: mime_type.into(),
             stop_after: None,
             stored: Default::default(),
+            encryption: None,
         }
     }
 }
@@ -439,7 +442,10 @@ impl VideoClient for AgentVideo<'_> {
     type Error = Error;
 
     async fn begin(&self, plan: &UploadPlan) -> Result<()> {
-        let spec = upload_spec(plan, &self.mime_type)?;
+        let spec = UploadSpec {
+            encryption: self.encryption.clone(),
+            ..upload_spec(plan, &self.mime_type)?
+        };
         let _: VideoMetadata = self
             .client
             .call_ok(Kind::Update, self.video, "begin_upload", (spec,))

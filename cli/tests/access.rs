@@ -9,6 +9,10 @@
 //! revokes the buyer's tokens (403); the allowlist; refusals with their exit codes.
 
 mod common;
+// `upload --encrypt` / `get` of encrypted videos: here rather than a binary of their own (one
+// link less in CI), as they are about who may watch.
+#[path = "access/encryption.rs"]
+mod encryption;
 
 use candid::{CandidType, Deserialize, Encode, Nat, Principal};
 use canvid_types::icrc::Account;

@@ -89,9 +89,10 @@ impl TransportKey {
 
     /// The video's AES key from `answer` (see [`TransportKey::open_vetkey`] for the checks).
     ///
-    /// Trust: `answer.public_key` comes from the canister that answered; a forged answer from
-    /// another party fails verification only if the caller reached the real canister (the IC's
-    /// certified reply guarantees that for update calls).
+    /// Trust: the public key travels in the same answer, so verification proves the key is the
+    /// vetKey of the input under *that* public key. That it is the canister's rests on the answer
+    /// being the canister's own reply, which the IC certifies for update calls (and the agent
+    /// checks against the root key).
     pub fn open(&self, answer: &VideoKey, canister: &Principal) -> Result<[u8; 32], KeyError> {
         let vetkey = self.open_vetkey(answer)?;
         Ok(aes_key(&vetkey, canister, answer.key_epoch))

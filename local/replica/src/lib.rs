@@ -429,6 +429,19 @@ impl Replica {
             .unwrap_or_default()
     }
 
+    /// The canister's stable memory as (size in bytes, its pages holding a non-zero byte): what
+    /// [`Replica::get_stable_memory`] holds, without copying gigabytes of zeros.
+    pub fn stable_memory_sparse(
+        &self,
+        canister: Principal,
+    ) -> (u64, std::collections::BTreeMap<u64, Vec<u8>>) {
+        self.lock()
+            .canisters
+            .get(&canister)
+            .map(|c| (c.ctx().stable.size_bytes(), c.ctx().stable.nonzero_pages()))
+            .unwrap_or_default()
+    }
+
     /// `debug_print` lines of the canister, in order.
     pub fn debug_log(&self, canister: Principal) -> Vec<String> {
         self.lock()

@@ -69,6 +69,16 @@ impl StableMemory {
         self.size_pages * PAGE
     }
 
+    /// The pages holding a non-zero byte, by index: the whole content without the zeros (a
+    /// sparse 3 GiB memory in a few pages).
+    pub fn nonzero_pages(&self) -> std::collections::BTreeMap<u64, Vec<u8>> {
+        self.pages
+            .iter()
+            .filter(|(_, p)| p.iter().any(|&b| b != 0))
+            .map(|(&i, p)| (i, p.to_vec()))
+            .collect()
+    }
+
     /// Grows by `n` pages; returns the old size, or `None` when over [`MAX_PAGES`].
     pub fn grow(&mut self, n: u64) -> Option<u64> {
         let old = self.size_pages;
