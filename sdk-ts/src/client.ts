@@ -26,7 +26,7 @@ import { fromHex, toHex } from './bytes.js';
 import { type CertifiedCanisterInfo, type ResponseVerifier, metadataRequest, readCanisterInfo, verifyMetadataAnswer } from './certified.js';
 import type { UploadInput } from './chunking.js';
 import { type ChunkDigestPage, type DownloadOptions, type VideoReadApi, downloadAll, downloadStream, toDigestPage } from './download.js';
-import { AbortError, type CallSite, TransferVerificationError, UsageError, guard, unwrap } from './errors.js';
+import { AbortError, type CallSite, NotAuthorizedError, TransferVerificationError, UsageError, guard, unwrap } from './errors.js';
 import { type ListOptions, type Page, type VideoListing, paginate, principalText, toListing } from './list.js';
 import { type RetryPolicy, retryPolicy, sleep, withRetry } from './retry.js';
 import {
@@ -471,15 +471,31 @@ export class CanvidClient {
    * Uploads a video: creates its canister through spawn (or continues `options.resume`), hashes
    * the chunks with WebCrypto SHA-256, sends the missing ones with bounded concurrency and
    * retries, finishes and verifies the file digest. On failure the thrown error carries
-   * `videoId` (when the canister exists) to resume with.
+   * `videoId` (when the canister exists) to resume with. With `encrypt` (end-to-end encryption,
+   * see `UploadOptions.encrypt`) a video still public once finished is made private, as
+   * `canvid upload --encrypt` does (a public video's key goes only to the owner and uploaders),
+   * unless `keepPublic`; then allowlist viewers or sell passes.
    */
-  upload(input: UploadInput, info: VideoInfo, options: UploadOptions = {}): Promise<UploadResult> {
+  async upload(input: UploadInput, info: VideoInfo, options: UploadOptions & { keepPublic?: boolean } = {}): Promise<UploadResult> {
     const transport: UploadTransport = {
       createVideo: (req) => this.createVideo(req, { signal: options.signal }),
       video: (id) => this.videoUploadApi(id),
       videoKey: (id, opts) => this.videoKey(id, opts),
     };
-    return uploadVideo(transport, input, info, { ...options, retry: { ...this.retry, ...(options.retry ?? {}) } });
+    const r = await uploadVideo(transport, input, info, { ...options, retry: { ...this.retry, ...(options.retry ?? {}) } });
+    if (r.encryption && !options.keepPublic) {
+      // As `canvid upload --encrypt` does: a public video's key goes only to its owner and
+      // uploaders, so an encrypted video left public could be watched by nobody else.
+      const access = this.access();
+      if ((await access.accessInfo(r.videoId)).policy.mode === 'public') {
+        try {
+          await access.setAccess(r.videoId, { mode: 'private' });
+        } catch (err) {
+          if (!(err instanceof NotAuthorizedError)) throw err; // not the owner: the owner decides
+        }
+      }
+    }
+    return r;
   }
 
   /**

@@ -188,7 +188,7 @@ test('an encrypted private video: the allowlisted viewer and the owner play and 
   assert.equal(up.encryption?.plainSize, source.length);
   assert.ok(up.metadata.chunk_count >= 3, `${up.metadata.chunk_count} chunks`);
   const access = owner.access({ gateway: served.url });
-  await access.setAccess(videoId, { mode: 'private' });
+  assert.equal((await access.accessInfo(videoId)).policy.mode, 'private'); // the upload made it private
   await access.addViewers(videoId, [viewer]);
   // The owner reads the plaintext back (decrypting download, range read of a middle span).
   assert.deepEqual(Buffer.from(await owner.downloadDecrypted(videoId)), source);
