@@ -45,6 +45,7 @@ const folderInput = $<HTMLInputElement>('folder');
 const qualitySelect = $<HTMLSelectElement>('quality');
 const subsSelect = $<HTMLSelectElement>('subs');
 const levelLabel = $<HTMLSpanElement>('level');
+const encryptBox = $<HTMLInputElement>('encrypt');
 
 /** What the page did, for people and for the browser test. */
 interface PageState {
@@ -153,9 +154,13 @@ function stopHls() {
   levelLabel.textContent = '';
 }
 
-/** Plays a video: its HLS master playlist when it has renditions, else the main file. */
+/** Plays a video: encrypted through the service worker, its HLS master playlist when it has renditions, else the main file. */
 async function play(videoId: string) {
   const meta = await canvid.getMetadata(videoId).catch(() => undefined);
+  if (meta?.encryption) {
+    await playEncryptedVideo(videoId);
+    return;
+  }
   if (meta && meta.renditions.length > 0) {
     playHls(hlsUrl(videoId, gateway));
     return;
@@ -279,7 +284,10 @@ uploadButton.onclick = async () => {
       return;
     }
     if (!file) return;
+    const encrypt = encryptBox.checked;
     const result = await canvid.upload(file, { title: titleInput.value || file.name, mimeType: file.type || undefined }, {
+      // Encrypted in this page with the owner's key from the video canister (`video_key`).
+      encrypt,
       signal: controller.signal,
       resume: interrupted,
       chunkSize: params.has('chunkSize') ? Number(params.get('chunkSize')) : undefined,
@@ -296,7 +304,8 @@ uploadButton.onclick = async () => {
     state.fileDigest = toHex(result.fileDigest);
     show(`Uploaded: ${result.videoId}\nfile digest ${state.fileDigest}`);
     await refreshList();
-    await play(result.videoId);
+    if (encrypt) await playEncryptedVideo(result.videoId);
+    else await play(result.videoId);
     state.phase = 'done';
   } catch (err) {
     const e = err as Error;

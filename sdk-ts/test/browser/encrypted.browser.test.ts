@@ -2,12 +2,13 @@
 // through the example page (`?encrypted=<id>`) and the decrypting service worker, on
 // `canvid serve` (the embedded replica's vetKD).
 //
-// The owner uploads a real MP4 (ffmpeg) with `encrypt: true` from Node, makes it private and
-// allowlists a viewer. Then, in one browser:
-//   * the viewer's page (its identity from `seed=`) gets the key, plays (time advances, frames
-//     decoded) and seeks to a later time and plays from there;
-//   * a stranger's page gets `NotAuthorizedError` and its <video> never gets media;
-//   * the owner's page plays too.
+// In one browser:
+//   * the owner's page (its identity from `seed=`) encrypts and uploads a real MP4 (ffmpeg) with
+//     the example page's "encrypted" box (the upload makes the video private), then plays it;
+//     from Node the owner reads it back decrypted and allowlists a viewer;
+//   * the viewer's page gets the key, plays (time advances, frames decoded) and seeks to a later
+//     time and plays from there;
+//   * a stranger's page gets `NotAuthorizedError` and its <video> never gets media.
 // The page reaches the canister's HTTP URL through a recording proxy (the `gateway` the page is
 // given), so the test sees every byte the browser received from it: no answer may contain any
 // 32-byte window of the source file. Printed, not asserted: the time to the first frame and the
@@ -132,7 +133,7 @@ async function client(seed: number): Promise<CanvidClient> {
   return CanvidClient.create({ host: served.url, identity: identity(seed), rootKey: served.rootKey, spawnId: served.spawnId, indexId: served.indexId });
 }
 
-async function openPage(seed: number): Promise<{ page: Page; log: string[] }> {
+async function openPage(seed: number, upload?: string): Promise<{ page: Page; log: string[] }> {
   const page = await context.newPage();
   const log: string[] = [];
   page.on('request', (r) => {
@@ -140,8 +141,20 @@ async function openPage(seed: number): Promise<{ page: Page; log: string[] }> {
   });
   page.on('console', (m) => log.push(`${m.type()}: ${m.text()}`));
   page.on('pageerror', (e) => log.push(`pageerror: ${e.message}`));
-  const q = new URLSearchParams({ spawn: served.spawnId, index: served.indexId, local: '1', host: served.url, gateway: `http://127.0.0.1:${portOf(proxy)}`, seed: seedHex(seed), encrypted: videoId });
+  const q = new URLSearchParams({ spawn: served.spawnId, index: served.indexId, local: '1', host: served.url, gateway: `http://127.0.0.1:${portOf(proxy)}`, seed: seedHex(seed), chunkSize: String(CHUNK) });
+  if (!upload) q.set('encrypted', videoId);
   await page.goto(`http://127.0.0.1:${portOf(pageServer)}/?${q}`);
+  if (upload) {
+    // The page encrypts and uploads the file itself (its "encrypted" box), then plays it.
+    await page.waitForFunction(() => (window as any).canvidState?.phase === 'ready', null, { timeout: 30_000 });
+    await page.setInputFiles('#file', upload);
+    await page.check('#encrypt');
+    await page.click('#upload');
+    await page.waitForFunction(() => ['done', 'error'].includes((window as any).canvidState.phase), null, { timeout: 60_000 });
+    const st = await page.evaluate(() => (window as any).canvidState);
+    assert.equal(st.phase, 'done', `upload failed: ${JSON.stringify(st.error)}\n${log.join('\n')}`);
+    videoId = st.videoId;
+  }
   await page
     .waitForFunction(() => ['playing', 'error'].includes((window as any).canvidState?.encrypted?.phase), null, { timeout: 30_000 })
     .catch((e: Error) => {
@@ -180,13 +193,21 @@ async function playAndSeek(page: Page, log: string[], name: string) {
   return played;
 }
 
-test('an encrypted private video: the allowlisted viewer and the owner play and seek it, a stranger gets NotAuthorized, no plaintext crosses the network', { timeout: 120_000 }, async () => {
+test('an encrypted private video uploaded from the page: the owner and the allowlisted viewer play and seek it, a stranger gets NotAuthorized, no plaintext crosses the network', { timeout: 120_000 }, async () => {
+  // The owner's page encrypts and uploads the clip (WebCrypto in Chromium), then plays and seeks it.
+  const o = await openPage(seeds.owner, join(work, 'clip.mp4'));
+  const os = await state(o.page);
+  assert.equal(os.phase, 'playing', JSON.stringify(os.error));
+  await playAndSeek(o.page, o.log, 'owner');
+  await o.page.close();
+
   const owner = await client(seeds.owner);
   const viewer = identity(seeds.viewer).getPrincipal().toText();
-  const up = await owner.upload(new Uint8Array(source), { title: 'encrypted', mimeType: 'video/mp4' }, { chunkSize: CHUNK, encrypt: true });
-  videoId = up.videoId;
-  assert.equal(up.encryption?.plainSize, source.length);
-  assert.ok(up.metadata.chunk_count >= 3, `${up.metadata.chunk_count} chunks`);
+  const meta = await owner.getMetadata(videoId);
+  assert.deepEqual(meta.encryption, { scheme: 'canvid-aes256gcm-v1', keyName: 'key_1', keyEpoch: 0, plainSize: source.length, plainChunkSize: CHUNK - 28 });
+  assert.equal(meta.size, source.length + 28 * meta.chunkCount);
+  assert.ok(meta.chunkCount >= 3, `${meta.chunkCount} chunks`);
+  assert.equal(meta.mimeType, 'video/mp4');
   const access = owner.access({ gateway: served.url });
   assert.equal((await access.accessInfo(videoId)).policy.mode, 'private'); // the upload made it private
   await access.addViewers(videoId, [viewer]);
@@ -229,13 +250,6 @@ test('an encrypted private video: the allowlisted viewer and the owner play and 
   // Nothing was asked of the worker nor of the canister's URL.
   assert.deepEqual([answers.length, mediaRequests.length], [answersBefore, mediaBefore]);
   await s.page.close();
-
-  // Owner.
-  const o = await openPage(seeds.owner);
-  const os = await state(o.page);
-  assert.equal(os.phase, 'playing', JSON.stringify(os.error));
-  await playAndSeek(o.page, o.log, 'owner');
-  await o.page.close();
 
   // Everything the browser received from the canister's URL: ciphertext only.
   const windows = new Set<string>();
