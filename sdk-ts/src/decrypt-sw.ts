@@ -135,20 +135,32 @@ export function plaintextBody(
   );
 }
 
+/** The canister's URL answered another status than 206 (e.g. 401/403: the playback token expired or was revoked). */
+export class SourceStatusError extends Error {
+  override name = 'SourceStatusError';
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
 /** Fetches stored chunk `i` from the canister's URL with its exact range and checks its length. */
 export async function fetchStoredChunk(sourceUrl: string, e: EncryptionInfo, i: number, signal?: AbortSignal, fetchFn: typeof fetch = fetch): Promise<Uint8Array> {
   const [s, end] = storedChunkRange(e, i);
   const r = await fetchFn(sourceUrl, { headers: { Range: `bytes=${s}-${end - 1}` }, signal, credentials: 'omit' });
   if (r.status !== 206 && !(r.status === 200 && encChunkCount(e) === 1)) {
-    throw new Error(`the canister answered ${r.status} for stored chunk ${i} (bytes ${s}-${end - 1})`);
+    throw new SourceStatusError(r.status, `the canister answered ${r.status} for stored chunk ${i} (bytes ${s}-${end - 1})`);
   }
   const b = new Uint8Array(await r.arrayBuffer());
   if (b.length !== end - s) throw new DecryptionError(`stored chunk ${i} came back with ${b.length} bytes, not ${end - s}`, i);
   return b;
 }
 
-/** The answer to one request for a session's virtual URL. */
-export function answer(s: DecryptSession, request: Request, fetchFn: typeof fetch = fetch): Response {
+/**
+ * The answer to one request for a session's virtual URL. `renew`: asked once when the canister's
+ * URL answers 401/403 (the playback token expired): the page's session registered again, with a
+ * fresh token; the chunk is then fetched from its URL.
+ */
+export function answer(s: DecryptSession, request: Request, fetchFn: typeof fetch = fetch, renew?: () => Promise<DecryptSession | undefined>): Response {
   const size = s.encryption.plainSize;
   const base: Record<string, string> = {
     'Content-Type': s.mimeType,
@@ -163,7 +175,22 @@ export function answer(s: DecryptSession, request: Request, fetchFn: typeof fetc
   if (r.kind === 'partial') headers['Content-Range'] = `bytes ${start}-${end}/${size}`;
   const status = r.kind === 'partial' ? 206 : 200;
   if (request.method === 'HEAD') return new Response(null, { status, headers });
-  const body = plaintextBody(s, start, end, (i, signal) => fetchStoredChunk(s.sourceUrl, s.encryption, i, signal, fetchFn));
+  let current = s;
+  let renewed: Promise<DecryptSession | undefined> | undefined;
+  const fetchChunk = async (i: number, signal: AbortSignal): Promise<Uint8Array> => {
+    try {
+      return await fetchStoredChunk(current.sourceUrl, s.encryption, i, signal, fetchFn);
+    } catch (err) {
+      if (!(err instanceof SourceStatusError) || (err.status !== 401 && err.status !== 403) || !renew) throw err;
+      // One renewal per answer, shared by the chunks in flight; a second refusal is final.
+      renewed ??= renew();
+      const n = await renewed;
+      if (!n) throw err;
+      current = n;
+      return fetchStoredChunk(current.sourceUrl, s.encryption, i, signal, fetchFn);
+    }
+  };
+  const body = plaintextBody(s, start, end, fetchChunk);
   return new Response(body, { status, headers });
 }
 
@@ -231,7 +258,10 @@ export function installDecryptWorker(scope: WorkerScope): void {
         if (!s || s.canisterId !== canister) {
           return new Response(`no decryption session ${id} for ${canister}`, { status: 404, headers: { 'Content-Type': 'text/plain' } });
         }
-        return answer(s, event.request);
+        return answer(s, event.request, fetch, async () => {
+          sessions.delete(id);
+          return recover(id, event.clientId);
+        });
       })(),
     );
   });

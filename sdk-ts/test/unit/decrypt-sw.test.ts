@@ -173,3 +173,31 @@ test('the worker: claims pages, ignores other URLs, asks the page again for a se
     globalThis.fetch = realFetch;
   }
 });
+
+test('a 401/403 from the canister (expired token) renews the session once, then fetches with the new URL', async () => {
+  const { s, plain, file } = await setup();
+  const urls: string[] = [];
+  const fetchFn = (async (url: string, init: RequestInit) => {
+    urls.push(url);
+    if (!url.endsWith('token=fresh')) return new Response('expired', { status: 401 });
+    const [a, b] = /bytes=(\d+)-(\d+)/.exec((init.headers as Record<string, string>).Range!)!.slice(1).map(Number) as [number, number];
+    return new Response(file.subarray(a, b + 1), { status: 206 });
+  }) as unknown as typeof fetch;
+  let renewals = 0;
+  const renew = async () => {
+    renewals++;
+    return { ...s, sourceUrl: 'http://x.localhost/video?token=fresh' };
+  };
+  const r = answer(s, req('bytes=0-2499'), fetchFn, renew);
+  assert.deepEqual(new Uint8Array(await r.arrayBuffer()), plain);
+  assert.equal(renewals, 1);
+  assert.ok(urls.slice(-2).every((u) => u.endsWith('token=fresh')));
+  // A renewal that does not help (token revoked): the body fails, one renewal only.
+  renewals = 0;
+  const revoked = async () => {
+    renewals++;
+    return s;
+  };
+  await assert.rejects(answer(s, req('bytes=0-2499'), fetchFn, revoked).arrayBuffer(), /401/);
+  assert.equal(renewals, 1);
+});
