@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Bundles the decrypting service worker (src/decrypt-sw-entry.ts and what it imports) into one
 // classic script, dist/canvid-decrypt-sw.js (or the path given), for apps to serve at their own
-// origin (docs/sdk.md, "Encrypted videos"). A classic script, not a module worker: Firefox and
-// older Safari register only classic service workers.
+// origin (docs/sdk.md, "Encrypted videos"). A classic script (no `import`), so that it also
+// registers where module service workers are not supported.
 import { build } from 'esbuild';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';

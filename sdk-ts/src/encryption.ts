@@ -16,7 +16,9 @@
 import { Principal } from '@icp-sdk/core/principal';
 import type { Encryption as CandidEncryption } from './bindings/video.did.js';
 import { concatBytes, sha256 } from './bytes.js';
-import { CanvidError, UsageError } from './errors.js';
+import { DecryptionError, KeyVerificationError, UsageError } from './errors.js';
+
+export { DecryptionError, KeyVerificationError };
 
 /** The one scheme so far. */
 export const SCHEME_AES256GCM_V1 = 'canvid-aes256gcm-v1';
@@ -179,26 +181,6 @@ export async function deriveVideoKey(
   } finally {
     raw.fill(0);
   }
-}
-
-/** A stored chunk that does not decrypt (wrong key, or bytes changed, swapped, truncated). */
-export class DecryptionError extends CanvidError {
-  override name = 'DecryptionError';
-  /** The chunk's index. */
-  readonly index: number;
-  constructor(message: string, index: number, options: { cause?: unknown; videoId?: string } = {}) {
-    super(message, { cause: options.cause });
-    this.index = index;
-    if (options.videoId) this.videoId = options.videoId;
-  }
-}
-
-/**
- * `video_key`'s answer does not verify: the vetKey does not decrypt to a valid signature of the
- * input under the public key, or the context, input, key name or epoch is not the one asked for.
- */
-export class KeyVerificationError extends CanvidError {
-  override name = 'KeyVerificationError';
 }
 
 /** Encrypts plaintext chunk `index` into its stored form (nonce ‖ ciphertext ‖ tag). */

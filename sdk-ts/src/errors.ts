@@ -242,6 +242,26 @@ export class TransferVerificationError extends CanvidError {
   }
 }
 
+/** A stored chunk that does not decrypt (wrong key, or bytes changed, swapped, truncated). */
+export class DecryptionError extends CanvidError {
+  override name = 'DecryptionError';
+  /** The chunk's index. */
+  readonly index: number;
+  constructor(message: string, index: number, options: { cause?: unknown; videoId?: string } = {}) {
+    super(message, { cause: options.cause });
+    this.index = index;
+    if (options.videoId) this.videoId = options.videoId;
+  }
+}
+
+/**
+ * `video_key`'s answer (end-to-end encrypted videos, docs/encryption.md) does not verify: the vetKey does not decrypt to a valid signature of the
+ * input under the public key, or the context, input, key name or epoch is not the one asked for.
+ */
+export class KeyVerificationError extends CanvidError {
+  override name = 'KeyVerificationError';
+}
+
 /** The operation was cancelled through its `AbortSignal`. `cause` is the signal's reason. */
 export class AbortError extends CanvidError {
   override name = 'AbortError';
