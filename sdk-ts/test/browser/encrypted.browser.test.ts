@@ -9,6 +9,11 @@
 //   * the viewer's page gets the key, plays (time advances, frames decoded) and seeks to a later
 //     time and plays from there;
 //   * a stranger's page gets `NotAuthorizedError` and its <video> never gets media.
+// Chromium reads a clip this small in its first `bytes=0-` answer, so the element's seek is
+// served from its buffer; the worker's answer to a range in the middle (206 in plaintext
+// coordinates, only the covering chunks fetched) is checked with a `fetch` from the viewer's page
+// (and without a browser in test/unit/decrypt-sw.test.ts). A clip large enough to make Chromium
+// ask for a later range (a few MB) made this test take 25 s instead of 12.
 // The page reaches the canister's HTTP URL through a recording proxy (the `gateway` the page is
 // given), so the test sees every byte the browser received from it: no answer may contain any
 // 32-byte window of the source file. Printed, not asserted: the time to the first frame and the
