@@ -21,8 +21,13 @@ export interface PlayEncryptedOptions {
   serviceWorkerUrl?: string;
   /** The worker's scope (default: the script's directory). The page must be inside it. */
   scope?: string;
-  /** A key fetched before (`CanvidClient.videoKey`); default: asked with `video_key` now. */
+  /**
+   * A key fetched before (`CanvidClient.videoKey`). Default: the key this page already got for
+   * this video and identity (kept in memory for the page's life), else asked with `video_key`.
+   */
   key?: VideoKeyMaterial;
+  /** Ask `video_key` even when this page already holds the key. Default false. */
+  freshKey?: boolean;
   /** Life of the playback token of a gated video (see `CanvidAccess.playbackUrl`). */
   ttlSeconds?: number;
   /** Use the unverified `raw` gateway domain for the ciphertext. Default false. */
@@ -45,6 +50,12 @@ export interface EncryptedPlayback {
   /** Stops answering the worker's requests to register the session again. */
   stop(): void;
 }
+
+/**
+ * Keys this page got, per identity and video: playing a video again costs the canister no second
+ * vetKD fee. Memory only (non-extractable `CryptoKey`s); gone with the page.
+ */
+const keyCache = new Map<string, Promise<VideoKeyMaterial>>();
 
 function now(): number {
   return typeof performance !== 'undefined' ? performance.now() : Date.now();
@@ -142,12 +153,17 @@ async function playInner(video: HTMLVideoElement, videoId: string, options: Play
 
   // The key first: a refusal leaves the element without media and registers nothing.
   const t0 = now();
-  const key =
-    options.key ??
-    (await fetchVideoKey((args) => guard({ canisterId: videoId, method: 'video_key' }, () => actor.video_key(args)), videoId, {
+  const cacheId = `${(await options.agent.getPrincipal()).toText()}/${videoId}/${encryption.keyName}/${encryption.keyEpoch}`;
+  let pending = options.freshKey ? undefined : keyCache.get(cacheId);
+  if (!options.key && !pending) {
+    pending = fetchVideoKey((args) => guard({ canisterId: videoId, method: 'video_key' }, () => actor.video_key(args)), videoId, {
       keyName: encryption.keyName,
       keyEpoch: encryption.keyEpoch,
-    }));
+    });
+    keyCache.set(cacheId, pending);
+    pending.catch(() => keyCache.delete(cacheId)); // a refusal is asked again next time
+  }
+  const key = options.key ?? (await pending!);
   const keyMs = now() - t0;
   if (key.canisterId !== videoId || key.keyEpoch !== encryption.keyEpoch || key.keyName !== encryption.keyName) {
     throw new UsageError(`the key given is ${key.keyName}/${key.keyEpoch} of ${key.canisterId}, the video needs ${encryption.keyName}/${encryption.keyEpoch} of ${videoId}`);

@@ -426,6 +426,7 @@ async function playEncryptedVideo(videoId: string) {
   }
 }
 
+(window as unknown as { canvidPlayEncrypted: typeof playEncryptedVideo }).canvidPlayEncrypted = playEncryptedVideo;
 if (params.get('encrypted')) void playEncryptedVideo(params.get('encrypted')!);
 if (params.get('hls')) playHls(hlsUrl(params.get('hls')!, gateway), params.get('token') ?? undefined);
 state.phase = 'ready';
