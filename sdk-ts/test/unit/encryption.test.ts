@@ -234,6 +234,13 @@ test('encrypted upload from a stream, and a resumed encrypted upload sends only 
   assert.equal(r.chunksSkipped, had);
   assert.equal(v.calls.filter((c) => c.method === 'put_chunk').length, 21 - had);
   assert.deepEqual(await decryptAll(net, id, r.encryption!), data);
+  // Resuming the finished video with the same file sends nothing (the ciphertext digests match);
+  // another file of the same size is refused.
+  v.calls = [];
+  const again = await uploadVideo(net, new Blob([data]), { title: 'x' }, { resume: id, encrypt: true, retry: FAST_RETRY });
+  assert.equal(again.chunksSkipped, 21);
+  assert.equal(v.calls.filter((c) => c.method === 'put_chunk').length, 0);
+  await assert.rejects(uploadVideo(net, new Blob([randomBytes(data.length, 99)]), { title: 'x' }, { resume: id, encrypt: true, retry: FAST_RETRY }), /already Ready with different content/);
   // The same plaintext in another video (another canister: other key and AAD) is other ciphertext.
   assert.notDeepEqual(Buffer.from(net.video(id).bytes()), Buffer.from(net.video(s.videoId).bytes()));
 });
