@@ -3,11 +3,15 @@
 //!
 //! - `canvid_pocket_ic`: `POCKET_IC_BIN` is set and names an existing file.
 //! - `canvid_large`: `CANVID_LARGE=1` (the 1 GiB upload, for the benchmark, not CI).
+//! - `canvid_asset`: `CANVID_ASSET=1` (DFINITY's asset canister, the benchmark fixture that
+//!   `scripts/build-wasm.sh` builds only then).
 use std::path::Path;
 
 fn main() {
     println!("cargo::rerun-if-env-changed=POCKET_IC_BIN");
     println!("cargo::rerun-if-env-changed=CANVID_LARGE");
+    println!("cargo::rerun-if-env-changed=CANVID_ASSET");
+    println!("cargo::rustc-check-cfg=cfg(canvid_asset)");
     println!("cargo::rustc-check-cfg=cfg(canvid_pocket_ic)");
     println!("cargo::rustc-check-cfg=cfg(canvid_large)");
     if let Some(bin) = std::env::var_os("POCKET_IC_BIN") {
@@ -16,6 +20,9 @@ fn main() {
         if Path::new(&bin).is_file() {
             println!("cargo::rustc-cfg=canvid_pocket_ic");
         }
+    }
+    if std::env::var("CANVID_ASSET").as_deref() == Ok("1") {
+        println!("cargo::rustc-cfg=canvid_asset");
     }
     if std::env::var("CANVID_LARGE").as_deref() == Ok("1") {
         println!("cargo::rustc-cfg=canvid_large");
