@@ -7,8 +7,9 @@
 //   <scope>canvid-decrypt/<canister id>/video?session=<id>
 //
 // and this worker answers it as a plain file of the *plaintext*: `Range: bytes=a-b` (also `a-`,
-// `-n`) gets a 206 with `Content-Range` / `Content-Length` in plaintext coordinates, no range a
-// 200; `Accept-Ranges: bytes` always. The body is produced chunk by chunk as the browser reads
+// `-n`) gets a 206 with `Content-Range` / `Content-Length` in plaintext coordinates (an
+// open-ended `a-` at most `maxAnswerBytes`, to a chunk boundary: the element asks again), no
+// range a 200; `Accept-Ranges: bytes` always. The body is produced chunk by chunk as the browser reads
 // it: each covering stored chunk is fetched from the canister's URL with its exact range
 // (`bytes=i*(C+28)-…`, one certified chunk per answer, docs/http.md), decrypted and authenticated
 // with AES-GCM (its index, the chunk count and the sizes are in its AAD), and sliced. A chunk that
@@ -39,7 +40,20 @@ export interface DecryptSession {
   sourceUrl: string;
   /** AES-256-GCM, non-extractable, `decrypt`. */
   key: CryptoKey;
+  /**
+   * Most plaintext bytes one answer to an open-ended `Range` (`bytes=a-`) carries, rounded up
+   * to whole chunks; the element asks again for the rest (a shorter 206 is what the canister's
+   * own HTTP answers too). Default `MAX_ANSWER_BYTES` (8 MiB).
+   */
+  maxAnswerBytes?: number;
 }
+
+/**
+ * Default cap of one answer to an open-ended range: a seek far into a long video does not leave
+ * an answer decrypting toward the end of the file behind it, and the element's own requests
+ * show where it reads.
+ */
+export const MAX_ANSWER_BYTES = 8 * 1024 * 1024;
 
 /** The worker's answer on the session's port. */
 export type DecryptSessionAck = { type: 'canvid-decrypt-ack'; session: string };
@@ -62,7 +76,7 @@ export interface WorkerScope {
 }
 
 /** A parsed `Range` header against a file of `size` bytes. */
-export type RangeAnswer = { kind: 'full' } | { kind: 'partial'; start: number; end: number } | { kind: 'unsatisfiable' };
+export type RangeAnswer = { kind: 'full' } | { kind: 'partial'; start: number; end: number; openEnded?: boolean } | { kind: 'unsatisfiable' };
 
 /**
  * `Range` (RFC 9110) for one range: `bytes=a-b`, `bytes=a-`, `bytes=-n`. A malformed header or
@@ -81,7 +95,7 @@ export function parseRange(header: string | null, size: number): RangeAnswer {
   if (m[2] !== '' && Number(m[2]) < start) return { kind: 'full' };
   if (start >= size) return { kind: 'unsatisfiable' };
   const end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
-  return { kind: 'partial', start, end };
+  return m[2] === '' ? { kind: 'partial', start, end, openEnded: true } : { kind: 'partial', start, end };
 }
 
 /** Stored chunks fetched ahead of the one the body is delivering. */
@@ -170,7 +184,13 @@ export function answer(s: DecryptSession, request: Request, fetchFn: typeof fetc
   if (request.method !== 'GET' && request.method !== 'HEAD') return new Response(null, { status: 405, headers: { Allow: 'GET, HEAD' } });
   const r = parseRange(request.headers.get('Range'), size);
   if (r.kind === 'unsatisfiable') return new Response(null, { status: 416, headers: { ...base, 'Content-Range': `bytes */${size}` } });
-  const [start, end] = r.kind === 'partial' ? [r.start, r.end] : [0, size - 1];
+  let [start, end] = r.kind === 'partial' ? [r.start, r.end] : [0, size - 1];
+  if (r.kind === 'partial' && r.openEnded) {
+    // Rounded up to the end of a chunk, so that the next answer starts on the chunk grid.
+    const chunk = s.encryption.plainChunkSize;
+    const cap = Math.max(1, s.maxAnswerBytes ?? MAX_ANSWER_BYTES);
+    end = Math.min(end, Math.ceil((start + cap) / chunk) * chunk - 1);
+  }
   const headers: Record<string, string> = { ...base, 'Content-Length': String(end - start + 1) };
   if (r.kind === 'partial') headers['Content-Range'] = `bytes ${start}-${end}/${size}`;
   const status = r.kind === 'partial' ? 206 : 200;
@@ -201,7 +221,8 @@ function isSession(d: unknown): d is DecryptSession {
     typeof s === 'object' && s !== null && s.type === 'canvid-decrypt-session' && typeof s.session === 'string' &&
     typeof s.canisterId === 'string' && typeof s.sourceUrl === 'string' && typeof s.mimeType === 'string' &&
     s.key instanceof CryptoKey && s.canister instanceof Uint8Array && typeof s.encryption?.plainSize === 'number' &&
-    s.encryption.plainChunkSize > 0 && CHUNK_OVERHEAD === 28
+    s.encryption.plainChunkSize > 0 && CHUNK_OVERHEAD === 28 &&
+    (s.maxAnswerBytes === undefined || (typeof s.maxAnswerBytes === 'number' && s.maxAnswerBytes > 0))
   );
 }
 

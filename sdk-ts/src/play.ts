@@ -34,6 +34,11 @@ export interface PlayEncryptedOptions {
   raw?: boolean;
   /** How long to wait for the worker to control the page. Default 10 s. */
   timeoutMs?: number;
+  /**
+   * Most plaintext bytes the worker puts in one answer to the element's open-ended range
+   * (rounded up to whole chunks). Default 8 MiB (`MAX_ANSWER_BYTES`).
+   */
+  maxAnswerBytes?: number;
 }
 
 export interface EncryptedPlayback {
@@ -186,6 +191,7 @@ async function playInner(video: HTMLVideoElement, videoId: string, options: Play
     mimeType: meta.mime_type || 'video/mp4',
     sourceUrl,
     key: key.aes,
+    maxAnswerBytes: options.maxAnswerBytes,
   });
   await register(worker, msg(), timeoutMs);
 

@@ -11,6 +11,7 @@
 //   hls=<id>                   play this video's HLS master playlist on load (token=<t> for a gated one)
 //   encrypted=<id>             play this end-to-end encrypted video on load: the page's identity
 //                              asks for its key, the service worker ./canvid-decrypt-sw.js decrypts
+//   maxAnswer=<bytes>          the worker's cap on one answer to an open-ended range (default 8 MiB)
 //   seed=<64 hex digits>       TEST ONLY: derive the page's identity from this seed (e.g. an
 //                              identity `canvid serve --fund` gave test-ledger tokens to) instead
 //                              of a fresh key kept in sessionStorage. Never put a real key in a URL.
@@ -413,7 +414,12 @@ async function playEncryptedVideo(videoId: string) {
   if (v.requestVideoFrameCallback) v.requestVideoFrameCallback(firstFrame);
   else player.addEventListener('loadeddata', firstFrame, { once: true });
   try {
-    encryptedPlayback = await playEncrypted(player, videoId, { agent: canvid.agent, gateway, serviceWorkerUrl: './canvid-decrypt-sw.js' });
+    encryptedPlayback = await playEncrypted(player, videoId, {
+      agent: canvid.agent,
+      gateway,
+      serviceWorkerUrl: './canvid-decrypt-sw.js',
+      maxAnswerBytes: params.has('maxAnswer') ? Number(params.get('maxAnswer')) : undefined,
+    });
     st.keyMs = encryptedPlayback.keyMs;
     st.src = encryptedPlayback.src;
     st.phase = 'playing';

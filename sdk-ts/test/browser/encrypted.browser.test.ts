@@ -9,11 +9,11 @@
 //   * the viewer's page gets the key, plays (time advances, frames decoded) and seeks to a later
 //     time and plays from there;
 //   * a stranger's page gets `NotAuthorizedError` and its <video> never gets media.
-// Chromium reads a clip this small in its first `bytes=0-` answer, so the element's seek is
-// served from its buffer; the worker's answer to a range in the middle (206 in plaintext
-// coordinates, only the covering chunks fetched) is checked with a `fetch` from the viewer's page
-// (and without a browser in test/unit/decrypt-sw.test.ts). A clip large enough to make Chromium
-// ask for a later range (a few MB) made this test take 25 s instead of 12.
+// The page caps the worker's answers to the element's open-ended ranges at 3 chunks
+// (`maxAnswer`), so the element asks for later ranges itself (the test checks it does); the
+// worker's answer to a closed range in the middle (206 in plaintext coordinates, only the
+// covering chunks fetched) is also checked with a `fetch` from the viewer's page (and without a
+// browser in test/unit/decrypt-sw.test.ts).
 // The page reaches the canister's HTTP URL through a recording proxy (the `gateway` the page is
 // given), so the test sees every byte the browser received from it: no answer may contain any
 // 32-byte window of the source file. Printed, not asserted: the time to the first frame and the
@@ -146,7 +146,9 @@ async function openPage(seed: number, upload?: string): Promise<{ page: Page; lo
   });
   page.on('console', (m) => log.push(`${m.type()}: ${m.text()}`));
   page.on('pageerror', (e) => log.push(`pageerror: ${e.message}`));
-  const q = new URLSearchParams({ spawn: served.spawnId, index: served.indexId, local: '1', host: served.url, gateway: `http://127.0.0.1:${portOf(proxy)}`, seed: seedHex(seed), chunkSize: String(CHUNK) });
+  // maxAnswer: the worker answers the element's open-ended ranges 3 chunks at a time, so the
+  // element itself asks for later ranges (a clip this small would otherwise arrive in one answer).
+  const q = new URLSearchParams({ spawn: served.spawnId, index: served.indexId, local: '1', host: served.url, gateway: `http://127.0.0.1:${portOf(proxy)}`, seed: seedHex(seed), chunkSize: String(CHUNK), maxAnswer: String(3 * (CHUNK - 28)) });
   if (!upload) q.set('encrypted', videoId);
   await page.goto(`http://127.0.0.1:${portOf(pageServer)}/?${q}`);
   if (upload) {
@@ -226,7 +228,11 @@ test('an encrypted private video uploaded from the page: the owner and the allow
   const vs = await state(v.page);
   assert.equal(vs.phase, 'playing', `viewer: ${JSON.stringify(vs.error)}\n${v.log.join('\n')}`);
   assert.match(vs.src, new RegExp(`^http://127\\.0\\.0\\.1:\\d+/canvid-decrypt/${videoId}/video\\?session=`));
+  const viewerMediaFrom = mediaRequests.length;
   const played = await playAndSeek(v.page, v.log, 'viewer');
+  // The element read the file through several of the worker's answers, in plaintext coordinates.
+  const starts = mediaRequests.slice(viewerMediaFrom).map((r) => /^bytes=(\d+)-/.exec(r)?.[1]).filter((x) => x !== undefined).map(Number);
+  assert.ok(starts.some((x) => x > 0), `the element asked only for ${JSON.stringify(mediaRequests.slice(viewerMediaFrom))}`);
   // The worker's answer to a range in the middle, as the page's fetch sees it (plaintext coordinates).
   const ranged = await v.page.evaluate(async (src) => {
     const r = await fetch(src, { headers: { Range: 'bytes=20000-25000' } });

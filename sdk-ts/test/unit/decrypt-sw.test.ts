@@ -13,13 +13,14 @@ const CANISTER = 'rrkah-fqaaa-aaaaa-aaaaq-cai';
 
 test('parseRange: single ranges, suffixes, open ends, malformed and unsatisfiable', () => {
   assert.deepEqual(parseRange(null, 100), { kind: 'full' });
-  assert.deepEqual(parseRange('bytes=0-', 100), { kind: 'partial', start: 0, end: 99 });
+  assert.deepEqual(parseRange('bytes=0-', 100), { kind: 'partial', start: 0, end: 99, openEnded: true });
   assert.deepEqual(parseRange('bytes=10-19', 100), { kind: 'partial', start: 10, end: 19 });
   assert.deepEqual(parseRange('bytes=90-500', 100), { kind: 'partial', start: 90, end: 99 });
   assert.deepEqual(parseRange('bytes=-30', 100), { kind: 'partial', start: 70, end: 99 });
   assert.deepEqual(parseRange('bytes=-300', 100), { kind: 'partial', start: 0, end: 99 });
   assert.deepEqual(parseRange('bytes=5-9,20-29', 100), { kind: 'partial', start: 5, end: 9 });
   assert.deepEqual(parseRange('bytes=100-', 100), { kind: 'unsatisfiable' });
+  assert.deepEqual(parseRange('bytes=40-', 100), { kind: 'partial', start: 40, end: 99, openEnded: true });
   assert.deepEqual(parseRange('bytes=-0', 100), { kind: 'unsatisfiable' });
   assert.deepEqual(parseRange('items=0-5', 100), { kind: 'full' });
   assert.deepEqual(parseRange('bytes=9-5', 100), { kind: 'full' });
@@ -56,6 +57,28 @@ async function setup() {
 }
 
 const req = (range?: string, method = 'GET') => new Request('http://app.localhost/canvid-decrypt/x/video?session=s1', { method, headers: range ? { Range: range } : {} });
+
+test('an open-ended range gets at most maxAnswerBytes, to the end of a chunk; closed ranges and no range are whole', async () => {
+  const { s, plain, ranges, fetchFn } = await setup();
+  const capped = { ...s, maxAnswerBytes: 1200 };
+  // 1200 bytes from 300 end inside chunk 1: the answer runs to that chunk's end (1999).
+  let r = answer(capped, req('bytes=300-'), fetchFn);
+  assert.equal(r.status, 206);
+  assert.equal(r.headers.get('content-range'), 'bytes 300-1999/2500');
+  assert.equal(r.headers.get('content-length'), '1700');
+  assert.deepEqual(new Uint8Array(await r.arrayBuffer()), plain.subarray(300, 2000));
+  assert.deepEqual(ranges, ['bytes=0-1027', 'bytes=1028-2055']);
+  // The element's next request continues on the grid; the last answer ends at the file's end.
+  r = answer(capped, req('bytes=2000-'), fetchFn);
+  assert.equal(r.headers.get('content-range'), 'bytes 2000-2499/2500');
+  assert.deepEqual(new Uint8Array(await r.arrayBuffer()), plain.subarray(2000));
+  // A closed range is answered as asked, and no range is the whole file (a 200 cannot be cut).
+  r = answer(capped, req('bytes=0-2499'), fetchFn);
+  assert.equal(r.headers.get('content-length'), '2500');
+  r = answer(capped, req(), fetchFn);
+  assert.equal(r.status, 200);
+  assert.equal((await r.arrayBuffer()).byteLength, 2500);
+});
 
 test('answers ranges in plaintext coordinates from only the covering chunks', async () => {
   const { s, plain, ranges, fetchFn } = await setup();
