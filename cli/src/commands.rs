@@ -107,7 +107,13 @@ pub async fn upload(client: &Client, args: UploadArgs) -> Result<()> {
         Some(_) => crate::encrypted::new_encryption(source.size(), DEFAULT_KEY_NAME).stored_size(),
         None => source.size(),
     };
-    let (video, resumed) = find_or_create_video(client, &args, remembered, declared_size).await?;
+    let title = args.title.clone().unwrap_or_else(|| {
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    let (video, resumed) =
+        find_or_create_video(client, args.resume, remembered, title, declared_size).await?;
     pending.insert(key.clone(), video.to_text());
     write_pending(dir, &pending)?;
 
@@ -175,40 +181,41 @@ pub async fn upload(client: &Client, args: UploadArgs) -> Result<()> {
     Ok(())
 }
 
-/// The video canister to upload into: `--resume ID`, else the remembered one of an unfinished
-/// upload of the same file (with its metadata), else a new one made by the spawn canister.
-async fn find_or_create_video(
+/// The video canister to upload into: `resume` (`--resume ID`), else `remembered` (the one of an
+/// unfinished upload of the same file or set) unless it is finished, else a new one made by the
+/// spawn canister with `title` and `declared_size`. With the metadata of a resumed one.
+/// `canvid upload` and `canvid upload --hls` share it.
+pub(crate) async fn find_or_create_video(
     client: &Client,
-    args: &UploadArgs,
+    resume: Option<Principal>,
     remembered: Option<Principal>,
+    title: String,
     declared_size: u64,
 ) -> Result<(Principal, Option<VideoMetadata>)> {
-    for candidate in args.resume.into_iter().chain(remembered) {
+    for candidate in resume.into_iter().chain(remembered) {
         match client
             .call::<VideoMetadata>(Kind::Query, candidate, "metadata", ())
             .await
         {
-            Ok(meta) if meta.status != VideoStatus::Ready || args.resume.is_some() => {
+            Ok(meta) if meta.status != VideoStatus::Ready || resume.is_some() => {
+                let files = match meta.files.unwrap_or(0) {
+                    0 => String::new(),
+                    n => format!(", {n} named file(s) declared"),
+                };
                 eprintln!(
-                    "resuming the upload into {candidate} ({} of {} chunk(s) stored)",
+                    "resuming the upload into {candidate} ({} of {} chunk(s) stored{files})",
                     meta.uploaded_chunks, meta.chunk_count
                 );
                 return Ok((candidate, Some(meta)));
             }
             Ok(_) => {}
             // The remembered canister is gone (e.g. a serve restarted from an older save).
-            Err(e) if args.resume.is_none() => {
+            Err(e) if resume.is_none() => {
                 eprintln!("not resuming into {candidate}: {e}");
             }
             Err(e) => return Err(e),
         }
     }
-    let title = args.title.clone().unwrap_or_else(|| {
-        args.file
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    });
     let created: CreatedVideo = client
         .call_ok(
             Kind::Update,
@@ -224,7 +231,7 @@ async fn find_or_create_video(
         )
         .await?;
     eprintln!(
-        "created video canister {} ({} cycles)",
+        "created video canister {} ({})",
         created.canister_id,
         fmt::cycles(created.cycles_given)
     );

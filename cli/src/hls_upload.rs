@@ -27,7 +27,6 @@ use std::time::{Duration, Instant};
 
 use candid::Principal;
 use canvid_types::files::{FileInfo, FilePage, FilesArgs, MAX_FILES_PER_CALL};
-use canvid_types::spawn::{CreateVideoArgs, CreatedVideo};
 use canvid_types::video::{
     ChunkReceipt, ChunkUpload, MissingArgs, MissingChunks, UploadSpec, VideoMetadata, VideoStatus,
 };
@@ -219,51 +218,15 @@ pub async fn upload_hls(client: &Client, args: HlsUploadArgs) -> Result<()> {
     let dir = &client.target.state_dir;
     let mut pending = crate::commands::read_pending(dir);
     let remembered = pending.get(&key).and_then(|t| Principal::from_text(t).ok());
-    let mut video = None;
-    for candidate in args.resume.into_iter().chain(remembered) {
-        match client
-            .call::<VideoMetadata>(Kind::Query, candidate, "metadata", ())
-            .await
-        {
-            Ok(meta) if meta.status != VideoStatus::Ready || args.resume.is_some() => {
-                eprintln!(
-                    "resuming the upload into {candidate} ({} named file(s) declared)",
-                    meta.files.unwrap_or(0)
-                );
-                video = Some(candidate);
-                break;
-            }
-            Ok(_) => {}
-            Err(e) if args.resume.is_none() => eprintln!("not resuming into {candidate}: {e}"),
-            Err(e) => return Err(e),
-        }
-    }
-    let resumed = video.is_some();
-    let video = match video {
-        Some(v) => v,
-        None => {
-            let created: CreatedVideo = client
-                .call_ok(
-                    Kind::Update,
-                    client.spawn()?,
-                    "create_video",
-                    (CreateVideoArgs {
-                        title: args.title.clone(),
-                        description: String::new(),
-                        tags: vec![],
-                        declared_size: total,
-                        owner: None,
-                    },),
-                )
-                .await?;
-            eprintln!(
-                "created video canister {} ({})",
-                created.canister_id,
-                fmt::cycles(created.cycles_given)
-            );
-            created.canister_id
-        }
-    };
+    let (video, resumed) = crate::commands::find_or_create_video(
+        client,
+        args.resume,
+        remembered,
+        args.title.clone(),
+        total,
+    )
+    .await?;
+    let resumed = resumed.is_some();
     pending.insert(key.clone(), video.to_text());
     crate::commands::write_pending(dir, &pending)?;
 

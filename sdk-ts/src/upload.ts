@@ -217,6 +217,23 @@ async function uploadInner(
   if (source.size < 1) throw new UsageError('cannot upload an empty file');
   const mimeType = info.mimeType ?? inputMime(input) ?? 'video/mp4';
 
+  // Not retried: a lost reply would otherwise create (and pay for) a second canister.
+  const createVideo = async (declaredSize: number): Promise<string> => {
+    tracker.setPhase('creating');
+    throwIfAborted(signal);
+    const id = await transport.createVideo({
+      title: info.title,
+      description: info.description ?? '',
+      tags: info.tags ?? [],
+      owner: info.owner,
+      declaredSize,
+    });
+    setVideoId(id);
+    tracker.videoId = id;
+    options.onCreated?.(id);
+    return id;
+  };
+
   // Resuming: the canister's declaration decides the chunk grid.
   let videoId = options.resume;
   let existing: VideoMetadata | undefined;
@@ -248,21 +265,7 @@ async function uploadInner(
       };
       checkEncryption(enc);
     }
-    if (!videoId) {
-      tracker.setPhase('creating');
-      throwIfAborted(signal);
-      // Not retried, as below.
-      videoId = await transport.createVideo({
-        title: info.title,
-        description: info.description ?? '',
-        tags: info.tags ?? [],
-        owner: info.owner,
-        declaredSize: storedSize(enc),
-      });
-      setVideoId(videoId);
-      tracker.videoId = videoId;
-      options.onCreated?.(videoId);
-    }
+    if (!videoId) videoId = await createVideo(storedSize(enc));
     let key = options.videoKey;
     if (!key) {
       if (!transport.videoKey) throw new UsageError('this transport cannot fetch video keys: pass `videoKey`');
@@ -323,19 +326,7 @@ async function uploadInner(
   };
 
   if (!videoId) {
-    tracker.setPhase('creating');
-    // Not retried: a lost reply would otherwise create (and pay for) a second canister.
-    throwIfAborted(signal);
-    videoId = await transport.createVideo({
-      title: info.title,
-      description: info.description ?? '',
-      tags: info.tags ?? [],
-      owner: info.owner,
-      declaredSize: size,
-    });
-    setVideoId(videoId);
-    tracker.videoId = videoId;
-    options.onCreated?.(videoId);
+    videoId = await createVideo(size);
     existing = undefined;
   }
   const api = transport.video(videoId);
